@@ -1,0 +1,78 @@
+"""Artifacts built from the model, made lazily and kept in the engine cache.
+
+Backends ask for what they need (``onnx_path()``, ``exported_program()``, or ``derived(...)`` for
+their own converted or compiled files); each is made at most once per model content and
+recorded as a cache hit or miss for the summary.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from .cache import CachedEntry, EngineCache, cache_key
+from .environment import library_versions
+from .export import ExportError, export_onnx, export_program
+from .model import ModelUnderTest
+
+ONNX_FILE = "model.onnx"
+
+# An export that failed fails the same way for every engine of the same model in this process:
+# remember it rather than paying for the exporter again in each item.
+_failed_exports: dict[str, ExportError] = {}
+
+
+class ModelArtifacts:
+    def __init__(self, model: ModelUnderTest, cache: EngineCache) -> None:
+        self.model = model
+        self.cache = cache
+        self.cache_states: dict[str, str] = {}
+        self.seconds: dict[str, float] = {}
+        self._program: Any = None
+
+    def key(self, kind: str, **parts: Any) -> str:
+        """A cache key for an artifact of this model: content hash, kind, parts, library versions."""
+        return cache_key(kind=kind, model=self.model.hash, versions=library_versions(), **parts)
+
+    def derived(self, kind: str, build: Callable[[Path], None], **key_parts: Any) -> CachedEntry:
+        """A cached artifact directory that ``build`` fills; timed and recorded under ``kind``."""
+        start = time.perf_counter()
+        entry = self.cache.get_or_build(self.key(kind, **key_parts), build, what=f"{kind} of {self.model.name}")
+        self.cache_states[kind] = "hit" if entry.hit else ("miss" if self.cache.enabled else "off")
+        self.seconds[kind] = time.perf_counter() - start
+        return entry
+
+    def onnx_path(self) -> Path:
+        """The FP32 ONNX export (``torch.onnx.export``, dynamo exporter)."""
+        failure_key = self.key("onnx")
+        if failure_key in _failed_exports:
+            raise _failed_exports[failure_key]
+
+        def build(directory: Path) -> None:
+            import onnx
+
+            proto = export_onnx(self.model.module, self.model.inputs, dynamic_batch=self.model.dynamic_batch)
+            onnx.save(proto, str(directory / ONNX_FILE))
+
+        try:
+            return self.derived("onnx", build).file(ONNX_FILE)
+        except ExportError as err:
+            _failed_exports[failure_key] = err
+            raise
+
+    def exported_program(self, device: str = "cpu") -> Any:
+        """``torch.export`` of the model (in memory; AOTInductor caches its own package)."""
+        if self._program is None:
+            start = time.perf_counter()
+            self._program = export_program(self.model.module, self.model.inputs,
+                                           dynamic_batch=self.model.dynamic_batch, device=device)
+            self.seconds["torch.export"] = time.perf_counter() - start
+        return self._program
+
+    def onnx_input_names(self) -> Optional[list[str]]:
+        import onnx
+
+        proto = onnx.load(str(self.onnx_path()), load_external_data=False)
+        initializers = {init.name for init in proto.graph.initializer}
+        return [inp.name for inp in proto.graph.input if inp.name not in initializers]

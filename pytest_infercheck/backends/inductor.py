@@ -1,0 +1,58 @@
+"""torch.compile with the Inductor backend, at FP32/FP16/BF16, in a chosen mode.
+
+Compilation is lazy in torch.compile, so ``build`` makes the first call: the build time then
+covers tracing and code generation, and the timer never sees a compile.  Inductor keeps its own
+on-disk FX-graph cache; its hit/miss counters tell the summary whether this build reused it.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import ExitStack
+from typing import Optional
+
+import torch
+
+from ..model import cast_inputs, model_copy
+from ..spec import EngineSpec
+from .base import BuildRequest, common_unavailable_reason
+from .torch_engine import TorchEngine, cuda_unavailable_reason, torch_dtype
+
+
+class InductorBackend:
+    name = "inductor"
+    precisions = ("fp32", "fp16", "bf16")
+    supports_cuda_graphs = True
+
+    def unavailable_reason(self, spec: EngineSpec, device: str) -> Optional[str]:
+        return common_unavailable_reason(self, spec, device) or cuda_unavailable_reason(device)
+
+    def build(self, request: BuildRequest) -> TorchEngine:
+        from torch._dynamo.utils import counters
+
+        dtype = torch_dtype(request.spec.precision)
+        module = model_copy(request.artifacts.model.module, dtype=dtype, device=request.device)
+        torch._dynamo.reset()  # another item's compiled frames must not be reused at a new dtype
+        compiled = torch.compile(module, mode=None if request.compile_mode == "default" else request.compile_mode,
+                                 dynamic=request.artifacts.model.dynamic_batch or None)
+        hits_before = counters["inductor"]["fxgraph_cache_hit"]
+        misses_before = counters["inductor"]["fxgraph_cache_miss"]
+        with ExitStack() as stack:
+            if not request.artifacts.cache.enabled:
+                stack.enter_context(torch._inductor.config.patch(force_disable_caches=True))
+            with torch.inference_mode():
+                compiled(*cast_inputs(request.artifacts.model.inputs, dtype=dtype, device=request.device))
+        hits = counters["inductor"]["fxgraph_cache_hit"] - hits_before
+        misses = counters["inductor"]["fxgraph_cache_miss"] - misses_before
+        if not request.artifacts.cache.enabled:
+            state = "off"
+        else:
+            state = "hit" if hits and not misses else "miss"
+        request.artifacts.cache_states["inductor"] = state
+        return TorchEngine(compiled, request.device, dtype)
+
+
+def point_inductor_cache(cache_root: Optional[str]) -> None:
+    """Keep Inductor's compiled kernels beside our other artifacts unless the user chose a place."""
+    if cache_root and "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(cache_root, "inductor")

@@ -1,0 +1,49 @@
+"""The engine shape every PyTorch backend shares: a callable on tensors at one dtype and device."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+import torch
+
+from ..model import DTYPES, cast_inputs, flatten_outputs, to_numpy
+
+
+@dataclass
+class TorchEngine:
+    """Runs ``fn`` under ``torch.inference_mode`` on inputs cast to ``dtype`` on ``device``."""
+
+    fn: Callable[..., Any]
+    device: str
+    dtype: Optional[torch.dtype]
+    stream: Any = None
+
+    def prepare(self, inputs: Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        return cast_inputs(inputs, dtype=self.dtype, device=self.device)
+
+    def run(self, prepared: tuple[torch.Tensor, ...]) -> Any:
+        with torch.inference_mode():
+            # On CUDA this returns once the work is queued: the timer's events bound it, to_numpy syncs.
+            return self.fn(*prepared)
+
+    def to_numpy(self, raw_outputs: Any) -> list[np.ndarray]:
+        return [to_numpy(tensor) for _, tensor in flatten_outputs(raw_outputs)]
+
+    def close(self) -> None:
+        self.fn = _closed
+
+
+def _closed(*_: Any) -> Any:
+    raise RuntimeError("engine is closed")
+
+
+def torch_dtype(precision: str) -> torch.dtype:
+    return DTYPES[precision]
+
+
+def cuda_unavailable_reason(device: str) -> Optional[str]:
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        return "no CUDA device is visible to torch (install a CUDA build of torch on a GPU machine)"
+    return None

@@ -1,0 +1,355 @@
+"""The ``infercheck`` fixture's callable: the whole flow for one engine spec.
+
+model + inputs -> reference -> artifacts/build -> outputs vs reference -> timing -> verdict.
+Each stage's failure becomes this item's failure with the stage named; nothing propagates to the
+session.  The result is recorded whatever happens, so the summary and reports see every item.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections import OrderedDict
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
+
+import pytest
+
+from .results import AccuracyResult, CheckResult, LatencyStats
+from .settings import CALL_KEYS, CheckSettings, Layer, parse_layer, resolve
+from .spec import EngineSpec
+
+CALIBRATION_BATCHES_GENERATED = 8
+
+
+class StageFailure(Exception):
+    """A stage could not complete: ``stage`` names it, the message says why in a few lines."""
+
+    def __init__(self, stage: str, message: str, detail: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.stage = stage
+        self.detail = detail
+
+
+class _Memo(OrderedDict):
+    """A small LRU: reference outputs and reference timings are shared by a test's items."""
+
+    def __init__(self, size: int = 8) -> None:
+        super().__init__()
+        self.size = size
+
+    def get_or(self, key: Any, make: Callable[[], Any]) -> Any:
+        if key in self:
+            self.move_to_end(key)
+            return self[key]
+        value = self[key] = make()
+        while len(self) > self.size:
+            self.popitem(last=False)
+        return value
+
+
+_references = _Memo()
+_reference_latencies = _Memo()
+
+
+@dataclass
+class CheckContext:
+    """What the fixture knows about the item: its spec, the settings layers below the call, where to record."""
+
+    nodeid: str
+    spec: EngineSpec
+    layers: list[Layer]
+    cache: Any  # EngineCache
+    record: Callable[[CheckResult], None]
+    gpu_lock: Optional[Callable[[], Any]] = None  # a context manager factory serialising GPU timing
+
+
+class Infercheck:
+    """``infercheck(model, example_inputs, calibration=None, **settings) -> CheckResult``.
+
+    Raises pytest's failure (with a message naming what fell short) when the engine fails its
+    accuracy or latency check, and pytest's skip when the engine cannot run here.  Use
+    ``raise_on_failure=False`` to get the result back and assert on it yourself.
+    """
+
+    def __init__(self, context: CheckContext) -> None:
+        self.context = context
+        self.results: list[CheckResult] = []
+
+    @property
+    def spec(self) -> EngineSpec:
+        return self.context.spec
+
+    def __call__(self, model: Any, example_inputs: Any, *, calibration: Optional[Iterable[Any]] = None,
+                 raise_on_failure: bool = True, **overrides: Any) -> CheckResult:
+        settings = resolve(self.context.layers + [("fixture call", parse_layer("infercheck() call", overrides, CALL_KEYS))])
+        spec = self.context.spec
+        result = CheckResult(nodeid=self.context.nodeid, spec_id=spec.id, backend=spec.backend,
+                             precision=spec.precision, cuda_graphs=spec.cuda_graphs,
+                             budget=str(settings.budget) if settings.budget else None,
+                             settings=settings.describe())
+        self.results.append(result)
+        try:
+            _Run(self.context, settings, result).execute(model, example_inputs, calibration)
+        except StageFailure as failure:
+            result.outcome, result.stage = "failed", failure.stage
+            result.failures.append(f"{failure.stage}: {failure}")
+            result.traceback = failure.detail
+        finally:
+            result.message = failure_message(result) if result.failures else result.message
+            self.context.record(result)
+        if result.outcome == "skipped":
+            pytest.skip(result.message)
+        if result.failures and raise_on_failure:
+            pytest.fail(result.message, pytrace=False)
+        return result
+
+
+class _Run:
+    """One pass of the flow; fills ``result`` as it goes."""
+
+    def __init__(self, context: CheckContext, settings: CheckSettings, result: CheckResult) -> None:
+        self.context = context
+        self.settings = settings
+        self.result = result
+        self.spec = context.spec
+
+    def execute(self, model: Any, example_inputs: Any, calibration: Optional[Iterable[Any]]) -> None:
+        from .backends import get_backend
+
+        device = resolve_device(self.settings.device)
+        self.result.device = device
+        backend = get_backend(self.spec.backend)
+        reason = backend.unavailable_reason(self.spec, device)
+        if reason:
+            self.result.outcome, self.result.stage, self.result.message = "skipped", "availability", f"{self.spec.id}: {reason}"
+            return
+        mut = self._model(model, example_inputs)
+        reference = self._reference(mut, device)
+        engine = self._build(backend, mut, device, calibration)
+        try:
+            prepared, outputs = self._run_engine(engine, mut)
+            self.result.accuracy = self._compare(outputs, reference)
+            self.result.latency = self._time(engine, prepared, mut.batch_size, device)
+        finally:
+            engine.close()
+        self.result.reference_latency = self._reference_latency(mut, device, backend)
+        self._verdict()
+
+    # -- stages ---------------------------------------------------------------------------------
+
+    def _model(self, model: Any, example_inputs: Any) -> Any:
+        from .model import ModelUnderTest
+
+        try:
+            mut = ModelUnderTest.create(model, example_inputs, dynamic_batch=self.settings.dynamic_batch)
+        except TypeError as err:
+            raise StageFailure("inputs", str(err)) from None
+        self.result.model_name = mut.name
+        self.result.model_hash = mut.hash
+        return mut
+
+    def _reference(self, mut: Any, device: str) -> list[tuple[str, Any]]:
+        from .model import to_numpy
+
+        def run_reference() -> list[tuple[str, Any]]:
+            with _tf32(device, self.settings.tf32):
+                return [(name, to_numpy(tensor)) for name, tensor in mut.reference_outputs(device)]
+
+        try:
+            return _references.get_or((mut.hash, device, self.settings.tf32), run_reference)
+        except Exception as exc:
+            raise StageFailure("reference", f"the eager model itself failed: {_short(exc)}", traceback.format_exc()) from None
+
+    def _build(self, backend: Any, mut: Any, device: str, calibration: Optional[Iterable[Any]]) -> Any:
+        import time
+
+        from .artifacts import ModelArtifacts
+        from .backends.base import BuildRequest
+        from .export import ExportError
+
+        artifacts = ModelArtifacts(mut, self.context.cache)
+        request = BuildRequest(spec=self.spec, artifacts=artifacts, device=device,
+                               compile_mode=self.settings.compile_mode, tf32=self.settings.tf32,
+                               time_transfers=self.settings.time_transfers)
+        if self.spec.precision == "int8":
+            request.calibration, request.calibration_generated = calibration_batches(calibration, mut.inputs)
+        start = time.perf_counter()
+        try:
+            engine = backend.build(request)
+        except ExportError as err:
+            raise StageFailure("export", f"{err.exporter} could not export {mut.name}:\n{_indent(err.reason)}",
+                               err.detail) from None
+        except StageFailure:
+            raise
+        except Exception as exc:
+            raise StageFailure("build", f"the {self.spec.backend} backend could not build {self.spec.id}:\n"
+                               f"{_indent(_short(exc))}", traceback.format_exc()) from None
+        finally:
+            self.result.build_seconds = time.perf_counter() - start
+            self.result.cache = dict(artifacts.cache_states)
+            self.result.warnings.extend(request.notes)
+        return engine
+
+    def _run_engine(self, engine: Any, mut: Any) -> tuple[Any, list[Any]]:
+        try:
+            prepared = engine.prepare(mut.inputs)
+            return prepared, engine.to_numpy(engine.run(prepared))
+        except Exception as exc:
+            raise StageFailure("run", f"the {self.spec.id} engine failed on the example inputs:\n{_indent(_short(exc))}",
+                               traceback.format_exc()) from None
+
+    def _compare(self, outputs: list[Any], reference: list[tuple[str, Any]]) -> AccuracyResult:
+        from .compare import compare_outputs, tolerance_for
+
+        s = self.settings
+        base = tolerance_for(self.spec.precision, atol=s.atol, rtol=s.rtol, max_mismatch=s.max_mismatch,
+                             min_cosine=s.min_cosine)
+        names = {name for name, _ in reference}
+        unknown = sorted(set(s.tolerances) - names)
+        if unknown:
+            raise StageFailure("accuracy", f"tolerances name output(s) {', '.join(map(repr, unknown))} that the model "
+                               f"does not return; its outputs: {', '.join(sorted(names))}")
+        per_output = {name: tolerance_for(self.spec.precision, **{**_fields(base), **fields_})
+                      for name, fields_ in s.tolerances.items()}
+        return compare_outputs(outputs, reference, base, per_output)
+
+    def _time(self, engine: Any, prepared: Any, batch_size: int, device: str) -> LatencyStats:
+        from .timing import TimingPlan, timer_for
+
+        plan = TimingPlan(warmup=self.settings.warmup, min_iters=self.settings.min_iters,
+                          max_iters=max(self.settings.max_iters, 1), min_time=self.settings.min_time)
+        timer = timer_for(device, getattr(engine, "stream", None))
+        with self._gpu_lock(device):
+            try:
+                return timer.measure(lambda: engine.run(prepared), plan, batch_size=batch_size)
+            except Exception as exc:
+                raise StageFailure("latency", f"timing the engine failed: {_short(exc)}", traceback.format_exc()) from None
+
+    def _reference_latency(self, mut: Any, device: str, backend: Any) -> Optional[LatencyStats]:
+        """The eager FP32 engine's timing, measured once per model and device, for the speedup column."""
+        if self.spec.backend == "eager" and self.spec.precision == "fp32" and not self.spec.cuda_graphs:
+            return self.result.latency
+        from .backends import get_backend
+        from .backends.base import BuildRequest
+        from .artifacts import ModelArtifacts
+
+        def measure() -> Optional[LatencyStats]:
+            eager = get_backend("eager")
+            spec = EngineSpec("eager", "fp32")
+            engine = eager.build(BuildRequest(spec=spec, artifacts=ModelArtifacts(mut, self.context.cache), device=device))
+            try:
+                prepared = engine.prepare(mut.inputs)
+                return self._time(engine, prepared, mut.batch_size, device)
+            finally:
+                engine.close()
+
+        try:
+            return _reference_latencies.get_or((mut.hash, device, self.settings.tf32), measure)
+        except StageFailure:
+            return None
+
+    def _verdict(self) -> None:
+        accuracy, latency, budget = self.result.accuracy, self.result.latency, self.settings.budget
+        failures = self.result.failures
+        if accuracy is not None and not accuracy.passed:
+            from .compare import describe_failure
+
+            if accuracy.structure_error:
+                failures.append(f"accuracy: {accuracy.structure_error}")
+            failures.extend(f"accuracy: {describe_failure(output)}" for output in accuracy.outputs if not output.passed)
+        if budget is not None and latency is not None:
+            value = latency.statistic(budget.statistic)
+            if value > budget.limit_ms:
+                failures.append(f"latency: {budget.statistic} {value:.3f} ms > budget {budget.limit_ms:g} ms "
+                                f"(over by {value / budget.limit_ms - 1:.1%}; {latency.describe()})")
+        if failures:
+            self.result.outcome = "failed"
+            self.result.stage = failures[0].split(":", 1)[0]
+
+    @contextmanager
+    def _gpu_lock(self, device: str) -> Iterator[None]:
+        if device.startswith("cuda") and self.context.gpu_lock is not None:
+            with self.context.gpu_lock():
+                yield
+        else:
+            yield
+
+
+def failure_message(result: CheckResult) -> str:
+    """What fell short, by how much: the first line names the item, one line (or block) per failure."""
+    head = f"{result.spec_id} on {result.device or '?'}" + (f" ({result.model_name})" if result.model_name else "")
+    lines = [f"infercheck {head} failed:"] + [f"  - {failure}" for failure in result.failures]
+    lines += [f"  note: {warning}" for warning in result.warnings]
+    return "\n".join(lines)
+
+
+def resolve_device(device: str) -> str:
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def calibration_batches(calibration: Optional[Iterable[Any]], example_inputs: Sequence[Any]) -> tuple[list[tuple[Any, ...]], bool]:
+    """The user's batches as tuples of the model's inputs, or generated ones (and a flag saying so).
+
+    Each batch may be a tensor (one-input models) or a tuple/list whose first N items are the
+    model's N inputs, so a DataLoader yielding ``(images, labels)`` works as it is.
+    """
+    import torch
+
+    if calibration is not None:
+        batches = []
+        for batch in calibration:
+            items = (batch,) if isinstance(batch, torch.Tensor) else tuple(batch)[: len(example_inputs)]
+            batches.append(items)
+        if not batches:
+            raise StageFailure("calibration", "calibration= was given but yielded no batches")
+        return batches, False
+    generator = torch.Generator().manual_seed(0)
+    return [tuple(_like(t, generator) for t in example_inputs) for _ in range(CALIBRATION_BATCHES_GENERATED)], True
+
+
+def _like(tensor: Any, generator: Any) -> Any:
+    """Random data with the example's shape, dtype and (for floats) mean and spread."""
+    import torch
+
+    if tensor.is_floating_point():
+        spread = float(tensor.float().std()) if tensor.numel() > 1 else 1.0
+        noise = torch.randn(tensor.shape, generator=generator) * (spread or 1.0) + float(tensor.float().mean())
+        return noise.to(tensor.dtype)
+    low, high = int(tensor.min()), int(tensor.max()) + 1
+    return torch.randint(low, max(high, low + 1), tensor.shape, generator=generator, dtype=tensor.dtype)
+
+
+@contextmanager
+def _tf32(device: str, allow: bool) -> Iterator[None]:
+    """The CUDA reference is true FP32 unless the user allows TF32: save, set, restore torch's flags."""
+    if not device.startswith("cuda"):
+        yield
+        return
+    import torch
+
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = allow
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def _fields(tolerance: Any) -> dict[str, Any]:
+    return {"atol": tolerance.atol, "rtol": tolerance.rtol, "max_mismatch": tolerance.max_mismatch,
+            "min_cosine": tolerance.min_cosine}
+
+
+def _short(exc: BaseException) -> str:
+    from .export import short_reason
+
+    return short_reason(exc)
+
+
+def _indent(text: str) -> str:
+    return "\n".join("      " + line for line in text.splitlines())

@@ -1,0 +1,88 @@
+"""The hardware/software fingerprint that figures are tied to: CPU/GPU model, driver, library versions."""
+
+from __future__ import annotations
+
+import functools
+import platform
+import sys
+from importlib import metadata
+from typing import Any, Optional
+
+LIBRARIES = ("pytest-infercheck", "torch", "onnx", "onnxscript", "onnxruntime", "onnxruntime-gpu",
+             "polygraphy", "tensorrt", "numpy", "triton")
+
+
+@functools.lru_cache(maxsize=None)
+def library_versions() -> dict[str, str]:
+    """Installed versions by distribution name (metadata only: nothing is imported)."""
+    versions = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def gpu_info() -> Optional[dict[str, Any]]:
+    """Name, compute capability, driver and current clocks of the CUDA device, when torch sees one."""
+    if "torch" not in sys.modules:
+        return None
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    index = torch.cuda.current_device()
+    props = torch.cuda.get_device_properties(index)
+    info: dict[str, Any] = {
+        "name": props.name,
+        "compute_capability": f"{props.major}.{props.minor}",
+        "memory_bytes": int(props.total_memory),
+        "cuda_runtime": torch.version.cuda,
+    }
+    info.update(_nvml_facts(index))
+    return info
+
+
+def _nvml_facts(index: int) -> dict[str, Any]:
+    """Driver and clocks through NVML when nvidia-ml-py is installed; nothing otherwise."""
+    try:
+        import pynvml  # nvidia-ml-py
+    except ImportError:
+        return {}
+    try:
+        pynvml.nvmlInit()
+        handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+        driver = pynvml.nvmlSystemGetDriverVersion()
+        return {
+            "driver": driver.decode() if isinstance(driver, bytes) else driver,
+            "sm_clock_mhz": pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_SM),
+            "mem_clock_mhz": pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_MEM),
+            "max_sm_clock_mhz": pynvml.nvmlDeviceGetMaxClockInfo(handle, pynvml.NVML_CLOCK_SM),
+        }
+    except Exception:  # NVML missing or refused inside a sandbox: the figures still stand
+        return {}
+
+
+def fingerprint() -> dict[str, Any]:
+    """What a figure depends on beyond the model: machine and library versions."""
+    gpu = gpu_info()
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": cpu_model(),
+        "gpu": gpu,
+        "libraries": library_versions(),
+    }

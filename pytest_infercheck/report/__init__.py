@@ -1,0 +1,1 @@
+"""Reports of a run's results: the terminal table, JSON (and, with the CI gate, Markdown and HTML)."""

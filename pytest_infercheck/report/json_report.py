@@ -1,0 +1,45 @@
+"""``--infer-report=PATH.json``: every figure, the raw samples, the environment fingerprint."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..environment import fingerprint
+from ..results import CheckResult
+
+SCHEMA_VERSION = 1
+
+
+def report_data(results: Sequence[CheckResult]) -> dict[str, Any]:
+    counts: dict[str, int] = {}
+    for result in results:
+        counts[result.outcome] = counts.get(result.outcome, 0) + 1
+    return {
+        "schema": SCHEMA_VERSION,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "environment": fingerprint(),
+        "counts": counts,
+        "results": [result.to_dict() for result in sorted(results, key=lambda r: (r.nodeid, r.spec_id))],
+    }
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write beside the target and rename, so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "w") as out:
+            out.write(text)
+        os.replace(temp, path)
+    except BaseException:
+        os.unlink(temp)
+        raise
+
+
+def write_json_report(path: Path, results: Sequence[CheckResult]) -> None:
+    write_atomic(path, json.dumps(report_data(results), indent=1))
