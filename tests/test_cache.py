@@ -1,0 +1,82 @@
+"""The engine cache: build once, reuse, rebuild a corrupted entry with a warning, never a half file."""
+
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+
+import pytest
+
+from pytest_infercheck.cache import CacheWarning, EngineCache, cache_key
+
+
+def _writer(directory: Path) -> None:
+    (directory / "engine.bin").write_bytes(b"x" * 1000)
+
+
+def test_key_is_stable_and_sensitive() -> None:
+    assert cache_key(a=1, b=[1, 2]) == cache_key(b=[1, 2], a=1)
+    assert cache_key(a=1) != cache_key(a=2)
+
+
+def test_build_once_then_hit(tmp_path: Path) -> None:
+    cache = EngineCache(tmp_path)
+    builds = []
+
+    def build(directory: Path) -> None:
+        builds.append(directory)
+        _writer(directory)
+
+    first = cache.get_or_build("k" * 40, build, what="test")
+    second = cache.get_or_build("k" * 40, build, what="test")
+    assert (first.hit, second.hit) == (False, True)
+    assert len(builds) == 1
+    assert second.file("engine.bin").read_bytes() == b"x" * 1000
+
+
+def test_corrupted_entry_is_rebuilt_with_a_warning(tmp_path: Path) -> None:
+    cache = EngineCache(tmp_path)
+    entry = cache.get_or_build("c" * 40, _writer, what="model.onnx of Net")
+    entry.file("engine.bin").write_bytes(b"truncated")
+    with pytest.warns(CacheWarning, match=r"model.onnx of Net .*\(engine.bin does not match its checksum\)"):
+        rebuilt = cache.get_or_build("c" * 40, _writer, what="model.onnx of Net")
+    assert not rebuilt.hit
+    assert rebuilt.file("engine.bin").read_bytes() == b"x" * 1000
+
+
+def test_interrupted_write_is_not_an_entry(tmp_path: Path) -> None:
+    cache = EngineCache(tmp_path)
+    half = cache.entry_dir("d" * 40)
+    half.mkdir(parents=True)
+    (half / "engine.bin").write_bytes(b"partial")  # no meta.json: the writer died
+    with pytest.warns(CacheWarning, match="interrupted write"):
+        entry = cache.get_or_build("d" * 40, _writer, what="x")
+    assert not entry.hit and entry.file("engine.bin").read_bytes() == b"x" * 1000
+
+
+def test_disabled_cache_always_builds(tmp_path: Path) -> None:
+    cache = EngineCache(tmp_path, enabled=False)
+    assert not cache.get_or_build("e" * 40, _writer, what="x").hit
+    assert not cache.get_or_build("e" * 40, _writer, what="x").hit
+    assert not any(tmp_path.iterdir())
+
+
+def _race(root: str, counter: str) -> None:
+    def build(directory: Path) -> None:
+        with open(counter, "a") as handle:
+            handle.write("built\n")
+        _writer(directory)
+
+    EngineCache(Path(root)).get_or_build("f" * 40, build, what="x")
+
+
+def test_parallel_processes_build_once(tmp_path: Path) -> None:
+    counter = tmp_path / "count.txt"
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=_race, args=(str(tmp_path / "cache"), str(counter))) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(30)
+    assert all(worker.exitcode == 0 for worker in workers)
+    assert counter.read_text().count("built") == 1

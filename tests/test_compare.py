@@ -1,0 +1,101 @@
+"""Metrics, tolerances and the worst element, on arrays with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pytest_infercheck.compare import DEFAULT_TOLERANCES, compare_outputs, describe_failure, measure_output, tolerance_for
+from pytest_infercheck.results import Tolerance
+
+TIGHT = Tolerance(atol=1e-3, rtol=0.0, max_mismatch=0.0, min_cosine=0.999)
+
+
+def test_identical_outputs_pass_with_zero_error() -> None:
+    ref = np.random.default_rng(0).standard_normal((4, 10)).astype(np.float32)
+    acc = measure_output("logits", ref.copy(), ref, TIGHT)
+    assert acc.passed
+    assert acc.max_abs == 0.0 and acc.rel_l2 == 0.0 and acc.mismatched == 0
+    assert acc.cosine == pytest.approx(1.0)
+    assert acc.top1_agreement == 1.0
+
+
+def test_worst_element_is_located() -> None:
+    ref = np.zeros((2, 3, 4), dtype=np.float32) + 1.0
+    out = ref.copy()
+    out[1, 2, 3] = 1.5
+    out[0, 0, 0] = 1.01
+    acc = measure_output("y", out, ref, TIGHT)
+    assert acc.worst_index == [1, 2, 3]
+    assert acc.worst_value == pytest.approx(1.5) and acc.worst_reference == pytest.approx(1.0)
+    assert acc.mismatched == 2 and acc.total == 24
+    assert acc.max_abs == pytest.approx(0.5)
+    message = describe_failure(acc)
+    assert "output 'y' [2, 3, 4]" in message
+    assert "2/24 elements (8.33%) exceed atol=0.001" in message
+    assert "worst element [1, 2, 3]: engine 1.5 vs reference 1" in message
+
+
+def test_mismatch_share_within_allowance_passes() -> None:
+    ref = np.ones(1000, dtype=np.float32)
+    out = ref.copy()
+    out[:5] += 0.1  # 0.5% of elements off
+    assert measure_output("o", out, ref, Tolerance(1e-3, 0, max_mismatch=0.01, min_cosine=0.99)).passed
+    assert not measure_output("o", out, ref, Tolerance(1e-3, 0, max_mismatch=0.001, min_cosine=0.99)).passed
+
+
+def test_nan_and_inf_are_failures_even_with_loose_bounds() -> None:
+    ref = np.ones(10, dtype=np.float32)
+    out = ref.copy()
+    out[3] = np.nan
+    out[4] = np.inf
+    acc = measure_output("o", out, ref, Tolerance(atol=1e9, rtol=1e9, max_mismatch=1.0, min_cosine=0.0))
+    assert acc.nonfinite == 2
+    assert not acc.passed
+    assert "2 NaN/Inf element(s) where the reference is finite" in acc.failures[0]
+
+
+def test_nan_in_both_counts_as_equal() -> None:
+    ref = np.array([1.0, np.nan], dtype=np.float32)
+    acc = measure_output("o", ref.copy(), ref, Tolerance(1e-6, 0, 0, 0))
+    assert acc.nonfinite == 0 and acc.mismatched == 0
+
+
+def test_cosine_catches_scaled_outputs() -> None:
+    ref = np.random.default_rng(1).standard_normal(100)
+    acc = measure_output("o", -ref, ref, Tolerance(atol=10, rtol=10, max_mismatch=1, min_cosine=0.99))
+    assert acc.cosine == pytest.approx(-1.0)
+    assert any("cosine similarity" in failure for failure in acc.failures)
+
+
+def test_structure_errors_show_both_sides() -> None:
+    ref = [("a", np.zeros((2, 3))), ("b", np.zeros(4))]
+    assert "returned 1 outputs, the reference 2 (a, b)" in compare_outputs([np.zeros((2, 3))], ref, TIGHT).structure_error
+    result = compare_outputs([np.zeros((3, 2)), np.zeros(4)], ref, TIGHT)
+    assert result.structure_error == "output 'a': engine shape (3, 2) vs reference shape (2, 3)"
+    assert not result
+    ints = compare_outputs([np.zeros(4, np.float32)], [("ids", np.zeros(4, np.int64))], TIGHT)
+    assert "engine dtype float32 vs reference dtype int64" in ints.structure_error
+
+
+def test_fp16_engine_output_width_is_accepted() -> None:
+    ref = [("a", np.ones(3, np.float32))]
+    assert compare_outputs([np.ones(3, np.float16)], ref, TIGHT).passed
+
+
+def test_per_output_tolerance_overrides() -> None:
+    ref = [("a", np.ones(10)), ("b", np.ones(10))]
+    outs = [np.ones(10) + 0.05, np.ones(10) + 0.05]
+    loose = Tolerance(atol=0.1, rtol=0, min_cosine=0.9)
+    result = compare_outputs(outs, ref, TIGHT, {"b": loose})
+    assert not result["a"].passed and result["b"].passed
+    assert result.worst().name == "a"
+
+
+def test_default_tolerances_loosen_with_precision() -> None:
+    order = ["fp32", "fp16", "bf16", "int8"]
+    atols = [DEFAULT_TOLERANCES[p].atol for p in order]
+    cosines = [DEFAULT_TOLERANCES[p].min_cosine for p in order]
+    assert atols == sorted(atols) and cosines == sorted(cosines, reverse=True)
+    assert tolerance_for("fp16", atol=0.5).atol == 0.5
+    assert tolerance_for("fp16", atol=0.5).rtol == DEFAULT_TOLERANCES["fp16"].rtol
