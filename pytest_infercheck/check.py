@@ -8,6 +8,7 @@ session.  The result is recorded whatever happens, so the summary and reports se
 from __future__ import annotations
 
 import traceback
+import warnings
 from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,11 +16,16 @@ from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 import pytest
 
+from .progress import BuildTimeout
 from .results import AccuracyResult, CheckResult, LatencyStats
 from .settings import CALL_KEYS, CheckSettings, Layer, parse_layer, resolve
 from .spec import EngineSpec
 
 CALIBRATION_BATCHES_GENERATED = 8
+
+
+class InfercheckWarning(UserWarning):
+    """Something the user should know that does not fail the check (e.g. generated calibration data)."""
 
 
 class StageFailure(Exception):
@@ -62,6 +68,11 @@ class CheckContext:
     cache: Any  # EngineCache
     record: Callable[[CheckResult], None]
     gpu_lock: Optional[Callable[[], Any]] = None  # a context manager factory serialising GPU timing
+    progress: Any = None  # a progress.ProgressReporter: long builds print "building ..." lines through it
+    # Called with (engine, prepared inputs) after timing, before the engine closes: lets a benchmark
+    # time the very engine the check timed with another tool.
+    engine_probe: Optional[Callable[[Any, Any], None]] = None
+    baseline: Optional[Callable[[], Any]] = None  # -> the BaselineStore (read lazily), or None without one
 
 
 class Infercheck:
@@ -98,8 +109,11 @@ class Infercheck:
         finally:
             result.message = failure_message(result) if result.failures else result.message
             self.context.record(result)
+        for note in result.warnings:
+            warnings.warn(InfercheckWarning(f"{spec.id}: {note}"), stacklevel=2)
         if result.outcome == "skipped":
-            pytest.skip(result.message)
+            # Point the skip at the test, not at this line (what pytest's own skip marker does).
+            raise pytest.skip.Exception(result.message, _use_item_location=True)
         if result.failures and raise_on_failure:
             pytest.fail(result.message, pytrace=False)
         return result
@@ -126,13 +140,24 @@ class _Run:
             return
         mut = self._model(model, example_inputs)
         reference = self._reference(mut, device)
-        engine = self._build(backend, mut, device, calibration)
-        try:
-            prepared, outputs = self._run_engine(engine, mut)
-            self.result.accuracy = self._compare(outputs, reference)
-            self.result.latency = self._time(engine, prepared, mut.batch_size, device)
-        finally:
-            engine.close()
+        if device.startswith("cuda"):
+            from .environment import gpu_info
+
+            self.result.extra["gpu"] = gpu_info()
+            self.result.extra["reference"] = f"eager FP32 on {device}, TF32 {'on' if self.settings.tf32 else 'off'}"
+        # Engines build and run under the reference's TF32 setting: an FP32 engine is then true FP32.
+        with _tf32(device, self.settings.tf32):
+            engine = self._build(backend, mut, device, calibration)
+            try:
+                prepared, outputs = self._run_engine(engine, mut)
+                self.result.accuracy = self._compare(outputs, reference)
+                if mut.dynamic_batch:
+                    self._check_other_batch(engine, mut, device)
+                self.result.latency = self._time(engine, prepared, mut.batch_size, device, mut.inputs)
+                if self.context.engine_probe is not None:
+                    self.context.engine_probe(engine, prepared)
+            finally:
+                engine.close()
         self.result.reference_latency = self._reference_latency(mut, device, backend)
         self._verdict()
 
@@ -174,14 +199,19 @@ class _Run:
                                time_transfers=self.settings.time_transfers)
         if self.spec.precision == "int8":
             request.calibration, request.calibration_generated = calibration_batches(calibration, mut.inputs)
+            self.result.extra["calibration"] = {
+                "batches": len(request.calibration), "generated": request.calibration_generated,
+                "range": value_range(request.calibration), "example_range": value_range([mut.inputs])}
         start = time.perf_counter()
         try:
-            engine = backend.build(request)
+            engine = self._build_with_deadline(backend, request, mut)
         except ExportError as err:
             raise StageFailure("export", f"{err.exporter} could not export {mut.name}:\n{_indent(err.reason)}",
                                err.detail) from None
         except StageFailure:
             raise
+        except BuildTimeout as err:
+            raise StageFailure("build", str(err)) from None
         except Exception as exc:
             raise StageFailure("build", f"the {self.spec.backend} backend could not build {self.spec.id}:\n"
                                f"{_indent(_short(exc))}", traceback.format_exc()) from None
@@ -191,13 +221,29 @@ class _Run:
             self.result.warnings.extend(request.notes)
         return engine
 
+    def _build_with_deadline(self, backend: Any, request: Any, mut: Any) -> Any:
+        """The backend's build with progress lines and --infer-build-timeout; then the CUDA graph wrapper."""
+        from .cudagraphs import wrap_for_graphs
+        from .progress import run_build
+
+        engine = run_build(lambda: backend.build(request), what=f"{self.spec.id} of {mut.name}",
+                           timeout_s=self.settings.build_timeout, reporter=self.context.progress)
+        return wrap_for_graphs(engine, self.spec.cuda_graphs)
+
     def _run_engine(self, engine: Any, mut: Any) -> tuple[Any, list[Any]]:
+        from .cudagraphs import CudaGraphError
+
         try:
             prepared = engine.prepare(mut.inputs)
-            return prepared, engine.to_numpy(engine.run(prepared))
+            outputs = engine.to_numpy(engine.run(prepared))
+        except CudaGraphError as err:
+            raise StageFailure("cuda-graph", f"{self.spec.id}: {err}", traceback.format_exc()) from None
         except Exception as exc:
             raise StageFailure("run", f"the {self.spec.id} engine failed on the example inputs:\n{_indent(_short(exc))}",
                                traceback.format_exc()) from None
+        if getattr(engine, "graph_difference", None) is not None:
+            self.result.extra["cuda_graph_max_rel_diff"] = engine.graph_difference
+        return prepared, outputs
 
     def _compare(self, outputs: list[Any], reference: list[tuple[str, Any]]) -> AccuracyResult:
         from .compare import compare_outputs, tolerance_for
@@ -214,15 +260,44 @@ class _Run:
                       for name, fields_ in s.tolerances.items()}
         return compare_outputs(outputs, reference, base, per_output)
 
-    def _time(self, engine: Any, prepared: Any, batch_size: int, device: str) -> LatencyStats:
+    def _check_other_batch(self, engine: Any, mut: Any, device: str) -> None:
+        """A dynamic batch axis must really be dynamic: run at twice the batch and compare again."""
+        import torch
+
+        from .model import ModelUnderTest, to_numpy
+
+        doubled = ModelUnderTest(mut.module, tuple(torch.cat([t, t]) for t in mut.inputs), True, mut.name)
+        with _tf32(device, self.settings.tf32):
+            reference = [(name, to_numpy(t)) for name, t in doubled.reference_outputs(device)]
+        try:
+            outputs = engine.to_numpy(engine.run(engine.prepare(doubled.inputs)))
+        except Exception as exc:
+            self.result.failures.append(f"dynamic batch: the engine rejects batch {doubled.batch_size} "
+                                        f"(exported at {mut.batch_size}): {_short(exc)}")
+            return
+        accuracy = self._compare(outputs, reference)
+        self.result.extra["dynamic_batch"] = {"batch": doubled.batch_size, "passed": accuracy.passed}
+        if not accuracy.passed:
+            from .compare import describe_failure
+
+            detail = accuracy.structure_error or "; ".join(describe_failure(o) for o in accuracy.outputs if not o.passed)
+            self.result.failures.append(f"dynamic batch: at batch {doubled.batch_size}: {detail}")
+
+    def _time(self, engine: Any, prepared: Any, batch_size: int, device: str,
+              host_inputs: Optional[Sequence[Any]] = None) -> LatencyStats:
         from .timing import TimingPlan, timer_for
 
         plan = TimingPlan(warmup=self.settings.warmup, min_iters=self.settings.min_iters,
                           max_iters=max(self.settings.max_iters, 1), min_time=self.settings.min_time)
         timer = timer_for(device, getattr(engine, "stream", None))
+        run: Callable[[], Any] = lambda: engine.run(prepared)  # noqa: E731
+        transfers = bool(self.settings.time_transfers and device.startswith("cuda") and host_inputs is not None)
+        if transfers:
+            # Host inputs in, host outputs out: what a caller holding CPU tensors waits for.
+            run = lambda: engine.to_numpy(engine.run(engine.prepare(host_inputs)))  # noqa: E731
         with self._gpu_lock(device):
             try:
-                return timer.measure(lambda: engine.run(prepared), plan, batch_size=batch_size)
+                return timer.measure(run, plan, batch_size=batch_size, includes_transfers=transfers)
             except Exception as exc:
                 raise StageFailure("latency", f"timing the engine failed: {_short(exc)}", traceback.format_exc()) from None
 
@@ -258,11 +333,18 @@ class _Run:
             if accuracy.structure_error:
                 failures.append(f"accuracy: {accuracy.structure_error}")
             failures.extend(f"accuracy: {describe_failure(output)}" for output in accuracy.outputs if not output.passed)
+            if "calibration" in self.result.extra:
+                failures.append(f"calibration: {calibration_hint(self.result.extra['calibration'])}")
         if budget is not None and latency is not None:
             value = latency.statistic(budget.statistic)
             if value > budget.limit_ms:
                 failures.append(f"latency: {budget.statistic} {value:.3f} ms > budget {budget.limit_ms:g} ms "
                                 f"(over by {value / budget.limit_ms - 1:.1%}; {latency.describe()})")
+        store = self.context.baseline() if self.context.baseline is not None else None
+        if store is not None:
+            from .gate import judge
+
+            failures.extend(judge(self.result, store, self.settings))
         if failures:
             self.result.outcome = "failed"
             self.result.stage = failures[0].split(":", 1)[0]
@@ -310,6 +392,29 @@ def calibration_batches(calibration: Optional[Iterable[Any]], example_inputs: Se
         return batches, False
     generator = torch.Generator().manual_seed(0)
     return [tuple(_like(t, generator) for t in example_inputs) for _ in range(CALIBRATION_BATCHES_GENERATED)], True
+
+
+def value_range(batches: Sequence[Sequence[Any]]) -> list[float]:
+    """[min, max] over the floating tensors of all batches ([] when there are none)."""
+    floats = [t for batch in batches for t in batch if t.is_floating_point()]
+    if not floats:
+        return []
+    return [min(float(t.min()) for t in floats), max(float(t.max()) for t in floats)]
+
+
+def calibration_hint(info: dict[str, Any]) -> str:
+    """Say what the INT8 engine was calibrated on, and whether that looks like the inputs it got."""
+    source = "generated" if info["generated"] else "given"
+    text = f"the INT8 engine was calibrated on {info['batches']} {source} batch(es)"
+    calib, example = info.get("range") or [], info.get("example_range") or []
+    if not calib or not example:
+        return text
+    text += f" spanning [{calib[0]:.3g}, {calib[1]:.3g}]; the example inputs span [{example[0]:.3g}, {example[1]:.3g}]"
+    calib_width, example_width = calib[1] - calib[0], example[1] - example[0]
+    if example_width > 0 and calib_width > 0 and not 0.25 <= calib_width / example_width <= 4:
+        text += (f" -- a {calib_width / example_width:.3g}x different range: the quantization scales fit data "
+                 "unlike what the model sees; calibrate on representative inputs")
+    return text
 
 
 def _like(tensor: Any, generator: Any) -> Any:

@@ -7,6 +7,27 @@ from pathlib import Path
 
 import pytest
 
+from _pytest import pytester as _pytester
+
+# pytester's in-process runs restore sys.modules afterwards, dropping every module first imported
+# inside a run. torch, ONNX Runtime and friends register C-level state on import (operator
+# libraries, custom ops), so importing them a second time in the same process crashes or raises
+# "Only a single TORCH_LIBRARY can be used...". Keep those libraries' modules across runs, the way
+# pytester already keeps zope's and readline's; the test files themselves are still dropped.
+_KEEP = ("torch", "functorch", "onnx", "onnxruntime", "onnxscript", "onnx_ir", "polygraphy", "numpy", "sympy",
+         "triton", "matplotlib", "ml_dtypes", "fixtures", "pytest_infercheck")
+_original_snapshot_init = _pytester.SysModulesSnapshot.__init__
+
+
+def _snapshot_keeping_libraries(self, preserve=None) -> None:  # type: ignore[no-untyped-def]
+    def keep(name: str) -> bool:
+        return name.split(".", 1)[0] in _KEEP or bool(preserve and preserve(name))
+
+    _original_snapshot_init(self, preserve=keep)
+
+
+_pytester.SysModulesSnapshot.__init__ = _snapshot_keeping_libraries  # type: ignore[method-assign]
+
 pytest_plugins = ["pytester"]
 
 REPO = Path(__file__).resolve().parents[1]
@@ -19,8 +40,16 @@ FAST_TIMING = ["--infer-warmup=2", "--infer-min-iters=5", "--infer-min-time=0.01
 
 @pytest.fixture(scope="session")
 def shared_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One engine cache for the whole suite, so each fixture model is exported once."""
-    return tmp_path_factory.mktemp("infercheck-cache")
+    """One engine cache for the whole suite, so each fixture model is exported once.
+
+    Under xdist every worker has its own basetemp; their common parent is shared, and the cache
+    is safe for concurrent writers (flock + atomic rename), so the workers share one cache.
+    """
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if base.name.startswith("popen-gw") else base
+    path = root / "infercheck-shared-cache"
+    path.mkdir(exist_ok=True)
+    return path
 
 
 @pytest.fixture

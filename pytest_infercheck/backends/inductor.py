@@ -7,7 +7,6 @@ on-disk FX-graph cache; its hit/miss counters tell the summary whether this buil
 
 from __future__ import annotations
 
-import os
 from contextlib import ExitStack
 from typing import Optional
 
@@ -51,8 +50,3 @@ class InductorBackend:
         request.artifacts.cache_states["inductor"] = state
         return TorchEngine(compiled, request.device, dtype)
 
-
-def point_inductor_cache(cache_root: Optional[str]) -> None:
-    """Keep Inductor's compiled kernels beside our other artifacts unless the user chose a place."""
-    if cache_root and "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
-        os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(cache_root, "inductor")

@@ -24,7 +24,7 @@ def _fmt(value: Optional[float], spec: str) -> str:
 
 
 def row(result: CheckResult) -> list[str]:
-    worst = result.accuracy.worst() if result.accuracy else None
+    worst = result.accuracy.worst() if result.accuracy is not None else None
     latency = result.latency
     return [
         test_name(result.nodeid),

@@ -1,0 +1,310 @@
+"""The plugin as a user meets it: real pytest runs (pytester) on the fixture models, real engines."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+CNN_MATRIX = '''
+import pytest
+from fixtures.models import small_cnn, cnn_inputs
+
+@pytest.mark.infercheck(backends=["eager", "onnxruntime"], precisions=["fp32", "fp16", "int8"])
+def test_cnn(infercheck):
+    result = infercheck(small_cnn(), cnn_inputs())
+    assert result.latency.count >= 5
+'''
+
+
+def test_one_item_per_engine_spec_with_readable_ids(run_plugin) -> None:
+    result = run_plugin(CNN_MATRIX, "--collect-only", "-q")
+    result.stdout.fnmatch_lines([
+        "test_model.py::test_cnn[eager-fp32]", "test_model.py::test_cnn[eager-fp16]",
+        "test_model.py::test_cnn[eager-int8]", "test_model.py::test_cnn[onnxruntime-fp32]",
+        "test_model.py::test_cnn[onnxruntime-fp16]", "test_model.py::test_cnn[onnxruntime-int8]",
+    ])
+
+
+def test_k_selects_engines_and_each_item_has_its_own_outcome(run_plugin) -> None:
+    result = run_plugin(CNN_MATRIX, "-k", "onnxruntime or int8", "-rs")
+    result.assert_outcomes(passed=3, skipped=1, deselected=2, warnings=1)
+    result.stdout.fnmatch_lines([
+        "SKIPPED*test_model.py:*eager-int8: the eager backend has no INT8 engine (it offers fp32, fp16, bf16)",
+    ])
+    # no calibration= was given: the INT8 engine says it was calibrated on generated data
+    result.stdout.fnmatch_lines(["*InfercheckWarning: onnxruntime-int8: INT8 calibrated on 8 generated batches*"])
+
+
+def test_summary_table_closes_the_session(run_plugin) -> None:
+    result = run_plugin(CNN_MATRIX, "-k", "fp32")
+    result.assert_outcomes(passed=2, deselected=4)
+    result.stdout.fnmatch_lines([
+        "*infercheck summary*",
+        "test*engine*device*outcome*max abs err*cosine*p50 ms*p90 ms*p99 ms*speedup*build s*cache",
+        "test_model.py::test_cnn*eager-fp32*cpu*passed*1.00x*",
+        "test_model.py::test_cnn*onnxruntime-fp32*cpu*passed*x*",
+    ])
+
+
+def test_engines_that_cannot_run_here_skip_with_what_to_do(run_plugin) -> None:
+    source = '''
+import pytest
+from fixtures.models import small_cnn, cnn_inputs
+
+@pytest.mark.infercheck(backends=["eager", "onnxruntime"], precisions=["fp32", "bf16"], cuda_graphs="both")
+def test_cnn(infercheck):
+    infercheck(small_cnn(), cnn_inputs())
+'''
+    result = run_plugin(source, "-rs", "--infer-device=cpu")
+    result.assert_outcomes(passed=3, skipped=5)
+    result.stdout.fnmatch_lines_random([
+        "*eager-fp32-cudagraph: CUDA Graphs need a CUDA device (this run uses the CPU; see --infer-device)",
+        "*onnxruntime-bf16: the onnxruntime backend has no BF16 engine (it offers fp32, fp16, int8)",
+    ])
+
+
+def test_cuda_device_without_a_gpu_skips_with_install_hint(run_plugin) -> None:
+    source = CNN_MATRIX.replace('precisions=["fp32", "fp16", "int8"]', 'precisions=["fp32"]')
+    result = run_plugin(source, "-rs", "--infer-device=cuda")
+    if "torch" in sys.modules and __import__("torch").cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    result.assert_outcomes(skipped=2)
+    result.stdout.fnmatch_lines_random([
+        "*eager-fp32: no CUDA device is visible to torch (install a CUDA build of torch on a GPU machine)",
+        "*onnxruntime-fp32: this onnxruntime build has no CUDAExecutionProvider: pip uninstall onnxruntime"
+        " && pip install 'pytest-infercheck[[]onnxruntime-gpu]'",
+    ])
+
+
+def test_missing_onnxruntime_is_a_skip_naming_the_install(run_plugin, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A None entry in sys.modules is how Python spells "not importable": find_spec returns None.
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    result = run_plugin(CNN_MATRIX, "-rs", "-k", "onnxruntime-fp32")
+    result.assert_outcomes(skipped=1, deselected=5)
+    result.stdout.fnmatch_lines(["*onnxruntime is not installed: pip install 'pytest-infercheck[[]onnxruntime]'*"])
+
+
+def test_budget_failure_names_statistic_budget_and_percentiles(run_plugin) -> None:
+    result = run_plugin(CNN_MATRIX, "-k", "onnxruntime-fp32", "--infer-budget=p50:1us")
+    result.assert_outcomes(failed=1, deselected=5)
+    result.stdout.fnmatch_lines([
+        "infercheck onnxruntime-fp32 on cpu (SmallCNN) failed:",
+        "  - latency: p50 * ms > budget 0.001 ms (over by *%; p50 * ms, p90 * ms, p99 * ms over * samples (cpu-perf_counter))",
+    ])
+    passing = run_plugin(CNN_MATRIX, "-k", "onnxruntime-fp32", "--infer-budget=10s")
+    passing.assert_outcomes(passed=1, deselected=5)
+
+
+def test_export_failure_fails_its_item_and_the_session_goes_on(run_plugin, tmp_path: Path) -> None:
+    source = '''
+import pytest, torch
+from fixtures.models import data_dependent_branch, dynamic_mlp
+
+@pytest.mark.infercheck(backends=["onnxruntime"], precisions=["fp32", "fp16"])
+def test_unexportable(infercheck):
+    infercheck(data_dependent_branch(), torch.randn(2, 8))
+
+@pytest.mark.infercheck(backends=["onnxruntime"], precisions=["fp32"])
+def test_fine(infercheck):
+    infercheck(dynamic_mlp(), torch.randn(4, 64))
+'''
+    report = tmp_path / "report.json"
+    result = run_plugin(source, f"--infer-report={report}")
+    result.assert_outcomes(failed=2, passed=1)
+    result.stdout.fnmatch_lines([
+        "infercheck onnxruntime-fp32 on cpu (DataDependentBranch) failed:",
+        "  - export: torch.onnx.export (dynamo) could not export DataDependentBranch:",
+        "*TorchExportError: Failed to export the model with torch.export*",
+        "*caused by GuardOnDataDependentSymNode: Could not guard on data-dependent expression*",
+    ])
+    failure_block = result.stdout.str().split("test_unexportable[onnxruntime-fp32] _")[1].split("_____")[0]
+    assert len(failure_block.strip().splitlines()) <= 10  # a few lines, not the exporter's 200
+    data = json.loads(report.read_text())
+    failed = [r for r in data["results"] if r["outcome"] == "failed"]
+    assert {r["stage"] for r in failed} == {"export"}
+    assert "Traceback (most recent call last)" in failed[0]["traceback"]
+
+
+def test_json_report_has_every_figure_samples_and_environment(run_plugin, tmp_path: Path) -> None:
+    report = tmp_path / "out" / "report.json"
+    result = run_plugin(CNN_MATRIX, "-k", "onnxruntime-fp32 or eager-int8", f"--infer-report={report}")
+    result.stdout.fnmatch_lines([f"infercheck JSON report: {report}"])
+    data = json.loads(report.read_text())
+    assert data["counts"] == {"passed": 1, "skipped": 1}
+    env = data["environment"]
+    assert env["libraries"]["torch"].startswith("2.") and env["cpu"] and env["python"]
+    passed = next(r for r in data["results"] if r["outcome"] == "passed")
+    assert passed["spec_id"] == "onnxruntime-fp32" and passed["device"] == "cpu"
+    latency = passed["latency"]
+    assert len(latency["samples_ms"]) == latency["count"] >= 5
+    assert latency["p50_ms"] <= latency["p90_ms"] <= latency["p99_ms"]
+    assert latency["throughput"] > 0 and passed["speedup"] > 0
+    output = passed["accuracy"]["outputs"][0]
+    assert output["name"] == "output" and output["shape"] == [4, 10] and output["top1_agreement"] == 1.0
+    assert set(output) >= {"max_abs", "max_rel", "mean_abs", "rel_l2", "cosine", "mismatched", "worst_index"}
+    assert passed["settings"]["budget"] == {"value": None, "source": "default"}
+    assert passed["cache"]["onnx"] in ("hit", "miss")
+
+
+PRECEDENCE = '''
+import pytest
+from fixtures.models import dynamic_mlp
+import torch
+
+def check(infercheck, **kwargs):
+    return infercheck(dynamic_mlp(), torch.randn(2, 64), **kwargs).settings
+
+@pytest.mark.infercheck(backends=["eager"])
+def test_run_level(infercheck):
+    settings = check(infercheck)
+    assert settings["budget"] == {"value": "p90:100000ms", "source": "{expected}"}, settings["budget"]
+    assert settings["min_iters"]["source"] == "command line"
+    assert settings["max_mismatch"] == {"value": None, "source": "default"}
+
+@pytest.mark.infercheck(backends=["eager"], budget="p99:40s", atol=0.5)
+def test_marker(infercheck):
+    settings = check(infercheck)
+    assert settings["budget"] == {"value": "p99:40000ms", "source": "marker"}
+    assert settings["atol"] == {"value": 0.5, "source": "marker"}
+
+@pytest.mark.infercheck(backends=["eager"], budget="p99:40s")
+def test_call(infercheck):
+    settings = check(infercheck, budget="mean:30s")
+    assert settings["budget"] == {"value": "mean:30000ms", "source": "fixture call"}
+'''
+
+
+def test_precedence_call_over_marker_over_command_line_over_ini(run_plugin, pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\ninfer_budget = 200s\n")
+    result = run_plugin(PRECEDENCE.replace("{expected}", "command line"), "--infer-budget=100s")
+    result.assert_outcomes(passed=3)
+    pytester.makeini("[pytest]\ninfer_budget = 100s\n")
+    result = run_plugin(PRECEDENCE.replace("{expected}", "ini file"))
+    result.assert_outcomes(passed=3)
+
+
+def test_unknown_marker_keyword_lists_the_accepted_ones(run_plugin) -> None:
+    source = '''
+import pytest
+@pytest.mark.infercheck(backends=["eager"], budgett="1ms")
+def test_x(infercheck):
+    pass
+'''
+    result = run_plugin(source)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*marker infercheck: unknown setting(s) budgett; accepted: backends, precisions*"])
+
+
+def test_bad_value_in_the_call_names_the_setting(run_plugin) -> None:
+    source = '''
+import pytest, torch
+from fixtures.models import dynamic_mlp
+@pytest.mark.infercheck(backends=["eager"])
+def test_x(infercheck):
+    infercheck(dynamic_mlp(), torch.randn(2, 64), budget="soon")
+'''
+    result = run_plugin(source)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*infercheck() call budget: 'soon'*forms: 30ms, p99:30ms*"])
+
+
+def test_int8_calibration_matters(run_plugin) -> None:
+    source = '''
+import pytest
+from fixtures.models import small_cnn, cnn_inputs, calibration_batches
+
+@pytest.mark.infercheck(backends=["onnxruntime"], precisions=["int8"])
+def test_calibrated_in_distribution(infercheck):
+    result = infercheck(small_cnn(), cnn_inputs(), calibration=calibration_batches())
+    assert result.accuracy["output"].cosine > 0.99
+
+@pytest.mark.infercheck(backends=["onnxruntime"], precisions=["int8"])
+def test_calibrated_on_the_wrong_range(infercheck):
+    infercheck(small_cnn(), cnn_inputs(), calibration=calibration_batches(scale=100.0))
+'''
+    result = run_plugin(source)
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines([
+        "infercheck onnxruntime-int8 on cpu (SmallCNN) failed:",
+        "  - accuracy: output 'output' [[]4, 10]: *cosine similarity * < 0.99*",
+        "  - calibration: the INT8 engine was calibrated on 16 given batch(es) spanning *; the example inputs span *"
+        " -- a *x different range: the quantization scales fit data unlike what the model sees*",
+    ])
+
+
+def test_dynamic_batch_engine_accepts_another_batch(run_plugin) -> None:
+    source = '''
+import pytest, torch
+from fixtures.models import dynamic_mlp
+
+@pytest.mark.infercheck(backends=["onnxruntime"], precisions=["fp32", "fp16"], dynamic_batch=True)
+def test_dynamic(infercheck):
+    result = infercheck(dynamic_mlp(), torch.randn(3, 64))
+    assert result.extra["dynamic_batch"] == {"batch": 6, "passed": True}
+'''
+    run_plugin(source).assert_outcomes(passed=2)
+
+
+def test_nothing_the_user_passes_is_modified(run_plugin) -> None:
+    source = '''
+import pytest, torch
+from fixtures.models import small_cnn, cnn_inputs
+
+@pytest.mark.infercheck(backends=["eager", "onnxruntime"], precisions=["fp32", "fp16", "bf16"])
+def test_untouched(infercheck):
+    model = small_cnn().train()  # training mode on purpose: the check must use an eval copy
+    inputs = cnn_inputs()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    saved_inputs = inputs.clone()
+    try:
+        infercheck(model, inputs)
+    finally:
+        assert model.training
+        assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+        assert all(p.dtype == torch.float32 and p.device.type == "cpu" for p in model.parameters())
+        assert torch.equal(inputs, saved_inputs)
+'''
+    run_plugin(source, "--infer-device=cpu").assert_outcomes(passed=5, skipped=1)
+
+
+def test_result_object_and_raise_on_failure_false(run_plugin) -> None:
+    source = '''
+import pytest
+from fixtures.models import tiny_encoder, token_inputs
+
+@pytest.mark.infercheck(backends=["onnxruntime"], precisions=["fp16"])
+def test_own_asserts(infercheck):
+    result = infercheck(tiny_encoder(), token_inputs(), raise_on_failure=False,
+                        tolerances={"output[1]": {"atol": 1e-9, "rtol": 0.0}})
+    assert not result.passed and result.outcome == "failed"
+    assert result.accuracy["output[0]"].passed and not result.accuracy["output[1]"].passed
+    assert "accuracy: output 'output[1]'" in result.message
+
+@pytest.mark.infercheck(backends=["onnxruntime"], precisions=["fp32"])
+def test_tolerance_for_an_unknown_output(infercheck):
+    infercheck(tiny_encoder(), token_inputs(), tolerances={"logits": {"atol": 1.0}})
+'''
+    result = run_plugin(source)
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*tolerances name output(s) 'logits' that the model does not return; "
+                                 "its outputs: output[[]0], output[[]1]*"])
+
+
+def test_cache_hits_on_the_second_run_and_rebuilds_a_corrupted_entry(run_plugin, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    args = ("-k", "onnxruntime-fp16", f"--infer-cache-dir={cache}")
+    first = run_plugin(CNN_MATRIX, *args, cache=False)
+    first.stdout.fnmatch_lines(["*onnxruntime-fp16*passed*miss"])
+    second = run_plugin(CNN_MATRIX, *args, cache=False)
+    second.stdout.fnmatch_lines(["*onnxruntime-fp16*passed*hit"])
+    for onnx_file in cache.rglob("model.fp16.onnx"):
+        onnx_file.write_bytes(onnx_file.read_bytes()[:100])  # a truncated artifact
+    third = run_plugin(CNN_MATRIX, *args, cache=False)
+    third.assert_outcomes(passed=1, deselected=5, warnings=1)
+    third.stdout.fnmatch_lines(["*CacheWarning: engine cache entry for onnx-fp16 of SmallCNN*model.fp16.onnx does not"
+                                " match its checksum*rebuilding*", "*onnxruntime-fp16*passed*partial"])
+    off = run_plugin(CNN_MATRIX, "-k", "onnxruntime-fp16", "--infer-no-cache", cache=False)
+    off.stdout.fnmatch_lines(["*onnxruntime-fp16*passed*off"])
