@@ -1,0 +1,131 @@
+"""audit(model | onnx, inputs, targets, trt_version) -> AuditReport: every stage, in pipeline order."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Optional, Sequence
+
+from .findings import TARGETS, AuditReport
+
+DEFAULT_TARGETS = ("tensorrt", "onnxruntime")
+
+
+def parse_targets(targets: Iterable[str] | str) -> list[str]:
+    """"tensorrt,onnxruntime-cuda" or a list -> validated list; a ValueError names the known targets."""
+    items = [t.strip().lower() for t in targets.split(",")] if isinstance(targets, str) else [str(t).lower() for t in targets]
+    items = [t for t in items if t]
+    unknown = [t for t in items if t not in TARGETS]
+    if unknown or not items:
+        raise ValueError(f"unknown target(s) {', '.join(map(repr, unknown)) or '(none given)'}; "
+                         f"known targets: {', '.join(TARGETS)}")
+    return list(dict.fromkeys(items))
+
+
+def audit(model: Any, inputs: Optional[Any] = None, *, targets: Iterable[str] | str = DEFAULT_TARGETS,
+          trt_version: Optional[str] = None, allow_ops: Iterable[str] = (), allow_nodes: Iterable[str] = (),
+          dynamic_batch: bool = False, name: Optional[str] = None) -> AuditReport:
+    """Audit a torch module (with example inputs), an .onnx path or an onnx.ModelProto for ``targets``."""
+    from .tensorrt_static import resolve_version
+
+    chosen = parse_targets(targets)
+    report = AuditReport(model=name or _name_of(model), targets=chosen, trt_version=resolve_version(trt_version))
+    with tempfile.TemporaryDirectory(prefix="infercheck-audit-") as tmp:
+        onnx_path = _onnx_for(model, inputs, dynamic_batch, Path(tmp), report)
+        if onnx_path is not None:
+            audit_onnx(onnx_path, report, requested_trt=trt_version)
+    return report.allow(operators=allow_ops, nodes=allow_nodes)
+
+
+def audit_onnx(onnx_path: Path, report: AuditReport, *, requested_trt: Optional[str] = None) -> AuditReport:
+    """The ONNX, TensorRT and ONNX Runtime stages on an exported file, into ``report``."""
+    from . import onnx_graph
+    from .onnx_stage import checker_findings, lint_findings
+
+    model = onnx_graph.load(onnx_path)
+    node_ops = {label: node.op_type for label, node, _ in onnx_graph.walk(model.graph)}
+    module_paths = onnx_graph.module_paths(model)
+    report.node_count = len(node_ops)
+    with _timed(report, "onnx-checker"):
+        report.add(checker_findings(onnx_path))
+    with _timed(report, "polygraphy-lint"):
+        findings, notes = lint_findings(onnx_path, node_ops, module_paths)
+        report.add(findings)
+        report.notes.extend(notes)
+    for target in report.targets:
+        with _timed(report, target):
+            if target == "tensorrt":
+                _tensorrt(onnx_path, report, requested_trt)
+            else:
+                _onnxruntime(onnx_path, target, report, node_ops, module_paths)
+    return report
+
+
+def _tensorrt(onnx_path: Path, report: AuditReport, requested: Optional[str]) -> None:
+    """Live parser when TensorRT imports (and is the version asked for, if any), else the table's prediction."""
+    from .tensorrt_live import installed_version, live_applies, tensorrt_findings
+
+    report.add(tensorrt_findings(onnx_path, requested if live_applies(requested) else report.trt_version))
+    installed = installed_version()
+    if live_applies(requested):
+        report.trt_version = ".".join(str(installed).split(".")[:2])
+        report.notes.append(f"tensorrt: TensorRT {installed}'s ONNX parser ran (live, after constant folding)")
+        return
+    why = f"TensorRT {installed} is installed, not {requested}" if installed else "TensorRT is not installed here"
+    report.notes.append(f"tensorrt: {why}; findings are predicted from the TensorRT {report.trt_version} table")
+
+
+def _onnxruntime(onnx_path: Path, target: str, report: AuditReport, node_ops: dict[str, str],
+                 module_paths: dict[str, str]) -> None:
+    from .ort_placement import placement_findings
+
+    findings, unavailable = placement_findings(onnx_path, target, node_ops=node_ops, module_paths=module_paths)
+    report.add(findings)
+    if unavailable:
+        report.unavailable[target] = unavailable
+
+
+def _onnx_for(model: Any, inputs: Optional[Any], dynamic_batch: bool, tmp: Path, report: AuditReport) -> Optional[Path]:
+    """The ONNX file to audit: the given one, or the torch model's export (after the torch stage)."""
+    if isinstance(model, (str, Path)):
+        path = Path(model)
+        if not path.is_file():
+            raise FileNotFoundError(f"no ONNX file at {path}")
+        return path
+    if type(model).__module__.startswith("onnx") and hasattr(model, "graph"):
+        import onnx
+
+        onnx.save(model, str(tmp / "model.onnx"))
+        return tmp / "model.onnx"
+    if inputs is None:
+        raise TypeError("auditing a torch module needs example inputs (a tensor or a tuple of tensors)")
+    from ..model import as_input_tuple
+    from .torch_stage import torch_findings
+
+    with _timed(report, "torch"):
+        result = torch_findings(model, as_input_tuple(inputs), dynamic_batch=dynamic_batch)
+    report.add(result.findings)
+    if result.onnx_model is None:
+        report.notes.append("ONNX, TensorRT and ONNX Runtime stages skipped: the model did not export to ONNX")
+        return None
+    import onnx
+
+    onnx.save(result.onnx_model, str(tmp / "model.onnx"))
+    return tmp / "model.onnx"
+
+
+def _name_of(model: Any) -> str:
+    if isinstance(model, (str, Path)):
+        return Path(model).name
+    return type(model).__name__
+
+
+@contextmanager
+def _timed(report: AuditReport, stage: str) -> Iterator[None]:
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        report.seconds[stage] = round(report.seconds.get(stage, 0.0) + time.perf_counter() - start, 4)
