@@ -1,0 +1,167 @@
+"""Where an engine's numbers go wrong: the first node whose output leaves tolerance.
+
+Run only when an engine has failed its accuracy check.  The reference is the FP32 ONNX export run
+on ONNX Runtime; the candidate is the ONNX model the engine ran (the FP16-converted or INT8 QDQ
+one).  Both are run once with every intermediate tensor marked as an output (Polygraphy's
+ModifyOutputs with MARK_ALL), tensors are matched by name, and the candidate's nodes are walked in
+topological order: the first whose output fails the engine's tolerance is the divergent node.  Its
+inputs' errors are reported with it, so a user sees whether the error starts there (inputs close,
+output far) or flows in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence
+
+import numpy as np
+
+from .results import Tolerance
+
+
+@dataclass
+class TensorError:
+    tensor: str
+    max_abs: float
+    rel_l2: float
+    nonfinite: int
+    reference_max: float  # largest |value| in the reference: shows a value outside FP16's range at a glance
+
+
+@dataclass
+class Divergence:
+    node: str
+    operator: str
+    module_path: str
+    output: TensorError
+    inputs: list[TensorError] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    compared_nodes: int = 0
+
+    def describe(self) -> str:
+        module = f" in {self.module_path}" if self.module_path else ""
+        out = self.output
+        text = (f"first divergent node: {self.node} ({self.operator}){module}: output {out.tensor!r} "
+                f"max abs err {out.max_abs:.4g}, rel L2 {out.rel_l2:.3g}"
+                + (f", {out.nonfinite} NaN/Inf" if out.nonfinite else "") + f" (reference |max| {out.reference_max:.4g})")
+        if self.inputs:
+            text += "; its inputs: " + ", ".join(f"{i.tensor!r} max abs err {i.max_abs:.3g}, rel L2 {i.rel_l2:.3g}"
+                                                 + (f", {i.nonfinite} NaN/Inf" if i.nonfinite else "")
+                                                 for i in self.inputs)
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def locate_divergence(reference_onnx: Path, candidate_onnx: Path, feeds: Mapping[str, np.ndarray],
+                      tolerance: Tolerance) -> Optional[Divergence]:
+    """The first node of ``candidate_onnx`` whose output leaves ``tolerance`` against ``reference_onnx``."""
+    import onnx
+
+    from .audit import onnx_graph
+
+    reference = _run_all(onnx.load(str(reference_onnx)), feeds)
+    candidate_model = onnx.load(str(candidate_onnx))
+    candidate = _run_all(candidate_model, feeds)
+    module_paths = onnx_graph.module_paths(onnx.load(str(reference_onnx)))
+    compared = 0
+    for node in topological(candidate_model.graph):
+        for output in node.output:
+            if output not in candidate or output not in reference or not _is_float(reference[output]):
+                continue
+            compared += 1
+            failures = _failures(candidate[output], reference[output], tolerance)
+            if failures:
+                inputs = [_error(name, candidate[name], reference[name]) for name in node.input
+                          if name in candidate and name in reference and _is_float(reference[name])]
+                return Divergence(node.name, node.op_type, module_paths.get(node.name, ""),
+                                  _error(output, candidate[output], reference[output]), inputs, failures, compared)
+    return None
+
+
+def topological(graph: Any) -> list[Any]:
+    """The graph's nodes in dependency order (a converted model may list its Cast nodes last)."""
+    produced_by = {out: index for index, node in enumerate(graph.node) for out in node.output if out}
+    order: list[Any] = []
+    state: dict[int, bool] = {}
+
+    def visit(index: int) -> None:
+        stack = [(index, False)]
+        while stack:
+            current, expanded = stack.pop()
+            if state.get(current) is True:
+                continue
+            if expanded:
+                state[current] = True
+                order.append(graph.node[current])
+                continue
+            state[current] = False
+            stack.append((current, True))
+            for name in graph.node[current].input:
+                parent = produced_by.get(name)
+                if parent is not None and parent not in state:
+                    stack.append((parent, False))
+
+    for index in range(len(graph.node)):
+        visit(index)
+    return order
+
+
+def _run_all(model: Any, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Every tensor the model computes, by name, from one ONNX Runtime CPU run."""
+    import onnxruntime
+    from polygraphy import constants
+    from polygraphy.backend.onnx import modify_outputs
+    from polygraphy.logger import G_LOGGER
+
+    with G_LOGGER.verbosity(G_LOGGER.CRITICAL):
+        marked = modify_outputs(model, outputs=constants.MARK_ALL, copy=True)
+    options = onnxruntime.SessionOptions()
+    # Fusions would hide intermediate tensors and differ between the two models: run each node as written.
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.log_severity_level = 3
+    session = onnxruntime.InferenceSession(marked.SerializeToString(), sess_options=options,
+                                           providers=["CPUExecutionProvider"])
+    wanted = {meta.name for meta in session.get_inputs()}
+    names = [meta.name for meta in session.get_outputs()]
+    values = session.run(names, {k: v for k, v in feeds.items() if k in wanted})
+    return dict(zip(names, values))
+
+
+def _is_float(array: Any) -> bool:
+    return isinstance(array, np.ndarray) and np.issubdtype(array.dtype, np.floating)
+
+
+def _failures(candidate: np.ndarray, reference: np.ndarray, tolerance: Tolerance) -> list[str]:
+    from .compare import measure_output
+
+    if candidate.shape != reference.shape:
+        return [f"shape {candidate.shape} vs reference {reference.shape}"]
+    return measure_output("", candidate, reference, tolerance).failures
+
+
+def _error(name: str, candidate: np.ndarray, reference: np.ndarray) -> TensorError:
+    out = np.asarray(candidate, dtype=np.float64).reshape(-1)
+    ref = np.asarray(reference, dtype=np.float64).reshape(-1)
+    with np.errstate(invalid="ignore", over="ignore"):
+        diff = np.abs(out - ref) if out.shape == ref.shape else np.array([np.inf])
+    finite = np.isfinite(diff)
+    norm = float(np.linalg.norm(ref)) if ref.size else 0.0
+    rel_l2 = float(np.linalg.norm(diff)) / norm if norm and finite.all() else (float("inf") if not finite.all() else 0.0)
+    return TensorError(name, float(diff.max()) if diff.size else 0.0, rel_l2,
+                       int(np.count_nonzero(~np.isfinite(out))) if out.shape == ref.shape else 0,
+                       float(np.abs(ref).max()) if ref.size else 0.0)
+
+
+def feeds_for(onnx_path: Path, inputs: Sequence[Any]) -> dict[str, np.ndarray]:
+    """The model's example inputs keyed by the ONNX graph's input names (initializers excluded)."""
+    import onnx
+
+    from .model import to_numpy
+
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    initializers = {init.name for init in model.graph.initializer}
+    names = [inp.name for inp in model.graph.input if inp.name not in initializers]
+    return {name: np.ascontiguousarray(to_numpy(tensor)) for name, tensor in zip(names, inputs)}
