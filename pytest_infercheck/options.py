@@ -176,6 +176,21 @@ def parse_float(text: str | float) -> float:
     return value
 
 
+def parse_max_regression(text: str | float) -> float:
+    """``"5%"`` or ``0.05``; a bare number above 1 (``5``) is refused rather than read as 500%."""
+    value = parse_percent(text)
+    if value > 1 and not str(text).strip().endswith("%"):
+        raise OptionError(f"{text!r} would mean {value:.0%}; write 5% (or 0.05) for five percent")
+    return value
+
+
+def parse_factor(text: str | float) -> float:
+    value = parse_float(text)
+    if value < 1:
+        raise OptionError(f"{text!r} must be at least 1 (2 means: fail when an error figure more than doubles)")
+    return value
+
+
 @dataclass(frozen=True)
 class Option:
     """One setting: its command-line flag, ini key, parser, default and help."""
@@ -220,6 +235,25 @@ OPTIONS: tuple[Option, ...] = (
            "fail an engine whose build takes longer than this (seconds or 10s/500ms)", "SECONDS"),
     Option("time_transfers", "--infer-time-transfers", parse_bool, False,
            "include host-to-device and device-to-host copies in GPU timings", is_flag=True),
+    # The CI gate (docs/gate.md): baseline file, regression thresholds, Markdown and HTML reports.
+    Option("baseline", "--infer-baseline", str, None,
+           "compare every item with its entry in this baseline file (JSON)", "PATH"),
+    Option("baseline_update", "--infer-baseline-update", parse_bool, False,
+           "write the items that ran into the baseline file (others are kept); regressions do not fail",
+           is_flag=True),
+    Option("baseline_strict", "--infer-baseline-strict", parse_bool, False,
+           "fail items that have no baseline entry for this machine", is_flag=True),
+    Option("max_regression", "--infer-max-regression", parse_max_regression, 0.05,
+           "largest median-latency slowdown allowed against the baseline, e.g. 5% (a larger one fails "
+           "when it is also statistically significant)", "PERCENT"),
+    Option("accuracy_factor", "--infer-accuracy-factor", parse_factor, 2.0,
+           "fail when an error figure grew by more than this factor over the baseline's", "FACTOR"),
+    Option("accuracy_floor", "--infer-accuracy-floor", parse_float, 1e-5,
+           "error figures at or below this absolute value never count as an accuracy regression", "VALUE"),
+    Option("markdown", "--infer-markdown", str, None,
+           "write the summary as Markdown to PATH (also appended to $GITHUB_STEP_SUMMARY when set)", "PATH"),
+    Option("html", "--infer-html", str, None,
+           "write a self-contained HTML report (matrix, latency distributions, baseline) to PATH", "PATH"),
 )
 
 OPTIONS_BY_NAME: dict[str, Option] = {option.name: option for option in OPTIONS}
@@ -255,13 +289,14 @@ def add_options(parser: Any) -> None:
     """Register every option in one ``infercheck`` group, each with an ini twin."""
     group = parser.getgroup("infercheck", "inference engine checks (pytest-infercheck)")
     for option in OPTIONS:
+        help_text = option.help.replace("%", "%%")  # argparse formats help with %: "5%" must be "5%%"
         ini_help = f"{option.help} (ini twin of {option.flag})"
         if option.is_flag:
-            group.addoption(option.flag, action="store_true", default=None, dest=option.name, help=option.help)
+            group.addoption(option.flag, action="store_true", default=None, dest=option.name, help=help_text)
             parser.addini(ini_name(option), ini_help, type="bool", default=bool(option.default))
         else:
             group.addoption(option.flag, dest=option.name, type=argparse_type(option), default=None,
-                            metavar=option.metavar, help=option.help)
+                            metavar=option.metavar, help=help_text)
             parser.addini(ini_name(option), ini_help, default=None)
 
 

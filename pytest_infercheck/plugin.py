@@ -85,6 +85,7 @@ def infercheck(request: pytest.FixtureRequest, infercheck_spec: EngineSpec) -> A
         cache=session.cache,
         record=lambda result: session.record(request.node, result),
         gpu_lock=session.gpu_lock,
+        baseline=lambda: session.baseline,
     )
     return Infercheck(context)
 
@@ -101,6 +102,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     # pytest_runtest_logreport has no config argument: register a bound collector instead.
     infer = session_of(session.config)
     session.config.pluginmanager.register(_Collector(infer), "infercheck-collector")
+    if not infer.is_worker:
+        infer.baseline  # read and validate now: a broken file is a usage error before any test runs
 
 
 class _Collector:
@@ -126,9 +129,17 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         terminalreporter.write_line("skipped engines:")
         for line in skipped:
             terminalreporter.write_line(f"  {line}")
-    report = session.run_settings.report
-    if report:
-        terminalreporter.write_line(f"infercheck JSON report: {report}")
+    from .gate import summary_lines
+
+    gate = summary_lines(session.results, session.run_settings.baseline, session.baseline_update)
+    if gate:
+        terminalreporter.write_line("")
+        for line in gate:
+            terminalreporter.write_line(line, red=line.lstrip().startswith(("REGRESSION", "FINGERPRINT")))
+    settings = session.run_settings
+    for label, path in (("JSON", settings.report), ("Markdown", settings.markdown), ("HTML", settings.html)):
+        if path:
+            terminalreporter.write_line(f"infercheck {label} report: {path}")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -140,3 +151,4 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         from .report.json_report import write_json_report
 
         write_json_report(Path(report), infer.results)
+    infer.finish_gate()

@@ -16,7 +16,8 @@ from .options import OPTIONS, TEST_LEVEL_EXTRA, Budget, OptionError, ini_name, p
 # What a marker may set: the engine matrix plus every per-test setting.
 COLLECTION_KEYS = ("backends", "precisions", "cuda_graphs")
 TEST_KEYS = ("budget", "device", "warmup", "min_iters", "max_iters", "min_time", "tf32", "compile_mode",
-             "build_timeout", "time_transfers", *TEST_LEVEL_EXTRA)
+             "build_timeout", "time_transfers", "max_regression", "accuracy_factor", "accuracy_floor",
+             *TEST_LEVEL_EXTRA)
 MARKER_KEYS = COLLECTION_KEYS + TEST_KEYS + ("tolerances",)
 CALL_KEYS = TEST_KEYS + ("tolerances",)
 

@@ -53,9 +53,11 @@ def shared_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def run_plugin(pytester: pytest.Pytester, shared_cache_dir: Path):
+def run_plugin(pytester: pytest.Pytester, shared_cache_dir: Path, monkeypatch: pytest.MonkeyPatch):
     """``run_plugin(source, *args)``: write a test file and run pytest on it in-process with the plugin."""
     pytester.syspathinsert(REPO)
+    # A CI job's summary file is for the suite's own report, not for the runs these tests make.
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
 
     def run(source: str, *args: str, cache: bool = True, timing: bool = True) -> pytest.RunResult:
         pytester.makepyfile(test_model=source)

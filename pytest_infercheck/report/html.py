@@ -1,0 +1,241 @@
+"""``--infer-html=PATH``: one self-contained HTML file a reviewer can open from a CI artifact.
+
+What it holds, top to bottom: the counts; a matrix of models x engine specs coloured by outcome
+(regressions marked); per engine its figures, its failure reasons, its comparison with the
+baseline and its latency distribution (histogram and empirical CDF, the baseline's beside this
+run's) drawn by matplotlib as inline SVG; and the environment the figures were measured in.
+No scripts, no external files: it opens the same from a laptop, a CI artifact or an e-mail.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import math
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from ..environment import fingerprint
+from ..gate import record_of, status_cell
+from ..results import CheckResult
+from .table import test_name
+
+OUTCOME_CLASSES = ("passed", "failed", "skipped", "xfailed", "xpassed")
+PLOT_POINTS = 500  # samples drawn per curve: enough for the shape, small enough to keep the file light
+
+CSS = """
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 24px; color: #1d232a; }
+h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 18px; margin: 28px 0 8px; }
+h3 { font-size: 15px; margin: 0 0 6px; font-family: ui-monospace, monospace; }
+table { border-collapse: collapse; margin: 6px 0; } td, th { border: 1px solid #d0d7de; padding: 3px 8px; }
+th { background: #f6f8fa; text-align: left; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.matrix td { text-align: center; min-width: 120px; }
+.passed { background: #d8f3dc; } .failed { background: #ffccd0; } .skipped { background: #eceff1; color: #57606a; }
+.xfailed { background: #fff3bf; } .xpassed { background: #ffe8cc; }
+.regression { background: #ff8a95; font-weight: 700; } .improved { background: #c5e4ff; }
+.card { border: 1px solid #d0d7de; border-radius: 6px; padding: 12px; margin: 12px 0; }
+.card .row { display: flex; gap: 24px; flex-wrap: wrap; align-items: flex-start; }
+pre { background: #f6f8fa; padding: 8px; white-space: pre-wrap; margin: 6px 0; }
+.note { color: #57606a; } .badge { padding: 1px 6px; border-radius: 4px; }
+svg { max-width: 100%; height: auto; }
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value))
+
+
+def _num(value: Optional[float], spec: str) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    return format(value, spec)
+
+
+def cell_class(result: CheckResult) -> str:
+    record = record_of(result) or {}
+    if record.get("regressions"):
+        return "regression"
+    if record.get("improvements") and result.outcome == "passed":
+        return "improved"
+    return result.outcome if result.outcome in OUTCOME_CLASSES else "failed"
+
+
+def _model_label(result: CheckResult) -> str:
+    name = test_name(result.nodeid)
+    return f"{name} ({result.model_name})" if result.model_name else name
+
+
+def _anchor(result: CheckResult) -> str:
+    return "r-" + "".join(ch if ch.isalnum() else "-" for ch in f"{result.nodeid}-{result.spec_id}")
+
+
+def matrix(results: Sequence[CheckResult]) -> str:
+    """Models down, engine specs across; each cell links to its engine's card."""
+    models = list(dict.fromkeys(_model_label(r) for r in results))
+    specs = list(dict.fromkeys(r.spec_id for r in results))
+    by_cell: dict[tuple[str, str], list[CheckResult]] = {}
+    for result in results:
+        by_cell.setdefault((_model_label(result), result.spec_id), []).append(result)
+    head = "<tr><th>model \\ engine</th>" + "".join(f"<th>{_e(spec)}</th>" for spec in specs) + "</tr>"
+    body = []
+    for model in models:
+        cells = []
+        for spec in specs:
+            found = by_cell.get((model, spec), [])
+            if not found:
+                cells.append("<td class='note'>-</td>")
+                continue
+            worst = max(found, key=lambda r: ("passed", "improved", "skipped", "xfailed", "xpassed", "failed",
+                                              "regression").index(cell_class(r)))
+            verdict = status_cell(worst)
+            extra = "" if verdict == "-" else f"<br><small>{_e(verdict)}</small>"
+            cells.append(f"<td class='{cell_class(worst)}'><a href='#{_anchor(worst)}'>{_e(worst.outcome)}</a>{extra}</td>")
+        body.append(f"<tr><th>{_e(model)}</th>{''.join(cells)}</tr>")
+    return f"<table class='matrix'>{head}{''.join(body)}</table>"
+
+
+def latency_table(result: CheckResult) -> str:
+    lat = result.latency
+    if lat is None:
+        return ""
+    record = record_of(result) or {}
+    base = record.get("latency")
+    rows = [("p50 ms", lat.p50_ms), ("p90 ms", lat.p90_ms), ("p99 ms", lat.p99_ms), ("mean ms", lat.mean_ms),
+            ("std ms", lat.std_ms), ("samples", lat.count)]
+    head = "<tr><th>latency</th><th>this run</th>" + ("<th>baseline</th>" if base else "") + "</tr>"
+    lines = []
+    for label, value in rows:
+        baseline_cell = ""
+        if base and label == "p50 ms":
+            baseline_cell = f"<td class='num'>{_num(base['baseline_p50_ms'], '.4g')}</td>"
+        elif base and label == "samples":
+            baseline_cell = f"<td class='num'>{base['n_baseline']} kept</td>"
+        elif base:
+            baseline_cell = "<td></td>"
+        lines.append(f"<tr><td>{label}</td><td class='num'>{_num(value, '.4g')}</td>{baseline_cell}</tr>")
+    speed = f"<tr><td>speedup vs eager</td><td class='num'>{_num(result.speedup, '.2f')}</td></tr>" if result.speedup else ""
+    return f"<table>{head}{''.join(lines)}{speed}</table><div class='note'>timer: {_e(lat.timer)}</div>"
+
+
+def accuracy_table(result: CheckResult) -> str:
+    if result.accuracy is None:
+        return ""
+    record = record_of(result) or {}
+    old = {(c["output"], c["metric"]): c for c in record.get("accuracy", [])}
+    head = ("<tr><th>output</th><th>max abs</th><th>max rel</th><th>mean abs</th><th>cosine</th><th>mismatch</th>"
+            + ("<th>baseline max abs</th><th>baseline mean abs</th>" if old else "") + "</tr>")
+    lines = []
+    for out in result.accuracy.outputs:
+        cls = "" if out.passed else " class='failed'"
+        cells = [_num(out.max_abs, ".3g"), _num(out.max_rel, ".3g"), _num(out.mean_abs, ".3g"),
+                 _num(out.cosine, ".6f"), f"{out.mismatch_ratio:.2%}"]
+        if old:
+            for metric in ("max_abs", "mean_abs"):
+                change = old.get((out.name, metric))
+                mark = " class='num regression'" if change and change["regressed"] else " class='num'"
+                cells.append(f"<span{mark}>{_num(change['baseline'], '.3g')}</span>" if change else "-")
+        lines.append(f"<tr{cls}><td>{_e(out.name)}</td>" + "".join(f"<td class='num'>{c}</td>" for c in cells) + "</tr>")
+    structure = f"<pre>{_e(result.accuracy.structure_error)}</pre>" if result.accuracy.structure_error else ""
+    return f"<table>{head}{''.join(lines)}</table>{structure}"
+
+
+def latency_plot(result: CheckResult) -> str:
+    """Histogram and empirical CDF of this run's samples, the baseline's beside them: inline SVG."""
+    if result.latency is None or not result.latency.samples_ms:
+        return ""
+    try:
+        from matplotlib import rc_context
+        from matplotlib.figure import Figure
+    except ImportError:
+        return "<p class='note'>install matplotlib (pip install 'pytest-infercheck[html]') for latency plots</p>"
+    import numpy as np
+
+    from ..baseline import subsample
+
+    curves = [("this run", subsample(result.latency.samples_ms, PLOT_POINTS), "#0969da")]
+    baseline_samples = (record_of(result) or {}).get("samples_ms")
+    if baseline_samples:
+        curves.insert(0, ("baseline", subsample(baseline_samples, PLOT_POINTS), "#8c959f"))
+    every = np.concatenate([np.asarray(s) for _, s, _ in curves])
+    # Clip the histogram at the 99.5th percentile so one stall does not squash the body into a bar.
+    high = float(np.percentile(every, 99.5))
+    bins = np.linspace(float(every.min()), high if high > every.min() else float(every.max()) + 1e-9, 40)
+    with rc_context({"svg.fonttype": "none", "font.size": 8}):
+        figure = Figure(figsize=(7.2, 2.4))
+        hist, cdf = figure.subplots(1, 2)
+        for label, samples, colour in curves:
+            values = np.asarray(samples)
+            hist.hist(np.clip(values, None, bins[-1]), bins=bins, alpha=0.55, color=colour, label=label)
+            ordered = np.sort(values)
+            cdf.step(ordered, np.arange(1, ordered.size + 1) / ordered.size, where="post", color=colour, label=label)
+        hist.set_xlabel("latency ms (clipped at p99.5)")
+        hist.set_ylabel("samples")
+        cdf.set_xlabel("latency ms")
+        cdf.set_ylabel("fraction at or below")
+        cdf.set_xscale("log")
+        cdf.legend(loc="lower right", frameon=False)
+        figure.tight_layout()
+        buffer = io.StringIO()
+        figure.savefig(buffer, format="svg")
+    svg = buffer.getvalue()
+    return svg[svg.index("<svg"):]  # drop the XML prologue: the SVG sits inside HTML
+
+
+def card(result: CheckResult) -> str:
+    record = record_of(result) or {}
+    status = status_cell(result)
+    badge = f" <span class='badge {cell_class(result)}'>{_e(result.outcome)}</span>"
+    gate = f" <span class='badge {cell_class(result)}'>baseline: {_e(status)}</span>" if status != "-" else ""
+    parts = [f"<div class='card' id='{_anchor(result)}'><h3>{_e(test_name(result.nodeid))}[{_e(result.spec_id)}]{badge}{gate}</h3>",
+             f"<div class='note'>{_e(result.model_name or '?')} on {_e(result.device or '?')}"
+             + (f"; budget {_e(result.budget)}" if result.budget else "")
+             + (f"; build {result.build_seconds:.1f} s, cache {_e(result.cache_summary)}" if result.build_seconds is not None else "")
+             + "</div>"]
+    if result.outcome != "passed" and (result.failures or result.message):
+        parts.append(f"<pre>{_e(chr(10).join(result.failures) or result.message)}</pre>")
+    for line in record.get("regressions", []):
+        parts.append(f"<div class='regression'>regression: {_e(line)}</div>")
+    for line in record.get("improvements", []):
+        parts.append(f"<div class='improved'>improved: {_e(line)}</div>")
+    latency = record.get("latency")
+    if latency and not record.get("regressions") and not record.get("improvements"):
+        parts.append(f"<div class='note'>vs baseline recorded {_e(record.get('recorded', '?'))}: "
+                     f"median {latency['ratio'] - 1:+.1%} ({_e(latency['verdict'])})</div>")
+    if record.get("status") in ("missing", "fingerprint-mismatch"):
+        from ..gate import not_compared_reason
+
+        parts.append(f"<div class='note'>not compared: {_e(not_compared_reason(record))}</div>")
+    parts.append(f"<div class='row'><div>{latency_table(result)}</div><div>{accuracy_table(result)}</div></div>")
+    parts.append(latency_plot(result))
+    return "".join(parts) + "</div>"
+
+
+def environment_table(results: Sequence[CheckResult]) -> str:
+    env = fingerprint()
+    rows = [("python", env["python"]), ("platform", env["platform"]), ("cpu", env["cpu"])]
+    gpus = {str(r.extra["machine"].get("gpu")) for r in results if r.extra.get("machine", {}).get("gpu")}
+    gpu = env.get("gpu") or (", ".join(sorted(gpus)) if gpus else None)
+    rows.append(("gpu", gpu or "none seen"))
+    rows += [(name, version) for name, version in sorted(env["libraries"].items())]
+    return "<table>" + "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in rows) + "</table>"
+
+
+def render_html(results: Sequence[CheckResult]) -> str:
+    from .markdown import headline
+
+    ordered = sorted(results, key=lambda r: (r.nodeid, r.spec_id))
+    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    title = f"infercheck: {headline(ordered).replace('**', '')}"
+    body = [f"<h1>{_e(title)}</h1><div class='note'>{_e(created)} UTC, {len(ordered)} engine checks</div>",
+            "<h2>Models x engines</h2>", matrix(ordered),
+            "<h2>Engines</h2>", *(card(result) for result in ordered),
+            "<h2>Environment</h2>", environment_table(ordered)]
+    return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+            f"<title>{_e(title)}</title><style>{CSS}</style></head><body>{''.join(body)}</body></html>\n")
+
+
+def write_html(path: Path, results: Sequence[CheckResult]) -> None:
+    from .json_report import write_atomic
+
+    write_atomic(Path(path), render_html(results))

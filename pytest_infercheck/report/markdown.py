@@ -1,0 +1,87 @@
+"""``--infer-markdown=PATH`` and ``$GITHUB_STEP_SUMMARY``: the summary table, ready for a PR comment.
+
+The rows are the terminal table's (report/table.py) plus a "vs baseline" column; regressions are
+bold and listed again below the table with old and new figures, and every item that was not
+compared (no entry, or an entry of another machine) is named, so a green table never hides a
+gate that did not run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Sequence
+
+from ..gate import not_compared_reason, record_of, status_cell
+from ..results import CheckResult
+from .table import COLUMNS, rows, test_name
+
+BASELINE_COLUMN = "vs baseline"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _sorted(results: Sequence[CheckResult]) -> list[CheckResult]:
+    return sorted(results, key=lambda r: (r.nodeid, r.spec_id))  # the order table.rows uses
+
+
+def headline(results: Sequence[CheckResult]) -> str:
+    counts: dict[str, int] = {}
+    for result in results:
+        counts[result.outcome] = counts.get(result.outcome, 0) + 1
+    regressed = sum(1 for r in results if (record_of(r) or {}).get("regressions"))
+    text = ", ".join(f"{count} {outcome}" for outcome, count in sorted(counts.items()))
+    return f"{text}" + (f", **{regressed} regressed**" if regressed else "")
+
+
+def render_markdown(results: Sequence[CheckResult], *, baseline: Optional[str] = None) -> str:
+    ordered = _sorted(results)
+    with_baseline = baseline is not None
+    header = list(COLUMNS) + ([BASELINE_COLUMN] if with_baseline else [])
+    lines = [f"## infercheck: {headline(ordered)}", "", "| " + " | ".join(header) + " |",
+             "|" + "|".join("---" if i < 4 else "---:" for i in range(len(header))) + "|"]
+    for result, cells in zip(ordered, rows(ordered)):
+        if with_baseline:
+            cells = cells + [status_cell(result)]
+        regressed = bool((record_of(result) or {}).get("regressions"))
+        shown = [f"**{_cell(c)}**" if regressed and i in (1, 3, len(cells) - 1) else _cell(c) for i, c in enumerate(cells)]
+        lines.append("| " + " | ".join(shown) + " |")
+    lines += _details(ordered, baseline)
+    return "\n".join(lines) + "\n"
+
+
+def _details(results: Sequence[CheckResult], baseline: Optional[str]) -> list[str]:
+    lines: list[str] = []
+    failed = [r for r in results if r.outcome == "failed"]
+    if failed:
+        lines += ["", "### Failures", ""]
+        for result in failed:
+            reasons = result.failures or [result.message or "failed"]
+            lines += [f"- `{test_name(result.nodeid)}[{result.spec_id}]`"] + [f"  - {_cell(line)}" for line in reasons]
+    if baseline is None:
+        return lines
+    improved = [r for r in results if (record_of(r) or {}).get("improvements")]
+    if improved:
+        lines += ["", "### Improvements", ""]
+        lines += [f"- `{test_name(r.nodeid)}[{r.spec_id}]`: {_cell(line)}" for r in improved for line in record_of(r)["improvements"]]
+    skipped_gate = [r for r in results if (record_of(r) or {}).get("status") in ("missing", "fingerprint-mismatch")]
+    if skipped_gate:
+        lines += ["", f"### Not compared with the baseline (`{baseline}`)", ""]
+        lines += [f"- `{test_name(r.nodeid)}[{r.spec_id}]`: {_cell(not_compared_reason(record_of(r)))}" for r in skipped_gate]
+    return lines
+
+
+def write_markdown(results: Sequence[CheckResult], path: Optional[str], step_summary: Optional[str], *,
+                   baseline: Optional[str] = None) -> None:
+    """Write ``path`` (replaced) and append to ``step_summary`` (GitHub's job summary file) when given."""
+    if not results:
+        return
+    text = render_markdown(results, baseline=baseline)
+    if path:
+        from .json_report import write_atomic
+
+        write_atomic(Path(path), text)
+    if step_summary:
+        with open(step_summary, "a") as handle:
+            handle.write(text + "\n")

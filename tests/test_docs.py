@@ -1,0 +1,27 @@
+"""The docs say what the code does: the options page is generated from the option table."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_options_page_matches_the_option_table() -> None:
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import gen_options_doc
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    current = (ROOT / "docs" / "options.md").read_text()
+    assert current == gen_options_doc.render(), "docs/options.md is stale: run scripts/gen_options_doc.py"
+
+
+def test_readme_names_the_two_commands_that_exist() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert "python3 tasks.py demo" in readme and "python3 tasks.py test" in readme
+    assert "python3 tasks.py test" in (ROOT / ".ci" / "run").read_text()
+    for page in ("usage", "options", "architecture", "backends", "benchmarks"):
+        assert f"docs/{page}.md" in readme
+        assert (ROOT / "docs" / f"{page}.md").exists()

@@ -1,0 +1,253 @@
+"""The regression statistics (unit tests on seeded samples) and regressions failing real items (pytester)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+from pytest_infercheck.regression import (
+    ALPHA,
+    MIN_SAMPLES,
+    compare_accuracy,
+    compare_latency,
+    is_accuracy_regression,
+    mann_whitney_u,
+    median_ratio_interval,
+)
+
+
+def latency_samples(rng: np.random.Generator, n: int, median_ms: float = 1.0, spread: float = 0.05) -> np.ndarray:
+    """Right-skewed like real latencies: lognormal body plus a few stalls three times as long."""
+    body = median_ms * np.exp(rng.normal(0.0, spread, n))
+    stalls = rng.random(n) < 0.02
+    return np.where(stalls, body * 3.0, body)
+
+
+# -- Mann-Whitney U ---------------------------------------------------------------------------------
+
+
+def test_u_counts_pairs_where_first_is_larger_with_ties_as_half() -> None:
+    rng = np.random.default_rng(1)
+    a = rng.integers(0, 6, 40).astype(float)  # many ties on purpose
+    b = rng.integers(0, 6, 30).astype(float)
+    by_definition = sum(1.0 if x > y else 0.5 if x == y else 0.0 for x, y in itertools.product(a, b))
+    assert mann_whitney_u(a, b).u == pytest.approx(by_definition)
+
+
+def test_p_values_of_a_small_separated_example_match_the_normal_approximation_by_hand() -> None:
+    # U = 0; mean 4.5; variance 3*3/12*7 = 5.25; z = (0 - 4.5 + 0.5)/sqrt(5.25) = -1.7457 -> p = 0.04043
+    test = mann_whitney_u([1.0, 2.0, 3.0], [4.0, 5.0, 6.0])
+    assert test.u == 0
+    assert test.p_less == pytest.approx(0.040434, abs=1e-5)
+    assert test.p_greater > 0.95
+
+
+def test_all_equal_samples_give_no_evidence() -> None:
+    test = mann_whitney_u([2.0] * 10, [2.0] * 10)
+    assert (test.p_greater, test.p_less) == (1.0, 1.0)
+
+
+def test_false_alarm_rate_under_the_null_is_about_alpha() -> None:
+    """2000 pairs of sample sets from one distribution: about 1% of one-sided p-values fall below 0.01."""
+    rng = np.random.default_rng(7)
+    trials = 2000
+    alarms = sum(mann_whitney_u(latency_samples(rng, 60), latency_samples(rng, 60)).p_greater < ALPHA
+                 for _ in range(trials))
+    assert 5 <= alarms <= 45, f"{alarms} false alarms in {trials} (expected about {ALPHA * trials:.0f})"
+
+
+# -- bootstrap interval -----------------------------------------------------------------------------
+
+
+def test_bootstrap_interval_covers_the_true_ratio_and_is_reproducible() -> None:
+    rng = np.random.default_rng(3)
+    base, slow = latency_samples(rng, 400), latency_samples(rng, 400) * 1.10
+    low, high = median_ratio_interval(slow, base)
+    assert low < 1.10 < high
+    assert high - low < 0.05  # 400 samples with a 5% spread pin the median to about a percent
+    assert median_ratio_interval(slow, base) == (low, high)  # seeded: same samples, same interval
+
+
+# -- the latency verdict ----------------------------------------------------------------------------
+
+
+def test_same_distribution_is_unchanged() -> None:
+    rng = np.random.default_rng(11)
+    verdict = compare_latency(latency_samples(rng, 500), latency_samples(rng, 500), max_regression=0.05)
+    assert verdict.verdict == "unchanged"
+    assert abs(verdict.change) < 0.02
+
+
+def test_ten_percent_slower_is_a_regression_with_old_and_new_in_the_message() -> None:
+    rng = np.random.default_rng(12)
+    verdict = compare_latency(latency_samples(rng, 500) * 1.10, latency_samples(rng, 500), max_regression=0.05)
+    assert verdict.verdict == "regression"
+    assert verdict.p_slower < 1e-6
+    text = verdict.describe()
+    assert f"p50 {verdict.baseline_p50_ms:.4g} ms -> {verdict.current_p50_ms:.4g} ms" in text
+    assert "+10." in text or "+9." in text  # the change, about +10%
+    assert "allowed +5.0%" in text
+
+
+def test_a_significant_slowdown_below_the_allowed_size_passes() -> None:
+    """The effect-size half of the rule: +2.5% with 500 samples is significant yet allowed at 5%."""
+    rng = np.random.default_rng(13)
+    verdict = compare_latency(latency_samples(rng, 500, spread=0.02) * 1.025, latency_samples(rng, 500, spread=0.02),
+                              max_regression=0.05)
+    assert verdict.p_slower < ALPHA
+    assert verdict.verdict == "unchanged"
+
+
+def test_a_large_but_insignificant_difference_passes() -> None:
+    """The significance half: six samples each with a 40% spread cannot show a 10% slowdown."""
+    rng = np.random.default_rng(14)
+    verdict = compare_latency(latency_samples(rng, 6, spread=0.4) * 1.1, latency_samples(rng, 6, spread=0.4),
+                              max_regression=0.05)
+    assert verdict.p_slower >= ALPHA
+    assert verdict.verdict == "unchanged"
+
+
+def test_faster_by_more_than_the_allowed_size_is_an_improvement() -> None:
+    rng = np.random.default_rng(15)
+    verdict = compare_latency(latency_samples(rng, 300) * 0.8, latency_samples(rng, 300), max_regression=0.05)
+    assert verdict.verdict == "improvement"
+    assert verdict.change == pytest.approx(-0.2, abs=0.02)
+
+
+def test_too_few_samples_give_no_verdict() -> None:
+    verdict = compare_latency([1.0] * (MIN_SAMPLES - 1), [1.0] * 50, max_regression=0.05)
+    assert verdict.verdict == "insufficient"
+    assert "too few samples" in verdict.describe()
+
+
+# -- accuracy ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("old, new, regressed", [
+    (1e-7, 3e-7, False),   # tripled, but at the bottom of float32: below the floor
+    (1e-4, 5e-4, True),    # five times worse and above the floor
+    (1e-4, 1.5e-4, False),  # worse, but within the factor
+    (0.0, 1e-6, False),    # from exact to tiny: below the floor
+    (0.0, 1e-3, True),     # from exact to visible
+    (1e-4, math.nan, True),  # NaN where there was a number
+])
+def test_accuracy_regression_needs_both_the_factor_and_the_floor(old: float, new: float, regressed: bool) -> None:
+    assert is_accuracy_regression(old, new, factor=2.0, floor=1e-5) is regressed
+
+
+def test_compare_accuracy_pairs_outputs_and_metrics_and_skips_unknown_outputs() -> None:
+    changes = compare_accuracy({"logits": {"max_abs": 4e-4, "mean_abs": 1e-5}, "new_output": {"max_abs": 1.0}},
+                               {"logits": {"max_abs": 1e-4, "mean_abs": 1e-5, "rel_l2": 1e-6}}, factor=2.0, floor=1e-5)
+    assert [(c.output, c.metric, c.regressed) for c in changes] == [("logits", "max_abs", True), ("logits", "mean_abs", False)]
+    assert changes[0].describe() == "logits max_abs 0.0001 -> 0.0004 (x4; allowed x2 above a floor of 1e-05)"
+
+
+# -- real items failing on a regression -------------------------------------------------------------
+
+# An eager model whose forward sleeps SLEEP_MS: a slowdown injected without touching the plugin.
+SLEEPY = """
+import os, time
+import pytest, torch
+from torch import nn
+
+class Sleepy(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(4, 4)
+
+    def forward(self, x):
+        time.sleep(float(os.environ.get("SLEEP_MS", "1")) / 1000)
+        return self.linear(x)
+
+@pytest.mark.infercheck(backends=["eager"])
+def test_sleepy(infercheck):
+    infercheck(Sleepy().eval(), torch.randn(2, 4))
+"""
+SAMPLES = ["--infer-min-iters=20"]
+
+
+@pytest.fixture
+def baseline_path(pytester: pytest.Pytester) -> str:
+    return str(pytester.path / "baseline.json")
+
+
+def test_latency_regression_fails_the_item_with_old_and_new_figures(run_plugin, baseline_path, monkeypatch) -> None:
+    monkeypatch.setenv("SLEEP_MS", "1")
+    run_plugin(SLEEPY, f"--infer-baseline={baseline_path}", "--infer-baseline-update", *SAMPLES).assert_outcomes(passed=1)
+    monkeypatch.setenv("SLEEP_MS", "4")
+    result = run_plugin(SLEEPY, f"--infer-baseline={baseline_path}", *SAMPLES)
+    result.assert_outcomes(failed=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines([
+        "*eager-fp32 on cpu*failed:",
+        "*regression: latency p50 1.* ms -> 4.* ms (+*%, 98% CI *; allowed +5.0%; Mann-Whitney p=*",
+        "*1 compared, 1 regressed, 0 improved, 0 missing*",
+        "*REGRESSION*test_sleepy[[]eager-fp32[]]*",
+    ])
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_a_larger_allowance_lets_the_same_slowdown_pass(run_plugin, baseline_path, monkeypatch) -> None:
+    monkeypatch.setenv("SLEEP_MS", "1")
+    run_plugin(SLEEPY, f"--infer-baseline={baseline_path}", "--infer-baseline-update", *SAMPLES).assert_outcomes(passed=1)
+    monkeypatch.setenv("SLEEP_MS", "2")
+    result = run_plugin(SLEEPY, f"--infer-baseline={baseline_path}", "--infer-max-regression=500%", *SAMPLES)
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*1 compared, 0 regressed*"])
+
+
+def test_improvement_is_reported_and_passes(run_plugin, baseline_path, monkeypatch) -> None:
+    monkeypatch.setenv("SLEEP_MS", "4")
+    run_plugin(SLEEPY, f"--infer-baseline={baseline_path}", "--infer-baseline-update", *SAMPLES).assert_outcomes(passed=1)
+    monkeypatch.setenv("SLEEP_MS", "1")
+    result = run_plugin(SLEEPY, f"--infer-baseline={baseline_path}", *SAMPLES)
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*1 compared, 0 regressed, 1 improved*",
+                                 "*improved*test_sleepy[[]eager-fp32[]]: latency p50 4.* ms -> 1.* ms (-7*%*"])
+
+
+# The small CNN on ONNX Runtime, its logits multiplied by SCALE: a model change that leaves the relative
+# error alone (so the absolute tolerance check still passes) and multiplies the absolute error.
+SCALED_CNN = """
+import os
+import pytest, torch
+from fixtures.models import small_cnn, cnn_inputs
+
+class Scaled(torch.nn.Module):
+    def __init__(self, inner, scale):
+        super().__init__()
+        self.inner = inner
+        self.register_buffer("scale", torch.tensor(scale))  # a buffer, so the model's hash sees it
+
+    def forward(self, x):
+        return self.inner(x) * self.scale
+
+@pytest.mark.infercheck(backends=["onnxruntime"], rtol=1e-3)
+def test_cnn(infercheck):
+    infercheck(Scaled(small_cnn(), float(os.environ.get("SCALE", "1"))), cnn_inputs())
+"""
+
+
+def test_accuracy_regression_fails_within_tolerance_and_shows_old_and_new(run_plugin, baseline_path, monkeypatch) -> None:
+    monkeypatch.setenv("SCALE", "1")
+    run_plugin(SCALED_CNN, f"--infer-baseline={baseline_path}", "--infer-baseline-update").assert_outcomes(passed=1)
+    monkeypatch.setenv("SCALE", "100000")
+    result = run_plugin(SCALED_CNN, f"--infer-baseline={baseline_path}", "--infer-max-regression=1000%")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "*regression: accuracy output max_abs * -> * (x*; allowed x2 above a floor of 1e-05) "
+        "(the model changed since the baseline was recorded)",
+    ])
+    assert "accuracy: " not in result.stdout.str()  # the tolerance check itself passed
+
+
+def test_accuracy_floor_keeps_tiny_errors_from_failing(run_plugin, baseline_path, monkeypatch) -> None:
+    monkeypatch.setenv("SCALE", "1")
+    run_plugin(SCALED_CNN, f"--infer-baseline={baseline_path}", "--infer-baseline-update").assert_outcomes(passed=1)
+    monkeypatch.setenv("SCALE", "100000")
+    result = run_plugin(SCALED_CNN, f"--infer-baseline={baseline_path}", "--infer-max-regression=1000%",
+                        "--infer-accuracy-floor=1")
+    result.assert_outcomes(passed=1)
