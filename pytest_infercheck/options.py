@@ -191,6 +191,17 @@ def parse_factor(text: str | float) -> float:
     return value
 
 
+def parse_name_list(value: str | Iterable[str]) -> tuple[str, ...]:
+    """"Det,Unique" or ["Det", "Unique"] -> ("Det", "Unique"): operator or node names, kept as written."""
+    if isinstance(value, str):
+        items = [part.strip() for part in value.split(",")]
+    elif isinstance(value, Iterable):
+        items = [str(part).strip() for part in value]
+    else:
+        raise OptionError(f"{value!r}: expected names as a list or a comma-separated string, e.g. ['Det', 'Unique']")
+    return tuple(dict.fromkeys(item for item in items if item))
+
+
 @dataclass(frozen=True)
 class Option:
     """One setting: its command-line flag, ini key, parser, default and help."""
@@ -265,6 +276,8 @@ TEST_LEVEL_EXTRA: dict[str, Callable[[Any], Any]] = {
     "max_mismatch": parse_percent,
     "min_cosine": parse_float,
     "dynamic_batch": parse_bool,
+    "allow_ops": parse_name_list,  # audit: operators that are known, accepted gaps
+    "allow_nodes": parse_name_list,  # audit: ONNX node names that are known, accepted gaps
 }
 
 

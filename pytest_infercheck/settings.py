@@ -49,7 +49,8 @@ class CheckSettings:
 
 def default_layer() -> Layer:
     return ("default", {option.name: option.default for option in OPTIONS} | {
-        "atol": None, "rtol": None, "max_mismatch": None, "min_cosine": None, "dynamic_batch": False})
+        "atol": None, "rtol": None, "max_mismatch": None, "min_cosine": None, "dynamic_batch": False,
+        "allow_ops": (), "allow_nodes": ()})
 
 
 def config_layers(config: Any) -> list[Layer]:
