@@ -308,3 +308,19 @@ def test_cache_hits_on_the_second_run_and_rebuilds_a_corrupted_entry(run_plugin,
                                 " match its checksum*rebuilding*", "*onnxruntime-fp16*passed*partial"])
     off = run_plugin(CNN_MATRIX, "-k", "onnxruntime-fp16", "--infer-no-cache", cache=False)
     off.stdout.fnmatch_lines(["*onnxruntime-fp16*passed*off"])
+
+
+def test_inductor_engines_compile_and_report_their_cache(run_plugin) -> None:
+    source = '''
+import pytest, torch
+from fixtures.models import dynamic_mlp
+
+@pytest.mark.infercheck(backends=["inductor"], precisions=["fp32", "bf16"])
+def test_compiled(infercheck):
+    result = infercheck(dynamic_mlp(), torch.randn(4, 64))
+    assert result.cache["inductor"] in ("hit", "miss")
+    assert result.build_seconds > 0
+'''
+    result = run_plugin(source)
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*inductor-bf16*cpu*passed*", "*inductor-fp32*cpu*passed*"])
