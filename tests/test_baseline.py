@@ -1,0 +1,245 @@
+"""The baseline store: keys, subsampling and validation (unit tests), and the paths a user walks (pytester)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pytest_infercheck.baseline import (
+    MAX_SAMPLES,
+    BaselineStore,
+    Entry,
+    key_differences,
+    machine_key,
+    render,
+    subsample,
+    write_entries,
+)
+
+FINGERPRINT = {
+    "python": "3.11.7", "platform": "Linux-6.1", "cpu": "Example CPU @ 2.0GHz",
+    "gpu": {"name": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0", "cuda_runtime": "13.0",
+            "driver": "580.1", "sm_clock_mhz": 1980, "memory_bytes": 85_000_000_000},
+    "libraries": {"torch": "2.13.0", "onnxruntime": "1.31.0", "numpy": "2.1.0", "pytest-infercheck": "0.1.0"},
+}
+
+
+def test_machine_key_keeps_what_moves_the_figures_and_drops_what_does_not() -> None:
+    cpu = machine_key("cpu", FINGERPRINT)
+    assert cpu["device"] == "cpu" and cpu["cpu"] == "Example CPU @ 2.0GHz" and cpu["cpus"] >= 1
+    assert "gpu" not in cpu  # a CPU engine's figures do not depend on the GPU beside it
+    assert cpu["libraries"] == {"torch": "2.13.0", "onnxruntime": "1.31.0"}  # not numpy, not the plugin
+    cuda = machine_key("cuda:0", FINGERPRINT)
+    assert cuda["device"] == "cuda"
+    assert cuda["gpu"] == {"name": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0", "cuda_runtime": "13.0",
+                           "driver": "580.1"}  # no clocks: they move from moment to moment
+    assert "python" not in cuda and "platform" not in cuda
+
+
+def test_key_differences_name_each_fact_that_changed() -> None:
+    old = machine_key("cuda", FINGERPRINT)
+    new = json.loads(json.dumps(old))
+    new["libraries"]["torch"] = "2.14.0"
+    new["gpu"]["name"] = "NVIDIA H200"
+    assert key_differences(old, new) == ["gpu.name NVIDIA H100 80GB HBM3 -> NVIDIA H200", "torch 2.13.0 -> 2.14.0"]
+
+
+def test_subsample_is_deterministic_bounded_and_keeps_the_extremes() -> None:
+    samples = [float((i * 7919) % 10007) + 1 for i in range(5000)]
+    picked = subsample(samples)
+    assert len(picked) == MAX_SAMPLES
+    assert picked == subsample(samples)
+    assert picked[0] == min(samples) and picked[-1] == max(samples)
+    assert subsample([3.0, 1.0, 2.0]) == [1.0, 2.0, 3.0]  # small sets are kept whole
+
+
+def _entry(nodeid: str = "test_a.py::test_a[onnxruntime-fp32]", torch: str = "2.13.0") -> Entry:
+    machine = machine_key("cpu", {**FINGERPRINT, "libraries": {"torch": torch}})
+    return Entry(nodeid=nodeid, spec_id="onnxruntime-fp32", machine=machine,
+                 accuracy={"logits": {"max_abs": 1e-6, "mean_abs": 1e-7}},
+                 latency={"timer": "cpu-perf_counter", "count": 3, "p50_ms": 2.0, "p90_ms": 3.0, "p99_ms": 3.0,
+                          "samples_ms": [1.0, 2.0, 3.0]},
+                 model_hash="abc", recorded="2026-11-22T10:00:00+00:00")
+
+
+def test_written_file_reads_back_and_keeps_number_lists_on_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "baseline.json"
+    entries = [_entry(), _entry(torch="2.12.0")]
+    write_entries(path, entries)
+    assert '"samples_ms": [1.0, 2.0, 3.0]' in path.read_text()
+    store = BaselineStore.load(path)
+    assert sorted(e.machine["libraries"]["torch"] for e in store.entries) == ["2.12.0", "2.13.0"]
+    found = store.lookup(entries[0].nodeid, "onnxruntime-fp32", entries[0].machine)
+    assert found.status == "found" and found.entry.samples_ms == [1.0, 2.0, 3.0]
+    other = machine_key("cpu", {**FINGERPRINT, "libraries": {"torch": "9.9"}})
+    mismatch = store.lookup(entries[0].nodeid, "onnxruntime-fp32", other)
+    assert mismatch.status == "fingerprint-mismatch" and mismatch.differences == ["torch 2.12.0 -> 9.9"]
+    assert store.lookup("test_b.py::test_b", "onnxruntime-fp32", other).status == "missing"
+
+
+def test_a_missing_file_is_an_empty_store(tmp_path: Path) -> None:
+    store = BaselineStore.load(tmp_path / "absent.json")
+    assert store.entries == [] and not store.exists
+
+
+def _valid_file() -> dict:
+    return json.loads(render([_entry()]))
+
+
+def _broken(mutate) -> str:  # type: ignore[no-untyped-def]
+    data = _valid_file()
+    mutate(data)
+    return json.dumps(data)
+
+
+@pytest.mark.parametrize("text, problem", [
+    ('{"schema": "pytest-infercheck-baseline", "version": 1, "entries": [', "not valid JSON (line 1, column"),
+    ("[]", "not a pytest-infercheck baseline"),
+    (_broken(lambda d: d.update(version=2)), "version 2 is not supported"),
+    (_broken(lambda d: d.update(entries={})), '"entries" must be a list'),
+    (_broken(lambda d: d["entries"][0].pop("nodeid")), 'entries[0]: "nodeid" must be a non-empty string'),
+    (_broken(lambda d: d["entries"][0]["latency"]["samples_ms"].__setitem__(1, "fast")),
+     "entries[0] (test_a.py::test_a[onnxruntime-fp32]): latency.samples_ms[1] is 'fast', expected a positive number"),
+    (_broken(lambda d: d["entries"][0]["latency"]["samples_ms"].__setitem__(0, -1.0)), "samples_ms[0] is -1.0"),
+    (_broken(lambda d: d["entries"][0]["accuracy"]["logits"].__setitem__("max_abs", None)),
+     "accuracy.logits.max_abs is None, expected a finite number >= 0"),
+    (_broken(lambda d: d["entries"].append(d["entries"][0])), "a second entry for the same test, engine and machine"),
+])
+def test_a_broken_file_is_a_usage_error_naming_the_file_and_the_problem(tmp_path: Path, text: str, problem: str) -> None:
+    path = tmp_path / "baseline.json"
+    path.write_text(text)
+    with pytest.raises(pytest.UsageError) as raised:
+        BaselineStore.load(path)
+    message = str(raised.value)
+    assert message.startswith(f"baseline file {path}: ")
+    assert problem in message
+    assert "--infer-baseline-update" in message  # and how to get out of it
+
+
+# -- what a user sees (real pytest runs) ------------------------------------------------------------
+
+TWO_ENGINES = """
+import pytest
+from fixtures.models import small_cnn, cnn_inputs
+
+@pytest.mark.infercheck(backends=["eager", "onnxruntime"])
+def test_cnn(infercheck):
+    infercheck(small_cnn(), cnn_inputs())
+"""
+# These runs check the store's behaviour, not the statistics: allow any slowdown, so a busy CI
+# machine cannot turn a comparison into a regression here (tests/test_regression.py covers those).
+LENIENT = "--infer-max-regression=1000%"
+
+
+@pytest.fixture
+def baseline_file(pytester: pytest.Pytester) -> Path:
+    return pytester.path / "ci" / "baseline.json"
+
+
+def entries_of(path: Path) -> list[dict]:
+    return json.loads(path.read_text())["entries"]
+
+
+def test_update_records_every_item_then_a_run_compares_with_it(run_plugin, baseline_file: Path) -> None:
+    created = run_plugin(TWO_ENGINES, f"--infer-baseline={baseline_file}", "--infer-baseline-update")
+    created.assert_outcomes(passed=2)
+    created.stdout.fnmatch_lines(["baseline updated: 2 entries written, 0 kept, 0 not written -> *baseline.json"])
+    entries = entries_of(baseline_file)
+    assert sorted(e["spec_id"] for e in entries) == ["eager-fp32", "onnxruntime-fp32"]
+    for entry in entries:
+        assert entry["machine"]["device"] == "cpu" and "torch" in entry["machine"]["libraries"]
+        assert entry["accuracy"]["output"]["max_abs"] >= 0
+        assert 5 <= len(entry["latency"]["samples_ms"]) <= 500
+    before = baseline_file.read_bytes()
+    compared = run_plugin(TWO_ENGINES, f"--infer-baseline={baseline_file}", LENIENT)
+    compared.assert_outcomes(passed=2)
+    compared.stdout.fnmatch_lines(["baseline *baseline.json: 2 compared, 0 regressed, * 0 missing, 0 not applied*"])
+    assert baseline_file.read_bytes() == before  # comparing never writes
+
+
+def test_update_replaces_only_the_items_that_ran_and_keeps_the_rest(run_plugin, baseline_file: Path) -> None:
+    run_plugin(TWO_ENGINES, f"--infer-baseline={baseline_file}", "--infer-baseline-update").assert_outcomes(passed=2)
+    data = json.loads(baseline_file.read_text())
+    foreign = dict(data["entries"][0], nodeid="test_other.py::test_gone[eager-fp32]")
+    data["entries"].append(foreign)
+    baseline_file.write_text(json.dumps(data))
+    ort_before = next(e for e in entries_of(baseline_file) if e["spec_id"] == "onnxruntime-fp32")
+
+    result = run_plugin(TWO_ENGINES, f"--infer-baseline={baseline_file}", "--infer-baseline-update", "-k", "eager")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["baseline updated: 1 entries written, 2 kept, 0 not written*"])
+    after = {(e["nodeid"], e["spec_id"]): e for e in entries_of(baseline_file)}
+    assert len(after) == 3
+    assert after[(ort_before["nodeid"], "onnxruntime-fp32")] == ort_before  # did not run: untouched
+    assert after[(foreign["nodeid"], "eager-fp32")] == foreign
+    assert not list(baseline_file.parent.glob(".baseline.json.*"))  # no temporary file left behind
+
+
+def test_missing_entries_are_reported_and_strict_makes_them_failures(run_plugin, baseline_file: Path) -> None:
+    lenient = run_plugin(TWO_ENGINES, f"--infer-baseline={baseline_file}")
+    lenient.assert_outcomes(passed=2)
+    lenient.stdout.fnmatch_lines(["*0 compared, 0 regressed, 0 improved, 2 missing*",
+                                  "*missing (no entry; run with --infer-baseline-update to record it):",
+                                  "*test_model.py::test_cnn[[]eager-fp32[]]"])
+    assert not baseline_file.exists()  # nothing is written without --infer-baseline-update
+
+    strict = run_plugin(TWO_ENGINES, f"--infer-baseline={baseline_file}", "--infer-baseline-strict")
+    strict.assert_outcomes(failed=2)
+    strict.stdout.fnmatch_lines(["*baseline: no entry for this item in *baseline.json; run with "
+                                 "--infer-baseline-update to record it (--infer-baseline-strict makes this a failure)"])
+
+
+def test_an_entry_from_another_machine_is_not_applied_and_the_summary_says_so(run_plugin, baseline_file: Path) -> None:
+    run_plugin(TWO_ENGINES, f"--infer-baseline={baseline_file}", "--infer-baseline-update").assert_outcomes(passed=2)
+    data = json.loads(baseline_file.read_text())
+    for entry in data["entries"]:
+        entry["machine"]["libraries"]["torch"] = "1.0.0"
+        entry["latency"]["samples_ms"] = [1000.0] * 50  # would be a huge "improvement" if it were compared
+    baseline_file.write_text(json.dumps(data))
+
+    result = run_plugin(TWO_ENGINES, f"--infer-baseline={baseline_file}")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines([
+        "*0 compared, 0 regressed, 0 improved, 0 missing, 2 not applied (other machine)",
+        "*FINGERPRINT DIFFERS: 2 entries were recorded on another machine or software stack and NOT applied:",
+        "*test_model.py::test_cnn[[]eager-fp32[]]: torch 1.0.0 -> *",
+    ])
+    strict = run_plugin(TWO_ENGINES, f"--infer-baseline={baseline_file}", "--infer-baseline-strict")
+    strict.assert_outcomes(failed=2)
+    strict.stdout.fnmatch_lines(["*recorded on another machine or software stack (torch 1.0.0 -> *), so it was not applied*"])
+
+
+def test_a_corrupted_file_is_a_usage_error_and_is_left_alone(run_plugin, baseline_file: Path) -> None:
+    baseline_file.parent.mkdir(parents=True)
+    baseline_file.write_text('{"schema": "pytest-infercheck-baseline", "version": 1, "entries": [}')
+    before = baseline_file.read_bytes()
+    for extra in ([], ["--infer-baseline-update"]):
+        result = run_plugin(TWO_ENGINES, f"--infer-baseline={baseline_file}", *extra)
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines([f"ERROR: baseline file {baseline_file}: not valid JSON (line 1, column *"])
+        assert baseline_file.read_bytes() == before
+
+
+def test_a_failing_engine_is_not_written_into_the_baseline(run_plugin, baseline_file: Path) -> None:
+    source = TWO_ENGINES.replace('backends=["eager", "onnxruntime"]', 'backends=["onnxruntime"], atol=0, rtol=0')
+    result = run_plugin(source, f"--infer-baseline={baseline_file}", "--infer-baseline-update")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*0 entries written, 0 kept, 1 not written*",
+                                 "*not written: test_model.py::test_cnn[[]onnxruntime-fp32[]]: failed (accuracy)*"])
+    assert entries_of(baseline_file) == []
+
+
+def test_ini_twins_configure_the_gate(pytester: pytest.Pytester, run_plugin, baseline_file: Path) -> None:
+    pytester.makeini(f"[pytest]\ninfer_baseline = {baseline_file}\ninfer_baseline_strict = true\n"
+                     "infer_max_regression = 1000%\n")
+    result = run_plugin(TWO_ENGINES)
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*--infer-baseline-strict makes this a failure*"])
+
+
+def test_a_bare_number_for_max_regression_is_refused(run_plugin) -> None:
+    result = run_plugin(TWO_ENGINES, "--infer-max-regression=5")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--infer-max-regression*'5' would mean 500%; write 5% (or 0.05) for five percent*"])
