@@ -91,6 +91,26 @@ class Infercheck:
     def spec(self) -> EngineSpec:
         return self.context.spec
 
+    def audit(self, model: Any, example_inputs: Any = None, *, targets: Optional[Iterable[str]] = None,
+              trt_version: Optional[str] = None, allow_ops: Iterable[str] = (),
+              allow_nodes: Iterable[str] = ()) -> Any:
+        """The compatibility audit (``AuditReport``) of ``model`` for the test's own assertions.
+
+        ``targets`` defaults to this item's backend (onnxruntime on the CPU or CUDA, tensorrt), or
+        tensorrt and onnxruntime for backends the audit does not cover.  Known gaps given here or
+        in the marker (allow_ops=/allow_nodes=) are marked allowed and stop blocking.
+        """
+        from .audit.engine_gate import backend_target
+        from .audit.runner import DEFAULT_TARGETS, audit
+
+        settings = resolve(self.context.layers)
+        if targets is None:
+            own = backend_target(self.spec.backend, resolve_device(settings.device))
+            targets = [own] if own else list(DEFAULT_TARGETS)
+        return audit(model, example_inputs, targets=targets, trt_version=trt_version,
+                     allow_ops=[*settings.allow_ops, *allow_ops], allow_nodes=[*settings.allow_nodes, *allow_nodes],
+                     dynamic_batch=settings.dynamic_batch)
+
     def __call__(self, model: Any, example_inputs: Any, *, calibration: Optional[Iterable[Any]] = None,
                  raise_on_failure: bool = True, **overrides: Any) -> CheckResult:
         settings = resolve(self.context.layers + [("fixture call", parse_layer("infercheck() call", overrides, CALL_KEYS))])
@@ -127,6 +147,9 @@ class _Run:
         self.settings = settings
         self.result = result
         self.spec = context.spec
+        self.artifacts: Any = None  # ModelArtifacts, made once and shared by the audit gate and the build
+        self.request: Any = None  # the BuildRequest, kept for divergence localisation
+        self.tolerance: Any = None  # the precision's tolerance after overrides, kept for the same
 
     def execute(self, model: Any, example_inputs: Any, calibration: Optional[Iterable[Any]]) -> None:
         from .backends import get_backend
@@ -145,12 +168,16 @@ class _Run:
 
             self.result.extra["gpu"] = gpu_info()
             self.result.extra["reference"] = f"eager FP32 on {device}, TF32 {'on' if self.settings.tf32 else 'off'}"
+        if self._audit_gate(mut, device):
+            return  # every gap the audit found is declared known (allow_ops/allow_nodes): skipped, naming them
         # Engines build and run under the reference's TF32 setting: an FP32 engine is then true FP32.
         with _tf32(device, self.settings.tf32):
             engine = self._build(backend, mut, device, calibration)
             try:
                 prepared, outputs = self._run_engine(engine, mut)
                 self.result.accuracy = self._compare(outputs, reference)
+                if not self.result.accuracy.passed:
+                    self._localise_divergence(backend, mut)
                 if mut.dynamic_batch:
                     self._check_other_batch(engine, mut, device)
                 self.result.latency = self._time(engine, prepared, mut.batch_size, device, mut.inputs)
@@ -162,6 +189,65 @@ class _Run:
         self._verdict()
 
     # -- stages ---------------------------------------------------------------------------------
+
+    def _artifacts(self, mut: Any) -> Any:
+        if self.artifacts is None:
+            from .artifacts import ModelArtifacts
+
+            self.artifacts = ModelArtifacts(mut, self.context.cache)
+        return self.artifacts
+
+    def _audit_gate(self, mut: Any, device: str) -> bool:
+        """The audit stage for this backend on the exported ONNX, before the build (see audit/engine_gate.py).
+
+        Fails the item with the offending nodes when the backend cannot run them; skips it when every
+        such node is a declared known gap; returns False (go on and build) otherwise.
+        """
+        from .audit.engine_gate import backend_target, gate, listing
+        from .export import ExportError
+
+        if backend_target(self.spec.backend, device) is None:
+            return False
+        try:
+            onnx_path = self._artifacts(mut).onnx_path()
+        except ExportError:
+            return False  # the build stage reports the export failure with its own message
+        verdict = gate(onnx_path, self.spec.backend, device, allow_ops=self.settings.allow_ops,
+                       allow_nodes=self.settings.allow_nodes)
+        if verdict is None:
+            return False
+        self.result.extra["audit"] = verdict.as_dicts()
+        self.result.warnings.extend(f"audit: {f.describe()}" for f in verdict.notes)
+        if verdict.blocking:
+            raise StageFailure("audit", f"{self.spec.backend} cannot run {len(verdict.blocking)} node(s) of "
+                               f"{mut.name}; offending nodes:\n{listing(verdict.blocking)}")
+        if verdict.allowed_blocking:
+            self.result.outcome, self.result.stage = "skipped", "audit"
+            self.result.message = (f"{self.spec.id}: only known gaps (allowed): the engine cannot be built, "
+                                   f"nothing new to check:\n{listing(verdict.allowed_blocking)}")
+            return True
+        return False
+
+    def _localise_divergence(self, backend: Any, mut: Any) -> None:
+        """On an accuracy failure only: the first node of the engine's ONNX model that leaves tolerance.
+
+        Covers engines that run an ONNX model derived from the FP32 export (the backend says which
+        through ``model_path``); the FP32 export run on ONNX Runtime is the reference.
+        """
+        model_path = getattr(backend, "model_path", None)
+        if model_path is None or self.request is None or self.spec.precision == "fp32":
+            return  # an FP32 engine runs the reference's own ONNX model: no intermediate to compare
+        from .divergence import feeds_for, locate_divergence
+
+        try:
+            reference = self._artifacts(mut).onnx_path()
+            divergence = locate_divergence(reference, model_path(self.request), feeds_for(reference, mut.inputs),
+                                           self.tolerance)
+        except Exception as exc:  # localisation explains a failure; it must never replace it
+            self.result.warnings.append(f"divergence localisation failed: {_short(exc)}")
+            return
+        if divergence is not None:
+            self.result.extra["divergence"] = {**divergence.to_dict(), "summary": divergence.describe()}
 
     def _model(self, model: Any, example_inputs: Any) -> Any:
         from .model import ModelUnderTest
@@ -193,8 +279,8 @@ class _Run:
         from .backends.base import BuildRequest
         from .export import ExportError
 
-        artifacts = ModelArtifacts(mut, self.context.cache)
-        request = BuildRequest(spec=self.spec, artifacts=artifacts, device=device,
+        artifacts = self._artifacts(mut)
+        request = self.request = BuildRequest(spec=self.spec, artifacts=artifacts, device=device,
                                compile_mode=self.settings.compile_mode, tf32=self.settings.tf32,
                                time_transfers=self.settings.time_transfers)
         if self.spec.precision == "int8":
@@ -249,8 +335,8 @@ class _Run:
         from .compare import compare_outputs, tolerance_for
 
         s = self.settings
-        base = tolerance_for(self.spec.precision, atol=s.atol, rtol=s.rtol, max_mismatch=s.max_mismatch,
-                             min_cosine=s.min_cosine)
+        base = self.tolerance = tolerance_for(self.spec.precision, atol=s.atol, rtol=s.rtol,
+                                              max_mismatch=s.max_mismatch, min_cosine=s.min_cosine)
         names = {name for name, _ in reference}
         unknown = sorted(set(s.tolerances) - names)
         if unknown:
@@ -333,6 +419,8 @@ class _Run:
             if accuracy.structure_error:
                 failures.append(f"accuracy: {accuracy.structure_error}")
             failures.extend(f"accuracy: {describe_failure(output)}" for output in accuracy.outputs if not output.passed)
+            if "divergence" in self.result.extra:
+                failures.append(f"accuracy: {self.result.extra['divergence']['summary']}")
             if "calibration" in self.result.extra:
                 failures.append(f"calibration: {calibration_hint(self.result.extra['calibration'])}")
         if budget is not None and latency is not None:
