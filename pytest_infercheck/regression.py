@@ -92,7 +92,7 @@ def median_ratio_interval(current: Sequence[float], baseline: Sequence[float], *
 class LatencyComparison:
     """This run's latency against the baseline's, and the verdict."""
 
-    verdict: str  # regression | improvement | unchanged | insufficient
+    verdict: str  # regression | improvement | within (the allowance, or not significant) | insufficient
     baseline_p50_ms: float
     current_p50_ms: float
     ratio: float  # median(current) / median(baseline)
@@ -143,7 +143,7 @@ def compare_latency(current: Sequence[float], baseline: Sequence[float], *, max_
     elif test.p_less < alpha and ratio < 1 - max_regression:
         verdict = "improvement"
     else:
-        verdict = "unchanged"
+        verdict = "within"
     return LatencyComparison(verdict, base_p50, cur_p50, ratio, low, high, test.p_greater, test.p_less,
                              int(cur.size), int(base.size), max_regression, alpha)
 

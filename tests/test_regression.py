@@ -74,10 +74,10 @@ def test_bootstrap_interval_covers_the_true_ratio_and_is_reproducible() -> None:
 # -- the latency verdict ----------------------------------------------------------------------------
 
 
-def test_same_distribution_is_unchanged() -> None:
+def test_same_distribution_is_within_the_allowance() -> None:
     rng = np.random.default_rng(11)
     verdict = compare_latency(latency_samples(rng, 500), latency_samples(rng, 500), max_regression=0.05)
-    assert verdict.verdict == "unchanged"
+    assert verdict.verdict == "within"
     assert abs(verdict.change) < 0.02
 
 
@@ -98,7 +98,7 @@ def test_a_significant_slowdown_below_the_allowed_size_passes() -> None:
     verdict = compare_latency(latency_samples(rng, 500, spread=0.02) * 1.025, latency_samples(rng, 500, spread=0.02),
                               max_regression=0.05)
     assert verdict.p_slower < ALPHA
-    assert verdict.verdict == "unchanged"
+    assert verdict.verdict == "within"
 
 
 def test_a_large_but_insignificant_difference_passes() -> None:
@@ -107,7 +107,7 @@ def test_a_large_but_insignificant_difference_passes() -> None:
     verdict = compare_latency(latency_samples(rng, 6, spread=0.4) * 1.1, latency_samples(rng, 6, spread=0.4),
                               max_regression=0.05)
     assert verdict.p_slower >= ALPHA
-    assert verdict.verdict == "unchanged"
+    assert verdict.verdict == "within"
 
 
 def test_faster_by_more_than_the_allowed_size_is_an_improvement() -> None:

@@ -61,9 +61,14 @@ def cell_class(result: CheckResult) -> str:
     return result.outcome if result.outcome in OUTCOME_CLASSES else "failed"
 
 
-def _model_label(result: CheckResult) -> str:
-    name = test_name(result.nodeid)
-    return f"{name} ({result.model_name})" if result.model_name else name
+def model_labels(results: Sequence[CheckResult]) -> dict[str, str]:
+    """Test name -> ``test (ModelName)``; an engine skipped before the model was built does not know its name."""
+    names: dict[str, str] = {}
+    for result in results:
+        if result.model_name:
+            names.setdefault(test_name(result.nodeid), result.model_name)
+    return {test_name(r.nodeid): f"{test_name(r.nodeid)} ({names[test_name(r.nodeid)]})"
+            if test_name(r.nodeid) in names else test_name(r.nodeid) for r in results}
 
 
 def _anchor(result: CheckResult) -> str:
@@ -72,11 +77,12 @@ def _anchor(result: CheckResult) -> str:
 
 def matrix(results: Sequence[CheckResult]) -> str:
     """Models down, engine specs across; each cell links to its engine's card."""
-    models = list(dict.fromkeys(_model_label(r) for r in results))
+    labels = model_labels(results)
+    models = list(dict.fromkeys(labels[test_name(r.nodeid)] for r in results))
     specs = list(dict.fromkeys(r.spec_id for r in results))
     by_cell: dict[tuple[str, str], list[CheckResult]] = {}
     for result in results:
-        by_cell.setdefault((_model_label(result), result.spec_id), []).append(result)
+        by_cell.setdefault((labels[test_name(result.nodeid)], result.spec_id), []).append(result)
     head = "<tr><th>model \\ engine</th>" + "".join(f"<th>{_e(spec)}</th>" for spec in specs) + "</tr>"
     body = []
     for model in models:
@@ -158,22 +164,23 @@ def latency_plot(result: CheckResult) -> str:
     if baseline_samples:
         curves.insert(0, ("baseline", subsample(baseline_samples, PLOT_POINTS), "#8c959f"))
     every = np.concatenate([np.asarray(s) for _, s, _ in curves])
-    # Clip the histogram at the 99.5th percentile so one stall does not squash the body into a bar.
-    high = float(np.percentile(every, 99.5))
-    bins = np.linspace(float(every.min()), high if high > every.min() else float(every.max()) + 1e-9, 40)
+    # The histogram shows the body up to the 95th percentile (a few stalls would squash it into one
+    # bar); the CDF on a log axis shows everything, tails included.
+    low, high = float(every.min()), float(np.percentile(every, 95))
+    bins = np.linspace(low, high if high > low else low * 1.01 + 1e-9, 40)
     with rc_context({"svg.fonttype": "none", "font.size": 8}):
         figure = Figure(figsize=(7.2, 2.4))
         hist, cdf = figure.subplots(1, 2)
         for label, samples, colour in curves:
             values = np.asarray(samples)
-            hist.hist(np.clip(values, None, bins[-1]), bins=bins, alpha=0.55, color=colour, label=label)
+            hist.hist(values[values <= bins[-1]], bins=bins, alpha=0.55, color=colour, label=label)
             ordered = np.sort(values)
             cdf.step(ordered, np.arange(1, ordered.size + 1) / ordered.size, where="post", color=colour, label=label)
-        hist.set_xlabel("latency ms (clipped at p99.5)")
+        hist.set_xlabel("latency ms (up to p95)")
         hist.set_ylabel("samples")
-        cdf.set_xlabel("latency ms")
+        cdf.set_xlabel("latency ms (log)")
         cdf.set_ylabel("fraction at or below")
-        cdf.set_xscale("log")
+        _log_axis(cdf, float(every.min()), float(every.max()))
         cdf.legend(loc="lower right", frameon=False)
         figure.tight_layout()
         buffer = io.StringIO()
@@ -182,26 +189,38 @@ def latency_plot(result: CheckResult) -> str:
     return svg[svg.index("<svg"):]  # drop the XML prologue: the SVG sits inside HTML
 
 
+def _log_axis(axes: Any, low: float, high: float) -> None:
+    """Log scale with plain numbers as labels; within one decade the in-between ticks are labelled too."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    plain = FuncFormatter(lambda value, _: f"{value:g}")
+    axes.set_xscale("log")
+    axes.xaxis.set_major_formatter(plain)
+    axes.xaxis.set_minor_formatter(plain if high < 10 * low else NullFormatter())
+
+
 def card(result: CheckResult) -> str:
     record = record_of(result) or {}
     status = status_cell(result)
     badge = f" <span class='badge {cell_class(result)}'>{_e(result.outcome)}</span>"
     gate = f" <span class='badge {cell_class(result)}'>baseline: {_e(status)}</span>" if status != "-" else ""
     parts = [f"<div class='card' id='{_anchor(result)}'><h3>{_e(test_name(result.nodeid))}[{_e(result.spec_id)}]{badge}{gate}</h3>",
-             f"<div class='note'>{_e(result.model_name or '?')} on {_e(result.device or '?')}"
+             f"<div class='note'>{_e(result.model_name or 'model not built')} on {_e(result.device or '?')}"
              + (f"; budget {_e(result.budget)}" if result.budget else "")
              + (f"; build {result.build_seconds:.1f} s, cache {_e(result.cache_summary)}" if result.build_seconds is not None else "")
              + "</div>"]
     if result.outcome != "passed" and (result.failures or result.message):
         parts.append(f"<pre>{_e(chr(10).join(result.failures) or result.message)}</pre>")
     for line in record.get("regressions", []):
-        parts.append(f"<div class='regression'>regression: {_e(line)}</div>")
+        if f"regression: {line}" not in "\n".join(result.failures):  # e.g. while updating: not a failure
+            parts.append(f"<div class='regression'>regression: {_e(line)}</div>")
     for line in record.get("improvements", []):
         parts.append(f"<div class='improved'>improved: {_e(line)}</div>")
     latency = record.get("latency")
     if latency and not record.get("regressions") and not record.get("improvements"):
         parts.append(f"<div class='note'>vs baseline recorded {_e(record.get('recorded', '?'))}: "
-                     f"median {latency['ratio'] - 1:+.1%} ({_e(latency['verdict'])})</div>")
+                     f"median {latency['ratio'] - 1:+.1%}, {_e(latency['verdict'])} "
+                     f"(allowed +{latency['max_regression']:.1%} when significant)</div>")
     if record.get("status") in ("missing", "fingerprint-mismatch"):
         from ..gate import not_compared_reason
 

@@ -1,0 +1,180 @@
+"""Markdown, JUnit XML and HTML reports of a run with a regression in it; the HTML opened in headless Chromium."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import struct
+import subprocess
+import xml.etree.ElementTree as ElementTree
+from pathlib import Path
+
+import pytest
+
+# Two tests: an eager model whose forward sleeps SLEEP_MS (to inject a slowdown), and the small CNN on
+# ONNX Runtime and on TensorRT (which cannot run here: a skipped cell with its reason).
+SOURCE = """
+import os, time
+import pytest, torch
+from torch import nn
+from fixtures.models import small_cnn, cnn_inputs
+
+class Sleepy(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(4, 4)
+
+    def forward(self, x):
+        time.sleep(float(os.environ.get("SLEEP_MS", "1")) / 1000)
+        return self.linear(x)
+
+@pytest.mark.infercheck(backends=["eager"])
+def test_sleepy(infercheck):
+    infercheck(Sleepy().eval(), torch.randn(2, 4))
+
+@pytest.mark.infercheck(backends=["onnxruntime", "tensorrt"])
+def test_cnn(infercheck):
+    infercheck(small_cnn(), cnn_inputs())
+"""
+# The CNN must not turn into a regression on a busy machine; the sleepy model's 4x slowdown must.
+ALLOW = "--infer-max-regression=200%"
+SAMPLES = "--infer-min-iters=20"
+
+
+@pytest.fixture
+def regressed_run(run_plugin, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
+    """Record a baseline at 1 ms of sleep, then run at 4 ms with the given report options."""
+    baseline = pytester.path / "baseline.json"
+
+    def run(*args: str) -> pytest.RunResult:
+        monkeypatch.setenv("SLEEP_MS", "1")
+        run_plugin(SOURCE, f"--infer-baseline={baseline}", "--infer-baseline-update", SAMPLES)
+        monkeypatch.setenv("SLEEP_MS", "4")
+        result = run_plugin(SOURCE, f"--infer-baseline={baseline}", ALLOW, SAMPLES, *args)
+        result.assert_outcomes(passed=1, failed=1, skipped=1)
+        return result
+
+    return run
+
+
+def markdown_rows(text: str) -> list[list[str]]:
+    return [[cell.strip() for cell in line.strip("|").split(" | ")] for line in text.splitlines() if line.startswith("| ")]
+
+
+def test_markdown_marks_the_regression_and_appends_to_the_github_step_summary(
+        regressed_run, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    summary = pytester.path / "step_summary.md"
+    summary.write_text("earlier step\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    report = pytester.path / "out" / "infercheck.md"
+    result = regressed_run(f"--infer-markdown={report}")
+    result.stdout.fnmatch_lines([f"infercheck Markdown report: {report}"])
+
+    text = report.read_text()
+    assert text.startswith("## infercheck: 1 failed, 1 passed, 1 skipped, **1 regressed**")
+    header, *body = markdown_rows(text)
+    assert header[-1] == "vs baseline" and all(len(row) == len(header) for row in body)
+    by_engine = {row[1].strip("*"): row for row in body}
+    assert by_engine["eager-fp32"][3] == "**failed (regression)**"
+    assert re.fullmatch(r"\*\*REGRESSION latency \+\d+\.\d%\*\*", by_engine["eager-fp32"][-1])
+    assert by_engine["tensorrt-fp32"][-1] == "-"  # skipped: never compared
+    assert "### Failures" in text and "regression: latency p50 1." in text
+    assert "### Not compared with the baseline" not in text  # every item that ran had its entry
+
+    # Each run appends (the recording run, then the regressed one); what was there stays.
+    steps = summary.read_text()
+    assert steps.startswith("earlier step\n## infercheck: 2 passed, 1 skipped\n")
+    assert steps.count("## infercheck") == 2 and steps.endswith(text + "\n")
+
+
+def test_junit_xml_carries_every_figure_and_the_baseline_side(regressed_run, pytester: pytest.Pytester) -> None:
+    junit = pytester.path / "junit.xml"
+    regressed_run(f"--junitxml={junit}")
+    cases = {case.get("name"): case for case in ElementTree.parse(junit).getroot().iter("testcase")}
+    props = {p.get("name"): p.get("value") for p in cases["test_sleepy[eager-fp32]"].iter("property")}
+    assert props["infercheck.eager-fp32.outcome"] == "failed"
+    assert float(props["infercheck.eager-fp32.latency.p50_ms"]) > 3.5
+    assert props["infercheck.eager-fp32.baseline.status"] == "found"
+    assert props["infercheck.eager-fp32.baseline.latency.verdict"] == "regression"
+    assert 1.0 < float(props["infercheck.eager-fp32.baseline.latency.baseline_p50_ms"]) < 2.5
+    assert float(props["infercheck.eager-fp32.baseline.latency.ratio"]) > 2
+    assert props["infercheck.eager-fp32.baseline.regression"].startswith("latency p50 1.")
+    ort = {p.get("name"): p.get("value") for p in cases["test_cnn[onnxruntime-fp32]"].iter("property")}
+    assert float(ort["infercheck.onnxruntime-fp32.baseline.output.max_abs"]) >= 0  # the baseline's error figure
+    assert float(ort["infercheck.onnxruntime-fp32.output.max_abs"]) >= 0  # this run's
+
+
+# -- HTML -------------------------------------------------------------------------------------------
+
+CHROMIUM_HINT = "install Chromium to run this test: apt-get install -y chromium (Debian) -- .ci/run does"
+CONSOLE_LINE = re.compile(r":CONSOLE[(:]")
+
+
+def chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    pytest.skip(CHROMIUM_HINT)
+
+
+def open_in_chromium(page: Path, screenshot: Path, profile: Path) -> tuple[list[str], str]:
+    """Load ``page`` headless; return the page's console messages and its DOM after load, save a screenshot.
+
+    Chromium prints every console message of the page (log, warning, error, uncaught exception) to
+    stderr as ``...:CONSOLE(line)] "text", source: ...`` with --enable-logging=stderr; its own
+    start-up noise (D-Bus, GPU probing) has no CONSOLE tag.
+    """
+    common = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0",
+              f"--user-data-dir={profile}", "--hide-scrollbars", "--window-size=1400,2200"]
+    shot = subprocess.run([*common, f"--screenshot={screenshot}", page.as_uri()],
+                          capture_output=True, text=True, timeout=120)
+    dom = subprocess.run([*common, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
+    assert shot.returncode == 0 and dom.returncode == 0, shot.stderr[-2000:] + dom.stderr[-2000:]
+    console = [line for line in (shot.stderr + dom.stderr).splitlines() if CONSOLE_LINE.search(line)]
+    return console, dom.stdout
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    header = path.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    return struct.unpack(">II", header[16:24])
+
+
+def test_the_console_check_catches_a_broken_page(tmp_path: Path) -> None:
+    """The harness below must see console errors, or "no console errors" would prove nothing."""
+    page = tmp_path / "broken.html"
+    page.write_text("<html><body><p>x</p><script>console.error('boom'); missingFunction();</script></body></html>")
+    console, dom = open_in_chromium(page, tmp_path / "broken.png", tmp_path / "profile")
+    assert any('"boom"' in line for line in console)
+    assert any("missingFunction is not defined" in line for line in console)
+    assert "<p>x</p>" in dom
+
+
+def test_html_report_is_self_contained_and_renders_in_chromium(regressed_run, pytester: pytest.Pytester,
+                                                               tmp_path: Path) -> None:
+    chromium()  # skip before the runs when there is no browser
+    page = pytester.path / "report" / "infercheck.html"
+    regressed_run(f"--infer-html={page}")
+    text = page.read_text()
+
+    # Self-contained: no scripts, no external stylesheets, images or fonts.
+    assert "<script" not in text and "<link" not in text and not re.search(r"(src|href)=['\"]?(https?:|//)", text)
+    # The matrix: one row per model, one column per engine, coloured by outcome, the regression marked.
+    matrix = text[text.index("<table class='matrix'>"):]
+    matrix = matrix[:matrix.index("</table>")]
+    assert matrix.count("<tr>") == 3  # header + two models
+    assert "class='regression'" in matrix and "class='passed'" in matrix and "class='skipped'" in matrix
+    # Per engine that ran: a latency plot with the baseline beside this run, and the error figures.
+    assert text.count("<svg") == 2
+    assert text.count(">baseline<") >= 2 and text.count(">this run<") >= 2  # legends of both plots
+    assert "baseline max abs" in text and "regression: latency p50 1." in text
+    assert "onnxruntime" in text[text.index("<h2>Environment</h2>"):]
+
+    screenshot = tmp_path / "infercheck-report.png"
+    console, dom = open_in_chromium(page, screenshot, tmp_path / "profile")
+    assert console == [], "console messages while rendering the report:\n" + "\n".join(console)
+    assert "Models x engines" in dom and dom.count("<svg") == 2
+    width, height = png_size(screenshot)
+    assert (width, height) == (1400, 2200) and screenshot.stat().st_size > 50_000  # a page, not a blank
+    print(f"screenshot of the HTML report: {screenshot}")

@@ -1,0 +1,59 @@
+"""With pytest-xdist (-n 2) the summary, the reports and the baseline hold every item exactly once."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+pytest.importorskip("xdist", reason="pip install pytest-xdist to run the -n 2 tests")
+
+# Two tests x two engines, so each worker gets items and both workers' results must reach the controller.
+SOURCE = """
+import pytest
+from fixtures.models import small_cnn, cnn_inputs, dynamic_mlp
+
+@pytest.mark.infercheck(backends=["eager", "onnxruntime"])
+def test_cnn(infercheck):
+    infercheck(small_cnn(), cnn_inputs())
+
+@pytest.mark.infercheck(backends=["eager", "onnxruntime"])
+def test_mlp(infercheck):
+    import torch
+    infercheck(dynamic_mlp(), torch.randn(4, 64))
+"""
+ITEMS = {f"test_model.py::{test}[{engine}]" for test in ("test_cnn", "test_mlp")
+         for engine in ("eager-fp32", "onnxruntime-fp32")}
+
+
+def test_two_workers_report_and_record_every_item_once(run_plugin, pytester: pytest.Pytester,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(REPO))  # the workers are new processes: `import fixtures` there too
+    baseline, report, markdown, html = (pytester.path / name for name in ("b.json", "r.json", "r.md", "r.html"))
+    args = ["-n", "2", f"--infer-baseline={baseline}", f"--infer-report={report}", f"--infer-markdown={markdown}",
+            f"--infer-html={html}", "--infer-max-regression=1000%"]
+
+    first = run_plugin(SOURCE, *args, "--infer-baseline-update")
+    first.assert_outcomes(passed=4)
+    first.stdout.fnmatch_lines(["*2 workers*", "baseline updated: 4 entries written, 0 kept, 0 not written*"])
+    assert sorted(e["nodeid"] for e in json.loads(baseline.read_text())["entries"]) == sorted(ITEMS)
+    assert_each_item_once(first, report, markdown, html)
+
+    second = run_plugin(SOURCE, *args)
+    second.assert_outcomes(passed=4)
+    second.stdout.fnmatch_lines(["baseline *: 4 compared, 0 regressed, * 0 missing, 0 not applied*"])
+    assert_each_item_once(second, report, markdown, html)
+
+
+def assert_each_item_once(result: pytest.RunResult, report: Path, markdown: Path, html: Path) -> None:
+    summary = result.stdout.str().split("infercheck summary", 1)[1]
+    for item in ITEMS:
+        test, engine = item.split("[")
+        assert sum(1 for line in summary.splitlines() if line.startswith(test + " ") and f" {engine[:-1]} " in line) == 1
+    assert sorted(r["nodeid"] for r in json.loads(report.read_text())["results"]) == sorted(ITEMS)
+    rows = [line for line in markdown.read_text().splitlines() if line.startswith("| test_model.py::")]
+    assert len(rows) == 4 and len(set(rows)) == 4
+    assert html.read_text().count("<div class='card'") == 4
