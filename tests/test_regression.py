@@ -149,36 +149,32 @@ def test_compare_accuracy_pairs_outputs_and_metrics_and_skips_unknown_outputs() 
 
 # An eager model whose forward sleeps SLEEP_MS: a slowdown injected without touching the plugin.
 SLEEPY = """
-import os, time
 import pytest, torch
-from torch import nn
-
-class Sleepy(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.linear = nn.Linear(4, 4)
-
-    def forward(self, x):
-        time.sleep(float(os.environ.get("SLEEP_MS", "1")) / 1000)
-        return self.linear(x)
+from fixtures.gate_models import sleepy
 
 @pytest.mark.infercheck(backends=["eager"])
 def test_sleepy(infercheck):
-    infercheck(Sleepy().eval(), torch.randn(2, 4))
+    infercheck(sleepy(), torch.randn(2, 4))
 """
 SAMPLES = ["--infer-min-iters=20"]
 
 
 @pytest.fixture
-def baseline_path(pytester: pytest.Pytester) -> str:
-    return str(pytester.path / "baseline.json")
+def record_then_run(run_plugin, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
+    """``record_then_run(source, VAR, recorded, current, *args)``: record a baseline with VAR=recorded, run with VAR=current."""
+    baseline = pytester.path / "baseline.json"
+
+    def run(source: str, variable: str, recorded: str, current: str, *args: str) -> pytest.RunResult:
+        monkeypatch.setenv(variable, recorded)
+        run_plugin(source, f"--infer-baseline={baseline}", "--infer-baseline-update", *SAMPLES).assert_outcomes(passed=1)
+        monkeypatch.setenv(variable, current)
+        return run_plugin(source, f"--infer-baseline={baseline}", *SAMPLES, *args)
+
+    return run
 
 
-def test_latency_regression_fails_the_item_with_old_and_new_figures(run_plugin, baseline_path, monkeypatch) -> None:
-    monkeypatch.setenv("SLEEP_MS", "1")
-    run_plugin(SLEEPY, f"--infer-baseline={baseline_path}", "--infer-baseline-update", *SAMPLES).assert_outcomes(passed=1)
-    monkeypatch.setenv("SLEEP_MS", "4")
-    result = run_plugin(SLEEPY, f"--infer-baseline={baseline_path}", *SAMPLES)
+def test_latency_regression_fails_the_item_with_old_and_new_figures(record_then_run) -> None:
+    result = record_then_run(SLEEPY, "SLEEP_MS", "1", "4")
     result.assert_outcomes(failed=1)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines([
@@ -190,20 +186,14 @@ def test_latency_regression_fails_the_item_with_old_and_new_figures(run_plugin, 
     assert "Traceback" not in result.stdout.str()
 
 
-def test_a_larger_allowance_lets_the_same_slowdown_pass(run_plugin, baseline_path, monkeypatch) -> None:
-    monkeypatch.setenv("SLEEP_MS", "1")
-    run_plugin(SLEEPY, f"--infer-baseline={baseline_path}", "--infer-baseline-update", *SAMPLES).assert_outcomes(passed=1)
-    monkeypatch.setenv("SLEEP_MS", "2")
-    result = run_plugin(SLEEPY, f"--infer-baseline={baseline_path}", "--infer-max-regression=500%", *SAMPLES)
+def test_a_larger_allowance_lets_the_same_slowdown_pass(record_then_run) -> None:
+    result = record_then_run(SLEEPY, "SLEEP_MS", "1", "2", "--infer-max-regression=500%")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*1 compared, 0 regressed*"])
 
 
-def test_improvement_is_reported_and_passes(run_plugin, baseline_path, monkeypatch) -> None:
-    monkeypatch.setenv("SLEEP_MS", "4")
-    run_plugin(SLEEPY, f"--infer-baseline={baseline_path}", "--infer-baseline-update", *SAMPLES).assert_outcomes(passed=1)
-    monkeypatch.setenv("SLEEP_MS", "1")
-    result = run_plugin(SLEEPY, f"--infer-baseline={baseline_path}", *SAMPLES)
+def test_improvement_is_reported_and_passes(record_then_run) -> None:
+    result = record_then_run(SLEEPY, "SLEEP_MS", "4", "1")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*1 compared, 0 regressed, 1 improved*",
                                  "*improved*test_sleepy[[]eager-fp32[]]: latency p50 4.* ms -> 1.* ms (-7*%*"])
@@ -213,17 +203,9 @@ def test_improvement_is_reported_and_passes(run_plugin, baseline_path, monkeypat
 # error alone (so the absolute tolerance check still passes) and multiplies the absolute error.
 SCALED_CNN = """
 import os
-import pytest, torch
+import pytest
+from fixtures.gate_models import Scaled
 from fixtures.models import small_cnn, cnn_inputs
-
-class Scaled(torch.nn.Module):
-    def __init__(self, inner, scale):
-        super().__init__()
-        self.inner = inner
-        self.register_buffer("scale", torch.tensor(scale))  # a buffer, so the model's hash sees it
-
-    def forward(self, x):
-        return self.inner(x) * self.scale
 
 @pytest.mark.infercheck(backends=["onnxruntime"], rtol=1e-3)
 def test_cnn(infercheck):
@@ -231,11 +213,8 @@ def test_cnn(infercheck):
 """
 
 
-def test_accuracy_regression_fails_within_tolerance_and_shows_old_and_new(run_plugin, baseline_path, monkeypatch) -> None:
-    monkeypatch.setenv("SCALE", "1")
-    run_plugin(SCALED_CNN, f"--infer-baseline={baseline_path}", "--infer-baseline-update").assert_outcomes(passed=1)
-    monkeypatch.setenv("SCALE", "100000")
-    result = run_plugin(SCALED_CNN, f"--infer-baseline={baseline_path}", "--infer-max-regression=1000%")
+def test_accuracy_regression_fails_within_tolerance_and_shows_old_and_new(record_then_run) -> None:
+    result = record_then_run(SCALED_CNN, "SCALE", "1", "100000", "--infer-max-regression=1000%")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([
         "*regression: accuracy output max_abs * -> * (x*; allowed x2 above a floor of 1e-05) "
@@ -244,10 +223,7 @@ def test_accuracy_regression_fails_within_tolerance_and_shows_old_and_new(run_pl
     assert "accuracy: " not in result.stdout.str()  # the tolerance check itself passed
 
 
-def test_accuracy_floor_keeps_tiny_errors_from_failing(run_plugin, baseline_path, monkeypatch) -> None:
-    monkeypatch.setenv("SCALE", "1")
-    run_plugin(SCALED_CNN, f"--infer-baseline={baseline_path}", "--infer-baseline-update").assert_outcomes(passed=1)
-    monkeypatch.setenv("SCALE", "100000")
-    result = run_plugin(SCALED_CNN, f"--infer-baseline={baseline_path}", "--infer-max-regression=1000%",
-                        "--infer-accuracy-floor=1")
+def test_accuracy_floor_keeps_tiny_errors_from_failing(record_then_run) -> None:
+    result = record_then_run(SCALED_CNN, "SCALE", "1", "100000", "--infer-max-regression=1000%",
+                             "--infer-accuracy-floor=1")
     result.assert_outcomes(passed=1)

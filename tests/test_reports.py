@@ -14,23 +14,13 @@ import pytest
 # Two tests: an eager model whose forward sleeps SLEEP_MS (to inject a slowdown), and the small CNN on
 # ONNX Runtime and on TensorRT (which cannot run here: a skipped cell with its reason).
 SOURCE = """
-import os, time
 import pytest, torch
-from torch import nn
+from fixtures.gate_models import sleepy
 from fixtures.models import small_cnn, cnn_inputs
-
-class Sleepy(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.linear = nn.Linear(4, 4)
-
-    def forward(self, x):
-        time.sleep(float(os.environ.get("SLEEP_MS", "1")) / 1000)
-        return self.linear(x)
 
 @pytest.mark.infercheck(backends=["eager"])
 def test_sleepy(infercheck):
-    infercheck(Sleepy().eval(), torch.randn(2, 4))
+    infercheck(sleepy(), torch.randn(2, 4))
 
 @pytest.mark.infercheck(backends=["onnxruntime", "tensorrt"])
 def test_cnn(infercheck):
