@@ -76,3 +76,18 @@ class ModelArtifacts:
         proto = onnx.load(str(self.onnx_path()), load_external_data=False)
         initializers = {init.name for init in proto.graph.initializer}
         return [inp.name for inp in proto.graph.input if inp.name not in initializers]
+
+
+def device_target(device: str) -> str:
+    """What a compiled artifact is tied to: ``cpu``, or the GPU's name and compute capability.
+
+    Part of the cache key of every GPU artifact, so an engine built for one GPU is never loaded on
+    another (a TensorRT plan or an AOTInductor package holds kernels for one architecture).
+    """
+    if not device.startswith("cuda"):
+        return "cpu"
+    import torch
+
+    index = torch.device(device).index
+    props = torch.cuda.get_device_properties(torch.cuda.current_device() if index is None else index)
+    return f"cuda:{props.name}:sm_{props.major}{props.minor}"

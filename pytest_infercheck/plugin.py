@@ -71,6 +71,7 @@ def infercheck_spec() -> EngineSpec:
 def infercheck(request: pytest.FixtureRequest, infercheck_spec: EngineSpec) -> Any:
     """``infercheck(model, example_inputs, calibration=None, **settings) -> CheckResult`` for this item's engine."""
     from .check import CheckContext, Infercheck
+    from .progress import ProgressReporter
 
     session = session_of(request.config)
     layers = session.layers + [("marker", _marker_layer(request.node))]
@@ -86,6 +87,7 @@ def infercheck(request: pytest.FixtureRequest, infercheck_spec: EngineSpec) -> A
         record=lambda result: session.record(request.node, result),
         gpu_lock=session.gpu_lock,
         baseline=lambda: session.baseline,
+        progress=ProgressReporter.for_config(request.config),
     )
     return Infercheck(context)
 

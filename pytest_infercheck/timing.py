@@ -37,7 +37,8 @@ class TimingPlan:
 class Timer(Protocol):
     name: str
 
-    def measure(self, run: Callable[[], Any], plan: TimingPlan, *, batch_size: int) -> LatencyStats: ...
+    def measure(self, run: Callable[[], Any], plan: TimingPlan, *, batch_size: int,
+                includes_transfers: bool = False) -> LatencyStats: ...
 
 
 def summarize(samples_ms: Sequence[float], *, timer: str, batch_size: int, warmup: int,
@@ -72,7 +73,8 @@ class CpuTimer:
 
     name = "cpu-perf_counter"
 
-    def measure(self, run: Callable[[], Any], plan: TimingPlan, *, batch_size: int) -> LatencyStats:
+    def measure(self, run: Callable[[], Any], plan: TimingPlan, *, batch_size: int,
+                includes_transfers: bool = False) -> LatencyStats:
         for _ in range(plan.warmup):
             run()
         samples: list[float] = []
@@ -85,7 +87,8 @@ class CpuTimer:
                 elapsed = clock() - start
                 measured_ns += elapsed
                 samples.append(elapsed / 1e6)
-        return summarize(samples, timer=self.name, batch_size=batch_size, warmup=plan.warmup)
+        return summarize(samples, timer=self.name, batch_size=batch_size, warmup=plan.warmup,
+                         includes_transfers=includes_transfers)
 
 
 class CudaEventTimer:
@@ -102,7 +105,8 @@ class CudaEventTimer:
     def __init__(self, stream: Any = None) -> None:
         self.stream = stream
 
-    def measure(self, run: Callable[[], Any], plan: TimingPlan, *, batch_size: int) -> LatencyStats:
+    def measure(self, run: Callable[[], Any], plan: TimingPlan, *, batch_size: int,
+                includes_transfers: bool = False) -> LatencyStats:
         import torch
 
         stream = self.stream or torch.cuda.current_stream()
@@ -115,9 +119,10 @@ class CudaEventTimer:
                 batch = self._timed_round(run, stream, self._round_size(plan, len(samples), measured_s))
                 samples.extend(batch)
                 measured_s += sum(batch) / 1000.0
+        # Peak of torch's allocator while timing, the engine's weights, buffers and graph pools included.
         peak = int(torch.cuda.max_memory_allocated())
         return summarize(samples, timer=self.name, batch_size=batch_size, warmup=plan.warmup,
-                         peak_memory_bytes=peak)
+                         peak_memory_bytes=peak, includes_transfers=includes_transfers)
 
     @staticmethod
     def _round_size(plan: TimingPlan, count: int, measured_s: float) -> int:

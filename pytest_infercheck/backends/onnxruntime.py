@@ -31,11 +31,48 @@ def available_providers() -> list[str]:
 
 
 def providers_for(device: str) -> Optional[list[str]]:
-    """Execution providers for ``device``; None when this onnxruntime build cannot serve it."""
+    """Execution providers for ``device``; None when this onnxruntime build cannot serve it.
+
+    On CUDA the TensorRT provider goes first when the build offers it (ONNX Runtime hands it the
+    subgraphs it can run and the CUDA provider the rest).
+    """
     available = available_providers()
     if device.startswith("cuda"):
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"] if "CUDAExecutionProvider" in available else None
+        if "CUDAExecutionProvider" not in available:
+            return None
+        first = ["TensorrtExecutionProvider"] if "TensorrtExecutionProvider" in available else []
+        return first + ["CUDAExecutionProvider", "CPUExecutionProvider"]
     return ["CPUExecutionProvider"]
+
+
+def provider_options(providers: list[str], *, device: str, stream: Any, cuda_graph: bool,
+                     trt_cache_dir: Optional[Path]) -> list[dict[str, str]]:
+    """Options per provider: our stream (the GPU timer records on it), CUDA graphs, TensorRT's caches."""
+    options: list[dict[str, str]] = []
+    for provider in providers:
+        if provider == "CUDAExecutionProvider":
+            cuda = {"device_id": str(_device_index(device)), "do_copy_in_default_stream": "0"}
+            if stream is not None:
+                cuda.update(has_user_compute_stream="1", user_compute_stream=str(stream.cuda_stream))
+            if cuda_graph:
+                cuda["enable_cuda_graph"] = "1"
+            options.append(cuda)
+        elif provider == "TensorrtExecutionProvider":
+            trt = {"device_id": str(_device_index(device))}
+            if trt_cache_dir is not None:
+                trt.update(trt_engine_cache_enable="True", trt_engine_cache_path=str(trt_cache_dir),
+                           trt_timing_cache_enable="True", trt_timing_cache_path=str(trt_cache_dir))
+            if cuda_graph:
+                trt["trt_cuda_graph_enable"] = "True"
+            options.append(trt)
+        else:
+            options.append({})
+    return options
+
+
+def _device_index(device: str) -> int:
+    _, _, index = device.partition(":")
+    return int(index) if index else 0
 
 
 class OnnxRuntimeEngine:
@@ -62,10 +99,93 @@ class OnnxRuntimeEngine:
         self.session = None
 
 
+class OnnxRuntimeCudaEngine:
+    """The CUDA provider with IO binding on torch CUDA tensors: no host copies inside ``run``.
+
+    Inputs are copied into fixed input buffers and outputs land in fixed output buffers, both
+    bound once; that is also what the provider's own CUDA graph needs (it captures on the first
+    run and replays afterwards, so ``captures_own_graph`` keeps the generic wrapper away).
+    """
+
+    def __init__(self, session: Any, device: str, stream: Any, cuda_graph: bool) -> None:
+        self.session = session
+        self.device = device
+        self.stream = stream
+        self.captures_own_graph = cuda_graph
+        self.input_names = [meta.name for meta in session.get_inputs()]
+        self.output_names = [meta.name for meta in session.get_outputs()]
+        self.binding: Any = None
+        self.static_inputs: tuple[Any, ...] = ()
+        self.static_outputs: list[Any] = []
+
+    def prepare(self, inputs: Sequence[Any]) -> tuple[Any, ...]:
+        if len(inputs) != len(self.input_names):
+            raise ValueError(f"the ONNX model takes {len(self.input_names)} inputs ({', '.join(self.input_names)}), "
+                             f"{len(inputs)} were given")
+        prepared = tuple(t.detach().to(self.device).contiguous() for t in inputs)
+        if self.binding is None:
+            self._bind(prepared)
+        return prepared
+
+    def _bind(self, prepared: tuple[Any, ...]) -> None:
+        import torch
+
+        self.static_inputs = tuple(t.clone() for t in prepared)
+        probe = self.session.io_binding()
+        for name, tensor in zip(self.input_names, self.static_inputs):
+            _bind_tensor(probe.bind_input, name, tensor)
+        for name in self.output_names:
+            probe.bind_output(name, "cuda", _device_index(self.device))
+        self.session.run_with_iobinding(probe)  # learns the output shapes and dtypes
+        shapes = [(value.shape(), value.numpy().dtype) for value in probe.get_outputs()]
+        self.static_outputs = [torch.empty(shape, dtype=_torch_dtype(dtype), device=self.device)
+                               for shape, dtype in shapes]
+        self.binding = self.session.io_binding()
+        for name, tensor in zip(self.input_names, self.static_inputs):
+            _bind_tensor(self.binding.bind_input, name, tensor)
+        for name, tensor in zip(self.output_names, self.static_outputs):
+            _bind_tensor(self.binding.bind_output, name, tensor)
+
+    def run(self, prepared: tuple[Any, ...]) -> list[Any]:
+        import torch
+
+        with torch.cuda.stream(self.stream):
+            for static, given in zip(self.static_inputs, prepared):
+                if static.data_ptr() != given.data_ptr():
+                    static.copy_(given, non_blocking=True)
+        self.session.run_with_iobinding(self.binding)
+        return self.static_outputs
+
+    def to_numpy(self, raw_outputs: list[Any]) -> list[np.ndarray]:
+        if self.stream is not None:
+            self.stream.synchronize()
+        return [to_numpy(tensor) for tensor in raw_outputs]
+
+    def close(self) -> None:
+        self.session = self.binding = None
+        self.static_inputs, self.static_outputs = (), []
+
+
+def _bind_tensor(bind: Any, name: str, tensor: Any) -> None:
+    bind(name, "cuda", tensor.device.index or 0, _numpy_dtype(tensor), list(tensor.shape), tensor.data_ptr())
+
+
+def _numpy_dtype(tensor: Any) -> Any:
+    import torch
+
+    return np.dtype(str(torch.empty((), dtype=tensor.dtype).numpy().dtype))
+
+
+def _torch_dtype(dtype: Any) -> Any:
+    import torch
+
+    return torch.from_numpy(np.zeros((), dtype=dtype)).dtype
+
+
 class OnnxRuntimeBackend:
     name = "onnxruntime"
     precisions = ("fp32", "fp16", "int8")
-    supports_cuda_graphs = False
+    supports_cuda_graphs = True  # on CUDA, through the CUDA provider's enable_cuda_graph option
 
     def unavailable_reason(self, spec: EngineSpec, device: str) -> Optional[str]:
         reason = common_unavailable_reason(self, spec, device) or missing_module_reason("onnxruntime", INSTALL_CPU)
@@ -76,9 +196,25 @@ class OnnxRuntimeBackend:
                     "pip uninstall onnxruntime && pip install 'pytest-infercheck[onnxruntime-gpu]'")
         return None
 
-    def build(self, request: BuildRequest) -> OnnxRuntimeEngine:
+    def build(self, request: BuildRequest) -> Any:
         path = self.model_path(request)
-        return OnnxRuntimeEngine(create_session(path, providers_for(request.device) or []), request.device)
+        providers = providers_for(request.device) or []
+        if not request.device.startswith("cuda"):
+            return OnnxRuntimeEngine(create_session(path, providers), request.device)
+        import torch
+
+        from ..artifacts import device_target
+
+        stream = torch.cuda.Stream(device=request.device)
+        trt_dir = None
+        if "TensorrtExecutionProvider" in providers and request.artifacts.cache.enabled:
+            trt_dir = request.artifacts.derived("ort-trt-cache", lambda d: None, target=device_target(request.device),
+                                                precision=request.spec.precision).path
+        options = provider_options(providers, device=request.device, stream=stream,
+                                   cuda_graph=request.spec.cuda_graphs, trt_cache_dir=trt_dir)
+        session = create_session(path, providers, options)
+        request.note(f"ONNX Runtime providers: {', '.join(session.get_providers())}")
+        return OnnxRuntimeCudaEngine(session, request.device, stream, request.spec.cuda_graphs)
 
     def model_path(self, request: BuildRequest) -> Path:
         artifacts = request.artifacts
@@ -99,13 +235,14 @@ class OnnxRuntimeBackend:
             calibration=inputs_hash(batches)).file(INT8_FILE)
 
 
-def create_session(path: Path, providers: list[str]) -> Any:
+def create_session(path: Path, providers: list[str], options_per_provider: Optional[list[dict[str, str]]] = None) -> Any:
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # errors only: the verdict carries what matters
-    return onnxruntime.InferenceSession(str(path), sess_options=options, providers=providers)
+    return onnxruntime.InferenceSession(str(path), sess_options=options, providers=providers,
+                                        provider_options=options_per_provider)
 
 
 def convert_fp16(source: Path, target: Path) -> None:

@@ -1,0 +1,206 @@
+#!/usr/bin/env python3
+"""GPU engines through the plugin's own check flow, side by side with an independent timer.
+
+For torchvision resnet50 (random weights) at batch 1 and 32 and a BERT-base-shaped encoder
+(transformers BertModel(BertConfig()), random weights, sequence 128) at batch 1, each engine spec
+is checked exactly as a test item would be (build or cache load, accuracy against eager FP32 with
+TF32 off, CUDA-event timing), and the very same engine object is then timed by
+``triton.testing.do_bench`` (median) before it closes.
+
+Everything runs twice, in two fresh processes sharing one new engine cache: "cold" builds every
+engine, "warm" loads what it can from the cache.  Printed per engine: p50/p99, speedup over eager
+FP32, relative error, cold and warm build seconds, do_bench median and plugin p50 / do_bench;
+then each model's whole cold and warm wall time.
+
+    python benchmarks/gpu.py --out DIR [--models resnet50-b1,resnet50-b32,bert-b1] [--mode default]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+# (engine id, torch.compile mode or None for the run's --mode): the rows of each model's matrix.
+BATCH1_ROWS = ["eager-fp32", "eager-fp16", "eager-fp16-cudagraph", "eager-bf16-cudagraph",
+               "inductor-fp16", "inductor-fp16-cudagraph", "inductor-bf16-cudagraph",
+               "aoti-fp16", "aoti-fp16-cudagraph", "onnxruntime-fp16", "tensorrt-fp16"]
+MATRICES = {
+    "resnet50-b1": BATCH1_ROWS,
+    "resnet50-b32": ["eager-fp32", "eager-fp16", "eager-fp16-cudagraph", "inductor-fp16-cudagraph",
+                     "aoti-fp16-cudagraph"],
+    "bert-b1": ["eager-fp32", "eager-fp16", "eager-fp16-cudagraph", "inductor-fp16-cudagraph",
+                "aoti-fp16-cudagraph"],
+}
+
+
+def make_model(name: str) -> tuple[Any, tuple[Any, ...]]:
+    import torch
+
+    torch.manual_seed(0)
+    if name.startswith("resnet50"):
+        import torchvision
+
+        batch = int(name.split("-b")[1])
+        return torchvision.models.resnet50(weights=None).eval(), (torch.randn(batch, 3, 224, 224),)
+    if name == "bert-b1":
+        from transformers import BertConfig, BertModel
+
+        model = BertModel(BertConfig()).eval()
+        return model, (torch.randint(0, BertConfig().vocab_size, (1, 128)),)
+    if name == "smallcnn-b4":  # the fixture CNN: smoke-tests this script in seconds
+        from fixtures.models import cnn_inputs, small_cnn
+
+        return small_cnn(), (cnn_inputs(4),)
+    raise SystemExit(f"unknown model {name!r}; known: {', '.join(MATRICES)}, smallcnn-b4")
+
+
+def do_bench_median(engine: Any, prepared: Any) -> float:
+    """triton's timer on the engine's own stream (events on another stream would not bound its work)."""
+    import torch
+    from triton.testing import do_bench
+
+    stream = engine.stream or torch.cuda.current_stream()
+    with torch.cuda.stream(stream):
+        return float(do_bench(lambda: engine.run(prepared), warmup=100, rep=500, return_mode="median"))
+
+
+def check_one(spec_id: str, model: Any, inputs: Any, cache: Any, mode: str, device: str) -> dict[str, Any]:
+    import pytest
+
+    from pytest_infercheck.check import CheckContext, Infercheck
+    from pytest_infercheck.progress import ProgressReporter
+    from pytest_infercheck.settings import default_layer
+    from pytest_infercheck.spec import EngineSpec
+
+    independent: dict[str, float] = {}
+
+    def probe(engine: Any, prepared: Any) -> None:
+        if device == "cuda":
+            independent["do_bench_ms"] = do_bench_median(engine, prepared)
+
+    settings = {"device": device, "warmup": 10, "min_iters": 300, "min_time": 1.0, "max_iters": 5000,
+                "compile_mode": mode, "build_timeout": 540.0}
+    context = CheckContext(nodeid=f"benchmarks/gpu.py::{spec_id}", spec=EngineSpec.from_id(spec_id),
+                           layers=[default_layer(), ("benchmark", settings)], cache=cache, record=lambda r: None,
+                           progress=ProgressReporter(lambda line: print(line, flush=True)), engine_probe=probe)
+    check = Infercheck(context)
+    start = time.perf_counter()
+    try:
+        check(model, inputs, raise_on_failure=False)
+    except pytest.skip.Exception:
+        pass
+    result = check.results[-1]
+    row = {"spec": spec_id, "mode": mode, "outcome": result.outcome, "message": result.message,
+           "build_s": result.build_seconds, "wall_s": time.perf_counter() - start, "cache": result.cache,
+           "speedup": result.speedup, **independent}
+    if result.latency:
+        row.update(p50_ms=result.latency.p50_ms, p99_ms=result.latency.p99_ms, count=result.latency.count,
+                   peak_mib=(result.latency.peak_memory_bytes or 0) / 2**20)
+    if result.accuracy and result.accuracy.outputs:
+        row["rel_err"] = max(output.rel_l2 for output in result.accuracy.outputs)
+    if "gpu" in result.extra:
+        row["gpu"] = result.extra["gpu"]
+    return row
+
+
+def worker(args: argparse.Namespace) -> None:
+    import torch
+
+    from pytest_infercheck.cache import EngineCache
+
+    cache = EngineCache(Path(args.cache))
+    report: dict[str, Any] = {"phase": args.phase, "models": {}}
+    for name in args.models.split(","):
+        model, inputs = make_model(name)
+        start = time.perf_counter()
+        rows = []
+        for spec_id in args.rows.split(",") if args.rows else MATRICES.get(name, BATCH1_ROWS):
+            print(f"[{args.phase}] {name} {spec_id}", flush=True)
+            rows.append(check_one(spec_id, model, inputs, cache, args.mode, args.device))
+            if args.device == "cuda":
+                torch.cuda.empty_cache()
+        report["models"][name] = {"wall_s": time.perf_counter() - start, "rows": rows}
+    Path(args.json).write_text(json.dumps(report, indent=1, default=str))
+
+
+def run_phase(phase: str, args: argparse.Namespace, cache: Path, out: Path) -> dict[str, Any]:
+    target = out / f"gpu-{phase}.json"
+    env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=str(cache / "inductor"), PYTHONUNBUFFERED="1")
+    command = [sys.executable, __file__, "--worker", "--phase", phase, "--cache", str(cache), "--json", str(target),
+               "--models", args.models, "--mode", args.mode, "--device", args.device, "--rows", args.rows]
+    with open(out / f"gpu-{phase}.log", "w") as log:
+        code = subprocess.call(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    if code != 0 or not target.exists():
+        print(f"{phase} run failed (exit {code}); see {out / f'gpu-{phase}.log'}")
+        print((out / f"gpu-{phase}.log").read_text()[-3000:])
+        raise SystemExit(1)
+    return json.loads(target.read_text())
+
+
+def fmt(value: Optional[float], pattern: str) -> str:
+    return "-" if value is None else format(value, pattern)
+
+
+def table(cold: dict[str, Any], warm: dict[str, Any]) -> list[str]:
+    lines = []
+    header = ("| model | engine | outcome | p50 ms | p99 ms | speedup vs eager fp32 | rel err | build cold s | "
+              "build warm s | do_bench ms | p50 / do_bench |")
+    for name, model in cold["models"].items():
+        lines += [f"\n{name} (whole matrix: cold {model['wall_s']:.1f} s, warm {warm['models'][name]['wall_s']:.1f} s, "
+                  f"warm/cold {warm['models'][name]['wall_s'] / model['wall_s']:.1%})", "", header,
+                  "|" + " --- |" * 11]
+        warm_rows = {row["spec"]: row for row in warm["models"][name]["rows"]}
+        for row in model["rows"]:
+            again = warm_rows.get(row["spec"], {})
+            ratio = row["p50_ms"] / row["do_bench_ms"] if row.get("p50_ms") and row.get("do_bench_ms") else None
+            outcome = row["outcome"] if row["outcome"] != "skipped" else "skipped: " + row["message"].split(": ", 1)[-1][:60]
+            lines.append(f"| {name} | {row['spec']} | {outcome} | {fmt(row.get('p50_ms'), '.3f')} | "
+                         f"{fmt(row.get('p99_ms'), '.3f')} | {fmt(row.get('speedup'), '.2f')}x | "
+                         f"{fmt(row.get('rel_err'), '.1e')} | {fmt(row.get('build_s'), '.1f')} | "
+                         f"{fmt(again.get('build_s'), '.1f')} | {fmt(row.get('do_bench_ms'), '.3f')} | "
+                         f"{fmt(ratio, '.3f')} |")
+        failures = [row for row in model["rows"] if row["outcome"] == "failed"]
+        for row in failures:
+            lines.append(f"  {row['spec']} failed: {row['message'][:400]}")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", default=",".join(MATRICES))
+    parser.add_argument("--mode", default="default", help="torch.compile mode for inductor and aoti")
+    parser.add_argument("--rows", default="", help="comma-separated engine ids instead of each model's matrix")
+    parser.add_argument("--device", default="cuda", help="cpu only to smoke-test this script without a GPU")
+    parser.add_argument("--out", default=os.environ.get("OUT", "."))
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--phase", default="cold", help=argparse.SUPPRESS)
+    parser.add_argument("--cache", help=argparse.SUPPRESS)
+    parser.add_argument("--json", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args)
+        return
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cache = Path(tempfile.mkdtemp(prefix="infercheck-gpu-bench-"))
+    cold = run_phase("cold", args, cache, out)
+    warm = run_phase("warm", args, cache, out)
+    gpu = next((row["gpu"] for m in cold["models"].values() for row in m["rows"] if row.get("gpu")), None)
+    lines = [f"date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; GPU {json.dumps(gpu)}; "
+             f"compile mode {args.mode}"] + table(cold, warm)
+    (out / "gpu-bench.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""AOTInductor: torch.export, then ``aoti_compile_and_package`` into a deployable ``.pt2``.
+
+The package is the artifact a user ships, so it lives in the engine cache (keyed by the model's
+content, the precision, the compile mode, library versions and, on CUDA, the GPU's name and compute
+capability) and later runs load it with ``aoti_load_package`` instead of compiling again.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+
+from ..artifacts import device_target
+from ..model import cast_inputs, model_copy
+from ..spec import EngineSpec
+from .base import BuildRequest, common_unavailable_reason
+from .torch_engine import TorchEngine, cuda_unavailable_reason, torch_dtype
+
+PACKAGE_FILE = "model.pt2"
+
+
+class AotiBackend:
+    name = "aoti"
+    precisions = ("fp32", "fp16", "bf16")
+    supports_cuda_graphs = True
+
+    def unavailable_reason(self, spec: EngineSpec, device: str) -> Optional[str]:
+        reason = common_unavailable_reason(self, spec, device) or cuda_unavailable_reason(device)
+        if reason:
+            return reason
+        if not hasattr(torch._inductor, "aoti_compile_and_package"):
+            return f"torch {torch.__version__} has no torch._inductor.aoti_compile_and_package (needs torch >= 2.6)"
+        return None
+
+    def build(self, request: BuildRequest) -> TorchEngine:
+        dtype = torch_dtype(request.spec.precision)
+        entry = request.artifacts.derived(
+            "aoti", lambda directory: compile_package(request, directory / PACKAGE_FILE),
+            precision=request.spec.precision, target=device_target(request.device),
+            mode=request.compile_mode, tf32=request.tf32)
+        # run_single_threaded drops the package runner's own locking, which CUDA graph capture needs.
+        loaded = torch._inductor.aoti_load_package(str(entry.file(PACKAGE_FILE)),
+                                                   run_single_threaded=request.spec.cuda_graphs)
+        return TorchEngine(loaded, request.device, dtype)
+
+
+def compile_package(request: BuildRequest, package: Path) -> None:
+    """torch.export of the model at the spec's dtype on the target device, compiled to ``package``."""
+    from ..export import export_program
+
+    dtype = torch_dtype(request.spec.precision)
+    model = request.artifacts.model
+    module = model_copy(model.module, dtype=dtype, device=request.device)
+    inputs = cast_inputs(model.inputs, dtype=dtype, device=request.device)
+    program = export_program(module, inputs, dynamic_batch=model.dynamic_batch, device=request.device)
+    torch._inductor.aoti_compile_and_package(program, package_path=str(package),
+                                             inductor_configs=inductor_configs(request.compile_mode))
+
+
+def inductor_configs(mode: str) -> dict[str, Any]:
+    """torch.compile's modes as AOTInductor options: only autotuning carries over.
+
+    AOTInductor emits no CUDA graphs of its own ("reduce-overhead"): ask for ``-cudagraph`` in the
+    engine spec instead, which captures the loaded package.
+    """
+    return {"max_autotune": True} if mode.startswith("max-autotune") else {}

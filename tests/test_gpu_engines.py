@@ -1,0 +1,165 @@
+"""GPU engines, end to end through pytest runs of the plugin: run on a CUDA machine (`pytest -m gpu`).
+
+Skipped without CUDA (CI has none); scripts/gpu_check.sh runs them on the lent H100.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+pytestmark = [pytest.mark.gpu,
+              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (run scripts/gpu_check.sh)")]
+
+REPO = Path(__file__).resolve().parents[1]
+TORCH_BACKENDS = ("eager", "inductor", "aoti")
+FLOAT_PRECISIONS = ("fp32", "fp16", "bf16")
+
+MATRIX = """
+import pytest
+from fixtures.models import small_cnn, cnn_inputs, tiny_encoder, token_inputs
+
+@pytest.mark.infercheck(backends=["eager", "inductor", "aoti", "onnxruntime", "tensorrt"],
+                        precisions=["fp32", "fp16", "bf16", "int8"], cuda_graphs="both")
+def test_cnn(infercheck):
+    infercheck(small_cnn(), cnn_inputs())
+
+@pytest.mark.infercheck(backends=["eager", "inductor", "aoti"], precisions=["fp32", "fp16", "bf16"],
+                        cuda_graphs="both")
+def test_encoder(infercheck):
+    infercheck(tiny_encoder(), token_inputs())
+"""
+
+
+def results_of(report: Path) -> dict[tuple[str, str], dict[str, Any]]:
+    """(test name, engine id) -> that item's result from the JSON report."""
+    data = json.loads(report.read_text())
+    return {(r["nodeid"].split("::")[-1].split("[")[0], r["spec_id"]): r for r in data["results"]}
+
+
+def run_matrix(run_plugin: Any, tmp_path: Path, source: str, *args: str) -> tuple[Any, dict]:
+    report = tmp_path / "report.json"
+    result = run_plugin(source, "--infer-device=cuda", f"--infer-report={report}", *args)
+    return result, results_of(report)
+
+
+def test_every_gpu_engine_spec_on_the_fixture_models(run_plugin: Any, tmp_path: Path) -> None:
+    result, results = run_matrix(run_plugin, tmp_path, MATRIX)
+    failed = {key: r["message"] for key, r in results.items() if r["outcome"] == "failed"}
+    assert not failed, f"engines failed on the GPU: {json.dumps(failed, indent=1)}"
+    for test in ("test_cnn", "test_encoder"):
+        for backend in TORCH_BACKENDS:
+            for precision in FLOAT_PRECISIONS:
+                for graphs in ("", "-cudagraph"):
+                    item = results[(test, f"{backend}-{precision}{graphs}")]
+                    assert item["outcome"] == "passed", (test, backend, precision, graphs, item["message"])
+                    assert item["device"].startswith("cuda")
+                    assert item["latency"]["timer"] == "cuda-events"
+                    assert item["latency"]["peak_memory_bytes"] > 0
+                    assert item["extra"]["gpu"]["name"]
+                    assert item["extra"]["reference"].endswith("TF32 off")
+                    if graphs:
+                        assert item["extra"]["cuda_graph_max_rel_diff"] <= 1e-3
+    # No INT8 engine exists on this machine's torch backends: each says so instead of pretending.
+    for backend in TORCH_BACKENDS:
+        assert "has no INT8 engine" in results[("test_cnn", f"{backend}-int8")]["message"]
+    for graphs in ("", "-cudagraph"):
+        for precision in ("fp32", "fp16", "int8"):
+            ort = results[("test_cnn", f"onnxruntime-{precision}{graphs}")]
+            assert ort["outcome"] in ("passed", "skipped"), ort["message"]
+            if ort["outcome"] == "skipped":
+                assert "CUDAExecutionProvider" in ort["message"]
+        for precision in FLOAT_PRECISIONS + ("int8",):
+            trt = results[("test_cnn", f"tensorrt-{precision}{graphs}")]
+            assert trt["outcome"] in ("passed", "skipped"), trt["message"]
+    result.stdout.fnmatch_lines(["*infercheck summary*"])
+
+
+def test_compiled_engines_come_from_the_cache_on_a_second_run(run_plugin: Any, tmp_path: Path) -> None:
+    source = """
+import pytest
+from fixtures.models import small_cnn, cnn_inputs
+
+@pytest.mark.infercheck(backends=["aoti", "inductor"], precisions=["fp16"], cuda_graphs="both")
+def test_cnn(infercheck):
+    infercheck(small_cnn(), cnn_inputs())
+"""
+    first_dir, second_dir = tmp_path / "first", tmp_path / "second"
+    first_dir.mkdir()
+    second_dir.mkdir()
+    run_matrix(run_plugin, first_dir, source)
+    _, second = run_matrix(run_plugin, second_dir, source)
+    for graphs in ("", "-cudagraph"):
+        aoti = second[("test_cnn", f"aoti-fp16{graphs}")]
+        assert aoti["outcome"] == "passed", aoti["message"]
+        assert aoti["cache"]["aoti"] == "hit"
+        inductor = second[("test_cnn", f"inductor-fp16{graphs}")]
+        assert inductor["cache"]["inductor"] == "hit"
+
+
+XDIST_SOURCE = """
+import pytest, torch
+from fixtures.models import small_cnn, cnn_inputs, data_dependent_branch
+
+@pytest.mark.infercheck(backends=["eager", "inductor", "aoti"], precisions=["fp16", "bf16"], cuda_graphs="both")
+def test_cnn(infercheck):
+    infercheck(small_cnn(), cnn_inputs())
+
+@pytest.mark.infercheck(backends=["eager"], precisions=["fp32"], cuda_graphs="both")
+def test_branchy(infercheck):
+    infercheck(data_dependent_branch(), torch.randn(4, 8))
+"""
+
+
+def test_two_xdist_workers_give_the_same_verdicts_as_one_process(run_plugin: Any, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    # The workers are new processes: `import fixtures` there too (and keep any carried site dir).
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    (tmp_path / "serial").mkdir()
+    (tmp_path / "xdist").mkdir()
+    _, serial = run_matrix(run_plugin, tmp_path / "serial", XDIST_SOURCE)
+    _, parallel = run_matrix(run_plugin, tmp_path / "xdist", XDIST_SOURCE, "-n", "2")
+    verdicts = lambda results: {key: (r["outcome"], r["stage"]) for key, r in results.items()}  # noqa: E731
+    assert verdicts(parallel) == verdicts(serial)
+    assert len(serial) == 2 * 3 * 2 + 2
+
+
+def test_a_model_that_syncs_with_the_host_is_a_failed_cudagraph_item(run_plugin: Any, tmp_path: Path) -> None:
+    source = """
+import pytest, torch
+from fixtures.models import data_dependent_branch
+
+@pytest.mark.infercheck(backends=["eager"], precisions=["fp32"], cuda_graphs="both")
+def test_branchy(infercheck):
+    infercheck(data_dependent_branch(), torch.randn(4, 8))
+"""
+    result, results = run_matrix(run_plugin, tmp_path, source)
+    result.assert_outcomes(passed=1, failed=1)
+    failed = results[("test_branchy", "eager-fp32-cudagraph")]
+    assert failed["stage"] == "cuda-graph"
+    assert "cannot be captured into a CUDA graph" in failed["message"]
+    result.stdout.fnmatch_lines(["*cuda-graph: eager-fp32-cudagraph: the engine cannot be captured*"])
+
+
+def test_time_transfers_adds_the_copies_to_the_figure(run_plugin: Any, tmp_path: Path) -> None:
+    source = """
+import pytest, torch
+
+@pytest.mark.infercheck(backends=["eager"], precisions=["fp16"], cuda_graphs=True)
+def test_big_input(infercheck):
+    infercheck(torch.nn.Conv2d(3, 8, 3).eval(), torch.randn(16, 3, 256, 256))
+"""
+    (tmp_path / "device").mkdir()
+    (tmp_path / "transfers").mkdir()
+    _, device_only = run_matrix(run_plugin, tmp_path / "device", source)
+    _, with_copies = run_matrix(run_plugin, tmp_path / "transfers", source, "--infer-time-transfers")
+    key = ("test_big_input", "eager-fp16-cudagraph")
+    assert not device_only[key]["latency"]["includes_transfers"]
+    assert with_copies[key]["latency"]["includes_transfers"]
+    # 12 MB in and 8 MB out over PCIe take far longer than one small convolution on the GPU.
+    assert with_copies[key]["latency"]["p50_ms"] > 2 * device_only[key]["latency"]["p50_ms"]

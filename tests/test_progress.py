@@ -1,0 +1,72 @@
+"""Long builds: progress lines while they run, a failed item (not a stuck session) past the deadline."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from pytest_infercheck import progress
+from pytest_infercheck.progress import BuildTimeout, ProgressReporter, run_build
+
+
+def test_a_fast_build_returns_its_value_silently() -> None:
+    reporter = ProgressReporter()
+    assert run_build(lambda: 42, what="eager-fp32 of M", timeout_s=5, reporter=reporter) == 42
+    assert reporter.lines == []
+
+
+def test_a_build_error_reaches_the_caller() -> None:
+    def broken() -> None:
+        raise RuntimeError("no kernel for this op")
+
+    with pytest.raises(RuntimeError, match="no kernel"):
+        run_build(broken, what="x", timeout_s=None)
+
+
+def test_a_slow_build_reports_progress_with_the_engine_and_elapsed_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(progress, "FIRST_REPORT_S", 0.05)
+    monkeypatch.setattr(progress, "REPORT_EVERY_S", 0.05)
+    written: list[str] = []
+    reporter = ProgressReporter(written.append)
+    assert run_build(lambda: time.sleep(0.3) or "engine", what="inductor-fp16 of ResNet", timeout_s=None,
+                     reporter=reporter) == "engine"
+    assert written == reporter.lines
+    assert len(written) >= 3
+    assert written[0].startswith("infercheck: building inductor-fp16 of ResNet ... ")
+    assert written[-1].startswith("infercheck: built inductor-fp16 of ResNet in ")
+
+
+def test_a_build_past_the_deadline_raises_promptly_and_names_the_option() -> None:
+    release = threading.Event()
+    start = time.monotonic()
+    with pytest.raises(BuildTimeout, match=r"aoti-fp16 of M took longer than --infer-build-timeout=0.2s"):
+        run_build(release.wait, what="aoti-fp16 of M", timeout_s=0.2)
+    assert time.monotonic() - start < 2
+    release.set()  # let the abandoned build thread end
+
+
+def test_a_build_timeout_is_a_failed_item_and_the_session_goes_on(run_plugin) -> None:
+    result = run_plugin(
+        """
+import threading, pytest, torch
+from pytest_infercheck.backends.torch_eager import EagerBackend
+
+never = threading.Event()
+slow_build = EagerBackend.build
+
+def build_that_hangs(self, request):
+    never.wait(3)  # a stuck builder; the deadline below is far shorter
+    return slow_build(self, request)
+
+@pytest.mark.infercheck(backends=["eager"], build_timeout=0.3)
+def test_hangs(infercheck, monkeypatch):
+    monkeypatch.setattr(EagerBackend, "build", build_that_hangs)
+    infercheck(torch.nn.Linear(4, 4).eval(), torch.randn(2, 4))
+
+def test_after():
+    pass
+""", "--infer-device=cpu")
+    result.assert_outcomes(failed=1, passed=1)
+    result.stdout.fnmatch_lines(["*build: building eager-fp32 of Linear took longer than --infer-build-timeout=0.3s*"])
