@@ -1,0 +1,60 @@
+"""The audit inside pytest runs (pytester): the early failure, the allow-list, infercheck.audit()."""
+
+from __future__ import annotations
+
+DOUBLE_DET_TEST = """
+import pytest
+from fixtures.problem_models import double_det_model, det_inputs
+
+@pytest.mark.infercheck(backends=["onnxruntime"], precisions=["fp32"]{marker})
+def test_det(infercheck):
+    infercheck(double_det_model(), det_inputs())
+"""
+
+
+def test_backend_that_cannot_run_the_model_fails_early_naming_the_node(run_plugin) -> None:
+    result = run_plugin(DOUBLE_DET_TEST.format(marker=""))
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "*audit: onnxruntime cannot run 1 node(s) of DoubleDetModel; offending nodes:*",
+        "*n0 (Det) in head: ONNX Runtime cannot load the model: *Could not find an implementation for Det*",
+    ])
+    # Failed at the audit, before any build: no builder traceback in the output.
+    assert "could not build" not in result.stdout.str()
+
+
+def test_allowed_gap_skips_instead_of_failing(run_plugin) -> None:
+    result = run_plugin(DOUBLE_DET_TEST.format(marker=", allow_ops=['Det']"), "-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*only known gaps (allowed)*", "*n0 (Det) in head*allowed*"])
+
+
+def test_allow_list_by_node_name_and_only_for_named_nodes(run_plugin) -> None:
+    result = run_plugin(DOUBLE_DET_TEST.format(marker=", allow_nodes='n0'"))
+    result.assert_outcomes(skipped=1)
+    result = run_plugin(DOUBLE_DET_TEST.format(marker=", allow_nodes=['some_other_node']"))
+    result.assert_outcomes(failed=1)  # a new gap still fails the gate
+
+
+def test_bad_allow_list_value_is_a_clear_error(run_plugin) -> None:
+    result = run_plugin(DOUBLE_DET_TEST.format(marker=", allow_ops=5"))
+    assert result.ret != 0
+    result.stdout.fnmatch_lines(["*allow_ops*5*expected names as a list or a comma-separated string*"])
+
+
+def test_audit_method_returns_the_report_for_the_tests_own_asserts(run_plugin) -> None:
+    result = run_plugin("""
+import pytest
+from fixtures.problem_models import det_model, det_inputs
+from fixtures.models import small_cnn, cnn_inputs
+
+@pytest.mark.infercheck(backends=["onnxruntime"], precisions=["fp32"])
+def test_audit(infercheck):
+    report = infercheck.audit(det_model(), det_inputs(), targets=["tensorrt", "onnxruntime"])
+    assert not report.can_run("tensorrt") and report.can_run("onnxruntime")
+    assert [(f.operator, f.node, f.module_path) for f in report.blocking("tensorrt")] == [("Det", "n0", "head")]
+    assert infercheck.audit(det_model(), det_inputs(), targets=["tensorrt"], allow_ops=["Det"]).passed
+    clean = infercheck.audit(small_cnn(), cnn_inputs())  # default target: this item's backend
+    assert clean.targets == ["onnxruntime"] and clean.passed and clean.findings == []
+""")
+    result.assert_outcomes(passed=1)
