@@ -93,6 +93,6 @@ def _load_failure(target: str, exc: Exception, node_ops: dict[str, str], module_
         op = op_match["op"] or op_match["op2"] or ""
         node = node or next((name for name, kind in node_ops.items() if kind == op), "")
     # Drop ONNX Runtime's "[ONNXRuntimeError] : 1 : FAIL : Load model from PATH failed:" prefix.
-    reason = text.rsplit("failed:", 1)[-1].strip()[:400]
+    reason = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", text.rsplit("failed:", 1)[-1].strip())[:400]
     return Finding(STAGE, target, op, node, f"ONNX Runtime cannot load the model: {reason}", "unsupported",
                    module_path=module_paths.get(node, ""))
