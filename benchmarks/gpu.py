@@ -136,7 +136,7 @@ def worker(args: argparse.Namespace) -> None:
 def run_phase(phase: str, args: argparse.Namespace, cache: Path, out: Path) -> dict[str, Any]:
     target = out / f"gpu-{phase}.json"
     env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=str(cache / "inductor"), PYTHONUNBUFFERED="1")
-    command = [sys.executable, __file__, "--worker", "--phase", phase, "--cache", str(cache), "--json", str(target),
+    command = [sys.executable, "-X", "faulthandler", __file__, "--worker", "--phase", phase, "--cache", str(cache), "--json", str(target),
                "--models", args.models, "--mode", args.mode, "--device", args.device, "--rows", args.rows]
     with open(out / f"gpu-{phase}.log", "w") as log:
         code = subprocess.call(command, env=env, stdout=log, stderr=subprocess.STDOUT)

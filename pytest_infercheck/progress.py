@@ -1,16 +1,22 @@
 """Long builds: a progress line on the terminal while they run, and a deadline.
 
 A two-minute autotune must not look like a hang, and a build that never ends must not hold the
-session: ``run_build`` runs the build in a worker thread, prints "building <engine> ... <elapsed>"
-every few seconds through pytest's terminal reporter, and gives up at the deadline with
-``BuildTimeout``, which the check turns into a failed item.
+session: ``run_build`` runs the build in the calling (main) thread under an interval timer
+(SIGALRM).  Every few seconds the timer's handler prints "building <engine> ... <elapsed>" through
+pytest's terminal reporter; past the deadline it raises ``BuildTimeout`` inside the build, which
+unwinds it, and the check turns that into a failed item.
 
-Python cannot stop a thread.  A build that timed out keeps running in its (daemon) thread until it
-finishes on its own or the process exits; the message says so, and nothing waits for it.
+Why not a worker thread: compilers (Inductor, AOTInductor, TensorRT) are not all safe to drive
+from a second thread (a build in a thread crashed the process on the H100), and a thread cannot be
+stopped.  The handler runs between Python bytecodes, so a single long C++ call delays the line and
+the deadline until it returns.  Off the main thread (where signals cannot be used) the build runs
+plainly, without progress or deadline.  Another SIGALRM user (pytest-timeout's signal method) is
+paused for the build's duration and restored afterwards.
 """
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -22,8 +28,12 @@ FIRST_REPORT_S = 5.0  # builds shorter than this print nothing
 REPORT_EVERY_S = 15.0
 
 
-class BuildTimeout(Exception):
-    """The build ran past its deadline; the message names the engine, the limit and the option."""
+class BuildTimeout(BaseException):
+    """The build ran past its deadline; the message names the engine, the limit and the option.
+
+    A BaseException, like KeyboardInterrupt, so that a builder's ``except Exception`` (exporters
+    wrap every error) cannot swallow it on its way out of the build.
+    """
 
 
 @dataclass
@@ -64,38 +74,35 @@ def run_build(build: Callable[[], T], *, what: str, timeout_s: Optional[float],
               reporter: Optional[ProgressReporter] = None) -> T:
     """``build()`` with progress lines and a deadline (``timeout_s`` of None or 0: no deadline)."""
     reporter = reporter or ProgressReporter()
-    outcome: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            outcome["value"] = build()
-        except BaseException as exc:  # handed to the caller's thread, which re-raises it
-            outcome["error"] = exc
-
-    worker = threading.Thread(target=target, name=f"infercheck-build {what}", daemon=True)
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        return build()
     start = time.monotonic()
-    worker.start()
-    next_report = FIRST_REPORT_S
-    while True:
+    state = {"next_report": FIRST_REPORT_S}
+
+    def on_alarm(signum: int, frame: Any) -> None:
         elapsed = time.monotonic() - start
-        wait = next_report - elapsed
-        if timeout_s:
-            wait = min(wait, timeout_s - elapsed)
-        worker.join(max(wait, 0.0))
-        elapsed = time.monotonic() - start
-        if not worker.is_alive():
-            break
         if timeout_s and elapsed >= timeout_s:
+            signal.setitimer(signal.ITIMER_REAL, 0)
             reporter.report(f"infercheck: building {what}: gave up after {elapsed:.0f} s")
             raise BuildTimeout(
-                f"building {what} took longer than --infer-build-timeout={timeout_s:g}s; "
-                "raise the option (or mark the test with build_timeout=...) if the build is expected to be this slow "
-                "(the abandoned build keeps running in the background until it ends or the session exits)")
-        if elapsed >= next_report:
+                f"building {what} took longer than --infer-build-timeout={timeout_s:g}s; raise the option "
+                "(or mark the test with build_timeout=...) if the build is expected to be this slow")
+        if elapsed >= state["next_report"]:
             reporter.report(f"infercheck: building {what} ... {elapsed:.0f} s")
-            next_report += REPORT_EVERY_S
-    if "error" in outcome:
-        raise outcome["error"]
+            state["next_report"] += REPORT_EVERY_S
+
+    tick = min(1.0, FIRST_REPORT_S, REPORT_EVERY_S, *([timeout_s] if timeout_s else []))
+    previous_handler = signal.signal(signal.SIGALRM, on_alarm)
+    previous_timer = signal.setitimer(signal.ITIMER_REAL, tick, tick)
+    try:
+        value = build()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous_handler)
+        if previous_timer[0] > 0:  # resume another user's alarm, less the time the build took
+            signal.setitimer(signal.ITIMER_REAL, max(previous_timer[0] - (time.monotonic() - start), 0.001),
+                             previous_timer[1])
+    elapsed = time.monotonic() - start
     if elapsed >= FIRST_REPORT_S:
         reporter.report(f"infercheck: built {what} in {elapsed:.1f} s")
-    return outcome["value"]
+    return value
