@@ -35,19 +35,23 @@ def test_model_a_target_cannot_run_exits_1_and_writes_reports(tmp_path: Path) ->
     assert markdown.startswith("# infercheck audit of custom.onnx") and "| FancyActivation | 1 | fancy |" in markdown
 
 
-def test_model_every_target_runs_exits_0() -> None:
-    run = infercheck("audit", "fixtures.models:small_cnn", "--input-shape", "2,3,32,32", "--targets", "tensorrt,onnxruntime",
-                     module=True)
-    assert run.returncode == 0, run.stdout + run.stderr
+def test_torch_model_with_inputs_factory_and_allow_list_exits_0() -> None:
+    run = infercheck("audit", "fixtures.problem_models:det_model", "--inputs", "fixtures.problem_models:det_inputs",
+                     "--targets", "tensorrt,onnxruntime", "--allow-ops", "Det", module=True)
+    assert run.returncode == 0, run.stdout + run.stderr  # the one gap is declared known
     assert "every target can run it" in run.stdout
+    assert "n0 [head]" in run.stdout and "unsupported (allowed)" in run.stdout
     assert "predicted from the TensorRT 10.15 table" in run.stdout
 
 
-def test_inputs_factory_and_allow_list() -> None:
-    run = infercheck("audit", "fixtures.problem_models:det_model", "--inputs", "fixtures.problem_models:det_inputs",
-                     "--targets", "tensorrt", "--allow-ops", "Det")
-    assert run.returncode == 0, run.stdout + run.stderr  # the one gap is declared known
-    assert "n0 [head]" in run.stdout and "unsupported (allowed)" in run.stdout
+def test_input_shapes_and_dtypes_make_example_inputs() -> None:
+    import torch
+
+    from pytest_infercheck.cli import make_inputs
+
+    images, ids = make_inputs(["2,3,8,8", "2,16"], ["float32", "int64"])
+    assert (images.shape, images.dtype, ids.shape, ids.dtype) == ((2, 3, 8, 8), torch.float32, (2, 16), torch.int64)
+    assert torch.equal(images, make_inputs(["2,3,8,8"], [])[0])  # seeded: runs agree
 
 
 def test_unavailable_provider_is_reported_not_a_failure(tmp_path: Path) -> None:
