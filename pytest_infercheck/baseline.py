@@ -275,10 +275,15 @@ def entry_from_result(result: Any) -> Optional[Entry]:
     latency = None
     if result.latency is not None and result.latency.samples_ms:
         lat = result.latency
-        latency = {"timer": lat.timer, "count": lat.count, "p50_ms": lat.p50_ms, "p90_ms": lat.p90_ms,
-                   "p99_ms": lat.p99_ms, "samples_ms": [float(f"{v:.6g}") for v in subsample(lat.samples_ms)]}
+        latency = {"timer": lat.timer, "count": lat.count, "p50_ms": _six(lat.p50_ms), "p90_ms": _six(lat.p90_ms),
+                   "p99_ms": _six(lat.p99_ms), "samples_ms": [_six(v) for v in subsample(lat.samples_ms)]}
     return Entry(nodeid=result.nodeid, spec_id=result.spec_id, machine=machine, accuracy=accuracy, latency=latency,
                  model_hash=result.model_hash, recorded=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+
+def _six(value: float) -> float:
+    """Six significant digits: far below timer resolution, and the file stays readable."""
+    return float(f"{value:.6g}")
 
 
 def why_not_written(result: Any) -> Optional[str]:
