@@ -300,7 +300,7 @@ def why_not_written(result: Any) -> Optional[str]:
 def update_baseline(path: Path, results: Sequence[Any]) -> UpdateSummary:
     """Replace or add the entries of ``results`` (the items that ran); keep every other entry."""
     path = Path(path)
-    fresh: list[Entry] = []
+    by_identity: dict[tuple[str, str, str], Entry] = {}
     not_written = []
     for result in results:
         reason = why_not_written(result)
@@ -308,7 +308,8 @@ def update_baseline(path: Path, results: Sequence[Any]) -> UpdateSummary:
         if entry is None:
             not_written.append(f"{result.nodeid}: {reason or 'no figures to record'}")
         else:
-            fresh.append(entry)
+            by_identity[_identity(entry)] = entry  # one entry per item: a rerun's result replaces the first
+    fresh = list(by_identity.values())
     with _locked(path):
         # Re-read under the lock: another run may have written since this one started.
         current = BaselineStore.load(path).entries

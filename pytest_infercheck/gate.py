@@ -84,12 +84,14 @@ def status_cell(result: CheckResult) -> str:
     if record["status"] == "fingerprint-mismatch":
         return "other machine"
     latency = record.get("latency")
-    change = f"{latency['ratio'] - 1:+.1%}" if latency and math.isfinite(latency["ratio"]) else ""
+    change = f"{latency['ratio'] - 1:+.1%}" if latency and latency["ratio"] is not None else ""
     if record["regressions"]:
         kinds = " + ".join(sorted({line.split(" ", 1)[0] for line in record["regressions"]}))
         return f"REGRESSION {kinds} {change}".rstrip()
     if record["improvements"]:
         return f"improved {change}"
+    if latency and latency["ratio"] is None:
+        return "no latency verdict"
     return f"{change} ok".strip()
 
 

@@ -119,7 +119,9 @@ class LatencyComparison:
                 f"{self.n_baseline} vs {self.n_current} samples)")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """JSON-ready: NaN (no verdict) becomes None, so it reads back the same on the xdist controller."""
+        return {key: None if isinstance(value, float) and not math.isfinite(value) else value
+                for key, value in asdict(self).items()}
 
 
 def compare_latency(current: Sequence[float], baseline: Sequence[float], *, max_regression: float,

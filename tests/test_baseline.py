@@ -243,3 +243,32 @@ def test_a_bare_number_for_max_regression_is_refused(run_plugin) -> None:
     result = run_plugin(TWO_ENGINES, "--infer-max-regression=5")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--infer-max-regression*'5' would mean 500%; write 5% (or 0.05) for five percent*"])
+
+
+def _result(nodeid: str, samples: list[float], outcome: str = "passed"):  # type: ignore[no-untyped-def]
+    from pytest_infercheck.results import AccuracyResult, CheckResult, OutputAccuracy, Tolerance
+    from pytest_infercheck.timing import summarize
+
+    result = CheckResult(nodeid=nodeid, spec_id="eager-fp32", backend="eager", precision="fp32", cuda_graphs=False,
+                         outcome=outcome, stage=None if outcome == "passed" else "accuracy")
+    result.accuracy = AccuracyResult([OutputAccuracy("output", [1], 1e-6, 1e-6, 1e-7, 1e-7, 1.0, 0, 1, [0], 0.0, 0.0, 0,
+                                                     Tolerance(1e-4, 1e-3))])
+    result.latency = summarize(samples, timer="cpu-perf_counter", batch_size=1, warmup=0)
+    result.extra["machine"] = machine_key("cpu", FINGERPRINT)
+    return result
+
+
+def test_update_writes_one_entry_per_item_and_says_why_others_were_not_written(tmp_path: Path) -> None:
+    from pytest_infercheck.baseline import update_baseline
+
+    path = tmp_path / "b.json"
+    skipped = _result("t.py::t[skipped]", [1.0] * 5, outcome="skipped")
+    failed = _result("t.py::t[failed]", [1.0] * 5, outcome="failed")
+    summary = update_baseline(path, [_result("t.py::t[eager-fp32]", [1.0] * 5),
+                                     _result("t.py::t[eager-fp32]", [2.0] * 5),  # a rerun of the same item
+                                     skipped, failed])
+    (entry,) = BaselineStore.load(path).entries
+    assert entry.samples_ms == [2.0] * 5  # the later result wins; the file stays valid
+    assert summary.written == ["t.py::t[eager-fp32]"] and summary.kept == 0
+    assert summary.not_written == ["t.py::t[skipped]: skipped",
+                                   "t.py::t[failed]: failed (accuracy); a failing engine is not written into the baseline"]

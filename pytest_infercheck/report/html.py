@@ -217,7 +217,10 @@ def card(result: CheckResult) -> str:
     for line in record.get("improvements", []):
         parts.append(f"<div class='improved'>improved: {_e(line)}</div>")
     latency = record.get("latency")
-    if latency and not record.get("regressions") and not record.get("improvements"):
+    if latency and latency["ratio"] is None:
+        parts.append(f"<div class='note'>vs baseline: no latency verdict ({_e(latency['n_baseline'])} vs "
+                     f"{_e(latency['n_current'])} samples: too few)</div>")
+    elif latency and not record.get("regressions") and not record.get("improvements"):
         parts.append(f"<div class='note'>vs baseline recorded {_e(record.get('recorded', '?'))}: "
                      f"median {latency['ratio'] - 1:+.1%}, {_e(latency['verdict'])} "
                      f"(allowed +{latency['max_regression']:.1%} when significant)</div>")
