@@ -23,16 +23,18 @@ What the machine key holds, and why (docs/gate.md says the same):
 
 Nothing writes the file unless ``--infer-baseline-update`` is given; then entries of the items
 that ran are replaced or added, every other entry is kept, and the file is replaced atomically
-under a lock so that concurrent updaters do not lose each other's entries.
+under a lock so that concurrent updaters (on one machine) do not lose each other's entries.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import math
 import os
 import re
+import tempfile
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -325,8 +327,11 @@ def _identity(entry: Entry) -> tuple[str, str, str]:
 
 @contextmanager
 def _locked(path: Path) -> Iterator[None]:
+    """An flock shared by every updater of ``path`` on this machine, kept in the temp dir (not beside the file,
+    which usually sits in the user's repository)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "a") as handle:
+    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
+    with open(Path(tempfile.gettempdir()) / f"pytest-infercheck-baseline-{digest}.lock", "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
