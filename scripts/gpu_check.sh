@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU proof in one call on the lent machine (the `run` device tool), from the repo root:
 #   scripts/gpu_check.sh [smoke|tests|bench|all] [benchmarks/gpu.py arguments...]
-# smoke: environment facts; tests: `pytest -m gpu`; bench: benchmarks/gpu.py (+ gate_power.py if present).
+# smoke: environment facts; tests: `pytest -m gpu`; bench: benchmarks/gpu.py (+ gate_power.py if present);
+# probe: scripts/aoti_probe.py (which AOTInductor sequence crashes), then bench.
 # Logs go under $OUT (or ./.gpu-out); a short table is printed last.  Polygraphy travels as a wheel in .whl/.
 set -u -o pipefail
 stage="${1:-all}"
@@ -62,10 +63,11 @@ bench() {
 install || exit 1
 case "$stage" in
   smoke) smoke ;;
+  probe) smoke >/dev/null; timeout "${PROBE_TIMEOUT:-300}" python3 scripts/aoti_probe.py 2>&1 | tee "$OUT/aoti-probe.log"; bench "$@" ;;
   tests) smoke >/dev/null; tests ;;
   bench) smoke >/dev/null; bench "$@" ;;
   all) smoke; tests; bench "$@" ;;
-  *) echo "usage: $0 [smoke|tests|bench|all] [benchmarks/gpu.py args]"; exit 2 ;;
+  *) echo "usage: $0 [smoke|tests|bench|probe|all] [benchmarks/gpu.py args]"; exit 2 ;;
 esac
 # At most 8 files come back from $OUT: pack the benchmark's own files into one.
 if [ -d "$OUT/bench" ]; then tar -czf "$OUT/bench.tar.gz" -C "$OUT" bench && rm -rf "$OUT/bench"; fi
