@@ -44,7 +44,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "encoder.onnx"
         onnx.save(export_onnx(model, (inputs,), dynamic_batch=False), str(path))
-        runs = {"onnx file": lambda: audit(path, targets=targets),
+        runs = {"onnx file": lambda: audit(path, inputs, targets=targets),
                 "torch module": lambda: audit(model, inputs, targets=targets)}
         results = {}
         for name, run in runs.items():

@@ -84,7 +84,9 @@ def load_model(args: argparse.Namespace) -> tuple[Any, Any]:
     if args.model.endswith(".onnx"):
         if not Path(args.model).is_file():
             raise UsageError(f"MODEL {args.model}: no such file")
-        return args.model, None
+        if args.inputs:
+            return args.model, _call_factory(args.inputs, "--inputs")
+        return args.model, make_inputs(args.input_shape, args.input_dtype) if args.input_shape else None
     if ":" not in args.model:
         raise UsageError(f"MODEL {args.model!r}: give an .onnx file or package.module:factory")
     model = _call_factory(args.model, "MODEL")

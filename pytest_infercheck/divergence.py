@@ -62,9 +62,9 @@ def locate_divergence(reference_onnx: Path, candidate_onnx: Path, feeds: Mapping
 
     from .audit import onnx_graph
 
-    reference = _run_all(onnx.load(str(reference_onnx)), feeds)
+    reference = run_all_tensors(onnx.load(str(reference_onnx)), feeds)
     candidate_model = onnx.load(str(candidate_onnx))
-    candidate = _run_all(candidate_model, feeds)
+    candidate = run_all_tensors(candidate_model, feeds)
     module_paths = onnx_graph.module_paths(onnx.load(str(reference_onnx)))
     compared = 0
     for node in topological(candidate_model.graph):
@@ -109,7 +109,7 @@ def topological(graph: Any) -> list[Any]:
     return order
 
 
-def _run_all(model: Any, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+def run_all_tensors(model: Any, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Every tensor the model computes, by name, from one ONNX Runtime CPU run."""
     import onnxruntime
     from polygraphy import constants

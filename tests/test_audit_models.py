@@ -110,3 +110,16 @@ def test_reports_render_and_round_trip(det_report: AuditReport) -> None:
     assert "| Det | 1 | n0 [head] | unsupported |" in render_markdown(report)
     assert report.to_dict()["can_run"] == {"tensorrt": False, "onnxruntime": True, "onnxruntime-cuda": True}
     assert report.blocking()[0].node == "n0"
+
+
+def test_fp16_overflow_is_named_where_the_range_is_left() -> None:
+    report = audit(problems.fp16_overflow_model(), problems.overflow_inputs(), targets=TARGETS)
+    (finding,) = report.findings
+    assert (finding.stage, finding.target, finding.operator, finding.module_path) == ("fp16-range", "*", "Gemm", "amplify")
+    assert finding.verdict == "warning" and report.passed  # FP32 engines are fine: a warning, not a block
+    assert "65504" in finding.reason
+
+
+def test_onnx_file_without_inputs_skips_the_range_check(tmp_path: Path) -> None:
+    report = audit(problems.dynamic_axes_reduce_onnx(tmp_path / "reduce.onnx"), targets=["onnxruntime"])
+    assert report.findings == [] and "FP16 range not checked: it needs example inputs" in report.notes

@@ -35,11 +35,12 @@ def audit(model: Any, inputs: Optional[Any] = None, *, targets: Iterable[str] | 
     with tempfile.TemporaryDirectory(prefix="infercheck-audit-") as tmp:
         onnx_path = _onnx_for(model, inputs, dynamic_batch, Path(tmp), report)
         if onnx_path is not None:
-            audit_onnx(onnx_path, report, requested_trt=trt_version)
+            audit_onnx(onnx_path, report, requested_trt=trt_version, inputs=inputs)
     return report.allow(operators=allow_ops, nodes=allow_nodes)
 
 
-def audit_onnx(onnx_path: Path, report: AuditReport, *, requested_trt: Optional[str] = None) -> AuditReport:
+def audit_onnx(onnx_path: Path, report: AuditReport, *, requested_trt: Optional[str] = None,
+               inputs: Optional[Any] = None) -> AuditReport:
     """The ONNX, TensorRT and ONNX Runtime stages on an exported file, into ``report``."""
     from . import onnx_graph
     from .onnx_stage import checker_findings, lint_findings
@@ -60,7 +61,22 @@ def audit_onnx(onnx_path: Path, report: AuditReport, *, requested_trt: Optional[
                 _tensorrt(onnx_path, report, requested_trt)
             else:
                 _onnxruntime(onnx_path, target, report, node_ops, module_paths)
+    with _timed(report, "fp16-range"):
+        _fp16_range(onnx_path, inputs, report, module_paths)
     return report
+
+
+def _fp16_range(onnx_path: Path, inputs: Optional[Any], report: AuditReport, module_paths: dict[str, str]) -> None:
+    if inputs is None:
+        report.notes.append("FP16 range not checked: it needs example inputs")
+        return
+    from ..model import as_input_tuple
+    from .fp16_range import fp16_range_findings
+
+    try:
+        report.add(fp16_range_findings(onnx_path, as_input_tuple(inputs), module_paths))
+    except Exception as exc:  # a model ONNX Runtime cannot run: the placement stage has already said why
+        report.notes.append(f"FP16 range not checked: ONNX Runtime could not run the model ({type(exc).__name__})")
 
 
 def _tensorrt(onnx_path: Path, report: AuditReport, requested: Optional[str]) -> None:

@@ -32,7 +32,7 @@ class TorchStageResult:
 def torch_findings(model: Any, inputs: Sequence[Any], *, dynamic_batch: bool = False) -> TorchStageResult:
     result = TorchStageResult()
     result.findings.extend(graph_break_findings(model, inputs))
-    from ..export import ExportError, export_onnx, export_program
+    from ..export import ExportError, export_program
 
     try:
         result.program = export_program(model, inputs, dynamic_batch=dynamic_batch)
@@ -40,10 +40,27 @@ def torch_findings(model: Any, inputs: Sequence[Any], *, dynamic_batch: bool = F
         result.findings.append(_export_failure(model, err))
         return result
     try:
-        result.onnx_model = export_onnx(model, inputs, dynamic_batch=dynamic_batch)
+        result.onnx_model = onnx_from_program(result.program)
     except ExportError as err:
         result.findings.extend(untranslatable_findings(result.program, err))
     return result
+
+
+def onnx_from_program(program: Any) -> Any:
+    """The ONNX translation of the ExportedProgram just made (what export_onnx does after its own
+    torch.export, with the same settings): tracing once instead of twice saves a second a model."""
+    import traceback
+
+    import torch
+
+    from ..export import ExportError, _quiet, short_reason
+
+    try:
+        with _quiet():
+            onnx_program = torch.onnx.export(program, (), dynamo=True, verbose=False, external_data=False)
+    except Exception as exc:
+        raise ExportError("torch.onnx.export (dynamo)", short_reason(exc), traceback.format_exc()) from exc
+    return onnx_program.model_proto
 
 
 def graph_break_findings(model: Any, inputs: Sequence[Any]) -> list[Finding]:
