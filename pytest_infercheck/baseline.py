@@ -15,8 +15,9 @@ What the machine key holds, and why (docs/gate.md says the same):
   engine that is not a CUDA graph.
 - for CUDA engines the GPU name, compute capability, CUDA runtime and (when NVML answers) the
   driver version.
-- the versions of the libraries that export, build or run an engine (torch, onnx, onnxscript,
-  onnxruntime, tensorrt, triton): a new release may change the graph, the kernels and the error.
+- the versions of the libraries on the engine's path (torch for all; onnx, onnxscript and
+  onnxruntime for ONNX Runtime; onnx, onnxscript and tensorrt for TensorRT; triton for the
+  compiled PyTorch backends): a new release may change the graph, the kernels and the error.
 - Not in the key: the Python patch version, the kernel and OS string (CI images move them weekly
   without changing a kernel's speed), GPU clocks (they vary from moment to moment) and
   pytest-infercheck's own version and numpy's.
@@ -49,10 +50,20 @@ VERSION = 1
 MAX_SAMPLES = 500
 # Libraries whose version changes what an engine computes or how fast: part of the machine key.
 ENGINE_LIBRARIES = ("torch", "onnx", "onnxscript", "onnxruntime", "onnxruntime-gpu", "tensorrt", "triton")
+# Per backend, the ones on its path (torch always: it runs the reference and the exporters), so that
+# bumping ONNX Runtime does not orphan the eager engine's entries.
+BACKEND_LIBRARIES = {
+    "eager": ("torch",),
+    "inductor": ("torch", "triton"),
+    "aoti": ("torch", "triton"),
+    "onnxruntime": ("torch", "onnx", "onnxscript", "onnxruntime", "onnxruntime-gpu"),
+    "tensorrt": ("torch", "onnx", "onnxscript", "tensorrt"),
+}
 GPU_FACTS = ("name", "compute_capability", "cuda_runtime", "driver")
 
 
-def machine_key(device: str, fingerprint: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+def machine_key(device: str, fingerprint: Optional[dict[str, Any]] = None, *,
+                backend: Optional[str] = None) -> dict[str, Any]:
     """The facts an entry must share with this run to be compared with it (see the module doc)."""
     if fingerprint is None:
         from .environment import fingerprint as current_fingerprint
@@ -64,7 +75,8 @@ def machine_key(device: str, fingerprint: Optional[dict[str, Any]] = None) -> di
     if kind == "cuda":
         key["gpu"] = {fact: gpu[fact] for fact in GPU_FACTS if gpu.get(fact) is not None}
     libraries = fingerprint.get("libraries") or {}
-    key["libraries"] = {name: libraries[name] for name in ENGINE_LIBRARIES if name in libraries}
+    wanted = BACKEND_LIBRARIES.get(backend or "", ENGINE_LIBRARIES)
+    key["libraries"] = {name: libraries[name] for name in wanted if name in libraries}
     return key
 
 

@@ -27,7 +27,7 @@ def accuracy_figures(result: CheckResult) -> dict[str, dict[str, float]]:
 
 def judge(result: CheckResult, store: BaselineStore, settings: Any) -> list[str]:
     """Compare ``result`` with its entry; record the comparison; return failure lines (none while updating)."""
-    machine = machine_key(result.device)
+    machine = machine_key(result.device, backend=result.backend)
     result.extra["machine"] = machine
     lookup = store.lookup(result.nodeid, result.spec_id, machine)
     record: dict[str, Any] = {"status": lookup.status, "file": str(store.path), "differences": lookup.differences,

@@ -36,6 +36,10 @@ def test_machine_key_keeps_what_moves_the_figures_and_drops_what_does_not() -> N
     assert cuda["gpu"] == {"name": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0", "cuda_runtime": "13.0",
                            "driver": "580.1"}  # no clocks: they move from moment to moment
     assert "python" not in cuda and "platform" not in cuda
+    # Only the libraries on the engine's path: an ONNX Runtime upgrade leaves eager entries valid.
+    assert machine_key("cpu", FINGERPRINT, backend="eager")["libraries"] == {"torch": "2.13.0"}
+    assert machine_key("cpu", FINGERPRINT, backend="onnxruntime")["libraries"] == {"torch": "2.13.0",
+                                                                                     "onnxruntime": "1.31.0"}
 
 
 def test_key_differences_name_each_fact_that_changed() -> None:
