@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/audit.py [--layers 5] [--repeats 3]
 
 Prints, side by side, the audit of the exported .onnx file (ONNX checker, Polygraphy lint,
-TensorRT static check with constant folding, ONNX Runtime placement) and of the torch module
+TensorRT static check with constant folding, ONNX Runtime placement, FP16 range) and of the torch module
 (the same plus graph-break analysis, torch.export and the ONNX export), each stage's time, and
 each total as a ratio of the 5 s target.  The best of --repeats runs is reported (the first run
 of a process also pays for imports: shown separately).

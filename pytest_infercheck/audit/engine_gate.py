@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional
 
-from .findings import BLOCKING as _BLOCKING_VERDICTS, Finding
+from .findings import BLOCKING, Finding
 
 MAX_LISTED = 10
 
@@ -26,7 +26,8 @@ class GateVerdict:
 
     @property
     def allowed_blocking(self) -> list[Finding]:
-        return [f for f in self.findings if f.allowed and not f.blocking and f.verdict in _BLOCKING_VERDICTS]
+        """Findings that would block, had they not been declared known gaps."""
+        return [f for f in self.findings if f.allowed and f.verdict in BLOCKING]
 
     @property
     def notes(self) -> list[Finding]:
