@@ -37,7 +37,7 @@ th { background: #f6f8fa; text-align: left; } td.num { text-align: right; font-v
 .card { border: 1px solid #d0d7de; border-radius: 6px; padding: 12px; margin: 12px 0; }
 .card .row { display: flex; gap: 24px; flex-wrap: wrap; align-items: flex-start; }
 pre { background: #f6f8fa; padding: 8px; white-space: pre-wrap; margin: 6px 0; }
-.note { color: #57606a; } .badge { padding: 1px 6px; border-radius: 4px; }
+.note { color: #57606a; } .warn { color: #9a6700; font-weight: 600; } .badge { padding: 1px 6px; border-radius: 4px; }
 svg { max-width: 100%; height: auto; }
 """
 
@@ -95,7 +95,8 @@ def matrix(results: Sequence[CheckResult]) -> str:
             worst = max(found, key=lambda r: ("passed", "improved", "skipped", "xfailed", "xpassed", "failed",
                                               "regression").index(cell_class(r)))
             verdict = status_cell(worst)
-            extra = "" if verdict == "-" else f"<br><small>{_e(verdict)}</small>"
+            warn = " class='warn'" if verdict in ("missing", "other machine") else ""  # not gated: say so
+            extra = "" if verdict == "-" else f"<br><small{warn}>{_e(verdict)}</small>"
             cells.append(f"<td class='{cell_class(worst)}'><a href='#{_anchor(worst)}'>{_e(worst.outcome)}</a>{extra}</td>")
         body.append(f"<tr><th>{_e(model)}</th>{''.join(cells)}</tr>")
     return f"<table class='matrix'>{head}{''.join(body)}</table>"
