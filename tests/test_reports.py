@@ -144,6 +144,7 @@ def test_the_console_check_catches_a_broken_page(tmp_path: Path) -> None:
 def test_html_report_is_self_contained_and_renders_in_chromium(regressed_run, pytester: pytest.Pytester,
                                                                tmp_path: Path) -> None:
     chromium()  # skip before the runs when there is no browser
+    pytest.importorskip("matplotlib", reason="pip install 'pytest-infercheck[html]' (matplotlib) for the report's plots")
     page = pytester.path / "report" / "infercheck.html"
     regressed_run(f"--infer-html={page}")
     text = page.read_text()
