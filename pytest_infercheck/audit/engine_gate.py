@@ -60,7 +60,7 @@ def gate(onnx_path: Path, backend: str, device: str, *, allow_ops: Iterable[str]
         from .ort_placement import placement_findings
 
         model = onnx_graph.load(onnx_path)
-        node_ops = {label: node.op_type for label, node, _ in onnx_graph.walk(model.graph)}
+        node_ops = onnx_graph.node_operators(model)
         findings, _ = placement_findings(onnx_path, target, node_ops=node_ops,
                                          module_paths=onnx_graph.module_paths(model))
     ops, nodes = set(allow_ops), set(allow_nodes)

@@ -108,6 +108,11 @@ def module_path(node: Any) -> str:
     return ""
 
 
+def node_operators(model: "onnx.ModelProto") -> dict[str, str]:
+    """Node label -> operator type, for every node."""
+    return {label: node.op_type for label, node, _ in walk(model.graph)}
+
+
 def module_paths(model: "onnx.ModelProto") -> dict[str, str]:
     """Node label -> module path, for every node that has one."""
     return {label: path for label, node, _ in walk(model.graph) if (path := module_path(node))}

@@ -6,7 +6,7 @@ import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Optional, Sequence
+from typing import Any, Iterable, Iterator, Optional
 
 from .findings import TARGETS, AuditReport
 
@@ -46,7 +46,7 @@ def audit_onnx(onnx_path: Path, report: AuditReport, *, requested_trt: Optional[
     from .onnx_stage import checker_findings, lint_findings
 
     model = onnx_graph.load(onnx_path)
-    node_ops = {label: node.op_type for label, node, _ in onnx_graph.walk(model.graph)}
+    node_ops = onnx_graph.node_operators(model)
     module_paths = onnx_graph.module_paths(model)
     report.node_count = len(node_ops)
     with _timed(report, "onnx-checker"):
