@@ -275,7 +275,6 @@ class _Run:
     def _build(self, backend: Any, mut: Any, device: str, calibration: Optional[Iterable[Any]]) -> Any:
         import time
 
-        from .artifacts import ModelArtifacts
         from .backends.base import BuildRequest
         from .export import ExportError
 
