@@ -179,7 +179,7 @@ def test_latency_regression_fails_the_item_with_old_and_new_figures(record_then_
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines([
         "*eager-fp32 on cpu*failed:",
-        "*regression: latency p50 1.* ms -> 4.* ms (+*%, 98% CI *; allowed +5.0%; Mann-Whitney p=*",
+        "*regression: latency p50 * ms -> * ms (+*%, 98% CI *; allowed +5.0%; Mann-Whitney p=*",
         "*1 compared, 1 regressed, 0 improved, 0 missing*",
         "*REGRESSION*test_sleepy[[]eager-fp32[]]*",
     ])
@@ -196,7 +196,7 @@ def test_improvement_is_reported_and_passes(record_then_run) -> None:
     result = record_then_run(SLEEPY, "SLEEP_MS", "4", "1")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*1 compared, 0 regressed, 1 improved*",
-                                 "*improved*test_sleepy[[]eager-fp32[]]: latency p50 4.* ms -> 1.* ms (-7*%*"])
+                                 "*improved*test_sleepy[[]eager-fp32[]]: latency p50 * ms -> * ms (-*%*"])
 
 
 # The small CNN on ONNX Runtime, its logits multiplied by SCALE: a model change that leaves the relative

@@ -26,20 +26,20 @@ def test_sleepy(infercheck):
 def test_cnn(infercheck):
     infercheck(small_cnn(), cnn_inputs())
 """
-# The CNN must not turn into a regression on a busy machine; the sleepy model's 4x slowdown must.
-ALLOW = "--infer-max-regression=200%"
+# A busy machine must not make the CNN a regression (it would take 5x); the sleepy model's 1 ms -> 20 ms must.
+ALLOW = "--infer-max-regression=400%"
 SAMPLES = "--infer-min-iters=20"
 
 
 @pytest.fixture
 def regressed_run(run_plugin, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
-    """Record a baseline at 1 ms of sleep, then run at 4 ms with the given report options."""
+    """Record a baseline at 1 ms of sleep, then run at 20 ms with the given report options."""
     baseline = pytester.path / "baseline.json"
 
     def run(*args: str) -> pytest.RunResult:
         monkeypatch.setenv("SLEEP_MS", "1")
         run_plugin(SOURCE, f"--infer-baseline={baseline}", "--infer-baseline-update", SAMPLES)
-        monkeypatch.setenv("SLEEP_MS", "4")
+        monkeypatch.setenv("SLEEP_MS", "20")
         result = run_plugin(SOURCE, f"--infer-baseline={baseline}", ALLOW, SAMPLES, *args)
         result.assert_outcomes(passed=1, failed=1, skipped=1)
         return result
@@ -68,7 +68,7 @@ def test_markdown_marks_the_regression_and_appends_to_the_github_step_summary(
     assert by_engine["eager-fp32"][3] == "**failed (regression)**"
     assert re.fullmatch(r"\*\*REGRESSION latency \+\d+\.\d%\*\*", by_engine["eager-fp32"][-1])
     assert by_engine["tensorrt-fp32"][-1] == "-"  # skipped: never compared
-    assert "### Failures" in text and "regression: latency p50 1." in text
+    assert "### Failures" in text and "regression: latency p50 " in text
     assert "### Not compared with the baseline" not in text  # every item that ran had its entry
 
     # Each run appends (the recording run, then the regressed one); what was there stays.
@@ -83,12 +83,14 @@ def test_junit_xml_carries_every_figure_and_the_baseline_side(regressed_run, pyt
     cases = {case.get("name"): case for case in ElementTree.parse(junit).getroot().iter("testcase")}
     props = {p.get("name"): p.get("value") for p in cases["test_sleepy[eager-fp32]"].iter("property")}
     assert props["infercheck.eager-fp32.outcome"] == "failed"
-    assert float(props["infercheck.eager-fp32.latency.p50_ms"]) > 3.5
+    assert float(props["infercheck.eager-fp32.latency.p50_ms"]) >= 20.0
     assert props["infercheck.eager-fp32.baseline.status"] == "found"
     assert props["infercheck.eager-fp32.baseline.latency.verdict"] == "regression"
-    assert 1.0 < float(props["infercheck.eager-fp32.baseline.latency.baseline_p50_ms"]) < 2.5
-    assert float(props["infercheck.eager-fp32.baseline.latency.ratio"]) > 2
-    assert props["infercheck.eager-fp32.baseline.regression"].startswith("latency p50 1.")
+    # A 1 ms sleep then, 20 ms now (a loaded machine adds to both, so only the order is asserted).
+    assert 1.0 <= float(props["infercheck.eager-fp32.baseline.latency.baseline_p50_ms"]) < float(
+        props["infercheck.eager-fp32.baseline.latency.current_p50_ms"])
+    assert float(props["infercheck.eager-fp32.baseline.latency.ratio"]) > 5
+    assert props["infercheck.eager-fp32.baseline.regression"].startswith("latency p50 ")
     ort = {p.get("name"): p.get("value") for p in cases["test_cnn[onnxruntime-fp32]"].iter("property")}
     assert float(ort["infercheck.onnxruntime-fp32.baseline.output.max_abs"]) >= 0  # the baseline's error figure
     assert float(ort["infercheck.onnxruntime-fp32.output.max_abs"]) >= 0  # this run's
@@ -159,7 +161,7 @@ def test_html_report_is_self_contained_and_renders_in_chromium(regressed_run, py
     # Per engine that ran: a latency plot with the baseline beside this run, and the error figures.
     assert text.count("<svg") == 2
     assert text.count(">baseline<") >= 2 and text.count(">this run<") >= 2  # legends of both plots
-    assert "baseline max abs" in text and "regression: latency p50 1." in text
+    assert "baseline max abs" in text and "regression: latency p50 " in text
     assert "onnxruntime" in text[text.index("<h2>Environment</h2>"):]
 
     screenshot = tmp_path / "infercheck-report.png"
