@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
+import os
 from pathlib import Path
 
 import onnx
@@ -23,8 +23,12 @@ def overflow_models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Pat
     onnx.save(export_onnx(fp16_overflow_model(), (overflow_inputs(),), dynamic_batch=False), str(fp32))
     fp16 = directory / "model.fp16.onnx"
     # The converter's shape inference leaves sym_shape_infer_temp.onnx in the working directory.
-    with contextlib.chdir(directory):
+    previous = os.getcwd()
+    os.chdir(directory)  # contextlib.chdir is 3.11+; the project supports 3.10
+    try:
         convert_fp16(fp32, fp16)
+    finally:
+        os.chdir(previous)
     return fp32, fp16
 
 
