@@ -214,7 +214,7 @@ def test_cnn(infercheck):
 
 
 def test_accuracy_regression_fails_within_tolerance_and_shows_old_and_new(record_then_run) -> None:
-    result = record_then_run(SCALED_CNN, "SCALE", "1", "100000", "--infer-max-regression=1000%")
+    result = record_then_run(SCALED_CNN, "SCALE", "1", "100000", "--infer-max-regression=100000%")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([
         "*regression: accuracy output max_abs * -> * (x*; allowed x2 above a floor of 1e-05) "
@@ -224,6 +224,6 @@ def test_accuracy_regression_fails_within_tolerance_and_shows_old_and_new(record
 
 
 def test_accuracy_floor_keeps_tiny_errors_from_failing(record_then_run) -> None:
-    result = record_then_run(SCALED_CNN, "SCALE", "1", "100000", "--infer-max-regression=1000%",
+    result = record_then_run(SCALED_CNN, "SCALE", "1", "100000", "--infer-max-regression=100000%",
                              "--infer-accuracy-floor=1")
     result.assert_outcomes(passed=1)

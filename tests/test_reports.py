@@ -22,12 +22,12 @@ from fixtures.models import small_cnn, cnn_inputs
 def test_sleepy(infercheck):
     infercheck(sleepy(), torch.randn(2, 4))
 
-@pytest.mark.infercheck(backends=["onnxruntime", "tensorrt"])
+# A per-test allowance (the marker beats the command line): this engine is not what these tests regress,
+# and a loaded CI machine can slow a CPU engine several-fold between two runs.
+@pytest.mark.infercheck(backends=["onnxruntime", "tensorrt"], max_regression="100000%")
 def test_cnn(infercheck):
     infercheck(small_cnn(), cnn_inputs())
 """
-# A busy machine must not make the CNN a regression (it would take 5x); the sleepy model's 1 ms -> 20 ms must.
-ALLOW = "--infer-max-regression=400%"
 SAMPLES = "--infer-min-iters=20"
 
 
@@ -40,7 +40,7 @@ def regressed_run(run_plugin, pytester: pytest.Pytester, monkeypatch: pytest.Mon
         monkeypatch.setenv("SLEEP_MS", "1")
         run_plugin(SOURCE, f"--infer-baseline={baseline}", "--infer-baseline-update", SAMPLES)
         monkeypatch.setenv("SLEEP_MS", "20")
-        result = run_plugin(SOURCE, f"--infer-baseline={baseline}", ALLOW, SAMPLES, *args)
+        result = run_plugin(SOURCE, f"--infer-baseline={baseline}", SAMPLES, *args)
         result.assert_outcomes(passed=1, failed=1, skipped=1)
         return result
 

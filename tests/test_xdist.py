@@ -34,7 +34,7 @@ def test_two_workers_report_and_record_every_item_once(run_plugin, pytester: pyt
     monkeypatch.setenv("PYTHONPATH", str(REPO))  # the workers are new processes: `import fixtures` there too
     baseline, report, markdown, html = (pytester.path / name for name in ("b.json", "r.json", "r.md", "r.html"))
     args = ["-n", "2", f"--infer-baseline={baseline}", f"--infer-report={report}", f"--infer-markdown={markdown}",
-            f"--infer-html={html}", "--infer-max-regression=1000%"]
+            f"--infer-html={html}", "--infer-max-regression=100000%"]
 
     first = run_plugin(SOURCE, *args, "--infer-baseline-update")
     first.assert_outcomes(passed=4)
