@@ -88,8 +88,8 @@ def model_copy(model: torch.nn.Module, *, dtype: Optional[torch.dtype], device: 
 def content_hash(model: torch.nn.Module, inputs: Sequence[torch.Tensor], *, dynamic_batch: bool) -> str:
     """Hash of what determines every artifact built from this model.
 
-    The module tree (``repr``), the source of every module class's ``forward``, every parameter and
-    buffer's bytes, and the inputs' shapes and dtypes.  Code the forward reaches outside those
+    The module tree (``repr``), every module's plain Python attributes, the source of every module
+    class's ``forward``, every parameter and buffer's bytes, and the inputs' shapes and dtypes.  Code the forward reaches outside those
     classes (a helper function in another module) is not covered: docs/usage.md says so.
     """
     digest = hashlib.sha256()
@@ -97,6 +97,8 @@ def content_hash(model: torch.nn.Module, inputs: Sequence[torch.Tensor], *, dyna
     digest.update(f"{cls.__module__}.{cls.__qualname__}\n{model!r}\n".encode())
     for module_cls in sorted({type(m) for m in model.modules()}, key=lambda c: f"{c.__module__}.{c.__qualname__}"):
         digest.update(_source_of(module_cls).encode())
+    for path, module in model.named_modules():
+        digest.update(f"{path}:{_plain_attributes(module)}".encode())
     for name, tensor in list(model.state_dict(keep_vars=False).items()):
         digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
         digest.update(_tensor_bytes(tensor))
@@ -104,6 +106,24 @@ def content_hash(model: torch.nn.Module, inputs: Sequence[torch.Tensor], *, dyna
         digest.update(f"in:{tensor.dtype}:{tuple(tensor.shape)}".encode())
     digest.update(f"dynamic_batch={dynamic_batch}".encode())
     return digest.hexdigest()[:32]
+
+
+_PLAIN = (bool, int, float, str, type(None))
+
+
+def _plain_attributes(module: torch.nn.Module) -> str:
+    """Plain Python attributes a forward may read (``self.scale = 2.0``): they shape the graph too.
+
+    ``repr`` shows only what a module's ``extra_repr`` chooses to; parameters, buffers and
+    submodules are hashed elsewhere, and private attributes (``_hooks``...) are torch's bookkeeping.
+    """
+    plain = {}
+    for key, value in vars(module).items():
+        if key.startswith("_") or key == "training":
+            continue
+        if isinstance(value, _PLAIN) or (isinstance(value, (tuple, list)) and all(isinstance(v, _PLAIN) for v in value)):
+            plain[key] = value
+    return repr(sorted(plain.items()))
 
 
 def _source_of(module_cls: type) -> str:

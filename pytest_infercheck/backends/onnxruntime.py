@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -251,7 +252,7 @@ def convert_fp16(source: Path, target: Path) -> None:
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
     model = onnx.load(str(source))
-    with _quiet():
+    with _quiet(), _inside(target.parent):
         converted = convert_float_to_float16(model, keep_io_types=True, disable_shape_infer=False)
     onnx.save(converted, str(target))
 
@@ -267,10 +268,22 @@ def quantize_qdq(source: Path, target: Path, input_names: list[str], batches: li
         def get_next(self) -> Optional[dict[str, np.ndarray]]:
             return next(self._feeds, None)
 
-    with _quiet():
+    with _quiet(), _inside(target.parent):
         quantize_static(str(source), str(target), Reader(), quant_format=QuantFormat.QDQ,
                         activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True,
                         extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
+
+
+@contextlib.contextmanager
+def _inside(directory: Path) -> Any:
+    """Run in ``directory``: ORT's shape inference can drop sym_shape_infer_temp.onnx in the working
+    directory, which would otherwise be the user's repository."""
+    previous = os.getcwd()
+    os.chdir(directory)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
 
 
 @contextlib.contextmanager
