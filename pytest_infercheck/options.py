@@ -254,8 +254,10 @@ OPTIONS: tuple[Option, ...] = (
            is_flag=True),
     Option("baseline_strict", "--infer-baseline-strict", parse_bool, False,
            "fail items that have no baseline entry for this machine", is_flag=True),
-    Option("max_regression", "--infer-max-regression", parse_max_regression, 0.05,
-           "largest median-latency slowdown allowed against the baseline, e.g. 5% (a larger one fails "
+    # 3%, not 5%: a slowdown equal to the allowance is caught half the time, and the H100's run-to-run
+    # spread (~1.6%) leaves room to catch +5% reliably at 3% (docs/gate.md, docs/benchmarks.md).
+    Option("max_regression", "--infer-max-regression", parse_max_regression, 0.03,
+           "largest median-latency slowdown allowed against the baseline, e.g. 3% (a larger one fails "
            "when it is also statistically significant)", "PERCENT"),
     Option("accuracy_factor", "--infer-accuracy-factor", parse_factor, 2.0,
            "fail when an error figure grew by more than this factor over the baseline's", "FACTOR"),

@@ -179,7 +179,7 @@ def test_latency_regression_fails_the_item_with_old_and_new_figures(record_then_
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines([
         "*eager-fp32 on cpu*failed:",
-        "*regression: latency p50 * ms -> * ms (+*%, 98% CI *; allowed +5.0%; Mann-Whitney p=*",
+        "*regression: latency p50 * ms -> * ms (+*%, 98% CI *; allowed +3.0%; Mann-Whitney p=*",
         "*1 compared, 1 regressed, 0 improved, 0 missing*",
         "*REGRESSION*test_sleepy[[]eager-fp32[]]*",
     ])
