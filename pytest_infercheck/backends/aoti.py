@@ -3,10 +3,18 @@
 The package is the artifact a user ships, so it lives in the engine cache (keyed by the model's
 content, the precision, the compile mode, library versions and, on CUDA, the GPU's name and compute
 capability) and later runs load it with ``aoti_load_package`` instead of compiling again.
+
+Loading a package runs native code that can crash the process (it did, with SIGSEGV, on the lent
+H100 with torch 2.11+cu130, for every package, even in the canonical compile-then-load sequence):
+each package is first loaded once in a throwaway Python process, and only loaded here if that
+worked, so a broken runtime is a failed item that says so rather than the end of the session.
 """
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Optional
 
@@ -15,10 +23,12 @@ import torch
 from ..artifacts import device_target
 from ..model import cast_inputs, model_copy
 from ..spec import EngineSpec
-from .base import BuildRequest, common_unavailable_reason
+from .base import BuildError, BuildRequest, common_unavailable_reason
 from .torch_engine import TorchEngine, cuda_unavailable_reason, torch_dtype
 
 PACKAGE_FILE = "model.pt2"
+LOAD_PROBE_TIMEOUT_S = 600
+_loads_verified: set[str] = set()  # packages this process has seen load safely in a probe process
 
 
 class AotiBackend:
@@ -40,9 +50,10 @@ class AotiBackend:
             "aoti", lambda directory: compile_package(request, directory / PACKAGE_FILE),
             precision=request.spec.precision, target=device_target(request.device),
             mode=request.compile_mode, tf32=request.tf32)
+        package = entry.file(PACKAGE_FILE)
+        ensure_loads_safely(package)
         # run_single_threaded drops the package runner's own locking, which CUDA graph capture needs.
-        loaded = torch._inductor.aoti_load_package(str(entry.file(PACKAGE_FILE)),
-                                                   run_single_threaded=request.spec.cuda_graphs)
+        loaded = torch._inductor.aoti_load_package(str(package), run_single_threaded=request.spec.cuda_graphs)
         return TorchEngine(loaded, request.device, dtype)
 
 
@@ -57,6 +68,35 @@ def compile_package(request: BuildRequest, package: Path) -> None:
     program = export_program(module, inputs, dynamic_batch=model.dynamic_batch, device=request.device)
     torch._inductor.aoti_compile_and_package(program, package_path=str(package),
                                              inductor_configs=inductor_configs(request.compile_mode))
+
+
+def ensure_loads_safely(package: Path) -> None:
+    """Load ``package`` in a child process first; a crash there is a BuildError here, not a crash."""
+    if str(package) in _loads_verified:
+        return
+    problem = load_problem(package)
+    if problem is not None:
+        raise BuildError(problem)
+    _loads_verified.add(str(package))
+
+
+def load_problem(package: Path) -> Optional[str]:
+    """None when ``aoti_load_package`` loads ``package`` in a fresh interpreter; else what went wrong."""
+    code = "import sys, torch; torch._inductor.aoti_load_package(sys.argv[1])"
+    try:
+        child = subprocess.run([sys.executable, "-c", code, str(package)], capture_output=True, text=True,
+                               timeout=LOAD_PROBE_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return f"loading the AOTInductor package {package} took over {LOAD_PROBE_TIMEOUT_S} s in a probe process"
+    if child.returncode == 0:
+        return None
+    lines = [line for line in child.stderr.splitlines() if line.strip()]
+    if child.returncode < 0:
+        name = signal.Signals(-child.returncode).name
+        return (f"torch._inductor.aoti_load_package crashed with {name} loading the compiled package {package} "
+                f"(in a probe process, so this session goes on): the AOTInductor runtime of torch "
+                f"{torch.__version__} does not work on this machine")
+    return f"torch._inductor.aoti_load_package failed on {package}: {lines[-1] if lines else child.returncode}"
 
 
 def inductor_configs(mode: str) -> dict[str, Any]:
