@@ -47,7 +47,7 @@ EOF
 
 tests() {
   timeout "${TESTS_TIMEOUT:-420}" python3 -X faulthandler -m pytest -m gpu tests/test_gpu_cudagraphs.py tests/test_gpu_engines.py \
-    -p no:randomly -p no:cacheprovider -v -s -rfEs --durations=12 2>&1 | tee "$OUT/gpu-tests.log"
+    -p no:randomly -p no:cacheprovider -v -s -rfEs --durations=12 ${PYTEST_TIMEOUT:+--timeout=$PYTEST_TIMEOUT} 2>&1 | tee "$OUT/gpu-tests.log"
   echo "pytest -m gpu exit status: $?" | tee -a "$OUT/gpu-tests.log"
 }
 
