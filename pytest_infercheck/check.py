@@ -21,9 +21,6 @@ from .results import AccuracyResult, CheckResult, LatencyStats
 from .settings import CALL_KEYS, CheckSettings, Layer, parse_layer, resolve
 from .spec import EngineSpec
 
-CALIBRATION_BATCHES_GENERATED = 8
-
-
 class InfercheckWarning(UserWarning):
     """Something the user should know that does not fail the check (e.g. generated calibration data)."""
 
@@ -283,7 +280,12 @@ class _Run:
                                compile_mode=self.settings.compile_mode, tf32=self.settings.tf32,
                                time_transfers=self.settings.time_transfers)
         if self.spec.precision == "int8":
-            request.calibration, request.calibration_generated = calibration_batches(calibration, mut.inputs)
+            from .calibration import calibration_batches, value_range
+
+            try:
+                request.calibration, request.calibration_generated = calibration_batches(calibration, mut.inputs)
+            except ValueError as err:
+                raise StageFailure("calibration", str(err)) from None
             self.result.extra["calibration"] = {
                 "batches": len(request.calibration), "generated": request.calibration_generated,
                 "range": value_range(request.calibration), "example_range": value_range([mut.inputs])}
@@ -421,6 +423,8 @@ class _Run:
             if "divergence" in self.result.extra:
                 failures.append(f"accuracy: {self.result.extra['divergence']['summary']}")
             if "calibration" in self.result.extra:
+                from .calibration import calibration_hint
+
                 failures.append(f"calibration: {calibration_hint(self.result.extra['calibration'])}")
         if budget is not None and latency is not None:
             value = latency.statistic(budget.statistic)
@@ -459,61 +463,6 @@ def resolve_device(device: str) -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def calibration_batches(calibration: Optional[Iterable[Any]], example_inputs: Sequence[Any]) -> tuple[list[tuple[Any, ...]], bool]:
-    """The user's batches as tuples of the model's inputs, or generated ones (and a flag saying so).
-
-    Each batch may be a tensor (one-input models) or a tuple/list whose first N items are the
-    model's N inputs, so a DataLoader yielding ``(images, labels)`` works as it is.
-    """
-    import torch
-
-    if calibration is not None:
-        batches = []
-        for batch in calibration:
-            items = (batch,) if isinstance(batch, torch.Tensor) else tuple(batch)[: len(example_inputs)]
-            batches.append(items)
-        if not batches:
-            raise StageFailure("calibration", "calibration= was given but yielded no batches")
-        return batches, False
-    generator = torch.Generator().manual_seed(0)
-    return [tuple(_like(t, generator) for t in example_inputs) for _ in range(CALIBRATION_BATCHES_GENERATED)], True
-
-
-def value_range(batches: Sequence[Sequence[Any]]) -> list[float]:
-    """[min, max] over the floating tensors of all batches ([] when there are none)."""
-    floats = [t for batch in batches for t in batch if t.is_floating_point()]
-    if not floats:
-        return []
-    return [min(float(t.min()) for t in floats), max(float(t.max()) for t in floats)]
-
-
-def calibration_hint(info: dict[str, Any]) -> str:
-    """Say what the INT8 engine was calibrated on, and whether that looks like the inputs it got."""
-    source = "generated" if info["generated"] else "given"
-    text = f"the INT8 engine was calibrated on {info['batches']} {source} batch(es)"
-    calib, example = info.get("range") or [], info.get("example_range") or []
-    if not calib or not example:
-        return text
-    text += f" spanning [{calib[0]:.3g}, {calib[1]:.3g}]; the example inputs span [{example[0]:.3g}, {example[1]:.3g}]"
-    calib_width, example_width = calib[1] - calib[0], example[1] - example[0]
-    if example_width > 0 and calib_width > 0 and not 0.25 <= calib_width / example_width <= 4:
-        text += (f" -- a {calib_width / example_width:.3g}x different range: the quantization scales fit data "
-                 "unlike what the model sees; calibrate on representative inputs")
-    return text
-
-
-def _like(tensor: Any, generator: Any) -> Any:
-    """Random data with the example's shape, dtype and (for floats) mean and spread."""
-    import torch
-
-    if tensor.is_floating_point():
-        spread = float(tensor.float().std()) if tensor.numel() > 1 else 1.0
-        noise = torch.randn(tensor.shape, generator=generator) * (spread or 1.0) + float(tensor.float().mean())
-        return noise.to(tensor.dtype)
-    low, high = int(tensor.min()), int(tensor.max()) + 1
-    return torch.randint(low, max(high, low + 1), tensor.shape, generator=generator, dtype=tensor.dtype)
 
 
 @contextmanager
