@@ -29,6 +29,7 @@ from .torch_engine import TorchEngine, cuda_unavailable_reason, torch_dtype
 PACKAGE_FILE = "model.pt2"
 LOAD_PROBE_TIMEOUT_S = 600
 _loads_verified: set[str] = set()  # packages this process has seen load safely in a probe process
+_load_problems: dict[str, str] = {}  # and those it has seen fail: a probe costs a torch import (~45 s on the H100)
 
 
 class AotiBackend:
@@ -72,12 +73,16 @@ def compile_package(request: BuildRequest, package: Path) -> None:
 
 def ensure_loads_safely(package: Path) -> None:
     """Load ``package`` in a child process first; a crash there is a BuildError here, not a crash."""
-    if str(package) in _loads_verified:
+    key = str(package)
+    if key in _loads_verified:
         return
-    problem = load_problem(package)
-    if problem is not None:
-        raise BuildError(problem)
-    _loads_verified.add(str(package))
+    if key not in _load_problems:
+        problem = load_problem(package)
+        if problem is None:
+            _loads_verified.add(key)
+            return
+        _load_problems[key] = problem
+    raise BuildError(_load_problems[key])
 
 
 def load_problem(package: Path) -> Optional[str]:
