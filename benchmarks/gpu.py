@@ -106,7 +106,7 @@ def check_one(spec_id: str, model: Any, inputs: Any, cache: Any, mode: str, devi
     if result.latency:
         row.update(p50_ms=result.latency.p50_ms, p99_ms=result.latency.p99_ms, count=result.latency.count,
                    peak_mib=(result.latency.peak_memory_bytes or 0) / 2**20)
-    if result.accuracy and result.accuracy.outputs:
+    if result.accuracy is not None and result.accuracy.outputs:  # (an AccuracyResult is falsy when it failed)
         row["rel_err"] = max(output.rel_l2 for output in result.accuracy.outputs)
     if "gpu" in result.extra:
         row["gpu"] = result.extra["gpu"]
@@ -153,7 +153,7 @@ def fmt(value: Optional[float], pattern: str) -> str:
 
 def table(cold: dict[str, Any], warm: dict[str, Any]) -> list[str]:
     lines = []
-    header = ("| model | engine | outcome | p50 ms | p99 ms | speedup vs eager fp32 | rel err | build cold s | "
+    header = ("| model | engine | verdict at default tolerances | p50 ms | p99 ms | speedup vs eager fp32 | rel err | build cold s | "
               "build warm s | do_bench ms | p50 / do_bench |")
     for name, model in cold["models"].items():
         lines += [f"\n{name} (whole matrix: cold {model['wall_s']:.1f} s, warm {warm['models'][name]['wall_s']:.1f} s, "

@@ -38,7 +38,8 @@ def _tensors(value: Any) -> list[Any]:
 
 
 def largest_difference(graph_outputs: Sequence[Any], plain_outputs: Sequence[Any]) -> float:
-    """Max |graph - plain| over all outputs, relative to the plain output's largest magnitude."""
+    """Max |graph - plain| over all outputs, relative to the plain output's largest magnitude,
+    in units of each output's allowance (``equivalence_tolerance``): at most 1 means equivalent."""
     worst = 0.0
     for graph_out, plain_out in zip(graph_outputs, plain_outputs):
         if graph_out.shape != plain_out.shape:
@@ -49,13 +50,24 @@ def largest_difference(graph_outputs: Sequence[Any], plain_outputs: Sequence[Any
             continue
         diff = (graph_out.double() - plain_out.double()).abs().max().item()
         scale = max(plain_out.double().abs().max().item(), 1e-30)
-        worst = max(worst, diff / scale)
+        worst = max(worst, diff / scale / equivalence_tolerance(plain_out.dtype))
     return worst
 
 
-# Replay runs the very kernels the plain call ran, so outputs agree to the bit except where a
-# kernel reduces in a run-to-run order (atomics, split-K): allow that much, no more.
-EQUIVALENCE_TOLERANCE = 1e-3
+def equivalence_tolerance(dtype: Any) -> float:
+    """How far replay may drift from the plain call, relative to the output's range, per dtype.
+
+    Replay runs the kernels captured from a plain call, but a library may choose another algorithm
+    while capturing (cuBLAS without its usual workspace, split-K), which changes rounding: a few
+    units in the last place of the output's dtype, no more.  Seen on the H100: BERT-base in eager
+    FP16 drifted 2.8e-3 of its range under the graph.
+    """
+    import torch
+
+    return {torch.float16: 5e-3, torch.bfloat16: 4e-2}.get(dtype, 1e-5)
+
+
+EQUIVALENCE_LIMIT = 1.0  # largest_difference is in units of the per-dtype tolerance
 
 
 class CudaGraphEngine:
@@ -110,9 +122,10 @@ class CudaGraphEngine:
         if not _tensors(self.static_outputs):
             raise CudaGraphError("the captured call returned no CUDA tensors")
         self.graph_difference = largest_difference(_tensors(self.static_outputs), plain_outputs)
-        if not self.graph_difference <= EQUIVALENCE_TOLERANCE:
-            raise CudaGraphError(f"graph replay differs from the same engine without a graph: max |diff| is "
-                                 f"{self.graph_difference:.3g} of the output's range (allowed {EQUIVALENCE_TOLERANCE:g})")
+        if not self.graph_difference <= EQUIVALENCE_LIMIT:
+            raise CudaGraphError(f"graph replay differs from the same engine without a graph by "
+                                 f"{self.graph_difference:.3g} times the allowed drift (a few units in the last "
+                                 "place of the output dtype, relative to the output's range)")
 
     def run(self, prepared: tuple[Any, ...]) -> Any:
         import torch
