@@ -38,7 +38,10 @@ def fold_constants(model: "onnx.ModelProto") -> tuple["onnx.ModelProto", Optiona
     with G_LOGGER.verbosity(G_LOGGER.CRITICAL):
         try:
             # "basic" partitioning: a node ONNX Runtime cannot run (a custom operator) does not stop the rest folding.
-            return polygraphy_fold(model, copy=True, error_ok=True, partitioning="basic"), None
+            # ONNX's own shape inference: ONNX Runtime's symbolic one leaves sym_shape_infer_temp.onnx
+            # in the working directory (the user's repository) when it cannot infer every shape.
+            return polygraphy_fold(model, copy=True, error_ok=True, partitioning="basic",
+                                   allow_onnxruntime_shape_inference=False), None
         except Exception as exc:  # folding is an optimisation of the audit, never a reason to stop it
             return model, f"constants not folded: {type(exc).__name__}: {str(exc)[:200]}"
 
