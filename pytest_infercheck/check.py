@@ -337,7 +337,8 @@ class _Run:
 
         s = self.settings
         base = self.tolerance = tolerance_for(self.spec.precision, atol=s.atol, rtol=s.rtol,
-                                              max_mismatch=s.max_mismatch, min_cosine=s.min_cosine)
+                                              max_mismatch=s.max_mismatch, min_cosine=s.min_cosine,
+                                              max_rel_l2=s.max_rel_l2)
         names = {name for name, _ in reference}
         unknown = sorted(set(s.tolerances) - names)
         if unknown:
@@ -483,7 +484,7 @@ def _tf32(device: str, allow: bool) -> Iterator[None]:
 
 def _fields(tolerance: Any) -> dict[str, Any]:
     return {"atol": tolerance.atol, "rtol": tolerance.rtol, "max_mismatch": tolerance.max_mismatch,
-            "min_cosine": tolerance.min_cosine}
+            "min_cosine": tolerance.min_cosine, "max_rel_l2": tolerance.max_rel_l2}
 
 
 def _short(exc: BaseException) -> str:

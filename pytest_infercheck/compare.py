@@ -9,17 +9,23 @@ import numpy as np
 
 from .results import AccuracyResult, OutputAccuracy, Tolerance
 
-# Why these numbers: float32 engines differ from eager only by operation order (fused kernels,
-# other GEMM blockings), a few ulps per layer, so 1e-4 absolute / 1e-3 relative holds with margin
-# and no element may slip.  FP16 has a 10-bit mantissa (unit roundoff 4.9e-4) and BF16 a 7-bit one
-# (3.9e-3); errors grow with depth, so elementwise bounds are ~20x the roundoff and a small share
-# of elements may exceed them while the cosine stays near 1.  INT8 rounds every activation to one
-# of 255 levels: elementwise bounds are loose and the cosine similarity carries the verdict.
+# Why these numbers.  The verdict rests on the relative error ||out - ref|| / ||ref|| and the
+# cosine, which judge the output as a whole; the elementwise allclose rule catches a few elements
+# gone far astray, with room for the near-zero elements whose relative error means nothing.
+# - FP32: engines differ from eager only by operation order (fused kernels, other GEMM blockings),
+#   a few ulps per layer: rel err ~1e-7..1e-6 measured; 1e-4 would flag a TF32 slip (~3e-4).
+# - FP16: 10-bit mantissa (unit roundoff 4.9e-4), errors grow with depth.  Measured on the H100:
+#   resnet50 rel err 6.7e-4 (eager) and 1.1e-3 (Inductor), BERT-base 1.7e-3, with 1-1.7% of the
+#   logits outside atol=rtol=1e-2.  Bounds: rel err 5e-3, 5% of elements.
+# - BF16: 7-bit mantissa (3.9e-3), 8x FP16's roundoff: resnet50 5.4e-3 (eager) to 1.1e-2
+#   (Inductor) measured.  Bounds: rel err 3e-2.
+# - INT8: every activation rounds to one of 255 levels; a well-calibrated CNN lands near 1e-2, a
+#   badly calibrated one at 0.3-0.6 (tests/test_plugin.py).  Bounds: rel err 0.1, cosine 0.99.
 DEFAULT_TOLERANCES: dict[str, Tolerance] = {
-    "fp32": Tolerance(atol=1e-4, rtol=1e-3, max_mismatch=0.0, min_cosine=0.99999),
-    "fp16": Tolerance(atol=1e-2, rtol=1e-2, max_mismatch=0.001, min_cosine=0.9995),
-    "bf16": Tolerance(atol=5e-2, rtol=5e-2, max_mismatch=0.01, min_cosine=0.999),
-    "int8": Tolerance(atol=1e-1, rtol=1e-1, max_mismatch=0.05, min_cosine=0.99),
+    "fp32": Tolerance(atol=1e-4, rtol=1e-3, max_mismatch=0.0, min_cosine=0.99999, max_rel_l2=1e-4),
+    "fp16": Tolerance(atol=1e-2, rtol=1e-2, max_mismatch=0.05, min_cosine=0.9999, max_rel_l2=5e-3),
+    "bf16": Tolerance(atol=5e-2, rtol=5e-2, max_mismatch=0.05, min_cosine=0.999, max_rel_l2=3e-2),
+    "int8": Tolerance(atol=1e-1, rtol=1e-1, max_mismatch=0.10, min_cosine=0.99, max_rel_l2=1e-1),
 }
 
 
@@ -30,10 +36,11 @@ def tolerance_for(
     rtol: Optional[float] = None,
     max_mismatch: Optional[float] = None,
     min_cosine: Optional[float] = None,
+    max_rel_l2: Optional[float] = None,
 ) -> Tolerance:
     """The precision's default tolerance with any given field replaced."""
-    overrides = {k: v for k, v in dict(atol=atol, rtol=rtol, max_mismatch=max_mismatch, min_cosine=min_cosine).items()
-                 if v is not None}
+    given = dict(atol=atol, rtol=rtol, max_mismatch=max_mismatch, min_cosine=min_cosine, max_rel_l2=max_rel_l2)
+    overrides = {k: v for k, v in given.items() if v is not None}
     return replace(DEFAULT_TOLERANCES[precision], **overrides)
 
 
@@ -139,6 +146,8 @@ def _failures(acc: OutputAccuracy) -> list[str]:
         failures.append(
             f"{acc.mismatched}/{acc.total} elements ({acc.mismatch_ratio:.2%}) exceed atol={tol.atol:g} + "
             f"rtol={tol.rtol:g}*|ref| (allowed {tol.max_mismatch:.2%}); max abs err {acc.max_abs:.4g}")
+    if not acc.rel_l2 <= tol.max_rel_l2:  # written so that NaN fails
+        failures.append(f"relative error {acc.rel_l2:.3g} > {tol.max_rel_l2:g}")
     if not acc.cosine >= tol.min_cosine:  # written so that NaN fails
         failures.append(f"cosine similarity {acc.cosine:.6f} < {tol.min_cosine:g}")
     if tol.min_top1 is not None and acc.top1_agreement is not None and acc.top1_agreement < tol.min_top1:

@@ -277,6 +277,7 @@ TEST_LEVEL_EXTRA: dict[str, Callable[[Any], Any]] = {
     "rtol": parse_float,
     "max_mismatch": parse_percent,
     "min_cosine": parse_float,
+    "max_rel_l2": parse_float,
     "dynamic_batch": parse_bool,
     "allow_ops": parse_name_list,  # audit: operators that are known, accepted gaps
     "allow_nodes": parse_name_list,  # audit: ONNX node names that are known, accepted gaps

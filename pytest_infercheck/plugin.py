@@ -18,7 +18,7 @@ from .spec import EngineSpec, expand_specs
 SESSION = pytest.StashKey[InfercheckSession]()
 MARKER_HELP = (
     "infercheck(backends=[...], precisions=[...], cuda_graphs=False|True|'both', budget='p99:30ms', "
-    "atol=..., rtol=..., max_mismatch=..., min_cosine=..., tolerances={output: {...}}, dynamic_batch=False, ...): "
+    "atol=..., rtol=..., max_mismatch=..., max_rel_l2=..., min_cosine=..., tolerances={output: {...}}, dynamic_batch=False, ...): "
     "run the test's infercheck(...) call once per engine spec"
 )
 

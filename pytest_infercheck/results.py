@@ -16,9 +16,9 @@ class Tolerance:
     """When an engine's output counts as matching the reference.
 
     An element mismatches when ``|engine - ref| > atol + rtol * |ref|`` (numpy.allclose's rule);
-    the output passes when at most ``max_mismatch`` of its elements mismatch, its cosine
-    similarity to the reference is at least ``min_cosine``, and no element is NaN or Inf where
-    the reference is finite.
+    the output passes when at most ``max_mismatch`` of its elements mismatch, its relative error
+    ``||engine - ref|| / ||ref||`` is at most ``max_rel_l2``, its cosine similarity to the reference
+    is at least ``min_cosine``, and no element is NaN or Inf where the reference is finite.
     """
 
     atol: float
@@ -26,9 +26,11 @@ class Tolerance:
     max_mismatch: float = 0.0
     min_cosine: float = 0.0
     min_top1: Optional[float] = None
+    max_rel_l2: float = float("inf")
 
     def describe(self) -> str:
-        text = f"atol={self.atol:g} rtol={self.rtol:g} max_mismatch={self.max_mismatch:.2%} min_cosine={self.min_cosine:g}"
+        text = (f"atol={self.atol:g} rtol={self.rtol:g} max_mismatch={self.max_mismatch:.2%} "
+                f"max_rel_l2={self.max_rel_l2:g} min_cosine={self.min_cosine:g}")
         return text + (f" min_top1={self.min_top1:.2%}" if self.min_top1 is not None else "")
 
 
@@ -189,7 +191,7 @@ def _accuracy_from_dict(data: dict[str, Any]) -> AccuracyResult:
     outputs = []
     for raw in data.get("outputs", []):
         raw = dict(raw)
-        raw["tolerance"] = Tolerance(**raw["tolerance"])
+        raw["tolerance"] = Tolerance(**{k: _unjson_float(v) for k, v in raw["tolerance"].items()})
         known = {f.name for f in fields(OutputAccuracy)}
         outputs.append(OutputAccuracy(**{k: _unjson_float(v) for k, v in raw.items() if k in known}))
     return AccuracyResult(outputs=outputs, structure_error=data.get("structure_error"))

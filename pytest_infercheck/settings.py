@@ -49,7 +49,7 @@ class CheckSettings:
 
 def default_layer() -> Layer:
     return ("default", {option.name: option.default for option in OPTIONS} | {
-        "atol": None, "rtol": None, "max_mismatch": None, "min_cosine": None, "dynamic_batch": False,
+        "atol": None, "rtol": None, "max_mismatch": None, "min_cosine": None, "max_rel_l2": None, "dynamic_batch": False,
         "allow_ops": (), "allow_nodes": ()})
 
 
@@ -92,7 +92,7 @@ def parse_layer(source: str, given: Mapping[str, Any], allowed: Sequence[str]) -
 def _parse_tolerances(source: str, value: Any) -> dict[str, dict[str, Any]]:
     if not isinstance(value, Mapping):
         raise OptionError(f"{source} tolerances: expected {{output name: {{atol: ..., rtol: ...}}}}, got {value!r}")
-    allowed = ("atol", "rtol", "max_mismatch", "min_cosine")
+    allowed = ("atol", "rtol", "max_mismatch", "min_cosine", "max_rel_l2")
     parsed = {}
     for output, fields_ in value.items():
         if not isinstance(fields_, Mapping) or set(fields_) - set(allowed):

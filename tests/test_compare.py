@@ -99,3 +99,23 @@ def test_default_tolerances_loosen_with_precision() -> None:
     assert atols == sorted(atols) and cosines == sorted(cosines, reverse=True)
     assert tolerance_for("fp16", atol=0.5).atol == 0.5
     assert tolerance_for("fp16", atol=0.5).rtol == DEFAULT_TOLERANCES["fp16"].rtol
+
+
+def test_relative_error_bound_judges_the_output_as_a_whole() -> None:
+    ref = np.random.default_rng(2).standard_normal(1000)
+    noisy = ref + 0.01 * np.random.default_rng(3).standard_normal(1000)  # rel err ~1e-2
+    loose_elements = Tolerance(atol=1.0, rtol=1.0, max_mismatch=1.0, min_cosine=0.0, max_rel_l2=5e-3)
+    acc = measure_output("o", noisy, ref, loose_elements)
+    assert acc.rel_l2 == pytest.approx(0.01, rel=0.2)
+    assert acc.failures == [f"relative error {acc.rel_l2:.3g} > 0.005"]
+    assert measure_output("o", noisy, ref, Tolerance(1.0, 1.0, 1.0, 0.0, max_rel_l2=2e-2)).passed
+
+
+def test_fp16_defaults_accept_a_realistic_fp16_engine_and_reject_a_broken_one() -> None:
+    """FP16 rounding of every activation (unit roundoff 4.9e-4) passes; a 3% scale error does not."""
+    rng = np.random.default_rng(4)
+    ref = rng.standard_normal((32, 1000)).astype(np.float32)
+    fp16_like = ref * (1 + 1e-3 * rng.standard_normal(ref.shape))  # rel err ~1e-3, as measured on resnet50
+    fp16 = DEFAULT_TOLERANCES["fp16"]
+    assert measure_output("logits", fp16_like, ref, fp16).passed
+    assert not measure_output("logits", ref * 1.03, ref, fp16).passed
