@@ -23,8 +23,8 @@ import torch
 from ..artifacts import device_target
 from ..model import cast_inputs, model_copy
 from ..spec import EngineSpec
-from .base import BuildError, BuildRequest, common_unavailable_reason
-from .torch_engine import TorchEngine, cuda_unavailable_reason, torch_dtype
+from .base import BuildError, BuildRequest
+from .torch_engine import TorchBackendBase, TorchEngine, torch_dtype
 
 PACKAGE_FILE = "model.pt2"
 LOAD_PROBE_TIMEOUT_S = 600
@@ -32,13 +32,11 @@ _loads_verified: set[str] = set()  # packages this process has seen load safely 
 _load_problems: dict[str, str] = {}  # and those it has seen fail: a probe costs a torch import (~45 s on the H100)
 
 
-class AotiBackend:
+class AotiBackend(TorchBackendBase):
     name = "aoti"
-    precisions = ("fp32", "fp16", "bf16")
-    supports_cuda_graphs = True
 
     def unavailable_reason(self, spec: EngineSpec, device: str) -> Optional[str]:
-        reason = common_unavailable_reason(self, spec, device) or cuda_unavailable_reason(device)
+        reason = super().unavailable_reason(spec, device)
         if reason:
             return reason
         if not hasattr(torch._inductor, "aoti_compile_and_package"):

@@ -8,23 +8,16 @@ on-disk FX-graph cache; its hit/miss counters tell the summary whether this buil
 from __future__ import annotations
 
 from contextlib import ExitStack
-from typing import Optional
 
 import torch
 
 from ..model import cast_inputs, model_copy
-from ..spec import EngineSpec
-from .base import BuildRequest, common_unavailable_reason
-from .torch_engine import TorchEngine, cuda_unavailable_reason, torch_dtype
+from .base import BuildRequest
+from .torch_engine import TorchBackendBase, TorchEngine, torch_dtype
 
 
-class InductorBackend:
+class InductorBackend(TorchBackendBase):
     name = "inductor"
-    precisions = ("fp32", "fp16", "bf16")
-    supports_cuda_graphs = True
-
-    def unavailable_reason(self, spec: EngineSpec, device: str) -> Optional[str]:
-        return common_unavailable_reason(self, spec, device) or cuda_unavailable_reason(device)
 
     def build(self, request: BuildRequest) -> TorchEngine:
         from torch._dynamo.utils import counters

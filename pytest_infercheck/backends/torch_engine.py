@@ -39,6 +39,19 @@ def _closed(*_: Any) -> Any:
     raise RuntimeError("engine is closed")
 
 
+class TorchBackendBase:
+    """What the PyTorch backends (eager, inductor, aoti) share: FP32/FP16/BF16, CUDA when asked."""
+
+    name = "torch"
+    precisions: tuple[str, ...] = ("fp32", "fp16", "bf16")
+    supports_cuda_graphs = True
+
+    def unavailable_reason(self, spec: Any, device: str) -> Optional[str]:
+        from .base import common_unavailable_reason
+
+        return common_unavailable_reason(self, spec, device) or cuda_unavailable_reason(device)
+
+
 def torch_dtype(precision: str) -> torch.dtype:
     return DTYPES[precision]
 
