@@ -29,7 +29,6 @@ under a lock so that concurrent updaters (on one machine) do not lose each other
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import math
@@ -44,6 +43,8 @@ from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
 import pytest
+
+from .files import file_lock, write_atomic
 
 SCHEMA = "pytest-infercheck-baseline"
 VERSION = 1
@@ -343,12 +344,8 @@ def _locked(path: Path) -> Iterator[None]:
     which usually sits in the user's repository)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
-    with open(Path(tempfile.gettempdir()) / f"pytest-infercheck-baseline-{digest}.lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with file_lock(Path(tempfile.gettempdir()) / f"pytest-infercheck-baseline-{digest}.lock"):
+        yield
 
 
 _NUMBER_LIST = re.compile(r"\[\s+(-?[0-9][0-9.eE+-]*(?:,\s+-?[0-9][0-9.eE+-]*)*)\s+\]")
@@ -363,6 +360,4 @@ def render(entries: Sequence[Entry]) -> str:
 
 
 def write_entries(path: Path, entries: Sequence[Entry]) -> None:
-    from .report.json_report import write_atomic
-
     write_atomic(Path(path), render(entries))

@@ -9,17 +9,17 @@ checksums is reported as corrupt, removed and rebuilt.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
 import shutil
 import tempfile
 import warnings
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Optional
+
+from .files import file_lock
 
 META = "meta.json"
 
@@ -62,18 +62,6 @@ class EngineCache:
         assert self.root is not None
         return self.root / key[:2] / key
 
-    @contextmanager
-    def _locked(self, key: str) -> Iterator[None]:
-        assert self.root is not None
-        lock_path = self.root / key[:2] / f"{key}.lock"
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(lock_path, "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
-
     def get_or_build(self, key: str, build: Callable[[Path], None], *, what: str) -> CachedEntry:
         """Return the entry for ``key``; if absent or corrupt, ``build(directory)`` fills a new one.
 
@@ -84,7 +72,7 @@ class EngineCache:
             build(directory)
             return CachedEntry(directory, hit=False)
         final = self.entry_dir(key)
-        with self._locked(key):
+        with file_lock(final.parent / f"{key}.lock"):
             problem = self._verify(final)
             if problem is None:
                 return CachedEntry(final, hit=True)

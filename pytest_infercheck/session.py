@@ -7,7 +7,6 @@ and the summary, reports and baseline are written only there.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import tempfile
 from contextlib import contextmanager
@@ -16,6 +15,7 @@ from typing import Any, Iterator, Optional
 
 import pytest
 
+from .files import file_lock
 from .results import CheckResult
 from .settings import Layer, resolve
 
@@ -118,13 +118,8 @@ class InfercheckSession:
         building in parallel, and only the timed loops take turns.
         """
         visible = os.environ.get("CUDA_VISIBLE_DEVICES", "all").replace(",", "_") or "none"
-        path = Path(tempfile.gettempdir()) / f"pytest-infercheck-gpu-{visible}.lock"
-        with open(path, "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with file_lock(Path(tempfile.gettempdir()) / f"pytest-infercheck-gpu-{visible}.lock"):
+            yield
 
 
 def junit_properties(result: CheckResult) -> list[tuple[str, Any]]:

@@ -259,6 +259,6 @@ def render_html(results: Sequence[CheckResult]) -> str:
 
 
 def write_html(path: Path, results: Sequence[CheckResult]) -> None:
-    from .json_report import write_atomic
+    from ..files import write_atomic
 
     write_atomic(Path(path), render_html(results))

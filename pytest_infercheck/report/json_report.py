@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
 from ..environment import fingerprint
+from ..files import write_atomic
 from ..results import CheckResult
 
 SCHEMA_VERSION = 1
@@ -26,19 +25,6 @@ def report_data(results: Sequence[CheckResult]) -> dict[str, Any]:
         "counts": counts,
         "results": [result.to_dict() for result in sorted(results, key=lambda r: (r.nodeid, r.spec_id))],
     }
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write beside the target and rename, so a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "w") as out:
-            out.write(text)
-        os.replace(temp, path)
-    except BaseException:
-        os.unlink(temp)
-        raise
 
 
 def write_json_report(path: Path, results: Sequence[CheckResult]) -> None:

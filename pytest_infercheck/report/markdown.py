@@ -79,7 +79,7 @@ def write_markdown(results: Sequence[CheckResult], path: Optional[str], step_sum
         return
     text = render_markdown(results, baseline=baseline)
     if path:
-        from .json_report import write_atomic
+        from ..files import write_atomic
 
         write_atomic(Path(path), text)
     if step_summary:
