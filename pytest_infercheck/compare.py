@@ -25,7 +25,7 @@ DEFAULT_TOLERANCES: dict[str, Tolerance] = {
     "fp32": Tolerance(atol=1e-4, rtol=1e-3, max_mismatch=0.0, min_cosine=0.99999, max_rel_l2=1e-4),
     "fp16": Tolerance(atol=1e-2, rtol=1e-2, max_mismatch=0.05, min_cosine=0.9999, max_rel_l2=5e-3),
     "bf16": Tolerance(atol=5e-2, rtol=5e-2, max_mismatch=0.05, min_cosine=0.999, max_rel_l2=3e-2),
-    "int8": Tolerance(atol=1e-1, rtol=1e-1, max_mismatch=0.10, min_cosine=0.99, max_rel_l2=1e-1),
+    "int8": Tolerance(atol=1e-1, rtol=1e-1, max_mismatch=0.05, min_cosine=0.99, max_rel_l2=1e-1),
 }
 
 
