@@ -156,7 +156,9 @@ class _Run:
         backend = get_backend(self.spec.backend)
         reason = backend.unavailable_reason(self.spec, device)
         if reason:
-            self.result.outcome, self.result.stage, self.result.message = "skipped", "availability", f"{self.spec.id}: {reason}"
+            prediction = self._predicted_gaps(model, example_inputs, device) if self.spec.backend == "tensorrt" else ""
+            self.result.outcome, self.result.stage = "skipped", "availability"
+            self.result.message = f"{self.spec.id}: {reason}{prediction}"
             return
         mut = self._model(model, example_inputs)
         reference = self._reference(mut, device)
@@ -224,6 +226,26 @@ class _Run:
                                    f"nothing new to check:\n{listing(verdict.allowed_blocking)}")
             return True
         return False
+
+    def _predicted_gaps(self, model: Any, example_inputs: Any, device: str) -> str:
+        """Where TensorRT cannot run here, say what its operator table predicts for this model.
+
+        The item still skips (nothing was built), but a CPU-only CI run learns that the model
+        would not parse, node by node, before anyone books a GPU machine.
+        """
+        from .audit.engine_gate import gate, listing
+        from .export import ExportError
+
+        try:
+            mut = self._model(model, example_inputs)
+            verdict = gate(self._artifacts(mut).onnx_path(), "tensorrt", device, allow_ops=self.settings.allow_ops,
+                           allow_nodes=self.settings.allow_nodes)
+        except (ExportError, StageFailure):
+            return ""  # the model does not even export: the items that can run say so
+        if verdict is None or not verdict.blocking:
+            return ""
+        self.result.extra["audit"] = verdict.as_dicts()
+        return f"; where it runs, it could not run {len(verdict.blocking)} node(s) of this model:\n{listing(verdict.blocking)}"
 
     def _localise_divergence(self, backend: Any, mut: Any) -> None:
         """On an accuracy failure only: the first node of the engine's ONNX model that leaves tolerance.

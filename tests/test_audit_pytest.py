@@ -58,3 +58,26 @@ def test_audit(infercheck):
     assert clean.targets == ["onnxruntime"] and clean.passed and clean.findings == []
 """)
     result.assert_outcomes(passed=1)
+
+
+def test_tensorrt_item_without_tensorrt_skips_naming_the_predicted_gaps(run_plugin) -> None:
+    source = '''
+import pytest
+from fixtures.problem_models import det_model, det_inputs
+from fixtures.models import small_cnn, cnn_inputs
+
+@pytest.mark.infercheck(backends=["tensorrt"], precisions=["fp16"])
+def test_det(infercheck):
+    infercheck(det_model(), det_inputs())
+
+@pytest.mark.infercheck(backends=["tensorrt"], precisions=["fp16"])
+def test_clean(infercheck):
+    infercheck(small_cnn(), cnn_inputs())
+'''
+    result = run_plugin(source, "-rs")
+    result.assert_outcomes(skipped=2)
+    out = result.stdout.str()
+    assert "tensorrt-fp16: TensorRT runs on NVIDIA GPUs only" in out
+    assert "; where it runs, it could not run 1 node(s) of this model:" in out
+    assert "n0 (Det) in head: TensorRT does not support Det (predicted from the TensorRT 10.15 table) [unsupported]" in out
+    assert out.count("it could not run") == 2  # test_det's skip line and the summary's, not test_clean's
