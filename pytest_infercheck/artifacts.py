@@ -1,6 +1,6 @@
 """Artifacts built from the model, made lazily and kept in the engine cache.
 
-Backends ask for what they need (``onnx_path()``, ``exported_program()``, or ``derived(...)`` for
+Backends ask for what they need (``onnx_path()``, or ``derived(...)`` for
 their own converted or compiled files); each is made at most once per model content and
 recorded as a cache hit or miss for the summary.
 """
@@ -13,7 +13,7 @@ from typing import Any, Callable, Optional
 
 from .cache import CachedEntry, EngineCache, cache_key
 from .environment import library_versions
-from .export import ExportError, export_onnx, export_program
+from .export import ExportError, export_onnx
 from .model import ModelUnderTest
 
 ONNX_FILE = "model.onnx"
@@ -29,7 +29,6 @@ class ModelArtifacts:
         self.cache = cache
         self.cache_states: dict[str, str] = {}
         self.seconds: dict[str, float] = {}
-        self._program: Any = None
 
     def key(self, kind: str, **parts: Any) -> str:
         """A cache key for an artifact of this model: content hash, kind, parts, library versions."""
@@ -62,15 +61,6 @@ class ModelArtifacts:
         except ExportError as err:
             _failed_exports[failure_key] = err
             raise
-
-    def exported_program(self, device: str = "cpu") -> Any:
-        """``torch.export`` of the model (in memory; AOTInductor caches its own package)."""
-        if self._program is None:
-            start = time.perf_counter()
-            self._program = export_program(self.model.module, self.model.inputs,
-                                           dynamic_batch=self.model.dynamic_batch, device=device)
-            self.seconds["torch.export"] = time.perf_counter() - start
-        return self._program
 
     def onnx_input_names(self) -> Optional[list[str]]:
         import onnx
