@@ -139,30 +139,6 @@ def test_backend_reports_an_unsupported_precision_for_the_installed_version(monk
     assert backend.unavailable_reason(EngineSpec("tensorrt", "int8"), "cuda") is None
 
 
-class FakeFinding:
-    """Stands in for the audit's Finding (only the two members the backend reads)."""
-
-    def __init__(self, text: str, blocking: bool) -> None:
-        self.text, self.blocking = text, blocking
-
-    def describe(self) -> str:
-        return self.text
-
-
-def test_audit_findings_stop_the_build_with_the_offending_nodes(monkeypatch: pytest.MonkeyPatch,
-                                                                tmp_path: Path) -> None:
-    import pytest_infercheck.audit as audit
-
-    def fake_tensorrt_findings(onnx_path: Path, version: str) -> list[FakeFinding]:
-        return [FakeFinding("/node_7 (NonZero): data-dependent output shape [unsupported]", True),
-                FakeFinding("/node_2 (Gelu): runs [warning]", False)]
-
-    monkeypatch.setattr(audit, "tensorrt_findings", fake_tensorrt_findings, raising=False)
-    with pytest.raises(trt_backend.BuildError) as failure:
-        trt_backend.fail_on_audit_findings(tmp_path / "model.onnx", "10.13")
-    assert "/node_7 (NonZero)" in str(failure.value) and "Gelu" not in str(failure.value)
-
-
 def test_shared_timing_cache_lives_in_the_engine_cache_per_version_and_gpu(tmp_path: Path) -> None:
     from pytest_infercheck.cache import EngineCache
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from ..spec import EngineSpec
-from .base import BuildError, BuildRequest, common_unavailable_reason, missing_module_reason
+from .base import BuildRequest, common_unavailable_reason, missing_module_reason
 from .tensorrt_config import (BuildPlan, UnsupportedBuild, calibration_feeds, engine_key_parts, plan_build,
                               profile_shapes, torch_dtype_name)
 
@@ -76,7 +76,6 @@ class TensorRTBackend:
         version = installed_tensorrt_version() or "unknown"
         plan = plan_build(version, request.spec.precision, tf32=request.tf32)
         onnx_path = self.onnx_for(plan, request)
-        fail_on_audit_findings(onnx_path, version)
         entry = build_engine_entry(plan, request, onnx_path, version)
         from polygraphy.backend.common import BytesFromPath
         from polygraphy.backend.trt import EngineFromBytes
@@ -94,19 +93,6 @@ class TensorRTBackend:
 
         # The same FP16 / QDQ models the ONNX Runtime backend uses, from the same cache entries.
         return OnnxRuntimeBackend().model_path(request)
-
-
-def fail_on_audit_findings(onnx_path: Path, version: str) -> None:
-    """Stop before a long build when the audit already knows TensorRT will reject nodes."""
-    try:
-        from ..audit import tensorrt_findings
-    except (ImportError, AttributeError):
-        return  # the audit is optional; the builder's own error is the fallback
-    blocking = [f for f in tensorrt_findings(onnx_path, version) if getattr(f, "blocking", False)]
-    if blocking:
-        lines = "\n".join(f"  {f.describe()}" for f in blocking[:10])
-        more = f"\n  ... and {len(blocking) - 10} more" if len(blocking) > 10 else ""
-        raise BuildError(f"TensorRT {version} cannot build this model; offending nodes:\n{lines}{more}")
 
 
 def build_engine_entry(plan: BuildPlan, request: BuildRequest, onnx_path: Path, version: str) -> Any:
