@@ -9,12 +9,11 @@ properties and the Markdown and HTML reports.
 
 from __future__ import annotations
 
-import math
 from typing import Any, Optional, Sequence
 
 from .baseline import BaselineStore, UpdateSummary, machine_key, subsample
 from .regression import compare_accuracy, compare_latency
-from .results import CheckResult
+from .results import CheckResult, round_figure
 
 UPDATE_HINT = "run with --infer-baseline-update to record it"
 
@@ -105,17 +104,13 @@ def baseline_properties(result: CheckResult) -> list[tuple[str, Any]]:
     latency = record.get("latency")
     if latency:
         for name in ("baseline_p50_ms", "current_p50_ms", "ratio", "ci_low", "ci_high", "p_slower", "p_faster"):
-            props.append((f"{prefix}.latency.{name}", _round(latency[name])))
+            props.append((f"{prefix}.latency.{name}", round_figure(latency[name])))
         props.append((f"{prefix}.latency.verdict", latency["verdict"]))
     for change in record.get("accuracy", []):
-        props.append((f"{prefix}.{change['output']}.{change['metric']}", _round(change["baseline"])))
+        props.append((f"{prefix}.{change['output']}.{change['metric']}", round_figure(change["baseline"])))
     for line in record["regressions"]:
         props.append((f"{prefix}.regression", line))
     return props
-
-
-def _round(value: Any) -> Any:
-    return float(f"{value:.6g}") if isinstance(value, float) and math.isfinite(value) else value
 
 
 def summary_lines(results: Sequence[CheckResult], path: Optional[str], update: Optional[UpdateSummary]) -> list[str]:

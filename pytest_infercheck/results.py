@@ -202,6 +202,11 @@ def _latency_from_dict(data: dict[str, Any]) -> LatencyStats:
     return LatencyStats(**{k: _unjson_float(v) for k, v in data.items() if k in known})
 
 
+def round_figure(value: Any) -> Any:
+    """Six significant digits for report properties; non-floats (and NaN/Inf) pass through."""
+    return float(f"{value:.6g}") if isinstance(value, float) and math.isfinite(value) else value
+
+
 def _finite(value: float) -> float:
     return value if math.isfinite(value) else math.inf
 

@@ -16,7 +16,7 @@ from typing import Any, Iterator, Optional
 import pytest
 
 from .files import file_lock
-from .results import CheckResult
+from .results import CheckResult, round_figure
 from .settings import Layer, resolve
 
 RESULTS_ON_ITEM = pytest.StashKey[list]()
@@ -133,17 +133,17 @@ def junit_properties(result: CheckResult) -> list[tuple[str, Any]]:
             for metric in ("max_abs", "max_rel", "mean_abs", "rel_l2", "cosine", "mismatch_ratio", "top1_agreement"):
                 value = getattr(output, metric)
                 if value is not None:
-                    props.append((f"{prefix}.{output.name}.{metric}", _round(value)))
+                    props.append((f"{prefix}.{output.name}.{metric}", round_figure(value)))
     if result.latency:
         lat = result.latency
         for metric in ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "min_ms", "count", "throughput"):
-            props.append((f"{prefix}.latency.{metric}", _round(getattr(lat, metric))))
+            props.append((f"{prefix}.latency.{metric}", round_figure(getattr(lat, metric))))
         if lat.peak_memory_bytes is not None:
             props.append((f"{prefix}.latency.peak_memory_bytes", lat.peak_memory_bytes))
     if result.speedup is not None:
-        props.append((f"{prefix}.speedup_vs_eager", _round(result.speedup)))
+        props.append((f"{prefix}.speedup_vs_eager", round_figure(result.speedup)))
     if result.build_seconds is not None:
-        props.append((f"{prefix}.build_seconds", _round(result.build_seconds)))
+        props.append((f"{prefix}.build_seconds", round_figure(result.build_seconds)))
     if result.budget:
         props.append((f"{prefix}.budget", result.budget))
     props.append((f"{prefix}.cache", result.cache_summary))
@@ -151,10 +151,6 @@ def junit_properties(result: CheckResult) -> list[tuple[str, Any]]:
 
     props.extend(baseline_properties(result))
     return props
-
-
-def _round(value: Any) -> Any:
-    return float(f"{value:.6g}") if isinstance(value, float) else value
 
 
 def _first_line(text: str) -> str:
