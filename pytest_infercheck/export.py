@@ -51,7 +51,7 @@ def short_reason(exc: BaseException, max_lines: int = 4, max_chars: int = 900) -
 
 
 @contextlib.contextmanager
-def _quiet() -> Iterator[None]:
+def quiet_exporter() -> Iterator[None]:
     """The exporters print progress and warnings to stdout/logging; keep them out of test output."""
     previous = logging.root.manager.disable
     logging.disable(logging.WARNING)
@@ -87,7 +87,7 @@ def export_program(module: torch.nn.Module, inputs: Sequence[torch.Tensor], *, d
     module = model_copy(module, dtype=None, device=device)
     inputs = tuple(t.to(device) for t in inputs)
     try:
-        with _quiet():
+        with quiet_exporter():
             return torch.export.export(module, inputs, dynamic_shapes=_dynamic_shapes(inputs, dynamic_batch))
     except Exception as exc:  # the exporter raises many types; all mean "cannot export"
         raise ExportError("torch.export", short_reason(exc), traceback.format_exc()) from exc
@@ -98,12 +98,20 @@ def export_onnx(module: torch.nn.Module, inputs: Sequence[torch.Tensor], *, dyna
     """An ``onnx.ModelProto`` from ``torch.onnx.export(dynamo=True)`` of an eval-mode CPU copy."""
     module = model_copy(module, dtype=None, device="cpu")
     inputs = tuple(t.detach().cpu() for t in inputs)
-    kwargs: dict[str, Any] = {"dynamo": True, "verbose": False, "external_data": False}
-    if opset is not None:
-        kwargs["opset_version"] = opset
+    extra: dict[str, Any] = {"opset_version": opset} if opset is not None else {}
+    return _to_onnx(module, inputs, dynamic_shapes=_dynamic_shapes(inputs, dynamic_batch), **extra)
+
+
+def onnx_from_program(program: "torch.export.ExportedProgram") -> Any:
+    """The ONNX translation of an ExportedProgram already made (the audit traces once, not twice)."""
+    return _to_onnx(program, ())
+
+
+def _to_onnx(target: Any, inputs: tuple[Any, ...], **kwargs: Any) -> Any:
+    """``torch.onnx.export(dynamo=True)`` of a module or program, quiet, failures as ExportError."""
     try:
-        with _quiet():
-            program = torch.onnx.export(module, inputs, dynamic_shapes=_dynamic_shapes(inputs, dynamic_batch), **kwargs)
+        with quiet_exporter():
+            program = torch.onnx.export(target, inputs, dynamo=True, verbose=False, external_data=False, **kwargs)
     except Exception as exc:
         raise ExportError("torch.onnx.export (dynamo)", short_reason(exc), traceback.format_exc()) from exc
     if program is None:

@@ -32,7 +32,7 @@ class TorchStageResult:
 def torch_findings(model: Any, inputs: Sequence[Any], *, dynamic_batch: bool = False) -> TorchStageResult:
     result = TorchStageResult()
     result.findings.extend(graph_break_findings(model, inputs))
-    from ..export import ExportError, export_program
+    from ..export import ExportError, export_program, onnx_from_program
 
     try:
         result.program = export_program(model, inputs, dynamic_batch=dynamic_batch)
@@ -46,31 +46,14 @@ def torch_findings(model: Any, inputs: Sequence[Any], *, dynamic_batch: bool = F
     return result
 
 
-def onnx_from_program(program: Any) -> Any:
-    """The ONNX translation of the ExportedProgram just made (what export_onnx does after its own
-    torch.export, with the same settings): tracing once instead of twice saves a second a model."""
-    import traceback
-
-    import torch
-
-    from ..export import ExportError, _quiet, short_reason
-
-    try:
-        with _quiet():
-            onnx_program = torch.onnx.export(program, (), dynamo=True, verbose=False, external_data=False)
-    except Exception as exc:
-        raise ExportError("torch.onnx.export (dynamo)", short_reason(exc), traceback.format_exc()) from exc
-    return onnx_program.model_proto
-
-
 def graph_break_findings(model: Any, inputs: Sequence[Any]) -> list[Finding]:
     import torch
     import torch._dynamo
 
-    from ..export import _quiet
+    from ..export import quiet_exporter
 
     try:
-        with _quiet(), torch.no_grad():
+        with quiet_exporter(), torch.no_grad():
             explanation = torch._dynamo.explain(model)(*inputs)
     except Exception as exc:  # explain itself failing is not the model's problem to report as a break
         return [Finding(EXPLAIN, ALL_TARGETS, "", "", f"torch._dynamo.explain could not run: {type(exc).__name__}",
