@@ -10,9 +10,15 @@ TF32 off, CUDA-event timing), and the very same engine object is then timed by
 Everything runs twice, in two fresh processes sharing one new engine cache: "cold" builds every
 engine, "warm" loads what it can from the cache.  Printed per engine: p50/p99, speedup over eager
 FP32, relative error, cold and warm build seconds, do_bench median and plugin p50 / do_bench;
-then each model's whole cold and warm wall time.
+then each model's whole cold and warm wall time, with and without the do_bench cross-check (the
+benchmark's instrument, which a user's rerun does not pay).
 
     python benchmarks/gpu.py --out DIR [--models resnet50-b1,resnet50-b32,bert-b1] [--mode default]
+
+A cold matrix that would not fit one call of the GPU machine (max-autotune builds take minutes
+each) can be split: ``--phase cold --cache DIR --rows A`` then ``--phase cold --cache DIR --rows B``
+add up into one cold record kept in DIR, and ``--phase warm --cache DIR`` reruns all of its rows
+against the same cache and prints the table.
 """
 
 from __future__ import annotations
@@ -86,7 +92,9 @@ def check_one(spec_id: str, model: Any, inputs: Any, cache: Any, mode: str, devi
 
     def probe(engine: Any, prepared: Any) -> None:
         if device == "cuda":
+            probe_start = time.perf_counter()
             independent["do_bench_ms"] = do_bench_median(engine, prepared)
+            independent["probe_s"] = time.perf_counter() - probe_start
 
     settings = {"device": device, "warmup": 10, "min_iters": 300, "min_time": 1.0, "max_iters": 5000,
                 "compile_mode": mode, "build_timeout": 540.0}
@@ -133,12 +141,12 @@ def worker(args: argparse.Namespace) -> None:
     Path(args.json).write_text(json.dumps(report, indent=1, default=str))
 
 
-def run_phase(phase: str, args: argparse.Namespace, cache: Path, out: Path) -> dict[str, Any]:
+def run_phase(phase: str, args: argparse.Namespace, cache: Path, out: Path, rows: str) -> dict[str, Any]:
     target = out / f"gpu-{phase}.json"
     env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=str(cache / "inductor"), PYTHONUNBUFFERED="1")
     command = [sys.executable, "-X", "faulthandler", __file__, "--worker", "--phase", phase, "--cache", str(cache), "--json", str(target),
-               "--models", args.models, "--mode", args.mode, "--device", args.device, "--rows", args.rows]
-    with open(out / f"gpu-{phase}.log", "w") as log:
+               "--models", args.models, "--mode", args.mode, "--device", args.device, "--rows", rows]
+    with open(out / f"gpu-{phase}.log", "a") as log:
         code = subprocess.call(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     if code != 0 or not target.exists():
         print(f"{phase} run failed (exit {code}); see {out / f'gpu-{phase}.log'}")
@@ -147,8 +155,29 @@ def run_phase(phase: str, args: argparse.Namespace, cache: Path, out: Path) -> d
     return json.loads(target.read_text())
 
 
+def merge_cold(earlier: Optional[dict[str, Any]], part: dict[str, Any]) -> dict[str, Any]:
+    """One cold record from cold runs split by rows: rows appended, wall times added."""
+    if earlier is None:
+        return part
+    for name, model in part["models"].items():
+        if name not in earlier["models"]:
+            earlier["models"][name] = model
+            continue
+        known = earlier["models"][name]
+        known["rows"] = [row for row in known["rows"] if row["spec"] not in {r["spec"] for r in model["rows"]}]
+        known["rows"] += model["rows"]
+        known["wall_s"] += model["wall_s"]
+        known["parts"] = known.get("parts", 1) + 1
+    return earlier
+
+
 def fmt(value: Optional[float], pattern: str) -> str:
     return "-" if value is None else format(value, pattern)
+
+
+def own_time(model: dict[str, Any]) -> float:
+    """A matrix's wall time less the benchmark's own do_bench timing of each engine."""
+    return model["wall_s"] - sum(row.get("probe_s", 0.0) for row in model["rows"])
 
 
 def table(cold: dict[str, Any], warm: dict[str, Any]) -> list[str]:
@@ -169,6 +198,11 @@ def table(cold: dict[str, Any], warm: dict[str, Any]) -> list[str]:
                          f"{fmt(row.get('rel_err'), '.1e')} | {fmt(row.get('build_s'), '.1f')} | "
                          f"{fmt(again.get('build_s'), '.1f')} | {fmt(row.get('do_bench_ms'), '.3f')} | "
                          f"{fmt(ratio, '.3f')} |")
+        again_model = warm["models"][name]
+        cold_own, warm_own = own_time(model), own_time(again_model)
+        lines.append(f"without the do_bench cross-check: cold {cold_own:.1f} s, warm {warm_own:.1f} s, "
+                     f"warm/cold {warm_own / cold_own:.1%}"
+                     + (f" (cold run in {model['parts']} processes)" if model.get("parts") else ""))
         failures = [row for row in model["rows"] if row["outcome"] == "failed"]
         for row in failures:
             lines.append(f"  {row['spec']} failed: {row['message'][:400]}")
@@ -181,10 +215,11 @@ def main() -> None:
     parser.add_argument("--mode", default="default", help="torch.compile mode for inductor and aoti")
     parser.add_argument("--rows", default="", help="comma-separated engine ids instead of each model's matrix")
     parser.add_argument("--device", default="cuda", help="cpu only to smoke-test this script without a GPU")
+    parser.add_argument("--phase", choices=("both", "cold", "warm"), default="both",
+                        help="cold: build into --cache and keep the record there; warm: rerun that record's rows")
+    parser.add_argument("--cache", help="engine cache directory (default: a new temporary one; needed by --phase)")
     parser.add_argument("--out", default=os.environ.get("OUT", "."))
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--phase", default="cold", help=argparse.SUPPRESS)
-    parser.add_argument("--cache", help=argparse.SUPPRESS)
     parser.add_argument("--json", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -192,9 +227,33 @@ def main() -> None:
         return
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    cache = Path(tempfile.mkdtemp(prefix="infercheck-gpu-bench-"))
-    cold = run_phase("cold", args, cache, out)
-    warm = run_phase("warm", args, cache, out)
+    if args.phase != "both" and not args.cache:
+        raise SystemExit("--phase cold/warm needs --cache DIR, the engine cache the two phases share")
+    cache = Path(args.cache) if args.cache else Path(tempfile.mkdtemp(prefix="infercheck-gpu-bench-"))
+    cache.mkdir(parents=True, exist_ok=True)
+    record = cache / "benchmark-cold.json"
+    if args.phase in ("both", "cold"):
+        earlier = json.loads(record.read_text()) if args.phase == "cold" and record.exists() else None
+        if earlier is not None and earlier.get("mode") != args.mode:
+            raise SystemExit(f"the cold record in {cache} was built with --mode {earlier.get('mode')}, not {args.mode}")
+        cold = merge_cold(earlier, run_phase("cold", args, cache, out, args.rows))
+        cold["mode"] = args.mode
+        record.write_text(json.dumps(cold, indent=1, default=str))
+        if args.phase == "cold":
+            print(f"cold record in {record}: " + "; ".join(
+                f"{name} {len(model['rows'])} rows, {model['wall_s']:.1f} s" for name, model in cold["models"].items()))
+            return
+        warm = run_phase("warm", args, cache, out, args.rows)
+    else:
+        if not record.exists():
+            raise SystemExit(f"no cold record in {cache}: run --phase cold --cache {cache} first")
+        cold = json.loads(record.read_text())
+        args.mode = cold.get("mode", args.mode)  # the warm rerun must ask for the engines the cold run built
+        warm = {"phase": "warm", "models": {}}
+        for name, model in cold["models"].items():  # each model's own rows, as the cold record has them
+            args.models = name
+            rows = ",".join(row["spec"] for row in model["rows"])
+            warm["models"].update(run_phase("warm", args, cache, out, rows)["models"])
     gpu = next((row["gpu"] for m in cold["models"].values() for row in m["rows"] if row.get("gpu")), None)
     lines = [f"date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; GPU {json.dumps(gpu)}; "
              f"compile mode {args.mode}"] + table(cold, warm)

@@ -1,9 +1,19 @@
 #!/usr/bin/env bash
-# The GPU proof in one call on the lent machine (the `run` device tool), from the repo root:
-#   scripts/gpu_check.sh [smoke|tests|bench|all] [benchmarks/gpu.py arguments...]
-# smoke: environment facts; tests: `pytest -m gpu`; bench: benchmarks/gpu.py (+ gate_power.py if present);
-# probe: scripts/aoti_probe.py (which AOTInductor sequence crashes), then bench.
-# Logs go under $OUT (or ./.gpu-out); a short table is printed last.  Polygraphy travels as a wheel in .whl/.
+# The GPU proof on the lent machine (the `run` device tool), from the repo root:
+#   scripts/gpu_check.sh STAGE [arguments...]
+# smoke: environment facts; tests [pytest args]: `pytest -m gpu` (default: both GPU test files);
+# bench [benchmarks/gpu.py args]: the GPU benchmark; gate: benchmarks/gate_power.py on the GPU;
+# probe: scripts/aoti_probe.py (which AOTInductor sequence crashes, and where);
+# all: smoke, tests, bench, gate.  Stages can be chained in one call: each invocation installs again (seconds).
+# Logs go under $OUT (or ./.gpu-out); a short table is printed last.
+#
+# What the machine lacks travels with the call (the `carry` argument):
+#   .whl/  Polygraphy's wheel, installed into /tmp/site;
+#   .ort/  one part of onnxruntime-gpu (the CUDA 13 build, without its C-API library and TensorRT
+#          provider), split because the whole is over one call's 64 MiB: each call stashes its part
+#          in /tmp/ortparts, which lasts as long as the machine stays warm, and once every part named
+#          in .ort/SHA256SUMS is there and checks out, it is unpacked into /tmp/site-ort, ahead of
+#          the CPU onnxruntime on the path.
 set -u -o pipefail
 stage="${1:-all}"
 shift || true
@@ -18,9 +28,31 @@ install() {
       || { echo "wheel install failed"; return 1; }
     export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
   fi
+  install_onnxruntime_gpu
   # The plugin's entry point must be registered: pytester's in-process runs load plugins that way.
   python3 -m pip install -q --no-deps --no-build-isolation --no-index -e . >"$OUT/install.log" 2>&1 \
     || { echo "editable install failed:"; tail -5 "$OUT/install.log"; return 1; }
+}
+
+install_onnxruntime_gpu() {
+  mkdir -p /tmp/ortparts
+  if [ -f .ort/SHA256SUMS ]; then cp .ort/* /tmp/ortparts/; fi
+  if [ ! -d /tmp/site-ort/onnxruntime ] && [ -f /tmp/ortparts/SHA256SUMS ]; then
+    # SHA256SUMS: "<sha256> <archive>" on its first line, then "part <file>" for each part in order.
+    local digest archive parts missing=0
+    read -r digest archive < /tmp/ortparts/SHA256SUMS
+    parts=$(awk 'NR>1 {print "/tmp/ortparts/" $2}' /tmp/ortparts/SHA256SUMS)
+    for part in $parts; do
+      [ -f "$part" ] || { echo "onnxruntime-gpu: $part not here yet"; missing=1; }
+    done
+    if [ "$missing" = 0 ]; then
+      cat $parts >"/tmp/$archive" && echo "$digest  /tmp/$archive" | sha256sum -c --quiet \
+        && mkdir -p /tmp/site-ort && xz -dc "/tmp/$archive" | tar -x -C /tmp/site-ort \
+        && echo "onnxruntime-gpu unpacked into /tmp/site-ort" \
+        || { echo "onnxruntime-gpu: reassembly failed"; rm -rf /tmp/site-ort; }
+    fi
+  fi
+  if [ -d /tmp/site-ort/onnxruntime ]; then export PYTHONPATH="/tmp/site-ort${PYTHONPATH:+:$PYTHONPATH}"; fi
 }
 
 smoke() {
@@ -34,7 +66,7 @@ print("torch", torch.__version__, "cuda", torch.version.cuda, "device", torch.cu
 for name in ("triton", "torchvision", "transformers", "onnxruntime", "polygraphy", "tensorrt", "pynvml"):
     try:
         module = importlib.import_module(name)
-        print(name, getattr(module, "__version__", "?"))
+        print(name, getattr(module, "__version__", "?"), getattr(module, "__file__", ""))
     except Exception as exc:
         print(name, "MISSING", type(exc).__name__)
 import onnxruntime
@@ -42,36 +74,43 @@ print("onnxruntime providers", onnxruntime.get_available_providers())
 from pytest_infercheck.environment import gpu_info
 print("gpu_info", gpu_info())
 EOF
-  } 2>&1 | tee "$OUT/smoke.log"
+  } 2>&1 | tee -a "$OUT/smoke.log"
 }
 
 tests() {
-  timeout "${TESTS_TIMEOUT:-420}" python3 -X faulthandler -m pytest -m gpu tests/test_gpu_cudagraphs.py tests/test_gpu_engines.py \
-    -p no:randomly -p no:cacheprovider -v -s -rfEs --durations=12 ${PYTEST_TIMEOUT:+--timeout=$PYTEST_TIMEOUT} 2>&1 | tee "$OUT/gpu-tests.log"
+  local files=("$@")
+  [ ${#files[@]} -eq 0 ] && files=(tests/test_gpu_cudagraphs.py tests/test_gpu_engines.py)
+  timeout "${TESTS_TIMEOUT:-420}" python3 -X faulthandler -m pytest -m gpu "${files[@]}" \
+    -p no:randomly -p no:cacheprovider -v -s -rfEs --durations=12 2>&1 | tee -a "$OUT/gpu-tests.log"
   echo "pytest -m gpu exit status: $?" | tee -a "$OUT/gpu-tests.log"
 }
 
 bench() {
-  timeout "${BENCH_TIMEOUT:-500}" python3 benchmarks/gpu.py --out "$OUT/bench" "$@" >"$OUT/bench.log" 2>&1
+  timeout "${BENCH_TIMEOUT:-500}" python3 benchmarks/gpu.py --out "$OUT/bench" "$@" 2>&1 | tee -a "$OUT/bench.log" | tail -40
   echo "benchmarks/gpu.py exit status: $?"
-  if [ -f benchmarks/gate_power.py ]; then
-    timeout "${GATE_TIMEOUT:-240}" python3 benchmarks/gate_power.py --device cuda 2>&1 | tee "$OUT/gate-power.log" | tail -25
-    echo "benchmarks/gate_power.py exit status: $?"
-  fi
+}
+
+gate() {
+  timeout "${GATE_TIMEOUT:-240}" python3 benchmarks/gate_power.py --device cuda "$@" 2>&1 | tee "$OUT/gate-power.log" | tail -25
+  echo "benchmarks/gate_power.py exit status: $?"
+}
+
+probe() {
+  timeout "${PROBE_TIMEOUT:-300}" python3 scripts/aoti_probe.py 2>&1 | tee "$OUT/aoti-probe.log"
 }
 
 install || exit 1
 case "$stage" in
   smoke) smoke ;;
-  probe) smoke >/dev/null; timeout "${PROBE_TIMEOUT:-300}" python3 scripts/aoti_probe.py 2>&1 | tee "$OUT/aoti-probe.log"; bench "$@" ;;
-  tests) smoke >/dev/null; tests ;;
-  bench) smoke >/dev/null; bench "$@" ;;
-  all) smoke; tests; bench "$@" ;;
-  *) echo "usage: $0 [smoke|tests|bench|probe|all] [benchmarks/gpu.py args]"; exit 2 ;;
+  probe) probe ;;
+  tests) tests "$@" ;;
+  bench) bench "$@" ;;
+  gate) gate "$@" ;;
+  all) smoke; tests; bench "$@"; gate ;;
+  *) echo "usage: $0 [smoke|tests|bench|gate|probe|all] [arguments]"; exit 2 ;;
 esac
 # At most 8 files come back from $OUT: pack the benchmark's own files into one.
-if [ -d "$OUT/bench" ]; then tar -czf "$OUT/bench.tar.gz" -C "$OUT" bench && rm -rf "$OUT/bench"; fi
-echo "== summary =="
-grep -E "passed|failed|error" "$OUT/gpu-tests.log" 2>/dev/null | tail -3
-[ -f "$OUT/bench.log" ] && grep -E "^\| |whole matrix" "$OUT/bench.log" | tail -40
+if [ -d "$OUT/bench" ]; then tar -czf "$OUT/bench-$(date +%H%M%S).tar.gz" -C "$OUT" bench && rm -rf "$OUT/bench"; fi
+echo "== $stage done =="
+[ "$stage" = tests ] && grep -E "passed|failed|error" "$OUT/gpu-tests.log" 2>/dev/null | tail -3
 exit 0
