@@ -72,14 +72,21 @@ def describe_library(package: Path) -> None:
 
 
 def main() -> None:
+    """``aoti_probe.py`` runs every variant; ``aoti_probe.py backtrace`` only compiles the CPU package and
+    loads it under cuda-gdb (the variants' first run on the H100 used up its time before getting there)."""
+    backtrace_only = sys.argv[1:] == ["backtrace"]
     work = Path(tempfile.mkdtemp(prefix="aoti-probe-"))
+    cpu_package = str(work / "cpu.pt2")
+    if backtrace_only:
+        run("CPU package: compile only", python(COMPILE, cpu_package, "cpu", "no-load"))
+        backtrace(cpu_package)
+        return
     for tool in ("gcc", "g++", "c++", "clang", "cuda-gdb"):
         print(tool, shutil.which(tool), flush=True)
     run("g++ --version", ["g++", "--version"])
     import torch
     print("torch", torch.__version__, "cxx11 abi", torch._C._GLIBCXX_USE_CXX11_ABI, flush=True)
 
-    cpu_package = str(work / "cpu.pt2")
     run("CPU package: compile + load in one process", python(COMPILE, cpu_package, "cpu", "load"))
     cuda_package = str(work / "cuda.pt2")
     run("CUDA package: compile only", python(COMPILE, cuda_package, "cuda", "no-load"))
@@ -89,12 +96,18 @@ def main() -> None:
         run("CUDA package: load after torch.cuda.init()",
             python("import sys, torch; torch.cuda.init(); torch.zeros(1, device='cuda'); "
                    "torch._inductor.aoti_load_package(sys.argv[1]); print('loaded', flush=True)", cuda_package))
-        if shutil.which("cuda-gdb"):
-            output = run("CUDA package: load under cuda-gdb",
-                         ["cuda-gdb", "-batch", "-ex", "set pagination off", "-ex", "run", "-ex", "bt 40",
-                          "--args", sys.executable, "-c", LOAD_ONLY, cuda_package], timeout=400)
-            frames = [line for line in output.splitlines() if line.startswith("#") or "SIGSEGV" in line]
-            print("backtrace:\n" + "\n".join(frames[:45]), flush=True)
+        backtrace(cuda_package)
+
+
+def backtrace(package: str) -> None:
+    """The native frames of the crashing load, from cuda-gdb (the GPU machine has no gdb)."""
+    if not Path(package).exists() or not shutil.which("cuda-gdb"):
+        print("no package or no cuda-gdb: no backtrace", flush=True)
+        return
+    output = run("load under cuda-gdb", ["cuda-gdb", "-batch", "-ex", "set pagination off", "-ex", "run", "-ex", "bt 40",
+                                         "--args", sys.executable, "-c", LOAD_ONLY, package], timeout=400)
+    frames = [line for line in output.splitlines() if line.startswith("#") or "SIGSEGV" in line]
+    print("backtrace:\n" + "\n".join(frames[:45]), flush=True)
 
 
 if __name__ == "__main__":

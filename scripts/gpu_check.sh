@@ -3,7 +3,8 @@
 #   scripts/gpu_check.sh STAGE [arguments...]
 # smoke: environment facts; tests [pytest args]: `pytest -m gpu` (default: both GPU test files);
 # bench [benchmarks/gpu.py args]: the GPU benchmark; gate: benchmarks/gate_power.py on the GPU;
-# probe: scripts/aoti_probe.py (which AOTInductor sequence crashes, and where);
+# probe [backtrace]: scripts/aoti_probe.py (which AOTInductor sequence crashes, and where);
+# ortprobe: scripts/ort_cuda_probe.py (the CUDA provider's FP32 error and CUDA graph timing);
 # all: smoke, tests, bench, gate.  Stages can be chained in one call: each invocation installs again (seconds).
 # Logs go under $OUT (or ./.gpu-out); a short table is printed last.
 #
@@ -81,7 +82,7 @@ tests() {
   local files=("$@")
   [ ${#files[@]} -eq 0 ] && files=(tests/test_gpu_cudagraphs.py tests/test_gpu_engines.py)
   timeout "${TESTS_TIMEOUT:-420}" python3 -X faulthandler -m pytest -m gpu "${files[@]}" \
-    -p no:randomly -p no:cacheprovider -v -s -rfEs --durations=12 2>&1 | tee -a "$OUT/gpu-tests.log"
+    -p no:randomly -p no:cacheprovider -v -s -rfEs --durations=12 --log-level=WARNING 2>&1 | tee -a "$OUT/gpu-tests.log"
   echo "pytest -m gpu exit status: $?" | tee -a "$OUT/gpu-tests.log"
 }
 
@@ -96,18 +97,23 @@ gate() {
 }
 
 probe() {
-  timeout "${PROBE_TIMEOUT:-300}" python3 scripts/aoti_probe.py 2>&1 | tee "$OUT/aoti-probe.log"
+  timeout "${PROBE_TIMEOUT:-300}" python3 scripts/aoti_probe.py "$@" 2>&1 | tee -a "$OUT/aoti-probe.log"
+}
+
+ortprobe() {
+  timeout "${PROBE_TIMEOUT:-300}" python3 scripts/ort_cuda_probe.py 2>&1 | tee -a "$OUT/ort-probe.log"
 }
 
 install || exit 1
 case "$stage" in
   smoke) smoke ;;
-  probe) probe ;;
+  probe) probe "$@" ;;
+  ortprobe) ortprobe ;;
   tests) tests "$@" ;;
   bench) bench "$@" ;;
   gate) gate "$@" ;;
   all) smoke; tests; bench "$@"; gate ;;
-  *) echo "usage: $0 [smoke|tests|bench|gate|probe|all] [arguments]"; exit 2 ;;
+  *) echo "usage: $0 [smoke|tests|bench|gate|probe|ortprobe|all] [arguments]"; exit 2 ;;
 esac
 # At most 8 files come back from $OUT: pack the benchmark's own files into one.
 if [ -d "$OUT/bench" ]; then tar -czf "$OUT/bench-$(date +%H%M%S).tar.gz" -C "$OUT" bench && rm -rf "$OUT/bench"; fi

@@ -36,6 +36,10 @@ def unavailable_reason(providers: Sequence[str]) -> Optional[str]:
     available = onnxruntime.get_available_providers()
     missing = [p for p in providers if p not in available]
     if not missing:
+        if "TensorrtExecutionProvider" in providers:
+            from ..backends.onnxruntime import tensorrt_libraries_problem
+
+            return tensorrt_libraries_problem()
         return None
     hint = INSTALL_HINT.get(missing[0], "")
     return (f"{missing[0]} is not in this onnxruntime build (it has {', '.join(available)})"
