@@ -91,9 +91,16 @@ def test_every_gpu_engine_spec_on_the_fixture_models(run_plugin: Any, tmp_path: 
     for graphs in ("", "-cudagraph"):
         for precision in ("fp32", "fp16", "int8"):
             ort = results[("test_cnn", f"onnxruntime-{precision}{graphs}")]
-            assert ort["outcome"] in ("passed", "skipped"), ort["message"]
             if ort["outcome"] == "skipped":
                 assert "CUDAExecutionProvider" in ort["message"]
+            elif (precision, graphs) == ("int8", "-cudagraph") and ort["outcome"] == "failed":
+                # Seen on the H100 (onnxruntime-gpu 1.31.1): the QDQ model leaves nodes to the CPU
+                # provider, and the CUDA provider captures a graph only of a model it runs whole.
+                assert ort["stage"] == "build", ort["message"]
+                assert "cannot use the graph capture feature" in ort["message"], ort["message"]
+            else:
+                assert ort["outcome"] == "passed", (precision, graphs, ort["message"])
+                assert any("ONNX Runtime providers: CUDAExecutionProvider" in note for note in ort["warnings"]), ort
         for precision in FLOAT_PRECISIONS + ("int8",):
             trt = results[("test_cnn", f"tensorrt-{precision}{graphs}")]
             assert trt["outcome"] in ("passed", "skipped"), trt["message"]
