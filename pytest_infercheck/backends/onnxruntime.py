@@ -67,7 +67,8 @@ def tensorrt_libraries_problem() -> Optional[str]:
         ctypes.CDLL(TENSORRT_LIBRARY)
     except OSError:
         return (f"TensorRT's library {TENSORRT_LIBRARY} cannot be loaded, so ONNX Runtime's TensorRT provider cannot "
-                "start: pip install tensorrt-cu12 (or put TensorRT 10's lib directory on LD_LIBRARY_PATH)")
+                "start: install TensorRT 10 for onnxruntime-gpu's CUDA major version (pip install tensorrt-cu12 or "
+                "tensorrt-cu13), or put its lib directory on LD_LIBRARY_PATH")
     return None
 
 
