@@ -209,6 +209,28 @@ def table(cold: dict[str, Any], warm: dict[str, Any]) -> list[str]:
     return lines
 
 
+def cold_run(record: Path, args: argparse.Namespace, cache: Path, out: Path) -> dict[str, Any]:
+    """Build ``args.rows`` cold; with ``--phase cold`` added to the record an earlier part left in ``record``."""
+    earlier = json.loads(record.read_text()) if args.phase == "cold" and record.exists() else None
+    if earlier is not None and earlier.get("mode") != args.mode:
+        raise SystemExit(f"the cold record in {cache} was built with --mode {earlier.get('mode')}, not {args.mode}")
+    cold = merge_cold(earlier, run_phase("cold", args, cache, out, args.rows))
+    cold["mode"] = args.mode
+    record.write_text(json.dumps(cold, indent=1, default=str))
+    return cold
+
+
+def warm_rerun(cold: dict[str, Any], args: argparse.Namespace, cache: Path, out: Path) -> dict[str, Any]:
+    """Every model's rows of the cold record again, in the cold run's mode, against the same cache."""
+    args.mode = cold.get("mode", args.mode)
+    warm: dict[str, Any] = {"phase": "warm", "models": {}}
+    for name, model in cold["models"].items():
+        args.models = name
+        rows = ",".join(row["spec"] for row in model["rows"])
+        warm["models"].update(run_phase("warm", args, cache, out, rows)["models"])
+    return warm
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default=",".join(MATRICES))
@@ -232,28 +254,18 @@ def main() -> None:
     cache = Path(args.cache) if args.cache else Path(tempfile.mkdtemp(prefix="infercheck-gpu-bench-"))
     cache.mkdir(parents=True, exist_ok=True)
     record = cache / "benchmark-cold.json"
-    if args.phase in ("both", "cold"):
-        earlier = json.loads(record.read_text()) if args.phase == "cold" and record.exists() else None
-        if earlier is not None and earlier.get("mode") != args.mode:
-            raise SystemExit(f"the cold record in {cache} was built with --mode {earlier.get('mode')}, not {args.mode}")
-        cold = merge_cold(earlier, run_phase("cold", args, cache, out, args.rows))
-        cold["mode"] = args.mode
-        record.write_text(json.dumps(cold, indent=1, default=str))
+    if args.phase == "warm":
+        if not record.exists():
+            raise SystemExit(f"no cold record in {cache}: run --phase cold --cache {cache} first")
+        cold = json.loads(record.read_text())
+        warm = warm_rerun(cold, args, cache, out)
+    else:
+        cold = cold_run(record, args, cache, out)
         if args.phase == "cold":
             print(f"cold record in {record}: " + "; ".join(
                 f"{name} {len(model['rows'])} rows, {model['wall_s']:.1f} s" for name, model in cold["models"].items()))
             return
         warm = run_phase("warm", args, cache, out, args.rows)
-    else:
-        if not record.exists():
-            raise SystemExit(f"no cold record in {cache}: run --phase cold --cache {cache} first")
-        cold = json.loads(record.read_text())
-        args.mode = cold.get("mode", args.mode)  # the warm rerun must ask for the engines the cold run built
-        warm = {"phase": "warm", "models": {}}
-        for name, model in cold["models"].items():  # each model's own rows, as the cold record has them
-            args.models = name
-            rows = ",".join(row["spec"] for row in model["rows"])
-            warm["models"].update(run_phase("warm", args, cache, out, rows)["models"])
     gpu = next((row["gpu"] for m in cold["models"].values() for row in m["rows"] if row.get("gpu")), None)
     lines = [f"date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; GPU {json.dumps(gpu)}; "
              f"compile mode {args.mode}"] + table(cold, warm)
