@@ -221,13 +221,12 @@ def cold_run(record: Path, args: argparse.Namespace, cache: Path, out: Path) -> 
 
 
 def warm_rerun(cold: dict[str, Any], args: argparse.Namespace, cache: Path, out: Path) -> dict[str, Any]:
-    """Every model's rows of the cold record again, in the cold run's mode, against the same cache."""
-    args.mode = cold.get("mode", args.mode)
+    """Every model's rows of the cold record again, against the same cache (``args.mode``: the cold run's)."""
     warm: dict[str, Any] = {"phase": "warm", "models": {}}
     for name, model in cold["models"].items():
-        args.models = name
+        rerun = argparse.Namespace(**{**vars(args), "models": name})
         rows = ",".join(row["spec"] for row in model["rows"])
-        warm["models"].update(run_phase("warm", args, cache, out, rows)["models"])
+        warm["models"].update(run_phase("warm", rerun, cache, out, rows)["models"])
     return warm
 
 
@@ -258,6 +257,7 @@ def main() -> None:
         if not record.exists():
             raise SystemExit(f"no cold record in {cache}: run --phase cold --cache {cache} first")
         cold = json.loads(record.read_text())
+        args.mode = cold.get("mode", args.mode)  # the printed table names the mode the engines were built in
         warm = warm_rerun(cold, args, cache, out)
     else:
         cold = cold_run(record, args, cache, out)

@@ -65,7 +65,9 @@ def describe_library(package: Path) -> None:
         for name in names:
             archive.extract(name, work)
     for library in work.rglob("*.so"):
-        run(f"ldd {library.name}", ["ldd", str(library)])
+        # All of ldd's lines: whether libstdc++ is linked dynamically is the question (run() keeps only the last).
+        linked = subprocess.run(["ldd", str(library)], capture_output=True, text=True)
+        print(f"ldd {library.name}:\n{linked.stdout.rstrip()}", flush=True)
         if shutil.which("readelf"):
             comment = subprocess.run(["readelf", "-p", ".comment", str(library)], capture_output=True, text=True)
             print("built by:", " ".join(comment.stdout.split())[:300], flush=True)

@@ -8,6 +8,7 @@ form is symmetric with zero points of 0, which is also what TensorRT accepts.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
 import os
@@ -49,6 +50,7 @@ def providers_for(device: str) -> Optional[list[str]]:
 TENSORRT_LIBRARY = "libnvinfer.so.10"  # what onnxruntime-gpu's TensorRT provider links against
 
 
+@functools.lru_cache(maxsize=1)  # asked for every item; the answer holds for the process
 def tensorrt_libraries_problem() -> Optional[str]:
     """Why ONNX Runtime's TensorRT provider cannot start here, or None.
 
@@ -246,8 +248,9 @@ class OnnxRuntimeBackend:
         options = provider_options(providers, device=request.device, stream=stream,
                                    cuda_graph=request.spec.cuda_graphs, trt_cache_dir=trt_dir, tf32=request.tf32)
         session = create_session(path, providers, options)
-        request.note(f"ONNX Runtime providers: {', '.join(session.get_providers())}")
-        if request.spec.precision == "int8" and "TensorrtExecutionProvider" not in session.get_providers():
+        running = session.get_providers()
+        request.note(f"ONNX Runtime providers: {', '.join(running)}")
+        if request.spec.precision == "int8" and "TensorrtExecutionProvider" not in running:
             request.note("the CUDA provider runs the QDQ model's QuantizeLinear/DequantizeLinear pairs around float "
                          "kernels: these are INT8's errors, not INT8's speed (the TensorRT provider fuses them)")
         return OnnxRuntimeCudaEngine(session, request.device, stream, request.spec.cuda_graphs)
