@@ -38,7 +38,7 @@ def build_engine(backend: str, precision: str, cache_dir: Path):
 
     from fixtures.models import calibration_batches, cnn_inputs, small_cnn
     from pytest_infercheck.artifacts import ModelArtifacts
-    from pytest_infercheck.backends import get_backend
+    from pytest_infercheck.backends import create_backend
     from pytest_infercheck.backends.base import BuildRequest
     from pytest_infercheck.cache import EngineCache
     from pytest_infercheck.model import ModelUnderTest
@@ -50,7 +50,7 @@ def build_engine(backend: str, precision: str, cache_dir: Path):
                            artifacts=ModelArtifacts(model, EngineCache(cache_dir)))
     if precision == "int8":
         request.calibration = [(batch,) for batch in calibration_batches()]
-    engine = get_backend(backend).build(request)
+    engine = create_backend(backend).build(request)
     return engine, engine.prepare(model.inputs), model.batch_size
 
 

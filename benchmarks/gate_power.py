@@ -62,7 +62,7 @@ def cpu_engine_factory(batch: int) -> tuple[Callable[[float], Callable[[], Any]]
 
     from fixtures.models import cnn_inputs, small_cnn
     from pytest_infercheck.artifacts import ModelArtifacts
-    from pytest_infercheck.backends import get_backend
+    from pytest_infercheck.backends import create_backend
     from pytest_infercheck.backends.base import BuildRequest
     from pytest_infercheck.cache import EngineCache
     from pytest_infercheck.model import ModelUnderTest
@@ -71,7 +71,7 @@ def cpu_engine_factory(batch: int) -> tuple[Callable[[float], Callable[[], Any]]
     torch.manual_seed(0)
     model = ModelUnderTest.create(small_cnn(), cnn_inputs(batch))
     cache = EngineCache(Path(tempfile.mkdtemp(prefix="gate-power-cache-")))
-    backend = get_backend("onnxruntime")
+    backend = create_backend("onnxruntime")
 
     def make(slowdown_ms: float) -> Callable[[], Any]:
         engine = backend.build(BuildRequest(spec=EngineSpec("onnxruntime", "fp32"), device="cpu",

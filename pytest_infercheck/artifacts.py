@@ -18,15 +18,19 @@ from .model import ModelUnderTest
 
 ONNX_FILE = "model.onnx"
 
-# An export that failed fails the same way for every engine of the same model in this process:
-# remember it rather than paying for the exporter again in each item.
-_failed_exports: dict[str, ExportError] = {}
-
 
 class ModelArtifacts:
-    def __init__(self, model: ModelUnderTest, cache: EngineCache) -> None:
+    """One check's artifacts: made once per check and shared by the audit, the build and divergence.
+
+    ``failed_exports`` is the run's (session.RunState): an export that failed fails the same way for
+    every engine of the same model, so it is remembered rather than paid for again in each item.
+    """
+
+    def __init__(self, model: ModelUnderTest, cache: EngineCache,
+                 failed_exports: Optional[dict[str, ExportError]] = None) -> None:
         self.model = model
         self.cache = cache
+        self.failed_exports = {} if failed_exports is None else failed_exports
         self.cache_states: dict[str, str] = {}
         self.seconds: dict[str, float] = {}
 
@@ -47,8 +51,8 @@ class ModelArtifacts:
     def onnx_path(self) -> Path:
         """The FP32 ONNX export (``torch.onnx.export``, dynamo exporter)."""
         failure_key = self.key("onnx")
-        if failure_key in _failed_exports:
-            raise _failed_exports[failure_key]
+        if failure_key in self.failed_exports:
+            raise self.failed_exports[failure_key]
 
         def build(directory: Path) -> None:
             import onnx
@@ -59,7 +63,7 @@ class ModelArtifacts:
         try:
             return self.derived("onnx", build).file(ONNX_FILE)
         except ExportError as err:
-            _failed_exports[failure_key] = err
+            self.failed_exports[failure_key] = err
             raise
 
     def onnx_input_names(self) -> Optional[list[str]]:

@@ -36,11 +36,12 @@ def value_range(batches: Sequence[Sequence[Any]]) -> list[float]:
     return [min(float(t.min()) for t in floats), max(float(t.max()) for t in floats)]
 
 
-def calibration_hint(info: dict[str, Any]) -> str:
-    """Say what the INT8 engine was calibrated on, and whether that looks like the inputs it got."""
-    source = "generated" if info["generated"] else "given"
-    text = f"the INT8 engine was calibrated on {info['batches']} {source} batch(es)"
-    calib, example = info.get("range") or [], info.get("example_range") or []
+def calibration_hint(info: Any) -> str:
+    """Say what the INT8 engine was calibrated on (a results.CalibrationInfo), and whether that looks
+    like the inputs it got."""
+    source = "generated" if info.generated else "given"
+    text = f"the INT8 engine was calibrated on {info.batches} {source} batch(es)"
+    calib, example = info.range, info.example_range
     if not calib or not example:
         return text
     text += f" spanning [{calib[0]:.3g}, {calib[1]:.3g}]; the example inputs span [{example[0]:.3g}, {example[1]:.3g}]"

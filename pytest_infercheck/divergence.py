@@ -11,48 +11,12 @@ output far) or flows in.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
-from .results import Tolerance
-
-
-@dataclass
-class TensorError:
-    tensor: str
-    max_abs: float
-    rel_l2: float
-    nonfinite: int
-    reference_max: float  # largest |value| in the reference: shows a value outside FP16's range at a glance
-
-
-@dataclass
-class Divergence:
-    node: str
-    operator: str
-    module_path: str
-    output: TensorError
-    inputs: list[TensorError] = field(default_factory=list)
-    failures: list[str] = field(default_factory=list)
-    compared_nodes: int = 0
-
-    def describe(self) -> str:
-        module = f" in {self.module_path}" if self.module_path else ""
-        out = self.output
-        text = (f"first divergent node: {self.node} ({self.operator}){module}: output {out.tensor!r} "
-                f"max abs err {out.max_abs:.4g}, rel L2 {out.rel_l2:.3g}"
-                + (f", {out.nonfinite} NaN/Inf" if out.nonfinite else "") + f" (reference |max| {out.reference_max:.4g})")
-        if self.inputs:
-            text += "; its inputs: " + ", ".join(f"{i.tensor!r} max abs err {i.max_abs:.3g}, rel L2 {i.rel_l2:.3g}"
-                                                 + (f", {i.nonfinite} NaN/Inf" if i.nonfinite else "")
-                                                 for i in self.inputs)
-        return text
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+from .results import Divergence, TensorError, Tolerance
 
 
 def locate_divergence(reference_onnx: Path, candidate_onnx: Path, feeds: Mapping[str, np.ndarray],

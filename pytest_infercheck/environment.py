@@ -8,15 +8,23 @@ import sys
 from importlib import metadata
 from typing import Any, Optional
 
-LIBRARIES = ("pytest-infercheck", "torch", "onnx", "onnxscript", "onnxruntime", "onnxruntime-gpu",
-             "polygraphy", "tensorrt", "numpy", "triton")
+# Beside every backend's own libraries (its descriptor's ``libraries``): the plugin and numpy.
+OWN_LIBRARIES = ("pytest-infercheck", "numpy")
 
 
-@functools.lru_cache(maxsize=None)
+def fingerprint_libraries() -> tuple[str, ...]:
+    """Every distribution whose version keys the engine cache and appears in the fingerprint."""
+    from .backends import descriptors
+
+    names = [*OWN_LIBRARIES, *(lib for d in descriptors().values() for lib in d.libraries)]
+    return tuple(dict.fromkeys(names))
+
+
+@functools.lru_cache(maxsize=None)  # installed versions cannot change under a running process
 def library_versions() -> dict[str, str]:
     """Installed versions by distribution name (metadata only: nothing is imported)."""
     versions = {}
-    for name in LIBRARIES:
+    for name in fingerprint_libraries():
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

@@ -22,6 +22,20 @@ def file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+@contextmanager
+def directory_lock(directory: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on a directory itself: serialises writers of the files in it and leaves
+    no lock file behind (in the user's repository, or accumulating in the temp dir)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    handle = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        os.close(handle)
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Write beside the target and rename, so a reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)

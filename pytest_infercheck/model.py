@@ -177,6 +177,10 @@ class ModelUnderTest:
     def batch_size(self) -> int:
         return batch_size_of(self.inputs)
 
+    def doubled(self) -> "ModelUnderTest":
+        """The same model on its inputs repeated along the batch axis (the dynamic-batch re-check)."""
+        return ModelUnderTest(self.module, tuple(torch.cat([t, t]) for t in self.inputs), True, self.name)
+
     def reference_outputs(self, device: str) -> list[tuple[str, torch.Tensor]]:
         """Eager FP32 outputs on ``device``: the reference every engine is compared with."""
         module = model_copy(self.module, dtype=None, device=device)

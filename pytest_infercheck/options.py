@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Optional, Sequence
 
-from .spec import BACKENDS, DEVICES, PRECISIONS
+from .spec import DEVICES, PRECISIONS, EngineSpec, TextEnum
 
 STATISTICS: tuple[str, ...] = ("p50", "p90", "p99", "mean")
 # MLPerf's single-stream scenario reports the 90th percentile: a budget says "p90" unless told.
@@ -100,7 +100,24 @@ def _parse_choices(text: str | Iterable[str], known: Sequence[str], what: str) -
 
 
 def parse_backends(text: str | Iterable[str]) -> tuple[str, ...]:
-    return _parse_choices(text, BACKENDS, "backend")
+    from .backends import names
+
+    return _parse_choices(text, names(), "backend")
+
+
+def parse_engines(value: str | Iterable[str]) -> tuple[EngineSpec, ...]:
+    """Exact engine ids instead of the backends x precisions x graphs product: "onnxruntime-int8,eager-fp16"."""
+    items = [part.strip() for part in value.split(",")] if isinstance(value, str) else [str(p).strip() for p in value]
+    items = [item for item in items if item]
+    if not items:
+        raise OptionError("no engine given; list engine ids such as onnxruntime-fp16, eager-fp32-cudagraph")
+    specs = []
+    for item in items:
+        try:
+            specs.append(EngineSpec.from_id(item))
+        except ValueError as err:
+            raise OptionError(str(err)) from None
+    return tuple(dict.fromkeys(specs))
 
 
 def parse_precisions(text: str | Iterable[str]) -> tuple[str, ...]:
@@ -202,36 +219,55 @@ def parse_name_list(value: str | Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(item for item in items if item))
 
 
+class Scope(TextEnum):
+    """Where a setting may be given: every source has the run's; a test's marker and call add theirs."""
+
+    RUN = "run"  # command line and ini only: it describes the whole run (reports, cache, baseline file)
+    MATRIX = "matrix"  # also the marker: which engines a test expands into (read at collection)
+    TEST = "test"  # also the marker and the infercheck() call
+
+
 @dataclass(frozen=True)
 class Option:
-    """One setting: its command-line flag, ini key, parser, default and help."""
+    """One setting: its command-line flag and ini key (if any), parser, default, help and scope."""
 
     name: str  # the settings key, also the marker / fixture keyword
-    flag: str
+    flag: Optional[str]  # None: a per-test setting given only in a marker or the infercheck() call
     parse: Callable[[Any], Any]
     default: Any
     help: str
     metavar: str = "VALUE"
     is_flag: bool = False  # a store_true switch on the command line
+    scope: Scope = Scope.RUN
 
 
 OPTIONS: tuple[Option, ...] = (
     Option("budget", "--infer-budget", parse_budget, None,
-           "latency budget per engine, e.g. 30ms, p99:30ms, mean:2.5ms (default statistic: p90)", "BUDGET"),
+           "latency budget per engine, e.g. 30ms, p99:30ms, mean:2.5ms (default statistic: p90)", "BUDGET",
+           scope=Scope.TEST),
     Option("backends", "--infer-backends", parse_backends, ("eager", "onnxruntime"),
-           f"comma-separated backends to test when a marker names none ({', '.join(BACKENDS)})", "LIST"),
+           "comma-separated backends to test when a marker names none (see docs/backends.md)", "LIST",
+           scope=Scope.MATRIX),
     Option("precisions", "--infer-precisions", parse_precisions, ("fp32",),
-           f"comma-separated precisions to test when a marker names none ({', '.join(PRECISIONS)})", "LIST"),
+           f"comma-separated precisions to test when a marker names none ({', '.join(PRECISIONS)})", "LIST",
+           scope=Scope.MATRIX),
     Option("cuda_graphs", "--infer-cuda-graphs", parse_cuda_graphs, (False,),
-           "CUDA Graph modes to test when a marker names none: off, on or both", "MODE"),
+           "CUDA Graph modes to test when a marker names none: off, on or both", "MODE", scope=Scope.MATRIX),
+    # Exact engines instead of the product above (a marker's engines=[...] or --infer-engines).
+    Option("engines", "--infer-engines", parse_engines, None,
+           "comma-separated engine ids to test instead of backends x precisions x CUDA Graph modes, "
+           "e.g. onnxruntime-int8,eager-fp16", "LIST", scope=Scope.MATRIX),
     Option("device", "--infer-device", parse_device, "auto",
-           "where engines run: auto (cuda when available), cpu or cuda", "DEVICE"),
+           "where engines run: auto (cuda when available), cpu or cuda", "DEVICE", scope=Scope.TEST),
     Option("warmup", "--infer-warmup", parse_positive_int, 10,
-           "untimed iterations before sampling (more are run until timings settle on the GPU)", "N"),
-    Option("min_iters", "--infer-min-iters", parse_positive_int, 50, "fewest timed iterations", "N"),
-    Option("max_iters", "--infer-max-iters", parse_positive_int, 5000, "most timed iterations", "N"),
+           "untimed iterations before sampling (more are run until timings settle on the GPU)", "N",
+           scope=Scope.TEST),
+    Option("min_iters", "--infer-min-iters", parse_positive_int, 50, "fewest timed iterations", "N",
+           scope=Scope.TEST),
+    Option("max_iters", "--infer-max-iters", parse_positive_int, 5000, "most timed iterations", "N",
+           scope=Scope.TEST),
     Option("min_time", "--infer-min-time", parse_seconds, 1.0,
-           "keep sampling until this much time was measured (1s, 500ms)", "DURATION"),
+           "keep sampling until this much time was measured (1s, 500ms)", "DURATION", scope=Scope.TEST),
     Option("report", "--infer-report", str, None, "write every figure and raw sample as JSON to PATH", "PATH"),
     Option("cache_dir", "--infer-cache-dir", str, None,
            "engine cache directory (default: infercheck/ inside pytest's cache dir)", "PATH"),
@@ -239,13 +275,14 @@ OPTIONS: tuple[Option, ...] = (
     Option("seed", "--infer-seed", parse_positive_int, 0,
            "seed for torch's generator before each infercheck test, so random weights hash alike", "N"),
     Option("tf32", "--infer-tf32", parse_bool, False,
-           "allow TF32 in the CUDA reference (default off: the reference is true FP32)", is_flag=True),
+           "allow TF32 in the CUDA reference (default off: the reference is true FP32)", is_flag=True,
+           scope=Scope.TEST),
     Option("compile_mode", "--infer-compile-mode", parse_compile_mode, "default",
-           f"torch.compile mode for the inductor backend ({', '.join(COMPILE_MODES)})", "MODE"),
+           f"torch.compile mode for the inductor backend ({', '.join(COMPILE_MODES)})", "MODE", scope=Scope.TEST),
     Option("build_timeout", "--infer-build-timeout", parse_seconds, 1800.0,
-           "fail an engine whose build takes longer than this (seconds or 10s/500ms)", "SECONDS"),
+           "fail an engine whose build takes longer than this (seconds or 10s/500ms)", "SECONDS", scope=Scope.TEST),
     Option("time_transfers", "--infer-time-transfers", parse_bool, False,
-           "include host-to-device and device-to-host copies in GPU timings", is_flag=True),
+           "include host-to-device and device-to-host copies in GPU timings", is_flag=True, scope=Scope.TEST),
     # The CI gate (docs/gate.md): baseline file, regression thresholds, Markdown and HTML reports.
     Option("baseline", "--infer-baseline", str, None,
            "compare every item with its entry in this baseline file (JSON)", "PATH"),
@@ -258,30 +295,35 @@ OPTIONS: tuple[Option, ...] = (
     # spread (~1.6%) leaves room to catch +5% reliably at 3% (docs/gate.md, docs/benchmarks.md).
     Option("max_regression", "--infer-max-regression", parse_max_regression, 0.03,
            "largest median-latency slowdown allowed against the baseline, e.g. 3% (a larger one fails "
-           "when it is also statistically significant)", "PERCENT"),
+           "when it is also statistically significant)", "PERCENT", scope=Scope.TEST),
     Option("accuracy_factor", "--infer-accuracy-factor", parse_factor, 2.0,
-           "fail when an error figure grew by more than this factor over the baseline's", "FACTOR"),
+           "fail when an error figure grew by more than this factor over the baseline's", "FACTOR",
+           scope=Scope.TEST),
     Option("accuracy_floor", "--infer-accuracy-floor", parse_float, 1e-5,
-           "error figures at or below this absolute value never count as an accuracy regression", "VALUE"),
+           "error figures at or below this absolute value never count as an accuracy regression", "VALUE",
+           scope=Scope.TEST),
     Option("markdown", "--infer-markdown", str, None,
            "write the summary as Markdown to PATH (also appended to $GITHUB_STEP_SUMMARY when set)", "PATH"),
     Option("html", "--infer-html", str, None,
            "write a self-contained HTML report (matrix, latency distributions, baseline) to PATH", "PATH"),
+    # Per-test settings a marker or the infercheck() call gives (no flag): None means the precision's default.
+    Option("atol", None, parse_float, None, "absolute tolerance of the elementwise rule", scope=Scope.TEST),
+    Option("rtol", None, parse_float, None, "relative tolerance of the elementwise rule", scope=Scope.TEST),
+    Option("max_mismatch", None, parse_percent, None, "share of elements allowed outside atol + rtol*|ref|",
+           scope=Scope.TEST),
+    Option("min_cosine", None, parse_float, None, "lowest cosine similarity to the reference", scope=Scope.TEST),
+    Option("max_rel_l2", None, parse_float, None, "largest relative error ||out - ref|| / ||ref||", scope=Scope.TEST),
+    Option("dynamic_batch", None, parse_bool, False, "export with a dynamic batch axis and verify it at twice "
+           "the batch", scope=Scope.TEST),
+    Option("allow_ops", None, parse_name_list, (), "audit: operators that are known, accepted gaps", scope=Scope.TEST),
+    Option("allow_nodes", None, parse_name_list, (), "audit: ONNX node names that are known, accepted gaps",
+           scope=Scope.TEST),
+    Option("allow_degenerate", None, parse_name_list, (), "outputs whose all-zero, constant or underflowing "
+           "reference is meant (it cannot judge an engine: the check says so otherwise)", scope=Scope.TEST),
 )
 
 OPTIONS_BY_NAME: dict[str, Option] = {option.name: option for option in OPTIONS}
-
-# Settings a marker or the fixture call may also give; values go through the same parsers.
-TEST_LEVEL_EXTRA: dict[str, Callable[[Any], Any]] = {
-    "atol": parse_float,
-    "rtol": parse_float,
-    "max_mismatch": parse_percent,
-    "min_cosine": parse_float,
-    "max_rel_l2": parse_float,
-    "dynamic_batch": parse_bool,
-    "allow_ops": parse_name_list,  # audit: operators that are known, accepted gaps
-    "allow_nodes": parse_name_list,  # audit: ONNX node names that are known, accepted gaps
-}
+COMMAND_LINE_OPTIONS: tuple[Option, ...] = tuple(option for option in OPTIONS if option.flag)
 
 
 def ini_name(option: Option) -> str:
@@ -304,7 +346,7 @@ def argparse_type(option: Option) -> Callable[[str], Any]:
 def add_options(parser: Any) -> None:
     """Register every option in one ``infercheck`` group, each with an ini twin."""
     group = parser.getgroup("infercheck", "inference engine checks (pytest-infercheck)")
-    for option in OPTIONS:
+    for option in COMMAND_LINE_OPTIONS:
         help_text = option.help.replace("%", "%%")  # argparse formats help with %: "5%" must be "5%%"
         ini_help = f"{option.help} (ini twin of {option.flag})"
         if option.is_flag:
@@ -318,8 +360,7 @@ def add_options(parser: Any) -> None:
 
 def parse_value(name: str, value: Any, source: str) -> Any:
     """Parse a value for setting ``name``; an error names the source and the setting."""
-    parser = OPTIONS_BY_NAME[name].parse if name in OPTIONS_BY_NAME else TEST_LEVEL_EXTRA[name]
     try:
-        return parser(value)
+        return OPTIONS_BY_NAME[name].parse(value)
     except OptionError as err:
         raise OptionError(f"{source} {name}: {err}") from None

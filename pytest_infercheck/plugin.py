@@ -5,21 +5,22 @@ Importing this module imports neither torch nor any engine: they load when a tes
 
 from __future__ import annotations
 
-from pathlib import Path
+import inspect
+from dataclasses import dataclass
 from typing import Any, Generator, Optional
 
 import pytest
 
 from .options import OptionError, add_options
-from .session import InfercheckSession
-from .settings import COLLECTION_KEYS, MARKER_KEYS, config_layers, parse_layer, resolve
+from .session import FIXTURE_ON_ITEM, InfercheckSession
+from .settings import MARKER_KEYS, MATRIX_KEYS, config_layers, parse_layer, resolve
 from .spec import EngineSpec, expand_specs
 
 SESSION = pytest.StashKey[InfercheckSession]()
 MARKER_HELP = (
-    "infercheck(backends=[...], precisions=[...], cuda_graphs=False|True|'both', budget='p99:30ms', "
-    "atol=..., rtol=..., max_mismatch=..., max_rel_l2=..., min_cosine=..., tolerances={output: {...}}, dynamic_batch=False, ...): "
-    "run the test's infercheck(...) call once per engine spec"
+    "infercheck(backends=[...], precisions=[...], cuda_graphs=False|True|'both', engines=['onnxruntime-fp16', ...], "
+    "budget='p99:30ms', atol=..., rtol=..., max_mismatch=..., max_rel_l2=..., min_cosine=..., "
+    "tolerances={output: {...}}, dynamic_batch=False, ...): run the test's infercheck(...) call once per engine"
 )
 
 
@@ -41,13 +42,26 @@ def session_of(config: pytest.Config) -> InfercheckSession:
     return config.stash[SESSION]
 
 
-def _marker_layer(node: Any) -> dict[str, Any]:
+@dataclass(frozen=True)
+class MarkerError:
+    """Stands in for the engine specs of a test whose marker is wrong: its one item fails, naming why."""
+
+    message: str
+
+    @property
+    def id(self) -> str:
+        return "invalid-marker"
+
+
+def marker_layer(node: Any) -> dict[str, Any]:
+    """The infercheck marker's settings, parsed; a mistake is an OptionError naming the key."""
     marker = node.get_closest_marker("infercheck")
     if marker is None:
         return {}
     if marker.args:
-        raise OptionError("marker infercheck takes keyword arguments only, e.g. infercheck(backends=['onnxruntime'])")
-    return parse_layer("marker infercheck", marker.kwargs, MARKER_KEYS)
+        raise OptionError(f": takes keyword arguments only, got {len(marker.args)} positional "
+                          f"({', '.join(map(repr, marker.args))}); e.g. infercheck(backends=['onnxruntime'])")
+    return parse_layer("", marker.kwargs, MARKER_KEYS)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -55,10 +69,25 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "infercheck" not in metafunc.fixturenames:
         return
     session = session_of(metafunc.config)
-    marker = _marker_layer(metafunc.definition)
-    settings = resolve(session.layers + [("marker", {k: v for k, v in marker.items() if k in COLLECTION_KEYS})])
-    specs = expand_specs(settings.backends, settings.precisions, settings.cuda_graphs)
+    try:
+        marker = marker_layer(metafunc.definition)
+        settings = resolve(session.layers + [("marker", {k: v for k, v in marker.items() if k in MATRIX_KEYS})])
+    except OptionError as err:
+        # That test alone fails, at its own line; every other test runs.
+        where = _location(metafunc.function)
+        message = f"{where}: @pytest.mark.infercheck{err}"
+        metafunc.parametrize("infercheck_spec", [MarkerError(message)], ids=["invalid-marker"])
+        return
+    specs = list(settings.engines) if settings.engines else expand_specs(settings.backends, settings.precisions,
+                                                                          settings.cuda_graphs)
     metafunc.parametrize("infercheck_spec", specs, ids=[spec.id for spec in specs])
+
+
+def _location(function: Any) -> str:
+    try:
+        return f"{inspect.getsourcefile(function)}:{function.__code__.co_firstlineno}"
+    except (TypeError, AttributeError):
+        return getattr(function, "__qualname__", "the test")
 
 
 @pytest.fixture
@@ -68,28 +97,32 @@ def infercheck_spec() -> EngineSpec:
 
 
 @pytest.fixture
-def infercheck(request: pytest.FixtureRequest, infercheck_spec: EngineSpec) -> Any:
+def infercheck(request: pytest.FixtureRequest, infercheck_spec: Any) -> Any:
     """``infercheck(model, example_inputs, calibration=None, **settings) -> CheckResult`` for this item's engine."""
+    if isinstance(infercheck_spec, MarkerError):
+        pytest.fail(infercheck_spec.message, pytrace=False)
     from .check import CheckContext, Infercheck
     from .progress import ProgressReporter
 
     session = session_of(request.config)
-    layers = session.layers + [("marker", _marker_layer(request.node))]
-    seed = resolve(layers).seed
+    layers = session.layers + [("marker", marker_layer(request.node))]
+    session.run.start_test(request.node.nodeid.split("[", 1)[0])
     import torch
 
-    torch.manual_seed(seed)  # random weights come out the same on every run, so the cache can hit
+    torch.manual_seed(resolve(layers).seed)  # random weights come out the same on every run, so the cache can hit
     context = CheckContext(
         nodeid=request.node.nodeid,
         spec=infercheck_spec,
         layers=layers,
-        cache=session.cache,
+        cache=session.engine_cache(),
+        run=session.run,
         record=lambda result: session.record(request.node, result),
-        gpu_lock=session.gpu_lock,
-        baseline=lambda: session.baseline,
+        timing_lock=session.timing_lock,
+        baseline=session.baseline,
         progress=ProgressReporter.for_config(request.config),
     )
-    return Infercheck(context)
+    fixture = request.node.stash[FIXTURE_ON_ITEM] = Infercheck(context)
+    return fixture
 
 
 @pytest.hookimpl(wrapper=True)
@@ -105,7 +138,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     infer = session_of(session.config)
     session.config.pluginmanager.register(_Collector(infer), "infercheck-collector")
     if not infer.is_worker:
-        infer.baseline  # read and validate now: a broken file is a usage error before any test runs
+        infer.baseline()  # read and validate now: a broken file is a usage error before any test runs
 
 
 class _Collector:
@@ -117,40 +150,23 @@ class _Collector:
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    from .report.table import reasons, render_text
+    from .report.terminal import summary_lines
 
     session = session_of(config)
     if not session.results:
         return
     terminalreporter.section("infercheck summary")
-    for line in render_text(session.results):
-        terminalreporter.write_line(line)
-    skipped = reasons(session.results)
-    if skipped:
-        terminalreporter.write_line("")
-        terminalreporter.write_line("skipped engines:")
-        for line in skipped:
-            terminalreporter.write_line(f"  {line}")
-    from .gate import summary_lines
-
-    gate = summary_lines(session.results, session.run_settings.baseline, session.baseline_update)
-    if gate:
-        terminalreporter.write_line("")
-        for line in gate:
-            terminalreporter.write_line(line, red=line.lstrip().startswith(("REGRESSION", "FINGERPRINT")))
-    settings = session.run_settings
-    for label, path in (("JSON", settings.report), ("Markdown", settings.markdown), ("HTML", settings.html)):
-        if path:
-            terminalreporter.write_line(f"infercheck {label} report: {path}")
+    for line, red in summary_lines(session):
+        terminalreporter.write_line(line, red=red)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     infer = session_of(session.config)
     if infer.is_worker:
         return
-    report: Optional[str] = infer.run_settings.report
+    report: Optional[Any] = infer.path("report")
     if report:
         from .report.json_report import write_json_report
 
-        write_json_report(Path(report), infer.results)
+        write_json_report(report, infer.results)
     infer.finish_gate()

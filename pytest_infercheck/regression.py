@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
-import numpy as np
+if TYPE_CHECKING:  # numpy is imported where it computes: results.py reads the dataclasses at plugin import
+    import numpy as np
 
 ALPHA = 0.01  # one-sided significance level of the Mann-Whitney test
 CONFIDENCE = 1 - 2 * ALPHA  # two-sided bootstrap interval whose one-sided tails match ALPHA: 98%
@@ -40,8 +41,10 @@ class MannWhitney:
     p_less: float
 
 
-def average_ranks(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def average_ranks(values: "np.ndarray") -> tuple["np.ndarray", "np.ndarray"]:
     """Ranks from 1 with ties given the mean of their positions, and the sizes of the tie groups."""
+    import numpy as np
+
     unique, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
     ends = np.cumsum(counts)
     group_rank = ends - (counts - 1) / 2.0  # mean of positions end-count+1 .. end
@@ -54,6 +57,8 @@ def mann_whitney_u(first: Sequence[float], second: Sequence[float]) -> MannWhitn
     The normal approximation is accurate from about 8 samples a side; the gate needs far more
     than that for a useful verdict anyway (and refuses below ``MIN_SAMPLES``).
     """
+    import numpy as np
+
     a = np.asarray(first, dtype=np.float64)
     b = np.asarray(second, dtype=np.float64)
     n1, n2 = a.size, b.size
@@ -77,6 +82,8 @@ def _normal_sf(z: float) -> float:
 def median_ratio_interval(current: Sequence[float], baseline: Sequence[float], *, confidence: float = CONFIDENCE,
                           resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> tuple[float, float]:
     """Percentile bootstrap interval of median(current) / median(baseline), resampling each side."""
+    import numpy as np
+
     rng = np.random.default_rng(seed)
     a = np.asarray(current, dtype=np.float64)
     b = np.asarray(baseline, dtype=np.float64)
@@ -130,6 +137,8 @@ def compare_latency(current: Sequence[float], baseline: Sequence[float], *, max_
 
     Improvement mirrors it: significantly faster and the ratio below ``1 - max_regression``.
     """
+    import numpy as np
+
     cur = np.asarray(current, dtype=np.float64)
     base = np.asarray(baseline, dtype=np.float64)
     cur_p50 = float(np.median(cur)) if cur.size else math.nan

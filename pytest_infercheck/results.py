@@ -1,14 +1,27 @@
 """The result objects that flow out of a check, and their JSON form.
 
-These are plain dataclasses with no numpy or torch inside, so a result can travel from an xdist
-worker to the controller, into the JSON report and the baseline file, and back, unchanged.
+Plain, typed dataclasses and enums with no numpy or torch inside, so a result can travel from an
+xdist worker to the controller, into the JSON report and the baseline file, and back unchanged
+(codec.py turns them into JSON-ready data and back by their field types).  Each stage of the check
+fills its own field: nothing travels as text to be split again, or in a free-form dict.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Optional
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Optional
+
+from .audit.findings import Finding
+from .codec import from_data, to_data
+from .regression import AccuracyChange, LatencyComparison
+from .spec import Outcome, Stage, TextEnum
+
+# Bumped when a field changes meaning or type; readers take older reports field by field.
+# 2: typed fields (failures with their stage, audit, divergence, calibration, dynamic batch,
+#    baseline comparison, machine key) instead of the free-form "extra" dict of version 1.
+SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -65,8 +78,12 @@ class OutputAccuracy:
 
 
 @dataclass
-class AccuracyResult:
-    """Every output's figures; ``structure_error`` when outputs could not even be paired."""
+class AccuracyResult(Mapping):
+    """Every output's figures, a read-only mapping from output name to its ``OutputAccuracy``.
+
+    ``structure_error`` when outputs could not even be paired.  An output can be named in full
+    (``output['logits']``) or by its short name (``logits``): output_names.resolve says how.
+    """
 
     outputs: list[OutputAccuracy] = field(default_factory=list)
     structure_error: Optional[str] = None
@@ -85,10 +102,26 @@ class AccuracyResult:
         return max(self.outputs, key=lambda o: (not o.passed, _finite(o.rel_l2)))
 
     def __getitem__(self, name: str) -> OutputAccuracy:
+        from .output_names import resolve
+
+        wanted = resolve(name, [output.name for output in self.outputs])
         for output in self.outputs:
-            if output.name == name:
+            if output.name == wanted:
                 return output
         raise KeyError(f"no output named {name!r}; outputs: {', '.join(o.name for o in self.outputs)}")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([output.name for output in self.outputs])
+
+    def __len__(self) -> int:
+        return len(self.outputs)
+
+    def __contains__(self, name: object) -> bool:
+        try:
+            self[str(name)]
+        except KeyError:
+            return False
+        return True
 
 
 @dataclass
@@ -115,7 +148,8 @@ class LatencyStats:
         return self.batch_size * 1000.0 / self.mean_ms if self.mean_ms > 0 else math.nan
 
     def statistic(self, name: str) -> float:
-        return {"p50": self.p50_ms, "p90": self.p90_ms, "p99": self.p99_ms, "mean": self.mean_ms}[name]
+        """``p50``/``p90``/``p99``/``mean``: the figure a budget or a report names."""
+        return getattr(self, f"{name}_ms")
 
     def describe(self) -> str:
         return (f"p50 {self.p50_ms:.3f} ms, p90 {self.p90_ms:.3f} ms, p99 {self.p99_ms:.3f} ms "
@@ -123,21 +157,107 @@ class LatencyStats:
 
 
 @dataclass
+class Failure:
+    """One reason an item failed, with the stage that found it."""
+
+    stage: Stage
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.stage}: {self.message}"
+
+
+@dataclass
+class TensorError:
+    tensor: str
+    max_abs: float
+    rel_l2: float
+    nonfinite: int
+    reference_max: float  # largest |value| in the reference: shows a value outside FP16's range at a glance
+
+
+@dataclass
+class Divergence:
+    """The first node of the engine's ONNX model whose output leaves tolerance (divergence.py)."""
+
+    node: str
+    operator: str
+    module_path: str
+    output: TensorError
+    inputs: list[TensorError] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    compared_nodes: int = 0
+
+    def describe(self) -> str:
+        module = f" in {self.module_path}" if self.module_path else ""
+        out = self.output
+        text = (f"first divergent node: {self.node} ({self.operator}){module}: output {out.tensor!r} "
+                f"max abs err {out.max_abs:.4g}, rel L2 {out.rel_l2:.3g}"
+                + (f", {out.nonfinite} NaN/Inf" if out.nonfinite else "") + f" (reference |max| {out.reference_max:.4g})")
+        if self.inputs:
+            text += "; its inputs: " + ", ".join(f"{i.tensor!r} max abs err {i.max_abs:.3g}, rel L2 {i.rel_l2:.3g}"
+                                                 + (f", {i.nonfinite} NaN/Inf" if i.nonfinite else "")
+                                                 for i in self.inputs)
+        return text
+
+
+@dataclass
+class CalibrationInfo:
+    """What an INT8 engine was calibrated on (calibration.py), for the hint on an accuracy failure."""
+
+    batches: int
+    generated: bool
+    range: list[float] = field(default_factory=list)  # [min, max] over the calibration data's floats
+    example_range: list[float] = field(default_factory=list)  # the same over the example inputs
+
+
+@dataclass
+class DynamicBatchCheck:
+    """The re-run at twice the batch that proves a dynamic batch axis is dynamic."""
+
+    batch: int
+    passed: bool
+
+
+class BaselineStatus(TextEnum):
+    FOUND = "found"
+    MISSING = "missing"
+    OTHER_MACHINE = "fingerprint-mismatch"
+
+
+@dataclass
+class BaselineComparison:
+    """This item against its baseline entry (baseline/verdict.py): what was compared and found."""
+
+    status: BaselineStatus
+    file: str
+    differences: list[str] = field(default_factory=list)  # machine-key differences, for OTHER_MACHINE
+    regressions: list[str] = field(default_factory=list)
+    improvements: list[str] = field(default_factory=list)
+    recorded: str = ""
+    model_changed: bool = False
+    latency: Optional[LatencyComparison] = None
+    baseline_samples_ms: list[float] = field(default_factory=list)  # the entry's distribution, for the HTML report
+    accuracy: list[AccuracyChange] = field(default_factory=list)
+
+
+@dataclass
 class CheckResult:
-    """Everything one test item found: what ran, how it went, every figure."""
+    """Everything one check found: what ran, how it went, every figure."""
 
     nodeid: str
     spec_id: str
     backend: str
     precision: str
     cuda_graphs: bool
+    check_name: str = ""  # which check of the test: the model, or name=, with its position when repeated
     device: str = "cpu"
     model_name: str = ""
     model_hash: str = ""
-    outcome: str = "passed"  # passed | failed | skipped
-    stage: Optional[str] = None  # where it stopped: export, build, run, accuracy, latency, ...
+    outcome: Outcome = Outcome.PASSED
+    stage: Optional[Stage] = None  # where it stopped (the first failure's stage)
     message: str = ""
-    failures: list[str] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
     accuracy: Optional[AccuracyResult] = None
     latency: Optional[LatencyStats] = None
     reference_latency: Optional[LatencyStats] = None
@@ -147,11 +267,19 @@ class CheckResult:
     traceback: Optional[str] = None
     warnings: list[str] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)  # setting -> {value, source}
-    extra: dict[str, Any] = field(default_factory=dict)  # room for later stages (baseline, audit)
+    reference: str = ""  # how the reference was computed (eager FP32, device, TF32)
+    gpu: Optional[dict[str, Any]] = None  # environment.gpu_info() of the device it ran on
+    machine: Optional[dict[str, Any]] = None  # baseline/key.machine_key: what its figures are tied to
+    audit: list[Finding] = field(default_factory=list)  # the pre-build audit's findings for this backend
+    divergence: Optional[Divergence] = None
+    calibration: Optional[CalibrationInfo] = None
+    dynamic_batch: Optional[DynamicBatchCheck] = None
+    cuda_graph_drift: Optional[float] = None  # largest eager-vs-replay difference, in units of the allowed drift
+    baseline: Optional[BaselineComparison] = None
 
     @property
     def passed(self) -> bool:
-        return self.outcome == "passed"
+        return self.outcome == Outcome.PASSED
 
     @property
     def speedup(self) -> Optional[float]:
@@ -168,38 +296,19 @@ class CheckResult:
             return "-"
         return states.pop() if len(states) == 1 else "partial"
 
+    def fail(self, stage: Stage, message: str) -> None:
+        self.failures.append(Failure(stage, message))
+
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = to_data(self)
         if self.latency:
-            data["latency"]["throughput"] = _json_float(self.latency.throughput)
-        data["speedup"] = self.speedup
-        return _sanitize(data)
+            data["latency"]["throughput"] = to_data(self.latency.throughput)
+        data["speedup"] = to_data(self.speedup)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "CheckResult":
-        known = {f.name for f in fields(cls)}
-        values = {key: value for key, value in data.items() if key in known}
-        if values.get("accuracy") is not None:
-            values["accuracy"] = _accuracy_from_dict(values["accuracy"])
-        for key in ("latency", "reference_latency"):
-            if values.get(key) is not None:
-                values[key] = _latency_from_dict(values[key])
-        return cls(**values)
-
-
-def _accuracy_from_dict(data: dict[str, Any]) -> AccuracyResult:
-    outputs = []
-    for raw in data.get("outputs", []):
-        raw = dict(raw)
-        raw["tolerance"] = Tolerance(**{k: _unjson_float(v) for k, v in raw["tolerance"].items()})
-        known = {f.name for f in fields(OutputAccuracy)}
-        outputs.append(OutputAccuracy(**{k: _unjson_float(v) for k, v in raw.items() if k in known}))
-    return AccuracyResult(outputs=outputs, structure_error=data.get("structure_error"))
-
-
-def _latency_from_dict(data: dict[str, Any]) -> LatencyStats:
-    known = {f.name for f in fields(LatencyStats)}
-    return LatencyStats(**{k: _unjson_float(v) for k, v in data.items() if k in known})
+        return from_data(cls, data)
 
 
 def round_figure(value: Any) -> Any:
@@ -209,24 +318,3 @@ def round_figure(value: Any) -> Any:
 
 def _finite(value: float) -> float:
     return value if math.isfinite(value) else math.inf
-
-
-def _json_float(value: float) -> Any:
-    """JSON has no NaN or Inf: write them as strings that read back."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return value
-
-
-def _unjson_float(value: Any) -> Any:
-    if isinstance(value, str) and value in ("nan", "inf", "-inf"):
-        return float(value)
-    return value
-
-
-def _sanitize(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {key: _sanitize(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_sanitize(item) for item in value]
-    return _json_float(value)

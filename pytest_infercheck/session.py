@@ -1,4 +1,4 @@
-"""Per-run state kept on the pytest config: settings layers, the engine cache, collected results.
+"""Per-run state kept on the pytest config: settings layers, the run's state, collected results.
 
 Results travel on the test reports (``report.infercheck``), which pytest-xdist serialises from
 worker to controller, so the controller sees every item exactly once whether or not xdist runs,
@@ -9,17 +9,73 @@ from __future__ import annotations
 
 import os
 import tempfile
-from contextlib import contextmanager
+from collections import OrderedDict
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, ContextManager, Iterator, Optional
 
 import pytest
 
 from .files import file_lock
 from .results import CheckResult, round_figure
 from .settings import Layer, resolve
+from .spec import Outcome, Stage
 
 RESULTS_ON_ITEM = pytest.StashKey[list]()
+FIXTURE_ON_ITEM = pytest.StashKey[Any]()  # the item's Infercheck, to tell whether the test used it
+
+
+class Memo:
+    """A small LRU of values made on first use (reference outputs and timings shared by a test's items)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.values: OrderedDict[Any, Any] = OrderedDict()
+
+    def get_or(self, key: Any, make: Callable[[], Any]) -> Any:
+        if key in self.values:
+            self.values.move_to_end(key)
+            return self.values[key]
+        value = self.values[key] = make()
+        while len(self.values) > self.size:
+            self.values.popitem(last=False)
+        return value
+
+    def clear(self) -> None:
+        self.values.clear()
+
+
+class RunState:
+    """What a run keeps between checks, owned by the session (no module globals): one instance of
+    each backend, the reference outputs and timings of the current test, failed exports."""
+
+    def __init__(self) -> None:
+        self.backends: dict[str, Any] = {}
+        # A test's items share the reference; released when the next test starts (reference outputs
+        # can be hundreds of MiB).
+        self.references = Memo(size=4)
+        self.reference_latencies = Memo(size=4)
+        self.failed_exports: dict[str, Any] = {}  # an export that failed fails alike for every engine
+        self.current_test: Optional[str] = None
+
+    def backend(self, name: str) -> Any:
+        if name not in self.backends:
+            from .backends import create_backend
+
+            self.backends[name] = create_backend(name)
+        return self.backends[name]
+
+    def artifacts(self, mut: Any, cache: Any) -> Any:
+        from .artifacts import ModelArtifacts
+
+        return ModelArtifacts(mut, cache, self.failed_exports)
+
+    def start_test(self, test: str) -> None:
+        """Release the previous test's reference outputs when another test's items begin."""
+        if test != self.current_test:
+            self.references.clear()
+            self.reference_latencies.clear()
+            self.current_test = test
 
 
 class InfercheckSession:
@@ -27,6 +83,7 @@ class InfercheckSession:
         self.config = config
         self.layers = layers
         self.run_settings = resolve(layers)
+        self.run = RunState()
         self.results: list[CheckResult] = []
         self._cache: Any = None
         self._baseline: Any = None  # BaselineStore, read on first use in each process
@@ -36,53 +93,64 @@ class InfercheckSession:
     def is_worker(self) -> bool:
         return hasattr(self.config, "workerinput")
 
-    @property
+    def path(self, name: str) -> Optional[Path]:
+        """An output or input path setting, resolved as pytest resolves its own: an ini value against
+        the ini file's directory, a command-line value against the directory pytest was started in."""
+        value = getattr(self.run_settings, name)
+        if not value:
+            return None
+        given = Path(value).expanduser()
+        if given.is_absolute():
+            return given
+        source = self.run_settings.sources.get(name)
+        inipath = getattr(self.config, "inipath", None)
+        base = inipath.parent if source == "ini file" and inipath else self.config.invocation_params.dir
+        return Path(base) / given
+
     def cache_dir(self) -> Optional[Path]:
-        given = self.run_settings.cache_dir
-        if given:
-            return Path(given).expanduser().resolve()
+        given = self.path("cache_dir")
+        if given is not None:
+            return given.resolve()
         if getattr(self.config, "cache", None) is not None:
             return Path(self.config.cache.mkdir("infercheck"))
         return Path(tempfile.gettempdir()) / "pytest-infercheck-cache"
 
-    @property
-    def cache(self) -> Any:
-        """The engine cache, made on first use (importing it costs nothing, but keep it lazy anyway)."""
+    def engine_cache(self) -> Any:
+        """The engine cache, made on first use."""
         if self._cache is None:
             from .cache import EngineCache
 
-            self._cache = EngineCache(self.cache_dir, enabled=not self.run_settings.no_cache)
+            self._cache = EngineCache(self.cache_dir(), enabled=not self.run_settings.no_cache)
             if self._cache.enabled and "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
                 # Inductor's compiled kernels live beside our artifacts unless the user chose a place.
-                os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(self.cache_dir / "inductor")
+                os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(self._cache.root / "inductor")
         return self._cache
 
-    @property
     def baseline(self) -> Any:
         """The baseline store of ``--infer-baseline``, read and validated once per process; None without it."""
-        path = self.run_settings.baseline
-        if path and self._baseline is None:
-            from .baseline import BaselineStore
+        path = self.path("baseline")
+        if path is not None and self._baseline is None:
+            from .baseline.store import BaselineStore
 
-            self._baseline = BaselineStore.load(Path(path).expanduser())
+            self._baseline = BaselineStore.load(path)
         return self._baseline
 
     def finish_gate(self) -> None:
         """On the controller: write the baseline update and the Markdown and HTML reports from every result."""
-        settings = self.run_settings
-        if settings.baseline and settings.baseline_update:
-            from .baseline import update_baseline
+        baseline, markdown, html = self.path("baseline"), self.path("markdown"), self.path("html")
+        if baseline and self.run_settings.baseline_update:
+            from .baseline.store import update_baseline
 
-            self.baseline_update = update_baseline(Path(settings.baseline).expanduser(), self.results)
-        if settings.markdown or os.environ.get("GITHUB_STEP_SUMMARY"):
+            self.baseline_update = update_baseline(baseline, self.results)
+        if markdown or os.environ.get("GITHUB_STEP_SUMMARY"):
             from .report.markdown import write_markdown
 
-            write_markdown(self.results, settings.markdown, os.environ.get("GITHUB_STEP_SUMMARY"),
-                           baseline=settings.baseline)
-        if settings.html:
+            write_markdown(self.results, str(markdown) if markdown else None, os.environ.get("GITHUB_STEP_SUMMARY"),
+                           baseline=self.run_settings.baseline)
+        if html:
             from .report.html import write_html
 
-            write_html(Path(settings.html), self.results)
+            write_html(html, self.results)
 
     # -- recording ------------------------------------------------------------------------------
 
@@ -92,42 +160,52 @@ class InfercheckSession:
         item.user_properties.extend(junit_properties(result))
 
     def attach(self, item: pytest.Item, report: pytest.TestReport) -> None:
+        """Put the item's results on its call report; a test that never called the fixture fails here."""
+        if report.when != "call":
+            return
         results = item.stash.get(RESULTS_ON_ITEM, [])
-        if results and report.when == "call":
+        if results:
             report.infercheck = [result.to_dict() for result in results]  # type: ignore[attr-defined]
+        elif report.passed and not getattr(item.stash.get(FIXTURE_ON_ITEM, None), "used", True):
+            # Green would claim an engine was checked: nothing was.
+            report.outcome = "failed"
+            report.longrepr = (f"{item.nodeid}: the test requested the infercheck fixture but never called "
+                               "infercheck(model, example_inputs) (nor infercheck.audit(...)), so no engine was checked")
 
     def collect(self, report: pytest.TestReport) -> None:
         for data in getattr(report, "infercheck", None) or []:
             result = CheckResult.from_dict(data)
             # The item's final outcome decides (an assertion after the check may still fail it).
-            if report.failed and result.outcome == "passed":
-                result.outcome = "failed"
-                result.stage = result.stage or "test"
-                result.message = result.message or _first_line(report.longreprtext)
+            if report.failed and result.outcome == Outcome.PASSED:
+                result.outcome = Outcome.FAILED
+                result.stage = result.stage or Stage.TEST
+                result.message = result.message or last_line(report.longreprtext)
             if hasattr(report, "wasxfail"):  # an expected failure reads as one in the summary
-                result.outcome = "xfailed" if report.skipped else "xpassed"
+                result.outcome = Outcome.XFAILED if report.skipped else Outcome.XPASSED
             self.results.append(result)
 
-    # -- GPU timing lock ------------------------------------------------------------------------
+    # -- timing lock ----------------------------------------------------------------------------
 
-    @contextmanager
-    def gpu_lock(self) -> Iterator[None]:
-        """One timing at a time per GPU across xdist workers (and across concurrent pytest runs).
+    def timing_lock(self, device: str) -> ContextManager[None]:
+        """One timed loop at a time per GPU across xdist workers (and across concurrent pytest runs)."""
+        return gpu_lock() if device.startswith("cuda") else nullcontext()
 
-        An flock on a file named after the visible device: other workers keep exporting and
-        building in parallel, and only the timed loops take turns.
-        """
-        visible = os.environ.get("CUDA_VISIBLE_DEVICES", "all").replace(",", "_") or "none"
-        with file_lock(Path(tempfile.gettempdir()) / f"pytest-infercheck-gpu-{visible}.lock"):
-            yield
+
+@contextmanager
+def gpu_lock() -> Iterator[None]:
+    """An flock on a file named after the visible device: other workers keep exporting and building
+    in parallel, and only the timed loops take turns."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "all").replace(",", "_") or "none"
+    with file_lock(Path(tempfile.gettempdir()) / f"pytest-infercheck-gpu-{visible}.lock"):
+        yield
 
 
 def junit_properties(result: CheckResult) -> list[tuple[str, Any]]:
     """Every scalar figure, prefixed by the engine id, for JUnit XML's <properties>."""
     prefix = f"infercheck.{result.spec_id}"
-    props: list[tuple[str, Any]] = [(f"{prefix}.outcome", result.outcome), (f"{prefix}.device", result.device)]
+    props: list[tuple[str, Any]] = [(f"{prefix}.outcome", str(result.outcome)), (f"{prefix}.device", result.device)]
     if result.stage:
-        props.append((f"{prefix}.stage", result.stage))
+        props.append((f"{prefix}.stage", str(result.stage)))
     if result.accuracy is not None:
         for output in result.accuracy.outputs:
             for metric in ("max_abs", "max_rel", "mean_abs", "rel_l2", "cosine", "mismatch_ratio", "top1_agreement"):
@@ -147,12 +225,13 @@ def junit_properties(result: CheckResult) -> list[tuple[str, Any]]:
     if result.budget:
         props.append((f"{prefix}.budget", result.budget))
     props.append((f"{prefix}.cache", result.cache_summary))
-    from .gate import baseline_properties
+    from .baseline.summary import baseline_properties
 
     props.extend(baseline_properties(result))
     return props
 
 
-def _first_line(text: str) -> str:
+def last_line(text: str) -> str:
+    """The last non-empty line of a failure's text: pytest ends a report with the assertion's message."""
     lines = [line for line in text.splitlines() if line.strip()]
     return lines[-1].strip() if lines else ""

@@ -1,63 +1,61 @@
-"""Where each setting comes from, and which source wins.
+"""Where each setting comes from, and which source wins: the frozen ``Settings`` of one check.
 
 Precedence, lowest to highest: built-in default < ini file < command line < marker < fixture call.
 The ini file and the command line describe the run; the marker and the call describe one test,
 and the more specific source wins.  Every resolved value remembers its source, and the JSON
 report lists them, so "why was this budget 30ms?" has an answer.
+
+``Settings`` is generated from the option table (options.OPTIONS): one field per option, so a new
+option is one row there and nothing here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional, Sequence
+from dataclasses import field, make_dataclass
+from typing import Any, Mapping, Sequence
 
-from .options import OPTIONS, TEST_LEVEL_EXTRA, Budget, OptionError, ini_name, parse_value
+from .options import OPTIONS, OPTIONS_BY_NAME, Budget, OptionError, Scope, ini_name, parse_value
 
-# What a marker may set: the engine matrix plus every per-test setting.
-COLLECTION_KEYS = ("backends", "precisions", "cuda_graphs")
-TEST_KEYS = ("budget", "device", "warmup", "min_iters", "max_iters", "min_time", "tf32", "compile_mode",
-             "build_timeout", "time_transfers", "max_regression", "accuracy_factor", "accuracy_floor",
-             *TEST_LEVEL_EXTRA)
-MARKER_KEYS = COLLECTION_KEYS + TEST_KEYS + ("tolerances",)
+# Which keys each source may set, read off the option table's scopes.
+MATRIX_KEYS = tuple(option.name for option in OPTIONS if option.scope == Scope.MATRIX)
+TEST_KEYS = tuple(option.name for option in OPTIONS if option.scope == Scope.TEST)
 CALL_KEYS = TEST_KEYS + ("tolerances",)
+MARKER_KEYS = MATRIX_KEYS + CALL_KEYS
 
 Layer = tuple[str, Mapping[str, Any]]
 
 
-@dataclass(frozen=True)
-class CheckSettings:
-    """The resolved settings of one check, each with the source that set it."""
-
-    values: Mapping[str, Any]
-    sources: Mapping[str, str]
-    tolerances: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self.values[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-    @property
-    def budget(self) -> Optional[Budget]:
-        return self.values.get("budget")
-
-    def describe(self) -> dict[str, dict[str, Any]]:
-        return {name: {"value": str(value) if isinstance(value, Budget) else value, "source": self.sources[name]}
-                for name, value in self.values.items()}
+def _describe(self: Any) -> dict[str, dict[str, Any]]:
+    """Every setting with its value and source, JSON-ready (the report's ``settings``)."""
+    described = {}
+    for option in OPTIONS:
+        value = getattr(self, option.name)
+        if isinstance(value, Budget):
+            value = str(value)
+        elif isinstance(value, tuple):
+            value = [str(v) if not isinstance(v, (bool, int, float, str)) else v for v in value]
+        described[option.name] = {"value": value, "source": self.sources.get(option.name, "default")}
+    return described
 
 
-def default_layer() -> Layer:
-    return ("default", {option.name: option.default for option in OPTIONS} | {
-        "atol": None, "rtol": None, "max_mismatch": None, "min_cosine": None, "max_rel_l2": None, "dynamic_batch": False,
-        "allow_ops": (), "allow_nodes": ()})
+Settings = make_dataclass(
+    "Settings",
+    [(option.name, Any, field(default=option.default)) for option in OPTIONS]
+    + [("tolerances", Mapping[str, Mapping[str, Any]], field(default_factory=dict)),
+       ("sources", Mapping[str, str], field(default_factory=dict))],
+    frozen=True,
+    namespace={"describe": _describe,
+               "__doc__": "The resolved settings of one check (one field per option), each with its source."},
+)
 
 
 def config_layers(config: Any) -> list[Layer]:
-    """Default, ini and command-line layers; a bad ini value is an OptionError naming the ini key."""
+    """Ini and command-line layers; a bad ini value is an OptionError naming the ini key."""
     ini: dict[str, Any] = {}
     cli: dict[str, Any] = {}
     for option in OPTIONS:
+        if not option.flag:
+            continue
         raw = config.getini(ini_name(option))
         if option.is_flag:
             if raw != bool(option.default):
@@ -70,7 +68,7 @@ def config_layers(config: Any) -> list[Layer]:
         value = config.getoption(option.name, default=None)
         if value is not None:
             cli[option.name] = value
-    return [default_layer(), ("ini file", ini), ("command line", cli)]
+    return [("ini file", ini), ("command line", cli)]
 
 
 def parse_layer(source: str, given: Mapping[str, Any], allowed: Sequence[str]) -> dict[str, Any]:
@@ -89,19 +87,22 @@ def parse_layer(source: str, given: Mapping[str, Any], allowed: Sequence[str]) -
     return parsed
 
 
+TOLERANCE_KEYS = ("atol", "rtol", "max_mismatch", "min_cosine", "max_rel_l2")
+
+
 def _parse_tolerances(source: str, value: Any) -> dict[str, dict[str, Any]]:
     if not isinstance(value, Mapping):
         raise OptionError(f"{source} tolerances: expected {{output name: {{atol: ..., rtol: ...}}}}, got {value!r}")
-    allowed = ("atol", "rtol", "max_mismatch", "min_cosine", "max_rel_l2")
     parsed = {}
     for output, fields_ in value.items():
-        if not isinstance(fields_, Mapping) or set(fields_) - set(allowed):
-            raise OptionError(f"{source} tolerances[{output!r}]: expected a dict with keys from {', '.join(allowed)}")
+        if not isinstance(fields_, Mapping) or set(fields_) - set(TOLERANCE_KEYS):
+            raise OptionError(f"{source} tolerances[{output!r}]: expected a dict with keys from "
+                              f"{', '.join(TOLERANCE_KEYS)}")
         parsed[str(output)] = {k: parse_value(k, v, f"{source} tolerances[{output!r}]") for k, v in fields_.items()}
     return parsed
 
 
-def resolve(layers: Sequence[Layer]) -> CheckSettings:
+def resolve(layers: Sequence[Layer]) -> Any:
     """Later layers override earlier ones, key by key; per-output tolerances merge per output."""
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
@@ -112,6 +113,8 @@ def resolve(layers: Sequence[Layer]) -> CheckSettings:
                 for output, fields_ in value.items():
                     tolerances.setdefault(output, {}).update(fields_)
                 continue
+            if name not in OPTIONS_BY_NAME:
+                raise OptionError(f"{source}: unknown setting {name!r}")
             values[name] = value
             sources[name] = source
-    return CheckSettings(values, sources, tolerances)
+    return Settings(**values, tolerances=tolerances, sources=sources)

@@ -1,13 +1,63 @@
-"""What one test item checks: an engine specification and its readable id."""
+"""What one test item checks (an engine specification and its readable id), and the enums results use.
+
+Nothing here imports torch or a backend: the backend names come from the registry
+(``backends.names()``), which reads each backend's descriptor.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 from itertools import product
 from typing import Iterable
 
-BACKENDS: tuple[str, ...] = ("eager", "inductor", "aoti", "onnxruntime", "tensorrt")
-PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "bf16", "int8")
+
+class TextEnum(str, Enum):
+    """An enum whose members are their value as text: in f-strings, JSON and comparisons with str."""
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+
+class Precision(TextEnum):
+    FP32 = "fp32"
+    FP16 = "fp16"
+    BF16 = "bf16"
+    INT8 = "int8"
+
+
+class Outcome(TextEnum):
+    PASSED = "passed"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    XFAILED = "xfailed"  # the item's final outcome, read off pytest's report on the controller
+    XPASSED = "xpassed"
+
+
+class Stage(TextEnum):
+    """Where a check stopped, in flow order (check/flow.py); TEST is the user's own code after the check."""
+
+    AVAILABILITY = "availability"
+    INPUTS = "inputs"
+    REFERENCE = "reference"
+    EXPORT = "export"
+    AUDIT = "audit"
+    CALIBRATION = "calibration"
+    BUILD = "build"
+    CUDA_GRAPH = "cuda-graph"
+    RUN = "run"
+    ACCURACY = "accuracy"
+    DYNAMIC_BATCH = "dynamic batch"
+    LATENCY = "latency"
+    REGRESSION = "regression"
+    BASELINE = "baseline"
+    TEST = "test"
+
+
+PRECISIONS: tuple[str, ...] = tuple(p.value for p in Precision)
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 
 
@@ -33,16 +83,20 @@ class EngineSpec:
 
     @classmethod
     def from_id(cls, spec_id: str) -> "EngineSpec":
-        parts = spec_id.split("-")
-        cuda_graphs = parts[-1] == "cudagraph"
+        """``onnxruntime-fp16-cudagraph`` -> EngineSpec; backend names may hold dashes (``tensorrt-rtx``)."""
+        from .backends import names
+
+        text = spec_id.strip().lower()
+        cuda_graphs = text.endswith("-cudagraph")
         if cuda_graphs:
-            parts = parts[:-1]
-        if len(parts) != 2 or parts[0] not in BACKENDS or parts[1] not in PRECISIONS:
+            text = text[: -len("-cudagraph")]
+        backend, _, precision = text.rpartition("-")
+        if backend not in names() or precision not in PRECISIONS:
             raise ValueError(
                 f"{spec_id!r} is not an engine id; expected <backend>-<precision>[-cudagraph] "
-                f"with backend in {', '.join(BACKENDS)} and precision in {', '.join(PRECISIONS)}"
+                f"with backend in {', '.join(names())} and precision in {', '.join(PRECISIONS)}"
             )
-        return cls(parts[0], parts[1], cuda_graphs)
+        return cls(backend, precision, cuda_graphs)
 
 
 def expand_specs(

@@ -40,12 +40,19 @@ budget. Each resolved value keeps its source: `result.settings["budget"]` is
 `{"value": "p90:30ms", "source": "command line"}`, and the JSON report lists them for every item.
 
 The marker accepts: {marker_keys}. The call accepts the same except the engine matrix
-(`backends`, `precisions`, `cuda_graphs`), which is fixed at collection.
+(`backends`, `precisions`, `cuda_graphs`, `engines`), which is fixed at collection.
 
 ## The options
 
 | option | ini | default | what |
 | --- | --- | --- | --- |
+"""
+
+TEST_HEAD = """
+## Per-test settings (marker and `infercheck()` call only)
+
+| key | default | what |
+| --- | --- | --- |
 """
 
 
@@ -62,12 +69,21 @@ def default_text(option) -> str:
     return str(value)
 
 
+def cell(text: str) -> str:
+    return text.replace("|", "\\|")  # a bare pipe would end the table cell
+
+
 def render() -> str:
-    rows = []
+    rows, test_rows = [], []
     for option in OPTIONS:
+        if option.flag is None:
+            default = "the precision's" if option.default is None else (default_text(option) or "none")
+            test_rows.append(f"| `{option.name}` | {default} | {cell(option.help)} |")
+            continue
         flag = option.flag if option.is_flag else f"{option.flag}={option.metavar}"
-        rows.append(f"| `{flag}` | `{ini_name(option)}` | {default_text(option)} | {option.help} |")
-    return HEAD.replace("{marker_keys}", ", ".join(f"`{k}`" for k in MARKER_KEYS)) + "\n".join(rows) + "\n"
+        rows.append(f"| `{flag}` | `{ini_name(option)}` | {default_text(option)} | {cell(option.help)} |")
+    head = HEAD.replace("{marker_keys}", ", ".join(f"`{k}`" for k in MARKER_KEYS))
+    return head + "\n".join(rows) + "\n" + TEST_HEAD + "\n".join(test_rows) + "\n"
 
 
 if __name__ == "__main__":

@@ -13,9 +13,10 @@ from pytest_infercheck.backends.base import BuildError
 def test_a_package_that_does_not_load_is_a_build_error_naming_it(tmp_path: Path) -> None:
     bogus = tmp_path / "model.pt2"
     bogus.write_bytes(b"not a zip archive")
+    backend = aoti.AotiBackend()
     with pytest.raises(BuildError, match=r"aoti_load_package failed on .*model\.pt2"):
-        aoti.ensure_loads_safely(bogus)
-    assert str(bogus) not in aoti._loads_verified
+        backend.ensure_loads_safely(bogus)
+    assert str(bogus) not in backend.loads_verified and str(bogus) in backend.load_problems
 
 
 def test_a_crash_in_the_probe_process_is_reported_with_the_signal(tmp_path: Path,

@@ -77,7 +77,7 @@ def test_clean(infercheck):
     result = run_plugin(source, "-rs")
     result.assert_outcomes(skipped=2)
     out = result.stdout.str()
-    assert "tensorrt-fp16: TensorRT runs on NVIDIA GPUs only" in out
+    assert "tensorrt-fp16: the tensorrt backend runs on NVIDIA GPUs only" in out
     assert "; where it runs, it could not run 1 node(s) of this model:" in out
     assert "n0 (Det) in head: TensorRT does not support Det (predicted from the TensorRT 10.15 table) [unsupported]" in out
     assert out.count("it could not run") == 2  # test_det's skip line and the summary's, not test_clean's

@@ -7,16 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_infercheck.baseline import (
-    MAX_SAMPLES,
-    BaselineStore,
-    Entry,
-    key_differences,
-    machine_key,
-    render,
-    subsample,
-    write_entries,
-)
+from pytest_infercheck.baseline.key import EntryIdentity, key_differences, machine_key
+from pytest_infercheck.baseline.store import MAX_SAMPLES, BaselineStore, Entry, render, subsample, write_entries
 
 FINGERPRINT = {
     "python": "3.11.7", "platform": "Linux-6.1", "cpu": "Example CPU @ 2.0GHz",
@@ -75,12 +67,12 @@ def test_written_file_reads_back_and_keeps_number_lists_on_one_line(tmp_path: Pa
     assert '"samples_ms": [1.0, 2.0, 3.0]' in path.read_text()
     store = BaselineStore.load(path)
     assert sorted(e.machine["libraries"]["torch"] for e in store.entries) == ["2.12.0", "2.13.0"]
-    found = store.lookup(entries[0].nodeid, "onnxruntime-fp32", entries[0].machine)
+    found = store.lookup(EntryIdentity(entries[0].nodeid, "", "onnxruntime-fp32"), entries[0].machine)
     assert found.status == "found" and found.entry.samples_ms == [1.0, 2.0, 3.0]
     other = machine_key("cpu", {**FINGERPRINT, "libraries": {"torch": "9.9"}})
-    mismatch = store.lookup(entries[0].nodeid, "onnxruntime-fp32", other)
+    mismatch = store.lookup(EntryIdentity(entries[0].nodeid, "", "onnxruntime-fp32"), other)
     assert mismatch.status == "fingerprint-mismatch" and mismatch.differences == ["torch 2.12.0 -> 9.9"]
-    assert store.lookup("test_b.py::test_b", "onnxruntime-fp32", other).status == "missing"
+    assert store.lookup(EntryIdentity("test_b.py::test_b", "", "onnxruntime-fp32"), other).status == "missing"
 
 
 def test_a_missing_file_is_an_empty_store(tmp_path: Path) -> None:
@@ -101,7 +93,7 @@ def _broken(mutate) -> str:  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize("text, problem", [
     ('{"schema": "pytest-infercheck-baseline", "version": 1, "entries": [', "not valid JSON (line 1, column"),
     ("[]", "not a pytest-infercheck baseline"),
-    (_broken(lambda d: d.update(version=2)), "version 2 is not supported"),
+    (_broken(lambda d: d.update(version=3)), "version 3 is not supported"),
     (_broken(lambda d: d.update(entries={})), '"entries" must be a list'),
     (_broken(lambda d: d["entries"][0].pop("nodeid")), 'entries[0]: "nodeid" must be a non-empty string'),
     (_broken(lambda d: d["entries"][0]["latency"]["samples_ms"].__setitem__(1, "fast")),
@@ -109,11 +101,13 @@ def _broken(mutate) -> str:  # type: ignore[no-untyped-def]
     (_broken(lambda d: d["entries"][0]["latency"]["samples_ms"].__setitem__(0, -1.0)), "samples_ms[0] is -1.0"),
     (_broken(lambda d: d["entries"][0]["accuracy"]["logits"].__setitem__("max_abs", None)),
      "accuracy.logits.max_abs is None, expected a finite number >= 0"),
-    (_broken(lambda d: d["entries"].append(d["entries"][0])), "a second entry for the same test, engine and machine"),
+    (_broken(lambda d: d["entries"].append(d["entries"][0])), "a second entry for the same test, check, engine and machine"),
+    ("\ufeff{}".encode("utf-16"), "not UTF-8 text"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00", "not UTF-8 text"),
 ])
-def test_a_broken_file_is_a_usage_error_naming_the_file_and_the_problem(tmp_path: Path, text: str, problem: str) -> None:
+def test_a_broken_file_is_a_usage_error_naming_the_file_and_the_problem(tmp_path: Path, text, problem: str) -> None:
     path = tmp_path / "baseline.json"
-    path.write_text(text)
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
     with pytest.raises(pytest.UsageError) as raised:
         BaselineStore.load(path)
     message = str(raised.value)
@@ -258,12 +252,12 @@ def _result(nodeid: str, samples: list[float], outcome: str = "passed"):  # type
     result.accuracy = AccuracyResult([OutputAccuracy("output", [1], 1e-6, 1e-6, 1e-7, 1e-7, 1.0, 0, 1, [0], 0.0, 0.0, 0,
                                                      Tolerance(1e-4, 1e-3))])
     result.latency = summarize(samples, timer="cpu-perf_counter", batch_size=1, warmup=0)
-    result.extra["machine"] = machine_key("cpu", FINGERPRINT)
+    result.machine = machine_key("cpu", FINGERPRINT)
     return result
 
 
 def test_update_writes_one_entry_per_item_and_says_why_others_were_not_written(tmp_path: Path) -> None:
-    from pytest_infercheck.baseline import update_baseline
+    from pytest_infercheck.baseline.store import update_baseline
 
     path = tmp_path / "b.json"
     skipped = _result("t.py::t[skipped]", [1.0] * 5, outcome="skipped")

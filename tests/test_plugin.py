@@ -188,14 +188,34 @@ def test_precedence_call_over_marker_over_command_line_over_ini(run_plugin, pyte
 
 def test_unknown_marker_keyword_lists_the_accepted_ones(run_plugin) -> None:
     source = '''
-import pytest
+import pytest, torch
+from fixtures.models import dynamic_mlp
 @pytest.mark.infercheck(backends=["eager"], budgett="1ms")
-def test_x(infercheck):
+def test_typo(infercheck):
     pass
+
+@pytest.mark.infercheck(backends=["eager"], precisions=["fp64"])
+def test_unknown_precision(infercheck):
+    pass
+
+@pytest.mark.infercheck("eager")
+def test_positional(infercheck):
+    pass
+
+@pytest.mark.infercheck(backends=["eager"])
+def test_fine(infercheck):
+    infercheck(dynamic_mlp(), torch.randn(2, 64))
 '''
     result = run_plugin(source)
-    result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*marker infercheck: unknown setting(s) budgett; accepted: backends, precisions*"])
+    # Each mistake is an error of its own test, at its own line; the other tests run.
+    result.assert_outcomes(errors=3, passed=1)
+    result.stdout.fnmatch_lines([
+        "*test_model.py:3: @pytest.mark.infercheck: unknown setting(s) budgett; accepted: backends, precisions*",
+        "*test_model.py:7: @pytest.mark.infercheck precisions: unknown precision 'fp64'; known precisions: fp32*",
+        "*test_model.py:11: @pytest.mark.infercheck: takes keyword arguments only, got 1 positional ('eager')*",
+    ])
+    out = result.stdout.str()
+    assert "_pytest/" not in out and "pluggy/" not in out and "INTERNALERROR" not in out  # no internals
 
 
 def test_bad_value_in_the_call_names_the_setting(run_plugin) -> None:
@@ -243,7 +263,7 @@ from fixtures.models import dynamic_mlp
 @pytest.mark.infercheck(backends=["onnxruntime"], precisions=["fp32", "fp16"], dynamic_batch=True)
 def test_dynamic(infercheck):
     result = infercheck(dynamic_mlp(), torch.randn(3, 64))
-    assert result.extra["dynamic_batch"] == {"batch": 6, "passed": True}
+    assert (result.dynamic_batch.batch, result.dynamic_batch.passed) == (6, True)
 '''
     run_plugin(source).assert_outcomes(passed=2)
 

@@ -175,21 +175,23 @@ def test_html_report_is_self_contained_and_renders_in_chromium(regressed_run, py
 
 def test_a_comparison_without_a_verdict_survives_the_trip_to_the_controller_and_renders() -> None:
     """Too few samples give no ratio (NaN): it must read back from JSON and render everywhere."""
-    from pytest_infercheck.gate import baseline_properties, status_cell
+    from pytest_infercheck.baseline.summary import baseline_properties, status_cell
     from pytest_infercheck.regression import compare_latency
     from pytest_infercheck.report.html import render_html
     from pytest_infercheck.report.markdown import render_markdown
-    from pytest_infercheck.results import CheckResult
+    from pytest_infercheck.results import BaselineComparison, BaselineStatus, CheckResult
     from pytest_infercheck.timing import summarize
 
     result = CheckResult(nodeid="test_x.py::test_x[eager-fp32]", spec_id="eager-fp32", backend="eager",
                          precision="fp32", cuda_graphs=False, model_name="Tiny")
     result.latency = summarize([1.0, 1.1, 1.2], timer="cpu-perf_counter", batch_size=1, warmup=0)
     comparison = compare_latency([1.0, 1.1, 1.2], [1.0] * 20, max_regression=0.05)
-    result.extra["baseline"] = {"status": "found", "file": "b.json", "differences": [], "regressions": [],
-                                "improvements": [], "latency": comparison.to_dict(), "samples_ms": [1.0] * 20}
-    received = CheckResult.from_dict(result.to_dict())  # what the xdist controller gets
-    assert received.extra["baseline"]["latency"]["ratio"] is None
+    result.baseline = BaselineComparison(BaselineStatus.FOUND, "b.json", latency=comparison,
+                                         baseline_samples_ms=[1.0] * 20)
+    data = result.to_dict()
+    assert data["baseline"]["latency"]["ratio"] == "nan"  # JSON has no NaN: it travels as text
+    received = CheckResult.from_dict(data)  # what the xdist controller gets
+    assert received.baseline.latency.ratio != received.baseline.latency.ratio  # NaN again
     assert status_cell(received) == "no latency verdict"
     assert ("infercheck.eager-fp32.baseline.latency.verdict", "insufficient") in baseline_properties(received)
     assert "| no latency verdict |" in render_markdown([received], baseline="b.json")

@@ -125,7 +125,7 @@ def test_unknown_tensorrt_dtype_is_named() -> None:
 
 def test_backend_skips_on_the_cpu_and_without_tensorrt() -> None:
     backend = trt_backend.TensorRTBackend()
-    assert "NVIDIA GPUs only" in backend.unavailable_reason(EngineSpec("tensorrt", "fp16"), "cpu")
+    assert "NVIDIA GPUs only" in backend.descriptor.unavailable_reason(EngineSpec("tensorrt", "fp16"), "cpu")
     reason = backend.unavailable_reason(EngineSpec("tensorrt", "fp16"), "cuda")
     assert reason is not None and "tensorrt is not installed" in reason and "pip install" in reason
 
@@ -164,7 +164,7 @@ def test_mlp(infercheck):
     infercheck(dynamic_mlp(), torch.randn(2, 64))
 """, "-rs")
     result.assert_outcomes(skipped=1)
-    result.stdout.fnmatch_lines(["SKIPPED*tensorrt-fp16: TensorRT runs on NVIDIA GPUs only*"])
+    result.stdout.fnmatch_lines(["SKIPPED*tensorrt-fp16: the tensorrt backend runs on NVIDIA GPUs only*"])
 
 
 def test_build_plan_is_frozen() -> None:

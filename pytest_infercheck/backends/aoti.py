@@ -18,47 +18,72 @@ import sys
 from pathlib import Path
 from typing import Any, Optional
 
-import torch
-
-from ..artifacts import device_target
-from ..model import cast_inputs, model_copy
 from ..spec import EngineSpec
-from .base import BuildError, BuildRequest
-from .torch_engine import TorchBackendBase, TorchEngine, torch_dtype
+from .base import BackendDescriptor, BuildError, BuildRequest
+from .torch_engine import TorchBackendBase, TorchEngine, torch_descriptor_facts, torch_dtype
 
 PACKAGE_FILE = "model.pt2"
 LOAD_PROBE_TIMEOUT_S = 600
-_loads_verified: set[str] = set()  # packages this process has seen load safely in a probe process
-_load_problems: dict[str, str] = {}  # and those it has seen fail: a probe costs a torch import (~45 s on the H100)
+
+DESCRIPTOR = BackendDescriptor(name="aoti", implementation=f"{__name__}:AotiBackend",
+                               **torch_descriptor_facts(("torch", "triton")))
 
 
 class AotiBackend(TorchBackendBase):
-    name = "aoti"
+    descriptor = DESCRIPTOR
+
+    def __init__(self) -> None:
+        # Packages this run has seen load safely in a probe process, and those it has seen fail: a
+        # probe costs a torch import (~45 s on the H100).  Kept on the instance, which the session owns.
+        self.loads_verified: set[str] = set()
+        self.load_problems: dict[str, str] = {}
 
     def unavailable_reason(self, spec: EngineSpec, device: str) -> Optional[str]:
         reason = super().unavailable_reason(spec, device)
         if reason:
             return reason
+        import torch
+
         if not hasattr(torch._inductor, "aoti_compile_and_package"):
             return f"torch {torch.__version__} has no torch._inductor.aoti_compile_and_package (needs torch >= 2.6)"
         return None
 
     def build(self, request: BuildRequest) -> TorchEngine:
+        import torch
+
+        from ..artifacts import device_target
+
         dtype = torch_dtype(request.spec.precision)
         entry = request.artifacts.derived(
             "aoti", lambda directory: compile_package(request, directory / PACKAGE_FILE),
             precision=request.spec.precision, target=device_target(request.device),
             mode=request.compile_mode, tf32=request.tf32)
         package = entry.file(PACKAGE_FILE)
-        ensure_loads_safely(package)
+        self.ensure_loads_safely(package)
         # run_single_threaded drops the package runner's own locking, which CUDA graph capture needs.
         loaded = torch._inductor.aoti_load_package(str(package), run_single_threaded=request.spec.cuda_graphs)
         return TorchEngine(loaded, request.device, dtype)
 
+    def ensure_loads_safely(self, package: Path) -> None:
+        """Load ``package`` in a child process first; a crash there is a BuildError here, not a crash."""
+        key = str(package)
+        if key in self.loads_verified:
+            return
+        if key not in self.load_problems:
+            problem = load_problem(package)
+            if problem is None:
+                self.loads_verified.add(key)
+                return
+            self.load_problems[key] = problem
+        raise BuildError(self.load_problems[key])
+
 
 def compile_package(request: BuildRequest, package: Path) -> None:
     """torch.export of the model at the spec's dtype on the target device, compiled to ``package``."""
+    import torch
+
     from ..export import export_program
+    from ..model import cast_inputs, model_copy
 
     dtype = torch_dtype(request.spec.precision)
     model = request.artifacts.model
@@ -69,22 +94,10 @@ def compile_package(request: BuildRequest, package: Path) -> None:
                                              inductor_configs=inductor_configs(request.compile_mode))
 
 
-def ensure_loads_safely(package: Path) -> None:
-    """Load ``package`` in a child process first; a crash there is a BuildError here, not a crash."""
-    key = str(package)
-    if key in _loads_verified:
-        return
-    if key not in _load_problems:
-        problem = load_problem(package)
-        if problem is None:
-            _loads_verified.add(key)
-            return
-        _load_problems[key] = problem
-    raise BuildError(_load_problems[key])
-
-
 def load_problem(package: Path) -> Optional[str]:
     """None when ``aoti_load_package`` loads ``package`` in a fresh interpreter; else what went wrong."""
+    import torch
+
     code = "import sys, torch; torch._inductor.aoti_load_package(sys.argv[1])"
     try:
         child = subprocess.run([sys.executable, "-c", code, str(package)], capture_output=True, text=True,

@@ -9,7 +9,8 @@ timed on the same terms.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Optional, Protocol, Sequence, runtime_checkable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Protocol, Sequence, runtime_checkable
 
 if TYPE_CHECKING:
     import numpy as np
@@ -17,6 +18,56 @@ if TYPE_CHECKING:
 
     from ..artifacts import ModelArtifacts
     from ..spec import EngineSpec
+
+# Libraries on every engine's path: torch runs the reference and the exporters.
+TORCH = ("torch",)
+# What an ONNX-based backend's figures also depend on: the exporter and the graph it writes.
+ONNX_EXPORT = ("torch", "onnx", "onnxscript")
+
+
+@dataclass(frozen=True)
+class BackendDescriptor:
+    """Everything the rest of the plugin needs to know about a backend, without importing it.
+
+    Spec validation, the registry, the engine cache key and the machine fingerprint (``libraries``),
+    the baseline's machine key, the pre-build audit (``audit_targets``), the ONNX variant a build
+    asks for (``onnx_variants``) and the skip reasons all read this one object.
+    """
+
+    name: str
+    implementation: str  # "module:Class" of the Backend, imported only when a test selects it
+    precisions: tuple[str, ...]
+    devices: tuple[str, ...]  # "cpu", "cuda": where its engines run
+    libraries: tuple[str, ...]  # distributions whose versions key its cache entries and baseline entries
+    install: str  # what to install when its library is missing
+    supports_cuda_graphs: bool = True
+    # Audit target per device kind ("cpu"/"cuda"); a backend the audit does not cover has none.
+    audit_targets: Mapping[str, str] = field(default_factory=dict)
+    # ONNX model per precision (onnx_variants.py): "fp32" the export, "fp16" converted, "int8-qdq"
+    # calibrated Q/DQ; empty for backends that run the PyTorch module itself.
+    onnx_variants: Mapping[str, str] = field(default_factory=dict)
+    # Whether its audit target can be judged where the backend cannot run (a support table):
+    # then a skipped item still says which nodes would not run.
+    audit_without_library: bool = False
+
+    def audit_target(self, device: str) -> Optional[str]:
+        return self.audit_targets.get("cuda" if device.startswith("cuda") else "cpu")
+
+    def unavailable_reason(self, spec: "EngineSpec", device: str) -> Optional[str]:
+        """The checks every backend shares: precision offered, device served, CUDA Graphs need CUDA."""
+        kind = "cuda" if device.startswith("cuda") else "cpu"
+        if spec.precision not in self.precisions:
+            return (f"the {self.name} backend has no {spec.precision.upper()} engine "
+                    f"(it offers {', '.join(self.precisions)})")
+        if kind not in self.devices:
+            where = " and ".join("NVIDIA GPUs" if d == "cuda" else "the CPU" for d in self.devices)
+            return (f"the {self.name} backend runs on {where} only "
+                    f"(this run uses the {kind.upper()}; see --infer-device)")
+        if spec.cuda_graphs and kind != "cuda":
+            return "CUDA Graphs need a CUDA device (this run uses the CPU; see --infer-device)"
+        if spec.cuda_graphs and not self.supports_cuda_graphs:
+            return f"the {self.name} backend cannot run under CUDA Graphs"
+        return None
 
 
 @runtime_checkable
@@ -56,15 +107,16 @@ class BuildRequest:
 
 
 class Backend(Protocol):
-    name: str
-    precisions: tuple[str, ...]  # precisions this backend can build at all
-    supports_cuda_graphs: bool
+    descriptor: BackendDescriptor
 
     def unavailable_reason(self, spec: "EngineSpec", device: str) -> Optional[str]:
-        """Why this spec cannot run here (missing library, device, precision), with the fix; None if it can."""
+        """Why this spec cannot run here beyond the descriptor's checks (a missing library), or None."""
 
     def build(self, request: BuildRequest) -> Engine:
         """Build (or load from the cache) the engine; raise on failure with the builder's reason."""
+
+    def onnx_model(self, request: BuildRequest) -> Optional[Path]:
+        """The ONNX model the engine runs (divergence localisation compares it node by node), or None."""
 
 
 class BuildError(Exception):
@@ -80,13 +132,3 @@ def missing_module_reason(module: str, install: str) -> Optional[str]:
     return None
 
 
-def common_unavailable_reason(backend: "Backend", spec: "EngineSpec", device: str) -> Optional[str]:
-    """The checks every backend shares: precision offered, CUDA Graphs need CUDA and support."""
-    if spec.precision not in backend.precisions:
-        return (f"the {backend.name} backend has no {spec.precision.upper()} engine "
-                f"(it offers {', '.join(backend.precisions)})")
-    if spec.cuda_graphs and not device.startswith("cuda"):
-        return "CUDA Graphs need a CUDA device (this run uses the CPU; see --infer-device)"
-    if spec.cuda_graphs and not backend.supports_cuda_graphs:
-        return f"the {backend.name} backend cannot run under CUDA Graphs"
-    return None

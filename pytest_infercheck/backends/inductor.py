@@ -9,18 +9,21 @@ from __future__ import annotations
 
 from contextlib import ExitStack
 
-import torch
+from .base import BackendDescriptor, BuildRequest
+from .torch_engine import TorchBackendBase, TorchEngine, torch_descriptor_facts, torch_dtype
 
-from ..model import cast_inputs, model_copy
-from .base import BuildRequest
-from .torch_engine import TorchBackendBase, TorchEngine, torch_dtype
+DESCRIPTOR = BackendDescriptor(name="inductor", implementation=f"{__name__}:InductorBackend",
+                               **torch_descriptor_facts(("torch", "triton")))
 
 
 class InductorBackend(TorchBackendBase):
-    name = "inductor"
+    descriptor = DESCRIPTOR
 
     def build(self, request: BuildRequest) -> TorchEngine:
+        import torch
         from torch._dynamo.utils import counters
+
+        from ..model import cast_inputs, model_copy
 
         dtype = torch_dtype(request.spec.precision)
         module = model_copy(request.artifacts.model.module, dtype=dtype, device=request.device)

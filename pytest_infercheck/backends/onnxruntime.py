@@ -7,23 +7,26 @@ form is symmetric with zero points of 0, which is also what TensorRT accepts.
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import io
-import logging
-import os
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
-import numpy as np
-
-from ..model import to_numpy
 from ..spec import EngineSpec
-from .base import BuildRequest, common_unavailable_reason, missing_module_reason
+from .base import ONNX_EXPORT, BackendDescriptor, BuildRequest, missing_module_reason
+
+if TYPE_CHECKING:
+    import numpy as np
 
 INSTALL_CPU = "pip install 'pytest-infercheck[onnxruntime]' (or onnxruntime-gpu for CUDA; never both)"
-FP16_FILE = "model.fp16.onnx"
-INT8_FILE = "model.int8.onnx"
+
+DESCRIPTOR = BackendDescriptor(
+    name="onnxruntime", implementation=f"{__name__}:OnnxRuntimeBackend", precisions=("fp32", "fp16", "int8"),
+    devices=("cpu", "cuda"), libraries=(*ONNX_EXPORT, "onnxruntime", "onnxruntime-gpu"), install=INSTALL_CPU,
+    # On CUDA, CUDA Graphs come from the CUDA provider's enable_cuda_graph option.
+    supports_cuda_graphs=True,
+    audit_targets={"cpu": "onnxruntime", "cuda": "onnxruntime-cuda"},
+    onnx_variants={"fp32": "fp32", "fp16": "fp16", "int8": "int8-qdq"},
+)
 
 
 def available_providers() -> list[str]:
@@ -118,16 +121,22 @@ class OnnxRuntimeEngine:
         self.input_names = [meta.name for meta in session.get_inputs()]
         self.output_names = [meta.name for meta in session.get_outputs()]
 
-    def prepare(self, inputs: Sequence[Any]) -> dict[str, np.ndarray]:
+    def prepare(self, inputs: Sequence[Any]) -> dict[str, "np.ndarray"]:
+        import numpy as np
+
+        from ..model import to_numpy
+
         if len(inputs) != len(self.input_names):
             raise ValueError(f"the ONNX model takes {len(self.input_names)} inputs ({', '.join(self.input_names)}), "
                              f"{len(inputs)} were given")
         return {name: np.ascontiguousarray(to_numpy(tensor)) for name, tensor in zip(self.input_names, inputs)}
 
-    def run(self, prepared: dict[str, np.ndarray]) -> list[np.ndarray]:
+    def run(self, prepared: dict[str, "np.ndarray"]) -> list["np.ndarray"]:
         return self.session.run(self.output_names, prepared)
 
-    def to_numpy(self, raw_outputs: list[np.ndarray]) -> list[np.ndarray]:
+    def to_numpy(self, raw_outputs: list["np.ndarray"]) -> list["np.ndarray"]:
+        import numpy as np
+
         return [np.asarray(output) for output in raw_outputs]
 
     def close(self) -> None:
@@ -191,7 +200,9 @@ class OnnxRuntimeCudaEngine:
         self.session.run_with_iobinding(self.binding)
         return self.static_outputs
 
-    def to_numpy(self, raw_outputs: list[Any]) -> list[np.ndarray]:
+    def to_numpy(self, raw_outputs: list[Any]) -> list["np.ndarray"]:
+        from ..model import to_numpy
+
         if self.stream is not None:
             self.stream.synchronize()
         return [to_numpy(tensor) for tensor in raw_outputs]
@@ -206,24 +217,24 @@ def _bind_tensor(bind: Any, name: str, tensor: Any) -> None:
 
 
 def _numpy_dtype(tensor: Any) -> Any:
+    import numpy as np
     import torch
 
     return np.dtype(str(torch.empty((), dtype=tensor.dtype).numpy().dtype))
 
 
 def _torch_dtype(dtype: Any) -> Any:
+    import numpy as np
     import torch
 
     return torch.from_numpy(np.zeros((), dtype=dtype)).dtype
 
 
 class OnnxRuntimeBackend:
-    name = "onnxruntime"
-    precisions = ("fp32", "fp16", "int8")
-    supports_cuda_graphs = True  # on CUDA, through the CUDA provider's enable_cuda_graph option
+    descriptor = DESCRIPTOR
 
     def unavailable_reason(self, spec: EngineSpec, device: str) -> Optional[str]:
-        reason = common_unavailable_reason(self, spec, device) or missing_module_reason("onnxruntime", INSTALL_CPU)
+        reason = missing_module_reason("onnxruntime", INSTALL_CPU)
         if reason:
             return reason
         if providers_for(device) is None:
@@ -232,7 +243,7 @@ class OnnxRuntimeBackend:
         return None
 
     def build(self, request: BuildRequest) -> Any:
-        path = self.model_path(request)
+        path = self.onnx_model(request)
         providers = providers_for(request.device) or []
         if not request.device.startswith("cuda"):
             return OnnxRuntimeEngine(create_session(path, providers), request.device)
@@ -255,23 +266,10 @@ class OnnxRuntimeBackend:
                          "kernels: these are INT8's errors, not INT8's speed (the TensorRT provider fuses them)")
         return OnnxRuntimeCudaEngine(session, request.device, stream, request.spec.cuda_graphs)
 
-    def model_path(self, request: BuildRequest) -> Path:
-        artifacts = request.artifacts
-        fp32_path = artifacts.onnx_path()
-        if request.spec.precision == "fp32":
-            return fp32_path
-        if request.spec.precision == "fp16":
-            return artifacts.derived("onnx-fp16", lambda d: convert_fp16(fp32_path, d / FP16_FILE)).file(FP16_FILE)
-        from ..model import inputs_hash
+    def onnx_model(self, request: BuildRequest) -> Path:
+        from ..onnx_variants import onnx_variant
 
-        batches = request.calibration or []
-        if request.calibration_generated:
-            request.note(f"INT8 calibrated on {len(batches)} generated batches drawn like the example inputs "
-                         "(no calibration= given): pass real data for figures that mean something")
-        names = artifacts.onnx_input_names() or []
-        return artifacts.derived(
-            "onnx-int8", lambda d: quantize_qdq(fp32_path, d / INT8_FILE, names, batches),
-            calibration=inputs_hash(batches)).file(INT8_FILE)
+        return onnx_variant(request, DESCRIPTOR.onnx_variants[request.spec.precision])
 
 
 def create_session(path: Path, providers: list[str], options_per_provider: Optional[list[dict[str, str]]] = None) -> Any:
@@ -282,56 +280,3 @@ def create_session(path: Path, providers: list[str], options_per_provider: Optio
     options.log_severity_level = 3  # errors only: the verdict carries what matters
     return onnxruntime.InferenceSession(str(path), sess_options=options, providers=providers,
                                         provider_options=options_per_provider)
-
-
-def convert_fp16(source: Path, target: Path) -> None:
-    """Weights and activations to float16; graph inputs and outputs stay float32."""
-    import onnx
-    from onnxruntime.transformers.float16 import convert_float_to_float16
-
-    model = onnx.load(str(source))
-    with _quiet(), _inside(target.parent):
-        converted = convert_float_to_float16(model, keep_io_types=True, disable_shape_infer=False)
-    onnx.save(converted, str(target))
-
-
-def quantize_qdq(source: Path, target: Path, input_names: list[str], batches: list[tuple[Any, ...]]) -> None:
-    """Static INT8 quantization in QDQ format, symmetric (zero points 0), calibrated on ``batches``."""
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self._feeds = iter([{name: to_numpy(t) for name, t in zip(input_names, batch)} for batch in batches])
-
-        def get_next(self) -> Optional[dict[str, np.ndarray]]:
-            return next(self._feeds, None)
-
-    with _quiet(), _inside(target.parent):
-        quantize_static(str(source), str(target), Reader(), quant_format=QuantFormat.QDQ,
-                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True,
-                        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
-
-
-@contextlib.contextmanager
-def _inside(directory: Path) -> Any:
-    """Run in ``directory``: ORT's shape inference can drop sym_shape_infer_temp.onnx in the working
-    directory, which would otherwise be the user's repository."""
-    previous = os.getcwd()
-    os.chdir(directory)
-    try:
-        yield
-    finally:
-        os.chdir(previous)
-
-
-@contextlib.contextmanager
-def _quiet() -> Any:
-    """The converters log advice at WARNING through the root logger; keep it out of test output."""
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            yield
-    finally:
-        root.setLevel(level)

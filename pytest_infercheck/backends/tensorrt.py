@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from ..spec import EngineSpec
-from .base import BuildRequest, common_unavailable_reason, missing_module_reason
+from .base import ONNX_EXPORT, BackendDescriptor, BuildRequest, missing_module_reason
 from .tensorrt_config import (BuildPlan, UnsupportedBuild, calibration_feeds, engine_key_parts, plan_build,
                               profile_shapes, torch_dtype_name)
 
@@ -34,13 +34,25 @@ INSTALL_TRT = ("pip install 'pytest-infercheck[tensorrt]' on a Linux machine wit
 PLAN_FILE = "model.plan"
 TIMING_FILE = "timing.cache"
 CALIBRATION_FILE = "calibration.cache"
+# The pip distributions that carry TensorRT: the meta-package, or a CUDA major's own wheels without it.
+TENSORRT_DISTRIBUTIONS = ("tensorrt", "tensorrt-cu13", "tensorrt-cu12", "tensorrt-cu13-libs", "tensorrt-cu12-libs")
+
+DESCRIPTOR = BackendDescriptor(
+    name="tensorrt", implementation=f"{__name__}:TensorRTBackend", precisions=("fp32", "fp16", "bf16", "int8"),
+    devices=("cuda",), libraries=(*ONNX_EXPORT, "polygraphy", *TENSORRT_DISTRIBUTIONS), install=INSTALL_TRT,
+    audit_targets={"cpu": "tensorrt", "cuda": "tensorrt"},
+    # 10.x parses the FP32 export and sets precision flags; 11.x parses the variant whose types carry
+    # the precision (BuildPlan.onnx_variant decides per version).
+    onnx_variants={"fp32": "fp32", "fp16": "fp16", "int8": "int8-qdq"},
+    audit_without_library=True,  # the 10.1/10.15 support tables predict what the parser would say
+)
 
 
 def installed_tensorrt_version() -> Optional[str]:
     """TensorRT's version from package metadata (importing tensorrt loads CUDA: not at collection)."""
     from importlib import metadata
 
-    for dist in ("tensorrt", "tensorrt-cu13", "tensorrt-cu12", "tensorrt-cu13-libs", "tensorrt-cu12-libs"):
+    for dist in TENSORRT_DISTRIBUTIONS:
         try:
             return metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -49,16 +61,9 @@ def installed_tensorrt_version() -> Optional[str]:
 
 
 class TensorRTBackend:
-    name = "tensorrt"
-    precisions = ("fp32", "fp16", "bf16", "int8")
-    supports_cuda_graphs = True
+    descriptor = DESCRIPTOR
 
     def unavailable_reason(self, spec: EngineSpec, device: str) -> Optional[str]:
-        reason = common_unavailable_reason(self, spec, device)
-        if reason:
-            return reason
-        if not device.startswith("cuda"):
-            return "TensorRT runs on NVIDIA GPUs only (this run uses the CPU; see --infer-device)"
         reason = missing_module_reason("tensorrt", INSTALL_TRT) or missing_module_reason(
             "polygraphy", "pip install polygraphy")
         if reason:
@@ -87,12 +92,15 @@ class TensorRTBackend:
     @staticmethod
     def onnx_for(plan: BuildPlan, request: BuildRequest) -> Path:
         """10.x parses the FP32 export; 11.x the converted model that carries the precision in its types."""
-        if plan.onnx_variant == "fp32":
-            return request.artifacts.onnx_path()
-        from .onnxruntime import OnnxRuntimeBackend
+        from ..onnx_variants import onnx_variant
 
-        # The same FP16 / QDQ models the ONNX Runtime backend uses, from the same cache entries.
-        return OnnxRuntimeBackend().model_path(request)
+        return onnx_variant(request, plan.onnx_variant)
+
+    def onnx_model(self, request: BuildRequest) -> Optional[Path]:
+        version = installed_tensorrt_version()
+        if version is None:
+            return None
+        return self.onnx_for(plan_build(version, request.spec.precision, tf32=request.tf32), request)
 
 
 def build_engine_entry(plan: BuildPlan, request: BuildRequest, onnx_path: Path, version: str) -> Any:

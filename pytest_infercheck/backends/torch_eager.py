@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from ..model import model_copy
-from .base import BuildRequest
-from .torch_engine import TorchBackendBase, TorchEngine, torch_dtype
+from .base import BackendDescriptor, BuildRequest
+from .torch_engine import TorchBackendBase, TorchEngine, torch_descriptor_facts, torch_dtype
+
+DESCRIPTOR = BackendDescriptor(name="eager", implementation=f"{__name__}:EagerBackend", **torch_descriptor_facts())
 
 
 class EagerBackend(TorchBackendBase):
-    name = "eager"
+    descriptor = DESCRIPTOR
 
     def build(self, request: BuildRequest) -> TorchEngine:
+        from ..model import model_copy
+
         dtype = torch_dtype(request.spec.precision)
         module = model_copy(request.artifacts.model.module, dtype=dtype, device=request.device)
         return TorchEngine(module, request.device, dtype)

@@ -1,14 +1,22 @@
-"""The engine shape every PyTorch backend shares: a callable on tensors at one dtype and device."""
+"""The engine shape every PyTorch backend shares: a callable on tensors at one dtype and device.
+
+Imported when the registry reads the PyTorch backends' descriptors, so torch is imported inside
+the functions that need it, not here.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
-import numpy as np
-import torch
+from .base import TORCH
 
-from ..model import DTYPES, cast_inputs, flatten_outputs, to_numpy
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+TORCH_PRECISIONS = ("fp32", "fp16", "bf16")
+INSTALL_TORCH_CUDA = "install a CUDA build of torch on a GPU machine"
 
 
 @dataclass
@@ -17,18 +25,24 @@ class TorchEngine:
 
     fn: Callable[..., Any]
     device: str
-    dtype: Optional[torch.dtype]
+    dtype: Optional["torch.dtype"]
     stream: Any = None
 
-    def prepare(self, inputs: Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    def prepare(self, inputs: Sequence["torch.Tensor"]) -> tuple["torch.Tensor", ...]:
+        from ..model import cast_inputs
+
         return cast_inputs(inputs, dtype=self.dtype, device=self.device)
 
-    def run(self, prepared: tuple[torch.Tensor, ...]) -> Any:
+    def run(self, prepared: tuple["torch.Tensor", ...]) -> Any:
+        import torch
+
         with torch.inference_mode():
             # On CUDA this returns once the work is queued: the timer's events bound it, to_numpy syncs.
             return self.fn(*prepared)
 
-    def to_numpy(self, raw_outputs: Any) -> list[np.ndarray]:
+    def to_numpy(self, raw_outputs: Any) -> list["np.ndarray"]:
+        from ..model import flatten_outputs, to_numpy
+
         return [to_numpy(tensor) for _, tensor in flatten_outputs(raw_outputs)]
 
     def close(self) -> None:
@@ -40,23 +54,30 @@ def _closed(*_: Any) -> Any:
 
 
 class TorchBackendBase:
-    """What the PyTorch backends (eager, inductor, aoti) share: FP32/FP16/BF16, CUDA when asked."""
-
-    name = "torch"
-    precisions: tuple[str, ...] = ("fp32", "fp16", "bf16")
-    supports_cuda_graphs = True
+    """What the PyTorch backends (eager, inductor, aoti) share: CUDA only when torch sees a GPU."""
 
     def unavailable_reason(self, spec: Any, device: str) -> Optional[str]:
-        from .base import common_unavailable_reason
+        return cuda_unavailable_reason(device)
 
-        return common_unavailable_reason(self, spec, device) or cuda_unavailable_reason(device)
+    def onnx_model(self, request: Any) -> None:
+        return None  # they run the PyTorch module itself, not an ONNX model
 
 
-def torch_dtype(precision: str) -> torch.dtype:
+def torch_descriptor_facts(libraries: tuple[str, ...] = TORCH) -> dict[str, Any]:
+    """The descriptor fields the three PyTorch backends share."""
+    return {"precisions": TORCH_PRECISIONS, "devices": ("cpu", "cuda"), "libraries": libraries,
+            "install": INSTALL_TORCH_CUDA}
+
+
+def torch_dtype(precision: str) -> "torch.dtype":
+    from ..model import DTYPES
+
     return DTYPES[precision]
 
 
 def cuda_unavailable_reason(device: str) -> Optional[str]:
+    import torch
+
     if device.startswith("cuda") and not torch.cuda.is_available():
-        return "no CUDA device is visible to torch (install a CUDA build of torch on a GPU machine)"
+        return f"no CUDA device is visible to torch ({INSTALL_TORCH_CUDA})"
     return None

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from ..environment import fingerprint
-from ..gate import record_of, status_cell
+from ..baseline.summary import not_compared_reason, status_cell
+from ..results import BaselineStatus
 from ..results import CheckResult
 from .table import test_name
 
@@ -53,10 +54,10 @@ def _num(value: Optional[float], spec: str) -> str:
 
 
 def cell_class(result: CheckResult) -> str:
-    record = record_of(result) or {}
-    if record.get("regressions"):
+    comparison = result.baseline
+    if comparison is not None and comparison.regressions:
         return "regression"
-    if record.get("improvements") and result.outcome == "passed":
+    if comparison is not None and comparison.improvements and result.outcome == "passed":
         return "improved"
     return result.outcome if result.outcome in OUTCOME_CLASSES else "failed"
 
@@ -106,8 +107,7 @@ def latency_table(result: CheckResult) -> str:
     lat = result.latency
     if lat is None:
         return ""
-    record = record_of(result) or {}
-    base = record.get("latency")
+    base = result.baseline.latency if result.baseline else None
     rows = [("p50 ms", lat.p50_ms), ("p90 ms", lat.p90_ms), ("p99 ms", lat.p99_ms), ("mean ms", lat.mean_ms),
             ("std ms", lat.std_ms), ("samples", lat.count)]
     head = "<tr><th>latency</th><th>this run</th>" + ("<th>baseline</th>" if base else "") + "</tr>"
@@ -115,9 +115,9 @@ def latency_table(result: CheckResult) -> str:
     for label, value in rows:
         baseline_cell = ""
         if base and label == "p50 ms":
-            baseline_cell = f"<td class='num'>{_num(base['baseline_p50_ms'], '.4g')}</td>"
+            baseline_cell = f"<td class='num'>{_num(base.baseline_p50_ms, '.4g')}</td>"
         elif base and label == "samples":
-            baseline_cell = f"<td class='num'>{base['n_baseline']} kept</td>"
+            baseline_cell = f"<td class='num'>{base.n_baseline} kept</td>"
         elif base:
             baseline_cell = "<td></td>"
         lines.append(f"<tr><td>{label}</td><td class='num'>{_num(value, '.4g')}</td>{baseline_cell}</tr>")
@@ -128,8 +128,7 @@ def latency_table(result: CheckResult) -> str:
 def accuracy_table(result: CheckResult) -> str:
     if result.accuracy is None:
         return ""
-    record = record_of(result) or {}
-    old = {(c["output"], c["metric"]): c for c in record.get("accuracy", [])}
+    old = {(c.output, c.metric): c for c in (result.baseline.accuracy if result.baseline else [])}
     head = ("<tr><th>output</th><th>max abs</th><th>max rel</th><th>mean abs</th><th>cosine</th><th>mismatch</th>"
             + ("<th>baseline max abs</th><th>baseline mean abs</th>" if old else "") + "</tr>")
     lines = []
@@ -140,8 +139,8 @@ def accuracy_table(result: CheckResult) -> str:
         if old:
             for metric in ("max_abs", "mean_abs"):
                 change = old.get((out.name, metric))
-                mark = " class='num regression'" if change and change["regressed"] else " class='num'"
-                cells.append(f"<span{mark}>{_num(change['baseline'], '.3g')}</span>" if change else "-")
+                mark = " class='num regression'" if change and change.regressed else " class='num'"
+                cells.append(f"<span{mark}>{_num(change.baseline, '.3g')}</span>" if change else "-")
         lines.append(f"<tr{cls}><td>{_e(out.name)}</td>" + "".join(f"<td class='num'>{c}</td>" for c in cells) + "</tr>")
     structure = f"<pre>{_e(result.accuracy.structure_error)}</pre>" if result.accuracy.structure_error else ""
     return f"<table>{head}{''.join(lines)}</table>{structure}"
@@ -158,10 +157,10 @@ def latency_plot(result: CheckResult) -> str:
         return "<p class='note'>install matplotlib (pip install 'pytest-infercheck[html]') for latency plots</p>"
     import numpy as np
 
-    from ..baseline import subsample
+    from ..baseline.store import subsample
 
     curves = [("this run", subsample(result.latency.samples_ms, PLOT_POINTS), "#0969da")]
-    baseline_samples = (record_of(result) or {}).get("samples_ms")
+    baseline_samples = result.baseline.baseline_samples_ms if result.baseline else None
     if baseline_samples:
         curves.insert(0, ("baseline", subsample(baseline_samples, PLOT_POINTS), "#8c959f"))
     every = np.concatenate([np.asarray(s) for _, s, _ in curves])
@@ -201,7 +200,6 @@ def _log_axis(axes: Any, low: float, high: float) -> None:
 
 
 def card(result: CheckResult) -> str:
-    record = record_of(result) or {}
     status = status_cell(result)
     badge = f" <span class='badge {cell_class(result)}'>{_e(result.outcome)}</span>"
     gate = f" <span class='badge {cell_class(result)}'>baseline: {_e(status)}</span>" if status != "-" else ""
@@ -211,33 +209,39 @@ def card(result: CheckResult) -> str:
              + (f"; build {result.build_seconds:.1f} s, cache {_e(result.cache_summary)}" if result.build_seconds is not None else "")
              + "</div>"]
     if result.outcome != "passed" and (result.failures or result.message):
-        parts.append(f"<pre>{_e(chr(10).join(result.failures) or result.message)}</pre>")
-    for line in record.get("regressions", []):
-        if f"regression: {line}" not in "\n".join(result.failures):  # e.g. while updating: not a failure
-            parts.append(f"<div class='regression'>regression: {_e(line)}</div>")
-    for line in record.get("improvements", []):
-        parts.append(f"<div class='improved'>improved: {_e(line)}</div>")
-    latency = record.get("latency")
-    if latency and latency["ratio"] is None:
-        parts.append(f"<div class='note'>vs baseline: no latency verdict ({_e(latency['n_baseline'])} vs "
-                     f"{_e(latency['n_current'])} samples: too few)</div>")
-    elif latency and not record.get("regressions") and not record.get("improvements"):
-        parts.append(f"<div class='note'>vs baseline recorded {_e(record.get('recorded', '?'))}: "
-                     f"median {latency['ratio'] - 1:+.1%}, {_e(latency['verdict'])} "
-                     f"(allowed +{latency['max_regression']:.1%} when significant)</div>")
-    if record.get("status") in ("missing", "fingerprint-mismatch"):
-        from ..gate import not_compared_reason
-
-        parts.append(f"<div class='note'>not compared: {_e(not_compared_reason(record))}</div>")
+        parts.append(f"<pre>{_e(chr(10).join(map(str, result.failures)) or result.message)}</pre>")
+    parts += baseline_notes(result)
     parts.append(f"<div class='row'><div>{latency_table(result)}</div><div>{accuracy_table(result)}</div></div>")
     parts.append(latency_plot(result))
     return "".join(parts) + "</div>"
 
 
+def baseline_notes(result: CheckResult) -> list[str]:
+    """The card's lines about the baseline: regressions, improvements, the ratio, or why not compared."""
+    comparison = result.baseline
+    if comparison is None:
+        return []
+    failed = "\n".join(map(str, result.failures))
+    parts = [f"<div class='regression'>regression: {_e(line)}</div>"
+             for line in comparison.regressions if line not in failed]  # e.g. while updating: not a failure
+    parts += [f"<div class='improved'>improved: {_e(line)}</div>" for line in comparison.improvements]
+    latency = comparison.latency
+    if latency is not None and latency.ratio != latency.ratio:  # NaN: too few samples
+        parts.append(f"<div class='note'>vs baseline: no latency verdict ({latency.n_baseline} vs "
+                     f"{latency.n_current} samples: too few)</div>")
+    elif latency is not None and not comparison.regressions and not comparison.improvements:
+        parts.append(f"<div class='note'>vs baseline recorded {_e(comparison.recorded or '?')}: "
+                     f"median {latency.ratio - 1:+.1%}, {_e(latency.verdict)} "
+                     f"(allowed +{latency.max_regression:.1%} when significant)</div>")
+    if comparison.status != BaselineStatus.FOUND:
+        parts.append(f"<div class='note'>not compared: {_e(not_compared_reason(comparison))}</div>")
+    return parts
+
+
 def environment_table(results: Sequence[CheckResult]) -> str:
     env = fingerprint()
     rows = [("python", env["python"]), ("platform", env["platform"]), ("cpu", env["cpu"])]
-    gpus = {str(r.extra["machine"].get("gpu")) for r in results if r.extra.get("machine", {}).get("gpu")}
+    gpus = {str(r.machine.get("gpu")) for r in results if r.machine and r.machine.get("gpu")}
     gpu = env.get("gpu") or (", ".join(sorted(gpus)) if gpus else None)
     rows.append(("gpu", gpu or "none seen"))
     rows += [(name, version) for name, version in sorted(env["libraries"].items())]

@@ -9,21 +9,20 @@ from typing import Any, Sequence
 
 from ..environment import fingerprint
 from ..files import write_atomic
-from ..results import CheckResult
-
-SCHEMA_VERSION = 1
+from ..results import SCHEMA_VERSION, CheckResult
+from .table import ordered
 
 
 def report_data(results: Sequence[CheckResult]) -> dict[str, Any]:
     counts: dict[str, int] = {}
     for result in results:
-        counts[result.outcome] = counts.get(result.outcome, 0) + 1
+        counts[str(result.outcome)] = counts.get(str(result.outcome), 0) + 1
     return {
         "schema": SCHEMA_VERSION,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "environment": fingerprint(),
         "counts": counts,
-        "results": [result.to_dict() for result in sorted(results, key=lambda r: (r.nodeid, r.spec_id))],
+        "results": [result.to_dict() for result in ordered(results)],
     }
 
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Sequence
 
-from ..gate import not_compared_reason, record_of, status_cell
-from ..results import CheckResult
-from .table import COLUMNS, rows, test_name
+from ..baseline.summary import not_compared_reason, status_cell
+from ..results import BaselineStatus, CheckResult
+from .table import COLUMNS, ordered, rows, test_name
 
 BASELINE_COLUMN = "vs baseline"
 
@@ -22,32 +22,30 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def _sorted(results: Sequence[CheckResult]) -> list[CheckResult]:
-    return sorted(results, key=lambda r: (r.nodeid, r.spec_id))  # the order table.rows uses
 
 
 def headline(results: Sequence[CheckResult]) -> str:
     counts: dict[str, int] = {}
     for result in results:
         counts[result.outcome] = counts.get(result.outcome, 0) + 1
-    regressed = sum(1 for r in results if (record_of(r) or {}).get("regressions"))
+    regressed = sum(1 for r in results if r.baseline and r.baseline.regressions)
     text = ", ".join(f"{count} {outcome}" for outcome, count in sorted(counts.items()))
     return f"{text}" + (f", **{regressed} regressed**" if regressed else "")
 
 
 def render_markdown(results: Sequence[CheckResult], *, baseline: Optional[str] = None) -> str:
-    ordered = _sorted(results)
+    in_order = ordered(results)
     with_baseline = baseline is not None
     header = list(COLUMNS) + ([BASELINE_COLUMN] if with_baseline else [])
-    lines = [f"## infercheck: {headline(ordered)}", "", "| " + " | ".join(header) + " |",
+    lines = [f"## infercheck: {headline(in_order)}", "", "| " + " | ".join(header) + " |",
              "|" + "|".join("---" if i < 4 else "---:" for i in range(len(header))) + "|"]
-    for result, cells in zip(ordered, rows(ordered)):
+    for result, cells in zip(in_order, rows(in_order)):
         if with_baseline:
             cells = cells + [status_cell(result)]
-        regressed = bool((record_of(result) or {}).get("regressions"))
+        regressed = bool(result.baseline and result.baseline.regressions)
         shown = [f"**{_cell(c)}**" if regressed and i in (1, 3, len(cells) - 1) else _cell(c) for i, c in enumerate(cells)]
         lines.append("| " + " | ".join(shown) + " |")
-    lines += _details(ordered, baseline)
+    lines += _details(in_order, baseline)
     return "\n".join(lines) + "\n"
 
 
@@ -57,18 +55,18 @@ def _details(results: Sequence[CheckResult], baseline: Optional[str]) -> list[st
     if failed:
         lines += ["", "### Failures", ""]
         for result in failed:
-            reasons = result.failures or [result.message or "failed"]
+            reasons = [str(failure) for failure in result.failures] or [result.message or "failed"]
             lines += [f"- `{test_name(result.nodeid)}[{result.spec_id}]`"] + [f"  - {_cell(line)}" for line in reasons]
     if baseline is None:
         return lines
-    improved = [r for r in results if (record_of(r) or {}).get("improvements")]
+    improved = [r for r in results if r.baseline and r.baseline.improvements]
     if improved:
         lines += ["", "### Improvements", ""]
-        lines += [f"- `{test_name(r.nodeid)}[{r.spec_id}]`: {_cell(line)}" for r in improved for line in record_of(r)["improvements"]]
-    skipped_gate = [r for r in results if (record_of(r) or {}).get("status") in ("missing", "fingerprint-mismatch")]
+        lines += [f"- `{test_name(r.nodeid)}[{r.spec_id}]`: {_cell(line)}" for r in improved for line in r.baseline.improvements]
+    skipped_gate = [r for r in results if r.baseline and r.baseline.status != BaselineStatus.FOUND]
     if skipped_gate:
         lines += ["", f"### Not compared with the baseline (`{baseline}`)", ""]
-        lines += [f"- `{test_name(r.nodeid)}[{r.spec_id}]`: {_cell(not_compared_reason(record_of(r)))}" for r in skipped_gate]
+        lines += [f"- `{test_name(r.nodeid)}[{r.spec_id}]`: {_cell(not_compared_reason(r.baseline))}" for r in skipped_gate]
     return lines
 
 

@@ -23,11 +23,26 @@ def _fmt(value: Optional[float], spec: str) -> str:
     return format(value, spec)
 
 
-def row(result: CheckResult) -> list[str]:
+def speedups(results: Sequence[CheckResult]) -> dict[int, Optional[float]]:
+    """Per result, eager FP32's p50 over its own: from the run's eager-fp32 row of the same check when
+    there is one (the figure the table shows beside it), else from the reference timed for it."""
+    eager = {(r.nodeid.split("[", 1)[0], r.check_name, r.device): r.latency for r in results
+             if r.spec_id == "eager-fp32" and r.latency is not None}
+    figures = {}
+    for result in results:
+        base = eager.get((result.nodeid.split("[", 1)[0], result.check_name, result.device))
+        if base is not None and result.latency is not None and result.latency.p50_ms > 0:
+            figures[id(result)] = base.p50_ms / result.latency.p50_ms
+        else:
+            figures[id(result)] = result.speedup
+    return figures
+
+
+def row(result: CheckResult, speedup: Optional[float] = None, *, show_check: bool = False) -> list[str]:
     worst = result.accuracy.worst() if result.accuracy is not None else None
     latency = result.latency
     return [
-        test_name(result.nodeid),
+        test_name(result.nodeid) + (f" ({result.check_name})" if show_check else ""),
         result.spec_id,
         result.device or "-",
         result.outcome + (f" ({result.stage})" if result.outcome != "passed" and result.stage else ""),
@@ -36,14 +51,25 @@ def row(result: CheckResult) -> list[str]:
         _fmt(latency.p50_ms if latency else None, ".3f"),
         _fmt(latency.p90_ms if latency else None, ".3f"),
         _fmt(latency.p99_ms if latency else None, ".3f"),
-        _fmt(result.speedup, ".2f") + ("x" if result.speedup else ""),
+        _fmt(speedup, ".2f") + ("x" if speedup else ""),
         _fmt(result.build_seconds, ".1f"),
         result.cache_summary,
     ]
 
 
+def ordered(results: Sequence[CheckResult]) -> list[CheckResult]:
+    """Test, engine, then the order the checks ran in (the same order for every report)."""
+    position = {id(result): index for index, result in enumerate(results)}
+    return sorted(results, key=lambda r: (r.nodeid, r.spec_id, position[id(r)]))
+
+
 def rows(results: Sequence[CheckResult]) -> list[list[str]]:
-    return [row(result) for result in sorted(results, key=lambda r: (r.nodeid, r.spec_id))]
+    """The table's cells; a test that checks several models shows which check each row is."""
+    figures = speedups(results)
+    checks: dict[str, set[str]] = {}
+    for result in results:
+        checks.setdefault(result.nodeid, set()).add(result.check_name)
+    return [row(result, figures[id(result)], show_check=len(checks[result.nodeid]) > 1) for result in ordered(results)]
 
 
 def render_text(results: Sequence[CheckResult]) -> list[str]:

@@ -1,0 +1,303 @@
+"""The baseline file: what each check measured last time it was blessed, per machine.
+
+One JSON file (``--infer-baseline=PATH``) holds a list of entries, each found by its identity and
+machine key (key.py).  An entry keeps the accuracy figures per output and up to ``MAX_SAMPLES``
+latency samples, enough for the rank test in regression.py.  One file can hold entries of several
+machines (the CPU CI runner and a GPU runner); a check is compared only with an entry of the same
+machine key.
+
+Nothing writes the file unless ``--infer-baseline-update`` is given; then the entries of the checks
+that ran are replaced or added, every other entry is kept verbatim, and the file is replaced
+atomically under a lock so that concurrent updaters (on one machine) do not lose each other's
+entries.  This module is the store alone: the statistics are regression.py's, the per-item verdict
+verdict.py's.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import pytest
+
+from ..files import directory_lock, write_atomic
+from ..results import BaselineStatus
+from .key import EntryIdentity, key_differences, machine_text
+
+SCHEMA = "pytest-infercheck-baseline"
+# 2: entries carry "check" (several checks per test); version-1 files load, their entries check "".
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
+MAX_SAMPLES = 500
+
+
+def subsample(samples: Sequence[float], limit: int = MAX_SAMPLES) -> list[float]:
+    """At most ``limit`` samples that keep the distribution: the sorted values at evenly spaced ranks.
+
+    Deterministic (the same samples give the same subset), and it keeps the tails a random subset
+    would often miss.  The time order is not kept; the rank test does not use it.
+    """
+    import numpy as np
+
+    values = np.sort(np.asarray(samples, dtype=np.float64))
+    if values.size <= limit:
+        return [float(v) for v in values]
+    picks = np.round(np.linspace(0, values.size - 1, limit)).astype(int)
+    return [float(v) for v in values[picks]]
+
+
+@dataclass
+class Entry:
+    """What one check measured on one machine when the baseline was last updated."""
+
+    nodeid: str
+    spec_id: str
+    machine: dict[str, Any]
+    accuracy: dict[str, dict[str, float]]  # output -> {max_abs, mean_abs, ...}
+    latency: Optional[dict[str, Any]]  # {timer, count, p50_ms, p90_ms, p99_ms, samples_ms}
+    model_hash: str = ""
+    recorded: str = ""
+    check: str = ""
+
+    @property
+    def identity(self) -> EntryIdentity:
+        return EntryIdentity(self.nodeid, self.check, self.spec_id)
+
+    @property
+    def samples_ms(self) -> list[float]:
+        return list(self.latency["samples_ms"]) if self.latency else []
+
+    def same_slot(self, other: "Entry") -> bool:
+        """The same check on the same machine: an update replaces one with the other."""
+        return self.identity.matches(other.identity) and machine_text(self.machine) == machine_text(other.machine)
+
+
+@dataclass
+class Lookup:
+    """The entry for a check on this machine (``FOUND``), or why there is none."""
+
+    status: BaselineStatus
+    entry: Optional[Entry] = None
+    differences: list[str] = field(default_factory=list)
+
+
+class BaselineStore:
+    """The entries of one baseline file, read once and validated."""
+
+    def __init__(self, path: Path, entries: list[Entry], exists: bool) -> None:
+        self.path = path
+        self.entries = entries
+        self.exists = exists
+
+    @classmethod
+    def load(cls, path: Path) -> "BaselineStore":
+        """Read and validate ``path``; a missing file is an empty store, a broken one a usage error."""
+        path = Path(path)
+        if not path.exists():
+            return cls(path, [], exists=False)
+        try:
+            raw = path.read_bytes()
+        except OSError as err:
+            raise pytest.UsageError(f"baseline file {path}: cannot be read ({err.strerror or err})") from None
+        try:
+            text = raw.decode("utf-8-sig")  # a BOM (as some editors write it) is fine; UTF-16 or binary is not
+        except UnicodeDecodeError as err:
+            raise pytest.UsageError(f"baseline file {path}: not UTF-8 text (byte {err.start}: {err.reason}); "
+                                    "save it as UTF-8, or delete it and run with --infer-baseline-update") from None
+        return cls(path, parse_entries(path, text), exists=True)
+
+    def lookup(self, identity: EntryIdentity, machine: dict[str, Any]) -> Lookup:
+        candidates = [entry for entry in self.entries if entry.identity.matches(identity)]
+        for entry in candidates:
+            if machine_text(entry.machine) == machine_text(machine):
+                return Lookup(BaselineStatus.FOUND, entry)
+        if not candidates:
+            return Lookup(BaselineStatus.MISSING)
+        closest = min(candidates, key=lambda entry: len(key_differences(entry.machine, machine)))
+        return Lookup(BaselineStatus.OTHER_MACHINE, differences=key_differences(closest.machine, machine))
+
+
+# -- reading and validating -----------------------------------------------------------------------
+
+
+class _Invalid(Exception):
+    pass
+
+
+def parse_entries(path: Path, text: str) -> list[Entry]:
+    """The file's entries; any problem is a UsageError naming the file, the entry and the field."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise pytest.UsageError(f"baseline file {path}: not valid JSON (line {err.lineno}, column {err.colno}: "
+                                f"{err.msg}); fix it by hand, or delete it and run with --infer-baseline-update") from None
+    try:
+        return _validate_file(data)
+    except _Invalid as err:
+        raise pytest.UsageError(f"baseline file {path}: {err}; fix it by hand, or delete it and run with "
+                                f"--infer-baseline-update") from None
+
+
+def _validate_file(data: Any) -> list[Entry]:
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        raise _Invalid(f"not a pytest-infercheck baseline (expected an object with \"schema\": \"{SCHEMA}\")")
+    version = data.get("version")
+    if version not in READABLE_VERSIONS:
+        raise _Invalid(f"version {version!r} is not supported (this pytest-infercheck reads versions "
+                       f"{', '.join(map(str, READABLE_VERSIONS))})")
+    raw_entries = data.get("entries")
+    if not isinstance(raw_entries, list):
+        raise _Invalid("\"entries\" must be a list")
+    entries, seen = [], set()
+    for index, raw in enumerate(raw_entries):
+        where = f"entries[{index}]"
+        if isinstance(raw, dict) and isinstance(raw.get("nodeid"), str):
+            where += f" ({raw['nodeid']})"
+        entry = _validate_entry(raw, where)
+        slot = (entry.nodeid, entry.check, entry.spec_id, machine_text(entry.machine))
+        if slot in seen:
+            raise _Invalid(f"{where}: a second entry for the same test, check, engine and machine")
+        seen.add(slot)
+        entries.append(entry)
+    return entries
+
+
+def _validate_entry(raw: Any, where: str) -> Entry:
+    if not isinstance(raw, dict):
+        raise _Invalid(f"{where}: expected an object, got {type(raw).__name__}")
+    for name in ("nodeid", "spec_id"):
+        if not isinstance(raw.get(name), str) or not raw[name]:
+            raise _Invalid(f"{where}: \"{name}\" must be a non-empty string")
+    if not isinstance(raw.get("check", ""), str):
+        raise _Invalid(f"{where}: \"check\" must be a string")
+    if not isinstance(raw.get("machine"), dict):
+        raise _Invalid(f"{where}: \"machine\" must be an object")
+    accuracy = raw.get("accuracy", {})
+    if not isinstance(accuracy, dict):
+        raise _Invalid(f"{where}: \"accuracy\" must be an object of outputs")
+    for output, figures in accuracy.items():
+        if not isinstance(figures, dict):
+            raise _Invalid(f"{where}: accuracy.{output} must be an object of figures")
+        for metric, value in figures.items():
+            _check_number(value, f"{where}: accuracy.{output}.{metric}", positive=False)
+    latency = raw.get("latency")
+    if latency is not None:
+        _validate_latency(latency, where)
+    return Entry(nodeid=raw["nodeid"], spec_id=raw["spec_id"], machine=raw["machine"], accuracy=accuracy,
+                 latency=latency, model_hash=str(raw.get("model_hash", "")), recorded=str(raw.get("recorded", "")),
+                 check=raw.get("check", ""))
+
+
+def _validate_latency(latency: Any, where: str) -> None:
+    if not isinstance(latency, dict):
+        raise _Invalid(f"{where}: \"latency\" must be an object or null")
+    samples = latency.get("samples_ms")
+    if not isinstance(samples, list) or not samples:
+        raise _Invalid(f"{where}: latency.samples_ms must be a non-empty list of milliseconds")
+    for index, value in enumerate(samples):
+        _check_number(value, f"{where}: latency.samples_ms[{index}]", positive=True)
+
+
+def _check_number(value: Any, where: str, *, positive: bool) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (value > 0 if positive else value >= 0)
+    if not ok:
+        wanted = "a positive number" if positive else "a finite number >= 0"
+        raise _Invalid(f"{where} is {value!r}, expected {wanted}")
+
+
+# -- writing ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class UpdateSummary:
+    path: Path
+    written: list[str]  # the entries added or replaced, as "nodeid (check)"
+    kept: int  # entries of other checks or machines left as they were
+    not_written: list[str]  # "nodeid: why"
+
+
+def entry_from_result(result: Any) -> Optional[Entry]:
+    """The entry a finished CheckResult becomes, or None when it has nothing to bless."""
+    if result.machine is None or result.accuracy is None:
+        return None
+    accuracy = {output.name: {metric: float(getattr(output, metric)) for metric in ("max_abs", "mean_abs", "rel_l2")
+                              if math.isfinite(getattr(output, metric))}
+                for output in result.accuracy.outputs}
+    latency = None
+    if result.latency is not None and result.latency.samples_ms:
+        lat = result.latency
+        latency = {"timer": lat.timer, "count": lat.count, "p50_ms": _six(lat.p50_ms), "p90_ms": _six(lat.p90_ms),
+                   "p99_ms": _six(lat.p99_ms), "samples_ms": [_six(v) for v in subsample(lat.samples_ms)]}
+    return Entry(nodeid=result.nodeid, spec_id=result.spec_id, machine=result.machine, accuracy=accuracy,
+                 latency=latency, model_hash=result.model_hash, check=result.check_name,
+                 recorded=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+
+def _six(value: float) -> float:
+    """Six significant digits: far below timer resolution, and the file stays readable."""
+    return float(f"{value:.6g}")
+
+
+def why_not_written(result: Any) -> Optional[str]:
+    """None when the result may replace its entry; else the reason (a broken engine is never blessed)."""
+    if result.outcome == "skipped":
+        return "skipped"
+    if result.machine is None or result.accuracy is None:
+        return f"did not finish its check (stopped at {result.stage or 'an earlier stage'})"
+    if result.outcome != "passed":
+        return f"failed ({result.stage or 'test'}); a failing engine is not written into the baseline"
+    return None
+
+
+def update_baseline(path: Path, results: Sequence[Any]) -> UpdateSummary:
+    """Replace or add the entries of ``results`` (the checks that ran); keep every other entry."""
+    path = Path(path)
+    fresh: list[Entry] = []
+    not_written = []
+    for result in results:
+        reason = why_not_written(result)
+        entry = entry_from_result(result) if reason is None else None
+        if entry is None:
+            not_written.append(f"{result.nodeid}: {reason or 'no figures to record'}")
+            continue
+        # One entry per check and machine: a rerun's result (pytest-rerunfailures) replaces the first.
+        fresh = [old for old in fresh if not old.same_slot(entry)] + [entry]
+    with directory_lock(path.parent):
+        # Re-read under the lock: another run may have written since this one started.
+        current = BaselineStore.load(path).entries
+        kept = [entry for entry in current if not any(entry.same_slot(new) for new in fresh)]
+        write_entries(path, kept + fresh)
+    return UpdateSummary(path, [entry.identity.describe() for entry in fresh], len(kept), not_written)
+
+
+def render(entries: Sequence[Entry]) -> str:
+    """Indented JSON with each list of samples on one line, so a diff of the file stays readable.
+
+    Strings (test ids above all) are written exactly as given: only the sample lists are compacted,
+    through placeholders that no user string can equal.
+    """
+    ordered = sorted(entries, key=lambda e: (e.nodeid, e.check, e.spec_id, machine_text(e.machine)))
+    token = uuid.uuid4().hex
+    compact: dict[str, str] = {}
+    raw_entries = []
+    for index, entry in enumerate(ordered):
+        raw = asdict(entry)
+        if raw["latency"] is not None:
+            placeholder = f"{token}-{index}"
+            compact[placeholder] = json.dumps(raw["latency"]["samples_ms"])
+            raw["latency"]["samples_ms"] = placeholder
+        raw_entries.append(raw)
+    text = json.dumps({"schema": SCHEMA, "version": VERSION, "entries": raw_entries}, indent=1, ensure_ascii=False)
+    for placeholder, samples in compact.items():
+        text = text.replace(json.dumps(placeholder), samples)
+    return text + "\n"
+
+
+def write_entries(path: Path, entries: Sequence[Entry]) -> None:
+    write_atomic(Path(path), render(entries))

@@ -1,0 +1,94 @@
+"""The CI gate's records read back on the controller: table cells, JUnit properties, the summary.
+
+Everything here reads the typed ``BaselineComparison`` each result carries (verdict.judge made it
+where the item ran); nothing compares figures again.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence
+
+from ..results import BaselineComparison, BaselineStatus, CheckResult, round_figure
+from .store import UpdateSummary
+from .verdict import regressed_kinds
+
+UPDATE_HINT = "run with --infer-baseline-update to record it"
+
+
+def not_compared_reason(comparison: BaselineComparison) -> str:
+    if comparison.status == BaselineStatus.OTHER_MACHINE:
+        return (f"the entry in {comparison.file} was recorded on another machine or software stack "
+                f"({'; '.join(comparison.differences)}), so it was not applied")
+    return f"no entry for this item in {comparison.file}; {UPDATE_HINT}"
+
+
+def status_cell(result: CheckResult) -> str:
+    """A short verdict for a table cell: ``+3.1% ok``, ``REGRESSION latency +10.2%``, ``missing``, ..."""
+    comparison = result.baseline
+    if comparison is None:
+        return "-"
+    if comparison.status == BaselineStatus.MISSING:
+        return "missing"
+    if comparison.status == BaselineStatus.OTHER_MACHINE:
+        return "other machine"
+    latency = comparison.latency
+    has_ratio = latency is not None and latency.ratio == latency.ratio  # NaN: too few samples for a ratio
+    change = f"{latency.ratio - 1:+.1%}" if has_ratio else ""
+    if comparison.regressions:
+        return f"REGRESSION {' + '.join(regressed_kinds(comparison))} {change}".rstrip()
+    if comparison.improvements:
+        return f"improved {change}"
+    if latency is not None and not has_ratio:
+        return "no latency verdict"
+    return f"{change} ok".strip()
+
+
+def baseline_properties(result: CheckResult) -> list[tuple[str, Any]]:
+    """The baseline's side of every compared figure, for JUnit XML."""
+    comparison = result.baseline
+    if comparison is None:
+        return []
+    prefix = f"infercheck.{result.spec_id}.baseline"
+    props: list[tuple[str, Any]] = [(f"{prefix}.status", str(comparison.status)),
+                                    (f"{prefix}.verdict", status_cell(result))]
+    latency = comparison.latency
+    if latency is not None:
+        for name in ("baseline_p50_ms", "current_p50_ms", "ratio", "ci_low", "ci_high", "p_slower", "p_faster"):
+            props.append((f"{prefix}.latency.{name}", round_figure(getattr(latency, name))))
+        props.append((f"{prefix}.latency.verdict", latency.verdict))
+    for change in comparison.accuracy:
+        props.append((f"{prefix}.{change.output}.{change.metric}", round_figure(change.baseline)))
+    for line in comparison.regressions:
+        props.append((f"{prefix}.regression", line))
+    return props
+
+
+def summary_lines(results: Sequence[CheckResult], path: Optional[str], update: Optional[UpdateSummary]) -> list[str]:
+    """The terminal summary's baseline section: counts, then every item that needs a reader's eye."""
+    if not path:
+        return []
+    compared = [r for r in results if r.baseline and r.baseline.status == BaselineStatus.FOUND]
+    missing = [r for r in results if r.baseline and r.baseline.status == BaselineStatus.MISSING]
+    foreign = [r for r in results if r.baseline and r.baseline.status == BaselineStatus.OTHER_MACHINE]
+    regressed = [r for r in compared if r.baseline.regressions]
+    improved = [r for r in compared if r.baseline.improvements]
+    lines = [f"baseline {path}: {len(compared)} compared, {len(regressed)} regressed, {len(improved)} improved, "
+             f"{len(missing)} missing, {len(foreign)} not applied (other machine)"]
+    lines += [f"  REGRESSION {_who(r)}: {line}" for r in regressed for line in r.baseline.regressions]
+    lines += [f"  improved   {_who(r)}: {line}" for r in improved for line in r.baseline.improvements]
+    if foreign:
+        lines.append(f"  FINGERPRINT DIFFERS: {len(foreign)} entr{'y was' if len(foreign) == 1 else 'ies were'} "
+                     f"recorded on another machine or software stack and NOT applied:")
+        lines += [f"    {_who(r)}: {'; '.join(r.baseline.differences)}" for r in foreign]
+    if missing and update is None:  # while updating, the missing entries are being written
+        lines.append(f"  missing (no entry; {UPDATE_HINT}):")
+        lines += [f"    {_who(r)}" for r in missing]
+    if update is not None:
+        lines.append(f"baseline updated: {len(update.written)} entries written, {update.kept} kept, "
+                     f"{len(update.not_written)} not written -> {update.path}")
+        lines += [f"  not written: {line}" for line in update.not_written]
+    return lines
+
+
+def _who(result: CheckResult) -> str:
+    return result.nodeid + (f" ({result.check_name})" if "#" in result.check_name else "")

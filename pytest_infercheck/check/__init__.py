@@ -1,0 +1,108 @@
+"""The ``infercheck`` fixture's callable: ``infercheck(model, example_inputs, ...) -> CheckResult``.
+
+The check itself is check/flow.py's ordered list of stages; this module turns its outcome into
+pytest's (a failure, a skip, or the result handed back) and records the result whatever happens, so
+the summary and reports see every check.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Iterable, Optional
+
+import pytest
+
+from ..results import CheckResult
+from ..settings import CALL_KEYS, parse_layer, resolve
+from ..spec import Outcome
+from .context import CheckContext
+from .failure import StageFailure, StageSkip
+from .flow import CheckInputs, resolve_device, run_check
+from .verdict import failure_message
+
+__all__ = ["CheckContext", "Infercheck", "InfercheckWarning", "StageFailure"]
+
+
+class InfercheckWarning(UserWarning):
+    """Something the user should know that does not fail the check (e.g. generated calibration data)."""
+
+
+class Infercheck:
+    """``infercheck(model, example_inputs, calibration=None, name=None, **settings) -> CheckResult``.
+
+    Raises pytest's failure (with a message naming what fell short) when the engine fails its
+    accuracy or latency check, and pytest's skip when the engine cannot run here.  Use
+    ``raise_on_failure=False`` to get the result back and assert on it yourself.  A test may call
+    it several times (several models or configurations): each call is a check of its own in the
+    summary, the reports and the baseline, named by the model or by ``name=``.
+    """
+
+    def __init__(self, context: CheckContext) -> None:
+        self.context = context
+        self.results: list[CheckResult] = []
+        self.audited = False
+
+    @property
+    def used(self) -> bool:
+        """Whether the test checked anything through this fixture (a check, or the audit)."""
+        return bool(self.results) or self.audited
+
+    @property
+    def spec(self) -> Any:
+        return self.context.spec
+
+    def audit(self, model: Any, example_inputs: Any = None, *, targets: Optional[Iterable[str]] = None,
+              trt_version: Optional[str] = None, allow_ops: Iterable[str] = (),
+              allow_nodes: Iterable[str] = ()) -> Any:
+        """The compatibility audit (``AuditReport``) of ``model`` for the test's own assertions.
+
+        ``targets`` defaults to this item's backend's audit target, or tensorrt and onnxruntime for
+        backends the audit does not cover.  Known gaps given here or in the marker
+        (allow_ops=/allow_nodes=) are marked allowed and stop blocking.
+        """
+        from ..audit.runner import DEFAULT_TARGETS, audit
+        from ..backends import descriptor_of
+
+        self.audited = True
+        settings = resolve(self.context.layers)
+        if targets is None:
+            own = descriptor_of(self.spec.backend).audit_target(resolve_device(settings.device))
+            targets = [own] if own else list(DEFAULT_TARGETS)
+        return audit(model, example_inputs, targets=targets, trt_version=trt_version,
+                     allow_ops=[*settings.allow_ops, *allow_ops], allow_nodes=[*settings.allow_nodes, *allow_nodes],
+                     dynamic_batch=settings.dynamic_batch)
+
+    def __call__(self, model: Any, example_inputs: Any, *, calibration: Optional[Iterable[Any]] = None,
+                 name: Optional[str] = None, raise_on_failure: bool = True, **overrides: Any) -> CheckResult:
+        settings = resolve(self.context.layers + [("fixture call", parse_layer("infercheck() call", overrides,
+                                                                               CALL_KEYS))])
+        spec = self.context.spec
+        result = CheckResult(nodeid=self.context.nodeid, spec_id=spec.id, backend=spec.backend,
+                             precision=spec.precision, cuda_graphs=spec.cuda_graphs,
+                             check_name=self._check_name(model, name),
+                             budget=str(settings.budget) if settings.budget else None, settings=settings.describe())
+        self.results.append(result)
+        try:
+            run_check(self.context, settings, CheckInputs(model, example_inputs, calibration), result)
+        except StageFailure as failure:
+            result.fail(failure.stage, str(failure))
+            result.traceback = failure.detail
+            result.outcome, result.stage, result.message = Outcome.FAILED, failure.stage, failure_message(result)
+        except StageSkip as skip:
+            result.outcome, result.stage, result.message = Outcome.SKIPPED, skip.stage, f"{spec.id}: {skip}"
+        finally:
+            self.context.record(result)
+        for note in result.warnings:
+            warnings.warn(InfercheckWarning(f"{spec.id}: {note}"), stacklevel=2)
+        if result.outcome == Outcome.SKIPPED:
+            # Point the skip at the test, not at this line (what pytest's own skip marker does).
+            raise pytest.skip.Exception(result.message, _use_item_location=True)
+        if result.failures and raise_on_failure:
+            pytest.fail(result.message, pytrace=False)
+        return result
+
+    def _check_name(self, model: Any, name: Optional[str]) -> str:
+        """The model's class (or ``name=``), with ``#2``, ``#3``... when the test repeats it."""
+        base = str(name) if name else type(model).__name__
+        taken = sum(1 for result in self.results if result.check_name.split("#", 1)[0] == base)
+        return base if taken == 0 else f"{base}#{taken + 1}"

@@ -1,0 +1,95 @@
+"""The accuracy stage: per-output tolerances, the comparison with the reference, the dynamic-batch
+re-check, and (on a failure) the first divergent node.
+
+The comparison itself is compare.py's (pure); this module decides what is compared with what.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any, Mapping, Optional
+
+from ..results import AccuracyResult, Divergence, DynamicBatchCheck, Failure, Tolerance
+from ..settings import TOLERANCE_KEYS
+from ..spec import Stage
+from .failure import StageFailure, short
+from .reference import Reference, reference_outputs
+
+if TYPE_CHECKING:
+    from ..backends.base import Backend, BuildRequest, Engine
+    from ..model import ModelUnderTest
+
+
+def tolerances(precision: str, settings: Any, output_names: list[str]) -> tuple[Tolerance, dict[str, Tolerance]]:
+    """The precision's default with the settings' overrides, and the per-output ones by full output name."""
+    from ..compare import tolerance_for
+    from ..output_names import resolve, unknown_names
+
+    base = tolerance_for(precision, **{key: getattr(settings, key) for key in TOLERANCE_KEYS})
+    unknown = unknown_names(list(settings.tolerances), output_names)
+    if unknown:
+        raise StageFailure(Stage.ACCURACY, f"tolerances name output(s) {', '.join(map(repr, unknown))} that the "
+                           f"model does not return; its outputs: {', '.join(output_names)}")
+    per_output = {resolve(name, output_names): tolerance_for(precision, **{**asdict_tolerance(base), **fields})
+                  for name, fields in settings.tolerances.items()}
+    return base, per_output
+
+
+def asdict_tolerance(tolerance: Tolerance) -> dict[str, Any]:
+    return {key: value for key, value in asdict(tolerance).items() if key in TOLERANCE_KEYS}
+
+
+def compare(outputs: list[Any], reference: Reference, base: Tolerance,
+            per_output: Mapping[str, Tolerance]) -> AccuracyResult:
+    from ..compare import compare_outputs
+
+    return compare_outputs(outputs, reference, base, per_output)
+
+
+def accuracy_failures(accuracy: AccuracyResult, stage: Stage = Stage.ACCURACY) -> list[Failure]:
+    """One failure per output outside its tolerance (or the structure error)."""
+    from ..compare import describe_failure
+
+    if accuracy.structure_error:
+        return [Failure(stage, accuracy.structure_error)]
+    return [Failure(stage, describe_failure(output)) for output in accuracy.outputs if not output.passed]
+
+
+def check_doubled_batch(engine: "Engine", mut: "ModelUnderTest", device: str, tf32: bool, base: Tolerance,
+                        per_output: Mapping[str, Tolerance]) -> tuple[DynamicBatchCheck, list[Failure]]:
+    """A dynamic batch axis must really be dynamic: run at twice the batch and compare again."""
+    doubled = mut.doubled()
+    reference = reference_outputs(doubled, device, tf32)
+    try:
+        outputs = engine.to_numpy(engine.run(engine.prepare(doubled.inputs)))
+    except Exception as exc:
+        return DynamicBatchCheck(doubled.batch_size, False), [Failure(
+            Stage.DYNAMIC_BATCH, f"the engine rejects batch {doubled.batch_size} (exported at {mut.batch_size}): "
+                                 f"{short(exc)}")]
+    accuracy = compare(outputs, reference, base, per_output)
+    failures = [Failure(Stage.DYNAMIC_BATCH, f"at batch {doubled.batch_size}: {f.message}")
+                for f in accuracy_failures(accuracy)]
+    return DynamicBatchCheck(doubled.batch_size, accuracy.passed), failures
+
+
+def locate_divergence(backend: "Backend", request: "BuildRequest", tolerance: Tolerance,
+                      warnings: list[str]) -> Optional[Divergence]:
+    """On an accuracy failure only: the first node of the engine's ONNX model that leaves tolerance.
+
+    Covers engines that run an ONNX model derived from the FP32 export (the backend's ``onnx_model``);
+    the FP32 export run on ONNX Runtime is the reference.
+    """
+    if request.spec.precision == "fp32":
+        return None  # an FP32 engine runs the reference's own ONNX model: no intermediate to compare
+    from ..divergence import feeds_for
+    from ..divergence import locate_divergence as locate
+
+    try:
+        candidate = backend.onnx_model(request)
+        if candidate is None:
+            return None
+        reference = request.artifacts.onnx_path()
+        return locate(reference, candidate, feeds_for(reference, request.artifacts.model.inputs), tolerance)
+    except Exception as exc:  # localisation explains a failure; it must never replace it
+        warnings.append(f"divergence localisation failed: {short(exc)}")
+        return None

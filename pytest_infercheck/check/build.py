@@ -1,0 +1,92 @@
+"""The build stage: calibration data, the backend's build under the deadline, the CUDA graph wrapper,
+and the engine's first run on the example inputs.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Iterable, Optional
+
+from ..results import CalibrationInfo
+from ..spec import Stage
+from .failure import StageFailure, indent, short
+
+if TYPE_CHECKING:
+    from ..artifacts import ModelArtifacts
+    from ..backends.base import Backend, BuildRequest, Engine
+    from ..spec import EngineSpec
+
+
+@dataclass
+class Attempt:
+    """A build's figures whether or not it succeeded: the result records them either way."""
+
+    seconds: float = 0.0
+    cache: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    calibration: Optional[CalibrationInfo] = None
+
+
+def build_request(spec: "EngineSpec", artifacts: "ModelArtifacts", device: str, settings: Any,
+                  calibration: Optional[Iterable[Any]], attempt: Attempt) -> "BuildRequest":
+    """Stage CALIBRATION (INT8 only) and the request every backend builds from."""
+    from ..backends.base import BuildRequest
+
+    request = BuildRequest(spec=spec, artifacts=artifacts, device=device, compile_mode=settings.compile_mode,
+                           tf32=settings.tf32, time_transfers=settings.time_transfers)
+    if spec.precision == "int8":
+        from ..calibration import calibration_batches, value_range
+
+        try:
+            request.calibration, request.calibration_generated = calibration_batches(calibration,
+                                                                                    artifacts.model.inputs)
+        except ValueError as err:
+            raise StageFailure(Stage.CALIBRATION, str(err)) from None
+        attempt.calibration = CalibrationInfo(len(request.calibration), request.calibration_generated,
+                                              value_range(request.calibration), value_range([artifacts.model.inputs]))
+    return request
+
+
+def build_engine(backend: "Backend", request: "BuildRequest", *, timeout_s: Optional[float], progress: Any,
+                 attempt: Attempt) -> "Engine":
+    """Stage EXPORT/BUILD: the backend's build with progress lines and the deadline, then CUDA graphs."""
+    from ..cudagraphs import wrap_for_graphs
+    from ..export import ExportError
+    from ..progress import BuildTimeout, run_build
+
+    spec, model = request.spec, request.artifacts.model
+    start = time.perf_counter()
+    try:
+        engine = run_build(lambda: backend.build(request), what=f"{spec.id} of {model.name}",
+                           timeout_s=timeout_s, reporter=progress)
+        return wrap_for_graphs(engine, spec.cuda_graphs)
+    except ExportError as err:
+        raise StageFailure(Stage.EXPORT, f"{err.exporter} could not export {model.name}:\n{indent(err.reason)}",
+                           err.detail) from None
+    except StageFailure:
+        raise
+    except BuildTimeout as err:
+        raise StageFailure(Stage.BUILD, str(err)) from None
+    except Exception as exc:
+        raise StageFailure(Stage.BUILD, f"the {spec.backend} backend could not build {spec.id}:\n"
+                           f"{indent(short(exc))}", traceback.format_exc()) from None
+    finally:
+        attempt.seconds = time.perf_counter() - start
+        attempt.cache = dict(request.artifacts.cache_states)
+        attempt.notes = list(request.notes)
+
+
+def first_run(engine: "Engine", spec: "EngineSpec", inputs: Any) -> tuple[Any, list[Any]]:
+    """Stage RUN: the engine's outputs on the example inputs (and the prepared inputs, for timing)."""
+    from ..cudagraphs import CudaGraphError
+
+    try:
+        prepared = engine.prepare(inputs)
+        return prepared, engine.to_numpy(engine.run(prepared))
+    except CudaGraphError as err:
+        raise StageFailure(Stage.CUDA_GRAPH, f"{spec.id}: {err}", traceback.format_exc()) from None
+    except Exception as exc:
+        raise StageFailure(Stage.RUN, f"the {spec.id} engine failed on the example inputs:\n{indent(short(exc))}",
+                           traceback.format_exc()) from None

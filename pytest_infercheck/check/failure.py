@@ -1,0 +1,35 @@
+"""How a stage of the check stops it: a failure (the item fails) or a skip (it cannot run here)."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from ..spec import Stage
+
+
+class StageFailure(Exception):
+    """A stage could not complete: ``stage`` names it, the message says why in a few lines."""
+
+    def __init__(self, stage: Stage, message: str, detail: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.stage = stage
+        self.detail = detail  # the full traceback, for the JSON report
+
+
+class StageSkip(Exception):
+    """The engine cannot run here, or has nothing new to check: the item skips with this reason."""
+
+    def __init__(self, stage: Stage, message: str) -> None:
+        super().__init__(message)
+        self.stage = stage
+
+
+def short(exc: BaseException) -> str:
+    """An exception in a few lines (the top and its root cause), for a failure message."""
+    from ..export import short_reason
+
+    return short_reason(exc)
+
+
+def indent(text: str) -> str:
+    return "\n".join("      " + line for line in text.splitlines())

@@ -1,0 +1,128 @@
+"""The check of one engine spec, as an ordered list of stages.
+
+    availability -> model -> reference -> pre-build audit -> build -> accuracy -> latency -> verdict
+
+Each stage is a typed function of its own module (reference.py, prebuild.py, build.py, accuracy.py,
+latency.py, verdict.py) with explicit inputs and outputs; this function only passes them on and
+records them on the result.  A stage stops the check by raising StageFailure (the item fails at
+that stage) or StageSkip (it cannot run here); check/__init__.py turns either into the item's outcome.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Iterable, Optional
+
+from ..results import CheckResult
+from ..spec import Stage
+from . import accuracy, build, latency, prebuild, reference, verdict
+from .failure import StageSkip
+
+if TYPE_CHECKING:
+    from .context import CheckContext
+
+
+@dataclass(frozen=True)
+class CheckInputs:
+    """What the user handed to ``infercheck(...)``."""
+
+    model: Any
+    example_inputs: Any
+    calibration: Optional[Iterable[Any]] = None
+
+
+def run_check(context: "CheckContext", settings: Any, given: CheckInputs, result: CheckResult) -> None:
+    from ..backends import descriptor_of
+
+    spec, run = context.spec, context.run
+    device = result.device = resolve_device(settings.device)
+    descriptor, backend = descriptor_of(spec.backend), run.backend(spec.backend)
+    mut = reference.model_under_test(given.model, given.example_inputs, dynamic_batch=settings.dynamic_batch)
+    result.model_name, result.model_hash = mut.name, mut.hash
+    artifacts = run.artifacts(mut, context.cache)
+    why_not = descriptor.unavailable_reason(spec, device) or backend.unavailable_reason(spec, device)
+    if why_not:
+        result.audit, predicted = prebuild.predicted_gaps(artifacts, descriptor, device, settings)
+        raise StageSkip(Stage.AVAILABILITY, why_not + predicted)
+    expected = run.references.get_or((mut.hash, device, settings.tf32),
+                                     lambda: reference.reference_outputs(mut, device, settings.tf32))
+    reference.judge_reference(expected, spec.precision, settings.allow_degenerate)
+    result.reference = reference.describe_reference(device, settings.tf32)
+    result.gpu = gpu_facts(device)
+    result.audit = prebuild.audit_before_build(artifacts, descriptor, device, settings)
+    # Engines build and run under the reference's TF32 setting: an FP32 engine is then true FP32.
+    with reference.tf32_setting(device, settings.tf32):
+        attempt = build.Attempt()
+        try:
+            request = build.build_request(spec, artifacts, device, settings, given.calibration, attempt)
+            engine = build.build_engine(backend, request, timeout_s=settings.build_timeout,
+                                        progress=context.progress, attempt=attempt)
+        finally:
+            result.build_seconds, result.cache, result.calibration = attempt.seconds, attempt.cache, attempt.calibration
+            result.warnings.extend(attempt.notes)
+        try:
+            prepared = check_outputs(backend, engine, request, mut, expected, device, settings, result)
+            result.latency = latency.measure(engine, prepared, mut, device, settings, context.timing_lock)
+            if context.engine_probe is not None:
+                context.engine_probe(engine, prepared)
+        finally:
+            engine.close()
+    result.reference_latency = run.reference_latencies.get_or(
+        (mut.hash, device, settings.tf32),
+        lambda: latency.reference_latency(run.backend("eager"), artifacts, device, settings, context.timing_lock))
+    result.failures += latency.budget_failures(result.latency, settings.budget)
+    judge_against_baseline(context, settings, result)
+    verdict.decide(result)
+
+
+def check_outputs(backend: Any, engine: Any, request: Any, mut: Any, expected: reference.Reference, device: str,
+                  settings: Any, result: CheckResult) -> Any:
+    """Stages RUN and ACCURACY: the engine's outputs against the reference; returns the prepared inputs."""
+    prepared, outputs = build.first_run(engine, request.spec, mut.inputs)
+    result.cuda_graph_drift = getattr(engine, "graph_difference", None)
+    base, per_output = accuracy.tolerances(request.spec.precision, settings, [name for name, _ in expected])
+    result.accuracy = accuracy.compare(outputs, expected, base, per_output)
+    result.failures += accuracy.accuracy_failures(result.accuracy)
+    if not result.accuracy.passed:
+        result.divergence = accuracy.locate_divergence(backend, request, base, result.warnings)
+        if result.divergence is not None:
+            result.fail(Stage.ACCURACY, result.divergence.describe())
+        if result.calibration is not None:
+            from ..calibration import calibration_hint
+
+            result.fail(Stage.CALIBRATION, calibration_hint(result.calibration))
+    if mut.dynamic_batch and not request.spec.cuda_graphs:  # a graph replays one shape by design
+        result.dynamic_batch, failures = accuracy.check_doubled_batch(engine, mut, device, settings.tf32, base,
+                                                                      per_output)
+        result.failures += failures
+    return prepared
+
+
+def judge_against_baseline(context: "CheckContext", settings: Any, result: CheckResult) -> None:
+    """The machine key is always recorded (a saved report can be gated later); the baseline when given."""
+    from ..baseline.key import machine_key
+
+    result.machine = machine_key(result.device, backend=result.backend)
+    store = context.baseline() if context.baseline is not None else None
+    if store is None:
+        return
+    from ..baseline.verdict import judge
+
+    result.baseline, failures = judge(result, store, settings)
+    result.failures += failures
+
+
+def gpu_facts(device: str) -> Optional[dict[str, Any]]:
+    if not device.startswith("cuda"):
+        return None
+    from ..environment import gpu_info
+
+    return gpu_info()
+
+
+def resolve_device(device: str) -> str:
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"

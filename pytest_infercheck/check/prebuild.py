@@ -1,0 +1,117 @@
+"""The pre-build audit stage: before an engine is built, the audit's stage for its backend.
+
+An item whose backend cannot run the model fails with the offending nodes instead of the
+builder's crash; findings declared as known gaps (allow_ops / allow_nodes) turn that failure into a
+skip that names them, so a CI run fails only on new gaps.  Which audit target stands for a backend
+is its descriptor's ``audit_targets``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable
+
+from ..audit.findings import BLOCKING, Finding
+from ..spec import Stage
+from .failure import StageFailure, StageSkip
+
+if TYPE_CHECKING:
+    from ..artifacts import ModelArtifacts
+    from ..backends.base import BackendDescriptor
+
+MAX_LISTED = 10
+
+
+@dataclass
+class PrebuildVerdict:
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def blocking(self) -> list[Finding]:
+        return [f for f in self.findings if f.blocking]
+
+    @property
+    def allowed_blocking(self) -> list[Finding]:
+        """Findings that would block, had they not been declared known gaps."""
+        return [f for f in self.findings if f.allowed and f.verdict in BLOCKING]
+
+    @property
+    def notes(self) -> list[Finding]:
+        return [f for f in self.findings if f.verdict == "fallback"]
+
+
+def audit_findings(onnx_path: Path, target: str, *, allow_ops: Iterable[str] = (),
+                   allow_nodes: Iterable[str] = ()) -> PrebuildVerdict:
+    """The audit stage for ``target`` on the exported model, known gaps marked allowed."""
+    if target.startswith("tensorrt"):
+        from ..audit.tensorrt_live import tensorrt_findings
+
+        findings = tensorrt_findings(onnx_path, None)
+    else:
+        from ..audit import onnx_graph
+        from ..audit.ort_placement import placement_findings
+
+        model = onnx_graph.load(onnx_path)
+        findings, _ = placement_findings(onnx_path, target, node_ops=onnx_graph.node_operators(model),
+                                         module_paths=onnx_graph.module_paths(model))
+    ops, nodes = set(allow_ops), set(allow_nodes)
+    for finding in findings:
+        finding.allowed = finding.operator in ops or finding.node in nodes
+    return PrebuildVerdict(findings)
+
+
+def audit_before_build(artifacts: "ModelArtifacts", descriptor: "BackendDescriptor", device: str,
+                       settings: object) -> list[Finding]:
+    """Stage AUDIT: the findings for this backend; StageFailure on a gap, StageSkip on known gaps only.
+
+    Returns [] when the backend has no audit target or the model does not export (the build stage
+    reports the export failure with its own message).
+    """
+    from ..export import ExportError
+
+    target = descriptor.audit_target(device)
+    if target is None:
+        return []
+    try:
+        onnx_path = artifacts.onnx_path()
+    except ExportError:
+        return []
+    verdict = audit_findings(onnx_path, target, allow_ops=settings.allow_ops, allow_nodes=settings.allow_nodes)
+    if verdict.blocking:
+        raise StageFailure(Stage.AUDIT, f"{descriptor.name} cannot run {len(verdict.blocking)} node(s) of "
+                           f"{artifacts.model.name}; offending nodes:\n{listing(verdict.blocking)}")
+    if verdict.allowed_blocking:
+        raise StageSkip(Stage.AUDIT, "only known gaps (allowed): the engine cannot be built, nothing new to check:\n"
+                        + listing(verdict.allowed_blocking))
+    return verdict.findings
+
+
+def predicted_gaps(artifacts: "ModelArtifacts", descriptor: "BackendDescriptor", device: str,
+                   settings: object) -> tuple[list[Finding], str]:
+    """Where a backend cannot run here but its audit can (a support table), what it predicts.
+
+    The item still skips (nothing was built), but a CPU-only CI run learns that the model would not
+    parse, node by node, before anyone books a GPU machine.  ("", []) when nothing is predicted.
+    """
+    from ..export import ExportError
+
+    target = descriptor.audit_target(device)
+    if target is None or not descriptor.audit_without_library:
+        return [], ""
+    try:
+        verdict = audit_findings(artifacts.onnx_path(), target, allow_ops=settings.allow_ops,
+                                 allow_nodes=settings.allow_nodes)
+    except ExportError:
+        return [], ""  # the model does not even export: the items that can run say so
+    if not verdict.blocking:
+        return verdict.findings, ""
+    return verdict.findings, (f"; where it runs, it could not run {len(verdict.blocking)} node(s) of this model:\n"
+                              f"{listing(verdict.blocking)}")
+
+
+def listing(findings: list[Finding]) -> str:
+    lines = [f"      {f.describe()}" for f in findings[:MAX_LISTED]]
+    if len(findings) > MAX_LISTED:
+        lines.append(f"      ... and {len(findings) - MAX_LISTED} more")
+    return "\n".join(lines)
