@@ -117,7 +117,7 @@ def latency_table(result: CheckResult) -> str:
         if base and label == "p50 ms":
             baseline_cell = f"<td class='num'>{_num(base['baseline_p50_ms'], '.4g')}</td>"
         elif base and label == "samples":
-            baseline_cell = f"<td class='num'>{base['n_baseline']} kept</td>"
+            baseline_cell = f"<td class='num'>{_e(base['n_baseline'])} kept</td>"
         elif base:
             baseline_cell = "<td></td>"
         lines.append(f"<tr><td>{label}</td><td class='num'>{_num(value, '.4g')}</td>{baseline_cell}</tr>")
