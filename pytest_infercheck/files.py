@@ -116,10 +116,16 @@ def output_problem(path: PathLike) -> Optional[str]:
     existing = _nearest_existing(target.parent)
     if not existing.is_dir():
         return f"{path}: {existing} is not a directory"
+    problem = creation_problem(existing)
+    return f"{path}: cannot create files in {existing} ({problem})" if problem else None
+
+
+def creation_problem(directory: PathLike) -> Optional[str]:
+    """Why no file can be created in ``directory`` (tried, not guessed from permission bits); None if one can."""
     try:
-        handle, probe = tempfile.mkstemp(dir=existing, prefix=".infercheck-probe-")
+        handle, probe = tempfile.mkstemp(dir=directory, prefix=".infercheck-probe-")
     except OSError as err:
-        return f"{path}: cannot create files in {existing} ({err.strerror or err})"
+        return str(err.strerror or err)
     os.close(handle)
     os.unlink(probe)
     return None
