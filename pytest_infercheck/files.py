@@ -9,6 +9,7 @@ so the other reports and the summary are still written.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import stat
@@ -63,6 +64,9 @@ def write_atomic(path: PathLike, text: Union[str, bytes]) -> None:
     before the rename and the directory after it, so a crash leaves the old file or the new one.
     """
     target = Path(os.path.realpath(path))
+    if target.exists() and not target.is_file():  # a rename would replace /dev/full or a FIFO with a plain file
+        raise IsADirectoryError(errno.EISDIR, "Is a directory", str(path)) if target.is_dir() else \
+            OSError(errno.EINVAL, "not a regular file (a device or a pipe)", str(path))
     target.parent.mkdir(parents=True, exist_ok=True)
     mode = _target_mode(target)
     data = text.encode("utf-8") if isinstance(text, str) else text
@@ -113,6 +117,8 @@ def output_problem(path: PathLike) -> Optional[str]:
     target = Path(os.path.realpath(path))
     if target.is_dir():
         return f"{path} is a directory; give a file path"
+    if target.exists() and not target.is_file():
+        return f"{path} is not a regular file (a device or a pipe); give a file path"
     existing = _nearest_existing(target.parent)
     if not existing.is_dir():
         return f"{path}: {existing} is not a directory"

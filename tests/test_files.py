@@ -115,3 +115,11 @@ def test_colliding_outputs(tmp_path: Path) -> None:
     (tmp_path / "link.json").symlink_to(tmp_path / "r.json")
     assert colliding_outputs({"--infer-report": tmp_path / "r.json", "--infer-markdown": tmp_path / "link.json"}) is not None
     assert colliding_outputs({"--infer-report": tmp_path / "r.json", "--infer-markdown": tmp_path / "r.md"}) is None
+
+
+def test_a_device_is_never_replaced_by_a_file() -> None:
+    # As root a rename over /dev/null would succeed and leave a plain file where the device was.
+    assert output_problem("/dev/null") == "/dev/null is not a regular file (a device or a pipe); give a file path"
+    line = write_or_reason("JSON report", "/dev/null", lambda: write_atomic("/dev/null", "{}"))
+    assert line == "infercheck: could not write the JSON report to /dev/null: not a regular file (a device or a pipe)"
+    assert Path("/dev/null").is_char_device()
