@@ -307,8 +307,11 @@ OPTIONS: tuple[Option, ...] = (
            "keep sampling until this much time was measured (1s, 500ms)", "DURATION"),
     Option("report", "--infer-report", str, None, "write every figure and raw sample as JSON to PATH", "PATH"),
     Option("cache_dir", "--infer-cache-dir", str, None,
-           "engine cache directory (default: infercheck/ inside pytest's cache dir)", "PATH"),
-    Option("no_cache", "--infer-no-cache", parse_bool, False, "neither read nor write the engine cache", is_flag=True),
+           "engine cache directory, private to you (default: infercheck/ inside pytest's cache dir; without "
+           "pytest's cache provider $XDG_CACHE_HOME/pytest-infercheck or ~/.cache/pytest-infercheck)", "PATH"),
+    Option("no_cache", "--infer-no-cache", parse_bool, False,
+           "neither read nor write the engine cache (builds go to temporary directories removed at the end)",
+           is_flag=True),
     Option("seed", "--infer-seed", parse_seed, 0,
            "seed for torch's generator before each infercheck test, so random weights hash alike "
            "(0 to 2**64 - 1)", "N"),
