@@ -3,12 +3,18 @@
 An entry is a directory ``<root>/<key[:2]>/<key>/`` holding the artifact files and a
 ``meta.json`` written last with each file's sha256.  Writers build the entry in a temporary
 directory beside it and ``os.replace`` it into place under an exclusive ``flock``, so a reader in
-another xdist worker sees a whole entry or none.  An entry whose files do not match their
-checksums is reported as corrupt, removed and rebuilt.
+another xdist worker sees a whole entry or none.  A complete entry is read without the lock, so a
+read-only cache (a CI image, a read-only mount) serves its entries.  An entry whose files or
+metadata are unusable is reported with a :class:`CacheWarning` and rebuilt; where the cache
+cannot be written, the rebuild goes to a temporary directory removed by :meth:`EngineCache.close`.
+
+The cache holds compiled code that is loaded and run (Inductor's ``.so`` files, AOTInductor
+packages, TensorRT engines), so its directory must be private: see ``cache_dirs.py``.
 """
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import os
@@ -19,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from .files import file_lock
+from .files import creation_problem, file_lock
 
 META = "meta.json"
 
@@ -52,33 +58,52 @@ class CachedEntry:
 
 
 class EngineCache:
-    """``get_or_build(key, build)``: the directory of a complete entry, built once across workers."""
+    """``get_or_build(key, build)``: the directory of a complete entry, built once across workers.
+
+    Call :meth:`close` at session end: it removes the temporary directories this cache made
+    (``--infer-no-cache`` builds, rebuilds a read-only cache could not store, Inductor's scratch).
+    """
 
     def __init__(self, root: Optional[Path], enabled: bool = True) -> None:
         self.enabled = enabled and root is not None
         self.root = Path(root) if root is not None else None
+        self._temporary: list[Path] = []
+        self._uncached: dict[str, Path] = {}  # key -> this session's build, when the cache is off
 
     def entry_dir(self, key: str) -> Path:
         assert self.root is not None
         return self.root / key[:2] / key
 
     def get_or_build(self, key: str, build: Callable[[Path], None], *, what: str) -> CachedEntry:
-        """Return the entry for ``key``; if absent or corrupt, ``build(directory)`` fills a new one.
+        """Return the entry for ``key``; if absent or unusable, ``build(directory)`` fills a new one.
 
-        With the cache disabled, ``build`` fills a fresh temporary directory every time.
+        With the cache disabled, ``build`` fills a temporary directory, once per key in this
+        session (a second request for the same artifact reuses it); :meth:`close` removes it.
         """
         if not self.enabled:
-            directory = Path(tempfile.mkdtemp(prefix="infercheck-nocache-"))
-            build(directory)
-            return CachedEntry(directory, hit=False)
+            if key not in self._uncached:
+                self._uncached[key] = self._build_temporary(build, prefix="infercheck-nocache-")
+            return CachedEntry(self._uncached[key], hit=False)
         final = self.entry_dir(key)
+        if self._verify(final) is None:  # complete entries are never modified: no lock needed to read one
+            return CachedEntry(final, hit=True)
+        try:
+            return self._build_locked(key, final, build, what)
+        except OSError as err:
+            if self._writable(final.parent):
+                raise  # the build itself failed: not a cache problem
+            warnings.warn(CacheWarning(f"engine cache at {self.root} cannot be written ({err.strerror or err}); "
+                                       f"building {what} in a temporary directory"))
+            return CachedEntry(self._build_temporary(build, prefix="infercheck-uncached-"), hit=False)
+
+    def _build_locked(self, key: str, final: Path, build: Callable[[Path], None], what: str) -> CachedEntry:
         with file_lock(final.parent / f"{key}.lock"):
-            problem = self._verify(final)
+            problem = self._verify(final)  # again, under the lock: another worker may have built it
             if problem is None:
                 return CachedEntry(final, hit=True)
-            if final.exists():
+            if os.path.lexists(final):
                 warnings.warn(CacheWarning(f"engine cache entry for {what} at {final} is unusable ({problem}); rebuilding"))
-                shutil.rmtree(final, ignore_errors=True)
+                _remove(final)
             staging = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=final.parent))
             try:
                 build(staging)
@@ -88,25 +113,83 @@ class EngineCache:
                 shutil.rmtree(staging, ignore_errors=True)
             return CachedEntry(final, hit=False)
 
+    def scratch_dir(self, name: str) -> Path:
+        """``<root>/<name>`` with the cache on; a temporary directory removed by :meth:`close` with it off.
+
+        For caches other libraries keep themselves (Inductor's): ``point_inductor_cache(cache.scratch_dir("inductor"))``.
+        """
+        if self.enabled and self.root is not None:
+            path = self.root / name
+            path.mkdir(mode=0o700, parents=True, exist_ok=True)
+            return path
+        return self._temporary_dir(prefix=f"infercheck-{name}-")
+
+    def close(self) -> None:
+        """Remove every temporary directory this cache made; the persistent entries stay."""
+        for path in self._temporary:
+            shutil.rmtree(path, ignore_errors=True)
+        self._temporary.clear()
+        self._uncached.clear()
+
+    def _temporary_dir(self, prefix: str) -> Path:
+        if not self._temporary:
+            atexit.register(self.close)  # in case the session ends without calling close()
+        path = Path(tempfile.mkdtemp(prefix=prefix))
+        self._temporary.append(path)
+        return path
+
+    def _build_temporary(self, build: Callable[[Path], None], prefix: str) -> Path:
+        directory = self._temporary_dir(prefix)
+        build(directory)
+        return directory
+
+    @staticmethod
+    def _writable(directory: Path) -> bool:
+        existing = next((p for p in (directory, *directory.parents) if p.is_dir()), None)
+        return existing is not None and creation_problem(existing) is None
+
     @staticmethod
     def _write_meta(directory: Path, what: str) -> None:
         files = {p.name: file_sha256(p) for p in sorted(directory.iterdir()) if p.is_file()}
-        (directory / META).write_text(json.dumps({"what": what, "files": files}, indent=1))
+        (directory / META).write_text(json.dumps({"what": what, "files": files}, indent=1), encoding="utf-8")
 
     @staticmethod
     def _verify(directory: Path) -> Optional[str]:
-        """None when the entry is complete and intact, else why not."""
+        """None when the entry is complete and intact, else why not (any shape of bad metadata included)."""
+        if not os.path.lexists(directory):
+            return "missing"
+        if directory.is_symlink() or not directory.is_dir():
+            return "not a directory"
         meta_path = directory / META
-        if not meta_path.exists():
-            return "missing" if not directory.exists() else "no meta.json (an interrupted write)"
+        if not os.path.lexists(meta_path):
+            return "no meta.json (an interrupted write)"
         try:
-            files = json.loads(meta_path.read_text())["files"]
-        except (ValueError, KeyError, TypeError) as err:
+            files = _listed_files(json.loads(meta_path.read_bytes().decode("utf-8")))
+        except (OSError, ValueError) as err:  # a directory, unreadable, not UTF-8, not JSON, wrong shape
             return f"meta.json unreadable: {err}"
         for name, digest in files.items():
             path = directory / name
-            if not path.is_file():
+            if path.is_symlink() or not path.is_file():
                 return f"{name} missing"
             if file_sha256(path) != digest:
                 return f"{name} does not match its checksum"
         return None
+
+
+def _listed_files(meta: Any) -> dict[str, str]:
+    """The ``files`` table of meta.json, checked: plain file names to hex digests, at least one."""
+    files = meta.get("files") if isinstance(meta, dict) else None
+    if not isinstance(files, dict) or not files:
+        raise ValueError(f"'files' is {type(files).__name__ if files is not None else 'absent'}, "
+                         "expected a non-empty table of file names and checksums")
+    for name, digest in files.items():
+        if not isinstance(digest, str) or not name or name != Path(name).name or name in (".", "..", META):
+            raise ValueError(f"bad entry {name!r}: {digest!r}")
+    return files
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)

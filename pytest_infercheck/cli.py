@@ -1,7 +1,10 @@
 """`infercheck audit MODEL ...`: the compatibility audit from the command line.
 
-Exit status: 0 when every target can run the model, 1 when one cannot, 2 on usage errors
-(a bad option, a model or inputs factory that cannot be loaded).
+Exit status: 0 when every target can run the model, 1 when one cannot, 2 when the audit could not
+be made: a bad option, a model file that is not ONNX, a module or factory that cannot be imported
+or raises, an output that cannot be written, ONNX Runtime missing for an ONNX Runtime target.
+Each of those is one line on stderr naming the input, never a traceback: exit 1 must mean
+"a target cannot run the model" and nothing else.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import importlib
 import os
 import sys
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 EXIT_OK, EXIT_CANNOT_RUN, EXIT_USAGE = 0, 1, 2
 DTYPES = ("float32", "float16", "bfloat16", "int64", "int32", "bool")
@@ -54,12 +57,60 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         return run_audit(args)
     except UsageError as err:
-        print(f"infercheck audit: error: {err}", file=sys.stderr)
+        print(f"infercheck audit: error: {_one_line(str(err))}", file=sys.stderr)
         return EXIT_USAGE
 
 
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _describe(err: BaseException) -> str:
+    """``ValueError: factory boom``: the exception as one short line (an import error's text can be long)."""
+    text = _one_line(str(err))
+    return f"{type(err).__name__}: {text[:300]}" if text else type(err).__name__
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Refuse unwritable or colliding output paths before the audit runs (it may take minutes)."""
+    from .files import colliding_outputs, output_problem
+
+    outputs = {"--json": args.json, "--markdown": args.markdown}
+    for option, path in outputs.items():
+        problem = output_problem(path) if path else None
+        if problem:
+            raise UsageError(f"{option} {problem}")
+    collision = colliding_outputs(outputs)
+    if collision:
+        raise UsageError(collision)
+
+
+def check_onnxruntime(targets: Sequence[str]) -> None:
+    """An ONNX Runtime target without ONNX Runtime is an audit that cannot be made, not a pass."""
+    from .audit.ort_placement import onnxruntime_missing
+
+    wanted = [target for target in targets if target.startswith("onnxruntime")]
+    missing = onnxruntime_missing() if wanted else None
+    if missing:
+        others = [target for target in targets if target not in wanted]
+        instead = f"; or audit without it: --targets {','.join(others)}" if others else ""
+        raise UsageError(f"--targets {','.join(wanted)}: {missing}{instead}")
+
+
+def write_outputs(report: Any, args: argparse.Namespace) -> None:
+    from .audit.render import render_json, render_markdown
+    from .files import write_atomic
+
+    for option, path, render in (("--json", args.json, render_json), ("--markdown", args.markdown, render_markdown)):
+        if path:
+            try:
+                write_atomic(Path(path), render(report))
+            except OSError as err:
+                raise UsageError(f"{option} {path}: cannot write it ({err.strerror or err})") from None
+
+
 def run_audit(args: argparse.Namespace) -> int:
-    from .audit.render import render_json, render_markdown, render_text
+    from .audit.render import render_text
     from .audit.runner import audit, parse_targets
     from .audit.tensorrt_static import resolve_version
 
@@ -68,24 +119,22 @@ def run_audit(args: argparse.Namespace) -> int:
         resolve_version(args.trt_version)
     except ValueError as err:
         raise UsageError(f"{'--trt-version' if 'TensorRT' in str(err) else '--targets'}: {err}") from None
+    check_outputs(args)
+    check_onnxruntime(targets)
     model, inputs = load_model(args)
     report = audit(model, inputs, targets=targets, trt_version=args.trt_version,
                    allow_ops=_split(args.allow_ops), allow_nodes=_split(args.allow_nodes))
     print(render_text(report))
-    for path, render in ((args.json, render_json), (args.markdown, render_markdown)):
-        if path:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            Path(path).write_text(render(report))
+    write_outputs(report, args)
     return EXIT_OK if report.passed else EXIT_CANNOT_RUN
 
 
 def load_model(args: argparse.Namespace) -> tuple[Any, Any]:
     """(an .onnx path, None) or (a torch module, its example inputs)."""
     if args.model.endswith(".onnx"):
-        if not Path(args.model).is_file():
-            raise UsageError(f"MODEL {args.model}: no such file")
+        check_onnx_file(args.model)
         if args.inputs:
-            return args.model, _call_factory(args.inputs, "--inputs")
+            return args.model, _inputs_from(args.inputs)
         return args.model, make_inputs(args.input_shape, args.input_dtype) if args.input_shape else None
     if ":" not in args.model:
         raise UsageError(f"MODEL {args.model!r}: give an .onnx file or package.module:factory")
@@ -95,7 +144,7 @@ def load_model(args: argparse.Namespace) -> tuple[Any, Any]:
     if not isinstance(model, torch.nn.Module):
         raise UsageError(f"MODEL {args.model}: the factory returned a {type(model).__name__}, not a torch.nn.Module")
     if args.inputs:
-        return model, _call_factory(args.inputs, "--inputs")
+        return model, _inputs_from(args.inputs)
     if not args.input_shape:
         raise UsageError("a torch model needs example inputs: --input-shape 1,3,224,224 (per input) or "
                          "--inputs package.module:factory")
@@ -126,15 +175,91 @@ def make_inputs(shapes: Sequence[str], dtypes: Sequence[str]) -> tuple[Any, ...]
     return tuple(inputs)
 
 
+def check_onnx_file(path: str) -> None:
+    """A file ONNX can parse as a model with a graph; external weights are not read here (the audit does)."""
+    if not Path(path).exists():
+        raise UsageError(f"MODEL {path}: no such file")
+    if not Path(path).is_file():
+        raise UsageError(f"MODEL {path}: not a file")
+    import onnx
+
+    try:
+        model = onnx.load(path, load_external_data=False)
+    except Exception as err:  # protobuf's DecodeError, OSError, onnx's own: all mean "cannot read it"
+        raise UsageError(f"MODEL {path}: not a readable ONNX model ({_describe(err)}); "
+                         "is it truncated, or another format?") from None
+    if model.ir_version == 0 or not model.graph.node:
+        raise UsageError(f"MODEL {path}: not an ONNX model (no IR version or no graph nodes: "
+                         f"{Path(path).stat().st_size} bytes)")
+    problem = external_data_problem(model, Path(path).parent)
+    if problem:
+        raise UsageError(f"MODEL {path}: {problem}")
+
+
+def external_data_problem(model: Any, base: Path) -> Optional[str]:
+    """Why the weights stored beside the model cannot be read (missing or short file), without reading them."""
+    from onnx.external_data_helper import ExternalDataInfo, uses_external_data
+
+    for tensor in _tensors(model.graph):
+        if not uses_external_data(tensor):
+            continue
+        info = ExternalDataInfo(tensor)
+        data = base / info.location
+        if not data.is_file():
+            return f"weights of {tensor.name!r} are stored in {data}, which is missing (copy it beside the model)"
+        needed = (info.offset or 0) + (info.length or 0)
+        if data.stat().st_size < needed:
+            return f"weights of {tensor.name!r} need {needed} bytes of {data}, which has {data.stat().st_size}: truncated"
+    return None
+
+
+def _tensors(graph: Any) -> Iterator[Any]:
+    """Every TensorProto of a graph: initializers and node attributes, subgraphs (If, Loop, Scan) included."""
+    yield from graph.initializer
+    for node in graph.node:
+        for attribute in node.attribute:
+            if attribute.HasField("t"):
+                yield attribute.t
+            yield from attribute.tensors
+            for subgraph in ([attribute.g] if attribute.HasField("g") else []) + list(attribute.graphs):
+                yield from _tensors(subgraph)
+
+
+def _inputs_from(spec: str) -> Any:
+    inputs = _call_factory(spec, "--inputs")
+    from .model import as_input_tuple
+
+    try:
+        as_input_tuple(inputs)
+    except TypeError as err:
+        detail = str(err) if isinstance(inputs, (tuple, list)) else f"the factory returned a {type(inputs).__name__}"
+        raise UsageError(f"--inputs {spec}: {detail}; expected a tensor or a tuple of tensors") from None
+    return inputs
+
+
 def _call_factory(spec: str, what: str) -> Any:
     module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise UsageError(f"{what} {spec!r}: expected package.module:callable")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # like pytest's rootdir: factories in the project are importable
     try:
-        factory = getattr(importlib.import_module(module_name), attribute)
-    except (ImportError, AttributeError) as err:
-        raise UsageError(f"{what} {spec}: cannot import it ({err}); expected package.module:callable") from None
-    return factory() if callable(factory) else factory
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise UsageError(f"{what} {spec}: cannot import it ({_describe(err)}); "
+                         "expected package.module:callable") from None
+    except (Exception, SystemExit) as err:  # the user's module itself fails: their error, in one line
+        raise UsageError(f"{what} {spec}: importing {module_name} raised {_describe(err)}") from None
+    if not hasattr(module, attribute):
+        raise UsageError(f"{what} {spec}: cannot import it ({module_name} has no attribute {attribute!r}); "
+                         "expected package.module:callable")
+    factory = getattr(module, attribute)
+    if not callable(factory):
+        return factory
+    try:
+        return factory()
+    except (Exception, SystemExit) as err:
+        raise UsageError(f"{what} {spec}: the factory raised {_describe(err)}") from None
 
 
 def _split(text: str) -> list[str]:

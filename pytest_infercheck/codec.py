@@ -1,10 +1,8 @@
-"""Typed results to JSON-ready data and back, by their dataclass field types.
+"""JSON data back into typed results, by their dataclass field types.
 
 A result travels from an xdist worker to the controller (execnet serialises only plain types), into
-the JSON report and the baseline file, and back: ``to_data`` makes anything a result may carry plain
-(dataclasses, enums, numpy scalars and arrays, paths, sets, NaN and Inf, which JSON lacks, as text);
-``from_data`` rebuilds the dataclass from its field annotations, so no module spells a result's
-fields twice.
+the JSON report and the baseline file, and back: jsonsafe.json_safe makes it plain, ``from_data``
+rebuilds the dataclass from its field annotations, so no module spells a result's fields twice.
 """
 
 from __future__ import annotations
@@ -14,36 +12,10 @@ import enum
 import math
 import types
 import typing
-from pathlib import PurePath
 from typing import Any, TypeVar, Union
 
 T = TypeVar("T")
 _FLOAT_WORDS = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
-
-
-def to_data(value: Any) -> Any:
-    """JSON-safe plain data: dict, list, str, int, float (finite), bool, None."""
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, enum.Enum):
-        return to_data(value.value)
-    if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
-    if isinstance(value, (int, str)):
-        return int(value) if isinstance(value, int) else str(value)  # str() drops str subclasses
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_data(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, dict):
-        return {str(to_data(key)): to_data(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [to_data(item) for item in value]
-    if isinstance(value, PurePath):
-        return str(value)
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    if hasattr(value, "tolist"):  # numpy scalars and arrays, torch tensors: their Python values
-        return to_data(value.tolist())
-    return str(value)
 
 
 def from_data(cls: type[T], data: Any) -> T:

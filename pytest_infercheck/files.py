@@ -1,13 +1,24 @@
-"""Safe file operations shared by the cache, the reports, the baseline and the GPU lock."""
+"""Safe file operations shared by the cache, the reports, the baseline and the GPU lock.
+
+Every file the plugin writes goes through :func:`write_atomic`: UTF-8 whatever the locale, through
+a symlink to its target, with the mode the file already had (or the umask's for a new one), and
+fsynced before the rename that makes it visible.  :func:`output_problem` checks an output path at
+start-up, and :func:`write_or_reason` turns a write that still fails at session end into one line,
+so the other reports and the summary are still written.
+"""
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
+import stat
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, Mapping, Optional, Union
+
+PathLike = Union[str, "os.PathLike[str]"]
 
 
 @contextmanager
@@ -36,14 +47,143 @@ def directory_lock(directory: Path) -> Iterator[None]:
         os.close(handle)
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write beside the target and rename, so a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+def current_umask() -> int:
+    """The process umask, read without changing it where Linux says it (``/proc/self/status``)."""
     try:
-        with os.fdopen(handle, "w") as out:
-            out.write(text)
-        os.replace(temp, path)
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere the only way to read it is to set it and put it back
+    os.umask(mask)
+    return mask
+
+
+def _target_mode(path: Path) -> int:
+    """The mode to give the written file: the existing file's, else what ``open()`` would give a new one."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        return 0o666 & ~current_umask()
+
+
+def write_atomic(path: PathLike, text: Union[str, bytes]) -> None:
+    """Write beside the target and rename, so a reader never sees half a file.
+
+    A symlink is written through (its target gets the new content, the link stays a link); the
+    existing mode is kept, a new file gets the umask's mode (mkstemp would give 0600); str is
+    encoded as UTF-8 (the locale's encoding may be ASCII in a CI container); the data is fsynced
+    before the rename and the directory after it, so a crash leaves the old file or the new one.
+    """
+    target = Path(os.path.realpath(path))
+    if target.exists() and not target.is_file():  # a rename would replace /dev/full or a FIFO with a plain file
+        raise IsADirectoryError(errno.EISDIR, "Is a directory", str(path)) if target.is_dir() else \
+            OSError(errno.EINVAL, "not a regular file (a device or a pipe)", str(path))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    mode = _target_mode(target)
+    data = text.encode("utf-8") if isinstance(text, str) else text
+    handle, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fchmod(out.fileno(), mode)
+            os.fsync(out.fileno())
+        os.replace(temp, target)
     except BaseException:
-        os.unlink(temp)
+        if os.path.lexists(temp):
+            os.unlink(temp)
         raise
+    _fsync_directory(target.parent)
+
+
+def _fsync_directory(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return  # some filesystems do not open directories; the file itself is already on disk
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _nearest_existing(path: Path) -> Path:
+    """``path`` or its closest ancestor that exists (as anything: a file ancestor is a problem to report)."""
+    for candidate in (path, *path.parents):
+        if os.path.lexists(candidate):
+            return candidate
+    return Path(path.anchor or ".")
+
+
+def output_problem(path: PathLike) -> Optional[str]:
+    """Why ``path`` cannot be written as an output file, in one line; None when it can.
+
+    Checked at start-up, so that a report path that is a directory, below a file, or in a directory
+    this process cannot write to is a usage error before any engine is built.  Writability is
+    probed by creating a file, not by permission bits: those say nothing for root, a read-only
+    mount or an immutable directory.
+    """
+    target = Path(os.path.realpath(path))
+    if target.is_dir():
+        return f"{path} is a directory; give a file path"
+    if target.exists() and not target.is_file():
+        return f"{path} is not a regular file (a device or a pipe); give a file path"
+    existing = _nearest_existing(target.parent)
+    if not existing.is_dir():
+        return f"{path}: {existing} is not a directory"
+    problem = creation_problem(existing)
+    return f"{path}: cannot create files in {existing} ({problem})" if problem else None
+
+
+def creation_problem(directory: PathLike) -> Optional[str]:
+    """Why no file can be created in ``directory`` (tried, not guessed from permission bits); None if one can."""
+    try:
+        handle, probe = tempfile.mkstemp(dir=directory, prefix=".infercheck-probe-")
+    except OSError as err:
+        return str(err.strerror or err)
+    os.close(handle)
+    os.unlink(probe)
+    return None
+
+
+def colliding_outputs(paths: Mapping[str, Optional[PathLike]]) -> Optional[str]:
+    """One line naming two outputs (option -> path) that would write the same file; None when all differ.
+
+    Paths are compared after resolving symlinks and ``..``, so ``--infer-report=b.json`` and
+    ``--infer-baseline=./x/../b.json`` collide.
+    """
+    seen: dict[str, str] = {}
+    for option, path in paths.items():
+        if not path:
+            continue
+        real = os.path.realpath(path)
+        if real in seen:
+            return f"{seen[real]} and {option} both name {real}; give each output its own file"
+        seen[real] = option
+    return None
+
+
+def write_or_reason(what: str, path: PathLike, write: Callable[[], None]) -> Optional[str]:
+    """Run ``write()``; a failure is returned as one line naming ``what`` and ``path`` instead of raised.
+
+    At session end one unwritable report must not stop the others or the summary; the caller
+    prints the line (and may set the exit status).  Only I/O and encoding failures are caught:
+    a bug in rendering still raises.
+    """
+    try:
+        write()
+    except (OSError, UnicodeError) as err:
+        reason = getattr(err, "strerror", None) or str(err) or type(err).__name__
+        return f"infercheck: could not write the {what} to {path}: {reason}"
+    return None
+
+
+def append_text(path: PathLike, text: str) -> None:
+    """Append UTF-8 text (``$GITHUB_STEP_SUMMARY`` is appended to by every step of a job)."""
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(text)

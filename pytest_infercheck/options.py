@@ -8,6 +8,7 @@ names the option and the accepted forms.  Nothing here imports torch.
 from __future__ import annotations
 
 import argparse
+import math
 import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Optional, Sequence
@@ -29,6 +30,29 @@ class OptionError(ValueError):
     """A value the user gave that does not parse; the message names the accepted forms."""
 
 
+# torch.manual_seed takes any value that fits an unsigned 64-bit integer (larger ones overflow in C++).
+MAX_SEED = 2**64 - 1
+
+
+def _shown(text: Any) -> str:
+    """The value as the user gave it, cut short: a 400-digit number should not fill the terminal."""
+    shown = repr(text)
+    return shown if len(shown) <= 40 else shown[:30] + "..." + shown[-6:]
+
+
+def _number(text: Any, forms: str) -> float:
+    """``text`` as a finite float: NaN compares false with every limit and inf disables it, so neither is a value."""
+    if isinstance(text, bool):
+        raise OptionError(f"{_shown(text)} is not a number; use {forms}")
+    try:
+        value = float(text)
+    except (TypeError, ValueError, OverflowError):
+        raise OptionError(f"{_shown(text)} is not a number; use {forms}") from None
+    if not math.isfinite(value):
+        raise OptionError(f"{_shown(text)} is not a finite number; use {forms}")
+    return value
+
+
 @dataclass(frozen=True)
 class Budget:
     """A latency budget: ``statistic`` of the samples must stay at or under ``limit_ms``."""
@@ -46,8 +70,10 @@ def parse_duration_ms(text: str) -> float:
     if not match:
         raise OptionError(f"{text!r} is not a duration; use a number with a unit: 250us, 2.5ms, 30ms, 1s")
     value = float(match["value"]) * _UNIT_TO_MS[match["unit"]]
+    if not math.isfinite(value):  # 400 digits overflow float() to inf
+        raise OptionError(f"{_shown(text)} is too large; use a number with a unit: 250us, 2.5ms, 30ms, 1s")
     if value <= 0:
-        raise OptionError(f"{text!r} must be greater than zero")
+        raise OptionError(f"{text!r} must be greater than zero; use a number with a unit: 250us, 2.5ms, 30ms, 1s")
     return value
 
 
@@ -71,20 +97,20 @@ def parse_budget(text: str | Budget) -> Budget:
 
 
 def parse_percent(text: str | float) -> float:
-    """``"5%"`` or ``0.05`` -> 0.05."""
-    if isinstance(text, (int, float)):
-        value = float(text)
-    else:
-        match = _PERCENT.match(text)
-        if match:
-            value = float(match["value"]) / 100
-        else:
-            try:
-                value = float(text)
-            except ValueError:
-                raise OptionError(f"{text!r} is not a percentage; use 5% or 0.05") from None
+    """``"5%"`` or ``0.05`` -> 0.05: a finite, non-negative fraction."""
+    forms = "a percentage such as 5% or a fraction such as 0.05"
+    match = _PERCENT.match(text) if isinstance(text, str) else None
+    value = _number(match["value"], forms) / 100 if match else _number(text, forms)
     if value < 0:
-        raise OptionError(f"{text!r} must not be negative")
+        raise OptionError(f"{text!r} must not be negative; use {forms}")
+    return value
+
+
+def parse_fraction(text: str | float) -> float:
+    """A share of elements, 0 to 1 (``"1%"``, ``0.01``): more than all of them means nothing."""
+    value = parse_percent(text)
+    if value > 1:
+        raise OptionError(f"{text!r} is more than 100%; use a share from 0% to 100% (or 0 to 1)")
     return value
 
 
@@ -148,27 +174,67 @@ def parse_compile_mode(text: str) -> str:
     return _parse_choices(text, COMPILE_MODES, "torch.compile mode")[0]
 
 
-def parse_positive_int(text: str | int) -> int:
+def _whole_number(text: Any, forms: str) -> int:
+    """An int from a string or an integral number; a bool or 2.5 is not a count."""
+    if isinstance(text, bool) or (isinstance(text, float) and not (math.isfinite(text) and text.is_integer())):
+        raise OptionError(f"{text!r} is not a whole number; use {forms}")
     try:
-        value = int(text)
+        return int(text)
     except (TypeError, ValueError):
-        raise OptionError(f"{text!r} is not a whole number") from None
+        raise OptionError(f"{text!r} is not a whole number; use {forms}") from None
+
+
+def parse_positive_int(text: str | int) -> int:
+    """A whole number of at least 1 (timed iterations: zero would time nothing)."""
+    value = _whole_number(text, "a whole number of at least 1, e.g. 50")
+    if value < 1:
+        raise OptionError(f"{text!r} must be at least 1; use a whole number such as 50")
+    return value
+
+
+def parse_count(text: str | int) -> int:
+    """A whole number of zero or more (0 is meaningful: no warm-up iterations)."""
+    value = _whole_number(text, "a whole number of 0 or more, e.g. 10")
     if value < 0:
-        raise OptionError(f"{text!r} must not be negative")
+        raise OptionError(f"{text!r} must not be negative; use a whole number of 0 or more, e.g. 10")
+    return value
+
+
+def parse_seed(text: str | int) -> int:
+    """A seed torch.manual_seed accepts: a whole number from 0 to 2**64 - 1."""
+    value = _whole_number(text, f"a whole number from 0 to {MAX_SEED}")
+    if not 0 <= value <= MAX_SEED:
+        raise OptionError(f"{_shown(text)} is out of range; use a whole number from 0 to {MAX_SEED} (2**64 - 1)")
     return value
 
 
 def parse_seconds(text: str | float) -> float:
-    """``"1s"``, ``"500ms"`` or a bare number of seconds -> seconds."""
-    if isinstance(text, (int, float)):
-        seconds = float(text)
-    else:
-        try:
-            seconds = float(text)
-        except ValueError:
-            seconds = parse_duration_ms(text) / 1000.0
+    """``"1s"``, ``"500ms"`` or a bare number of seconds -> finite, non-negative seconds."""
+    forms = "a number of seconds (2, 0.5) or a duration with a unit (500ms, 1s)"
+    if isinstance(text, str) and _DURATION.match(text):
+        return parse_duration_ms(text) / 1000.0
+    seconds = _number(text, forms)
     if seconds < 0:
-        raise OptionError(f"{text!r} must not be negative")
+        raise OptionError(f"{text!r} must not be negative; use {forms}")
+    return seconds
+
+
+def parse_timeout(text: str | float) -> float:
+    """A deadline in seconds (``600``, ``10s``, ``500ms``), or ``off`` for none, returned as 0.0.
+
+    A typed 0 is refused rather than read as "no deadline" (it could as well mean "fail at once");
+    "off" is stored as 0.0 because ``progress.run_build`` reads 0 as no deadline and because a
+    None from the command line would read as "not given".
+    """
+    if isinstance(text, str) and text.strip().lower() == "off":
+        return 0.0
+    forms = "seconds (600), a duration (10s, 500ms) or off for no deadline"
+    try:
+        seconds = parse_seconds(text)
+    except OptionError:
+        raise OptionError(f"{_shown(text)} is not a deadline; use {forms}") from None
+    if seconds <= 0:
+        raise OptionError(f"{_shown(text)} must be greater than zero; use {forms}")
     return seconds
 
 
@@ -184,12 +250,18 @@ def parse_bool(text: str | bool) -> bool:
 
 
 def parse_float(text: str | float) -> float:
-    try:
-        value = float(text)
-    except (TypeError, ValueError):
-        raise OptionError(f"{text!r} is not a number") from None
+    """A finite, non-negative number (a tolerance, a floor)."""
+    value = _number(text, "a finite number of 0 or more, e.g. 1e-5")
     if value < 0:
-        raise OptionError(f"{text!r} must not be negative")
+        raise OptionError(f"{text!r} must not be negative; use a finite number of 0 or more, e.g. 1e-5")
+    return value
+
+
+def parse_cosine(text: str | float) -> float:
+    """A cosine similarity threshold, 0 to 1: above 1 nothing passes, and 0 already accepts everything."""
+    value = parse_float(text)
+    if value > 1:
+        raise OptionError(f"{text!r} is above 1; use a cosine similarity from 0 to 1, e.g. 0.999")
     return value
 
 
@@ -202,7 +274,8 @@ def parse_max_regression(text: str | float) -> float:
 
 
 def parse_factor(text: str | float) -> float:
-    value = parse_float(text)
+    """A finite growth factor of at least 1."""
+    value = _number(text, "a finite factor of at least 1, e.g. 2")
     if value < 1:
         raise OptionError(f"{text!r} must be at least 1 (2 means: fail when an error figure more than doubles)")
     return value
@@ -259,8 +332,8 @@ OPTIONS: tuple[Option, ...] = (
            "e.g. onnxruntime-int8,eager-fp16", "LIST", scope=Scope.MATRIX),
     Option("device", "--infer-device", parse_device, "auto",
            "where engines run: auto (cuda when available), cpu or cuda", "DEVICE", scope=Scope.TEST),
-    Option("warmup", "--infer-warmup", parse_positive_int, 10,
-           "untimed iterations before sampling (more are run until timings settle on the GPU)", "N",
+    Option("warmup", "--infer-warmup", parse_count, 10,
+           "untimed iterations before sampling, 0 for none (more are run until timings settle on the GPU)", "N",
            scope=Scope.TEST),
     Option("min_iters", "--infer-min-iters", parse_positive_int, 50, "fewest timed iterations", "N",
            scope=Scope.TEST),
@@ -270,17 +343,22 @@ OPTIONS: tuple[Option, ...] = (
            "keep sampling until this much time was measured (1s, 500ms)", "DURATION", scope=Scope.TEST),
     Option("report", "--infer-report", str, None, "write every figure and raw sample as JSON to PATH", "PATH"),
     Option("cache_dir", "--infer-cache-dir", str, None,
-           "engine cache directory (default: infercheck/ inside pytest's cache dir)", "PATH"),
-    Option("no_cache", "--infer-no-cache", parse_bool, False, "neither read nor write the engine cache", is_flag=True),
-    Option("seed", "--infer-seed", parse_positive_int, 0,
-           "seed for torch's generator before each infercheck test, so random weights hash alike", "N"),
+           "engine cache directory, private to you (default: infercheck/ inside pytest's cache dir; without "
+           "pytest's cache provider $XDG_CACHE_HOME/pytest-infercheck or ~/.cache/pytest-infercheck)", "PATH"),
+    Option("no_cache", "--infer-no-cache", parse_bool, False,
+           "neither read nor write the engine cache (builds go to temporary directories removed at the end)",
+           is_flag=True),
+    Option("seed", "--infer-seed", parse_seed, 0,
+           "seed for torch's generator before each infercheck test, so random weights hash alike "
+           "(0 to 2**64 - 1)", "N"),
     Option("tf32", "--infer-tf32", parse_bool, False,
            "allow TF32 in the CUDA reference (default off: the reference is true FP32)", is_flag=True,
            scope=Scope.TEST),
     Option("compile_mode", "--infer-compile-mode", parse_compile_mode, "default",
            f"torch.compile mode for the inductor backend ({', '.join(COMPILE_MODES)})", "MODE", scope=Scope.TEST),
-    Option("build_timeout", "--infer-build-timeout", parse_seconds, 1800.0,
-           "fail an engine whose build takes longer than this (seconds or 10s/500ms)", "SECONDS", scope=Scope.TEST),
+    Option("build_timeout", "--infer-build-timeout", parse_timeout, 1800.0,
+           "fail an engine whose build takes longer than this (seconds or 10s/500ms; off for no deadline)",
+           "SECONDS", scope=Scope.TEST),
     Option("time_transfers", "--infer-time-transfers", parse_bool, False,
            "include host-to-device and device-to-host copies in GPU timings", is_flag=True, scope=Scope.TEST),
     # The CI gate (docs/gate.md): baseline file, regression thresholds, Markdown and HTML reports.
@@ -309,9 +387,9 @@ OPTIONS: tuple[Option, ...] = (
     # Per-test settings a marker or the infercheck() call gives (no flag): None means the precision's default.
     Option("atol", None, parse_float, None, "absolute tolerance of the elementwise rule", scope=Scope.TEST),
     Option("rtol", None, parse_float, None, "relative tolerance of the elementwise rule", scope=Scope.TEST),
-    Option("max_mismatch", None, parse_percent, None, "share of elements allowed outside atol + rtol*|ref|",
+    Option("max_mismatch", None, parse_fraction, None, "share of elements allowed outside atol + rtol*|ref|",
            scope=Scope.TEST),
-    Option("min_cosine", None, parse_float, None, "lowest cosine similarity to the reference", scope=Scope.TEST),
+    Option("min_cosine", None, parse_cosine, None, "lowest cosine similarity to the reference", scope=Scope.TEST),
     Option("max_rel_l2", None, parse_float, None, "largest relative error ||out - ref|| / ||ref||", scope=Scope.TEST),
     Option("dynamic_batch", None, parse_bool, False, "export with a dynamic batch axis and verify it at twice "
            "the batch", scope=Scope.TEST),

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
-from typing import Any, Generator, Optional
+from typing import Any, Generator
 
 import pytest
 
@@ -35,7 +35,17 @@ def pytest_configure(config: pytest.Config) -> None:
         layers = config_layers(config)
     except OptionError as err:
         raise pytest.UsageError(str(err)) from None
-    config.stash[SESSION] = InfercheckSession(config, layers)
+    session = config.stash[SESSION] = InfercheckSession(config, layers)
+    if not hasattr(config, "workerinput"):  # the controller checks once; workers inherit its verdict
+        problems = session.usage_problems()
+        if problems:
+            raise pytest.UsageError("\n".join(problems))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    session = config.stash.get(SESSION, None)
+    if session is not None:
+        session.close()
 
 
 def session_of(config: pytest.Config) -> InfercheckSession:
@@ -162,11 +172,5 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     infer = session_of(session.config)
-    if infer.is_worker:
-        return
-    report: Optional[Any] = infer.path("report")
-    if report:
-        from .report.json_report import write_json_report
-
-        write_json_report(report, infer.results)
-    infer.finish_gate()
+    if not infer.is_worker:
+        infer.write_outputs()

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional
 
 from .audit.findings import Finding
-from .codec import from_data, to_data
+from .codec import from_data
+from .jsonsafe import json_safe
 from .regression import AccuracyChange, LatencyComparison
 from .spec import Outcome, Stage, TextEnum
 
@@ -300,10 +301,10 @@ class CheckResult:
         self.failures.append(Failure(stage, message))
 
     def to_dict(self) -> dict[str, Any]:
-        data = to_data(self)
+        data = json_safe(self)
         if self.latency:
-            data["latency"]["throughput"] = to_data(self.latency.throughput)
-        data["speedup"] = to_data(self.speedup)
+            data["latency"]["throughput"] = json_safe(self.latency.throughput)
+        data["speedup"] = json_safe(self.speedup)
         return data
 
     @classmethod

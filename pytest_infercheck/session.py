@@ -8,7 +8,6 @@ and the summary, reports and baseline are written only there.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections import OrderedDict
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -88,6 +87,7 @@ class InfercheckSession:
         self._cache: Any = None
         self._baseline: Any = None  # BaselineStore, read on first use in each process
         self.baseline_update: Any = None  # UpdateSummary once the controller has written the file
+        self.write_problems: list[str] = []  # report writes that failed at session end, one line each
 
     @property
     def is_worker(self) -> bool:
@@ -107,24 +107,41 @@ class InfercheckSession:
         base = inipath.parent if source == "ini file" and inipath else self.config.invocation_params.dir
         return Path(base) / given
 
-    def cache_dir(self) -> Optional[Path]:
-        given = self.path("cache_dir")
-        if given is not None:
-            return given.resolve()
-        if getattr(self.config, "cache", None) is not None:
-            return Path(self.config.cache.mkdir("infercheck"))
-        return Path(tempfile.gettempdir()) / "pytest-infercheck-cache"
+    def cache_dir(self) -> Path:
+        """--infer-cache-dir, else pytest's cache dir, else a private per-user directory (never /tmp)."""
+        from .cache_dirs import resolve_cache_dir
+
+        pytest_cache = self.config.cache.mkdir("infercheck") if getattr(self.config, "cache", None) else None
+        return resolve_cache_dir(self.path("cache_dir"), Path(pytest_cache) if pytest_cache else None)
 
     def engine_cache(self) -> Any:
-        """The engine cache, made on first use."""
+        """The engine cache, made on first use (its directory was checked at start-up)."""
         if self._cache is None:
             from .cache import EngineCache
 
             self._cache = EngineCache(self.cache_dir(), enabled=not self.run_settings.no_cache)
-            if self._cache.enabled and "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
-                # Inductor's compiled kernels live beside our artifacts unless the user chose a place.
-                os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(self._cache.root / "inductor")
         return self._cache
+
+    def close(self) -> None:
+        """Remove the run's temporary build directories (--infer-no-cache) in every process."""
+        if self._cache is not None:
+            self._cache.close()
+
+    def usage_problems(self) -> list[str]:
+        """What is wrong with the run's settings before any test runs: each names its option."""
+        from .cache_dirs import check_private
+        from .device_check import check_device_available
+        from .files import colliding_outputs, output_problem
+
+        outputs = {f"--infer-{name.replace('_', '-')}": self.path(name) for name in ("report", "markdown", "html",
+                                                                                      "baseline")}
+        problems = [f"{flag}: {problem}" for flag, path in outputs.items() if path is not None
+                    for problem in [output_problem(path)] if problem]
+        problems.append(colliding_outputs(outputs))
+        if not self.run_settings.no_cache:
+            problems.append(check_private(self.cache_dir()))
+        problems.append(check_device_available(self.run_settings.device))
+        return [problem for problem in problems if problem]
 
     def baseline(self) -> Any:
         """The baseline store of ``--infer-baseline``, read and validated once per process; None without it."""
@@ -135,22 +152,38 @@ class InfercheckSession:
             self._baseline = BaselineStore.load(path)
         return self._baseline
 
-    def finish_gate(self) -> None:
-        """On the controller: write the baseline update and the Markdown and HTML reports from every result."""
-        baseline, markdown, html = self.path("baseline"), self.path("markdown"), self.path("html")
-        if baseline and self.run_settings.baseline_update:
-            from .baseline.store import update_baseline
+    def write_outputs(self) -> list[str]:
+        """On the controller: the JSON report, the baseline update, the Markdown and HTML reports.
 
-            self.baseline_update = update_baseline(baseline, self.results)
+        Each write is tried whatever happened to the others; a write that fails is one line naming the
+        file (returned for the terminal summary), never a traceback at session end.
+        """
+        from .files import write_or_reason
+
+        problems: list[Optional[str]] = []
+        report, baseline, markdown, html = (self.path(name) for name in ("report", "baseline", "markdown", "html"))
+        if report:
+            from .report.json_report import write_json_report
+
+            problems.append(write_or_reason("JSON report", report, lambda: write_json_report(report, self.results)))
+        if baseline and self.run_settings.baseline_update:
+            problems.append(write_or_reason("baseline", baseline, lambda: self._update_baseline(baseline)))
         if markdown or os.environ.get("GITHUB_STEP_SUMMARY"):
             from .report.markdown import write_markdown
 
-            write_markdown(self.results, str(markdown) if markdown else None, os.environ.get("GITHUB_STEP_SUMMARY"),
-                           baseline=self.run_settings.baseline)
+            problems += write_markdown(self.results, str(markdown) if markdown else None,
+                                       os.environ.get("GITHUB_STEP_SUMMARY"), baseline=self.run_settings.baseline)
         if html:
             from .report.html import write_html
 
-            write_html(html, self.results)
+            problems.append(write_or_reason("HTML report", html, lambda: write_html(html, self.results)))
+        self.write_problems = [problem for problem in problems if problem]
+        return self.write_problems
+
+    def _update_baseline(self, path: Path) -> None:
+        from .baseline.store import update_baseline
+
+        self.baseline_update = update_baseline(path, self.results)
 
     # -- recording ------------------------------------------------------------------------------
 
@@ -188,15 +221,17 @@ class InfercheckSession:
 
     def timing_lock(self, device: str) -> ContextManager[None]:
         """One timed loop at a time per GPU across xdist workers (and across concurrent pytest runs)."""
-        return gpu_lock() if device.startswith("cuda") else nullcontext()
+        return gpu_lock(self.cache_dir()) if device.startswith("cuda") else nullcontext()
 
 
 @contextmanager
-def gpu_lock() -> Iterator[None]:
-    """An flock on a file named after the visible device: other workers keep exporting and building
-    in parallel, and only the timed loops take turns."""
+def gpu_lock(cache_root: Path) -> Iterator[None]:
+    """An flock on a file named after the visible device, in the private cache: other workers keep
+    exporting and building in parallel, and only the timed loops take turns."""
+    from .cache_dirs import lock_path
+
     visible = os.environ.get("CUDA_VISIBLE_DEVICES", "all").replace(",", "_") or "none"
-    with file_lock(Path(tempfile.gettempdir()) / f"pytest-infercheck-gpu-{visible}.lock"):
+    with file_lock(lock_path(cache_root, "gpu", visible)):
         yield
 
 

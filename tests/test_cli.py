@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -79,3 +80,107 @@ def test_usage_errors_exit_2(args: list[str], message: str, tmp_path: Path) -> N
     run = infercheck(*[arg.replace("{model}", str(model)) for arg in args])
     assert run.returncode == 2, run.stdout + run.stderr
     assert message in run.stderr
+
+
+# -- Inputs the audit cannot read or import: exit 2, one line naming the input, no traceback -------
+
+USER_MODULES = {
+    "raises_on_import.py": "raise RuntimeError('no GPU configured')\n",
+    "exits_on_import.py": "import sys\nsys.exit('config missing')\n",
+    "factories.py": "def broken():\n    raise ValueError('checkpoint not found')\n\ndef number():\n    return 3\n",
+}
+
+
+def infercheck_in(cwd: Path, *args: str, python_prelude: str = "") -> subprocess.CompletedProcess:
+    """The command line run from ``cwd`` (a user's project directory, importable like pytest's rootdir)."""
+    code = f"{python_prelude}import sys\nfrom pytest_infercheck.cli import main\nsys.exit(main())"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300, env=env)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    for name, source in USER_MODULES.items():
+        (tmp_path / name).write_text(source)
+    model = custom_domain_onnx(tmp_path / "model.onnx")
+    (tmp_path / "not_onnx.onnx").write_text("ir_version: 8\n")  # text, as if exported with the wrong tool
+    (tmp_path / "truncated.onnx").write_bytes(model.read_bytes()[: model.stat().st_size // 2])
+    (tmp_path / "empty.onnx").write_bytes(b"")
+    (tmp_path / "folder.onnx").mkdir()
+    (tmp_path / "out").mkdir()
+    return tmp_path
+
+
+@pytest.mark.parametrize("args, message", [
+    (["audit", "not_onnx.onnx"], "MODEL not_onnx.onnx: not a readable ONNX model (DecodeError: "),
+    (["audit", "truncated.onnx"], "MODEL truncated.onnx: not a readable ONNX model ("),
+    (["audit", "empty.onnx"], "MODEL empty.onnx: not an ONNX model (no IR version or no graph nodes: 0 bytes)"),
+    (["audit", "folder.onnx"], "MODEL folder.onnx: not a file"),
+    (["audit", "raises_on_import:model", "--input-shape", "1,4"],
+     "MODEL raises_on_import:model: importing raises_on_import raised RuntimeError: no GPU configured"),
+    (["audit", "exits_on_import:model", "--input-shape", "1,4"],
+     "MODEL exits_on_import:model: importing exits_on_import raised SystemExit: config missing"),
+    (["audit", "factories:broken", "--input-shape", "1,4"],
+     "MODEL factories:broken: the factory raised ValueError: checkpoint not found"),
+    (["audit", "model.onnx", "--inputs", "factories:number"],
+     "--inputs factories:number: the factory returned a int; expected a tensor or a tuple of tensors"),
+    (["audit", "model.onnx", "--inputs", "factories:broken"], "--inputs factories:broken: the factory raised ValueError"),
+    (["audit", "model.onnx", "--json", "out"], "--json out is a directory; give a file path"),
+    (["audit", "model.onnx", "--markdown", "model.onnx/report.md"], "--markdown model.onnx/report.md: "),
+    (["audit", "model.onnx", "--json", "out/a", "--markdown", "out/../out/a"], "--json and --markdown both name "),
+])
+def test_unreadable_inputs_exit_2_with_one_line(project: Path, args: list[str], message: str) -> None:
+    run = infercheck_in(project, *args)
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert run.stderr.startswith(f"infercheck audit: error: {message}"), run.stderr
+    assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
+
+
+def test_missing_external_weights_exit_2(tmp_path: Path) -> None:
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.ones((16, 16), dtype=np.float32), "W")
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "W"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16])], [weight])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(model, tmp_path / "big.onnx", save_as_external_data=True, location="big.data", size_threshold=0)
+    (tmp_path / "big.data").write_bytes(b"\0" * 10)
+    run = infercheck_in(tmp_path, "audit", "big.onnx")
+    assert run.returncode == 2 and "weights of 'W' need 1024 bytes of big.data, which has 10: truncated" in run.stderr
+    (tmp_path / "big.data").unlink()
+    run = infercheck_in(tmp_path, "audit", "big.onnx")
+    assert run.returncode == 2 and "weights of 'W' are stored in big.data, which is missing" in run.stderr
+
+
+def test_unwritable_output_directory_exits_2_before_the_audit(project: Path) -> None:
+    from readonly import read_only
+
+    with read_only(project / "out"):
+        run = infercheck_in(project, "audit", "model.onnx", "--json", "out/sub/audit.json")
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert run.stderr.startswith("infercheck audit: error: --json out/sub/audit.json: cannot create files in ")
+    assert run.stdout == ""  # refused before any stage ran
+
+
+# Stand-in for "the base package alone": Python's own marker for a module that is not installed
+# (sys.modules[name] = None makes `import onnxruntime` raise ModuleNotFoundError), set before the CLI runs.
+WITHOUT_ONNXRUNTIME = "import sys\nsys.modules['onnxruntime'] = None\n"
+
+
+def test_without_onnxruntime_an_onnxruntime_target_says_what_to_install(project: Path) -> None:
+    run = infercheck_in(project, "audit", "model.onnx", python_prelude=WITHOUT_ONNXRUNTIME)
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert run.stderr == ("infercheck audit: error: --targets onnxruntime: ONNX Runtime is not installed: pip install "
+                          "'pytest-infercheck[onnxruntime]' (or 'pytest-infercheck[onnxruntime-gpu]' for the CUDA "
+                          "provider; never both); or audit without it: --targets tensorrt\n")
+
+
+def test_without_onnxruntime_the_tensorrt_prediction_still_runs(project: Path) -> None:
+    run = infercheck_in(project, "audit", "model.onnx", "--targets", "tensorrt", python_prelude=WITHOUT_ONNXRUNTIME)
+    assert run.returncode == 1, run.stdout + run.stderr  # the custom operator needs a TensorRT plugin
+    assert "tensorrt: CANNOT run the model" in run.stdout and "Traceback" not in run.stderr
+    assert "Polygraphy lint skipped: ONNX Runtime is not installed: pip install 'pytest-infercheck[onnxruntime]'" in run.stdout

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from pytest_infercheck.options import (
-    Budget, OptionError, parse_backends, parse_budget, parse_cuda_graphs, parse_duration_ms, parse_percent,
-    parse_precisions, parse_seconds,
+    Budget, OptionError, parse_backends, parse_budget, parse_cosine, parse_count, parse_cuda_graphs,
+    parse_duration_ms, parse_factor, parse_float, parse_fraction, parse_percent, parse_positive_int,
+    parse_precisions, parse_seconds, parse_seed, parse_timeout, parse_value,
 )
 
 
@@ -92,3 +95,83 @@ def test_help_lists_the_option_group(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--help")
     result.stdout.fnmatch_lines(["*inference engine checks (pytest-infercheck)*", "*--infer-budget=BUDGET*",
                                  "*infer_budget*"])
+
+
+# No value switches a check off: NaN compares false with every limit, inf disables one, and a seed torch
+# cannot take errors every item later.  Each is a usage error naming the option and the accepted forms.
+@pytest.mark.parametrize("args, fragment", [
+    (["--infer-max-regression=nan"], "--infer-max-regression: 'nan' is not a finite number; use a percentage"),
+    (["--infer-max-regression=inf"], "--infer-max-regression: 'inf' is not a finite number"),
+    (["--infer-accuracy-factor=inf"], "--infer-accuracy-factor: 'inf' is not a finite number; use a finite factor"),
+    (["--infer-accuracy-factor=nan"], "--infer-accuracy-factor: 'nan' is not a finite number"),
+    (["--infer-accuracy-floor=nan"], "--infer-accuracy-floor: 'nan' is not a finite number"),
+    (["--infer-accuracy-floor=-1e-3"], "--infer-accuracy-floor: '-1e-3' must not be negative"),
+    (["--infer-min-time=nan"], "--infer-min-time: 'nan' is not a finite number; use a number of seconds"),
+    (["--infer-min-time=inf"], "--infer-min-time: 'inf' is not a finite number"),
+    (["--infer-min-time=" + "9" * 400 + "s"], "--infer-min-time: '99999*' is too large"),
+    (["--infer-build-timeout=nan"], "--infer-build-timeout: 'nan' is not a deadline; use seconds (600)*or off"),
+    (["--infer-build-timeout=0"], "--infer-build-timeout: '0' must be greater than zero*or off for no deadline"),
+    (["--infer-seed=99999999999999999999"], "--infer-seed: '99999999999999999999' is out of range; use a whole "
+                                             "number from 0 to 18446744073709551615"),
+    (["--infer-seed=-1"], "--infer-seed: '-1' is out of range"),
+    (["--infer-min-iters=0"], "--infer-min-iters: '0' must be at least 1"),
+    (["--infer-max-iters=2.5"], "--infer-max-iters: '2.5' is not a whole number"),
+    (["--infer-warmup=-1"], "--infer-warmup: '-1' must not be negative"),
+    (["--infer-budget=" + "9" * 400 + "ms"], "--infer-budget: *too large"),
+])
+def test_non_finite_and_out_of_range_values_are_usage_errors(pytester: pytest.Pytester, args: list[str],
+                                                             fragment: str) -> None:
+    result = pytester.runpytest(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*{fragment}*"])
+    assert "Traceback" not in result.stderr.str()
+
+
+@pytest.mark.parametrize("key, value, fragment", [
+    ("infer_max_regression", "nan", "is not a finite number"),
+    ("infer_accuracy_factor", "inf", "is not a finite number"),
+    ("infer_accuracy_floor", "nan", "is not a finite number"),
+    ("infer_min_time", "inf", "is not a finite number"),
+    ("infer_build_timeout", "0", "must be greater than zero"),
+    ("infer_seed", "99999999999999999999", "out of range"),
+])
+def test_non_finite_ini_values_are_usage_errors_naming_the_key(pytester: pytest.Pytester, key: str, value: str,
+                                                               fragment: str) -> None:
+    pytester.makeini(f"[pytest]\n{key} = {value}\n")
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*ini option {key} = '{value}'*{fragment}*"])
+
+
+def test_documented_zero_and_off_values_are_accepted(pytester: pytest.Pytester) -> None:
+    config = pytester.parseconfigure("--infer-warmup=0", "--infer-min-time=0", "--infer-build-timeout=off",
+                                     f"--infer-seed={2**64 - 1}", "--infer-max-regression=500%")
+    assert config.getoption("warmup") == 0
+    assert config.getoption("min_time") == 0.0
+    assert config.getoption("build_timeout") == 0.0  # "off": progress.run_build reads 0 as no deadline
+    assert config.getoption("seed") == 2**64 - 1
+    assert config.getoption("max_regression") == 5.0
+
+
+def test_the_largest_accepted_seed_is_one_torch_takes() -> None:
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(parse_seed(str(2**64 - 1)))  # raises "Overflow when unpacking" one past it
+
+
+@pytest.mark.parametrize("parser, value", [
+    (parse_float, float("nan")), (parse_float, float("inf")), (parse_float, True),
+    (parse_percent, float("nan")), (parse_fraction, "150%"), (parse_cosine, 1.5), (parse_cosine, float("nan")),
+    (parse_positive_int, 2.5), (parse_positive_int, True), (parse_count, float("inf")),
+    (parse_timeout, float("inf")), (parse_seconds, float("-inf")), (parse_factor, float("nan")),
+])
+def test_marker_values_of_other_types_are_checked_too(parser: Any, value: Any) -> None:
+    # A marker or an infercheck(...) call passes Python values, not strings: the same limits apply.
+    with pytest.raises(OptionError, match="finite|whole number|not a number|not a deadline|more than 100%|above 1"):
+        parser(value)
+
+
+def test_non_finite_marker_value_fails_naming_the_setting() -> None:
+    with pytest.raises(OptionError, match="marker max_regression: nan is not a finite number"):
+        parse_value("max_regression", float("nan"), "marker")
+    with pytest.raises(OptionError, match="call min_cosine: 2 is above 1"):
+        parse_value("min_cosine", 2, "call")

@@ -30,7 +30,25 @@ _OP_IN_ERROR = re.compile(r"(?:(?P<domain>[\w.]+):)?(?P<op>[A-Za-z]\w*)\(-?\d+\)
                           r"|implementation for (?P<op2>\w+)\(")
 
 
+# onnxruntime stays an extra: its CPU and GPU builds install the same module and break each other (docs/audit.md).
+INSTALL_ORT = ("ONNX Runtime is not installed: pip install 'pytest-infercheck[onnxruntime]' "
+               "(or 'pytest-infercheck[onnxruntime-gpu]' for the CUDA provider; never both)")
+
+
+def onnxruntime_missing() -> Optional[str]:
+    """Why ONNX Runtime cannot be used here (not installed, or broken on import), with what to install; else None."""
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError as err:
+        detail = "" if isinstance(err, ModuleNotFoundError) else f" (importing it failed: {err})"
+        return INSTALL_ORT + detail
+    return None
+
+
 def unavailable_reason(providers: Sequence[str]) -> Optional[str]:
+    missing_library = onnxruntime_missing()
+    if missing_library:
+        return missing_library
     import onnxruntime
 
     available = onnxruntime.get_available_providers()

@@ -6,6 +6,7 @@ import json
 from collections import OrderedDict
 from typing import Iterable
 
+from ..mdtext import md_cell
 from .findings import ALL_TARGETS, AuditReport, Finding
 
 COLUMNS = ("operator", "count", "nodes", "verdict", "reason")
@@ -64,14 +65,15 @@ def render_text(report: AuditReport) -> str:
 
 
 def render_markdown(report: AuditReport) -> str:
-    lines = [f"# {_header(report)}"]
+    # Node names, operator names and reasons come from the model file: inert text only (mdtext).
+    lines = [f"# {md_cell(_header(report))}"]
     for title, status, table in sections(report):
-        lines += ["", f"## {title}", "", status]
+        lines += ["", f"## {md_cell(title)}", "", md_cell(status)]
         if table:
             lines += ["", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-            lines += ["| " + " | ".join(str(cell).replace("|", "\\|") for cell in row) + " |" for row in table]
+            lines += ["| " + " | ".join(md_cell(cell) for cell in row) + " |" for row in table]
     if report.notes:
-        lines += ["", "## notes", ""] + [f"- {note}" for note in report.notes]
+        lines += ["", "## notes", ""] + [f"- {md_cell(note)}" for note in report.notes]
     return "\n".join(lines) + "\n"
 
 

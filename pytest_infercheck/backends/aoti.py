@@ -20,7 +20,7 @@ from typing import Any, Optional
 
 from ..spec import EngineSpec
 from .base import BackendDescriptor, BuildError, BuildRequest
-from .torch_engine import TorchBackendBase, TorchEngine, torch_descriptor_facts, torch_dtype
+from .torch_engine import TorchBackendBase, TorchEngine, torch_descriptor_facts, torch_dtype, use_inductor_cache
 
 PACKAGE_FILE = "model.pt2"
 LOAD_PROBE_TIMEOUT_S = 600
@@ -53,6 +53,7 @@ class AotiBackend(TorchBackendBase):
 
         from ..artifacts import device_target
 
+        use_inductor_cache(request)
         dtype = torch_dtype(request.spec.precision)
         entry = request.artifacts.derived(
             "aoti", lambda directory: compile_package(request, directory / PACKAGE_FILE),

@@ -10,7 +10,7 @@ from __future__ import annotations
 from contextlib import ExitStack
 
 from .base import BackendDescriptor, BuildRequest
-from .torch_engine import TorchBackendBase, TorchEngine, torch_descriptor_facts, torch_dtype
+from .torch_engine import TorchBackendBase, TorchEngine, torch_descriptor_facts, torch_dtype, use_inductor_cache
 
 DESCRIPTOR = BackendDescriptor(name="inductor", implementation=f"{__name__}:InductorBackend",
                                **torch_descriptor_facts(("torch", "triton")))
@@ -25,6 +25,7 @@ class InductorBackend(TorchBackendBase):
 
         from ..model import cast_inputs, model_copy
 
+        use_inductor_cache(request)
         dtype = torch_dtype(request.spec.precision)
         module = model_copy(request.artifacts.model.module, dtype=dtype, device=request.device)
         torch._dynamo.reset()  # another item's compiled frames must not be reused at a new dtype

@@ -69,6 +69,14 @@ def torch_descriptor_facts(libraries: tuple[str, ...] = TORCH) -> dict[str, Any]
             "install": INSTALL_TORCH_CUDA}
 
 
+def use_inductor_cache(request: Any) -> None:
+    """Inductor's and Triton's compiled kernels go into the engine cache (a temporary directory
+    removed at the end with the cache off), not into the system temp dir."""
+    from ..cache_dirs import point_inductor_cache
+
+    point_inductor_cache(request.artifacts.cache.scratch_dir("inductor"))
+
+
 def torch_dtype(precision: str) -> "torch.dtype":
     from ..model import DTYPES
 

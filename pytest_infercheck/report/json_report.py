@@ -9,6 +9,7 @@ from typing import Any, Sequence
 
 from ..environment import fingerprint
 from ..files import write_atomic
+from ..jsonsafe import json_safe
 from ..results import SCHEMA_VERSION, CheckResult
 from .table import ordered
 
@@ -27,4 +28,5 @@ def report_data(results: Sequence[CheckResult]) -> dict[str, Any]:
 
 
 def write_json_report(path: Path, results: Sequence[CheckResult]) -> None:
-    write_atomic(path, json.dumps(report_data(results), indent=1))
+    """Strict JSON (no NaN or Infinity tokens), UTF-8: whatever a result carries is made JSON-safe first."""
+    write_atomic(path, json.dumps(json_safe(report_data(results)), indent=1, allow_nan=False, ensure_ascii=False))

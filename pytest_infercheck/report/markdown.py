@@ -4,6 +4,10 @@ The rows are the terminal table's (report/table.py) plus a "vs baseline" column;
 bold and listed again below the table with old and new figures, and every item that was not
 compared (no entry, or an entry of another machine) is named, so a green table never hides a
 gate that did not run.
+
+Everything in it may come from an error message, a test id or a baseline file, and GitHub renders
+raw HTML in Markdown (and in ``$GITHUB_STEP_SUMMARY``): every piece of text goes through
+``mdtext.md_cell`` or ``mdtext.md_code``.
 """
 
 from __future__ import annotations
@@ -12,14 +16,11 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from ..baseline.summary import not_compared_reason, status_cell
+from ..mdtext import md_cell as _cell, md_code as _code
 from ..results import BaselineStatus, CheckResult
 from .table import COLUMNS, ordered, rows, test_name
 
 BASELINE_COLUMN = "vs baseline"
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
 
 
 
@@ -49,6 +50,10 @@ def render_markdown(results: Sequence[CheckResult], *, baseline: Optional[str] =
     return "\n".join(lines) + "\n"
 
 
+def _item(result: CheckResult) -> str:
+    return f"{test_name(result.nodeid)}[{result.spec_id}]"
+
+
 def _details(results: Sequence[CheckResult], baseline: Optional[str]) -> list[str]:
     lines: list[str] = []
     failed = [r for r in results if r.outcome == "failed"]
@@ -56,30 +61,36 @@ def _details(results: Sequence[CheckResult], baseline: Optional[str]) -> list[st
         lines += ["", "### Failures", ""]
         for result in failed:
             reasons = [str(failure) for failure in result.failures] or [result.message or "failed"]
-            lines += [f"- `{test_name(result.nodeid)}[{result.spec_id}]`"] + [f"  - {_cell(line)}" for line in reasons]
+            lines += [f"- {_code(_item(result))}"] + [f"  - {_cell(line)}" for line in reasons]
     if baseline is None:
         return lines
     improved = [r for r in results if r.baseline and r.baseline.improvements]
     if improved:
         lines += ["", "### Improvements", ""]
-        lines += [f"- `{test_name(r.nodeid)}[{r.spec_id}]`: {_cell(line)}" for r in improved for line in r.baseline.improvements]
+        lines += [f"- {_code(_item(r))}: {_cell(line)}" for r in improved for line in r.baseline.improvements]
     skipped_gate = [r for r in results if r.baseline and r.baseline.status != BaselineStatus.FOUND]
     if skipped_gate:
-        lines += ["", f"### Not compared with the baseline (`{baseline}`)", ""]
-        lines += [f"- `{test_name(r.nodeid)}[{r.spec_id}]`: {_cell(not_compared_reason(r.baseline))}" for r in skipped_gate]
+        lines += ["", f"### Not compared with the baseline ({_code(baseline)})", ""]
+        lines += [f"- {_code(_item(r))}: {_cell(not_compared_reason(r.baseline))}" for r in skipped_gate]
     return lines
 
 
 def write_markdown(results: Sequence[CheckResult], path: Optional[str], step_summary: Optional[str], *,
-                   baseline: Optional[str] = None) -> None:
-    """Write ``path`` (replaced) and append to ``step_summary`` (GitHub's job summary file) when given."""
-    if not results:
-        return
-    text = render_markdown(results, baseline=baseline)
-    if path:
-        from ..files import write_atomic
+                   baseline: Optional[str] = None) -> list[str]:
+    """Write ``path`` (replaced) and append to ``step_summary`` (GitHub's job summary file) when given.
 
-        write_atomic(Path(path), text)
+    Returns one line per write that failed (the other one is still attempted): the session prints
+    them, and the summary and the other reports are still written.
+    """
+    from ..files import append_text, write_atomic, write_or_reason
+
+    if not results:
+        return []
+    text = render_markdown(results, baseline=baseline)
+    problems = []
+    if path:
+        problems.append(write_or_reason("Markdown report", path, lambda: write_atomic(Path(path), text)))
     if step_summary:
-        with open(step_summary, "a") as handle:
-            handle.write(text + "\n")
+        problems.append(write_or_reason("job summary ($GITHUB_STEP_SUMMARY)", step_summary,
+                                        lambda: append_text(step_summary, text + "\n")))
+    return [problem for problem in problems if problem]
