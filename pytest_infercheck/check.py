@@ -395,10 +395,9 @@ class _Run:
 
     def _time(self, engine: Any, prepared: Any, batch_size: int, device: str,
               host_inputs: Optional[Sequence[Any]] = None) -> LatencyStats:
-        from .timing import TimingPlan, timer_for
+        from .timing import plan_from_settings, timer_for
 
-        plan = TimingPlan(warmup=self.settings.warmup, min_iters=self.settings.min_iters,
-                          max_iters=max(self.settings.max_iters, 1), min_time=self.settings.min_time)
+        plan = plan_from_settings(self.settings)
         timer = timer_for(device, getattr(engine, "stream", None))
         run: Callable[[], Any] = lambda: engine.run(prepared)  # noqa: E731
         transfers = bool(self.settings.time_transfers and device.startswith("cuda") and host_inputs is not None)
