@@ -11,6 +11,11 @@ each trial, so drift over the run hits them alike.
 
     python benchmarks/gate_power.py                  # CPU: ONNX Runtime engine of the example CNN
     python benchmarks/gate_power.py --device cuda    # GPU: a CUDA graph of the same CNN, CUDA-event timer
+    python benchmarks/gate_power.py --quick          # CPU smoke test: 2 trials, short runs
+
+``--sampling adaptive`` (the default) times each run with the plugin's default plan and stopping
+rule (timing.plan_from_settings over the option defaults: stop once p50 is known to +-1%, at most
+1 s); ``--sampling fixed`` with the earlier fixed plan (``--min-time``, ``--min-iters``).
 
 The slowdown is real work added inside the timed call, not a number added to the samples:
 on the CPU a busy-wait after the engine call; on the GPU a ``torch.cuda._sleep`` spin kernel
@@ -36,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 from pytest_infercheck.baseline import subsample  # noqa: E402  (after the path insert)
 from pytest_infercheck.options import parse_max_regression  # noqa: E402
 from pytest_infercheck.regression import compare_latency  # noqa: E402
-from pytest_infercheck.timing import CpuTimer, CudaEventTimer, TimingPlan  # noqa: E402
+from pytest_infercheck.timing import CpuTimer, CudaEventTimer, TimingPlan, plan_from_settings  # noqa: E402
 
 
 
@@ -148,8 +153,26 @@ def _spin_cycles_per_ms() -> float:
 # -- the experiment -------------------------------------------------------------------------------
 
 
+def make_plan(args: argparse.Namespace) -> TimingPlan:
+    if args.sampling == "fixed":
+        return TimingPlan(warmup=args.warmup, min_iters=args.min_iters, max_iters=5000, min_time=args.min_time)
+    from types import SimpleNamespace
+
+    from pytest_infercheck.options import OPTIONS
+
+    defaults = {option.name: option.default for option in OPTIONS}
+    if args.quick:
+        defaults["max_time"] = 0.2
+    return plan_from_settings(SimpleNamespace(**defaults))
+
+
+COUNTS: list[int] = []  # samples per timing run, for the summary line
+
+
 def measure(run: Callable[[], Any], timer: Any, plan: TimingPlan) -> list[float]:
-    return list(timer.measure(run, plan, batch_size=1).samples_ms)
+    samples = list(timer.measure(run, plan, batch_size=1).samples_ms)
+    COUNTS.append(len(samples))
+    return samples
 
 
 def trial(make: Callable[[float], Callable[[], Any]], timer: Any, plan: TimingPlan, scenarios: list[Scenario],
@@ -204,15 +227,20 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=None, help="batch size (default 8 on cpu, 32 on cuda)")
     parser.add_argument("--max-regression", default="5%,3%,2%",
                         help="comma-separated allowances to judge every comparison at (default 5%%,3%%,2%%)")
-    parser.add_argument("--slowdowns", default="5%,10%",
-                        help="comma-separated slowdowns to inject besides A/A (default 5%%,10%%)")
+    parser.add_argument("--slowdowns", default="2%,5%,10%",
+                        help="comma-separated slowdowns to inject besides A/A (default 2%%,5%%,10%%)")
+    parser.add_argument("--sampling", choices=("adaptive", "fixed"), default="adaptive",
+                        help="adaptive: the plugin's default plan and stopping rule; fixed: --min-time/--min-iters")
+    parser.add_argument("--quick", action="store_true", help="smoke test: 2 trials of short runs")
     parser.add_argument("--min-time", type=float, default=1.0, help="seconds per timing run (plugin default 1.0)")
     parser.add_argument("--save", type=Path, default=None, help="write every trial's samples (JSON) to this file")
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--min-iters", type=int, default=50)
     args = parser.parse_args()
     allowances = [parse_max_regression(part) for part in args.max_regression.split(",")]
-    plan = TimingPlan(warmup=args.warmup, min_iters=args.min_iters, max_iters=5000, min_time=args.min_time)
+    if args.quick:
+        args.trials, args.min_time = 2, 0.05
+    plan = make_plan(args)
 
     if args.device == "cuda":
         make, what = cuda_engine_factory(args.batch or 32)
@@ -222,8 +250,9 @@ def main() -> int:
         timer = CpuTimer()
     slowdowns = [0.0] + [parse_max_regression(part) for part in args.slowdowns.split(",")]
     scenarios = [Scenario(slowdown) for slowdown in slowdowns]
-    print(f"gate power: {what}; {args.trials} trials; timer {timer.name}; plan warmup={plan.warmup} "
-          f"min_iters={plan.min_iters} min_time={plan.min_time}s; samples kept per side: up to 500", flush=True)
+    print(f"gate power: {what}; {args.trials} trials; timer {timer.name}; {args.sampling} plan warmup={plan.warmup} "
+          f"min_iters={plan.min_iters} min_time={plan.min_time}s max_time={plan.max_time}s rule={plan.rule}; "
+          f"samples kept per side: up to 500", flush=True)
     started = time.perf_counter()
     raw: list[dict[str, list[float]]] = []
     for index in range(args.trials):
@@ -231,7 +260,8 @@ def main() -> int:
         print(f"  trial {index + 1}/{args.trials} done ({time.perf_counter() - started:.0f} s)", flush=True)
     if args.save:
         args.save.write_text(json.dumps({"what": what, "trials": raw}))
-    print()
+    print(f"\nsamples per timing run: min {min(COUNTS)}, median {statistics.median(COUNTS):g}, max {max(COUNTS)}; "
+          f"{time.perf_counter() - started:.0f} s in all")
     for line in table(scenarios, allowances, args.trials) + [""] + verdict_lines(scenarios, allowances, args.trials):
         print(line)
     return 0

@@ -80,7 +80,16 @@ def do_bench_median(engine: Any, prepared: Any) -> float:
         return float(do_bench(lambda: engine.run(prepared), warmup=100, rep=500, return_mode="median"))
 
 
-def check_one(spec_id: str, model: Any, inputs: Any, cache: Any, mode: str, device: str) -> dict[str, Any]:
+# fixed: the earlier runs' plan (300 samples and 1 s per engine at least); adaptive: the plugin's
+# defaults, stopping once p50 is known to +-1% (docs/latency.md), 1 s at most.
+SAMPLING = {
+    "fixed": {"min_iters": 300, "min_time": 1.0, "ci_width": 0.0},
+    "adaptive": {"min_iters": 50, "min_time": 0.1, "max_time": 1.0, "ci_width": 0.01},
+}
+
+
+def check_one(spec_id: str, model: Any, inputs: Any, cache: Any, mode: str, device: str,
+              sampling: str = "adaptive") -> dict[str, Any]:
     import pytest
 
     from pytest_infercheck.check import CheckContext, Infercheck
@@ -96,8 +105,8 @@ def check_one(spec_id: str, model: Any, inputs: Any, cache: Any, mode: str, devi
             independent["do_bench_ms"] = do_bench_median(engine, prepared)
             independent["probe_s"] = time.perf_counter() - probe_start
 
-    settings = {"device": device, "warmup": 10, "min_iters": 300, "min_time": 1.0, "max_iters": 5000,
-                "compile_mode": mode, "build_timeout": 540.0}
+    settings = {"device": device, "warmup": 10, "max_iters": 5000, "compile_mode": mode, "build_timeout": 540.0,
+                **SAMPLING[sampling]}
     context = CheckContext(nodeid=f"benchmarks/gpu.py::{spec_id}", spec=EngineSpec.from_id(spec_id),
                            layers=[default_layer(), ("benchmark", settings)], cache=cache, record=lambda r: None,
                            progress=ProgressReporter(lambda line: print(line, flush=True)), engine_probe=probe)
@@ -134,7 +143,7 @@ def worker(args: argparse.Namespace) -> None:
         rows = []
         for spec_id in args.rows.split(",") if args.rows else MATRICES.get(name, BATCH1_ROWS):
             print(f"[{args.phase}] {name} {spec_id}", flush=True)
-            rows.append(check_one(spec_id, model, inputs, cache, args.mode, args.device))
+            rows.append(check_one(spec_id, model, inputs, cache, args.mode, args.device, args.sampling))
             if args.device == "cuda":
                 torch.cuda.empty_cache()
         report["models"][name] = {"wall_s": time.perf_counter() - start, "rows": rows}
@@ -145,7 +154,8 @@ def run_phase(phase: str, args: argparse.Namespace, cache: Path, out: Path, rows
     target = out / f"gpu-{phase}.json"
     env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=str(cache / "inductor"), PYTHONUNBUFFERED="1")
     command = [sys.executable, "-X", "faulthandler", __file__, "--worker", "--phase", phase, "--cache", str(cache), "--json", str(target),
-               "--models", args.models, "--mode", args.mode, "--device", args.device, "--rows", rows]
+               "--models", args.models, "--mode", args.mode, "--device", args.device, "--rows", rows,
+               "--sampling", args.sampling]
     with open(out / f"gpu-{phase}.log", "a") as log:
         code = subprocess.call(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     if code != 0 or not target.exists():
@@ -182,19 +192,19 @@ def own_time(model: dict[str, Any]) -> float:
 
 def table(cold: dict[str, Any], warm: dict[str, Any]) -> list[str]:
     lines = []
-    header = ("| model | engine | verdict at default tolerances | p50 ms | p99 ms | speedup vs eager fp32 | rel err | build cold s | "
+    header = ("| model | engine | verdict at default tolerances | p50 ms | p99 ms | n (warm) | speedup vs eager fp32 | rel err | build cold s | "
               "build warm s | do_bench ms | p50 / do_bench |")
     for name, model in cold["models"].items():
         lines += [f"\n{name} (whole matrix: cold {model['wall_s']:.1f} s, warm {warm['models'][name]['wall_s']:.1f} s, "
                   f"warm/cold {warm['models'][name]['wall_s'] / model['wall_s']:.1%})", "", header,
-                  "|" + " --- |" * 11]
+                  "|" + " --- |" * 12]
         warm_rows = {row["spec"]: row for row in warm["models"][name]["rows"]}
         for row in model["rows"]:
             again = warm_rows.get(row["spec"], {})
             ratio = row["p50_ms"] / row["do_bench_ms"] if row.get("p50_ms") and row.get("do_bench_ms") else None
             outcome = row["outcome"] if row["outcome"] != "skipped" else "skipped: " + row["message"].split(": ", 1)[-1][:60]
             lines.append(f"| {name} | {row['spec']} | {outcome} | {fmt(row.get('p50_ms'), '.3f')} | "
-                         f"{fmt(row.get('p99_ms'), '.3f')} | {fmt(row.get('speedup'), '.2f')}x | "
+                         f"{fmt(row.get('p99_ms'), '.3f')} | {fmt(again.get('count'), 'd')} | {fmt(row.get('speedup'), '.2f')}x | "
                          f"{fmt(row.get('rel_err'), '.1e')} | {fmt(row.get('build_s'), '.1f')} | "
                          f"{fmt(again.get('build_s'), '.1f')} | {fmt(row.get('do_bench_ms'), '.3f')} | "
                          f"{fmt(ratio, '.3f')} |")
@@ -236,6 +246,8 @@ def main() -> None:
     parser.add_argument("--mode", default="default", help="torch.compile mode for inductor and aoti")
     parser.add_argument("--rows", default="", help="comma-separated engine ids instead of each model's matrix")
     parser.add_argument("--device", default="cuda", help="cpu only to smoke-test this script without a GPU")
+    parser.add_argument("--sampling", choices=tuple(SAMPLING), default="adaptive",
+                        help="adaptive: the plugin's stopping rule (default); fixed: 300 samples and 1 s per engine")
     parser.add_argument("--phase", choices=("both", "cold", "warm"), default="both",
                         help="cold: build into --cache and keep the record there; warm: rerun that record's rows")
     parser.add_argument("--cache", help="engine cache directory (default: a new temporary one; needed by --phase)")
@@ -268,7 +280,7 @@ def main() -> None:
         warm = run_phase("warm", args, cache, out, args.rows)
     gpu = next((row["gpu"] for m in cold["models"].values() for row in m["rows"] if row.get("gpu")), None)
     lines = [f"date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; GPU {json.dumps(gpu)}; "
-             f"compile mode {args.mode}"] + table(cold, warm)
+             f"compile mode {args.mode}; sampling {args.sampling}"] + table(cold, warm)
     (out / "gpu-bench.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -281,6 +281,14 @@ def parse_factor(text: str | float) -> float:
     return value
 
 
+def parse_confidence(text: str | float) -> float:
+    """``"95%"`` or ``0.95``: strictly between 50% and 100%."""
+    value = parse_percent(text)
+    if not 0.5 < value < 1.0:
+        raise OptionError(f"{text!r} must be above 50% and below 100%, e.g. 95% or 0.99")
+    return value
+
+
 def parse_name_list(value: str | Iterable[str]) -> tuple[str, ...]:
     """"Det,Unique" or ["Det", "Unique"] -> ("Det", "Unique"): operator or node names, kept as written."""
     if isinstance(value, str):
@@ -339,8 +347,9 @@ OPTIONS: tuple[Option, ...] = (
            scope=Scope.TEST),
     Option("max_iters", "--infer-max-iters", parse_positive_int, 5000, "most timed iterations", "N",
            scope=Scope.TEST),
-    Option("min_time", "--infer-min-time", parse_seconds, 1.0,
-           "keep sampling until this much time was measured (1s, 500ms)", "DURATION", scope=Scope.TEST),
+    # 0.1s, not 1s: the stopping rule (--infer-ci-width) decides when there is enough; this is a floor.
+    Option("min_time", "--infer-min-time", parse_seconds, 0.1,
+           "sample for at least this much measured time (1s, 500ms)", "DURATION", scope=Scope.TEST),
     Option("report", "--infer-report", str, None, "write every figure and raw sample as JSON to PATH", "PATH"),
     Option("cache_dir", "--infer-cache-dir", str, None,
            "engine cache directory, private to you (default: infercheck/ inside pytest's cache dir; without "
@@ -384,6 +393,24 @@ OPTIONS: tuple[Option, ...] = (
            "write the summary as Markdown to PATH (also appended to $GITHUB_STEP_SUMMARY when set)", "PATH"),
     Option("html", "--infer-html", str, None,
            "write a self-contained HTML report (matrix, latency distributions, baseline) to PATH", "PATH"),
+    # Adaptive sampling, budgets with confidence, profiles, batch search (docs/latency.md).
+    Option("max_time", "--infer-max-time", parse_seconds, 1.0,
+           "stop sampling an engine after this much measured time even if its figures are not yet known to "
+           "--infer-ci-width or its budget is undecided (--infer-min-iters still wins)", "DURATION",
+           scope=Scope.TEST),
+    Option("ci_width", "--infer-ci-width", parse_percent, 0.01,
+           "stop sampling once p50 and the budget's statistic are known to +-this (95% interval) and the "
+           "budget is decided; 0 samples to --infer-min-iters and --infer-min-time only", "PERCENT",
+           scope=Scope.TEST),
+    Option("confidence", "--infer-confidence", parse_confidence, 0.95,
+           "confidence of budget decisions: pass when the statistic's upper bound is within the budget", "PERCENT",
+           scope=Scope.TEST),
+    Option("profile", "--infer-profile", parse_bool, False,
+           "attach a per-operator time profile to every item (items failing their budget always get one)",
+           is_flag=True, scope=Scope.TEST),
+    Option("max_batch_search", "--infer-max-batch-search", parse_count, 0,
+           "search the largest batch up to N whose budget holds, per engine (0: off; needs a budget and a batch axis)",
+           "N", scope=Scope.TEST),
     # Per-test settings a marker or the infercheck() call gives (no flag): None means the precision's default.
     Option("atol", None, parse_float, None, "absolute tolerance of the elementwise rule", scope=Scope.TEST),
     Option("rtol", None, parse_float, None, "relative tolerance of the elementwise rule", scope=Scope.TEST),

@@ -14,8 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional
 
 from .audit.findings import Finding
+from .budget import BudgetVerdict
 from .codec import from_data
 from .jsonsafe import json_safe
+from .max_batch import MaxBatchResult
+from .memory import DeviceMemory
+from .profiling import ProfileTable
 from .regression import AccuracyChange, LatencyComparison
 from .spec import Outcome, Stage, TextEnum
 
@@ -142,6 +146,10 @@ class LatencyStats:
     p50_ms: float = math.nan
     p90_ms: float = math.nan
     p99_ms: float = math.nan
+    stop_reason: str = ""  # why sampling stopped (timing.Stop): decided, max_iters, max_time, ...
+    stop_unmet: str = ""  # at a cap: what the stopping rule still lacked
+    budget_verdict: Optional[BudgetVerdict] = None  # the budget's statistic with its confidence bounds
+    device_memory: Optional[DeviceMemory] = None  # every allocator's device memory (CUDA), with its method
 
     @property
     def throughput(self) -> float:
@@ -276,6 +284,8 @@ class CheckResult:
     calibration: Optional[CalibrationInfo] = None
     dynamic_batch: Optional[DynamicBatchCheck] = None
     cuda_graph_drift: Optional[float] = None  # largest eager-vs-replay difference, in units of the allowed drift
+    profile: Optional[ProfileTable] = None  # where the time goes (a failed budget, or --infer-profile)
+    max_batch: Optional[MaxBatchResult] = None  # the largest batch within the budget (--infer-max-batch-search)
     baseline: Optional[BaselineComparison] = None
 
     @property

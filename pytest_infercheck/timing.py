@@ -3,22 +3,77 @@
 Two timers share one protocol: ``CpuTimer`` (``perf_counter_ns`` around each call, for engines
 whose call returns when the work is done) and ``CudaEventTimer`` (a pair of CUDA events around
 each call on the engine's stream, so the figure is device time and the host never stalls the
-loop).  Both sample until ``min_iters`` samples *and* ``min_time`` seconds are reached, or
-``max_iters``, so a fast engine gets thousands of samples for a stable p99 and a slow one is not
-run for minutes.
+loop).
+
+A ``TimingPlan`` says when to stop.  ``min_iters`` and ``min_time`` are floors, ``max_iters`` a hard
+cap and ``max_time`` a cap on measured time (``min_iters`` still wins over it: a slow engine gets
+its minimum of samples).  Without a ``StoppingRule`` sampling stops at the floors, as it always
+did.  With one it stops, between the floors and the caps, as soon as the rule is satisfied: the
+budget is decided (budget.decide_budget) and each watched statistic's 95% interval lies within
+``ci_width`` of its estimate.  A CUDA graph's tight distribution satisfies it within milliseconds;
+an eager engine's launch-bound one runs to the cap.  docs/latency.md explains the choices.
 """
 
 from __future__ import annotations
 
 import gc
+import math
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Optional, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Protocol, Sequence
 
 import numpy as np
 
 from .results import LatencyStats
+
+if TYPE_CHECKING:
+    from .options import Budget
+
+DEFAULT_CI_WIDTH = 0.01  # +-1% on p50: a third of the gate's 3% allowance (docs/latency.md)
+DEFAULT_CONFIDENCE = 0.95
+
+
+@dataclass(frozen=True)
+class StoppingRule:
+    """Enough samples when the budget (if any) is decided and every watched interval is narrow.
+
+    ``ci_width`` is the largest relative distance from a statistic's estimate to either end of its
+    two-sided ``confidence`` interval (0.01: the statistic is known to +-1%).
+    """
+
+    statistics: tuple[str, ...] = ("p50",)
+    ci_width: float = DEFAULT_CI_WIDTH
+    confidence: float = DEFAULT_CONFIDENCE
+    budget: Optional["Budget"] = None
+
+    def watched(self) -> tuple[str, ...]:
+        extra = (self.budget.statistic,) if self.budget is not None else ()
+        return tuple(dict.fromkeys(self.statistics + extra))
+
+    def unmet(self, samples_ms: Sequence[float]) -> Optional[str]:
+        """What is not yet known well enough (None: the rule is satisfied)."""
+        from .budget import Decision, decide_budget
+        from .stats import interval
+
+        if self.budget is not None and decide_budget(samples_ms, self.budget, self.confidence).decision is Decision.UNDECIDED:
+            return f"budget {self.budget} undecided"
+        two_sided = (1.0 + self.confidence) / 2.0  # each one-sided bound at 97.5% makes a 95% interval
+        for statistic in self.watched():
+            width = interval(samples_ms, statistic, two_sided).relative_half_width()
+            if width > self.ci_width:
+                return f"{statistic} known to +-{width:.1%}, want +-{self.ci_width:.1%}"
+        return None
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Why sampling stopped: precision (the rule is met), min (the floors, no rule), max_iters, max_time."""
+
+    reason: str
+    count: int
+    measured_s: float
+    unmet: Optional[str] = None  # at a cap, what the rule still lacked
 
 
 @dataclass(frozen=True)
@@ -27,11 +82,60 @@ class TimingPlan:
     min_iters: int = 50
     max_iters: int = 5000
     min_time: float = 1.0  # seconds of measured time
+    max_time: float = math.inf  # seconds of measured time; min_iters still wins
+    rule: Optional[StoppingRule] = None
 
-    def enough(self, count: int, measured_s: float) -> bool:
+    def stop(self, count: int, measured_s: float, samples_ms: Optional[Sequence[float]] = None) -> Optional[Stop]:
+        """A ``Stop`` when sampling should end; the rule is asked only when ``samples_ms`` are given."""
         if count >= self.max_iters:
-            return True
-        return count >= self.min_iters and measured_s >= self.min_time
+            return Stop("max_iters", count, measured_s)
+        if count < self.min_iters:
+            return None
+        if measured_s >= self.max_time:
+            return Stop("max_time", count, measured_s)
+        if measured_s < self.min_time:
+            return None
+        if self.rule is None:
+            return Stop("min", count, measured_s)
+        if samples_ms is None or self.rule.unmet(samples_ms) is not None:
+            return None
+        return Stop("precision", count, measured_s)
+
+    def enough(self, count: int, measured_s: float, samples_ms: Optional[Sequence[float]] = None) -> bool:
+        return self.stop(count, measured_s, samples_ms) is not None
+
+
+def plan_from_settings(settings: Any) -> TimingPlan:
+    """The plan a check's settings describe; ``ci_width`` 0 turns the stopping rule off (fixed floors)."""
+    ci_width = float(getattr(settings, "ci_width", 0.0) or 0.0)
+    rule = None
+    if ci_width > 0:
+        rule = StoppingRule(ci_width=ci_width, confidence=float(getattr(settings, "confidence", DEFAULT_CONFIDENCE)),
+                            budget=getattr(settings, "budget", None))
+    return TimingPlan(warmup=settings.warmup, min_iters=settings.min_iters, max_iters=max(settings.max_iters, 1),
+                      min_time=settings.min_time, max_time=float(getattr(settings, "max_time", math.inf) or math.inf),
+                      rule=rule)
+
+
+def _final(plan: TimingPlan, stop: Stop, samples_ms: Sequence[float]) -> Stop:
+    """At a cap, say what the rule still lacked, judged on every sample."""
+    if plan.rule is None or stop.reason not in ("max_iters", "max_time"):
+        return stop
+    return Stop(stop.reason, stop.count, stop.measured_s, plan.rule.unmet(samples_ms))
+
+
+class _Checkpoints:
+    """When to ask the rule: at geometrically spaced counts, so sorting the samples stays a small cost."""
+
+    def __init__(self, plan: TimingPlan) -> None:
+        self.plan = plan
+        self.next = max(plan.min_iters, 1)
+
+    def due(self, count: int) -> bool:
+        if self.plan.rule is None or count < self.next:
+            return False
+        self.next = count + max(count // 8, 8)
+        return True
 
 
 class Timer(Protocol):
@@ -72,6 +176,7 @@ class CpuTimer:
     """Host wall-clock per call: right for engines whose call blocks until the result is ready."""
 
     name = "cpu-perf_counter"
+    last_stop: Optional[Stop] = None
 
     def measure(self, run: Callable[[], Any], plan: TimingPlan, *, batch_size: int,
                 includes_transfers: bool = False) -> LatencyStats:
@@ -80,13 +185,19 @@ class CpuTimer:
         samples: list[float] = []
         measured_ns = 0
         clock = time.perf_counter_ns
+        checkpoints = _Checkpoints(plan)
         with _no_gc():
-            while not plan.enough(len(samples), measured_ns / 1e9):
+            while True:
+                count = len(samples)
+                stop = plan.stop(count, measured_ns / 1e9, samples if checkpoints.due(count) else None)
+                if stop is not None:
+                    break
                 start = clock()
                 run()
                 elapsed = clock() - start
                 measured_ns += elapsed
                 samples.append(elapsed / 1e6)
+        self.last_stop = _final(plan, stop, samples)
         return summarize(samples, timer=self.name, batch_size=batch_size, warmup=plan.warmup,
                          includes_transfers=includes_transfers)
 
@@ -101,6 +212,7 @@ class CudaEventTimer:
     """
 
     name = "cuda-events"
+    last_stop: Optional[Stop] = None
 
     def __init__(self, stream: Any = None) -> None:
         self.stream = stream
@@ -115,10 +227,12 @@ class CudaEventTimer:
         samples: list[float] = []
         measured_s = 0.0
         with _no_gc(), torch.cuda.stream(stream):
-            while not plan.enough(len(samples), measured_s):
+            # Rounds end where the rule is asked, so no checkpoint is skipped between two of them.
+            while (stop := plan.stop(len(samples), measured_s, samples if plan.rule else None)) is None:
                 batch = self._timed_round(run, stream, self._round_size(plan, len(samples), measured_s))
                 samples.extend(batch)
                 measured_s += sum(batch) / 1000.0
+        self.last_stop = _final(plan, stop, samples)
         # Peak of torch's allocator while timing, the engine's weights, buffers and graph pools included.
         peak = int(torch.cuda.max_memory_allocated())
         return summarize(samples, timer=self.name, batch_size=batch_size, warmup=plan.warmup,
@@ -126,10 +240,15 @@ class CudaEventTimer:
 
     @staticmethod
     def _round_size(plan: TimingPlan, count: int, measured_s: float) -> int:
+        """Up to the floors first; then, with a rule, a quarter more samples per round (up to the caps)."""
         if count == 0:
             return max(plan.min_iters, 1)
         per_iter = measured_s / count
         wanted = int((plan.min_time - measured_s) / per_iter) + 1 if per_iter > 0 else plan.min_iters
+        if plan.rule is not None:
+            wanted = max(wanted if measured_s < plan.min_time else 0, count // 4, 8)
+            if per_iter > 0 and math.isfinite(plan.max_time):
+                wanted = min(wanted, int((plan.max_time - measured_s) / per_iter) + 1)
         return max(1, min(wanted, plan.max_iters - count, 2000))
 
     @staticmethod

@@ -46,3 +46,81 @@ def test_samples_are_per_iteration() -> None:
                                batch_size=1)
     assert stats.min_ms >= 2.0 and stats.min_ms < 5.0
     assert stats.p99_ms >= 10.0  # the slow half shows in the tail, not averaged away
+
+
+# -- adaptive sampling: the plan's stopping rule ------------------------------------------------------
+
+from pytest_infercheck.options import parse_budget  # noqa: E402
+from pytest_infercheck.timing import StoppingRule, plan_from_settings  # noqa: E402
+
+
+def busy_wait(ms: float):
+    def run() -> None:
+        until = time.perf_counter_ns() + int(ms * 1e6)
+        while time.perf_counter_ns() < until:
+            pass
+    return run
+
+
+def test_rule_met_by_a_tight_distribution_stops_at_the_floor() -> None:
+    plan = TimingPlan(warmup=0, min_iters=50, max_iters=5000, min_time=0.0, rule=StoppingRule(ci_width=0.01))
+    constant = [2.0] * 50
+    stop = plan.stop(50, 0.1, constant)
+    assert stop is not None and stop.reason == "precision"
+    assert plan.stop(49, 0.1, [2.0] * 49) is None  # the floor first
+
+
+def test_rule_unmet_by_a_wide_distribution_runs_to_a_cap() -> None:
+    wide = list(np.random.default_rng(0).lognormal(0.0, 1.0, size=200))
+    rule = StoppingRule(ci_width=0.01)
+    assert rule.unmet(wide) is not None and "p50 known to +-" in rule.unmet(wide)
+    plan = TimingPlan(warmup=0, min_iters=50, max_iters=5000, min_time=0.0, max_time=2.0, rule=rule)
+    assert plan.stop(200, 1.0, wide) is None
+    assert plan.stop(200, 2.0, wide).reason == "max_time"
+    assert plan.stop(5000, 1.0, wide).reason == "max_iters"
+    # min_iters wins over max_time: a slow engine still gets its minimum of samples
+    assert plan.stop(10, 5.0, wide[:10]) is None
+
+
+def test_an_undecided_budget_keeps_sampling() -> None:
+    samples = list(np.random.default_rng(1).normal(10.0, 0.01, size=400))  # p50 known to well within 1%
+    undecided = StoppingRule(ci_width=0.01, budget=parse_budget(f"p50:{np.percentile(samples, 50):.6f}ms"))
+    assert undecided.unmet(samples).startswith("budget p50:")
+    assert StoppingRule(ci_width=0.01, budget=parse_budget("p50:20ms")).unmet(samples) is None
+    assert StoppingRule(ci_width=0.01, budget=parse_budget("p50:5ms")).unmet(samples) is None  # decided: fail
+
+
+def test_rule_watches_the_budget_statistic_too() -> None:
+    rule = StoppingRule(budget=parse_budget("p99:30ms"))
+    assert rule.watched() == ("p50", "p99")
+    assert StoppingRule(budget=parse_budget("p50:30ms")).watched() == ("p50",)
+
+
+def test_cpu_timer_stops_once_the_figures_are_known() -> None:
+    plan = TimingPlan(warmup=2, min_iters=20, max_iters=100_000, min_time=0.0, max_time=60.0,
+                      rule=StoppingRule(ci_width=0.05, budget=parse_budget("p90:1s")))
+    timer = CpuTimer()
+    stats = timer.measure(busy_wait(0.2), plan, batch_size=1)
+    assert timer.last_stop.reason == "precision" and timer.last_stop.count == stats.count
+    assert plan.rule.unmet(stats.samples_ms) is None  # what it claims holds on what it returns
+    assert stats.count < 100_000
+
+
+def test_cpu_timer_at_a_cap_says_what_was_missing() -> None:
+    plan = TimingPlan(warmup=0, min_iters=5, max_iters=30, min_time=0.0, rule=StoppingRule(ci_width=1e-9))
+    timer = CpuTimer()
+    stats = timer.measure(busy_wait(0.05), plan, batch_size=1)
+    assert stats.count == 30 and timer.last_stop.reason == "max_iters"
+    assert "p50 known to +-" in timer.last_stop.unmet
+
+
+def test_plan_from_settings() -> None:
+    class Settings:
+        warmup, min_iters, max_iters, min_time, max_time = 3, 40, 900, 0.1, 2.0
+        ci_width, confidence, budget = 0.02, 0.99, parse_budget("p99:5ms")
+
+    plan = plan_from_settings(Settings())
+    assert (plan.warmup, plan.min_iters, plan.max_iters, plan.min_time, plan.max_time) == (3, 40, 900, 0.1, 2.0)
+    assert plan.rule == StoppingRule(ci_width=0.02, confidence=0.99, budget=parse_budget("p99:5ms"))
+    Settings.ci_width = 0.0
+    assert plan_from_settings(Settings()).rule is None  # fixed floors, as before

@@ -52,6 +52,7 @@ def run_check(context: "CheckContext", settings: Any, given: CheckInputs, result
     result.audit = prebuild.audit_before_build(artifacts, descriptor, device, settings)
     # Engines build and run under the reference's TF32 setting: an FP32 engine is then true FP32.
     with reference.tf32_setting(device, settings.tf32):
+        memory = latency.device_memory_tracker(device)
         attempt = build.Attempt()
         try:
             request = build.build_request(spec, artifacts, device, settings, given.calibration, attempt)
@@ -60,9 +61,13 @@ def run_check(context: "CheckContext", settings: Any, given: CheckInputs, result
         finally:
             result.build_seconds, result.cache, result.calibration = attempt.seconds, attempt.cache, attempt.calibration
             result.warnings.extend(attempt.notes)
+        if memory is not None:
+            memory.mark_build()
         try:
             prepared = check_outputs(backend, engine, request, mut, expected, device, settings, result)
-            result.latency = latency.measure(engine, prepared, mut, device, settings, context.timing_lock)
+            time_engine(context, backend, engine, request, prepared, mut, settings, result)
+            if memory is not None and result.latency is not None:
+                result.latency.device_memory = latency.device_memory(memory, device)
             if context.engine_probe is not None:
                 context.engine_probe(engine, prepared)
         finally:
@@ -70,9 +75,23 @@ def run_check(context: "CheckContext", settings: Any, given: CheckInputs, result
     result.reference_latency = run.reference_latencies.get_or(
         (mut.hash, device, settings.tf32),
         lambda: latency.reference_latency(run.backend("eager"), artifacts, device, settings, context.timing_lock))
-    result.failures += latency.budget_failures(result.latency, settings.budget)
     judge_against_baseline(context, settings, result)
     verdict.decide(result)
+
+
+def time_engine(context: "CheckContext", backend: Any, engine: Any, request: Any, prepared: Any, mut: Any,
+                settings: Any, result: CheckResult) -> None:
+    """Stage LATENCY: the timing, the budget with its confidence, and what explains or extends it."""
+    device = result.device
+    result.latency = latency.measure(engine, prepared, mut, device, settings, context.timing_lock)
+    over_budget = latency.judge_budget(result.latency, settings)
+    if over_budget or settings.profile:
+        result.profile = latency.profile(engine, prepared, mut, device, backend.onnx_model(request), result.warnings)
+    if over_budget and result.profile is not None:
+        over_budget[0].message += "\n      " + latency.profile_lines(result.profile)
+    result.failures += over_budget
+    if settings.max_batch_search and settings.budget is not None:
+        result.max_batch = latency.search_max_batch(engine, mut, device, settings, context.timing_lock)
 
 
 def check_outputs(backend: Any, engine: Any, request: Any, mut: Any, expected: reference.Reference, device: str,

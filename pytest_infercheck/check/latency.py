@@ -1,13 +1,14 @@
-"""The latency stage: the timing plan from the settings, the timing lock, the timer, the budget verdict.
+"""The latency stage: the timing plan, the timing lock, the timer, the budget verdict with its
+confidence, and what explains or extends it (the per-operator profile, the largest batch within
+budget, device memory).
 
-The timers and the statistics are timing.py's; this module decides what is timed, under which
-lock, and what the budget says about it.
+The timers and statistics are timing.py's, stats.py's and budget.py's; this module decides what is
+timed, under which lock, and what the budget says about it (docs/latency.md).
 """
 
 from __future__ import annotations
 
 import traceback
-from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any, Callable, ContextManager, Optional
 
 from ..results import Failure, LatencyStats
@@ -17,19 +18,16 @@ from .failure import StageFailure, short
 if TYPE_CHECKING:
     from ..backends.base import Engine
     from ..model import ModelUnderTest
+    from ..profiling import ProfileTable
 
-
-def timing_plan(settings: Any) -> Any:
-    from ..timing import TimingPlan
-
-    return TimingPlan(warmup=settings.warmup, min_iters=settings.min_iters,
-                      max_iters=max(settings.max_iters, 1), min_time=settings.min_time)
+Lock = Callable[[str], ContextManager[Any]]
+PROFILE_LINES = 5  # rows of the profile in a failure message; the reports carry the whole table
 
 
 def measure(engine: "Engine", prepared: Any, mut: "ModelUnderTest", device: str, settings: Any,
-            lock: Callable[[str], ContextManager[Any]]) -> LatencyStats:
+            lock: Lock) -> LatencyStats:
     """Stage LATENCY: the engine timed on prepared inputs (or host to host with time_transfers)."""
-    from ..timing import timer_for
+    from ..timing import plan_from_settings, timer_for
 
     timer = timer_for(device, getattr(engine, "stream", None))
     run: Callable[[], Any] = lambda: engine.run(prepared)  # noqa: E731
@@ -39,28 +37,79 @@ def measure(engine: "Engine", prepared: Any, mut: "ModelUnderTest", device: str,
         run = lambda: engine.to_numpy(engine.run(engine.prepare(mut.inputs)))  # noqa: E731
     with lock(device):
         try:
-            return timer.measure(run, timing_plan(settings), batch_size=mut.batch_size, includes_transfers=transfers)
+            stats = timer.measure(run, plan_from_settings(settings), batch_size=mut.batch_size,
+                                  includes_transfers=transfers)
         except Exception as exc:
             raise StageFailure(Stage.LATENCY, f"timing the engine failed: {short(exc)}", traceback.format_exc()) from None
+    stop = getattr(timer, "last_stop", None)
+    if stop is not None:
+        stats.stop_reason, stats.stop_unmet = stop.reason, stop.unmet or ""
+    return stats
 
 
-def budget_failures(latency: Optional[LatencyStats], budget: Any) -> list[Failure]:
-    """The budget verdict: a failure when the budget's statistic is over its limit."""
-    if budget is None or latency is None:
+def judge_budget(latency: Optional[LatencyStats], settings: Any) -> list[Failure]:
+    """The budget with its confidence (budget.decide_budget): recorded on the stats; a failure when over."""
+    budget = settings.budget
+    if budget is None or latency is None or not latency.samples_ms:
         return []
-    value = latency.statistic(budget.statistic)
-    if value <= budget.limit_ms:
+    from ..budget import decide_budget
+
+    verdict = latency.budget_verdict = decide_budget(latency.samples_ms, budget, settings.confidence)
+    if verdict.passed:
         return []
-    return [Failure(Stage.LATENCY, f"{budget.statistic} {value:.3f} ms > budget {budget.limit_ms:g} ms "
-                                   f"(over by {value / budget.limit_ms - 1:.1%}; {latency.describe()})")]
+    return [Failure(Stage.LATENCY, f"{verdict.describe()}; {latency.describe()}")]
 
 
-def no_lock(device: str) -> ContextManager[Any]:
-    return nullcontext()
+def profile(engine: "Engine", prepared: Any, mut: "ModelUnderTest", device: str, onnx_path: Any,
+            warnings: list[str]) -> Optional["ProfileTable"]:
+    """Where the time goes, per operator and PyTorch module; None (with a note) where it cannot be told."""
+    from ..profiling import ProfileUnavailable, profile_engine
+
+    try:
+        return profile_engine(engine, prepared, device=device, module=mut.module, onnx_path=onnx_path)
+    except ProfileUnavailable as err:
+        warnings.append(f"no profile: {err}")
+    except Exception as exc:  # a profile explains a failure; it must never replace it
+        warnings.append(f"profiling failed: {short(exc)}")
+    return None
 
 
-def reference_latency(eager: Any, artifacts: Any, device: str, settings: Any,
-                      lock: Callable[[str], ContextManager[Any]]) -> Optional[LatencyStats]:
+def profile_lines(table: "ProfileTable") -> str:
+    return "where the time goes (" + table.method + "):\n" + "\n".join(
+        f"      {line}" for line in table.top(PROFILE_LINES))
+
+
+def search_max_batch(engine: "Engine", mut: "ModelUnderTest", device: str, settings: Any, lock: Lock) -> Any:
+    """The largest batch whose budget holds, on this engine's own batch axis (a dynamic export).
+
+    An engine without one (static export, CUDA graph) cannot take another batch: the search then
+    records why in its first trial rather than rebuilding (that needs dynamic_batch=True).
+    """
+    from ..max_batch import engine_batch_runner, find_max_batch
+    from ..timing import plan_from_settings, timer_for
+
+    timer = timer_for(device, getattr(engine, "stream", None))
+    runner = engine_batch_runner(lambda batch: engine, mut.inputs, timer, plan_from_settings(settings),
+                                 close_each=False)
+    with lock(device):
+        return find_max_batch(runner, settings.budget, settings.max_batch_search, confidence=settings.confidence)
+
+
+def device_memory_tracker(device: str) -> Any:
+    """Every allocator's device memory around the build and the run (CUDA only; None on the CPU)."""
+    from ..memory import DeviceMemoryTracker
+
+    return DeviceMemoryTracker.start(device)
+
+
+def device_memory(tracker: Any, device: str) -> Any:
+    from ..memory import torch_allocator_figures
+
+    peak, reserved = torch_allocator_figures(device)
+    return tracker.result(torch_peak_bytes=peak, torch_reserved_bytes=reserved)
+
+
+def reference_latency(eager: Any, artifacts: Any, device: str, settings: Any, lock: Lock) -> Optional[LatencyStats]:
     """The eager FP32 engine timed under the same plan and lock as every engine, for the speedup column."""
     from ..backends.base import BuildRequest
     from .reference import REFERENCE_SPEC

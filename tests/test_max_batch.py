@@ -1,0 +1,111 @@
+"""The largest batch within budget: the search on a known latency curve, then on real engines (CPU)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from fixtures.models import cnn_inputs, small_cnn
+from pytest_infercheck.max_batch import engine_batch_runner, find_max_batch, inputs_at_batch
+from pytest_infercheck.options import parse_budget
+from pytest_infercheck.timing import CpuTimer, TimingPlan
+
+
+def curve(ms_per_item: float, fixed_ms: float, calls: list[int]):
+    """Samples of a known latency curve: fixed + per-item cost, +-1% deterministic spread."""
+    spread = np.linspace(0.99, 1.01, 400)
+
+    def run_at_batch(batch: int) -> list[float]:
+        calls.append(batch)
+        return list((fixed_ms + ms_per_item * batch) * spread)
+
+    return run_at_batch
+
+
+def hand_search(run_at_batch, budget, limit: int) -> int:
+    from pytest_infercheck.budget import decide_budget
+
+    return max((b for b in range(1, limit + 1) if decide_budget(run_at_batch(b), budget).passed), default=0)
+
+
+@pytest.mark.parametrize("limit,budget", [(256, "p90:30ms"), (256, "p99:7.3ms"), (40, "p50:1s"), (256, "mean:2.01ms")])
+def test_search_matches_a_hand_search(limit: int, budget: str) -> None:
+    calls: list[int] = []
+    result = find_max_batch(curve(0.25, 1.5, calls), parse_budget(budget), limit)
+    expected = hand_search(curve(0.25, 1.5, []), parse_budget(budget), limit)
+    assert result.batch == expected
+    assert len(calls) == len(set(calls)) and len(calls) <= 2 * limit.bit_length() + 1  # each batch timed once
+    assert calls[: 3] == [1, 2, 4][: len(calls[:3])]
+    assert result.throughput == pytest.approx(expected * 1000 / (1.5 + 0.25 * expected), rel=1e-3)
+    assert str(expected) in result.describe()
+
+
+def test_no_batch_meets_an_impossible_budget() -> None:
+    result = find_max_batch(curve(0.25, 1.5, []), parse_budget("p90:1ms"), 64)
+    assert result.batch is None and [t.batch for t in result.trials] == [1]
+    assert result.describe().startswith("no batch meets p90:1ms")
+
+
+def test_a_batch_that_raises_does_not_hold() -> None:
+    def run_at_batch(batch: int) -> list[float]:
+        if batch > 12:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB\nmore detail")
+        return [1.0] * 100
+
+    result = find_max_batch(run_at_batch, parse_budget("p90:30ms"), 64)
+    assert result.batch == 12
+    failed = [t for t in result.trials if t.error]
+    assert failed and failed[0].error == "RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB"
+    assert result.to_dict()["trials"][-1]["batch"] in (13, 16)
+
+
+def test_limit_is_respected_and_bad_limit_refused() -> None:
+    calls: list[int] = []
+    assert find_max_batch(curve(0.001, 0.1, calls), parse_budget("p90:1s"), 20).batch == 20
+    assert calls == [1, 2, 4, 8, 16, 20]
+    with pytest.raises(ValueError, match="limit 0"):
+        find_max_batch(curve(0.1, 0.1, []), parse_budget("p90:1s"), 0)
+
+
+def test_inputs_at_batch() -> None:
+    x = torch.arange(6.0).reshape(3, 2)
+    assert inputs_at_batch([x], 5)[0].tolist() == [[0, 1], [2, 3], [4, 5], [0, 1], [2, 3]]
+    assert inputs_at_batch([x], 2)[0].shape == (2, 2)
+
+
+def real_engine(backend_name: str, tmp_path):
+    from pytest_infercheck.artifacts import ModelArtifacts
+    from pytest_infercheck.backends import create_backend
+    from pytest_infercheck.backends.base import BuildRequest
+    from pytest_infercheck.cache import EngineCache
+    from pytest_infercheck.model import ModelUnderTest
+    from pytest_infercheck.spec import EngineSpec
+
+    torch.manual_seed(0)
+    model = ModelUnderTest.create(small_cnn(), cnn_inputs(2), dynamic_batch=True)
+    engine = create_backend(backend_name).build(BuildRequest(spec=EngineSpec(backend_name, "fp32"), device="cpu",
+                                                          artifacts=ModelArtifacts(model, EngineCache(tmp_path))))
+    return engine, model.inputs
+
+
+@pytest.mark.parametrize("backend", ["eager", "onnxruntime"])
+def test_real_engine_search(backend: str, tmp_path) -> None:
+    engine, inputs = real_engine(backend, tmp_path)
+    seen: list[int] = []
+    original_run = engine.run
+
+    def run(prepared):  # records the batch the engine really ran at
+        out = original_run(prepared)
+        seen.append(int(engine.to_numpy(out)[0].shape[0]))
+        return out
+
+    engine.run = run
+    plan = TimingPlan(warmup=1, min_iters=20, max_iters=20, min_time=0.0)
+    runner = engine_batch_runner(lambda batch: engine, inputs, CpuTimer(), plan, close_each=False)
+    generous = find_max_batch(runner, parse_budget("p90:10s"), 8)
+    assert generous.batch == 8 and generous.throughput > 0
+    assert [t.batch for t in generous.trials] == [1, 2, 4, 8] and set(seen) == {1, 2, 4, 8}
+    impossible = find_max_batch(runner, parse_budget("p90:1us"), 8)
+    assert impossible.batch is None and impossible.trials[0].verdict.decision.value == "fail"
+    engine.close()
