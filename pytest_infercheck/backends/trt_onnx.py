@@ -1,4 +1,8 @@
-"""ONNX Runtime's QDQ model, made parseable by TensorRT's strongly typed parsers.
+"""The ONNX model a strongly typed TensorRT build parses, per precision (TensorRT 11 and TensorRT-RTX).
+
+fp32: the FP32 export; fp16: the FP16-converted model; int8: the calibrated QDQ model, with
+the one change below.  The FP16 and QDQ models are the ONNX Runtime backend's, from the same
+cache entries.
 
 ONNX Runtime's static quantizer stores each bias as INT32 behind a DequantizeLinear (its CPU
 kernels add the bias in integer arithmetic).  TensorRT's parser (TensorRT-RTX 1.7 checked here,
@@ -16,6 +20,27 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import onnx
+
+    from .base import BuildRequest
+
+VARIANTS = {"fp32": "fp32", "fp16": "fp16", "int8": "int8-qdq"}
+TRT_QDQ_FILE = "model.int8.trt.onnx"
+
+
+def strongly_typed_onnx(request: "BuildRequest") -> Path:
+    """The ONNX model whose types carry ``request``'s precision."""
+    if request.spec.precision == "fp32":
+        return request.artifacts.onnx_path()
+    from .onnxruntime import OnnxRuntimeBackend
+
+    converted = OnnxRuntimeBackend().model_path(request)
+    if request.spec.precision != "int8":
+        return converted
+    from ..model import inputs_hash
+
+    entry = request.artifacts.derived("onnx-int8-trt", lambda d: tensorrt_qdq_file(converted, d / TRT_QDQ_FILE),
+                                      calibration=inputs_hash(request.calibration))
+    return entry.file(TRT_QDQ_FILE)
 
 
 def float_biases(model: "onnx.ModelProto") -> tuple["onnx.ModelProto", list[str]]:
