@@ -227,6 +227,7 @@ def build_serialized(parsed: ParsedNetwork, *, target: Optional[str],
     if reason:
         raise TargetUnsupported(reason)
     config = parsed.builder.create_builder_config()
+    profiles = profiles or network_profiles(parsed.network)
     if target is not None:
         config.num_compute_capabilities = 1
         config.set_compute_capability(getattr(trt.ComputeCapability, normalize_target(target).replace("sm_", "SM")), 0)
@@ -245,6 +246,23 @@ def build_serialized(parsed: ParsedNetwork, *, target: Optional[str],
         raise NetworkBuildError(f"{library.label} {library.version()} built no engine for "
                                 f"{target or 'this GPU'}: {log}")
     return BuiltEngine(bytes(serialized), seconds, target, f"{library.label} {library.version()}")
+
+
+def network_profiles(network: Any, max_extent: int = 32) -> Optional[dict[str, tuple[tuple[int, ...], ...]]]:
+    """A profile for the network's dynamic axes when none was given: 1 to ``max_extent`` each.
+
+    Without one the builder refuses any network with a dynamic axis ("Network has dynamic or shape
+    inputs, but no optimization profile has been defined"): an ONNX file audited on its own has no
+    example inputs to take the optimum from, so the smallest extent is the optimum.
+    """
+    profiles = {}
+    for index in range(network.num_inputs):
+        tensor = network.get_input(index)
+        shape = tuple(int(d) for d in tensor.shape)
+        if any(d < 0 for d in shape):
+            low = tuple(1 if d < 0 else d for d in shape)
+            profiles[tensor.name] = (low, low, tuple(max_extent if d < 0 else d for d in shape))
+    return profiles or None
 
 
 @dataclass(frozen=True)
