@@ -166,8 +166,10 @@ def parser_errors(parser: Any) -> list[ParserError]:
     for index in range(parser.num_errors):
         error = parser.get_error(index)
         code = str(error.code()).rsplit(".", 1)[-1]
-        errors.append(ParserError(str(error.node_name()), str(error.node_operator()), clean_reason(str(error.desc())),
-                                  int(error.node()), code, str(error.func())))
+        found = ParserError(str(error.node_name()), str(error.node_operator()), clean_reason(str(error.desc())),
+                            int(error.node()), code, str(error.func()))
+        if found not in errors:  # the parser can report one node's check twice (MaxPool with dilations)
+            errors.append(found)
     return errors
 
 
