@@ -78,6 +78,7 @@ def test_engine_cache_is_keyed_by_target_capability(tmp_path: Path) -> None:
         backend.build(again)
     assert again.artifacts.cache_states["tensorrt-rtx"] == "hit"  # the figures come back from build.json
     assert caught.value.figures.target == "sm_89"
+    assert str(caught.value).startswith("built earlier (engine cache), not run: TensorRT-RTX")
     other = request_for("fp32", tmp_path, target="SM86")
     with pytest.raises(BuiltButCannotRun, match="engine for sm_86"):
         backend.build(other)

@@ -77,7 +77,8 @@ class TensorRTRtxBackend:
         figures = read_figures(entry.path)
         blocker = run_blocker(request.device, target)
         if blocker:
-            raise BuiltButCannotRun(f"built, not run: {figures.describe()}; {blocker}", figures)
+            built = "built earlier (engine cache), not run" if entry.hit else "built, not run"
+            raise BuiltButCannotRun(f"{built}: {figures.describe()}; {blocker}", figures)
         engine = deserialize(TENSORRT_RTX, entry.file(PLAN_FILE).read_bytes())
         request.note(f"TensorRT-RTX engine: {figures.describe()}, {ONNX_VARIANTS[request.spec.precision]} ONNX")
         return TensorRTEngine(engine, request.device, onnx_output_names(onnx_path), trt=TENSORRT_RTX.load())
