@@ -174,6 +174,18 @@ def parse_compile_mode(text: str) -> str:
     return _parse_choices(text, COMPILE_MODES, "torch.compile mode")[0]
 
 
+def parse_trt_target(text: str) -> str:
+    """``auto`` or a compute capability (``sm_89``, ``SM89``, ``8.9``) -> ``auto`` / ``sm_89``."""
+    if str(text).strip().lower() == "auto":
+        return "auto"
+    from .backends.trt_strongly_typed import normalize_target  # no heavy import: the module imports lazily
+
+    try:
+        return normalize_target(text)
+    except ValueError as err:
+        raise OptionError(f"{err}, or auto") from None
+
+
 def _whole_number(text: Any, forms: str) -> int:
     """An int from a string or an integral number; a bool or 2.5 is not a count."""
     if isinstance(text, bool) or (isinstance(text, float) and not (math.isfinite(text) and text.is_integer())):
@@ -393,6 +405,10 @@ OPTIONS: tuple[Option, ...] = (
            "write the summary as Markdown to PATH (also appended to $GITHUB_STEP_SUMMARY when set)", "PATH"),
     Option("html", "--infer-html", str, None,
            "write a self-contained HTML report (matrix, latency distributions, baseline) to PATH", "PATH"),
+    Option("trt_target", "--infer-trt-target", parse_trt_target, "auto",
+           "compute capability TensorRT-RTX engines are built for (sm_89, 8.9...); auto: the running GPU's "
+           "when TensorRT-RTX supports it, else sm_89", "CAPABILITY",
+           scope=Scope.TEST),
     # Adaptive sampling, budgets with confidence, profiles, batch search (docs/latency.md).
     Option("max_time", "--infer-max-time", parse_seconds, 1.0,
            "stop sampling an engine after this much measured time even if its figures are not yet known to "

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Optional
 
 from ..results import CalibrationInfo
 from ..spec import Stage
-from .failure import StageFailure, indent, short
+from .failure import StageFailure, StageSkip, indent, short
 
 if TYPE_CHECKING:
     from ..artifacts import ModelArtifacts
@@ -35,7 +35,7 @@ def build_request(spec: "EngineSpec", artifacts: "ModelArtifacts", device: str, 
     from ..backends.base import BuildRequest
 
     request = BuildRequest(spec=spec, artifacts=artifacts, device=device, compile_mode=settings.compile_mode,
-                           tf32=settings.tf32, time_transfers=settings.time_transfers)
+                           trt_target=settings.trt_target, tf32=settings.tf32, time_transfers=settings.time_transfers)
     if spec.precision == "int8":
         from ..calibration import calibration_batches, value_range
 
@@ -52,6 +52,7 @@ def build_request(spec: "EngineSpec", artifacts: "ModelArtifacts", device: str, 
 def build_engine(backend: "Backend", request: "BuildRequest", *, timeout_s: Optional[float], progress: Any,
                  attempt: Attempt) -> "Engine":
     """Stage EXPORT/BUILD: the backend's build with progress lines and the deadline, then CUDA graphs."""
+    from ..backends.base import BuiltButCannotRun
     from ..cudagraphs import wrap_for_graphs
     from ..export import ExportError
     from ..progress import BuildTimeout, run_build
@@ -67,6 +68,8 @@ def build_engine(backend: "Backend", request: "BuildRequest", *, timeout_s: Opti
                            err.detail) from None
     except StageFailure:
         raise
+    except BuiltButCannotRun as built:  # a real build, then a skip that says what running it needs
+        raise StageSkip(Stage.RUN, str(built)) from None
     except BuildTimeout as err:
         raise StageFailure(Stage.BUILD, str(err)) from None
     except Exception as exc:
