@@ -29,6 +29,35 @@ class Attempt:
     calibration: Optional[CalibrationInfo] = None
 
 
+class Deadline:
+    """--infer-build-timeout for everything a build needs: the export, conversions, calibration, the
+    build itself (0 or ``off``: none).  Each step runs with what is left of it."""
+
+    def __init__(self, timeout_s: Optional[float]) -> None:
+        self.timeout_s = timeout_s or None
+        self.start = time.monotonic()
+
+    def remaining(self) -> Optional[float]:
+        if self.timeout_s is None:
+            return None
+        return max(self.timeout_s - (time.monotonic() - self.start), 1e-3)
+
+
+def export_in_time(artifacts: "ModelArtifacts", deadline: Deadline, progress: Any) -> None:
+    """The ONNX export the pre-build audit reads, under the build's deadline; an export that fails is
+    left for the build stage, which reports it with the exporter's reason."""
+    from ..export import ExportError
+    from ..progress import BuildTimeout, run_build
+
+    try:
+        run_build(artifacts.onnx_path, what=f"the ONNX export of {artifacts.model.name}",
+                  timeout_s=deadline.remaining(), reporter=progress, limit_s=deadline.timeout_s)
+    except ExportError:
+        return
+    except BuildTimeout as err:
+        raise StageFailure(Stage.EXPORT, str(err)) from None
+
+
 def build_request(spec: "EngineSpec", artifacts: "ModelArtifacts", device: str, settings: Any,
                   calibration: Optional[Iterable[Any]], attempt: Attempt) -> "BuildRequest":
     """Stage CALIBRATION (INT8 only) and the request every backend builds from."""
@@ -49,7 +78,7 @@ def build_request(spec: "EngineSpec", artifacts: "ModelArtifacts", device: str, 
     return request
 
 
-def build_engine(backend: "Backend", request: "BuildRequest", *, timeout_s: Optional[float], progress: Any,
+def build_engine(backend: "Backend", request: "BuildRequest", *, deadline: Deadline, progress: Any,
                  attempt: Attempt) -> "Engine":
     """Stage EXPORT/BUILD: the backend's build with progress lines and the deadline, then CUDA graphs."""
     from ..backends.base import BuiltButCannotRun
@@ -61,7 +90,7 @@ def build_engine(backend: "Backend", request: "BuildRequest", *, timeout_s: Opti
     start = time.perf_counter()
     try:
         engine = run_build(lambda: backend.build(request), what=f"{spec.id} of {model.name}",
-                           timeout_s=timeout_s, reporter=progress)
+                           timeout_s=deadline.remaining(), reporter=progress, limit_s=deadline.timeout_s)
         return wrap_for_graphs(engine, spec.cuda_graphs)
     except ExportError as err:
         raise StageFailure(Stage.EXPORT, f"{err.exporter} could not export {model.name}:\n{indent(err.reason)}",
