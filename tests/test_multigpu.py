@@ -115,6 +115,36 @@ def test_a_worker_whose_cuda_is_already_initialised_is_not_pinned(monkeypatch: p
     assert environ == {"CUDA_VISIBLE_DEVICES": "0,1"}  # left alone: CUDA would ignore it, the lock key would lie
 
 
+class _StandInConfig:
+    """A fake pytest config with only what gpus.configure reads: a real worker's config cannot be made here."""
+
+    def __init__(self, worker: str | None, dist: str = "no", tx: tuple[str, ...] = ()) -> None:
+        if worker is not None:
+            self.workerinput = {"workerid": worker}
+        self.option = type("Option", (), {"dist": dist, "tx": list(tx)})()
+        self.warnings: list[Warning] = []
+
+    def issue_config_time_warning(self, warning: Warning, stacklevel: int) -> None:
+        self.warnings.append(warning)
+
+
+def test_configure_pins_workers_checks_the_controller_and_warns_when_too_late(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    controller = _StandInConfig(None, dist="load", tx=("popen", "popen"))
+    assert gpus.configure(controller, (0, 2)) == ("--infer-gpus: GPU 2 is not visible: this process sees 2 (0, 1); "
+                                                  "use indices from 0 to 1")
+    assert gpus.configure(_StandInConfig(None), (0, 2)) is None  # no xdist: nothing to check, nothing changes
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "0,1"
+    torch = pytest.importorskip("torch")
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)  # fake: a conftest initialised CUDA
+    late = _StandInConfig("gw1")
+    assert gpus.configure(late, None) is None and os.environ["CUDA_VISIBLE_DEVICES"] == "0,1"
+    assert len(late.warnings) == 1 and "before pytest-infercheck could pin it to GPU 1" in str(late.warnings[0])
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: False)
+    assert gpus.configure(_StandInConfig("gw1"), None) is None and os.environ["CUDA_VISIBLE_DEVICES"] == "1"
+
+
 def test_nvidia_smi_counts_gpus_but_not_mig_instances(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     assert gpus.nvidia_smi_count() is None  # no driver tool: cannot tell
@@ -257,3 +287,37 @@ def test_items_from_workers_on_different_gpus_keep_their_own_machine_keys(pytest
     elsewhere = store.lookup(EntryIdentity("t.py::u[eager-fp32]", "", "eager-fp32"), on_gw0.machine)
     assert elsewhere.status != "found" and "gpu.name NVIDIA A100-SXM4-80GB -> NVIDIA H100 80GB HBM3" in \
         elsewhere.differences
+
+
+# -- the 2-GPU comparison script's checks (scripts/multigpu_compare.py) ------------------------------------
+
+
+def _compare_script():  # type: ignore[no-untyped-def]
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("multigpu_compare", REPO / "scripts" / "multigpu_compare.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def test_the_comparison_finds_loops_that_overlapped_on_one_gpu_only() -> None:
+    compare = _compare_script()
+    turns = [("GPU-a", 1, 0.0, 1.0), ("GPU-b", 2, 0.5, 1.5),  # two GPUs at once: allowed
+             ("GPU-a", 2, 1.0, 2.0), ("GPU-a", 1, 1.9, 2.5)]  # back to back, then overlapping
+    assert compare.overlaps(turns) == ["GPU-a: pid 2 [1.000, 2.000] and pid 1 [1.900, 2.500]"]
+    assert compare.overlaps(turns[:3]) == []
+
+
+def test_the_comparison_names_items_whose_verdict_moved(tmp_path: Path) -> None:
+    compare = _compare_script()
+    report = tmp_path / "r.json"
+    report.write_text(json.dumps({"results": [{"nodeid": "t.py::a", "spec_id": "eager-fp16", "outcome": "passed"},
+                                              {"nodeid": "t.py::b", "spec_id": "eager-fp16", "outcome": "failed",
+                                               "stage": "latency"}]}))
+    one = compare.verdicts(report)
+    assert compare.verdict_differences({1: one, 2: dict(one)}) == []
+    two = {**one, "t.py::b|eager-fp16": ("passed", "")}
+    del two["t.py::a|eager-fp16"]
+    assert compare.verdict_differences({1: one, 2: two}) == [
+        "t.py::a|eager-fp16: -n 1: passed, -n 2: absent", "t.py::b|eager-fp16: -n 1: failed/latency, -n 2: passed"]
