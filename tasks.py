@@ -35,7 +35,7 @@ def ensure_env() -> None:
     if STAMP.exists() and STAMP.read_text() == wanted:
         return
     sh(str(PYTHON), "-m", "pip", "install", "-q", "--upgrade", "pip")
-    sh(str(PYTHON), "-m", "pip", "install", "-q", "-c", "constraints/ci.txt", "-e", ".[onnxruntime,dev]")
+    sh(str(PYTHON), "-m", "pip", "install", "-q", "-c", "constraints/ci.txt", "-e", ".[onnxruntime,dev,tensorrt-rtx]")
     STAMP.write_text(wanted)
 
 

@@ -83,7 +83,7 @@ def measure_output(name: str, engine: np.ndarray, reference: np.ndarray, toleran
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         diff = np.abs(out - ref)
         diff = np.where(np.isnan(diff) & ~(np.isnan(out) & np.isnan(ref)), np.inf, diff)
-        diff = np.nan_to_num(diff, nan=0.0)  # NaN where both are NaN counts as equal
+        diff = np.nan_to_num(diff, nan=0.0, posinf=np.inf)  # NaN where both are NaN counts as equal; Inf stays Inf
         rel = diff / np.maximum(np.abs(ref), np.finfo(np.float32).tiny)
         allowed = tolerance.atol + tolerance.rtol * np.abs(ref)
         excess = diff - allowed
@@ -141,7 +141,7 @@ def _failures(acc: OutputAccuracy) -> list[str]:
     tol = acc.tolerance
     failures = []
     if acc.nonfinite:
-        failures.append(f"{acc.nonfinite} NaN/Inf element(s) where the reference is finite")
+        failures.append(f"the engine produced {acc.nonfinite} NaN/Inf element(s) where the reference is finite")
     if acc.mismatch_ratio > tol.max_mismatch:
         failures.append(
             f"{acc.mismatched}/{acc.total} elements ({acc.mismatch_ratio:.2%}) exceed atol={tol.atol:g} + "

@@ -2,8 +2,10 @@
 
 - ``fp32``: the export itself (artifacts.ModelArtifacts.onnx_path);
 - ``fp16``: weights and activations converted to float16, graph inputs and outputs kept float32;
-- ``int8-qdq``: static INT8 in QDQ form, symmetric with zero points of 0 (what TensorRT accepts too),
-  calibrated on the item's calibration batches.
+- ``int8-qdq``: static INT8 in QDQ form, symmetric with zero points of 0, calibrated on the item's
+  calibration batches;
+- ``int8-qdq-trt``: the same model in the form TensorRT's parser reads (TensorRT 11, TensorRT-RTX):
+  biases as floats (float_biases says why).
 
 A backend's descriptor names the variant per precision; every backend asking for the same variant of
 the same model gets the same cache entry (ONNX Runtime and TensorRT share the FP16 and QDQ models).
@@ -16,13 +18,17 @@ import io
 import logging
 import os
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Iterator, Optional
+
+if TYPE_CHECKING:
+    import onnx
 
 FP16_FILE = "model.fp16.onnx"
 INT8_FILE = "model.int8.onnx"
 # Part of the INT8 model's cache key: models quantized by an earlier recipe must not be reused.
 INT8_RECIPE = "qdq-s8-symmetric-per-channel-7bit-weights"
-VARIANTS = ("fp32", "fp16", "int8-qdq")
+TRT_QDQ_FILE = "model.int8.trt.onnx"
+VARIANTS = ("fp32", "fp16", "int8-qdq", "int8-qdq-trt")
 
 
 def onnx_variant(request: Any, variant: str) -> Path:
@@ -33,6 +39,12 @@ def onnx_variant(request: Any, variant: str) -> Path:
         return fp32_path
     if variant == "fp16":
         return artifacts.derived("onnx-fp16", lambda d: convert_fp16(fp32_path, d / FP16_FILE)).file(FP16_FILE)
+    if variant == "int8-qdq-trt":
+        from .model import inputs_hash
+
+        qdq = onnx_variant(request, "int8-qdq")
+        return artifacts.derived("onnx-int8-trt", lambda d: tensorrt_qdq_file(qdq, d / TRT_QDQ_FILE),
+                                 calibration=inputs_hash(request.calibration), recipe=INT8_RECIPE).file(TRT_QDQ_FILE)
     if variant != "int8-qdq":
         raise ValueError(f"unknown ONNX variant {variant!r}; known: {', '.join(VARIANTS)}")
     from .model import inputs_hash
@@ -107,3 +119,53 @@ def _quiet() -> Iterator[None]:
             yield
     finally:
         root.setLevel(level)
+
+
+def float_biases(model: "onnx.ModelProto") -> tuple["onnx.ModelProto", list[str]]:
+    """The model with every INT32 initializer -> DequantizeLinear pair replaced by a float initializer.
+
+    ONNX Runtime's static quantizer stores each bias as INT32 behind a DequantizeLinear (its CPU
+    kernels add the bias in integer arithmetic).  TensorRT's parser (TensorRT-RTX 1.7 checked here,
+    TensorRT 11 documents the same rule) dequantizes only FP8, FP4, INT4, INT8 and UINT8 and rejects
+    the node: "input has type Int32 but must have type FP8, FP4, Int4, Int8, or UInt8".  TensorRT adds
+    biases in floating point after its INT8 GEMM/convolution anyway, so each such bias is replaced by
+    its dequantized float value: the same numbers, the form TensorRT reads.  Everything else (the
+    INT8 weights and activations with their calibrated scales) is left exactly as calibrated.
+
+    Returns the (modified in place) model and the names of the DequantizeLinear nodes removed.
+    """
+    import numpy as np
+    from onnx import TensorProto, numpy_helper
+
+    initializers = {init.name: init for init in model.graph.initializer}
+    removed, kept = [], []
+    for node in model.graph.node:
+        source = initializers.get(node.input[0]) if node.op_type == "DequantizeLinear" and node.input else None
+        if source is None or source.data_type != TensorProto.INT32:
+            kept.append(node)
+            continue
+        scale = numpy_helper.to_array(initializers[node.input[1]]).astype(np.float32)
+        zero = numpy_helper.to_array(initializers[node.input[2]]) if len(node.input) > 2 and node.input[2] else 0
+        values = (numpy_helper.to_array(source).astype(np.int64) - np.int64(zero)).astype(np.float32) * scale
+        model.graph.initializer.append(numpy_helper.from_array(values.astype(np.float32), node.output[0]))
+        removed.append(node.name or node.output[0])
+    del model.graph.node[:]
+    model.graph.node.extend(kept)
+    _drop_unused_initializers(model)
+    return model, removed
+
+
+def _drop_unused_initializers(model: "onnx.ModelProto") -> None:
+    used = {name for node in model.graph.node for name in node.input} | {o.name for o in model.graph.output}
+    unused = [init for init in model.graph.initializer if init.name not in used]
+    for init in unused:
+        model.graph.initializer.remove(init)
+
+
+def tensorrt_qdq_file(source: Path, target: Path) -> list[str]:
+    """Write ``source``'s QDQ model with float biases to ``target``; the removed node names."""
+    import onnx
+
+    model, removed = float_biases(onnx.load(str(source)))
+    onnx.save(model, str(target))
+    return removed

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Optional, Sequence
 
 from .spec import DEVICES, PRECISIONS, EngineSpec, TextEnum
+from .stats import PERCENTILES  # light: numpy is imported where stats computes
 
-STATISTICS: tuple[str, ...] = ("p50", "p90", "p99", "mean")
+STATISTICS: tuple[str, ...] = (*PERCENTILES, "mean")
 # MLPerf's single-stream scenario reports the 90th percentile: a budget says "p90" unless told.
 DEFAULT_STATISTIC = "p90"
 CUDA_GRAPH_MODES: tuple[str, ...] = ("off", "on", "both")
@@ -172,6 +173,18 @@ def parse_cuda_graphs(value: str | bool | Iterable[bool]) -> tuple[bool, ...]:
 
 def parse_compile_mode(text: str) -> str:
     return _parse_choices(text, COMPILE_MODES, "torch.compile mode")[0]
+
+
+def parse_trt_target(text: str) -> str:
+    """``auto`` or a compute capability (``sm_89``, ``SM89``, ``8.9``) -> ``auto`` / ``sm_89``."""
+    if str(text).strip().lower() == "auto":
+        return "auto"
+    from .backends.trt_strongly_typed import normalize_target  # no heavy import: the module imports lazily
+
+    try:
+        return normalize_target(text)
+    except ValueError as err:
+        raise OptionError(f"{err}, or auto") from None
 
 
 def _whole_number(text: Any, forms: str) -> int:
@@ -417,6 +430,10 @@ OPTIONS: tuple[Option, ...] = (
            "write the summary as Markdown to PATH (also appended to $GITHUB_STEP_SUMMARY when set)", "PATH"),
     Option("html", "--infer-html", str, None,
            "write a self-contained HTML report (matrix, latency distributions, baseline) to PATH", "PATH"),
+    Option("trt_target", "--infer-trt-target", parse_trt_target, "auto",
+           "compute capability TensorRT-RTX engines are built for (sm_89, 8.9...); auto: the running GPU's "
+           "when TensorRT-RTX supports it, else sm_89", "CAPABILITY",
+           scope=Scope.TEST),
     # Adaptive sampling, budgets with confidence, profiles, batch search (docs/latency.md).
     Option("max_time", "--infer-max-time", parse_seconds, 1.0,
            "stop sampling an engine after this much measured time even if its figures are not yet known to "

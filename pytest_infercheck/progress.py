@@ -71,8 +71,12 @@ class ProgressReporter:
 
 
 def run_build(build: Callable[[], T], *, what: str, timeout_s: Optional[float],
-              reporter: Optional[ProgressReporter] = None) -> T:
-    """``build()`` with progress lines and a deadline (``timeout_s`` of None or 0: no deadline)."""
+              reporter: Optional[ProgressReporter] = None, limit_s: Optional[float] = None) -> T:
+    """``build()`` with progress lines and a deadline (``timeout_s`` of None or 0: no deadline).
+
+    ``limit_s`` is the option's value for the message, when ``timeout_s`` is what is left of it
+    after earlier steps (the export before the build).
+    """
     reporter = reporter or ProgressReporter()
     if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
         return build()
@@ -85,7 +89,7 @@ def run_build(build: Callable[[], T], *, what: str, timeout_s: Optional[float],
             signal.setitimer(signal.ITIMER_REAL, 0)
             reporter.report(f"infercheck: building {what}: gave up after {elapsed:.0f} s")
             raise BuildTimeout(
-                f"building {what} took longer than --infer-build-timeout={timeout_s:g}s; raise the option "
+                f"building {what} took longer than --infer-build-timeout={limit_s or timeout_s:g}s; raise the option "
                 "(or mark the test with build_timeout=...) if the build is expected to be this slow")
         if elapsed >= state["next_report"]:
             reporter.report(f"infercheck: building {what} ... {elapsed:.0f} s")

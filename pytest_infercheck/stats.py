@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Optional, Sequence
 if TYPE_CHECKING:  # numpy is imported where it computes: results.py reads budget verdicts at plugin import
     import numpy as np
 
+# The percentiles the plugin computes, reports and accepts in a budget: the one table of them.
 PERCENTILES = {"p50": 0.50, "p90": 0.90, "p99": 0.99}
 
 

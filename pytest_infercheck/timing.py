@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Protocol, S
 import numpy as np
 
 from .results import LatencyStats
+from .stats import PERCENTILES
 
 if TYPE_CHECKING:
     from .options import Budget
@@ -153,10 +154,12 @@ def summarize(samples_ms: Sequence[float], *, timer: str, batch_size: int, warmu
                          warmup_iterations=warmup, peak_memory_bytes=peak_memory_bytes,
                          includes_transfers=includes_transfers, count=int(values.size))
     if values.size:
-        p50, p90, p99 = np.percentile(values, [50, 90, 99])
         stats.min_ms, stats.mean_ms = float(values.min()), float(values.mean())
         stats.std_ms = float(values.std(ddof=1)) if values.size > 1 else 0.0
-        stats.p50_ms, stats.p90_ms, stats.p99_ms = float(p50), float(p90), float(p99)
+        # Every percentile the plugin reports or budgets, from the one table (stats.PERCENTILES):
+        # a new one is a row there and a ``<name>_ms`` field on LatencyStats.
+        for name, q in PERCENTILES.items():
+            setattr(stats, f"{name}_ms", float(np.percentile(values, q * 100)))
     return stats
 
 

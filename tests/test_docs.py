@@ -25,3 +25,20 @@ def test_readme_names_the_two_commands_that_exist() -> None:
     for page in ("usage", "options", "architecture", "backends", "benchmarks"):
         assert f"docs/{page}.md" in readme
         assert (ROOT / "docs" / f"{page}.md").exists()
+
+
+def test_tolerance_table_in_usage_matches_the_defaults() -> None:
+    """docs/usage.md's table of default tolerances is the code's (compare.DEFAULT_TOLERANCES), row by row."""
+    from pytest_infercheck.compare import DEFAULT_TOLERANCES
+
+    rows = {}
+    for line in (ROOT / "docs" / "usage.md").read_text().splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if cells and cells[0] in DEFAULT_TOLERANCES:
+            rows[cells[0]] = cells
+    assert set(rows) == set(DEFAULT_TOLERANCES)
+    for precision, tolerance in DEFAULT_TOLERANCES.items():
+        _, rel_l2, cosine, atol, rtol, mismatch = rows[precision][:6]
+        mismatch_value = float(mismatch.rstrip("%")) / 100 if mismatch.endswith("%") else float(mismatch)
+        assert (float(rel_l2), float(cosine), float(atol), float(rtol), mismatch_value) == (
+            tolerance.max_rel_l2, tolerance.min_cosine, tolerance.atol, tolerance.rtol, tolerance.max_mismatch), precision

@@ -101,3 +101,27 @@ def test_after():
 """, "--infer-device=cpu")
     result.assert_outcomes(failed=1, passed=1)
     result.stdout.fnmatch_lines(["*build: building eager-fp32 of Linear took longer than --infer-build-timeout=0.3s*"])
+
+
+def test_the_build_deadline_covers_the_export(run_plugin) -> None:
+    """A model whose trace is slow (each forward sleeps) fails at its export, within the deadline."""
+    result = run_plugin(
+        """
+import time, pytest, torch
+
+class SlowToTrace(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(4, 4)
+
+    def forward(self, x):
+        time.sleep(0.6)  # every call, the exporter's trace included
+        return self.fc(x)
+
+@pytest.mark.infercheck(backends=["onnxruntime"], build_timeout=1)
+def test_slow(infercheck):
+    infercheck(SlowToTrace().eval(), torch.randn(2, 4))
+""", "--infer-device=cpu")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*export: building the ONNX export of SlowToTrace took longer than "
+                                 "--infer-build-timeout=1s*"])

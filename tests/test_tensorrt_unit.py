@@ -171,3 +171,17 @@ def test_build_plan_is_frozen() -> None:
     plan: BuildPlan = plan_build("10.1", "fp16")
     with pytest.raises(AttributeError):
         plan.fp16 = False  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("text, value", [("auto", "auto"), ("sm_89", "sm_89"), ("SM120", "sm_120"), ("8.6", "sm_86")])
+def test_trt_target_option_forms(text: str, value: str) -> None:
+    from pytest_infercheck.options import parse_trt_target
+
+    assert parse_trt_target(text) == value
+
+
+def test_trt_target_option_names_the_accepted_forms() -> None:
+    from pytest_infercheck.options import OptionError, parse_trt_target
+
+    with pytest.raises(OptionError, match="'hopper' is not a compute capability; write it as sm_89, SM89 or 8.9, or auto"):
+        parse_trt_target("hopper")

@@ -59,6 +59,8 @@ def audit_onnx(onnx_path: Path, report: AuditReport, *, requested_trt: Optional[
         with _timed(report, target):
             if target == "tensorrt":
                 _tensorrt(onnx_path, report, requested_trt)
+            elif target == "tensorrt-rtx":
+                _tensorrt_rtx(onnx_path, report, module_paths)
             else:
                 _onnxruntime(onnx_path, target, report, node_ops, module_paths)
     with _timed(report, "fp16-range"):
@@ -96,6 +98,19 @@ def _tensorrt(onnx_path: Path, report: AuditReport, requested: Optional[str]) ->
         return
     why = f"TensorRT {installed} is installed, not {requested}" if installed else "TensorRT is not installed here"
     report.notes.append(f"tensorrt: {why}; findings are predicted from the TensorRT {report.trt_version} table")
+
+
+def _tensorrt_rtx(onnx_path: Path, report: AuditReport, module_paths: dict[str, str]) -> None:
+    """TensorRT-RTX's own parser and builder (live on any machine where tensorrt_rtx is installed)."""
+    from .tensorrt_rtx_stage import rtx_findings, unavailable_reason
+
+    why = unavailable_reason()
+    if why:
+        report.unavailable["tensorrt-rtx"] = why
+        return
+    findings, notes = rtx_findings(onnx_path, module_paths=module_paths)
+    report.add(findings)
+    report.notes.extend(notes)
 
 
 def _onnxruntime(onnx_path: Path, target: str, report: AuditReport, node_ops: dict[str, str],

@@ -20,6 +20,7 @@ MODULES: tuple[str, ...] = (
     "pytest_infercheck.backends.aoti",
     "pytest_infercheck.backends.onnxruntime",
     "pytest_infercheck.backends.tensorrt",
+    "pytest_infercheck.backends.tensorrt_rtx",
 )
 
 

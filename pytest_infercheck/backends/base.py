@@ -98,6 +98,7 @@ class BuildRequest:
     calibration: Optional[list[tuple["torch.Tensor", ...]]] = None
     calibration_generated: bool = False
     compile_mode: str = "default"
+    trt_target: str = "auto"  # the compute capability TensorRT-RTX builds for ("auto": this GPU's, else sm_89)
     tf32: bool = False
     time_transfers: bool = False
     notes: list[str] = field(default_factory=list)  # warnings the backend wants in the result
@@ -121,6 +122,15 @@ class Backend(Protocol):
 
 class BuildError(Exception):
     """The backend could not build the engine; the message is the builder's reason in a few lines."""
+
+
+class BuiltButCannotRun(Exception):
+    """The engine was built (and cached) for real, but this machine cannot run it (TensorRT-RTX on a
+    CPU or on Hopper): the item skips, saying what was built (size, seconds) and what running needs."""
+
+    def __init__(self, message: str, figures: Any = None) -> None:
+        super().__init__(message)
+        self.figures = figures
 
 
 def missing_module_reason(module: str, install: str) -> Optional[str]:

@@ -1,15 +1,21 @@
-"""TensorRT through Polygraphy's loaders, on TensorRT 10.x and 11.x.
+"""TensorRT on 10.x (Polygraphy's loaders) and 11.x (the strongly typed path shared with TensorRT-RTX).
 
-NOT RUN ON REAL TENSORRT: no machine this project was developed on can install TensorRT.  The
-TensorRT-free decisions live in ``tensorrt_config`` and are unit-tested; the code below follows
-the documented Python API of TensorRT 10 (named tensors, ``execute_async_v3``) and Polygraphy
-0.53, and skips with the install hint wherever ``tensorrt`` does not import.
+No machine this project was developed on can install TensorRT.  What has run, and where:
+- the 11.x build path (``write_engine`` on a strongly typed plan -> ``trt_strongly_typed``) runs
+  in CI for real through TensorRT-RTX, which has the same API (tests/test_tensorrt_rtx.py);
+- the 10.x path (precision builder flags, the entropy calibrator, Polygraphy's loaders and timing
+  cache) has NEVER RUN: it follows the documented Python API of TensorRT 10 and Polygraphy 0.53;
+- ``TensorRTEngine`` (named tensors, ``execute_async_v3``) has never run on TensorRT; the
+  tensorrt-rtx backend uses it too, on GPUs TensorRT-RTX supports.
+The TensorRT-free decisions live in ``tensorrt_config`` and are unit-tested.  Everything skips
+with the install hint wherever ``tensorrt`` does not import.
 
 Build (cached in the engine cache, keyed by model, precision, TensorRT version, GPU, profiles,
 calibration data):
   ONNX (FP32 export; on 11.x the FP16-converted or QDQ-quantized model) -> NetworkFromOnnxPath
-  -> CreateConfig(precision flags on 10.x, entropy calibrator for INT8 on 10.x, profiles,
-     timing cache) -> EngineBytesFromNetwork -> model.plan
+  -> 10.x: CreateConfig(precision flags, entropy calibrator for INT8, profiles, timing cache)
+     -> EngineBytesFromNetwork -> model.plan
+  -> 11.x: trt_strongly_typed.write_engine (the parser's errors, the GPU present) -> model.plan
 A timing cache per TensorRT version and GPU is shared by all builds, so later builds of similar
 layers skip tactic timing; a copy of the cache used is kept beside each engine.
 Run: named I/O tensors bound to torch CUDA tensors, ``execute_async_v3`` on torch's current stream
@@ -26,38 +32,29 @@ from typing import Any, Optional, Sequence
 
 from ..spec import EngineSpec
 from .base import ONNX_EXPORT, BackendDescriptor, BuildRequest, missing_module_reason
+from .trt_strongly_typed import PLAN_FILE, TENSORRT, TrtLibrary
 from .tensorrt_config import (BuildPlan, UnsupportedBuild, calibration_feeds, engine_key_parts, plan_build,
                               profile_shapes, torch_dtype_name)
 
-INSTALL_TRT = ("pip install 'pytest-infercheck[tensorrt]' on a Linux machine with an NVIDIA GPU "
-               "(TensorRT's wheels come from NVIDIA's index: pip install tensorrt)")
-PLAN_FILE = "model.plan"
+INSTALL_TRT = ("pip install 'pytest-infercheck[tensorrt]' (TensorRT 10.x) or pip install tensorrt (11.x) on a "
+               "Linux machine with an NVIDIA GPU that can reach NVIDIA's package index (pypi.nvidia.com)")
+
 TIMING_FILE = "timing.cache"
 CALIBRATION_FILE = "calibration.cache"
-# The pip distributions that carry TensorRT: the meta-package, or a CUDA major's own wheels without it.
-TENSORRT_DISTRIBUTIONS = ("tensorrt", "tensorrt-cu13", "tensorrt-cu12", "tensorrt-cu13-libs", "tensorrt-cu12-libs")
-
 DESCRIPTOR = BackendDescriptor(
     name="tensorrt", implementation=f"{__name__}:TensorRTBackend", precisions=("fp32", "fp16", "bf16", "int8"),
-    devices=("cuda",), libraries=(*ONNX_EXPORT, "polygraphy", *TENSORRT_DISTRIBUTIONS), install=INSTALL_TRT,
+    devices=("cuda",), libraries=(*ONNX_EXPORT, "polygraphy", *TENSORRT.distributions), install=INSTALL_TRT,
     audit_targets={"cpu": "tensorrt", "cuda": "tensorrt"},
     # 10.x parses the FP32 export and sets precision flags; 11.x parses the variant whose types carry
-    # the precision (BuildPlan.onnx_variant decides per version).
-    onnx_variants={"fp32": "fp32", "fp16": "fp16", "int8": "int8-qdq"},
+    # the precision (BuildPlan.strongly_typed decides per version), Q/DQ biases as floats.
+    onnx_variants={"fp32": "fp32", "fp16": "fp16", "int8": "int8-qdq-trt"},
     audit_without_library=True,  # the 10.1/10.15 support tables predict what the parser would say
 )
 
 
 def installed_tensorrt_version() -> Optional[str]:
     """TensorRT's version from package metadata (importing tensorrt loads CUDA: not at collection)."""
-    from importlib import metadata
-
-    for dist in TENSORRT_DISTRIBUTIONS:
-        try:
-            return metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            continue
-    return None
+    return TENSORRT.version()
 
 
 class TensorRTBackend:
@@ -82,11 +79,16 @@ class TensorRTBackend:
         plan = plan_build(version, request.spec.precision, tf32=request.tf32)
         onnx_path = self.onnx_for(plan, request)
         entry = build_engine_entry(plan, request, onnx_path, version)
-        from polygraphy.backend.common import BytesFromPath
+        request.note(f"TensorRT engine: {plan.describe()}")
+        if plan.strongly_typed:
+            from .trt_strongly_typed import deserialize
+
+            engine = deserialize(TENSORRT, entry.file(PLAN_FILE).read_bytes())
+            return TensorRTEngine(engine, request.device, onnx_output_names(onnx_path), trt=TENSORRT.load())
+        from polygraphy.backend.common import BytesFromPath  # 10.x: never run
         from polygraphy.backend.trt import EngineFromBytes
 
         engine = EngineFromBytes(BytesFromPath(str(entry.file(PLAN_FILE))))()
-        request.note(f"TensorRT engine: {plan.describe()}")
         return TensorRTEngine(engine, request.device, onnx_output_names(onnx_path))
 
     @staticmethod
@@ -94,7 +96,7 @@ class TensorRTBackend:
         """10.x parses the FP32 export; 11.x the converted model that carries the precision in its types."""
         from ..onnx_variants import onnx_variant
 
-        return onnx_variant(request, plan.onnx_variant)
+        return onnx_variant(request, DESCRIPTOR.onnx_variants[plan.precision] if plan.strongly_typed else "fp32")
 
     def onnx_model(self, request: BuildRequest) -> Optional[Path]:
         version = installed_tensorrt_version()
@@ -131,21 +133,26 @@ def timing_cache_path(cache: Any, version: str, target: str) -> Optional[Path]:
 
 
 def write_engine(plan: BuildPlan, onnx_path: Path, directory: Path, *, profiles: Any, feeds: Optional[list],
-                 shared_timing: Optional[Path]) -> None:
-    """Polygraphy's loader chain, lazily evaluated by the final call."""
+                 shared_timing: Optional[Path], library: TrtLibrary = TENSORRT, target: Optional[str] = None) -> None:
+    """11.x: the shared strongly typed path (run in CI through TensorRT-RTX, passed as ``library`` with a
+    ``target`` capability); 10.x: Polygraphy's loader chain, lazily evaluated by the final call (never run)."""
+    if plan.strongly_typed:
+        from .trt_strongly_typed import write_engine as write_strongly_typed
+
+        write_strongly_typed(library, onnx_path, directory, target=target, profiles=profiles, tf32=plan.tf32)
+        return
     from polygraphy.backend.trt import Calibrator, CreateConfig, EngineBytesFromNetwork, NetworkFromOnnxPath, Profile
 
-    network = NetworkFromOnnxPath(str(onnx_path), strongly_typed=plan.strongly_typed or None)
+    network = NetworkFromOnnxPath(str(onnx_path))
     trt_profiles = None
     if profiles:
         profile = Profile()
         for name, (low, opt, high) in profiles.items():
             profile.add(name, min=low, opt=opt, max=high)
         trt_profiles = [profile]
+    # 10.x only, never run: precision builder flags and the entropy calibrator.
     calibrator = Calibrator(feeds, cache=str(directory / CALIBRATION_FILE)) if plan.calibrate else None
-    flags: dict[str, Any] = {"tf32": plan.tf32}
-    if not plan.strongly_typed:  # 11.x has no precision flags: the network's types decide
-        flags.update(fp16=plan.fp16, bf16=plan.bf16, int8=plan.int8, calibrator=calibrator)
+    flags: dict[str, Any] = dict(tf32=plan.tf32, fp16=plan.fp16, bf16=plan.bf16, int8=plan.int8, calibrator=calibrator)
     load_timing = str(shared_timing) if shared_timing is not None and shared_timing.exists() else None
     config = CreateConfig(profiles=trt_profiles, load_timing_cache=load_timing, **flags)
     local_timing = directory / TIMING_FILE
@@ -173,8 +180,9 @@ def onnx_output_names(onnx_path: Path) -> list[str]:
 class TensorRTEngine:
     """An ICudaEngine's execution context with torch CUDA tensors as I/O buffers."""
 
-    def __init__(self, engine: Any, device: str, output_names: Sequence[str]) -> None:
-        import tensorrt as trt
+    def __init__(self, engine: Any, device: str, output_names: Sequence[str], trt: Any = None) -> None:
+        if trt is None:  # the tensorrt module; tensorrt-rtx passes tensorrt_rtx (same API)
+            import tensorrt as trt
 
         self.engine = engine
         self.context = engine.create_execution_context()

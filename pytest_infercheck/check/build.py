@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Optional
 
 from ..results import CalibrationInfo
 from ..spec import Stage
-from .failure import StageFailure, indent, short
+from .failure import StageFailure, StageSkip, indent, short
 
 if TYPE_CHECKING:
     from ..artifacts import ModelArtifacts
@@ -29,13 +29,42 @@ class Attempt:
     calibration: Optional[CalibrationInfo] = None
 
 
+class Deadline:
+    """--infer-build-timeout for everything a build needs: the export, conversions, calibration, the
+    build itself (0 or ``off``: none).  Each step runs with what is left of it."""
+
+    def __init__(self, timeout_s: Optional[float]) -> None:
+        self.timeout_s = timeout_s or None
+        self.start = time.monotonic()
+
+    def remaining(self) -> Optional[float]:
+        if self.timeout_s is None:
+            return None
+        return max(self.timeout_s - (time.monotonic() - self.start), 1e-3)
+
+
+def export_in_time(artifacts: "ModelArtifacts", deadline: Deadline, progress: Any) -> None:
+    """The ONNX export the pre-build audit reads, under the build's deadline; an export that fails is
+    left for the build stage, which reports it with the exporter's reason."""
+    from ..export import ExportError
+    from ..progress import BuildTimeout, run_build
+
+    try:
+        run_build(artifacts.onnx_path, what=f"the ONNX export of {artifacts.model.name}",
+                  timeout_s=deadline.remaining(), reporter=progress, limit_s=deadline.timeout_s)
+    except ExportError:
+        return
+    except BuildTimeout as err:
+        raise StageFailure(Stage.EXPORT, str(err)) from None
+
+
 def build_request(spec: "EngineSpec", artifacts: "ModelArtifacts", device: str, settings: Any,
                   calibration: Optional[Iterable[Any]], attempt: Attempt) -> "BuildRequest":
     """Stage CALIBRATION (INT8 only) and the request every backend builds from."""
     from ..backends.base import BuildRequest
 
     request = BuildRequest(spec=spec, artifacts=artifacts, device=device, compile_mode=settings.compile_mode,
-                           tf32=settings.tf32, time_transfers=settings.time_transfers)
+                           trt_target=settings.trt_target, tf32=settings.tf32, time_transfers=settings.time_transfers)
     if spec.precision == "int8":
         from ..calibration import calibration_batches, value_range
 
@@ -49,9 +78,10 @@ def build_request(spec: "EngineSpec", artifacts: "ModelArtifacts", device: str, 
     return request
 
 
-def build_engine(backend: "Backend", request: "BuildRequest", *, timeout_s: Optional[float], progress: Any,
+def build_engine(backend: "Backend", request: "BuildRequest", *, deadline: Deadline, progress: Any,
                  attempt: Attempt) -> "Engine":
     """Stage EXPORT/BUILD: the backend's build with progress lines and the deadline, then CUDA graphs."""
+    from ..backends.base import BuiltButCannotRun
     from ..cudagraphs import wrap_for_graphs
     from ..export import ExportError
     from ..progress import BuildTimeout, run_build
@@ -60,13 +90,15 @@ def build_engine(backend: "Backend", request: "BuildRequest", *, timeout_s: Opti
     start = time.perf_counter()
     try:
         engine = run_build(lambda: backend.build(request), what=f"{spec.id} of {model.name}",
-                           timeout_s=timeout_s, reporter=progress)
+                           timeout_s=deadline.remaining(), reporter=progress, limit_s=deadline.timeout_s)
         return wrap_for_graphs(engine, spec.cuda_graphs)
     except ExportError as err:
         raise StageFailure(Stage.EXPORT, f"{err.exporter} could not export {model.name}:\n{indent(err.reason)}",
                            err.detail) from None
     except StageFailure:
         raise
+    except BuiltButCannotRun as built:  # a real build, then a skip that says what running it needs
+        raise StageSkip(Stage.RUN, str(built)) from None
     except BuildTimeout as err:
         raise StageFailure(Stage.BUILD, str(err)) from None
     except Exception as exc:

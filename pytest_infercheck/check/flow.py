@@ -49,6 +49,9 @@ def run_check(context: "CheckContext", settings: Any, given: CheckInputs, result
     reference.judge_reference(expected, spec.precision, settings.allow_degenerate)
     result.reference = reference.describe_reference(device, settings.tf32)
     result.gpu = gpu_facts(device)
+    deadline = build.Deadline(settings.build_timeout)  # covers the export, conversions, calibration, build
+    if descriptor.audit_target(device):
+        build.export_in_time(artifacts, deadline, context.progress)
     result.audit = prebuild.audit_before_build(artifacts, descriptor, device, settings)
     # Engines build and run under the reference's TF32 setting: an FP32 engine is then true FP32.
     with reference.tf32_setting(device, settings.tf32):
@@ -56,8 +59,8 @@ def run_check(context: "CheckContext", settings: Any, given: CheckInputs, result
         attempt = build.Attempt()
         try:
             request = build.build_request(spec, artifacts, device, settings, given.calibration, attempt)
-            engine = build.build_engine(backend, request, timeout_s=settings.build_timeout,
-                                        progress=context.progress, attempt=attempt)
+            engine = build.build_engine(backend, request, deadline=deadline, progress=context.progress,
+                                        attempt=attempt)
         finally:
             result.build_seconds, result.cache, result.calibration = attempt.seconds, attempt.cache, attempt.calibration
             result.warnings.extend(attempt.notes)

@@ -44,7 +44,11 @@ class PrebuildVerdict:
 def audit_findings(onnx_path: Path, target: str, *, allow_ops: Iterable[str] = (),
                    allow_nodes: Iterable[str] = ()) -> PrebuildVerdict:
     """The audit stage for ``target`` on the exported model, known gaps marked allowed."""
-    if target.startswith("tensorrt"):
+    if target == "tensorrt-rtx":  # the parser only: the build stage builds the engine for real
+        from ..audit.tensorrt_rtx_stage import rtx_findings
+
+        findings, _ = rtx_findings(onnx_path, build=False)
+    elif target == "tensorrt":
         from ..audit.tensorrt_live import tensorrt_findings
 
         findings = tensorrt_findings(onnx_path, None)

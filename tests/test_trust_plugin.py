@@ -1,0 +1,153 @@
+"""Verdicts a CI can trust, as a user meets them (real pytest runs of the plugin): no pass of a
+comparison that checks nothing, no lost baseline entry, no traceback at session end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+DEGENERATE = '''
+import pytest, torch
+
+class ZeroHead(torch.nn.Module):
+    """What torchvision's vit_b_16(weights=None) does: the classifier head starts at zero."""
+    def __init__(self):
+        super().__init__()
+        self.body = torch.nn.Linear(8, 16)
+        self.head = torch.nn.Linear(16, 4)
+        torch.nn.init.zeros_(self.head.weight)
+        torch.nn.init.zeros_(self.head.bias)
+    def forward(self, x):
+        return self.head(torch.relu(self.body(x)))
+
+class Tiny(torch.nn.Module):
+    """Outputs near 1e-14, as an untrained efficientnet_b0 gives: FP16 flushes them to zero."""
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(8, 4)
+    def forward(self, x):
+        return self.fc(x) * 1e-14
+
+class NaNs(torch.nn.Module):
+    def forward(self, x):
+        return torch.log(x)  # NaN for every negative input: the reference itself
+
+@pytest.mark.infercheck(backends=["onnxruntime"], precisions=["fp32"])
+def test_zero_head(infercheck):
+    infercheck(ZeroHead().eval(), torch.randn(2, 8))
+
+@pytest.mark.infercheck(backends=["onnxruntime"], precisions=["fp32"], allow_degenerate=["output"])
+def test_zero_head_meant(infercheck):
+    infercheck(ZeroHead().eval(), torch.randn(2, 8))
+
+@pytest.mark.infercheck(backends=["eager"], precisions=["fp32", "fp16"])
+def test_tiny(infercheck):
+    infercheck(Tiny().eval(), torch.randn(2, 8))
+
+@pytest.mark.infercheck(backends=["eager"], precisions=["fp32"])
+def test_nan_reference(infercheck):
+    infercheck(NaNs().eval(), torch.randn(2, 8))
+
+@pytest.mark.infercheck(backends=["eager"], precisions=["fp32"])
+def test_never_calls(infercheck):
+    pass
+'''
+
+
+def test_a_reference_that_cannot_judge_an_engine_fails_at_its_own_stage(run_plugin) -> None:
+    result = run_plugin(DEGENERATE)
+    # zero head: fails; exempted on purpose: passes; tiny: fp32 passes, fp16 fails; NaN: fails; never calls: fails
+    result.assert_outcomes(failed=4, passed=2)
+    result.stdout.fnmatch_lines_random([
+        "*reference: the eager reference cannot judge an engine:",
+        "*output output is all zero ([[]2, 4[]]): every engine matches zeros, so comparing checks nothing",
+        "*use trained weights or initialise the layer that produces it*allow_degenerate=*",
+        "*output output spans [[]*, *[]], below the smallest normal FP16 value (6.1e-05)*",
+        "*output output has * NaN/Inf value(s) of 16 in the eager reference itself*",
+        "*test_never_calls*never called infercheck(model, example_inputs)*",
+    ])
+    result.stdout.re_match_lines([r"test_model.py::test_zero_head +onnxruntime-fp32 +cpu +failed \(reference\)"])
+
+
+TWO_MODELS = '''
+import pytest, torch
+from fixtures.models import small_cnn, cnn_inputs, dynamic_mlp
+
+@pytest.mark.infercheck(backends=["eager"], precisions=["fp32"])
+def test_two_models(infercheck):
+    infercheck(small_cnn(), cnn_inputs())
+    infercheck(dynamic_mlp(), torch.randn(2, 64))
+    infercheck(dynamic_mlp(), torch.randn(4, 64))
+
+@pytest.mark.infercheck(backends=["eager"], precisions=["fp32"])
+@pytest.mark.parametrize("shape", [(2, 64)], ids=["shape[ 2, 64 ]"])
+def test_spaced_id(infercheck, shape):
+    infercheck(dynamic_mlp(), torch.randn(*shape))
+'''
+
+
+def test_every_check_keeps_its_own_baseline_entry_and_ids_stay_verbatim(run_plugin, pytester: pytest.Pytester) -> None:
+    (pytester.path / "ci").mkdir()
+    pytester.makeini("[pytest]\ninfer_baseline = ci/baseline.json\n")
+    lenient = "--infer-max-regression=100000%"
+    for _ in range(3):  # update, update again, compare: nothing lost, nothing duplicated
+        run_plugin(TWO_MODELS, "--infer-baseline-update", lenient).assert_outcomes(passed=2)
+    entries = json.loads((pytester.path / "ci" / "baseline.json").read_text())["entries"]
+    assert sorted((e["nodeid"], e["check"]) for e in entries) == [
+        ("test_model.py::test_spaced_id[eager-fp32-shape[ 2, 64 ]]", "DynamicBatchMLP"),
+        ("test_model.py::test_two_models[eager-fp32]", "DynamicBatchMLP"),
+        ("test_model.py::test_two_models[eager-fp32]", "DynamicBatchMLP#2"),
+        ("test_model.py::test_two_models[eager-fp32]", "SmallCNN"),
+    ]
+    # Run from a subdirectory: the ini's relative path is the ini file's, as pytest resolves its own.
+    sub = pytester.path / "tests"
+    sub.mkdir()
+    (pytester.path / "test_model.py").rename(sub / "test_model.py")
+    result = pytester.runpytest("-p", "no:randomly", "--rootdir", str(pytester.path), "-c",
+                                str(pytester.path / "tox.ini"), str(sub), lenient,
+                                f"--infer-cache-dir={pytester.path / 'cache'}", "--infer-min-iters=5",
+                                "--infer-max-time=0.05")
+    result.stdout.fnmatch_lines(["baseline *ci/baseline.json: * 0 regressed, 0 improved, * missing*"])
+
+
+def test_output_paths_are_checked_before_any_test_runs(run_plugin, tmp_path: Path) -> None:
+    same = tmp_path / "figures.json"
+    result = run_plugin(TWO_MODELS, f"--infer-report={same}", f"--infer-baseline={same}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--infer-report*--infer-baseline*"])
+    (tmp_path / "a-directory").mkdir()
+    result = run_plugin(TWO_MODELS, f"--infer-html={tmp_path / 'a-directory'}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--infer-html: *"])
+
+
+def test_a_report_that_cannot_be_written_at_the_end_is_one_line_and_the_rest_is_written(
+        run_plugin, tmp_path: Path) -> None:
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    source = TWO_MODELS + f'''
+
+def test_removes_the_report_directory():
+    import shutil
+    shutil.rmtree({str(gone)!r})
+    open({str(gone)!r}, "w").close()  # a file where the report's directory was
+'''
+    markdown = tmp_path / "summary.md"
+    result = run_plugin(source, f"--infer-report={gone / 'report.json'}", f"--infer-markdown={markdown}")
+    result.assert_outcomes(passed=3)
+    out = result.stdout.str()
+    assert "infercheck: could not write the JSON report" in out and "Traceback" not in out
+    assert "infercheck summary" in out and markdown.read_text().startswith("## infercheck: ")
+
+
+def test_without_pytest_cache_provider_the_engine_cache_is_private(run_plugin, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    source = TWO_MODELS.replace('backends=["eager"]', 'backends=["onnxruntime"]')
+    result = run_plugin(source, "-p", "no:cacheprovider", cache=False)
+    result.assert_outcomes(passed=2)
+    private = tmp_path / "xdg" / "pytest-infercheck"
+    assert private.is_dir() and (private.stat().st_mode & 0o777) == 0o700
+    assert any(private.rglob("model.onnx"))  # the exports went there
