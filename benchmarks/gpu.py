@@ -92,9 +92,11 @@ def check_one(spec_id: str, model: Any, inputs: Any, cache: Any, mode: str, devi
               sampling: str = "adaptive") -> dict[str, Any]:
     import pytest
 
+    from contextlib import nullcontext
+
     from pytest_infercheck.check import CheckContext, Infercheck
     from pytest_infercheck.progress import ProgressReporter
-    from pytest_infercheck.settings import default_layer
+    from pytest_infercheck.session import RunState
     from pytest_infercheck.spec import EngineSpec
 
     independent: dict[str, float] = {}
@@ -108,7 +110,8 @@ def check_one(spec_id: str, model: Any, inputs: Any, cache: Any, mode: str, devi
     settings = {"device": device, "warmup": 10, "max_iters": 5000, "compile_mode": mode, "build_timeout": 540.0,
                 **SAMPLING[sampling]}
     context = CheckContext(nodeid=f"benchmarks/gpu.py::{spec_id}", spec=EngineSpec.from_id(spec_id),
-                           layers=[default_layer(), ("benchmark", settings)], cache=cache, record=lambda r: None,
+                           layers=[("benchmark", settings)], cache=cache, run=RunState(), record=lambda r: None,
+                           timing_lock=lambda device: nullcontext(),
                            progress=ProgressReporter(lambda line: print(line, flush=True)), engine_probe=probe)
     check = Infercheck(context)
     start = time.perf_counter()
@@ -125,8 +128,10 @@ def check_one(spec_id: str, model: Any, inputs: Any, cache: Any, mode: str, devi
                    peak_mib=(result.latency.peak_memory_bytes or 0) / 2**20)
     if result.accuracy is not None and result.accuracy.outputs:  # (an AccuracyResult is falsy when it failed)
         row["rel_err"] = max(output.rel_l2 for output in result.accuracy.outputs)
-    if "gpu" in result.extra:
-        row["gpu"] = result.extra["gpu"]
+    if result.gpu:
+        row["gpu"] = result.gpu
+    if result.latency and result.latency.device_memory:
+        row["device_mib"] = (result.latency.device_memory.run_bytes or 0) / 2**20
     return row
 
 

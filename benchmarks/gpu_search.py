@@ -51,7 +51,7 @@ def make_model(name: str, device: str) -> tuple[Any, tuple[Any, ...]]:
 
 def build(backend: str, precision: str, model: Any, inputs: Any, device: str, cache_dir: Path) -> Any:
     from pytest_infercheck.artifacts import ModelArtifacts
-    from pytest_infercheck.backends import get_backend
+    from pytest_infercheck.backends import create_backend, descriptor_of
     from pytest_infercheck.backends.base import BuildRequest
     from pytest_infercheck.cache import EngineCache
     from pytest_infercheck.model import ModelUnderTest
@@ -59,10 +59,12 @@ def build(backend: str, precision: str, model: Any, inputs: Any, device: str, ca
 
     mut = ModelUnderTest.create(model, inputs, dynamic_batch=True)
     spec = EngineSpec(backend, precision)
-    reason = get_backend(backend).unavailable_reason(spec, device)
+    engine_backend = create_backend(backend)
+    reason = descriptor_of(backend).unavailable_reason(spec, device) or engine_backend.unavailable_reason(spec, device)
     if reason:
         raise RuntimeError(reason)
-    return get_backend(backend).build(BuildRequest(spec=spec, device=device, artifacts=ModelArtifacts(mut, EngineCache(cache_dir))))
+    return engine_backend.build(BuildRequest(spec=spec, device=device,
+                                             artifacts=ModelArtifacts(mut, EngineCache(cache_dir))))
 
 
 def plan_and_timer(device: str, quick: bool) -> tuple[Any, Any]:

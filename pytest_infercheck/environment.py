@@ -60,19 +60,29 @@ def gpu_info() -> Optional[dict[str, Any]]:
         "memory_bytes": int(props.total_memory),
         "cuda_runtime": torch.version.cuda,
     }
-    info.update(_nvml_facts(index))
+    from .gpus import device_uuid
+
+    uuid = device_uuid(index)
+    if uuid:  # which physical GPU, for the report (not in the machine key: two H100s time alike)
+        info["uuid"] = uuid
+    info.update(_nvml_facts(index, uuid))
     return info
 
 
-def _nvml_facts(index: int) -> dict[str, Any]:
-    """Driver and clocks through NVML when nvidia-ml-py is installed; nothing otherwise."""
+def _nvml_facts(index: int, uuid: Optional[str] = None) -> dict[str, Any]:
+    """Driver and clocks through NVML when nvidia-ml-py is installed; nothing otherwise.
+
+    The device is found by its UUID when CUDA gives one: NVML numbers every GPU of the host and
+    ignores CUDA_VISIBLE_DEVICES, so in an xdist worker pinned to GPU 1 its CUDA device 0 is NVML's 1.
+    """
     try:
         import pynvml  # nvidia-ml-py
     except ImportError:
         return {}
     try:
         pynvml.nvmlInit()
-        handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+        handle = (pynvml.nvmlDeviceGetHandleByUUID(uuid.encode()) if uuid
+                  else pynvml.nvmlDeviceGetHandleByIndex(index))
         driver = pynvml.nvmlSystemGetDriverVersion()
         return {
             "driver": driver.decode() if isinstance(driver, bytes) else driver,

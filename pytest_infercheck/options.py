@@ -313,6 +313,30 @@ def parse_name_list(value: str | Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(item for item in items if item))
 
 
+def parse_gpus(value: str | int | Iterable[Any]) -> Optional[tuple[int, ...]]:
+    """``"0,1"`` -> (0, 1): the GPUs xdist workers are pinned to, as indices into the visible ones; ``all``: None.
+
+    A repeated index is refused rather than merged: "0,0" is a typo more often than a wish to weight GPU 0.
+    """
+    forms = "comma-separated GPU indices such as 0,1 (counted among the GPUs CUDA_VISIBLE_DEVICES shows), or all"
+    if isinstance(value, str) and value.strip().lower() == "all":
+        return None
+    parts = [p.strip() for p in value.split(",")] if isinstance(value, str) else (
+        [value] if isinstance(value, int) else list(value))
+    if not parts:
+        raise OptionError(f"no GPU given; use {forms}")
+    if any(str(part).strip() == "" for part in parts):
+        raise OptionError(f"{_shown(value)} has an empty entry; use {forms}")
+    indices = []
+    for part in parts:
+        if not re.fullmatch(r"\d+", str(part).strip()):
+            raise OptionError(f"{_shown(part)} is not a GPU index; use {forms}")
+        if int(part) in indices:
+            raise OptionError(f"GPU {int(part)} is listed twice in {_shown(value)}; list each GPU once ({forms})")
+        indices.append(int(part))
+    return tuple(indices)
+
+
 class Scope(TextEnum):
     """Where a setting may be given: every source has the run's; a test's marker and call add theirs."""
 
@@ -428,6 +452,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_batch_search", "--infer-max-batch-search", parse_count, 0,
            "search the largest batch up to N whose budget holds, per engine (0: off; needs a budget and a batch axis)",
            "N", scope=Scope.TEST),
+    # One xdist worker per GPU (docs/multi-gpu.md): read in each worker before anything touches CUDA.
+    Option("gpus", "--infer-gpus", parse_gpus, None,
+           "with pytest-xdist (-n N): the GPUs to share the workers among, round robin, as indices into the "
+           "visible GPUs, e.g. 0,1 (default: all visible; each worker is pinned to one through "
+           "CUDA_VISIBLE_DEVICES)", "LIST", scope=Scope.RUN),
     # Per-test settings a marker or the infercheck() call gives (no flag): None means the precision's default.
     Option("atol", None, parse_float, None, "absolute tolerance of the elementwise rule", scope=Scope.TEST),
     Option("rtol", None, parse_float, None, "relative tolerance of the elementwise rule", scope=Scope.TEST),

@@ -11,6 +11,7 @@ from typing import Any, Generator
 
 import pytest
 
+from .gpus import configure as configure_gpus
 from .options import OptionError, add_options
 from .session import FIXTURE_ON_ITEM, InfercheckSession
 from .settings import MARKER_KEYS, MATRIX_KEYS, config_layers, parse_layer, resolve
@@ -36,6 +37,9 @@ def pytest_configure(config: pytest.Config) -> None:
     except OptionError as err:
         raise pytest.UsageError(str(err)) from None
     session = config.stash[SESSION] = InfercheckSession(config, layers)
+    gpu_problem = configure_gpus(config, session.run_settings.gpus)  # an xdist worker's GPU, before CUDA starts
+    if gpu_problem:
+        raise pytest.UsageError(gpu_problem)
     if not hasattr(config, "workerinput"):  # the controller checks once; workers inherit its verdict
         problems = session.usage_problems()
         if problems:

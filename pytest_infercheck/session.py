@@ -8,6 +8,7 @@ and the summary, reports and baseline are written only there.
 from __future__ import annotations
 
 import os
+import time
 from collections import OrderedDict
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -220,19 +221,30 @@ class InfercheckSession:
     # -- timing lock ----------------------------------------------------------------------------
 
     def timing_lock(self, device: str) -> ContextManager[None]:
-        """One timed loop at a time per GPU across xdist workers (and across concurrent pytest runs)."""
-        return gpu_lock(self.cache_dir()) if device.startswith("cuda") else nullcontext()
+        """One timed loop at a time per physical GPU across xdist workers (and across concurrent pytest runs)."""
+        if not device.startswith("cuda"):
+            return nullcontext()
+        from .gpus import timing_lock_key
+
+        return gpu_lock(self.cache_dir(), timing_lock_key(device))
+
+
+LOCK_LOG = "INFERCHECK_GPU_LOCK_LOG"  # a file to which each timed loop appends "key pid start end" (docs/multi-gpu.md)
 
 
 @contextmanager
-def gpu_lock(cache_root: Path) -> Iterator[None]:
-    """An flock on a file named after the visible device, in the private cache: other workers keep
-    exporting and building in parallel, and only the timed loops take turns."""
+def gpu_lock(cache_root: Path, key: str) -> Iterator[None]:
+    """An flock on a file named after the GPU (``gpus.timing_lock_key``: its UUID), in the private cache:
+    other workers keep exporting and building in parallel, and only timed loops on one GPU take turns."""
     from .cache_dirs import lock_path
 
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "all").replace(",", "_") or "none"
-    with file_lock(lock_path(cache_root, "gpu", visible)):
+    with file_lock(lock_path(cache_root, "gpu", key)):
+        start = time.monotonic()  # CLOCK_MONOTONIC is one clock for every process of the host
         yield
+        log = os.environ.get(LOCK_LOG)
+        if log:  # written while the lock is held, so the proof of turns is the lock's own record
+            with open(log, "a") as handle:
+                handle.write(f"{key}\t{os.getpid()}\t{start:.6f}\t{time.monotonic():.6f}\n")
 
 
 def junit_properties(result: CheckResult) -> list[tuple[str, Any]]:

@@ -5,6 +5,7 @@
 # bench [benchmarks/gpu.py args]: the GPU benchmark; gate: benchmarks/gate_power.py on the GPU;
 # probe [backtrace]: scripts/aoti_probe.py (which AOTInductor sequence crashes, and where);
 # ortprobe: scripts/ort_cuda_probe.py (the CUDA provider's FP32 error and CUDA graph timing);
+# multigpu [multigpu_compare.py args]: the GPU matrix with -n 1 and -n 2 (2+ GPUs; docs/multi-gpu.md);
 # all: smoke, tests, bench, gate.  Stages can be chained in one call: each invocation installs again (seconds).
 # Logs go under $OUT (or ./.gpu-out); a short table is printed last.
 #
@@ -100,6 +101,15 @@ probe() {
   timeout "${PROBE_TIMEOUT:-300}" python3 scripts/aoti_probe.py "$@" 2>&1 | tee -a "$OUT/aoti-probe.log"
 }
 
+multigpu() {
+  # Needs a machine with 2+ GPUs (docs/multi-gpu.md): the GPU matrix with -n 1 and -n 2, side by side.
+  # Runs land in /tmp/multigpu, which lasts while the machine stays warm: a run already there is not
+  # repeated, so "multigpu --workers 1" then "multigpu --workers 1,2" fit two 10-minute calls.
+  timeout "${MULTIGPU_TIMEOUT:-560}" python3 scripts/multigpu_compare.py --out /tmp/multigpu "$@" 2>&1 \
+    | tee -a "$OUT/multigpu.log" | tail -25
+  tar -czf "$OUT/multigpu-$(date +%H%M%S).tar.gz" --exclude='cache*' --exclude=prime -C /tmp multigpu
+}
+
 ortprobe() {
   timeout "${PROBE_TIMEOUT:-300}" python3 scripts/ort_cuda_probe.py 2>&1 | tee -a "$OUT/ort-probe.log"
 }
@@ -112,8 +122,9 @@ case "$stage" in
   tests) tests "$@" ;;
   bench) bench "$@" ;;
   gate) gate "$@" ;;
+  multigpu) multigpu "$@" ;;
   all) smoke; tests; bench "$@"; gate ;;
-  *) echo "usage: $0 [smoke|tests|bench|gate|probe|ortprobe|all] [arguments]"; exit 2 ;;
+  *) echo "usage: $0 [smoke|tests|bench|gate|probe|ortprobe|multigpu|all] [arguments]"; exit 2 ;;
 esac
 # At most 8 files come back from $OUT: pack the benchmark's own files into one.
 if [ -d "$OUT/bench" ]; then tar -czf "$OUT/bench-$(date +%H%M%S).tar.gz" -C "$OUT" bench && rm -rf "$OUT/bench"; fi

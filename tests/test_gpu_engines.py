@@ -81,10 +81,12 @@ def test_every_gpu_engine_spec_on_the_fixture_models(run_plugin: Any, tmp_path: 
                     assert item["device"].startswith("cuda")
                     assert item["latency"]["timer"] == "cuda-events"
                     assert item["latency"]["peak_memory_bytes"] > 0
-                    assert item["extra"]["gpu"]["name"]
-                    assert item["extra"]["reference"].endswith("TF32 off")
+                    assert item["gpu"]["name"]
+                    assert item["reference"].endswith("TF32 off")
+                    assert item["machine"]["gpu"]["name"] == item["gpu"]["name"]
+                    assert item["latency"]["device_memory"]["method"] in ("nvml-process", "cuda-mem-get-info")
                     if graphs:
-                        assert item["extra"]["cuda_graph_drift"] <= 1.0  # in units of the allowed drift
+                        assert item["cuda_graph_drift"] <= 1.0  # in units of the allowed drift
     # No INT8 engine exists on this machine's torch backends: each says so instead of pretending.
     for test, backend in (("test_cnn", "eager"), ("test_cnn", "inductor"), ("test_cnn_aoti", "aoti")):
         assert "has no INT8 engine" in results[(test, f"{backend}-int8")]["message"]

@@ -1,0 +1,160 @@
+"""The GPU test matrix with 1 xdist worker and with 2, side by side (docs/multi-gpu.md).
+
+    python scripts/multigpu_compare.py [--workers 1,2] [--warm] [--out DIR] [-- extra pytest args]
+
+For each worker count, runs the matrix of tests/test_gpu_engines.py (MATRIX) as a pytest file with
+``-n N --infer-device=cuda`` and its own fresh engine cache (``--warm``: one shared cache, filled by
+a first untimed pass), then prints wall time, items and outcomes per run, and checks:
+
+- every item's verdict (outcome and stage) is the same in every run;
+- no two timed loops overlapped on one GPU (each loop's lock turn is logged through
+  INFERCHECK_GPU_LOCK_LOG), and with several workers, the GPUs each run used (their UUIDs).
+
+A run already in ``--out`` (its ``nN/run.json``) is read back, not run again: with ``--workers 1``
+in one call and ``--workers 1,2`` in the next, each call stays within a 10-minute limit.
+
+Exit status 0 when the verdicts agree and no loop overlapped, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def matrix_source() -> str:
+    sys.path.insert(0, str(REPO / "tests"))
+    try:
+        from test_gpu_engines import MATRIX
+    finally:
+        sys.path.remove(str(REPO / "tests"))
+    return MATRIX
+
+
+def verdicts(report: Path) -> dict[str, tuple[str, str]]:
+    """``nodeid|spec_id`` -> (outcome, stage) of every item in a JSON report."""
+    results = json.loads(report.read_text())["results"]
+    return {f"{r['nodeid']}|{r['spec_id']}": (r["outcome"], r.get("stage") or "") for r in results}
+
+
+def verdict_differences(runs: dict[int, dict[str, tuple[str, str]]]) -> list[str]:
+    """One line per item whose verdict is not the same in every run (or that is missing from one)."""
+    items = sorted(set().union(*runs.values())) if runs else []
+    lines = []
+    for item in items:
+        seen = {workers: found.get(item, ("absent", "")) for workers, found in runs.items()}
+        if len(set(seen.values())) > 1:
+            lines.append(f"{item}: " + ", ".join(f"-n {n}: {'/'.join(v for v in verdict if v)}"
+                                                 for n, verdict in seen.items()))
+    return lines
+
+
+def lock_turns(log: Path) -> list[tuple[str, int, float, float]]:
+    """(GPU key, pid, start, end) of every timed loop, from the INFERCHECK_GPU_LOCK_LOG file."""
+    if not log.exists():
+        return []
+    turns = []
+    for line in log.read_text().splitlines():
+        key, pid, start, end = line.split("\t")
+        turns.append((key, int(pid), float(start), float(end)))
+    return turns
+
+
+def overlaps(turns: Iterable[tuple[str, int, float, float]]) -> list[str]:
+    """Timed loops that ran at the same time on the same GPU: one line each (none if the lock held)."""
+    by_gpu: dict[str, list[tuple[float, float, int]]] = defaultdict(list)
+    for key, pid, start, end in turns:
+        by_gpu[key].append((start, end, pid))
+    found = []
+    for key, spans in by_gpu.items():
+        spans.sort()
+        for (start_a, end_a, pid_a), (start_b, end_b, pid_b) in zip(spans, spans[1:]):
+            if start_b < end_a:
+                found.append(f"{key}: pid {pid_a} [{start_a:.3f}, {end_a:.3f}] and pid {pid_b} "
+                             f"[{start_b:.3f}, {end_b:.3f}]")
+    return found
+
+
+def run_matrix(workers: int, where: Path, cache: Path, extra: Sequence[str], source: str) -> dict[str, Any]:
+    """One run of the test file ``source`` with ``workers`` xdist workers; its wall time, verdicts and lock turns."""
+    where.mkdir(parents=True, exist_ok=True)
+    (where / "test_matrix.py").write_text(source)
+    report, log = where / "report.json", where / "locks.tsv"
+    log.unlink(missing_ok=True)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+           "INFERCHECK_GPU_LOCK_LOG": str(log)}
+    command = [sys.executable, "-m", "pytest", "-p", "xdist", "-n", str(workers), "-p", "no:randomly", "-q",
+               "--infer-device=cuda", f"--infer-report={report}", f"--infer-cache-dir={cache}",
+               "--infer-build-timeout=240", *extra, "test_matrix.py"]
+    start = time.perf_counter()
+    completed = subprocess.run(command, cwd=where, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    (where / "pytest.log").write_text(completed.stdout + completed.stderr)
+    if not report.exists():
+        raise SystemExit(f"-n {workers}: no report (exit {completed.returncode}); see {where / 'pytest.log'}")
+    results = json.loads(report.read_text())["results"]
+    facts = {"workers": workers, "wall_s": wall, "exit": completed.returncode,
+             "gpus": sorted({(r.get("gpu") or {}).get("uuid", "?") for r in results})}
+    (where / "run.json").write_text(json.dumps(facts))
+    return load_run(where)
+
+
+def load_run(where: Path) -> dict[str, Any]:
+    """A finished run read back: a later call (the device tool allows 10 minutes a call) resumes from it."""
+    facts = json.loads((where / "run.json").read_text())
+    return {**facts, "verdicts": verdicts(where / "report.json"), "turns": lock_turns(where / "locks.tsv")}
+
+
+def table(runs: Sequence[dict[str, Any]]) -> list[str]:
+    first = runs[0]["wall_s"]
+    lines = ["| workers | wall s | x vs first | items | passed | failed | skipped | GPUs used | timed loops |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for run in runs:
+        outcomes = [verdict[0] for verdict in run["verdicts"].values()]
+        lines.append(f"| {run['workers']} | {run['wall_s']:.1f} | {first / run['wall_s']:.2f} | {len(outcomes)} | "
+                     f"{outcomes.count('passed')} | {outcomes.count('failed')} | {outcomes.count('skipped')} | "
+                     f"{len(run['gpus'])} | {len(run['turns'])} |")
+    return lines
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workers", default="1,2", help="comma-separated worker counts (default 1,2)")
+    parser.add_argument("--warm", action="store_true", help="share one engine cache, filled by an untimed pass")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="where each run's report, log and lock turns go; a run found there is not run again")
+    parser.add_argument("--source", type=Path, default=None,
+                        help="a pytest file to run instead of tests/test_gpu_engines.py's MATRIX")
+    parser.add_argument("extra", nargs="*", help="more pytest arguments, after --")
+    args = parser.parse_args(argv)
+    counts = [int(n) for n in args.workers.split(",")]
+    out = args.out or Path(tempfile.mkdtemp(prefix="multigpu-"))
+    source = args.source.read_text() if args.source else matrix_source()
+    if args.warm and not (out / "prime" / "run.json").exists():
+        run_matrix(max(counts), out / "prime", out / "cache", args.extra, source)
+    runs = [load_run(out / f"n{n}") if (out / f"n{n}" / "run.json").exists() else
+            run_matrix(n, out / f"n{n}", out / ("cache" if args.warm else f"cache-n{n}"), args.extra, source)
+            for n in counts]
+    print("\n".join(table(runs)))
+    different = verdict_differences({run["workers"]: run["verdicts"] for run in runs})
+    overlapping = [line for run in runs for line in overlaps(run["turns"])]
+    print(f"verdicts identical: {'yes' if not different else 'NO'}; timed loops overlapping on one GPU: "
+          f"{len(overlapping)}; GPUs per run: " + ", ".join(f"-n {r['workers']}: {', '.join(r['gpus'])}" for r in runs))
+    for line in different + overlapping:
+        print("  " + line)
+    print(f"logs and reports: {out}")
+    return 1 if different or overlapping else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
