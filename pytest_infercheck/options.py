@@ -437,7 +437,7 @@ OPTIONS: tuple[Option, ...] = (
     # Adaptive sampling, budgets with confidence, profiles, batch search (docs/latency.md).
     Option("max_time", "--infer-max-time", parse_seconds, 1.0,
            "stop sampling an engine after this much measured time even if its figures are not yet known to "
-           "--infer-ci-width or its budget is undecided (--infer-min-iters still wins)", "DURATION",
+           "--infer-ci-width or its budget is undecided, and before --infer-min-iters (never below 5 samples)", "DURATION",
            scope=Scope.TEST),
     Option("ci_width", "--infer-ci-width", parse_percent, 0.01,
            "stop sampling once p50 and the budget's statistic are known to +-this (95% interval) and the "

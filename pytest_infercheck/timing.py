@@ -6,8 +6,9 @@ each call on the engine's stream, so the figure is device time and the host neve
 loop).
 
 A ``TimingPlan`` says when to stop.  ``min_iters`` and ``min_time`` are floors, ``max_iters`` a hard
-cap and ``max_time`` a cap on measured time (``min_iters`` still wins over it: a slow engine gets
-its minimum of samples).  Without a ``StoppingRule`` sampling stops at the floors, as it always
+cap and ``max_time`` a cap on measured time per engine: it wins over ``min_iters`` once
+``CAPPED_MIN_SAMPLES`` samples exist, so a model at 2 s per call costs seconds, not minutes (its
+budget verdict then says how sure it is at that n).  Without a ``StoppingRule`` sampling stops at the floors, as it always
 did.  With one it stops, between the floors and the caps, as soon as the rule is satisfied: the
 budget is decided (budget.decide_budget) and each watched statistic's 95% interval lies within
 ``ci_width`` of its estimate.  A CUDA graph's tight distribution satisfies it within milliseconds;
@@ -67,6 +68,10 @@ class StoppingRule:
         return None
 
 
+# The fewest samples the time cap leaves an engine with (the gate's rank test needs 5 a side).
+CAPPED_MIN_SAMPLES = 5
+
+
 @dataclass(frozen=True)
 class Stop:
     """Why sampling stopped: precision (the rule is met), min (the floors, no rule), max_iters, max_time."""
@@ -83,17 +88,17 @@ class TimingPlan:
     min_iters: int = 50
     max_iters: int = 5000
     min_time: float = 1.0  # seconds of measured time
-    max_time: float = math.inf  # seconds of measured time; min_iters still wins
+    max_time: float = math.inf  # seconds of measured time; beats min_iters once CAPPED_MIN_SAMPLES exist
     rule: Optional[StoppingRule] = None
 
     def stop(self, count: int, measured_s: float, samples_ms: Optional[Sequence[float]] = None) -> Optional[Stop]:
         """A ``Stop`` when sampling should end; the rule is asked only when ``samples_ms`` are given."""
         if count >= self.max_iters:
             return Stop("max_iters", count, measured_s)
+        if measured_s >= self.max_time and count >= min(self.min_iters, CAPPED_MIN_SAMPLES):
+            return Stop("max_time", count, measured_s)
         if count < self.min_iters:
             return None
-        if measured_s >= self.max_time:
-            return Stop("max_time", count, measured_s)
         if measured_s < self.min_time:
             return None
         if self.rule is None:

@@ -78,8 +78,9 @@ def test_rule_unmet_by_a_wide_distribution_runs_to_a_cap() -> None:
     assert plan.stop(200, 1.0, wide) is None
     assert plan.stop(200, 2.0, wide).reason == "max_time"
     assert plan.stop(5000, 1.0, wide).reason == "max_iters"
-    # min_iters wins over max_time: a slow engine still gets its minimum of samples
-    assert plan.stop(10, 5.0, wide[:10]) is None
+    # max_time caps a slow engine before min_iters (50 here), once it has a few samples
+    assert plan.stop(10, 5.0, wide[:10]).reason == "max_time"
+    assert plan.stop(4, 5.0, wide[:4]) is None
 
 
 def test_an_undecided_budget_keeps_sampling() -> None:
