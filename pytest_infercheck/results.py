@@ -267,6 +267,9 @@ class CheckResult:
     stage: Optional[Stage] = None  # where it stopped (the first failure's stage)
     message: str = ""
     failures: list[Failure] = field(default_factory=list)
+    # raise_on_failure=False: a failed check handed to the test's own asserts, so pytest's outcome
+    # is the test's; the reports keep the check's verdict and say it was not raised.
+    not_raised: bool = False
     accuracy: Optional[AccuracyResult] = None
     latency: Optional[LatencyStats] = None
     reference_latency: Optional[LatencyStats] = None

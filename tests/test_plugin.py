@@ -352,3 +352,21 @@ def test_compiled(infercheck):
     result = run_plugin(source)
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(["*inductor-bf16*cpu*passed*", "*inductor-fp32*cpu*passed*"])
+
+
+def test_a_failure_handed_to_the_test_says_so_in_the_reports(run_plugin, tmp_path: Path) -> None:
+    source = '''
+import pytest, torch
+from fixtures.models import dynamic_mlp
+
+@pytest.mark.infercheck(backends=["eager"], precisions=["fp32"], budget="p50:1us")
+def test_handled(infercheck):
+    result = infercheck(dynamic_mlp(), torch.randn(2, 64), raise_on_failure=False)
+    assert not result.passed and result.stage == "latency" and result.not_raised
+'''
+    report = tmp_path / "r.json"
+    result = run_plugin(source, f"--infer-report={report}")
+    result.assert_outcomes(passed=1)  # the test's own outcome
+    result.stdout.re_match_lines([r".*test_handled +eager-fp32 +cpu +failed \(latency\), not raised"])
+    [item] = json.loads(report.read_text())["results"]
+    assert (item["outcome"], item["not_raised"]) == ("failed", True)

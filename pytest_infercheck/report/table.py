@@ -38,6 +38,12 @@ def speedups(results: Sequence[CheckResult]) -> dict[int, Optional[float]]:
     return figures
 
 
+def outcome_cell(result: CheckResult) -> str:
+    """``failed (accuracy)``; a check whose failure the test handled itself says so."""
+    text = str(result.outcome) + (f" ({result.stage})" if result.outcome != "passed" and result.stage else "")
+    return text + (", not raised" if result.not_raised else "")
+
+
 def row(result: CheckResult, speedup: Optional[float] = None, *, show_check: bool = False) -> list[str]:
     worst = result.accuracy.worst() if result.accuracy is not None else None
     latency = result.latency
@@ -45,7 +51,7 @@ def row(result: CheckResult, speedup: Optional[float] = None, *, show_check: boo
         test_name(result.nodeid) + (f" ({result.check_name})" if show_check else ""),
         result.spec_id,
         result.device or "-",
-        result.outcome + (f" ({result.stage})" if result.outcome != "passed" and result.stage else ""),
+        outcome_cell(result),
         _fmt(worst.max_abs if worst else None, ".2e"),
         _fmt(worst.cosine if worst else None, ".6f"),
         _fmt(latency.p50_ms if latency else None, ".3f"),
