@@ -15,14 +15,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Sequence
 
+from ..baseline.offline import why_not_judged
 from ..baseline.summary import not_compared_reason, status_cell
 from ..mdtext import md_cell as _cell, md_code as _code
 from ..results import BaselineStatus, CheckResult
 from .table import COLUMNS, ordered, rows, test_name
 
 BASELINE_COLUMN = "vs baseline"
-
-
 
 
 def headline(results: Sequence[CheckResult]) -> str:
@@ -68,10 +67,13 @@ def _details(results: Sequence[CheckResult], baseline: Optional[str]) -> list[st
     if improved:
         lines += ["", "### Improvements", ""]
         lines += [f"- {_code(_item(r))}: {_cell(line)}" for r in improved for line in r.baseline.improvements]
-    skipped_gate = [r for r in results if r.baseline and r.baseline.status != BaselineStatus.FOUND]
+    skipped_gate = [(r, not_compared_reason(r.baseline)) for r in results
+                    if r.baseline and r.baseline.status != BaselineStatus.FOUND]
+    # Failed, skipped or stopped before its figures: nothing was compared (say so, or the table looks gated).
+    skipped_gate += [(r, why) for r in results if r.baseline is None for why in [why_not_judged(r)] if why]
     if skipped_gate:
         lines += ["", f"### Not compared with the baseline ({_code(baseline)})", ""]
-        lines += [f"- {_code(_item(r))}: {_cell(not_compared_reason(r.baseline))}" for r in skipped_gate]
+        lines += [f"- {_code(_item(r))}: {_cell(why)}" for r, why in skipped_gate]
     return lines
 
 
