@@ -71,7 +71,8 @@ def _read_json(path: Path) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
-        ending = " (it ends early: truncated?)" if err.pos >= len(text.rstrip()) else ""
+        cut = err.pos >= len(text.rstrip()) or err.msg.startswith("Unterminated string")  # a string runs to the end
+        ending = " (it ends early: truncated?)" if cut else ""
         raise ReportError(f"report {path}: not valid JSON{ending} (line {err.lineno}, column {err.colno}: {err.msg}); "
                           f"{RERUN}") from None
 
