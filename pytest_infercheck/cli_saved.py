@@ -96,7 +96,8 @@ def run_gate(args: argparse.Namespace) -> int:
               "(`infercheck baseline update` or pytest --infer-baseline-update creates it)")
     print("\n".join(render_text(report.results) + reasons(report.results)))
     print("\n".join(gate_lines(outcome)))
-    write_reports(report, outputs, baseline=args.baseline, step_summary=os.environ.get("GITHUB_STEP_SUMMARY"))
+    write_reports(report, outputs, baseline=args.baseline, step_summary=os.environ.get("GITHUB_STEP_SUMMARY"),
+                  not_compared=outcome.not_judged)
     return EXIT_OK if outcome.passed else EXIT_REGRESSED
 
 
@@ -160,7 +161,7 @@ def check_outputs(outputs: Mapping[str, Optional[str]], inputs: Mapping[str, str
 
 
 def write_reports(report: Any, outputs: Mapping[str, Optional[str]], *, baseline: Optional[str],
-                  step_summary: Optional[str]) -> None:
+                  step_summary: Optional[str], not_compared: Sequence[tuple[Any, str]] = ()) -> None:
     """Markdown (and the job summary), HTML, JUnit XML: the session's renderers on the saved results."""
     from .cli import UsageError
     from .files import write_or_reason
@@ -169,7 +170,8 @@ def write_reports(report: Any, outputs: Mapping[str, Optional[str]], *, baseline
     from .report.markdown import write_markdown
 
     results = report.results
-    problems = write_markdown(results, outputs.get("--markdown"), step_summary, baseline=baseline)
+    problems = write_markdown(results, outputs.get("--markdown"), step_summary, baseline=baseline,
+                              not_compared=not_compared)
     html, junit = outputs.get("--html"), outputs.get("--junitxml")
     if html:
         problems.append(write_or_reason("HTML report", html, lambda: write_html(Path(html), results, report.environment)))
