@@ -278,3 +278,30 @@ def test_outputs_that_would_overwrite_an_input_or_cannot_be_written_exit_2(clean
     broken.write_text('{"schema": "pytest-infercheck-baseline", "version": 2, "entries": [}')
     bad_baseline = infercheck("gate", clean_report, "--baseline", broken)
     assert bad_baseline.returncode == 2 and f"baseline file {broken}: not valid JSON" in bad_baseline.stderr
+
+
+def test_a_report_records_its_writer_its_machines_and_a_content_hash(clean_report: Path) -> None:
+    from pytest_infercheck import __version__
+    from pytest_infercheck.report.json_report import content_hash
+
+    data = json.loads(clean_report.read_text())
+    assert data["format"] == "pytest-infercheck-report" and data["schema"] == 2
+    assert data["plugin_version"] == __version__
+    machines = {json.dumps(r["machine"], sort_keys=True) for r in data["results"] if r["machine"]}
+    assert {json.dumps(m, sort_keys=True) for m in data["machines"]} == machines and machines
+    assert data["content_hash"].startswith("sha256:") and data["content_hash"] == content_hash(data)
+
+
+def test_the_gate_needs_neither_torch_nor_an_inference_engine(clean_report: Path, tmp_path: Path) -> None:
+    """The CPU job that gates a GPU report can skip torch's download (docs/gate.md)."""
+    blocked = "import sys\nfor name in ('torch', 'onnx', 'onnxruntime', 'onnxscript', 'polygraphy', 'tensorrt'):\n" \
+              "    sys.modules[name] = None  # any import of them raises ImportError\n"
+    code = blocked + "from pytest_infercheck.cli import main\nsys.exit(main())"
+    baseline = tmp_path / "baseline.json"
+    for args in (["baseline", "update", clean_report, "--baseline", baseline],
+                 ["gate", clean_report, "--baseline", baseline, "--markdown", tmp_path / "g.md",
+                  "--junitxml", tmp_path / "j.xml"]):
+        run = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
+                             timeout=300, env=_env())
+        assert run.returncode == 0, run.stdout + run.stderr
+    assert "2 compared, 0 regressed" in run.stdout
