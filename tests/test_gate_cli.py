@@ -43,13 +43,13 @@ def _env() -> dict[str, str]:
     return env
 
 
-def write_report(directory: Path, source: str) -> Path:
+def write_report(directory: Path, source: str, *args: str) -> Path:
     """A pytest run of the plugin in a subprocess, as the GPU job runs it; the JSON report it wrote."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "test_model.py").write_text(source)
     report = directory / "report.json"
     run = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:randomly", "-q",
-                          *FAST_TIMING, f"--infer-cache-dir={directory / 'cache'}", f"--infer-report={report}"],
+                          *FAST_TIMING, f"--infer-cache-dir={directory / 'cache'}", f"--infer-report={report}", *args],
                          cwd=directory, capture_output=True, text=True, timeout=600, env=_env())
     assert report.exists(), run.stdout + run.stderr
     return report
@@ -305,3 +305,38 @@ def test_the_gate_needs_neither_torch_nor_an_inference_engine(clean_report: Path
                              timeout=300, env=_env())
         assert run.returncode == 0, run.stdout + run.stderr
     assert "2 compared, 0 regressed" in run.stdout
+
+
+def test_a_result_that_failed_only_its_runs_own_baseline_is_judged_again(clean_report: Path, tmp_path: Path) -> None:
+    """The run gated itself against a baseline 100x faster; the gate's baseline replaces that verdict."""
+    fast = blessed(clean_report, tmp_path / "fast")
+    edit_entries(fast, faster)
+    report = write_report(tmp_path / "run", CLEAN, f"--infer-baseline={fast}")
+    in_run = [r for r in json.loads(report.read_text())["results"] if r["outcome"] == "failed"]
+    assert len(in_run) == 2 and {r["stage"] for r in in_run} == {"regression"}
+    baseline = blessed(clean_report, tmp_path / "fair")
+    # Any slowdown allowed: two runs on a busy machine differ, and this test is about whose verdict counts.
+    gate = infercheck("gate", report, "--baseline", baseline, "--max-regression", "100000%")
+    assert gate.returncode == 0, gate.stdout + gate.stderr
+    assert "2 compared, 0 regressed" in gate.stdout and "failed in the run" not in gate.stdout
+    update = infercheck("baseline", "update", report, "--baseline", baseline)
+    assert "2 entries written" in update.stdout  # blessing accepts what the run's own baseline refused
+
+
+def _result(source: str):  # type: ignore[no-untyped-def]
+    from pytest_infercheck.results import CheckResult
+
+    return CheckResult(nodeid="t.py::t[eager-fp32]", spec_id="eager-fp32", backend="eager", precision="fp32",
+                       cuda_graphs=False, settings={"max_regression": {"value": 0.5, "source": source}})
+
+
+@pytest.mark.parametrize("source, expected", [("command line", 0.01), ("ini file", 0.01), ("default", 0.01),
+                                              ("marker", 0.5), ("fixture call", 0.5)])
+def test_gate_options_override_the_runs_settings_but_not_a_tests_own(source: str, expected: float) -> None:
+    from pytest_infercheck.baseline.offline import settings_for
+
+    settings = settings_for(_result(source), {"max_regression": 0.01}, strict=False)
+    assert settings.max_regression == expected
+    recorded = settings_for(_result(source), {}, strict=True)
+    assert recorded.max_regression == 0.5 and recorded.accuracy_factor == 2.0 and recorded.baseline_strict
+    assert not recorded.baseline_update  # the gate never blesses
