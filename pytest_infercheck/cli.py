@@ -1,4 +1,5 @@
-"""`infercheck audit MODEL ...`: the compatibility audit from the command line.
+"""`infercheck audit MODEL ...`: the compatibility audit from the command line (and, through
+cli_saved.py, `infercheck gate`, `infercheck baseline update`, `infercheck report` on saved reports).
 
 Exit status: 0 when every target can run the model, 1 when one cannot, 2 when the audit could not
 be made: a bad option, a model file that is not ONNX, a module or factory that cannot be imported
@@ -49,15 +50,23 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--allow-nodes", default="", metavar="LIST", help="node names that are known, accepted gaps")
     audit.add_argument("--json", metavar="PATH", help="also write the report as JSON")
     audit.add_argument("--markdown", metavar="PATH", help="also write the report as Markdown")
+    from .cli_saved import add_commands
+
+    add_commands(commands)  # gate, baseline update, report: saved reports (cli_saved.py)
     return parser
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)  # argparse exits with 2 on a bad option
+    command = "baseline update" if args.command == "baseline" else args.command
     try:
-        return run_audit(args)
+        if args.command == "audit":
+            return run_audit(args)
+        from .cli_saved import run_saved
+
+        return run_saved(args)
     except UsageError as err:
-        print(f"infercheck audit: error: {_one_line(str(err))}", file=sys.stderr)
+        print(f"infercheck {command}: error: {_one_line(str(err))}", file=sys.stderr)
         return EXIT_USAGE
 
 

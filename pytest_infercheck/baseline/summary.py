@@ -83,11 +83,14 @@ def summary_lines(results: Sequence[CheckResult], path: Optional[str], update: O
     if missing and update is None:  # while updating, the missing entries are being written
         lines.append(f"  missing (no entry; {UPDATE_HINT}):")
         lines += [f"    {_who(r)}" for r in missing]
-    if update is not None:
-        lines.append(f"baseline updated: {len(update.written)} entries written, {update.kept} kept, "
-                     f"{len(update.not_written)} not written -> {update.path}")
-        lines += [f"  not written: {line}" for line in update.not_written]
-    return lines
+    return lines + (update_lines(update) if update is not None else [])
+
+
+def update_lines(update: UpdateSummary) -> list[str]:
+    """What an update wrote, kept and refused (the session's summary and ``infercheck baseline update``)."""
+    return [f"baseline updated: {len(update.written)} entries written, {update.kept} kept, "
+            f"{len(update.not_written)} not written -> {update.path}"] + [f"  not written: {line}"
+                                                                          for line in update.not_written]
 
 
 def _who(result: CheckResult) -> str:

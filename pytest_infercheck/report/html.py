@@ -238,17 +238,18 @@ def baseline_notes(result: CheckResult) -> list[str]:
     return parts
 
 
-def environment_table(results: Sequence[CheckResult]) -> str:
-    env = fingerprint()
-    rows = [("python", env["python"]), ("platform", env["platform"]), ("cpu", env["cpu"])]
+def environment_table(results: Sequence[CheckResult], env: Optional[dict[str, Any]] = None) -> str:
+    """The environment the figures were measured in: this process's, or a saved report's (``env``)."""
+    env = env if env is not None else fingerprint()
+    rows = [(name, env.get(name, "-")) for name in ("python", "platform", "cpu")]
     gpus = {str(r.machine.get("gpu")) for r in results if r.machine and r.machine.get("gpu")}
     gpu = env.get("gpu") or (", ".join(sorted(gpus)) if gpus else None)
     rows.append(("gpu", gpu or "none seen"))
-    rows += [(name, version) for name, version in sorted(env["libraries"].items())]
+    rows += [(name, version) for name, version in sorted((env.get("libraries") or {}).items())]
     return "<table>" + "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in rows) + "</table>"
 
 
-def render_html(results: Sequence[CheckResult]) -> str:
+def render_html(results: Sequence[CheckResult], environment: Optional[dict[str, Any]] = None) -> str:
     from .markdown import headline
 
     ordered = sorted(results, key=lambda r: (r.nodeid, r.spec_id))
@@ -257,12 +258,13 @@ def render_html(results: Sequence[CheckResult]) -> str:
     body = [f"<h1>{_e(title)}</h1><div class='note'>{_e(created)} UTC, {len(ordered)} engine checks</div>",
             "<h2>Models x engines</h2>", matrix(ordered),
             "<h2>Engines</h2>", *(card(result) for result in ordered),
-            "<h2>Environment</h2>", environment_table(ordered)]
+            "<h2>Environment</h2>", environment_table(ordered, environment)]
     return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
             f"<title>{_e(title)}</title><style>{CSS}</style></head><body>{''.join(body)}</body></html>\n")
 
 
-def write_html(path: Path, results: Sequence[CheckResult]) -> None:
+def write_html(path: Path, results: Sequence[CheckResult], environment: Optional[dict[str, Any]] = None) -> None:
+    """``environment``: a saved report's fingerprint (``infercheck report``/``gate``); this process's by default."""
     from ..files import write_atomic
 
-    write_atomic(Path(path), render_html(results))
+    write_atomic(Path(path), render_html(results, environment))

@@ -34,7 +34,9 @@ def headline(results: Sequence[CheckResult]) -> str:
     return f"{text}" + (f", **{regressed} regressed**" if regressed else "")
 
 
-def render_markdown(results: Sequence[CheckResult], *, baseline: Optional[str] = None) -> str:
+def render_markdown(results: Sequence[CheckResult], *, baseline: Optional[str] = None,
+                    not_compared: Sequence[tuple[CheckResult, str]] = ()) -> str:
+    """The table and its details; ``not_compared``: results the gate could not judge, with why (cli_saved)."""
     in_order = ordered(results)
     with_baseline = baseline is not None
     header = list(COLUMNS) + ([BASELINE_COLUMN] if with_baseline else [])
@@ -46,7 +48,7 @@ def render_markdown(results: Sequence[CheckResult], *, baseline: Optional[str] =
         regressed = bool(result.baseline and result.baseline.regressions)
         shown = [f"**{_cell(c)}**" if regressed and i in (1, 3, len(cells) - 1) else _cell(c) for i, c in enumerate(cells)]
         lines.append("| " + " | ".join(shown) + " |")
-    lines += _details(in_order, baseline)
+    lines += _details(in_order, baseline, not_compared)
     return "\n".join(lines) + "\n"
 
 
@@ -54,7 +56,8 @@ def _item(result: CheckResult) -> str:
     return f"{test_name(result.nodeid)}[{result.spec_id}]"
 
 
-def _details(results: Sequence[CheckResult], baseline: Optional[str]) -> list[str]:
+def _details(results: Sequence[CheckResult], baseline: Optional[str],
+             not_compared: Sequence[tuple[CheckResult, str]] = ()) -> list[str]:
     lines: list[str] = []
     failed = [r for r in results if r.outcome == "failed"]
     if failed:
@@ -68,15 +71,16 @@ def _details(results: Sequence[CheckResult], baseline: Optional[str]) -> list[st
     if improved:
         lines += ["", "### Improvements", ""]
         lines += [f"- {_code(_item(r))}: {_cell(line)}" for r in improved for line in r.baseline.improvements]
-    skipped_gate = [r for r in results if r.baseline and r.baseline.status != BaselineStatus.FOUND]
+    skipped_gate = [(r, not_compared_reason(r.baseline)) for r in results
+                    if r.baseline and r.baseline.status != BaselineStatus.FOUND] + list(not_compared)
     if skipped_gate:
         lines += ["", f"### Not compared with the baseline ({_code(baseline)})", ""]
-        lines += [f"- {_code(_item(r))}: {_cell(not_compared_reason(r.baseline))}" for r in skipped_gate]
+        lines += [f"- {_code(_item(r))}: {_cell(why)}" for r, why in skipped_gate]
     return lines
 
 
 def write_markdown(results: Sequence[CheckResult], path: Optional[str], step_summary: Optional[str], *,
-                   baseline: Optional[str] = None) -> list[str]:
+                   baseline: Optional[str] = None, not_compared: Sequence[tuple[CheckResult, str]] = ()) -> list[str]:
     """Write ``path`` (replaced) and append to ``step_summary`` (GitHub's job summary file) when given.
 
     Returns one line per write that failed (the other one is still attempted): the session prints
@@ -86,7 +90,7 @@ def write_markdown(results: Sequence[CheckResult], path: Optional[str], step_sum
 
     if not results:
         return []
-    text = render_markdown(results, baseline=baseline)
+    text = render_markdown(results, baseline=baseline, not_compared=not_compared)
     problems = []
     if path:
         problems.append(write_or_reason("Markdown report", path, lambda: write_atomic(Path(path), text)))

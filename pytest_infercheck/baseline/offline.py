@@ -1,0 +1,158 @@
+"""The gate on saved results: ``infercheck gate`` judges a report's results as the session would have.
+
+Every comparison is verdict.judge's, on the result's own machine key, so an entry recorded on
+another machine is not applied here either.  The thresholds are the ones the session resolved for
+each result (recorded in its ``settings``: ini file, command line, marker, ``infercheck()`` call);
+the gate's own options override the run-level ones (default, ini file, command line) and never a
+test's marker or call, just as the command line does in a session.
+
+A result that failed, was skipped or did not reach its measurements in the run has nothing to
+compare; the gate says so, and a failure in the run fails the gate as it failed the run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional, Sequence
+
+from ..options import OPTIONS_BY_NAME, OptionError
+from ..results import CheckResult
+from ..spec import Outcome, Stage
+from .store import BaselineStore
+from .summary import _who, summary_lines
+from .verdict import judge
+
+GATE_KEYS = ("max_regression", "accuracy_factor", "accuracy_floor")
+TEST_SOURCES = ("marker", "fixture call")  # a test's own settings: the run's options do not override them
+SESSION_GATE_STAGES = (Stage.REGRESSION, Stage.BASELINE)
+
+
+@dataclass(frozen=True)
+class GateSettings:
+    """What verdict.judge reads, for one result: never updating, strict only when the gate says so."""
+
+    max_regression: float
+    accuracy_factor: float
+    accuracy_floor: float
+    baseline_strict: bool = False
+    baseline_update: bool = False
+
+
+def settings_for(result: CheckResult, given: Mapping[str, Any], strict: bool) -> GateSettings:
+    """The result's recorded thresholds, with ``given`` (the gate's options) over the run-level ones."""
+    values: dict[str, Any] = {}
+    for name in GATE_KEYS:
+        option = OPTIONS_BY_NAME[name]
+        recorded = result.settings.get(name) or {}
+        if name in given and recorded.get("source", "default") not in TEST_SOURCES:
+            values[name] = given[name]
+        elif recorded.get("value") is not None:
+            try:
+                values[name] = option.parse(recorded["value"])
+            except OptionError as err:
+                raise OptionError(f"{result.nodeid}: recorded setting {name}: {err}") from None
+        else:
+            values[name] = option.default
+    return GateSettings(**values, baseline_strict=strict)
+
+
+def reopen(result: CheckResult) -> None:
+    """Undo the run's own baseline verdict (this gate replaces it): a result that failed only because it
+    regressed against the run's baseline is a passed result again, with its comparison dropped."""
+    result.baseline = None
+    gate_failures = [f for f in result.failures if f.stage in SESSION_GATE_STAGES]
+    if not gate_failures:
+        return
+    result.failures = [f for f in result.failures if f.stage not in SESSION_GATE_STAGES]
+    if result.outcome == Outcome.FAILED and not result.failures and result.stage in SESSION_GATE_STAGES:
+        result.outcome, result.stage, result.message = Outcome.PASSED, None, ""
+
+
+def why_not_judged(result: CheckResult) -> Optional[str]:
+    """None when the result can be compared with a baseline; else what happened to it in the run."""
+    if result.outcome == Outcome.SKIPPED:
+        return "skipped in the run" + (f": {_first_line(result.message)}" if result.message else "")
+    if result.outcome == Outcome.FAILED:
+        reason = str(result.failures[0]) if result.failures else _first_line(result.message) or "failed"
+        return f"failed in the run ({_first_line(reason)})"
+    if result.outcome != Outcome.PASSED:
+        return f"{result.outcome} in the run"
+    if result.machine is None or result.accuracy is None:
+        return "no figures recorded (it did not reach its measurements)"
+    return None
+
+
+@dataclass
+class GateOutcome:
+    """Every result of the report, judged where it could be, and the reason for each one that was not."""
+
+    baseline: str
+    judged: list[CheckResult] = field(default_factory=list)
+    not_judged: list[tuple[CheckResult, str]] = field(default_factory=list)
+
+    @property
+    def results(self) -> list[CheckResult]:
+        return self.judged + [result for result, _ in self.not_judged]
+
+    @property
+    def gate_failures(self) -> list[CheckResult]:
+        """Regressed (or, with --strict, not compared) results."""
+        return [result for result in self.judged if result.failures]
+
+    @property
+    def failed_in_run(self) -> list[CheckResult]:
+        return [result for result, _ in self.not_judged if result.outcome == Outcome.FAILED]
+
+    @property
+    def passed(self) -> bool:
+        return not self.gate_failures and not self.failed_in_run
+
+
+def gate_results(results: Sequence[CheckResult], store: BaselineStore, given: Mapping[str, Any],
+                 strict: bool = False) -> GateOutcome:
+    """Judge each result against ``store`` with verdict.judge; the run's own verdicts for the rest."""
+    from ..check.verdict import decide
+
+    outcome = GateOutcome(str(store.path))
+    for result in results:
+        reopen(result)
+        reason = why_not_judged(result)
+        if reason is not None:
+            outcome.not_judged.append((result, reason))
+            continue
+        result.baseline, failures = judge(result, store, settings_for(result, given, strict))
+        result.failures += failures
+        decide(result)
+        outcome.judged.append(result)
+    return outcome
+
+
+def gate_lines(outcome: GateOutcome) -> list[str]:
+    """The terminal's account: the session's baseline summary, then what could not be compared, then the verdict."""
+    lines = summary_lines(outcome.judged, outcome.baseline, None)
+    if outcome.not_judged:
+        lines.append(f"  not compared ({len(outcome.not_judged)}: nothing measured to compare in the run):")
+        lines += [f"    {_who(result)}: {why}" for result, why in outcome.not_judged]
+    lines += [f"  FAILED {_who(r)}: {failure}" for r in outcome.gate_failures for failure in r.failures
+              if failure.stage == Stage.BASELINE]
+    return lines + [verdict_line(outcome)]
+
+
+def verdict_line(outcome: GateOutcome) -> str:
+    regressed = [r for r in outcome.judged if r.baseline and r.baseline.regressions]
+    strict = [r for r in outcome.gate_failures if r not in regressed]
+    if outcome.passed:
+        return f"gate passed: nothing regressed ({len(outcome.judged)} results judged)"
+    parts = [f"{len(regressed)} regressed"] if regressed else []
+    parts += [f"{len(strict)} not compared (--strict)"] if strict else []
+    parts += [f"{len(outcome.failed_in_run)} failed in the run"] if outcome.failed_in_run else []
+    return "gate FAILED: " + ", ".join(parts)
+
+
+def _first_line(text: str) -> str:
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    return lines[0] if lines else ""
+
+
+__all__ = ["GateOutcome", "GateSettings", "gate_lines", "gate_results", "reopen", "settings_for",
+           "why_not_judged"]

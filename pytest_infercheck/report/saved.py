@@ -1,0 +1,99 @@
+"""A saved JSON report read back: checked whole, then its results rebuilt as typed ``CheckResult``.
+
+``infercheck gate``, ``infercheck baseline update`` and ``infercheck report`` read what
+``--infer-report`` wrote, usually in another CI job.  Before a figure is used the file must be a
+pytest-infercheck report of the schema this version reads, and its content hash must match
+(json_report.py): a truncated download or a hand-edited figure is refused with one line saying
+what is wrong and what to do, never judged.  The hash catches accidents, not forgery.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..results import SCHEMA_VERSION, CheckResult
+from .json_report import FORMAT, HASH_FIELD, content_hash, plugin_version
+
+RERUN = "re-run the tests with --infer-report=PATH to write a fresh report"
+
+
+class ReportError(Exception):
+    """A report that cannot be used; the message names the file and what to do."""
+
+
+@dataclass
+class SavedReport:
+    path: Path
+    plugin_version: str
+    created: str
+    environment: dict[str, Any]
+    machines: list[dict[str, Any]]
+    results: list[CheckResult] = field(default_factory=list)
+
+
+def load_report(path: Path) -> SavedReport:
+    """The report at ``path``, verified; a ReportError for anything that is not an intact schema-2 report."""
+    path = Path(path)
+    data = _read_json(path)
+    _check_kind(path, data)
+    if data.get(HASH_FIELD) is None:
+        raise ReportError(f"report {path}: has no content hash, so it cannot be checked for damage "
+                          f"(written by a pytest-infercheck before {plugin_version()}?); {RERUN}")
+    if data[HASH_FIELD] != content_hash(data):
+        raise ReportError(f"report {path}: its content does not match its content hash: the file was changed after "
+                          f"pytest wrote it (edited by hand, or altered in transfer); {RERUN}")
+    results = []
+    for index, raw in enumerate(data["results"]):
+        try:
+            results.append(CheckResult.from_dict(raw))
+        except Exception as err:  # any shape from_data cannot rebuild: a bad report, not a crash
+            raise ReportError(f"report {path}: results[{index}] is not a result ({type(err).__name__}: {err})") from None
+    return SavedReport(path, str(data.get("plugin_version", "")), str(data.get("created", "")),
+                       data.get("environment") or {}, list(data.get("machines") or []), results)
+
+
+def _read_json(path: Path) -> Any:
+    import json
+
+    if not path.exists():
+        raise ReportError(f"report {path}: no such file")
+    if not path.is_file():
+        raise ReportError(f"report {path}: not a file")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as err:
+        raise ReportError(f"report {path}: cannot be read ({err.strerror or err})") from None
+    except UnicodeDecodeError as err:
+        raise ReportError(f"report {path}: not UTF-8 text (byte {err.start}: {err.reason}); not a report that "
+                          "--infer-report wrote") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        cut = err.pos >= len(text.rstrip()) or err.msg.startswith("Unterminated string")  # a string runs to the end
+        ending = " (it ends early: truncated?)" if cut else ""
+        raise ReportError(f"report {path}: not valid JSON{ending} (line {err.lineno}, column {err.colno}: {err.msg}); "
+                          f"{RERUN}") from None
+
+
+def _check_kind(path: Path, data: Any) -> None:
+    """A pytest-infercheck report of the schema this version reads; older and newer ones say which version wrote them."""
+    if not isinstance(data, dict) or "schema" not in data or not isinstance(data.get("results"), list):
+        raise ReportError(f"report {path}: not a pytest-infercheck report (expected the JSON file that "
+                          "pytest --infer-report=PATH writes, with \"schema\" and \"results\")")
+    schema = data["schema"]
+    writer = data.get("plugin_version") or (data.get("environment") or {}).get("libraries", {}).get("pytest-infercheck")
+    by = f"pytest-infercheck {writer}" if writer else "another pytest-infercheck"
+    if schema != SCHEMA_VERSION:
+        if isinstance(schema, int) and not isinstance(schema, bool) and schema < SCHEMA_VERSION:
+            raise ReportError(f"report {path}: schema {schema}, written by {by}; this pytest-infercheck "
+                              f"({plugin_version()}) reads schema {SCHEMA_VERSION} only: {RERUN} under "
+                              f"pytest-infercheck {plugin_version()}")
+        if isinstance(schema, int) and not isinstance(schema, bool):
+            raise ReportError(f"report {path}: schema {schema}, written by {by}, is newer than this pytest-infercheck "
+                              f"({plugin_version()}, schema {SCHEMA_VERSION}): upgrade pytest-infercheck where "
+                              "the gate runs to the version that wrote the report")
+        raise ReportError(f"report {path}: schema {schema!r} is not a report schema (expected {SCHEMA_VERSION})")
+    if data.get("format", FORMAT) != FORMAT:  # absent: an older writer, refused below for its missing hash
+        raise ReportError(f"report {path}: \"format\" is {data.get('format')!r}, expected {FORMAT!r}; {RERUN}")

@@ -1,0 +1,342 @@
+"""`infercheck gate`, `baseline update` and `report` as a CI job runs them: real subprocesses on reports
+that real pytest runs of the plugin wrote (the GPU job's side, here on the CPU).
+
+Regressions are made by editing the *baseline* (samples 100x faster, error figures near zero), never
+by timing: the report's own figures stay what the run measured, and a 100x shift is far beyond any
+noise of a busy machine, so each verdict holds however loaded the machine is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+FAST_TIMING = ["--infer-warmup=2", "--infer-min-iters=5", "--infer-min-time=0.01", "--infer-max-iters=200",
+               "--infer-max-time=0.05"]
+CLEAN = """
+import pytest
+from fixtures.models import small_cnn, cnn_inputs
+
+@pytest.mark.infercheck(engines=["eager-fp32", "onnxruntime-fp32", "eager-int8"])
+def test_cnn(infercheck):
+    infercheck(small_cnn(), cnn_inputs())
+"""
+# An engine that fails its own check in the run: ONNX Runtime is not bit-exact with eager on this CNN.
+FAILING = CLEAN + """
+@pytest.mark.infercheck(backends=["onnxruntime"], atol=0, rtol=0)
+def test_exact(infercheck):
+    infercheck(small_cnn(), cnn_inputs())
+"""
+
+
+def _env() -> dict[str, str]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    env.pop("GITHUB_STEP_SUMMARY", None)  # the suite's own job summary is not these runs'
+    return env
+
+
+def write_report(directory: Path, source: str, *args: str) -> Path:
+    """A pytest run of the plugin in a subprocess, as the GPU job runs it; the JSON report it wrote."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "test_model.py").write_text(source)
+    report = directory / "report.json"
+    run = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:randomly", "-q",
+                          *FAST_TIMING, f"--infer-cache-dir={directory / 'cache'}", f"--infer-report={report}", *args],
+                         cwd=directory, capture_output=True, text=True, timeout=600, env=_env())
+    assert report.exists(), run.stdout + run.stderr
+    return report
+
+
+@pytest.fixture(scope="module")
+def clean_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_report(tmp_path_factory.mktemp("clean"), CLEAN)
+
+
+@pytest.fixture(scope="module")
+def failing_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_report(tmp_path_factory.mktemp("failing"), FAILING)
+
+
+def infercheck(*args: object) -> subprocess.CompletedProcess:
+    run = subprocess.run([sys.executable, "-m", "pytest_infercheck", *map(str, args)], capture_output=True, text=True,
+                         timeout=300, env=_env())
+    assert "Traceback" not in run.stderr, run.stderr
+    return run
+
+
+def blessed(report: Path, tmp_path: Path) -> Path:
+    baseline = tmp_path / "ci" / "baseline.json"
+    run = infercheck("baseline", "update", report, "--baseline", baseline)
+    assert run.returncode == 0, run.stderr
+    return baseline
+
+
+def edit_entries(baseline: Path, change: Callable[[dict], None]) -> None:
+    data = json.loads(baseline.read_text())
+    for entry in data["entries"]:
+        change(entry)
+    baseline.write_text(json.dumps(data))
+
+
+def faster(entry: dict) -> None:
+    """The baseline as if the engine had been 100 times faster when it was recorded."""
+    latency = entry["latency"]
+    latency["samples_ms"] = [value / 100 for value in latency["samples_ms"]]
+    for name in ("p50_ms", "p90_ms", "p99_ms"):
+        latency[name] /= 100
+
+
+def test_bless_then_gate_passes_and_writes_every_report(clean_report: Path, tmp_path: Path) -> None:
+    baseline = tmp_path / "ci" / "baseline.json"
+    update = infercheck("baseline", "update", clean_report, "--baseline", baseline)
+    assert update.returncode == 0, update.stderr
+    assert "baseline updated: 2 entries written, 0 kept, 1 not written" in update.stdout
+    assert "not written: test_model.py::test_cnn[eager-int8]: skipped" in update.stdout
+    out = tmp_path / "out"
+    gate = infercheck("gate", clean_report, "--baseline", baseline, "--markdown", out / "gate.md",
+                      "--html", out / "gate.html", "--junitxml", out / "junit.xml")
+    assert gate.returncode == 0, gate.stdout + gate.stderr
+    assert f"baseline {baseline}: 2 compared, 0 regressed, 0 improved, 0 missing, 0 not applied" in gate.stdout
+    assert "test_model.py::test_cnn[eager-int8]: skipped in the run: " in gate.stdout  # said, not compared
+    assert gate.stdout.rstrip().endswith("gate passed: nothing regressed (2 results judged)")
+    markdown = (out / "gate.md").read_text()
+    assert "| vs baseline |" in markdown and "REGRESSION" not in markdown
+    assert "`test_model.py::test_cnn[eager-int8]`: skipped in the run" in markdown
+    cases = ET.parse(out / "junit.xml").getroot().findall("testsuite/testcase")
+    assert len(cases) == 3 and not any(case.find("failure") is not None for case in cases)
+    statuses = {p.get("name"): p.get("value") for case in cases for p in case.iter("property")}
+    assert statuses["infercheck.onnxruntime-fp32.baseline.status"] == "found"
+    # The environment shown is the report's (the machine that measured), not the gate's.
+    recorded_cpu = json.loads(clean_report.read_text())["environment"]["cpu"]
+    assert recorded_cpu in (out / "gate.html").read_text()
+
+
+def test_a_latency_regression_exits_1_and_every_report_says_so(clean_report: Path, tmp_path: Path) -> None:
+    baseline = blessed(clean_report, tmp_path)
+    edit_entries(baseline, faster)
+    markdown, junit = tmp_path / "gate.md", tmp_path / "junit.xml"
+    gate = infercheck("gate", clean_report, "--baseline", baseline, "--markdown", markdown, "--junitxml", junit)
+    assert gate.returncode == 1, gate.stdout + gate.stderr
+    assert "2 compared, 2 regressed" in gate.stdout
+    assert "REGRESSION test_model.py::test_cnn[onnxruntime-fp32]: latency p50 " in gate.stdout
+    assert gate.stdout.rstrip().endswith("gate FAILED: 2 regressed")
+    assert "**REGRESSION latency" in markdown.read_text()
+    failures = [case.find("failure") for case in ET.parse(junit).getroot().iter("testcase")]
+    assert sum(f is not None for f in failures) == 2
+    assert all(f.get("message").startswith("regression: latency p50 ") for f in failures if f is not None)
+    # The allowance is the gate's to set: at +100000% the same slowdown passes.
+    assert infercheck("gate", clean_report, "--baseline", baseline, "--max-regression", "100000%").returncode == 0
+
+
+def test_an_accuracy_regression_exits_1(clean_report: Path, tmp_path: Path) -> None:
+    report = json.loads(clean_report.read_text())
+    [ort] = [r for r in report["results"] if r["spec_id"] == "onnxruntime-fp32"]
+    assert ort["accuracy"]["outputs"][0]["max_abs"] > 0  # ONNX Runtime is not bit-exact with eager here
+    baseline = blessed(clean_report, tmp_path)
+
+    def near_zero_error(entry: dict) -> None:
+        entry["accuracy"]["output"] = {"max_abs": 1e-12, "mean_abs": 1e-13}
+
+    edit_entries(baseline, near_zero_error)
+    # Below the default floor (1e-5) an error figure never counts: still green.
+    assert infercheck("gate", clean_report, "--baseline", baseline).returncode == 0
+    gate = infercheck("gate", clean_report, "--baseline", baseline, "--accuracy-floor", "0")
+    assert gate.returncode == 1, gate.stdout + gate.stderr
+    assert "REGRESSION test_model.py::test_cnn[onnxruntime-fp32]: accuracy output max_abs 1e-12 -> " in gate.stdout
+    assert "REGRESSION test_model.py::test_cnn[eager-fp32]" not in gate.stdout  # eager's error is exactly 0
+
+
+def test_an_entry_of_another_machine_is_not_applied_and_the_output_says_so(clean_report: Path, tmp_path: Path) -> None:
+    baseline = blessed(clean_report, tmp_path)
+
+    def other_machine(entry: dict) -> None:
+        faster(entry)  # would be a regression if it were compared
+        entry["machine"]["libraries"]["torch"] = "1.0.0"
+
+    edit_entries(baseline, other_machine)
+    markdown = tmp_path / "gate.md"
+    gate = infercheck("gate", clean_report, "--baseline", baseline, "--markdown", markdown)
+    assert gate.returncode == 0, gate.stdout + gate.stderr
+    assert "0 compared, 0 regressed, 0 improved, 0 missing, 2 not applied (other machine)" in gate.stdout
+    assert "FINGERPRINT DIFFERS: 2 entries were recorded on another machine or software stack and NOT applied" \
+        in gate.stdout
+    assert "test_model.py::test_cnn[eager-fp32]: torch 1.0.0 -> " in gate.stdout
+    assert "was recorded on another machine or software stack (torch 1.0.0 -&gt; " in markdown.read_text()
+    strict = infercheck("gate", clean_report, "--baseline", baseline, "--strict")
+    assert strict.returncode == 1 and strict.stdout.rstrip().endswith("gate FAILED: 2 not compared (--strict)")
+
+
+def test_a_missing_baseline_file_leaves_every_result_missing(clean_report: Path, tmp_path: Path) -> None:
+    baseline = tmp_path / "absent.json"
+    gate = infercheck("gate", clean_report, "--baseline", baseline)
+    assert gate.returncode == 0, gate.stdout + gate.stderr
+    assert f"baseline {baseline} does not exist" in gate.stdout
+    assert "0 compared, 0 regressed, 0 improved, 2 missing, 0 not applied" in gate.stdout
+    assert not baseline.exists()  # the gate never writes the baseline
+    strict = infercheck("gate", clean_report, "--baseline", baseline, "--strict")
+    assert strict.returncode == 1 and strict.stdout.rstrip().endswith("gate FAILED: 2 not compared (--strict)")
+    assert f"FAILED test_model.py::test_cnn[eager-fp32]: baseline: no entry for this item in {baseline}" in strict.stdout
+
+
+def _edited(data: dict) -> None:
+    data["results"][0]["latency"]["p50_ms"] /= 2  # a hand "fix" of a figure
+
+
+def _older(data: dict) -> None:
+    data["schema"] = 1
+    for key in ("format", "plugin_version", "machines", "content_hash"):
+        data.pop(key)
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda text: text[: len(text) // 2], "not valid JSON (it ends early: truncated?)"),
+    (lambda text: "", "not valid JSON (it ends early: truncated?)"),
+    (lambda text: json.dumps(dict(json.loads(text), results=[])), "does not match its content hash"),
+    ("edited", "its content does not match its content hash: the file was changed after pytest wrote it"),
+    ("older", "schema 1, written by pytest-infercheck "),
+    (lambda text: json.dumps({**json.loads(text), "schema": 99}), "schema 99, written by pytest-infercheck "),
+    (lambda text: json.dumps({k: v for k, v in json.loads(text).items() if k != "content_hash"}),
+     "has no content hash"),
+    (lambda text: "[]", "not a pytest-infercheck report"),
+])
+def test_a_damaged_report_is_refused_with_exit_2(clean_report: Path, tmp_path: Path, damage, message: str) -> None:
+    text = clean_report.read_text()
+    if damage in ("edited", "older"):
+        data = json.loads(text)
+        (_edited if damage == "edited" else _older)(data)
+        text = json.dumps(data)
+    else:
+        text = damage(text)
+    broken = tmp_path / "report.json"
+    broken.write_text(text)
+    for command in (["gate", broken, "--baseline", tmp_path / "b.json"], ["baseline", "update", broken, "--baseline",
+                    tmp_path / "b.json"], ["report", broken, "--markdown", tmp_path / "r.md"]):
+        run = infercheck(*command)
+        assert run.returncode == 2, run.stdout + run.stderr
+        [line] = run.stderr.splitlines()
+        assert line.startswith(f"infercheck {command[0]}") and f"report {broken}: " in line and message in line
+    assert not (tmp_path / "b.json").exists() and not (tmp_path / "r.md").exists()
+
+
+def test_the_hash_is_over_the_content_not_the_layout(clean_report: Path, tmp_path: Path) -> None:
+    relaid = tmp_path / "report.json"
+    relaid.write_text(json.dumps(json.loads(clean_report.read_text()), indent=4, sort_keys=True))
+    assert infercheck("gate", relaid, "--baseline", tmp_path / "b.json").returncode == 0
+
+
+def test_a_result_that_failed_in_the_run_fails_the_gate_and_is_not_blessed(failing_report: Path,
+                                                                            tmp_path: Path) -> None:
+    baseline = tmp_path / "baseline.json"
+    update = infercheck("baseline", "update", failing_report, "--baseline", baseline)
+    assert update.returncode == 0
+    assert ("not written: test_model.py::test_exact[onnxruntime-fp32]: failed (accuracy); a failing engine is not "
+            "written into the baseline") in update.stdout
+    markdown = tmp_path / "gate.md"
+    gate = infercheck("gate", failing_report, "--baseline", baseline, "--markdown", markdown)
+    assert gate.returncode == 1, gate.stdout + gate.stderr
+    assert "2 compared, 0 regressed" in gate.stdout
+    assert "test_model.py::test_exact[onnxruntime-fp32]: failed in the run (accuracy: output 'output'" in gate.stdout
+    assert gate.stdout.rstrip().endswith("gate FAILED: 1 failed in the run")
+    assert "`test_model.py::test_exact[onnxruntime-fp32]`: failed in the run (accuracy" in markdown.read_text()
+
+
+def test_report_renders_a_saved_report(clean_report: Path, tmp_path: Path) -> None:
+    run = infercheck("report", clean_report, "--markdown", tmp_path / "r.md", "--html", tmp_path / "r.html")
+    assert run.returncode == 0, run.stderr
+    assert [line.split()[:2] for line in run.stdout.splitlines() if "passed" in line] == [
+        ["test_model.py::test_cnn", "eager-fp32"], ["test_model.py::test_cnn", "onnxruntime-fp32"]]
+    assert (tmp_path / "r.md").read_text().startswith("## infercheck: 2 passed, 1 skipped")
+    assert "<h2>Environment</h2>" in (tmp_path / "r.html").read_text()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--max-regression", "5"], "argument --max-regression: '5' would mean 500%; write 5% (or 0.05)"),
+    (["--accuracy-factor", "nan"], "argument --accuracy-factor: 'nan' is not a finite number"),
+    (["--accuracy-floor", "-1"], "argument --accuracy-floor: '-1' must not be negative"),
+])
+def test_bad_options_are_refused_by_the_session_parsers(clean_report: Path, tmp_path: Path, args, message) -> None:
+    run = infercheck("gate", clean_report, "--baseline", tmp_path / "b.json", *args)
+    assert run.returncode == 2 and message in run.stderr, run.stderr
+
+
+def test_outputs_that_would_overwrite_an_input_or_cannot_be_written_exit_2(clean_report: Path, tmp_path: Path) -> None:
+    same = infercheck("gate", clean_report, "--baseline", clean_report)
+    assert same.returncode == 2 and "REPORT.json and --baseline both name" in same.stderr
+    (tmp_path / "file").write_text("")
+    below_file = infercheck("gate", clean_report, "--baseline", tmp_path / "b.json", "--html",
+                            tmp_path / "file" / "r.html")
+    assert below_file.returncode == 2 and "infercheck gate: error: --html " in below_file.stderr
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"schema": "pytest-infercheck-baseline", "version": 2, "entries": [}')
+    bad_baseline = infercheck("gate", clean_report, "--baseline", broken)
+    assert bad_baseline.returncode == 2 and f"baseline file {broken}: not valid JSON" in bad_baseline.stderr
+
+
+def test_a_report_records_its_writer_its_machines_and_a_content_hash(clean_report: Path) -> None:
+    from pytest_infercheck import __version__
+    from pytest_infercheck.report.json_report import content_hash
+
+    data = json.loads(clean_report.read_text())
+    assert data["format"] == "pytest-infercheck-report" and data["schema"] == 2
+    assert data["plugin_version"] == __version__
+    machines = {json.dumps(r["machine"], sort_keys=True) for r in data["results"] if r["machine"]}
+    assert {json.dumps(m, sort_keys=True) for m in data["machines"]} == machines and machines
+    assert data["content_hash"].startswith("sha256:") and data["content_hash"] == content_hash(data)
+
+
+def test_the_gate_needs_neither_torch_nor_an_inference_engine(clean_report: Path, tmp_path: Path) -> None:
+    """The CPU job that gates a GPU report can skip torch's download (docs/gate.md)."""
+    blocked = "import sys\nfor name in ('torch', 'onnx', 'onnxruntime', 'onnxscript', 'polygraphy', 'tensorrt'):\n" \
+              "    sys.modules[name] = None  # any import of them raises ImportError\n"
+    code = blocked + "from pytest_infercheck.cli import main\nsys.exit(main())"
+    baseline = tmp_path / "baseline.json"
+    for args in (["baseline", "update", clean_report, "--baseline", baseline],
+                 ["gate", clean_report, "--baseline", baseline, "--markdown", tmp_path / "g.md",
+                  "--junitxml", tmp_path / "j.xml"]):
+        run = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
+                             timeout=300, env=_env())
+        assert run.returncode == 0, run.stdout + run.stderr
+    assert "2 compared, 0 regressed" in run.stdout
+
+
+def test_a_result_that_failed_only_its_runs_own_baseline_is_judged_again(clean_report: Path, tmp_path: Path) -> None:
+    """The run gated itself against a baseline 100x faster; the gate's baseline replaces that verdict."""
+    fast = blessed(clean_report, tmp_path / "fast")
+    edit_entries(fast, faster)
+    report = write_report(tmp_path / "run", CLEAN, f"--infer-baseline={fast}")
+    in_run = [r for r in json.loads(report.read_text())["results"] if r["outcome"] == "failed"]
+    assert len(in_run) == 2 and {r["stage"] for r in in_run} == {"regression"}
+    baseline = blessed(clean_report, tmp_path / "fair")
+    # Any slowdown allowed: two runs on a busy machine differ, and this test is about whose verdict counts.
+    gate = infercheck("gate", report, "--baseline", baseline, "--max-regression", "100000%")
+    assert gate.returncode == 0, gate.stdout + gate.stderr
+    assert "2 compared, 0 regressed" in gate.stdout and "failed in the run" not in gate.stdout
+    update = infercheck("baseline", "update", report, "--baseline", baseline)
+    assert "2 entries written" in update.stdout  # blessing accepts what the run's own baseline refused
+
+
+def _result(source: str):  # type: ignore[no-untyped-def]
+    from pytest_infercheck.results import CheckResult
+
+    return CheckResult(nodeid="t.py::t[eager-fp32]", spec_id="eager-fp32", backend="eager", precision="fp32",
+                       cuda_graphs=False, settings={"max_regression": {"value": 0.5, "source": source}})
+
+
+@pytest.mark.parametrize("source, expected", [("command line", 0.01), ("ini file", 0.01), ("default", 0.01),
+                                              ("marker", 0.5), ("fixture call", 0.5)])
+def test_gate_options_override_the_runs_settings_but_not_a_tests_own(source: str, expected: float) -> None:
+    from pytest_infercheck.baseline.offline import settings_for
+
+    settings = settings_for(_result(source), {"max_regression": 0.01}, strict=False)
+    assert settings.max_regression == expected
+    recorded = settings_for(_result(source), {}, strict=True)
+    assert recorded.max_regression == 0.5 and recorded.accuracy_factor == 2.0 and recorded.baseline_strict
+    assert not recorded.baseline_update  # the gate never blesses
