@@ -286,8 +286,12 @@ class _Run:
             with _tf32(device, self.settings.tf32):
                 return [(name, to_numpy(tensor)) for name, tensor in mut.reference_outputs(device)]
 
+        from .outputs import OutputError
+
         try:
             return _references.get_or((mut.hash, device, self.settings.tf32), run_reference)
+        except OutputError as err:
+            raise StageFailure("outputs", str(err)) from None
         except Exception as exc:
             raise StageFailure("reference", f"the eager model itself failed: {_short(exc)}", traceback.format_exc()) from None
 
@@ -305,9 +309,11 @@ class _Run:
             from .calibration import calibration_batches, value_range
 
             try:
-                request.calibration, request.calibration_generated = calibration_batches(calibration, mut.inputs)
+                calib = calibration_batches(calibration, mut.inputs, mut.module)
             except ValueError as err:
                 raise StageFailure("calibration", str(err)) from None
+            request.calibration, request.calibration_generated = calib.batches, calib.generated
+            self.result.warnings.extend(calib.notes)
             self.result.extra["calibration"] = {
                 "batches": len(request.calibration), "generated": request.calibration_generated,
                 "range": value_range(request.calibration), "example_range": value_range([mut.inputs])}
@@ -328,6 +334,7 @@ class _Run:
             self.result.build_seconds = time.perf_counter() - start
             self.result.cache = dict(artifacts.cache_states)
             self.result.warnings.extend(request.notes)
+            _record_exporter(self.result, artifacts.export_info)
         return engine
 
     def _build_with_deadline(self, backend: Any, request: Any, mut: Any) -> Any:
@@ -361,22 +368,22 @@ class _Run:
         base = self.tolerance = tolerance_for(self.spec.precision, atol=s.atol, rtol=s.rtol,
                                               max_mismatch=s.max_mismatch, min_cosine=s.min_cosine,
                                               max_rel_l2=s.max_rel_l2)
-        names = {name for name, _ in reference}
-        unknown = sorted(set(s.tolerances) - names)
-        if unknown:
-            raise StageFailure("accuracy", f"tolerances name output(s) {', '.join(map(repr, unknown))} that the model "
-                               f"does not return; its outputs: {', '.join(sorted(names))}")
+        from .outputs import OutputNameError, resolve_output_name
+
+        names = [name for name, _ in reference]
+        try:  # short names (logits) and full ones (output['logits']) alike
+            named = {resolve_output_name(name, names): fields_ for name, fields_ in s.tolerances.items()}
+        except OutputNameError as err:
+            raise StageFailure("accuracy", f"tolerances: {err}") from None
         per_output = {name: tolerance_for(self.spec.precision, **{**_fields(base), **fields_})
-                      for name, fields_ in s.tolerances.items()}
+                      for name, fields_ in named.items()}
         return compare_outputs(outputs, reference, base, per_output)
 
     def _check_other_batch(self, engine: Any, mut: Any, device: str) -> None:
         """A dynamic batch axis must really be dynamic: run at twice the batch and compare again."""
-        import torch
-
         from .model import ModelUnderTest, to_numpy
 
-        doubled = ModelUnderTest(mut.module, tuple(torch.cat([t, t]) for t in mut.inputs), True, mut.name)
+        doubled = ModelUnderTest(mut.module, mut.inputs.doubled(), True, mut.name)
         with _tf32(device, self.settings.tf32):
             reference = [(name, to_numpy(t)) for name, t in doubled.reference_outputs(device)]
         try:
@@ -502,6 +509,16 @@ def _tf32(device: str, allow: bool) -> Iterator[None]:
         yield
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def _record_exporter(result: CheckResult, export_info: dict[str, Any]) -> None:
+    """Which exporter made the ONNX model, and a note when it was the fallback (and why)."""
+    if export_info:
+        result.extra["export"] = dict(export_info)
+    if export_info.get("fallback_reason"):
+        first = str(export_info["fallback_reason"]).splitlines()
+        result.warnings.append(f"exported with {export_info['exporter']}: the dynamo exporter failed "
+                               f"({'; '.join(line.strip() for line in first[:2])})")
 
 
 def _fields(tolerance: Any) -> dict[str, Any]:

@@ -33,7 +33,7 @@ class InductorBackend(TorchBackendBase):
             if not request.artifacts.cache.enabled:
                 stack.enter_context(torch._inductor.config.patch(force_disable_caches=True))
             with torch.inference_mode():
-                compiled(*cast_inputs(request.artifacts.model.inputs, dtype=dtype, device=request.device))
+                cast_inputs(request.artifacts.model.inputs, dtype=dtype, device=request.device).call(compiled)
         hits = counters["inductor"]["fxgraph_cache_hit"] - hits_before
         misses = counters["inductor"]["fxgraph_cache_miss"] - misses_before
         if not request.artifacts.cache.enabled:

@@ -17,6 +17,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from ..inputs import as_model_inputs, onnx_feeds
 from ..model import to_numpy
 from ..spec import EngineSpec
 from .base import BuildRequest, common_unavailable_reason, missing_module_reason
@@ -119,10 +120,7 @@ class OnnxRuntimeEngine:
         self.output_names = [meta.name for meta in session.get_outputs()]
 
     def prepare(self, inputs: Sequence[Any]) -> dict[str, np.ndarray]:
-        if len(inputs) != len(self.input_names):
-            raise ValueError(f"the ONNX model takes {len(self.input_names)} inputs ({', '.join(self.input_names)}), "
-                             f"{len(inputs)} were given")
-        return {name: np.ascontiguousarray(to_numpy(tensor)) for name, tensor in zip(self.input_names, inputs)}
+        return onnx_feeds(self.input_names, inputs)  # by the graph's input names: keyword inputs may come in any order
 
     def run(self, prepared: dict[str, np.ndarray]) -> list[np.ndarray]:
         return self.session.run(self.output_names, prepared)
@@ -154,10 +152,8 @@ class OnnxRuntimeCudaEngine:
         self.static_outputs: list[Any] = []
 
     def prepare(self, inputs: Sequence[Any]) -> tuple[Any, ...]:
-        if len(inputs) != len(self.input_names):
-            raise ValueError(f"the ONNX model takes {len(self.input_names)} inputs ({', '.join(self.input_names)}), "
-                             f"{len(inputs)} were given")
-        prepared = tuple(t.detach().to(self.device).contiguous() for t in inputs)
+        ordered = as_model_inputs(inputs).ordered_for(self.input_names)  # in the graph's input order
+        prepared = tuple(t.detach().to(self.device).contiguous() for t in ordered)
         if self.binding is None:
             self._bind(prepared)
         return prepared
@@ -301,7 +297,7 @@ def quantize_qdq(source: Path, target: Path, input_names: list[str], batches: li
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
-            self._feeds = iter([{name: to_numpy(t) for name, t in zip(input_names, batch)} for batch in batches])
+            self._feeds = iter([onnx_feeds(input_names, batch) for batch in batches])
 
         def get_next(self) -> Optional[dict[str, np.ndarray]]:
             return next(self._feeds, None)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import torch
 
-from ..model import DTYPES, cast_inputs, flatten_outputs, to_numpy
+from ..inputs import ModelInputs, as_model_inputs
+from ..model import DTYPES, flatten_outputs, to_numpy
 
 
 @dataclass
@@ -19,14 +20,21 @@ class TorchEngine:
     device: str
     dtype: Optional[torch.dtype]
     stream: Any = None
+    # The layout (which tensors are keywords) of the last inputs prepared: ``prepare`` returns a
+    # flat tuple of tensors, which the CUDA-graph wrapper copies into static buffers and hands back.
+    layout: ModelInputs = field(default_factory=ModelInputs)
 
     def prepare(self, inputs: Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
-        return cast_inputs(inputs, dtype=self.dtype, device=self.device)
+        cast = as_model_inputs(inputs).cast(dtype=self.dtype, device=self.device)
+        self.layout = cast
+        return cast.tensors
 
     def run(self, prepared: tuple[torch.Tensor, ...]) -> Any:
         with torch.inference_mode():
             # On CUDA this returns once the work is queued: the timer's events bound it, to_numpy syncs.
-            return self.fn(*prepared)
+            if not self.layout.kwargs:  # the common case, without a layout object per timed call
+                return self.fn(*prepared)
+            return self.layout.with_tensors(prepared).call(self.fn)
 
     def to_numpy(self, raw_outputs: Any) -> list[np.ndarray]:
         return [to_numpy(tensor) for _, tensor in flatten_outputs(raw_outputs)]
