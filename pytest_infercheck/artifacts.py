@@ -32,7 +32,7 @@ class ModelArtifacts:
         self.cache_states: dict[str, str] = {}
         self.seconds: dict[str, float] = {}
         # {"exporter": ..., "fallback_reason": ...} once onnx_path() has run: for the result's extra
-        self.export_info: dict[str, Optional[str]] = {}
+        self.export_info: dict[str, Any] = {}
 
     def key(self, kind: str, **parts: Any) -> str:
         """A cache key for an artifact of this model: content hash, kind, parts, library versions."""
@@ -60,7 +60,8 @@ class ModelArtifacts:
             export = export_model_onnx(self.model.module, self.model.inputs, dynamic_batch=self.model.dynamic_batch)
             onnx.save(export.proto, str(directory / ONNX_FILE))
             (directory / EXPORT_FILE).write_text(json.dumps(
-                {"exporter": export.exporter, "fallback_reason": export.fallback_reason}))
+                {"exporter": export.exporter, "fallback_reason": export.fallback_reason,
+                 "frozen_values": list(export.frozen_values)}))
 
         try:
             entry = self.derived("onnx", build)
@@ -78,13 +79,14 @@ class ModelArtifacts:
         return [inp.name for inp in proto.graph.input if inp.name not in initializers]
 
 
-def _read_export_info(path: Path) -> dict[str, Optional[str]]:
+def _read_export_info(path: Path) -> dict[str, Any]:
     """An entry made before export.json existed was made by the dynamo exporter."""
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
-        return {"exporter": DYNAMO, "fallback_reason": None}
-    return {"exporter": str(data.get("exporter") or DYNAMO), "fallback_reason": data.get("fallback_reason")}
+        return {"exporter": DYNAMO, "fallback_reason": None, "frozen_values": []}
+    return {"exporter": str(data.get("exporter") or DYNAMO), "fallback_reason": data.get("fallback_reason"),
+            "frozen_values": list(data.get("frozen_values") or [])}
 
 
 def device_target(device: str) -> str:

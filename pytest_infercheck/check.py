@@ -519,6 +519,8 @@ def _record_exporter(result: CheckResult, export_info: dict[str, Any]) -> None:
         first = str(export_info["fallback_reason"]).splitlines()
         result.warnings.append(f"exported with {export_info['exporter']}: the dynamo exporter failed "
                                f"({'; '.join(line.strip() for line in first[:2])})")
+    for frozen in export_info.get("frozen_values") or []:
+        result.warnings.append(f"the trace froze a value {frozen}: the ONNX model is checked on inputs like the example's")
 
 
 def _fields(tolerance: Any) -> dict[str, Any]:

@@ -134,6 +134,7 @@ class OnnxExport:
     proto: Any  # onnx.ModelProto
     exporter: str  # DYNAMO or TORCHSCRIPT
     fallback_reason: Optional[str] = None  # the dynamo exporter's failure, when TORCHSCRIPT made the model
+    frozen_values: tuple[str, ...] = ()  # TORCHSCRIPT only: where the trace froze a value (libraries' code)
 
 
 def dynamic_shapes_for(module: torch.nn.Module, inputs: ModelInputs, dynamic_batch: bool) -> Any:
@@ -201,11 +202,11 @@ def export_model_onnx(module: torch.nn.Module, inputs: Any, *, dynamic_batch: bo
         if not torchscript_available():
             raise
         try:
-            proto = torchscript_export(module, inputs, dynamic_batch=dynamic_batch, opset=opset)
+            traced = torchscript_export(module, inputs, dynamic_batch=dynamic_batch, opset=opset)
         except ExportError as second:
             reason = f"{first.reason}\nthe TorchScript-based exporter (fallback) failed too:\n{_indented(second.reason)}"
             raise ExportError(DYNAMO, reason, f"{first.detail}\n\n{TORCHSCRIPT}:\n{second.detail}") from None
-        return OnnxExport(proto, TORCHSCRIPT, first.reason)
+        return OnnxExport(traced.proto, TORCHSCRIPT, first.reason, tuple(traced.frozen_values))
 
 
 def onnx_from_program(program: "torch.export.ExportedProgram") -> Any:

@@ -2,13 +2,16 @@
 
 Tracing records the ops one call runs: a Python branch on a tensor's value, or a tensor turned into a
 Python number, is frozen into the graph at the example's value.  The tracer warns when it does that
-(``TracerWarning``); such a trace would be wrong on other inputs, so a warned trace is refused and the
-warning is the reason.
+(``TracerWarning``).  A warning raised in the user's own code (a file outside site-packages) refuses
+the trace: its forward branches on data, which the dynamo exporter has just said too.  Installed
+libraries (transformers' masking fast paths) warn on paths that are right for inputs like the
+example's: those traces are kept, and the warnings travel with the model as notes.
 """
 
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 import traceback
 import warnings
 from typing import Any, Optional
@@ -16,8 +19,15 @@ from typing import Any, Optional
 import torch
 
 from .export import TORCHSCRIPT, ExportError, quiet_exporter, short_reason
+from .failure_location import is_library
 from .inputs import ModelInputs
 from .outputs import flatten_outputs
+
+
+@dataclass(frozen=True)
+class TracedOnnx:
+    proto: Any  # onnx.ModelProto
+    frozen_values: list[str]  # the tracer's warnings from installed libraries, described
 
 
 def torchscript_available() -> bool:
@@ -48,8 +58,8 @@ class _FlatCall(torch.nn.Module):
 
 
 def torchscript_export(module: torch.nn.Module, inputs: ModelInputs, *, dynamic_batch: bool,
-                       opset: Optional[int] = None) -> Any:
-    """An ``onnx.ModelProto`` traced from ``module`` (already an eval-mode CPU copy)."""
+                       opset: Optional[int] = None) -> TracedOnnx:
+    """The ONNX model traced from ``module`` (already an eval-mode CPU copy)."""
     import onnx
 
     names = list(inputs.names)
@@ -69,9 +79,14 @@ def torchscript_export(module: torch.nn.Module, inputs: ModelInputs, *, dynamic_
                               **({"opset_version": opset} if opset is not None else {}))
     except Exception as exc:
         raise ExportError(TORCHSCRIPT, short_reason(exc), traceback.format_exc()) from exc
-    unsafe = [w for w in caught if issubclass(w.category, torch.jit.TracerWarning)]
-    if unsafe:
-        first = unsafe[0]
-        raise ExportError(TORCHSCRIPT, f"the trace is valid for the example inputs only, refused: at "
-                          f"{first.filename}:{first.lineno}: {str(first.message).splitlines()[0]}", "")
-    return onnx.load_from_string(buffer.getvalue())
+    frozen = [w for w in caught if issubclass(w.category, torch.jit.TracerWarning)]
+    own = [w for w in frozen if not is_library(w.filename, strict=True)]
+    if own:
+        raise ExportError(TORCHSCRIPT, f"the trace is valid for the example inputs only, refused: "
+                          f"{_describe_warning(own[0])}", "")
+    proto = onnx.load_from_string(buffer.getvalue())
+    return TracedOnnx(proto, [_describe_warning(w) for w in frozen])
+
+
+def _describe_warning(caught: Any) -> str:
+    return f"at {caught.filename}:{caught.lineno}: {str(caught.message).splitlines()[0].split('. ')[0]}"

@@ -58,7 +58,7 @@ _TOOLING = ("torch", "onnx", "onnxscript", "onnxruntime", "numpy", "_pytest", "p
             "functorch", "sympy")
 
 
-def _is_library(filename: str, strict: bool) -> bool:
+def is_library(filename: str, strict: bool) -> bool:
     """The tooling always; site-packages too when ``strict`` (a model in transformers is still a model)."""
     if filename.startswith("<"):
         return True
@@ -77,11 +77,11 @@ def user_frame(exc: BaseException) -> Optional[UserFrame]:
     outside torch, site-packages and this plugin (else outside torch and this plugin)."""
     for error in _chain(exc):
         for filename, lineno, function, source in _FILE_LINE.findall(_text(error)):
-            if not _is_library(filename, strict=False):
+            if not is_library(filename, strict=False):
                 return UserFrame(filename, int(lineno), function, source)
     frames = [frame for error in _chain(exc) for frame in traceback.extract_tb(error.__traceback__)]
     for strict in (True, False):
-        inside = [f for f in frames if not _is_library(f.filename, strict)]
+        inside = [f for f in frames if not is_library(f.filename, strict)]
         if inside:
             frame = inside[-1]
             return UserFrame(frame.filename, frame.lineno or 0, frame.name, frame.line or "")
