@@ -21,6 +21,7 @@ import torch
 from .failure_location import decisive_line, user_frame
 from .inputs import ModelInputs, as_model_inputs
 from .model import model_copy
+from .outputs import flatten_outputs
 
 DYNAMO = "torch.onnx.export (dynamo)"
 TORCHSCRIPT = "torch.onnx.export (TorchScript-based)"
@@ -38,12 +39,17 @@ class ExportError(Exception):
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
-_BOILERPLATE = ("For more information", "For extended logs", "Set TORCH_LOGS", "(Refer to", "- ", "## ", "Next steps")
+_BOILERPLATE = ("For more information", "For extended logs", "Set TORCH_LOGS", "(Refer to", "- ", "## ", "Next steps",
+                "consider using", "Caused by:", "If you suspect", "For C++", "<class '", "For more debugging help",
+                # the user's frame, which short_reason puts first
+                "The following call raised", 'File "')
+_NEXT_STEPS = re.compile(r"\s*(?:This is step \d/\d of exporting the model to ONNX\.)?\s*Next steps:\s*$")
 
 
 def _lines(exc: BaseException) -> list[str]:
     text = _ANSI.sub("", str(exc))
-    return [line.rstrip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith(_BOILERPLATE)]
+    return [_NEXT_STEPS.sub("", line.rstrip()) for line in text.splitlines()
+            if line.strip() and not line.lstrip().startswith(_BOILERPLATE)]
 
 
 def short_reason(exc: BaseException, max_lines: int = 4, max_chars: int = 900) -> str:
@@ -110,21 +116,26 @@ TRACE_LOGGERS = ("torch.__trace",)  # torch's structured-trace records (Inductor
 def quiet_torch_logs() -> Iterator[None]:
     """Keep torch's structured-trace records out of pytest's captured logs while the plugin compiles.
 
-    They are logged at DEBUG to ``torch.__trace`` and propagate to the root logger, where pytest's
-    capture handler (level NOTSET) keeps them: one empty "DEBUG torch.__trace" line per record.
-    Wrap any build that runs dynamo or Inductor (torch.compile's first call, torch.export) in this.
+    ``torch.__trace`` does not propagate, but pytest (9.x) attaches its capture handlers to such
+    loggers too, and torch emits trace records whenever that logger has any handler: one empty
+    "DEBUG torch.__trace" line per record (hundreds per Inductor compile).  Here the logger keeps
+    only torch's own handlers (TORCH_TRACE's) and no filter is lost: both are restored on exit.
+    Wrap anything that runs dynamo, Inductor or torch.export in this (the whole check, ideally).
     """
     loggers = [logging.getLogger(name) for name in TRACE_LOGGERS]
-    saved = [logger.propagate for logger in loggers]
+    saved = [list(logger.handlers) for logger in loggers]
     for logger in loggers:
-        logger.propagate = False
+        for handler in list(logger.handlers):
+            if not type(handler).__module__.startswith("torch"):
+                logger.removeHandler(handler)
     try:
         yield
     finally:
-        for logger, propagate in zip(loggers, saved):
-            logger.propagate = propagate
-
-
+        for logger, handlers in zip(loggers, saved):
+            for handler in list(logger.handlers):
+                logger.removeHandler(handler)
+            for handler in handlers:
+                logger.addHandler(handler)
 
 
 @dataclass(frozen=True)
@@ -135,6 +146,28 @@ class OnnxExport:
     exporter: str  # DYNAMO or TORCHSCRIPT
     fallback_reason: Optional[str] = None  # the dynamo exporter's failure, when TORCHSCRIPT made the model
     frozen_values: tuple[str, ...] = ()  # TORCHSCRIPT only: where the trace froze a value (libraries' code)
+
+
+class FlatOutputs(torch.nn.Module):
+    """``module`` with its outputs as a flat tuple of tensors, and its forward's own signature.
+
+    The exporters then never meet a dataclass, a ModelOutput or a dict they cannot return (a plain
+    dataclass is unknown to torch's pytree); the graph's outputs come in the order the reference
+    flattens them.  The signature (through ``functools.wraps``) keeps the graph's input names.
+    """
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        import functools
+
+        super().__init__()
+        self.module = module
+        self.train(module.training)
+
+        @functools.wraps(module.forward)
+        def forward(*args: Any, **kwargs: Any) -> tuple[Any, ...]:
+            return tuple(tensor for _, tensor in flatten_outputs(self.module(*args, **kwargs)))
+
+        self.forward = forward  # type: ignore[method-assign]
 
 
 def dynamic_shapes_for(module: torch.nn.Module, inputs: ModelInputs, dynamic_batch: bool) -> Any:
@@ -171,7 +204,7 @@ def export_program(module: torch.nn.Module, inputs: Any, *, dynamic_batch: bool,
     inputs = as_model_inputs(inputs).cast(dtype=None, device=device)
     try:
         with quiet_exporter():
-            return torch.export.export(module, inputs.args, kwargs=inputs.kwargs or None,
+            return torch.export.export(FlatOutputs(module), inputs.args, kwargs=inputs.kwargs or None,
                                        dynamic_shapes=dynamic_shapes_for(module, inputs, dynamic_batch))
     except Exception as exc:  # the exporter raises many types; all mean "cannot export"
         raise ExportError("torch.export", short_reason(exc), traceback.format_exc()) from exc
@@ -194,19 +227,26 @@ def export_model_onnx(module: torch.nn.Module, inputs: Any, *, dynamic_batch: bo
     inputs = as_model_inputs(inputs).cast(dtype=None, device="cpu")
     extra: dict[str, Any] = {"opset_version": opset} if opset is not None else {}
     try:
-        return OnnxExport(_to_onnx(module, inputs.args, kwargs=inputs.kwargs or None,
+        return OnnxExport(_to_onnx(FlatOutputs(module), inputs.args, kwargs=inputs.kwargs or None,
                                    dynamic_shapes=dynamic_shapes_for(module, inputs, dynamic_batch), **extra), DYNAMO)
     except ExportError as first:
         from .export_torchscript import torchscript_available, torchscript_export
 
-        if not torchscript_available():
-            raise
+        if not torchscript_available() or (dynamic_batch and _is_shape_conflict(first)):
+            raise  # a batch axis that cannot be dynamic is the answer, not an exporter's limitation
         try:
             traced = torchscript_export(module, inputs, dynamic_batch=dynamic_batch, opset=opset)
         except ExportError as second:
             reason = f"{first.reason}\nthe TorchScript-based exporter (fallback) failed too:\n{_indented(second.reason)}"
             raise ExportError(DYNAMO, reason, f"{first.detail}\n\n{TORCHSCRIPT}:\n{second.detail}") from None
         return OnnxExport(traced.proto, TORCHSCRIPT, first.reason, tuple(traced.frozen_values))
+
+
+def _is_shape_conflict(error: ExportError) -> bool:
+    """The dynamo exporter found that a dimension asked to be dynamic is static in the model."""
+    cause = error.__cause__
+    text = error.reason + (str(cause) if cause is not None else "")
+    return "inferred a static shape" in text or "Constraints violated" in text
 
 
 def onnx_from_program(program: "torch.export.ExportedProgram") -> Any:

@@ -25,6 +25,7 @@ _DECISIVE = (
     re.compile(r"[^\n]*Cannot view a tensor[^\n]*"),
     re.compile(r"[^\n]*(?:Unsupported|not supported)[^\n]*"),
 )
+_CLASS_PREFIX = re.compile(r"^<class '[^']+'>: ")
 MAX_DECISIVE_CHARS = 400  # a symbolic expression can run to hundreds of characters
 
 
@@ -96,5 +97,6 @@ def decisive_line(exc: BaseException) -> Optional[str]:
             match = pattern.search(text)
             if match:
                 line = " ".join(part.strip(" -") for part in match.group(0).splitlines() if part.strip())
+                line = _CLASS_PREFIX.sub("", line)  # torch's "<class '...'>: " summary form of the same line
                 return line if len(line) <= MAX_DECISIVE_CHARS else line[: MAX_DECISIVE_CHARS - 3] + "..."
     return None

@@ -11,6 +11,7 @@ from contextlib import ExitStack
 
 import torch
 
+from ..export import quiet_torch_logs
 from ..model import cast_inputs, model_copy
 from .base import BuildRequest
 from .torch_engine import TorchBackendBase, TorchEngine, torch_dtype
@@ -30,6 +31,7 @@ class InductorBackend(TorchBackendBase):
         hits_before = counters["inductor"]["fxgraph_cache_hit"]
         misses_before = counters["inductor"]["fxgraph_cache_miss"]
         with ExitStack() as stack:
+            stack.enter_context(quiet_torch_logs())  # dynamo/Inductor's structured-trace records stay out of pytest's log
             if not request.artifacts.cache.enabled:
                 stack.enter_context(torch._inductor.config.patch(force_disable_caches=True))
             with torch.inference_mode():
