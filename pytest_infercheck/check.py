@@ -149,10 +149,19 @@ class _Run:
         self.tolerance: Any = None  # the precision's tolerance after overrides, kept for the same
 
     def execute(self, model: Any, example_inputs: Any, calibration: Optional[Iterable[Any]]) -> None:
-        from .backends import get_backend
+        from .cpu_threads import cpu_threads, resolve_threads
 
         device = resolve_device(self.settings.device)
         self.result.device = device
+        threads = resolve_threads(self.settings.threads) if device == "cpu" else None
+        if threads is not None:
+            self.result.extra["cpu_threads"] = threads
+        with cpu_threads(threads):  # every engine and the reference run with the same thread count
+            self._execute_on(device, model, example_inputs, calibration)
+
+    def _execute_on(self, device: str, model: Any, example_inputs: Any, calibration: Optional[Iterable[Any]]) -> None:
+        from .backends import get_backend
+
         backend = get_backend(self.spec.backend)
         reason = backend.unavailable_reason(self.spec, device)
         if reason:
@@ -300,6 +309,7 @@ class _Run:
 
         from .backends.base import BuildRequest
         from .export import ExportError
+        from .locks import cpu_work_lock
 
         artifacts = self._artifacts(mut)
         request = self.request = BuildRequest(spec=self.spec, artifacts=artifacts, device=device,
@@ -319,7 +329,8 @@ class _Run:
                 "range": value_range(request.calibration), "example_range": value_range([mut.inputs])}
         start = time.perf_counter()
         try:
-            engine = self._build_with_deadline(backend, request, mut)
+            with cpu_work_lock():  # builds of several workers overlap, never a CPU timing
+                engine = self._build_with_deadline(backend, request, mut)
         except ExportError as err:
             raise StageFailure("export", f"{err.exporter} could not export {mut.name}:\n{_indent(err.reason)}",
                                err.detail) from None
@@ -441,7 +452,8 @@ class _Run:
                 engine.close()
 
         try:
-            return _reference_latencies.get_or((mut.hash, device, self.settings.tf32), measure)
+            return _reference_latencies.get_or((mut.hash, device, self.settings.tf32, self.result.extra.get("cpu_threads")),
+                                               measure)
         except StageFailure:
             return None
 
@@ -478,6 +490,11 @@ class _Run:
     def _gpu_lock(self, device: str) -> Iterator[None]:
         if device.startswith("cuda") and self.context.gpu_lock is not None:
             with self.context.gpu_lock():
+                yield
+        elif not device.startswith("cuda"):
+            from .locks import timing_lock
+
+            with timing_lock(device):  # one CPU timing at a time across xdist workers
                 yield
         else:
             yield

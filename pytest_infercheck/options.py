@@ -267,6 +267,10 @@ OPTIONS: tuple[Option, ...] = (
            "write the summary as Markdown to PATH (also appended to $GITHUB_STEP_SUMMARY when set)", "PATH"),
     Option("html", "--infer-html", str, None,
            "write a self-contained HTML report (matrix, latency distributions, baseline) to PATH", "PATH"),
+    # CPU timing that holds on a busy runner (pytest_infercheck/cpu_threads.py says why).
+    Option("threads", "--infer-threads", lambda value: parse_threads(value), "auto",
+           "intra-op threads for torch and ONNX Runtime while a check runs on the CPU: a number, or auto "
+           "(usable physical cores / xdist workers, less one; at least 1)", "N"),
 )
 
 OPTIONS_BY_NAME: dict[str, Option] = {option.name: option for option in OPTIONS}
@@ -323,3 +327,13 @@ def parse_value(name: str, value: Any, source: str) -> Any:
         return parser(value)
     except OptionError as err:
         raise OptionError(f"{source} {name}: {err}") from None
+
+
+def parse_threads(value: Any) -> Any:
+    """``auto`` or a positive integer (``--infer-threads``)."""
+    from .cpu_threads import ThreadsError, parse_threads as parse
+
+    try:
+        return parse(value)
+    except ThreadsError as err:
+        raise OptionError(str(err)) from None

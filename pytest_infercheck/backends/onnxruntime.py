@@ -276,6 +276,10 @@ def create_session(path: Path, providers: list[str], options_per_provider: Optio
     options = onnxruntime.SessionOptions()
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # errors only: the verdict carries what matters
+    if not any(provider.startswith(("CUDA", "Tensorrt")) for provider in providers):
+        from ..cpu_threads import configure_session
+
+        configure_session(options)  # the check's CPU thread count, no spinning pool threads
     return onnxruntime.InferenceSession(str(path), sess_options=options, providers=providers,
                                         provider_options=options_per_provider)
 
