@@ -295,12 +295,15 @@ class _Run:
             with _tf32(device, self.settings.tf32):
                 return [(name, to_numpy(tensor)) for name, tensor in mut.reference_outputs(device)]
 
+        from .model import ModelCopyError
         from .outputs import OutputError
 
         try:
             return _references.get_or((mut.hash, device, self.settings.tf32), run_reference)
         except OutputError as err:
             raise StageFailure("outputs", str(err)) from None
+        except ModelCopyError as err:
+            raise StageFailure("model", str(err)) from None
         except Exception as exc:
             raise StageFailure("reference", f"the eager model itself failed: {_short(exc)}", traceback.format_exc()) from None
 

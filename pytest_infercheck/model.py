@@ -45,6 +45,10 @@ def cast_inputs(inputs: Any, *, dtype: Optional[torch.dtype], device: str) -> Mo
     return as_model_inputs(inputs).cast(dtype=dtype, device=device)
 
 
+class ModelCopyError(TypeError):
+    """The model cannot be deep-copied, and the check only ever runs copies."""
+
+
 def model_copy(model: torch.nn.Module, *, dtype: Optional[torch.dtype], device: str) -> torch.nn.Module:
     """An eval-mode copy of ``model`` on ``device`` at ``dtype``: never the user's module itself.
 
@@ -52,7 +56,12 @@ def model_copy(model: torch.nn.Module, *, dtype: Optional[torch.dtype], device: 
     compiler may run it: every stage works on a copy, so the user's model is the same after the
     check as before it, and every stage starts from the same state.
     """
-    clone = copy.deepcopy(model).eval()
+    try:
+        clone = copy.deepcopy(model).eval()
+    except Exception as exc:  # a lock, an open file, a C handle held by the module
+        raise ModelCopyError(f"infercheck works on a deep copy of {type(model).__name__} (so the check never changes "
+                             f"it), and copy.deepcopy failed: {type(exc).__name__}: {exc}; make the module "
+                             "deep-copyable (drop or recreate the attribute in __deepcopy__)") from exc
     clone.to(device=device)
     if dtype is not None:
         clone.to(dtype=dtype)

@@ -121,3 +121,14 @@ def test_generated_calibration_keeps_integer_inputs_integer() -> None:
     example = ModelInputs.from_example(token_inputs(), TokenClassifier())
     calib = calibration_batches(None, example)
     assert calib.generated and all(b.kwargs["input_ids"].dtype == torch.long for b in calib.batches)
+
+
+def test_a_model_that_cannot_be_copied_says_so() -> None:
+    import threading
+
+    from pytest_infercheck.model import ModelCopyError, model_copy
+
+    model = torch.nn.Linear(2, 2)
+    model.lock = threading.Lock()
+    with pytest.raises(ModelCopyError, match=r"deep copy of Linear .*copy.deepcopy failed: TypeError"):
+        model_copy(model, dtype=None, device="cpu")
