@@ -171,3 +171,13 @@ def test_build_plan_is_frozen() -> None:
     plan: BuildPlan = plan_build("10.1", "fp16")
     with pytest.raises(AttributeError):
         plan.fp16 = False  # type: ignore[misc]
+
+
+def test_calibration_feeds_of_named_batches_follow_the_network_inputs_by_name() -> None:
+    from pytest_infercheck.inputs import ModelInputs
+
+    batch = ModelInputs.from_example({"ids": torch.arange(2), "images": torch.zeros(2, 3)})
+    feeds = calibration_feeds([batch], ["images", "ids"])
+    assert feeds[0]["images"].shape == (2, 3) and feeds[0]["ids"].dtype.kind == "i"
+    with pytest.raises(ValueError, match="calibration batch 0: the ONNX model takes 1 input"):
+        calibration_feeds([batch], ["pixels"])
