@@ -280,6 +280,7 @@ class _Run:
     def _model(self, model: Any, example_inputs: Any) -> Any:
         from .model import ModelUnderTest
 
+        self.result.model_name = type(model).__name__  # in the failure's header even when the inputs are refused
         try:
             mut = ModelUnderTest.create(model, example_inputs, dynamic_batch=self.settings.dynamic_batch)
         except TypeError as err:

@@ -92,7 +92,8 @@ def test_positional_to_keyword_only(infercheck):
 '''
     result = run_plugin(source)
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["  - inputs: the example inputs do not fit KeywordOnlyEncoder.forward(*, input_features*"])
+    result.stdout.fnmatch_lines(["infercheck eager-fp32 on cpu (KeywordOnlyEncoder) failed:",
+                                 "  - inputs: the example inputs do not fit KeywordOnlyEncoder.forward(*, input_features*"])
 
 
 def test_export_failures_show_the_users_line_and_torchs_decisive_sentence(run_plugin, tmp_path: Path) -> None:

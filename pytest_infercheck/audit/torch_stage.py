@@ -51,10 +51,11 @@ def graph_break_findings(model: Any, inputs: Sequence[Any]) -> list[Finding]:
     import torch._dynamo
 
     from ..export import quiet_exporter
+    from ..inputs import as_model_inputs
 
     try:
         with quiet_exporter(), torch.no_grad():
-            explanation = torch._dynamo.explain(model)(*inputs)
+            explanation = as_model_inputs(inputs).call(torch._dynamo.explain(model))  # keyword inputs as keywords
     except Exception as exc:  # explain itself failing is not the model's problem to report as a break
         return [Finding(EXPLAIN, ALL_TARGETS, "", "", f"torch._dynamo.explain could not run: {type(exc).__name__}",
                         "warning")]
