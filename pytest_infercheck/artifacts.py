@@ -7,16 +7,18 @@ recorded as a cache hit or miss for the summary.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 from .cache import CachedEntry, EngineCache, cache_key
 from .environment import library_versions
-from .export import ExportError, export_onnx
+from .export import DYNAMO, ExportError, export_model_onnx
 from .model import ModelUnderTest
 
 ONNX_FILE = "model.onnx"
+EXPORT_FILE = "export.json"  # which exporter made model.onnx, and why the first one failed
 
 
 class ModelArtifacts:
@@ -33,6 +35,8 @@ class ModelArtifacts:
         self.failed_exports = {} if failed_exports is None else failed_exports
         self.cache_states: dict[str, str] = {}
         self.seconds: dict[str, float] = {}
+        # {"exporter": ..., "fallback_reason": ...} once onnx_path() has run: for the result's extra
+        self.export_info: dict[str, Any] = {}
 
     def key(self, kind: str, **parts: Any) -> str:
         """A cache key for an artifact of this model: content hash, kind, parts, library versions."""
@@ -57,11 +61,16 @@ class ModelArtifacts:
         def build(directory: Path) -> None:
             import onnx
 
-            proto = export_onnx(self.model.module, self.model.inputs, dynamic_batch=self.model.dynamic_batch)
-            onnx.save(proto, str(directory / ONNX_FILE))
+            export = export_model_onnx(self.model.module, self.model.inputs, dynamic_batch=self.model.dynamic_batch)
+            onnx.save(export.proto, str(directory / ONNX_FILE))
+            (directory / EXPORT_FILE).write_text(json.dumps(
+                {"exporter": export.exporter, "fallback_reason": export.fallback_reason,
+                 "frozen_values": list(export.frozen_values)}))
 
         try:
-            return self.derived("onnx", build).file(ONNX_FILE)
+            entry = self.derived("onnx", build)
+            self.export_info = _read_export_info(entry.path / EXPORT_FILE)
+            return entry.file(ONNX_FILE)
         except ExportError as err:
             self.failed_exports[failure_key] = err
             raise
@@ -72,6 +81,16 @@ class ModelArtifacts:
         proto = onnx.load(str(self.onnx_path()), load_external_data=False)
         initializers = {init.name for init in proto.graph.initializer}
         return [inp.name for inp in proto.graph.input if inp.name not in initializers]
+
+
+def _read_export_info(path: Path) -> dict[str, Any]:
+    """An entry made before export.json existed was made by the dynamo exporter."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {"exporter": DYNAMO, "fallback_reason": None, "frozen_values": []}
+    return {"exporter": str(data.get("exporter") or DYNAMO), "fallback_reason": data.get("fallback_reason"),
+            "frozen_values": list(data.get("frozen_values") or [])}
 
 
 def device_target(device: str) -> str:

@@ -3,29 +3,87 @@ hint that says what an INT8 engine was calibrated on when its accuracy fails."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional, Sequence
+
+from .inputs import InputsError, ModelInputs, as_model_inputs, forward_parameters
 
 CALIBRATION_BATCHES_GENERATED = 8
 
 
-def calibration_batches(calibration: Optional[Iterable[Any]], example_inputs: Sequence[Any]) -> tuple[list[tuple[Any, ...]], bool]:
-    """The user's batches as tuples of the model's inputs, or generated ones (and a flag saying so).
+@dataclass
+class CalibrationSet:
+    """The batches an INT8 engine is calibrated on, in the example inputs' layout."""
 
-    Each batch may be a tensor (one-input models) or a tuple/list whose first N items are the
-    model's N inputs, so a DataLoader yielding ``(images, labels)`` works as it is.
+    batches: list[ModelInputs]
+    generated: bool
+    notes: list[str] = field(default_factory=list)  # e.g. which keys of dict batches were ignored
+
+
+def calibration_batches(calibration: Optional[Iterable[Any]], example_inputs: Any,
+                        module: Any = None) -> CalibrationSet:
+    """The user's batches in the example inputs' layout, or generated ones (and a flag saying so).
+
+    A batch may be a tensor (one-input models), a tuple/list whose first N items are the model's N
+    positional inputs (a DataLoader yielding ``(images, labels)`` works as it is), an ``(args, kwargs)``
+    pair, or a dict keyed by input name (a Hugging Face dataset's batch): keys the example inputs do
+    not have (``labels``) are ignored, and a note says which.
     """
     import torch
 
-    if calibration is not None:
-        batches = []
-        for batch in calibration:
-            items = (batch,) if isinstance(batch, torch.Tensor) else tuple(batch)[: len(example_inputs)]
-            batches.append(items)
-        if not batches:
-            raise ValueError("calibration= was given but yielded no batches")
-        return batches, False
-    generator = torch.Generator().manual_seed(0)
-    return [tuple(_like(t, generator) for t in example_inputs) for _ in range(CALIBRATION_BATCHES_GENERATED)], True
+    example = as_model_inputs(example_inputs)
+    if calibration is None:
+        generator = torch.Generator().manual_seed(0)
+        return CalibrationSet([example.with_tensors([_like(t, generator) for t in example])
+                               for _ in range(CALIBRATION_BATCHES_GENERATED)], True)
+    batches, ignored = [], set()
+    for index, batch in enumerate(calibration):
+        converted, dropped = _in_layout(batch, example, index)
+        batches.append(converted)
+        ignored.update(dropped)
+    if not batches:
+        raise ValueError("calibration= was given but yielded no batches")
+    notes = []
+    if ignored:
+        accepted = forward_parameters(module) if module is not None else None
+        why = "the forward does not take them" if accepted is not None and not ignored & accepted else \
+            "the example inputs do not have them"
+        notes.append(f"calibration batches: key(s) {', '.join(sorted(map(repr, ignored)))} ignored ({why}); "
+                     f"used: {', '.join(example.names)}")
+    return CalibrationSet(batches, False, notes)
+
+
+def _in_layout(batch: Any, example: ModelInputs, index: int) -> tuple[ModelInputs, set[str]]:
+    """One batch as ``example``'s layout, and the dict keys it left out."""
+    import torch
+    from collections.abc import Mapping
+
+    where = f"calibration batch {index}"
+    if isinstance(batch, Mapping):
+        missing = [name for name in example.names if name not in batch]
+        if missing:
+            raise ValueError(f"{where} has no {', '.join(map(repr, missing))} (its keys: {', '.join(map(str, batch))}); "
+                             f"the example inputs are {example.describe()}")
+        tensors = [batch[name] for name in example.names]
+        ignored = {str(key) for key in batch if key not in example.names}
+    elif isinstance(batch, torch.Tensor):
+        tensors, ignored = [batch], set()
+    elif isinstance(batch, (tuple, list)) and len(batch) == 2 and isinstance(batch[1], Mapping) \
+            and isinstance(batch[0], (tuple, list)):
+        return _in_layout({**dict(zip(example.arg_names, batch[0])), **batch[1]}, example, index)
+    elif isinstance(batch, (tuple, list)):
+        tensors, ignored = list(batch)[: len(example)], set()
+    else:
+        raise ValueError(f"{where} is a {type(batch).__name__}; calibration batches are tensors, tuples, "
+                         "(args, kwargs) pairs or dicts keyed by input name")
+    bad = [type(t).__name__ for t in tensors if not isinstance(t, torch.Tensor)]
+    if bad or len(tensors) != len(example):
+        raise ValueError(f"{where} gives {len(tensors)} value(s) ({', '.join(type(t).__name__ for t in tensors)}); "
+                         f"the model takes {len(example)} tensor(s): {example.describe()}")
+    try:
+        return example.with_tensors(tensors), ignored
+    except InputsError as err:
+        raise ValueError(f"{where}: {err}") from None
 
 
 def value_range(batches: Sequence[Sequence[Any]]) -> list[float]:

@@ -123,9 +123,9 @@ def feeds_for(onnx_path: Path, inputs: Sequence[Any]) -> dict[str, np.ndarray]:
     """The model's example inputs keyed by the ONNX graph's input names (initializers excluded)."""
     import onnx
 
-    from .model import to_numpy
+    from .inputs import onnx_feeds
 
     model = onnx.load(str(onnx_path), load_external_data=False)
     initializers = {init.name for init in model.graph.initializer}
     names = [inp.name for inp in model.graph.input if inp.name not in initializers]
-    return {name: np.ascontiguousarray(to_numpy(tensor)) for name, tensor in zip(names, inputs)}
+    return onnx_feeds(names, inputs)

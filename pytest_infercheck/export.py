@@ -1,4 +1,9 @@
-"""torch -> ONNX (the dynamo exporter) and torch -> ExportedProgram, with readable failures."""
+"""torch -> ONNX (the dynamo exporter, then the TorchScript-based one) and torch -> ExportedProgram.
+
+Failures read at the user's line: the reason starts with the frame in the user's code and carries
+the decisive line of torch's message (see failure_location.py); the full traceback stays in
+``ExportError.detail``.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +13,18 @@ import logging
 import re
 import traceback
 import warnings
-from typing import Any, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Iterator, Optional
 
 import torch
 
+from .failure_location import decisive_line, user_frame
+from .inputs import ModelInputs, as_model_inputs
 from .model import model_copy
+from .outputs import flatten_outputs
+
+DYNAMO = "torch.onnx.export (dynamo)"
+TORCHSCRIPT = "torch.onnx.export (TorchScript-based)"
 
 
 class ExportError(Exception):
@@ -20,22 +32,43 @@ class ExportError(Exception):
 
     def __init__(self, exporter: str, reason: str, detail: str) -> None:
         super().__init__(f"{exporter} failed: {reason}")
+        # exporter: the first one tried; reason: its failure (and the fallback's, when one was tried)
         self.exporter = exporter
         self.reason = reason
         self.detail = detail
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
-_BOILERPLATE = ("For more information", "For extended logs", "Set TORCH_LOGS", "(Refer to", "- ", "## ", "Next steps")
+_BOILERPLATE = ("For more information", "For extended logs", "Set TORCH_LOGS", "(Refer to", "- ", "## ", "Next steps",
+                "consider using", "Caused by:", "If you suspect", "For C++", "<class '", "For more debugging help",
+                # the user's frame, which short_reason puts first
+                "The following call raised", 'File "')
+_NEXT_STEPS = re.compile(r"\s*(?:This is step \d/\d of exporting the model to ONNX\.)?\s*Next steps:\s*$")
 
 
 def _lines(exc: BaseException) -> list[str]:
     text = _ANSI.sub("", str(exc))
-    return [line.rstrip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith(_BOILERPLATE)]
+    return [_NEXT_STEPS.sub("", line.rstrip()) for line in text.splitlines()
+            if line.strip() and not line.lstrip().startswith(_BOILERPLATE)]
 
 
 def short_reason(exc: BaseException, max_lines: int = 4, max_chars: int = 900) -> str:
-    """The first line of the exception and the first lines of its root cause: what a user needs, not 200 lines."""
+    """The first line of the exception and the first lines of its root cause: what a user needs, not 200 lines.
+
+    Prefixed with the user's frame (``at file:line in fn: source``) when one is found, and followed by
+    torch's decisive line (a shape conflict, a data-dependent guard) when the first lines miss it.
+    """
+    text = _chain_summary(exc, max_lines)
+    decisive = decisive_line(exc)
+    if decisive and decisive not in text:
+        text += f"\n  {decisive}"
+    frame = user_frame(exc)
+    if frame is not None:
+        text = f"{frame.describe()}\n{text}"
+    return text if len(text) <= max_chars else text[: max_chars - 3] + "..."
+
+
+def _chain_summary(exc: BaseException, max_lines: int) -> str:
     chain = [exc]
     while chain[-1].__cause__ is not None and len(chain) < 8:
         chain.append(chain[-1].__cause__)
@@ -46,8 +79,7 @@ def short_reason(exc: BaseException, max_lines: int = 4, max_chars: int = 900) -
         parts.append(f"{type(chain[-1]).__name__}: " + "\n".join(root_lines[:max_lines]))
     else:
         parts[0] = "\n".join([parts[0], *top_lines[1:max_lines]])
-    text = "\n  caused by ".join(dict.fromkeys(parts))
-    return text if len(text) <= max_chars else text[: max_chars - 3] + "..."
+    return "\n  caused by ".join(dict.fromkeys(parts))
 
 
 @contextlib.contextmanager
@@ -55,6 +87,8 @@ def quiet_exporter() -> Iterator[None]:
     """The exporters print progress and warnings to stdout/logging; keep them out of test output."""
     previous = logging.root.manager.disable
     logging.disable(logging.WARNING)
+    stack = contextlib.ExitStack()
+    stack.enter_context(quiet_torch_logs())
     # torch's structured-trace records reach the root handlers (pytest's log capture among them)
     # without passing the level checks that logging.disable acts on: filter them at the handlers.
     handlers = list(logging.root.handlers)
@@ -65,6 +99,7 @@ def quiet_exporter() -> Iterator[None]:
             warnings.simplefilter("ignore")
             yield
     finally:
+        stack.close()
         logging.disable(previous)
         for handler in handlers:
             handler.removeFilter(_drop_torch_chatter)
@@ -74,37 +109,184 @@ def _drop_torch_chatter(record: logging.LogRecord) -> bool:
     return not (record.name.startswith("torch") and record.levelno < logging.ERROR)
 
 
-def _dynamic_shapes(inputs: Sequence[torch.Tensor], dynamic_batch: bool) -> Any:
+TRACE_LOGGERS = ("torch.__trace",)  # torch's structured-trace records (Inductor, dynamo, export): empty DEBUG lines
+
+
+@contextlib.contextmanager
+def quiet_torch_logs() -> Iterator[None]:
+    """Keep torch's structured-trace records out of pytest's captured logs while the plugin compiles.
+
+    ``torch.__trace`` does not propagate, but pytest (9.x) attaches its capture handlers to such
+    loggers too, and torch emits trace records whenever that logger has any handler: one empty
+    "DEBUG torch.__trace" line per record (hundreds per Inductor compile).  Here the logger keeps
+    only torch's own handlers (TORCH_TRACE's) and no filter is lost: both are restored on exit.
+    Wrap anything that runs dynamo, Inductor or torch.export in this (the whole check, ideally).
+    """
+    loggers = [logging.getLogger(name) for name in TRACE_LOGGERS]
+    saved = [list(logger.handlers) for logger in loggers]
+    for logger in loggers:
+        for handler in list(logger.handlers):
+            if not type(handler).__module__.startswith("torch"):
+                logger.removeHandler(handler)
+    try:
+        yield
+    finally:
+        for logger, handlers in zip(loggers, saved):
+            for handler in list(logger.handlers):
+                logger.removeHandler(handler)
+            for handler in handlers:
+                logger.addHandler(handler)
+
+
+@dataclass(frozen=True)
+class OnnxExport:
+    """An ONNX model, the exporter that made it, and why the first exporter failed (when it did)."""
+
+    proto: Any  # onnx.ModelProto
+    exporter: str  # DYNAMO or TORCHSCRIPT
+    fallback_reason: Optional[str] = None  # the dynamo exporter's failure, when TORCHSCRIPT made the model
+    frozen_values: tuple[str, ...] = ()  # TORCHSCRIPT only: where the trace froze a value (libraries' code)
+
+
+class FlatOutputs(torch.nn.Module):
+    """``module`` with its outputs as a flat tuple of tensors, and its forward's own signature.
+
+    The exporters then never meet a dataclass, a ModelOutput or a dict they cannot return (a plain
+    dataclass is unknown to torch's pytree); the graph's outputs come in the order the reference
+    flattens them.  The signature (through ``functools.wraps``) keeps the graph's input names.
+    """
+
+    CHILD = "module"  # the attribute holding the user's model: its name scope, removed after export
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        import functools
+
+        super().__init__()
+        self.module = module
+        self.train(module.training)
+
+        @functools.wraps(module.forward)
+        def forward(*args: Any, **kwargs: Any) -> tuple[Any, ...]:
+            return tuple(tensor for _, tensor in flatten_outputs(self.module(*args, **kwargs)))
+
+        self.forward = forward  # type: ignore[method-assign]
+
+
+def dynamic_shapes_for(module: torch.nn.Module, inputs: ModelInputs, dynamic_batch: bool) -> Any:
+    """torch.export's ``dynamic_shapes``: axis 0 of every tensor input, keyed by the forward's parameters."""
     if not dynamic_batch:
         return None
+    import inspect
+
     # Dim.DYNAMIC rather than a named Dim: it does not fail on a batch of 1 at export time.
-    return tuple({0: torch.export.Dim.DYNAMIC} if t.dim() > 0 else {} for t in inputs)
+    def axis0(tensor: Any) -> Any:
+        return {0: torch.export.Dim.DYNAMIC} if tensor.dim() > 0 else None
+
+    try:
+        signature = inspect.signature(module.forward)
+        bound = signature.bind(*inputs.args, **inputs.kwargs)
+    except (TypeError, ValueError):
+        return tuple(axis0(t) for t in inputs.args) if not inputs.kwargs else None
+    shapes: dict[str, Any] = {}
+    for name, value in bound.arguments.items():
+        kind = signature.parameters[name].kind
+        if kind is inspect.Parameter.VAR_POSITIONAL:
+            shapes[name] = tuple(axis0(t) for t in value)
+        elif kind is inspect.Parameter.VAR_KEYWORD:
+            shapes[name] = {key: axis0(t) for key, t in value.items()}
+        else:
+            shapes[name] = axis0(value)
+    return shapes
 
 
-def export_program(module: torch.nn.Module, inputs: Sequence[torch.Tensor], *, dynamic_batch: bool,
+def export_program(module: torch.nn.Module, inputs: Any, *, dynamic_batch: bool,
                    device: str = "cpu") -> "torch.export.ExportedProgram":
     """torch.export of an eval-mode copy on ``device``."""
     module = model_copy(module, dtype=None, device=device)
-    inputs = tuple(t.to(device) for t in inputs)
+    inputs = as_model_inputs(inputs).cast(dtype=None, device=device)
     try:
         with quiet_exporter():
-            return torch.export.export(module, inputs, dynamic_shapes=_dynamic_shapes(inputs, dynamic_batch))
+            return torch.export.export(FlatOutputs(module), inputs.args, kwargs=inputs.kwargs or None,
+                                       dynamic_shapes=dynamic_shapes_for(module, inputs, dynamic_batch))
     except Exception as exc:  # the exporter raises many types; all mean "cannot export"
         raise ExportError("torch.export", short_reason(exc), traceback.format_exc()) from exc
 
 
-def export_onnx(module: torch.nn.Module, inputs: Sequence[torch.Tensor], *, dynamic_batch: bool,
-                opset: int | None = None) -> Any:
-    """An ``onnx.ModelProto`` from ``torch.onnx.export(dynamo=True)`` of an eval-mode CPU copy."""
+def export_onnx(module: torch.nn.Module, inputs: Any, *, dynamic_batch: bool, opset: int | None = None) -> Any:
+    """The ``onnx.ModelProto`` of ``export_model_onnx`` (whichever exporter made it)."""
+    return export_model_onnx(module, inputs, dynamic_batch=dynamic_batch, opset=opset).proto
+
+
+def export_model_onnx(module: torch.nn.Module, inputs: Any, *, dynamic_batch: bool,
+                      opset: int | None = None) -> OnnxExport:
+    """ONNX of an eval-mode CPU copy: the dynamo exporter, else the TorchScript-based one.
+
+    The T5 encoder, among others, fails in the dynamo exporter's decomposition step and exports with
+    the TorchScript-based exporter, which torch still ships (deprecated).  When both fail, the
+    ExportError names the dynamo exporter and carries both reasons.
+    """
     module = model_copy(module, dtype=None, device="cpu")
-    inputs = tuple(t.detach().cpu() for t in inputs)
+    inputs = as_model_inputs(inputs).cast(dtype=None, device="cpu")
     extra: dict[str, Any] = {"opset_version": opset} if opset is not None else {}
-    return _to_onnx(module, inputs, dynamic_shapes=_dynamic_shapes(inputs, dynamic_batch), **extra)
+    try:
+        proto = _to_onnx(FlatOutputs(module), inputs.args, kwargs=inputs.kwargs or None,
+                         dynamic_shapes=dynamic_shapes_for(module, inputs, dynamic_batch), **extra)
+        return OnnxExport(without_wrapper_scope(proto), DYNAMO)
+    except ExportError as first:
+        from .export_torchscript import torchscript_available, torchscript_export
+
+        if not torchscript_available() or (dynamic_batch and _is_shape_conflict(first)):
+            raise  # a batch axis that cannot be dynamic is the answer, not an exporter's limitation
+        try:
+            traced = torchscript_export(module, inputs, dynamic_batch=dynamic_batch, opset=opset)
+        except ExportError as second:
+            reason = f"{first.reason}\nthe TorchScript-based exporter (fallback) failed too:\n{_indented(second.reason)}"
+            raise ExportError(DYNAMO, reason, f"{first.detail}\n\n{TORCHSCRIPT}:\n{second.detail}") from None
+        return OnnxExport(traced.proto, TORCHSCRIPT, first.reason, tuple(traced.frozen_values))
+
+
+SCOPES = "pkg.torch.onnx.name_scopes"
+
+
+def without_wrapper_scope(proto: Any) -> Any:
+    """The nodes' module scopes as the user's model names them: ``features.1``, not ``module.features.1``.
+
+    FlatOutputs holds the user's model as its child ``module``, so every name scope the exporter
+    records starts with it; the audit, divergence and profiles name modules from these scopes.
+    """
+    import ast
+
+    prefix = f"{FlatOutputs.CHILD}."
+    for node in _all_nodes(proto):
+        for prop in node.metadata_props:
+            if prop.key != SCOPES:
+                continue
+            try:
+                scopes = ast.literal_eval(prop.value)
+            except (ValueError, SyntaxError):
+                continue
+            kept = [scope[len(prefix):] if scope.startswith(prefix) else scope
+                    for scope in scopes if scope != FlatOutputs.CHILD]
+            prop.value = repr(kept)
+    return proto
+
+
+def _all_nodes(proto: Any) -> Any:
+    yield from proto.graph.node
+    for function in proto.functions:
+        yield from function.node
+
+
+def _is_shape_conflict(error: ExportError) -> bool:
+    """The dynamo exporter found that a dimension asked to be dynamic is static in the model."""
+    cause = error.__cause__
+    text = error.reason + (str(cause) if cause is not None else "")
+    return "inferred a static shape" in text or "Constraints violated" in text
 
 
 def onnx_from_program(program: "torch.export.ExportedProgram") -> Any:
     """The ONNX translation of an ExportedProgram already made (the audit traces once, not twice)."""
-    return _to_onnx(program, ())
+    return without_wrapper_scope(_to_onnx(program, ()))
 
 
 def _to_onnx(target: Any, inputs: tuple[Any, ...], **kwargs: Any) -> Any:
@@ -113,7 +295,12 @@ def _to_onnx(target: Any, inputs: tuple[Any, ...], **kwargs: Any) -> Any:
         with quiet_exporter():
             program = torch.onnx.export(target, inputs, dynamo=True, verbose=False, external_data=False, **kwargs)
     except Exception as exc:
-        raise ExportError("torch.onnx.export (dynamo)", short_reason(exc), traceback.format_exc()) from exc
+        raise ExportError(DYNAMO, short_reason(exc), traceback.format_exc()) from exc
     if program is None:
-        raise ExportError("torch.onnx.export (dynamo)", "the exporter returned no program", "")
+        raise ExportError(DYNAMO, "the exporter returned no program", "")
     return program.model_proto
+
+
+def _indented(text: str) -> str:
+    return "\n".join("  " + line for line in text.splitlines())
+

@@ -1,7 +1,7 @@
 """``json_safe(value)``: anything a result may carry, as plain JSON (dicts, lists, str, int, float, bool, None).
 
 Results travel from xdist workers on test reports (serialised by execnet) and are written as JSON
-reports and baselines.  A numpy scalar left in ``result.extra`` used to end the session with an
+reports and baselines.  A numpy scalar left in a result used to end the session with an
 INTERNALERROR; NaN and Infinity are not JSON (``json.dumps`` writes them, strict parsers refuse
 the file).  So before a result leaves its test, every value is converted:
 

@@ -10,44 +10,22 @@ import copy
 import hashlib
 import inspect
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
 
+from .inputs import ModelInputs, as_model_inputs
+from .outputs import flatten_outputs
+
+__all__ = ["ModelInputs", "ModelUnderTest", "as_input_tuple", "flatten_outputs", "model_copy", "to_numpy"]
+
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
-def as_input_tuple(example_inputs: Any) -> tuple[torch.Tensor, ...]:
-    """A tensor or a tuple/list of tensors -> a tuple of tensors; anything else is a TypeError."""
-    inputs = (example_inputs,) if isinstance(example_inputs, torch.Tensor) else tuple(example_inputs)
-    for position, value in enumerate(inputs):
-        if not isinstance(value, torch.Tensor):
-            raise TypeError(f"example input {position} is a {type(value).__name__}; infercheck takes tensors "
-                            "(one tensor or a tuple of tensors, passed positionally to forward)")
-    return inputs
-
-
-def flatten_outputs(outputs: Any) -> list[tuple[str, torch.Tensor]]:
-    """Named leaves of a model's output in pytree order (the order torch.onnx.export uses)."""
-    from torch.utils import _pytree
-
-    if isinstance(outputs, torch.Tensor):
-        return [("output", outputs)]
-    leaves, _ = _pytree.tree_flatten_with_path(outputs)
-    named = []
-    for path, leaf in leaves:
-        name = "output" + "".join(_key_text(key) for key in path)
-        if isinstance(leaf, torch.Tensor):
-            named.append((name, leaf))
-    return named
-
-
-def _key_text(key: Any) -> str:
-    for attr in ("key", "idx", "name"):
-        if hasattr(key, attr):
-            return f"[{getattr(key, attr)!r}]" if attr == "key" else f"[{getattr(key, attr)}]"
-    return f"[{key}]"
+def as_input_tuple(example_inputs: Any) -> ModelInputs:
+    """Any accepted form of example inputs as ``ModelInputs`` (a Sequence of its tensors); else InputsError."""
+    return ModelInputs.from_example(example_inputs)
 
 
 def to_numpy(tensor: torch.Tensor) -> np.ndarray:
@@ -59,26 +37,31 @@ def to_numpy(tensor: torch.Tensor) -> np.ndarray:
 
 
 def batch_size_of(inputs: Sequence[torch.Tensor]) -> int:
-    return int(inputs[0].shape[0]) if inputs and inputs[0].dim() > 0 else 1
+    return as_model_inputs(inputs).batch_size
 
 
-def cast_inputs(inputs: Iterable[torch.Tensor], *, dtype: Optional[torch.dtype], device: str) -> tuple[torch.Tensor, ...]:
+def cast_inputs(inputs: Any, *, dtype: Optional[torch.dtype], device: str) -> ModelInputs:
     """Floating inputs to ``dtype`` (integer ids and masks keep theirs), all to ``device``."""
-    cast = []
-    for tensor in inputs:
-        target_dtype = dtype if dtype is not None and tensor.is_floating_point() else tensor.dtype
-        cast.append(tensor.detach().to(device=device, dtype=target_dtype))
-    return tuple(cast)
+    return as_model_inputs(inputs).cast(dtype=dtype, device=device)
+
+
+class ModelCopyError(TypeError):
+    """The model cannot be deep-copied, and the check only ever runs copies."""
 
 
 def model_copy(model: torch.nn.Module, *, dtype: Optional[torch.dtype], device: str) -> torch.nn.Module:
-    """The model itself when it is already in eval mode on ``device`` at ``dtype``; else a changed copy."""
-    params = list(model.parameters()) + list(model.buffers())
-    on_device = all(p.device.type == torch.device(device).type for p in params)
-    right_dtype = dtype is None or all(p.dtype == dtype for p in params if p.is_floating_point())
-    if on_device and right_dtype and not model.training:
-        return model
-    clone = copy.deepcopy(model).eval()
+    """An eval-mode copy of ``model`` on ``device`` at ``dtype``: never the user's module itself.
+
+    A forward may change its module (bump a buffer or a counter attribute), and an exporter or
+    compiler may run it: every stage works on a copy, so the user's model is the same after the
+    check as before it, and every stage starts from the same state.
+    """
+    try:
+        clone = copy.deepcopy(model).eval()
+    except Exception as exc:  # a lock, an open file, a C handle held by the module
+        raise ModelCopyError(f"infercheck works on a deep copy of {type(model).__name__} (so the check never changes "
+                             f"it), and copy.deepcopy failed: {type(exc).__name__}: {exc}; make the module "
+                             "deep-copyable (drop or recreate the attribute in __deepcopy__)") from exc
     clone.to(device=device)
     if dtype is not None:
         clone.to(dtype=dtype)
@@ -102,8 +85,8 @@ def content_hash(model: torch.nn.Module, inputs: Sequence[torch.Tensor], *, dyna
     for name, tensor in list(model.state_dict(keep_vars=False).items()):
         digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
         digest.update(_tensor_bytes(tensor))
-    for tensor in inputs:
-        digest.update(f"in:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+    for name, tensor in as_model_inputs(inputs).named():
+        digest.update(f"in:{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
     digest.update(f"dynamic_batch={dynamic_batch}".encode())
     return digest.hexdigest()[:32]
 
@@ -156,16 +139,19 @@ class ModelUnderTest:
     """The user's model and example inputs, with the facts every stage needs."""
 
     module: torch.nn.Module
-    inputs: tuple[torch.Tensor, ...]
+    inputs: ModelInputs
     dynamic_batch: bool = False
     name: str = ""
     _hash: Optional[str] = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.inputs = as_model_inputs(self.inputs)  # a plain tuple of tensors is positional inputs
 
     @classmethod
     def create(cls, module: torch.nn.Module, example_inputs: Any, *, dynamic_batch: bool = False) -> "ModelUnderTest":
         if not isinstance(module, torch.nn.Module):
             raise TypeError(f"infercheck checks a torch.nn.Module; got {type(module).__name__}")
-        return cls(module, as_input_tuple(example_inputs), dynamic_batch, type(module).__name__)
+        return cls(module, ModelInputs.from_example(example_inputs, module), dynamic_batch, type(module).__name__)
 
     @property
     def hash(self) -> str:
@@ -175,15 +161,15 @@ class ModelUnderTest:
 
     @property
     def batch_size(self) -> int:
-        return batch_size_of(self.inputs)
+        return self.inputs.batch_size
 
     def doubled(self) -> "ModelUnderTest":
         """The same model on its inputs repeated along the batch axis (the dynamic-batch re-check)."""
-        return ModelUnderTest(self.module, tuple(torch.cat([t, t]) for t in self.inputs), True, self.name)
+        return ModelUnderTest(self.module, self.inputs.doubled(), True, self.name)
 
     def reference_outputs(self, device: str) -> list[tuple[str, torch.Tensor]]:
         """Eager FP32 outputs on ``device``: the reference every engine is compared with."""
         module = model_copy(self.module, dtype=None, device=device)
         with torch.inference_mode():
-            outputs = module(*cast_inputs(self.inputs, dtype=None, device=device))
+            outputs = self.inputs.cast(dtype=None, device=device).call(module)
         return [(name, tensor.detach().clone()) for name, tensor in flatten_outputs(outputs)]

@@ -83,9 +83,9 @@ def quantize_qdq(source: Path, target: Path, input_names: list[str], batches: li
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
-            from .model import to_numpy
+            from .inputs import onnx_feeds
 
-            self._feeds = iter([{name: to_numpy(t) for name, t in zip(input_names, batch)} for batch in batches])
+            self._feeds = iter([onnx_feeds(input_names, batch) for batch in batches])
 
         def get_next(self) -> Optional[dict[str, "np.ndarray"]]:
             return next(self._feeds, None)

@@ -43,6 +43,7 @@ from .parsers import (
     parse_seconds,
     parse_seed,
     parse_timeout,
+    parse_threads,
     parse_trt_target,
 )
 from .spec import PRECISIONS, TextEnum
@@ -144,6 +145,10 @@ OPTIONS: tuple[Option, ...] = (
            "write the summary as Markdown to PATH (also appended to $GITHUB_STEP_SUMMARY when set)", "PATH"),
     Option("html", "--infer-html", str, None,
            "write a self-contained HTML report (matrix, latency distributions, baseline) to PATH", "PATH"),
+    # CPU timing that holds on a busy runner (pytest_infercheck/cpu_threads.py says why).
+    Option("threads", "--infer-threads", parse_threads, "auto",
+           "intra-op threads for torch and ONNX Runtime while a check runs on the CPU: a number, or auto "
+           "(usable physical cores / xdist workers, less one; at least 1)", "N", scope=Scope.TEST),
     Option("trt_target", "--infer-trt-target", parse_trt_target, "auto",
            "compute capability TensorRT-RTX engines are built for (sm_89, 8.9...); auto: the running GPU's "
            "when TensorRT-RTX supports it, else sm_89", "CAPABILITY",

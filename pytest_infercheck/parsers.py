@@ -336,3 +336,13 @@ def parse_gpus(value: str | int | Iterable[Any]) -> Optional[tuple[int, ...]]:
             raise OptionError(f"GPU {int(part)} is listed twice in {_shown(value)}; list each GPU once ({forms})")
         indices.append(int(part))
     return tuple(indices)
+
+
+def parse_threads(value: Any) -> Any:
+    """``auto`` or a positive integer (``--infer-threads``)."""
+    from .cpu_threads import ThreadsError, parse_threads as parse
+
+    try:
+        return parse(value)
+    except ThreadsError as err:
+        raise OptionError(str(err)) from None

@@ -132,6 +132,7 @@ def infercheck(request: pytest.FixtureRequest, infercheck_spec: Any) -> Any:
         run=session.run,
         record=lambda result: session.record(request.node, result),
         timing_lock=session.timing_lock,
+        build_lock=session.build_lock,
         baseline=session.baseline,
         progress=ProgressReporter.for_config(request.config),
     )

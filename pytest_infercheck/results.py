@@ -87,7 +87,7 @@ class AccuracyResult(Mapping):
     """Every output's figures, a read-only mapping from output name to its ``OutputAccuracy``.
 
     ``structure_error`` when outputs could not even be paired.  An output can be named in full
-    (``output['logits']``) or by its short name (``logits``): output_names.resolve says how.
+    (``output['logits']``) or by its short name (``logits``): outputs.resolve_output_name says how.
     """
 
     outputs: list[OutputAccuracy] = field(default_factory=list)
@@ -107,13 +107,10 @@ class AccuracyResult(Mapping):
         return max(self.outputs, key=lambda o: (not o.passed, _finite(o.rel_l2)))
 
     def __getitem__(self, name: str) -> OutputAccuracy:
-        from .output_names import resolve
+        from .outputs import resolve_output_name
 
-        wanted = resolve(name, [output.name for output in self.outputs])
-        for output in self.outputs:
-            if output.name == wanted:
-                return output
-        raise KeyError(f"no output named {name!r}; outputs: {', '.join(o.name for o in self.outputs)}")
+        wanted = resolve_output_name(name, [output.name for output in self.outputs])  # OutputNameError: a KeyError
+        return next(output for output in self.outputs if output.name == wanted)
 
     def __iter__(self) -> Iterator[str]:
         return iter([output.name for output in self.outputs])
@@ -211,6 +208,15 @@ class Divergence:
 
 
 @dataclass
+class ExportInfo:
+    """Which exporter made the ONNX model, why the first one failed, what a trace froze (export.py)."""
+
+    exporter: str
+    fallback_reason: Optional[str] = None
+    frozen_values: list[str] = field(default_factory=list)
+
+
+@dataclass
 class CalibrationInfo:
     """What an INT8 engine was calibrated on (calibration.py), for the hint on an accuracy failure."""
 
@@ -281,6 +287,8 @@ class CheckResult:
     settings: dict[str, Any] = field(default_factory=dict)  # setting -> {value, source}
     reference: str = ""  # how the reference was computed (eager FP32, device, TF32)
     gpu: Optional[dict[str, Any]] = None  # environment.gpu_info() of the device it ran on
+    cpu_threads: Optional[int] = None  # the intra-op threads torch and ONNX Runtime used (--infer-threads)
+    export: Optional[ExportInfo] = None
     machine: Optional[dict[str, Any]] = None  # baseline/key.machine_key: what its figures are tied to
     audit: list[Finding] = field(default_factory=list)  # the pre-build audit's findings for this backend
     divergence: Optional[Divergence] = None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 from collections import OrderedDict
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, ContextManager, Iterator, Optional
 
@@ -221,12 +221,21 @@ class InfercheckSession:
     # -- timing lock ----------------------------------------------------------------------------
 
     def timing_lock(self, device: str) -> ContextManager[None]:
-        """One timed loop at a time per physical GPU across xdist workers (and across concurrent pytest runs)."""
+        """One timed loop at a time per physical GPU, or on the CPU, across xdist workers and concurrent
+        runs; a CPU timing also waits for other workers' builds to pause (locks.py)."""
         if not device.startswith("cuda"):
-            return nullcontext()
+            from .locks import timing_lock
+
+            return timing_lock("cpu", self.cache_dir())
         from .gpus import timing_lock_key
 
         return gpu_lock(self.cache_dir(), timing_lock_key(device))
+
+    def build_lock(self) -> ContextManager[None]:
+        """Shared by builds (exports, compiles): they overlap each other, never a CPU timing."""
+        from .locks import cpu_work_lock
+
+        return cpu_work_lock(self.cache_dir())
 
 
 LOCK_LOG = "INFERCHECK_GPU_LOCK_LOG"  # a file to which each timed loop appends "key pid start end" (docs/multi-gpu.md)

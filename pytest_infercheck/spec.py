@@ -42,6 +42,8 @@ class Stage(TextEnum):
 
     AVAILABILITY = "availability"
     INPUTS = "inputs"
+    MODEL = "model"  # the model itself cannot be used as given (a copy cannot be made)
+    OUTPUTS = "outputs"  # its outputs cannot be compared (no tensor, a cache object)
     REFERENCE = "reference"
     EXPORT = "export"
     AUDIT = "audit"

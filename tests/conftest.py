@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -15,13 +16,37 @@ from _pytest import pytester as _pytester
 # "Only a single TORCH_LIBRARY can be used...". Keep those libraries' modules across runs, the way
 # pytester already keeps zope's and readline's; the test files themselves are still dropped.
 _KEEP = ("torch", "functorch", "onnx", "onnxruntime", "onnxscript", "onnx_ir", "polygraphy", "numpy", "sympy",
-         "triton", "matplotlib", "ml_dtypes", "fixtures", "pytest_infercheck")
+         "triton", "matplotlib", "ml_dtypes", "fixtures", "pytest_infercheck", "transformers", "tokenizers",
+         "huggingface_hub", "safetensors")
 _original_snapshot_init = _pytester.SysModulesSnapshot.__init__
+
+
+def _inside_kept_package(name: str) -> bool:
+    """onnxruntime.transformers puts its own directory on sys.path (once, on import) and imports
+    ``fusion_utils`` and friends as top-level modules: a run that drops them, or restores sys.path
+    without that directory, breaks the quantizer in the next run.  Keep both."""
+    module = sys.modules.get(name)
+    path = getattr(module, "__file__", None) or ""
+    return f"{os.sep}onnxruntime{os.sep}" in path
+
+
+def _keep_onnxruntime_transformers_on_path() -> None:
+    import importlib.util
+
+    spec = importlib.util.find_spec("onnxruntime")
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        directory = os.path.join(location, "transformers")
+        if os.path.isdir(directory) and directory not in sys.path:
+            sys.path.append(directory)
+
+
+_keep_onnxruntime_transformers_on_path()
 
 
 def _snapshot_keeping_libraries(self, preserve=None) -> None:  # type: ignore[no-untyped-def]
     def keep(name: str) -> bool:
-        return name.split(".", 1)[0] in _KEEP or bool(preserve and preserve(name))
+        return (name.split(".", 1)[0] in _KEEP or _inside_kept_package(name)
+                or bool(preserve and preserve(name)))
 
     _original_snapshot_init(self, preserve=keep)
 

@@ -317,8 +317,8 @@ def test_tolerance_for_an_unknown_output(infercheck):
 '''
     result = run_plugin(source)
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(["*tolerances name output(s) 'logits' that the model does not return; "
-                                 "its outputs: output[[]0], output[[]1]*"])
+    result.stdout.fnmatch_lines(["*tolerances: 'logits' names no output of the model; "
+                                 "its outputs: output[[]0] (0), output[[]1] (1)*"])
 
 
 def test_cache_hits_on_the_second_run_and_rebuilds_a_corrupted_entry(run_plugin, tmp_path: Path) -> None:

@@ -185,3 +185,13 @@ def test_trt_target_option_names_the_accepted_forms() -> None:
 
     with pytest.raises(OptionError, match="'hopper' is not a compute capability; write it as sm_89, SM89 or 8.9, or auto"):
         parse_trt_target("hopper")
+
+
+def test_calibration_feeds_of_named_batches_follow_the_network_inputs_by_name() -> None:
+    from pytest_infercheck.inputs import ModelInputs
+
+    batch = ModelInputs.from_example({"ids": torch.arange(2), "images": torch.zeros(2, 3)})
+    feeds = calibration_feeds([batch], ["images", "ids"])
+    assert feeds[0]["images"].shape == (2, 3) and feeds[0]["ids"].dtype.kind == "i"
+    with pytest.raises(ValueError, match="calibration batch 0: the ONNX model takes 1 input"):
+        calibration_feeds([batch], ["pixels"])

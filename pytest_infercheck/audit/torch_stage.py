@@ -51,10 +51,11 @@ def graph_break_findings(model: Any, inputs: Sequence[Any]) -> list[Finding]:
     import torch._dynamo
 
     from ..export import quiet_exporter
+    from ..inputs import as_model_inputs
 
     try:
         with quiet_exporter(), torch.no_grad():
-            explanation = torch._dynamo.explain(model)(*inputs)
+            explanation = as_model_inputs(inputs).call(torch._dynamo.explain(model))  # keyword inputs as keywords
     except Exception as exc:  # explain itself failing is not the model's problem to report as a break
         return [Finding(EXPLAIN, ALL_TARGETS, "", "", f"torch._dynamo.explain could not run: {type(exc).__name__}",
                         "warning")]
@@ -107,11 +108,17 @@ def _target_name(target: Any) -> str:
 
 
 def _fx_module_path(node: Any) -> str:
+    """The innermost module of an FX node, as the user's model names it (export.FlatOutputs holds the
+    model as its child ``module``, a level the user never wrote)."""
+    from ..export import FlatOutputs
+
     stack = node.meta.get("nn_module_stack") or {}
     if not stack:
         return ""
     path, _ = list(stack.values())[-1]
-    return str(path)
+    path = str(path)
+    prefix = f"{FlatOutputs.CHILD}."
+    return path[len(prefix):] if path.startswith(prefix) else ("" if path == FlatOutputs.CHILD else path)
 
 
 def module_at(model: Any, filename: str, lineno: int) -> str:

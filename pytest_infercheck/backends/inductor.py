@@ -23,6 +23,7 @@ class InductorBackend(TorchBackendBase):
         import torch
         from torch._dynamo.utils import counters
 
+        from ..export import quiet_torch_logs
         from ..model import cast_inputs, model_copy
 
         use_inductor_cache(request)
@@ -34,10 +35,11 @@ class InductorBackend(TorchBackendBase):
         hits_before = counters["inductor"]["fxgraph_cache_hit"]
         misses_before = counters["inductor"]["fxgraph_cache_miss"]
         with ExitStack() as stack:
+            stack.enter_context(quiet_torch_logs())  # dynamo/Inductor's structured-trace records stay out of pytest's log
             if not request.artifacts.cache.enabled:
                 stack.enter_context(torch._inductor.config.patch(force_disable_caches=True))
             with torch.inference_mode():
-                compiled(*cast_inputs(request.artifacts.model.inputs, dtype=dtype, device=request.device))
+                cast_inputs(request.artifacts.model.inputs, dtype=dtype, device=request.device).call(compiled)
         hits = counters["inductor"]["fxgraph_cache_hit"] - hits_before
         misses = counters["inductor"]["fxgraph_cache_miss"] - misses_before
         if not request.artifacts.cache.enabled:

@@ -122,14 +122,9 @@ class OnnxRuntimeEngine:
         self.output_names = [meta.name for meta in session.get_outputs()]
 
     def prepare(self, inputs: Sequence[Any]) -> dict[str, "np.ndarray"]:
-        import numpy as np
+        from ..inputs import onnx_feeds
 
-        from ..model import to_numpy
-
-        if len(inputs) != len(self.input_names):
-            raise ValueError(f"the ONNX model takes {len(self.input_names)} inputs ({', '.join(self.input_names)}), "
-                             f"{len(inputs)} were given")
-        return {name: np.ascontiguousarray(to_numpy(tensor)) for name, tensor in zip(self.input_names, inputs)}
+        return onnx_feeds(self.input_names, inputs)  # by the graph's input names: keyword inputs may come in any order
 
     def run(self, prepared: dict[str, "np.ndarray"]) -> list["np.ndarray"]:
         return self.session.run(self.output_names, prepared)
@@ -163,10 +158,10 @@ class OnnxRuntimeCudaEngine:
         self.static_outputs: list[Any] = []
 
     def prepare(self, inputs: Sequence[Any]) -> tuple[Any, ...]:
-        if len(inputs) != len(self.input_names):
-            raise ValueError(f"the ONNX model takes {len(self.input_names)} inputs ({', '.join(self.input_names)}), "
-                             f"{len(inputs)} were given")
-        prepared = tuple(t.detach().to(self.device).contiguous() for t in inputs)
+        from ..inputs import as_model_inputs
+
+        ordered = as_model_inputs(inputs).ordered_for(self.input_names)  # in the graph's input order
+        prepared = tuple(t.detach().to(self.device).contiguous() for t in ordered)
         if self.binding is None:
             self._bind(prepared)
         return prepared
@@ -278,5 +273,9 @@ def create_session(path: Path, providers: list[str], options_per_provider: Optio
     options = onnxruntime.SessionOptions()
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # errors only: the verdict carries what matters
+    if not any(provider.startswith(("CUDA", "Tensorrt")) for provider in providers):
+        from ..cpu_threads import configure_session
+
+        configure_session(options)  # the check's CPU thread count, no spinning pool threads
     return onnxruntime.InferenceSession(str(path), sess_options=options, providers=providers,
                                         provider_options=options_per_provider)

@@ -111,7 +111,7 @@ def build_engine_entry(plan: BuildPlan, request: BuildRequest, onnx_path: Path, 
 
     artifacts = request.artifacts
     names = artifacts.onnx_input_names() or []
-    shapes = {name: tuple(t.shape) for name, t in zip(names, artifacts.model.inputs)}
+    shapes = {name: tuple(t.shape) for name, t in zip(names, artifacts.model.inputs.ordered_for(names))}
     profiles = profile_shapes(shapes, dynamic_batch=artifacts.model.dynamic_batch)
     target = device_target(request.device)
     shared_timing = timing_cache_path(artifacts.cache, version, target)
@@ -200,11 +200,11 @@ class TensorRTEngine:
         return getattr(torch, torch_dtype_name(self.engine.get_tensor_dtype(name)))
 
     def prepare(self, inputs: Sequence[Any]) -> tuple[Any, ...]:
-        if len(inputs) != len(self.input_names):
-            raise ValueError(f"the engine takes {len(self.input_names)} inputs ({', '.join(self.input_names)}), "
-                             f"{len(inputs)} were given")
+        from ..inputs import as_model_inputs
+
+        ordered = as_model_inputs(inputs).ordered_for(self.input_names)  # by name: keyword inputs in any order
         return tuple(t.detach().to(device=self.device, dtype=self._dtype(name)).contiguous()
-                     for name, t in zip(self.input_names, inputs))
+                     for name, t in zip(self.input_names, ordered))
 
     def run(self, prepared: tuple[Any, ...]) -> list[Any]:
         import torch

@@ -104,14 +104,22 @@ def calibration_feeds(batches: Sequence[Sequence[Any]], input_names: Sequence[st
     Polygraphy's ``Calibrator`` takes any iterable of such dicts and checks them against the
     network's inputs; here a batch with the wrong number of tensors is refused with its index.
     """
+    from ..inputs import ModelInputs
     from ..model import to_numpy
 
     feeds = []
     for index, batch in enumerate(batches):
-        if len(batch) != len(input_names):
+        if isinstance(batch, ModelInputs):  # named: matched to the network's inputs by name
+            try:
+                tensors = batch.ordered_for(input_names)
+            except ValueError as err:
+                raise ValueError(f"calibration batch {index}: {err}") from None
+        elif len(batch) != len(input_names):
             raise ValueError(f"calibration batch {index} has {len(batch)} tensor(s); the model takes "
                              f"{len(input_names)} ({', '.join(input_names)})")
-        feeds.append({name: to_numpy(tensor) for name, tensor in zip(input_names, batch)})
+        else:
+            tensors = list(batch)
+        feeds.append({name: to_numpy(tensor) for name, tensor in zip(input_names, tensors)})
     if not feeds:
         raise ValueError("INT8 calibration needs at least one batch")
     return feeds

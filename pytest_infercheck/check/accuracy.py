@@ -23,15 +23,15 @@ if TYPE_CHECKING:
 def tolerances(precision: str, settings: Any, output_names: list[str]) -> tuple[Tolerance, dict[str, Tolerance]]:
     """The precision's default with the settings' overrides, and the per-output ones by full output name."""
     from ..compare import tolerance_for
-    from ..output_names import resolve, unknown_names
+    from ..outputs import OutputNameError, resolve_output_name
 
     base = tolerance_for(precision, **{key: getattr(settings, key) for key in TOLERANCE_KEYS})
-    unknown = unknown_names(list(settings.tolerances), output_names)
-    if unknown:
-        raise StageFailure(Stage.ACCURACY, f"tolerances name output(s) {', '.join(map(repr, unknown))} that the "
-                           f"model does not return; its outputs: {', '.join(output_names)}")
-    per_output = {resolve(name, output_names): tolerance_for(precision, **{**asdict_tolerance(base), **fields})
-                  for name, fields in settings.tolerances.items()}
+    try:  # short names (logits) and full ones (output['logits']) alike
+        named = {resolve_output_name(name, output_names): fields for name, fields in settings.tolerances.items()}
+    except OutputNameError as err:
+        raise StageFailure(Stage.ACCURACY, f"tolerances: {err}") from None
+    per_output = {name: tolerance_for(precision, **{**asdict_tolerance(base), **fields})
+                  for name, fields in named.items()}
     return base, per_output
 
 
@@ -59,7 +59,11 @@ def check_doubled_batch(engine: "Engine", mut: "ModelUnderTest", device: str, tf
                         per_output: Mapping[str, Tolerance]) -> tuple[DynamicBatchCheck, list[Failure]]:
     """A dynamic batch axis must really be dynamic: run at twice the batch and compare again."""
     doubled = mut.doubled()
-    reference = reference_outputs(doubled, device, tf32)
+    try:
+        reference = reference_outputs(doubled, device, tf32)
+    except StageFailure as failure:  # the eager model itself cannot take the doubled batch
+        return DynamicBatchCheck(doubled.batch_size, False), [Failure(
+            Stage.DYNAMIC_BATCH, f"the eager model fails at batch {doubled.batch_size}: {failure}")]
     try:
         outputs = engine.to_numpy(engine.run(engine.prepare(doubled.inputs)))
     except Exception as exc:

@@ -9,7 +9,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Optional
 
-from ..results import CalibrationInfo
+from ..results import CalibrationInfo, ExportInfo
 from ..spec import Stage
 from .failure import StageFailure, StageSkip, indent, short
 
@@ -68,13 +68,15 @@ def build_request(spec: "EngineSpec", artifacts: "ModelArtifacts", device: str, 
     if spec.precision == "int8":
         from ..calibration import calibration_batches, value_range
 
+        model = artifacts.model
         try:
-            request.calibration, request.calibration_generated = calibration_batches(calibration,
-                                                                                    artifacts.model.inputs)
+            chosen = calibration_batches(calibration, model.inputs, model.module)
         except ValueError as err:
             raise StageFailure(Stage.CALIBRATION, str(err)) from None
+        request.calibration, request.calibration_generated = chosen.batches, chosen.generated
+        attempt.notes.extend(chosen.notes)
         attempt.calibration = CalibrationInfo(len(request.calibration), request.calibration_generated,
-                                              value_range(request.calibration), value_range([artifacts.model.inputs]))
+                                              value_range(request.calibration), value_range([model.inputs]))
     return request
 
 
@@ -107,7 +109,22 @@ def build_engine(backend: "Backend", request: "BuildRequest", *, deadline: Deadl
     finally:
         attempt.seconds = time.perf_counter() - start
         attempt.cache = dict(request.artifacts.cache_states)
-        attempt.notes = list(request.notes)
+        attempt.notes += request.notes
+
+
+def export_info(artifacts: "ModelArtifacts", notes: list[str]) -> Optional[ExportInfo]:
+    """Which exporter made the ONNX model (None when none was made), with a note on a fallback and on
+    every value a trace froze."""
+    info = artifacts.export_info
+    if not info:
+        return None
+    if info.get("fallback_reason"):
+        first = str(info["fallback_reason"]).splitlines()
+        notes.append(f"exported with {info['exporter']}: the dynamo exporter failed "
+                     f"({'; '.join(line.strip() for line in first[:2])})")
+    notes.extend(f"the trace froze a value {frozen}: the ONNX model is checked on inputs like the example's"
+                 for frozen in info.get("frozen_values") or [])
+    return ExportInfo(str(info["exporter"]), info.get("fallback_reason"), list(info.get("frozen_values") or []))
 
 
 def first_run(engine: "Engine", spec: "EngineSpec", inputs: Any) -> tuple[Any, list[Any]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, Callable, ContextManager, Optional
 
@@ -21,6 +22,7 @@ class CheckContext:
     run: Any  # session.RunState: backends, reference memos, failed exports
     record: Callable[[CheckResult], None]
     timing_lock: Callable[[str], ContextManager[Any]]  # one timed loop at a time per device (session.py)
+    build_lock: Callable[[], ContextManager[Any]] = nullcontext  # builds overlap each other, not a CPU timing
     progress: Any = None  # a progress.ProgressReporter: long builds print "building ..." lines through it
     # Called with (engine, prepared inputs) after timing, before the engine closes: lets a benchmark
     # time the very engine the check timed with another tool.

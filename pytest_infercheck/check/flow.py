@@ -32,10 +32,20 @@ class CheckInputs:
 
 
 def run_check(context: "CheckContext", settings: Any, given: CheckInputs, result: CheckResult) -> None:
+    """The stages in order, on the CPU with the run's thread count (the reference and every engine alike)."""
+    from ..cpu_threads import cpu_threads, resolve_threads
+
+    device = result.device = resolve_device(settings.device)
+    result.model_name = type(given.model).__name__  # in the failure's header even when the inputs are refused
+    result.cpu_threads = resolve_threads(settings.threads) if device == "cpu" else None
+    with cpu_threads(result.cpu_threads):
+        run_stages(context, settings, given, result)
+
+
+def run_stages(context: "CheckContext", settings: Any, given: CheckInputs, result: CheckResult) -> None:
     from ..backends import descriptor_of
 
-    spec, run = context.spec, context.run
-    device = result.device = resolve_device(settings.device)
+    spec, run, device = context.spec, context.run, result.device
     descriptor, backend = descriptor_of(spec.backend), run.backend(spec.backend)
     mut = reference.model_under_test(given.model, given.example_inputs, dynamic_batch=settings.dynamic_batch)
     result.model_name, result.model_hash = mut.name, mut.hash
@@ -44,7 +54,7 @@ def run_check(context: "CheckContext", settings: Any, given: CheckInputs, result
     if why_not:
         result.audit, predicted = prebuild.predicted_gaps(artifacts, descriptor, device, settings)
         raise StageSkip(Stage.AVAILABILITY, why_not + predicted)
-    expected = run.references.get_or((mut.hash, device, settings.tf32),
+    expected = run.references.get_or((mut.hash, device, settings.tf32, result.cpu_threads),
                                      lambda: reference.reference_outputs(mut, device, settings.tf32))
     reference.judge_reference(expected, spec.precision, settings.allow_degenerate)
     result.reference = reference.describe_reference(device, settings.tf32)
@@ -56,14 +66,7 @@ def run_check(context: "CheckContext", settings: Any, given: CheckInputs, result
     # Engines build and run under the reference's TF32 setting: an FP32 engine is then true FP32.
     with reference.tf32_setting(device, settings.tf32):
         memory = latency.device_memory_tracker(device)
-        attempt = build.Attempt()
-        try:
-            request = build.build_request(spec, artifacts, device, settings, given.calibration, attempt)
-            engine = build.build_engine(backend, request, deadline=deadline, progress=context.progress,
-                                        attempt=attempt)
-        finally:
-            result.build_seconds, result.cache, result.calibration = attempt.seconds, attempt.cache, attempt.calibration
-            result.warnings.extend(attempt.notes)
+        engine, request = build_stage(context, backend, artifacts, deadline, settings, given, result)
         if memory is not None:
             memory.mark_build()
         try:
@@ -76,10 +79,26 @@ def run_check(context: "CheckContext", settings: Any, given: CheckInputs, result
         finally:
             engine.close()
     result.reference_latency = run.reference_latencies.get_or(
-        (mut.hash, device, settings.tf32),
+        (mut.hash, device, settings.tf32, result.cpu_threads),
         lambda: latency.reference_latency(run.backend("eager"), artifacts, device, settings, context.timing_lock))
     judge_against_baseline(context, settings, result)
     verdict.decide(result)
+
+
+def build_stage(context: "CheckContext", backend: Any, artifacts: Any, deadline: Any, settings: Any,
+                given: CheckInputs, result: CheckResult) -> tuple[Any, Any]:
+    """Stages CALIBRATION and BUILD; the build's figures are recorded whether or not it succeeds."""
+    attempt = build.Attempt()
+    try:
+        request = build.build_request(context.spec, artifacts, result.device, settings, given.calibration, attempt)
+        with context.build_lock():  # builds of several workers overlap, never a CPU timing
+            engine = build.build_engine(backend, request, deadline=deadline, progress=context.progress,
+                                        attempt=attempt)
+    finally:
+        result.build_seconds, result.cache, result.calibration = attempt.seconds, attempt.cache, attempt.calibration
+        result.warnings.extend(attempt.notes)
+        result.export = build.export_info(artifacts, result.warnings)
+    return engine, request
 
 
 def time_engine(context: "CheckContext", backend: Any, engine: Any, request: Any, prepared: Any, mut: Any,

@@ -40,13 +40,16 @@ def model_under_test(model: Any, example_inputs: Any, *, dynamic_batch: bool) ->
 
 def reference_outputs(mut: "ModelUnderTest", device: str, tf32: bool) -> Reference:
     """The eager FP32 outputs on ``device``; the eager model failing is the item's failure."""
-    from ..model import to_numpy
+    from ..model import ModelCopyError, to_numpy
+    from ..outputs import OutputError
 
     try:
         with tf32_setting(device, tf32):
             return [(name, to_numpy(tensor)) for name, tensor in mut.reference_outputs(device)]
-    except TypeError as err:  # an output that is no tensor: the model's own type, named
-        raise StageFailure(Stage.REFERENCE, str(err)) from None
+    except OutputError as err:  # no tensor at all, a cache object: named with its type
+        raise StageFailure(Stage.OUTPUTS, str(err)) from None
+    except ModelCopyError as err:
+        raise StageFailure(Stage.MODEL, str(err)) from None
     except Exception as exc:
         raise StageFailure(Stage.REFERENCE, f"the eager model itself failed: {short(exc)}",
                            traceback.format_exc()) from None
@@ -54,10 +57,13 @@ def reference_outputs(mut: "ModelUnderTest", device: str, tf32: bool) -> Referen
 
 def judge_reference(reference: Reference, precision: str, exempt: Sequence[str] = ()) -> None:
     """Fail when an output cannot tell a right engine from a wrong one (see the module doc)."""
-    from ..output_names import resolve
+    from ..outputs import OutputNameError, resolve_output_name
 
     names = [name for name, _ in reference]
-    exempted = {resolve(name, names) for name in exempt if _fits(name, names)}
+    try:
+        exempted = {resolve_output_name(name, names) for name in exempt}
+    except OutputNameError as err:
+        raise StageFailure(Stage.REFERENCE, f"allow_degenerate: {err}") from None
     problems = [f"{name} {problem}" for name, values in reference if name not in exempted
                 for problem in [degenerate_reason(values, precision)] if problem]
     if not reference:
@@ -92,12 +98,6 @@ def degenerate_reason(values: "np.ndarray", precision: str) -> Optional[str]:
         return (f"spans [{low:.3g}, {high:.3g}], below the smallest normal {precision.upper()} value "
                 f"({_SMALLEST_NORMAL[precision]:.3g}): the engine's output underflows to zero")
     return None
-
-
-def _fits(name: str, names: Sequence[str]) -> bool:
-    from ..output_names import unknown_names
-
-    return not unknown_names([name], names)
 
 
 @contextmanager

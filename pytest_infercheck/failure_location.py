@@ -1,0 +1,102 @@
+"""Where a trace or export failure happened in the user's code, and torch's decisive line about it.
+
+torch's exporters fail deep inside torch; what the user needs is the line of their forward that
+caused it (``if y.sum() > 0:``) and the one sentence of torch's message that says what went wrong
+(the shape conflict, the data-dependent guard), not the boilerplate around them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import traceback
+from dataclasses import dataclass
+from typing import Iterator, Optional
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# torch's own pointer at the user's line: "The following call raised this error:\n  File "...", line 7, in forward\n    code"
+_FILE_LINE = re.compile(r'File "([^"]+)", line (\d+), in (\S+)\n[ \t]+(\S[^\n]*)')
+# The sentences that decide, most specific first.
+_DECISIVE = (
+    re.compile(r"[^\n]*inferred a static shape[^\n]*"),
+    re.compile(r"[^\n]*Constraints violated[^\n]*(?:\n[^\n]*){0,2}"),
+    re.compile(r"[^\n]*Could not (?:guard on|extract specialized integer from) data-dependent expression[^\n]*"),
+    re.compile(r"[^\n]*(?:data-dependent|data dependent)[^\n]*"),
+    re.compile(r"[^\n]*Cannot view a tensor[^\n]*"),
+    re.compile(r"[^\n]*(?:Unsupported|not supported)[^\n]*"),
+)
+_CLASS_PREFIX = re.compile(r"^<class '[^']+'>: ")
+MAX_DECISIVE_CHARS = 400  # a symbolic expression can run to hundreds of characters
+
+
+@dataclass(frozen=True)
+class UserFrame:
+    filename: str
+    lineno: int
+    function: str
+    source: str
+
+    def describe(self) -> str:
+        code = f": {self.source.strip()}" if self.source.strip() else ""
+        return f"at {self.filename}:{self.lineno} in {self.function}{code}"
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    current: Optional[BaseException] = exc
+    while current is not None and id(current) not in seen and len(seen) < 16:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _text(exc: BaseException) -> str:
+    return _ANSI.sub("", str(exc))
+
+
+# Packages whose frames are never the user's code, even when a model lives in site-packages (transformers).
+_TOOLING = ("torch", "onnx", "onnxscript", "onnxruntime", "numpy", "_pytest", "pluggy", "pytest_infercheck",
+            "functorch", "sympy")
+
+
+def is_library(filename: str, strict: bool) -> bool:
+    """The tooling always; site-packages too when ``strict`` (a model in transformers is still a model)."""
+    if filename.startswith("<"):
+        return True
+    parts = os.path.abspath(filename).split(os.sep)
+    for index, part in enumerate(parts[:-1]):
+        if part in ("site-packages", "dist-packages"):
+            return strict or parts[index + 1] in _TOOLING
+    import torch  # a source checkout of torch lives outside site-packages
+
+    roots = tuple(os.path.dirname(os.path.abspath(f)) + os.sep for f in (__file__, torch.__file__))
+    return os.path.abspath(filename).startswith(roots)
+
+
+def user_frame(exc: BaseException) -> Optional[UserFrame]:
+    """The frame in the user's code: the one torch's message names, else the innermost traceback frame
+    outside torch, site-packages and this plugin (else outside torch and this plugin)."""
+    for error in _chain(exc):
+        for filename, lineno, function, source in _FILE_LINE.findall(_text(error)):
+            if not is_library(filename, strict=False):
+                return UserFrame(filename, int(lineno), function, source)
+    frames = [frame for error in _chain(exc) for frame in traceback.extract_tb(error.__traceback__)]
+    for strict in (True, False):
+        inside = [f for f in frames if not is_library(f.filename, strict)]
+        if inside:
+            frame = inside[-1]
+            return UserFrame(frame.filename, frame.lineno or 0, frame.name, frame.line or "")
+    return None
+
+
+def decisive_line(exc: BaseException) -> Optional[str]:
+    """The sentence of torch's message that says what went wrong, trimmed; None when none stands out."""
+    texts = [_text(error) for error in _chain(exc)]
+    for pattern in _DECISIVE:
+        for text in texts:
+            match = pattern.search(text)
+            if match:
+                line = " ".join(part.strip(" -") for part in match.group(0).splitlines() if part.strip())
+                line = _CLASS_PREFIX.sub("", line)  # torch's "<class '...'>: " summary form of the same line
+                return line if len(line) <= MAX_DECISIVE_CHARS else line[: MAX_DECISIVE_CHARS - 3] + "..."
+    return None

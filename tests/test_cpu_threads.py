@@ -1,0 +1,84 @@
+"""CPU thread counts and the timing locks: the parts of "CPU timing that holds on a busy runner"
+that can be checked without timing anything."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from pytest_infercheck.cpu_threads import (ThreadsError, active_threads, configure_session, cpu_threads,
+                                           parse_threads, resolve_threads, usable_cores)
+from pytest_infercheck.locks import cpu_work_lock, device_key, lock_dir, timing_lock
+from pytest_infercheck.options import OptionError, parse_value
+
+
+@pytest.mark.parametrize("cores, workers, expected", [(2, 1, 1), (4, 1, 3), (16, 1, 15), (4, 2, 1), (2, 2, 1),
+                                                      (1, 1, 1), (64, 8, 7)])
+def test_auto_leaves_a_core_per_worker_share_and_never_goes_below_one(cores: int, workers: int, expected: int) -> None:
+    assert resolve_threads("auto", cores=cores, workers=workers) == expected
+    assert resolve_threads(3, cores=cores, workers=workers) == 3
+
+
+def test_usable_cores_counts_at_least_one() -> None:
+    assert 1 <= usable_cores() <= (torch.get_num_threads() + 64)
+
+
+@pytest.mark.parametrize("bad", ["0", "-1", "two", "1.5", "nan"])
+def test_bad_thread_counts_are_usage_errors_naming_the_option(bad: str) -> None:
+    with pytest.raises(ThreadsError):
+        parse_threads(bad)
+    with pytest.raises(OptionError, match=r"--infer-threads threads: .*positive integer or 'auto'"):
+        parse_value("threads", bad, "--infer-threads")
+    assert parse_value("threads", "AUTO", "ini") == "auto" and parse_value("threads", "2", "ini") == 2
+
+
+def test_cpu_threads_sets_and_restores_torch_and_the_active_count() -> None:
+    before = torch.get_num_threads()
+    with cpu_threads(1):
+        assert torch.get_num_threads() == 1 and active_threads() == 1
+    assert torch.get_num_threads() == before and active_threads() is None
+
+
+def test_sessions_made_inside_a_check_get_its_thread_count_and_no_spinning() -> None:
+    onnxruntime = pytest.importorskip("onnxruntime")
+    with cpu_threads(1):
+        options = configure_session(onnxruntime.SessionOptions())
+    assert options.intra_op_num_threads == 1 and options.inter_op_num_threads == 1
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    untouched = configure_session(onnxruntime.SessionOptions())
+    assert untouched.intra_op_num_threads == 0  # outside a check: ONNX Runtime's default
+
+
+def test_lock_files_are_private_and_keyed_by_device() -> None:
+    assert lock_dir().stat().st_mode & 0o077 == 0
+    assert device_key("cpu") == "cpu" and device_key("cuda:1").startswith("gpu-") and device_key("cuda:1").endswith("-1")
+
+
+def test_a_cpu_timing_excludes_cpu_work_in_other_processes() -> None:
+    waiter = "from pytest_infercheck.locks import cpu_work_lock\nwith cpu_work_lock(): print('built', flush=True)"
+    with timing_lock("cpu"):
+        child = subprocess.Popen([sys.executable, "-c", waiter], stdout=subprocess.PIPE, text=True,
+                                 env=_env())
+        time.sleep(1.0)
+        assert child.poll() is None, "a build ran while another process was timing on the CPU"
+    out, _ = child.communicate(timeout=60)
+    assert out.strip() == "built"
+
+
+def test_cpu_work_of_several_processes_overlaps() -> None:
+    builder = "from pytest_infercheck.locks import cpu_work_lock\nwith cpu_work_lock(): print('built', flush=True)"
+    with cpu_work_lock():
+        out = subprocess.run([sys.executable, "-c", builder], capture_output=True, text=True, timeout=60, env=_env())
+    assert out.stdout.strip() == "built"
+
+
+def _env() -> dict[str, str]:
+    import os
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[1])
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}

@@ -1,0 +1,134 @@
+"""Example inputs in every accepted form, outputs of every shape, and the names that designate them."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fixtures.repo_models import (CountingModel, EncoderOutput, KeywordOnlyEncoder, ReturnsText, TokenClassifier,
+                                  token_inputs)
+from pytest_infercheck.calibration import calibration_batches
+from pytest_infercheck.inputs import InputsError, ModelInputs, onnx_feeds
+from pytest_infercheck.model import ModelUnderTest
+from pytest_infercheck.outputs import (OutputError, OutputNameError, flatten_outputs, resolve_output_name,
+                                       short_name)
+
+
+def test_every_accepted_form_calls_the_forward_the_same_way() -> None:
+    model = TokenClassifier().eval()
+    ids, mask = token_inputs()["input_ids"], token_inputs()["attention_mask"]
+    expected = model(ids, mask)["logits"]
+    for form in [(ids, mask), [ids, mask], {"attention_mask": mask, "input_ids": ids}, ((ids,), {"attention_mask": mask})]:
+        inputs = ModelInputs.from_example(form, model)
+        torch.testing.assert_close(inputs.call(model)["logits"], expected)
+        assert set(inputs.names) == {"input_ids", "attention_mask"}
+        assert inputs.batch_size == 2
+
+
+def test_keyword_only_forward_and_its_names() -> None:
+    inputs = ModelInputs.from_example({"input_features": torch.randn(2, 8, 5)}, KeywordOnlyEncoder())
+    assert inputs.args == () and inputs.names == ("input_features",)
+    with pytest.raises(InputsError, match=r"do not fit KeywordOnlyEncoder.forward\(\*, input_features"):
+        ModelInputs.from_example(torch.randn(2, 8, 5), KeywordOnlyEncoder())
+
+
+@pytest.mark.parametrize("bad, words", [
+    ("text", "the example inputs are a str"),
+    ((torch.ones(2), "mask"), "example input 1 is a str"),
+    ({"input_ids": torch.ones(2), "flag": True}, "example input 'flag' is a bool"),
+    ({1: torch.ones(2)}, "non-string key"),
+])
+def test_bad_inputs_name_the_input_and_the_accepted_forms(bad: object, words: str) -> None:
+    with pytest.raises(InputsError, match=words) as info:
+        ModelInputs.from_example(bad)
+    assert isinstance(info.value, TypeError)
+
+
+def test_cast_keeps_integer_inputs_and_doubled_keeps_the_layout() -> None:
+    inputs = ModelInputs.from_example({"input_ids": torch.ones(2, 3, dtype=torch.long), "scale": torch.ones(2)})
+    cast = inputs.cast(dtype=torch.float16, device="cpu")
+    assert cast.kwargs["input_ids"].dtype == torch.long and cast.kwargs["scale"].dtype == torch.float16
+    doubled = inputs.doubled()
+    assert doubled.batch_size == 4 and doubled.keyword_names == ("input_ids", "scale")
+
+
+def test_onnx_feeds_match_by_name_whatever_the_order() -> None:
+    inputs = ModelInputs.from_example({"b": torch.zeros(1), "a": torch.ones(1)})
+    feeds = onnx_feeds(["a", "b"], inputs)
+    assert list(feeds) == ["a", "b"] and feeds["a"][0] == 1 and feeds["b"][0] == 0
+    with pytest.raises(ValueError, match=r"takes 3 input\(s\) \(a, b, c\)"):
+        onnx_feeds(["a", "b", "c"], inputs)
+
+
+def test_outputs_flatten_with_full_and_short_names() -> None:
+    nested = {"logits": torch.ones(1), "hidden_states": (torch.ones(1), None, torch.ones(1)), "loss": None}
+    names = [name for name, _ in flatten_outputs(nested)]
+    assert names == ["output['logits']", "output['hidden_states'][0]", "output['hidden_states'][2]"]
+    assert [short_name(n) for n in names] == ["logits", "hidden_states.0", "hidden_states.2"]
+    assert [n for n, _ in flatten_outputs(EncoderOutput(torch.ones(1)))] == ["output['last_hidden_state']"]
+    assert flatten_outputs(torch.ones(1))[0][0] == "output"
+
+
+def test_resolve_output_name_accepts_both_forms_and_names_the_outputs_otherwise() -> None:
+    names = ["output['logits']", "output['hidden_states'][0]"]
+    assert resolve_output_name("logits", names) == "output['logits']"
+    assert resolve_output_name("output['logits']", names) == "output['logits']"
+    assert resolve_output_name("hidden_states.0", names) == "output['hidden_states'][0]"
+    with pytest.raises(OutputNameError, match=r"'scores' names no output.*output\['logits'\] \(logits\)"):
+        resolve_output_name("scores", names)
+
+
+@pytest.mark.parametrize("value, words", [(None, "returned None"), ("label", "returned a str"),
+                                          ((1, 2.0), "returned a tuple")])
+def test_an_output_without_tensors_is_an_error_naming_its_type(value: object, words: str) -> None:
+    with pytest.raises(OutputError, match=words):
+        flatten_outputs(value)
+    assert issubclass(OutputError, TypeError)
+
+
+def test_a_transformers_cache_in_the_output_names_the_fix() -> None:
+    transformers = pytest.importorskip("transformers")
+    with pytest.raises(OutputError, match=r"DynamicCache at output\['past_key_values'\].*use_cache=False"):
+        flatten_outputs({"last_hidden_state": torch.ones(1), "past_key_values": transformers.DynamicCache()})
+
+
+def test_reference_runs_on_a_copy_so_the_model_is_never_changed() -> None:
+    model = CountingModel()
+    mut = ModelUnderTest.create(model, torch.randn(2, 8))
+    mut.reference_outputs("cpu")
+    mut.reference_outputs("cpu")
+    assert model.python_calls == 0 and float(model.calls) == 0 and model.training
+
+
+def test_model_under_test_rejects_text_output_at_the_reference() -> None:
+    with pytest.raises(OutputError, match="returned a str"):
+        ModelUnderTest.create(ReturnsText(), torch.randn(2, 8)).reference_outputs("cpu")
+
+
+def test_dict_calibration_batches_ignore_keys_the_forward_does_not_take() -> None:
+    model = TokenClassifier()
+    example = ModelInputs.from_example(token_inputs(), model)
+    batches = [{**token_inputs(), "labels": torch.zeros(2)}, token_inputs()]
+    calib = calibration_batches(batches, example, model)
+    assert not calib.generated and len(calib.batches) == 2
+    assert calib.batches[0].names == example.names
+    assert calib.notes and "'labels' ignored (the forward does not take them)" in calib.notes[0]
+    with pytest.raises(ValueError, match=r"calibration batch 0 has no 'attention_mask'"):
+        calibration_batches([{"input_ids": torch.ones(2, 6, dtype=torch.long)}], example, model)
+
+
+def test_generated_calibration_keeps_integer_inputs_integer() -> None:
+    example = ModelInputs.from_example(token_inputs(), TokenClassifier())
+    calib = calibration_batches(None, example)
+    assert calib.generated and all(b.kwargs["input_ids"].dtype == torch.long for b in calib.batches)
+
+
+def test_a_model_that_cannot_be_copied_says_so() -> None:
+    import threading
+
+    from pytest_infercheck.model import ModelCopyError, model_copy
+
+    model = torch.nn.Linear(2, 2)
+    model.lock = threading.Lock()
+    with pytest.raises(ModelCopyError, match=r"deep copy of Linear .*copy.deepcopy failed: TypeError"):
+        model_copy(model, dtype=None, device="cpu")

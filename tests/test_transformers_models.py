@@ -1,0 +1,62 @@
+"""Hugging Face models as a model repository has them, no wrapper code: dict inputs with an attention
+mask, ModelOutput outputs named by their fields, a keyword-only-style audio encoder, the T5 encoder
+through the exporter fallback, and GPT-2's cache output refused with the fix.  Tiny random-weight
+models from configs (fixtures/hf_models.py): nothing is downloaded."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("transformers")
+
+
+def test_text_and_audio_models_run_without_wrappers(run_plugin, tmp_path: Path) -> None:
+    source = '''
+import pytest
+from fixtures import hf_models as hf
+
+@pytest.mark.infercheck(backends=["eager", "onnxruntime"], precisions=["fp32"], dynamic_batch=True)
+@pytest.mark.parametrize("name", ["bert", "distilbert", "gpt2"])
+def test_text(infercheck, name):
+    infercheck(getattr(hf, name)(), hf.text_inputs(), tolerances={"last_hidden_state": {"atol": 1e-4}})
+
+@pytest.mark.infercheck(backends=["onnxruntime"], precisions=["fp32"], dynamic_batch=True)
+def test_whisper_encoder(infercheck):
+    infercheck(hf.whisper_encoder(), hf.audio_inputs())
+
+@pytest.mark.infercheck(backends=["onnxruntime"], precisions=["fp32"])
+def test_t5_encoder(infercheck):
+    infercheck(hf.t5_encoder(), hf.text_inputs())
+'''
+    report = tmp_path / "report.json"
+    result = run_plugin(source, f"--infer-report={report}")
+    result.assert_outcomes(passed=8)
+    results = {r["nodeid"].split("::")[1]: r for r in json.loads(report.read_text())["results"]}
+    t5 = results["test_t5_encoder[onnxruntime-fp32]"]
+    assert t5["export"]["exporter"] == "torch.onnx.export (TorchScript-based)"
+    assert "Cannot view a tensor" in t5["export"]["fallback_reason"]
+    assert any("the dynamo exporter failed" in note for note in t5["warnings"])
+    bert = results["test_text[onnxruntime-fp32-bert]"]
+    assert bert["export"]["exporter"] == "torch.onnx.export (dynamo)"
+    assert {o["name"] for o in bert["accuracy"]["outputs"]} == {"output['last_hidden_state']", "output['pooler_output']"}
+
+
+def test_a_cache_in_the_output_fails_naming_it_and_the_fix(run_plugin) -> None:
+    source = '''
+import pytest
+from fixtures import hf_models as hf
+
+@pytest.mark.infercheck(backends=["onnxruntime"], precisions=["fp32"])
+def test_gpt2_with_cache(infercheck):
+    infercheck(hf.gpt2(use_cache=True), hf.text_inputs())
+'''
+    result = run_plugin(source)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "infercheck onnxruntime-fp32 on cpu (GPT2Model) failed:",
+        "  - outputs: the model returns a transformers.cache_utils.DynamicCache at output['past_key_values']*"
+        "use_cache=False*",
+    ])
