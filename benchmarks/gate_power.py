@@ -38,7 +38,7 @@ from typing import Any, Callable
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pytest_infercheck.baseline import subsample  # noqa: E402  (after the path insert)
+from pytest_infercheck.baseline.store import subsample  # noqa: E402  (after the path insert)
 from pytest_infercheck.options import parse_max_regression  # noqa: E402
 from pytest_infercheck.regression import compare_latency  # noqa: E402
 from pytest_infercheck.timing import CpuTimer, CudaEventTimer, TimingPlan, plan_from_settings  # noqa: E402

@@ -39,7 +39,7 @@ def parse_threads(value: Any) -> Any:
     except ValueError:
         raise ThreadsError(f"{value!r} is not a thread count; use a positive integer or 'auto'") from None
     if not 1 <= count <= 4096:
-        raise ThreadsError(f"{value!r}: use a positive integer (1 to 4096) or 'auto'")
+        raise ThreadsError(f"{value!r}: use a positive integer or 'auto' (at most 4096)")
     return count
 
 

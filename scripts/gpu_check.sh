@@ -114,8 +114,32 @@ ortprobe() {
   timeout "${PROBE_TIMEOUT:-300}" python3 scripts/ort_cuda_probe.py 2>&1 | tee -a "$OUT/ort-probe.log"
 }
 
+# The saved-report gate on a real CUDA report: bless it, then gate the same report (exit 0 expected).
+gatecli() {
+  local dir="$OUT/gatecli"
+  mkdir -p "$dir"
+  {
+    timeout "${GATECLI_TIMEOUT:-240}" python3 -m pytest tests/test_gpu_cudagraphs.py -m gpu -p no:randomly -q \
+      --infer-device=cuda --infer-report="$dir/report.json" >/dev/null 2>&1
+    python3 -m pytest_infercheck baseline update "$dir/report.json" --baseline "$dir/baseline.json"; echo "update exit $?"
+    python3 -m pytest_infercheck gate "$dir/report.json" --baseline "$dir/baseline.json" --markdown "$dir/gate.md"
+    echo "gate exit $?"
+  } 2>&1 | tee "$OUT/gatecli.log" | tail -8
+}
+
+# Latency (issue 13) on the GPU: adaptive warm/cold ratio, the gate's power, max batch and memory.
+latency() {
+  BENCH_TIMEOUT="${BENCH_TIMEOUT:-330}" bench --models resnet50-b1 --sampling adaptive
+  timeout "${GATE_TIMEOUT:-150}" python3 benchmarks/gate_power.py --device cuda --sampling adaptive 2>&1 \
+    | tee "$OUT/gate-power.log" | tail -14
+  timeout "${SEARCH_TIMEOUT:-200}" python3 benchmarks/gpu_search.py --models resnet50,bert 2>&1 \
+    | tee "$OUT/gpu-search.log" | tail -16
+}
+
 install || exit 1
 case "$stage" in
+  gatecli) gatecli ;;
+  latency) latency ;;
   smoke) smoke ;;
   probe) probe "$@" ;;
   ortprobe) ortprobe ;;
