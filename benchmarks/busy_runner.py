@@ -52,7 +52,9 @@ def run_demo(source: Path, cache: Path, report: Path) -> dict[str, Any]:
     done = subprocess.run(command, cwd=source, capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(source)})
     results = json.loads(report.read_text())["results"] if report.exists() else []
-    return {"exit": done.returncode, "seconds": time.perf_counter() - started, "results": results}
+    # The 1-minute load average at the end: what else ran besides the burners (a shared machine).
+    return {"exit": done.returncode, "seconds": time.perf_counter() - started, "results": results,
+            "load_1min": os.getloadavg()[0]}
 
 
 def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -109,7 +111,8 @@ def main() -> int:
                 for label, source in sources.items():
                     run = run_demo(source, work / f"cache-{label}", work / f"{label}-{index}.json")
                     runs[label].append(run)
-                    print(f"run {index + 1}/{args.runs} {label}: exit {run['exit']} in {run['seconds']:.0f} s", flush=True)
+                    print(f"run {index + 1}/{args.runs} {label}: exit {run['exit']} in {run['seconds']:.0f} s, "
+                          f"load {run['load_1min']:.1f}", flush=True)
                     if args.json:  # after every run: a long benchmark cut short keeps what it measured
                         args.json.write_text(json.dumps({"runs": runs}))
         finally:

@@ -148,28 +148,25 @@ class OnnxExport:
     frozen_values: tuple[str, ...] = ()  # TORCHSCRIPT only: where the trace froze a value (libraries' code)
 
 
-class FlatOutputs(torch.nn.Module):
-    """``module`` with its outputs as a flat tuple of tensors, and its forward's own signature.
+def with_flat_outputs(module: torch.nn.Module) -> torch.nn.Module:
+    """``module`` (a copy the plugin owns) returning a flat tuple of tensors, under its forward's signature.
 
     The exporters then never meet a dataclass, a ModelOutput or a dict they cannot return (a plain
     dataclass is unknown to torch's pytree); the graph's outputs come in the order the reference
-    flattens them.  The signature (through ``functools.wraps``) keeps the graph's input names.
+    flattens them.  The forward is replaced on the instance rather than wrapped in another module,
+    so parameter names and module paths (which the audit reports) stay the model's own, and
+    ``functools.wraps`` keeps the signature, hence the graph's input names.
     """
+    import functools
 
-    CHILD = "module"  # the attribute holding the user's model: its name scope, removed after export
+    forward = module.forward
 
-    def __init__(self, module: torch.nn.Module) -> None:
-        import functools
+    @functools.wraps(forward)
+    def flat_forward(*args: Any, **kwargs: Any) -> tuple[Any, ...]:
+        return tuple(tensor for _, tensor in flatten_outputs(forward(*args, **kwargs)))
 
-        super().__init__()
-        self.module = module
-        self.train(module.training)
-
-        @functools.wraps(module.forward)
-        def forward(*args: Any, **kwargs: Any) -> tuple[Any, ...]:
-            return tuple(tensor for _, tensor in flatten_outputs(self.module(*args, **kwargs)))
-
-        self.forward = forward  # type: ignore[method-assign]
+    module.forward = flat_forward  # type: ignore[method-assign]
+    return module
 
 
 def dynamic_shapes_for(module: torch.nn.Module, inputs: ModelInputs, dynamic_batch: bool) -> Any:
@@ -202,11 +199,11 @@ def dynamic_shapes_for(module: torch.nn.Module, inputs: ModelInputs, dynamic_bat
 def export_program(module: torch.nn.Module, inputs: Any, *, dynamic_batch: bool,
                    device: str = "cpu") -> "torch.export.ExportedProgram":
     """torch.export of an eval-mode copy on ``device``."""
-    module = model_copy(module, dtype=None, device=device)
+    module = with_flat_outputs(model_copy(module, dtype=None, device=device))
     inputs = as_model_inputs(inputs).cast(dtype=None, device=device)
     try:
         with quiet_exporter():
-            return torch.export.export(FlatOutputs(module), inputs.args, kwargs=inputs.kwargs or None,
+            return torch.export.export(module, inputs.args, kwargs=inputs.kwargs or None,
                                        dynamic_shapes=dynamic_shapes_for(module, inputs, dynamic_batch))
     except Exception as exc:  # the exporter raises many types; all mean "cannot export"
         raise ExportError("torch.export", short_reason(exc), traceback.format_exc()) from exc
@@ -225,13 +222,12 @@ def export_model_onnx(module: torch.nn.Module, inputs: Any, *, dynamic_batch: bo
     the TorchScript-based exporter, which torch still ships (deprecated).  When both fail, the
     ExportError names the dynamo exporter and carries both reasons.
     """
-    module = model_copy(module, dtype=None, device="cpu")
+    module = with_flat_outputs(model_copy(module, dtype=None, device="cpu"))
     inputs = as_model_inputs(inputs).cast(dtype=None, device="cpu")
     extra: dict[str, Any] = {"opset_version": opset} if opset is not None else {}
     try:
-        proto = _to_onnx(FlatOutputs(module), inputs.args, kwargs=inputs.kwargs or None,
-                         dynamic_shapes=dynamic_shapes_for(module, inputs, dynamic_batch), **extra)
-        return OnnxExport(without_wrapper_scope(proto), DYNAMO)
+        return OnnxExport(_to_onnx(module, inputs.args, kwargs=inputs.kwargs or None,
+                                   dynamic_shapes=dynamic_shapes_for(module, inputs, dynamic_batch), **extra), DYNAMO)
     except ExportError as first:
         from .export_torchscript import torchscript_available, torchscript_export
 
@@ -245,38 +241,6 @@ def export_model_onnx(module: torch.nn.Module, inputs: Any, *, dynamic_batch: bo
         return OnnxExport(traced.proto, TORCHSCRIPT, first.reason, tuple(traced.frozen_values))
 
 
-SCOPES = "pkg.torch.onnx.name_scopes"
-
-
-def without_wrapper_scope(proto: Any) -> Any:
-    """The nodes' module scopes as the user's model names them: ``features.1``, not ``module.features.1``.
-
-    FlatOutputs holds the user's model as its child ``module``, so every name scope the exporter
-    records starts with it; the audit, divergence and profiles name modules from these scopes.
-    """
-    import ast
-
-    prefix = f"{FlatOutputs.CHILD}."
-    for node in _all_nodes(proto):
-        for prop in node.metadata_props:
-            if prop.key != SCOPES:
-                continue
-            try:
-                scopes = ast.literal_eval(prop.value)
-            except (ValueError, SyntaxError):
-                continue
-            kept = [scope[len(prefix):] if scope.startswith(prefix) else scope
-                    for scope in scopes if scope != FlatOutputs.CHILD]
-            prop.value = repr(kept)
-    return proto
-
-
-def _all_nodes(proto: Any) -> Any:
-    yield from proto.graph.node
-    for function in proto.functions:
-        yield from function.node
-
-
 def _is_shape_conflict(error: ExportError) -> bool:
     """The dynamo exporter found that a dimension asked to be dynamic is static in the model."""
     cause = error.__cause__
@@ -286,7 +250,7 @@ def _is_shape_conflict(error: ExportError) -> bool:
 
 def onnx_from_program(program: "torch.export.ExportedProgram") -> Any:
     """The ONNX translation of an ExportedProgram already made (the audit traces once, not twice)."""
-    return without_wrapper_scope(_to_onnx(program, ()))
+    return _to_onnx(program, ())
 
 
 def _to_onnx(target: Any, inputs: tuple[Any, ...], **kwargs: Any) -> Any:

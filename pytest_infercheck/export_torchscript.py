@@ -32,11 +32,11 @@ class TracedOnnx:
 
 def torchscript_available() -> bool:
     """Whether the installed torch still ships the TorchScript-based exporter (deprecated since 2.6)."""
-    try:
-        from torch.onnx import utils  # noqa: F401  (the TorchScript-based exporter's home)
-    except ImportError:
-        return False
+    import importlib.util
     import inspect
+
+    if importlib.util.find_spec("torch.onnx.utils") is None:  # the TorchScript-based exporter's home
+        return False
 
     return "dynamo" in inspect.signature(torch.onnx.export).parameters
 

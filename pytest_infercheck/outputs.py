@@ -51,9 +51,9 @@ def _walk(value: Any, path: str, named: list[tuple[str, Any]]) -> None:
     elif _is_cache(value):
         raise OutputError(
             f"the model returns a {type(value).__module__}.{type(value).__name__} at {path}: a key/value cache is "
-            "decoding state, not an output to compare, and the exporters cannot return it. Build or call the model "
-            "with use_cache=False (e.g. config.use_cache = False, or pass use_cache=False in the inputs' kwargs), "
-            "or return tensors only")
+            "decoding state, not an output to compare, and the exporters cannot return it. Build the model with "
+            "use_cache=False (config.use_cache = False, or from_pretrained(..., use_cache=False)), or return "
+            "tensors only")
     elif isinstance(value, Mapping):
         for key, item in value.items():
             _walk(item, f"{path}[{key!r}]", named)

@@ -57,6 +57,6 @@ def test_gpt2_with_cache(infercheck):
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([
         "infercheck onnxruntime-fp32 on cpu (GPT2Model) failed:",
-        "  - outputs: the model returns a transformers.cache_utils.DynamicCache at output['past_key_values']*"
-        "use_cache=False*",
+        "  - outputs: the model returns a transformers.cache_utils.DynamicCache at output[[]'past_key_values']*"
+        "Build the model with use_cache=False*",
     ])

@@ -108,17 +108,11 @@ def _target_name(target: Any) -> str:
 
 
 def _fx_module_path(node: Any) -> str:
-    """The innermost module of an FX node, as the user's model names it (export.FlatOutputs holds the
-    model as its child ``module``, a level the user never wrote)."""
-    from ..export import FlatOutputs
-
     stack = node.meta.get("nn_module_stack") or {}
     if not stack:
         return ""
     path, _ = list(stack.values())[-1]
-    path = str(path)
-    prefix = f"{FlatOutputs.CHILD}."
-    return path[len(prefix):] if path.startswith(prefix) else ("" if path == FlatOutputs.CHILD else path)
+    return str(path)
 
 
 def module_at(model: Any, filename: str, lineno: int) -> str:
