@@ -118,9 +118,18 @@ ortprobe() {
 gatecli() {
   local dir="$OUT/gatecli"
   mkdir -p "$dir"
+  cat >"$dir/test_gatecli.py" <<'PY'
+import pytest
+from fixtures.models import small_cnn, cnn_inputs
+
+@pytest.mark.infercheck(backends=["eager", "inductor"], precisions=["fp16"], cuda_graphs="both")
+def test_cnn(infercheck):
+    infercheck(small_cnn(), cnn_inputs())
+PY
   {
-    timeout "${GATECLI_TIMEOUT:-240}" python3 -m pytest tests/test_gpu_cudagraphs.py -m gpu -p no:randomly -q \
-      --infer-device=cuda --infer-report="$dir/report.json" >/dev/null 2>&1
+    PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" timeout "${GATECLI_TIMEOUT:-240}" python3 -m pytest "$dir/test_gatecli.py" \
+      -p no:randomly -q --rootdir=. \
+      --infer-device=cuda --infer-report="$dir/report.json" 2>&1 | tail -3
     python3 -m pytest_infercheck baseline update "$dir/report.json" --baseline "$dir/baseline.json"; echo "update exit $?"
     python3 -m pytest_infercheck gate "$dir/report.json" --baseline "$dir/baseline.json" --markdown "$dir/gate.md"
     echo "gate exit $?"
