@@ -41,7 +41,9 @@ def pytest_configure(config: pytest.Config) -> None:
     if gpu_problem:
         raise pytest.UsageError(gpu_problem)
     if not hasattr(config, "workerinput"):  # the controller checks once; workers inherit its verdict
-        problems = session.usage_problems()
+        from .session_files import usage_problems
+
+        problems = usage_problems(session)
         if problems:
             raise pytest.UsageError("\n".join(problems))
 
@@ -178,4 +180,6 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     infer = session_of(session.config)
     if not infer.is_worker:
-        infer.write_outputs()
+        from .session_files import write_outputs
+
+        write_outputs(infer)

@@ -128,22 +128,6 @@ class InfercheckSession:
         if self._cache is not None:
             self._cache.close()
 
-    def usage_problems(self) -> list[str]:
-        """What is wrong with the run's settings before any test runs: each names its option."""
-        from .cache_dirs import check_private
-        from .device_check import check_device_available
-        from .files import colliding_outputs, output_problem
-
-        outputs = {f"--infer-{name.replace('_', '-')}": self.path(name) for name in ("report", "markdown", "html",
-                                                                                      "baseline")}
-        problems = [f"{flag}: {problem}" for flag, path in outputs.items() if path is not None
-                    for problem in [output_problem(path)] if problem]
-        problems.append(colliding_outputs(outputs))
-        if not self.run_settings.no_cache:
-            problems.append(check_private(self.cache_dir()))
-        problems.append(check_device_available(self.run_settings.device))
-        return [problem for problem in problems if problem]
-
     def baseline(self) -> Any:
         """The baseline store of ``--infer-baseline``, read and validated once per process; None without it."""
         path = self.path("baseline")
@@ -152,39 +136,6 @@ class InfercheckSession:
 
             self._baseline = BaselineStore.load(path)
         return self._baseline
-
-    def write_outputs(self) -> list[str]:
-        """On the controller: the JSON report, the baseline update, the Markdown and HTML reports.
-
-        Each write is tried whatever happened to the others; a write that fails is one line naming the
-        file (returned for the terminal summary), never a traceback at session end.
-        """
-        from .files import write_or_reason
-
-        problems: list[Optional[str]] = []
-        report, baseline, markdown, html = (self.path(name) for name in ("report", "baseline", "markdown", "html"))
-        if report:
-            from .report.json_report import write_json_report
-
-            problems.append(write_or_reason("JSON report", report, lambda: write_json_report(report, self.results)))
-        if baseline and self.run_settings.baseline_update:
-            problems.append(write_or_reason("baseline", baseline, lambda: self._update_baseline(baseline)))
-        if markdown or os.environ.get("GITHUB_STEP_SUMMARY"):
-            from .report.markdown import write_markdown
-
-            problems += write_markdown(self.results, str(markdown) if markdown else None,
-                                       os.environ.get("GITHUB_STEP_SUMMARY"), baseline=self.run_settings.baseline)
-        if html:
-            from .report.html import write_html
-
-            problems.append(write_or_reason("HTML report", html, lambda: write_html(html, self.results)))
-        self.write_problems = [problem for problem in problems if problem]
-        return self.write_problems
-
-    def _update_baseline(self, path: Path) -> None:
-        from .baseline.store import update_baseline
-
-        self.baseline_update = update_baseline(path, self.results)
 
     # -- recording ------------------------------------------------------------------------------
 

@@ -1,0 +1,69 @@
+"""What a session checks before any test runs, and writes after the last: one module for its files.
+
+Start-up: every output path (a usage error naming its option), two options naming one file, the
+private cache directory, a CUDA device asked for where there is none.  End: the JSON report, the
+baseline update, the Markdown and HTML reports, each tried whatever happened to the others; a
+write that fails is one line for the terminal summary, never a traceback at session end.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
+if TYPE_CHECKING:
+    from .session import InfercheckSession
+
+
+def usage_problems(session: "InfercheckSession") -> list[str]:
+    """What is wrong with the run's settings before any test runs: each names its option."""
+    from .cache_dirs import check_private
+    from .device_check import check_device_available
+    from .files import colliding_outputs, output_problem
+
+    outputs = {f"--infer-{name.replace('_', '-')}": session.path(name) for name in ("report", "markdown", "html",
+                                                                                  "baseline")}
+    problems = [f"{flag}: {problem}" for flag, path in outputs.items() if path is not None
+                for problem in [output_problem(path)] if problem]
+    problems.append(colliding_outputs(outputs))
+    if not session.run_settings.no_cache:
+        problems.append(check_private(session.cache_dir()))
+    problems.append(check_device_available(session.run_settings.device))
+    return [problem for problem in problems if problem]
+
+
+def write_outputs(session: "InfercheckSession") -> list[str]:
+    """On the controller: the JSON report, the baseline update, the Markdown and HTML reports.
+
+    Each write is tried whatever happened to the others; a write that fails is one line naming the
+    file (returned for the terminal summary), never a traceback at session end.
+    """
+    from .files import write_or_reason
+
+    problems: list[Optional[str]] = []
+    report, baseline, markdown, html = (session.path(name) for name in ("report", "baseline", "markdown", "html"))
+    if report:
+        from .report.json_report import write_json_report
+
+        problems.append(write_or_reason("JSON report", report, lambda: write_json_report(report, session.results)))
+    if baseline and session.run_settings.baseline_update:
+        problems.append(write_or_reason("baseline", baseline, lambda: update(session, baseline)))
+    if markdown or os.environ.get("GITHUB_STEP_SUMMARY"):
+        from .report.markdown import write_markdown
+
+        problems += write_markdown(session.results, str(markdown) if markdown else None,
+                                   os.environ.get("GITHUB_STEP_SUMMARY"), baseline=session.run_settings.baseline)
+    if html:
+        from .report.html import write_html
+
+        problems.append(write_or_reason("HTML report", html, lambda: write_html(html, session.results)))
+    session.write_problems = [problem for problem in problems if problem]
+    return session.write_problems
+
+
+def update(session: "InfercheckSession", path: Path) -> None:
+    """The baseline update of ``--infer-baseline-update``; its summary goes to the terminal."""
+    from .baseline.store import update_baseline
+
+    session.baseline_update = update_baseline(path, session.results)
