@@ -61,7 +61,8 @@ def run_stages(context: "CheckContext", settings: Any, given: CheckInputs, resul
     result.gpu = gpu_facts(device)
     deadline = build.Deadline(settings.build_timeout)  # covers the export, conversions, calibration, build
     if descriptor.audit_target(device):
-        build.export_in_time(artifacts, deadline, context.progress)
+        with context.build_lock():  # an export is CPU work like a build: never beside another worker's timing
+            build.export_in_time(artifacts, deadline, context.progress)
     result.audit = prebuild.audit_before_build(artifacts, descriptor, device, settings)
     # Engines build and run under the reference's TF32 setting: an FP32 engine is then true FP32.
     with reference.tf32_setting(device, settings.tf32):
