@@ -88,7 +88,7 @@ SAMPLING = {
 }
 
 
-def check_one(spec_id: str, model: Any, inputs: Any, cache: Any, mode: str, device: str,
+def check_one(spec_id: str, model: Any, inputs: Any, cache: Any, run: Any, mode: str, device: str,
               sampling: str = "adaptive") -> dict[str, Any]:
     import pytest
 
@@ -96,7 +96,6 @@ def check_one(spec_id: str, model: Any, inputs: Any, cache: Any, mode: str, devi
 
     from pytest_infercheck.check import CheckContext, Infercheck
     from pytest_infercheck.progress import ProgressReporter
-    from pytest_infercheck.session import RunState
     from pytest_infercheck.spec import EngineSpec
 
     independent: dict[str, float] = {}
@@ -110,7 +109,7 @@ def check_one(spec_id: str, model: Any, inputs: Any, cache: Any, mode: str, devi
     settings = {"device": device, "warmup": 10, "max_iters": 5000, "compile_mode": mode, "build_timeout": 540.0,
                 **SAMPLING[sampling]}
     context = CheckContext(nodeid=f"benchmarks/gpu.py::{spec_id}", spec=EngineSpec.from_id(spec_id),
-                           layers=[("benchmark", settings)], cache=cache, run=RunState(), record=lambda r: None,
+                           layers=[("benchmark", settings)], cache=cache, run=run, record=lambda r: None,
                            timing_lock=lambda device: nullcontext(),
                            progress=ProgressReporter(lambda line: print(line, flush=True)), engine_probe=probe)
     check = Infercheck(context)
@@ -139,16 +138,18 @@ def worker(args: argparse.Namespace) -> None:
     import torch
 
     from pytest_infercheck.cache import EngineCache
+    from pytest_infercheck.session import RunState
 
     cache = EngineCache(Path(args.cache))
     report: dict[str, Any] = {"phase": args.phase, "models": {}}
     for name in args.models.split(","):
         model, inputs = make_model(name)
+        run = RunState()  # one model's rows share the reference and its timing, as a test's items do
         start = time.perf_counter()
         rows = []
         for spec_id in args.rows.split(",") if args.rows else MATRICES.get(name, BATCH1_ROWS):
             print(f"[{args.phase}] {name} {spec_id}", flush=True)
-            rows.append(check_one(spec_id, model, inputs, cache, args.mode, args.device, args.sampling))
+            rows.append(check_one(spec_id, model, inputs, cache, run, args.mode, args.device, args.sampling))
             if args.device == "cuda":
                 torch.cuda.empty_cache()
         report["models"][name] = {"wall_s": time.perf_counter() - start, "rows": rows}
