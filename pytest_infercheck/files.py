@@ -22,11 +22,12 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 
 @contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """An exclusive ``flock`` on ``path`` (created if absent): serialises xdist workers and other runs."""
+def file_lock(path: Path, *, shared: bool = False) -> Iterator[None]:
+    """An ``flock`` on ``path`` (created if absent): exclusive serialises xdist workers and other runs;
+    shared ones overlap each other and wait only for an exclusive holder."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        fcntl.flock(handle, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
         try:
             yield
         finally:

@@ -36,10 +36,6 @@ def to_numpy(tensor: torch.Tensor) -> np.ndarray:
     return tensor.cpu().numpy()
 
 
-def batch_size_of(inputs: Sequence[torch.Tensor]) -> int:
-    return as_model_inputs(inputs).batch_size
-
-
 def cast_inputs(inputs: Any, *, dtype: Optional[torch.dtype], device: str) -> ModelInputs:
     """Floating inputs to ``dtype`` (integer ids and masks keep theirs), all to ``device``."""
     return as_model_inputs(inputs).cast(dtype=dtype, device=device)

@@ -118,13 +118,6 @@ class AccuracyResult(Mapping):
     def __len__(self) -> int:
         return len(self.outputs)
 
-    def __contains__(self, name: object) -> bool:
-        try:
-            self[str(name)]
-        except KeyError:
-            return False
-        return True
-
 
 @dataclass
 class LatencyStats:

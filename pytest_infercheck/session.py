@@ -36,7 +36,11 @@ class Memo:
         if key in self.values:
             self.values.move_to_end(key)
             return self.values[key]
-        value = self.values[key] = make()
+        return self.put(key, make())
+
+    def put(self, key: Any, value: Any) -> Any:
+        self.values[key] = value
+        self.values.move_to_end(key)
         while len(self.values) > self.size:
             self.values.popitem(last=False)
         return value
@@ -175,9 +179,9 @@ class InfercheckSession:
         """One timed loop at a time per physical GPU, or on the CPU, across xdist workers and concurrent
         runs; a CPU timing also waits for other workers' builds to pause (locks.py)."""
         if not device.startswith("cuda"):
-            from .locks import timing_lock
+            from .locks import cpu_timing_lock
 
-            return timing_lock("cpu", self.cache_dir())
+            return cpu_timing_lock(self.cache_dir())
         from .gpus import timing_lock_key
 
         return gpu_lock(self.cache_dir(), timing_lock_key(device))

@@ -12,7 +12,7 @@ import torch
 
 from pytest_infercheck.cpu_threads import (ThreadsError, active_threads, configure_session, cpu_threads,
                                            parse_threads, resolve_threads, usable_cores)
-from pytest_infercheck.locks import cpu_work_lock, device_key, lock_dir, timing_lock
+from pytest_infercheck.locks import cpu_timing_lock, cpu_work_lock, lock_dir
 from pytest_infercheck.options import OptionError, parse_value
 
 
@@ -53,14 +53,14 @@ def test_sessions_made_inside_a_check_get_its_thread_count_and_no_spinning() -> 
     assert untouched.intra_op_num_threads == 0  # outside a check: ONNX Runtime's default
 
 
-def test_lock_files_are_private_and_keyed_by_device() -> None:
+def test_lock_files_are_private(tmp_path) -> None:
     assert lock_dir().stat().st_mode & 0o077 == 0
-    assert device_key("cpu") == "cpu" and device_key("cuda:1").startswith("gpu-") and device_key("cuda:1").endswith("-1")
+    assert lock_dir(tmp_path) == tmp_path / "locks" and lock_dir(tmp_path).stat().st_mode & 0o077 == 0
 
 
 def test_a_cpu_timing_excludes_cpu_work_in_other_processes() -> None:
     waiter = "from pytest_infercheck.locks import cpu_work_lock\nwith cpu_work_lock(): print('built', flush=True)"
-    with timing_lock("cpu"):
+    with cpu_timing_lock():
         child = subprocess.Popen([sys.executable, "-c", waiter], stdout=subprocess.PIPE, text=True,
                                  env=_env())
         time.sleep(1.0)

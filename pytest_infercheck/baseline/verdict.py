@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..regression import compare_accuracy, compare_latency
-from ..results import BaselineComparison, BaselineStatus, CheckResult, Failure
+from ..results import BaselineComparison, CheckResult, Failure
 from ..spec import Stage
 from .key import EntryIdentity
 from .store import BaselineStore, subsample
@@ -72,5 +72,3 @@ def regressed_kinds(comparison: BaselineComparison) -> list[str]:
         kinds.append("latency")
     return kinds
 
-
-__all__ = ["BaselineStatus", "accuracy_figures", "identity_of", "judge", "regressed_kinds"]

@@ -47,11 +47,13 @@ def run_stages(context: "CheckContext", settings: Any, given: CheckInputs, resul
 
     spec, run, device = context.spec, context.run, result.device
     descriptor, backend = descriptor_of(spec.backend), run.backend(spec.backend)
+    why_not = descriptor.unavailable_reason(spec, device) or backend.unavailable_reason(spec, device)
+    if why_not and not descriptor.audit_without_library:  # nothing to learn from the model here
+        raise StageSkip(Stage.AVAILABILITY, why_not)
     mut = reference.model_under_test(given.model, given.example_inputs, dynamic_batch=settings.dynamic_batch)
     result.model_name, result.model_hash = mut.name, mut.hash
     artifacts = run.artifacts(mut, context.cache)
-    why_not = descriptor.unavailable_reason(spec, device) or backend.unavailable_reason(spec, device)
-    if why_not:
+    if why_not:  # the backend's support table still says which nodes would not run where it does
         result.audit, predicted = prebuild.predicted_gaps(artifacts, descriptor, device, settings)
         raise StageSkip(Stage.AVAILABILITY, why_not + predicted)
     expected = run.references.get_or((mut.hash, device, settings.tf32, result.cpu_threads),
@@ -79,9 +81,14 @@ def run_stages(context: "CheckContext", settings: Any, given: CheckInputs, resul
                 context.engine_probe(engine, prepared)
         finally:
             engine.close()
-    result.reference_latency = run.reference_latencies.get_or(
-        (mut.hash, device, settings.tf32, result.cpu_threads),
-        lambda: latency.reference_latency(run.backend("eager"), artifacts, device, settings, context.timing_lock))
+    key = (mut.hash, device, settings.tf32, result.cpu_threads)
+    if spec == reference.REFERENCE_SPEC and result.latency is not None:
+        # The eager FP32 item's own timing is the reference: no second timing of the same engine.
+        result.reference_latency = run.reference_latencies.put(key, result.latency)
+    else:
+        result.reference_latency = run.reference_latencies.get_or(
+            key, lambda: latency.reference_latency(run.backend("eager"), artifacts, device, settings,
+                                                   context.timing_lock))
     judge_against_baseline(context, settings, result)
     verdict.decide(result)
 

@@ -101,7 +101,7 @@ def predicted_gaps(artifacts: "ModelArtifacts", descriptor: "BackendDescriptor",
     from ..export import ExportError
 
     target = descriptor.audit_target(device)
-    if target is None or not descriptor.audit_without_library:
+    if target is None:
         return [], ""
     try:
         verdict = audit_findings(artifacts.onnx_path(), target, allow_ops=settings.allow_ops,
