@@ -80,6 +80,42 @@ def do_bench_median(engine: Any, prepared: Any) -> float:
         return float(do_bench(lambda: engine.run(prepared), warmup=100, rep=500, return_mode="median"))
 
 
+# Where a row's wall time goes: these stage functions of the check are wrapped with a timer (a few
+# microseconds a call, outside any timed loop).  What no stage covers is "other".
+STAGE_TIMERS = {
+    "model": ("pytest_infercheck.check.reference", "model_under_test"),
+    "reference": ("pytest_infercheck.check.reference", "reference_outputs"),
+    "export": ("pytest_infercheck.check.build", "export_in_time"),
+    "audit": ("pytest_infercheck.check.prebuild", "audit_before_build"),
+    "predicted": ("pytest_infercheck.check.prebuild", "predicted_gaps"),
+    "build": ("pytest_infercheck.check.flow", "build_stage"),
+    "accuracy": ("pytest_infercheck.check.flow", "check_outputs"),
+    "timing": ("pytest_infercheck.check.flow", "time_engine"),
+    "ref timing": ("pytest_infercheck.check.latency", "reference_latency"),
+}
+stage_seconds: dict[str, float] = {}
+
+
+def time_stages() -> None:
+    """Wrap each STAGE_TIMERS function so that its calls add their seconds to ``stage_seconds``."""
+    import functools
+    import importlib
+
+    for label, (module_name, attribute) in STAGE_TIMERS.items():
+        module = importlib.import_module(module_name)
+        function = getattr(module, attribute)
+
+        @functools.wraps(function)
+        def timed(*args: Any, _function: Any = function, _label: str = label, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return _function(*args, **kwargs)
+            finally:
+                stage_seconds[_label] = stage_seconds.get(_label, 0.0) + time.perf_counter() - start
+
+        setattr(module, attribute, timed)
+
+
 # fixed: the earlier runs' plan (300 samples and 1 s per engine at least); adaptive: the plugin's
 # defaults, stopping once p50 is known to +-1% (docs/latency.md), 1 s at most.
 SAMPLING = {
@@ -113,6 +149,7 @@ def check_one(spec_id: str, model: Any, inputs: Any, cache: Any, run: Any, mode:
                            timing_lock=lambda device: nullcontext(),
                            progress=ProgressReporter(lambda line: print(line, flush=True)), engine_probe=probe)
     check = Infercheck(context)
+    stage_seconds.clear()
     start = time.perf_counter()
     try:
         check(model, inputs, raise_on_failure=False)
@@ -121,7 +158,7 @@ def check_one(spec_id: str, model: Any, inputs: Any, cache: Any, run: Any, mode:
     result = check.results[-1]
     row = {"spec": spec_id, "mode": mode, "outcome": result.outcome, "message": result.message,
            "build_s": result.build_seconds, "wall_s": time.perf_counter() - start, "cache": result.cache,
-           "speedup": result.speedup, **independent}
+           "speedup": result.speedup, "stages": dict(stage_seconds), **independent}
     if result.latency:
         row.update(p50_ms=result.latency.p50_ms, p99_ms=result.latency.p99_ms, count=result.latency.count,
                    peak_mib=(result.latency.peak_memory_bytes or 0) / 2**20)
@@ -140,6 +177,7 @@ def worker(args: argparse.Namespace) -> None:
     from pytest_infercheck.cache import EngineCache
     from pytest_infercheck.session import RunState
 
+    time_stages()
     cache = EngineCache(Path(args.cache))
     report: dict[str, Any] = {"phase": args.phase, "models": {}}
     for name in args.models.split(","):
@@ -219,9 +257,28 @@ def table(cold: dict[str, Any], warm: dict[str, Any]) -> list[str]:
         lines.append(f"without the do_bench cross-check: cold {cold_own:.1f} s, warm {warm_own:.1f} s, "
                      f"warm/cold {warm_own / cold_own:.1%}"
                      + (f" (cold run in {model['parts']} processes)" if model.get("parts") else ""))
+        lines += stage_table("cold", model) + stage_table("warm", again_model)
         failures = [row for row in model["rows"] if row["outcome"] == "failed"]
         for row in failures:
             lines.append(f"  {row['spec']} failed: {row['message'][:400]}")
+    return lines
+
+
+def stage_table(phase: str, model: dict[str, Any]) -> list[str]:
+    """Where each row's wall time went in one phase: seconds per stage, the do_bench probe, the rest."""
+    labels = list(STAGE_TIMERS)
+    lines = [f"\n{phase}: seconds per stage (rows: engines; 'other' is the wall time no stage covers)", "",
+             "| engine | wall s | " + " | ".join(labels) + " | do_bench | other |",
+             "|" + " --- |" * (len(labels) + 4)]
+    totals: dict[str, float] = {}
+    for row in model["rows"]:
+        stages = {**{label: row.get("stages", {}).get(label, 0.0) for label in labels}, "do_bench": row.get("probe_s", 0.0)}
+        stages["other"] = row["wall_s"] - sum(stages.values())
+        for label, seconds in {"wall": row["wall_s"], **stages}.items():
+            totals[label] = totals.get(label, 0.0) + seconds
+        lines.append(f"| {row['spec']} | {row['wall_s']:.2f} | " + " | ".join(f"{v:.2f}" for v in stages.values()) + " |")
+    lines.append(f"| all rows | {totals.get('wall', 0.0):.2f} | "
+                 + " | ".join(f"{totals.get(label, 0.0):.2f}" for label in [*labels, "do_bench", "other"]) + " |")
     return lines
 
 

@@ -42,10 +42,14 @@ class ModelArtifacts:
         """A cache key for an artifact of this model: content hash, kind, parts, library versions."""
         return cache_key(kind=kind, model=self.model.hash, versions=library_versions(), **parts)
 
-    def derived(self, kind: str, build: Callable[[Path], None], **key_parts: Any) -> CachedEntry:
-        """A cached artifact directory that ``build`` fills; timed and recorded under ``kind``."""
+    def derived(self, kind: str, build: Callable[[Path], None], *, record: bool = True,
+                **key_parts: Any) -> CachedEntry:
+        """A cached artifact directory that ``build`` fills; timed and recorded under ``kind``
+        (``record=False``: a by-product such as the audit's findings, not an artifact of the build)."""
         start = time.perf_counter()
         entry = self.cache.get_or_build(self.key(kind, **key_parts), build, what=f"{kind} of {self.model.name}")
+        if not record:
+            return entry
         # The first request for a kind decides its state and time: a later one in the same item (the
         # audit gate's export, then the build's) finds what the first made, which is no cache hit.
         self.cache_states.setdefault(kind, "hit" if entry.hit else ("miss" if self.cache.enabled else "off"))

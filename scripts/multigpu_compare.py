@@ -85,18 +85,58 @@ def overlaps(turns: Iterable[tuple[str, int, float, float]]) -> list[str]:
     return found
 
 
+# Written beside the matrix in each run's directory: when each process was ready and when each item
+# ran, so that the table can say which part of the wall time a second worker could not halve.
+TIMELINE_CONFTEST = """
+import os, time
+import pytest
+
+def _log(*fields):
+    with open(os.environ["INFERCHECK_ITEM_LOG"], "a") as handle:
+        handle.write("\\t".join([os.environ.get("PYTEST_XDIST_WORKER", "main"), *map(str, fields)]) + "\\n")
+
+_log("ready", "", time.time(), time.time())
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    start = time.time()
+    yield
+    _log("item", item.nodeid, start, time.time())
+"""
+
+
+def timeline(log: Path, started: float) -> dict[str, dict[str, float]]:
+    """Per process: seconds from the run's start until it was ready, until its first item began and
+    its last ended, and the seconds its items took (from the INFERCHECK_ITEM_LOG lines)."""
+    processes: dict[str, dict[str, float]] = {}
+    if not log.exists():
+        return processes
+    for line in log.read_text().splitlines():
+        worker, kind, _, start, end = line.split("\t")
+        facts = processes.setdefault(worker, {"ready": float("nan"), "first": float("inf"), "last": 0.0, "busy": 0.0})
+        if kind == "ready":
+            facts["ready"] = float(start) - started
+        else:
+            facts["first"] = min(facts["first"], float(start) - started)
+            facts["last"] = max(facts["last"], float(end) - started)
+            facts["busy"] += float(end) - float(start)
+    return {worker: facts for worker, facts in processes.items() if facts["busy"] > 0}
+
+
 def run_matrix(workers: int, where: Path, cache: Path, extra: Sequence[str], source: str) -> dict[str, Any]:
     """One run of the test file ``source`` with ``workers`` xdist workers; its wall time, verdicts and lock turns."""
     where.mkdir(parents=True, exist_ok=True)
     (where / "test_matrix.py").write_text(source)
-    report, log = where / "report.json", where / "locks.tsv"
+    (where / "conftest.py").write_text(TIMELINE_CONFTEST)
+    report, log, items = where / "report.json", where / "locks.tsv", where / "items.tsv"
     log.unlink(missing_ok=True)
+    items.unlink(missing_ok=True)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-           "INFERCHECK_GPU_LOCK_LOG": str(log)}
+           "INFERCHECK_GPU_LOCK_LOG": str(log), "INFERCHECK_ITEM_LOG": str(items)}
     command = [sys.executable, "-m", "pytest", "-p", "xdist", "-n", str(workers), "-p", "no:randomly", "-q",
                "--infer-device=cuda", f"--infer-report={report}", f"--infer-cache-dir={cache}",
                "--infer-build-timeout=240", *extra, "test_matrix.py"]
-    start = time.perf_counter()
+    start, started = time.perf_counter(), time.time()
     completed = subprocess.run(command, cwd=where, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - start
     (where / "pytest.log").write_text(completed.stdout + completed.stderr)
@@ -104,7 +144,8 @@ def run_matrix(workers: int, where: Path, cache: Path, extra: Sequence[str], sou
         raise SystemExit(f"-n {workers}: no report (exit {completed.returncode}); see {where / 'pytest.log'}")
     results = json.loads(report.read_text())["results"]
     facts = {"workers": workers, "wall_s": wall, "exit": completed.returncode,
-             "gpus": sorted({(r.get("gpu") or {}).get("uuid", "?") for r in results})}
+             "gpus": sorted({(r.get("gpu") or {}).get("uuid") for r in results if r.get("gpu")}),
+             "timeline": timeline(items, started)}
     (where / "run.json").write_text(json.dumps(facts))
     return load_run(where)
 
@@ -124,6 +165,13 @@ def table(runs: Sequence[dict[str, Any]]) -> list[str]:
         lines.append(f"| {run['workers']} | {run['wall_s']:.1f} | {first / run['wall_s']:.2f} | {len(outcomes)} | "
                      f"{outcomes.count('passed')} | {outcomes.count('failed')} | {outcomes.count('skipped')} | "
                      f"{len(run['gpus'])} | {len(run['turns'])} |")
+    lines += ["", "Per process (seconds from the run's start): ready = pytest and the plugin loaded, first/last = its "
+              "first item's start and last item's end, busy = the seconds its items took.", "",
+              "| workers | process | ready | first item | last item ends | busy |", "|---|---|---|---|---|---|"]
+    for run in runs:
+        for worker, facts in sorted(run.get("timeline", {}).items()):
+            lines.append(f"| {run['workers']} | {worker} | {facts['ready']:.1f} | {facts['first']:.1f} | "
+                         f"{facts['last']:.1f} | {facts['busy']:.1f} |")
     return lines
 
 

@@ -81,3 +81,32 @@ def test_clean(infercheck):
     assert "; where it runs, it could not run 1 node(s) of this model:" in out
     assert "n0 (Det) in head: TensorRT does not support Det (predicted from the TensorRT 10.15 table) [unsupported]" in out
     assert out.count("it could not run") == 2  # test_det's skip line and the summary's, not test_clean's
+
+
+def test_support_table_audit_is_made_once_per_model_across_items_and_reruns(run_plugin, pytester, monkeypatch) -> None:
+    """Every item of a model asks the same audit (each precision, with and without CUDA graphs, each
+    rerun): the answer is kept beside the export in the engine cache, not folded and walked again."""
+    import pytest_infercheck.audit.tensorrt_static as static
+
+    calls = []
+    real = static.static_findings
+    monkeypatch.setattr(static, "static_findings", lambda *a, **k: calls.append(1) or real(*a, **k))
+    source = '''
+import pytest
+from fixtures.problem_models import det_model, det_inputs
+
+@pytest.mark.infercheck(backends=["tensorrt"], precisions=["fp32", "fp16"], cuda_graphs="both")
+def test_det(infercheck):
+    infercheck(det_model(), det_inputs())
+'''
+    cache = pytester.path / "engine-cache"
+    for _ in range(2):
+        result = run_plugin(source, "-rs", f"--infer-cache-dir={cache}")
+        result.assert_outcomes(skipped=4)
+        # every item still names the predicted gap, the rerun's too
+        assert result.stdout.str().count("n0 (Det) in head: TensorRT does not support Det") >= 4
+    assert len(calls) == 1
+    # a support table corrected in place is a new audit, not the old answer
+    monkeypatch.setattr("pytest_infercheck.check.prebuild.support_tables_digest", lambda: "another table")
+    run_plugin(source, f"--infer-cache-dir={cache}").assert_outcomes(skipped=4)
+    assert len(calls) == 2

@@ -323,3 +323,15 @@ def test_the_comparison_names_items_whose_verdict_moved(tmp_path: Path) -> None:
     del two["t.py::a|eager-fp16"]
     assert compare.verdict_differences({1: one, 2: two}) == [
         "t.py::a|eager-fp16: -n 1: passed, -n 2: absent", "t.py::b|eager-fp16: -n 1: failed/latency, -n 2: passed"]
+
+
+def test_the_comparison_reads_each_process_timeline(tmp_path: Path) -> None:
+    compare = _compare_script()
+    log = tmp_path / "items.tsv"
+    log.write_text("gw0\tready\t\t103.0\t103.0\n"
+                   "gw0\titem\tt.py::a\t105.0\t107.0\n"
+                   "gw0\titem\tt.py::b\t107.5\t108.0\n"
+                   "main\tready\t\t101.0\t101.0\n")  # the controller runs no item: not a row
+    assert compare.timeline(log, started=100.0) == {
+        "gw0": {"ready": 3.0, "first": 5.0, "last": 8.0, "busy": 2.5}}
+    assert compare.timeline(tmp_path / "absent.tsv", started=0.0) == {}

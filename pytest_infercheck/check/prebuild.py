@@ -41,24 +41,65 @@ class PrebuildVerdict:
         return [f for f in self.findings if f.verdict == "fallback"]
 
 
-def audit_findings(onnx_path: Path, target: str, *, allow_ops: Iterable[str] = (),
-                   allow_nodes: Iterable[str] = ()) -> PrebuildVerdict:
-    """The audit stage for ``target`` on the exported model, known gaps marked allowed."""
+def target_findings(onnx_path: Path, target: str) -> list[Finding]:
+    """What ``target``'s audit stage finds in the ONNX file (parser or support table), nothing allowed yet."""
     if target == "tensorrt-rtx":  # the parser only: the build stage builds the engine for real
         from ..audit.tensorrt_rtx_stage import rtx_findings
 
         findings, _ = rtx_findings(onnx_path, build=False)
-    elif target == "tensorrt":
+        return findings
+    if target == "tensorrt":
         from ..audit.tensorrt_live import tensorrt_findings
 
-        findings = tensorrt_findings(onnx_path, None)
-    else:
-        from ..audit import onnx_graph
-        from ..audit.ort_placement import placement_findings
+        return tensorrt_findings(onnx_path, None)
+    from ..audit import onnx_graph
+    from ..audit.ort_placement import placement_findings
 
-        model = onnx_graph.load(onnx_path)
-        findings, _ = placement_findings(onnx_path, target, node_ops=onnx_graph.node_operators(model),
-                                         module_paths=onnx_graph.module_paths(model))
+    model = onnx_graph.load(onnx_path)
+    findings, _ = placement_findings(onnx_path, target, node_ops=onnx_graph.node_operators(model),
+                                     module_paths=onnx_graph.module_paths(model))
+    return findings
+
+
+def kept_findings(artifacts: "ModelArtifacts", target: str) -> list[Finding]:
+    """``target_findings`` of the model's export, kept in the engine cache beside it.
+
+    The same file gets the same answer from the same parser or table, and the answer is costly
+    (constant folding and a graph walk: 12 s for BERT-base on a 2-core runner), while every item of
+    a model asks it again: each precision, with and without CUDA graphs, and every rerun.  The key
+    holds the export's key (model content, library versions, so the parser's) and the support
+    tables' digest.
+    """
+    import dataclasses
+    import json
+
+    onnx_path = artifacts.onnx_path()
+
+    def build(directory: Path) -> None:
+        found = [dataclasses.asdict(finding) for finding in target_findings(onnx_path, target)]
+        (directory / FINDINGS_FILE).write_text(json.dumps(found))
+
+    entry = artifacts.derived(f"audit-{target}", build, record=False, tables=support_tables_digest())
+    return [Finding(**data) for data in json.loads(entry.file(FINDINGS_FILE).read_text())]
+
+
+FINDINGS_FILE = "findings.json"
+
+
+def support_tables_digest() -> str:
+    """The bundled TensorRT support tables' content: a table corrected in place is a new audit."""
+    import hashlib
+    from importlib import resources
+
+    digest = hashlib.sha256()
+    for table in sorted(resources.files("pytest_infercheck.data").iterdir(), key=lambda t: t.name):
+        if table.name.endswith(".json"):
+            digest.update(table.name.encode() + table.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def judged(findings: list[Finding], *, allow_ops: Iterable[str] = (), allow_nodes: Iterable[str] = ()) -> PrebuildVerdict:
+    """The findings with the declared known gaps marked allowed."""
     ops, nodes = set(allow_ops), set(allow_nodes)
     for finding in findings:
         finding.allowed = finding.operator in ops or finding.node in nodes
@@ -78,10 +119,10 @@ def audit_before_build(artifacts: "ModelArtifacts", descriptor: "BackendDescript
     if target is None:
         return []
     try:
-        onnx_path = artifacts.onnx_path()
+        findings = kept_findings(artifacts, target)
     except ExportError:
         return []
-    verdict = audit_findings(onnx_path, target, allow_ops=settings.allow_ops, allow_nodes=settings.allow_nodes)
+    verdict = judged(findings, allow_ops=settings.allow_ops, allow_nodes=settings.allow_nodes)
     if verdict.blocking:
         raise StageFailure(Stage.AUDIT, f"{descriptor.name} cannot run {len(verdict.blocking)} node(s) of "
                            f"{artifacts.model.name}; offending nodes:\n{listing(verdict.blocking)}")
@@ -104,8 +145,8 @@ def predicted_gaps(artifacts: "ModelArtifacts", descriptor: "BackendDescriptor",
     if target is None:
         return [], ""
     try:
-        verdict = audit_findings(artifacts.onnx_path(), target, allow_ops=settings.allow_ops,
-                                 allow_nodes=settings.allow_nodes)
+        verdict = judged(kept_findings(artifacts, target), allow_ops=settings.allow_ops,
+                         allow_nodes=settings.allow_nodes)
     except ExportError:
         return [], ""  # the model does not even export: the items that can run say so
     if not verdict.blocking:
