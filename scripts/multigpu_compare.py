@@ -102,6 +102,12 @@ def pytest_runtest_protocol(item, nextitem):
     start = time.time()
     yield
     _log("item", item.nodeid, start, time.time())
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_sessionfinish(session):
+    start = time.time()
+    yield
+    _log("finish", "", start, time.time())
 """
 
 
@@ -114,13 +120,15 @@ def timeline(log: Path, started: float) -> dict[str, dict[str, float]]:
     for line in log.read_text().splitlines():
         worker, kind, _, start, end = line.split("\t")
         facts = processes.setdefault(worker, {"ready": float("nan"), "first": float("inf"), "last": 0.0, "busy": 0.0})
-        if kind == "ready":
-            facts["ready"] = float(start) - started
+        if kind in ("ready", "finish"):
+            facts[kind] = float(start) - started
+            if kind == "finish":
+                facts["finished"] = float(end) - started
         else:
             facts["first"] = min(facts["first"], float(start) - started)
             facts["last"] = max(facts["last"], float(end) - started)
             facts["busy"] += float(end) - float(start)
-    return {worker: facts for worker, facts in processes.items() if facts["busy"] > 0}
+    return processes
 
 
 def run_matrix(workers: int, where: Path, cache: Path, extra: Sequence[str], source: str) -> dict[str, Any]:
@@ -166,12 +174,15 @@ def table(runs: Sequence[dict[str, Any]]) -> list[str]:
                      f"{outcomes.count('passed')} | {outcomes.count('failed')} | {outcomes.count('skipped')} | "
                      f"{len(run['gpus'])} | {len(run['turns'])} |")
     lines += ["", "Per process (seconds from the run's start): ready = pytest and the plugin loaded, first/last = its "
-              "first item's start and last item's end, busy = the seconds its items took.", "",
-              "| workers | process | ready | first item | last item ends | busy |", "|---|---|---|---|---|---|"]
+              "first item's start and last item's end, busy = the seconds its items took, session end = when its "
+              "pytest_sessionfinish began and ended (main: the reports, after every worker is done).", "",
+              "| workers | process | ready | first item | last item ends | busy | session end |", "|---|---|---|---|---|---|---|"]
     for run in runs:
         for worker, facts in sorted(run.get("timeline", {}).items()):
-            lines.append(f"| {run['workers']} | {worker} | {facts['ready']:.1f} | {facts['first']:.1f} | "
-                         f"{facts['last']:.1f} | {facts['busy']:.1f} |")
+            items = (f"{facts['first']:.1f} | {facts['last']:.1f} | {facts['busy']:.1f}" if facts["busy"]
+                     else "- | - | -")
+            ended = f"{facts['finish']:.1f}-{facts['finished']:.1f}" if "finish" in facts else "-"
+            lines.append(f"| {run['workers']} | {worker} | {facts['ready']:.1f} | {items} | {ended} |")
     return lines
 
 

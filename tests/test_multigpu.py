@@ -331,7 +331,11 @@ def test_the_comparison_reads_each_process_timeline(tmp_path: Path) -> None:
     log.write_text("gw0\tready\t\t103.0\t103.0\n"
                    "gw0\titem\tt.py::a\t105.0\t107.0\n"
                    "gw0\titem\tt.py::b\t107.5\t108.0\n"
-                   "main\tready\t\t101.0\t101.0\n")  # the controller runs no item: not a row
+                   "gw0\tfinish\t\t108.5\t108.6\n"
+                   "main\tready\t\t101.0\t101.0\n"  # the controller runs no item, and writes the reports last
+                   "main\tfinish\t\t109.0\t110.5\n")
     assert compare.timeline(log, started=100.0) == {
-        "gw0": {"ready": 3.0, "first": 5.0, "last": 8.0, "busy": 2.5}}
+        "gw0": pytest.approx({"ready": 3.0, "first": 5.0, "last": 8.0, "busy": 2.5, "finish": 8.5, "finished": 8.6}),
+        "main": pytest.approx({"ready": 1.0, "first": float("inf"), "last": 0.0, "busy": 0.0, "finish": 9.0,
+                               "finished": 10.5})}
     assert compare.timeline(tmp_path / "absent.tsv", started=0.0) == {}
