@@ -105,9 +105,12 @@ multigpu() {
   # Needs a machine with 2+ GPUs (docs/multi-gpu.md): the GPU matrix with -n 1 and -n 2, side by side.
   # Runs land in /tmp/multigpu, which lasts while the machine stays warm: a run already there is not
   # repeated, so "multigpu --workers 1" then "multigpu --workers 1,2" fit two 10-minute calls.
-  timeout "${MULTIGPU_TIMEOUT:-560}" python3 scripts/multigpu_compare.py --out /tmp/multigpu "$@" 2>&1 \
+  # MULTIGPU_OUT: another directory for another matrix (--source) or setting, kept apart from the first.
+  local out="${MULTIGPU_OUT:-/tmp/multigpu}"
+  timeout "${MULTIGPU_TIMEOUT:-560}" python3 scripts/multigpu_compare.py --out "$out" "$@" 2>&1 \
     | tee -a "$OUT/multigpu.log" | tail -25
-  tar -czf "$OUT/multigpu-$(date +%H%M%S).tar.gz" --exclude='cache*' --exclude=prime -C /tmp multigpu
+  tar -czf "$OUT/$(basename "$out")-$(date +%H%M%S).tar.gz" --exclude='cache*' --exclude=prime \
+    -C "$(dirname "$out")" "$(basename "$out")"
 }
 
 ortprobe() {
