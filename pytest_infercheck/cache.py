@@ -23,7 +23,8 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from contextlib import contextmanager, nullcontext
+from typing import Any, Callable, Iterator, Optional
 
 from .files import creation_problem, file_lock
 
@@ -95,6 +96,21 @@ class EngineCache:
             warnings.warn(CacheWarning(f"engine cache at {self.root} cannot be written ({err.strerror or err}); "
                                        f"building {what} in a temporary directory"))
             return CachedEntry(self._build_temporary(build, prefix="infercheck-uncached-"), hit=False)
+
+    @contextmanager
+    def compile_lock(self, key: str) -> Iterator[None]:
+        """Held while a compiler that keeps its own cache (Inductor) builds ``key``: a second worker
+        asking for the same engine waits and then finds it there, instead of compiling it alongside.
+        No lock with the cache off or where the cache cannot be written (nothing is shared then)."""
+        lock = nullcontext() if not self.enabled else file_lock(self.entry_dir(key).parent / f"{key}.lock")
+        try:
+            lock.__enter__()
+        except OSError:
+            lock = nullcontext()
+        try:
+            yield
+        finally:
+            lock.__exit__(None, None, None)
 
     def _build_locked(self, key: str, final: Path, build: Callable[[Path], None], what: str) -> CachedEntry:
         with file_lock(final.parent / f"{key}.lock"):

@@ -80,3 +80,37 @@ def test_parallel_processes_build_once(tmp_path: Path) -> None:
         worker.join(30)
     assert all(worker.exitcode == 0 for worker in workers)
     assert counter.read_text().count("built") == 1
+
+
+def _take_compile_lock(root: str, key: str, order: "multiprocessing.Queue[str]") -> None:
+    with EngineCache(Path(root)).compile_lock(key):
+        order.put("second worker compiles")
+
+
+def test_a_second_worker_waits_for_the_first_compile_of_the_same_engine(tmp_path: Path) -> None:
+    """Inductor keeps its own cache: the lock is what makes a second worker load the first's engine."""
+    cache, key = EngineCache(tmp_path), "c" * 40
+    order: "multiprocessing.Queue[str]" = multiprocessing.get_context("spawn").Queue()
+    with cache.compile_lock(key):
+        other = multiprocessing.get_context("spawn").Process(target=_take_compile_lock, args=(str(tmp_path), key, order))
+        other.start()
+        other.join(timeout=3)  # it cannot get the lock while this one holds it
+        assert other.is_alive()
+        order.put("first worker compiled")
+    other.join(timeout=60)
+    assert [order.get(timeout=5), order.get(timeout=5)] == ["first worker compiled", "second worker compiles"]
+    with cache.compile_lock("d" * 40):  # another engine: no wait
+        pass
+
+
+def test_the_compile_lock_never_stops_a_build_where_nothing_is_shared(tmp_path: Path) -> None:
+    from readonly import read_only
+
+    with EngineCache(tmp_path, enabled=False).compile_lock("e" * 40):
+        pass
+    root = tmp_path / "cache"
+    root.mkdir()
+    with read_only(root):
+        with EngineCache(root).compile_lock("f" * 40):  # a cache that cannot be written: build unlocked
+            compiled = True
+    assert compiled

@@ -23,6 +23,7 @@ class InductorBackend(TorchBackendBase):
         import torch
         from torch._dynamo.utils import counters
 
+        from ..artifacts import device_target
         from ..export import quiet_torch_logs
         from ..model import model_copy
 
@@ -33,12 +34,17 @@ class InductorBackend(TorchBackendBase):
         compiled = torch.compile(module, mode=None if request.compile_mode == "default" else request.compile_mode,
                                  dynamic=request.artifacts.model.dynamic_batch or None)
         engine = TorchEngine(compiled, request.device, dtype)
-        hits_before = counters["inductor"]["fxgraph_cache_hit"]
-        misses_before = counters["inductor"]["fxgraph_cache_miss"]
+        # Two xdist workers given the same engine (an FP16 item with and without a CUDA graph) would
+        # both compile it, on the same CPUs: the second waits for the first and loads its result.
+        same_engine = request.artifacts.key("inductor", precision=request.spec.precision, mode=request.compile_mode,
+                                            device=device_target(request.device))
         with ExitStack() as stack:
+            stack.enter_context(request.artifacts.cache.compile_lock(same_engine))
             stack.enter_context(quiet_torch_logs())  # dynamo/Inductor's structured-trace records stay out of pytest's log
             if not request.artifacts.cache.enabled:
                 stack.enter_context(torch._inductor.config.patch(force_disable_caches=True))
+            hits_before = counters["inductor"]["fxgraph_cache_hit"]
+            misses_before = counters["inductor"]["fxgraph_cache_miss"]
             # Compiled on inputs prepared as every later call's are (cast outside inference mode):
             # Dynamo's guards include a tensor's dispatch keys, and inputs cast inside inference mode
             # would make the first checked run compile the model a second time (1.5 s for resnet50).
