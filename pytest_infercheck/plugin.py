@@ -118,16 +118,18 @@ def infercheck(request: pytest.FixtureRequest, infercheck_spec: Any) -> Any:
     if isinstance(infercheck_spec, MarkerError):
         pytest.fail(infercheck_spec.message, pytrace=False)
     from .check import CheckContext, Infercheck
+    from .gpus import plain_nodeid
     from .progress import ProgressReporter
 
     session = session_of(request.config)
     layers = session.layers + [("marker", marker_layer(request.node))]
-    session.run.start_test(request.node.nodeid.split("[", 1)[0])
+    nodeid = plain_nodeid(request.node.nodeid)
+    session.run.start_test(nodeid.split("[", 1)[0])
     import torch
 
     torch.manual_seed(resolve(layers).seed)  # random weights come out the same on every run, so the cache can hit
     context = CheckContext(
-        nodeid=request.node.nodeid,
+        nodeid=nodeid,
         spec=infercheck_spec,
         layers=layers,
         cache=session.engine_cache(),

@@ -339,3 +339,12 @@ def test_the_comparison_reads_each_process_timeline(tmp_path: Path) -> None:
         "main": pytest.approx({"ready": 1.0, "first": float("inf"), "last": 0.0, "busy": 0.0, "finish": 9.0,
                                "finished": 10.5})}
     assert compare.timeline(tmp_path / "absent.tsv", started=0.0) == {}
+
+
+def test_results_name_an_item_without_the_group_that_loadgroup_appends() -> None:
+    from pytest_infercheck.gpus import plain_nodeid
+
+    assert plain_nodeid("t.py::test_a[eager-fp16]@models") == "t.py::test_a[eager-fp16]"
+    assert plain_nodeid("t.py::test_a@models") == "t.py::test_a"
+    assert plain_nodeid("t.py::test_a[user@host]") == "t.py::test_a[user@host]"  # an @ in a parameter id stays
+    assert plain_nodeid("t.py::test_a[eager-fp16]") == "t.py::test_a[eager-fp16]"
