@@ -45,6 +45,7 @@ from .parsers import (
     parse_timeout,
     parse_threads,
     parse_trt_target,
+    parse_xdist_groups,
 )
 from .spec import PRECISIONS, TextEnum
 
@@ -176,6 +177,10 @@ OPTIONS: tuple[Option, ...] = (
            "with pytest-xdist (-n N): the GPUs to share the workers among, round robin, as indices into the "
            "visible GPUs, e.g. 0,1 (default: all visible; each worker is pinned to one through "
            "CUDA_VISIBLE_DEVICES)", "LIST", scope=Scope.RUN),
+    Option("xdist_groups", "--infer-xdist-groups", parse_xdist_groups, "auto",
+           "with pytest-xdist's --dist load: keep a test's engines that share one build (an engine with and "
+           "without a CUDA graph) on one worker; auto: when the workers are spread over several GPUs, on, off",
+           "auto|on|off", scope=Scope.RUN),
     # Per-test settings a marker or the infercheck() call gives (no flag): None means the precision's default.
     Option("atol", None, parse_float, None, "absolute tolerance of the elementwise rule", scope=Scope.TEST),
     Option("rtol", None, parse_float, None, "relative tolerance of the elementwise rule", scope=Scope.TEST),

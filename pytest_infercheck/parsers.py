@@ -176,6 +176,17 @@ def parse_compile_mode(text: str) -> str:
     return _parse_choices(text, COMPILE_MODES, "torch.compile mode")[0]
 
 
+XDIST_GROUPS: tuple[str, ...] = ("auto", "on", "off")
+
+
+def parse_xdist_groups(text: str) -> str:
+    """``auto``, ``on`` or ``off`` (xdist_groups.py says what each does)."""
+    choices = _parse_choices(str(text), XDIST_GROUPS, "xdist grouping")
+    if len(choices) > 1:
+        raise OptionError(f"one xdist grouping, not {', '.join(choices)}; known xdist groupings: {', '.join(XDIST_GROUPS)}")
+    return choices[0]
+
+
 def parse_trt_target(text: str) -> str:
     """``auto`` or a compute capability (``sm_89``, ``SM89``, ``8.9``) -> ``auto`` / ``sm_89``."""
     if str(text).strip().lower() == "auto":

@@ -144,6 +144,15 @@ def infercheck(request: pytest.FixtureRequest, infercheck_spec: Any) -> Any:
     return fixture
 
 
+@pytest.hookimpl(optionalhook=True, tryfirst=True)  # before xdist's own choice, which is never None
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """With --dist load: a test's engines that share one build run on one worker (xdist_groups.py)."""
+    from .xdist_groups import make_scheduler, wanted
+
+    settings = session_of(config).run_settings
+    return make_scheduler(config, log) if wanted(config, settings.xdist_groups, settings.gpus) else None
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Generator[None, Any, Any]:
     report = yield

@@ -11,6 +11,7 @@ import fcntl
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_baseline import FINGERPRINT, _result
@@ -348,3 +349,40 @@ def test_results_name_an_item_without_the_group_that_loadgroup_appends() -> None
     assert plain_nodeid("t.py::test_a@models") == "t.py::test_a"
     assert plain_nodeid("t.py::test_a[user@host]") == "t.py::test_a[user@host]"  # an @ in a parameter id stays
     assert plain_nodeid("t.py::test_a[eager-fp16]") == "t.py::test_a[eager-fp16]"
+
+
+def test_engine_scopes_pair_an_engine_with_its_cuda_graph_twin_and_leave_other_tests_alone() -> None:
+    from pytest_infercheck.xdist_groups import engine_scope
+
+    assert engine_scope("t.py::test_a[inductor-fp16]") == engine_scope("t.py::test_a[inductor-fp16-cudagraph]") \
+        == "t.py::test_a::inductor-fp16"
+    assert engine_scope("t.py::test_a[inductor-bf16]") != engine_scope("t.py::test_a[inductor-fp16]")
+    assert engine_scope("t.py::test_b[inductor-fp16]") != engine_scope("t.py::test_a[inductor-fp16]")
+    for alone in ("t.py::test_c", "t.py::test_c[3-x]", "t.py::test_c[invalid-marker]", "t.py::test_c[bogus-fp16]"):
+        assert engine_scope(alone) == alone
+
+
+class _Config:
+    def __init__(self, dist: str) -> None:
+        self.dist = dist
+
+    def getvalue(self, name: str) -> str:
+        assert name == "dist"
+        return self.dist
+
+
+@pytest.mark.parametrize("dist, setting, visible, gpus, expected", [
+    ("load", "auto", "0,1", None, True),  # the workers spread over two GPUs
+    ("load", "auto", "0,1", (0,), False),  # --infer-gpus=0: one GPU
+    ("load", "auto", "0", None, False),
+    ("load", "on", "", None, True),
+    ("load", "off", "0,1", None, False),
+    ("loadfile", "on", "0,1", None, False),  # the user chose another distribution: theirs
+    ("no", "on", "0,1", None, False),
+])
+def test_engine_scheduling_applies_with_load_distribution_where_chosen_or_on_several_gpus(
+        monkeypatch: pytest.MonkeyPatch, dist: str, setting: str, visible: str, gpus: Any, expected: bool) -> None:
+    from pytest_infercheck.xdist_groups import wanted
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+    assert wanted(_Config(dist), setting, gpus) is expected

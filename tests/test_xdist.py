@@ -57,3 +57,37 @@ def assert_each_item_once(result: pytest.RunResult, report: Path, markdown: Path
     rows = [line for line in markdown.read_text().splitlines() if line.startswith("| test_model.py::")]
     assert len(rows) == 4 and len(set(rows)) == 4
     assert html.read_text().count("<div class='card'") == 4
+
+
+GROUPED = """
+import os, pytest
+from fixtures.models import small_cnn, cnn_inputs
+
+@pytest.mark.infercheck(backends=["eager", "onnxruntime"], precisions=["fp32"], cuda_graphs="both")
+def test_cnn(infercheck, request):
+    with open(os.environ["WORKERS_LOG"], "a") as log:
+        log.write(request.node.callspec.id + " " + os.environ["PYTEST_XDIST_WORKER"] + "\\n")
+    infercheck(small_cnn(), cnn_inputs())
+
+def test_other():
+    pass
+"""
+
+
+def test_engines_that_share_a_build_run_on_one_worker(run_plugin, pytester: pytest.Pytester,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """--infer-xdist-groups=on: an engine with and without a CUDA graph (one build) go to one worker;
+    every item still runs once, other tests too."""
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    log, report = pytester.path / "workers.log", pytester.path / "r.json"
+    monkeypatch.setenv("WORKERS_LOG", str(log))
+    grouped = run_plugin(GROUPED, "-n", "2", "-v", "--infer-xdist-groups=on", f"--infer-report={report}")
+    grouped.assert_outcomes(passed=3, skipped=2)
+    grouped.stdout.fnmatch_lines(["scheduling tests via EngineScopeScheduling"])
+    worker_of = dict(line.split() for line in log.read_text().splitlines())
+    assert len(worker_of) == 4
+    assert worker_of["eager-fp32"] == worker_of["eager-fp32-cudagraph"]
+    assert worker_of["onnxruntime-fp32"] == worker_of["onnxruntime-fp32-cudagraph"]
+    assert len(json.loads(report.read_text())["results"]) == 4
+    # auto on a machine without several GPUs: xdist's own scheduling, unchanged
+    run_plugin(GROUPED, "-n", "2", "-v").stdout.fnmatch_lines(["scheduling tests via LoadScheduling"])

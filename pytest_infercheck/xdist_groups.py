@@ -1,0 +1,63 @@
+"""Keeping a test's engines that share one build on one xdist worker (``--infer-xdist-groups``).
+
+An engine with and without a CUDA graph (``inductor-fp16`` and ``inductor-fp16-cudagraph``) is one
+compile: run one after the other on one worker, the second loads the first's result from the cache
+in a second.  xdist's ``--dist load`` hands such a pair to two workers at once, and the second
+waits for the first one's compile behind the cache's compile lock: on the H200 pair, BERT-base's
+Inductor pairs left a worker idle 9 s each.  (``--dist loadgroup`` with ``xdist_group`` marks would
+do it, but pytest 9.2 ignores the node-id suffix xdist 3.8 groups by.)
+
+So, where it applies, the plugin gives xdist its own scheduler: xdist's ``LoadScopeScheduling``
+with one scope per (test, backend, precision) for infercheck items and one per item for every
+other test.  It applies with ``--dist load`` (what ``-n N`` means) and ``on``, or ``auto`` when the
+workers are spread over several GPUs (``gpus.py``): there the items are builds and timings of
+seconds each; a suite of many millisecond tests keeps xdist's chunked ``load`` scheduling, which
+sends them in batches rather than one scope at a time.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Optional
+
+CHOICES = ("auto", "on", "off")
+
+
+def engine_scope(nodeid: str) -> str:
+    """``path::test::backend-precision`` for an infercheck item's node id, else the node id itself."""
+    from .spec import EngineSpec
+
+    head, bracket, rest = nodeid.partition("[")
+    if not bracket or not rest.endswith("]"):
+        return nodeid
+    try:
+        spec = EngineSpec.from_id(rest[:-1])
+    except Exception:  # another parametrisation (or one combined with ours): scheduled alone, as by load
+        return nodeid
+    return f"{head}::{spec.backend}-{spec.precision}"
+
+
+def wanted(config: Any, setting: str, gpus: Optional[Any]) -> bool:
+    """Whether this controller schedules by engine scope: ``--dist load`` and ``on``, or ``auto`` with
+    the workers spread over two GPUs or more."""
+    if config.getvalue("dist") != "load" or setting == "off":
+        return False
+    if setting == "on":
+        return True
+    from .gpus import choose_gpus, visible_gpus
+
+    try:
+        return len(choose_gpus(gpus, visible_gpus(os.environ))) >= 2
+    except ValueError:  # a bad --infer-gpus is reported as a usage error at configure
+        return False
+
+
+def make_scheduler(config: Any, log: Any) -> Any:
+    """xdist's scope scheduler, its scopes being ``engine_scope``."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class EngineScopeScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return engine_scope(nodeid)
+
+    return EngineScopeScheduling(config, log)
