@@ -14,7 +14,7 @@ import pytest
 from .gpus import configure as configure_gpus
 from .options import OptionError, add_options
 from .session import FIXTURE_ON_ITEM, InfercheckSession
-from .settings import MARKER_KEYS, MATRIX_KEYS, config_layers, parse_layer, resolve
+from .settings import MARKER_KEYS, MATRIX_KEYS, SettingsConflict, config_layers, parse_layer, resolve
 from .spec import EngineSpec, expand_specs
 
 SESSION = pytest.StashKey[InfercheckSession]()
@@ -33,10 +33,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
     config.addinivalue_line("markers", "gpu: needs a CUDA GPU (skipped without one)")
     try:
-        layers = config_layers(config)
+        session = config.stash[SESSION] = InfercheckSession(config, config_layers(config))
     except OptionError as err:
         raise pytest.UsageError(str(err)) from None
-    session = config.stash[SESSION] = InfercheckSession(config, layers)
     gpu_problem = configure_gpus(config, session.run_settings.gpus)  # an xdist worker's GPU, before CUDA starts
     if gpu_problem:
         raise pytest.UsageError(gpu_problem)
@@ -87,11 +86,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     session = session_of(metafunc.config)
     try:
         marker = marker_layer(metafunc.definition)
+        resolve(session.layers + [("marker", marker)])  # the marker's settings together: a floor above a cap
         settings = resolve(session.layers + [("marker", {k: v for k, v in marker.items() if k in MATRIX_KEYS})])
     except OptionError as err:
         # That test alone fails, at its own line; every other test runs.
         where = _location(metafunc.function)
-        message = f"{where}: @pytest.mark.infercheck{err}"
+        message = f"{where}: @pytest.mark.infercheck{': ' if isinstance(err, SettingsConflict) else ''}{err}"
         metafunc.parametrize("infercheck_spec", [MarkerError(message)], ids=["invalid-marker"])
         return
     specs = list(settings.engines) if settings.engines else expand_specs(settings.backends, settings.precisions,

@@ -12,7 +12,7 @@ option is one row there and nothing here.
 from __future__ import annotations
 
 from dataclasses import field, make_dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 from .options import OPTIONS, OPTIONS_BY_NAME, Budget, OptionError, Scope, ini_name, parse_value
 
@@ -117,4 +117,33 @@ def resolve(layers: Sequence[Layer]) -> Any:
                 raise OptionError(f"{source}: unknown setting {name!r}")
             values[name] = value
             sources[name] = source
-    return Settings(**values, tolerances=tolerances, sources=sources)
+    settings = Settings(**values, tolerances=tolerances, sources=sources)
+    contradiction = floor_over_cap(settings)
+    if contradiction:
+        raise SettingsConflict(contradiction)
+    return settings
+
+
+class SettingsConflict(OptionError):
+    """Settings each valid alone that contradict each other (whichever layers gave them)."""
+
+
+# A floor above its cap is a setting the sampler would silently not honour: the cap stops first.
+FLOORS_AND_CAPS = (("min_iters", "max_iters"), ("min_time", "max_time"))
+
+
+def floor_over_cap(settings: Any) -> Optional[str]:
+    """Why a sampling floor is above its cap (each named with the layer that set it), or None."""
+    for floor, cap in FLOORS_AND_CAPS:
+        low, high = getattr(settings, floor), getattr(settings, cap)
+        if low is not None and high is not None and low > high:
+            return (f"{_named(floor, low, settings)} is above {_named(cap, high, settings)}: sampling would stop at the "
+                    f"cap before the floor is reached; raise {cap} or lower {floor}")
+    return None
+
+
+def _named(name: str, value: Any, settings: Any) -> str:
+    """``--infer-min-time=2.0 (ini file)`` or, set in a marker or the call, ``min_time=2.0 (marker)``."""
+    source = settings.sources.get(name, "default")
+    spelt = name if source in ("marker", "fixture call") else OPTIONS_BY_NAME[name].flag
+    return f"{spelt}={value} ({source})"

@@ -175,3 +175,44 @@ def test_non_finite_marker_value_fails_naming_the_setting() -> None:
         parse_value("max_regression", float("nan"), "marker")
     with pytest.raises(OptionError, match="call min_cosine: 2 is above 1"):
         parse_value("min_cosine", 2, "call")
+
+
+# A floor above its cap is a setting the sampler would silently not honour: refused where it is given.
+@pytest.mark.parametrize("args, ini, fragment", [
+    (["--infer-min-iters=600", "--infer-max-iters=500"], "",
+     "*--infer-min-iters=600 (command line) is above --infer-max-iters=500 (command line): sampling would stop at "
+     "the cap before the floor is reached; raise max_iters or lower min_iters*"),
+    ([], "infer_min_time = 3s", "*--infer-min-time=3.0 (ini file) is above --infer-max-time=1.0 (default)*"),
+    (["--infer-max-time=0.5s"], "infer_min_time = 0.8s", "*--infer-min-time=0.8 (ini file) is above "
+                                                         "--infer-max-time=0.5 (command line)*"),
+])
+def test_a_sampling_floor_above_its_cap_is_a_usage_error(pytester: pytest.Pytester, args: list[str], ini: str,
+                                                          fragment: str) -> None:
+    if ini:
+        pytester.makeini(f"[pytest]\n{ini}\n")
+    result = pytester.runpytest(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([fragment])
+
+
+def test_a_sampling_floor_above_its_cap_fails_the_marker_or_call_that_set_it(run_plugin) -> None:
+    result = run_plugin('''
+import pytest
+from fixtures.models import small_cnn, cnn_inputs
+
+@pytest.mark.infercheck(backends=["eager"], min_time="2s")
+def test_marker(infercheck):
+    infercheck(small_cnn(), cnn_inputs())
+
+@pytest.mark.infercheck(backends=["eager"])
+def test_call(infercheck):
+    infercheck(small_cnn(), cnn_inputs(), max_iters=10, min_iters=20)
+
+@pytest.mark.infercheck(backends=["eager"])
+def test_fine(infercheck):
+    infercheck(small_cnn(), cnn_inputs())
+''')
+    result.assert_outcomes(passed=1, failed=1, errors=1)  # the marker's test errors at setup, as any bad marker
+    result.stdout.fnmatch_lines([
+        "*test_model.py:4: @pytest.mark.infercheck: min_time=2.0 (marker) is above --infer-max-time=*",
+        "*min_iters=20 (fixture call) is above max_iters=10 (fixture call)*"])
