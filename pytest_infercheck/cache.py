@@ -21,9 +21,9 @@ import os
 import shutil
 import tempfile
 import warnings
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from contextlib import contextmanager, nullcontext
 from typing import Any, Callable, Iterator, Optional
 
 from .files import creation_problem, file_lock
