@@ -128,15 +128,16 @@ class SettingsConflict(OptionError):
     """Settings each valid alone that contradict each other (whichever layers gave them)."""
 
 
-# A floor above its cap is a setting the sampler would silently not honour: the cap stops first.
+# A floor set above its cap is a setting the sampler would silently not honour: the cap stops first.
+# A cap set below a default floor is not: the user asked for the cap, and the cap wins (docs/latency.md).
 FLOORS_AND_CAPS = (("min_iters", "max_iters"), ("min_time", "max_time"))
 
 
 def floor_over_cap(settings: Any) -> Optional[str]:
-    """Why a sampling floor is above its cap (each named with the layer that set it), or None."""
+    """Why a floor the user set is above its cap (each named with the layer that set it), or None."""
     for floor, cap in FLOORS_AND_CAPS:
         low, high = getattr(settings, floor), getattr(settings, cap)
-        if low is not None and high is not None and low > high:
+        if floor in settings.sources and low is not None and high is not None and low > high:
             return (f"{_named(floor, low, settings)} is above {_named(cap, high, settings)}: sampling would stop at the "
                     f"cap before the floor is reached; raise {cap} or lower {floor}")
     return None

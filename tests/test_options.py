@@ -195,6 +195,12 @@ def test_a_sampling_floor_above_its_cap_is_a_usage_error(pytester: pytest.Pytest
     result.stderr.fnmatch_lines([fragment])
 
 
+def test_a_cap_below_a_default_floor_is_the_users_choice(pytester: pytest.Pytester) -> None:
+    """--infer-max-time=50ms is below the default 0.1 s floor: asked for, so the cap wins, as documented."""
+    pytester.makepyfile("def test_nothing():\n    pass\n")
+    pytester.runpytest("--infer-max-time=50ms", "--infer-max-iters=20").assert_outcomes(passed=1)
+
+
 def test_a_sampling_floor_above_its_cap_fails_the_marker_or_call_that_set_it(run_plugin) -> None:
     result = run_plugin('''
 import pytest
