@@ -179,8 +179,8 @@ OPTIONS: tuple[Option, ...] = (
            "CUDA_VISIBLE_DEVICES)", "LIST", scope=Scope.RUN),
     Option("xdist_groups", "--infer-xdist-groups", parse_xdist_groups, "auto",
            "with pytest-xdist's --dist load: keep a test's engines that share one build (an engine with and "
-           "without a CUDA graph) on one worker; auto: when the workers are spread over several GPUs, on, off",
-           "auto|on|off", scope=Scope.RUN),
+           "without a CUDA graph) on one worker. auto: when the workers are spread over several GPUs; on: always; "
+           "off: xdist's own scheduling", "MODE", scope=Scope.RUN),
     # Per-test settings a marker or the infercheck() call gives (no flag): None means the precision's default.
     Option("atol", None, parse_float, None, "absolute tolerance of the elementwise rule", scope=Scope.TEST),
     Option("rtol", None, parse_float, None, "relative tolerance of the elementwise rule", scope=Scope.TEST),
