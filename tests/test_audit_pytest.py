@@ -110,3 +110,23 @@ def test_det(infercheck):
     monkeypatch.setattr("pytest_infercheck.check.prebuild.support_tables_digest", lambda: "another table")
     run_plugin(source, f"--infer-cache-dir={cache}").assert_outcomes(skipped=4)
     assert len(calls) == 2
+
+
+def test_a_kept_audit_answers_only_for_the_device_it_ran_for(tmp_path, monkeypatch) -> None:
+    """ONNX Runtime's placement asks this machine's providers: an engine cache carried to another
+    machine (or asked for another device) audits again instead of answering with the old findings."""
+    import pytest_infercheck.audit.tensorrt_static as static
+    from fixtures.problem_models import det_inputs, det_model
+    from pytest_infercheck.artifacts import ModelArtifacts
+    from pytest_infercheck.cache import EngineCache
+    from pytest_infercheck.check.prebuild import kept_findings
+    from pytest_infercheck.check.reference import model_under_test
+
+    calls = []
+    real = static.static_findings
+    monkeypatch.setattr(static, "static_findings", lambda *a, **k: calls.append(1) or real(*a, **k))
+    artifacts = ModelArtifacts(model_under_test(det_model(), det_inputs(), dynamic_batch=False), EngineCache(tmp_path))
+    first = kept_findings(artifacts, "tensorrt", "cpu")
+    assert kept_findings(artifacts, "tensorrt", "cpu") == first and len(calls) == 1
+    assert [f.operator for f in first if f.blocking] == ["Det"]
+    assert kept_findings(artifacts, "tensorrt", "cuda") == first and len(calls) == 2  # asked again, same table

@@ -61,14 +61,15 @@ def target_findings(onnx_path: Path, target: str) -> list[Finding]:
     return findings
 
 
-def kept_findings(artifacts: "ModelArtifacts", target: str) -> list[Finding]:
+def kept_findings(artifacts: "ModelArtifacts", target: str, device: str) -> list[Finding]:
     """``target_findings`` of the model's export, kept in the engine cache beside it.
 
     The same file gets the same answer from the same parser or table, and the answer is costly
     (constant folding and a graph walk: 12 s for BERT-base on a 2-core runner), while every item of
     a model asks it again: each precision, with and without CUDA graphs, and every rerun.  The key
-    holds the export's key (model content, library versions, so the parser's) and the support
-    tables' digest.
+    holds the export's key (model content, library versions, so the parser's), the support
+    tables' digest and the device the audit ran for (ONNX Runtime's placement asks the providers
+    this machine has; a cache carried to another machine must not answer for it).
     """
     import dataclasses
     import json
@@ -79,11 +80,22 @@ def kept_findings(artifacts: "ModelArtifacts", target: str) -> list[Finding]:
         found = [dataclasses.asdict(finding) for finding in target_findings(onnx_path, target)]
         (directory / FINDINGS_FILE).write_text(json.dumps(found))
 
-    entry = artifacts.derived(f"audit-{target}", build, record=False, tables=support_tables_digest())
+    entry = artifacts.derived(f"audit-{target}", build, record=False, tables=support_tables_digest(),
+                              device=audited_device(device))
     return [Finding(**data) for data in json.loads(entry.file(FINDINGS_FILE).read_text())]
 
 
 FINDINGS_FILE = "findings.json"
+
+
+def audited_device(device: str) -> str:
+    """``cpu``, or the GPU's name and compute capability; ``cuda`` alone where torch sees no GPU."""
+    from ..artifacts import device_target
+
+    try:
+        return device_target(device)
+    except Exception:  # a cuda item on a machine without one: it skips, its prediction still keyed apart
+        return device
 
 
 def support_tables_digest() -> str:
@@ -119,7 +131,7 @@ def audit_before_build(artifacts: "ModelArtifacts", descriptor: "BackendDescript
     if target is None:
         return []
     try:
-        findings = kept_findings(artifacts, target)
+        findings = kept_findings(artifacts, target, device)
     except ExportError:
         return []
     verdict = judged(findings, allow_ops=settings.allow_ops, allow_nodes=settings.allow_nodes)
@@ -145,7 +157,7 @@ def predicted_gaps(artifacts: "ModelArtifacts", descriptor: "BackendDescriptor",
     if target is None:
         return [], ""
     try:
-        verdict = judged(kept_findings(artifacts, target), allow_ops=settings.allow_ops,
+        verdict = judged(kept_findings(artifacts, target, device), allow_ops=settings.allow_ops,
                          allow_nodes=settings.allow_nodes)
     except ExportError:
         return [], ""  # the model does not even export: the items that can run say so
