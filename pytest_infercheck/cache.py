@@ -21,7 +21,7 @@ import os
 import shutil
 import tempfile
 import warnings
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
@@ -102,15 +102,13 @@ class EngineCache:
         """Held while a compiler that keeps its own cache (Inductor) builds ``key``: a second worker
         asking for the same engine waits and then finds it there, instead of compiling it alongside.
         No lock with the cache off or where the cache cannot be written (nothing is shared then)."""
-        lock = nullcontext() if not self.enabled else file_lock(self.entry_dir(key).parent / f"{key}.lock")
-        try:
-            lock.__enter__()
-        except OSError:
-            lock = nullcontext()
-        try:
+        with ExitStack() as stack:
+            if self.enabled:
+                try:
+                    stack.enter_context(file_lock(self.entry_dir(key).parent / f"{key}.lock"))
+                except OSError:
+                    pass  # a cache that cannot be written shares nothing: build unlocked
             yield
-        finally:
-            lock.__exit__(None, None, None)
 
     def _build_locked(self, key: str, final: Path, build: Callable[[Path], None], what: str) -> CachedEntry:
         with file_lock(final.parent / f"{key}.lock"):

@@ -164,14 +164,6 @@ def configure(config: Any, chosen: Optional[Sequence[int]]) -> Optional[str]:
     return None
 
 
-def plain_nodeid(nodeid: str) -> str:
-    """``nodeid`` without the ``@group`` that xdist's ``--dist loadgroup`` appends to a test marked
-    ``xdist_group`` (with pytest < 9.2; pytest 9.2 ignores xdist 3.8's rename): results, reports and
-    the baseline name an item the same however the run was distributed."""
-    at = nodeid.rfind("@")
-    return nodeid[:at] if at > nodeid.rfind("]") else nodeid
-
-
 # -- the timing lock's key --------------------------------------------------------------------------
 
 

@@ -127,6 +127,14 @@ def _parse_choices(text: str | Iterable[str], known: Sequence[str], what: str) -
     return tuple(dict.fromkeys(items))
 
 
+def _parse_one_choice(text: str, known: Sequence[str], what: str) -> str:
+    """One of ``known``: a list (``cpu,cuda``) is refused rather than read as its first entry."""
+    choices = _parse_choices(str(text), known, what)
+    if len(choices) > 1:
+        raise OptionError(f"one {what}, not {', '.join(choices)}; known {what}s: {', '.join(known)}")
+    return choices[0]
+
+
 def parse_backends(text: str | Iterable[str]) -> tuple[str, ...]:
     from .backends import names
 
@@ -153,7 +161,7 @@ def parse_precisions(text: str | Iterable[str]) -> tuple[str, ...]:
 
 
 def parse_device(text: str) -> str:
-    return _parse_choices(text, DEVICES, "device")[0]
+    return _parse_one_choice(text, DEVICES, "device")
 
 
 def parse_cuda_graphs(value: str | bool | Iterable[bool]) -> tuple[bool, ...]:
@@ -173,7 +181,7 @@ def parse_cuda_graphs(value: str | bool | Iterable[bool]) -> tuple[bool, ...]:
 
 
 def parse_compile_mode(text: str) -> str:
-    return _parse_choices(text, COMPILE_MODES, "torch.compile mode")[0]
+    return _parse_one_choice(text, COMPILE_MODES, "torch.compile mode")
 
 
 XDIST_GROUPS: tuple[str, ...] = ("auto", "on", "off")
@@ -181,10 +189,7 @@ XDIST_GROUPS: tuple[str, ...] = ("auto", "on", "off")
 
 def parse_xdist_groups(text: str) -> str:
     """``auto``, ``on`` or ``off`` (xdist_groups.py says what each does)."""
-    choices = _parse_choices(str(text), XDIST_GROUPS, "xdist grouping")
-    if len(choices) > 1:
-        raise OptionError(f"one xdist grouping, not {', '.join(choices)}; known xdist groupings: {', '.join(XDIST_GROUPS)}")
-    return choices[0]
+    return _parse_one_choice(text, XDIST_GROUPS, "xdist grouping")
 
 
 def parse_trt_target(text: str) -> str:

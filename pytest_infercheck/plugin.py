@@ -14,7 +14,7 @@ import pytest
 from .gpus import configure as configure_gpus
 from .options import OptionError, add_options
 from .session import FIXTURE_ON_ITEM, InfercheckSession
-from .settings import MARKER_KEYS, MATRIX_KEYS, SettingsConflict, config_layers, parse_layer, resolve
+from .settings import MARKER_KEYS, SettingsConflict, config_layers, parse_layer, resolve
 from .spec import EngineSpec, expand_specs
 
 SESSION = pytest.StashKey[InfercheckSession]()
@@ -86,8 +86,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     session = session_of(metafunc.config)
     try:
         marker = marker_layer(metafunc.definition)
-        resolve(session.layers + [("marker", marker)])  # the marker's settings together: a floor above a cap
-        settings = resolve(session.layers + [("marker", {k: v for k, v in marker.items() if k in MATRIX_KEYS})])
+        settings = resolve(session.layers + [("marker", marker)])  # all of it: a floor above a cap fails here too
     except OptionError as err:
         # That test alone fails, at its own line; every other test runs.
         where = _location(metafunc.function)
@@ -118,7 +117,7 @@ def infercheck(request: pytest.FixtureRequest, infercheck_spec: Any) -> Any:
     if isinstance(infercheck_spec, MarkerError):
         pytest.fail(infercheck_spec.message, pytrace=False)
     from .check import CheckContext, Infercheck
-    from .gpus import plain_nodeid
+    from .xdist_groups import plain_nodeid
     from .progress import ProgressReporter
 
     session = session_of(request.config)

@@ -37,6 +37,14 @@ def engine_scope(nodeid: str) -> str:
     return f"{head}::{spec.backend}-{spec.precision}"
 
 
+def plain_nodeid(nodeid: str) -> str:
+    """``nodeid`` without the ``@group`` that xdist's ``--dist loadgroup`` appends to a test marked
+    ``xdist_group`` (with pytest < 9.2; pytest 9.2 ignores xdist 3.8's rename): results, reports and
+    the baseline name an item the same however the run was distributed."""
+    at = nodeid.rfind("@")
+    return nodeid[:at] if at > nodeid.rfind("]") else nodeid
+
+
 def wanted(config: Any, setting: str, gpus: Optional[Any]) -> bool:
     """Whether this controller schedules by engine scope: ``--dist load`` and ``on``, or ``auto`` with
     the workers spread over two GPUs or more."""

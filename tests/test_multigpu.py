@@ -343,7 +343,7 @@ def test_the_comparison_reads_each_process_timeline(tmp_path: Path) -> None:
 
 
 def test_results_name_an_item_without_the_group_that_loadgroup_appends() -> None:
-    from pytest_infercheck.gpus import plain_nodeid
+    from pytest_infercheck.xdist_groups import plain_nodeid
 
     assert plain_nodeid("t.py::test_a[eager-fp16]@models") == "t.py::test_a[eager-fp16]"
     assert plain_nodeid("t.py::test_a@models") == "t.py::test_a"

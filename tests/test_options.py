@@ -76,6 +76,11 @@ def test_command_line_values_are_parsed(pytester: pytest.Pytester) -> None:
     (["--infer-backends=trt"], "--infer-backends: unknown backend 'trt'; known backends: eager, inductor"),
     (["--infer-precisions=fp8"], "--infer-precisions: unknown precision 'fp8'"),
     (["--infer-device=tpu"], "--infer-device: unknown device 'tpu'; known devices: auto, cpu, cuda"),
+    # a list where one value is taken would silently drop the rest: refused, naming the option
+    (["--infer-device=cpu,cuda"], "--infer-device: one device, not cpu, cuda; known devices: auto, cpu, cuda"),
+    (["--infer-compile-mode=default,max-autotune"], "--infer-compile-mode: one torch.compile mode, not default, "
+                                                    "max-autotune*"),
+    (["--infer-xdist-groups=on,off"], "--infer-xdist-groups: one xdist grouping, not on, off*"),
     (["--infer-min-iters=many"], "--infer-min-iters: 'many' is not a whole number"),
 ])
 def test_bad_option_is_a_usage_error(pytester: pytest.Pytester, args: list[str], fragment: str) -> None:
