@@ -43,11 +43,13 @@ class ModelArtifacts:
         return cache_key(kind=kind, model=self.model.hash, versions=library_versions(), **parts)
 
     def derived(self, kind: str, build: Callable[[Path], None], *, record: bool = True,
-                **key_parts: Any) -> CachedEntry:
+                stale: Optional[Callable[[Path], Optional[str]]] = None, **key_parts: Any) -> CachedEntry:
         """A cached artifact directory that ``build`` fills; timed and recorded under ``kind``
-        (``record=False``: a by-product such as the audit's findings, not an artifact of the build)."""
+        (``record=False``: a by-product such as the audit's findings, not an artifact of the build;
+        ``stale``: see EngineCache.get_or_build)."""
         start = time.perf_counter()
-        entry = self.cache.get_or_build(self.key(kind, **key_parts), build, what=f"{kind} of {self.model.name}")
+        entry = self.cache.get_or_build(self.key(kind, **key_parts), build, what=f"{kind} of {self.model.name}",
+                                        stale=stale)
         if not record:
             return entry
         # The first request for a kind decides its state and time: a later one in the same item (the

@@ -75,8 +75,13 @@ class EngineCache:
         assert self.root is not None
         return self.root / key[:2] / key
 
-    def get_or_build(self, key: str, build: Callable[[Path], None], *, what: str) -> CachedEntry:
+    def get_or_build(self, key: str, build: Callable[[Path], None], *, what: str,
+                     stale: Optional[Callable[[Path], Optional[str]]] = None) -> CachedEntry:
         """Return the entry for ``key``; if absent or unusable, ``build(directory)`` fills a new one.
+
+        ``stale(directory)`` names what outdated a complete entry (code its key cannot cover, such
+        as a precompiled function's traced sources), or None: a stale entry is rebuilt, silently,
+        as a changed model's would be.
 
         With the cache disabled, ``build`` fills a temporary directory, once per key in this
         session (a second request for the same artifact reuses it); :meth:`close` removes it.
@@ -86,10 +91,10 @@ class EngineCache:
                 self._uncached[key] = self._build_temporary(build, prefix="infercheck-nocache-")
             return CachedEntry(self._uncached[key], hit=False)
         final = self.entry_dir(key)
-        if self._verify(final) is None:  # complete entries are never modified: no lock needed to read one
+        if self._verify(final) is None and not (stale and stale(final)):  # complete entries are never modified: no lock needed to read one
             return CachedEntry(final, hit=True)
         try:
-            return self._build_locked(key, final, build, what)
+            return self._build_locked(key, final, build, what, stale)
         except OSError as err:
             if self._writable(final.parent):
                 raise  # the build itself failed: not a cache problem
@@ -110,13 +115,16 @@ class EngineCache:
                     pass  # a cache that cannot be written shares nothing: build unlocked
             yield
 
-    def _build_locked(self, key: str, final: Path, build: Callable[[Path], None], what: str) -> CachedEntry:
+    def _build_locked(self, key: str, final: Path, build: Callable[[Path], None], what: str,
+                      stale: Optional[Callable[[Path], Optional[str]]]) -> CachedEntry:
         with file_lock(final.parent / f"{key}.lock"):
             problem = self._verify(final)  # again, under the lock: another worker may have built it
-            if problem is None:
+            outdated = stale(final) if problem is None and stale is not None else None
+            if problem is None and outdated is None:
                 return CachedEntry(final, hit=True)
             if os.path.lexists(final):
-                warnings.warn(CacheWarning(f"engine cache entry for {what} at {final} is unusable ({problem}); rebuilding"))
+                if problem is not None:
+                    warnings.warn(CacheWarning(f"engine cache entry for {what} at {final} is unusable ({problem}); rebuilding"))
                 _remove(final)
             staging = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=final.parent))
             try:

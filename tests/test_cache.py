@@ -44,6 +44,22 @@ def test_corrupted_entry_is_rebuilt_with_a_warning(tmp_path: Path) -> None:
     assert rebuilt.file("engine.bin").read_bytes() == b"x" * 1000
 
 
+def test_an_entry_its_caller_finds_stale_is_rebuilt_silently(tmp_path: Path, recwarn) -> None:
+    """Code a key cannot cover (a precompiled function's traced helpers) is checked by ``stale``."""
+    cache = EngineCache(tmp_path)
+    outdated: list[str] = []
+
+    def stale(directory: Path):
+        return outdated[0] if outdated else None
+
+    assert not cache.get_or_build("s" * 40, _writer, what="x", stale=stale).hit
+    assert cache.get_or_build("s" * 40, _writer, what="x", stale=stale).hit
+    outdated.append("helpers.py lines 3-5 changed")
+    rebuilt = cache.get_or_build("s" * 40, _writer, what="x", stale=stale)
+    assert not rebuilt.hit and rebuilt.file("engine.bin").read_bytes() == b"x" * 1000
+    assert not [w for w in recwarn if issubclass(w.category, CacheWarning)]  # a model change, not a fault
+
+
 def test_interrupted_write_is_not_an_entry(tmp_path: Path) -> None:
     cache = EngineCache(tmp_path)
     half = cache.entry_dir("d" * 40)

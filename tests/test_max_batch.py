@@ -89,7 +89,7 @@ def real_engine(backend_name: str, tmp_path):
     return engine, model.inputs
 
 
-@pytest.mark.parametrize("backend", ["eager", "onnxruntime"])
+@pytest.mark.parametrize("backend", ["eager", "onnxruntime", "inductor"])
 def test_real_engine_search(backend: str, tmp_path) -> None:
     engine, inputs = real_engine(backend, tmp_path)
     seen: list[int] = []

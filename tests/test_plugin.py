@@ -354,9 +354,11 @@ def test_compiled(infercheck):
     result.stdout.fnmatch_lines(["*inductor-bf16*cpu*passed*", "*inductor-fp32*cpu*passed*"])
 
 
-def test_an_inductor_engine_compiles_once_not_again_at_its_first_checked_run(run_plugin) -> None:
+@pytest.mark.parametrize("cache", ["--infer-no-cache", "fresh"])
+def test_an_inductor_engine_compiles_once_not_again_at_its_first_checked_run(run_plugin, cache: str, tmp_path) -> None:
     """Dynamo guards a tensor's dispatch keys: a build that compiled on inputs cast inside inference
-    mode was compiled a second time by the accuracy stage's run (1.5 s for resnet50 on the H100)."""
+    mode was compiled a second time by the accuracy stage's run (1.5 s for resnet50 on the H100).
+    Both builds: the plain torch.compile (cache off) and the precompiled one (a fresh cache)."""
     from torch._dynamo.utils import counters
 
     source = '''
@@ -368,7 +370,8 @@ def test_compiled(infercheck):
     infercheck(small_cnn(), cnn_inputs())
 '''
     before = counters["stats"]["unique_graphs"]
-    run_plugin(source).assert_outcomes(passed=1)  # in this process: Dynamo's counters see its compiles
+    option = cache if cache.startswith("--") else f"--infer-cache-dir={tmp_path / 'cache'}"
+    run_plugin(source, option, cache=False).assert_outcomes(passed=1)  # in this process: Dynamo's counters see its compiles
     assert counters["stats"]["unique_graphs"] - before == 1
 
 

@@ -1,16 +1,25 @@
 """torch.compile with the Inductor backend, at FP32/FP16/BF16, in a chosen mode.
 
 Compilation is lazy in torch.compile, so ``build`` makes the first call: the build time then
-covers tracing and code generation, and the timer never sees a compile.  Inductor keeps its own
-on-disk FX-graph cache; its hit/miss counters tell the summary whether this build reused it.
+covers tracing and code generation, and the timer never sees a compile. With the engine cache on,
+the engine is precompiled (precompile.py): a warm rerun loads the compiled function instead of
+tracing the model again. Otherwise (a graph break, forward hooks, a torch without the API, the
+cache off) it is a plain ``torch.compile``, whose code Inductor's own on-disk FX-graph cache
+keeps; its hit/miss counters tell the summary whether this build reused it.
 """
 
 from __future__ import annotations
 
+import warnings
 from contextlib import ExitStack
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
+from . import precompile
 from .base import BackendDescriptor, BuildRequest
 from .torch_engine import TorchBackendBase, TorchEngine, torch_descriptor_facts, torch_dtype, use_inductor_cache
+
+if TYPE_CHECKING:
+    import torch
 
 DESCRIPTOR = BackendDescriptor(name="inductor", implementation=f"{__name__}:InductorBackend",
                                **torch_descriptor_facts(("torch", "triton")))
@@ -21,9 +30,7 @@ class InductorBackend(TorchBackendBase):
 
     def build(self, request: BuildRequest) -> TorchEngine:
         import torch
-        from torch._dynamo.utils import counters
 
-        from ..artifacts import device_target
         from ..export import quiet_torch_logs
         from ..model import model_copy
 
@@ -31,30 +38,97 @@ class InductorBackend(TorchBackendBase):
         dtype = torch_dtype(request.spec.precision)
         module = model_copy(request.artifacts.model.module, dtype=dtype, device=request.device)
         torch._dynamo.reset()  # another item's compiled frames must not be reused at a new dtype
-        compiled = torch.compile(module, mode=None if request.compile_mode == "default" else request.compile_mode,
-                                 dynamic=request.artifacts.model.dynamic_batch or None)
-        engine = TorchEngine(compiled, request.device, dtype)
-        # Two xdist workers given the same engine (an FP16 item with and without a CUDA graph) would
-        # both compile it, on the same CPUs: the second waits for the first and loads its result.
-        same_engine = request.artifacts.key("inductor", precision=request.spec.precision, mode=request.compile_mode,
-                                            device=device_target(request.device))
-        with ExitStack() as stack:
-            stack.enter_context(request.artifacts.cache.compile_lock(same_engine))
-            stack.enter_context(quiet_torch_logs())  # dynamo/Inductor's structured-trace records stay out of pytest's log
-            if not request.artifacts.cache.enabled:
-                stack.enter_context(torch._inductor.config.patch(force_disable_caches=True))
-            hits_before = counters["inductor"]["fxgraph_cache_hit"]
-            misses_before = counters["inductor"]["fxgraph_cache_miss"]
-            # Compiled on inputs prepared as every later call's are (cast outside inference mode):
-            # Dynamo's guards include a tensor's dispatch keys, and inputs cast inside inference mode
-            # would make the first checked run compile the model a second time (1.5 s for resnet50).
-            engine.run(engine.prepare(request.artifacts.model.inputs))
-        hits = counters["inductor"]["fxgraph_cache_hit"] - hits_before
-        misses = counters["inductor"]["fxgraph_cache_miss"] - misses_before
-        if not request.artifacts.cache.enabled:
-            state = "off"
-        else:
-            state = "hit" if hits and not misses else "miss"
-        request.artifacts.cache_states["inductor"] = state
+        mode = None if request.compile_mode == "default" else request.compile_mode
+        dynamic = request.artifacts.model.dynamic_batch or None
+
+        def compile_module() -> Callable[..., Any]:
+            return torch.compile(module, mode=mode, dynamic=dynamic)
+
+        engine = TorchEngine(compile_module(), request.device, dtype)
+        # Compiled on inputs prepared as every later call's are (cast outside inference mode):
+        # Dynamo's guards include a tensor's dispatch keys, and inputs cast inside inference mode
+        # would make the first checked run compile the model a second time (1.5 s for resnet50).
+        prepared = engine.prepare(request.artifacts.model.inputs)
+        if request.artifacts.cache.enabled:
+            with quiet_torch_logs():  # dynamo/Inductor's structured-trace records stay out of pytest's log
+                why_not = _use_precompiled(request, engine, prepared, module, compile_module, mode=mode, dynamic=dynamic)
+            if why_not is None:
+                return engine
+            request.note(f"Inductor engine not precompiled, a warm rerun traces it again: {why_not}")
+        _compile_in_first_call(request, engine, prepared)
         return engine
 
+
+def _use_precompiled(request: BuildRequest, engine: TorchEngine, prepared: tuple[Any, ...], module: "torch.nn.Module",
+                     compile_module: Callable[[], Callable[..., Any]], *, mode: Optional[str],
+                     dynamic: Optional[bool]) -> Optional[str]:
+    """Give ``engine`` the precompiled forward from the cache (precompiling it there on a miss);
+    None when it has it, else why not. The cache entry's lock makes a second worker asking for
+    the same engine (an FP16 item with and without a CUDA graph) wait and load it."""
+    from ..artifacts import device_target
+    from ..cache import CacheWarning
+
+    reason = precompile.unsupported_reason(module)
+    if reason is not None:
+        return reason
+    built: dict[str, Any] = {}
+
+    def build(directory: Any) -> None:
+        import torch
+
+        try:
+            built["compiled"] = precompile.precompile(module, engine.layout, mode=mode, dynamic=dynamic)
+            precompile.save(built["compiled"], directory)
+        except torch.OutOfMemoryError:
+            raise  # this machine's state, not the model's: the item fails, and the next run tries again
+        except Exception as exc:  # a graph break, a value that does not serialise: kept, so no rerun tries again
+            for leftover in directory.iterdir():
+                leftover.unlink()
+            precompile.record_reason(directory, precompile.short_reason(exc))
+
+    entry = request.artifacts.derived("inductor-precompiled", build, record=False, stale=precompile.stale_reason,
+                                      precision=request.spec.precision, mode=request.compile_mode,
+                                      device=device_target(request.device))
+    reason = precompile.recorded_reason(entry.path)
+    if reason is not None:
+        return reason
+    try:
+        compiled = built.get("compiled") or precompile.load(entry.path)
+    except Exception as exc:  # a corrupt or foreign entry is a slower build, never a failed item
+        warnings.warn(CacheWarning(f"precompiled Inductor engine at {entry.path} could not be loaded "
+                                   f"({precompile.short_reason(exc)}); compiling it again"))
+        return f"its precompiled function could not be loaded ({precompile.short_reason(exc)})"
+    engine.fn = precompile.PrecompiledForward(compiled, module, compile_module)
+    engine.no_grad = True
+    engine.run(prepared)  # kernels loaded here, not in the first timed call
+    request.artifacts.cache_states["inductor"] = "hit" if entry.hit else "miss"
+    return None
+
+
+def _compile_in_first_call(request: BuildRequest, engine: TorchEngine, prepared: tuple[Any, ...]) -> None:
+    """torch.compile's first call compiles; Inductor's FX-graph cache counters say whether it reused code."""
+    import torch
+    from torch._dynamo.utils import counters
+
+    from ..artifacts import device_target
+    from ..export import quiet_torch_logs
+
+    # Two xdist workers given the same engine would both compile it, on the same CPUs: the second
+    # waits for the first and loads its result.
+    same_engine = request.artifacts.key("inductor", precision=request.spec.precision, mode=request.compile_mode,
+                                        device=device_target(request.device))
+    with ExitStack() as stack:
+        stack.enter_context(request.artifacts.cache.compile_lock(same_engine))
+        stack.enter_context(quiet_torch_logs())
+        if not request.artifacts.cache.enabled:
+            stack.enter_context(torch._inductor.config.patch(force_disable_caches=True))
+        hits_before = counters["inductor"]["fxgraph_cache_hit"]
+        misses_before = counters["inductor"]["fxgraph_cache_miss"]
+        engine.run(prepared)
+    hits = counters["inductor"]["fxgraph_cache_hit"] - hits_before
+    misses = counters["inductor"]["fxgraph_cache_miss"] - misses_before
+    if not request.artifacts.cache.enabled:
+        state = "off"
+    else:
+        state = "hit" if hits and not misses else "miss"
+    request.artifacts.cache_states["inductor"] = state

@@ -22,7 +22,7 @@ INSTALL_TORCH_CUDA = "install a CUDA build of torch on a GPU machine"
 
 @dataclass
 class TorchEngine:
-    """Runs ``fn`` under ``torch.inference_mode`` on inputs cast to ``dtype`` on ``device``."""
+    """Runs ``fn`` under ``torch.inference_mode`` (or ``torch.no_grad``) on inputs cast to ``dtype`` on ``device``."""
 
     fn: Callable[..., Any]
     device: str
@@ -31,6 +31,9 @@ class TorchEngine:
     # The layout (which tensors are keywords) of the last inputs prepared: ``prepare`` returns a
     # flat tuple of tensors, which the CUDA-graph wrapper copies into static buffers and hands back.
     layout: ModelInputs = field(default_factory=ModelInputs)
+    # A precompiled Inductor function's guards hold only in the grad mode it was traced in, and
+    # inference mode changes the dispatch keys Dynamo guards on: it is traced and run under no_grad.
+    no_grad: bool = False
 
     def prepare(self, inputs: Sequence["torch.Tensor"]) -> tuple["torch.Tensor", ...]:
         cast = as_model_inputs(inputs).cast(dtype=self.dtype, device=self.device)
@@ -40,7 +43,7 @@ class TorchEngine:
     def run(self, prepared: tuple["torch.Tensor", ...]) -> Any:
         import torch
 
-        with torch.inference_mode():
+        with torch.no_grad() if self.no_grad else torch.inference_mode():
             # On CUDA this returns once the work is queued: the timer's events bound it, to_numpy syncs.
             if not self.layout.kwargs:  # the common case, without a layout object per timed call
                 return self.fn(*prepared)

@@ -1,0 +1,140 @@
+"""A warm start for Inductor engines that skips Dynamo: torch's ahead-of-time precompile.
+
+Inductor's FX-graph cache makes a warm rerun skip code generation, but not Dynamo: every process
+traces the model again before the cache can hit (1.5 s per resnet50 engine on the H200, most of a
+warm rerun's build time). torch's precompile (``torch.compile(fn, fullgraph=True).aot_compile``,
+saved with ``save_compiled_function`` and read back with ``torch.compiler.load_compiled_function``,
+experimental since torch 2.10) serialises the traced function, its guards and Inductor's output,
+so a warm rerun loads the compiled function instead of tracing.
+
+It needs a whole graph (``fullgraph=True``) and the engine cache (Inductor's caches must be on);
+without them, or where this torch lacks the API, the build traces and compiles as before, and the
+reason is kept in the cache entry so that a warm rerun does not try again. Three differences from
+``torch.compile(module)`` are handled here rather than left to surprise:
+
+- The precompiled function is ``module.forward``: the top-level module's own forward hooks would
+  not run, so a module with such hooks is not precompiled.
+- Its guards record the grad mode it was traced in; inference mode also changes the dispatch keys
+  Dynamo guards on, so it is traced and run under ``torch.no_grad`` (``TorchEngine.grad_mode``).
+- Its guards do not see code the forward reaches outside the model's classes (a helper in another
+  module), which the cache key does not cover either (docs/usage.md): the source lines of every
+  function Dynamo inlined are kept beside it (``SOURCES_FILE``) and an entry whose sources changed
+  is stale and rebuilt, where ``torch.compile`` would have traced the new code.
+- It never recompiles: a call its guards refuse (another batch size in the max-batch search, where
+  a batch of 1 was specialised) goes to a ``torch.compile`` of the module made on first need, as
+  Dynamo's own recompile would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+import json
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..inputs import ModelInputs
+
+FUNCTION_FILE = "forward.precompiled"
+NOT_PRECOMPILED_FILE = "not-precompiled.txt"  # why this engine could not be precompiled
+SOURCES_FILE = "inlined-sources.json"  # every function Dynamo traced: module, lines, their hash
+
+
+def unsupported_reason(module: "torch.nn.Module") -> Optional[str]:
+    """Why ``module`` cannot be precompiled by this torch, or None."""
+    import torch
+
+    if not hasattr(torch.compiler, "load_compiled_function") or not hasattr(torch._dynamo.config, "enable_aot_compile"):
+        return f"torch {torch.__version__} has no precompile API (torch.compiler.load_compiled_function)"
+    if module._forward_hooks or module._forward_pre_hooks:
+        return "the model has forward hooks, which a precompiled forward would skip"
+    return None
+
+
+@dataclass
+class PrecompiledForward:
+    """Calls the precompiled ``forward`` with the module as ``self`` while its guards hold; a call
+    they refuse goes to ``fallback()`` (a ``torch.compile`` of the module, made on first need)."""
+
+    compiled: Any  # torch._dynamo.aot_compile.AOTCompiledFunction
+    module: "torch.nn.Module"
+    fallback: Callable[[], Callable[..., Any]]
+    _recompiled: Optional[Callable[..., Any]] = None
+
+    def __post_init__(self) -> None:
+        self.compiled.disable_guard_check()  # checked here instead, where a refusal has somewhere to go
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self.compiled.guard_check(self.module, *args, **kwargs):
+            return self.compiled(self.module, *args, **kwargs)
+        if self._recompiled is None:
+            self._recompiled = self.fallback()
+        return self._recompiled(*args, **kwargs)
+
+
+def precompile(module: "torch.nn.Module", inputs: "ModelInputs", *, mode: Optional[str],
+               dynamic: Optional[bool]) -> Any:
+    """Trace and compile ``module.forward`` on ``inputs`` (prepared as the engine's runs are) under
+    ``torch.no_grad``: the AOTCompiledFunction, or an exception saying why not (a graph break...)."""
+    import torch
+
+    with ExitStack() as stack:
+        stack.enter_context(torch._dynamo.config.patch(enable_aot_compile=True))  # off by default before 2.13
+        stack.enter_context(torch.no_grad())
+        compiled = torch.compile(module.forward, fullgraph=True, mode=mode, dynamic=dynamic)
+        return compiled.aot_compile((tuple(inputs.args), dict(inputs.kwargs)))
+
+
+def save(compiled: Any, directory: Path) -> None:
+    sources = [{"module": s.module, "first": s.firstlineno, "last": s.lastlineno, "sha256": s.checksum}
+               for s in compiled.source_info().inlined_sources]
+    (directory / SOURCES_FILE).write_text(json.dumps(sorted(sources, key=lambda s: (s["module"], s["first"]))),
+                                          encoding="utf-8")
+    compiled.save_compiled_function(str(directory / FUNCTION_FILE))
+
+
+def stale_reason(directory: Path) -> Optional[str]:
+    """Which traced source changed since this entry was precompiled, or None (a not-precompiled
+    entry is never stale: it holds no code). The hash is torch's own (package.py): SHA-256 of the
+    lines ``first`` to ``last - 1`` of the module's source, so moved lines count as a change too."""
+    path = directory / SOURCES_FILE
+    if not path.is_file():
+        return None
+    for source in json.loads(path.read_text(encoding="utf-8")):
+        try:
+            lines = inspect.getsourcelines(importlib.import_module(source["module"]))[0]
+        except (ImportError, OSError, TypeError) as exc:
+            return f"{source['module']} cannot be read ({type(exc).__name__})"
+        text = "".join(lines[source["first"] - 1:source["last"] - 1])
+        if hashlib.sha256(text.encode()).hexdigest() != source["sha256"]:
+            return f"{source['module']} lines {source['first']}-{source['last'] - 1} changed"
+    return None
+
+
+def load(directory: Path) -> Any:
+    import torch
+
+    with open(directory / FUNCTION_FILE, "rb") as handle:
+        return torch.compiler.load_compiled_function(handle)
+
+
+def recorded_reason(directory: Path) -> Optional[str]:
+    """Why the engine in this cache entry was not precompiled, or None when it was."""
+    path = directory / NOT_PRECOMPILED_FILE
+    return path.read_text(encoding="utf-8") if path.is_file() else None
+
+
+def record_reason(directory: Path, reason: str) -> None:
+    (directory / NOT_PRECOMPILED_FILE).write_text(reason, encoding="utf-8")
+
+
+def short_reason(exc: BaseException) -> str:
+    """The first line of a compile error: Dynamo's graph-break messages run to dozens of lines."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".strip().rstrip(":")

@@ -1,0 +1,181 @@
+"""Inductor engines precompiled into the engine cache: a warm rerun loads them without Dynamo.
+
+Real torch.compile/aot_compile builds on the CPU, through real pytest runs of the plugin. Each test
+uses its own cache directory: whether the first run compiles is part of what it checks.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+if not hasattr(torch.compiler, "load_compiled_function"):
+    pytest.skip(f"torch {torch.__version__} has no precompile API", allow_module_level=True)
+
+from torch._dynamo.utils import counters  # noqa: E402
+
+from pytest_infercheck.backends import precompile  # noqa: E402
+
+CNN_TEST = '''
+import pytest
+from fixtures.models import small_cnn, cnn_inputs
+
+@pytest.mark.infercheck(backends=["inductor"], precisions=["fp32"])
+def test_compiled(infercheck):
+    infercheck(small_cnn(), cnn_inputs())
+'''
+
+
+def run_twice(run_plugin, source: str, cache: Path, report: Path, before_second=None) -> list[dict]:
+    """Two sessions on one engine cache; the JSON report's single item of each, with the Dynamo
+    graphs each session traced (Dynamo's counters live in this process, as the runs do)."""
+    items = []
+    for session in (1, 2):
+        if session == 2 and before_second is not None:
+            before_second()
+        graphs_before = counters["stats"]["unique_graphs"]
+        run_plugin(source, f"--infer-cache-dir={cache}", f"--infer-report={report}", cache=False).assert_outcomes(passed=1)
+        [item] = json.loads(report.read_text())["results"]
+        item["traced_graphs"] = counters["stats"]["unique_graphs"] - graphs_before
+        items.append(item)
+    return items
+
+
+def max_abs(item: dict) -> float:
+    return max(output["max_abs"] for output in item["accuracy"]["outputs"])
+
+
+def entry_files(cache: Path) -> set[str]:
+    return {p.name for p in cache.rglob("*") if p.name in (precompile.FUNCTION_FILE, precompile.NOT_PRECOMPILED_FILE)}
+
+
+def test_a_warm_rerun_loads_the_precompiled_engine_and_traces_nothing(run_plugin, tmp_path: Path) -> None:
+    cold, warm = run_twice(run_plugin, CNN_TEST, tmp_path / "cache", tmp_path / "r.json")
+    assert cold["cache"]["inductor"] == "miss" and cold["traced_graphs"] == 1
+    assert warm["cache"]["inductor"] == "hit" and warm["traced_graphs"] == 0  # no Dynamo trace at all
+    assert entry_files(tmp_path / "cache") == {precompile.FUNCTION_FILE}
+    assert max_abs(warm) == max_abs(cold)  # the same compiled code
+    assert not any("precompiled" in w for w in warm["warnings"])
+
+
+def test_a_model_with_a_graph_break_compiles_as_before_and_says_why(run_plugin, tmp_path: Path) -> None:
+    source = '''
+import pytest, torch
+
+class Breaks(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(8, 8)
+
+    def forward(self, x):
+        y = self.linear(x)
+        torch._dynamo.graph_break()  # a whole graph is what precompile needs
+        return y.relu()
+
+@pytest.mark.infercheck(backends=["inductor"], precisions=["fp32"])
+def test_compiled(infercheck):
+    torch.manual_seed(0)
+    infercheck(Breaks(), torch.randn(4, 8))
+'''
+    cold, warm = run_twice(run_plugin, source, tmp_path / "cache", tmp_path / "r.json")
+    for item in (cold, warm):
+        [note] = [w for w in item["warnings"] if "not precompiled" in w]
+        assert "a warm rerun traces it again" in note and "graph_break" in note.lower().replace(" ", "_")
+    # The reason is kept in the cache: the warm run does not try to precompile again.
+    assert entry_files(tmp_path / "cache") == {precompile.NOT_PRECOMPILED_FILE}
+    assert warm["cache"]["inductor"] == "hit"  # Inductor's own FX-graph cache served the two graphs
+
+
+def test_a_changed_helper_outside_the_model_class_rebuilds_the_precompiled_engine(
+        run_plugin, pytester: pytest.Pytester, tmp_path: Path) -> None:
+    """The cache key covers the model's classes, not a helper in another module: without the
+    traced-sources check the warm run would run the old helper's compiled code against the new
+    helper's eager reference (and fail its accuracy, or worse, pass on stale code)."""
+    helper = pytester.makepyfile(scaling="def scale(x):\n    return x * 2\n")
+    source = '''
+import pytest, torch
+import scaling
+
+class Scaled(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(8, 8)
+
+    def forward(self, x):
+        return scaling.scale(self.linear(x))
+
+@pytest.mark.infercheck(backends=["inductor"], precisions=["fp32"])
+def test_compiled(infercheck):
+    torch.manual_seed(0)
+    infercheck(Scaled(), torch.randn(4, 8))
+'''
+    pytester.syspathinsert()
+
+    def edit_helper() -> None:  # another length too: .pyc and linecache go by size and mtime
+        helper.write_text("def scale(x):\n    return x * 3 + 1.5\n")
+
+    cold, warm = run_twice(run_plugin, source, tmp_path / "cache", tmp_path / "r.json", before_second=edit_helper)
+    assert cold["cache"]["inductor"] == "miss"
+    assert warm["cache"]["inductor"] == "miss" and warm["traced_graphs"] == 1  # stale, so traced and rebuilt
+    assert max_abs(warm) < 1e-4
+
+
+def test_a_module_with_forward_hooks_is_not_precompiled(run_plugin, tmp_path: Path) -> None:
+    """A precompiled ``forward`` would skip the top-level module's hooks, which eager runs."""
+    source = '''
+import pytest, torch
+from fixtures.models import small_cnn, cnn_inputs
+
+@pytest.mark.infercheck(backends=["inductor"], precisions=["fp32"])
+def test_compiled(infercheck):
+    model = small_cnn()
+    model.register_forward_hook(lambda module, args, output: output * 2)
+    infercheck(model, cnn_inputs())
+'''
+    cold, _ = run_twice(run_plugin, source, tmp_path / "cache", tmp_path / "r.json")
+    assert any("not precompiled" in w and "forward hooks" in w for w in cold["warnings"])
+    assert entry_files(tmp_path / "cache") == set()
+
+
+def test_a_precompiled_function_that_cannot_be_loaded_is_compiled_again_with_a_warning(
+        run_plugin, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fault injected (a loader that raises, standing in for a torch that refuses a foreign entry):
+    the item still passes, compiled the plain way, and the summary's warning says why."""
+    cache, report = tmp_path / "cache", tmp_path / "r.json"
+    run_plugin(CNN_TEST, f"--infer-cache-dir={cache}", cache=False).assert_outcomes(passed=1)
+
+    def refuse(directory: Path) -> None:
+        raise RuntimeError("compile artifacts are from another system\nsecond line")
+
+    monkeypatch.setattr(precompile, "load", refuse)
+    result = run_plugin(CNN_TEST, f"--infer-cache-dir={cache}", f"--infer-report={report}", cache=False)
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*could not be loaded (RuntimeError: compile artifacts are from another system)*"])
+    [item] = json.loads(report.read_text())["results"]
+    assert any("not precompiled" in w and "could not be loaded" in w for w in item["warnings"])
+
+
+def test_stale_reason_names_the_changed_module_and_lines(tmp_path: Path) -> None:
+    import importlib
+    import sys
+
+    module_file = tmp_path / "precompile_probe_mod.py"
+    module_file.write_text("def f(x):\n    return x + 1\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        module = importlib.import_module("precompile_probe_mod")
+        with torch._dynamo.config.patch(enable_aot_compile=True):
+            compiled = torch.compile(module.f, fullgraph=True).aot_compile(((torch.ones(2),), {}))
+        precompile.save(compiled, tmp_path)
+        assert precompile.stale_reason(tmp_path) is None
+        module_file.write_text("def f(x):\n    return x + 2 * 1\n")
+        assert precompile.stale_reason(tmp_path) == "precompile_probe_mod lines 1-2 changed"
+        module_file.unlink()
+        del sys.modules["precompile_probe_mod"]
+        assert "cannot be read" in precompile.stale_reason(tmp_path)
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("precompile_probe_mod", None)
