@@ -9,11 +9,7 @@ do it, but pytest 9.2 ignores the node-id suffix xdist 3.8 groups by.)
 
 So, where it applies, the plugin gives xdist its own scheduler: xdist's ``LoadScopeScheduling``
 with one scope per (test, backend, precision) for infercheck items and one per item for every
-other test. It also deals scopes by model: a worker's next scope is one of a test it already runs
-where there is one, else one of a test no worker has started. Each worker pays a model's first
-item (importing torchvision or transformers, building the model, its eager reference: 11-13 s
-instead of 1-4 s on the H200 pair) once for each model it touches; dealt in collection order, both
-workers touched both models of a two-model suite.  It applies with ``--dist load`` (what ``-n N`` means) and ``on``, or ``auto`` when the
+other test.  It applies with ``--dist load`` (what ``-n N`` means) and ``on``, or ``auto`` when the
 workers are spread over several GPUs (``gpus.py``): there the items are builds and timings of
 seconds each; a suite of many millisecond tests keeps xdist's chunked ``load`` scheduling, which
 sends them in batches rather than one scope at a time.
@@ -39,23 +35,6 @@ def engine_scope(nodeid: str) -> str:
     except Exception:  # another parametrisation (or one combined with ours): scheduled alone, as by load
         return nodeid
     return f"{head}::{spec.backend}-{spec.precision}"
-
-
-def test_of(nodeid: str) -> str:
-    """The test (one model, in a model repo's suite) an item belongs to: its node id without parameters."""
-    return nodeid.partition("[")[0]
-
-
-def pick_scope(pending: list[str], test: dict[str, str], mine: set[str], started: set[str]) -> str:
-    """The scope a worker gets next, of those ``pending`` (in xdist's order): the first of a test in
-    ``mine`` (the tests it has run), else of a test not in ``started`` (by any worker), else the first."""
-    for scope in pending:
-        if test[scope] in mine:
-            return scope
-    for scope in pending:
-        if test[scope] not in started:
-            return scope
-    return pending[0]
 
 
 def plain_nodeid(nodeid: str) -> str:
@@ -86,21 +65,7 @@ def make_scheduler(config: Any, log: Any) -> Any:
     from xdist.scheduler import LoadScopeScheduling
 
     class EngineScopeScheduling(LoadScopeScheduling):  # type: ignore[misc]
-        def __init__(self, config: Any, log: Any = None) -> None:
-            super().__init__(config, log)
-            self.test_of_scope: dict[str, str] = {}
-
         def _split_scope(self, nodeid: str) -> str:
-            scope = engine_scope(nodeid)
-            self.test_of_scope[scope] = test_of(nodeid)
-            return scope
-
-        def _assign_work_unit(self, node: Any) -> None:
-            # xdist pops the workqueue's first scope: put the one this worker should get there.
-            tests = self.test_of_scope
-            mine = {tests[scope] for scope in self.assigned_work.get(node, {})}
-            started = {tests[scope] for work in self.assigned_work.values() for scope in work}
-            self.workqueue.move_to_end(pick_scope(list(self.workqueue), tests, mine, started), last=False)
-            super()._assign_work_unit(node)
+            return engine_scope(nodeid)
 
     return EngineScopeScheduling(config, log)

@@ -362,19 +362,6 @@ def test_engine_scopes_pair_an_engine_with_its_cuda_graph_twin_and_leave_other_t
         assert engine_scope(alone) == alone
 
 
-def test_a_worker_is_dealt_scopes_of_the_models_it_already_runs_then_of_an_unstarted_model() -> None:
-    from pytest_infercheck.xdist_groups import pick_scope, test_of
-
-    assert test_of("t.py::test_bert[inductor-fp16-cudagraph]") == test_of("t.py::test_bert") == "t.py::test_bert"
-    test = {"r-eager": "resnet", "r-inductor": "resnet", "b-eager": "bert", "b-inductor": "bert", "c": "cnn"}
-    pending = list(test)
-    assert pick_scope(pending, test, mine=set(), started=set()) == "r-eager"  # xdist's order when nothing runs yet
-    assert pick_scope(pending[1:], test, mine=set(), started={"resnet"}) == "b-eager"  # a model no worker has
-    assert pick_scope(pending[1:], test, mine={"bert"}, started={"resnet", "bert"}) == "b-eager"
-    assert pick_scope(["r-inductor", "c"], test, mine={"bert"}, started={"resnet", "bert"}) == "c"
-    assert pick_scope(["r-inductor"], test, mine={"bert", "cnn"}, started={"resnet", "bert", "cnn"}) == "r-inductor"
-
-
 class _Config:
     def __init__(self, dist: str) -> None:
         self.dist = dist

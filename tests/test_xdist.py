@@ -74,40 +74,6 @@ def test_other():
 """
 
 
-TWO_MODELS = """
-import os, pytest, torch
-from fixtures.models import small_cnn, cnn_inputs, dynamic_mlp
-
-def log_worker(request):
-    with open(os.environ["WORKERS_LOG"], "a") as log:
-        log.write(request.node.name + " " + os.environ["PYTEST_XDIST_WORKER"] + "\\n")
-
-@pytest.mark.infercheck(backends=["eager", "onnxruntime"], precisions=["fp32"])
-def test_cnn(infercheck, request):
-    log_worker(request)
-    infercheck(small_cnn(), cnn_inputs())
-
-@pytest.mark.infercheck(backends=["eager", "onnxruntime"], precisions=["fp32"])
-def test_mlp(infercheck, request):
-    log_worker(request)
-    infercheck(dynamic_mlp(), torch.randn(2, 64))
-"""
-
-
-def test_two_workers_get_one_model_each_rather_than_both_building_both(
-        run_plugin, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each worker pays a model's first item (imports, the model, its reference) once per model it
-    touches: with two models and two workers, each worker runs one model's engines."""
-    monkeypatch.setenv("PYTHONPATH", str(REPO))
-    log = pytester.path / "workers.log"
-    monkeypatch.setenv("WORKERS_LOG", str(log))
-    run_plugin(TWO_MODELS, "-n", "2", "--infer-xdist-groups=on").assert_outcomes(passed=4)
-    worker_of = dict(line.split() for line in log.read_text().splitlines())
-    cnn = {worker_of["test_cnn[eager-fp32]"], worker_of["test_cnn[onnxruntime-fp32]"]}
-    mlp = {worker_of["test_mlp[eager-fp32]"], worker_of["test_mlp[onnxruntime-fp32]"]}
-    assert len(cnn) == len(mlp) == 1 and cnn != mlp, worker_of
-
-
 def test_engines_that_share_a_build_run_on_one_worker(run_plugin, pytester: pytest.Pytester,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """--infer-xdist-groups=on: an engine with and without a CUDA graph (one build) go to one worker;
