@@ -6,11 +6,13 @@ Importing this module imports neither torch nor any engine: they load when a tes
 from __future__ import annotations
 
 import inspect
+import os
 from dataclasses import dataclass
 from typing import Any, Generator
 
 import pytest
 
+from .cpu_threads import share_compile_threads
 from .gpus import configure as configure_gpus
 from .options import OptionError, add_options
 from .session import FIXTURE_ON_ITEM, InfercheckSession
@@ -39,6 +41,9 @@ def pytest_configure(config: pytest.Config) -> None:
     gpu_problem = configure_gpus(config, session.run_settings.gpus)  # an xdist worker's GPU, before CUDA starts
     if gpu_problem:
         raise pytest.UsageError(gpu_problem)
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:  # its share of the host's CPUs for Inductor's compile subprocesses
+        share_compile_threads(os.environ, int(workerinput.get("workercount", 1)))
     if not hasattr(config, "workerinput"):  # the controller checks once; workers inherit its verdict
         from .session_files import usage_problems
 

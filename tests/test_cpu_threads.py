@@ -10,8 +10,9 @@ import time
 import pytest
 import torch
 
-from pytest_infercheck.cpu_threads import (ThreadsError, active_threads, configure_session, cpu_threads,
-                                           parse_threads, resolve_threads, usable_cores)
+from pytest_infercheck.cpu_threads import (COMPILE_THREADS, ThreadsError, active_threads, configure_session,
+                                           cpu_threads, parse_threads, resolve_threads, share_compile_threads,
+                                           usable_cores)
 from pytest_infercheck.locks import cpu_timing_lock, cpu_work_lock, lock_dir
 from pytest_infercheck.options import OptionError, parse_value
 
@@ -21,6 +22,38 @@ from pytest_infercheck.options import OptionError, parse_value
 def test_auto_leaves_a_core_per_worker_share_and_never_goes_below_one(cores: int, workers: int, expected: int) -> None:
     assert resolve_threads("auto", cores=cores, workers=workers) == expected
     assert resolve_threads(3, cores=cores, workers=workers) == 3
+
+
+@pytest.mark.parametrize("cpus, workers, expected", [(32, 2, "16"), (64, 2, "16"), (16, 3, "5"), (2, 4, "1"),
+                                                     (32, 1, None)])
+def test_each_worker_gets_its_share_of_inductors_compile_subprocesses(cpus: int, workers: int, expected) -> None:
+    environ: dict[str, str] = {}
+    share_compile_threads(environ, workers, cpus=cpus)
+    assert environ.get(COMPILE_THREADS) == expected  # one worker: Inductor's own default (min(32, CPUs))
+
+
+def test_the_users_compile_thread_count_is_kept() -> None:
+    environ = {COMPILE_THREADS: "4"}
+    assert share_compile_threads(environ, 2, cpus=32) is None and environ == {COMPILE_THREADS: "4"}
+
+
+def test_xdist_workers_start_with_their_share_of_compile_threads(pytester: pytest.Pytester,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    monkeypatch.delenv(COMPILE_THREADS, raising=False)
+    pytester.makepyfile(test_x=f"""
+import os
+
+def test_a():
+    open("seen-a", "w").write(os.environ.get("{COMPILE_THREADS}", "unset"))
+
+def test_b():
+    open("seen-b", "w").write(os.environ.get("{COMPILE_THREADS}", "unset"))
+""")
+    pytester.runpytest_subprocess("-p", "xdist", "-n", "2", "-p", "no:randomly").assert_outcomes(passed=2)
+    share = str(max(1, min(32, len(os.sched_getaffinity(0))) // 2))
+    assert (pytester.path / "seen-a").read_text() == (pytester.path / "seen-b").read_text() == share
 
 
 def test_usable_cores_counts_at_least_one() -> None:
