@@ -29,19 +29,21 @@ def test_compiled(infercheck):
 '''
 
 
+def run_session(run_plugin, source: str, cache: Path, report: Path, *args: str) -> dict:
+    """One session on the engine cache ``cache``: the JSON report's single item, with the Dynamo
+    graphs the session traced (Dynamo's counters live in this process, as the runs do)."""
+    graphs_before = counters["stats"]["unique_graphs"]
+    run_plugin(source, f"--infer-cache-dir={cache}", f"--infer-report={report}", *args, cache=False).assert_outcomes(passed=1)
+    [item] = json.loads(report.read_text())["results"]
+    item["traced_graphs"] = counters["stats"]["unique_graphs"] - graphs_before
+    return item
+
+
 def run_twice(run_plugin, source: str, cache: Path, report: Path, before_second=None) -> list[dict]:
-    """Two sessions on one engine cache; the JSON report's single item of each, with the Dynamo
-    graphs each session traced (Dynamo's counters live in this process, as the runs do)."""
-    items = []
-    for session in (1, 2):
-        if session == 2 and before_second is not None:
-            before_second()
-        graphs_before = counters["stats"]["unique_graphs"]
-        run_plugin(source, f"--infer-cache-dir={cache}", f"--infer-report={report}", cache=False).assert_outcomes(passed=1)
-        [item] = json.loads(report.read_text())["results"]
-        item["traced_graphs"] = counters["stats"]["unique_graphs"] - graphs_before
-        items.append(item)
-    return items
+    first = run_session(run_plugin, source, cache, report)
+    if before_second is not None:
+        before_second()
+    return [first, run_session(run_plugin, source, cache, report)]
 
 
 def max_abs(item: dict) -> float:
@@ -59,6 +61,17 @@ def test_a_warm_rerun_loads_the_precompiled_engine_and_traces_nothing(run_plugin
     assert entry_files(tmp_path / "cache") == {precompile.FUNCTION_FILE}
     assert max_abs(warm) == max_abs(cold)  # the same compiled code
     assert not any("precompiled" in w for w in warm["warnings"])
+
+
+def test_another_thread_count_gets_its_own_precompiled_engine(run_plugin, tmp_path: Path) -> None:
+    """torch's thread count is one of the guards: an entry precompiled under another count would be
+    refused at every call (a plain compile each run) and never replaced, so it is in the key."""
+    cache, report = tmp_path / "cache", tmp_path / "r.json"
+    one = run_session(run_plugin, CNN_TEST, cache, report, "--infer-threads=1")
+    two = run_session(run_plugin, CNN_TEST, cache, report, "--infer-threads=2")
+    two_again = run_session(run_plugin, CNN_TEST, cache, report, "--infer-threads=2")
+    assert (one["cache"]["inductor"], two["cache"]["inductor"]) == ("miss", "miss")
+    assert two_again["cache"]["inductor"] == "hit" and two_again["traced_graphs"] == 0
 
 
 def test_a_model_with_a_graph_break_compiles_as_before_and_says_why(run_plugin, tmp_path: Path) -> None:

@@ -65,6 +65,8 @@ def _use_precompiled(request: BuildRequest, engine: TorchEngine, prepared: tuple
     """Give ``engine`` the precompiled forward from the cache (precompiling it there on a miss);
     None when it has it, else why not. The cache entry's lock makes a second worker asking for
     the same engine (an FP16 item with and without a CUDA graph) wait and load it."""
+    import torch
+
     from ..artifacts import device_target
     from ..cache import CacheWarning
 
@@ -74,8 +76,6 @@ def _use_precompiled(request: BuildRequest, engine: TorchEngine, prepared: tuple
     built: dict[str, Any] = {}
 
     def build(directory: Any) -> None:
-        import torch
-
         try:
             built["compiled"] = precompile.precompile(module, engine.layout, mode=mode, dynamic=dynamic)
             precompile.save(built["compiled"], directory)
@@ -86,9 +86,12 @@ def _use_precompiled(request: BuildRequest, engine: TorchEngine, prepared: tuple
                 leftover.unlink()
             precompile.record_reason(directory, precompile.short_reason(exc))
 
+    # Keyed by what its guards check besides the inputs (TF32, torch's thread count): an entry made
+    # under other settings would be refused at every call and never replaced.
     entry = request.artifacts.derived("inductor-precompiled", build, record=False, stale=precompile.stale_reason,
                                       precision=request.spec.precision, mode=request.compile_mode,
-                                      device=device_target(request.device))
+                                      device=device_target(request.device), tf32=request.tf32,
+                                      threads=torch.get_num_threads())
     reason = precompile.recorded_reason(entry.path)
     if reason is not None:
         return reason
