@@ -32,6 +32,7 @@ def test_compiled(infercheck):
 def run_session(run_plugin, source: str, cache: Path, report: Path, *args: str) -> dict:
     """One session on the engine cache ``cache``: the JSON report's single item, with the Dynamo
     graphs the session traced (Dynamo's counters live in this process, as the runs do)."""
+    precompile._RECENT.clear()  # as in a new process: the warm session deserialises what the cold one saved
     graphs_before = counters["stats"]["unique_graphs"]
     run_plugin(source, f"--infer-cache-dir={cache}", f"--infer-report={report}", *args, cache=False).assert_outcomes(passed=1)
     [item] = json.loads(report.read_text())["results"]
@@ -61,6 +62,27 @@ def test_a_warm_rerun_loads_the_precompiled_engine_and_traces_nothing(run_plugin
     assert entry_files(tmp_path / "cache") == {precompile.FUNCTION_FILE}
     assert max_abs(warm) == max_abs(cold)  # the same compiled code
     assert not any("precompiled" in w for w in warm["warnings"])
+
+
+def test_engines_of_one_precompiled_function_load_it_once_per_process(
+        run_plugin, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An engine and its CUDA-graph twin (here: two tests of one model, on the CPU) share one
+    compiled function: built and kept in a cold session, deserialised once in a warm one."""
+    source = CNN_TEST + CNN_TEST.split("\n\n", 1)[1].replace("test_compiled", "test_compiled_again")
+    loads = []
+    real_load = torch.compiler.load_compiled_function
+
+    def counted(*args, **kwargs):
+        loads.append(1)
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(torch.compiler, "load_compiled_function", counted)
+    cache = tmp_path / "cache"
+    for expected_loads in (0, 1):  # cold: the build's own function; warm: one load for both items
+        precompile._RECENT.clear()
+        loads.clear()
+        run_plugin(source, f"--infer-cache-dir={cache}", cache=False).assert_outcomes(passed=2)
+        assert len(loads) == expected_loads
 
 
 def test_another_thread_count_gets_its_own_precompiled_engine(run_plugin, tmp_path: Path) -> None:

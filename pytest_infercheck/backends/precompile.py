@@ -30,7 +30,9 @@ from __future__ import annotations
 import hashlib
 import importlib
 import inspect
+import io
 import json
+from collections import OrderedDict
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,12 +93,28 @@ def precompile(module: "torch.nn.Module", inputs: "ModelInputs", *, mode: Option
         return compiled.aot_compile((tuple(inputs.args), dict(inputs.kwargs)))
 
 
+# The last few compiled functions this process built or loaded, by their serialised bytes' hash:
+# an engine's CUDA-graph twin uses the same function (its module, holding the weights, is passed at
+# each call) without loading it again (0.7-0.8 s for resnet50 on the H200).
+_RECENT: "OrderedDict[str, Any]" = OrderedDict()
+_RECENT_KEPT = 4
+
+
+def _remember(digest: str, compiled: Any) -> Any:
+    _RECENT[digest] = compiled
+    _RECENT.move_to_end(digest)
+    while len(_RECENT) > _RECENT_KEPT:
+        _RECENT.popitem(last=False)
+    return compiled
+
+
 def save(compiled: Any, directory: Path) -> None:
     sources = [{"module": s.module, "first": s.firstlineno, "last": s.lastlineno, "sha256": s.checksum}
                for s in compiled.source_info().inlined_sources]
     (directory / SOURCES_FILE).write_text(json.dumps(sorted(sources, key=lambda s: (s["module"], s["first"]))),
                                           encoding="utf-8")
-    compiled.save_compiled_function(str(directory / FUNCTION_FILE))
+    saved = compiled.save_compiled_function(str(directory / FUNCTION_FILE))
+    _remember(hashlib.sha256(saved.serialized_data).hexdigest(), compiled)
 
 
 def stale_reason(directory: Path) -> Optional[str]:
@@ -120,8 +138,12 @@ def stale_reason(directory: Path) -> Optional[str]:
 def load(directory: Path) -> Any:
     import torch
 
-    with open(directory / FUNCTION_FILE, "rb") as handle:
-        return torch.compiler.load_compiled_function(handle)
+    data = (directory / FUNCTION_FILE).read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest in _RECENT:
+        _RECENT.move_to_end(digest)
+        return _RECENT[digest]
+    return _remember(digest, torch.compiler.load_compiled_function(io.BytesIO(data)))
 
 
 def recorded_reason(directory: Path) -> Optional[str]:
