@@ -106,6 +106,13 @@ def share_compile_threads(environ: Any, workers: int, cpus: Optional[int] = None
         cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     share = max(1, min(32, cpus) // workers)
     environ[COMPILE_THREADS] = str(share)
+    # Inductor reads the variable when its config is imported: a conftest that imported torch._dynamo
+    # (or Inductor) before this hook ran has it already, so it is told directly too.
+    import sys
+
+    inductor_config = sys.modules.get("torch._inductor.config")
+    if inductor_config is not None:
+        inductor_config.compile_threads = share
     return share
 
 

@@ -56,6 +56,27 @@ def test_b():
     assert (pytester.path / "seen-a").read_text() == (pytester.path / "seen-b").read_text() == share
 
 
+def test_workers_whose_conftest_imported_inductor_first_get_their_share_too(pytester: pytest.Pytester,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inductor reads the variable when its config is imported, which a conftest may do before the plugin runs."""
+    import os
+
+    monkeypatch.delenv(COMPILE_THREADS, raising=False)
+    pytester.makeconftest("import torch._dynamo, torch._inductor.config\n")
+    pytester.makepyfile(test_x="""
+import torch._inductor.config as config
+
+def test_a():
+    open("seen-a", "w").write(str(config.compile_threads))
+
+def test_b():
+    open("seen-b", "w").write(str(config.compile_threads))
+""")
+    pytester.runpytest_subprocess("-p", "xdist", "-n", "2", "-p", "no:randomly").assert_outcomes(passed=2)
+    share = str(max(1, min(32, len(os.sched_getaffinity(0))) // 2))
+    assert (pytester.path / "seen-a").read_text() == (pytester.path / "seen-b").read_text() == share
+
+
 def test_usable_cores_counts_at_least_one() -> None:
     assert 1 <= usable_cores() <= (torch.get_num_threads() + 64)
 
