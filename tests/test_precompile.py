@@ -124,15 +124,9 @@ def test_compiled(infercheck):
     assert warm["cache"]["inductor"] == "hit"  # Inductor's own FX-graph cache served the two graphs
 
 
-def test_a_changed_helper_outside_the_model_class_rebuilds_the_precompiled_engine(
-        run_plugin, pytester: pytest.Pytester, tmp_path: Path) -> None:
-    """The cache key covers the model's classes, not a helper in another module: without the
-    traced-sources check the warm run would run the old helper's compiled code against the new
-    helper's eager reference (and fail its accuracy, or worse, pass on stale code)."""
-    helper = pytester.makepyfile(scaling="def scale(x):\n    return x * 2\n")
-    source = '''
+SCALED_TEST = '''
 import pytest, torch
-import scaling
+import {module}
 
 class Scaled(torch.nn.Module):
     def __init__(self):
@@ -140,19 +134,34 @@ class Scaled(torch.nn.Module):
         self.linear = torch.nn.Linear(8, 8)
 
     def forward(self, x):
-        return scaling.scale(self.linear(x))
+        return {expression}
 
 @pytest.mark.infercheck(backends=["inductor"], precisions=["fp32"])
 def test_compiled(infercheck):
     torch.manual_seed(0)
     infercheck(Scaled(), torch.randn(4, 8))
 '''
+
+
+@pytest.mark.parametrize("module, expression, before, after", [
+    # a helper function: traced, so its module is in the function's sources
+    ("scaling", "scaling.scale(self.linear(x))", "def scale(x):\n    return x * 2\n",
+     "def scale(x):\n    return x * 3 + 1.5\n"),
+    # a constant the forward only reads: torch drops guards on globals when it precompiles, and no
+    # function of its module is traced (found in review: the warm run used the old value, off by 1.7)
+    ("consts", "self.linear(x) * consts.SCALE", "SCALE = 2.0\n", "SCALE = 3.25\n"),
+])
+def test_changed_code_outside_the_model_class_rebuilds_the_precompiled_engine(
+        run_plugin, pytester: pytest.Pytester, tmp_path: Path, module: str, expression: str, before: str,
+        after: str) -> None:
+    """The cache key covers the model's classes, not another module: without the source-file check
+    the warm run would run the old compiled code against the new eager reference (and fail its
+    accuracy, or worse, pass on stale code). The edits change the file's length too: .pyc files
+    go by size and mtime."""
+    edited = pytester.makepyfile(**{module: before})
     pytester.syspathinsert()
-
-    def edit_helper() -> None:  # another length too: .pyc and linecache go by size and mtime
-        helper.write_text("def scale(x):\n    return x * 3 + 1.5\n")
-
-    cold, warm = run_twice(run_plugin, source, tmp_path / "cache", tmp_path / "r.json", before_second=edit_helper)
+    cold, warm = run_twice(run_plugin, SCALED_TEST.format(module=module, expression=expression), tmp_path / "cache",
+                           tmp_path / "r.json", before_second=lambda: edited.write_text(after))
     assert cold["cache"]["inductor"] == "miss"
     assert warm["cache"]["inductor"] == "miss" and warm["traced_graphs"] == 1  # stale, so traced and rebuilt
     assert max_abs(warm) < 1e-4
@@ -175,6 +184,23 @@ def test_compiled(infercheck):
     assert entry_files(tmp_path / "cache") == set()
 
 
+def test_a_model_with_a_hook_on_a_submodule_is_not_precompiled(run_plugin, tmp_path: Path) -> None:
+    """Traced into the graph, but which hook is registered is guarded by nothing once precompiled."""
+    source = '''
+import pytest, torch
+from fixtures.models import small_cnn, cnn_inputs
+
+@pytest.mark.infercheck(backends=["inductor"], precisions=["fp32"])
+def test_compiled(infercheck):
+    model = small_cnn()
+    next(iter(model.children())).register_forward_hook(lambda module, args, output: output * 0.5)
+    infercheck(model, cnn_inputs())
+'''
+    item = run_session(run_plugin, source, tmp_path / "cache", tmp_path / "r.json")
+    assert any("not precompiled" in w and "submodule" in w and "forward hooks" in w for w in item["warnings"])
+    assert entry_files(tmp_path / "cache") == set()
+
+
 def test_a_precompiled_function_that_cannot_be_loaded_is_compiled_again_with_a_warning(
         run_plugin, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Fault injected (a loader that raises, standing in for a torch that refuses a foreign entry):
@@ -188,29 +214,33 @@ def test_a_precompiled_function_that_cannot_be_loaded_is_compiled_again_with_a_w
     monkeypatch.setattr(precompile, "load", refuse)
     result = run_plugin(CNN_TEST, f"--infer-cache-dir={cache}", f"--infer-report={report}", cache=False)
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["*could not be loaded (RuntimeError: compile artifacts are from another system)*"])
+    result.stdout.fnmatch_lines(["*could not be loaded and run (RuntimeError: compile artifacts are from another system)*"])
     [item] = json.loads(report.read_text())["results"]
     assert any("not precompiled" in w and "could not be loaded" in w for w in item["warnings"])
 
 
-def test_stale_reason_names_the_changed_module_and_lines(tmp_path: Path) -> None:
+def test_the_files_that_outdate_an_entry_are_the_traced_ones_and_the_users_own(tmp_path: Path) -> None:
     import importlib
     import sys
 
-    module_file = tmp_path / "precompile_probe_mod.py"
-    module_file.write_text("def f(x):\n    return x + 1\n")
+    (tmp_path / "probe_traced.py").write_text("import probe_consts\n\ndef f(x):\n    return x + probe_consts.K\n")
+    consts = tmp_path / "probe_consts.py"
+    consts.write_text("K = 1.0\n")
     sys.path.insert(0, str(tmp_path))
     try:
-        module = importlib.import_module("precompile_probe_mod")
+        module = importlib.import_module("probe_traced")
         with torch._dynamo.config.patch(enable_aot_compile=True):
             compiled = torch.compile(module.f, fullgraph=True).aot_compile(((torch.ones(2),), {}))
         precompile.save(compiled, tmp_path)
+        recorded = {entry["module"] for entry in json.loads((tmp_path / precompile.SOURCES_FILE).read_text())}
+        assert {"probe_traced", "probe_consts"} <= recorded  # traced; the user's own, read as a global
+        assert not any(name.split(".")[0] in ("torch", "json", "pytest") for name in recorded)  # versioned or installed
         assert precompile.stale_reason(tmp_path) is None
-        module_file.write_text("def f(x):\n    return x + 2 * 1\n")
-        assert precompile.stale_reason(tmp_path) == "precompile_probe_mod lines 1-2 changed"
-        module_file.unlink()
-        del sys.modules["precompile_probe_mod"]
-        assert "cannot be read" in precompile.stale_reason(tmp_path)
+        consts.write_text("K = 2.5\n")
+        assert precompile.stale_reason(tmp_path) == f"{consts.resolve()} changed"
+        consts.unlink()
+        assert "cannot be read (FileNotFoundError)" in precompile.stale_reason(tmp_path)
     finally:
         sys.path.remove(str(tmp_path))
-        sys.modules.pop("precompile_probe_mod", None)
+        sys.modules.pop("probe_traced", None)
+        sys.modules.pop("probe_consts", None)

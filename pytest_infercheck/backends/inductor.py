@@ -79,9 +79,9 @@ def _use_precompiled(request: BuildRequest, engine: TorchEngine, prepared: tuple
         try:
             built["compiled"] = precompile.precompile(module, engine.layout, mode=mode, dynamic=dynamic)
             precompile.save(built["compiled"], directory)
-        except torch.OutOfMemoryError:
-            raise  # this machine's state, not the model's: the item fails, and the next run tries again
         except Exception as exc:  # a graph break, a value that does not serialise: kept, so no rerun tries again
+            if precompile.transient(exc):
+                raise  # this machine's state (out of memory, a full disk), not the model's: the next run tries again
             for leftover in directory.iterdir():
                 leftover.unlink()
             precompile.record_reason(directory, precompile.short_reason(exc))
@@ -97,13 +97,14 @@ def _use_precompiled(request: BuildRequest, engine: TorchEngine, prepared: tuple
         return reason
     try:
         compiled = built.get("compiled") or precompile.load(entry.path)
+        engine.fn = precompile.PrecompiledForward(compiled, module, compile_module)
+        engine.no_grad = True
+        engine.run(prepared)  # kernels loaded here, not in the first timed call
     except Exception as exc:  # a corrupt or foreign entry is a slower build, never a failed item
-        warnings.warn(CacheWarning(f"precompiled Inductor engine at {entry.path} could not be loaded "
+        engine.fn, engine.no_grad = compile_module(), False
+        warnings.warn(CacheWarning(f"precompiled Inductor engine at {entry.path} could not be loaded and run "
                                    f"({precompile.short_reason(exc)}); compiling it again"))
-        return f"its precompiled function could not be loaded ({precompile.short_reason(exc)})"
-    engine.fn = precompile.PrecompiledForward(compiled, module, compile_module)
-    engine.no_grad = True
-    engine.run(prepared)  # kernels loaded here, not in the first timed call
+        return f"its precompiled function could not be loaded and run ({precompile.short_reason(exc)})"
     request.artifacts.cache_states["inductor"] = "hit" if entry.hit else "miss"
     return None
 

@@ -9,17 +9,22 @@ so a warm rerun loads the compiled function instead of tracing.
 
 It needs a whole graph (``fullgraph=True``) and the engine cache (Inductor's caches must be on);
 without them, or where this torch lacks the API, the build traces and compiles as before, and the
-reason is kept in the cache entry so that a warm rerun does not try again. Three differences from
+reason is kept in the cache entry so that a warm rerun does not try again. Five differences from
 ``torch.compile(module)`` are handled here rather than left to surprise:
 
 - The precompiled function is ``module.forward``: the top-level module's own forward hooks would
   not run, so a module with such hooks is not precompiled.
 - Its guards record the grad mode it was traced in; inference mode also changes the dispatch keys
-  Dynamo guards on, so it is traced and run under ``torch.no_grad`` (``TorchEngine.grad_mode``).
-- Its guards do not see code the forward reaches outside the model's classes (a helper in another
-  module), which the cache key does not cover either (docs/usage.md): the source lines of every
-  function Dynamo inlined are kept beside it (``SOURCES_FILE``) and an entry whose sources changed
-  is stale and rebuilt, where ``torch.compile`` would have traced the new code.
+  Dynamo guards on, so it is traced and run under ``torch.no_grad`` (``TorchEngine.no_grad``).
+- Its guards do not see the code or the globals the forward reaches outside the model's classes
+  (a helper or a constant in another module; torch drops guards on globals when it precompiles),
+  which the cache key does not cover either (docs/usage.md): the files of every module Dynamo
+  traced and of all the user's own code loaded are hashed beside it (``SOURCES_FILE``), and an
+  entry whose files changed is stale and rebuilt, where ``torch.compile`` would have traced the
+  new code. (The rebuild is cheap when the graph did not change: Inductor's FX-graph cache still
+  has its code.)
+- Its guards check global state too (torch's thread count, TF32): the backend keys the entry by
+  both, so another setting gets an entry of its own rather than one refused at every call.
 - It never recompiles: a call its guards refuse (another batch size in the max-batch search, where
   a batch of 1 was specialised) goes to a ``torch.compile`` of the module made on first need, as
   Dynamo's own recompile would.
@@ -28,8 +33,6 @@ reason is kept in the cache entry so that a warm rerun does not try again. Three
 from __future__ import annotations
 
 import hashlib
-import importlib
-import inspect
 import io
 import json
 from collections import OrderedDict
@@ -56,6 +59,14 @@ def unsupported_reason(module: "torch.nn.Module") -> Optional[str]:
         return f"torch {torch.__version__} has no precompile API (torch.compiler.load_compiled_function)"
     if module._forward_hooks or module._forward_pre_hooks:
         return "the model has forward hooks, which a precompiled forward would skip"
+    # A submodule's hook is traced into the graph, but which hook is registered is guarded by
+    # nothing once precompiled, and no cache key sees it: such models are compiled the plain way.
+    from torch.nn.modules import module as nn_module
+
+    hooked = [name for name, sub in module.named_modules() if sub._forward_hooks or sub._forward_pre_hooks]
+    if hooked or nn_module._global_forward_hooks or nn_module._global_forward_pre_hooks:
+        where = f"submodule {hooked[0]!r}" if hooked else "a global module hook"
+        return f"{where} has forward hooks, which the precompiled function's guards do not check"
     return None
 
 
@@ -88,6 +99,10 @@ def precompile(module: "torch.nn.Module", inputs: "ModelInputs", *, mode: Option
 
     with ExitStack() as stack:
         stack.enter_context(torch._dynamo.config.patch(enable_aot_compile=True))  # off by default before 2.13
+        if hasattr(torch._dynamo.config, "specialize_float"):
+            # A dynamic-batch model with BatchNorm made aot_compile raise TensorifyScalarRestartAnalysis
+            # (a restart torch.compile handles and aot_compile does not): float scalars stay constants.
+            stack.enter_context(torch._dynamo.config.patch(specialize_float=True))
         stack.enter_context(torch.no_grad())
         compiled = torch.compile(module.forward, fullgraph=True, mode=mode, dynamic=dynamic)
         return compiled.aot_compile((tuple(inputs.args), dict(inputs.kwargs)))
@@ -109,29 +124,57 @@ def _remember(digest: str, compiled: Any) -> Any:
 
 
 def save(compiled: Any, directory: Path) -> None:
-    sources = [{"module": s.module, "first": s.firstlineno, "last": s.lastlineno, "sha256": s.checksum}
-               for s in compiled.source_info().inlined_sources]
-    (directory / SOURCES_FILE).write_text(json.dumps(sorted(sources, key=lambda s: (s["module"], s["first"]))),
-                                          encoding="utf-8")
+    files = source_files({source.module for source in compiled.source_info().inlined_sources})
+    (directory / SOURCES_FILE).write_text(json.dumps(files, indent=0), encoding="utf-8")
     saved = compiled.save_compiled_function(str(directory / FUNCTION_FILE))
     _remember(hashlib.sha256(saved.serialized_data).hexdigest(), compiled)
 
 
+def source_files(traced_modules: set[str]) -> list[dict[str, str]]:
+    """The files whose change must outdate a precompiled function, with their SHA-256: every module
+    Dynamo traced a function of (whole files: a module constant or a class attribute beside the
+    function is read by the graph but guarded by nothing once precompiled), and every module of the
+    user's own code loaded now (a constant in a module none of whose functions was traced).
+    torch's own modules are left out: its version is in the cache key."""
+    import sys
+    import sysconfig
+
+    installed = {Path(sysconfig.get_paths()[k]).resolve() for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    chosen: dict[str, Path] = {}
+    for name, module in list(sys.modules.items()):
+        path = _source_path(module)
+        if path is None or name.split(".")[0] in ("torch", "pytest_infercheck"):
+            continue
+        if name in traced_modules or not any(root == path or root in path.parents for root in installed):
+            chosen[name] = path
+    return [{"module": name, "path": str(path), "sha256": _file_sha256(path)} for name, path in sorted(chosen.items())]
+
+
+def _source_path(module: Any) -> Optional[Path]:
+    file = getattr(module, "__file__", None)
+    if not file or not str(file).endswith(".py"):
+        return None
+    path = Path(file).resolve()
+    return path if path.is_file() else None
+
+
+def _file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def stale_reason(directory: Path) -> Optional[str]:
-    """Which traced source changed since this entry was precompiled, or None (a not-precompiled
-    entry is never stale: it holds no code). The hash is torch's own (package.py): SHA-256 of the
-    lines ``first`` to ``last - 1`` of the module's source, so moved lines count as a change too."""
+    """Which source file changed since this entry was precompiled, or None (a not-precompiled entry
+    is never stale: it holds no code)."""
     path = directory / SOURCES_FILE
     if not path.is_file():
         return None
     for source in json.loads(path.read_text(encoding="utf-8")):
         try:
-            lines = inspect.getsourcelines(importlib.import_module(source["module"]))[0]
-        except (ImportError, OSError, TypeError) as exc:
-            return f"{source['module']} cannot be read ({type(exc).__name__})"
-        text = "".join(lines[source["first"] - 1:source["last"] - 1])
-        if hashlib.sha256(text.encode()).hexdigest() != source["sha256"]:
-            return f"{source['module']} lines {source['first']}-{source['last'] - 1} changed"
+            digest = _file_sha256(Path(source["path"]))
+        except OSError as exc:
+            return f"{source['path']} cannot be read ({type(exc).__name__})"
+        if digest != source["sha256"]:
+            return f"{source['path']} changed"
     return None
 
 
@@ -154,6 +197,22 @@ def recorded_reason(directory: Path) -> Optional[str]:
 
 def record_reason(directory: Path, reason: str) -> None:
     (directory / NOT_PRECOMPILED_FILE).write_text(reason, encoding="utf-8")
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether a failed precompile says something about this machine now (out of memory, a full
+    disk), not about the model: not to be kept as the reason it cannot be precompiled. Inductor
+    wraps what its compile raised (InductorError.inner_exception, __cause__)."""
+    import torch
+
+    seen: set[int] = set()
+    current: Optional[BaseException] = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (torch.OutOfMemoryError, MemoryError, OSError)):
+            return True
+        current = getattr(current, "inner_exception", None) or current.__cause__ or current.__context__
+    return False
 
 
 def short_reason(exc: BaseException) -> str:
