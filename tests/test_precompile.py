@@ -167,6 +167,13 @@ def test_changed_code_outside_the_model_class_rebuilds_the_precompiled_engine(
     assert max_abs(warm) < 1e-4
 
 
+def test_reduce_overhead_mode_is_compiled_the_plain_way(run_plugin, tmp_path: Path) -> None:
+    item = run_session(run_plugin, CNN_TEST, tmp_path / "cache", tmp_path / "r.json",
+                       "--infer-compile-mode=reduce-overhead")
+    assert any("not precompiled" in w and "reduce-overhead" in w for w in item["warnings"])
+    assert entry_files(tmp_path / "cache") == set()
+
+
 def test_a_module_with_forward_hooks_is_not_precompiled(run_plugin, tmp_path: Path) -> None:
     """A precompiled ``forward`` would skip the top-level module's hooks, which eager runs."""
     source = '''

@@ -70,6 +70,10 @@ def _use_precompiled(request: BuildRequest, engine: TorchEngine, prepared: tuple
     from ..artifacts import device_target
     from ..cache import CacheWarning
 
+    if request.compile_mode == "reduce-overhead":
+        # Inductor's own CUDA graphs keep state (static buffers, the graph tree) in the compiled
+        # function; saving it, and sharing it with a twin engine, has not been proven on a GPU here.
+        return "reduce-overhead mode keeps Inductor's own CUDA graphs, which are not precompiled"
     reason = precompile.unsupported_reason(module)
     if reason is not None:
         return reason
