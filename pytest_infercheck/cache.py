@@ -110,14 +110,14 @@ class EngineCache:
         with ExitStack() as stack:
             if self.enabled:
                 try:
-                    stack.enter_context(file_lock(self.entry_dir(key).parent / f"{key}.lock"))
+                    stack.enter_context(file_lock(self._lock_path(key)))
                 except OSError:
                     pass  # a cache that cannot be written shares nothing: build unlocked
             yield
 
     def _build_locked(self, key: str, final: Path, build: Callable[[Path], None], what: str,
                       stale: Optional[Callable[[Path], Optional[str]]]) -> CachedEntry:
-        with file_lock(final.parent / f"{key}.lock"):
+        with file_lock(self._lock_path(key)):
             problem = self._verify(final)  # again, under the lock: another worker may have built it
             outdated = stale(final) if problem is None and stale is not None else None
             if problem is None and outdated is None:
@@ -134,6 +134,10 @@ class EngineCache:
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
             return CachedEntry(final, hit=False)
+
+    def _lock_path(self, key: str) -> Path:
+        """The lock a builder of ``key`` holds: beside the entry, so only a writable cache has one."""
+        return self.entry_dir(key).parent / f"{key}.lock"
 
     def scratch_dir(self, name: str) -> Path:
         """``<root>/<name>`` with the cache on; a temporary directory removed by :meth:`close` with it off.

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Optional
@@ -108,8 +109,6 @@ def share_compile_threads(environ: Any, workers: int, cpus: Optional[int] = None
     environ[COMPILE_THREADS] = str(share)
     # Inductor reads the variable when its config is imported: a conftest that imported torch._dynamo
     # (or Inductor) before this hook ran has it already, so it is told directly too.
-    import sys
-
     inductor_config = sys.modules.get("torch._inductor.config")
     if inductor_config is not None:
         inductor_config.compile_threads = share

@@ -44,7 +44,7 @@ def pytest_configure(config: pytest.Config) -> None:
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None:  # its share of the host's CPUs for Inductor's compile subprocesses
         share_compile_threads(os.environ, int(workerinput.get("workercount", 1)))
-    if not hasattr(config, "workerinput"):  # the controller checks once; workers inherit its verdict
+    else:  # the controller checks once; workers inherit its verdict
         from .session_files import usage_problems
 
         problems = usage_problems(session)

@@ -20,9 +20,6 @@ from __future__ import annotations
 import os
 from typing import Any, Optional
 
-CHOICES = ("auto", "on", "off")
-
-
 def engine_scope(nodeid: str) -> str:
     """``path::test::backend-precision`` for an infercheck item's node id, else the node id itself."""
     from .spec import EngineSpec

@@ -41,17 +41,17 @@ class InductorBackend(TorchBackendBase):
         mode = None if request.compile_mode == "default" else request.compile_mode
         dynamic = request.artifacts.model.dynamic_batch or None
 
-        def compile_module() -> Callable[..., Any]:
-            return torch.compile(module, mode=mode, dynamic=dynamic)
-
-        engine = TorchEngine(compile_module(), request.device, dtype)
+        # torch.compile compiles at its first call: made here, it costs nothing unless it runs (no
+        # precompiled engine, or a call the precompiled one's guards refuse).
+        plain = torch.compile(module, mode=mode, dynamic=dynamic)
+        engine = TorchEngine(plain, request.device, dtype)
         # Compiled on inputs prepared as every later call's are (cast outside inference mode):
         # Dynamo's guards include a tensor's dispatch keys, and inputs cast inside inference mode
         # would make the first checked run compile the model a second time (1.5 s for resnet50).
         prepared = engine.prepare(request.artifacts.model.inputs)
         if request.artifacts.cache.enabled:
             with quiet_torch_logs():  # dynamo/Inductor's structured-trace records stay out of pytest's log
-                why_not = _use_precompiled(request, engine, prepared, module, compile_module, mode=mode, dynamic=dynamic)
+                why_not = _use_precompiled(request, engine, prepared, module, plain, mode=mode, dynamic=dynamic)
             if why_not is None:
                 return engine
             request.note(f"Inductor engine not precompiled, a warm rerun traces it again: {why_not}")
@@ -60,7 +60,7 @@ class InductorBackend(TorchBackendBase):
 
 
 def _use_precompiled(request: BuildRequest, engine: TorchEngine, prepared: tuple[Any, ...], module: "torch.nn.Module",
-                     compile_module: Callable[[], Callable[..., Any]], *, mode: Optional[str],
+                     plain: Callable[..., Any], *, mode: Optional[str],
                      dynamic: Optional[bool]) -> Optional[str]:
     """Give ``engine`` the precompiled forward from the cache (precompiling it there on a miss);
     None when it has it, else why not. The cache entry's lock makes a second worker asking for
@@ -101,11 +101,11 @@ def _use_precompiled(request: BuildRequest, engine: TorchEngine, prepared: tuple
         return reason
     try:
         compiled = built.get("compiled") or precompile.load(entry.path)
-        engine.fn = precompile.PrecompiledForward(compiled, module, compile_module)
+        engine.fn = precompile.PrecompiledForward(compiled, module, plain)
         engine.no_grad = True
         engine.run(prepared)  # kernels loaded here, not in the first timed call
     except Exception as exc:  # a corrupt or foreign entry is a slower build, never a failed item
-        engine.fn, engine.no_grad = compile_module(), False
+        engine.fn, engine.no_grad = plain, False
         warnings.warn(CacheWarning(f"precompiled Inductor engine at {entry.path} could not be loaded and run "
                                    f"({precompile.short_reason(exc)}); compiling it again"))
         return f"its precompiled function could not be loaded and run ({precompile.short_reason(exc)})"

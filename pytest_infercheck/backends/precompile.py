@@ -35,11 +35,12 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from collections import OrderedDict
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
+
+from ..session import Memo
 
 if TYPE_CHECKING:
     import torch
@@ -48,37 +49,35 @@ if TYPE_CHECKING:
 
 FUNCTION_FILE = "forward.precompiled"
 NOT_PRECOMPILED_FILE = "not-precompiled.txt"  # why this engine could not be precompiled
-SOURCES_FILE = "inlined-sources.json"  # every function Dynamo traced: module, lines, their hash
+SOURCES_FILE = "source-files.json"  # the files whose change outdates the entry, with their SHA-256
 
 
 def unsupported_reason(module: "torch.nn.Module") -> Optional[str]:
     """Why ``module`` cannot be precompiled by this torch, or None."""
     import torch
+    from torch.nn.modules import module as nn_module
 
     if not hasattr(torch.compiler, "load_compiled_function") or not hasattr(torch._dynamo.config, "enable_aot_compile"):
         return f"torch {torch.__version__} has no precompile API (torch.compiler.load_compiled_function)"
-    if module._forward_hooks or module._forward_pre_hooks:
-        return "the model has forward hooks, which a precompiled forward would skip"
-    # A submodule's hook is traced into the graph, but which hook is registered is guarded by
-    # nothing once precompiled, and no cache key sees it: such models are compiled the plain way.
-    from torch.nn.modules import module as nn_module
-
+    # The top module's hooks would not run around a precompiled forward; a submodule's are traced
+    # into the graph, but which hook is registered is guarded by nothing once precompiled and no
+    # cache key sees it: such models are compiled the plain way.
     hooked = [name for name, sub in module.named_modules() if sub._forward_hooks or sub._forward_pre_hooks]
     if hooked or nn_module._global_forward_hooks or nn_module._global_forward_pre_hooks:
-        where = f"submodule {hooked[0]!r}" if hooked else "a global module hook"
-        return f"{where} has forward hooks, which the precompiled function's guards do not check"
+        where = ("the model" if hooked[0] == "" else f"submodule {hooked[0]!r}") if hooked else "a global module hook"
+        return f"{where} has forward hooks, which a precompiled function would not check"
     return None
 
 
 @dataclass
 class PrecompiledForward:
     """Calls the precompiled ``forward`` with the module as ``self`` while its guards hold; a call
-    they refuse goes to ``fallback()`` (a ``torch.compile`` of the module, made on first need)."""
+    they refuse goes to ``fallback``, a ``torch.compile`` of the module (which compiles on its
+    first call, as Dynamo's own recompile would)."""
 
     compiled: Any  # torch._dynamo.aot_compile.AOTCompiledFunction
     module: "torch.nn.Module"
-    fallback: Callable[[], Callable[..., Any]]
-    _recompiled: Optional[Callable[..., Any]] = None
+    fallback: Callable[..., Any]
 
     def __post_init__(self) -> None:
         self.compiled.disable_guard_check()  # checked here instead, where a refusal has somewhere to go
@@ -86,9 +85,7 @@ class PrecompiledForward:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self.compiled.guard_check(self.module, *args, **kwargs):
             return self.compiled(self.module, *args, **kwargs)
-        if self._recompiled is None:
-            self._recompiled = self.fallback()
-        return self._recompiled(*args, **kwargs)
+        return self.fallback(*args, **kwargs)
 
 
 def precompile(module: "torch.nn.Module", inputs: "ModelInputs", *, mode: Optional[str],
@@ -111,23 +108,14 @@ def precompile(module: "torch.nn.Module", inputs: "ModelInputs", *, mode: Option
 # The last few compiled functions this process built or loaded, by their serialised bytes' hash:
 # an engine's CUDA-graph twin uses the same function (its module, holding the weights, is passed at
 # each call) without loading it again (0.7-0.8 s for resnet50 on the H200).
-_RECENT: "OrderedDict[str, Any]" = OrderedDict()
-_RECENT_KEPT = 4
-
-
-def _remember(digest: str, compiled: Any) -> Any:
-    _RECENT[digest] = compiled
-    _RECENT.move_to_end(digest)
-    while len(_RECENT) > _RECENT_KEPT:
-        _RECENT.popitem(last=False)
-    return compiled
+RECENT = Memo(size=4)
 
 
 def save(compiled: Any, directory: Path) -> None:
     files = source_files({source.module for source in compiled.source_info().inlined_sources})
     (directory / SOURCES_FILE).write_text(json.dumps(files, indent=0), encoding="utf-8")
     saved = compiled.save_compiled_function(str(directory / FUNCTION_FILE))
-    _remember(hashlib.sha256(saved.serialized_data).hexdigest(), compiled)
+    RECENT.put(hashlib.sha256(saved.serialized_data).hexdigest(), compiled)
 
 
 def source_files(traced_modules: set[str]) -> list[dict[str, str]]:
@@ -182,11 +170,8 @@ def load(directory: Path) -> Any:
     import torch
 
     data = (directory / FUNCTION_FILE).read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
-    if digest in _RECENT:
-        _RECENT.move_to_end(digest)
-        return _RECENT[digest]
-    return _remember(digest, torch.compiler.load_compiled_function(io.BytesIO(data)))
+    return RECENT.get_or(hashlib.sha256(data).hexdigest(),
+                         lambda: torch.compiler.load_compiled_function(io.BytesIO(data)))
 
 
 def recorded_reason(directory: Path) -> Optional[str]:
