@@ -226,6 +226,23 @@ def test_a_damaged_report_is_refused_with_exit_2(clean_report: Path, tmp_path: P
     assert not (tmp_path / "b.json").exists() and not (tmp_path / "r.md").exists()
 
 
+def test_a_report_cut_anywhere_reads_as_cut_short_and_other_damage_does_not() -> None:
+    """The half-length cut above once fell inside ``true`` or an exponent, where the parser stops at
+    the token's start rather than at the end: that read as plain invalid JSON (a fresh-clone CI run)."""
+    from pytest_infercheck.report.saved import ends_early
+
+    whole = json.dumps({"schema": 2, "results": [{"p50_ms": -1.5e-3, "ok": True, "gpu": None, "n": 120,
+                                                  "id": "eager-fp32", "rows": [[0.25, False]]}]}, indent=1)
+    for cut in range(1, len(whole)):
+        with pytest.raises(json.JSONDecodeError) as caught:
+            json.loads(whole[:cut])
+        assert ends_early(whole[:cut], caught.value), repr(whole[:cut][-20:])
+    for damaged in (whole + " trailing", whole.replace("true", "tru"), whole.replace(":", "", 1)):
+        with pytest.raises(json.JSONDecodeError) as caught:
+            json.loads(damaged)
+        assert not ends_early(damaged, caught.value), damaged
+
+
 def test_the_hash_is_over_the_content_not_the_layout(clean_report: Path, tmp_path: Path) -> None:
     relaid = tmp_path / "report.json"
     relaid.write_text(json.dumps(json.loads(clean_report.read_text()), indent=4, sort_keys=True))

@@ -71,10 +71,20 @@ def _read_json(path: Path) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
-        cut = err.pos >= len(text.rstrip()) or err.msg.startswith("Unterminated string")  # a string runs to the end
-        ending = " (it ends early: truncated?)" if cut else ""
+        ending = " (it ends early: truncated?)" if ends_early(text, err) else ""
         raise ReportError(f"report {path}: not valid JSON{ending} (line {err.lineno}, column {err.colno}: {err.msg}); "
                           f"{RERUN}") from None
+
+
+def ends_early(text: str, err: Any) -> bool:
+    """Whether the JSON error is the file ending mid-value: at the end itself, in a string that runs
+    to the end, or in a last token cut short (``tr`` of ``true``, ``1.5e`` of ``1.5e-3``: the parser
+    stops at the token's start, before the end)."""
+    rest = text[err.pos:].rstrip()
+    if err.msg.startswith("Extra data"):  # a whole value, then more: not a cut
+        return False
+    return (not rest or err.msg.startswith("Unterminated string")
+            or not any(char.isspace() or char in ',:[]{}"' for char in rest))
 
 
 def _check_kind(path: Path, data: Any) -> None:
