@@ -88,7 +88,7 @@ def overlaps(turns: Iterable[tuple[str, int, float, float]]) -> list[str]:
 # Written beside the matrix in each run's directory: when each process was ready and when each item
 # ran, so that the table can say which part of the wall time a second worker could not halve.
 TIMELINE_CONFTEST = """
-import os, time
+import atexit, gc, inspect, os, time
 import pytest
 
 def _log(*fields):
@@ -108,7 +108,63 @@ def pytest_sessionfinish(session):
     start = time.time()
     yield
     _log("finish", "", start, time.time())
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_unconfigure(config):
+    start = time.time()
+    yield
+    _log("unconfigure", "", start, time.time())
+    atexit.register(lambda: _log("exit-begins", "", time.time(), time.time()))  # the first atexit handler to run
+    if os.environ.get("PROBE_GC_FREEZE") and hasattr(config, "workerinput"):
+        gc.freeze()
+
+atexit.register(lambda: _log("exit-handlers-done", "", time.time(), time.time()))  # the last one to run
+
+def _timed(label, function):
+    def _done(start):
+        if time.time() - start >= 0.05:
+            _log("hook", label, start, time.time())
+    if inspect.isgeneratorfunction(function):  # a wrapper: its span holds the implementations inside it
+        def timed(*args):
+            start = time.time()
+            try:
+                return (yield from function(*args))
+            finally:
+                _done(start)
+    else:
+        def timed(*args):
+            start = time.time()
+            try:
+                return function(*args)
+            finally:
+                _done(start)
+    return timed
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionstart(session):
+    # Which plugin's implementation takes the seconds after the last item (every plugin is registered now).
+    for name in ("pytest_sessionfinish", "pytest_terminal_summary", "pytest_unconfigure"):
+        for impl in getattr(session.config.pluginmanager.hook, name).get_hookimpls():
+            impl.function = _timed(f"{name}:{impl.plugin_name}", impl.function)
+
+try:  # the controller's own reports, apart from the wait for its workers to exit
+    import pytest_infercheck.session_files as _files
+    _write = _files.write_outputs
+    def _timed_write(*args, **kwargs):
+        start = time.time()
+        try:
+            return _write(*args, **kwargs)
+        finally:
+            _log("write-outputs", "", start, time.time())
+    _files.write_outputs = _timed_write
+except ImportError:
+    pass
 """
+
+
+# What the timeline conftest logs besides items: spans (began, and the key for when they ended) and points.
+SPANS = {"finish": "finished", "unconfigure": "unconfigured", "write-outputs": "written"}
+POINTS = ("ready", "exit-begins", "exit-handlers-done")
 
 
 def timeline(log: Path, started: float) -> dict[str, dict[str, float]]:
@@ -120,15 +176,25 @@ def timeline(log: Path, started: float) -> dict[str, dict[str, float]]:
     for line in log.read_text().splitlines():
         worker, kind, _, start, end = line.split("\t")
         facts = processes.setdefault(worker, {"ready": float("nan"), "first": float("inf"), "last": 0.0, "busy": 0.0})
-        if kind in ("ready", "finish"):
+        if kind in SPANS:  # e.g. finish -> "finish" (began) and "finished" (ended)
             facts[kind] = float(start) - started
-            if kind == "finish":
-                facts["finished"] = float(end) - started
-        else:
+            facts[SPANS[kind]] = float(end) - started
+        elif kind in POINTS:
+            facts[kind] = float(start) - started
+        elif kind == "item":
             facts["first"] = min(facts["first"], float(start) - started)
             facts["last"] = max(facts["last"], float(end) - started)
             facts["busy"] += float(end) - float(start)
     return processes
+
+
+def slow_hooks(log: Path) -> list[str]:
+    """The hook implementations (sessionfinish, terminal summary, unconfigure) that took 0.05 s or more."""
+    if not log.exists():
+        return []
+    return [f"{worker} {name}: {float(end) - float(start):.2f} s"
+            for worker, kind, name, start, end in (line.split("\t") for line in log.read_text().splitlines())
+            if kind == "hook"]
 
 
 def run_matrix(workers: int, where: Path, cache: Path, extra: Sequence[str], source: str) -> dict[str, Any]:
@@ -153,7 +219,7 @@ def run_matrix(workers: int, where: Path, cache: Path, extra: Sequence[str], sou
     results = json.loads(report.read_text())["results"]
     facts = {"workers": workers, "wall_s": wall, "exit": completed.returncode,
              "gpus": sorted({(r.get("gpu") or {}).get("uuid") for r in results if r.get("gpu")}),
-             "timeline": timeline(items, started)}
+             "timeline": timeline(items, started), "slow_hooks": slow_hooks(items)}
     (where / "run.json").write_text(json.dumps(facts))
     return load_run(where)
 
@@ -175,14 +241,22 @@ def table(runs: Sequence[dict[str, Any]]) -> list[str]:
                      f"{len(run['gpus'])} | {len(run['turns'])} |")
     lines += ["", "Per process (seconds from the run's start): ready = pytest and the plugin loaded, first/last = its "
               "first item's start and last item's end, busy = the seconds its items took, session end = when its "
-              "pytest_sessionfinish began and ended (main: the reports, after every worker is done).", "",
-              "| workers | process | ready | first item | last item ends | busy | session end |", "|---|---|---|---|---|---|---|"]
+              "pytest_sessionfinish began and ended (main: after every worker is gone), unconfigured = its "
+              "pytest_unconfigure ended, exit = its atexit handlers began and ended (a worker's are reached once "
+              "the controller lets it go), reports = the controller writing the plugin's reports.", "",
+              "| workers | process | ready | first item | last item ends | busy | session end | unconfigured | exit "
+              "| reports |", "|---|---|---|---|---|---|---|---|---|---|"]
     for run in runs:
         for worker, facts in sorted(run.get("timeline", {}).items()):
             items = (f"{facts['first']:.1f} | {facts['last']:.1f} | {facts['busy']:.1f}" if facts["busy"]
                      else "- | - | -")
             ended = f"{facts['finish']:.1f}-{facts['finished']:.1f}" if "finish" in facts else "-"
-            lines.append(f"| {run['workers']} | {worker} | {facts['ready']:.1f} | {items} | {ended} |")
+            unconfigured = f"{facts['unconfigured']:.1f}" if "unconfigured" in facts else "-"
+            exits = (f"{facts['exit-begins']:.1f}-{facts['exit-handlers-done']:.1f}"
+                     if "exit-begins" in facts and "exit-handlers-done" in facts else "-")
+            reports = f"{facts['write-outputs']:.1f}-{facts['written']:.1f}" if "write-outputs" in facts else "-"
+            lines.append(f"| {run['workers']} | {worker} | {facts['ready']:.1f} | {items} | {ended} | {unconfigured} "
+                         f"| {exits} | {reports} |")
     return lines
 
 
@@ -205,6 +279,9 @@ def main(argv: Sequence[str]) -> int:
             run_matrix(n, out / f"n{n}", out / ("cache" if args.warm else f"cache-n{n}"), args.extra, source)
             for n in counts]
     print("\n".join(table(runs)))
+    for run in runs:
+        if run.get("slow_hooks"):
+            print(f"-n {run['workers']}, hook implementations of 0.05 s or more: " + "; ".join(run["slow_hooks"]))
     different = verdict_differences({run["workers"]: run["verdicts"] for run in runs})
     overlapping = [line for run in runs for line in overlaps(run["turns"])]
     print(f"verdicts identical: {'yes' if not different else 'NO'}; timed loops overlapping on one GPU: "

@@ -334,11 +334,17 @@ def test_the_comparison_reads_each_process_timeline(tmp_path: Path) -> None:
                    "gw0\titem\tt.py::b\t107.5\t108.0\n"
                    "gw0\tfinish\t\t108.5\t108.6\n"
                    "main\tready\t\t101.0\t101.0\n"  # the controller runs no item, and writes the reports last
+                   "gw0\tunconfigure\t\t108.6\t108.7\n"
+                   "gw0\texit-begins\t\t109.1\t109.1\n"
+                   "gw0\texit-handlers-done\t\t109.3\t109.3\n"
+                   "main\twrite-outputs\t\t110.0\t110.4\n"
                    "main\tfinish\t\t109.0\t110.5\n")
     assert compare.timeline(log, started=100.0) == {
-        "gw0": pytest.approx({"ready": 3.0, "first": 5.0, "last": 8.0, "busy": 2.5, "finish": 8.5, "finished": 8.6}),
+        "gw0": pytest.approx({"ready": 3.0, "first": 5.0, "last": 8.0, "busy": 2.5, "finish": 8.5, "finished": 8.6,
+                              "unconfigure": 8.6, "unconfigured": 8.7, "exit-begins": 9.1,
+                              "exit-handlers-done": 9.3}),
         "main": pytest.approx({"ready": 1.0, "first": float("inf"), "last": 0.0, "busy": 0.0, "finish": 9.0,
-                               "finished": 10.5})}
+                               "finished": 10.5, "write-outputs": 10.0, "written": 10.4})}
     assert compare.timeline(tmp_path / "absent.tsv", started=0.0) == {}
 
 
