@@ -131,6 +131,9 @@ def infercheck(request: pytest.FixtureRequest, infercheck_spec: Any) -> Any:
     session.run.start_test(nodeid.split("[", 1)[0])
     import torch
 
+    from .process_exit import skip_final_collections_at_exit
+
+    skip_final_collections_at_exit()  # torch is loaded in this process now: its exit need not walk the heap
     torch.manual_seed(resolve(layers).seed)  # random weights come out the same on every run, so the cache can hit
     context = CheckContext(
         nodeid=nodeid,
