@@ -368,6 +368,20 @@ def test_engine_scopes_pair_an_engine_with_its_cuda_graph_twin_and_leave_other_t
         assert engine_scope(alone) == alone
 
 
+@pytest.mark.parametrize("engine, twin, scope", [
+    ("t.py::test_a[8-inductor-fp16]", "t.py::test_a[8-inductor-fp16-cudagraph]", "t.py::test_a[8]::inductor-fp16"),
+    ("t.py::test_a[inductor-fp16-8]", "t.py::test_a[inductor-fp16-cudagraph-8]", "t.py::test_a[8]::inductor-fp16"),
+    ("t.py::test_a[b-1-tensorrt-rtx-fp16-x]", "t.py::test_a[b-1-tensorrt-rtx-fp16-cudagraph-x]",
+     "t.py::test_a[b-1-x]::tensorrt-rtx-fp16"),  # a backend name with a dash, parameters on both sides
+])
+def test_engine_scopes_keep_the_tests_own_parameters(engine: str, twin: str, scope: str) -> None:
+    """A test parametrised by the user as well: each parameter set pairs its engine with its twin."""
+    from pytest_infercheck.xdist_groups import engine_scope
+
+    assert engine_scope(engine) == engine_scope(twin) == scope
+    assert engine_scope(engine.replace("8", "1").replace("b-1", "b-2")) != scope
+
+
 class _Config:
     def __init__(self, dist: str) -> None:
         self.dist = dist

@@ -91,3 +91,32 @@ def test_engines_that_share_a_build_run_on_one_worker(run_plugin, pytester: pyte
     assert len(json.loads(report.read_text())["results"]) == 4
     # auto on a machine without several GPUs: xdist's own scheduling, unchanged
     run_plugin(GROUPED, "-n", "2", "-v").stdout.fnmatch_lines(["scheduling tests via LoadScheduling"])
+
+
+GROUPED_WITH_PARAMETERS = """
+import os, pytest
+from fixtures.models import small_cnn, cnn_inputs
+
+@pytest.mark.parametrize("batch", [1, 2, 3])
+@pytest.mark.infercheck(backends=["eager"], precisions=["fp32"], cuda_graphs="both")
+def test_cnn(infercheck, request, batch):
+    with open(os.environ["WORKERS_LOG"], "a") as log:
+        log.write(request.node.callspec.id + " " + os.environ["PYTEST_XDIST_WORKER"] + "\\n")
+    infercheck(small_cnn(), cnn_inputs(batch))
+"""
+
+
+def test_a_test_with_its_own_parameters_keeps_each_engine_with_its_twin(run_plugin, pytester: pytest.Pytester,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model repo's test parametrised by batch size: each batch's engine and its CUDA-graph twin go to
+    one worker (their node ids carry the batch beside the engine id)."""
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    log = pytester.path / "workers.log"
+    monkeypatch.setenv("WORKERS_LOG", str(log))
+    run_plugin(GROUPED_WITH_PARAMETERS, "-n", "2", "-v", "--infer-xdist-groups=on").assert_outcomes(passed=3, skipped=3)
+    worker_of = dict(line.split() for line in log.read_text().splitlines())
+    assert len(worker_of) == 6
+    twins = [(engine, engine.replace("eager-fp32", "eager-fp32-cudagraph"))
+             for engine in worker_of if "cudagraph" not in engine]
+    assert len(twins) == 3 and all(worker_of[engine] == worker_of[twin] for engine, twin in twins), worker_of
+    assert len(set(worker_of.values())) == 2  # and the batches are spread over both workers
