@@ -88,7 +88,7 @@ def overlaps(turns: Iterable[tuple[str, int, float, float]]) -> list[str]:
 # Written beside the matrix in each run's directory: when each process was ready and when each item
 # ran, so that the table can say which part of the wall time a second worker could not halve.
 TIMELINE_CONFTEST = """
-import atexit, gc, inspect, os, time
+import atexit, inspect, os, time
 import pytest
 
 def _log(*fields):
@@ -115,8 +115,6 @@ def pytest_unconfigure(config):
     yield
     _log("unconfigure", "", start, time.time())
     atexit.register(lambda: _log("exit-begins", "", time.time(), time.time()))  # the first atexit handler to run
-    if os.environ.get("PROBE_GC_FREEZE") and hasattr(config, "workerinput"):
-        gc.freeze()
 
 atexit.register(lambda: _log("exit-handlers-done", "", time.time(), time.time()))  # the last one to run
 
