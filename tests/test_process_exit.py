@@ -45,6 +45,7 @@ def test_every_process_that_ran_a_check_freezes_its_heap_at_exit(pytester: pytes
                                                                   workers: tuple[str, ...],
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))  # fixtures.models
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)  # when this suite itself runs under xdist
     pytester.makeconftest(FREEZE_PROBE)
     pytester.makepyfile(test_checks=CHECKS)
     result = pytester.runpytest_subprocess(*workers, "-p", "no:randomly", f"--infer-cache-dir={shared_cache_dir}",
@@ -59,7 +60,8 @@ def test_every_process_that_ran_a_check_freezes_its_heap_at_exit(pytester: pytes
         assert counts["main"] == 0
 
 
-def test_a_process_that_ran_no_check_is_left_alone(pytester: pytest.Pytester) -> None:
+def test_a_process_that_ran_no_check_is_left_alone(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)  # when this suite itself runs under xdist
     pytester.makeconftest(FREEZE_PROBE)
     pytester.makepyfile(test_plain="def test_plain():\n    assert 1 + 1 == 2\n")
     pytester.runpytest_subprocess("-p", "no:xdist", "-p", "no:randomly").assert_outcomes(passed=1)
