@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 from itertools import product
-from typing import Iterable
+from typing import Iterable, Optional
 
 
 class TextEnum(str, Enum):
@@ -99,6 +99,28 @@ class EngineSpec:
                 f"with backend in {', '.join(names())} and precision in {', '.join(PRECISIONS)}"
             )
         return cls(backend, precision, cuda_graphs)
+
+
+def split_item_id(nodeid: str) -> tuple[str, Optional[EngineSpec]]:
+    """An item's node id without its engine id, and that engine's spec.
+
+    ``t.py::test_a[8-inductor-fp16-cudagraph]`` -> (``t.py::test_a[8]``, inductor-fp16-cudagraph): the
+    test's own parameters (a model repo's batch sizes) stay, on either side of the engine id, so that
+    tables, reports and schedulers tell one parameter set from another. A node id with no engine id
+    in it comes back whole, with None."""
+    head, bracket, rest = nodeid.partition("[")
+    if not bracket or not rest.endswith("]"):
+        return nodeid, None
+    parts = rest[:-1].split("-")
+    for start in range(len(parts)):
+        for end in range(len(parts), start, -1):  # longest first: "-cudagraph" belongs to the engine id
+            try:
+                spec = EngineSpec.from_id("-".join(parts[start:end]))
+            except ValueError:
+                continue
+            others = "-".join(parts[:start] + parts[end:])
+            return f"{head}[{others}]" if others else head, spec
+    return nodeid, None
 
 
 def expand_specs(

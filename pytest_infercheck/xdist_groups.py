@@ -26,26 +26,12 @@ def engine_scope(nodeid: str) -> str:
     With the test's own parameters as well (``test_a[8-inductor-fp16-cudagraph]``, in either order),
     they stay in the scope: ``path::test[8]::inductor-fp16``, so that each parameter set's engine
     and its CUDA-graph twin go to one worker."""
-    head, bracket, rest = nodeid.partition("[")
-    if not bracket or not rest.endswith("]"):
+    from .spec import split_item_id
+
+    test, spec = split_item_id(nodeid)
+    if spec is None:  # another test, scheduled alone as by load
         return nodeid
-    parts = rest[:-1].split("-")
-    for start in range(len(parts)):
-        for end in range(len(parts), start, -1):  # longest first: "-cudagraph" belongs to the engine id
-            spec = _engine_spec("-".join(parts[start:end]))
-            if spec is not None:
-                others = "-".join(parts[:start] + parts[end:])
-                return f"{head}{f'[{others}]' if others else ''}::{spec.backend}-{spec.precision}"
-    return nodeid  # no engine id in it: another test, scheduled alone as by load
-
-
-def _engine_spec(text: str) -> Any:
-    from .spec import EngineSpec
-
-    try:
-        return EngineSpec.from_id(text)
-    except ValueError:
-        return None
+    return f"{test}::{spec.backend}-{spec.precision}"
 
 
 def plain_nodeid(nodeid: str) -> str:

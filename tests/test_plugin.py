@@ -391,3 +391,37 @@ def test_handled(infercheck):
     result.stdout.re_match_lines([r".*test_handled +eager-fp32 +cpu +failed \(latency\), not raised"])
     [item] = json.loads(report.read_text())["results"]
     assert (item["outcome"], item["not_raised"]) == ("failed", True)
+
+
+PARAMETRISED = '''
+import pytest, torch
+
+@pytest.mark.parametrize("batch", [1, 64])
+@pytest.mark.infercheck(backends=["eager", "onnxruntime"], precisions=["fp32"])
+def test_mlp(infercheck, batch):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(256, 256), torch.nn.ReLU(), torch.nn.Linear(256, 256)).eval()
+    infercheck(model, torch.randn(batch, 256))
+'''
+
+
+def test_a_tests_own_parameters_name_its_rows_and_pair_its_speedups(run_plugin, tmp_path: Path) -> None:
+    """A model repo's test parametrised by batch size: each batch's rows say which batch they are, and
+    each engine's speedup is over the eager run of its own batch, not of whichever batch ran last."""
+    report, markdown = tmp_path / "report.json", tmp_path / "report.md"
+    result = run_plugin(PARAMETRISED, f"--infer-report={report}", f"--infer-markdown={markdown}")
+    result.assert_outcomes(passed=4)
+    rows = [line.split() for line in result.stdout.lines if line.startswith("test_model.py::test_mlp")]
+    assert [(row[0], row[1]) for row in rows] == [
+        ("test_model.py::test_mlp[1]", "eager-fp32"), ("test_model.py::test_mlp[1]", "onnxruntime-fp32"),
+        ("test_model.py::test_mlp[64]", "eager-fp32"), ("test_model.py::test_mlp[64]", "onnxruntime-fp32")]
+    p50 = {(r["nodeid"].split("-")[-1].rstrip("]"), r["spec_id"]): r["latency"]["p50_ms"]
+           for r in json.loads(report.read_text())["results"]}
+    for row in rows:
+        batch = row[0].rsplit("[", 1)[1].rstrip("]")
+        shown = float(row[9].rstrip("x"))
+        expected = p50[(batch, "eager-fp32")] / p50[(batch, row[1])]
+        assert shown == pytest.approx(expected, abs=0.006), (row, p50)
+    table = markdown.read_text()
+    assert "| test_model.py::test_mlp[1] | onnxruntime-fp32 |" in table
+    assert "| test_model.py::test_mlp[64] | onnxruntime-fp32 |" in table

@@ -20,7 +20,7 @@ from ..environment import fingerprint
 from ..baseline.summary import not_compared_reason, status_cell
 from ..results import BaselineStatus
 from ..results import CheckResult
-from .table import test_name
+from .table import item_name, test_name
 
 OUTCOME_CLASSES = ("passed", "failed", "skipped", "xfailed", "xpassed")
 PLOT_POINTS = 500  # samples drawn per curve: enough for the shape, small enough to keep the file light
@@ -203,7 +203,7 @@ def card(result: CheckResult) -> str:
     status = status_cell(result)
     badge = f" <span class='badge {cell_class(result)}'>{_e(result.outcome)}</span>"
     gate = f" <span class='badge {cell_class(result)}'>baseline: {_e(status)}</span>" if status != "-" else ""
-    parts = [f"<div class='card' id='{_anchor(result)}'><h3>{_e(test_name(result.nodeid))}[{_e(result.spec_id)}]{badge}{gate}</h3>",
+    parts = [f"<div class='card' id='{_anchor(result)}'><h3>{_e(item_name(result.nodeid, result.spec_id))}{badge}{gate}</h3>",
              f"<div class='note'>{_e(result.model_name or 'model not built')} on {_e(result.device or '?')}"
              + (f"; budget {_e(result.budget)}" if result.budget else "")
              + (f"; build {result.build_seconds:.1f} s, cache {_e(result.cache_summary)}" if result.build_seconds is not None else "")

@@ -18,7 +18,7 @@ from typing import Optional, Sequence
 from ..baseline.summary import not_compared_reason, status_cell
 from ..mdtext import md_cell as _cell, md_code as _code
 from ..results import BaselineStatus, CheckResult
-from .table import COLUMNS, ordered, rows, test_name
+from .table import COLUMNS, item_name, ordered, rows
 
 BASELINE_COLUMN = "vs baseline"
 
@@ -53,7 +53,7 @@ def render_markdown(results: Sequence[CheckResult], *, baseline: Optional[str] =
 
 
 def _item(result: CheckResult) -> str:
-    return f"{test_name(result.nodeid)}[{result.spec_id}]"
+    return item_name(result.nodeid, result.spec_id)
 
 
 def _details(results: Sequence[CheckResult], baseline: Optional[str],

@@ -6,15 +6,28 @@ import math
 from typing import Optional, Sequence
 
 from ..results import CheckResult
+from ..spec import split_item_id
 
 COLUMNS = ("test", "engine", "device", "outcome", "max abs err", "cosine", "p50 ms", "p90 ms", "p99 ms",
            "speedup", "build s", "cache")
 
 
 def test_name(nodeid: str) -> str:
-    """``tests/test_x.py::test_y[onnxruntime-fp16]`` -> ``test_x.py::test_y`` (the engine has its own column)."""
-    name = nodeid.split("[", 1)[0]
-    return name.rsplit("/", 1)[-1]
+    """``tests/test_x.py::test_y[onnxruntime-fp16-8]`` -> ``test_x.py::test_y[8]``: the engine has its own
+    column; the test's own parameters stay, or two batch sizes' rows would read alike."""
+    return _short(split_item_id(nodeid)[0])
+
+
+def item_name(nodeid: str, spec_id: str) -> str:
+    """One item, as pytest names it but without the directories: ``test_x.py::test_y[onnxruntime-fp16-8]``."""
+    if split_item_id(nodeid)[1] is None:  # a result whose node id does not carry its engine
+        return f"{_short(nodeid)}[{spec_id}]"
+    return _short(nodeid)
+
+
+def _short(nodeid: str) -> str:
+    path, sep, rest = nodeid.partition("::")  # not rsplit on the whole id: a parameter may hold a "/"
+    return path.rsplit("/", 1)[-1] + sep + rest
 
 
 def _fmt(value: Optional[float], spec: str) -> str:
@@ -26,11 +39,12 @@ def _fmt(value: Optional[float], spec: str) -> str:
 def speedups(results: Sequence[CheckResult]) -> dict[int, Optional[float]]:
     """Per result, eager FP32's p50 over its own: from the run's eager-fp32 row of the same check when
     there is one (the figure the table shows beside it), else from the reference timed for it."""
-    eager = {(r.nodeid.split("[", 1)[0], r.check_name, r.device): r.latency for r in results
+    # Keyed by the test with its own parameters: batch 32's engines are not compared with batch 1's eager run.
+    eager = {(split_item_id(r.nodeid)[0], r.check_name, r.device): r.latency for r in results
              if r.spec_id == "eager-fp32" and r.latency is not None}
     figures = {}
     for result in results:
-        base = eager.get((result.nodeid.split("[", 1)[0], result.check_name, result.device))
+        base = eager.get((split_item_id(result.nodeid)[0], result.check_name, result.device))
         if base is not None and result.latency is not None and result.latency.p50_ms > 0:
             figures[id(result)] = base.p50_ms / result.latency.p50_ms
         else:
@@ -64,9 +78,10 @@ def row(result: CheckResult, speedup: Optional[float] = None, *, show_check: boo
 
 
 def ordered(results: Sequence[CheckResult]) -> list[CheckResult]:
-    """Test, engine, then the order the checks ran in (the same order for every report)."""
+    """Test (with its own parameters: one parameter set's engines together), engine, then the order the
+    checks ran in (the same order for every report)."""
     position = {id(result): index for index, result in enumerate(results)}
-    return sorted(results, key=lambda r: (r.nodeid, r.spec_id, position[id(r)]))
+    return sorted(results, key=lambda r: (split_item_id(r.nodeid)[0], r.spec_id, r.nodeid, position[id(r)]))
 
 
 def rows(results: Sequence[CheckResult]) -> list[list[str]]:
@@ -92,4 +107,4 @@ def render_text(results: Sequence[CheckResult]) -> list[str]:
 
 def reasons(results: Sequence[CheckResult]) -> list[str]:
     """One line per skipped item: the reasons say what to install, which the table has no room for."""
-    return [f"{test_name(r.nodeid)}[{r.spec_id}]: {r.message}" for r in results if r.outcome == "skipped" and r.message]
+    return [f"{item_name(r.nodeid, r.spec_id)}: {r.message}" for r in results if r.outcome == "skipped" and r.message]
