@@ -139,6 +139,7 @@ class ModelUnderTest:
     dynamic_batch: bool = False
     name: str = ""
     _hash: Optional[str] = field(default=None, repr=False)
+    _reference_key: Optional[str] = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.inputs = as_model_inputs(self.inputs)  # a plain tuple of tensors is positional inputs
@@ -154,6 +155,21 @@ class ModelUnderTest:
         if self._hash is None:
             self._hash = content_hash(self.module, self.inputs, dynamic_batch=self.dynamic_batch)
         return self._hash
+
+    @property
+    def reference_key(self) -> str:
+        """What the eager reference's outputs depend on: the artifacts' hash plus the inputs' values.
+
+        ``hash`` leaves input values out on purpose (an engine does not depend on them), so two checks
+        of one model on equally shaped inputs share engines; their references must not be shared.
+        """
+        if self._reference_key is None:
+            digest = hashlib.sha256(self.hash.encode())
+            for name, tensor in self.inputs.named():
+                digest.update(f"value:{name}:".encode())
+                digest.update(_tensor_bytes(tensor))
+            self._reference_key = digest.hexdigest()[:32]
+        return self._reference_key
 
     @property
     def batch_size(self) -> int:

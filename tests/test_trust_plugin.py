@@ -71,6 +71,37 @@ def test_a_reference_that_cannot_judge_an_engine_fails_at_its_own_stage(run_plug
     result.stdout.re_match_lines([r"test_model.py::test_zero_head +onnxruntime-fp32 +cpu +failed \(reference\)"])
 
 
+SAME_SHAPES_OTHER_VALUES = '''
+import pytest, torch
+
+def mlp():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.ReLU(), torch.nn.Linear(32, 4)).eval()
+
+@pytest.mark.infercheck(backends=["eager"], precisions=["fp32"])
+@pytest.mark.parametrize("scale", [1.0, 2.0])
+def test_scaled(infercheck, scale):
+    infercheck(mlp(), torch.ones(2, 16) * scale)
+
+@pytest.mark.infercheck(backends=["eager"], precisions=["fp32"])
+def test_two_checks(infercheck):
+    model = mlp()
+    infercheck(model, torch.ones(2, 16), name="ones")
+    infercheck(model, torch.full((2, 16), 2.0), name="twos")
+'''
+
+
+def test_a_reference_is_never_reused_for_inputs_of_the_same_shape_but_other_values(run_plugin) -> None:
+    """The engines of one model and shapes are shared; the eager reference is of the inputs' values.
+
+    Before, the second parameter set (and the second check) was compared with the first one's
+    outputs: eager FP32 failed accuracy against itself.
+    """
+    result = run_plugin(SAME_SHAPES_OTHER_VALUES, "-p", "no:xdist", "-rA")
+    result.assert_outcomes(passed=3)
+    assert "ACCURACY" not in result.stdout.str()
+
+
 TWO_MODELS = '''
 import pytest, torch
 from fixtures.models import small_cnn, cnn_inputs, dynamic_mlp

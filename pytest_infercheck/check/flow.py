@@ -56,7 +56,10 @@ def run_stages(context: "CheckContext", settings: Any, given: CheckInputs, resul
     if why_not:  # the backend's support table still says which nodes would not run where it does
         result.audit, predicted = prebuild.predicted_gaps(artifacts, descriptor, device, settings)
         raise StageSkip(Stage.AVAILABILITY, why_not + predicted)
-    expected = run.references.get_or((mut.hash, device, settings.tf32, result.cpu_threads),
+    # Keyed by the inputs' values too: a test's parameter sets, or two checks in one test, often
+    # share the model and the shapes but not the values.
+    key = (mut.reference_key, device, settings.tf32, result.cpu_threads)
+    expected = run.references.get_or(key,
                                      lambda: reference.reference_outputs(mut, device, settings.tf32))
     reference.judge_reference(expected, spec.precision, settings.allow_degenerate)
     result.reference = reference.describe_reference(device, settings.tf32)
@@ -81,7 +84,6 @@ def run_stages(context: "CheckContext", settings: Any, given: CheckInputs, resul
                 context.engine_probe(engine, prepared)
         finally:
             engine.close()
-    key = (mut.hash, device, settings.tf32, result.cpu_threads)
     if spec == reference.REFERENCE_SPEC and result.latency is not None:
         # The eager FP32 item's own timing is the reference: no second timing of the same engine.
         result.reference_latency = run.reference_latencies.put(key, result.latency)
