@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -425,3 +426,34 @@ def test_a_tests_own_parameters_name_its_rows_and_pair_its_speedups(run_plugin, 
     table = markdown.read_text()
     assert "| test_model.py::test_mlp[1] | onnxruntime-fp32 |" in table
     assert "| test_model.py::test_mlp[64] | onnxruntime-fp32 |" in table
+
+
+ENGINE_BEFORE_EAGER = '''
+import pytest, torch
+
+@pytest.mark.infercheck(backends=["onnxruntime", "eager"], precisions=["fp32"])
+def test_mlp(infercheck):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(256, 256), torch.nn.ReLU(), torch.nn.Linear(256, 256)).eval()
+    infercheck(model, torch.randn(8, 256))
+'''
+
+
+def test_each_row_has_one_speedup_in_the_summary_json_and_junit(run_plugin, tmp_path: Path) -> None:
+    """An engine timed before the eager item (or, under xdist, on another worker) is compared with an
+    eager timing of its own: the summary showed the eager row's p50 over it, the JSON and JUnit the
+    figure the engine was judged with. Every format now shows the result's own speedup."""
+    report, junit = tmp_path / "report.json", tmp_path / "junit.xml"
+    result = run_plugin(ENGINE_BEFORE_EAGER, "-p", "no:xdist", f"--infer-report={report}", f"--junitxml={junit}")
+    result.assert_outcomes(passed=2)
+    shown = {line.split()[1]: line.split()[9] for line in result.stdout.lines
+             if line.startswith("test_model.py::test_mlp ")}
+    saved = {r["spec_id"]: r["speedup"] for r in json.loads(report.read_text())["results"]}
+    recorded = {case.get("name").split("[")[1].rstrip("]"): prop.get("value")
+                for case in ET.parse(junit).getroot().iter("testcase") for prop in case.iter("property")
+                if prop.get("name").endswith(".speedup_vs_eager")}
+    assert set(shown) == set(saved) == set(recorded) == {"onnxruntime-fp32", "eager-fp32"}
+    for spec_id, figure in saved.items():
+        assert shown[spec_id] == f"{figure:.2f}x", (spec_id, shown, saved)
+        assert float(recorded[spec_id]) == pytest.approx(figure, rel=1e-3), (spec_id, recorded, saved)
+    assert saved["eager-fp32"] == 1.0  # the eager item is its own reference
