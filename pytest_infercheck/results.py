@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, Optional, Sequence
 
 from .audit.findings import Finding
 from .budget import BudgetVerdict
@@ -333,3 +333,11 @@ def round_figure(value: Any) -> Any:
 
 def _finite(value: float) -> float:
     return value if math.isfinite(value) else math.inf
+
+
+def several_checks(results: Sequence[CheckResult]) -> set[str]:
+    """The items that ran more than one check: every report names the check on their rows."""
+    checks: dict[str, set[str]] = {}
+    for result in results:
+        checks.setdefault(result.nodeid, set()).add(result.check_name)
+    return {nodeid for nodeid, names in checks.items() if len(names) > 1}

@@ -23,6 +23,7 @@ from .spec import Outcome, Stage
 
 RESULTS_ON_ITEM = pytest.StashKey[list]()
 FIXTURE_ON_ITEM = pytest.StashKey[Any]()  # the item's Infercheck, to tell whether the test used it
+PROPERTIES_ON_ITEM = pytest.StashKey[list]()  # the JUnit properties this plugin added to the item
 
 
 class Memo:
@@ -145,8 +146,15 @@ class InfercheckSession:
 
     def record(self, item: pytest.Item, result: CheckResult) -> None:
         """Keep the result on the item (it goes out on the report) and its figures as JUnit properties."""
-        item.stash.setdefault(RESULTS_ON_ITEM, []).append(result)
-        item.user_properties.extend(junit_properties(result))
+        results = item.stash.setdefault(RESULTS_ON_ITEM, [])
+        results.append(result)
+        # A test with several checks names the check in every property, the first check's included
+        # (they were added before a second check was known): two checks' figures never share a name.
+        added = item.stash.get(PROPERTIES_ON_ITEM, [])
+        kept = [prop for prop in item.user_properties if not any(prop is ours for ours in added)]
+        added = [prop for each in results for prop in junit_properties(each, name_check=len(results) > 1)]
+        item.user_properties[:] = kept + added
+        item.stash[PROPERTIES_ON_ITEM] = added
 
     def attach(self, item: pytest.Item, report: pytest.TestReport) -> None:
         """Put the item's results on its call report; a test that never called the fixture fails here."""
@@ -169,6 +177,8 @@ class InfercheckSession:
                 result.outcome = Outcome.FAILED
                 result.stage = result.stage or Stage.TEST
                 result.message = result.message or last_line(report.longreprtext)
+            if report.failed:  # a failure the test took and then failed on is the run's failure again
+                result.not_raised = False
             if hasattr(report, "wasxfail"):  # an expected failure reads as one in the summary
                 result.outcome = Outcome.XFAILED if report.skipped else Outcome.XPASSED
             self.results.append(result)
@@ -211,9 +221,10 @@ def gpu_lock(cache_root: Path, key: str) -> Iterator[None]:
                 handle.write(f"{key}\t{os.getpid()}\t{start:.6f}\t{time.monotonic():.6f}\n")
 
 
-def junit_properties(result: CheckResult) -> list[tuple[str, Any]]:
-    """Every scalar figure, prefixed by the engine id, for JUnit XML's <properties>."""
-    prefix = f"infercheck.{result.spec_id}"
+def junit_properties(result: CheckResult, *, name_check: bool = False) -> list[tuple[str, Any]]:
+    """Every scalar figure, prefixed by the engine id, for JUnit XML's <properties>; ``name_check``
+    (a test with several checks): ``infercheck.<engine>[<check>].``."""
+    prefix = f"infercheck.{result.spec_id}" + (f"[{result.check_name}]" if name_check else "")
     props: list[tuple[str, Any]] = [(f"{prefix}.outcome", str(result.outcome)), (f"{prefix}.device", result.device)]
     if result.stage:
         props.append((f"{prefix}.stage", str(result.stage)))
@@ -238,7 +249,7 @@ def junit_properties(result: CheckResult) -> list[tuple[str, Any]]:
     props.append((f"{prefix}.cache", result.cache_summary))
     from .baseline.summary import baseline_properties
 
-    props.extend(baseline_properties(result))
+    props.extend(baseline_properties(result, prefix))
     return props
 
 

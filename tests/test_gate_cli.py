@@ -357,3 +357,48 @@ def test_gate_options_override_the_runs_settings_but_not_a_tests_own(source: str
     recorded = settings_for(_result(source), {}, strict=True)
     assert recorded.max_regression == 0.5 and recorded.accuracy_factor == 2.0 and recorded.baseline_strict
     assert not recorded.baseline_update  # the gate never blesses
+
+
+HANDLED = """
+import pytest, torch
+from fixtures.models import dynamic_mlp
+
+@pytest.mark.infercheck(engines=["eager-fp32"])
+def test_two_checks(infercheck):
+    infercheck(dynamic_mlp(), torch.ones(2, 64), name="ones")
+    # Taken by the test: the budget fails, the test passes.
+    infercheck(dynamic_mlp(), torch.ones(2, 64), name="twos", budget="1us", raise_on_failure=False)
+"""
+# The same failure taken by the test, which then fails on it: the run failed, and so does the gate.
+HANDLED_THEN_ASSERTED = HANDLED + """
+@pytest.mark.infercheck(backends=["eager"], precisions=["fp32"])
+def test_asserts(infercheck):
+    result = infercheck(dynamic_mlp(), torch.ones(2, 64), budget="1us", raise_on_failure=False)
+    assert result.passed, result.message
+"""
+
+
+def test_a_failure_its_test_took_follows_the_run_in_the_gate(tmp_path: Path) -> None:
+    """``raise_on_failure=False``: the run passed the item, so the gate does not fail on the check (it is
+    listed as not compared, saying the test took it); a test that then failed on it fails the gate.
+    Each of a test's checks is named wherever it is listed."""
+    handled = write_report(tmp_path / "handled", HANDLED)
+    baseline = tmp_path / "baseline.json"
+    update = infercheck("baseline", "update", handled, "--baseline", baseline)
+    assert update.returncode == 0, update.stderr
+    assert "not written: test_model.py::test_two_checks[eager-fp32] (twos): failed (latency)" in update.stdout
+    junit = tmp_path / "gate.xml"
+    gate = infercheck("gate", handled, "--baseline", baseline, "--junitxml", junit)
+    assert gate.returncode == 0, gate.stdout + gate.stderr
+    assert ("test_model.py::test_two_checks[eager-fp32] (twos): failed in the run, not raised: its test took the "
+            "verdict (raise_on_failure=False) (latency:") in gate.stdout
+    assert gate.stdout.rstrip().endswith("gate passed: nothing regressed (1 results judged)")
+    cases = {case.get("name"): case for case in ET.parse(junit).getroot().iter("testcase")}
+    assert set(cases) == {"test_two_checks[eager-fp32] (ones)", "test_two_checks[eager-fp32] (twos)"}
+    assert cases["test_two_checks[eager-fp32] (twos)"].find("failure") is None
+
+    asserted = write_report(tmp_path / "asserted", HANDLED_THEN_ASSERTED)
+    gate = infercheck("gate", asserted, "--baseline", baseline)
+    assert gate.returncode == 1, gate.stdout + gate.stderr
+    assert "test_model.py::test_asserts[eager-fp32]: failed in the run (latency:" in gate.stdout
+    assert gate.stdout.rstrip().endswith("gate FAILED: 1 failed in the run")

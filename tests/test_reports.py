@@ -196,3 +196,53 @@ def test_a_comparison_without_a_verdict_survives_the_trip_to_the_controller_and_
     assert ("infercheck.eager-fp32.baseline.latency.verdict", "insufficient") in baseline_properties(received)
     assert "| no latency verdict |" in render_markdown([received], baseline="b.json")
     assert "no latency verdict (20 vs 3 samples: too few)" in render_html([received])
+
+
+TWO_CHECKS = '''
+import pytest, torch
+
+def mlp():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.ReLU(), torch.nn.Linear(32, 4)).eval()
+
+@pytest.mark.infercheck(backends=["eager"], precisions=["fp32"])
+def test_two_checks(infercheck):
+    model = mlp()
+    infercheck(model, torch.ones(2, 16), name="ones")
+    infercheck(model, torch.full((2, 16), 2.0), name="twos", budget="1us", raise_on_failure=False)
+
+@pytest.mark.infercheck(backends=["eager"], precisions=["fp32"])
+@pytest.mark.parametrize("path", ["a/b", "a-b"])
+def test_paths(infercheck, path):
+    infercheck(mlp(), torch.ones(2, 16))
+'''
+
+
+def test_every_report_keeps_a_tests_checks_apart(run_plugin, pytester: pytest.Pytester, tmp_path: Path) -> None:
+    """Two checks in one test, the second failing without raising: JUnit named both checks' figures
+    alike, the HTML matrix showed one cell (the failure hid the pass) and two cards with one title and
+    one anchor; ids differing only in punctuation (``a/b``, ``a-b``) shared an anchor too."""
+    junit, page, markdown = tmp_path / "junit.xml", tmp_path / "r.html", tmp_path / "r.md"
+    result = run_plugin(TWO_CHECKS, "-p", "no:xdist", f"--junitxml={junit}", f"--infer-html={page}",
+                        f"--infer-markdown={markdown}")
+    result.assert_outcomes(passed=3)
+    [case] = [c for c in ElementTree.parse(junit).getroot().iter("testcase") if c.get("name").startswith("test_two_checks")]
+    props = [(p.get("name"), p.get("value")) for p in case.iter("property")]
+    names = [name for name, _ in props]
+    assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
+    assert ("infercheck.eager-fp32[ones].outcome", "passed") in props
+    assert ("infercheck.eager-fp32[twos].outcome", "failed") in props
+    assert "infercheck.eager-fp32[twos].budget" in names and "infercheck.eager-fp32.outcome" not in names
+
+    text = page.read_text()
+    rows = re.findall(r"<tr><th>([^<]*)</th><td class='(\w+)'>", text)
+    assert ("test_model.py::test_two_checks (ones)", "passed") in rows
+    assert ("test_model.py::test_two_checks (twos)", "failed") in rows
+    anchors = re.findall(r"<div class='card' id='([^']+)'>", text)
+    assert len(anchors) == len(set(anchors)) == 4, anchors
+    assert sorted(re.findall(r"href='#([^']+)'", text)) == sorted(anchors)  # every cell reaches its own card
+    titles = re.findall(r"<h3>([^<]*test_two_checks[^<]*) <span", text)
+    assert len(titles) == 2 and len(set(titles)) == 2 and any("(twos)" in title for title in titles)
+
+    failures = markdown.read_text().split("### Failures", 1)[1]
+    assert "(twos)" in failures and "(ones)" not in failures

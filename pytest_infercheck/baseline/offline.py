@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence
 
 from ..options import OPTIONS_BY_NAME, OptionError
-from ..results import CheckResult
+from ..results import CheckResult, several_checks
 from ..spec import Outcome, Stage
 from .store import BaselineStore
-from .summary import _who, summary_lines
+from .summary import who, summary_lines
 from .verdict import judge
 
 GATE_KEYS = ("max_regression", "accuracy_factor", "accuracy_floor")
@@ -74,6 +74,8 @@ def why_not_judged(result: CheckResult) -> Optional[str]:
         return "skipped in the run" + (f": {_first_line(result.message)}" if result.message else "")
     if result.outcome == Outcome.FAILED:
         reason = str(result.failures[0]) if result.failures else _first_line(result.message) or "failed"
+        if result.not_raised:
+            return f"failed in the run, not raised: its test took the verdict (raise_on_failure=False) ({_first_line(reason)})"
         return f"failed in the run ({_first_line(reason)})"
     if result.outcome != Outcome.PASSED:
         return f"{result.outcome} in the run"
@@ -101,7 +103,9 @@ class GateOutcome:
 
     @property
     def failed_in_run(self) -> list[CheckResult]:
-        return [result for result, _ in self.not_judged if result.outcome == Outcome.FAILED]
+        """Failures that failed the run. A check whose test took its failure (raise_on_failure=False)
+        did not: its test passed or failed on its own asserts, and the gate follows the run."""
+        return [result for result, _ in self.not_judged if result.outcome == Outcome.FAILED and not result.not_raised]
 
     @property
     def passed(self) -> bool:
@@ -129,11 +133,12 @@ def gate_results(results: Sequence[CheckResult], store: BaselineStore, given: Ma
 
 def gate_lines(outcome: GateOutcome) -> list[str]:
     """The terminal's account: the session's baseline summary, then what could not be compared, then the verdict."""
-    lines = summary_lines(outcome.judged, outcome.baseline, None)
+    several = several_checks(outcome.results)
+    lines = summary_lines(outcome.judged, outcome.baseline, None, several)
     if outcome.not_judged:
         lines.append(f"  not compared ({len(outcome.not_judged)}: nothing measured to compare in the run):")
-        lines += [f"    {_who(result)}: {why}" for result, why in outcome.not_judged]
-    lines += [f"  FAILED {_who(r)}: {failure}" for r in outcome.gate_failures for failure in r.failures
+        lines += [f"    {who(result, several)}: {why}" for result, why in outcome.not_judged]
+    lines += [f"  FAILED {who(r, several)}: {failure}" for r in outcome.gate_failures for failure in r.failures
               if failure.stage == Stage.BASELINE]
     return lines + [verdict_line(outcome)]
 

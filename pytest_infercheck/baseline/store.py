@@ -26,6 +26,7 @@ from typing import Any, Optional, Sequence
 import pytest
 
 from ..files import directory_lock, write_atomic
+from ..results import several_checks
 from ..results import BaselineStatus
 from .key import EntryIdentity, key_differences, machine_text
 
@@ -260,11 +261,13 @@ def update_baseline(path: Path, results: Sequence[Any]) -> UpdateSummary:
     path = Path(path)
     fresh: list[Entry] = []
     not_written = []
+    several = several_checks(results)
     for result in results:
         reason = why_not_written(result)
         entry = entry_from_result(result) if reason is None else None
         if entry is None:
-            not_written.append(f"{result.nodeid}: {reason or 'no figures to record'}")
+            which = f" ({result.check_name})" if result.nodeid in several else ""
+            not_written.append(f"{result.nodeid}{which}: {reason or 'no figures to record'}")
             continue
         # One entry per check and machine: a rerun's result (pytest-rerunfailures) replaces the first.
         fresh = [old for old in fresh if not old.same_slot(entry)] + [entry]

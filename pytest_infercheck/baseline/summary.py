@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Optional, Sequence
 
-from ..results import BaselineComparison, BaselineStatus, CheckResult, round_figure
+from ..results import BaselineComparison, BaselineStatus, CheckResult, round_figure, several_checks
 from .store import UpdateSummary
 from .verdict import regressed_kinds
 
@@ -43,12 +43,12 @@ def status_cell(result: CheckResult) -> str:
     return f"{change} ok".strip()
 
 
-def baseline_properties(result: CheckResult) -> list[tuple[str, Any]]:
-    """The baseline's side of every compared figure, for JUnit XML."""
+def baseline_properties(result: CheckResult, prefix: Optional[str] = None) -> list[tuple[str, Any]]:
+    """The baseline's side of every compared figure, for JUnit XML, under ``prefix`` (the engine id's)."""
     comparison = result.baseline
     if comparison is None:
         return []
-    prefix = f"infercheck.{result.spec_id}.baseline"
+    prefix = (prefix or f"infercheck.{result.spec_id}") + ".baseline"
     props: list[tuple[str, Any]] = [(f"{prefix}.status", str(comparison.status)),
                                     (f"{prefix}.verdict", status_cell(result))]
     latency = comparison.latency
@@ -63,26 +63,29 @@ def baseline_properties(result: CheckResult) -> list[tuple[str, Any]]:
     return props
 
 
-def summary_lines(results: Sequence[CheckResult], path: Optional[str], update: Optional[UpdateSummary]) -> list[str]:
-    """The terminal summary's baseline section: counts, then every item that needs a reader's eye."""
+def summary_lines(results: Sequence[CheckResult], path: Optional[str], update: Optional[UpdateSummary],
+                  several: Optional[set[str]] = None) -> list[str]:
+    """The terminal summary's baseline section: counts, then every item that needs a reader's eye;
+    ``several``: the items that ran several checks (default: as ``results`` show)."""
     if not path:
         return []
     compared = [r for r in results if r.baseline and r.baseline.status == BaselineStatus.FOUND]
     missing = [r for r in results if r.baseline and r.baseline.status == BaselineStatus.MISSING]
     foreign = [r for r in results if r.baseline and r.baseline.status == BaselineStatus.OTHER_MACHINE]
     regressed = [r for r in compared if r.baseline.regressions]
+    several = several_checks(results) if several is None else several
     improved = [r for r in compared if r.baseline.improvements]
     lines = [f"baseline {path}: {len(compared)} compared, {len(regressed)} regressed, {len(improved)} improved, "
              f"{len(missing)} missing, {len(foreign)} not applied (other machine)"]
-    lines += [f"  REGRESSION {_who(r)}: {line}" for r in regressed for line in r.baseline.regressions]
-    lines += [f"  improved   {_who(r)}: {line}" for r in improved for line in r.baseline.improvements]
+    lines += [f"  REGRESSION {who(r, several)}: {line}" for r in regressed for line in r.baseline.regressions]
+    lines += [f"  improved   {who(r, several)}: {line}" for r in improved for line in r.baseline.improvements]
     if foreign:
         lines.append(f"  FINGERPRINT DIFFERS: {len(foreign)} entr{'y was' if len(foreign) == 1 else 'ies were'} "
                      f"recorded on another machine or software stack and NOT applied:")
-        lines += [f"    {_who(r)}: {'; '.join(r.baseline.differences)}" for r in foreign]
+        lines += [f"    {who(r, several)}: {'; '.join(r.baseline.differences)}" for r in foreign]
     if missing and update is None:  # while updating, the missing entries are being written
         lines.append(f"  missing (no entry; {UPDATE_HINT}):")
-        lines += [f"    {_who(r)}" for r in missing]
+        lines += [f"    {who(r, several)}" for r in missing]
     return lines + (update_lines(update) if update is not None else [])
 
 
@@ -93,5 +96,6 @@ def update_lines(update: UpdateSummary) -> list[str]:
                                                                           for line in update.not_written]
 
 
-def _who(result: CheckResult) -> str:
-    return result.nodeid + (f" ({result.check_name})" if "#" in result.check_name else "")
+def who(result: CheckResult, several: set[str]) -> str:
+    """The item, and which of its checks when it ran several (``several``: results.several_checks)."""
+    return result.nodeid + (f" ({result.check_name})" if result.nodeid in several else "")

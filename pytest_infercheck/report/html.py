@@ -9,6 +9,7 @@ No scripts, no external files: it opens the same from a laptop, a CI artifact or
 
 from __future__ import annotations
 
+import hashlib
 import html
 import io
 import math
@@ -19,7 +20,7 @@ from typing import Any, Optional, Sequence
 from ..environment import fingerprint
 from ..baseline.summary import not_compared_reason, status_cell
 from ..results import BaselineStatus
-from ..results import CheckResult
+from ..results import CheckResult, several_checks
 from .table import item_name, test_name
 
 OUTCOME_CLASSES = ("passed", "failed", "skipped", "xfailed", "xpassed")
@@ -62,28 +63,40 @@ def cell_class(result: CheckResult) -> str:
     return result.outcome if result.outcome in OUTCOME_CLASSES else "failed"
 
 
-def model_labels(results: Sequence[CheckResult]) -> dict[str, str]:
-    """Test name -> ``test (ModelName)``; an engine skipped before the model was built does not know its name."""
+def row_label(result: CheckResult, model_names: dict[str, str]) -> str:
+    """``test (check)``: one matrix row per check of a test (a test may check several models, or one
+    model on several inputs); the check is named after its model unless ``name=`` was given."""
+    test = test_name(result.nodeid)
+    check = result.check_name or model_names.get(test)  # a saved report from before checks had names
+    return f"{test} ({check})" if check else test
+
+
+def _model_names(results: Sequence[CheckResult]) -> dict[str, str]:
+    """Test name -> its model's name, for results that carry no check name."""
     names: dict[str, str] = {}
     for result in results:
         if result.model_name:
             names.setdefault(test_name(result.nodeid), result.model_name)
-    return {test_name(r.nodeid): f"{test_name(r.nodeid)} ({names[test_name(r.nodeid)]})"
-            if test_name(r.nodeid) in names else test_name(r.nodeid) for r in results}
+    return names
 
 
 def _anchor(result: CheckResult) -> str:
-    return "r-" + "".join(ch if ch.isalnum() else "-" for ch in f"{result.nodeid}-{result.spec_id}")
+    """Readable, and unique: ids that differ only in punctuation (``a/b`` and ``a-b``) read alike."""
+    readable = "".join(ch if ch.isalnum() else "-" for ch in f"{test_name(result.nodeid)}-{result.spec_id}")
+    exact = hashlib.sha256(f"{result.nodeid}\0{result.spec_id}\0{result.check_name}".encode()).hexdigest()[:10]
+    return f"r-{readable}-{exact}"
 
 
 def matrix(results: Sequence[CheckResult]) -> str:
-    """Models down, engine specs across; each cell links to its engine's card."""
-    labels = model_labels(results)
-    models = list(dict.fromkeys(labels[test_name(r.nodeid)] for r in results))
+    """Checks down (a test's checks each on a row of their own), engine specs across; each cell links
+    to its engine's card."""
+    names = _model_names(results)
+    labels = {id(result): row_label(result, names) for result in results}
+    models = list(dict.fromkeys(labels[id(r)] for r in results))
     specs = list(dict.fromkeys(r.spec_id for r in results))
     by_cell: dict[tuple[str, str], list[CheckResult]] = {}
     for result in results:
-        by_cell.setdefault((labels[test_name(result.nodeid)], result.spec_id), []).append(result)
+        by_cell.setdefault((labels[id(result)], result.spec_id), []).append(result)
     head = "<tr><th>model \\ engine</th>" + "".join(f"<th>{_e(spec)}</th>" for spec in specs) + "</tr>"
     body = []
     for model in models:
@@ -199,11 +212,13 @@ def _log_axis(axes: Any, low: float, high: float) -> None:
     axes.xaxis.set_minor_formatter(plain if high < 10 * low else NullFormatter())
 
 
-def card(result: CheckResult) -> str:
+def card(result: CheckResult, *, name_check: bool = False) -> str:
+    """``name_check``: the item ran several checks, so the title says which one this is."""
     status = status_cell(result)
     badge = f" <span class='badge {cell_class(result)}'>{_e(result.outcome)}</span>"
     gate = f" <span class='badge {cell_class(result)}'>baseline: {_e(status)}</span>" if status != "-" else ""
-    parts = [f"<div class='card' id='{_anchor(result)}'><h3>{_e(item_name(result.nodeid, result.spec_id))}{badge}{gate}</h3>",
+    parts = [f"<div class='card' id='{_anchor(result)}'><h3>{_e(item_name(result.nodeid, result.spec_id))}"
+             + (f" ({_e(result.check_name)})" if name_check else "") + f"{badge}{gate}</h3>",
              f"<div class='note'>{_e(result.model_name or 'model not built')} on {_e(result.device or '?')}"
              + (f"; budget {_e(result.budget)}" if result.budget else "")
              + (f"; build {result.build_seconds:.1f} s, cache {_e(result.cache_summary)}" if result.build_seconds is not None else "")
@@ -253,11 +268,12 @@ def render_html(results: Sequence[CheckResult], environment: Optional[dict[str, 
     from .markdown import headline
 
     ordered = sorted(results, key=lambda r: (r.nodeid, r.spec_id))
+    several = several_checks(ordered)
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     title = f"infercheck: {headline(ordered).replace('**', '')}"
     body = [f"<h1>{_e(title)}</h1><div class='note'>{_e(created)} UTC, {len(ordered)} engine checks</div>",
             "<h2>Models x engines</h2>", matrix(ordered),
-            "<h2>Engines</h2>", *(card(result) for result in ordered),
+            "<h2>Engines</h2>", *(card(result, name_check=result.nodeid in several) for result in ordered),
             "<h2>Environment</h2>", environment_table(ordered, environment)]
     return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
             f"<title>{_e(title)}</title><style>{CSS}</style></head><body>{''.join(body)}</body></html>\n")

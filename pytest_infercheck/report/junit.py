@@ -2,7 +2,8 @@
 
 The properties are the session's (session.junit_properties: every figure and the baseline's side),
 so a CI dashboard reads a gated report the way it reads the run's own ``--junitxml``.  A result
-that regressed or failed in the run is a ``<failure>``; one that was skipped in the run, ``<skipped>``.
+that regressed or failed in the run is a ``<failure>`` (not one whose failure its test took with
+``raise_on_failure=False``: the run did not fail it either); one that was skipped in the run, ``<skipped>``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Sequence
 
-from ..results import CheckResult
+from ..results import CheckResult, several_checks
 from ..spec import Outcome
 
 # XML 1.0 cannot hold these characters at all, escaped or not: an error message may carry them.
@@ -23,16 +24,17 @@ def _text(value: object) -> str:
     return _NOT_XML.sub("\ufffd", str(value))
 
 
-def junit_case(result: CheckResult) -> ET.Element:
+def junit_case(result: CheckResult, *, name_check: bool = False) -> ET.Element:
+    """``name_check``: the item ran several checks, so each case's name says which one it is."""
     from ..session import junit_properties
 
     module, _, name = result.nodeid.partition("::")
     case = ET.Element("testcase", classname=_text(module.removesuffix(".py").replace("/", ".")),
-                      name=_text((name or module) + (f" ({result.check_name})" if "#" in result.check_name else "")))
+                      name=_text((name or module) + (f" ({result.check_name})" if name_check else "")))
     properties = ET.SubElement(case, "properties")
     for key, value in junit_properties(result):
         ET.SubElement(properties, "property", name=_text(key), value=_text(value))
-    if result.outcome == Outcome.FAILED:
+    if result.outcome == Outcome.FAILED and not result.not_raised:  # a failure its test took is the test's
         lines = [str(failure) for failure in result.failures] or [result.message or "failed"]
         failure = ET.SubElement(case, "failure", message=_text(lines[0].splitlines()[0] if lines[0] else "failed"))
         failure.text = _text("\n".join(lines))
@@ -42,9 +44,10 @@ def junit_case(result: CheckResult) -> ET.Element:
 
 
 def render_junit(results: Sequence[CheckResult], suite: str = "infercheck gate") -> str:
-    cases = [junit_case(result) for result in results]
+    several = several_checks(results)
+    cases = [junit_case(result, name_check=result.nodeid in several) for result in results]
     root = ET.Element("testsuites")
-    failures = sum(1 for r in results if r.outcome == Outcome.FAILED)
+    failures = sum(1 for r in results if r.outcome == Outcome.FAILED and not r.not_raised)
     skipped = sum(1 for r in results if r.outcome == Outcome.SKIPPED)
     suite_element = ET.SubElement(root, "testsuite", name=suite, tests=str(len(cases)), failures=str(failures),
                                   errors="0", skipped=str(skipped))

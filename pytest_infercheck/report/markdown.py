@@ -17,7 +17,7 @@ from typing import Optional, Sequence
 
 from ..baseline.summary import not_compared_reason, status_cell
 from ..mdtext import md_cell as _cell, md_code as _code
-from ..results import BaselineStatus, CheckResult
+from ..results import BaselineStatus, CheckResult, several_checks
 from .table import COLUMNS, item_name, ordered, rows
 
 BASELINE_COLUMN = "vs baseline"
@@ -52,30 +52,32 @@ def render_markdown(results: Sequence[CheckResult], *, baseline: Optional[str] =
     return "\n".join(lines) + "\n"
 
 
-def _item(result: CheckResult) -> str:
-    return item_name(result.nodeid, result.spec_id)
+def _item(result: CheckResult, several: set[str]) -> str:
+    """The item, and which of its checks when it ran several (``several``: from table.several_checks)."""
+    return item_name(result.nodeid, result.spec_id) + (f" ({result.check_name})" if result.nodeid in several else "")
 
 
 def _details(results: Sequence[CheckResult], baseline: Optional[str],
              not_compared: Sequence[tuple[CheckResult, str]] = ()) -> list[str]:
     lines: list[str] = []
+    several = several_checks(results)
     failed = [r for r in results if r.outcome == "failed"]
     if failed:
         lines += ["", "### Failures", ""]
         for result in failed:
             reasons = [str(failure) for failure in result.failures] or [result.message or "failed"]
-            lines += [f"- {_code(_item(result))}"] + [f"  - {_cell(line)}" for line in reasons]
+            lines += [f"- {_code(_item(result, several))}"] + [f"  - {_cell(line)}" for line in reasons]
     if baseline is None:
         return lines
     improved = [r for r in results if r.baseline and r.baseline.improvements]
     if improved:
         lines += ["", "### Improvements", ""]
-        lines += [f"- {_code(_item(r))}: {_cell(line)}" for r in improved for line in r.baseline.improvements]
+        lines += [f"- {_code(_item(r, several))}: {_cell(line)}" for r in improved for line in r.baseline.improvements]
     skipped_gate = [(r, not_compared_reason(r.baseline)) for r in results
                     if r.baseline and r.baseline.status != BaselineStatus.FOUND] + list(not_compared)
     if skipped_gate:
         lines += ["", f"### Not compared with the baseline ({_code(baseline)})", ""]
-        lines += [f"- {_code(_item(r))}: {_cell(why)}" for r, why in skipped_gate]
+        lines += [f"- {_code(_item(r, several))}: {_cell(why)}" for r, why in skipped_gate]
     return lines
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Optional, Sequence
 
-from ..results import CheckResult
+from ..results import CheckResult, several_checks
 from ..spec import split_item_id
 
 COLUMNS = ("test", "engine", "device", "outcome", "max abs err", "cosine", "p50 ms", "p90 ms", "p99 ms",
@@ -73,10 +73,8 @@ def ordered(results: Sequence[CheckResult]) -> list[CheckResult]:
 
 def rows(results: Sequence[CheckResult]) -> list[list[str]]:
     """The table's cells; a test that checks several models shows which check each row is."""
-    checks: dict[str, set[str]] = {}
-    for result in results:
-        checks.setdefault(result.nodeid, set()).add(result.check_name)
-    return [row(result, show_check=len(checks[result.nodeid]) > 1) for result in ordered(results)]
+    several = several_checks(results)
+    return [row(result, show_check=result.nodeid in several) for result in ordered(results)]
 
 
 def render_text(results: Sequence[CheckResult]) -> list[str]:
