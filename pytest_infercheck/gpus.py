@@ -85,9 +85,10 @@ def choose_gpus(chosen: Optional[Sequence[int]], visible: Optional[Sequence[str]
         raise ValueError(f"{OPTION}: no GPU is visible to this process ({VISIBLE} hides them all, or nvidia-smi "
                          f"lists none); drop {OPTION} or make the GPUs visible")
     if beyond:
-        raise ValueError(f"{OPTION}: GPU {', '.join(map(str, beyond))} is not visible: this process sees "
-                         f"{len(visible)} ({', '.join(visible)}); "
-                         f"use indices from 0 to {len(visible) - 1}")
+        count = len(visible)
+        raise ValueError(f"{OPTION}: GPU {', '.join(map(str, beyond))} is not visible: this process sees {count} "
+                         f"GPU{'s' if count != 1 else ''} ({VISIBLE} or nvidia-smi: {', '.join(visible)}), which "
+                         f"{OPTION} numbers {'0' if count == 1 else f'0 to {count - 1}'}")
     return tuple(visible[index] for index in chosen)
 
 
@@ -127,11 +128,21 @@ def pin_worker(worker_id: str, chosen: Optional[Sequence[int]], environ: "os._En
     gpus = choose_gpus(chosen, visible_gpus(environ, count))
     if not gpus or not _WORKER_ID.match(worker_id):  # a worker that is not xdist's gwK: left as it is
         return None
-    entry = assign_gpu(worker_id, gpus)
+    return _pin(assign_gpu(worker_id, gpus), f"worker {worker_id}", environ)
+
+
+def pin_single_process(chosen: Sequence[int], environ: "os._Environ[str] | dict[str, str]",
+                       count: Callable[[], Optional[int]] = nvidia_smi_count) -> str:
+    """A run without xdist and with ``--infer-gpus``: the process runs on the first GPU chosen (what
+    worker gw0 would get), so ``pytest --infer-gpus=1`` uses GPU 1. Same errors as ``pin_worker``."""
+    return _pin(choose_gpus(chosen, visible_gpus(environ, count))[0], "this process", environ)
+
+
+def _pin(entry: str, who: str, environ: "os._Environ[str] | dict[str, str]") -> str:
     if not cuda_untouched():
-        raise PinTooLate(f"{OPTION}: CUDA was initialised in worker {worker_id} before pytest-infercheck could pin it "
-                         f"to GPU {entry}, so it runs on its first visible GPU and its timed loops take turns with "
-                         "the other workers there; keep CUDA calls out of conftest.py and plugin import time")
+        raise PinTooLate(f"{OPTION}: CUDA was initialised in {who} before pytest-infercheck could pin it "
+                         f"to GPU {entry}, so it runs on its first visible GPU (and its timed loops take turns with "
+                         "any other process there); keep CUDA calls out of conftest.py and plugin import time")
     environ[VISIBLE] = entry
     return entry
 
@@ -144,10 +155,12 @@ def distributes(config: Any) -> bool:
 
 def configure(config: Any, chosen: Optional[Sequence[int]]) -> Optional[str]:
     """``plugin.pytest_configure``'s part, before any test: pin an xdist worker to its GPU; on a controller
-    that starts workers, check an explicit ``--infer-gpus`` once.  Returns a usage error's text, or None.
+    that starts workers, check an explicit ``--infer-gpus`` once (the controller runs no test and is left
+    as it is).  Returns a usage error's text, or None.
 
-    A run without xdist is left as it is (``--infer-gpus`` then does nothing: choose its GPU
-    with ``CUDA_VISIBLE_DEVICES``), and so is the controller, which runs no test.
+    A run without xdist is left as it is unless ``--infer-gpus`` is given: it then runs on the first GPU
+    listed (a warning says the others are unused), and an index past the visible GPUs is a usage error
+    there too, never a silently ignored value.
     """
     import pytest
 
@@ -157,6 +170,13 @@ def configure(config: Any, chosen: Optional[Sequence[int]]) -> Optional[str]:
             pin_worker(str(workerinput.get("workerid", "")), chosen, os.environ)
         elif chosen is not None and distributes(config):
             choose_gpus(chosen, visible_gpus(os.environ))
+        elif chosen is not None:
+            entry = pin_single_process(chosen, os.environ)
+            if len(chosen) > 1:
+                config.issue_config_time_warning(pytest.PytestConfigWarning(
+                    f"{OPTION}={','.join(map(str, chosen))} without pytest-xdist: one process runs on one GPU, "
+                    f"GPU {chosen[0]} ({VISIBLE}={entry}); run with -n {len(chosen)} to use each GPU listed"),
+                    stacklevel=2)
     except PinTooLate as late:
         config.issue_config_time_warning(pytest.PytestConfigWarning(str(late)), stacklevel=2)
     except ValueError as err:

@@ -176,7 +176,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("gpus", "--infer-gpus", parse_gpus, None,
            "with pytest-xdist (-n N): the GPUs to share the workers among, round robin, as indices into the "
            "visible GPUs, e.g. 0,1 (default: all visible; each worker is pinned to one through "
-           "CUDA_VISIBLE_DEVICES)", "LIST", scope=Scope.RUN),
+           "CUDA_VISIBLE_DEVICES); without xdist: the process runs on the first GPU listed", "LIST", scope=Scope.RUN),
     Option("xdist_groups", "--infer-xdist-groups", parse_xdist_groups, "auto",
            "with pytest-xdist's --dist load: keep a test's engines that share one build (an engine with and "
            "without a CUDA graph) on one worker. auto: when the workers are spread over several GPUs; on: always; "

@@ -87,8 +87,8 @@ def test_the_chosen_gpus_index_the_visible_ones() -> None:
     # Fewer than two GPUs, or none, or no way to tell: nothing changes unless asked.
     assert gpus.choose_gpus(None, ("0",)) == () and gpus.choose_gpus(None, ()) == ()
     assert gpus.choose_gpus(None, None) == ()
-    with pytest.raises(ValueError, match=r"--infer-gpus: GPU 2, 3 is not visible: this process sees 2 \(4, 5\); "
-                                         r"use indices from 0 to 1"):
+    with pytest.raises(ValueError, match=r"--infer-gpus: GPU 2, 3 is not visible: this process sees 2 GPUs "
+                                         r"\(CUDA_VISIBLE_DEVICES or nvidia-smi: 4, 5\), which --infer-gpus numbers 0 to 1"):
         gpus.choose_gpus((0, 2, 3), ("4", "5"))
     with pytest.raises(ValueError, match="--infer-gpus: no GPU is visible to this process"):
         gpus.choose_gpus((0,), ())
@@ -133,10 +133,19 @@ def test_configure_pins_workers_checks_the_controller_and_warns_when_too_late(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
     controller = _StandInConfig(None, dist="load", tx=("popen", "popen"))
-    assert gpus.configure(controller, (0, 2)) == ("--infer-gpus: GPU 2 is not visible: this process sees 2 (0, 1); "
-                                                  "use indices from 0 to 1")
-    assert gpus.configure(_StandInConfig(None), (0, 2)) is None  # no xdist: nothing to check, nothing changes
-    assert os.environ["CUDA_VISIBLE_DEVICES"] == "0,1"
+    not_visible = ("--infer-gpus: GPU 2 is not visible: this process sees 2 GPUs (CUDA_VISIBLE_DEVICES or "
+                   "nvidia-smi: 0, 1), which --infer-gpus numbers 0 to 1")
+    assert gpus.configure(controller, (0, 2)) == not_visible
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "0,1"  # the controller runs no test: left as it is
+    single = _StandInConfig(None)  # no xdist: the same check, never a silently ignored value
+    assert gpus.configure(single, (0, 2)) == not_visible and os.environ["CUDA_VISIBLE_DEVICES"] == "0,1"
+    assert gpus.configure(single, (1, 0)) is None and os.environ["CUDA_VISIBLE_DEVICES"] == "1"  # the first listed
+    assert len(single.warnings) == 1 and "one process runs on one GPU, GPU 1" in str(single.warnings[0])
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "7")
+    assert gpus.configure(_StandInConfig(None), (1,)) == ("--infer-gpus: GPU 1 is not visible: this process sees 1 "
+                                                          "GPU (CUDA_VISIBLE_DEVICES or nvidia-smi: 7), which "
+                                                          "--infer-gpus numbers 0")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
     torch = pytest.importorskip("torch")
     monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)  # fake: a conftest initialised CUDA
     late = _StandInConfig("gw1")
@@ -206,11 +215,13 @@ def test_a_gpu_that_is_not_visible_stops_the_run_before_any_worker(pytester: pyt
     pytester.makepyfile(test_where=PRINTS_ITS_GPU)
     result = pytester.runpytest("-p", "xdist", "-n", "2", "--infer-gpus=0,2")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--infer-gpus: GPU 2 is not visible: this process sees 2 (0, 1)*"])
+    result.stderr.fnmatch_lines(["*--infer-gpus: GPU 2 is not visible: this process sees 2 GPUs*"])
     assert not list(pytester.path.glob("gw*.txt"))
-    # Without xdist the option does nothing, so it stops nothing and changes nothing.
-    pytester.runpytest("--infer-gpus=0,2", "-p", "no:randomly").assert_outcomes(passed=8)
-    assert (pytester.path / "no-xdist.txt").read_text() == "0,1"
+    # Without xdist the same check holds, and a valid choice is where the one process runs.
+    single = pytester.runpytest("--infer-gpus=0,2", "-p", "no:randomly")
+    assert single.ret == pytest.ExitCode.USAGE_ERROR and not (pytester.path / "no-xdist.txt").exists()
+    pytester.runpytest("--infer-gpus=1", "-p", "no:randomly").assert_outcomes(passed=8)
+    assert (pytester.path / "no-xdist.txt").read_text() == "1"
 
 
 # -- one timing lock per GPU -----------------------------------------------------------------------------
