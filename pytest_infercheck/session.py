@@ -179,6 +179,11 @@ class InfercheckSession:
                 result.message = result.message or last_line(report.longreprtext)
             if report.failed:  # a failure the test took and then failed on is the run's failure again
                 result.not_raised = False
+            if report.skipped and not hasattr(report, "wasxfail") and result.outcome == Outcome.PASSED:
+                # pytest.skip() after a passing check: the test disowned it, so no report or baseline
+                # update counts it as a pass.
+                result.outcome, result.stage = Outcome.SKIPPED, Stage.TEST
+                result.message = f"the test skipped after the check passed: {skip_reason(report)}"
             if hasattr(report, "wasxfail"):  # an expected failure reads as one in the summary
                 result.outcome = Outcome.XFAILED if report.skipped else Outcome.XPASSED
             self.results.append(result)
@@ -251,6 +256,14 @@ def junit_properties(result: CheckResult, *, name_check: bool = False) -> list[t
 
     props.extend(baseline_properties(result, prefix))
     return props
+
+
+def skip_reason(report: pytest.TestReport) -> str:
+    """A skip's reason: pytest keeps it as the third part of (path, line, reason)."""
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    return last_line(str(longrepr))
 
 
 def last_line(text: str) -> str:

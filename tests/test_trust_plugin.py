@@ -182,3 +182,29 @@ def test_without_pytest_cache_provider_the_engine_cache_is_private(run_plugin, t
     private = tmp_path / "xdg" / "pytest-infercheck"
     assert private.is_dir() and (private.stat().st_mode & 0o777) == 0o700
     assert any(private.rglob("model.onnx"))  # the exports went there
+
+
+CHECK_THEN_SKIP = '''
+import pytest, torch
+from fixtures.models import dynamic_mlp
+
+@pytest.mark.infercheck(engines=["eager-fp32"])
+def test_disowned(infercheck):
+    infercheck(dynamic_mlp(), torch.randn(2, 64))
+    pytest.skip("this runner's numbers are not ours")
+'''
+
+
+def test_a_check_its_test_skips_afterwards_is_not_a_pass_nor_a_baseline_entry(run_plugin, pytester: pytest.Pytester,
+                                                                             tmp_path: Path) -> None:
+    """pytest.skip() after a passing check: pytest says skipped, so the reports must not say passed,
+    and an update must not bless figures the test disowned."""
+    report, baseline = tmp_path / "r.json", tmp_path / "baseline.json"
+    result = run_plugin(CHECK_THEN_SKIP, f"--infer-report={report}", f"--infer-baseline={baseline}",
+                        "--infer-baseline-update", "-p", "no:xdist")
+    result.assert_outcomes(skipped=1)
+    [item] = json.loads(report.read_text())["results"]
+    assert (item["outcome"], item["stage"]) == ("skipped", "test")
+    assert item["message"] == "the test skipped after the check passed: this runner's numbers are not ours"
+    assert "  not written: test_model.py::test_disowned[eager-fp32]: skipped" in result.stdout.lines
+    assert not baseline.exists() or not json.loads(baseline.read_text())["entries"]
