@@ -26,8 +26,7 @@ from typing import Any, Optional, Sequence
 import pytest
 
 from ..files import directory_lock, write_atomic
-from ..results import several_checks
-from ..results import BaselineStatus
+from ..results import BaselineStatus, several_checks
 from .key import EntryIdentity, key_differences, machine_text
 
 SCHEMA = "pytest-infercheck-baseline"

@@ -73,8 +73,8 @@ def summary_lines(results: Sequence[CheckResult], path: Optional[str], update: O
     missing = [r for r in results if r.baseline and r.baseline.status == BaselineStatus.MISSING]
     foreign = [r for r in results if r.baseline and r.baseline.status == BaselineStatus.OTHER_MACHINE]
     regressed = [r for r in compared if r.baseline.regressions]
-    several = several_checks(results) if several is None else several
     improved = [r for r in compared if r.baseline.improvements]
+    several = several_checks(results) if several is None else several
     lines = [f"baseline {path}: {len(compared)} compared, {len(regressed)} regressed, {len(improved)} improved, "
              f"{len(missing)} missing, {len(foreign)} not applied (other machine)"]
     lines += [f"  REGRESSION {who(r, several)}: {line}" for r in regressed for line in r.baseline.regressions]

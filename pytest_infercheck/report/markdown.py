@@ -53,7 +53,7 @@ def render_markdown(results: Sequence[CheckResult], *, baseline: Optional[str] =
 
 
 def _item(result: CheckResult, several: set[str]) -> str:
-    """The item, and which of its checks when it ran several (``several``: from table.several_checks)."""
+    """The item, and which of its checks when it ran several (``several``: results.several_checks)."""
     return item_name(result.nodeid, result.spec_id) + (f" ({result.check_name})" if result.nodeid in several else "")
 
 
