@@ -341,3 +341,8 @@ def several_checks(results: Sequence[CheckResult]) -> set[str]:
     for result in results:
         checks.setdefault(result.nodeid, set()).add(result.check_name)
     return {nodeid for nodeid, names in checks.items() if len(names) > 1}
+
+
+def check_label(result: CheckResult, several: set[str]) -> str:
+    """`` (name)`` after an item that ran several checks (``several``: several_checks), else nothing."""
+    return f" ({result.check_name})" if result.nodeid in several else ""

@@ -23,7 +23,6 @@ from .spec import Outcome, Stage
 
 RESULTS_ON_ITEM = pytest.StashKey[list]()
 FIXTURE_ON_ITEM = pytest.StashKey[Any]()  # the item's Infercheck, to tell whether the test used it
-PROPERTIES_ON_ITEM = pytest.StashKey[list]()  # the JUnit properties this plugin added to the item
 
 
 class Memo:
@@ -145,23 +144,23 @@ class InfercheckSession:
     # -- recording ------------------------------------------------------------------------------
 
     def record(self, item: pytest.Item, result: CheckResult) -> None:
-        """Keep the result on the item (it goes out on the report) and its figures as JUnit properties."""
-        results = item.stash.setdefault(RESULTS_ON_ITEM, [])
-        results.append(result)
-        # A test with several checks names the check in every property, the first check's included
-        # (they were added before a second check was known): two checks' figures never share a name.
-        added = item.stash.get(PROPERTIES_ON_ITEM, [])
-        kept = [prop for prop in item.user_properties if not any(prop is ours for ours in added)]
-        added = [prop for each in results for prop in junit_properties(each, name_check=len(results) > 1)]
-        item.user_properties[:] = kept + added
-        item.stash[PROPERTIES_ON_ITEM] = added
+        """Keep the result on the item: it goes out on the call report (``attach``)."""
+        item.stash.setdefault(RESULTS_ON_ITEM, []).append(result)
 
     def attach(self, item: pytest.Item, report: pytest.TestReport) -> None:
-        """Put the item's results on its call report; a test that never called the fixture fails here."""
+        """Put the item's results, settled by its outcome, on its call report, and their figures in its
+        JUnit properties; a test that never called the fixture fails here."""
         if report.when != "call":
             return
         results = item.stash.get(RESULTS_ON_ITEM, [])
         if results:
+            for result in results:
+                settle(result, report)
+            # Written once every check of the test is known: a test with several checks names the check
+            # in each property, so two checks' figures never share a name. (JUnit XML reads them from
+            # the teardown report, which copies the item's.)
+            item.user_properties.extend(prop for result in results
+                                        for prop in junit_properties(result, name_check=len(results) > 1))
             report.infercheck = [result.to_dict() for result in results]  # type: ignore[attr-defined]
         elif report.passed and not getattr(item.stash.get(FIXTURE_ON_ITEM, None), "used", True):
             # Green would claim an engine was checked: nothing was.
@@ -172,20 +171,7 @@ class InfercheckSession:
     def collect(self, report: pytest.TestReport) -> None:
         for data in getattr(report, "infercheck", None) or []:
             result = CheckResult.from_dict(data)
-            # The item's final outcome decides (an assertion after the check may still fail it).
-            if report.failed and result.outcome == Outcome.PASSED:
-                result.outcome = Outcome.FAILED
-                result.stage = result.stage or Stage.TEST
-                result.message = result.message or last_line(report.longreprtext)
-            if report.failed:  # a failure the test took and then failed on is the run's failure again
-                result.not_raised = False
-            if report.skipped and not hasattr(report, "wasxfail") and result.outcome == Outcome.PASSED:
-                # pytest.skip() after a passing check: the test disowned it, so no report or baseline
-                # update counts it as a pass.
-                result.outcome, result.stage = Outcome.SKIPPED, Stage.TEST
-                result.message = f"the test skipped after the check passed: {skip_reason(report)}"
-            if hasattr(report, "wasxfail"):  # an expected failure reads as one in the summary
-                result.outcome = Outcome.XFAILED if report.skipped else Outcome.XPASSED
+            settle(result, report)  # again on the controller: a plugin may have changed the report since
             self.results.append(result)
 
     # -- timing lock ----------------------------------------------------------------------------
@@ -256,6 +242,23 @@ def junit_properties(result: CheckResult, *, name_check: bool = False) -> list[t
 
     props.extend(baseline_properties(result, prefix))
     return props
+
+
+def settle(result: CheckResult, report: pytest.TestReport) -> None:
+    """The item's final outcome decides (idempotent: the worker and the controller both apply it)."""
+    if report.failed and result.outcome == Outcome.PASSED:  # an assertion after the check failed the test
+        result.outcome = Outcome.FAILED
+        result.stage = result.stage or Stage.TEST
+        result.message = result.message or last_line(report.longreprtext)
+    if report.failed:  # a failure the test took and then failed on is the run's failure again
+        result.not_raised = False
+    if report.skipped and not hasattr(report, "wasxfail") and result.outcome == Outcome.PASSED:
+        # pytest.skip() after a passing check: the test disowned it, so no report or baseline update
+        # counts it as a pass.
+        result.outcome, result.stage = Outcome.SKIPPED, Stage.TEST
+        result.message = f"the test skipped after the check passed: {skip_reason(report)}"
+    if hasattr(report, "wasxfail"):  # an expected failure reads as one in the summary
+        result.outcome = Outcome.XFAILED if report.skipped else Outcome.XPASSED
 
 
 def skip_reason(report: pytest.TestReport) -> str:

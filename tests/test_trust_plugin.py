@@ -4,6 +4,7 @@ comparison that checks nothing, no lost baseline entry, no traceback at session 
 from __future__ import annotations
 
 import json
+import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
 import pytest
@@ -199,12 +200,14 @@ def test_a_check_its_test_skips_afterwards_is_not_a_pass_nor_a_baseline_entry(ru
                                                                              tmp_path: Path) -> None:
     """pytest.skip() after a passing check: pytest says skipped, so the reports must not say passed,
     and an update must not bless figures the test disowned."""
-    report, baseline = tmp_path / "r.json", tmp_path / "baseline.json"
+    report, baseline, junit = tmp_path / "r.json", tmp_path / "baseline.json", tmp_path / "junit.xml"
     result = run_plugin(CHECK_THEN_SKIP, f"--infer-report={report}", f"--infer-baseline={baseline}",
-                        "--infer-baseline-update", "-p", "no:xdist")
+                        "--infer-baseline-update", "-p", "no:xdist", f"--junitxml={junit}")
     result.assert_outcomes(skipped=1)
     [item] = json.loads(report.read_text())["results"]
     assert (item["outcome"], item["stage"]) == ("skipped", "test")
     assert item["message"] == "the test skipped after the check passed: this runner's numbers are not ours"
     assert "  not written: test_model.py::test_disowned[eager-fp32]: skipped" in result.stdout.lines
     assert not baseline.exists() or not json.loads(baseline.read_text())["entries"]
+    props = {p.get("name"): p.get("value") for p in ElementTree.parse(junit).getroot().iter("property")}
+    assert props["infercheck.eager-fp32.outcome"] == "skipped"  # JUnit's figures say what the test said

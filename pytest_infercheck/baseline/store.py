@@ -26,7 +26,7 @@ from typing import Any, Optional, Sequence
 import pytest
 
 from ..files import directory_lock, write_atomic
-from ..results import BaselineStatus, several_checks
+from ..results import BaselineStatus, check_label, several_checks
 from .key import EntryIdentity, key_differences, machine_text
 
 SCHEMA = "pytest-infercheck-baseline"
@@ -265,8 +265,7 @@ def update_baseline(path: Path, results: Sequence[Any]) -> UpdateSummary:
         reason = why_not_written(result)
         entry = entry_from_result(result) if reason is None else None
         if entry is None:
-            which = f" ({result.check_name})" if result.nodeid in several else ""
-            not_written.append(f"{result.nodeid}{which}: {reason or 'no figures to record'}")
+            not_written.append(f"{result.nodeid}{check_label(result, several)}: {reason or 'no figures to record'}")
             continue
         # One entry per check and machine: a rerun's result (pytest-rerunfailures) replaces the first.
         fresh = [old for old in fresh if not old.same_slot(entry)] + [entry]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Optional, Sequence
 
-from ..results import BaselineComparison, BaselineStatus, CheckResult, round_figure, several_checks
+from ..results import BaselineComparison, BaselineStatus, CheckResult, check_label, round_figure, several_checks
 from .store import UpdateSummary
 from .verdict import regressed_kinds
 
@@ -98,4 +98,4 @@ def update_lines(update: UpdateSummary) -> list[str]:
 
 def who(result: CheckResult, several: set[str]) -> str:
     """The item, and which of its checks when it ran several (``several``: results.several_checks)."""
-    return result.nodeid + (f" ({result.check_name})" if result.nodeid in several else "")
+    return result.nodeid + check_label(result, several)

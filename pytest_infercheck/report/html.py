@@ -20,7 +20,7 @@ from typing import Any, Optional, Sequence
 from ..environment import fingerprint
 from ..baseline.summary import not_compared_reason, status_cell
 from ..results import BaselineStatus
-from ..results import CheckResult, several_checks
+from ..results import CheckResult, check_label, several_checks
 from .table import item_name, test_name
 
 OUTCOME_CLASSES = ("passed", "failed", "skipped", "xfailed", "xpassed")
@@ -212,13 +212,13 @@ def _log_axis(axes: Any, low: float, high: float) -> None:
     axes.xaxis.set_minor_formatter(plain if high < 10 * low else NullFormatter())
 
 
-def card(result: CheckResult, *, name_check: bool = False) -> str:
-    """``name_check``: the item ran several checks, so the title says which one this is."""
+def card(result: CheckResult, several: set[str] = frozenset()) -> str:
+    """``several``: the items that ran several checks, whose titles say which check they are."""
     status = status_cell(result)
     badge = f" <span class='badge {cell_class(result)}'>{_e(result.outcome)}</span>"
     gate = f" <span class='badge {cell_class(result)}'>baseline: {_e(status)}</span>" if status != "-" else ""
     parts = [f"<div class='card' id='{_anchor(result)}'><h3>{_e(item_name(result.nodeid, result.spec_id))}"
-             + (f" ({_e(result.check_name)})" if name_check else "") + f"{badge}{gate}</h3>",
+             + _e(check_label(result, several)) + f"{badge}{gate}</h3>",
              f"<div class='note'>{_e(result.model_name or 'model not built')} on {_e(result.device or '?')}"
              + (f"; budget {_e(result.budget)}" if result.budget else "")
              + (f"; build {result.build_seconds:.1f} s, cache {_e(result.cache_summary)}" if result.build_seconds is not None else "")
@@ -273,7 +273,7 @@ def render_html(results: Sequence[CheckResult], environment: Optional[dict[str, 
     title = f"infercheck: {headline(ordered).replace('**', '')}"
     body = [f"<h1>{_e(title)}</h1><div class='note'>{_e(created)} UTC, {len(ordered)} engine checks</div>",
             "<h2>Models x engines</h2>", matrix(ordered),
-            "<h2>Engines</h2>", *(card(result, name_check=result.nodeid in several) for result in ordered),
+            "<h2>Engines</h2>", *(card(result, several) for result in ordered),
             "<h2>Environment</h2>", environment_table(ordered, environment)]
     return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
             f"<title>{_e(title)}</title><style>{CSS}</style></head><body>{''.join(body)}</body></html>\n")

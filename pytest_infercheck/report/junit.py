@@ -13,7 +13,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Sequence
 
-from ..results import CheckResult, several_checks
+from ..results import CheckResult, check_label, several_checks
 from ..spec import Outcome
 
 # XML 1.0 cannot hold these characters at all, escaped or not: an error message may carry them.
@@ -24,13 +24,13 @@ def _text(value: object) -> str:
     return _NOT_XML.sub("\ufffd", str(value))
 
 
-def junit_case(result: CheckResult, *, name_check: bool = False) -> ET.Element:
-    """``name_check``: the item ran several checks, so each case's name says which one it is."""
+def junit_case(result: CheckResult, several: set[str] = frozenset()) -> ET.Element:
+    """``several``: the items that ran several checks, whose cases' names say which check they are."""
     from ..session import junit_properties
 
     module, _, name = result.nodeid.partition("::")
     case = ET.Element("testcase", classname=_text(module.removesuffix(".py").replace("/", ".")),
-                      name=_text((name or module) + (f" ({result.check_name})" if name_check else "")))
+                      name=_text((name or module) + check_label(result, several)))
     properties = ET.SubElement(case, "properties")
     for key, value in junit_properties(result):
         ET.SubElement(properties, "property", name=_text(key), value=_text(value))
@@ -45,7 +45,7 @@ def junit_case(result: CheckResult, *, name_check: bool = False) -> ET.Element:
 
 def render_junit(results: Sequence[CheckResult], suite: str = "infercheck gate") -> str:
     several = several_checks(results)
-    cases = [junit_case(result, name_check=result.nodeid in several) for result in results]
+    cases = [junit_case(result, several) for result in results]
     root = ET.Element("testsuites")
     failures = sum(1 for r in results if r.outcome == Outcome.FAILED and not r.not_raised)
     skipped = sum(1 for r in results if r.outcome == Outcome.SKIPPED)

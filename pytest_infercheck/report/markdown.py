@@ -17,7 +17,7 @@ from typing import Optional, Sequence
 
 from ..baseline.summary import not_compared_reason, status_cell
 from ..mdtext import md_cell as _cell, md_code as _code
-from ..results import BaselineStatus, CheckResult, several_checks
+from ..results import BaselineStatus, CheckResult, check_label, several_checks
 from .table import COLUMNS, item_name, ordered, rows
 
 BASELINE_COLUMN = "vs baseline"
@@ -54,7 +54,7 @@ def render_markdown(results: Sequence[CheckResult], *, baseline: Optional[str] =
 
 def _item(result: CheckResult, several: set[str]) -> str:
     """The item, and which of its checks when it ran several (``several``: results.several_checks)."""
-    return item_name(result.nodeid, result.spec_id) + (f" ({result.check_name})" if result.nodeid in several else "")
+    return item_name(result.nodeid, result.spec_id) + check_label(result, several)
 
 
 def _details(results: Sequence[CheckResult], baseline: Optional[str],

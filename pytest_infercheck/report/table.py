@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Optional, Sequence
 
-from ..results import CheckResult, several_checks
+from ..results import CheckResult, check_label, several_checks
 from ..spec import split_item_id
 
 COLUMNS = ("test", "engine", "device", "outcome", "max abs err", "cosine", "p50 ms", "p90 ms", "p99 ms",
@@ -42,14 +42,15 @@ def outcome_cell(result: CheckResult) -> str:
     return text + (", not raised" if result.not_raised else "")
 
 
-def row(result: CheckResult, *, show_check: bool = False) -> list[str]:
+def row(result: CheckResult, several: set[str] = frozenset()) -> list[str]:
+    """One result's cells; ``several``: the items that ran several checks, whose rows name the check."""
     worst = result.accuracy.worst() if result.accuracy is not None else None
     latency = result.latency
     # The result's own speedup, the figure JSON, JUnit and HTML carry too: eager timed in the process
     # that timed the engine, on its device (under xdist the eager row may be another worker's timing).
     speedup = result.speedup
     return [
-        test_name(result.nodeid) + (f" ({result.check_name})" if show_check else ""),
+        test_name(result.nodeid) + check_label(result, several),
         result.spec_id,
         result.device or "-",
         outcome_cell(result),
@@ -74,7 +75,7 @@ def ordered(results: Sequence[CheckResult]) -> list[CheckResult]:
 def rows(results: Sequence[CheckResult]) -> list[list[str]]:
     """The table's cells; a test that checks several models shows which check each row is."""
     several = several_checks(results)
-    return [row(result, show_check=result.nodeid in several) for result in ordered(results)]
+    return [row(result, several) for result in ordered(results)]
 
 
 def render_text(results: Sequence[CheckResult]) -> list[str]:
