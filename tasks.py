@@ -1,25 +1,30 @@
 #!/usr/bin/env python3
-"""Set-up and the two everyday commands, needing nothing but Python 3.10+.
+"""Set-up and the everyday commands, needing nothing but Python 3.10+.
 
-    python3 tasks.py demo    # make .venv, install, run the plugin on the bundled example models
-    python3 tasks.py test    # make .venv, install, run the test suite
+    python3 tasks.py demo          # make .venv, install, run the plugin on the bundled example models
+    python3 tasks.py test          # make .venv, install, run the test suite (what CI runs)
+    python3 tasks.py unit          # the fast unit layer alone (tests/unit, under 30 s)
+    python3 tasks.py test-latest   # the suite against the newest release of every dependency, in .venv-latest
+    python3 tasks.py lock          # re-resolve constraints/ci.lock (pip-tools, with hashes)
 
-The venv is made once and reused; torch is pinned by constraints/ci.txt to the CPU build this
-project is tested with (the package itself accepts any torch >= 2.5).
+.venv is installed from constraints/ci.lock: every direct and indirect package pinned with its hashes
+(pip --require-hashes), torch as its CPU build, so that the same commit installs the same packages
+next month. test-latest shows drift without blocking: nothing there is pinned but the CPU torch.
 """
 
 from __future__ import annotations
 
 import os
+
 import subprocess
 import sys
 import venv
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
-VENV = ROOT / ".venv"
-PYTHON = VENV / "bin" / "python"
-STAMP = VENV / ".installed"
+LOCK = ROOT / "constraints" / "ci.lock"
+TORCH_CPU = ROOT / "constraints" / "torch-cpu.txt"
+EXTRAS = ("onnxruntime", "dev", "tensorrt-rtx")
 
 
 def sh(*args: str, **kwargs) -> None:
@@ -27,39 +32,88 @@ def sh(*args: str, **kwargs) -> None:
     subprocess.run(args, check=True, cwd=ROOT, **kwargs)
 
 
-def ensure_env() -> None:
-    """Create the venv and install the project with its dev extras, unless pyproject is unchanged."""
-    if not PYTHON.exists():
-        venv.create(VENV, with_pip=True)
-    wanted = (ROOT / "pyproject.toml").read_text() + (ROOT / "constraints" / "ci.txt").read_text()
-    if STAMP.exists() and STAMP.read_text() == wanted:
-        return
-    sh(str(PYTHON), "-m", "pip", "install", "-q", "--upgrade", "pip")
-    sh(str(PYTHON), "-m", "pip", "install", "-q", "-c", "constraints/ci.txt", "-e", ".[onnxruntime,dev,tensorrt-rtx]")
-    STAMP.write_text(wanted)
+def python_of(env: Path) -> Path:
+    return env / "bin" / "python"
+
+
+def ensure_env() -> Path:
+    """.venv from the lock (hashes required), then the project itself without touching its dependencies."""
+    env = ROOT / ".venv"
+    python, stamp = python_of(env), env / ".installed"
+    wanted = (ROOT / "pyproject.toml").read_text() + LOCK.read_text()
+    if python.exists() and stamp.exists() and stamp.read_text() == wanted:
+        return python
+    if not python.exists():
+        venv.create(env, with_pip=True)
+    pip = (str(python), "-m", "pip", "install", "-q")
+    sh(*pip, "--require-hashes", "--no-deps", "-r", str(LOCK))
+    # --no-build-isolation: the build backend is the lock's setuptools, not whatever the index has today.
+    sh(*pip, "--no-deps", "--no-build-isolation", "-e", ".")
+    sh(str(python), "-m", "pip", "check")
+    stamp.write_text(wanted)
+    return python
+
+
+def ensure_latest_env() -> Path:
+    """.venv-latest: the newest of everything the extras name (torch stays the CPU build: see torch-cpu.txt)."""
+    env = ROOT / ".venv-latest"
+    python = python_of(env)
+    if not python.exists():
+        venv.create(env, with_pip=True)
+    sh(str(python), "-m", "pip", "install", "-q", "--upgrade", "-c", str(TORCH_CPU), "-e", f".[{','.join(EXTRAS)}]", "mypy")
+    return python
+
+
+def run_pytest(python: Path, *args: str) -> int:
+    command = [str(python), "-m", "pytest", *args]
+    print("+", " ".join(command), flush=True)
+    return subprocess.run(command, cwd=ROOT).returncode
+
+
+def workers() -> list[str]:
+    return ["-n", "2"] if (os.cpu_count() or 1) >= 2 else []
 
 
 def demo(extra: list[str]) -> int:
-    ensure_env()
-    args = [str(PYTHON), "-m", "pytest", "fixtures/demo", "-p", "no:randomly", "-q", "-rs", *extra]
-    print("+", " ".join(args), flush=True)
-    return subprocess.run(args, cwd=ROOT).returncode
+    return run_pytest(ensure_env(), "fixtures/demo", "-p", "no:randomly", "-rsx", *extra)
 
 
-def test(extra: list[str]) -> int:
-    ensure_env()
-    workers = ["-n", "2"] if os.cpu_count() and os.cpu_count() >= 2 else []
-    args = [str(PYTHON), "-m", "pytest", "tests", *workers, "-q", "-rs", "--durations=15", *extra]
-    print("+", " ".join(args), flush=True)
-    return subprocess.run(args, cwd=ROOT).returncode
+def test(extra: list[str], python: Path | None = None) -> int:
+    return run_pytest(python or ensure_env(), "tests", *workers(), "-q", "-rs", "--durations=15", *extra)
+
+
+def unit(extra: list[str]) -> int:
+    return run_pytest(ensure_env(), "tests/unit", "-q", *extra)
+
+
+def test_latest(extra: list[str]) -> int:
+    python = ensure_latest_env()
+    subprocess.run([str(python), "-m", "pip", "list", "--format=freeze"], cwd=ROOT)
+    return test(extra, python)
+
+
+def lock(extra: list[str]) -> int:
+    """Resolve the lock with pip-tools in a throw-away tool venv; commit constraints/ci.lock afterwards."""
+    tools = ROOT / ".venv-lock"
+    if not python_of(tools).exists():
+        venv.create(tools, with_pip=True)
+        sh(str(python_of(tools)), "-m", "pip", "install", "-q", "pip-tools")
+    compile_ = str(tools / "bin" / "pip-compile")
+    extras = [f"--extra={name}" for name in EXTRAS]
+    sh(compile_, "-q", "--generate-hashes", "--allow-unsafe", "--strip-extras", "--no-emit-index-url",
+       "--no-emit-find-links", *extras, f"--constraint={TORCH_CPU.relative_to(ROOT)}",
+       f"--output-file={LOCK.relative_to(ROOT)}", "pyproject.toml", "constraints/ci.in", *extra)
+    return 0
+
+
+COMMANDS = {"demo": demo, "test": test, "unit": unit, "test-latest": test_latest, "lock": lock}
 
 
 def main() -> int:
-    if len(sys.argv) < 2 or sys.argv[1] not in ("demo", "test"):
+    if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
         print(__doc__)
         return 2
-    command, extra = sys.argv[1], sys.argv[2:]
-    return demo(extra) if command == "demo" else test(extra)
+    return COMMANDS[sys.argv[1]](sys.argv[2:])
 
 
 if __name__ == "__main__":
