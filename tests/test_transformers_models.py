@@ -44,6 +44,24 @@ def test_t5_encoder(infercheck):
     assert {o["name"] for o in bert["accuracy"]["outputs"]} == {"output['last_hidden_state']", "output['pooler_output']"}
 
 
+def cache_output_field() -> str:
+    """Where this transformers release puts GPT-2's cache: past_key_values up to 5.24, cache from 5.25.
+
+    The test asserts that the plugin names the field the model really returns, not a field name of
+    one transformers release.
+    """
+    import torch
+    from transformers.cache_utils import Cache
+
+    from fixtures import hf_models as hf
+
+    with torch.no_grad():
+        output = hf.gpt2(use_cache=True)(**hf.text_inputs())
+    fields = [name for name, value in output.items() if isinstance(value, Cache)]
+    assert len(fields) == 1, f"GPT-2 with use_cache=True returned no single Cache field: {list(output.keys())}"
+    return fields[0]
+
+
 def test_a_cache_in_the_output_fails_naming_it_and_the_fix(run_plugin) -> None:
     source = '''
 import pytest
@@ -53,10 +71,11 @@ from fixtures import hf_models as hf
 def test_gpt2_with_cache(infercheck):
     infercheck(hf.gpt2(use_cache=True), hf.text_inputs())
 '''
+    field = cache_output_field()
     result = run_plugin(source)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([
         "infercheck onnxruntime-fp32 on cpu (GPT2Model) failed:",
-        "  - outputs: the model returns a transformers.cache_utils.DynamicCache at output[[]'past_key_values']*"
+        f"  - outputs: the model returns a transformers.cache_utils.DynamicCache at output[[]'{field}']*"
         "Build the model with use_cache=False*",
     ])
