@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.synchronize
+import time
 from pathlib import Path
 
 import pytest
@@ -98,23 +100,47 @@ def test_parallel_processes_build_once(tmp_path: Path) -> None:
     assert counter.read_text().count("built") == 1
 
 
-def _take_compile_lock(root: str, key: str, order: "multiprocessing.Queue[str]") -> None:
+def _take_compile_lock(root: str, key: str, log: str, ready: "multiprocessing.synchronize.Event") -> None:
+    ready.set()
     with EngineCache(Path(root)).compile_lock(key):
-        order.put("second worker compiles")
+        _append(Path(log), "second worker compiles")
 
 
+def _append(log: Path, line: str) -> None:
+    """Written and closed before the caller goes on: the order in the file is the order of the calls."""
+    with open(log, "a") as handle:
+        handle.write(line + "\n")
+
+
+def _blocked_on_a_lock(pid: int) -> bool:
+    """Whether ``pid`` waits for an flock now: /proc/locks lists a blocked waiter as ``N: -> FLOCK ... pid``."""
+    return any(line.split()[1] == "->" and line.split()[5] == str(pid)
+               for line in Path("/proc/locks").read_text().splitlines() if len(line.split()) > 5)
+
+
+@pytest.mark.skipif(not Path("/proc/locks").exists(), reason="needs Linux's /proc/locks to see a process wait")
 def test_a_second_worker_waits_for_the_first_compile_of_the_same_engine(tmp_path: Path) -> None:
-    """Inductor keeps its own cache: the lock is what makes a second worker load the first's engine."""
-    cache, key = EngineCache(tmp_path), "c" * 40
-    order: "multiprocessing.Queue[str]" = multiprocessing.get_context("spawn").Queue()
+    """Inductor keeps its own cache: the lock is what makes a second worker load the first's engine.
+
+    The order is read from a file each side writes synchronously (a multiprocessing queue hands its
+    items to a feeder thread, so two processes' puts can arrive in either order), and the second
+    worker is seen blocked on the lock in /proc/locks, however slowly a busy machine starts it.
+    """
+    cache, key, log = EngineCache(tmp_path / "cache"), "c" * 40, tmp_path / "order.log"
+    context = multiprocessing.get_context("spawn")
+    ready = context.Event()
     with cache.compile_lock(key):
-        other = multiprocessing.get_context("spawn").Process(target=_take_compile_lock, args=(str(tmp_path), key, order))
+        other = context.Process(target=_take_compile_lock, args=(str(tmp_path / "cache"), key, str(log), ready))
         other.start()
-        other.join(timeout=3)  # it cannot get the lock while this one holds it
-        assert other.is_alive()
-        order.put("first worker compiled")
-    other.join(timeout=60)
-    assert [order.get(timeout=5), order.get(timeout=5)] == ["first worker compiled", "second worker compiles"]
+        assert ready.wait(timeout=300), "the second worker did not start"
+        deadline = time.monotonic() + 300
+        while not _blocked_on_a_lock(other.pid) and other.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert _blocked_on_a_lock(other.pid), "the second worker did not wait for the compile lock"
+        _append(log, "first worker compiled")
+    other.join(timeout=300)
+    assert other.exitcode == 0
+    assert log.read_text().splitlines() == ["first worker compiled", "second worker compiles"]
     with cache.compile_lock("d" * 40):  # another engine: no wait
         pass
 
