@@ -63,11 +63,19 @@ class ProgressReporter:
         def write(text: str) -> None:
             if capture is not None:
                 with capture.global_and_fixture_disabled():
-                    terminal.write_line(text)
+                    _own_line(terminal, text)
             else:
-                terminal.write_line(text)
+                _own_line(terminal, text)
 
         return cls(write)
+
+
+def _own_line(terminal: Any, text: str) -> None:
+    """``text`` on a line of its own: under ``-q`` pytest writes its dots with no file name first, so
+    ``write_line`` (which starts a new line only after a file name) would append to the dots."""
+    if getattr(getattr(terminal, "_tw", None), "width_of_current_line", 0):
+        terminal.write("\n")
+    terminal.write_line(text)
 
 
 def run_build(build: Callable[[], T], *, what: str, timeout_s: Optional[float],

@@ -125,3 +125,31 @@ def test_slow(infercheck):
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*export: building the ONNX export of SlowToTrace took longer than "
                                  "--infer-build-timeout=1s*"])
+
+
+def test_a_progress_line_never_lands_on_the_line_of_pytests_dots(run_plugin) -> None:
+    """Under -q pytest writes its dots straight after each other; a build's progress starts a new line."""
+    result = run_plugin(
+        """
+import time, pytest, torch
+from pytest_infercheck import progress
+from pytest_infercheck.backends.torch_eager import EagerBackend
+
+fast_build = EagerBackend.build
+
+def slow_build(self, request):
+    time.sleep(0.3)
+    return fast_build(self, request)
+
+def test_before():
+    pass
+
+@pytest.mark.infercheck(backends=["eager"])
+def test_slow(infercheck, monkeypatch):
+    monkeypatch.setattr(progress, "FIRST_REPORT_S", 0.1)
+    monkeypatch.setattr(EagerBackend, "build", slow_build)
+    infercheck(torch.nn.Linear(4, 4).eval(), torch.randn(2, 4))
+""", "--infer-device=cpu", "-q")
+    result.assert_outcomes(passed=2)
+    progress_lines = [line for line in result.outlines if "infercheck: built" in line or "infercheck: building" in line]
+    assert progress_lines and all(line.startswith("infercheck: ") for line in progress_lines), result.outlines
