@@ -75,7 +75,7 @@ def workers() -> list[str]:
 
 
 def demo(extra: list[str]) -> int:
-    return run_pytest(ensure_env(), "fixtures/demo", "-p", "no:randomly", "-rsx", *extra)
+    return run_pytest(ensure_env(), "fixtures/demo", "-p", "no:randomly", "-rsP", "--show-capture=stdout", *extra)
 
 
 def test(extra: list[str], python: Path | None = None) -> int:

@@ -46,8 +46,13 @@ _BOILERPLATE = ("For more information", "For extended logs", "Set TORCH_LOGS", "
 _NEXT_STEPS = re.compile(r"\s*(?:This is step \d/\d of exporting the model to ONNX\.)?\s*Next steps:\s*$")
 
 
+# Advice torch gives about calls the user never made (the plugin called torch.export, not them).
+_TORCH_ADVICE = re.compile(r"\s*The error above occurred when calling torch\.export\.export\..*?draft_export\(\)`?\.?",
+                           re.S)
+
+
 def _lines(exc: BaseException) -> list[str]:
-    text = _ANSI.sub("", str(exc))
+    text = _TORCH_ADVICE.sub("", _ANSI.sub("", str(exc)))
     return [_NEXT_STEPS.sub("", line.rstrip()) for line in text.splitlines()
             if line.strip() and not line.lstrip().startswith(_BOILERPLATE)]
 

@@ -122,9 +122,22 @@ def export_info(artifacts: "ModelArtifacts", notes: list[str]) -> Optional[Expor
         first = str(info["fallback_reason"]).splitlines()
         notes.append(f"exported with {info['exporter']}: the dynamo exporter failed "
                      f"({'; '.join(line.strip() for line in first[:2])})")
-    notes.extend(f"the trace froze a value {frozen}: the ONNX model is checked on inputs like the example's"
-                 for frozen in info.get("frozen_values") or [])
+    notes.extend(frozen_value_notes(info.get("frozen_values") or []))
     return ExportInfo(str(info["exporter"]), info.get("fallback_reason"), list(info.get("frozen_values") or []))
+
+
+def frozen_value_notes(frozen_values: list[str], shown: int = 3) -> list[str]:
+    """One note per place a trace froze values, with how often, the first ``shown`` places only: a
+    detection model's trace freezes the same line of torchvision's code many times over."""
+    counts: dict[str, int] = {}
+    for frozen in frozen_values:
+        counts[frozen] = counts.get(frozen, 0) + 1
+    notes = [f"the trace froze a value {frozen}{f' ({n} times)' if n > 1 else ''}: the ONNX model is checked on "
+             "inputs like the example's" for frozen, n in list(counts.items())[:shown]]
+    if len(counts) > shown:
+        rest = list(counts.values())[shown:]
+        notes.append(f"the trace froze {sum(rest)} more values at {len(rest)} other places (the JSON report lists them)")
+    return notes
 
 
 def first_run(engine: "Engine", spec: "EngineSpec", inputs: Any) -> tuple[Any, list[Any]]:
