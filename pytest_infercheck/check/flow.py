@@ -68,11 +68,14 @@ def run_stages(context: "CheckContext", settings: Any, given: CheckInputs, resul
     if descriptor.audit_target(device):
         with context.build_lock():  # an export is CPU work like a build: never beside another worker's timing
             build.export_in_time(artifacts, deadline, context.progress)
+    # The export made before the build (for the audit) is part of what the engine cost: "build s"
+    # counts it, or ONNX engines would read as free beside an Inductor compile that traces inside.
+    exported_s = artifacts.seconds.get("onnx", 0.0)
     result.audit = prebuild.audit_before_build(artifacts, descriptor, device, settings)
     # Engines build and run under the reference's TF32 setting: an FP32 engine is then true FP32.
     with reference.tf32_setting(device, settings.tf32):
         memory = latency.device_memory_tracker(device)
-        engine, request = build_stage(context, backend, artifacts, deadline, settings, given, result)
+        engine, request = build_stage(context, backend, artifacts, deadline, settings, given, result, exported_s)
         if memory is not None:
             memory.mark_build()
         try:
@@ -96,8 +99,9 @@ def run_stages(context: "CheckContext", settings: Any, given: CheckInputs, resul
 
 
 def build_stage(context: "CheckContext", backend: Any, artifacts: Any, deadline: Any, settings: Any,
-                given: CheckInputs, result: CheckResult) -> tuple[Any, Any]:
-    """Stages CALIBRATION and BUILD; the build's figures are recorded whether or not it succeeds."""
+                given: CheckInputs, result: CheckResult, exported_s: float = 0.0) -> tuple[Any, Any]:
+    """Stages CALIBRATION and BUILD; the build's figures are recorded whether or not it succeeds
+    (``exported_s``: the export this item made before the build, counted in its build seconds)."""
     attempt = build.Attempt()
     try:
         request = build.build_request(context.spec, artifacts, result.device, settings, given.calibration, attempt)
@@ -105,7 +109,8 @@ def build_stage(context: "CheckContext", backend: Any, artifacts: Any, deadline:
             engine = build.build_engine(backend, request, deadline=deadline, progress=context.progress,
                                         attempt=attempt)
     finally:
-        result.build_seconds, result.cache, result.calibration = attempt.seconds, attempt.cache, attempt.calibration
+        result.build_seconds, result.cache, result.calibration = (exported_s + attempt.seconds, attempt.cache,
+                                                                  attempt.calibration)
         result.warnings.extend(attempt.notes)
         result.export = build.export_info(artifacts, result.warnings)
     return engine, request
