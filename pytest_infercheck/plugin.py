@@ -185,13 +185,13 @@ class _Collector:
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    from .report.terminal import summary_lines
+    from .report.terminal import summary_lines, table_width
 
     session = session_of(config)
     if not session.results:
         return
     terminalreporter.section("infercheck summary")
-    for line, red in summary_lines(session):
+    for line, red in summary_lines(session, table_width(terminalreporter)):
         terminalreporter.write_line(line, red=red)
 
 

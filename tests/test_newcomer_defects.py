@@ -30,3 +30,31 @@ def test_slow(infercheck):
     result.assert_outcomes(passed=1)
     (only,) = json.loads(report.read_text())["results"]
     assert only["build_seconds"] >= 0.4, only["build_seconds"]
+
+
+def test_the_summary_table_fits_the_terminal_and_says_what_it_left_out(run_plugin, monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("COLUMNS", "100")
+    report = tmp_path / "report.json"
+    result = run_plugin(
+        """
+import pytest, torch
+
+@pytest.mark.infercheck(backends=["eager", "onnxruntime"], precisions=["fp32"])
+@pytest.mark.parametrize("a_long_parameter_name_as_model_repos_have", ["resnet50_at_batch_8", "resnet50_at_batch_32"])
+def test_a_classifier_with_a_long_descriptive_name_deploys(infercheck, a_long_parameter_name_as_model_repos_have):
+    infercheck(torch.nn.Linear(8, 4).eval(), torch.randn(2, 8))
+""", "--infer-device=cpu", f"--infer-report={report}")
+    result.assert_outcomes(passed=4)
+    lines = result.outlines
+    start = next(i for i, line in enumerate(lines) if "infercheck summary" in line) + 1
+    end = next(i for i, line in enumerate(lines) if line.startswith("infercheck JSON report"))
+    table = [line for line in lines[start:end] if line]
+    assert all(len(line) <= 100 for line in table), [len(line) for line in table]
+    assert table[0].split("  ")[0].strip() == "test" and "engine" in table[0] and "p50 ms" in table[0]
+    rows = table[2:6]
+    assert all(line.startswith("test_model.py::t") and "…" in line for line in rows), rows  # cut in the middle
+    assert all(line.split()[0].endswith(("batch_8]", "batch_32]")) for line in rows), rows  # parameters kept
+    assert " ".join(table[6:]).startswith("(not shown at 100 columns: p90 ms, cache, device, build s")
+    assert "p50 ms" in table[0] and "outcome" in table[0] and "engine" in table[0]
+    # The reports keep what the terminal left out.
+    assert all(r["latency"]["p90_ms"] > 0 for r in json.loads(report.read_text())["results"])

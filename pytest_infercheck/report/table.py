@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+import textwrap
+from typing import Optional, Sequence, Union
 
 from ..results import CheckResult, check_label, several_checks
 from ..spec import split_item_id
@@ -78,16 +79,57 @@ def rows(results: Sequence[CheckResult]) -> list[list[str]]:
     return [row(result, several) for result in ordered(results)]
 
 
-def render_text(results: Sequence[CheckResult]) -> list[str]:
-    """Aligned plain-text lines: header, rule, one line per result."""
+# How a table wider than the terminal is made to fit, step by step until it does: a long test name is
+# cut in the middle (file and parameters stay) before a figure is left out, and the least read figures
+# go first. The reports (JSON, Markdown, HTML) keep every column.
+FIT_STEPS: tuple[Union[str, int], ...] = (48, "p90 ms", "cache", "device", "build s", 32, "p99 ms", "cosine", 24,
+                                          "speedup")
+
+
+def render_text(results: Sequence[CheckResult], width: Optional[int] = None) -> list[str]:
+    """Aligned plain-text lines: header, rule, one line per result; within ``width`` characters when
+    given (FIT_STEPS), and then a last line says which columns were left out."""
     body = rows(results)
-    widths = [max(len(cell) for cell in column) for column in zip(COLUMNS, *body)]
-    numeric = set(range(4, len(COLUMNS) - 1))
+    columns = list(COLUMNS)
+    dropped: list[str] = []
+    for step in FIT_STEPS:
+        if width is None or _table_width(columns, body) <= width:
+            break
+        if isinstance(step, int):
+            body = [[_middle_cut(cells[0], step), *cells[1:]] for cells in body]
+            continue
+        index = columns.index(step)
+        columns.pop(index)
+        body = [cells[:index] + cells[index + 1:] for cells in body]
+        dropped.append(step)
+    widths = _widths(columns, body)
+    numeric = {i for i, name in enumerate(columns) if name not in ("test", "engine", "device", "outcome", "cache")}
 
     def line(cells: Sequence[str]) -> str:
         return "  ".join(cell.rjust(w) if i in numeric else cell.ljust(w) for i, (cell, w) in enumerate(zip(cells, widths))).rstrip()
 
-    return [line(COLUMNS), line(["-" * w for w in widths])] + [line(cells) for cells in body]
+    lines = [line(columns), line(["-" * w for w in widths])] + [line(cells) for cells in body]
+    if dropped:
+        lines += textwrap.wrap(f"(not shown at {width} columns: {', '.join(dropped)}; the reports have them)",
+                               width=max(width or 0, 24))
+    return lines
+
+
+def _widths(columns: Sequence[str], body: Sequence[Sequence[str]]) -> list[int]:
+    return [max(len(cell) for cell in column) for column in zip(columns, *body)]
+
+
+def _table_width(columns: Sequence[str], body: Sequence[Sequence[str]]) -> int:
+    widths = _widths(columns, body)
+    return sum(widths) + 2 * (len(widths) - 1)
+
+
+def _middle_cut(text: str, room: int) -> str:
+    """``test_models.py::test_…[batch-8]``: the file and the parameters stay readable."""
+    if len(text) <= room:
+        return text
+    keep = room - 1
+    return text[: keep - keep // 2] + "…" + text[len(text) - keep // 2:]
 
 
 def reasons(results: Sequence[CheckResult]) -> list[str]:

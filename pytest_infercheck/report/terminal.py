@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 from .table import reasons, render_text
 
 
-def summary_lines(session: Any) -> list[tuple[str, bool]]:
-    """(line, red) pairs for pytest's terminal reporter."""
+def summary_lines(session: Any, width: Optional[int] = None) -> list[tuple[str, bool]]:
+    """(line, red) pairs for pytest's terminal reporter; the table within ``width`` when given."""
     from ..baseline.summary import summary_lines as baseline_lines
 
     results = session.results
-    lines = [(line, False) for line in render_text(results)]
+    lines = [(line, False) for line in render_text(results, width)]
     skipped = reasons(results)
     if skipped:
         lines += [("", False), ("skipped engines:", False)] + [(f"  {line}", False) for line in skipped]
@@ -26,3 +26,13 @@ def summary_lines(session: Any) -> list[tuple[str, bool]]:
             lines.append((f"infercheck {label} report: {path}", False))
     lines += [(f"infercheck: could not write {problem}", True) for problem in session.write_problems]
     return lines
+
+
+def table_width(terminalreporter: Any) -> Optional[int]:
+    """The terminal's width when there is one to fit: a terminal, or COLUMNS set. A log (CI's, a
+    file) has no width, and keeps every column."""
+    import os
+
+    if terminalreporter.isatty() or os.environ.get("COLUMNS", "").isdigit():
+        return int(terminalreporter._tw.fullwidth)
+    return None
