@@ -32,7 +32,10 @@ h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 18px; margin: 28px 0 8p
 h3 { font-size: 15px; margin: 0 0 6px; font-family: ui-monospace, monospace; }
 table { border-collapse: collapse; margin: 6px 0; } td, th { border: 1px solid #d0d7de; padding: 3px 8px; }
 th { background: #f6f8fa; text-align: left; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
-.matrix td { text-align: center; min-width: 120px; }
+.matrix td { text-align: center; }
+/* ten engines fit a 1280 px window: names wrap at their hyphens, long test names anywhere */
+.matrix td, .matrix th { font-size: 13px; max-width: 104px; overflow-wrap: anywhere; }
+.matrix tr > th:first-child { max-width: 220px; }
 .passed { background: #d8f3dc; } .failed { background: #ffccd0; } .skipped { background: #eceff1; color: #57606a; }
 .xfailed { background: #fff3bf; } .xpassed { background: #ffe8cc; }
 .regression { background: #ff8a95; font-weight: 700; } .improved { background: #c5e4ff; }
@@ -87,13 +90,31 @@ def _anchor(result: CheckResult) -> str:
     return f"r-{readable}-{exact}"
 
 
+def engine_order(results: Sequence[CheckResult], spec_id: str) -> tuple[int, int, bool, str]:
+    """The matrix's columns in one fixed order whatever ran first: backend as the registry lists them
+    (eager first), then precision (fp32, fp16, bf16, int8), then without before with a CUDA graph."""
+    from ..backends import names
+    from ..spec import PRECISIONS
+
+    result = next(r for r in results if r.spec_id == spec_id)
+    backends, precision = names(), str(result.precision)
+    return (backends.index(result.backend) if result.backend in backends else len(backends),
+            PRECISIONS.index(precision) if precision in PRECISIONS else len(PRECISIONS), bool(result.cuda_graphs),
+            spec_id)
+
+
+def outcome_text(result: CheckResult) -> str:
+    """``failed (accuracy)``: a failed or skipped cell says at which stage."""
+    return f"{result.outcome} ({result.stage})" if result.outcome != "passed" and result.stage else str(result.outcome)
+
+
 def matrix(results: Sequence[CheckResult]) -> str:
     """Checks down (a test's checks each on a row of their own), engine specs across; each cell links
     to its engine's card."""
     names = _model_names(results)
     labels = {id(result): row_label(result, names) for result in results}
     models = list(dict.fromkeys(labels[id(r)] for r in results))
-    specs = list(dict.fromkeys(r.spec_id for r in results))
+    specs = sorted(dict.fromkeys(r.spec_id for r in results), key=lambda spec: engine_order(results, spec))
     by_cell: dict[tuple[str, str], list[CheckResult]] = {}
     for result in results:
         by_cell.setdefault((labels[id(result)], result.spec_id), []).append(result)
@@ -111,7 +132,8 @@ def matrix(results: Sequence[CheckResult]) -> str:
             verdict = status_cell(worst)
             warn = " class='warn'" if verdict in ("missing", "other machine") else ""  # not gated: say so
             extra = "" if verdict == "-" else f"<br><small{warn}>{_e(verdict)}</small>"
-            cells.append(f"<td class='{cell_class(worst)}'><a href='#{_anchor(worst)}'>{_e(worst.outcome)}</a>{extra}</td>")
+            cells.append(f"<td class='{cell_class(worst)}'><a href='#{_anchor(worst)}'>{_e(outcome_text(worst))}</a>"
+                         f"{extra}</td>")
         body.append(f"<tr><th>{_e(model)}</th>{''.join(cells)}</tr>")
     return f"<table class='matrix'>{head}{''.join(body)}</table>"
 
