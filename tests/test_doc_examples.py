@@ -26,7 +26,7 @@ Classifier = SmallCNN
 
 def calibration_batches():
     generator = torch.Generator().manual_seed(7)
-    return [torch.randn(4, 3, 224, 224, generator=generator) for _ in range(4)]
+    return [torch.randn(1, 3, 224, 224, generator=generator) for _ in range(4)]  # the example's shape
 '''
 
 
