@@ -52,6 +52,8 @@ def run_stages(context: "CheckContext", settings: Any, given: CheckInputs, resul
         raise StageSkip(Stage.AVAILABILITY, why_not)
     mut = reference.model_under_test(given.model, given.example_inputs, dynamic_batch=settings.dynamic_batch)
     result.model_name, result.model_hash = mut.name, mut.hash
+    if note := mut.identity_note():
+        result.warnings.append(note)
     artifacts = run.artifacts(mut, context.cache)
     if why_not:  # the backend's support table still says which nodes would not run where it does
         result.audit, predicted = prebuild.predicted_gaps(artifacts, descriptor, device, settings)
