@@ -93,6 +93,15 @@ def _tensor_bytes(tensor: torch.Tensor) -> bytes:
     return flat.numpy().tobytes()
 
 
+def _same_values(first: torch.Tensor, second: torch.Tensor) -> bool:
+    """Equal, NaN where NaN: an input holding NaN is not 'changed' by being read."""
+    if first.shape != second.shape or first.dtype != second.dtype:
+        return False
+    if first.is_floating_point() or first.is_complex():
+        return bool(torch.isclose(first, second, rtol=0, atol=0, equal_nan=True).all())
+    return torch.equal(first, second)
+
+
 def inputs_hash(batches: Optional[Sequence[Sequence[torch.Tensor]]]) -> str:
     if not batches:
         return "none"
@@ -123,7 +132,9 @@ class ModelUnderTest:
     def create(cls, module: torch.nn.Module, example_inputs: Any, *, dynamic_batch: bool = False) -> "ModelUnderTest":
         if not isinstance(module, torch.nn.Module):
             raise TypeError(f"infercheck checks a torch.nn.Module; got {type(module).__name__}")
-        return cls(module, ModelInputs.from_example(example_inputs, module), dynamic_batch, type(module).__name__)
+        # A copy of the user's tensors: no stage, exporter or engine is ever handed the user's own.
+        return cls(module, ModelInputs.from_example(example_inputs, module).copy(), dynamic_batch,
+                   type(module).__name__)
 
     @property
     def identity(self) -> Identity:
@@ -175,7 +186,15 @@ class ModelUnderTest:
 
     def reference_outputs(self, device: str) -> list[tuple[str, torch.Tensor]]:
         """Eager FP32 outputs on ``device``: the reference every engine is compared with."""
+        return self.eager_run(device)[0]
+
+    def eager_run(self, device: str) -> tuple[list[tuple[str, torch.Tensor]], list[str]]:
+        """Eager FP32 outputs on fresh copies of the module and the inputs, and the names of the inputs
+        the forward changed in place."""
         module = model_copy(self.module, dtype=None, device=device)
+        inputs = self.inputs.cast(dtype=None, device=device)
         with torch.inference_mode():
-            outputs = self.inputs.cast(dtype=None, device=device).call(module)
-        return [(name, tensor.detach().clone()) for name, tensor in flatten_outputs(outputs)]
+            outputs = inputs.call(module)
+        changed = [name for (name, given), used in zip(self.inputs.named(), inputs.tensors)
+                   if not _same_values(given, used.to(given.device))]
+        return [(name, tensor.detach().clone()) for name, tensor in flatten_outputs(outputs)], changed

@@ -4,6 +4,7 @@ tensors are never changed; a reference that is empty or differs between two runs
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,93 @@ def test_a_model_that_cannot_be_hashed_is_built_afresh_and_says_why(run_plugin, 
             "tensor (RuntimeError)) cannot be hashed*every engine is built afresh*",
             *(f"test_model.py::test_graph[[]{weight}[]]*onnxruntime-fp32*passed*off" for weight in ("1.0", "2.0"))])
     assert not any((tmp_path / "cache").rglob("model.onnx"))
+
+
+IN_PLACE = '''
+import pytest, torch
+
+class Doubles(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(8, 8)
+
+    def forward(self, x):
+        x.mul_(2)  # changes its input in place
+        return self.linear(x)
+
+@pytest.mark.infercheck(backends=["eager", "onnxruntime"], precisions=["fp32"])
+def test_in_place(infercheck):
+    torch.manual_seed(0)
+    x = torch.randn(2, 8)
+    given = x.clone()
+    infercheck(Doubles().eval(), x)
+    assert torch.equal(x, given), f"the user's tensor was changed: x / given = {(x / given).unique().tolist()}"
+'''
+
+
+def test_the_users_input_tensor_is_never_changed(run_plugin) -> None:
+    """Before, the eager engine got the user's own tensor: the reference, the first run and every timed
+    iteration doubled it (x2^23 at the end), and eager FP32 failed accuracy against its own reference."""
+    result = run_plugin(IN_PLACE, "-p", "no:xdist", "-W", "always::UserWarning")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*the forward changes its input 'x' in place: the reference and every engine get "
+                                 "their own copy, but an engine's timed iterations reuse theirs*"])
+
+
+VACUOUS = '''
+import pytest, torch
+import torch.nn.functional as F
+
+class Empty(torch.nn.Module):
+    def forward(self, x):
+        return x[:, :0] * 2  # an empty tensor: every engine "matches" it
+
+class Dropout(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(8, 8)
+
+    def forward(self, x):
+        return F.dropout(self.linear(x), p=0.5, training=True)  # random whatever eval() says
+
+class Noise(torch.nn.Module):
+    def forward(self, x):
+        return x + torch.rand_like(x)
+
+@pytest.mark.infercheck(backends=["eager", "onnxruntime"], precisions=["fp32"])
+def test_empty(infercheck):
+    infercheck(Empty(), torch.randn(2, 8))
+
+@pytest.mark.infercheck(backends=["eager"], precisions=["fp32"])
+def test_dropout(infercheck):
+    infercheck(Dropout(), torch.randn(2, 8))
+
+@pytest.mark.infercheck(backends=["eager"], precisions=["fp32"])
+def test_noise(infercheck):
+    infercheck(Noise(), torch.randn(2, 8))
+
+@pytest.mark.infercheck(backends=["eager"], precisions=["fp32"], allow_nondeterministic=True)
+def test_noise_meant(infercheck):
+    result = infercheck(Noise(), torch.randn(2, 8), raise_on_failure=False)
+    assert result.stage != "reference"  # compared as it is: then the engine's run differs from the reference
+'''
+
+
+def test_an_empty_or_random_reference_fails_at_stage_reference(run_plugin) -> None:
+    """Before, an empty output passed every engine with cosine 1.000000, and random outputs were blamed on
+    the engine (eager FP32 failed accuracy against its own reference) or, where they cancel, passed."""
+    result = run_plugin(VACUOUS, "-p", "no:xdist")
+    result.assert_outcomes(failed=4, passed=1)
+    text = result.stdout.str()
+    result.stdout.fnmatch_lines_random([
+        "*output output is empty ([[]2, 0[]]): there is nothing to compare, so every engine matches it",
+        "*reference: the eager reference is nondeterministic: two runs on the same inputs differ:",
+        "*output output differs in * of 16 values (largest difference *)",
+        "*likely causes: dropout applied regardless of eval() (F.dropout(x, training=True)), random ops in forward "
+        "(torch.rand_like*allow_nondeterministic=True*",
+    ])
+    for test, engines in (("test_empty", ("eager-fp32", "onnxruntime-fp32")), ("test_dropout", ("eager-fp32",)),
+                          ("test_noise", ("eager-fp32",))):
+        for engine in engines:
+            assert re.search(rf"test_model.py::{test} +{engine} +cpu +failed \(reference\)", text), (test, engine)
+    assert re.search(r"test_model.py::test_noise_meant +eager-fp32 +cpu +failed \(accuracy\)", text)
