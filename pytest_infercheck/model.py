@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .inputs import ModelInputs, as_model_inputs
-from .model_identity import Hasher, Identity, module_identity
+from .model_identity import Hasher, Identity, module_identity, tensor_bytes
 from .outputs import flatten_outputs
 
 __all__ = ["ModelInputs", "ModelUnderTest", "as_input_tuple", "flatten_outputs", "model_copy", "to_numpy"]
@@ -86,13 +86,6 @@ def model_identity(model: torch.nn.Module, inputs: Sequence[torch.Tensor], *, dy
     return Identity(hasher.digest.hexdigest()[:32], hasher.unhashable)
 
 
-def _tensor_bytes(tensor: torch.Tensor) -> bytes:
-    flat = tensor.detach().cpu().contiguous().reshape(-1)
-    if flat.dtype == torch.bfloat16:
-        flat = flat.view(torch.int16)
-    return flat.numpy().tobytes()
-
-
 def _same_values(first: torch.Tensor, second: torch.Tensor) -> bool:
     """Equal, NaN where NaN: an input holding NaN is not 'changed' by being read."""
     if first.shape != second.shape or first.dtype != second.dtype:
@@ -109,7 +102,7 @@ def inputs_hash(batches: Optional[Sequence[Sequence[torch.Tensor]]]) -> str:
     for batch in batches:
         for tensor in batch:
             digest.update(f"{tensor.dtype}:{tuple(tensor.shape)}".encode())
-            digest.update(_tensor_bytes(tensor))
+            digest.update(tensor_bytes(tensor))
     return digest.hexdigest()[:32]
 
 

@@ -67,6 +67,11 @@ def installed_version(module_name: str) -> Optional[str]:
     return str(getattr(sys.modules.get(top), "__version__", "unknown"))
 
 
+def tensor_bytes(tensor: torch.Tensor) -> Any:
+    """A tensor's values as a flat uint8 array (any dtype, bf16 and fp8 too), for a hash to read."""
+    return tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy()
+
+
 def _type_name(value: Any) -> str:
     cls = value if isinstance(value, type) else type(value)
     return f"{cls.__module__}.{cls.__qualname__}"
@@ -112,7 +117,7 @@ class Hasher:
 
     def compound(self, value: Any, where: str, strict: bool) -> None:
         if isinstance(value, torch.Tensor):
-            self.tensor(value, where)
+            self.tensor(value, where, strict)
         elif isinstance(value, (list, tuple)):
             self.write(f"{type(value).__name__}:{len(value)}")
             for index, item in enumerate(value):
@@ -141,12 +146,11 @@ class Hasher:
         finally:
             self.digest, self.seen = outer, seen
 
-    def tensor(self, tensor: torch.Tensor, where: str) -> None:
+    def tensor(self, tensor: torch.Tensor, where: str, strict: bool) -> None:
         try:
-            flat = tensor.detach().cpu().contiguous().reshape(-1)
-            data = flat.view(torch.uint8).numpy().tobytes()  # any dtype, bf16 and fp8 too, as raw bytes
-        except Exception as exc:  # sparse, quantized, meta, a tensor subclass without storage
-            self.problem(where, f"a {tensor.layout} {tensor.dtype} tensor ({type(exc).__name__})", True)
+            data = tensor_bytes(tensor)
+        except Exception as exc:  # sparse, meta, nested: no plain bytes stand for the values
+            self.problem(where, f"a {tensor.layout} {tensor.dtype} tensor ({type(exc).__name__})", strict)
             return
         self.write(f"tensor:{tensor.dtype}:{tuple(tensor.shape)}")
         self.digest.update(data)

@@ -85,6 +85,9 @@ def judge_determinism(first: Reference, second: Reference) -> None:
     """Fail when two eager runs on the same inputs disagree: an engine cannot match a moving target."""
     problems = [f"output {name} {difference}" for (name, one), (_, two) in zip(first, second)
                 for difference in [run_difference(one, two)] if difference]
+    if [name for name, _ in first] != [name for name, _ in second]:
+        problems.append(f"outputs {[name for name, _ in first]} in one run and {[name for name, _ in second]} in "
+                        "the other")
     if problems:
         raise StageFailure(Stage.REFERENCE, "the eager reference is nondeterministic: two runs on the same inputs "
                            "differ:\n" + "\n".join(f"      {problem}" for problem in problems) + "\n      " + _RANDOM)
