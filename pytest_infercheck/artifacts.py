@@ -40,7 +40,7 @@ class ModelArtifacts:
 
     def key(self, kind: str, **parts: Any) -> str:
         """A cache key for an artifact of this model: content hash, kind, parts, library versions."""
-        return cache_key(kind=kind, model=self.model.hash, versions=library_versions(), **parts)
+        return cache_key(kind=kind, model=self.model.engine_key, versions=library_versions(), **parts)
 
     def derived(self, kind: str, build: Callable[[Path], None], *, record: bool = True,
                 stale: Optional[Callable[[Path], Optional[str]]] = None, **key_parts: Any) -> CachedEntry:

@@ -71,6 +71,13 @@ class EngineCache:
         self._temporary: list[Path] = []
         self._uncached: dict[str, Path] = {}  # key -> this session's build, when the cache is off
 
+    def private(self) -> "EngineCache":
+        """A cache that neither reads nor writes entries, as with --infer-no-cache, for a model whose
+        identity is not known (model_identity.py); this cache's close() still removes its directories."""
+        private = EngineCache(None, enabled=False)
+        private._temporary = self._temporary
+        return private
+
     def entry_dir(self, key: str) -> Path:
         assert self.root is not None
         return self.root / key[:2] / key

@@ -92,6 +92,10 @@ class ModelInputs(Sequence):
         """Floating tensors to ``dtype`` (integer ids and masks keep theirs), all to ``device``."""
         return self.with_tensors([_cast(t, dtype, device) for t in self.tensors])
 
+    def copy(self) -> "ModelInputs":
+        """The same inputs in tensors of their own."""
+        return self.with_tensors([t.detach().clone() for t in self.tensors])
+
     def doubled(self) -> "ModelInputs":
         """Every tensor twice along axis 0: the dynamic-batch re-check's inputs."""
         import torch
@@ -198,5 +202,7 @@ def forward_parameters(module: Any) -> Optional[set[str]]:
 
 
 def _cast(tensor: Any, dtype: Any, device: str) -> Any:
+    """Always a copy (``to`` alone returns the tensor itself when nothing changes): a forward that
+    changes its input in place (``x.mul_(2)``) changes neither the user's tensor nor another run's."""
     target = dtype if dtype is not None and tensor.is_floating_point() else tensor.dtype
-    return tensor.detach().to(device=device, dtype=target)
+    return tensor.detach().to(device=device, dtype=target, copy=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import inspect
+import uuid
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from .inputs import ModelInputs, as_model_inputs
+from .model_identity import Hasher, Identity, module_identity, tensor_bytes
 from .outputs import flatten_outputs
 
 __all__ = ["ModelInputs", "ModelUnderTest", "as_input_tuple", "flatten_outputs", "model_copy", "to_numpy"]
@@ -65,58 +66,33 @@ def model_copy(model: torch.nn.Module, *, dtype: Optional[torch.dtype], device: 
 
 
 def content_hash(model: torch.nn.Module, inputs: Sequence[torch.Tensor], *, dynamic_batch: bool) -> str:
-    """Hash of what determines every artifact built from this model.
+    """Hash of what determines every artifact built from this model (``model_identity``'s digest)."""
+    return model_identity(model, inputs, dynamic_batch=dynamic_batch).digest
 
-    The module tree (``repr``), every module's plain Python attributes, the source of every module
-    class's ``forward``, every parameter and buffer's bytes, and the inputs' shapes and dtypes.  Code the forward reaches outside those
-    classes (a helper function in another module) is not covered: docs/usage.md says so.
-    """
-    digest = hashlib.sha256()
+
+def model_identity(model: torch.nn.Module, inputs: Sequence[torch.Tensor], *, dynamic_batch: bool) -> Identity:
+    """The model's code and state (model_identity.py says what that covers), its ``repr``, the inputs'
+    shapes and dtypes, and ``dynamic_batch``; with what could not be hashed."""
+    hasher = Hasher({})
     cls = type(model)
-    digest.update(f"{cls.__module__}.{cls.__qualname__}\n{model!r}\n".encode())
-    for module_cls in sorted({type(m) for m in model.modules()}, key=lambda c: f"{c.__module__}.{c.__qualname__}"):
-        digest.update(_source_of(module_cls).encode())
-    for path, module in model.named_modules():
-        digest.update(f"{path}:{_plain_attributes(module)}".encode())
-    for name, tensor in list(model.state_dict(keep_vars=False).items()):
-        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
-        digest.update(_tensor_bytes(tensor))
-    for name, tensor in as_model_inputs(inputs).named():
-        digest.update(f"in:{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
-    digest.update(f"dynamic_batch={dynamic_batch}".encode())
-    return digest.hexdigest()[:32]
-
-
-_PLAIN = (bool, int, float, str, type(None))
-
-
-def _plain_attributes(module: torch.nn.Module) -> str:
-    """Plain Python attributes a forward may read (``self.scale = 2.0``): they shape the graph too.
-
-    ``repr`` shows only what a module's ``extra_repr`` chooses to; parameters, buffers and
-    submodules are hashed elsewhere, and private attributes (``_hooks``...) are torch's bookkeeping.
-    """
-    plain = {}
-    for key, value in vars(module).items():
-        if key.startswith("_") or key == "training":
-            continue
-        if isinstance(value, _PLAIN) or (isinstance(value, (tuple, list)) and all(isinstance(v, _PLAIN) for v in value)):
-            plain[key] = value
-    return repr(sorted(plain.items()))
-
-
-def _source_of(module_cls: type) -> str:
+    hasher.write(f"{cls.__module__}.{cls.__qualname__}\n{model!r}")
     try:
-        return inspect.getsource(module_cls.forward)
-    except (OSError, TypeError):
-        return f"{module_cls.__module__}.{module_cls.__qualname__}"
+        module_identity(model, hasher)
+    except RecursionError:  # an object graph nested deeper than Python's stack
+        hasher.problem(cls.__name__, "state nested too deeply to hash", strict=True)
+    for name, tensor in as_model_inputs(inputs).named():
+        hasher.write(f"in:{name}:{tensor.dtype}:{tuple(tensor.shape)}")
+    hasher.write(f"dynamic_batch={dynamic_batch}")
+    return Identity(hasher.digest.hexdigest()[:32], hasher.unhashable)
 
 
-def _tensor_bytes(tensor: torch.Tensor) -> bytes:
-    flat = tensor.detach().cpu().contiguous().reshape(-1)
-    if flat.dtype == torch.bfloat16:
-        flat = flat.view(torch.int16)
-    return flat.numpy().tobytes()
+def _same_values(first: torch.Tensor, second: torch.Tensor) -> bool:
+    """Equal, NaN where NaN: an input holding NaN is not 'changed' by being read."""
+    if first.shape != second.shape or first.dtype != second.dtype:
+        return False
+    if first.is_floating_point() or first.is_complex():
+        return bool(torch.isclose(first, second, rtol=0, atol=0, equal_nan=True).all())
+    return torch.equal(first, second)
 
 
 def inputs_hash(batches: Optional[Sequence[Sequence[torch.Tensor]]]) -> str:
@@ -126,7 +102,7 @@ def inputs_hash(batches: Optional[Sequence[Sequence[torch.Tensor]]]) -> str:
     for batch in batches:
         for tensor in batch:
             digest.update(f"{tensor.dtype}:{tuple(tensor.shape)}".encode())
-            digest.update(_tensor_bytes(tensor))
+            digest.update(tensor_bytes(tensor))
     return digest.hexdigest()[:32]
 
 
@@ -138,7 +114,8 @@ class ModelUnderTest:
     inputs: ModelInputs
     dynamic_batch: bool = False
     name: str = ""
-    _hash: Optional[str] = field(default=None, repr=False)
+    _identity: Optional[Identity] = field(default=None, repr=False)
+    _engine_key: Optional[str] = field(default=None, repr=False)
     _reference_key: Optional[str] = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -148,13 +125,38 @@ class ModelUnderTest:
     def create(cls, module: torch.nn.Module, example_inputs: Any, *, dynamic_batch: bool = False) -> "ModelUnderTest":
         if not isinstance(module, torch.nn.Module):
             raise TypeError(f"infercheck checks a torch.nn.Module; got {type(module).__name__}")
-        return cls(module, ModelInputs.from_example(example_inputs, module), dynamic_batch, type(module).__name__)
+        # A copy of the user's tensors: no stage, exporter or engine is ever handed the user's own.
+        return cls(module, ModelInputs.from_example(example_inputs, module).copy(), dynamic_batch,
+                   type(module).__name__)
+
+    @property
+    def identity(self) -> Identity:
+        if self._identity is None:
+            self._identity = model_identity(self.module, self.inputs, dynamic_batch=self.dynamic_batch)
+        return self._identity
 
     @property
     def hash(self) -> str:
-        if self._hash is None:
-            self._hash = content_hash(self.module, self.inputs, dynamic_batch=self.dynamic_batch)
-        return self._hash
+        """The content hash, as reported (a baseline notes a model that changed by it)."""
+        return self.identity.digest
+
+    @property
+    def shared(self) -> bool:
+        """Whether the hash covers the whole model, so that an equal hash means the same engines."""
+        return not self.identity.unhashable
+
+    @property
+    def engine_key(self) -> str:
+        """What keys this model's artifacts and reference: the hash, made unique when it is partial."""
+        if self._engine_key is None:
+            self._engine_key = self.hash if self.shared else f"{self.hash}-unshared-{uuid.uuid4().hex}"
+        return self._engine_key
+
+    def identity_note(self) -> Optional[str]:
+        if self.shared:
+            return None
+        return (f"not cached and not shared with other checks: {'; '.join(self.identity.unhashable)} cannot be "
+                "hashed, so an engine of another model could be taken for this one's; every engine is built afresh")
 
     @property
     def reference_key(self) -> str:
@@ -164,7 +166,7 @@ class ModelUnderTest:
         of one model on equally shaped inputs share engines; their references must not be shared.
         """
         if self._reference_key is None:  # the inputs' names are in ``hash`` already; values by position
-            self._reference_key = f"{self.hash}:{inputs_hash([self.inputs.tensors])}"
+            self._reference_key = f"{self.engine_key}:{inputs_hash([self.inputs.tensors])}"
         return self._reference_key
 
     @property
@@ -177,7 +179,15 @@ class ModelUnderTest:
 
     def reference_outputs(self, device: str) -> list[tuple[str, torch.Tensor]]:
         """Eager FP32 outputs on ``device``: the reference every engine is compared with."""
+        return self.eager_run(device)[0]
+
+    def eager_run(self, device: str) -> tuple[list[tuple[str, torch.Tensor]], list[str]]:
+        """Eager FP32 outputs on fresh copies of the module and the inputs, and the names of the inputs
+        the forward changed in place."""
         module = model_copy(self.module, dtype=None, device=device)
+        inputs = self.inputs.cast(dtype=None, device=device)
         with torch.inference_mode():
-            outputs = self.inputs.cast(dtype=None, device=device).call(module)
-        return [(name, tensor.detach().clone()) for name, tensor in flatten_outputs(outputs)]
+            outputs = inputs.call(module)
+        changed = [name for (name, given), used in zip(self.inputs.named(), inputs.tensors)
+                   if not _same_values(given, used.to(given.device))]
+        return [(name, tensor.detach().clone()) for name, tensor in flatten_outputs(outputs)], changed

@@ -172,6 +172,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_batch_search", "--infer-max-batch-search", parse_count, 0,
            "search the largest batch up to N whose budget holds, per engine (0: off; needs a budget and a batch axis)",
            "N", scope=Scope.TEST),
+    Option("allow_nondeterministic", "--infer-allow-nondeterministic", parse_bool, False,
+           "run the eager reference once, not twice: a forward whose outputs differ between runs on the same "
+           "inputs (dropout, random ops) is then compared as it is instead of failing at stage reference",
+           is_flag=True, scope=Scope.TEST),
     # One xdist worker per GPU (docs/multi-gpu.md): read in each worker before anything touches CUDA.
     Option("gpus", "--infer-gpus", parse_gpus, None,
            "with pytest-xdist (-n N): the GPUs to share the workers among, round robin, as indices into the "
@@ -193,7 +197,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("allow_ops", None, parse_name_list, (), "audit: operators that are known, accepted gaps", scope=Scope.TEST),
     Option("allow_nodes", None, parse_name_list, (), "audit: ONNX node names that are known, accepted gaps",
            scope=Scope.TEST),
-    Option("allow_degenerate", None, parse_name_list, (), "outputs whose all-zero, constant or underflowing "
+    Option("allow_degenerate", None, parse_name_list, (), "outputs whose empty, all-zero, constant or underflowing "
            "reference is meant (it cannot judge an engine: the check says so otherwise)", scope=Scope.TEST),
 )
 

@@ -72,7 +72,8 @@ class RunState:
     def artifacts(self, mut: Any, cache: Any) -> Any:
         from .artifacts import ModelArtifacts
 
-        return ModelArtifacts(mut, cache, self.failed_exports)
+        # A model that cannot be hashed whole never meets an entry or a failed export of another.
+        return ModelArtifacts(mut, cache if mut.shared else cache.private(), self.failed_exports)
 
     def start_test(self, test: str) -> None:
         """Release the previous test's reference outputs when another test's items begin."""

@@ -52,6 +52,8 @@ def run_stages(context: "CheckContext", settings: Any, given: CheckInputs, resul
         raise StageSkip(Stage.AVAILABILITY, why_not)
     mut = reference.model_under_test(given.model, given.example_inputs, dynamic_batch=settings.dynamic_batch)
     result.model_name, result.model_hash = mut.name, mut.hash
+    if note := mut.identity_note():
+        result.warnings.append(note)
     artifacts = run.artifacts(mut, context.cache)
     if why_not:  # the backend's support table still says which nodes would not run where it does
         result.audit, predicted = prebuild.predicted_gaps(artifacts, descriptor, device, settings)
@@ -59,8 +61,11 @@ def run_stages(context: "CheckContext", settings: Any, given: CheckInputs, resul
     # Keyed by the inputs' values too: a test's parameter sets, or two checks in one test, often
     # share the model and the shapes but not the values.
     key = (mut.reference_key, device, settings.tf32, result.cpu_threads)
-    expected = run.references.get_or(key,
-                                     lambda: reference.reference_outputs(mut, device, settings.tf32))
+    twice = not settings.allow_nondeterministic
+    eager = run.references.get_or((*key, twice),
+                                  lambda: reference.eager_reference(mut, device, settings.tf32, twice=twice))
+    expected = eager.outputs
+    result.warnings.extend(eager.notes)
     reference.judge_reference(expected, spec.precision, settings.allow_degenerate)
     result.reference = reference.describe_reference(device, settings.tf32)
     result.gpu = gpu_facts(device)

@@ -1,0 +1,210 @@
+"""Engine identity, inputs and references, as a user meets them (real pytest runs of the plugin, issue #23):
+two models share an engine only when they run the same code on the same state; the user's input
+tensors are never changed; a reference that is empty or differs between two runs judges nothing."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+HELPER = '''
+import pytest, torch
+
+class Model(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(8, 8)
+
+    def forward(self, x):
+        return self.finish(self.linear(x))
+
+    def finish(self, y):
+{body}
+
+@pytest.mark.infercheck(backends=["onnxruntime"], precisions=["fp32"])
+def test_model(infercheck):
+    torch.manual_seed(0)
+    infercheck(Model().eval(), torch.randn(2, 8))
+'''
+EXPORTABLE = "        return y.relu()"
+# The same outputs on these inputs, but a branch on data: no exporter can hold it.
+UNEXPORTABLE = "        if y.sum() > -1e9:\n            return y.relu()\n        return -y"
+
+
+def test_an_edited_helper_method_is_a_new_model_for_a_warm_cache(run_plugin, tmp_path: Path) -> None:
+    """Before, only forward's source was hashed: the edited model passed on the cached export (`hit`)."""
+    cache = f"--infer-cache-dir={tmp_path / 'cache'}"
+    run_plugin(HELPER.format(body=EXPORTABLE), cache, cache=False).assert_outcomes(passed=1)
+    edited = run_plugin(HELPER.format(body=UNEXPORTABLE), cache, cache=False)
+    edited.assert_outcomes(failed=1)
+    edited.stdout.fnmatch_lines(["*export: torch.onnx.export (dynamo) could not export Model*"])
+    edited.stdout.re_match_lines([r"test_model.py::test_model +onnxruntime-fp32 +cpu +failed \(export\)"])
+
+
+PAIRS = '''
+import pytest, torch
+
+class Holder(torch.nn.Module):
+    def __init__(self, table, offset, act):
+        super().__init__()
+        self.linear = torch.nn.Linear(8, 8)
+        self.table, self.offset, self.act = table, offset, act
+
+    def forward(self, x):
+        return self.act(self.linear(x) * self.table["scale"] + self.offset)
+
+def holder(**changes):
+    torch.manual_seed(0)
+    return Holder(**{"table": {"scale": 1.0}, "offset": torch.zeros(8), "act": torch.relu, **changes}).eval()
+
+def branch(y):  # relu's outputs on these inputs, through a branch on data: no exporter can hold it
+    if y.sum() > -1e9:
+        return y.relu()
+    return -y
+
+OTHER = {"dict": {"table": {"scale": 3.0}}, "tensor": {"offset": torch.full((8,), 5.0)},
+         "lambda": {"act": lambda y: y * 2}, "function": {"act": branch}}
+
+@pytest.mark.infercheck(backends=["onnxruntime"], precisions=["fp32"])
+@pytest.mark.parametrize("changed", list(OTHER))
+def test_pair(infercheck, changed):
+    x = torch.randn(2, 8)
+    infercheck(holder(), x, name="base")
+    infercheck(holder(**OTHER[changed]), x, name=changed)
+'''
+
+
+def test_models_differing_only_in_a_dict_tensor_or_function_attribute_share_no_engine(run_plugin,
+                                                                                       tmp_path: Path) -> None:
+    """Before, the second model of each pair ran the first one's ONNX model (`hit`) and was compared with
+    the first one's reference (keyed by the same hash): all four passed, the unexportable one too."""
+    result = run_plugin(PAIRS, f"--infer-cache-dir={tmp_path / 'cache'}", "-p", "no:xdist", cache=False)
+    result.assert_outcomes(passed=3, failed=1)
+    result.stdout.re_match_lines_random([
+        *(rf"test_model.py::test_pair\[{name}\] \({name}\) +onnxruntime-fp32 +cpu +passed .* miss$"
+          for name in ("dict", "tensor", "lambda")),
+        r"test_model.py::test_pair\[function\] \(function\) +onnxruntime-fp32 +cpu +failed \(export\)",
+    ])
+
+
+UNHASHABLE = '''
+import pytest, torch
+
+class Graph(torch.nn.Module):
+    def __init__(self, adjacency):
+        super().__init__()
+        self.adjacency = adjacency.to_sparse()  # a sparse tensor has no plain bytes to hash
+        self.register_buffer("dense", adjacency)
+
+    def forward(self, x):
+        return self.dense @ x
+
+@pytest.mark.infercheck(backends=["onnxruntime"], precisions=["fp32"])
+@pytest.mark.parametrize("weight", [1.0, 2.0])
+def test_graph(infercheck, weight):
+    infercheck(Graph(torch.eye(4) * weight + 1), torch.randn(4, 3))
+'''
+
+
+def test_a_model_that_cannot_be_hashed_is_built_afresh_and_says_why(run_plugin, tmp_path: Path) -> None:
+    cache = f"--infer-cache-dir={tmp_path / 'cache'}"
+    for _ in range(2):  # a second run finds nothing cached either
+        result = run_plugin(UNHASHABLE, cache, "-p", "no:xdist", "-W", "always::UserWarning", cache=False)
+        result.assert_outcomes(passed=2)
+        result.stdout.fnmatch_lines_random([
+            "*not cached and not shared with other checks: Graph.adjacency (a torch.sparse_coo torch.float32 "
+            "tensor (RuntimeError)) cannot be hashed*every engine is built afresh*",
+            *(f"test_model.py::test_graph[[]{weight}[]]*onnxruntime-fp32*passed*off" for weight in ("1.0", "2.0"))])
+    assert not any((tmp_path / "cache").rglob("model.onnx"))
+
+
+IN_PLACE = '''
+import pytest, torch
+
+class Doubles(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(8, 8)
+
+    def forward(self, x):
+        x.mul_(2)  # changes its input in place
+        return self.linear(x)
+
+@pytest.mark.infercheck(backends=["eager", "onnxruntime"], precisions=["fp32"])
+def test_in_place(infercheck):
+    torch.manual_seed(0)
+    x = torch.randn(2, 8)
+    given = x.clone()
+    infercheck(Doubles().eval(), x)
+    assert torch.equal(x, given), f"the user's tensor was changed: x / given = {(x / given).unique().tolist()}"
+'''
+
+
+def test_the_users_input_tensor_is_never_changed(run_plugin) -> None:
+    """Before, the eager engine got the user's own tensor: the reference, the first run and every timed
+    iteration doubled it (x2^23 at the end), and eager FP32 failed accuracy against its own reference."""
+    result = run_plugin(IN_PLACE, "-p", "no:xdist", "-W", "always::UserWarning")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*the forward changes its input 'x' in place: the reference and every engine get "
+                                 "their own copy, but an engine's timed iterations reuse theirs*"])
+
+
+VACUOUS = '''
+import pytest, torch
+import torch.nn.functional as F
+
+class Empty(torch.nn.Module):
+    def forward(self, x):
+        return x[:, :0] * 2  # an empty tensor: every engine "matches" it
+
+class Dropout(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(8, 8)
+
+    def forward(self, x):
+        return F.dropout(self.linear(x), p=0.5, training=True)  # random whatever eval() says
+
+class Noise(torch.nn.Module):
+    def forward(self, x):
+        return x + torch.rand_like(x)
+
+@pytest.mark.infercheck(backends=["eager", "onnxruntime"], precisions=["fp32"])
+def test_empty(infercheck):
+    infercheck(Empty(), torch.randn(2, 8))
+
+@pytest.mark.infercheck(backends=["eager"], precisions=["fp32"])
+def test_dropout(infercheck):
+    infercheck(Dropout(), torch.randn(2, 8))
+
+@pytest.mark.infercheck(backends=["eager"], precisions=["fp32"])
+def test_noise(infercheck):
+    infercheck(Noise(), torch.randn(2, 8))
+
+@pytest.mark.infercheck(backends=["eager"], precisions=["fp32"], allow_nondeterministic=True)
+def test_noise_meant(infercheck):
+    result = infercheck(Noise(), torch.randn(2, 8), raise_on_failure=False)
+    assert result.stage != "reference"  # compared as it is: then the engine's run differs from the reference
+'''
+
+
+def test_an_empty_or_random_reference_fails_at_stage_reference(run_plugin) -> None:
+    """Before, an empty output passed every engine with cosine 1.000000, and random outputs were blamed on
+    the engine (eager FP32 failed accuracy against its own reference) or, where they cancel, passed."""
+    result = run_plugin(VACUOUS, "-p", "no:xdist")
+    result.assert_outcomes(failed=4, passed=1)
+    text = result.stdout.str()
+    result.stdout.fnmatch_lines_random([
+        "*output output is empty ([[]2, 0[]]): there is nothing to compare, so every engine matches it",
+        "*reference: the eager reference is nondeterministic: two runs on the same inputs differ:",
+        "*output output differs in * of 16 values (largest difference *)",
+        "*likely causes: dropout applied regardless of eval() (F.dropout(x, training=True)), random ops in forward "
+        "(torch.rand_like*allow_nondeterministic=True*",
+    ])
+    for test, engines in (("test_empty", ("eager-fp32", "onnxruntime-fp32")), ("test_dropout", ("eager-fp32",)),
+                          ("test_noise", ("eager-fp32",))):
+        for engine in engines:
+            assert re.search(rf"test_model.py::{test} +{engine} +cpu +failed \(reference\)", text), (test, engine)
+    assert re.search(r"test_model.py::test_noise_meant +eager-fp32 +cpu +failed \(accuracy\)", text)
