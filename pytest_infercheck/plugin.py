@@ -33,7 +33,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
-    config.addinivalue_line("markers", "gpu: needs a CUDA GPU (skipped without one)")
     try:
         session = config.stash[SESSION] = InfercheckSession(config, config_layers(config))
     except OptionError as err:
@@ -200,4 +199,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not infer.is_worker:
         from .session_files import write_outputs
 
-        write_outputs(infer)
+        if write_outputs(infer) and session.exitstatus == pytest.ExitCode.OK:
+            # A report or baseline that was asked for and not written is a failed run: CI must not go
+            # green with the baseline update lost (the summary names each file and why).
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -58,3 +58,38 @@ def test_a_classifier_with_a_long_descriptive_name_deploys(infercheck, a_long_pa
     assert "p50 ms" in table[0] and "outcome" in table[0] and "engine" in table[0]
     # The reports keep what the terminal left out.
     assert all(r["latency"]["p90_ms"] > 0 for r in json.loads(report.read_text())["results"])
+
+
+def test_a_baseline_update_that_could_not_be_written_fails_the_run(run_plugin, tmp_path: Path) -> None:
+    """The baseline's folder becomes unwritable during the run (a full disk, a lost mount): the run
+    that was asked to record a baseline and did not must not exit 0."""
+    from readonly import read_only
+
+    folder = tmp_path / "baselines"
+    folder.mkdir()
+    with read_only(folder):
+        pass  # skips here, before the run, where this machine cannot make a folder read-only
+    result = run_plugin(
+        f"""
+import pytest, torch, sys
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from readonly import read_only
+
+@pytest.mark.infercheck(backends=["eager"], precisions=["fp32"])
+def test_model(infercheck, request):
+    infercheck(torch.nn.Linear(4, 4).eval(), torch.randn(2, 4))
+    lock = read_only({str(folder)!r})
+    lock.__enter__()
+    request.config.add_cleanup(lambda: lock.__exit__(None, None, None))
+""", "--infer-device=cpu", f"--infer-baseline={folder / 'baseline.json'}", "--infer-baseline-update")
+    result.stdout.fnmatch_lines([f"infercheck: could not write the baseline to {folder / 'baseline.json'}*"])
+    assert result.ret == 1
+    assert not (folder / "baseline.json").exists()
+
+
+def test_the_plugin_registers_no_gpu_marker_in_a_users_project(run_plugin) -> None:
+    """A ``gpu`` marker said "skipped without a GPU" in every user's project, yet nothing skipped it.
+    The project's own marker is registered in its pyproject.toml, for its own tests."""
+    result = run_plugin("def test_x():\n    pass\n", "--markers")
+    assert not any(line.startswith("@pytest.mark.gpu") for line in result.outlines)
+    assert any(line.startswith("@pytest.mark.infercheck") for line in result.outlines)
