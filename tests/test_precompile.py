@@ -285,3 +285,20 @@ def test_a_precompiled_entry_planted_by_another_user_is_never_unpickled(run_plug
     assert not marker.exists()
     assert f"{entry / precompile.FUNCTION_FILE} is owned by uid 12345, not by you" in out
     assert warm["cache"]["inductor"] == "miss" and (entry / precompile.FUNCTION_FILE).stat().st_uid == os.geteuid()
+
+
+@pytest.mark.parametrize("damage", ["{not json", '{"path": "x"}', '[{"module": "m"}]', b"\xff\xfe"])
+def test_a_damaged_source_list_with_matching_checksums_is_rebuilt_with_a_warning(
+        run_plugin, tmp_path: Path, damage) -> None:
+    """source-files.json damaged before meta.json recorded its checksum failed the item on every run
+    until deleted by hand: now the entry is unusable, rebuilt with a CacheWarning, and hit after."""
+    cache, report = tmp_path / "cache", tmp_path / "r.json"
+    run_session(run_plugin, CNN_TEST, cache, report)
+    sources = precompiled_entry(cache) / precompile.SOURCES_FILE
+    sources.write_bytes(damage if isinstance(damage, bytes) else damage.encode())
+    reseal(sources.parent)
+    rebuilt, out = run_showing_warnings(run_plugin, cache, report)
+    assert rebuilt["cache"]["inductor"] == "miss"
+    assert "CacheWarning" in out and "is unusable (source-files.json is damaged" in out
+    assert isinstance(json.loads(sources.read_text()), list)
+    assert run_session(run_plugin, CNN_TEST, cache, report)["cache"]["inductor"] == "hit"
