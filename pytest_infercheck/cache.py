@@ -143,7 +143,8 @@ class EngineCache:
 
     def _build_locked(self, key: str, final: Path, build: Callable[[Path], None], what: str,
                       stale: Optional[Callable[[Path], Optional[str]]]) -> CachedEntry:
-        final.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # never group-writable, whatever the umask (see _untrusted_parent)
+        # 0700 whatever the umask: a shard others could write is one no entry is read from (_untrusted_parent)
+        final.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         with file_lock(self._lock_path(key)):
             problem, outdated = self._check(final, stale)  # again, under the lock: another worker may have built it
             if problem is None and outdated is None:
