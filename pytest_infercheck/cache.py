@@ -8,8 +8,14 @@ read-only cache (a CI image, a read-only mount) serves its entries.  An entry wh
 metadata are unusable is reported with a :class:`CacheWarning` and rebuilt; where the cache
 cannot be written, the rebuild goes to a temporary directory removed by :meth:`EngineCache.close`.
 
-The cache holds compiled code that is loaded and run (Inductor's ``.so`` files, AOTInductor
-packages, TensorRT engines), so its directory must be private: see ``cache_dirs.py``.
+The cache holds compiled code that is loaded and run (Inductor's ``.so`` files, pickled
+precompiled functions, AOTInductor packages, TensorRT engines), so its directory must be private
+(``cache_dirs.check_private``) and every entry is checked before it is read: its directory, the
+directory above it and every file in it owned by this user and writable by no other user or group
+(``cache_dirs.untrusted_tree``).  A private directory today may hold what another user planted
+while it was open; such an entry is never loaded: it is set aside and rebuilt, or, where it cannot
+be moved, built in a temporary directory.  Entries are written without group or other write bits
+whatever the umask, so that a group-writable umask does not make the cache distrust its own entries.
 """
 
 from __future__ import annotations
@@ -18,7 +24,9 @@ import atexit
 import hashlib
 import json
 import os
+import secrets
 import shutil
+import stat
 import tempfile
 import warnings
 from contextlib import ExitStack, contextmanager
@@ -26,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
+from .cache_dirs import untrusted_path, untrusted_tree
 from .files import creation_problem, file_lock
 
 META = "meta.json"
@@ -33,6 +42,15 @@ META = "meta.json"
 
 class CacheWarning(UserWarning):
     """A cache entry was unusable and is being rebuilt."""
+
+
+class DamagedEntry(ValueError):
+    """Raised by a ``stale`` callback for a side file of an entry it cannot read: the entry is
+    unusable (rebuilt with a warning), not merely outdated (rebuilt silently)."""
+
+
+class _StuckEntry(OSError):
+    """An unusable entry that cannot be moved out of the way (someone else's, in a directory not ours)."""
 
 
 def cache_key(**parts: Any) -> str:
@@ -70,6 +88,7 @@ class EngineCache:
         self.root = Path(root) if root is not None else None
         self._temporary: list[Path] = []
         self._uncached: dict[str, Path] = {}  # key -> this session's build, when the cache is off
+        self._scratch: dict[str, Path] = {}  # name -> the checked scratch directory (scratch_dir)
 
     def private(self) -> "EngineCache":
         """A cache that neither reads nor writes entries, as with --infer-no-cache, for a model whose
@@ -94,14 +113,21 @@ class EngineCache:
         session (a second request for the same artifact reuses it); :meth:`close` removes it.
         """
         if not self.enabled:
-            if key not in self._uncached:
-                self._uncached[key] = self._build_temporary(build, prefix="infercheck-nocache-")
-            return CachedEntry(self._uncached[key], hit=False)
+            return CachedEntry(self._build_once(key, build, prefix="infercheck-nocache-"), hit=False)
         final = self.entry_dir(key)
-        if self._verify(final) is None and not (stale and stale(final)):  # complete entries are never modified: no lock needed to read one
+        foreign = self._untrusted_parent(final.parent)
+        if foreign is not None:  # whoever can write there can swap the entry between our check and its load
+            return CachedEntry(self._build_once(key, build, prefix="infercheck-untrusted-", warning=(
+                f"engine cache entry for {what} at {final} is not loaded: {foreign}; building {what} in a temporary "
+                f"directory (remove {final.parent} to cache it again)")), hit=False)
+        if self._check(final, stale) == (None, None):  # complete entries are never modified: no lock needed to read one
             return CachedEntry(final, hit=True)
         try:
             return self._build_locked(key, final, build, what, stale)
+        except _StuckEntry as err:
+            return CachedEntry(self._build_once(key, build, prefix="infercheck-untrusted-", warning=(
+                f"engine cache entry for {what} at {final} is unusable ({err}) and cannot be removed: building {what} "
+                f"in a temporary directory (remove {final} by hand)")), hit=False)
         except OSError as err:
             if self._writable(final.parent):
                 raise  # the build itself failed: not a cache problem
@@ -124,19 +150,21 @@ class EngineCache:
 
     def _build_locked(self, key: str, final: Path, build: Callable[[Path], None], what: str,
                       stale: Optional[Callable[[Path], Optional[str]]]) -> CachedEntry:
+        # 0700 whatever the umask: a shard others could write is one no entry is read from (_untrusted_parent)
+        final.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         with file_lock(self._lock_path(key)):
-            problem = self._verify(final)  # again, under the lock: another worker may have built it
-            outdated = stale(final) if problem is None and stale is not None else None
+            problem, outdated = self._check(final, stale)  # again, under the lock: another worker may have built it
             if problem is None and outdated is None:
                 return CachedEntry(final, hit=True)
             if os.path.lexists(final):
+                _set_aside(final, problem or outdated or "outdated")
                 if problem is not None:
                     warnings.warn(CacheWarning(f"engine cache entry for {what} at {final} is unusable ({problem}); rebuilding"))
-                _remove(final)
             staging = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=final.parent))
             try:
                 build(staging)
                 self._write_meta(staging, what)
+                _drop_write_bits(staging)
                 os.replace(staging, final)
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
@@ -150,12 +178,26 @@ class EngineCache:
         """``<root>/<name>`` with the cache on; a temporary directory removed by :meth:`close` with it off.
 
         For caches other libraries keep themselves (Inductor's): ``point_inductor_cache(cache.scratch_dir("inductor"))``.
+        Those libraries load what they find there (pickles, ``.so`` files) without asking us, so the
+        whole tree is checked first, once per process: anything in it that is not this user's alone
+        (:func:`untrusted_tree`), or a directory that cannot be made (a read-only cache), sends this
+        run's compiles to a temporary directory instead.
         """
-        if self.enabled and self.root is not None:
+        if not (self.enabled and self.root is not None):
+            return self._temporary_dir(prefix=f"infercheck-{name}-")
+        if name not in self._scratch:
             path = self.root / name
-            path.mkdir(mode=0o700, parents=True, exist_ok=True)
-            return path
-        return self._temporary_dir(prefix=f"infercheck-{name}-")
+            try:
+                path.mkdir(mode=0o700, parents=True, exist_ok=True)
+                problem = untrusted_tree(path)
+            except OSError as err:
+                problem = f"it cannot be made ({err.strerror or err})"
+            if problem is not None:
+                warnings.warn(CacheWarning(f"compiler cache {path} is not used: {problem}; compiling in a temporary "
+                                           f"directory this run (remove {path} to cache there again)"))
+                path = self._temporary_dir(prefix=f"infercheck-{name}-")
+            self._scratch[name] = path
+        return self._scratch[name]
 
     def close(self) -> None:
         """Remove every temporary directory this cache made; the persistent entries stay."""
@@ -163,6 +205,7 @@ class EngineCache:
             shutil.rmtree(path, ignore_errors=True)
         self._temporary.clear()
         self._uncached.clear()
+        self._scratch.clear()
 
     def _temporary_dir(self, prefix: str) -> Path:
         if not self._temporary:
@@ -175,6 +218,33 @@ class EngineCache:
         directory = self._temporary_dir(prefix)
         build(directory)
         return directory
+
+    def _build_once(self, key: str, build: Callable[[Path], None], prefix: str, warning: Optional[str] = None) -> Path:
+        """A temporary build of ``key``, once per session: a second request for it reuses the first
+        (and says nothing: ``warning``, why it is built there, is given with the build)."""
+        if key not in self._uncached:
+            if warning is not None:
+                warnings.warn(CacheWarning(warning))
+            self._uncached[key] = self._build_temporary(build, prefix=prefix)
+        return self._uncached[key]
+
+    @staticmethod
+    def _untrusted_parent(directory: Path) -> Optional[str]:
+        """Why the existing directory above an entry is not this user's alone, or None (also when absent)."""
+        try:
+            return untrusted_path(directory)
+        except FileNotFoundError:
+            return None
+
+    def _check(self, final: Path, stale: Optional[Callable[[Path], Optional[str]]]) -> tuple[Optional[str], Optional[str]]:
+        """(why the entry is unusable, what outdated it): both None for an entry to use as it is."""
+        problem = self._verify(final)
+        if problem is not None or stale is None:
+            return problem, None
+        try:
+            return None, stale(final)
+        except DamagedEntry as err:  # a side file the caller reads (checksums matching) does not parse
+            return str(err), None
 
     @staticmethod
     def _writable(directory: Path) -> bool:
@@ -193,6 +263,12 @@ class EngineCache:
             return "missing"
         if directory.is_symlink() or not directory.is_dir():
             return "not a directory"
+        try:
+            foreign = untrusted_tree(directory)  # before anything in it is read
+        except OSError as err:
+            foreign = f"it cannot be checked ({err.strerror or err})"
+        if foreign is not None:
+            return f"not yours alone, so never loaded: {foreign}"
         meta_path = directory / META
         if not os.path.lexists(meta_path):
             return "no meta.json (an interrupted write)"
@@ -221,8 +297,30 @@ def _listed_files(meta: Any) -> dict[str, str]:
     return files
 
 
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
+def _set_aside(final: Path, why: str) -> None:
+    """Move an unusable entry out of ``final`` and delete what can be deleted of it.
+
+    Renamed first, within its own directory (which is ours): another user's files cannot be
+    deleted from their directory, nor their directory moved into another one (that rewrites its
+    ``..``), but it can be renamed beside itself, so the rebuild still lands in place.  Raises
+    :class:`_StuckEntry` when ``final`` cannot be freed.
+    """
+    aside = final.parent / f".{final.name}.discarded-{os.getpid()}-{secrets.token_hex(4)}"
+    try:
+        os.rename(final, aside)
+    except OSError as err:
+        raise _StuckEntry(f"{why}; moving it aside failed: {err.strerror or err}") from None
+    if aside.is_dir() and not aside.is_symlink():
+        shutil.rmtree(aside, ignore_errors=True)  # what is left (someone else's files) stays hidden and unused
     else:
-        path.unlink(missing_ok=True)
+        aside.unlink(missing_ok=True)
+
+
+def _drop_write_bits(directory: Path) -> None:
+    """No group or other write bit on anything in a new entry (a umask of 002 gives them): an entry
+    that others could write is one the cache refuses to load."""
+    for path in (directory, *directory.rglob("*")):
+        if not path.is_symlink():
+            mode = path.stat().st_mode
+            if mode & 0o022:
+                path.chmod(stat.S_IMODE(mode) & ~0o022)

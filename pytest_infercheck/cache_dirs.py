@@ -1,9 +1,13 @@
 """Where the engine cache lives, why it must be private, and pointing Inductor's cache there.
 
-The cache holds code that is loaded and executed: Inductor's compiled ``.so`` files, AOTInductor
-packages, TensorRT engines.  A directory another user can write to lets that user replace them,
-so :func:`check_private` refuses one owned by someone else or writable by everyone without the
-sticky bit (``/tmp`` itself has it; a directory made in it by someone else is owned by them).
+The cache holds code that is loaded and executed: Inductor's compiled ``.so`` files and pickled
+precompiled functions, AOTInductor packages, TensorRT engines.  It must be as private as
+``~/.ssh``: :func:`check_private` refuses a directory owned by someone else, or one another user
+or group can write to (sticky bit or not: the sticky bit only stops others removing *your*
+entries, not adding theirs), or below an ancestor such a user can write without the sticky bit
+(they could rename the cache away and put their own in its place).  A group that has no member but
+you (a user-private group, as with umask 002) is not "another group", as in Debian's OpenSSH.
+:func:`untrusted_path` then checks each entry before it is loaded (docs/reliability.md, "Threat model").
 Without pytest's cache provider (``-p no:cacheprovider``) the default is a per-user directory,
 ``$XDG_CACHE_HOME/pytest-infercheck`` or ``~/.cache/pytest-infercheck``, created with mode 0700.
 Nothing here imports torch.
@@ -18,6 +22,7 @@ import re
 import stat
 import sys
 import tempfile
+from functools import lru_cache
 from pathlib import Path
 from typing import Optional, Union
 
@@ -60,9 +65,9 @@ def resolve_cache_dir(given: Optional[Union[str, os.PathLike]], pytest_cache_dir
 def check_private(path: Path) -> Optional[str]:
     """Why ``path`` is not safe for code that will be loaded and run, naming ``--infer-cache-dir``; None if it is.
 
-    Refused: the directory owned by another user (root is trusted: it owns the system anyway), or
-    the directory or any ancestor writable by every user without the sticky bit (anyone could
-    rename it away and put their own in its place).
+    Refused: the directory owned by another user (root is trusted: it owns the system anyway) or
+    writable by another user or group, sticky bit or not; any ancestor such a user can write
+    without the sticky bit (they could rename the cache away and put their own in its place).
     """
     real = Path(os.path.realpath(path))
     try:
@@ -74,13 +79,84 @@ def check_private(path: Path) -> Optional[str]:
     if own.st_uid not in (os.geteuid(), 0):
         return (f"{OPTION} {path}: owned by {_user_name(own.st_uid)}, not by you; the cache holds compiled code "
                 f"that is loaded and run, so it must be yours: give {OPTION} a directory of your own")
-    for directory in (real, *real.parents):
-        mode = directory.stat().st_mode
-        if mode & stat.S_IWOTH and not mode & stat.S_ISVTX:
-            where = "it" if directory == real else f"its parent {directory}"
-            return (f"{OPTION} {path}: {where} is writable by every user (mode {stat.S_IMODE(mode):o}, no sticky bit), "
-                    f"so anyone could replace the compiled code the cache holds: chmod o-w {directory}, "
-                    f"or give {OPTION} a private directory")
+    writers = other_writers(own)
+    if writers:
+        return (f"{OPTION} {path}: it is writable by {writers} (mode {stat.S_IMODE(own.st_mode):o}), who could plant "
+                f"compiled code the cache would load and run: chmod go-w {real}, or give {OPTION} a private directory")
+    for directory in real.parents:
+        info = directory.stat()
+        writers = other_writers(info)
+        if writers and not info.st_mode & stat.S_ISVTX:
+            return (f"{OPTION} {path}: its parent {directory} is writable by {writers} (mode "
+                    f"{stat.S_IMODE(info.st_mode):o}, no sticky bit), who could replace the cache and the compiled "
+                    f"code it holds: chmod go-w {directory}, or give {OPTION} a private directory")
+    return None
+
+
+def other_writers(info: os.stat_result) -> Optional[str]:
+    """Who besides its owner and root may write what ``info`` describes ("every user", "group G"), or None.
+
+    A group-writable file or directory is fine where the group has no member but you: Debian and
+    Ubuntu give every user a private group and umask 002, so everything a user makes is group-writable.
+    """
+    if info.st_mode & stat.S_IWOTH:
+        return "every user"
+    if info.st_mode & stat.S_IWGRP and _group_has_others(info.st_gid):
+        return f"group {_group_name(info.st_gid)}"
+    return None
+
+
+@lru_cache(maxsize=64)
+def _group_has_others(gid: int) -> bool:
+    """Whether a user other than you and root is in group ``gid``; True for a group the system cannot name."""
+    try:
+        import grp
+        import pwd
+
+        members = set(grp.getgrgid(gid).gr_mem)
+        primary = {user.pw_name for user in pwd.getpwall() if user.pw_gid == gid}
+        me = pwd.getpwuid(os.geteuid()).pw_name
+    except (ImportError, KeyError):
+        return True
+    return bool((members | primary) - {me, "root"})
+
+
+def _group_name(gid: int) -> str:
+    try:
+        import grp
+
+        return f"{grp.getgrgid(gid).gr_name} (gid {gid})"
+    except (ImportError, KeyError):
+        return f"gid {gid}"
+
+
+def untrusted_path(path: Path) -> Optional[str]:
+    """Why ``path`` (not followed if a symlink) may hold someone else's code, or None: it must be
+    owned by you and not writable by another user or group. Checked before anything in the cache is
+    loaded.  Root's files are accepted as :func:`check_private` accepts root's directory (a cache
+    root prepared in a CI image): root can replace the interpreter itself, so trusting it adds nothing."""
+    info = path.lstat()
+    if info.st_uid not in (os.geteuid(), 0):
+        return f"{path} is owned by {_user_name(info.st_uid)}, not by you"
+    writers = None if stat.S_ISLNK(info.st_mode) else other_writers(info)  # a link's own mode means nothing
+    if writers:
+        return f"{path} is writable by {writers} (mode {stat.S_IMODE(info.st_mode):o})"
+    return None
+
+
+def untrusted_tree(directory: Path) -> Optional[str]:
+    """The first reason (:func:`untrusted_path`) ``directory`` or anything below it is not yours alone, or None."""
+    problem = untrusted_path(directory)
+    if problem is not None or directory.is_symlink():
+        return problem
+    for parent, dirs, files in os.walk(directory):
+        for name in (*dirs, *files):
+            try:
+                problem = untrusted_path(Path(parent) / name)
+            except FileNotFoundError:
+                continue  # removed meanwhile (a compiler's temporary file): nothing left to load
+            if problem is not None:
+                return problem
     return None
 
 
@@ -99,10 +175,14 @@ def lock_path(cache_root: Path, purpose: str, key: str) -> Path:
     Lock files are never deleted (deleting one another process holds breaks the lock), so they
     belong in a directory the user owns and keeps, not in /tmp where they pile up.
     """
-    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     directory = cache_root / "locks"
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return directory / f"{purpose}-{digest}.lock"
+    return directory / lock_name(purpose, key)
+
+
+def lock_name(purpose: str, key: str) -> str:
+    """The file name of ``lock_path``'s lock, for ``locks.held_lock`` (which falls back outside a read-only cache)."""
+    return f"{purpose}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.lock"
 
 
 def _torch_default_inductor_dir() -> str:

@@ -24,14 +24,22 @@ PathLike = Union[str, "os.PathLike[str]"]
 @contextmanager
 def file_lock(path: Path, *, shared: bool = False) -> Iterator[None]:
     """An ``flock`` on ``path`` (created if absent): exclusive serialises xdist workers and other runs;
-    shared ones overlap each other and wait only for an exclusive holder."""
+    shared ones overlap each other and wait only for an exclusive holder.
+
+    Opened read-only (``flock`` needs no write access, so a lock file shipped in a read-only cache
+    still locks) and never through a symlink: a link planted where a lock file goes would otherwise
+    make this process, perhaps root, create or open whatever file it names.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
+    handle = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
         fcntl.flock(handle, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+    finally:
+        os.close(handle)
 
 
 @contextmanager

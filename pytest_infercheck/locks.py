@@ -7,15 +7,17 @@ so a CPU timing never competes with an export in the next process.  (GPU timings
 physical GPU: session.gpu_lock.)
 
 Lock files live in the run's private engine cache (``<cache>/locks``, mode 0700), so nothing is left
-in the system temp dir; without one (a script), in a per-user directory (mode 0700) under the temp
-dir: another user's file of the same name can neither block nor be touched.
+in the system temp dir; without one (a script), or where a lock cannot be made there (a read-only
+cache: a CI image, a read-only mount), in a per-user directory (mode 0700) under the temp dir:
+another user's file of the same name can neither block nor be touched.  Every process of a run on
+a read-only cache falls back the same way, so its timings still take turns.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Iterator, Optional
 
@@ -33,15 +35,28 @@ def lock_dir(root: Optional[Path] = None) -> Path:
 
 
 @contextmanager
+def held_lock(name: str, root: Optional[Path] = None, *, shared: bool = False) -> Iterator[None]:
+    """An flock on ``name`` in ``<root>/locks``; where that lock cannot be made (a read-only cache, a
+    ``locks`` directory that is not this user's), on ``name`` in the per-user temp directory instead."""
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(file_lock(lock_dir(root) / name, shared=shared))
+        except OSError:
+            if root is None:
+                raise
+            stack.enter_context(file_lock(lock_dir(None) / name, shared=shared))
+        yield
+
+
+@contextmanager
 def cpu_timing_lock(root: Optional[Path] = None) -> Iterator[None]:
     """Exclusive: one timed loop at a time on the CPU, and no CPU-heavy stage meanwhile."""
-    directory = lock_dir(root)
-    with file_lock(directory / "timing-cpu.lock"), file_lock(directory / "cpu-work.lock"):
+    with held_lock("timing-cpu.lock", root), held_lock("cpu-work.lock", root):
         yield
 
 
 @contextmanager
 def cpu_work_lock(root: Optional[Path] = None) -> Iterator[None]:
     """Shared: CPU-heavy work that may run alongside other such work, but not alongside a CPU timing."""
-    with file_lock(lock_dir(root) / "cpu-work.lock", shared=True):
+    with held_lock("cpu-work.lock", root, shared=True):
         yield

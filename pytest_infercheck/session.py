@@ -16,7 +16,6 @@ from typing import Any, Callable, ContextManager, Iterator, Optional
 
 import pytest
 
-from .files import file_lock
 from .results import CheckResult, round_figure
 from .settings import Layer, resolve
 from .spec import Outcome, Stage
@@ -202,9 +201,10 @@ LOCK_LOG = "INFERCHECK_GPU_LOCK_LOG"  # a file to which each timed loop appends 
 def gpu_lock(cache_root: Path, key: str) -> Iterator[None]:
     """An flock on a file named after the GPU (``gpus.timing_lock_key``: its UUID), in the private cache:
     other workers keep exporting and building in parallel, and only timed loops on one GPU take turns."""
-    from .cache_dirs import lock_path
+    from .cache_dirs import lock_name
+    from .locks import held_lock
 
-    with file_lock(lock_path(cache_root, "gpu", key)):
+    with held_lock(lock_name("gpu", key), cache_root):
         start = time.monotonic()  # CLOCK_MONOTONIC is one clock for every process of the host
         yield
         log = os.environ.get(LOCK_LOG)

@@ -3,6 +3,7 @@ that can be checked without timing anything."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -136,3 +137,35 @@ def _env() -> dict[str, str]:
 
     root = str(Path(__file__).resolve().parents[1])
     return {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+
+
+def test_a_read_only_cache_takes_its_cpu_locks_in_the_per_user_temp_dir_and_still_excludes(tmp_path) -> None:
+    """A read-only cache (a CI image) has no locks/cpu-work.lock and cannot make one: every item
+    failed with PermissionError. The locks fall back to the per-user temp dir, where every process
+    of the run on that cache finds the same file, so a timing still keeps builds out."""
+    from readonly import read_only
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    waiter = ("import sys; from pathlib import Path\nfrom pytest_infercheck.locks import cpu_work_lock\n"
+              "with cpu_work_lock(Path(sys.argv[1])): print('built', flush=True)")
+    with read_only(cache):
+        with cpu_timing_lock(cache):
+            assert (lock_dir() / "timing-cpu.lock").exists() and not (cache / "locks").exists()
+            child = subprocess.Popen([sys.executable, "-c", waiter, str(cache)], stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, env=_env())
+            time.sleep(1.0)
+            assert child.poll() is None, "a build ran while another process was timing on the CPU"
+        out, err = child.communicate(timeout=60)
+    assert out.strip() == "built", err
+
+
+def test_a_lock_file_planted_as_a_symlink_is_never_followed(tmp_path) -> None:
+    """A link where a lock file goes would make this process (root, in CI) create the file it names:
+    the lock is taken in the per-user temp dir instead, and the target is never made."""
+    target = tmp_path / "etc-cron.d-job"
+    (tmp_path / "locks").mkdir(mode=0o700)
+    (tmp_path / "locks" / "cpu-work.lock").symlink_to(target)
+    with cpu_work_lock(tmp_path):
+        assert (lock_dir() / "cpu-work.lock").is_file()
+    assert not target.exists() and not os.path.lexists(target)

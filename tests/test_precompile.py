@@ -237,3 +237,68 @@ def test_the_files_that_outdate_an_entry_are_the_traced_ones_and_the_users_own(t
         sys.path.remove(str(tmp_path))
         sys.modules.pop("probe_traced", None)
         sys.modules.pop("probe_consts", None)
+
+
+def run_showing_warnings(run_plugin, cache: Path, report: Path) -> tuple[dict, str]:
+    """run_session's item, and the terminal output (where a CacheWarning shows)."""
+    precompile.RECENT.clear()
+    result = run_plugin(CNN_TEST, f"--infer-cache-dir={cache}", f"--infer-report={report}", cache=False)
+    result.assert_outcomes(passed=1)
+    [item] = json.loads(report.read_text())["results"]
+    return item, " ".join(result.stdout.str().split())  # the warning's long line, unwrapped
+
+
+def reseal(entry: Path) -> None:
+    """meta.json written again over the entry's files as they are now: their checksums match."""
+    from pytest_infercheck.cache import EngineCache
+
+    (entry / "meta.json").unlink()
+    EngineCache._write_meta(entry, "inductor-precompiled")
+
+
+def precompiled_entry(cache: Path) -> Path:
+    [function] = [p for p in cache.rglob(precompile.FUNCTION_FILE)]
+    return function.parent
+
+
+def test_a_precompiled_entry_planted_by_another_user_is_never_unpickled(run_plugin, tmp_path: Path) -> None:
+    """Issue 23: another user planted a precompiled entry (a pickle) and root's next run executed it.
+    Planted for real: a pickle that creates a file when unpickled, with matching checksums, owned by
+    uid 12345. The entry is set aside and compiled again; the pickle never runs."""
+    import os
+    import pickle
+
+    if os.geteuid() != 0:
+        pytest.skip("planting another user's file needs root (chown)")
+    cache, report = tmp_path / "cache", tmp_path / "r.json"
+    run_session(run_plugin, CNN_TEST, cache, report)
+    entry, marker = precompiled_entry(cache), tmp_path / "the-planted-pickle-ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    (entry / precompile.FUNCTION_FILE).write_bytes(pickle.dumps(Payload()))
+    reseal(entry)
+    os.chown(entry / precompile.FUNCTION_FILE, 12345, -1)
+    warm, out = run_showing_warnings(run_plugin, cache, report)
+    assert not marker.exists()
+    assert f"{entry / precompile.FUNCTION_FILE} is owned by uid 12345, not by you" in out
+    assert warm["cache"]["inductor"] == "miss" and (entry / precompile.FUNCTION_FILE).stat().st_uid == os.geteuid()
+
+
+@pytest.mark.parametrize("damage", ["{not json", '{"path": "x"}', '[{"module": "m"}]', b"\xff\xfe"])
+def test_a_damaged_source_list_with_matching_checksums_is_rebuilt_with_a_warning(
+        run_plugin, tmp_path: Path, damage) -> None:
+    """source-files.json damaged before meta.json recorded its checksum failed the item on every run
+    until deleted by hand: now the entry is unusable, rebuilt with a CacheWarning, and hit after."""
+    cache, report = tmp_path / "cache", tmp_path / "r.json"
+    run_session(run_plugin, CNN_TEST, cache, report)
+    sources = precompiled_entry(cache) / precompile.SOURCES_FILE
+    sources.write_bytes(damage if isinstance(damage, bytes) else damage.encode())
+    reseal(sources.parent)
+    rebuilt, out = run_showing_warnings(run_plugin, cache, report)
+    assert rebuilt["cache"]["inductor"] == "miss"
+    assert "CacheWarning" in out and "is unusable (source-files.json is damaged" in out
+    assert isinstance(json.loads(sources.read_text()), list)
+    assert run_session(run_plugin, CNN_TEST, cache, report)["cache"]["inductor"] == "hit"

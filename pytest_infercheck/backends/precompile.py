@@ -152,11 +152,13 @@ def _file_sha256(path: Path) -> str:
 
 def stale_reason(directory: Path) -> Optional[str]:
     """Which source file changed since this entry was precompiled, or None (a not-precompiled entry
-    is never stale: it holds no code)."""
+    is never stale: it holds no code). Raises ``cache.DamagedEntry`` for a side file that does not
+    parse, so the cache rebuilds the entry with a warning instead of failing every run on it."""
+    _check_reason_file(directory / NOT_PRECOMPILED_FILE)
     path = directory / SOURCES_FILE
     if not path.is_file():
         return None
-    for source in json.loads(path.read_text(encoding="utf-8")):
+    for source in _recorded_sources(path):
         try:
             digest = _file_sha256(Path(source["path"]))
         except OSError as exc:
@@ -164,6 +166,34 @@ def stale_reason(directory: Path) -> Optional[str]:
         if digest != source["sha256"]:
             return f"{source['path']} changed"
     return None
+
+
+def _recorded_sources(path: Path) -> list[dict[str, str]]:
+    """``SOURCES_FILE``, checked. Its checksum in meta.json can match while it does not parse (damaged
+    before meta.json was written, or written by another version): that is a damaged entry."""
+    from ..cache import DamagedEntry
+
+    try:
+        sources = json.loads(path.read_bytes().decode("utf-8"))
+        if not isinstance(sources, list) or not all(
+                isinstance(source, dict) and isinstance(source.get("path"), str) and source["path"]
+                and isinstance(source.get("sha256"), str) for source in sources):
+            raise ValueError("expected a list of {path, sha256} records")
+    except (OSError, ValueError) as err:  # unreadable, not UTF-8, not JSON, another shape
+        raise DamagedEntry(f"{path.name} is damaged: {err}") from None
+    return sources
+
+
+def _check_reason_file(path: Path) -> None:
+    """``NOT_PRECOMPILED_FILE``, if there, must read as text: it is shown as the reason on every run."""
+    from ..cache import DamagedEntry
+
+    try:
+        path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError) as err:
+        raise DamagedEntry(f"{path.name} is damaged: {err}") from None
 
 
 def load(directory: Path) -> Any:
