@@ -33,7 +33,10 @@ def test_slow(infercheck):
 
 
 def test_the_summary_table_fits_the_terminal_and_says_what_it_left_out(run_plugin, monkeypatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("COLUMNS", "100")
+    # The width of a real terminal (pytester's output is captured, so it stands in for one here).
+    from pytest_infercheck.report import terminal
+
+    monkeypatch.setattr(terminal, "table_width", lambda reporter: 100)
     report = tmp_path / "report.json"
     result = run_plugin(
         """

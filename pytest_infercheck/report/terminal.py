@@ -29,10 +29,17 @@ def summary_lines(session: Any, width: Optional[int] = None) -> list[tuple[str, 
 
 
 def table_width(terminalreporter: Any) -> Optional[int]:
-    """The terminal's width when there is one to fit: a terminal, or COLUMNS set. A log (CI's, a
-    file) has no width, and keeps every column."""
+    """The terminal's width (pytest's, which honours COLUMNS) when the summary goes to a real terminal.
+
+    A log (CI's, a file, a captured or forwarded stream such as an xdist worker's or pytester's) has
+    no width to fit and keeps every column. ``isatty()`` is not asked: stream proxies answer True.
+    """
+    import io
     import os
 
-    if terminalreporter.isatty() or os.environ.get("COLUMNS", "").isdigit():
-        return int(terminalreporter._tw.fullwidth)
-    return None
+    stream = getattr(getattr(terminalreporter, "_tw", None), "_file", None)
+    try:
+        real_terminal = os.isatty(stream.fileno())  # type: ignore[union-attr]
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        real_terminal = False
+    return int(terminalreporter._tw.fullwidth) if real_terminal else None
