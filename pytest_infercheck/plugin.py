@@ -201,3 +201,5 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         from .session_files import write_outputs
 
         write_outputs(infer)
+        if infer.baseline_refused and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.USAGE_ERROR  # the line in the summary says why

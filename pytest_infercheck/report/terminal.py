@@ -24,5 +24,5 @@ def summary_lines(session: Any) -> list[tuple[str, bool]]:
         path = session.path(name)
         if path:
             lines.append((f"infercheck {label} report: {path}", False))
-    lines += [(f"infercheck: could not write {problem}", True) for problem in session.write_problems]
+    lines += [(problem, True) for problem in session.write_problems]  # each already says what it could not do
     return lines
