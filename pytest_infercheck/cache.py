@@ -35,9 +35,11 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
 from .cache_dirs import untrusted_path, untrusted_tree
+from .codec import load_json
 from .files import creation_problem, file_lock
 
 META = "meta.json"
+META_MAX_BYTES = 2**20  # a file list and a description: far below this; more is not a meta.json the cache wrote
 
 
 class CacheWarning(UserWarning):
@@ -273,8 +275,8 @@ class EngineCache:
         if not os.path.lexists(meta_path):
             return "no meta.json (an interrupted write)"
         try:
-            files = _listed_files(json.loads(meta_path.read_bytes().decode("utf-8")))
-        except (OSError, ValueError) as err:  # a directory, unreadable, not UTF-8, not JSON, wrong shape
+            files = _listed_files(load_json(meta_path, max_bytes=META_MAX_BYTES))  # the one bounded reader
+        except (OSError, ValueError) as err:  # a directory or FIFO, unreadable, not UTF-8, not JSON, too deep, wrong shape
             return f"meta.json unreadable: {err}"
         for name, digest in files.items():
             path = directory / name

@@ -153,11 +153,30 @@ def load_model(args: argparse.Namespace) -> tuple[Any, Any]:
     if not isinstance(model, torch.nn.Module):
         raise UsageError(f"MODEL {args.model}: the factory returned a {type(model).__name__}, not a torch.nn.Module")
     if args.inputs:
-        return model, _inputs_from(args.inputs)
-    if not args.input_shape:
+        inputs, source = _inputs_from(args.inputs), f"--inputs {args.inputs}"
+    elif args.input_shape:
+        inputs, source = make_inputs(args.input_shape, args.input_dtype), f"--input-shape {' '.join(args.input_shape)}"
+    else:
         raise UsageError("a torch model needs example inputs: --input-shape 1,3,224,224 (per input) or "
                          "--inputs package.module:factory")
-    return model, make_inputs(args.input_shape, args.input_dtype)
+    check_model_runs(model, inputs, source)
+    return model, inputs
+
+
+def check_model_runs(model: Any, inputs: Any, source: str) -> None:
+    """The model's own forward on the example inputs, before any exporter: when eager PyTorch fails on
+    them (a wrong shape), no target is to blame, so it is exit 2 with torch's reason, not exit 1."""
+    import torch
+
+    from .inputs import as_model_inputs
+    from .model import model_copy
+
+    try:
+        with torch.no_grad():
+            as_model_inputs(inputs).call(model_copy(model, dtype=None, device="cpu"))  # a copy: the audit's model unchanged
+    except Exception as err:  # whatever the model raises: its reason, in one line
+        raise UsageError(f"{source}: the model itself fails on these example inputs ({_describe(err)}); "
+                         "give inputs its forward accepts") from None
 
 
 def make_inputs(shapes: Sequence[str], dtypes: Sequence[str]) -> tuple[Any, ...]:
@@ -167,21 +186,58 @@ def make_inputs(shapes: Sequence[str], dtypes: Sequence[str]) -> tuple[Any, ...]
     if dtypes and len(dtypes) not in (1, len(shapes)):
         raise UsageError(f"--input-dtype given {len(dtypes)} times for {len(shapes)} inputs: give one, or one per input")
     generator = torch.Generator().manual_seed(0)
+    specs = [(text, _parse_shape(text), getattr(torch, _dtype_name(dtypes, position)))
+             for position, text in enumerate(shapes)]
+    _check_input_memory(specs)
     inputs = []
-    for position, text in enumerate(shapes):
+    for text, shape, dtype in specs:
         try:
-            shape = [int(part) for part in text.split(",") if part.strip()]
-        except ValueError:
-            raise UsageError(f"--input-shape {text!r}: expected comma-separated integers, e.g. 1,3,224,224") from None
-        if not shape or any(d <= 0 for d in shape):
-            raise UsageError(f"--input-shape {text!r}: expected positive comma-separated integers, e.g. 1,3,224,224")
-        name = (dtypes[position] if len(dtypes) > 1 else dtypes[0]) if dtypes else "float32"
-        if name not in DTYPES:
-            raise UsageError(f"--input-dtype {name!r}: use one of {', '.join(DTYPES)}")
-        dtype = getattr(torch, name)
-        inputs.append(torch.randn(shape, generator=generator).to(dtype) if dtype.is_floating_point
-                      else torch.zeros(shape, dtype=dtype))
+            inputs.append(torch.randn(shape, generator=generator).to(dtype) if dtype.is_floating_point
+                          else torch.zeros(shape, dtype=dtype))
+        except (RuntimeError, MemoryError) as err:  # what the memory check could not foresee (a cgroup limit)
+            raise UsageError(f"--input-shape {text!r}: cannot allocate it ({_describe(err)})") from None
     return tuple(inputs)
+
+
+def _parse_shape(text: str) -> list[int]:
+    try:
+        shape = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise UsageError(f"--input-shape {text!r}: expected comma-separated integers, e.g. 1,3,224,224") from None
+    if not shape or any(d <= 0 for d in shape):
+        raise UsageError(f"--input-shape {text!r}: expected positive comma-separated integers, e.g. 1,3,224,224")
+    return shape
+
+
+def _dtype_name(dtypes: Sequence[str], position: int) -> str:
+    name = (dtypes[position] if len(dtypes) > 1 else dtypes[0]) if dtypes else "float32"
+    if name not in DTYPES:
+        raise UsageError(f"--input-dtype {name!r}: use one of {', '.join(DTYPES)}")
+    return name
+
+
+def _check_input_memory(specs: Sequence[tuple[str, list[int], Any]]) -> None:
+    """Refuse, before allocating, example inputs larger than this machine's memory (a typo such as
+    100000000000,8 was an allocation traceback, exit 1): the audit would have to hold them and more."""
+    import math
+
+    memory = _physical_memory()
+    total = 0
+    for text, shape, dtype in specs:
+        size = math.prod(shape) * dtype.itemsize
+        total += size
+        if memory and total > memory:
+            raise UsageError(f"--input-shape {text!r}: {math.prod(shape)} elements ({size / 2**30:.3g} GiB as "
+                             f"{str(dtype).removeprefix('torch.')}) do not fit this machine's {memory / 2**30:.3g} GiB "
+                             "of memory; give the shape of one example batch, e.g. 1,3,224,224")
+
+
+def _physical_memory() -> int:
+    """Bytes of physical memory (0 where the platform does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, OSError, ValueError):
+        return 0
 
 
 def check_onnx_file(path: str) -> None:
@@ -200,13 +256,14 @@ def check_onnx_file(path: str) -> None:
     if model.ir_version == 0 or not model.graph.node:
         raise UsageError(f"MODEL {path}: not an ONNX model (no IR version or no graph nodes: "
                          f"{Path(path).stat().st_size} bytes)")
-    problem = external_data_problem(model, Path(path).parent)
+    problem = external_data_problem(model, Path(path).parent) or stored_size_problem(model)
     if problem:
         raise UsageError(f"MODEL {path}: {problem}")
 
 
 def external_data_problem(model: Any, base: Path) -> Optional[str]:
-    """Why the weights stored beside the model cannot be read (missing or short file), without reading them."""
+    """Why the weights stored beside the model cannot be read (outside the model's folder, missing or
+    short file), without reading them."""
     from onnx.external_data_helper import ExternalDataInfo, uses_external_data
 
     for tensor in _tensors(model.graph):
@@ -214,12 +271,56 @@ def external_data_problem(model: Any, base: Path) -> Optional[str]:
             continue
         info = ExternalDataInfo(tensor)
         data = base / info.location
+        if not data.resolve().is_relative_to(base.resolve()):  # ONNX refuses it too, with a ValidationError
+            return (f"weights of {tensor.name!r} are stored at {info.location!r}, outside the model's folder "
+                    f"{base}; ONNX reads external data only from that folder (move the file there)")
         if not data.is_file():
             return f"weights of {tensor.name!r} are stored in {data}, which is missing (copy it beside the model)"
         needed = (info.offset or 0) + (info.length or 0)
         if data.stat().st_size < needed:
             return f"weights of {tensor.name!r} need {needed} bytes of {data}, which has {data.stat().st_size}: truncated"
     return None
+
+
+def stored_size_problem(model: Any) -> Optional[str]:
+    """A tensor whose stored data (inline bytes, typed values or the external length) does not hold
+    the elements its dims declare: every stage would fail reading it (numpy's "cannot reshape array"
+    traceback), so the file is damaged."""
+    for tensor in _tensors(model.graph):
+        sizes = _declared_and_stored(tensor)
+        if sizes is not None and sizes[0] != sizes[1]:
+            unit = "values" if sizes[2] == "values" else "bytes"
+            return (f"tensor {tensor.name!r} declares dims {list(tensor.dims)} ({sizes[0]} {unit}) but stores "
+                    f"{sizes[1]} {unit}: the model file is damaged; export it again")
+    return None
+
+
+_PACKED_TYPES = ("INT4", "UINT4", "FLOAT4E2M1")  # two elements to a byte
+_PAIRED_TYPES = ("COMPLEX64", "COMPLEX128")  # two typed values per element
+
+
+def _declared_and_stored(tensor: Any) -> Optional[tuple[int, int, str]]:
+    """(declared, stored, "bytes" or "values") of a tensor, or None where there is nothing to compare."""
+    import math
+
+    from onnx import TensorProto, helper
+    from onnx.external_data_helper import ExternalDataInfo, uses_external_data
+
+    kind = TensorProto.DataType.Name(tensor.data_type) if tensor.data_type in TensorProto.DataType.values() else ""
+    if kind in ("", "UNDEFINED", "STRING") or any(d < 0 for d in tensor.dims):
+        return None
+    count = int(math.prod(tensor.dims))
+    if uses_external_data(tensor) or tensor.HasField("raw_data"):
+        stored = int(ExternalDataInfo(tensor).length or 0) if uses_external_data(tensor) else len(tensor.raw_data)
+        if not stored and uses_external_data(tensor):
+            return None  # no length given: the file's size is checked against the offset instead
+        if kind in _PACKED_TYPES:
+            return (count + 1) // 2, stored, "bytes"
+        return count * int(helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize), stored, "bytes"
+    if kind in _PACKED_TYPES:
+        return None
+    values = len(getattr(tensor, helper.tensor_dtype_to_field(tensor.data_type)))
+    return count * (2 if kind in _PAIRED_TYPES else 1), values, "values"
 
 
 def _tensors(graph: Any) -> Iterator[Any]:

@@ -207,11 +207,44 @@ def export_program(module: torch.nn.Module, inputs: Any, *, dynamic_batch: bool,
     module = with_flat_outputs(model_copy(module, dtype=None, device=device))
     inputs = as_model_inputs(inputs).cast(dtype=None, device=device)
     try:
-        with quiet_exporter():
+        with quiet_exporter(), torch_error_log() as logged:
             return torch.export.export(module, inputs.args, kwargs=inputs.kwargs or None,
                                        dynamic_shapes=dynamic_shapes_for(module, inputs, dynamic_batch))
     except Exception as exc:  # the exporter raises many types; all mean "cannot export"
-        raise ExportError("torch.export", short_reason(exc), traceback.format_exc()) from exc
+        reason = short_reason(exc)
+        missing = [line for line in logged if line.rpartition(": ")[2] not in reason][:1]
+        log = "".join(f"\ntorch's log: {line}" for line in logged)
+        raise ExportError("torch.export", reason + "".join(f"\n  torch logged: {m}" for m in missing),
+                          traceback.format_exc() + log) from exc
+
+
+@contextlib.contextmanager
+def torch_error_log() -> Iterator[list[str]]:
+    """torch's own ERROR records while exporting, one line each, kept instead of printed.
+
+    A failing meta kernel logs its reason (``[2, 9] X [64, 128]``) through torch's stderr handler
+    before the exporter raises: the failure must carry it, not a log line beside the report."""
+    logged: list[str] = []
+
+    def keep(record: logging.LogRecord) -> bool:
+        if not (record.name.startswith("torch") and record.levelno >= logging.ERROR):
+            return True
+        error = record.exc_info[1] if record.exc_info else None
+        text = record.getMessage() + (f": {type(error).__name__}: {error}" if error is not None else "")
+        logged.append(" ".join(_ANSI.sub("", text).split())[:500])
+        return False
+
+    # torch gives some loggers a stderr handler of their own (torch._subclasses.fake_tensor, not propagating)
+    loggers = [logger for name, logger in list(logging.root.manager.loggerDict.items())
+               if name.split(".")[0] == "torch" and isinstance(logger, logging.Logger)]
+    handlers = {handler for logger in [logging.root, *loggers] for handler in logger.handlers}
+    for handler in handlers:
+        handler.addFilter(keep)
+    try:
+        yield logged
+    finally:
+        for handler in handlers:
+            handler.removeFilter(keep)
 
 
 def export_onnx(module: torch.nn.Module, inputs: Any, *, dynamic_batch: bool, opset: int | None = None) -> Any:

@@ -192,6 +192,55 @@ def write_or_reason(what: str, path: PathLike, write: Callable[[], None]) -> Opt
     return None
 
 
+class NotReadable(Exception):
+    """A file that cannot be read as the plugin's input; the message says why, without the path."""
+
+
+_FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),
+               (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+
+
+def _not_regular(mode: int) -> str:
+    kind = next((name for test, name in _FILE_KINDS if test(mode)), "not a regular file")
+    return f"is {kind}, not a regular file"
+
+
+def read_regular_file(path: PathLike, *, max_bytes: int) -> bytes:
+    """The bytes of ``path``, refused (:class:`NotReadable`) unless it is a regular file of at most ``max_bytes``.
+
+    The kind is checked with ``stat`` before opening, and the file is opened with ``O_NONBLOCK`` and
+    checked again on the open descriptor: opening a FIFO for reading blocks until a writer comes
+    (a gate that hangs), and a path swapped between the two checks is still refused.  The size is
+    checked before reading and bounded while reading, so a huge file or one that grows is never
+    read into memory whole.
+    """
+    try:
+        before = os.stat(path)
+    except OSError as err:
+        raise NotReadable(f"cannot be read ({err.strerror or err})") from None
+    if not stat.S_ISREG(before.st_mode):
+        raise NotReadable(_not_regular(before.st_mode))
+    try:
+        handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as err:
+        raise NotReadable(f"cannot be read ({err.strerror or err})") from None
+    with os.fdopen(handle, "rb") as stream:
+        opened = os.fstat(stream.fileno())
+        if not stat.S_ISREG(opened.st_mode):
+            raise NotReadable(_not_regular(opened.st_mode))
+        if opened.st_size > max_bytes:
+            raise NotReadable(_too_large(opened.st_size, max_bytes))
+        data = stream.read(max_bytes + 1)
+    if len(data) > max_bytes:  # it grew while being read
+        raise NotReadable(_too_large(len(data), max_bytes))
+    return data
+
+
+def _too_large(size: int, limit: int) -> str:
+    shown = f"{limit // 2**20} MiB" if limit >= 2**20 else f"{limit} bytes"
+    return f"is {size} bytes, over the limit of {shown} for this file"
+
+
 def append_text(path: PathLike, text: str) -> None:
     """Append UTF-8 text (``$GITHUB_STEP_SUMMARY`` is appended to by every step of a job)."""
     with open(path, "a", encoding="utf-8") as handle:

@@ -199,7 +199,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not infer.is_worker:
         from .session_files import write_outputs
 
-        if write_outputs(infer) and session.exitstatus == pytest.ExitCode.OK:
-            # A report or baseline that was asked for and not written is a failed run: CI must not go
-            # green with the baseline update lost (the summary names each file and why).
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        problems = write_outputs(infer)
+        if session.exitstatus == pytest.ExitCode.OK:
+            # A baseline update refused for its content is a usage error; a report or baseline that was
+            # asked for and not written fails the run: CI must not go green with the update lost. The
+            # summary names each file and why.
+            if infer.baseline_refused:
+                session.exitstatus = pytest.ExitCode.USAGE_ERROR
+            elif problems:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED

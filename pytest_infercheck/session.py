@@ -93,6 +93,7 @@ class InfercheckSession:
         self._baseline: Any = None  # BaselineStore, read on first use in each process
         self.baseline_update: Any = None  # UpdateSummary once the controller has written the file
         self.write_problems: list[str] = []  # report writes that failed at session end, one line each
+        self.baseline_refused = False  # --infer-baseline-update wrote nothing: the run ends as a usage error
 
     @property
     def is_worker(self) -> bool:

@@ -48,7 +48,7 @@ def write_outputs(session: "InfercheckSession") -> list[str]:
 
         problems.append(write_or_reason("JSON report", report, lambda: write_json_report(report, session.results)))
     if baseline and session.run_settings.baseline_update:
-        problems.append(write_or_reason("baseline", baseline, lambda: update(session, baseline)))
+        problems.append(update(session, baseline))
     if markdown or os.environ.get("GITHUB_STEP_SUMMARY"):
         from .report.markdown import write_markdown
 
@@ -62,8 +62,24 @@ def write_outputs(session: "InfercheckSession") -> list[str]:
     return session.write_problems
 
 
-def update(session: "InfercheckSession", path: Path) -> None:
-    """The baseline update of ``--infer-baseline-update``; its summary goes to the terminal."""
-    from .baseline.store import update_baseline
+def update(session: "InfercheckSession", path: Path) -> Optional[str]:
+    """The baseline update of ``--infer-baseline-update``; its summary goes to the terminal.
 
-    session.baseline_update = update_baseline(path, session.results)
+    A write that fails, a file broken since start-up, or figures the next run would refuse (a NaN or
+    negative sample) are one line for the summary, and the run's exit status becomes a usage error:
+    a CI job that blesses a baseline must not pass when nothing was blessed.
+    """
+    import pytest
+
+    from .baseline.store import update_baseline
+    from .files import write_or_reason
+
+    def write() -> None:
+        session.baseline_update = update_baseline(path, session.results)
+
+    try:
+        problem = write_or_reason("baseline", path, write)
+    except pytest.UsageError as err:
+        problem = f"infercheck: {err}"
+    session.baseline_refused = problem is not None
+    return problem

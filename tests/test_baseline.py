@@ -102,6 +102,12 @@ def _broken(mutate) -> str:  # type: ignore[no-untyped-def]
     (_broken(lambda d: d["entries"][0]["accuracy"]["logits"].__setitem__("max_abs", None)),
      "accuracy.logits.max_abs is None, expected a finite number >= 0"),
     (_broken(lambda d: d["entries"].append(d["entries"][0])), "a second entry for the same test, check, engine and machine"),
+    ('{"schema": "pytest-infercheck-baseline", "version": 2, "entries": [], "x": ' + "[" * 100_000 + "]" * 100_000
+     + "}", "nested deeper than 100 levels"),
+    (_broken(lambda d: d["entries"][0]["machine"].update(deep=json.loads("[" * 150 + "]" * 150))),
+     "nested deeper than 100 levels"),
+    (_broken(lambda d: d["entries"][0]["latency"]["samples_ms"].__setitem__(0, float("nan"))),
+     "contains the token NaN, which is not JSON"),
     ("\ufeff{}".encode("utf-16"), "not UTF-8 text"),
     (b"\x89PNG\r\n\x1a\n\x00\x00", "not UTF-8 text"),
 ])
@@ -114,6 +120,18 @@ def test_a_broken_file_is_a_usage_error_naming_the_file_and_the_problem(tmp_path
     assert message.startswith(f"baseline file {path}: ")
     assert problem in message
     assert "--infer-baseline-update" in message  # and how to get out of it
+
+
+def test_a_file_over_the_size_limit_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    from pytest_infercheck.codec import MAX_JSON_BYTES
+
+    path = tmp_path / "baseline.json"
+    with open(path, "wb") as sparse:  # no disk used: only the size says it is too large
+        sparse.truncate(MAX_JSON_BYTES + 1)
+    with pytest.raises(pytest.UsageError) as raised:
+        BaselineStore.load(path)
+    assert str(raised.value).startswith(f"baseline file {path}: is {MAX_JSON_BYTES + 1} bytes, over the limit of "
+                                        "256 MiB for this file")
 
 
 # -- what a user sees (real pytest runs) ------------------------------------------------------------
@@ -270,3 +288,44 @@ def test_update_writes_one_entry_per_item_and_says_why_others_were_not_written(t
     assert summary.written == ["t.py::t[eager-fp32]"] and summary.kept == 0
     assert summary.not_written == ["t.py::t[skipped]: skipped",
                                    "t.py::t[failed]: failed (accuracy); a failing engine is not written into the baseline"]
+
+
+def test_a_baseline_nested_thousands_deep_is_a_usage_error_not_an_internal_error(run_plugin, baseline_file: Path) -> None:
+    """Parsing it raised RecursionError at start-up: INTERNALERROR, exit 3."""
+    baseline_file.parent.mkdir(parents=True)
+    baseline_file.write_text('{"schema": "pytest-infercheck-baseline", "version": 2, "entries": ' + "[" * 100_000
+                             + "]" * 100_000 + "}")
+    before = baseline_file.read_bytes()
+    result = run_plugin(TWO_ENGINES, f"--infer-baseline={baseline_file}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert [line for line in result.stderr.lines if line] == [f"ERROR: baseline file {baseline_file}: nested deeper than 100 levels; not a file "
+                                   "pytest-infercheck wrote; fix it by hand, or delete it and run with "
+                                   "--infer-baseline-update"]
+    assert "INTERNALERROR" not in result.stdout.str() and baseline_file.read_bytes() == before
+
+
+# A timer's fault cannot be had on demand: this conftest makes one in the real run, on the controller,
+# before the plugin collects the result (tryfirst), as a negative sample.
+NEGATIVE_SAMPLE = """
+import pytest
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_logreport(report):
+    for data in getattr(report, "infercheck", None) or []:
+        if data["spec_id"] == "onnxruntime-fp32" and data.get("latency"):
+            data["latency"]["samples_ms"][0] = -1.0
+"""
+
+
+def test_the_sessions_update_refuses_samples_no_later_run_could_read(pytester: pytest.Pytester, run_plugin,
+                                                                     baseline_file: Path) -> None:
+    """The session wrote a negative sample into the baseline, exit 0; every later run refused the file."""
+    pytester.makeconftest(NEGATIVE_SAMPLE)
+    result = run_plugin(TWO_ENGINES, f"--infer-baseline={baseline_file}", "--infer-baseline-update")
+    result.assert_outcomes(passed=2)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR  # a job that blesses must not pass when nothing was blessed
+    result.stdout.fnmatch_lines([f"infercheck: baseline file {baseline_file}: not updated: "
+                                 "test_model.py::test_cnn[[]onnxruntime-fp32[]] (SmallCNN): latency.samples_ms[[]0[]] "
+                                 "is -1.0, expected a positive number; every later run would refuse the file, so "
+                                 "nothing was written"])
+    assert not baseline_file.exists() and "Traceback" not in result.stdout.str()

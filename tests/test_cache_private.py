@@ -169,6 +169,7 @@ def test_a_read_only_cache_without_the_entry_builds_in_a_temporary_directory(tmp
 @pytest.mark.parametrize("meta", [
     '{"files": []}', "[]", '{"files": {}}', '{"what": "x"}', "not json", b"\xff\xfe{\x00",
     '{"files": {"engine.bin": 5}}', '{"files": {"../../etc/passwd": "00"}}', "directory",
+    "fifo", '{"files": ' + "[" * 100_000 + "]" * 100_000 + "}",  # reading one blocked; parsing the other overflowed
 ])
 def test_any_unreadable_metadata_is_rebuilt_with_a_warning(tmp_path: Path, meta: str | bytes) -> None:
     cache = EngineCache(tmp_path)
@@ -177,6 +178,8 @@ def test_any_unreadable_metadata_is_rebuilt_with_a_warning(tmp_path: Path, meta:
     meta_path.unlink()
     if meta == "directory":
         meta_path.mkdir()
+    elif meta == "fifo":
+        os.mkfifo(meta_path)
     elif isinstance(meta, bytes):
         meta_path.write_bytes(meta)
     else:

@@ -184,3 +184,86 @@ def test_without_onnxruntime_the_tensorrt_prediction_still_runs(project: Path) -
     assert run.returncode == 1, run.stdout + run.stderr  # the custom operator needs a TensorRT plugin
     assert "tensorrt: CANNOT run the model" in run.stdout and "Traceback" not in run.stderr
     assert "Polygraphy lint skipped: ONNX Runtime is not installed: pip install 'pytest-infercheck[onnxruntime]'" in run.stdout
+
+
+# -- hostile audit inputs (issue 23): exit 2 with one line, never exit 1 (a false "cannot run") -----
+
+
+def _matmul_model(weight) -> "onnx.ModelProto":  # type: ignore[name-defined]  # noqa: F821
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "W"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16])], [weight])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_external_weights_outside_the_models_folder_exit_2(tmp_path: Path) -> None:
+    """ONNX refuses such a location with a ValidationError (onnx.save will not even write one): it was a
+    traceback and exit 1. Made by hand, as an attacker would."""
+    import numpy as np
+    from onnx import TensorProto, numpy_helper
+    from onnx.external_data_helper import set_external_data
+
+    weight = numpy_helper.from_array(np.ones((16, 16), dtype=np.float32), "W")
+    (tmp_path / "secret.data").write_bytes(weight.raw_data)
+    set_external_data(weight, "../secret.data", offset=0, length=len(weight.raw_data))
+    weight.ClearField("raw_data")
+    weight.data_location = TensorProto.EXTERNAL
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "m.onnx").write_bytes(_matmul_model(weight).SerializeToString())
+    before = (tmp_path / "secret.data").read_bytes()
+    run = infercheck_in(tmp_path / "model", "audit", "m.onnx")
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert run.stderr == ("infercheck audit: error: MODEL m.onnx: weights of 'W' are stored at '../secret.data', "
+                          "outside the model's folder .; ONNX reads external data only from that folder "
+                          "(move the file there)\n")
+    assert (tmp_path / "secret.data").read_bytes() == before
+
+
+def test_a_tensor_whose_dims_do_not_match_its_bytes_exits_2(tmp_path: Path) -> None:
+    """numpy's "cannot reshape array of size 15 into shape (16,16)" traceback and exit 1 before."""
+    import numpy as np
+    from onnx import numpy_helper
+
+    weight = numpy_helper.from_array(np.ones((16, 16), dtype=np.float32), "W")
+    weight.raw_data = weight.raw_data[:60]
+    (tmp_path / "m.onnx").write_bytes(_matmul_model(weight).SerializeToString())
+    run = infercheck_in(tmp_path, "audit", "m.onnx")
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert run.stderr == ("infercheck audit: error: MODEL m.onnx: tensor 'W' declares dims [16, 16] (1024 bytes) but "
+                          "stores 60 bytes: the model file is damaged; export it again\n")
+
+
+def test_an_input_shape_larger_than_memory_exits_2_before_allocating(tmp_path: Path) -> None:
+    run = infercheck_in(tmp_path, "audit", "fixtures.models:dynamic_mlp", "--input-shape", "100000000000,8")
+    assert run.returncode == 2, run.stdout + run.stderr  # was torch's allocation traceback, exit 1
+    assert run.stderr.startswith("infercheck audit: error: --input-shape '100000000000,8': 800000000000 elements "
+                                 "(2.98e+03 GiB as float32) do not fit this machine's ")
+    assert run.stderr.count("\n") == 1 and run.stdout == ""
+
+
+def test_inputs_the_model_itself_refuses_exit_2_with_torchs_reason(tmp_path: Path) -> None:
+    """A wrong shape read "CANNOT run the model" (exit 1) without torch's reason, which went to stderr
+    as torch's own log: no target is to blame, and the reason is torch's."""
+    run = infercheck_in(tmp_path, "audit", "fixtures.models:dynamic_mlp", "--input-shape", "2,9")
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert run.stderr == ("infercheck audit: error: --input-shape 2,9: the model itself fails on these example inputs "
+                          "(RuntimeError: mat1 and mat2 shapes cannot be multiplied (2x9 and 64x128)); give inputs "
+                          "its forward accepts\n")
+
+
+def test_an_export_failure_finding_carries_torchs_reason(capfd: pytest.CaptureFixture[str]) -> None:
+    """The finding held only the user's frame (``at models.py:79 in forward: ...``); torch's reason was
+    printed by torch's own log handler on stderr. Now it is in the finding and stderr stays clean."""
+    import torch
+
+    from fixtures.models import dynamic_mlp
+    from pytest_infercheck.audit.torch_stage import EXPORT, torch_findings
+
+    result = torch_findings(dynamic_mlp(), (torch.randn(2, 9),))
+    [export] = [finding for finding in result.findings if finding.stage == EXPORT]
+    assert export.reason.startswith("torch.export failed: RuntimeError: a and b must have same reduction dim, but "
+                                    "got [2, 9] X [64, 128]. (at ")
+    assert "in forward: return self.net(features))" in export.reason
+    assert "[2, 9] X [64, 128]" not in capfd.readouterr().err

@@ -123,3 +123,30 @@ def test_a_device_is_never_replaced_by_a_file() -> None:
     line = write_or_reason("JSON report", "/dev/null", lambda: write_atomic("/dev/null", "{}"))
     assert line == "infercheck: could not write the JSON report to /dev/null: not a regular file (a device or a pipe)"
     assert Path("/dev/null").is_char_device()
+
+
+@pytest.mark.parametrize("make, kind", [
+    (lambda path: os.mkfifo(path), "is a FIFO (named pipe), not a regular file"),
+    (lambda path: path.mkdir(), "is a directory, not a regular file"),
+    (lambda path: path.symlink_to("/dev/null"), "is a character device, not a regular file"),
+    (lambda path: None, "cannot be read (No such file or directory)"),
+])
+def test_read_regular_file_refuses_what_is_not_a_regular_file_without_opening_it(tmp_path: Path, make,
+                                                                                  kind: str) -> None:
+    """A FIFO must be refused, not opened: opening one for reading waits for a writer (the gate hung)."""
+    from pytest_infercheck.files import NotReadable, read_regular_file
+
+    path = tmp_path / "input.json"
+    make(path)
+    with pytest.raises(NotReadable, match=kind.replace("(", r"\(").replace(")", r"\)")):
+        read_regular_file(path, max_bytes=1024)
+
+
+def test_read_regular_file_bounds_the_size(tmp_path: Path) -> None:
+    from pytest_infercheck.files import NotReadable, read_regular_file
+
+    path = tmp_path / "input.json"
+    path.write_bytes(b"x" * 2048)
+    assert read_regular_file(path, max_bytes=2048) == b"x" * 2048
+    with pytest.raises(NotReadable, match="is 2048 bytes, over the limit"):
+        read_regular_file(path, max_bytes=2047)

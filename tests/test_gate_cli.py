@@ -406,3 +406,97 @@ def test_a_failure_its_test_took_follows_the_run_in_the_gate(tmp_path: Path) -> 
     assert gate.returncode == 1, gate.stdout + gate.stderr
     assert "test_model.py::test_asserts[eager-fp32]: failed in the run (latency:" in gate.stdout
     assert gate.stdout.rstrip().endswith("gate FAILED: 1 failed in the run")
+
+
+# -- hostile files: bounded, strict, typed parsing (issue 23) -------------------------------------
+
+
+def rehashed(data: dict) -> str:
+    """The report as an attacker writes it: any content, its hash recomputed (NaN tokens allowed)."""
+    import hashlib
+
+    data = {name: value for name, value in data.items() if name != "content_hash"}
+    body = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=True)
+    return json.dumps({**data, "content_hash": "sha256:" + hashlib.sha256(body.encode()).hexdigest()})
+
+
+def _sample(value: float) -> Callable[[dict], None]:
+    def change(data: dict) -> None:
+        data["results"][0]["latency"]["samples_ms"][0] = value
+    return change
+
+
+def _field(name: str, value: object) -> Callable[[dict], None]:
+    def change(data: dict) -> None:
+        data["results"][0][name] = value
+    return change
+
+
+@pytest.mark.parametrize("damage, message", [
+    (_sample(float("nan")), "contains the token NaN, which is not JSON"),
+    (_sample(float("inf")), "contains the token Infinity, which is not JSON"),
+    (_field("nodeid", 123), "results[0].nodeid is 123, expected a string"),
+    (_field("device", 5), "results[0].device is 5, expected a string"),
+    (_field("outcome", "green"), "results[0].outcome is 'green', expected one of 'passed', "),
+    (_field("latency", {"samples_ms": "fast", "timer": "x"}), "results[0].latency.samples_ms is 'fast', expected a list"),
+    (_field("failures", [{"stage": "accuracy"}]), "results[0].failures[0].message is missing"),
+])
+def test_a_report_with_a_valid_hash_over_bad_content_is_refused_with_exit_2(clean_report: Path, tmp_path: Path,
+                                                                         damage, message: str) -> None:
+    """A hash recomputed over NaN tokens or wrong field types was a traceback and exit 1 (the gate's
+    "regressed"): a false red. Each is now one line naming the file and the field, exit 2."""
+    data = json.loads(clean_report.read_text())
+    damage(data)
+    bad = tmp_path / "report.json"
+    bad.write_text(rehashed(data))
+    _refused_by_every_command(bad, tmp_path, message)
+
+
+def test_a_report_nested_thousands_deep_is_refused_with_exit_2(clean_report: Path, tmp_path: Path) -> None:
+    text = clean_report.read_text().rstrip()
+    bad = tmp_path / "report.json"
+    bad.write_text(text[:-1] + ', "deep": ' + "[" * 100_000 + "]" * 100_000 + "}")  # was a RecursionError traceback
+    _refused_by_every_command(bad, tmp_path, "nested deeper than 100 levels")
+
+
+def _refused_by_every_command(bad: Path, tmp_path: Path, message: str) -> None:
+    baseline = tmp_path / "b.json"
+    for command in (["gate", bad, "--baseline", baseline], ["baseline", "update", bad, "--baseline", baseline],
+                    ["report", bad, "--markdown", tmp_path / "r.md"]):
+        run = infercheck(*command)
+        assert run.returncode == 2, run.stdout + run.stderr
+        [line] = run.stderr.splitlines()
+        name = "baseline update" if command[0] == "baseline" else command[0]
+        assert line.startswith(f"infercheck {name}: error: report {bad}: ") and message in line, line
+    assert not baseline.exists() and not (tmp_path / "r.md").exists()
+
+
+def test_a_baseline_that_is_a_fifo_is_refused_instead_of_waiting_for_a_writer(clean_report: Path,
+                                                                             tmp_path: Path) -> None:
+    fifo = tmp_path / "baseline.json"
+    os.mkfifo(fifo)
+    gate = infercheck("gate", clean_report, "--baseline", fifo)  # opening it for reading blocked forever
+    assert gate.returncode == 2, gate.stdout + gate.stderr
+    assert gate.stderr == (f"infercheck gate: error: baseline file {fifo}: is a FIFO (named pipe), not a regular file; "
+                           "give a regular file, or delete it and run with --infer-baseline-update\n")
+
+
+@pytest.mark.parametrize("value, shown", [(float("nan"), "nan"), (-2.5, "-2.5")])
+def test_baseline_update_refuses_samples_no_later_run_could_read(clean_report: Path, tmp_path: Path, value: float,
+                                                                 shown: str) -> None:
+    """NaN or negative samples (a report whose hash was recomputed, NaN as pytest-infercheck writes it) were
+    written into the baseline, and every later run then refused the file."""
+    data = json.loads(clean_report.read_text())
+    for result in data["results"]:
+        if result["spec_id"] == "onnxruntime-fp32":
+            result["latency"]["samples_ms"] = ["nan" if value != value else value] * 5
+    report = tmp_path / "report.json"
+    report.write_text(rehashed(data))
+    baseline = tmp_path / "baseline.json"
+    run = infercheck("baseline", "update", report, "--baseline", baseline)
+    assert run.returncode == 2, run.stdout + run.stderr
+    [line] = run.stderr.splitlines()
+    assert line.startswith(f"infercheck baseline update: error: baseline file {baseline}: not updated: "
+                           f"test_model.py::test_cnn[onnxruntime-fp32] (SmallCNN): latency.samples_ms[0] is {shown}, "
+                           "expected a positive number"), line
+    assert not baseline.exists()

@@ -50,15 +50,15 @@ def graph_break_findings(model: Any, inputs: Sequence[Any]) -> list[Finding]:
     import torch
     import torch._dynamo
 
-    from ..export import quiet_exporter
+    from ..export import quiet_exporter, short_reason, torch_error_log
     from ..inputs import as_model_inputs
 
     try:
-        with quiet_exporter(), torch.no_grad():
+        with quiet_exporter(), torch_error_log(), torch.no_grad():
             explanation = as_model_inputs(inputs).call(torch._dynamo.explain(model))  # keyword inputs as keywords
     except Exception as exc:  # explain itself failing is not the model's problem to report as a break
-        return [Finding(EXPLAIN, ALL_TARGETS, "", "", f"torch._dynamo.explain could not run: {type(exc).__name__}",
-                        "warning")]
+        return [Finding(EXPLAIN, ALL_TARGETS, "", "", f"torch._dynamo.explain could not run: "
+                        f"{one_line_reason(short_reason(exc))}", "warning")]
     finally:
         torch._dynamo.reset()
     findings = []
@@ -82,8 +82,17 @@ def _export_failure(model: Any, err: Any) -> Finding:
         return Finding(EXPORT, ALL_TARGETS, "", where,
                        f"data-dependent control flow{code}: torch.export cannot trace a branch on tensor values "
                        "(torch.cond can express it)", "error", module_path=module)
-    return Finding(EXPORT, ALL_TARGETS, "", where, f"torch.export failed: {err.reason.splitlines()[0]}", "error",
+    return Finding(EXPORT, ALL_TARGETS, "", where, f"torch.export failed: {one_line_reason(err.reason)}", "error",
                    module_path=module)
+
+
+def one_line_reason(reason: str, max_chars: int = 600) -> str:
+    """export.short_reason's lines as one: torch's own words first, the user's frame (``at file:line ...``,
+    its first line when found) after them in parentheses. The first line alone was the frame, without why."""
+    lines = [line.strip() for line in reason.splitlines() if line.strip()]
+    frame = lines.pop(0) if len(lines) > 1 and lines[0].startswith("at ") else ""
+    text = " ".join(lines) + (f" ({frame})" if frame else "")
+    return text if len(text) <= max_chars else text[: max_chars - 3] + "..."
 
 
 def untranslatable_findings(program: Any, err: Any) -> list[Finding]:

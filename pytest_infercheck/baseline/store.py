@@ -25,6 +25,7 @@ from typing import Any, Optional, Sequence
 
 import pytest
 
+from ..codec import DecodeError, load_json
 from ..files import directory_lock, write_atomic
 from ..results import BaselineStatus, check_label, several_checks
 from .key import EntryIdentity, key_differences, machine_text
@@ -100,16 +101,7 @@ class BaselineStore:
         path = Path(path)
         if not path.exists():
             return cls(path, [], exists=False)
-        try:
-            raw = path.read_bytes()
-        except OSError as err:
-            raise pytest.UsageError(f"baseline file {path}: cannot be read ({err.strerror or err})") from None
-        try:
-            text = raw.decode("utf-8-sig")  # a BOM (as some editors write it) is fine; UTF-16 or binary is not
-        except UnicodeDecodeError as err:
-            raise pytest.UsageError(f"baseline file {path}: not UTF-8 text (byte {err.start}: {err.reason}); "
-                                    "save it as UTF-8, or delete it and run with --infer-baseline-update") from None
-        return cls(path, parse_entries(path, text), exists=True)
+        return cls(path, parse_entries(path, _read(path)), exists=True)
 
     def lookup(self, identity: EntryIdentity, machine: dict[str, Any]) -> Lookup:
         candidates = [entry for entry in self.entries if entry.identity.matches(identity)]
@@ -129,18 +121,28 @@ class _Invalid(Exception):
     pass
 
 
-def parse_entries(path: Path, text: str) -> list[Entry]:
-    """The file's entries; any problem is a UsageError naming the file, the entry and the field."""
+def _read(path: Path) -> Any:
+    """The file's JSON through the one bounded reader (codec.load_json): a regular file (a FIFO would
+    block), bounded in size and nesting, no NaN/Infinity tokens; UTF-8 with or without a BOM."""
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise pytest.UsageError(f"baseline file {path}: not valid JSON (line {err.lineno}, column {err.colno}: "
-                                f"{err.msg}); fix it by hand, or delete it and run with --infer-baseline-update") from None
+        return load_json(path)
+    except DecodeError as err:
+        text = str(err)
+        hint = ("; save it as UTF-8" if text.startswith("not UTF-8") else
+                "; give a regular file" if text.startswith(("is a", "cannot be read")) else "; fix it by hand")
+        raise _usage(path, f"{err}{hint}") from None
+
+
+def _usage(path: Path, problem: str) -> pytest.UsageError:
+    return pytest.UsageError(f"baseline file {path}: {problem}, or delete it and run with --infer-baseline-update")
+
+
+def parse_entries(path: Path, data: Any) -> list[Entry]:
+    """The file's entries from its parsed JSON; any problem is a UsageError naming the file, the entry and the field."""
     try:
         return _validate_file(data)
     except _Invalid as err:
-        raise pytest.UsageError(f"baseline file {path}: {err}; fix it by hand, or delete it and run with "
-                                f"--infer-baseline-update") from None
+        raise _usage(path, f"{err}; fix it by hand") from None
 
 
 def _validate_file(data: Any) -> list[Entry]:
@@ -269,12 +271,25 @@ def update_baseline(path: Path, results: Sequence[Any]) -> UpdateSummary:
             continue
         # One entry per check and machine: a rerun's result (pytest-rerunfailures) replaces the first.
         fresh = [old for old in fresh if not old.same_slot(entry)] + [entry]
+    for entry in fresh:
+        _refuse_unreadable(path, entry)
     with directory_lock(path.parent):
         # Re-read under the lock: another run may have written since this one started.
         current = BaselineStore.load(path).entries
         kept = [entry for entry in current if not any(entry.same_slot(new) for new in fresh)]
         write_entries(path, kept + fresh)
     return UpdateSummary(path, [entry.identity.describe() for entry in fresh], len(kept), not_written)
+
+
+def _refuse_unreadable(path: Path, entry: Entry) -> None:
+    """Refuse, before anything is written, an entry that ``load`` would refuse: a NaN, negative or zero
+    sample (from a report whose hash was recomputed, or a timer's fault) would make every later run
+    stop at the baseline file instead of comparing with it."""
+    try:
+        _validate_entry(asdict(entry), entry.identity.describe())
+    except _Invalid as err:
+        raise pytest.UsageError(f"baseline file {path}: not updated: {err}; every later run would refuse "
+                                "the file, so nothing was written") from None
 
 
 def render(entries: Sequence[Entry]) -> str:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
+from ..codec import DecodeError, JsonSyntaxError, from_data, load_json
 from ..results import SCHEMA_VERSION, CheckResult
 from .json_report import FORMAT, HASH_FIELD, content_hash, plugin_version
 
@@ -33,6 +34,17 @@ class SavedReport:
     results: list[CheckResult] = field(default_factory=list)
 
 
+@dataclass
+class _Contents:
+    """The typed contract of a report's fields, checked by codec.from_data (``results[3].nodeid is 123 ...``)."""
+
+    results: list[CheckResult]
+    plugin_version: Optional[str] = ""
+    created: Optional[str] = ""
+    environment: Optional[dict[str, Any]] = None
+    machines: Optional[list[dict[str, Any]]] = None
+
+
 def load_report(path: Path) -> SavedReport:
     """The report at ``path``, verified; a ReportError for anything that is not an intact schema-2 report."""
     path = Path(path)
@@ -44,36 +56,27 @@ def load_report(path: Path) -> SavedReport:
     if data[HASH_FIELD] != content_hash(data):
         raise ReportError(f"report {path}: its content does not match its content hash: the file was changed after "
                           f"pytest wrote it (edited by hand, or altered in transfer); {RERUN}")
-    results = []
-    for index, raw in enumerate(data["results"]):
-        try:
-            results.append(CheckResult.from_dict(raw))
-        except Exception as err:  # any shape from_data cannot rebuild: a bad report, not a crash
-            raise ReportError(f"report {path}: results[{index}] is not a result ({type(err).__name__}: {err})") from None
-    return SavedReport(path, str(data.get("plugin_version", "")), str(data.get("created", "")),
-                       data.get("environment") or {}, list(data.get("machines") or []), results)
+    try:
+        contents = from_data(_Contents, data, "report")
+    except DecodeError as err:  # a hash recomputed over wrong types: refused, never judged (or a traceback)
+        raise ReportError(f"report {path}: {str(err).removeprefix('report.')}; not a report that --infer-report "
+                          f"wrote; {RERUN}") from None
+    return SavedReport(path, contents.plugin_version or "", contents.created or "", contents.environment or {},
+                       list(contents.machines or []), contents.results)
 
 
 def _read_json(path: Path) -> Any:
-    import json
-
+    """The file's JSON through the one bounded reader (codec.load_json): regular file, size, depth, no NaN."""
     if not path.exists():
         raise ReportError(f"report {path}: no such file")
-    if not path.is_file():
-        raise ReportError(f"report {path}: not a file")
     try:
-        text = path.read_bytes().decode("utf-8")
-    except OSError as err:
-        raise ReportError(f"report {path}: cannot be read ({err.strerror or err})") from None
-    except UnicodeDecodeError as err:
-        raise ReportError(f"report {path}: not UTF-8 text (byte {err.start}: {err.reason}); not a report that "
-                          "--infer-report wrote") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as err:
-        ending = " (it ends early: truncated?)" if ends_early(text, err) else ""
-        raise ReportError(f"report {path}: not valid JSON{ending} (line {err.lineno}, column {err.colno}: {err.msg}); "
-                          f"{RERUN}") from None
+        return load_json(path)
+    except JsonSyntaxError as err:
+        ending = " (it ends early: truncated?)" if ends_early(err.text, err.error) else ""
+        raise ReportError(f"report {path}: not valid JSON{ending} (line {err.error.lineno}, column {err.error.colno}: "
+                          f"{err.error.msg}); {RERUN}") from None
+    except DecodeError as err:
+        raise ReportError(f"report {path}: {err}; {RERUN}") from None
 
 
 def ends_early(text: str, err: Any) -> bool:

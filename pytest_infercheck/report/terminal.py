@@ -24,7 +24,7 @@ def summary_lines(session: Any, width: Optional[int] = None) -> list[tuple[str, 
         path = session.path(name)
         if path:
             lines.append((f"infercheck {label} report: {path}", False))
-    lines += [(problem, True) for problem in session.write_problems]  # each says "infercheck: could not write ..."
+    lines += [(problem, True) for problem in session.write_problems]  # each already says what it could not do
     return lines
 
 
