@@ -5,7 +5,7 @@ on it, blesses it into the baseline, or renders it (docs/gate.md).  Every verdic
 baseline/verdict.judge's and every report the session's renderer, so a saved report is judged and
 shown exactly as the run that measured it would have.
 
-Exit status: 0 nothing regressed (or: done), 1 something regressed or failed in the run (``gate``
+Exit status: 0 nothing regressed (or: done), 1 something regressed or failed in the run, or nothing to judge (``gate``
 only), 2 a usage error: a bad option, a report that is not an intact schema-2 report (truncated,
 edited, another schema), a broken baseline file, an output that cannot be written.
 """

@@ -500,3 +500,31 @@ def test_baseline_update_refuses_samples_no_later_run_could_read(clean_report: P
                            f"test_model.py::test_cnn[onnxruntime-fp32] (SmallCNN): latency.samples_ms[0] is {shown}, "
                            "expected a positive number"), line
     assert not baseline.exists()
+
+
+NOTHING_MEASURED = """
+import pytest
+
+def test_collects_nothing_of_ours():
+    pass
+
+@pytest.mark.infercheck(backends=["eager"], precisions=["fp32"])
+def test_model_that_raises_before_its_check(infercheck):
+    raise RuntimeError("the model could not be built")
+"""
+COLLECTION_ERROR = "import no_such_module_anywhere\n"
+
+
+@pytest.mark.parametrize("source, why", [
+    (COLLECTION_ERROR, "gate FAILED: nothing to judge: the report has no result"),
+    (NOTHING_MEASURED, "gate FAILED: nothing to judge: the report has no result"),
+])
+@pytest.mark.parametrize("strict", [False, True])
+def test_a_report_with_nothing_to_judge_fails_the_gate(tmp_path: Path, source: str, why: str, strict: bool) -> None:
+    """A run that errored in collection, or whose tests failed before any check, wrote a report with no
+    result: a gate that passed it would have compared nothing."""
+    report = write_report(tmp_path / "run", source)
+    baseline = tmp_path / "baseline.json"  # none yet: every result would be "not compared", never a pass
+    gate = infercheck("gate", report, "--baseline", baseline, *(["--strict"] if strict else []))
+    assert gate.returncode == 1, gate.stdout + gate.stderr
+    assert gate.stdout.rstrip().endswith(why), gate.stdout

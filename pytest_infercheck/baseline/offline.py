@@ -108,8 +108,14 @@ class GateOutcome:
         return [result for result, _ in self.not_judged if result.outcome == Outcome.FAILED and not result.not_raised]
 
     @property
+    def nothing_to_judge(self) -> bool:
+        """No result measured anything: an empty report (collection errored, or no test ran a check) or
+        one whose every check stopped before timing. A gate that passes it compared nothing."""
+        return not self.judged
+
+    @property
     def passed(self) -> bool:
-        return not self.gate_failures and not self.failed_in_run
+        return not self.gate_failures and not self.failed_in_run and not self.nothing_to_judge
 
 
 def gate_results(results: Sequence[CheckResult], store: BaselineStore, given: Mapping[str, Any],
@@ -151,6 +157,9 @@ def verdict_line(outcome: GateOutcome) -> str:
     parts = [f"{len(regressed)} regressed"] if regressed else []
     parts += [f"{len(strict)} not compared (--strict)"] if strict else []
     parts += [f"{len(outcome.failed_in_run)} failed in the run"] if outcome.failed_in_run else []
+    if outcome.nothing_to_judge:
+        parts.append("nothing to judge: the report has no result" if not outcome.results else
+                     f"nothing to judge: none of its {len(outcome.results)} results measured anything to compare")
     return "gate FAILED: " + ", ".join(parts)
 
 
