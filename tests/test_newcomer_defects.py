@@ -12,20 +12,12 @@ def test_build_seconds_count_the_export_an_onnx_engine_needed(run_plugin, tmp_pa
     report = tmp_path / "report.json"
     result = run_plugin(
         """
-import time, pytest, torch
-
-class SlowToTrace(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.fc = torch.nn.Linear(4, 4)
-
-    def forward(self, x):
-        time.sleep(0.4)
-        return self.fc(x)
+import pytest, torch
+from fixtures.problem_models import SlowToTrace
 
 @pytest.mark.infercheck(backends=["onnxruntime"], precisions=["fp32"], min_time=0.01, max_time=0.05)
 def test_slow(infercheck):
-    infercheck(SlowToTrace().eval(), torch.randn(2, 4))
+    infercheck(SlowToTrace(0.4).eval(), torch.randn(2, 4))
 """, "--infer-device=cpu", "--infer-no-cache", f"--infer-report={report}")
     result.assert_outcomes(passed=1)
     (only,) = json.loads(report.read_text())["results"]

@@ -107,20 +107,12 @@ def test_the_build_deadline_covers_the_export(run_plugin) -> None:
     """A model whose trace is slow (each forward sleeps) fails at its export, within the deadline."""
     result = run_plugin(
         """
-import time, pytest, torch
-
-class SlowToTrace(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.fc = torch.nn.Linear(4, 4)
-
-    def forward(self, x):
-        time.sleep(0.6)  # every call, the exporter's trace included
-        return self.fc(x)
+import pytest, torch
+from fixtures.problem_models import SlowToTrace
 
 @pytest.mark.infercheck(backends=["onnxruntime"], build_timeout=1)
 def test_slow(infercheck):
-    infercheck(SlowToTrace().eval(), torch.randn(2, 4))
+    infercheck(SlowToTrace(0.6).eval(), torch.randn(2, 4))
 """, "--infer-device=cpu")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*export: building the ONNX export of SlowToTrace took longer than "

@@ -90,17 +90,16 @@ def _anchor(result: CheckResult) -> str:
     return f"r-{readable}-{exact}"
 
 
-def engine_order(results: Sequence[CheckResult], spec_id: str) -> tuple[int, int, bool, str]:
+def engine_order(result: CheckResult) -> tuple[int, int, bool, str]:
     """The matrix's columns in one fixed order whatever ran first: backend as the registry lists them
     (eager first), then precision (fp32, fp16, bf16, int8), then without before with a CUDA graph."""
     from ..backends import names
     from ..spec import PRECISIONS
 
-    result = next(r for r in results if r.spec_id == spec_id)
     backends, precision = names(), str(result.precision)
     return (backends.index(result.backend) if result.backend in backends else len(backends),
             PRECISIONS.index(precision) if precision in PRECISIONS else len(PRECISIONS), bool(result.cuda_graphs),
-            spec_id)
+            result.spec_id)
 
 
 def outcome_text(result: CheckResult) -> str:
@@ -114,7 +113,8 @@ def matrix(results: Sequence[CheckResult]) -> str:
     names = _model_names(results)
     labels = {id(result): row_label(result, names) for result in results}
     models = list(dict.fromkeys(labels[id(r)] for r in results))
-    specs = sorted(dict.fromkeys(r.spec_id for r in results), key=lambda spec: engine_order(results, spec))
+    first = {result.spec_id: result for result in reversed(results)}  # one result of each engine
+    specs = sorted(first, key=lambda spec: engine_order(first[spec]))
     by_cell: dict[tuple[str, str], list[CheckResult]] = {}
     for result in results:
         by_cell.setdefault((labels[id(result)], result.spec_id), []).append(result)
