@@ -78,8 +78,18 @@ def demo(extra: list[str]) -> int:
     return run_pytest(ensure_env(), "fixtures/demo", "-p", "no:randomly", "-rsP", "--show-capture=stdout", *extra)
 
 
+def typecheck(python: Path) -> int:
+    """mypy on the package (pyproject's [tool.mypy]): part of the test command, so CI holds it clean."""
+    command = [str(python), "-m", "mypy"]
+    print("+", " ".join(command), flush=True)
+    return subprocess.run(command, cwd=ROOT).returncode
+
+
 def test(extra: list[str], python: Path | None = None) -> int:
-    return run_pytest(python or ensure_env(), "tests", *workers(), "-q", "-rs", "--durations=15", *extra)
+    python = python or ensure_env()
+    typed = typecheck(python)
+    tested = run_pytest(python, "tests", *workers(), "-q", "-rs", "--durations=15", *extra)
+    return tested or typed
 
 
 def unit(extra: list[str]) -> int:

@@ -13,10 +13,20 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any, Optional, Sequence
 
-from .options import Budget
+from . import defaults
 from .stats import PERCENTILES, interval, quantile_side_confidence
 
-DEFAULT_CONFIDENCE = 0.95
+
+@dataclass(frozen=True)
+class Budget:
+    """A latency budget: ``statistic`` of the samples must stay at or under ``limit_ms``."""
+
+    statistic: str
+    limit_ms: float
+
+    def __str__(self) -> str:
+        return f"{self.statistic}:{self.limit_ms:g}ms"
+
 
 
 class Decision(str, enum.Enum):
@@ -39,6 +49,11 @@ class BudgetVerdict:
     confidence: float
     # Undecided only: confidence that the side the point estimate is on holds (exact for percentiles).
     achieved_confidence: Optional[float] = None
+
+    @property
+    def undecided(self) -> bool:
+        """Sampling stopped before the bounds fell on one side: the verdict rests on the point estimate."""
+        return self.decision is Decision.UNDECIDED
 
     @property
     def passed(self) -> bool:
@@ -66,7 +81,7 @@ class BudgetVerdict:
         return data
 
 
-def decide_budget(samples_ms: Sequence[float], budget: Budget, confidence: float = DEFAULT_CONFIDENCE) -> BudgetVerdict:
+def decide_budget(samples_ms: Sequence[float], budget: Budget, confidence: float = defaults.CONFIDENCE) -> BudgetVerdict:
     """PASS if the upper bound is within the limit, FAIL if the lower bound is over it, else UNDECIDED."""
     if not 0.5 < confidence < 1.0:
         raise ValueError(f"confidence {confidence!r} must be between 0.5 and 1 (e.g. 0.95)")

@@ -94,22 +94,6 @@ def value_range(batches: Sequence[Sequence[Any]]) -> list[float]:
     return [min(float(t.min()) for t in floats), max(float(t.max()) for t in floats)]
 
 
-def calibration_hint(info: Any) -> str:
-    """Say what the INT8 engine was calibrated on (a results.CalibrationInfo), and whether that looks
-    like the inputs it got."""
-    source = "generated" if info.generated else "given"
-    text = f"the INT8 engine was calibrated on {info.batches} {source} batch(es)"
-    calib, example = info.range, info.example_range
-    if not calib or not example:
-        return text
-    text += f" spanning [{calib[0]:.3g}, {calib[1]:.3g}]; the example inputs span [{example[0]:.3g}, {example[1]:.3g}]"
-    calib_width, example_width = calib[1] - calib[0], example[1] - example[0]
-    if example_width > 0 and calib_width > 0 and not 0.25 <= calib_width / example_width <= 4:
-        text += (f" -- a {calib_width / example_width:.3g}x different range: the quantization scales fit data "
-                 "unlike what the model sees; calibrate on representative inputs")
-    return text
-
-
 def _like(tensor: Any, generator: Any) -> Any:
     """Random data with the example's shape, dtype and (for floats) mean and spread."""
     import torch

@@ -17,12 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence
 
-EXIT_OK, EXIT_CANNOT_RUN, EXIT_USAGE = 0, 1, 2
+from .cli_common import EXIT_FAILED as EXIT_CANNOT_RUN, EXIT_OK, EXIT_USAGE, UsageError
 DTYPES = ("float32", "float16", "bfloat16", "int64", "int32", "bool")
-
-
-class UsageError(Exception):
-    """Something the user gave cannot be used; the message says what and the accepted forms."""
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
-EXIT_OK, EXIT_REGRESSED, EXIT_USAGE = 0, 1, 2
+from .cli_common import EXIT_FAILED as EXIT_REGRESSED, EXIT_OK, EXIT_USAGE, UsageError
 
 
 def add_commands(commands: Any) -> None:
@@ -70,7 +70,6 @@ def _as_usage_error(err: Exception) -> Exception:
     """The known ways an input is unusable, as the CLI's UsageError (one line, exit 2); anything else re-raised."""
     import pytest
 
-    from .cli import UsageError
     from .options import OptionError
     from .report.saved import ReportError
 
@@ -102,14 +101,14 @@ def run_gate(args: argparse.Namespace) -> int:
 
 
 def run_update(args: argparse.Namespace) -> int:
-    from .baseline.offline import reopen
+    from .baseline.offline import without_baseline
     from .baseline.store import update_baseline
     from .baseline.summary import update_lines
 
     check_outputs({"--baseline": args.baseline}, {"REPORT.json": args.report})
     report = load(args.report)
     for result in report.results:
-        reopen(result)  # blessing accepts a regression against the run's own baseline: that is what it is for
+        without_baseline(result)  # blessing accepts a regression against the run's own baseline: that is what it is for
     print(header("baseline update", report))
     print("\n".join(update_lines(update_baseline(Path(args.baseline), report.results))))
     return EXIT_OK
@@ -148,7 +147,6 @@ def describe_machine(machine: Mapping[str, Any]) -> str:
 
 def check_outputs(outputs: Mapping[str, Optional[str]], inputs: Mapping[str, str]) -> None:
     """Refuse an output that cannot be written, or that would overwrite another output or an input."""
-    from .cli import UsageError
     from .files import colliding_outputs, output_problem
 
     for option, path in outputs.items():
@@ -163,23 +161,22 @@ def check_outputs(outputs: Mapping[str, Optional[str]], inputs: Mapping[str, str
 def write_reports(report: Any, outputs: Mapping[str, Optional[str]], *, baseline: Optional[str],
                   step_summary: Optional[str], not_compared: Sequence[tuple[Any, str]] = ()) -> None:
     """Markdown (and the job summary), HTML, JUnit XML: the session's renderers on the saved results."""
-    from .cli import UsageError
     from .files import write_or_reason
     from .report.html import write_html
     from .report.junit import write_junit
     from .report.markdown import write_markdown
 
     results = report.results
-    problems = write_markdown(results, outputs.get("--markdown"), step_summary, baseline=baseline,
-                              not_compared=not_compared)
+    problems: list[Optional[str]] = list(write_markdown(results, outputs.get("--markdown"), step_summary,
+                                                        baseline=baseline, not_compared=not_compared))
     html, junit = outputs.get("--html"), outputs.get("--junitxml")
     if html:
         problems.append(write_or_reason("HTML report", html, lambda: write_html(Path(html), results, report.environment)))
     if junit:
         problems.append(write_or_reason("JUnit XML", junit, lambda: write_junit(Path(junit), results)))
-    problems = [problem for problem in problems if problem]
-    if problems:
-        raise UsageError("; ".join(problems))
+    found = [problem for problem in problems if problem]
+    if found:
+        raise UsageError("; ".join(found))
 
 
 __all__: Sequence[str] = ("add_commands", "run_saved")

@@ -153,14 +153,3 @@ def _failures(acc: OutputAccuracy) -> list[str]:
     if tol.min_top1 is not None and acc.top1_agreement is not None and acc.top1_agreement < tol.min_top1:
         failures.append(f"top-1 agreement {acc.top1_agreement:.2%} < {tol.min_top1:.2%}")
     return failures
-
-
-def describe_failure(acc: OutputAccuracy) -> str:
-    """One paragraph: the output, each metric against its bound, and the worst element."""
-    index = ", ".join(map(str, acc.worst_index))
-    text = (f"output {acc.name!r} {list(acc.shape)}: " + "; ".join(acc.failures) +
-            f"; worst element [{index}]: engine {acc.worst_value:.6g} vs reference {acc.worst_reference:.6g} "
-            f"(abs err {abs(acc.worst_value - acc.worst_reference):.4g})")
-    if not any(failure.startswith("relative error") for failure in acc.failures):
-        text += f"; relative error {acc.rel_l2:.3g}"  # the whole-output figure, when not already named
-    return text

@@ -111,7 +111,7 @@ def share_compile_threads(environ: Any, workers: int, cpus: Optional[int] = None
     # (or Inductor) before this hook ran has it already, so it is told directly too.
     inductor_config = sys.modules.get("torch._inductor.config")
     if inductor_config is not None:
-        inductor_config.compile_threads = share
+        setattr(inductor_config, "compile_threads", share)  # noqa: B010 (a module found at run time)
     return share
 
 

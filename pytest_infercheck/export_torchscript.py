@@ -18,7 +18,7 @@ from typing import Any, Optional
 
 import torch
 
-from .export import TORCHSCRIPT, ExportError, quiet_exporter, short_reason
+from .export_common import TORCHSCRIPT, ExportError, quiet_exporter, short_reason
 from .failure_location import is_library
 from .inputs import ModelInputs
 from .outputs import flatten_outputs
@@ -70,13 +70,13 @@ def torchscript_export(module: torch.nn.Module, inputs: ModelInputs, *, dynamic_
     if dynamic_batch:
         dynamic_axes = {name: {0: "batch"} for name, t in inputs.named() if t.dim() > 0}
         dynamic_axes.update({name: {0: "batch"} for name in outputs})
-    buffer = io.BytesIO()
+    buffer: Any = io.BytesIO()  # torch's stubs name only paths; the exporter writes to any file object
+    options: dict[str, Any] = {"opset_version": opset} if opset is not None else {}
     try:
         with quiet_exporter(), warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", torch.jit.TracerWarning)
             torch.onnx.export(_FlatCall(module, inputs), tuple(inputs.tensors), buffer, dynamo=False,
-                              input_names=names, output_names=outputs, dynamic_axes=dynamic_axes,
-                              **({"opset_version": opset} if opset is not None else {}))
+                              input_names=names, output_names=outputs, dynamic_axes=dynamic_axes, **options)
     except Exception as exc:
         raise ExportError(TORCHSCRIPT, short_reason(exc), traceback.format_exc()) from exc
     frozen = [w for w in caught if issubclass(w.category, torch.jit.TracerWarning)]

@@ -135,7 +135,7 @@ def onnx_feeds(input_names: Sequence[str], inputs: Any) -> dict[str, Any]:
     """``{graph input name: contiguous numpy array}`` for ONNX Runtime, matched by name."""
     import numpy as np
 
-    from .model import to_numpy
+    from .tensors import to_numpy
 
     tensors = as_model_inputs(inputs).ordered_for(list(input_names))
     return {name: np.ascontiguousarray(to_numpy(t)) for name, t in zip(input_names, tensors)}

@@ -16,8 +16,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
-from .budget import DEFAULT_CONFIDENCE, BudgetVerdict, decide_budget
-from .options import Budget
+from . import defaults
+from .budget import BudgetVerdict, decide_budget
+from .budget import Budget
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ class MaxBatchResult:
 
 
 def find_max_batch(run_at_batch: Callable[[int], Sequence[float]], budget: Budget, limit: int, *,
-                   confidence: float = DEFAULT_CONFIDENCE) -> MaxBatchResult:
+                   confidence: float = defaults.CONFIDENCE) -> MaxBatchResult:
     """Largest batch in 1..limit whose budget holds: 1, 2, 4, ... until one fails, then bisect."""
     if limit < 1:
         raise ValueError(f"max-batch search limit {limit!r} must be at least 1")

@@ -12,10 +12,10 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
-import numpy as np
 import torch
 
 from .inputs import ModelInputs, as_model_inputs
+from .tensors import to_numpy
 from .model_identity import Hasher, Identity, module_identity, tensor_bytes
 from .outputs import flatten_outputs
 
@@ -27,14 +27,6 @@ DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 def as_input_tuple(example_inputs: Any) -> ModelInputs:
     """Any accepted form of example inputs as ``ModelInputs`` (a Sequence of its tensors); else InputsError."""
     return ModelInputs.from_example(example_inputs)
-
-
-def to_numpy(tensor: torch.Tensor) -> np.ndarray:
-    """Detached CPU numpy copy; bf16/fp16 widen to float32 (numpy has no bfloat16)."""
-    tensor = tensor.detach()
-    if tensor.is_floating_point() and tensor.dtype != torch.float64:
-        tensor = tensor.float()
-    return tensor.cpu().numpy()
 
 
 def cast_inputs(inputs: Any, *, dtype: Optional[torch.dtype], device: str) -> ModelInputs:

@@ -12,6 +12,7 @@ import argparse
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
+from . import defaults
 from .parsers import (
     Budget,
     COMPILE_MODES,
@@ -93,15 +94,15 @@ OPTIONS: tuple[Option, ...] = (
            "e.g. onnxruntime-int8,eager-fp16", "LIST", scope=Scope.MATRIX),
     Option("device", "--infer-device", parse_device, "auto",
            "where engines run: auto (cuda when available), cpu or cuda", "DEVICE", scope=Scope.TEST),
-    Option("warmup", "--infer-warmup", parse_count, 10,
+    Option("warmup", "--infer-warmup", parse_count, defaults.WARMUP,
            "untimed iterations before sampling, 0 for none (more are run until timings settle on the GPU)", "N",
            scope=Scope.TEST),
-    Option("min_iters", "--infer-min-iters", parse_positive_int, 50, "fewest timed iterations", "N",
+    Option("min_iters", "--infer-min-iters", parse_positive_int, defaults.MIN_ITERS, "fewest timed iterations", "N",
            scope=Scope.TEST),
-    Option("max_iters", "--infer-max-iters", parse_positive_int, 5000, "most timed iterations", "N",
+    Option("max_iters", "--infer-max-iters", parse_positive_int, defaults.MAX_ITERS, "most timed iterations", "N",
            scope=Scope.TEST),
     # 0.1s, not 1s: the stopping rule (--infer-ci-width) decides when there is enough; this is a floor.
-    Option("min_time", "--infer-min-time", parse_seconds, 0.1,
+    Option("min_time", "--infer-min-time", parse_seconds, defaults.MIN_TIME_S,
            "sample for at least this much measured time (1s, 500ms)", "DURATION", scope=Scope.TEST),
     Option("report", "--infer-report", str, None, "write every figure and raw sample as JSON to PATH", "PATH"),
     Option("cache_dir", "--infer-cache-dir", str, None,
@@ -133,7 +134,7 @@ OPTIONS: tuple[Option, ...] = (
            "fail items that have no baseline entry for this machine", is_flag=True),
     # 3%, not 5%: a slowdown equal to the allowance is caught half the time, and the H100's run-to-run
     # spread (~1.6%) leaves room to catch +5% reliably at 3% (docs/gate.md, docs/benchmarks.md).
-    Option("max_regression", "--infer-max-regression", parse_max_regression, 0.03,
+    Option("max_regression", "--infer-max-regression", parse_max_regression, defaults.MAX_REGRESSION,
            "largest median-latency slowdown allowed against the baseline, e.g. 3% (a larger one fails "
            "when it is also statistically significant)", "PERCENT", scope=Scope.TEST),
     Option("accuracy_factor", "--infer-accuracy-factor", parse_factor, 2.0,
@@ -155,15 +156,15 @@ OPTIONS: tuple[Option, ...] = (
            "when TensorRT-RTX supports it, else sm_89", "CAPABILITY",
            scope=Scope.TEST),
     # Adaptive sampling, budgets with confidence, profiles, batch search (docs/latency.md).
-    Option("max_time", "--infer-max-time", parse_seconds, 1.0,
+    Option("max_time", "--infer-max-time", parse_seconds, defaults.MAX_TIME_S,
            "stop sampling an engine after this much measured time even if its figures are not yet known to "
            "--infer-ci-width or its budget is undecided, and before --infer-min-iters (never below 5 samples)", "DURATION",
            scope=Scope.TEST),
-    Option("ci_width", "--infer-ci-width", parse_percent, 0.01,
+    Option("ci_width", "--infer-ci-width", parse_percent, defaults.CI_WIDTH,
            "stop sampling once p50 and the budget's statistic are known to +-this (95% interval) and the "
            "budget is decided; 0 samples to --infer-min-iters and --infer-min-time only", "PERCENT",
            scope=Scope.TEST),
-    Option("confidence", "--infer-confidence", parse_confidence, 0.95,
+    Option("confidence", "--infer-confidence", parse_confidence, defaults.CONFIDENCE,
            "confidence of budget decisions: pass when the statistic's upper bound is within the budget", "PERCENT",
            scope=Scope.TEST),
     Option("profile", "--infer-profile", parse_bool, False,

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 from typing import Any, Iterable, Optional, Sequence
 
+from .budget import Budget
 from .spec import DEVICES, PRECISIONS, EngineSpec
 from .stats import PERCENTILES  # light: numpy is imported where stats computes
 
@@ -53,17 +53,6 @@ def _number(text: Any, forms: str) -> float:
     if not math.isfinite(value):
         raise OptionError(f"{_shown(text)} is not a finite number; use {forms}")
     return value
-
-
-@dataclass(frozen=True)
-class Budget:
-    """A latency budget: ``statistic`` of the samples must stay at or under ``limit_ms``."""
-
-    statistic: str
-    limit_ms: float
-
-    def __str__(self) -> str:
-        return f"{self.statistic}:{self.limit_ms:g}ms"
 
 
 def parse_duration_ms(text: str) -> float:
@@ -147,10 +136,12 @@ def parse_engines(value: str | Iterable[str]) -> tuple[EngineSpec, ...]:
     items = [item for item in items if item]
     if not items:
         raise OptionError("no engine given; list engine ids such as onnxruntime-fp16, eager-fp32-cudagraph")
+    from .backends import engine_spec
+
     specs = []
     for item in items:
         try:
-            specs.append(EngineSpec.from_id(item))
+            specs.append(engine_spec(item))
         except ValueError as err:
             raise OptionError(str(err)) from None
     return tuple(dict.fromkeys(specs))

@@ -59,6 +59,10 @@ class ProfileTable:
                 + (f" in {row.module}" if row.module else "") + (f" ({row.name})" if row.op_type and row.name != row.op_type else "")
                 for row in self.rows[:n]]
 
+    def summary(self, rows: int = 5) -> str:
+        """The top rows under a heading naming the profiler: the part of a budget failure's message."""
+        return "where the time goes (" + self.method + "):\n" + "\n".join(f"      {line}" for line in self.top(rows))
+
     def by_module(self) -> list[tuple[str, float]]:
         """Per-module totals (ms per inference), largest first."""
         totals: dict[str, float] = defaultdict(float)
@@ -106,7 +110,11 @@ def _module_ranges(module: Any) -> Callable[[], None]:
                 open_ranges.pop().__exit__(None, None, None)
 
         handles += [sub.register_forward_pre_hook(enter), sub.register_forward_hook(leave)]
-    return lambda: [handle.remove() for handle in handles] and None
+    def remove() -> None:
+        for handle in handles:
+            handle.remove()
+
+    return remove
 
 
 def _owner(event: Any) -> str:

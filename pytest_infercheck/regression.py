@@ -51,7 +51,7 @@ def average_ranks(values: "np.ndarray") -> tuple["np.ndarray", "np.ndarray"]:
     return group_rank[inverse], counts
 
 
-def mann_whitney_u(first: Sequence[float], second: Sequence[float]) -> MannWhitney:
+def mann_whitney_u(first: "Sequence[float] | np.ndarray", second: "Sequence[float] | np.ndarray") -> MannWhitney:
     """Mann-Whitney U with the normal approximation, tie correction and continuity correction.
 
     The normal approximation is accurate from about 8 samples a side; the gate needs far more
@@ -79,7 +79,7 @@ def _normal_sf(z: float) -> float:
     return 0.5 * math.erfc(z / math.sqrt(2.0))
 
 
-def median_ratio_interval(current: Sequence[float], baseline: Sequence[float], *, confidence: float = CONFIDENCE,
+def median_ratio_interval(current: "Sequence[float] | np.ndarray", baseline: "Sequence[float] | np.ndarray", *, confidence: float = CONFIDENCE,
                           resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> tuple[float, float]:
     """Percentile bootstrap interval of median(current) / median(baseline), resampling each side."""
     import numpy as np
@@ -115,6 +115,11 @@ class LatencyComparison:
     @property
     def change(self) -> float:
         return self.ratio - 1.0
+
+    @property
+    def undecided(self) -> bool:
+        """The figures cannot tell a regression from noise (too few samples, or noisier than allowed)."""
+        return self.verdict in ("insufficient", "undecided")
 
     def describe(self) -> str:
         head = f"p50 {self.baseline_p50_ms:.4g} ms -> {self.current_p50_ms:.4g} ms"

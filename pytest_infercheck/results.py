@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Optional, Sequence
+from typing import AbstractSet, Any, Iterator, Optional, Sequence
 
 from .audit.findings import Finding
 from .budget import BudgetVerdict
@@ -26,7 +26,9 @@ from .spec import Outcome, Stage, TextEnum
 # Bumped when a field changes meaning or type; readers take older reports field by field.
 # 2: typed fields (failures with their stage, audit, divergence, calibration, dynamic batch,
 #    baseline comparison, machine key) instead of the free-form "extra" dict of version 1.
-SCHEMA_VERSION = 2
+# 3: the facts the verdict is computed from (stopped, skipped, raise_on_failure, the test's outcome)
+#    and the undecided figures, so a saved report is judged again by the same function.
+SCHEMA_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,16 @@ class OutputAccuracy:
     @property
     def mismatch_ratio(self) -> float:
         return self.mismatched / self.total if self.total else 0.0
+
+    def describe(self) -> str:
+        """One paragraph: the output, each metric against its bound, and the worst element."""
+        index = ", ".join(map(str, self.worst_index))
+        text = (f"output {self.name!r} {list(self.shape)}: " + "; ".join(self.failures) +
+                f"; worst element [{index}]: engine {self.worst_value:.6g} vs reference {self.worst_reference:.6g} "
+                f"(abs err {abs(self.worst_value - self.worst_reference):.4g})")
+        if not any(failure.startswith("relative error") for failure in self.failures):
+            text += f"; relative error {self.rel_l2:.3g}"  # the whole-output figure, when not already named
+        return text
 
 
 @dataclass
@@ -166,6 +178,18 @@ class Failure:
         return f"{self.stage}: {self.message}"
 
 
+@dataclass(frozen=True)
+class TestOutcome:
+    """What pytest said of the test that ran the check, once it ended (session.settle records it)."""
+
+    __test__ = False  # a name pytest would otherwise collect from a test module that imports it
+
+    failed: bool = False  # the test failed on its own (an assert after the check), not by the check's raise
+    skipped: bool = False
+    xfail: bool = False  # pytest's wasxfail: skipped means it failed as expected, passed that it did not
+    reason: str = ""  # the failure's last line, or the skip's reason
+
+
 @dataclass
 class TensorError:
     tensor: str
@@ -218,6 +242,21 @@ class CalibrationInfo:
     range: list[float] = field(default_factory=list)  # [min, max] over the calibration data's floats
     example_range: list[float] = field(default_factory=list)  # the same over the example inputs
 
+    def hint(self) -> str:
+        """What the INT8 engine was calibrated on, and whether that looks like the inputs it got."""
+        source = "generated" if self.generated else "given"
+        text = f"the INT8 engine was calibrated on {self.batches} {source} batch(es)"
+        calib, example = self.range, self.example_range
+        if not calib or not example:
+            return text
+        text += (f" spanning [{calib[0]:.3g}, {calib[1]:.3g}]; the example inputs span "
+                 f"[{example[0]:.3g}, {example[1]:.3g}]")
+        calib_width, example_width = calib[1] - calib[0], example[1] - example[0]
+        if example_width > 0 and calib_width > 0 and not 0.25 <= calib_width / example_width <= 4:
+            text += (f" -- a {calib_width / example_width:.3g}x different range: the quantization scales fit data "
+                     "unlike what the model sees; calibrate on representative inputs")
+        return text
+
 
 @dataclass
 class DynamicBatchCheck:
@@ -225,6 +264,7 @@ class DynamicBatchCheck:
 
     batch: int
     passed: bool
+    problems: list[str] = field(default_factory=list)  # what went wrong at that batch, one line each
 
 
 class BaselineStatus(TextEnum):
@@ -235,7 +275,7 @@ class BaselineStatus(TextEnum):
 
 @dataclass
 class BaselineComparison:
-    """This item against its baseline entry (baseline/verdict.py): what was compared and found."""
+    """This item against its baseline entry (baseline/comparison.py): what was compared and found."""
 
     status: BaselineStatus
     file: str
@@ -262,13 +302,20 @@ class CheckResult:
     device: str = "cpu"
     model_name: str = ""
     model_hash: str = ""
+    # -- the verdict (judge/verdict.py computes it from the facts below; judge.verdict.apply writes it)
     outcome: Outcome = Outcome.PASSED
     stage: Optional[Stage] = None  # where it stopped (the first failure's stage)
     message: str = ""
     failures: list[Failure] = field(default_factory=list)
+    undecided: list[str] = field(default_factory=list)  # figures that could not tell pass from fail
     # raise_on_failure=False: a failed check handed to the test's own asserts, so pytest's outcome
     # is the test's; the reports keep the check's verdict and say it was not raised.
     not_raised: bool = False
+    # -- facts: what the stages found
+    stopped: Optional[Failure] = None  # the stage that could not complete, and why
+    skipped: Optional[Failure] = None  # the stage that found the engine cannot run here, and why
+    raise_on_failure: bool = True  # the infercheck() call's own choice
+    test: Optional[TestOutcome] = None  # pytest's outcome of the test, once known
     accuracy: Optional[AccuracyResult] = None
     latency: Optional[LatencyStats] = None
     reference_latency: Optional[LatencyStats] = None
@@ -311,9 +358,6 @@ class CheckResult:
             return "-"
         return states.pop() if len(states) == 1 else "partial"
 
-    def fail(self, stage: Stage, message: str) -> None:
-        self.failures.append(Failure(stage, message))
-
     def to_dict(self) -> dict[str, Any]:
         data = json_safe(self)
         if self.latency:
@@ -335,7 +379,7 @@ def _finite(value: float) -> float:
     return value if math.isfinite(value) else math.inf
 
 
-def several_checks(results: Sequence[CheckResult]) -> set[str]:
+def several_checks(results: Sequence[CheckResult]) -> AbstractSet[str]:
     """The items that ran more than one check: every report names the check on their rows."""
     checks: dict[str, set[str]] = {}
     for result in results:
@@ -343,6 +387,6 @@ def several_checks(results: Sequence[CheckResult]) -> set[str]:
     return {nodeid for nodeid, names in checks.items() if len(names) > 1}
 
 
-def check_label(result: CheckResult, several: set[str]) -> str:
+def check_label(result: CheckResult, several: AbstractSet[str]) -> str:
     """`` (name)`` after an item that ran several checks (``several``: several_checks), else nothing."""
     return f" ({result.check_name})" if result.nodeid in several else ""

@@ -9,43 +9,19 @@ from __future__ import annotations
 
 import os
 import time
-from collections import OrderedDict
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Iterator, Optional
+from typing import Any, ContextManager, Iterator, Optional
 
 import pytest
 
-from .results import CheckResult, round_figure
+from .memo import Memo
+from .results import CheckResult, TestOutcome
+from .spec import Outcome
 from .settings import Layer, resolve
-from .spec import Outcome, Stage
 
 RESULTS_ON_ITEM = pytest.StashKey[list]()
 FIXTURE_ON_ITEM = pytest.StashKey[Any]()  # the item's Infercheck, to tell whether the test used it
-
-
-class Memo:
-    """A small LRU of values made on first use (reference outputs and timings shared by a test's items)."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.values: OrderedDict[Any, Any] = OrderedDict()
-
-    def get_or(self, key: Any, make: Callable[[], Any]) -> Any:
-        if key in self.values:
-            self.values.move_to_end(key)
-            return self.values[key]
-        return self.put(key, make())
-
-    def put(self, key: Any, value: Any) -> Any:
-        self.values[key] = value
-        self.values.move_to_end(key)
-        while len(self.values) > self.size:
-            self.values.popitem(last=False)
-        return value
-
-    def clear(self) -> None:
-        self.values.clear()
 
 
 class RunState:
@@ -160,6 +136,8 @@ class InfercheckSession:
             # Written once every check of the test is known: a test with several checks names the check
             # in each property, so two checks' figures never share a name. (JUnit XML reads them from
             # the teardown report, which copies the item's.)
+            from .report.junit import junit_properties
+
             item.user_properties.extend(prop for result in results
                                         for prop in junit_properties(result, name_check=len(results) > 1))
             report.infercheck = [result.to_dict() for result in results]  # type: ignore[attr-defined]
@@ -214,53 +192,18 @@ def gpu_lock(cache_root: Path, key: str) -> Iterator[None]:
                 handle.write(f"{key}\t{os.getpid()}\t{start:.6f}\t{time.monotonic():.6f}\n")
 
 
-def junit_properties(result: CheckResult, *, name_check: bool = False) -> list[tuple[str, Any]]:
-    """Every scalar figure, prefixed by the engine id, for JUnit XML's <properties>; ``name_check``
-    (a test with several checks): ``infercheck.<engine>[<check>].``."""
-    prefix = f"infercheck.{result.spec_id}" + (f"[{result.check_name}]" if name_check else "")
-    props: list[tuple[str, Any]] = [(f"{prefix}.outcome", str(result.outcome)), (f"{prefix}.device", result.device)]
-    if result.stage:
-        props.append((f"{prefix}.stage", str(result.stage)))
-    if result.accuracy is not None:
-        for output in result.accuracy.outputs:
-            for metric in ("max_abs", "max_rel", "mean_abs", "rel_l2", "cosine", "mismatch_ratio", "top1_agreement"):
-                value = getattr(output, metric)
-                if value is not None:
-                    props.append((f"{prefix}.{output.name}.{metric}", round_figure(value)))
-    if result.latency:
-        lat = result.latency
-        for metric in ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "min_ms", "count", "throughput"):
-            props.append((f"{prefix}.latency.{metric}", round_figure(getattr(lat, metric))))
-        if lat.peak_memory_bytes is not None:
-            props.append((f"{prefix}.latency.peak_memory_bytes", lat.peak_memory_bytes))
-    if result.speedup is not None:
-        props.append((f"{prefix}.speedup_vs_eager", round_figure(result.speedup)))
-    if result.build_seconds is not None:
-        props.append((f"{prefix}.build_seconds", round_figure(result.build_seconds)))
-    if result.budget:
-        props.append((f"{prefix}.budget", result.budget))
-    props.append((f"{prefix}.cache", result.cache_summary))
-    from .baseline.summary import baseline_properties
-
-    props.extend(baseline_properties(result, prefix))
-    return props
-
-
 def settle(result: CheckResult, report: pytest.TestReport) -> None:
-    """The item's final outcome decides (idempotent: the worker and the controller both apply it)."""
-    if report.failed and result.outcome == Outcome.PASSED:  # an assertion after the check failed the test
-        result.outcome = Outcome.FAILED
-        result.stage = result.stage or Stage.TEST
-        result.message = result.message or last_line(report.longreprtext)
-    if report.failed:  # a failure the test took and then failed on is the run's failure again
-        result.not_raised = False
-    if report.skipped and not hasattr(report, "wasxfail") and result.outcome == Outcome.PASSED:
-        # pytest.skip() after a passing check: the test disowned it, so no report or baseline update
-        # counts it as a pass.
-        result.outcome, result.stage = Outcome.SKIPPED, Stage.TEST
-        result.message = f"the test skipped after the check passed: {skip_reason(report)}"
-    if hasattr(report, "wasxfail"):  # an expected failure reads as one in the summary
-        result.outcome = Outcome.XFAILED if report.skipped else Outcome.XPASSED
+    """Record pytest's outcome of the test on the result and judge it again with it (judge/verdict.py):
+    the same on the worker and on the controller, where a plugin may have changed the report since."""
+    from .judge.verdict import Thresholds, judge, verdict
+
+    xfail = hasattr(report, "wasxfail")
+    # A failure this check raised is the check's own; the test failed on its own only otherwise.
+    raised = verdict(result, Thresholds.recorded(result.settings)).outcome == Outcome.FAILED and result.raise_on_failure
+    own_failure = report.failed and not raised
+    reason = last_line(report.longreprtext) if own_failure else skip_reason(report) if report.skipped and not xfail else ""
+    result.test = TestOutcome(failed=own_failure, skipped=report.skipped, xfail=xfail, reason=reason)
+    judge(result, result.test)
 
 
 def skip_reason(report: pytest.TestReport) -> str:

@@ -24,8 +24,8 @@ def usage_problems(session: "InfercheckSession") -> list[str]:
 
     outputs = {f"--infer-{name.replace('_', '-')}": session.path(name) for name in ("report", "markdown", "html",
                                                                                   "baseline")}
-    problems = [f"{flag}: {problem}" for flag, path in outputs.items() if path is not None
-                for problem in [output_problem(path)] if problem]
+    problems: list[Optional[str]] = [f"{flag}: {problem}" for flag, path in outputs.items() if path is not None
+                                     for problem in [output_problem(path)] if problem]
     problems.append(colliding_outputs(outputs))
     if not session.run_settings.no_cache:
         problems.append(check_private(session.cache_dir()))

@@ -5,16 +5,17 @@ The ini file and the command line describe the run; the marker and the call desc
 and the more specific source wins.  Every resolved value remembers its source, and the JSON
 report lists them, so "why was this budget 30ms?" has an answer.
 
-``Settings`` is generated from the option table (options.OPTIONS): one field per option, so a new
-option is one row there and nothing here.
+``Settings`` has one typed field per row of the option table (options.OPTIONS), which holds every
+default: a new option is a row there and a typed field here, and a unit test checks they agree.
 """
 
 from __future__ import annotations
 
-from dataclasses import field, make_dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence
 
 from .options import OPTIONS, OPTIONS_BY_NAME, Budget, OptionError, Scope, ini_name, parse_value
+from .spec import EngineSpec
 
 # Which keys each source may set, read off the option table's scopes.
 MATRIX_KEYS = tuple(option.name for option in OPTIONS if option.scope == Scope.MATRIX)
@@ -25,28 +26,86 @@ MARKER_KEYS = MATRIX_KEYS + CALL_KEYS
 Layer = tuple[str, Mapping[str, Any]]
 
 
-def _describe(self: Any) -> dict[str, dict[str, Any]]:
-    """Every setting with its value and source, JSON-ready (the report's ``settings``)."""
-    described = {}
-    for option in OPTIONS:
-        value = getattr(self, option.name)
-        if isinstance(value, Budget):
-            value = str(value)
-        elif isinstance(value, tuple):
-            value = [str(v) if not isinstance(v, (bool, int, float, str)) else v for v in value]
-        described[option.name] = {"value": value, "source": self.sources.get(option.name, "default")}
-    return described
+@dataclass(frozen=True)
+class Settings:
+    """The resolved settings of one check: one typed field per row of the option table, each with its source.
 
+    Hand-written so that every field has its real type; the values and their defaults come from the
+    option table (options.OPTIONS, the one home of every default: ``Settings.defaults()``), and
+    tests/unit/test_settings.py fails when the two disagree.
+    """
 
-Settings = make_dataclass(
-    "Settings",
-    [(option.name, Any, field(default=option.default)) for option in OPTIONS]
-    + [("tolerances", Mapping[str, Mapping[str, Any]], field(default_factory=dict)),
-       ("sources", Mapping[str, str], field(default_factory=dict))],
-    frozen=True,
-    namespace={"describe": _describe,
-               "__doc__": "The resolved settings of one check (one field per option), each with its source."},
-)
+    # what is checked (the matrix)
+    backends: tuple[str, ...]
+    precisions: tuple[str, ...]
+    cuda_graphs: tuple[bool, ...]
+    engines: Optional[tuple[EngineSpec, ...]]
+    device: str
+    # accuracy
+    atol: Optional[float]
+    rtol: Optional[float]
+    max_mismatch: Optional[float]
+    min_cosine: Optional[float]
+    max_rel_l2: Optional[float]
+    tf32: bool
+    dynamic_batch: bool
+    allow_nondeterministic: bool
+    allow_degenerate: tuple[str, ...]
+    allow_ops: tuple[str, ...]
+    allow_nodes: tuple[str, ...]
+    # latency
+    budget: Optional[Budget]
+    warmup: int
+    min_iters: int
+    max_iters: int
+    min_time: float
+    max_time: float
+    ci_width: float
+    confidence: float
+    time_transfers: bool
+    threads: Any  # "auto", or a positive int (parsers.parse_threads)
+    profile: bool
+    max_batch_search: int
+    # builds and the cache
+    compile_mode: str
+    build_timeout: float
+    trt_target: str
+    cache_dir: Optional[str]
+    no_cache: bool
+    seed: int
+    # the gate
+    baseline: Optional[str]
+    baseline_update: bool
+    baseline_strict: bool
+    max_regression: float
+    accuracy_factor: float
+    accuracy_floor: float
+    # reports and the run
+    report: Optional[str]
+    markdown: Optional[str]
+    html: Optional[str]
+    gpus: Optional[tuple[int, ...]]
+    xdist_groups: str
+    # per-output tolerances ({output: {atol: ...}}) and where each value came from
+    tolerances: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def defaults(cls) -> "Settings":
+        """Every option at its table default (what a check gets with no ini, flag, marker or call)."""
+        return cls(**{option.name: option.default for option in OPTIONS})
+
+    def describe(self) -> dict[str, dict[str, Any]]:
+        """Every setting with its value and source, JSON-ready (the report's ``settings``)."""
+        described = {}
+        for option in OPTIONS:
+            value = getattr(self, option.name)
+            if isinstance(value, Budget):
+                value = str(value)
+            elif isinstance(value, tuple):
+                value = [str(v) if not isinstance(v, (bool, int, float, str)) else v for v in value]
+            described[option.name] = {"value": value, "source": self.sources.get(option.name, "default")}
+        return described
 
 
 def config_layers(config: Any) -> list[Layer]:
@@ -102,7 +161,7 @@ def _parse_tolerances(source: str, value: Any) -> dict[str, dict[str, Any]]:
     return parsed
 
 
-def resolve(layers: Sequence[Layer]) -> Any:
+def resolve(layers: Sequence[Layer]) -> Settings:
     """Later layers override earlier ones, key by key; per-output tolerances merge per output."""
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
@@ -117,7 +176,8 @@ def resolve(layers: Sequence[Layer]) -> Any:
                 raise OptionError(f"{source}: unknown setting {name!r}")
             values[name] = value
             sources[name] = source
-    settings = Settings(**values, tolerances=tolerances, sources=sources)
+    settings = Settings(**{**{option.name: option.default for option in OPTIONS}, **values},
+                        tolerances=tolerances, sources=sources)
     contradiction = floor_over_cap(settings)
     if contradiction:
         raise SettingsConflict(contradiction)
@@ -133,7 +193,7 @@ class SettingsConflict(OptionError):
 FLOORS_AND_CAPS = (("min_iters", "max_iters"), ("min_time", "max_time"))
 
 
-def floor_over_cap(settings: Any) -> Optional[str]:
+def floor_over_cap(settings: Settings) -> Optional[str]:
     """Why a floor the user set is above its cap (each named with the layer that set it), or None."""
     for floor, cap in FLOORS_AND_CAPS:
         low, high = getattr(settings, floor), getattr(settings, cap)
@@ -143,7 +203,7 @@ def floor_over_cap(settings: Any) -> Optional[str]:
     return None
 
 
-def _named(name: str, value: Any, settings: Any) -> str:
+def _named(name: str, value: Any, settings: Settings) -> str:
     """``--infer-min-time=2.0 (ini file)`` or, set in a marker or the call, ``min_time=2.0 (marker)``."""
     source = settings.sources.get(name, "default")
     spelt = name if source in ("marker", "fixture call") else OPTIONS_BY_NAME[name].flag

@@ -1,7 +1,7 @@
 """What one test item checks (an engine specification and its readable id), and the enums results use.
 
-Nothing here imports torch or a backend: the backend names come from the registry
-(``backends.names()``), which reads each backend's descriptor.
+Plain data: nothing here imports torch, a backend or the registry.  Reading an engine id back
+(``backends.engine_spec``) needs the registry's backend names, so it lives there.
 """
 
 from __future__ import annotations
@@ -82,45 +82,6 @@ class EngineSpec:
 
     def __str__(self) -> str:
         return self.id
-
-    @classmethod
-    def from_id(cls, spec_id: str) -> "EngineSpec":
-        """``onnxruntime-fp16-cudagraph`` -> EngineSpec; backend names may hold dashes (``tensorrt-rtx``)."""
-        from .backends import names
-
-        text = spec_id.strip().lower()
-        cuda_graphs = text.endswith("-cudagraph")
-        if cuda_graphs:
-            text = text[: -len("-cudagraph")]
-        backend, _, precision = text.rpartition("-")
-        if backend not in names() or precision not in PRECISIONS:
-            raise ValueError(
-                f"{spec_id!r} is not an engine id; expected <backend>-<precision>[-cudagraph] "
-                f"with backend in {', '.join(names())} and precision in {', '.join(PRECISIONS)}"
-            )
-        return cls(backend, precision, cuda_graphs)
-
-
-def split_item_id(nodeid: str) -> tuple[str, Optional[EngineSpec]]:
-    """An item's node id without its engine id, and that engine's spec.
-
-    ``t.py::test_a[8-inductor-fp16-cudagraph]`` -> (``t.py::test_a[8]``, inductor-fp16-cudagraph): the
-    test's own parameters (a model repo's batch sizes) stay, on either side of the engine id, so that
-    tables, reports and schedulers tell one parameter set from another. A node id with no engine id
-    in it comes back whole, with None."""
-    head, bracket, rest = nodeid.partition("[")
-    if not bracket or not rest.endswith("]"):
-        return nodeid, None
-    parts = rest[:-1].split("-")
-    for start in range(len(parts)):
-        for end in range(len(parts), start, -1):  # longest first: "-cudagraph" belongs to the engine id
-            try:
-                spec = EngineSpec.from_id("-".join(parts[start:end]))
-            except ValueError:
-                continue
-            others = "-".join(parts[:start] + parts[end:])
-            return f"{head}[{others}]" if others else head, spec
-    return nodeid, None
 
 
 def expand_specs(

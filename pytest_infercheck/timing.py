@@ -30,10 +30,9 @@ from .results import LatencyStats
 from .stats import PERCENTILES
 
 if TYPE_CHECKING:
-    from .options import Budget
+    from .budget import Budget
 
-DEFAULT_CI_WIDTH = 0.01  # +-1% on p50: a third of the gate's 3% allowance (docs/latency.md)
-DEFAULT_CONFIDENCE = 0.95
+from . import defaults
 
 
 @dataclass(frozen=True)
@@ -45,8 +44,8 @@ class StoppingRule:
     """
 
     statistics: tuple[str, ...] = ("p50",)
-    ci_width: float = DEFAULT_CI_WIDTH
-    confidence: float = DEFAULT_CONFIDENCE
+    ci_width: float = defaults.CI_WIDTH
+    confidence: float = defaults.CONFIDENCE
     budget: Optional["Budget"] = None
 
     def watched(self) -> tuple[str, ...]:
@@ -84,11 +83,11 @@ class Stop:
 
 @dataclass(frozen=True)
 class TimingPlan:
-    warmup: int = 10
-    min_iters: int = 50
-    max_iters: int = 5000
-    min_time: float = 1.0  # seconds of measured time
-    max_time: float = math.inf  # seconds of measured time; beats min_iters once CAPPED_MIN_SAMPLES exist
+    warmup: int = defaults.WARMUP
+    min_iters: int = defaults.MIN_ITERS
+    max_iters: int = defaults.MAX_ITERS
+    min_time: float = defaults.MIN_TIME_S  # seconds of measured time
+    max_time: float = defaults.MAX_TIME_S  # seconds of measured time; beats min_iters once CAPPED_MIN_SAMPLES exist
     rule: Optional[StoppingRule] = None
 
     def stop(self, count: int, measured_s: float, samples_ms: Optional[Sequence[float]] = None) -> Optional[Stop]:
@@ -116,7 +115,7 @@ def plan_from_settings(settings: Any) -> TimingPlan:
     ci_width = float(getattr(settings, "ci_width", 0.0) or 0.0)
     rule = None
     if ci_width > 0:
-        rule = StoppingRule(ci_width=ci_width, confidence=float(getattr(settings, "confidence", DEFAULT_CONFIDENCE)),
+        rule = StoppingRule(ci_width=ci_width, confidence=float(getattr(settings, "confidence", defaults.CONFIDENCE)),
                             budget=getattr(settings, "budget", None))
     return TimingPlan(warmup=settings.warmup, min_iters=settings.min_iters, max_iters=max(settings.max_iters, 1),
                       min_time=settings.min_time, max_time=float(getattr(settings, "max_time", math.inf) or math.inf),

@@ -26,7 +26,7 @@ def engine_scope(nodeid: str) -> str:
     With the test's own parameters as well (``test_a[8-inductor-fp16-cudagraph]``, in either order),
     they stay in the scope: ``path::test[8]::inductor-fp16``, so that each parameter set's engine
     and its CUDA-graph twin go to one worker."""
-    from .spec import split_item_id
+    from .backends import split_item_id
 
     test, spec = split_item_id(nodeid)
     if spec is None:  # another test, scheduled alone as by load
@@ -61,7 +61,7 @@ def make_scheduler(config: Any, log: Any) -> Any:
     """xdist's scope scheduler, its scopes being ``engine_scope``."""
     from xdist.scheduler import LoadScopeScheduling
 
-    class EngineScopeScheduling(LoadScopeScheduling):  # type: ignore[misc]
+    class EngineScopeScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             return engine_scope(nodeid)
 

@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-from pytest_infercheck.backends import MODULES, create_backend, descriptor_of, descriptors, names
+from pytest_infercheck.backends import MODULES, create_backend, descriptor_of, descriptors, engine_spec, names
 from pytest_infercheck.backends.base import BackendDescriptor
 from pytest_infercheck.onnx_variants import VARIANTS
 from pytest_infercheck.spec import PRECISIONS, EngineSpec
@@ -50,6 +50,6 @@ def test_engine_ids_round_trip() -> None:
         for precision in PRECISIONS:
             for graphs in (False, True):
                 spec = EngineSpec(name, precision, graphs)
-                assert EngineSpec.from_id(spec.id) == spec
+                assert engine_spec(spec.id) == spec
     with pytest.raises(ValueError, match="is not an engine id"):
-        EngineSpec.from_id("onnxruntime-fp64")
+        engine_spec("onnxruntime-fp64")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pytest_infercheck.compare import DEFAULT_TOLERANCES, compare_outputs, describe_failure, measure_output, tolerance_for
+from pytest_infercheck.compare import DEFAULT_TOLERANCES, compare_outputs, measure_output, tolerance_for
 from pytest_infercheck.results import Tolerance
 
 TIGHT = Tolerance(atol=1e-3, rtol=0.0, max_mismatch=0.0, min_cosine=0.999)
@@ -30,7 +30,7 @@ def test_worst_element_is_located() -> None:
     assert acc.worst_value == pytest.approx(1.5) and acc.worst_reference == pytest.approx(1.0)
     assert acc.mismatched == 2 and acc.total == 24
     assert acc.max_abs == pytest.approx(0.5)
-    message = describe_failure(acc)
+    message = acc.describe()
     assert "output 'y' [2, 3, 4]" in message
     assert "2/24 elements (8.33%) exceed atol=0.001" in message
     assert "worst element [1, 2, 3]: engine 1.5 vs reference 1" in message

@@ -300,9 +300,10 @@ def test_outputs_that_would_overwrite_an_input_or_cannot_be_written_exit_2(clean
 def test_a_report_records_its_writer_its_machines_and_a_content_hash(clean_report: Path) -> None:
     from pytest_infercheck import __version__
     from pytest_infercheck.report.json_report import content_hash
-
+    from pytest_infercheck.report.json_report import content_hash
+    from pytest_infercheck.results import SCHEMA_VERSION
     data = json.loads(clean_report.read_text())
-    assert data["format"] == "pytest-infercheck-report" and data["schema"] == 2
+    assert data["format"] == "pytest-infercheck-report" and data["schema"] == SCHEMA_VERSION
     assert data["plugin_version"] == __version__
     machines = {json.dumps(r["machine"], sort_keys=True) for r in data["results"] if r["machine"]}
     assert {json.dumps(m, sort_keys=True) for m in data["machines"]} == machines and machines
@@ -352,11 +353,10 @@ def _result(source: str):  # type: ignore[no-untyped-def]
 def test_gate_options_override_the_runs_settings_but_not_a_tests_own(source: str, expected: float) -> None:
     from pytest_infercheck.baseline.offline import settings_for
 
-    settings = settings_for(_result(source), {"max_regression": 0.01}, strict=False)
+    settings = settings_for(_result(source), {"max_regression": 0.01})
     assert settings.max_regression == expected
-    recorded = settings_for(_result(source), {}, strict=True)
-    assert recorded.max_regression == 0.5 and recorded.accuracy_factor == 2.0 and recorded.baseline_strict
-    assert not recorded.baseline_update  # the gate never blesses
+    recorded = settings_for(_result(source), {})
+    assert recorded.max_regression == 0.5 and recorded.accuracy_factor == 2.0
 
 
 HANDLED = """

@@ -13,13 +13,13 @@ COLUMNS = ("operator", "count", "nodes", "verdict", "reason")
 MAX_NODES_SHOWN = 4
 
 
-def rows(findings: Iterable[Finding]) -> list[tuple[str, str, str, str, str]]:
+def rows(findings: Iterable[Finding]) -> list[tuple[str, ...]]:
     """One row per (operator, verdict, stage): how many nodes, which (with module paths), the first reason."""
     groups: "OrderedDict[tuple[str, str, str], list[Finding]]" = OrderedDict()
     for finding in findings:
         groups.setdefault((finding.operator, finding.verdict + (" (allowed)" if finding.allowed else ""),
                            finding.stage), []).append(finding)
-    table = []
+    table: list[tuple[str, ...]] = []
     for (operator, verdict, _), members in groups.items():
         names = [f"{f.node} [{f.module_path}]" if f.module_path else f.node for f in members if f.node]
         shown = ", ".join(names[:MAX_NODES_SHOWN]) + (f", +{len(names) - MAX_NODES_SHOWN} more" if len(names) > MAX_NODES_SHOWN else "")

@@ -95,7 +95,7 @@ class BuildRequest:
     spec: "EngineSpec"
     artifacts: "ModelArtifacts"
     device: str
-    calibration: Optional[list[tuple["torch.Tensor", ...]]] = None
+    calibration: Optional[list[Any]] = None  # calibration.py's batches (ModelInputs, each like the example's)
     calibration_generated: bool = False
     compile_mode: str = "default"
     trt_target: str = "auto"  # the compute capability TensorRT-RTX builds for ("auto": this GPU's, else sm_89)

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from ..session import Memo
+from ..memo import Memo
 
 if TYPE_CHECKING:
     import torch
@@ -101,7 +101,7 @@ def precompile(module: "torch.nn.Module", inputs: "ModelInputs", *, mode: Option
             # (a restart torch.compile handles and aot_compile does not): float scalars stay constants.
             stack.enter_context(torch._dynamo.config.patch(specialize_float=True))
         stack.enter_context(torch.no_grad())
-        compiled = torch.compile(module.forward, fullgraph=True, mode=mode, dynamic=dynamic)
+        compiled: Any = torch.compile(module.forward, fullgraph=True, mode=mode, dynamic=dynamic)
         return compiled.aot_compile((tuple(inputs.args), dict(inputs.kwargs)))
 
 

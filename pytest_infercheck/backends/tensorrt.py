@@ -182,7 +182,9 @@ class TensorRTEngine:
 
     def __init__(self, engine: Any, device: str, output_names: Sequence[str], trt: Any = None) -> None:
         if trt is None:  # the tensorrt module; tensorrt-rtx passes tensorrt_rtx (same API)
-            import tensorrt as trt
+            import tensorrt
+
+            trt = tensorrt
 
         self.engine = engine
         self.context = engine.create_execution_context()

@@ -250,14 +250,14 @@ def build_serialized(parsed: ParsedNetwork, *, target: Optional[str],
     return BuiltEngine(bytes(serialized), seconds, target, f"{library.label} {library.version()}")
 
 
-def network_profiles(network: Any, max_extent: int = 32) -> Optional[dict[str, tuple[tuple[int, ...], ...]]]:
+def network_profiles(network: Any, max_extent: int = 32) -> Optional[dict[str, tuple[Sequence[int], Sequence[int], Sequence[int]]]]:
     """A profile for the network's dynamic axes when none was given: 1 to ``max_extent`` each.
 
     Without one the builder refuses any network with a dynamic axis ("Network has dynamic or shape
     inputs, but no optimization profile has been defined"): an ONNX file audited on its own has no
     example inputs to take the optimum from, so the smallest extent is the optimum.
     """
-    profiles = {}
+    profiles: dict[str, tuple[Sequence[int], Sequence[int], Sequence[int]]] = {}
     for index in range(network.num_inputs):
         tensor = network.get_input(index)
         shape = tuple(int(d) for d in tensor.shape)

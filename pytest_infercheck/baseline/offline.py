@@ -6,8 +6,11 @@ each result (recorded in its ``settings``: ini file, command line, marker, ``inf
 the gate's own options override the run-level ones (default, ini file, command line) and never a
 test's marker or call, just as the command line does in a session.
 
-A result that failed, was skipped or did not reach its measurements in the run has nothing to
-compare; the gate says so, and a failure in the run fails the gate as it failed the run.
+Judging is judge/verdict.py's one function, called as the session calls it: the result's facts
+(with the gate's comparison in place of the run's) and the test's recorded outcome.  A result whose
+verdict without any baseline is not a pass (failed, skipped, or short of its measurements in the
+run) has nothing to compare; the gate says so, and a failure in the run fails the gate as it
+failed the run.
 """
 
 from __future__ import annotations
@@ -15,30 +18,28 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence
 
+from ..judge.verdict import Thresholds, judge
 from ..options import OPTIONS_BY_NAME, OptionError
 from ..results import CheckResult, several_checks
 from ..spec import Outcome, Stage
+from .comparison import compare_with_entry
 from .store import BaselineStore
 from .summary import who, summary_lines
-from .verdict import judge
 
 GATE_KEYS = ("max_regression", "accuracy_factor", "accuracy_floor")
 TEST_SOURCES = ("marker", "fixture call")  # a test's own settings: the run's options do not override them
-SESSION_GATE_STAGES = (Stage.REGRESSION, Stage.BASELINE)
 
 
 @dataclass(frozen=True)
 class GateSettings:
-    """What verdict.judge reads, for one result: never updating, strict only when the gate says so."""
+    """The allowances comparison.compare_with_entry reads, for one result."""
 
     max_regression: float
     accuracy_factor: float
     accuracy_floor: float
-    baseline_strict: bool = False
-    baseline_update: bool = False
 
 
-def settings_for(result: CheckResult, given: Mapping[str, Any], strict: bool) -> GateSettings:
+def settings_for(result: CheckResult, given: Mapping[str, Any]) -> GateSettings:
     """The result's recorded thresholds, with ``given`` (the gate's options) over the run-level ones."""
     values: dict[str, Any] = {}
     for name in GATE_KEYS:
@@ -53,19 +54,14 @@ def settings_for(result: CheckResult, given: Mapping[str, Any], strict: bool) ->
                 raise OptionError(f"{result.nodeid}: recorded setting {name}: {err}") from None
         else:
             values[name] = option.default
-    return GateSettings(**values, baseline_strict=strict)
+    return GateSettings(**values)
 
 
-def reopen(result: CheckResult) -> None:
-    """Undo the run's own baseline verdict (this gate replaces it): a result that failed only because it
-    regressed against the run's baseline is a passed result again, with its comparison dropped."""
+def without_baseline(result: CheckResult) -> CheckResult:
+    """The run's verdict with no baseline comparison: what the facts say before any gate judges them
+    (a result that failed only on the run's own baseline passes again; the gate compares it anew)."""
     result.baseline = None
-    gate_failures = [f for f in result.failures if f.stage in SESSION_GATE_STAGES]
-    if not gate_failures:
-        return
-    result.failures = [f for f in result.failures if f.stage not in SESSION_GATE_STAGES]
-    if result.outcome == Outcome.FAILED and not result.failures and result.stage in SESSION_GATE_STAGES:
-        result.outcome, result.stage, result.message = Outcome.PASSED, None, ""
+    return judge(result, result.test, Thresholds.recorded(result.settings))
 
 
 def why_not_judged(result: CheckResult) -> Optional[str]:
@@ -120,19 +116,15 @@ class GateOutcome:
 
 def gate_results(results: Sequence[CheckResult], store: BaselineStore, given: Mapping[str, Any],
                  strict: bool = False) -> GateOutcome:
-    """Judge each result against ``store`` with verdict.judge; the run's own verdicts for the rest."""
-    from ..check.verdict import decide
-
+    """Judge each result against ``store``, as the session would have; the run's own verdicts for the rest."""
     outcome = GateOutcome(str(store.path))
     for result in results:
-        reopen(result)
-        reason = why_not_judged(result)
+        reason = why_not_judged(without_baseline(result))
         if reason is not None:
             outcome.not_judged.append((result, reason))
             continue
-        result.baseline, failures = judge(result, store, settings_for(result, given, strict))
-        result.failures += failures
-        decide(result)
+        result.baseline = compare_with_entry(result, store, settings_for(result, given))
+        judge(result, result.test, Thresholds(strict=strict))
         outcome.judged.append(result)
     return outcome
 
@@ -168,5 +160,5 @@ def _first_line(text: str) -> str:
     return lines[0] if lines else ""
 
 
-__all__ = ["GateOutcome", "GateSettings", "gate_lines", "gate_results", "reopen", "settings_for",
-           "why_not_judged"]
+__all__ = ["GateOutcome", "GateSettings", "gate_lines", "gate_results", "settings_for", "why_not_judged",
+           "without_baseline"]

@@ -6,11 +6,11 @@ where the item ran); nothing compares figures again.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from typing import AbstractSet, Any, Optional, Sequence
 
 from ..results import BaselineComparison, BaselineStatus, CheckResult, check_label, round_figure, several_checks
 from .store import UpdateSummary
-from .verdict import regressed_kinds
+from .comparison import regressed_kinds
 
 UPDATE_HINT = "run with --infer-baseline-update to record it"
 
@@ -33,7 +33,7 @@ def status_cell(result: CheckResult) -> str:
         return "other machine"
     latency = comparison.latency
     has_ratio = latency is not None and latency.ratio == latency.ratio  # NaN: too few samples for a ratio
-    change = f"{latency.ratio - 1:+.1%}" if has_ratio else ""
+    change = f"{latency.ratio - 1:+.1%}" if latency is not None and has_ratio else ""
     if comparison.regressions:
         return f"REGRESSION {' + '.join(regressed_kinds(comparison))} {change}".rstrip()
     if comparison.improvements:
@@ -64,25 +64,25 @@ def baseline_properties(result: CheckResult, prefix: Optional[str] = None) -> li
 
 
 def summary_lines(results: Sequence[CheckResult], path: Optional[str], update: Optional[UpdateSummary],
-                  several: Optional[set[str]] = None) -> list[str]:
+                  several: Optional[AbstractSet[str]] = None) -> list[str]:
     """The terminal summary's baseline section: counts, then every item that needs a reader's eye;
     ``several``: the items that ran several checks (default: as ``results`` show)."""
     if not path:
         return []
-    compared = [r for r in results if r.baseline and r.baseline.status == BaselineStatus.FOUND]
+    compared = [(r, r.baseline) for r in results if r.baseline and r.baseline.status == BaselineStatus.FOUND]
     missing = [r for r in results if r.baseline and r.baseline.status == BaselineStatus.MISSING]
-    foreign = [r for r in results if r.baseline and r.baseline.status == BaselineStatus.OTHER_MACHINE]
-    regressed = [r for r in compared if r.baseline.regressions]
-    improved = [r for r in compared if r.baseline.improvements]
+    foreign = [(r, r.baseline) for r in results if r.baseline and r.baseline.status == BaselineStatus.OTHER_MACHINE]
+    regressed = [(r, b) for r, b in compared if b.regressions]
+    improved = [(r, b) for r, b in compared if b.improvements]
     several = several_checks(results) if several is None else several
     lines = [f"baseline {path}: {len(compared)} compared, {len(regressed)} regressed, {len(improved)} improved, "
              f"{len(missing)} missing, {len(foreign)} not applied (other machine)"]
-    lines += [f"  REGRESSION {who(r, several)}: {line}" for r in regressed for line in r.baseline.regressions]
-    lines += [f"  improved   {who(r, several)}: {line}" for r in improved for line in r.baseline.improvements]
+    lines += [f"  REGRESSION {who(r, several)}: {line}" for r, b in regressed for line in b.regressions]
+    lines += [f"  improved   {who(r, several)}: {line}" for r, b in improved for line in b.improvements]
     if foreign:
         lines.append(f"  FINGERPRINT DIFFERS: {len(foreign)} entr{'y was' if len(foreign) == 1 else 'ies were'} "
                      f"recorded on another machine or software stack and NOT applied:")
-        lines += [f"    {who(r, several)}: {'; '.join(r.baseline.differences)}" for r in foreign]
+        lines += [f"    {who(r, several)}: {'; '.join(b.differences)}" for r, b in foreign]
     if missing and update is None:  # while updating, the missing entries are being written
         lines.append(f"  missing (no entry; {UPDATE_HINT}):")
         lines += [f"    {who(r, several)}" for r in missing]
@@ -96,6 +96,6 @@ def update_lines(update: UpdateSummary) -> list[str]:
                                                                           for line in update.not_written]
 
 
-def who(result: CheckResult, several: set[str]) -> str:
+def who(result: CheckResult, several: AbstractSet[str]) -> str:
     """The item, and which of its checks when it ran several (``several``: results.several_checks)."""
     return result.nodeid + check_label(result, several)

@@ -12,13 +12,13 @@ from typing import Any, Iterable, Optional
 
 import pytest
 
-from ..results import CheckResult
+from ..judge.verdict import Thresholds, judge
+from ..results import CheckResult, Failure
 from ..settings import CALL_KEYS, parse_layer, resolve
 from ..spec import Outcome
 from .context import CheckContext
 from .failure import StageFailure, StageSkip
 from .flow import CheckInputs, resolve_device, run_check
-from .verdict import failure_message
 
 __all__ = ["CheckContext", "Infercheck", "InfercheckWarning", "StageFailure"]
 
@@ -80,17 +80,17 @@ class Infercheck:
         result = CheckResult(nodeid=self.context.nodeid, spec_id=spec.id, backend=spec.backend,
                              precision=spec.precision, cuda_graphs=spec.cuda_graphs,
                              check_name=self._check_name(model, name),
-                             budget=str(settings.budget) if settings.budget else None, settings=settings.describe())
+                             budget=str(settings.budget) if settings.budget else None, settings=settings.describe(),
+                             raise_on_failure=bool(raise_on_failure))
         self.results.append(result)
         try:
             run_check(self.context, settings, CheckInputs(model, example_inputs, calibration), result)
         except StageFailure as failure:
-            result.fail(failure.stage, str(failure))
-            result.traceback = failure.detail
-            result.outcome, result.stage, result.message = Outcome.FAILED, failure.stage, failure_message(result)
+            result.stopped, result.traceback = Failure(failure.stage, str(failure)), failure.detail
         except StageSkip as skip:
-            result.outcome, result.stage, result.message = Outcome.SKIPPED, skip.stage, f"{spec.id}: {skip}"
+            result.skipped = Failure(skip.stage, str(skip))
         finally:
+            judge(result, thresholds=Thresholds(strict=settings.baseline_strict, updating=settings.baseline_update))
             self.context.record(result)
         for note in result.warnings:
             warnings.warn(InfercheckWarning(f"{spec.id}: {note}"), stacklevel=2)
@@ -99,8 +99,6 @@ class Infercheck:
             raise pytest.skip.Exception(result.message, _use_item_location=True)
         if result.failures and raise_on_failure:
             pytest.fail(result.message, pytrace=False)
-        # The record goes out with the test's report (serialised then): it says the test took the verdict.
-        result.not_raised = bool(result.failures)
         return result
 
     def _check_name(self, model: Any, name: Optional[str]) -> str:

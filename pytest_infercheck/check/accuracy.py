@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, Mapping, Optional
 
-from ..results import AccuracyResult, Divergence, DynamicBatchCheck, Failure, Tolerance
+from ..results import AccuracyResult, Divergence, DynamicBatchCheck, Tolerance
 from ..settings import TOLERANCE_KEYS
 from ..spec import Stage
 from .failure import StageFailure, short
@@ -46,34 +46,24 @@ def compare(outputs: list[Any], reference: Reference, base: Tolerance,
     return compare_outputs(outputs, reference, base, per_output)
 
 
-def accuracy_failures(accuracy: AccuracyResult, stage: Stage = Stage.ACCURACY) -> list[Failure]:
-    """One failure per output outside its tolerance (or the structure error)."""
-    from ..compare import describe_failure
-
-    if accuracy.structure_error:
-        return [Failure(stage, accuracy.structure_error)]
-    return [Failure(stage, describe_failure(output)) for output in accuracy.outputs if not output.passed]
-
-
 def check_doubled_batch(engine: "Engine", mut: "ModelUnderTest", device: str, tf32: bool, base: Tolerance,
-                        per_output: Mapping[str, Tolerance]) -> tuple[DynamicBatchCheck, list[Failure]]:
+                        per_output: Mapping[str, Tolerance]) -> DynamicBatchCheck:
     """A dynamic batch axis must really be dynamic: run at twice the batch and compare again."""
     doubled = mut.doubled()
+    batch = doubled.batch_size
     try:
         reference = reference_outputs(doubled, device, tf32)
     except StageFailure as failure:  # the eager model itself cannot take the doubled batch
-        return DynamicBatchCheck(doubled.batch_size, False), [Failure(
-            Stage.DYNAMIC_BATCH, f"the eager model fails at batch {doubled.batch_size}: {failure}")]
+        return DynamicBatchCheck(batch, False, [f"the eager model fails at batch {batch}: {failure}"])
     try:
         outputs = engine.to_numpy(engine.run(engine.prepare(doubled.inputs)))
     except Exception as exc:
-        return DynamicBatchCheck(doubled.batch_size, False), [Failure(
-            Stage.DYNAMIC_BATCH, f"the engine rejects batch {doubled.batch_size} (exported at {mut.batch_size}): "
-                                 f"{short(exc)}")]
+        return DynamicBatchCheck(batch, False, [f"the engine rejects batch {batch} (exported at {mut.batch_size}): "
+                                                f"{short(exc)}"])
     accuracy = compare(outputs, reference, base, per_output)
-    failures = [Failure(Stage.DYNAMIC_BATCH, f"at batch {doubled.batch_size}: {f.message}")
-                for f in accuracy_failures(accuracy)]
-    return DynamicBatchCheck(doubled.batch_size, accuracy.passed), failures
+    problems = ([f"at batch {batch}: {accuracy.structure_error}"] if accuracy.structure_error is not None else [])
+    problems += [f"at batch {batch}: {output.describe()}" for output in accuracy.outputs if not output.passed]
+    return DynamicBatchCheck(batch, accuracy.passed, problems)
 
 
 def locate_divergence(backend: "Backend", request: "BuildRequest", tolerance: Tolerance,

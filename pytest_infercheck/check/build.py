@@ -75,8 +75,8 @@ def build_request(spec: "EngineSpec", artifacts: "ModelArtifacts", device: str, 
             raise StageFailure(Stage.CALIBRATION, str(err)) from None
         request.calibration, request.calibration_generated = chosen.batches, chosen.generated
         attempt.notes.extend(chosen.notes)
-        attempt.calibration = CalibrationInfo(len(request.calibration), request.calibration_generated,
-                                              value_range(request.calibration), value_range([model.inputs]))
+        attempt.calibration = CalibrationInfo(len(chosen.batches), chosen.generated, value_range(chosen.batches),
+                                              value_range([model.inputs]))
     return request
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Optional
 
 from ..results import CheckResult
 from ..spec import Stage
-from . import accuracy, build, latency, prebuild, reference, verdict
+from . import accuracy, build, latency, prebuild, reference
 from .failure import StageSkip
 
 if TYPE_CHECKING:
@@ -99,8 +99,7 @@ def run_stages(context: "CheckContext", settings: Any, given: CheckInputs, resul
         result.reference_latency = run.reference_latencies.get_or(
             key, lambda: latency.reference_latency(run.backend("eager"), artifacts, device, settings,
                                                    context.timing_lock))
-    judge_against_baseline(context, settings, result)
-    verdict.decide(result)
+    compare_with_baseline(context, settings, result)
 
 
 def build_stage(context: "CheckContext", backend: Any, artifacts: Any, deadline: Any, settings: Any,
@@ -126,12 +125,9 @@ def time_engine(context: "CheckContext", backend: Any, engine: Any, request: Any
     """Stage LATENCY: the timing, the budget with its confidence, and what explains or extends it."""
     device = result.device
     result.latency = latency.measure(engine, prepared, mut, device, settings, context.timing_lock)
-    over_budget = latency.judge_budget(result.latency, settings)
-    if over_budget or settings.profile:
+    budget = result.latency.budget_verdict = latency.budget_verdict(result.latency, settings)
+    if (budget is not None and not budget.passed) or settings.profile:  # the profile explains a failed budget
         result.profile = latency.profile(engine, prepared, mut, device, backend.onnx_model(request), result.warnings)
-    if over_budget and result.profile is not None:
-        over_budget[0].message += "\n      " + latency.profile_lines(result.profile)
-    result.failures += over_budget
     if settings.max_batch_search and settings.budget is not None:
         result.max_batch = latency.search_max_batch(engine, mut, device, settings, context.timing_lock)
 
@@ -143,34 +139,25 @@ def check_outputs(backend: Any, engine: Any, request: Any, mut: Any, expected: r
     result.cuda_graph_drift = getattr(engine, "graph_difference", None)
     base, per_output = accuracy.tolerances(request.spec.precision, settings, [name for name, _ in expected])
     result.accuracy = accuracy.compare(outputs, expected, base, per_output)
-    result.failures += accuracy.accuracy_failures(result.accuracy)
     if not result.accuracy.passed:
         result.divergence = accuracy.locate_divergence(backend, request, base, result.warnings)
-        if result.divergence is not None:
-            result.fail(Stage.ACCURACY, result.divergence.describe())
-        if result.calibration is not None:
-            from ..calibration import calibration_hint
-
-            result.fail(Stage.CALIBRATION, calibration_hint(result.calibration))
     if mut.dynamic_batch and not request.spec.cuda_graphs:  # a graph replays one shape by design
-        result.dynamic_batch, failures = accuracy.check_doubled_batch(engine, mut, device, settings.tf32, base,
-                                                                      per_output)
-        result.failures += failures
+        result.dynamic_batch = accuracy.check_doubled_batch(engine, mut, device, settings.tf32, base, per_output)
     return prepared
 
 
-def judge_against_baseline(context: "CheckContext", settings: Any, result: CheckResult) -> None:
-    """The machine key is always recorded (a saved report can be gated later); the baseline when given."""
+def compare_with_baseline(context: "CheckContext", settings: Any, result: CheckResult) -> None:
+    """The machine key is always recorded (a saved report can be gated later); the comparison with the
+    baseline entry when a baseline is given (what it means is the verdict's to say)."""
     from ..baseline.key import machine_key
 
     result.machine = machine_key(result.device, backend=result.backend)
     store = context.baseline() if context.baseline is not None else None
     if store is None:
         return
-    from ..baseline.verdict import judge
+    from ..baseline.comparison import compare_with_entry
 
-    result.baseline, failures = judge(result, store, settings)
-    result.failures += failures
+    result.baseline = compare_with_entry(result, store, settings)
 
 
 def gpu_facts(device: str) -> Optional[dict[str, Any]]:

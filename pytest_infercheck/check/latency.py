@@ -11,17 +11,17 @@ from __future__ import annotations
 import traceback
 from typing import TYPE_CHECKING, Any, Callable, ContextManager, Optional
 
-from ..results import Failure, LatencyStats
+from ..results import LatencyStats
 from ..spec import Stage
 from .failure import StageFailure, short
 
 if TYPE_CHECKING:
     from ..backends.base import Engine
+    from ..budget import BudgetVerdict
     from ..model import ModelUnderTest
     from ..profiling import ProfileTable
 
 Lock = Callable[[str], ContextManager[Any]]
-PROFILE_LINES = 5  # rows of the profile in a failure message; the reports carry the whole table
 
 
 def measure(engine: "Engine", prepared: Any, mut: "ModelUnderTest", device: str, settings: Any,
@@ -47,17 +47,14 @@ def measure(engine: "Engine", prepared: Any, mut: "ModelUnderTest", device: str,
     return stats
 
 
-def judge_budget(latency: Optional[LatencyStats], settings: Any) -> list[Failure]:
-    """The budget with its confidence (budget.decide_budget): recorded on the stats; a failure when over."""
+def budget_verdict(latency: Optional[LatencyStats], settings: Any) -> Optional["BudgetVerdict"]:
+    """The budget's statistic against its limit with its confidence (budget.decide_budget); None without one."""
     budget = settings.budget
     if budget is None or latency is None or not latency.samples_ms:
-        return []
+        return None
     from ..budget import decide_budget
 
-    verdict = latency.budget_verdict = decide_budget(latency.samples_ms, budget, settings.confidence)
-    if verdict.passed:
-        return []
-    return [Failure(Stage.LATENCY, f"{verdict.describe()}; {latency.describe()}")]
+    return decide_budget(latency.samples_ms, budget, settings.confidence)
 
 
 def profile(engine: "Engine", prepared: Any, mut: "ModelUnderTest", device: str, onnx_path: Any,
@@ -72,11 +69,6 @@ def profile(engine: "Engine", prepared: Any, mut: "ModelUnderTest", device: str,
     except Exception as exc:  # a profile explains a failure; it must never replace it
         warnings.append(f"profiling failed: {short(exc)}")
     return None
-
-
-def profile_lines(table: "ProfileTable") -> str:
-    return "where the time goes (" + table.method + "):\n" + "\n".join(
-        f"      {line}" for line in table.top(PROFILE_LINES))
 
 
 def search_max_batch(engine: "Engine", mut: "ModelUnderTest", device: str, settings: Any, lock: Lock) -> Any:

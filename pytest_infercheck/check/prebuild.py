@@ -19,6 +19,7 @@ from .failure import StageFailure, StageSkip
 if TYPE_CHECKING:
     from ..artifacts import ModelArtifacts
     from ..backends.base import BackendDescriptor
+    from ..settings import Settings
 
 MAX_LISTED = 10
 
@@ -119,7 +120,7 @@ def judged(findings: list[Finding], *, allow_ops: Iterable[str] = (), allow_node
 
 
 def audit_before_build(artifacts: "ModelArtifacts", descriptor: "BackendDescriptor", device: str,
-                       settings: object) -> list[Finding]:
+                       settings: "Settings") -> list[Finding]:
     """Stage AUDIT: the findings for this backend; StageFailure on a gap, StageSkip on known gaps only.
 
     Returns [] when the backend has no audit target or the model does not export (the build stage
@@ -145,7 +146,7 @@ def audit_before_build(artifacts: "ModelArtifacts", descriptor: "BackendDescript
 
 
 def predicted_gaps(artifacts: "ModelArtifacts", descriptor: "BackendDescriptor", device: str,
-                   settings: object) -> tuple[list[Finding], str]:
+                   settings: "Settings") -> tuple[list[Finding], str]:
     """Where a backend cannot run here but its audit can (a support table), what it predicts.
 
     The item still skips (nothing was built), but a CPU-only CI run learns that the model would not

@@ -9,6 +9,8 @@ No scripts, no external files: it opens the same from a laptop, a CI artifact or
 
 from __future__ import annotations
 
+from typing import AbstractSet
+
 import hashlib
 import html
 import io
@@ -38,7 +40,7 @@ th { background: #f6f8fa; text-align: left; } td.num { text-align: right; font-v
 .matrix tr > th:first-child { max-width: 220px; }
 .passed { background: #d8f3dc; } .failed { background: #ffccd0; } .skipped { background: #eceff1; color: #57606a; }
 .xfailed { background: #fff3bf; } .xpassed { background: #ffe8cc; }
-.regression { background: #ff8a95; font-weight: 700; } .improved { background: #c5e4ff; }
+.regression { background: #ff8a95; font-weight: 700; } .improved { background: #c5e4ff; } .undecided { background: #fff3b0; }
 .card { border: 1px solid #d0d7de; border-radius: 6px; padding: 12px; margin: 12px 0; }
 .card .row { display: flex; gap: 24px; flex-wrap: wrap; align-items: flex-start; }
 pre { background: #f6f8fa; padding: 8px; white-space: pre-wrap; margin: 6px 0; }
@@ -103,8 +105,9 @@ def engine_order(result: CheckResult) -> tuple[int, int, bool, str]:
 
 
 def outcome_text(result: CheckResult) -> str:
-    """``failed (accuracy)``: a failed or skipped cell says at which stage."""
-    return f"{result.outcome} ({result.stage})" if result.outcome != "passed" and result.stage else str(result.outcome)
+    """``failed (accuracy)``: a failed or skipped cell says at which stage; ``passed, undecided``."""
+    text = f"{result.outcome} ({result.stage})" if result.outcome != "passed" and result.stage else str(result.outcome)
+    return text + (", undecided" if result.undecided else "")
 
 
 def matrix(results: Sequence[CheckResult]) -> str:
@@ -234,7 +237,7 @@ def _log_axis(axes: Any, low: float, high: float) -> None:
     axes.xaxis.set_minor_formatter(plain if high < 10 * low else NullFormatter())
 
 
-def card(result: CheckResult, several: set[str] = frozenset()) -> str:
+def card(result: CheckResult, several: AbstractSet[str] = frozenset()) -> str:
     """``several``: the items that ran several checks, whose titles say which check they are."""
     status = status_cell(result)
     badge = f" <span class='badge {cell_class(result)}'>{_e(result.outcome)}</span>"
@@ -247,6 +250,7 @@ def card(result: CheckResult, several: set[str] = frozenset()) -> str:
              + "</div>"]
     if result.outcome != "passed" and (result.failures or result.message):
         parts.append(f"<pre>{_e(chr(10).join(map(str, result.failures)) or result.message)}</pre>")
+    parts += [f"<div class='undecided'>undecided: {_e(note)}</div>" for note in result.undecided]
     parts += baseline_notes(result)
     parts.append(f"<div class='row'><div>{latency_table(result)}</div><div>{accuracy_table(result)}</div></div>")
     parts.append(latency_plot(result))

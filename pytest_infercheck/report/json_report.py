@@ -55,6 +55,7 @@ def report_data(results: Sequence[CheckResult]) -> dict[str, Any]:
         "environment": fingerprint(),
         "machines": machine_keys(results),
         "counts": counts,
+        "undecided": sum(1 for result in results if result.undecided),  # passed or failed, the figures could not decide
         "results": [result.to_dict() for result in ordered(results)],
     })
     data[HASH_FIELD] = content_hash(data)

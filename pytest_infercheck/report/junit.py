@@ -1,19 +1,21 @@
-"""``infercheck gate --junitxml=PATH``: the gate's verdicts as JUnit XML, one test case per result.
+"""JUnit XML: every figure of a check as properties, and ``infercheck gate --junitxml=PATH``.
 
-The properties are the session's (session.junit_properties: every figure and the baseline's side),
-so a CI dashboard reads a gated report the way it reads the run's own ``--junitxml``.  A result
+``junit_properties`` (every figure and the baseline's side) is what the session puts on each item for
+pytest's own ``--junitxml``, and what the gate's test cases carry, so a CI dashboard reads a gated report the way it reads the run's own ``--junitxml``.  A result
 that regressed or failed in the run is a ``<failure>`` (not one whose failure its test took with
 ``raise_on_failure=False``: the run did not fail it either); one that was skipped in the run, ``<skipped>``.
 """
 
 from __future__ import annotations
 
+from typing import AbstractSet
+
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
-from ..results import CheckResult, check_label, several_checks
+from ..results import CheckResult, check_label, round_figure, several_checks
 from ..spec import Outcome
 
 # XML 1.0 cannot hold these characters at all, escaped or not: an error message may carry them.
@@ -24,10 +26,42 @@ def _text(value: object) -> str:
     return _NOT_XML.sub("\ufffd", str(value))
 
 
-def junit_case(result: CheckResult, several: set[str] = frozenset()) -> ET.Element:
-    """``several``: the items that ran several checks, whose cases' names say which check they are."""
-    from ..session import junit_properties
+def junit_properties(result: CheckResult, *, name_check: bool = False) -> list[tuple[str, Any]]:
+    """Every scalar figure, prefixed by the engine id, for JUnit XML's <properties>; ``name_check``
+    (a test with several checks): ``infercheck.<engine>[<check>].``."""
+    prefix = f"infercheck.{result.spec_id}" + (f"[{result.check_name}]" if name_check else "")
+    props: list[tuple[str, Any]] = [(f"{prefix}.outcome", str(result.outcome)), (f"{prefix}.device", result.device)]
+    if result.stage:
+        props.append((f"{prefix}.stage", str(result.stage)))
+    if result.undecided:
+        props.append((f"{prefix}.undecided", "; ".join(result.undecided)))
+    if result.accuracy is not None:
+        for output in result.accuracy.outputs:
+            for metric in ("max_abs", "max_rel", "mean_abs", "rel_l2", "cosine", "mismatch_ratio", "top1_agreement"):
+                value = getattr(output, metric)
+                if value is not None:
+                    props.append((f"{prefix}.{output.name}.{metric}", round_figure(value)))
+    if result.latency:
+        lat = result.latency
+        for metric in ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "min_ms", "count", "throughput"):
+            props.append((f"{prefix}.latency.{metric}", round_figure(getattr(lat, metric))))
+        if lat.peak_memory_bytes is not None:
+            props.append((f"{prefix}.latency.peak_memory_bytes", lat.peak_memory_bytes))
+    if result.speedup is not None:
+        props.append((f"{prefix}.speedup_vs_eager", round_figure(result.speedup)))
+    if result.build_seconds is not None:
+        props.append((f"{prefix}.build_seconds", round_figure(result.build_seconds)))
+    if result.budget:
+        props.append((f"{prefix}.budget", result.budget))
+    props.append((f"{prefix}.cache", result.cache_summary))
+    from ..baseline.summary import baseline_properties
 
+    props.extend(baseline_properties(result, prefix))
+    return props
+
+
+def junit_case(result: CheckResult, several: AbstractSet[str] = frozenset()) -> ET.Element:
+    """``several``: the items that ran several checks, whose cases' names say which check they are."""
     module, _, name = result.nodeid.partition("::")
     case = ET.Element("testcase", classname=_text(module.removesuffix(".py").replace("/", ".")),
                       name=_text((name or module) + check_label(result, several)))
@@ -40,6 +74,8 @@ def junit_case(result: CheckResult, several: set[str] = frozenset()) -> ET.Eleme
         failure.text = _text("\n".join(lines))
     elif result.outcome == Outcome.SKIPPED:
         ET.SubElement(case, "skipped", message=_text(result.message or "skipped"))
+    if result.undecided:  # a pass that the figures could not decide is said where CI dashboards read
+        ET.SubElement(case, "system-out").text = _text("\n".join(f"undecided: {note}" for note in result.undecided))
     return case
 
 

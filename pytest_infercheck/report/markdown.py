@@ -13,7 +13,7 @@ raw HTML in Markdown (and in ``$GITHUB_STEP_SUMMARY``): every piece of text goes
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import AbstractSet, Optional, Sequence
 
 from ..baseline.summary import not_compared_reason, status_cell
 from ..mdtext import md_cell as _cell, md_code as _code
@@ -30,8 +30,10 @@ def headline(results: Sequence[CheckResult]) -> str:
     for result in results:
         counts[result.outcome] = counts.get(result.outcome, 0) + 1
     regressed = sum(1 for r in results if r.baseline and r.baseline.regressions)
+    undecided = sum(1 for r in results if r.undecided)
     text = ", ".join(f"{count} {outcome}" for outcome, count in sorted(counts.items()))
-    return f"{text}" + (f", **{regressed} regressed**" if regressed else "")
+    return (f"{text}" + (f", **{regressed} regressed**" if regressed else "")
+            + (f", **{undecided} undecided**" if undecided else ""))
 
 
 def render_markdown(results: Sequence[CheckResult], *, baseline: Optional[str] = None,
@@ -52,7 +54,7 @@ def render_markdown(results: Sequence[CheckResult], *, baseline: Optional[str] =
     return "\n".join(lines) + "\n"
 
 
-def _item(result: CheckResult, several: set[str]) -> str:
+def _item(result: CheckResult, several: AbstractSet[str]) -> str:
     """The item, and which of its checks when it ran several (``several``: results.several_checks)."""
     return item_name(result.nodeid, result.spec_id) + check_label(result, several)
 
@@ -67,12 +69,17 @@ def _details(results: Sequence[CheckResult], baseline: Optional[str],
         for result in failed:
             reasons = [str(failure) for failure in result.failures] or [result.message or "failed"]
             lines += [f"- {_code(_item(result, several))}"] + [f"  - {_cell(line)}" for line in reasons]
+    undecided = [(r, note) for r in results for note in r.undecided]
+    if undecided:
+        lines += ["", "### Undecided", "", "The figures cannot tell pass from fail; `--infer-baseline-strict` makes "
+                  "these fail.", ""]
+        lines += [f"- {_code(_item(r, several))}: {_cell(note)}" for r, note in undecided]
     if baseline is None:
         return lines
-    improved = [r for r in results if r.baseline and r.baseline.improvements]
+    improved = [(r, r.baseline) for r in results if r.baseline and r.baseline.improvements]
     if improved:
         lines += ["", "### Improvements", ""]
-        lines += [f"- {_code(_item(r, several))}: {_cell(line)}" for r in improved for line in r.baseline.improvements]
+        lines += [f"- {_code(_item(r, several))}: {_cell(line)}" for r, b in improved for line in b.improvements]
     skipped_gate = [(r, not_compared_reason(r.baseline)) for r in results
                     if r.baseline and r.baseline.status != BaselineStatus.FOUND] + list(not_compared)
     if skipped_gate:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import AbstractSet
+
 import math
 import textwrap
 from typing import Optional, Sequence, Union
 
 from ..results import CheckResult, check_label, several_checks
-from ..spec import split_item_id
+from ..backends import split_item_id
 
 COLUMNS = ("test", "engine", "device", "outcome", "max abs err", "cosine", "p50 ms", "p90 ms", "p99 ms",
            "speedup", "build s", "cache")
@@ -38,12 +40,19 @@ def _fmt(value: Optional[float], spec: str) -> str:
 
 
 def outcome_cell(result: CheckResult) -> str:
-    """``failed (accuracy)``; a check whose failure the test handled itself says so."""
+    """``failed (accuracy)``; ``passed, undecided`` when a figure could not decide; a check whose failure
+    the test handled itself says so."""
     text = str(result.outcome) + (f" ({result.stage})" if result.outcome != "passed" and result.stage else "")
+    text += ", undecided" if result.undecided else ""
     return text + (", not raised" if result.not_raised else "")
 
 
-def row(result: CheckResult, several: set[str] = frozenset()) -> list[str]:
+def undecided_lines(results: Sequence[CheckResult]) -> list[str]:
+    """One line per figure that could not tell pass from fail, for every report's "undecided" section."""
+    return [f"{item_name(r.nodeid, r.spec_id)}: {note}" for r in results for note in r.undecided]
+
+
+def row(result: CheckResult, several: AbstractSet[str] = frozenset()) -> list[str]:
     """One result's cells; ``several``: the items that ran several checks, whose rows name the check."""
     worst = result.accuracy.worst() if result.accuracy is not None else None
     latency = result.latency

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from .table import reasons, render_text
+from .table import reasons, render_text, undecided_lines
 
 
 def summary_lines(session: Any, width: Optional[int] = None) -> list[tuple[str, bool]]:
@@ -16,6 +16,11 @@ def summary_lines(session: Any, width: Optional[int] = None) -> list[tuple[str, 
     skipped = reasons(results)
     if skipped:
         lines += [("", False), ("skipped engines:", False)] + [(f"  {line}", False) for line in skipped]
+    undecided = undecided_lines(results)
+    if undecided:  # neither a pass nor a failure: said, so that green never hides it (--infer-baseline-strict fails it)
+        lines += [("", False), (f"undecided ({len(undecided)}: the figures cannot tell pass from fail; "
+                                "--infer-baseline-strict makes them fail):", True)]
+        lines += [(f"  {line}", False) for line in undecided]
     gate = baseline_lines(results, session.run_settings.baseline, session.baseline_update)
     if gate:
         lines.append(("", False))

@@ -1,9 +1,9 @@
-"""The CI gate's per-item verdict: one check's result against its baseline entry.
+"""One check's figures against its baseline entry: the typed comparison the verdict reads.
 
-``judge`` runs where the item ran (an xdist worker or the only process), after the accuracy and
-budget verdicts; it returns the typed comparison (which travels to the controller on the result)
-and the failure lines that make the item fail.  Statistics are regression.py's; this module only
-decides which figures to compare and what the outcome means.
+``compare_with_entry`` runs where the item ran (an xdist worker or the only process), and again in
+``infercheck gate`` against the gate's baseline; it returns the typed comparison, which travels on
+the result.  What the comparison means (a failure, an undecided figure) is judge/verdict.py's.
+Statistics are regression.py's; this module only decides which figures to compare.
 """
 
 from __future__ import annotations
@@ -11,8 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..regression import compare_accuracy, compare_latency
-from ..results import BaselineComparison, CheckResult, Failure
-from ..spec import Stage
+from ..results import BaselineComparison, CheckResult
 from .key import EntryIdentity
 from .store import BaselineStore, subsample
 
@@ -27,21 +26,13 @@ def identity_of(result: CheckResult) -> EntryIdentity:
     return EntryIdentity(result.nodeid, result.check_name, result.spec_id)
 
 
-def judge(result: CheckResult, store: BaselineStore, settings: Any) -> tuple[BaselineComparison, list[Failure]]:
-    """Compare ``result`` (its ``machine`` set) with its entry; the comparison and the failure lines.
-
-    No failure lines while the baseline is being updated: the run is blessing what it measures.
-    """
+def compare_with_entry(result: CheckResult, store: BaselineStore, settings: Any) -> BaselineComparison:
+    """``result`` (its ``machine`` set) against its entry in ``store``, under ``settings``' allowances
+    (max_regression, accuracy_factor, accuracy_floor): the typed comparison, which judge/verdict.py reads."""
     lookup = store.lookup(identity_of(result), result.machine or {})
     comparison = BaselineComparison(lookup.status, str(store.path), differences=lookup.differences)
-    updating = bool(settings.baseline_update)
     if lookup.entry is None:
-        if settings.baseline_strict and not updating:
-            from .summary import not_compared_reason
-
-            return comparison, [Failure(Stage.BASELINE, f"{not_compared_reason(comparison)} "
-                                               "(--infer-baseline-strict makes this a failure)")]
-        return comparison, []
+        return comparison
     entry = lookup.entry
     comparison.recorded = entry.recorded
     comparison.model_changed = bool(entry.model_hash and entry.model_hash != result.model_hash)
@@ -57,10 +48,7 @@ def judge(result: CheckResult, store: BaselineStore, settings: Any) -> tuple[Bas
     comparison.accuracy = compare_accuracy(accuracy_figures(result), entry.accuracy,
                                            factor=settings.accuracy_factor, floor=settings.accuracy_floor)
     comparison.regressions += [f"accuracy {change.describe()}" for change in comparison.accuracy if change.regressed]
-    if updating:
-        return comparison, []
-    suffix = " (the model changed since the baseline was recorded)" if comparison.model_changed else ""
-    return comparison, [Failure(Stage.REGRESSION, f"{line}{suffix}") for line in comparison.regressions]
+    return comparison
 
 
 def regressed_kinds(comparison: BaselineComparison) -> list[str]:

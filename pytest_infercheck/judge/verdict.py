@@ -1,0 +1,171 @@
+"""The one verdict: what a check's facts mean under the thresholds that judge them.
+
+``verdict(facts, thresholds, test)`` is a pure function.  It is called, identically, by
+
+- the fixture, right after the stages recorded their facts (check/__init__.py);
+- the session, once pytest's report of the test is known, on the xdist worker and again on the
+  controller (session.settle): an assertion after the check, a skip or an xfail changes the outcome;
+- ``infercheck gate``, on a saved report, after it compared the figures with its own baseline
+  (baseline/offline.py): replaying a report is a recomputation, never an undo.
+
+No stage writes an outcome or a failure line: a stage records what it measured (the accuracy per
+output with its tolerance, the budget's decision with its confidence, the comparison with the
+baseline, the stage that stopped the check and why), and this module alone turns those facts into
+failures, "undecided" notes, the outcome, the stage and the message.  ``apply`` writes the verdict
+on the result, the only writer of those fields.
+
+Undecided: the figures cannot tell pass from fail (a budget decided on its point estimate, a
+baseline comparison with too few samples or noisier than its allowance).  It is said in every
+report and counted in the summary; ``--infer-baseline-strict`` makes it a failure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional
+
+from ..results import BaselineStatus, CheckResult, Failure, TestOutcome
+from ..spec import Outcome, Stage
+
+STRICT_FLAG = "--infer-baseline-strict"
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """The run-level switches the verdict reads (the figures' own tolerances travel with the facts)."""
+
+    strict: bool = False  # undecided figures and checks without a baseline entry fail
+    updating: bool = False  # the run blesses what it measures: no regression fails it
+
+    @classmethod
+    def recorded(cls, settings: Mapping[str, Any]) -> "Thresholds":
+        """From a result's recorded settings (``Settings.describe()``): the same on worker, controller and gate."""
+        def value(name: str) -> bool:
+            entry = settings.get(name)
+            return bool(entry.get("value")) if isinstance(entry, Mapping) else False
+
+        return cls(strict=value("baseline_strict"), updating=value("baseline_update"))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the facts mean: the outcome, the stage it stopped at, every failure and undecided figure."""
+
+    outcome: Outcome
+    stage: Optional[Stage]
+    failures: tuple[Failure, ...]
+    undecided: tuple[str, ...]
+    message: str
+    not_raised: bool = False  # a failed check its test took (raise_on_failure=False) and did not fail on
+
+
+def verdict(facts: CheckResult, thresholds: Thresholds, test: Optional[TestOutcome] = None) -> Verdict:
+    """The outcome of one check from its facts, the thresholds, and (once known) the test's own outcome."""
+    if facts.skipped is not None:
+        outcome, stage = Outcome.SKIPPED, facts.skipped.stage
+        return _with_test(Verdict(outcome, stage, (), (), f"{facts.spec_id}: {facts.skipped.message}"), test)
+    undecided = tuple(undecided_figures(facts))
+    failures = fact_failures(facts, thresholds)
+    if thresholds.strict and not thresholds.updating:
+        failures += [Failure(Stage.REGRESSION if "baseline" in note else Stage.LATENCY,
+                             f"undecided: {note} ({STRICT_FLAG} makes this a failure)") for note in undecided]
+    if facts.stopped is not None:
+        failures.append(facts.stopped)
+    if not failures:
+        return _with_test(Verdict(Outcome.PASSED, None, (), undecided, ""), test)
+    stage = facts.stopped.stage if facts.stopped is not None else failures[0].stage
+    found = Verdict(Outcome.FAILED, stage, tuple(failures), undecided, failure_message(facts, failures),
+                    not_raised=not facts.raise_on_failure)
+    return _with_test(found, test)
+
+
+def fact_failures(facts: CheckResult, thresholds: Thresholds) -> list[Failure]:
+    """Every failure the recorded figures hold, in the order of the stages that measured them."""
+    failures: list[Failure] = []
+    accuracy = facts.accuracy
+    if accuracy is not None:
+        if accuracy.structure_error is not None:
+            failures.append(Failure(Stage.ACCURACY, accuracy.structure_error))
+        failures += [Failure(Stage.ACCURACY, output.describe()) for output in accuracy.outputs if not output.passed]
+        if not accuracy.passed:  # where it diverged and what it was calibrated on explain the failure
+            if facts.divergence is not None:
+                failures.append(Failure(Stage.ACCURACY, facts.divergence.describe()))
+            if facts.calibration is not None:
+                failures.append(Failure(Stage.CALIBRATION, facts.calibration.hint()))
+    if facts.dynamic_batch is not None:
+        failures += [Failure(Stage.DYNAMIC_BATCH, problem) for problem in facts.dynamic_batch.problems]
+    budget = facts.latency.budget_verdict if facts.latency is not None else None
+    if budget is not None and not budget.passed:
+        text = f"{budget.describe()}; {facts.latency.describe()}"  # type: ignore[union-attr]
+        if facts.profile is not None:
+            text += "\n      " + facts.profile.summary()
+        failures.append(Failure(Stage.LATENCY, text))
+    failures += baseline_failures(facts, thresholds)
+    return failures
+
+
+def baseline_failures(facts: CheckResult, thresholds: Thresholds) -> list[Failure]:
+    """Regressions against the baseline entry, and (strict) a check that had no entry to compare with."""
+    comparison = facts.baseline
+    if comparison is None or thresholds.updating:
+        return []
+    if comparison.status != BaselineStatus.FOUND:
+        if not thresholds.strict:
+            return []
+        from ..baseline.summary import not_compared_reason
+
+        return [Failure(Stage.BASELINE, f"{not_compared_reason(comparison)} ({STRICT_FLAG} makes this a failure)")]
+    suffix = " (the model changed since the baseline was recorded)" if comparison.model_changed else ""
+    return [Failure(Stage.REGRESSION, f"{line}{suffix}") for line in comparison.regressions]
+
+
+def undecided_figures(facts: CheckResult) -> list[str]:
+    """Figures that could not tell pass from fail: what each lacked, in one line."""
+    notes = []
+    budget = facts.latency.budget_verdict if facts.latency is not None else None
+    if budget is not None and budget.undecided:
+        notes.append(f"budget {budget.describe()}")
+    comparison = facts.baseline
+    if comparison is not None and comparison.latency is not None and comparison.latency.undecided:
+        notes.append(f"baseline latency {comparison.latency.describe()}")
+    return notes
+
+
+def failure_message(facts: CheckResult, failures: list[Failure]) -> str:
+    """What fell short, by how much: the first line names the item, one line (or block) per failure."""
+    head = f"{facts.spec_id} on {facts.device or '?'}" + (f" ({facts.model_name})" if facts.model_name else "")
+    lines = [f"infercheck {head} failed:"] + [f"  - {failure}" for failure in failures]
+    lines += [f"  note: {warning}" for warning in facts.warnings]
+    return "\n".join(lines)
+
+
+def _with_test(found: Verdict, test: Optional[TestOutcome]) -> Verdict:
+    """The test's own outcome after the check: an assertion that failed, a skip, an expected failure."""
+    if test is None:
+        return found
+    outcome, stage, message, not_raised = found.outcome, found.stage, found.message, found.not_raised
+    if test.failed:
+        not_raised = False  # a failure the test took and then failed on is the run's failure again
+        if outcome == Outcome.PASSED:  # an assertion after the check failed the test
+            outcome, stage, message = Outcome.FAILED, Stage.TEST, test.reason
+    if test.skipped and not test.xfail and outcome == Outcome.PASSED:
+        # pytest.skip() after a passing check: the test disowned it, so no report or baseline update
+        # counts it as a pass.
+        outcome, stage = Outcome.SKIPPED, Stage.TEST
+        message = f"the test skipped after the check passed: {test.reason}"
+    if test.xfail:  # an expected failure reads as one in the summary
+        outcome = Outcome.XFAILED if test.skipped else Outcome.XPASSED
+    return Verdict(outcome, stage, found.failures, found.undecided, message, not_raised)
+
+
+def apply(result: CheckResult, found: Verdict) -> CheckResult:
+    """Write the verdict on the result: the only place its outcome, stage, message and failures are set."""
+    result.outcome, result.stage, result.message = found.outcome, found.stage, found.message
+    result.failures, result.undecided, result.not_raised = list(found.failures), list(found.undecided), found.not_raised
+    return result
+
+
+def judge(result: CheckResult, test: Optional[TestOutcome] = None,
+          thresholds: Optional[Thresholds] = None) -> CheckResult:
+    """``apply(result, verdict(result, thresholds or the result's recorded ones, test))``."""
+    return apply(result, verdict(result, thresholds or Thresholds.recorded(result.settings), test))

@@ -1,0 +1,64 @@
+"""The typed Settings class and the option table agree: one field per option, of the parser's type,
+and every default (the table's) is a value of that type."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+
+from pytest_infercheck.options import OPTIONS
+from pytest_infercheck.settings import Settings, resolve
+
+EXTRA_FIELDS = {"tolerances", "sources"}  # not options: the per-output tolerances and each value's source
+
+
+def _field_types() -> dict[str, typing.Any]:
+    import pytest_infercheck.settings as module
+
+    return typing.get_type_hints(Settings, vars(module))
+
+
+def test_every_option_is_a_field_and_every_field_an_option() -> None:
+    fields = {field.name for field in dataclasses.fields(Settings)}
+    assert fields - EXTRA_FIELDS == {option.name for option in OPTIONS}
+
+
+def test_each_field_has_the_type_its_parser_returns() -> None:
+    hints = _field_types()
+    for option in OPTIONS:
+        returned = typing.get_type_hints(option.parse).get("return", typing.Any)
+        declared = hints[option.name]
+        accepted = {declared, *typing.get_args(declared)} if typing.get_origin(declared) is typing.Union else {declared}
+        if returned is typing.Any or declared is typing.Any:
+            continue
+        assert returned in accepted or typing.Optional[returned] == declared, (option.name, returned, declared)
+
+
+def test_every_default_lives_in_the_table_and_fits_its_field() -> None:
+    settings = Settings.defaults()
+    hints = _field_types()
+    for option in OPTIONS:
+        value = getattr(settings, option.name)
+        assert value == option.default
+        declared = hints[option.name]
+        if value is None:
+            assert type(None) in typing.get_args(declared), f"{option.name}: default None but {declared} is not Optional"
+        elif declared is not typing.Any:
+            origin = typing.get_origin(declared)
+            kinds = typing.get_args(declared) if origin is typing.Union else (declared,)
+            assert any(isinstance(value, typing.get_origin(kind) or kind) for kind in kinds), (option.name, value)
+
+
+def test_resolving_no_layer_gives_the_table_defaults() -> None:
+    assert resolve([]) == Settings.defaults()
+    assert resolve([("marker", {"warmup": 3})]).warmup == 3
+
+
+def test_the_timing_defaults_are_the_tables() -> None:
+    """TimingPlan once defaulted to min_time=1.0 and max_time=inf where the options said 0.1 and 1.0."""
+    from pytest_infercheck.timing import StoppingRule, TimingPlan
+
+    plan, settings = TimingPlan(), Settings.defaults()
+    assert (plan.warmup, plan.min_iters, plan.max_iters, plan.min_time, plan.max_time) == (
+        settings.warmup, settings.min_iters, settings.max_iters, settings.min_time, settings.max_time)
+    assert (StoppingRule().ci_width, StoppingRule().confidence) == (settings.ci_width, settings.confidence)

@@ -1,0 +1,159 @@
+"""judge/verdict.py: one pure function from facts (and the test's outcome) to the verdict.
+
+Fake facts, built by hand: no engine, no pytest run.  The end-to-end tests (tests/test_plugin.py,
+tests/test_gate_cli.py, tests/test_xdist.py) check that the fixture, the controller and the gate call it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import pytest
+
+from pytest_infercheck.budget import Budget, decide_budget
+from pytest_infercheck.judge.verdict import Thresholds, apply, verdict
+from pytest_infercheck.regression import compare_latency
+from pytest_infercheck.results import (
+    AccuracyResult,
+    BaselineComparison,
+    BaselineStatus,
+    CheckResult,
+    DynamicBatchCheck,
+    Failure,
+    LatencyStats,
+    OutputAccuracy,
+    TestOutcome,
+    Tolerance,
+)
+from pytest_infercheck.spec import Outcome, Stage
+
+FP16 = Tolerance(atol=1e-2, rtol=1e-2, max_mismatch=0.05, min_cosine=0.999, max_rel_l2=5e-3)
+
+
+def output(rel_l2: float = 1e-4, failures: tuple[str, ...] = ()) -> OutputAccuracy:
+    return OutputAccuracy("output", [1, 10], 1e-3, 1e-3, 1e-4, rel_l2, 0.9999, 0, 10, [0, 3], 1.0, 1.0, 0, FP16,
+                          failures=list(failures))
+
+
+def facts(**changes: object) -> CheckResult:
+    result = CheckResult(nodeid="t.py::test[eager-fp16]", spec_id="eager-fp16", backend="eager", precision="fp16",
+                         cuda_graphs=False, model_name="Net", accuracy=AccuracyResult([output()]))
+    for name, value in changes.items():
+        setattr(result, name, value)
+    return result
+
+
+def latency(samples: list[float], budget: str | None = None) -> LatencyStats:
+    stats = LatencyStats(samples_ms=samples, timer="cpu", count=len(samples), p50_ms=sorted(samples)[len(samples) // 2])
+    if budget is not None:
+        statistic, limit = budget.split(":")
+        stats.budget_verdict = decide_budget(samples, Budget(statistic, float(limit)))
+    return stats
+
+
+def test_facts_within_their_tolerances_pass() -> None:
+    found = verdict(facts(), Thresholds())
+    assert (found.outcome, found.stage, found.failures, found.message) == (Outcome.PASSED, None, (), "")
+
+
+def test_an_output_out_of_tolerance_fails_at_accuracy_with_its_figures() -> None:
+    bad = facts(accuracy=AccuracyResult([output(0.3, ("relative error 0.3 > 0.005",))]))
+    found = verdict(bad, Thresholds())
+    assert found.outcome == Outcome.FAILED and found.stage == Stage.ACCURACY
+    assert "relative error 0.3 > 0.005" in found.message and found.message.startswith("infercheck eager-fp16 on cpu (Net)")
+
+
+def test_a_stage_that_stopped_the_check_names_the_stage_even_after_other_failures() -> None:
+    stopped = Failure(Stage.LATENCY, "timing the engine failed: CUDA error")
+    bad = facts(accuracy=AccuracyResult([output(0.3, ("relative error 0.3 > 0.005",))]), stopped=stopped)
+    found = verdict(bad, Thresholds())
+    assert found.stage == Stage.LATENCY and found.failures[-1] == stopped and len(found.failures) == 2
+
+
+def test_a_skip_is_a_skip_whatever_else_was_recorded() -> None:
+    found = verdict(facts(skipped=Failure(Stage.AVAILABILITY, "onnxruntime is not installed")), Thresholds())
+    assert found.outcome == Outcome.SKIPPED and found.message == "eager-fp16: onnxruntime is not installed"
+
+
+def test_the_dynamic_batch_recheck_fails_with_its_own_stage() -> None:
+    found = verdict(facts(dynamic_batch=DynamicBatchCheck(2, False, ["at batch 2: output 'y' ..."])), Thresholds())
+    assert found.stage == Stage.DYNAMIC_BATCH and "at batch 2" in found.message
+
+
+def test_a_budget_decided_over_fails_and_one_decided_within_passes() -> None:
+    over = verdict(facts(latency=latency([10.0 + i * 1e-3 for i in range(200)], "p50:5")), Thresholds())
+    assert over.outcome == Outcome.FAILED and over.stage == Stage.LATENCY and "p50 > 5 ms" in over.message
+    within = verdict(facts(latency=latency([1.0 + i * 1e-3 for i in range(200)], "p50:5")), Thresholds())
+    assert within.outcome == Outcome.PASSED and within.undecided == ()
+
+
+def test_a_budget_on_too_few_samples_is_undecided_said_and_strict_fails_it() -> None:
+    few = facts(latency=latency([1.0, 1.1, 1.2], "p99:50"))
+    found = verdict(few, Thresholds())
+    assert found.outcome == Outcome.PASSED and len(found.undecided) == 1 and "undecided at n=3" in found.undecided[0]
+    strict = verdict(few, Thresholds(strict=True))
+    assert strict.outcome == Outcome.FAILED and "--infer-baseline-strict" in strict.message
+
+
+def comparison(current: list[float], baseline: list[float], status: BaselineStatus = BaselineStatus.FOUND,
+               **changes: object) -> BaselineComparison:
+    latency_change = compare_latency(current, baseline, max_regression=0.03)
+    found = BaselineComparison(status, "base.json", latency=latency_change, **changes)  # type: ignore[arg-type]
+    if latency_change.verdict == "regression":
+        found.regressions.append(f"latency {latency_change.describe()}")
+    return found
+
+
+def test_a_regression_fails_unless_the_run_blesses_it() -> None:
+    slower = facts(baseline=comparison([2.0 + i * 1e-3 for i in range(100)], [1.0 + i * 1e-3 for i in range(100)]))
+    assert verdict(slower, Thresholds()).stage == Stage.REGRESSION
+    assert verdict(slower, Thresholds(updating=True)).outcome == Outcome.PASSED
+
+
+def test_a_comparison_with_too_few_samples_is_undecided_never_a_silent_pass() -> None:
+    few = facts(baseline=comparison([50.0] * 3, [1.0] * 3))
+    found = verdict(few, Thresholds())
+    assert found.outcome == Outcome.PASSED and "too few samples" in found.undecided[0]
+    assert verdict(few, Thresholds(strict=True)).outcome == Outcome.FAILED
+
+
+def test_no_entry_fails_only_under_strict() -> None:
+    missing = facts(baseline=BaselineComparison(BaselineStatus.MISSING, "base.json"))
+    assert verdict(missing, Thresholds()).outcome == Outcome.PASSED
+    strict = verdict(missing, Thresholds(strict=True))
+    assert strict.outcome == Outcome.FAILED and strict.stage == Stage.BASELINE
+
+
+def test_the_tests_own_outcome_after_the_check() -> None:
+    assert verdict(facts(), Thresholds(), TestOutcome(failed=True, reason="assert 1 == 2")).stage == Stage.TEST
+    skipped = verdict(facts(), Thresholds(), TestOutcome(skipped=True, reason="later"))
+    assert skipped.outcome == Outcome.SKIPPED and "skipped after the check passed: later" in skipped.message
+    assert verdict(facts(), Thresholds(), TestOutcome(xfail=True)).outcome == Outcome.XPASSED
+
+
+def test_a_failure_the_test_took_is_not_raised_until_the_test_fails_on_its_own() -> None:
+    bad = facts(accuracy=AccuracyResult([output(0.3, ("relative error 0.3 > 0.005",))]), raise_on_failure=False)
+    assert verdict(bad, Thresholds()).not_raised
+    assert not verdict(bad, Thresholds(), TestOutcome(failed=True, reason="assert x")).not_raised
+
+
+def test_judging_twice_gives_the_same_verdict() -> None:
+    """Idempotent: the worker and the controller both judge; the gate judges a saved report again."""
+    bad = facts(accuracy=AccuracyResult([output(0.3, ("relative error 0.3 > 0.005",))]))
+    first = verdict(bad, Thresholds())
+    again = verdict(apply(bad, first), Thresholds())
+    assert again == first
+
+
+def test_thresholds_are_read_back_from_recorded_settings() -> None:
+    recorded = {"baseline_strict": {"value": True, "source": "command line"},
+                "baseline_update": {"value": False, "source": "default"}}
+    assert Thresholds.recorded(recorded) == Thresholds(strict=True, updating=False)
+    assert Thresholds.recorded({}) == Thresholds()
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf])
+def test_non_finite_errors_fail(value: float) -> None:
+    bad = facts(accuracy=AccuracyResult([replace(output(value, ("relative error nan",)))]))
+    assert verdict(bad, Thresholds()).outcome == Outcome.FAILED
