@@ -18,7 +18,7 @@ import io
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Iterator, Optional, Sequence
 
 if TYPE_CHECKING:
     import onnx
@@ -32,46 +32,125 @@ VARIANTS = ("fp32", "fp16", "int8-qdq", "int8-qdq-trt")
 
 
 def onnx_variant(request: Any, variant: str) -> Path:
-    """The ONNX model of ``variant`` for ``request`` (a BuildRequest), made once and cached."""
+    """The ONNX model of ``variant`` for ``request`` (a BuildRequest), made once and cached.
+
+    The reduced-precision variants follow the request's recipe (docs/precision.md): keep_fp32's
+    modules stay in float, INT8 quantizes int8_ops' operator types; both are in the cache key, and
+    ``request.recipe`` records what was made.
+    """
+    from .precision import kept_nodes, onnx_recipe
+
     artifacts = request.artifacts
     fp32_path = artifacts.onnx_path()
     if variant == "fp32":
         return fp32_path
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown ONNX variant {variant!r}; known: {', '.join(VARIANTS)}")
+    kept = kept_nodes(fp32_path, request)
+    request.recipe = onnx_recipe(request, variant, kept)
+    # Only a given keep-list joins the key: the entries made without one keep their keys.
+    keep = {"keep_fp32": sorted(request.keep_fp32)} if request.keep_fp32 else {}
     if variant == "fp16":
-        return artifacts.derived("onnx-fp16", lambda d: convert_fp16(fp32_path, d / FP16_FILE)).file(FP16_FILE)
-    if variant == "int8-qdq-trt":
-        from .model import inputs_hash
+        return artifacts.derived("onnx-fp16", lambda d: convert_fp16(fp32_path, d / FP16_FILE, kept),
+                                 **keep).file(FP16_FILE)
+    from .model import inputs_hash
+    from .precision import int8_op_types
 
+    op_types = int8_op_types(request.int8_ops)
+    recipe = {"recipe": INT8_RECIPE, "int8_ops": sorted(request.int8_ops), **keep}
+    if variant == "int8-qdq-trt":
         qdq = onnx_variant(request, "int8-qdq")
         return artifacts.derived("onnx-int8-trt", lambda d: tensorrt_qdq_file(qdq, d / TRT_QDQ_FILE),
-                                 calibration=inputs_hash(request.calibration), recipe=INT8_RECIPE).file(TRT_QDQ_FILE)
-    if variant != "int8-qdq":
-        raise ValueError(f"unknown ONNX variant {variant!r}; known: {', '.join(VARIANTS)}")
-    from .model import inputs_hash
-
+                                 calibration=inputs_hash(request.calibration), **recipe).file(TRT_QDQ_FILE)
     batches = request.calibration or []
     if request.calibration_generated:
         request.note(f"INT8 calibrated on {len(batches)} generated batches drawn like the example inputs "
                      "(no calibration= given): pass real data for figures that mean something")
     names = artifacts.onnx_input_names() or []
     return artifacts.derived(
-        "onnx-int8", lambda d: quantize_qdq(fp32_path, d / INT8_FILE, names, batches),
-        calibration=inputs_hash(batches), recipe=INT8_RECIPE).file(INT8_FILE)
+        "onnx-int8", lambda d: quantize_qdq(fp32_path, d / INT8_FILE, names, batches, op_types, kept),
+        calibration=inputs_hash(batches), **recipe).file(INT8_FILE)
 
 
-def convert_fp16(source: Path, target: Path) -> None:
-    """Weights and activations to float16; graph inputs and outputs stay float32."""
+def convert_fp16(source: Path, target: Path, keep_fp32: Sequence[str] = ()) -> None:
+    """Weights and activations to float16; graph inputs and outputs stay float32, and so do the
+    nodes named in ``keep_fp32`` (casts go around them)."""
     import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
     model = onnx.load(str(source))
     with _quiet(), _inside(target.parent):
-        converted = convert_float_to_float16(model, keep_io_types=True, disable_shape_infer=False)
+        converted = convert_float_to_float16(onnx.load(str(source)), keep_io_types=True, disable_shape_infer=False,
+                                             node_block_list=list(keep_fp32) or None)
+    if keep_fp32:
+        fp32_between_kept_nodes(converted, model, set(keep_fp32))
     onnx.save(converted, str(target))
 
 
-def quantize_qdq(source: Path, target: Path, input_names: list[str], batches: list[tuple[Any, ...]]) -> None:
-    """Static INT8 quantization in QDQ format, symmetric (zero points 0), calibrated on ``batches``.
+def fp32_between_kept_nodes(converted: "onnx.ModelProto", original: "onnx.ModelProto", kept: set[str]) -> None:
+    """Drop the float16 round trips the converter leaves inside a kept region.
+
+    convert_float_to_float16 casts around each blocked node on its own: between two kept nodes a
+    tensor goes FP32 -> FP16 -> FP32 (an overflow there is still an overflow), and a kept node's
+    weights are stored in FP16 behind a Cast to FP32.  A Cast to FP32 that feeds kept nodes only
+    is removed when it reads back a Cast to FP16 of a kept node's output (or of a graph input: the
+    kept node reads the FP32 tensor), or an FP16 copy of an FP32 weight (the kept node reads the
+    original FP32 weight).
+    """
+    from onnx import TensorProto
+
+    graph = converted.graph
+    consumers: dict[str, list[Any]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    producers = {out: node for node in graph.node for out in node.output}
+    float_weights = {init.name: init for init in original.graph.initializer if init.data_type == TensorProto.FLOAT}
+    graph_inputs = {inp.name for inp in graph.input}
+
+    def cast_to(node: Any) -> Optional[int]:
+        return next((a.i for a in node.attribute if a.name == "to"), None) if node.op_type == "Cast" else None
+
+    removed: set[int] = set()
+    for cast in list(graph.node):
+        users = consumers.get(cast.output[0], [])
+        if cast_to(cast) != TensorProto.FLOAT or not users or any(user.name not in kept for user in users):
+            continue
+        source = cast.input[0]
+        if source in float_weights:
+            weight = onnx_copy(float_weights[source])
+            weight.name = cast.output[0]
+            graph.initializer.append(weight)
+            removed.add(id(cast))
+            continue
+        half = producers.get(source)
+        if half is None or cast_to(half) != TensorProto.FLOAT16:
+            continue
+        origin = producers.get(half.input[0])
+        if half.input[0] not in graph_inputs and (origin is None or origin.name not in kept):
+            continue
+        for user in users:
+            user.input[:] = [half.input[0] if name == cast.output[0] else name for name in user.input]
+        removed.add(id(cast))
+    kept_nodes = [node for node in graph.node if id(node) not in removed]
+    used = {name for node in kept_nodes for name in node.input} | {out.name for out in graph.output}
+    kept_nodes = [node for node in kept_nodes
+                  if not (node.op_type == "Cast" and not any(out in used for out in node.output))]
+    del graph.node[:]
+    graph.node.extend(kept_nodes)
+    _drop_unused_initializers(converted)
+
+
+def onnx_copy(proto: Any) -> Any:
+    copied = type(proto)()
+    copied.CopyFrom(proto)
+    return copied
+
+
+def quantize_qdq(source: Path, target: Path, input_names: list[str], batches: list[tuple[Any, ...]],
+                 op_types: Optional[Sequence[str]] = None, exclude: Sequence[str] = ()) -> None:
+    """Static INT8 quantization in QDQ format, symmetric (zero points 0), calibrated on ``batches``;
+    only operators of ``op_types`` (None: every type the quantizer handles), never the nodes of ``exclude``.
 
     Weights get 7 bits (``reduce_range``): on x86 CPUs without VNNI (AVX2, AVX-512 before VNNI) the
     fused INT8 kernels add u8*s8 products in pairs into int16, which full-range weights overflow; on
@@ -93,7 +172,9 @@ def quantize_qdq(source: Path, target: Path, input_names: list[str], batches: li
     with _quiet(), _inside(target.parent):
         quantize_static(str(source), str(target), Reader(), quant_format=QuantFormat.QDQ,
                         activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True,
-                        reduce_range=True, extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
+                        reduce_range=True, op_types_to_quantize=list(op_types) if op_types is not None else None,
+                        nodes_to_exclude=list(exclude) or None,
+                        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
 
 
 @contextlib.contextmanager

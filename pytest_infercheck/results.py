@@ -259,6 +259,28 @@ class CalibrationInfo:
 
 
 @dataclass
+class PrecisionRecipe:
+    """How a reduced-precision engine was made from the model (precision.py): the method, what it
+    converted, and which modules stayed in FP32 (``keep_fp32``) and whether the backend honoured them."""
+
+    method: str  # e.g. "ONNX Runtime static INT8, QDQ, symmetric, per-channel 7-bit weights"
+    quantized_ops: list[str] = field(default_factory=list)  # INT8: the ONNX operator types quantized
+    keep_fp32: list[str] = field(default_factory=list)  # module names kept in FP32, as given
+    kept_nodes: int = 0  # ONNX nodes those modules map to (ONNX engines), or modules kept (PyTorch ones)
+    not_honoured: str = ""  # why this backend ran keep_fp32's modules at the reduced precision anyway
+
+    def describe(self) -> str:
+        text = self.method
+        if self.quantized_ops:
+            text += f"; quantized: {', '.join(self.quantized_ops)}"
+        if self.keep_fp32:
+            kept = ", ".join(self.keep_fp32)
+            text += (f"; keep_fp32 ignored ({self.not_honoured}): {kept}" if self.not_honoured else
+                     f"; kept in FP32: {kept}" + (f" ({self.kept_nodes} ONNX nodes)" if self.kept_nodes else ""))
+        return text
+
+
+@dataclass
 class DynamicBatchCheck:
     """The re-run at twice the batch that proves a dynamic batch axis is dynamic."""
 
@@ -333,6 +355,7 @@ class CheckResult:
     audit: list[Finding] = field(default_factory=list)  # the pre-build audit's findings for this backend
     divergence: Optional[Divergence] = None
     calibration: Optional[CalibrationInfo] = None
+    recipe: Optional[PrecisionRecipe] = None  # how a reduced-precision engine was made (precision.py)
     dynamic_batch: Optional[DynamicBatchCheck] = None
     cuda_graph_drift: Optional[float] = None  # largest eager-vs-replay difference, in units of the allowed drift
     profile: Optional[ProfileTable] = None  # where the time goes (a failed budget, or --infer-profile)

@@ -51,6 +51,8 @@ class Settings:
     dynamic_batch: bool
     allow_nondeterministic: bool
     allow_degenerate: tuple[str, ...]
+    int8_ops: tuple[str, ...]  # the ONNX operator types ONNX Runtime's INT8 recipe quantizes
+    keep_fp32: tuple[str, ...]  # PyTorch module names kept in FP32 in a reduced-precision engine
     allow_ops: tuple[str, ...]
     allow_nodes: tuple[str, ...]
     # latency

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Optional, Union
+from typing import TYPE_CHECKING, Any, Iterator, Optional, Sequence, Union
 
 if TYPE_CHECKING:
     import numpy as np
@@ -98,17 +98,46 @@ def opset(model: "onnx.ModelProto", domain: str = "") -> Optional[int]:
     return None
 
 
-def module_path(node: Any) -> str:
-    """The PyTorch module a node came from, from the dynamo exporter's name_scopes metadata ("" if unknown)."""
+# The TorchScript fallback traces the model inside a wrapper (export_torchscript._FlatCall) whose
+# attribute ``module`` holds it: every node name in such an export starts with this scope.
+TORCHSCRIPT_ROOT = "module"
+
+
+def module_scopes(node: Any) -> list[str]:
+    """Every PyTorch module a node lies in, outermost first (``["encoder", "encoder.layer.0", ...]``).
+
+    Read from the dynamo exporter's ``pkg.torch.onnx.name_scopes`` metadata (full module paths, then
+    the operator's own name) or, for the TorchScript exporter, from the node's scoped name
+    (``/module/encoder/layer.0/attn/MatMul``: attribute names, then the operator's).  [] if unknown.
+    """
     for prop in node.metadata_props:
         if prop.key == "pkg.torch.onnx.name_scopes":
             try:
                 scopes = [s for s in ast.literal_eval(prop.value) if s]
             except (ValueError, SyntaxError):
-                return ""
-            # The last scope is the operator's own name; the one before it is the innermost module.
-            return scopes[-2] if len(scopes) >= 2 else ""
-    return ""
+                return []
+            return scopes[:-1]  # the last scope is the operator's own name
+    if not node.name.startswith("/"):
+        return []
+    parts = node.name.strip("/").split("/")[:-1]
+    if parts[:1] == [TORCHSCRIPT_ROOT]:
+        parts = parts[1:]
+    return [".".join(parts[: depth + 1]) for depth in range(len(parts))]
+
+
+def module_path(node: Any) -> str:
+    """The innermost PyTorch module a node came from ("" if unknown)."""
+    scopes = module_scopes(node)
+    return scopes[-1] if scopes else ""
+
+
+def nodes_in_modules(model: "onnx.ModelProto", modules: Sequence[str]) -> dict[str, list[str]]:
+    """Module name -> the names of the main graph's nodes that lie inside it (or inside its children)."""
+    found: dict[str, list[str]] = {name: [] for name in modules}
+    for node in model.graph.node:
+        for scope in set(module_scopes(node)) & found.keys():
+            found[scope].append(node.name)
+    return found
 
 
 def node_operators(model: "onnx.ModelProto") -> dict[str, str]:

@@ -52,13 +52,16 @@ class AotiBackend(TorchBackendBase):
         import torch
 
         from ..artifacts import device_target
+        from ..precision import torch_recipe
 
         use_inductor_cache(request)
         dtype = torch_dtype(request.spec.precision)
+        # torch.export traces the kept modules' casts (forward hooks) into the package: a keep-list is its key too.
+        keep: dict[str, Any] = {"keep_fp32": sorted(request.keep_fp32)} if torch_recipe(request, dtype) else {}
         entry = request.artifacts.derived(
             "aoti", lambda directory: compile_package(request, directory / PACKAGE_FILE),
             precision=request.spec.precision, target=device_target(request.device),
-            mode=request.compile_mode, tf32=request.tf32)
+            mode=request.compile_mode, tf32=request.tf32, **keep)
         package = entry.file(PACKAGE_FILE)
         self.ensure_loads_safely(package)
         # run_single_threaded drops the package runner's own locking, which CUDA graph capture needs.
@@ -84,11 +87,12 @@ def compile_package(request: BuildRequest, package: Path) -> None:
     import torch
 
     from ..export import export_program
-    from ..model import cast_inputs, model_copy
+    from ..model import cast_inputs
+    from .torch_engine import module_copy
 
     dtype = torch_dtype(request.spec.precision)
     model = request.artifacts.model
-    module = model_copy(model.module, dtype=dtype, device=request.device)
+    module = module_copy(request, dtype)
     inputs = cast_inputs(model.inputs, dtype=dtype, device=request.device)
     program = export_program(module, inputs, dynamic_batch=model.dynamic_batch, device=request.device)
     torch._inductor.aoti_compile_and_package(program, package_path=str(package),

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     import torch
 
     from ..artifacts import ModelArtifacts
+    from ..results import PrecisionRecipe
     from ..spec import EngineSpec
 
 # Libraries on every engine's path: torch runs the reference and the exporters.
@@ -49,6 +50,9 @@ class BackendDescriptor:
     # Whether its audit target can be judged where the backend cannot run (a support table):
     # then a skipped item still says which nodes would not run.
     audit_without_library: bool = False
+    # Why its engines cannot run keep_fp32's modules in FP32 ("" when they can, or when the backend
+    # builds from a converted ONNX model, which carries them): said in the item's warnings.
+    keep_fp32_gap: str = ""
 
     def audit_target(self, device: str) -> Optional[str]:
         return self.audit_targets.get("cuda" if device.startswith("cuda") else "cpu")
@@ -102,6 +106,11 @@ class BuildRequest:
     tf32: bool = False
     time_transfers: bool = False
     notes: list[str] = field(default_factory=list)  # warnings the backend wants in the result
+    # docs/precision.md: the INT8 recipe's operator types, the modules kept in FP32, and how the
+    # backend made the engine from them (set by the backend; precision.py).
+    int8_ops: tuple[str, ...] = ()
+    keep_fp32: tuple[str, ...] = ()
+    recipe: Optional["PrecisionRecipe"] = None
 
     def note(self, text: str) -> None:
         self.notes.append(text)

@@ -32,11 +32,11 @@ class InductorBackend(TorchBackendBase):
         import torch
 
         from ..export import quiet_torch_logs
-        from ..model import model_copy
+        from .torch_engine import module_copy
 
         use_inductor_cache(request)
         dtype = torch_dtype(request.spec.precision)
-        module = model_copy(request.artifacts.model.module, dtype=dtype, device=request.device)
+        module = module_copy(request, dtype)
         torch._dynamo.reset()  # another item's compiled frames must not be reused at a new dtype
         mode = None if request.compile_mode == "default" else request.compile_mode
         dynamic = request.artifacts.model.dynamic_batch or None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .base import BackendDescriptor, BuildRequest
-from .torch_engine import TorchBackendBase, TorchEngine, torch_descriptor_facts, torch_dtype
+from .torch_engine import TorchBackendBase, TorchEngine, module_copy, torch_descriptor_facts, torch_dtype
 
 DESCRIPTOR = BackendDescriptor(name="eager", implementation=f"{__name__}:EagerBackend", **torch_descriptor_facts())
 
@@ -12,8 +12,6 @@ class EagerBackend(TorchBackendBase):
     descriptor = DESCRIPTOR
 
     def build(self, request: BuildRequest) -> TorchEngine:
-        from ..model import model_copy
-
         dtype = torch_dtype(request.spec.precision)
-        module = model_copy(request.artifacts.model.module, dtype=dtype, device=request.device)
+        module = module_copy(request, dtype)
         return TorchEngine(module, request.device, dtype)

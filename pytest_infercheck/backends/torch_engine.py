@@ -78,6 +78,17 @@ def torch_descriptor_facts(libraries: tuple[str, ...] = TORCH) -> dict[str, Any]
             "install": INSTALL_TORCH_CUDA}
 
 
+def module_copy(request: Any, dtype: Optional["torch.dtype"]) -> "torch.nn.Module":
+    """The engine's copy of the model at ``dtype`` on the request's device, keep_fp32's modules in FP32."""
+    from ..model import model_copy
+    from ..precision import keep_modules_fp32, torch_recipe
+
+    module = model_copy(request.artifacts.model.module, dtype=dtype, device=request.device)
+    if dtype is not None and torch_recipe(request, dtype):
+        keep_modules_fp32(module, request.keep_fp32, dtype)
+    return module
+
+
 def use_inductor_cache(request: Any) -> None:
     """Inductor's and Triton's compiled kernels go into the engine cache (a temporary directory
     removed at the end with the cache off), not into the system temp dir."""

@@ -9,7 +9,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Optional
 
-from ..results import CalibrationInfo, ExportInfo
+from ..results import CalibrationInfo, ExportInfo, PrecisionRecipe
 from ..spec import Stage
 from .failure import StageFailure, StageSkip, indent, short
 
@@ -27,6 +27,7 @@ class Attempt:
     cache: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     calibration: Optional[CalibrationInfo] = None
+    recipe: Optional[PrecisionRecipe] = None
 
 
 class Deadline:
@@ -64,7 +65,8 @@ def build_request(spec: "EngineSpec", artifacts: "ModelArtifacts", device: str, 
     from ..backends.base import BuildRequest
 
     request = BuildRequest(spec=spec, artifacts=artifacts, device=device, compile_mode=settings.compile_mode,
-                           trt_target=settings.trt_target, tf32=settings.tf32, time_transfers=settings.time_transfers)
+                           trt_target=settings.trt_target, tf32=settings.tf32, time_transfers=settings.time_transfers,
+                           int8_ops=settings.int8_ops, keep_fp32=settings.keep_fp32)
     if spec.precision == "int8":
         from ..calibration import calibration_batches, value_range
 
@@ -93,6 +95,10 @@ def build_engine(backend: "Backend", request: "BuildRequest", *, deadline: Deadl
     try:
         engine = run_build(lambda: backend.build(request), what=f"{spec.id} of {model.name}",
                            timeout_s=deadline.remaining(), reporter=progress, limit_s=deadline.timeout_s)
+        if request.keep_fp32 and spec.precision != "fp32" and request.recipe is None:
+            from ..precision import not_honoured
+
+            not_honoured(request, backend.descriptor.keep_fp32_gap or "the backend has no way to run modules in FP32")
         return wrap_for_graphs(engine, spec.cuda_graphs)
     except ExportError as err:
         raise StageFailure(Stage.EXPORT, f"{err.exporter} could not export {model.name}:\n{indent(err.reason)}",
@@ -110,6 +116,7 @@ def build_engine(backend: "Backend", request: "BuildRequest", *, deadline: Deadl
         attempt.seconds = time.perf_counter() - start
         attempt.cache = dict(request.artifacts.cache_states)
         attempt.notes += request.notes
+        attempt.recipe = request.recipe
 
 
 def export_info(artifacts: "ModelArtifacts", notes: list[str]) -> Optional[ExportInfo]:

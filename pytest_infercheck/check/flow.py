@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Optional
 from ..results import CheckResult
 from ..spec import Stage
 from . import accuracy, build, latency, prebuild, reference
-from .failure import StageSkip
+from .failure import StageFailure, StageSkip, indent
 
 if TYPE_CHECKING:
     from .context import CheckContext
@@ -52,6 +52,13 @@ def run_stages(context: "CheckContext", settings: Any, given: CheckInputs, resul
         raise StageSkip(Stage.AVAILABILITY, why_not)
     mut = reference.model_under_test(given.model, given.example_inputs, dynamic_batch=settings.dynamic_batch)
     result.model_name, result.model_hash = mut.name, mut.hash
+    if settings.keep_fp32:
+        from ..precision import KeepFp32Error, check_module_names
+
+        try:
+            check_module_names(mut.module, settings.keep_fp32)
+        except KeepFp32Error as err:
+            raise StageFailure(Stage.MODEL, str(err)) from None
     if note := mut.identity_note():
         result.warnings.append(note)
     artifacts = run.artifacts(mut, context.cache)
@@ -115,6 +122,7 @@ def build_stage(context: "CheckContext", backend: Any, artifacts: Any, deadline:
     finally:
         result.build_seconds, result.cache, result.calibration = (exported_s + attempt.seconds, attempt.cache,
                                                                   attempt.calibration)
+        result.recipe = attempt.recipe
         result.warnings.extend(attempt.notes)
         result.export = build.export_info(artifacts, result.warnings)
     return engine, request
@@ -135,7 +143,16 @@ def time_engine(context: "CheckContext", backend: Any, engine: Any, request: Any
 def check_outputs(backend: Any, engine: Any, request: Any, mut: Any, expected: reference.Reference, device: str,
                   settings: Any, result: CheckResult) -> Any:
     """Stages RUN and ACCURACY: the engine's outputs against the reference; returns the prepared inputs."""
-    prepared, outputs = build.first_run(engine, request.spec, mut.inputs)
+    try:
+        prepared, outputs = build.first_run(engine, request.spec, mut.inputs)
+    except StageFailure as failure:
+        from ..precision import quantized_run_hint
+
+        hint = quantized_run_hint(request, f"{failure}\n{failure.detail}", mut.inputs) if failure.stage == Stage.RUN \
+            else None
+        if hint is None:
+            raise
+        raise StageFailure(Stage.RUN, f"{failure}\n{indent(hint)}", failure.detail) from None
     result.cuda_graph_drift = getattr(engine, "graph_difference", None)
     base, per_output = accuracy.tolerances(request.spec.precision, settings, [name for name, _ in expected])
     result.accuracy = accuracy.compare(outputs, expected, base, per_output)

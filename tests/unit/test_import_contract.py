@@ -24,7 +24,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "stats", "regression", "memory", "budget", "profiling", "max_batch", "spec", "results", "compare",
         "timing")),
     ("the model: inputs, copies, exports, ONNX variants, artifacts, the engine cache", (
-        "inputs", "model", "export_common", "export_torchscript", "export", "onnx_variants", "calibration",
+        "inputs", "model", "export_common", "export_torchscript", "export", "precision", "onnx_variants", "calibration",
         "divergence", "cache")),
     ("engines: the registry, one module per backend, the machine they run on, a model's artifacts", (
         "backends", "artifacts", "backends.torch_engine", "backends.torch_eager", "backends.inductor", "backends.precompile",

@@ -1,0 +1,171 @@
+"""Reduced precision beyond a dtype: the INT8 recipe (``int8_ops=``) and the modules kept in FP32
+(``keep_fp32=``), for every backend that can honour them (docs/precision.md).
+
+- PyTorch engines (eager, Inductor, AOTInductor): the kept modules are cast back to FP32 and run
+  between casts: their inputs to FP32, their outputs back to the engine's dtype.
+- ONNX engines: a module's nodes are found through the export's scope metadata
+  (onnx_graph.module_scopes); FP16 conversion blocks them (node_block_list), INT8 quantization
+  excludes them (nodes_to_exclude).
+
+Nothing here imports torch or ONNX at module level.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
+
+from .results import PrecisionRecipe
+
+if TYPE_CHECKING:
+    import torch
+
+INT8_METHOD = "ONNX Runtime static INT8 (QDQ, symmetric, per-channel 7-bit weights)"
+FP16_METHOD = "ONNX float16 conversion (inputs and outputs kept FP32)"
+ALL_OPS = "all"  # int8_ops=all: every operator type ONNX Runtime's QDQ quantizer handles
+KEEP_FP32_GAP = "keep_fp32 is not honoured"
+
+
+class KeepFp32Error(ValueError):
+    """keep_fp32 names a module the model does not have."""
+
+
+def check_module_names(module: Any, names: Sequence[str]) -> None:
+    """Raise KeepFp32Error naming every name that is no submodule of ``module`` (with close ones)."""
+    known = [name for name, _ in module.named_modules() if name]
+    unknown = [name for name in names if name not in known]
+    if not unknown:
+        return
+    problems = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, known, n=3)
+        problems.append(f"{name!r}" + (f" (did you mean {', '.join(map(repr, close))}?)" if close else ""))
+    shown = ", ".join(known[:12]) + (f", ... ({len(known)} in all)" if len(known) > 12 else "")
+    raise KeepFp32Error(f"keep_fp32: {type(module).__name__} has no module {', '.join(problems)}; names are those "
+                        f"of model.named_modules(): {shown or '(it has no submodules)'}")
+
+
+def outermost(names: Sequence[str]) -> list[str]:
+    """The names without those inside another one given (``encoder`` covers ``encoder.layer.0``)."""
+    return [name for name in names if not any(name.startswith(other + ".") for other in names if other != name)]
+
+
+def keep_modules_fp32(module: "torch.nn.Module", names: Sequence[str], dtype: "torch.dtype") -> None:
+    """Run ``names`` in FP32 inside ``module`` (already cast to ``dtype``): their parameters back to
+    FP32, floating inputs cast to FP32 on the way in and outputs back to ``dtype`` on the way out."""
+    import torch
+    from torch.utils._pytree import tree_map
+
+    def caster(to: "torch.dtype") -> Callable[[Any], Any]:
+        return lambda value: value.to(to) if isinstance(value, torch.Tensor) and value.is_floating_point() else value
+
+    to_fp32, to_dtype = caster(torch.float32), caster(dtype)
+    for name in outermost(names):
+        sub = module.get_submodule(name)
+        sub.float()
+        sub.register_forward_pre_hook(lambda _, args, kwargs: (tree_map(to_fp32, args), tree_map(to_fp32, kwargs)),
+                                      with_kwargs=True)
+        sub.register_forward_hook(lambda _, __, output: tree_map(to_dtype, output))
+
+
+def torch_recipe(request: Any, dtype: Optional["torch.dtype"]) -> bool:
+    """Whether a PyTorch engine at ``dtype`` keeps modules in FP32 (FP32 engines: nothing to keep);
+    recorded on the request."""
+    import torch
+
+    if not request.keep_fp32 or dtype in (None, torch.float32):
+        return False
+    request.recipe = PrecisionRecipe(f"PyTorch {str(dtype).replace('torch.', '')} with FP32 modules between casts",
+                                     keep_fp32=list(request.keep_fp32))
+    return True
+
+
+def kept_nodes(fp32_onnx: Path, request: Any) -> list[str]:
+    """The FP32 export's node names inside keep_fp32's modules; a module with none gets a note."""
+    if not request.keep_fp32:
+        return []
+    import onnx
+
+    from .audit.onnx_graph import nodes_in_modules
+
+    found = nodes_in_modules(onnx.load(str(fp32_onnx), load_external_data=False), request.keep_fp32)
+    for name, nodes in found.items():
+        if not nodes and not any(f"module {name!r} has no node" in note for note in request.notes):
+            request.note(f"keep_fp32: module {name!r} has no node in the ONNX export (the exporter recorded no "
+                         "scope for it, or its operations were folded away): nothing of it is kept in FP32")
+    return sorted({node for nodes in found.values() for node in nodes})
+
+
+def int8_op_types(ops: Sequence[str]) -> Optional[list[str]]:
+    """int8_ops as quantize_static's op_types_to_quantize (None: all); unknown types are a ValueError."""
+    from onnxruntime.quantization.registry import QDQRegistry
+
+    if tuple(ops) == (ALL_OPS,):
+        return None
+    unknown = [op for op in ops if op not in QDQRegistry]
+    if unknown:
+        raise ValueError(f"int8_ops: {', '.join(map(repr, unknown))} is no operator type ONNX Runtime's QDQ quantizer "
+                         f"handles; it handles {', '.join(sorted(QDQRegistry))} (or {ALL_OPS!r} for every one)")
+    return list(ops)
+
+
+def onnx_recipe(request: Any, variant: str, kept: Sequence[str]) -> PrecisionRecipe:
+    """What the ONNX ``variant`` ("fp16" or "int8-qdq") of ``request`` was made with."""
+    int8 = variant.startswith("int8")
+    return PrecisionRecipe(INT8_METHOD if int8 else FP16_METHOD,
+                           quantized_ops=list(request.int8_ops) if int8 else [],
+                           keep_fp32=list(request.keep_fp32), kept_nodes=len(kept))
+
+
+def not_honoured(request: Any, why: str) -> None:
+    """Record (and note) that this backend ran keep_fp32's modules at the reduced precision anyway."""
+    request.recipe = PrecisionRecipe(f"{request.spec.backend} {request.spec.precision.upper()}",
+                                     keep_fp32=list(request.keep_fp32), not_honoured=why)
+    request.note(f"{KEEP_FP32_GAP} by {request.spec.id}: {why}; those modules ran in "
+                 f"{request.spec.precision.upper()} like the rest")
+
+
+_FAILED_NODE = re.compile(r"Name:'([^']+)'")
+
+
+def quantized_run_hint(request: Any, error: str, inputs: Any) -> Optional[str]:
+    """When an INT8 ONNX model fails to run: whether the FP32 export runs the same inputs (then the
+    quantization produced the failure), the failing node's module, and how to exclude it.  None when
+    the engine ran no quantized ONNX model."""
+    recipe = request.recipe
+    if request.spec.precision != "int8" or recipe is None or recipe.method != INT8_METHOD:
+        return None
+    fp32_path = request.artifacts.onnx_path()
+    if (fp32_error := _fp32_run_error(fp32_path, inputs)) is not None:
+        return f"the FP32 export fails on these inputs too ({fp32_error}): not a quantization problem"
+    node = _FAILED_NODE.search(error)
+    module = _node_module(fp32_path, node.group(1)) if node else ""
+    ops = ",".join(recipe.quantized_ops) or ALL_OPS
+    where = f" at node {node.group(1)!r}" + (f" in module {module!r}" if module else "") if node else ""
+    fix = f"keep_fp32=[{module!r}] keeps that module in float, or " if module else ""
+    return (f"INT8 quantization produced this failure{where}: the FP32 export runs the same inputs. The recipe "
+            f"quantized int8_ops={ops}; {fix}int8_ops= narrows the operator types quantized (docs/precision.md)")
+
+
+def _fp32_run_error(path: Path, inputs: Any) -> Optional[str]:
+    import onnxruntime
+
+    from .inputs import onnx_feeds
+
+    try:
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        session.run(None, onnx_feeds([i.name for i in session.get_inputs()], inputs))
+    except Exception as exc:  # what the FP32 model says is the answer, whatever it is
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    return None
+
+
+def _node_module(fp32_path: Path, node_name: str) -> str:
+    import onnx
+
+    from .audit.onnx_graph import module_path
+
+    model = onnx.load(str(fp32_path), load_external_data=False)
+    return next((module_path(node) for node in model.graph.node if node.name == node_name), "")

@@ -1,0 +1,201 @@
+"""Reduced precision you can ship (docs/precision.md, issue 24): the INT8 recipe that serves masked
+transformers, its place in the cache key and the report, a run failure that quantization produced,
+and keep_fp32 on eager, ONNX FP16 and ONNX INT8."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from pytest_infercheck.options import INT8_DEFAULT_OPS
+
+
+def results_of(report: Path) -> dict[str, dict]:
+    return {r["nodeid"].split("::")[1]: r for r in json.loads(report.read_text())["results"]}
+
+
+def test_default_int8_recipe_serves_masked_transformers(run_plugin, tmp_path: Path) -> None:
+    """Llama, CLIP text and T5 (random weights, padded attention mask) pass onnxruntime-int8 as they
+    come: the recipe quantizes the matrix products only, and the report says so."""
+    pytest.importorskip("transformers")
+    source = '''
+import pytest
+from fixtures import hf_models as hf
+
+@pytest.mark.infercheck(backends=["onnxruntime"], precisions=["int8"])
+@pytest.mark.parametrize("name", ["llama", "clip_text", "t5_encoder"])
+def test_int8(infercheck, name):
+    infercheck(getattr(hf, name)(), hf.text_inputs())
+'''
+    report = tmp_path / "report.json"
+    result = run_plugin(source, f"--infer-report={report}")
+    result.assert_outcomes(passed=3)
+    for item in results_of(report).values():
+        recipe = item["recipe"]
+        assert recipe["method"].startswith("ONNX Runtime static INT8")
+        assert recipe["quantized_ops"] == list(INT8_DEFAULT_OPS)
+        assert recipe["keep_fp32"] == [] and recipe["not_honoured"] == ""
+
+
+CNN_INT8 = '''
+import pytest
+from fixtures.models import small_cnn, cnn_inputs
+
+@pytest.mark.infercheck(engines=["onnxruntime-int8"])
+def test_cnn(infercheck):
+    infercheck(small_cnn(), cnn_inputs())
+'''
+
+
+def test_int8_recipe_is_part_of_the_cache_key(run_plugin, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    report = tmp_path / "report.json"
+
+    def int8_model_cache(*args: str) -> str:
+        result = run_plugin(CNN_INT8, f"--infer-cache-dir={cache}", f"--infer-report={report}", *args, cache=False)
+        result.assert_outcomes(passed=1)
+        return next(iter(results_of(report).values()))["cache"]["onnx-int8"]
+
+    assert int8_model_cache() == "miss"
+    assert int8_model_cache() == "hit"
+    assert int8_model_cache("--infer-int8-ops=Conv") == "miss"  # another recipe, another model
+    assert int8_model_cache("--infer-int8-ops=Conv") == "hit"
+    assert int8_model_cache() == "hit"  # the default's entry is still there
+
+
+def test_an_unknown_int8_operator_type_names_the_option(run_plugin) -> None:
+    result = run_plugin(CNN_INT8.replace('engines=["onnxruntime-int8"]', 'engines=["onnxruntime-int8"], int8_ops=["Matmul"]'))
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*int8_ops: 'Matmul' is no operator type ONNX Runtime's QDQ quantizer handles; "
+                                 "it handles *MatMul*"])
+
+
+def test_a_run_failure_after_quantization_says_so_and_how_to_exclude(run_plugin) -> None:
+    """The T5 symptom of issue 24 (Gather index out of bounds at run): the message says quantization
+    produced it (the FP32 export runs the same inputs) and names the module to keep in float."""
+    pytest.importorskip("transformers")
+    source = '''
+import pytest
+from fixtures import hf_models as hf
+from pytest_infercheck.backends import onnxruntime as ort
+
+NODE = "/module/encoder/block.0/layer.0/SelfAttention/relative_attention_bias/Gather"
+
+@pytest.mark.infercheck(engines=["onnxruntime-int8"])
+def test_t5(infercheck, monkeypatch):
+    def run(self, prepared):
+        raise RuntimeError("[ONNXRuntimeError] : 2 : INVALID_ARGUMENT : Non-zero status code returned while "
+                           f"running Gather node. Name:'{NODE}' Status Message: indices element out of data bounds")
+    monkeypatch.setattr(ort.OnnxRuntimeEngine, "run", run)
+    infercheck(hf.t5_encoder(), hf.text_inputs())
+'''
+    result = run_plugin(source)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "  - run: the onnxruntime-int8 engine failed on the example inputs:",
+        "*Gather node*indices element out of data bounds*",
+        "      INT8 quantization produced this failure at node '/module/encoder/block.0/layer.0/SelfAttention/"
+        "relative_attention_bias/Gather' in module 'encoder.block.0.layer.0.SelfAttention.relative_attention_bias': "
+        "the FP32 export runs the same inputs. The recipe quantized int8_ops=MatMul,Gemm,Conv,ConvTranspose; "
+        "keep_fp32=['encoder.block.0.layer.0.SelfAttention.relative_attention_bias'] keeps that module in float, "
+        "or int8_ops= narrows the operator types quantized (docs/precision.md)",
+    ])
+
+
+OVERFLOW = '''
+import pytest
+from fixtures.problem_models import overflow_in_one_module, overflow_inputs
+
+@pytest.mark.infercheck(backends=["eager", "onnxruntime"], precisions=["fp16"])
+def test_as_is(infercheck):
+    infercheck(overflow_in_one_module(), overflow_inputs())
+
+@pytest.mark.infercheck(backends=["eager", "onnxruntime"], precisions=["fp16"], keep_fp32=["hot"])
+def test_hot_kept(infercheck):
+    infercheck(overflow_in_one_module(), overflow_inputs())
+'''
+
+
+def test_keep_fp32_fixes_an_fp16_overflow_in_eager_and_onnx(run_plugin, tmp_path: Path) -> None:
+    """`hot` overflows FP16: kept in FP32 (eager: between casts; ONNX: blocked from conversion by the
+    export's scope metadata) both engines pass, and the report says what was kept."""
+    report = tmp_path / "report.json"
+    result = run_plugin(OVERFLOW, f"--infer-report={report}")
+    result.assert_outcomes(passed=2, failed=2)
+    results = results_of(report)
+    for backend in ("eager", "onnxruntime"):
+        assert results[f"test_as_is[{backend}-fp16]"]["outcome"] == "failed"
+        kept = results[f"test_hot_kept[{backend}-fp16]"]
+        assert kept["outcome"] == "passed", kept["message"]
+        assert kept["recipe"]["keep_fp32"] == ["hot"] and kept["recipe"]["not_honoured"] == ""
+    # Every node of hot's forward (its two Gemms and the reshapes between) and none other.
+    assert results["test_hot_kept[onnxruntime-fp16]"]["recipe"]["kept_nodes"] >= 5
+    assert results["test_hot_kept[onnxruntime-fp16]"]["cache"]["onnx-fp16"] == "miss"  # its own model
+
+
+def test_keep_fp32_excludes_modules_from_int8_quantization(run_plugin, tmp_path: Path) -> None:
+    """Kept modules are not quantized: keeping every Linear leaves an INT8 model that matches FP32."""
+    source = '''
+import pytest
+from fixtures.models import dynamic_mlp
+import torch
+
+@pytest.mark.infercheck(engines=["onnxruntime-int8"])
+@pytest.mark.parametrize("keep", [[], ["net.0", "net.2"]], ids=["none", "all"])
+def test_mlp(infercheck, keep):
+    infercheck(dynamic_mlp(), torch.randn(4, 64, generator=torch.Generator().manual_seed(0)), keep_fp32=keep)
+'''
+    report = tmp_path / "report.json"
+    run_plugin(source, f"--infer-report={report}").assert_outcomes(passed=2)
+    results = results_of(report)
+    quantized, kept = results["test_mlp[onnxruntime-int8-none]"], results["test_mlp[onnxruntime-int8-all]"]
+    assert kept["recipe"]["keep_fp32"] == ["net.0", "net.2"] and kept["recipe"]["kept_nodes"] >= 2
+    assert quantized["accuracy"]["outputs"][0]["rel_l2"] > 1e-4
+    assert kept["accuracy"]["outputs"][0]["rel_l2"] < 1e-6
+
+
+def test_an_unknown_module_in_keep_fp32_is_a_usage_error(run_plugin) -> None:
+    source = OVERFLOW.replace('keep_fp32=["hot"]', 'keep_fp32=["hott", "head"]')
+    result = run_plugin(source, "-k", "hot_kept and eager")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "  - model: keep_fp32: OverflowInOneModule has no module 'hott' (did you mean 'hot'*?); names are those "
+        "of model.named_modules(): embed, hot, hot.amplify, hot.attenuate, head",
+    ])
+
+
+def test_a_backend_that_cannot_honour_keep_fp32_says_which_and_why() -> None:
+    """TensorRT 10 builds from the FP32 export with flags: the item runs and its warnings say so."""
+    from pytest_infercheck.backends.base import BuildRequest
+    from pytest_infercheck.backends.tensorrt import DESCRIPTOR
+    from pytest_infercheck.check.build import Attempt, Deadline, build_engine
+    from pytest_infercheck.spec import EngineSpec
+
+    artifacts = SimpleNamespace(model=SimpleNamespace(name="Model"), cache_states={})
+    request = BuildRequest(spec=EngineSpec("tensorrt", "fp16"), artifacts=artifacts, device="cuda",
+                           keep_fp32=("hot",))
+    backend = SimpleNamespace(descriptor=DESCRIPTOR, build=lambda request: SimpleNamespace())
+    attempt = Attempt()
+    build_engine(backend, request, deadline=Deadline(None), progress=None, attempt=attempt)
+    assert attempt.recipe is not None and attempt.recipe.not_honoured.startswith("TensorRT 10 builds")
+    assert attempt.notes == ["keep_fp32 is not honoured by tensorrt-fp16: TensorRT 10 builds reduced-precision "
+                             "engines from the FP32 export with builder flags, and no per-layer precision is set "
+                             "there; TensorRT 11 builds from the converted ONNX model, which keeps them; those "
+                             "modules ran in FP16 like the rest"]
+
+
+def test_module_scopes_of_both_exporters() -> None:
+    import onnx
+    from onnx import helper
+
+    from pytest_infercheck.audit.onnx_graph import module_scopes
+
+    traced = helper.make_node("MatMul", ["a", "b"], ["c"], name="/module/encoder/block.0/attn/q/MatMul")
+    dynamo = helper.make_node("MatMul", ["a", "b"], ["c"], name="node_linear")
+    dynamo.metadata_props.add(key="pkg.torch.onnx.name_scopes", value="['', 'encoder', 'encoder.attn', 'linear']")
+    assert module_scopes(traced) == ["encoder", "encoder.block.0", "encoder.block.0.attn", "encoder.block.0.attn.q"]
+    assert module_scopes(dynamo) == ["encoder", "encoder.attn"]
+    assert module_scopes(onnx.NodeProto(name="Identity_3")) == []
