@@ -68,7 +68,7 @@ def _after_fallback(model: Any, inputs: Sequence[Any], first: Any, dynamo: list[
         return [replace(finding, reason=finding.reason + why) for finding in dynamo]
     result.onnx_model, result.exporter = export.proto, TORCHSCRIPT
     result.notes.append(f"exported by {TORCHSCRIPT}, as the plugin's ONNX engines are: the dynamo exporter failed")
-    result.notes.extend(f"the trace froze a value {frozen}" for frozen in export.frozen_values[:3])
+    result.notes.extend(f"the trace froze a value {frozen}" for frozen in list(dict.fromkeys(export.frozen_values))[:3])
     fell_back = f" (the {TORCHSCRIPT} fallback exported the model, as the plugin's ONNX engines do)"
     return [replace(finding, verdict="warning", reason=finding.reason + fell_back) for finding in dynamo]
 
