@@ -86,8 +86,7 @@ def dynamic_shapes_for(module: torch.nn.Module, inputs: ModelInputs, dynamic_bat
 def export_program(module: torch.nn.Module, inputs: Any, *, dynamic_batch: bool,
                    device: str = "cpu") -> "torch.export.ExportedProgram":
     """torch.export of an eval-mode copy on ``device``."""
-    module = with_flat_outputs(model_copy(module, dtype=None, device=device))
-    inputs = as_model_inputs(inputs).cast(dtype=None, device=device)
+    module, inputs = prepared(module, inputs, device=device)
     try:
         with quiet_exporter(), torch_error_log() as logged:
             return torch.export.export(module, inputs.args, kwargs=inputs.kwargs or None,
@@ -142,23 +141,38 @@ def export_model_onnx(module: torch.nn.Module, inputs: Any, *, dynamic_batch: bo
     the TorchScript-based exporter, which torch still ships (deprecated).  When both fail, the
     ExportError names the dynamo exporter and carries both reasons.
     """
-    module = with_flat_outputs(model_copy(module, dtype=None, device="cpu"))
-    inputs = as_model_inputs(inputs).cast(dtype=None, device="cpu")
+    module, inputs = prepared(module, inputs, device="cpu")
     extra: dict[str, Any] = {"opset_version": opset} if opset is not None else {}
     try:
         return OnnxExport(_to_onnx(module, inputs.args, kwargs=inputs.kwargs or None,
                                    dynamic_shapes=dynamic_shapes_for(module, inputs, dynamic_batch), **extra), DYNAMO)
     except ExportError as first:
-        from .export_torchscript import torchscript_available, torchscript_export
+        return torchscript_fallback(module, inputs, first, dynamic_batch=dynamic_batch, opset=opset)
 
-        if not torchscript_available() or (dynamic_batch and _is_shape_conflict(first)):
-            raise  # a batch axis that cannot be dynamic is the answer, not an exporter's limitation
-        try:
-            traced = torchscript_export(module, inputs, dynamic_batch=dynamic_batch, opset=opset)
-        except ExportError as second:
-            reason = f"{first.reason}\nthe TorchScript-based exporter (fallback) failed too:\n{_indented(second.reason)}"
-            raise ExportError(DYNAMO, reason, f"{first.detail}\n\n{TORCHSCRIPT}:\n{second.detail}") from None
-        return OnnxExport(traced.proto, TORCHSCRIPT, first.reason, tuple(traced.frozen_values))
+
+def prepared(module: torch.nn.Module, inputs: Any, *, device: str) -> tuple[torch.nn.Module, ModelInputs]:
+    """What every exporter is given: an eval-mode copy with flat outputs, and the inputs on ``device``."""
+    return (with_flat_outputs(model_copy(module, dtype=None, device=device)),
+            as_model_inputs(inputs).cast(dtype=None, device=device))
+
+
+def torchscript_fallback(module: torch.nn.Module, inputs: ModelInputs, first: ExportError, *, dynamic_batch: bool,
+                         opset: int | None = None) -> OnnxExport:
+    """After the dynamo exporter's failure ``first``: the TorchScript-based export of ``prepared`` CPU
+    ``module`` and ``inputs``, or ``first`` re-raised (no such exporter, or a batch axis that cannot be
+    dynamic), or an ExportError naming the dynamo exporter and carrying both reasons.
+
+    The plugin's ONNX engines and the audit both come here, so they agree on what exports."""
+    from .export_torchscript import torchscript_available, torchscript_export
+
+    if not torchscript_available() or (dynamic_batch and _is_shape_conflict(first)):
+        raise first  # a batch axis that cannot be dynamic is the answer, not an exporter's limitation
+    try:
+        traced = torchscript_export(module, inputs, dynamic_batch=dynamic_batch, opset=opset)
+    except ExportError as second:
+        reason = f"{first.reason}\nthe TorchScript-based exporter (fallback) failed too:\n{_indented(second.reason)}"
+        raise ExportError(DYNAMO, reason, f"{first.detail}\n\n{TORCHSCRIPT}:\n{second.detail}") from None
+    return OnnxExport(traced.proto, TORCHSCRIPT, first.reason, tuple(traced.frozen_values))
 
 
 def _is_shape_conflict(error: ExportError) -> bool:

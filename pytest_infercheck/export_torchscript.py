@@ -63,8 +63,11 @@ def torchscript_export(module: torch.nn.Module, inputs: ModelInputs, *, dynamic_
     import onnx
 
     names = list(inputs.names)
-    with torch.no_grad():
-        output_count = len(flatten_outputs(inputs.call(module)))
+    try:  # the model must run before it can be traced: a forward that raises is this exporter's failure
+        with torch.no_grad():
+            output_count = len(flatten_outputs(inputs.call(module)))
+    except Exception as exc:
+        raise ExportError(TORCHSCRIPT, short_reason(exc), traceback.format_exc()) from exc
     outputs = [f"output_{i}" for i in range(output_count)]
     dynamic_axes = None
     if dynamic_batch:

@@ -6,6 +6,7 @@ CheckResult, travel between xdist workers, and be written by the CLI.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Optional
 
@@ -34,6 +35,7 @@ class Finding:
     predicted: bool = False
     module_path: str = ""
     allowed: bool = False  # declared as a known, accepted gap (allow_ops / allow_nodes)
+    count: int = 1  # how many times it was found at this node (graph breaks at one source line)
 
     @property
     def blocking(self) -> bool:
@@ -48,7 +50,8 @@ class Finding:
         what = f"{where} ({self.operator})" if self.operator else where
         module = f" in {self.module_path}" if self.module_path else ""
         allowed = ", allowed" if self.allowed else ""
-        return f"{what}{module}: {self.reason} [{self.verdict}{allowed}]"
+        times = f" ({self.count} times)" if self.count > 1 else ""
+        return f"{what}{module}: {self.reason}{times} [{self.verdict}{allowed}]"
 
 
 @dataclass
@@ -63,6 +66,7 @@ class AuditReport:
     notes: list[str] = field(default_factory=list)
     node_count: int = 0
     seconds: dict[str, float] = field(default_factory=dict)  # stage -> time taken
+    exporter: str = ""  # the ONNX exporter that made the audited file from a torch model ("" for an .onnx file)
 
     def add(self, findings: Iterable[Finding]) -> None:
         self.findings.extend(findings)
@@ -78,8 +82,30 @@ class AuditReport:
 
     @property
     def passed(self) -> bool:
-        """Every target asked about can run the model (targets not checkable here do not count)."""
+        """No target asked about is known to be unable to run the model (the exit status; a target not
+        checkable here is not counted as able: see ``counts``)."""
         return not self.blocking()
+
+    def counts(self) -> tuple[list[str], list[str], list[str]]:
+        """(targets that can run the model, targets that cannot, targets not checked here).
+
+        A target not checked here still cannot run a model that blocks every target (it did not export)."""
+        cannot = [t for t in self.targets if not self.can_run(t)]
+        unchecked = [t for t in self.targets if t in self.unavailable and t not in cannot]
+        return [t for t in self.targets if t not in cannot and t not in unchecked], cannot, unchecked
+
+    def headline(self) -> str:
+        """"every target can run it" only when every target was checked and can; else counted."""
+        can, cannot, unchecked = self.counts()
+        if not cannot and not unchecked:
+            return "every target can run it"
+        parts = [f"{len(can)} of {len(self.targets)} target{'s' * (len(self.targets) != 1)} can run it"]
+        if cannot:
+            parts.append(f"{len(cannot)} cannot ({', '.join(cannot)})")
+        if unchecked:
+            why = "; ".join(f"{t}: {_short(self.unavailable[t])}" for t in unchecked)
+            parts.append(f"{len(unchecked)} not checked here ({why})")
+        return "; ".join(parts)
 
     def __bool__(self) -> bool:  # the project's convention: a result's truth value is "passed"
         return self.passed
@@ -100,6 +126,7 @@ class AuditReport:
         data = asdict(self)
         data["passed"] = self.passed
         data["can_run"] = {target: self.can_run(target) for target in self.targets}
+        data["not_checked"] = self.counts()[2]
         return data
 
     @classmethod
@@ -107,3 +134,10 @@ class AuditReport:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         known["findings"] = [Finding(**f) for f in data.get("findings", [])]
         return cls(**known)
+
+
+def _short(why: str, max_chars: int = 80) -> str:
+    """A reason's first clause, without asides in parentheses (the install hint after ': ' and the
+    providers this build has stay in the target's own section)."""
+    first = re.sub(r"\s*\([^)]*\)", "", why.split(": ", 1)[0].split("; ", 1)[0]).strip()
+    return first if len(first) <= max_chars else first[: max_chars - 3] + "..."

@@ -14,16 +14,21 @@ MAX_NODES_SHOWN = 4
 
 
 def rows(findings: Iterable[Finding]) -> list[tuple[str, ...]]:
-    """One row per (operator, verdict, stage): how many nodes, which (with module paths), the first reason."""
-    groups: "OrderedDict[tuple[str, str, str], list[Finding]]" = OrderedDict()
+    """One row per (operator, verdict, stage): how many, which nodes (with module paths), the first reason.
+
+    A finding with no operator (an export failure, a graph break) is a row of its own per location:
+    the same source line found again is counted in its row, not listed again."""
+    groups: "OrderedDict[tuple[str, str, str, str], list[Finding]]" = OrderedDict()
     for finding in findings:
+        where = "" if finding.operator else finding.node
         groups.setdefault((finding.operator, finding.verdict + (" (allowed)" if finding.allowed else ""),
-                           finding.stage), []).append(finding)
+                           finding.stage, where), []).append(finding)
     table: list[tuple[str, ...]] = []
-    for (operator, verdict, _), members in groups.items():
-        names = [f"{f.node} [{f.module_path}]" if f.module_path else f.node for f in members if f.node]
+    for (operator, verdict, _, _), members in groups.items():
+        names = list(dict.fromkeys(f"{f.node} [{f.module_path}]" if f.module_path else f.node
+                                   for f in members if f.node))
         shown = ", ".join(names[:MAX_NODES_SHOWN]) + (f", +{len(names) - MAX_NODES_SHOWN} more" if len(names) > MAX_NODES_SHOWN else "")
-        table.append((operator or "-", str(len(members)), shown or "-", verdict, members[0].reason))
+        table.append((operator or "-", str(sum(f.count for f in members)), shown or "-", verdict, members[0].reason))
     return table
 
 
@@ -47,8 +52,8 @@ def sections(report: AuditReport) -> list[tuple[str, str, list[tuple[str, ...]]]
 
 def _header(report: AuditReport) -> str:
     table = f", TensorRT table {report.trt_version}" if "tensorrt" in report.targets else ""
-    verdict = "every target can run it" if report.passed else "at least one target cannot run it"
-    return f"infercheck audit of {report.model} ({report.node_count} ONNX nodes{table}): {verdict}"
+    exporter = f", exported by {report.exporter}" if report.exporter else ""
+    return f"infercheck audit of {report.model} ({report.node_count} ONNX nodes{table}{exporter}): {report.headline()}"
 
 
 def render_text(report: AuditReport) -> str:

@@ -81,7 +81,9 @@ def _fp16_range(onnx_path: Path, inputs: Optional[Any], report: AuditReport, mod
         report.notes.append(f"FP16 range not checked: {missing_ort}")
         return
     try:
-        report.add(fp16_range_findings(onnx_path, as_input_tuple(inputs), module_paths))
+        findings, notes = fp16_range_findings(onnx_path, as_input_tuple(inputs), module_paths)
+        report.add(findings)
+        report.notes.extend(notes)
     except Exception as exc:  # a model ONNX Runtime cannot run: the placement stage has already said why
         report.notes.append(f"FP16 range not checked: ONNX Runtime could not run the model ({type(exc).__name__})")
 
@@ -143,8 +145,11 @@ def _onnx_for(model: Any, inputs: Optional[Any], dynamic_batch: bool, tmp: Path,
     with _timed(report, "torch"):
         result = torch_findings(model, as_input_tuple(inputs), dynamic_batch=dynamic_batch)
     report.add(result.findings)
+    report.notes.extend(result.notes)
+    report.exporter = result.exporter
     if result.onnx_model is None:
-        report.notes.append("ONNX, TensorRT and ONNX Runtime stages skipped: the model did not export to ONNX")
+        report.notes.append("ONNX, TensorRT and ONNX Runtime stages skipped: the model did not export to ONNX "
+                            "(neither the dynamo exporter nor its TorchScript-based fallback)")
         return None
     import onnx
 
@@ -160,8 +165,12 @@ def _name_of(model: Any) -> str:
 
 @contextmanager
 def _timed(report: AuditReport, stage: str) -> Iterator[None]:
+    """The stage timed, and what native libraries print meanwhile kept in the report's notes, not on the terminal."""
+    from .native_logs import captured_native_logs
+
     start = time.perf_counter()
     try:
-        yield
+        with captured_native_logs(stage, report.notes):
+            yield
     finally:
         report.seconds[stage] = round(report.seconds.get(stage, 0.0) + time.perf_counter() - start, 4)

@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 from .findings import ALL_TARGETS, Finding
@@ -25,25 +25,52 @@ _NO_TRANSLATION = re.compile(r"No ONNX function found for <OpOverload\(op='(?P<o
 @dataclass
 class TorchStageResult:
     findings: list[Finding] = field(default_factory=list)
-    onnx_model: Any = None  # onnx.ModelProto when the ONNX export succeeded
+    onnx_model: Any = None  # onnx.ModelProto when an ONNX exporter succeeded
     program: Any = None  # the ExportedProgram when torch.export succeeded
+    exporter: str = ""  # the exporter that made onnx_model (export.DYNAMO or export.TORCHSCRIPT)
+    notes: list[str] = field(default_factory=list)
 
 
 def torch_findings(model: Any, inputs: Sequence[Any], *, dynamic_batch: bool = False) -> TorchStageResult:
+    """Graph breaks, then the ONNX export the plugin's ONNX engines make: the dynamo exporter (through
+    torch.export, traced once), else the TorchScript-based fallback (export.torchscript_fallback).
+    What stopped the dynamo exporter blocks only when the fallback failed too."""
     result = TorchStageResult()
     result.findings.extend(graph_break_findings(model, inputs))
-    from ..export import ExportError, export_program, onnx_from_program
+    from ..export import DYNAMO, ExportError, export_program, onnx_from_program
 
     try:
         result.program = export_program(model, inputs, dynamic_batch=dynamic_batch)
-    except ExportError as err:
-        result.findings.append(_export_failure(model, err))
+        result.onnx_model, result.exporter = onnx_from_program(result.program), DYNAMO
         return result
-    try:
-        result.onnx_model = onnx_from_program(result.program)
     except ExportError as err:
-        result.findings.extend(untranslatable_findings(result.program, err))
+        first = err
+        dynamo = (untranslatable_findings(model, result.program, err) if result.program is not None
+                  else [_export_failure(model, err)])
+    result.findings.extend(_after_fallback(model, inputs, first, dynamo, dynamic_batch, result))
     return result
+
+
+def _after_fallback(model: Any, inputs: Sequence[Any], first: Any, dynamo: list[Finding], dynamic_batch: bool,
+                    result: TorchStageResult) -> list[Finding]:
+    """The dynamo exporter's findings once the TorchScript-based exporter has been tried: warnings
+    when it exported the model (into ``result``), blocking with its reason added when it did not."""
+    from ..export import TORCHSCRIPT, ExportError, prepared, torchscript_fallback
+
+    module, cpu_inputs = prepared(model, inputs, device="cpu")
+    try:
+        export = torchscript_fallback(module, cpu_inputs, first, dynamic_batch=dynamic_batch)
+    except ExportError as both:
+        fallback = both.reason.partition("the TorchScript-based exporter (fallback) failed too:")[2]
+        if not fallback.strip():
+            return dynamo  # no fallback here (or a batch axis that cannot be dynamic): the dynamo answer stands
+        why = f"; the TorchScript-based exporter (fallback) failed too: {one_line_reason(fallback, 300)}"
+        return [replace(finding, reason=finding.reason + why) for finding in dynamo]
+    result.onnx_model, result.exporter = export.proto, TORCHSCRIPT
+    result.notes.append(f"exported by {TORCHSCRIPT}, as the plugin's ONNX engines are: the dynamo exporter failed")
+    result.notes.extend(f"the trace froze a value {frozen}" for frozen in list(dict.fromkeys(export.frozen_values))[:3])
+    fell_back = f" (the {TORCHSCRIPT} fallback exported the model, as the plugin's ONNX engines do)"
+    return [replace(finding, verdict="warning", reason=finding.reason + fell_back) for finding in dynamo]
 
 
 def graph_break_findings(model: Any, inputs: Sequence[Any]) -> list[Finding]:
@@ -61,22 +88,25 @@ def graph_break_findings(model: Any, inputs: Sequence[Any]) -> list[Finding]:
                         f"{one_line_reason(short_reason(exc))}", "warning")]
     finally:
         torch._dynamo.reset()
-    findings = []
+    by_location: dict[str, Finding] = {}
     for reason in explanation.break_reasons:
         frame = reason.user_stack[-1] if reason.user_stack else None
-        where = f"{frame.filename}:{frame.lineno}" if frame else ""
+        where = f"{frame.filename}:{frame.lineno}" if frame else type(model).__name__
+        if where in by_location:  # one row per place, with how many breaks torch.compile made there
+            by_location[where].count += 1
+            continue
         code = f": `{frame.line.strip()}`" if frame is not None and frame.line else ""
-        findings.append(Finding(EXPLAIN, ALL_TARGETS, "", where,
-                                f"graph break ({reason.reason}){code}; torch.compile splits the graph here",
-                                "warning", module_path=module_at(model, frame.filename, frame.lineno) if frame else ""))
-    return findings
+        module = module_at(model, frame.filename, frame.lineno) if frame else ""
+        by_location[where] = Finding(EXPLAIN, ALL_TARGETS, "", where,
+                                     f"graph break ({reason.reason}){code}; torch.compile splits the graph here",
+                                     "warning", module_path=module)
+    return list(by_location.values())
 
 
 def _export_failure(model: Any, err: Any) -> Finding:
     text = err.detail or err.reason
     match = _RAISED_AT.search(text)
-    where = f"{match['file']}:{match['line']}" if match else ""
-    module = module_at(model, match["file"], int(match["line"])) if match else ""
+    where, module = failure_location(model, err)
     if any(marker in text for marker in _DATA_DEPENDENT):
         code = f" `{match['code'].strip()}`" if match else ""
         return Finding(EXPORT, ALL_TARGETS, "", where,
@@ -84,6 +114,26 @@ def _export_failure(model: Any, err: Any) -> Finding:
                        "(torch.cond can express it)", "error", module_path=module)
     return Finding(EXPORT, ALL_TARGETS, "", where, f"torch.export failed: {one_line_reason(err.reason)}", "error",
                    module_path=module)
+
+
+def failure_location(model: Any, err: Any) -> tuple[str, str]:
+    """(file:line, module path) of an export failure: the frame torch's message names, else the user's
+    frame in the traceback (failure_location.user_frame), else the model's own forward."""
+    import inspect
+
+    from ..failure_location import user_frame
+
+    match = _RAISED_AT.search(err.detail or err.reason)
+    if match:
+        filename, lineno = match["file"], int(match["line"])
+    elif err.__cause__ is not None and (frame := user_frame(err.__cause__)) is not None:
+        filename, lineno = frame.filename, frame.lineno
+    else:
+        try:
+            filename, lineno = inspect.getsourcefile(type(model).forward) or "", inspect.getsourcelines(type(model).forward)[1]
+        except (OSError, TypeError):
+            return type(model).__name__, "(root)"
+    return f"{filename}:{lineno}", module_at(model, filename, lineno)
 
 
 def one_line_reason(reason: str, max_chars: int = 600) -> str:
@@ -95,12 +145,13 @@ def one_line_reason(reason: str, max_chars: int = 600) -> str:
     return text if len(text) <= max_chars else text[: max_chars - 3] + "..."
 
 
-def untranslatable_findings(program: Any, err: Any) -> list[Finding]:
+def untranslatable_findings(model: Any, program: Any, err: Any) -> list[Finding]:
     """The FX nodes using the operator the ONNX exporter has no translation for."""
     match = _NO_TRANSLATION.search(err.detail or "") or _NO_TRANSLATION.search(err.reason)
     if not match:
-        return [Finding(ONNX_EXPORT, ALL_TARGETS, "", "", f"torch.onnx.export failed: {err.reason.splitlines()[-1]}",
-                        "error")]
+        where, module = failure_location(model, err)
+        return [Finding(ONNX_EXPORT, ALL_TARGETS, "", where, f"torch.onnx.export failed: {one_line_reason(err.reason)}",
+                        "error", module_path=module)]
     target_name = f"{match['op']}.{match['overload']}"
     findings = []
     for node in program.graph.nodes:
@@ -108,8 +159,9 @@ def untranslatable_findings(program: Any, err: Any) -> list[Finding]:
             findings.append(Finding(ONNX_EXPORT, ALL_TARGETS, match["op"], node.name,
                                     f"the ONNX exporter has no translation for {target_name}",
                                     "error", module_path=_fx_module_path(node)))
-    return findings or [Finding(ONNX_EXPORT, ALL_TARGETS, match["op"], "",
-                                f"the ONNX exporter has no translation for {target_name}", "error")]
+    return findings or [Finding(ONNX_EXPORT, ALL_TARGETS, match["op"], type(model).__name__,
+                                f"the ONNX exporter has no translation for {target_name}", "error",
+                                module_path="(root)")]
 
 
 def _target_name(target: Any) -> str:

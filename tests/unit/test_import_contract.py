@@ -32,7 +32,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "backends.tensorrt_rtx", "environment")),
     ("settings: the option table, its parsers, the typed Settings", ("parsers", "options", "settings")),
     ("audit", (
-        "audit", "audit.fp16_range", "audit.onnx_stage", "audit.ort_placement", "audit.render", "audit.runner",
+        "audit", "audit.fp16_range", "audit.native_logs", "audit.onnx_stage", "audit.ort_placement", "audit.render", "audit.runner",
         "audit.tensorrt_live", "audit.tensorrt_rtx_stage", "audit.tensorrt_static", "audit.torch_stage")),
     ("judgement: the baseline, its comparison, the one verdict", (
         "baseline", "baseline.key", "baseline.store", "baseline.comparison", "baseline.summary", "baseline.offline",
