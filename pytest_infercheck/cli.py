@@ -1,5 +1,6 @@
 """`infercheck audit MODEL ...`: the compatibility audit from the command line (and, through
-cli_saved.py, `infercheck gate`, `infercheck baseline update`, `infercheck report` on saved reports).
+cli_check.py, `infercheck check TARGET`, the plugin's check with no test written; through cli_saved.py,
+`infercheck gate`, `infercheck baseline update`, `infercheck report` on saved reports).
 
 Exit status: 0 when every target can run the model, 1 when one cannot, 2 when the audit could not
 be made: a bad option, a model file that is not ONNX, a module or factory that cannot be imported
@@ -50,8 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--allow-nodes", default="", metavar="LIST", help="node names that are known, accepted gaps")
     audit.add_argument("--json", metavar="PATH", help="also write the report as JSON")
     audit.add_argument("--markdown", metavar="PATH", help="also write the report as Markdown")
+    from .cli_check import add_command
     from .cli_saved import add_commands
 
+    add_command(commands)  # check: the plugin's check of one model, with no test written (cli_check.py)
     add_commands(commands)  # gate, baseline update, report: saved reports (cli_saved.py)
     return parser
 
@@ -62,6 +65,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         if args.command == "audit":
             return run_audit(args)
+        if args.command == "check":
+            from .cli_check import run_check
+
+            return run_check(args)
         from .cli_saved import run_saved
 
         return run_saved(args)
