@@ -103,3 +103,30 @@ def test_list_and_nested_inputs_run_through_every_engine(run_plugin) -> None:
     result.stdout.fnmatch_lines(["*inputs: dynamic_batch=True with the list input(s) 'images'*"
                                  "one batched tensor [[]N, ...[]] in place of the list*"])
     result.stdout.re_match_lines([r"test_model.py::test_nested +onnxruntime-fp32 +cpu +passed"])
+
+
+DETECTION = '''
+import pytest, torch
+
+@pytest.mark.infercheck(engines=["eager-fp32", "onnxruntime-fp32"], device="cpu")
+def test_fasterrcnn(infercheck):
+    import torchvision
+    model = torchvision.models.detection.fasterrcnn_mobilenet_v3_large_320_fpn(
+        weights=None, weights_backbone=None, box_score_thresh=0.0).eval()
+    infercheck(model, ([torch.rand(3, 320, 320)],))  # the documented call: model([image])
+'''
+
+
+def test_torchvision_detection_takes_its_documented_list_call(run_plugin, tmp_path) -> None:
+    """Faster R-CNN (random weights) called as model([image]): no engine refuses the list; eager passes."""
+    try:
+        import torchvision  # noqa: F401
+    except Exception as err:  # a torchvision built for another torch fails at import (RuntimeError)
+        pytest.skip(f"torchvision cannot be imported here: {type(err).__name__}: {err}")
+    import json
+
+    report = tmp_path / "report.json"
+    result = run_plugin(DETECTION, f"--infer-report={report}")
+    outcomes = {r["spec_id"]: r for r in json.loads(report.read_text())["results"]}
+    assert outcomes["eager-fp32"]["outcome"] == "passed", result.stdout.str()
+    assert "is a list" not in result.stdout.str() and "failed (inputs)" not in result.stdout.str()
