@@ -59,23 +59,25 @@ def _in_layout(batch: Any, example: ModelInputs, index: int) -> tuple[ModelInput
     from collections.abc import Mapping
 
     where = f"calibration batch {index}"
+    arguments = example.argument_names  # one per argument: a list input is one value here
     if isinstance(batch, Mapping):
-        missing = [name for name in example.names if name not in batch]
+        missing = [name for name in arguments if name not in batch]
         if missing:
             raise ValueError(f"{where} has no {', '.join(map(repr, missing))} (its keys: {', '.join(map(str, batch))}); "
                              f"the example inputs are {example.describe()}")
-        tensors = [batch[name] for name in example.names]
-        ignored = {str(key) for key in batch if key not in example.names}
+        values = [batch[name] for name in arguments]
+        ignored = {str(key) for key in batch if key not in arguments}
     elif isinstance(batch, torch.Tensor):
-        tensors, ignored = [batch], set()
+        values, ignored = [batch], set()
     elif isinstance(batch, (tuple, list)) and len(batch) == 2 and isinstance(batch[1], Mapping) \
             and isinstance(batch[0], (tuple, list)):
         return _in_layout({**dict(zip(example.arg_names, batch[0])), **batch[1]}, example, index)
     elif isinstance(batch, (tuple, list)):
-        tensors, ignored = list(batch)[: len(example)], set()
+        values, ignored = list(batch)[: len(arguments)], set()
     else:
         raise ValueError(f"{where} is a {type(batch).__name__}; calibration batches are tensors, tuples, "
                          "(args, kwargs) pairs or dicts keyed by input name")
+    tensors = ModelInputs(tuple(values)).tensors  # a list argument's tensors, in order
     bad = [type(t).__name__ for t in tensors if not isinstance(t, torch.Tensor)]
     if bad or len(tensors) != len(example):
         raise ValueError(f"{where} gives {len(tensors)} value(s) ({', '.join(type(t).__name__ for t in tensors)}); "

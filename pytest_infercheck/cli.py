@@ -1,5 +1,6 @@
 """`infercheck audit MODEL ...`: the compatibility audit from the command line (and, through
-cli_saved.py, `infercheck gate`, `infercheck baseline update`, `infercheck report` on saved reports).
+cli_check.py, `infercheck check TARGET`, the plugin's check with no test written; through cli_saved.py,
+`infercheck gate`, `infercheck baseline update`, `infercheck report` on saved reports).
 
 Exit status: 0 when every target can run the model, 1 when one cannot, 2 when the audit could not
 be made: a bad option, a model file that is not ONNX, a module or factory that cannot be imported
@@ -11,14 +12,24 @@ Each of those is one line on stderr naming the input, never a traceback: exit 1 
 from __future__ import annotations
 
 import argparse
-import importlib
-import os
 import sys
 from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence
 
-from .cli_common import EXIT_FAILED as EXIT_CANNOT_RUN, EXIT_OK, EXIT_USAGE, UsageError
-DTYPES = ("float32", "float16", "bfloat16", "int64", "int32", "bool")
+from .cli_common import EXIT_FAILED as EXIT_CANNOT_RUN
+from .cli_common import (
+    DTYPES,
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+    _call_factory,
+    _describe,
+    _inputs_from,
+    _one_line,
+    _split,
+    check_model_runs,
+    make_inputs,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,8 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--allow-nodes", default="", metavar="LIST", help="node names that are known, accepted gaps")
     audit.add_argument("--json", metavar="PATH", help="also write the report as JSON")
     audit.add_argument("--markdown", metavar="PATH", help="also write the report as Markdown")
+    from .cli_check import add_command
     from .cli_saved import add_commands
 
+    add_command(commands)  # check: the plugin's check of one model, with no test written (cli_check.py)
     add_commands(commands)  # gate, baseline update, report: saved reports (cli_saved.py)
     return parser
 
@@ -58,22 +71,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         if args.command == "audit":
             return run_audit(args)
+        if args.command == "check":
+            from .cli_check import run_check
+
+            return run_check(args)
         from .cli_saved import run_saved
 
         return run_saved(args)
     except UsageError as err:
         print(f"infercheck {command}: error: {_one_line(str(err))}", file=sys.stderr)
         return EXIT_USAGE
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
-def _describe(err: BaseException) -> str:
-    """``ValueError: factory boom``: the exception as one short line (an import error's text can be long)."""
-    text = _one_line(str(err))
-    return f"{type(err).__name__}: {text[:300]}" if text else type(err).__name__
 
 
 def check_outputs(args: argparse.Namespace) -> None:
@@ -157,83 +164,6 @@ def load_model(args: argparse.Namespace) -> tuple[Any, Any]:
                          "--inputs package.module:factory")
     check_model_runs(model, inputs, source)
     return model, inputs
-
-
-def check_model_runs(model: Any, inputs: Any, source: str) -> None:
-    """The model's own forward on the example inputs, before any exporter: when eager PyTorch fails on
-    them (a wrong shape), no target is to blame, so it is exit 2 with torch's reason, not exit 1."""
-    import torch
-
-    from .inputs import as_model_inputs
-    from .model import model_copy
-
-    try:
-        with torch.no_grad():
-            as_model_inputs(inputs).call(model_copy(model, dtype=None, device="cpu"))  # a copy: the audit's model unchanged
-    except Exception as err:  # whatever the model raises: its reason, in one line
-        raise UsageError(f"{source}: the model itself fails on these example inputs ({_describe(err)}); "
-                         "give inputs its forward accepts") from None
-
-
-def make_inputs(shapes: Sequence[str], dtypes: Sequence[str]) -> tuple[Any, ...]:
-    """Random floats (standard normal) or zeros for integer/bool inputs, seeded so runs agree."""
-    import torch
-
-    if dtypes and len(dtypes) not in (1, len(shapes)):
-        raise UsageError(f"--input-dtype given {len(dtypes)} times for {len(shapes)} inputs: give one, or one per input")
-    generator = torch.Generator().manual_seed(0)
-    specs = [(text, _parse_shape(text), getattr(torch, _dtype_name(dtypes, position)))
-             for position, text in enumerate(shapes)]
-    _check_input_memory(specs)
-    inputs = []
-    for text, shape, dtype in specs:
-        try:
-            inputs.append(torch.randn(shape, generator=generator).to(dtype) if dtype.is_floating_point
-                          else torch.zeros(shape, dtype=dtype))
-        except (RuntimeError, MemoryError) as err:  # what the memory check could not foresee (a cgroup limit)
-            raise UsageError(f"--input-shape {text!r}: cannot allocate it ({_describe(err)})") from None
-    return tuple(inputs)
-
-
-def _parse_shape(text: str) -> list[int]:
-    try:
-        shape = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise UsageError(f"--input-shape {text!r}: expected comma-separated integers, e.g. 1,3,224,224") from None
-    if not shape or any(d <= 0 for d in shape):
-        raise UsageError(f"--input-shape {text!r}: expected positive comma-separated integers, e.g. 1,3,224,224")
-    return shape
-
-
-def _dtype_name(dtypes: Sequence[str], position: int) -> str:
-    name = (dtypes[position] if len(dtypes) > 1 else dtypes[0]) if dtypes else "float32"
-    if name not in DTYPES:
-        raise UsageError(f"--input-dtype {name!r}: use one of {', '.join(DTYPES)}")
-    return name
-
-
-def _check_input_memory(specs: Sequence[tuple[str, list[int], Any]]) -> None:
-    """Refuse, before allocating, example inputs larger than this machine's memory (a typo such as
-    100000000000,8 was an allocation traceback, exit 1): the audit would have to hold them and more."""
-    import math
-
-    memory = _physical_memory()
-    total = 0
-    for text, shape, dtype in specs:
-        size = math.prod(shape) * dtype.itemsize
-        total += size
-        if memory and total > memory:
-            raise UsageError(f"--input-shape {text!r}: {math.prod(shape)} elements ({size / 2**30:.3g} GiB as "
-                             f"{str(dtype).removeprefix('torch.')}) do not fit this machine's {memory / 2**30:.3g} GiB "
-                             "of memory; give the shape of one example batch, e.g. 1,3,224,224")
-
-
-def _physical_memory() -> int:
-    """Bytes of physical memory (0 where the platform does not say)."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, OSError, ValueError):
-        return 0
 
 
 def check_onnx_file(path: str) -> None:
@@ -331,46 +261,3 @@ def _tensors(graph: Any) -> Iterator[Any]:
                 yield from _tensors(subgraph)
 
 
-def _inputs_from(spec: str) -> Any:
-    inputs = _call_factory(spec, "--inputs")
-    from .model import as_input_tuple
-
-    try:
-        as_input_tuple(inputs)
-    except TypeError as err:
-        detail = str(err) if isinstance(inputs, (tuple, list)) else f"the factory returned a {type(inputs).__name__}"
-        raise UsageError(f"--inputs {spec}: {detail}; expected a tensor or a tuple of tensors") from None
-    return inputs
-
-
-def _call_factory(spec: str, what: str) -> Any:
-    module_name, _, attribute = spec.partition(":")
-    if not module_name or not attribute:
-        raise UsageError(f"{what} {spec!r}: expected package.module:callable")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())  # like pytest's rootdir: factories in the project are importable
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as err:
-        raise UsageError(f"{what} {spec}: cannot import it ({_describe(err)}); "
-                         "expected package.module:callable") from None
-    except (Exception, SystemExit) as err:  # the user's module itself fails: their error, in one line
-        raise UsageError(f"{what} {spec}: importing {module_name} raised {_describe(err)}") from None
-    if not hasattr(module, attribute):
-        raise UsageError(f"{what} {spec}: cannot import it ({module_name} has no attribute {attribute!r}); "
-                         "expected package.module:callable")
-    factory = getattr(module, attribute)
-    if not callable(factory):
-        return factory
-    try:
-        return factory()
-    except (Exception, SystemExit) as err:
-        raise UsageError(f"{what} {spec}: the factory raised {_describe(err)}") from None
-
-
-def _split(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -63,8 +63,10 @@ def dynamic_shapes_for(module: torch.nn.Module, inputs: ModelInputs, dynamic_bat
     import inspect
 
     # Dim.DYNAMIC rather than a named Dim: it does not fail on a batch of 1 at export time.
-    def axis0(tensor: Any) -> Any:
-        return {0: torch.export.Dim.DYNAMIC} if tensor.dim() > 0 else None
+    def axis0(value: Any) -> Any:
+        if isinstance(value, (list, tuple)):  # each tensor of a list input (ModelUnderTest refuses a list
+            return type(value)(axis0(item) for item in value)  # under dynamic_batch; the audit may ask)
+        return {0: torch.export.Dim.DYNAMIC} if value.dim() > 0 else None
 
     try:
         signature = inspect.signature(module.forward)

@@ -5,6 +5,12 @@ tokenizer's output works as it is) or an explicit ``(args, kwargs)`` pair all be
 ``ModelInputs``: the forward is called with ``*args, **kwargs``; exporters get both; ONNX feeds are
 built by input name.  As a ``Sequence`` it is the flat list of its tensors (positional first), so code
 that only needs "the tensors" (hashes, shapes) treats every form alike.
+
+An argument may itself be a list or tuple of tensors, nested to any depth: torchvision detection's
+``model([image])`` is ``infercheck(model, ([image],))``.  Its tensors take part in the flat view in
+order, named after the argument and their position (``images_0``, ``images_1_0``): the names the
+dynamo ONNX exporter gives the graph inputs it flattens them into.  ``with_tensors`` rebuilds the
+lists and tuples, so the forward always gets the structure it was given.
 """
 
 from __future__ import annotations
@@ -15,7 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Optional
 
 ACCEPTED_FORMS = ("a tensor, a tuple of tensors (positional), a dict of tensors (keyword arguments, e.g. a "
-                  "tokenizer's output), or an explicit (args, kwargs) pair")
+                  "tokenizer's output), or an explicit (args, kwargs) pair; any argument may be a list or tuple of "
+                  "tensors, nested (e.g. ([image],) for model([image]))")
+BATCHED_FORM = "one batched tensor [N, ...] in place of the list"
 
 
 class InputsError(TypeError):
@@ -26,9 +34,9 @@ class InputsError(TypeError):
 class ModelInputs(Sequence):
     """Positional tensors, keyword tensors, and the forward's names for the positional ones."""
 
-    args: tuple[Any, ...] = ()
+    args: tuple[Any, ...] = ()  # each a tensor, or a list/tuple of them (nested to any depth)
     kwargs: Mapping[str, Any] = field(default_factory=dict)
-    arg_names: tuple[str, ...] = ()  # one per positional tensor: the forward's parameter names
+    arg_names: tuple[str, ...] = ()  # one per positional argument: the forward's parameter names
 
     def __post_init__(self) -> None:
         if len(self.arg_names) != len(self.args):
@@ -41,9 +49,9 @@ class ModelInputs(Sequence):
         if isinstance(value, ModelInputs):
             return value
         args, kwargs = _split(value)
-        for where, tensor in [*((f"example input {i}", t) for i, t in enumerate(args)),
-                              *((f"example input {k!r}", t) for k, t in kwargs.items())]:
-            _require_tensor(where, tensor)
+        for where, item in [*((f"example input {i}", t) for i, t in enumerate(args)),
+                            *((f"example input {k!r}", t) for k, t in kwargs.items())]:
+            _require_tensors(where, item)
         names = _bind(module, args, kwargs) if module is not None else ()
         return cls(tuple(args), kwargs, names)
 
@@ -51,10 +59,15 @@ class ModelInputs(Sequence):
 
     @property
     def tensors(self) -> tuple[Any, ...]:
-        return (*self.args, *self.kwargs.values())
+        return tuple(tensor for _, tensor in self.named())
+
+    @property
+    def nested(self) -> bool:
+        """Whether an argument is a list or tuple of tensors rather than one tensor."""
+        return any(isinstance(value, (list, tuple)) for value in (*self.args, *self.kwargs.values()))
 
     def __len__(self) -> int:
-        return len(self.args) + len(self.kwargs)
+        return len(self.tensors)
 
     def __getitem__(self, index: Any) -> Any:
         return self.tensors[index]
@@ -64,10 +77,19 @@ class ModelInputs(Sequence):
 
     @property
     def names(self) -> tuple[str, ...]:
-        return (*self.arg_names, *self.kwargs)
+        return tuple(name for name, _ in self.named())
 
     def named(self) -> list[tuple[str, Any]]:
-        return list(zip(self.names, self.tensors))
+        """(name, tensor) for every tensor in flat order: an argument's own name, or ``name_i`` inside a list."""
+        named: list[tuple[str, Any]] = []
+        for name, value in (*zip(self.arg_names, self.args), *self.kwargs.items()):
+            _leaves(value, name, named)
+        return named
+
+    @property
+    def argument_names(self) -> tuple[str, ...]:
+        """One name per argument, positional then keyword (``names`` has one per tensor)."""
+        return (*self.arg_names, *self.kwargs)
 
     @property
     def keyword_names(self) -> tuple[str, ...]:
@@ -78,13 +100,20 @@ class ModelInputs(Sequence):
         tensors = tuple(tensors)
         if len(tensors) != len(self):
             raise ValueError(f"{len(tensors)} tensors for {len(self)} inputs ({', '.join(self.names)})")
-        count = len(self.args)
-        return ModelInputs(tensors[:count], dict(zip(self.kwargs, tensors[count:])), self.arg_names)
+        if not self.nested:  # the common case: one tensor per argument
+            count = len(self.args)
+            return ModelInputs(tensors[:count], dict(zip(self.kwargs, tensors[count:])), self.arg_names)
+        leaves = iter(tensors)
+        args = tuple(_rebuild(value, leaves) for value in self.args)
+        return ModelInputs(args, {key: _rebuild(value, leaves) for key, value in self.kwargs.items()}, self.arg_names)
 
     # -- what the stages need -----------------------------------------------------------------------
 
     @property
     def batch_size(self) -> int:
+        """Axis 0 of the first tensor; a list's length where the first argument is a list (one image each)."""
+        if self.args and isinstance(self.args[0], (list, tuple)):
+            return max(len(self.args[0]), 1)
         first = next((t for t in self.tensors if t.dim() > 0), None)
         return int(first.shape[0]) if first is not None else 1
 
@@ -100,6 +129,8 @@ class ModelInputs(Sequence):
         """Every tensor twice along axis 0: the dynamic-batch re-check's inputs."""
         import torch
 
+        if self.nested:
+            raise InputsError(dynamic_batch_refusal(self))
         return self.with_tensors([torch.cat([t, t]) if t.dim() > 0 else t for t in self.tensors])
 
     def call(self, fn: Callable[..., Any]) -> Any:
@@ -162,11 +193,42 @@ def _keyword_dict(value: Mapping, what: str) -> dict[str, Any]:
     return dict(value)
 
 
-def _require_tensor(where: str, value: Any) -> None:
+def _require_tensors(where: str, value: Any) -> None:
+    """A tensor, or a non-empty list/tuple whose items are (recursively) tensors."""
     import torch
 
-    if not isinstance(value, torch.Tensor):
+    if isinstance(value, (list, tuple)):
+        if not value:
+            raise InputsError(f"{where} is an empty {type(value).__name__}: there is no tensor to feed; "
+                              f"give at least one ({ACCEPTED_FORMS})")
+        for index, item in enumerate(value):
+            _require_tensors(f"{where}[{index}]", item)
+    elif not isinstance(value, torch.Tensor):
         raise InputsError(f"{where} is a {type(value).__name__}; every input must be a tensor ({ACCEPTED_FORMS})")
+
+
+def _leaves(value: Any, name: str, named: list[tuple[str, Any]]) -> None:
+    if isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            _leaves(item, f"{name}_{index}", named)
+    else:
+        named.append((name, value))
+
+
+def _rebuild(template: Any, leaves: Iterator[Any]) -> Any:
+    """``template``'s lists and tuples, holding the next tensors of ``leaves`` in its tensors' places."""
+    if isinstance(template, (list, tuple)):
+        return type(template)(_rebuild(item, leaves) for item in template)
+    return next(leaves)
+
+
+def dynamic_batch_refusal(inputs: ModelInputs) -> str:
+    """Why a list input cannot have a dynamic batch, and the form that can."""
+    listed = [name for name, value in (*zip(inputs.arg_names, inputs.args), *inputs.kwargs.items())
+              if isinstance(value, (list, tuple))]
+    return (f"dynamic_batch=True with the list input(s) {', '.join(map(repr, listed))}: an exported graph takes a "
+            "fixed number of tensors, so a list's length cannot vary; give the batch as "
+            f"{BATCHED_FORM}, or check this list length with dynamic_batch=False")
 
 
 def _bind(module: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> tuple[str, ...]:
@@ -178,8 +240,11 @@ def _bind(module: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> tuple[
     try:
         bound = signature.bind(*args, **kwargs)
     except TypeError as err:
+        wrap = ("; a forward that takes a list of tensors gets it as one argument: pass ([tensor, ...],), "
+                "the list inside a tuple" if len(args) > 1 else "")
         raise InputsError(f"the example inputs do not fit {type(module).__name__}.forward{signature}: {err}; "
-                          f"inputs given: {len(args)} positional, keywords {sorted(kwargs) or 'none'}") from None
+                          f"inputs given: {len(args)} positional, keywords {sorted(kwargs) or 'none'}"
+                          f"{wrap}") from None
     names: list[str] = []
     for name, value in bound.arguments.items():
         kind = signature.parameters[name].kind

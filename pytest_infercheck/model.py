@@ -14,7 +14,7 @@ from typing import Any, Optional, Sequence
 
 import torch
 
-from .inputs import ModelInputs, as_model_inputs
+from .inputs import InputsError, ModelInputs, as_model_inputs, dynamic_batch_refusal
 from .tensors import to_numpy
 from .model_identity import Hasher, Identity, module_identity, tensor_bytes
 from .outputs import flatten_outputs
@@ -117,9 +117,11 @@ class ModelUnderTest:
     def create(cls, module: torch.nn.Module, example_inputs: Any, *, dynamic_batch: bool = False) -> "ModelUnderTest":
         if not isinstance(module, torch.nn.Module):
             raise TypeError(f"infercheck checks a torch.nn.Module; got {type(module).__name__}")
+        inputs = ModelInputs.from_example(example_inputs, module)
+        if dynamic_batch and inputs.nested:
+            raise InputsError(dynamic_batch_refusal(inputs))
         # A copy of the user's tensors: no stage, exporter or engine is ever handed the user's own.
-        return cls(module, ModelInputs.from_example(example_inputs, module).copy(), dynamic_batch,
-                   type(module).__name__)
+        return cls(module, inputs.copy(), dynamic_batch, type(module).__name__)
 
     @property
     def identity(self) -> Identity:

@@ -64,12 +64,50 @@ def test_a_reference_that_cannot_judge_an_engine_fails_at_its_own_stage(run_plug
     result.stdout.fnmatch_lines_random([
         "*reference: the eager reference cannot judge an engine:",
         "*output output is all zero ([[]2, 4[]]): every engine matches zeros, so comparing checks nothing",
-        "*use trained weights or initialise the layer that produces it*allow_degenerate=*",
+        "*measured: output output: std 0, |x| <= 0",
+        "*activations (RMS) measured with forward hooks fall from * at the input to 0 after head; "
+        "every weight of head is zero",
+        "*use trained weights or initialise the layer named above*allow_degenerate=*",
         "*output output spans [[]*, *[]], below the smallest normal FP16 value (6.1e-05)*",
         "*output output has * NaN/Inf value(s) of 16 in the eager reference itself*",
         "*test_never_calls*never called infercheck(model, example_inputs)*",
     ])
     result.stdout.re_match_lines([r"test_model.py::test_zero_head +onnxruntime-fp32 +cpu +failed \(reference\)"])
+
+
+VANISHING = '''
+import pytest, torch
+
+class Vanishing(torch.nn.Module):
+    """What MobileNet and EfficientNet with random weights do: each layer shrinks the signal (x0.04 here)."""
+    def __init__(self):
+        super().__init__()
+        self.features = torch.nn.Sequential(*[torch.nn.Linear(16, 16) for _ in range(8)])
+        self.head = torch.nn.Linear(16, 4)
+        for layer in self.features:
+            torch.nn.init.normal_(layer.weight, std=0.01)
+            torch.nn.init.zeros_(layer.bias)
+        torch.nn.init.zeros_(self.head.bias)
+    def forward(self, x):
+        return self.head(self.features(x))
+
+@pytest.mark.infercheck(engines=["eager-fp16"])
+def test_vanishing(infercheck):
+    infercheck(Vanishing().eval(), torch.randn(2, 16))
+'''
+
+
+def test_a_degenerate_reference_says_where_the_activations_vanish(run_plugin) -> None:
+    """The hint reports what was measured: the output's spread and the layer where the signal is lost."""
+    result = run_plugin(VANISHING)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "*output output spans * below the smallest normal FP16 value*",
+        "*measured: output output: std *e-1*, |x| <= *e-1*",
+        "*activations (RMS) measured with forward hooks fall from * at the input to *e-1* after head; "
+        "first below 1e-03 of the input after features.* (*e-0*)",
+    ])
+    assert "torchvision heads start at zero" not in result.stdout.str()
 
 
 SAME_SHAPES_OTHER_VALUES = '''

@@ -45,7 +45,7 @@ class TorchEngine:
 
         with torch.no_grad() if self.no_grad else torch.inference_mode():
             # On CUDA this returns once the work is queued: the timer's events bound it, to_numpy syncs.
-            if not self.layout.kwargs:  # the common case, without a layout object per timed call
+            if not self.layout.kwargs and not self.layout.nested:  # the common case: no layout object per call
                 return self.fn(*prepared)
             return self.layout.with_tensors(prepared).call(self.fn)
 

@@ -73,7 +73,8 @@ def run_stages(context: "CheckContext", settings: Any, given: CheckInputs, resul
                                   lambda: reference.eager_reference(mut, device, settings.tf32, twice=twice))
     expected = eager.outputs
     result.warnings.extend(eager.notes)
-    reference.judge_reference(expected, spec.precision, settings.allow_degenerate)
+    reference.judge_reference(expected, spec.precision, settings.allow_degenerate,
+                              measure=lambda: reference.activation_trail(mut, device))
     result.reference = reference.describe_reference(device, settings.tf32)
     result.gpu = gpu_facts(device)
     deadline = build.Deadline(settings.build_timeout)  # covers the export, conversions, calibration, build

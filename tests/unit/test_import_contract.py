@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("foundation: files, codecs, locks, small pure helpers", (
         "pytest_infercheck", "defaults", "files", "codec", "jsonsafe", "mdtext", "locks", "cache_dirs", "memo",
-        "process_exit", "failure_location", "tensors", "cli_common", "progress", "device_check", "gpus",
+        "process_exit", "failure_location", "tensors", "progress", "device_check", "gpus",
         "cpu_threads", "cudagraphs", "data", "outputs", "model_identity", "audit.findings", "audit.onnx_graph",
         "backends.base", "backends.trt_strongly_typed")),
     ("measurement and the typed facts", (
@@ -44,7 +44,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "report", "report.table", "report.terminal", "report.markdown", "report.html", "report.junit",
         "report.json_report", "report.saved")),
     ("glue: pytest hooks, the session, the CLI", (
-        "session", "session_files", "xdist_groups", "plugin", "cli", "cli_saved", "__main__")),
+        "session", "session_files", "xdist_groups", "plugin", "cli_common", "cli", "cli_check", "cli_saved", "__main__")),
 )
 
 

@@ -1,0 +1,210 @@
+"""`infercheck check TARGET`: the plugin's check of one model with no test written, its exit status
+(0 passed/skipped, 1 a check failed, 2 a usage error in one line), its reports, its shorthands."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from pytest_infercheck.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST = ["--infer-warmup=2", "--infer-min-iters=5", "--infer-min-time=0.01", "--infer-max-time=0.05"]
+
+MODELS = '''
+import torch
+
+def make_classifier():
+    return torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+                               torch.nn.Flatten(), torch.nn.Linear(8, 10))
+
+def zero_head():
+    model = make_classifier()
+    torch.nn.init.zeros_(model[4].weight)
+    torch.nn.init.zeros_(model[4].bias)
+    return model
+'''
+
+FAKE_TIMM = '''
+"""Stands in for timm (not installable beside a CPU torch here): what the shorthand calls."""
+import torch
+
+def is_model(name):
+    return name == "tiny_net"
+
+def create_model(name, pretrained=True):
+    assert pretrained is False, "the shorthand asks for random weights"
+    return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+'''
+
+
+@pytest.fixture
+def project(tmp_path: Path, shared_cache_dir: Path) -> Path:
+    """A user's project folder: mypkg/models.py, and a cache shared with the suite's plugin runs."""
+    (tmp_path / "mypkg").mkdir()
+    (tmp_path / "mypkg" / "__init__.py").write_text("")
+    (tmp_path / "mypkg" / "models.py").write_text(MODELS)
+    return tmp_path
+
+
+def run_check(project: Path, shared_cache_dir: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(project)])}
+    env.pop("GITHUB_STEP_SUMMARY", None)
+    return subprocess.run([sys.executable, "-m", "pytest_infercheck", "check", *args, *FAST,
+                           f"--infer-cache-dir={shared_cache_dir}"], cwd=project, env=env, capture_output=True,
+                          text=True, timeout=600)
+
+
+def doc_commands() -> list[str]:
+    """Every `infercheck check` command in README.md and docs/usage.md."""
+    found = []
+    for page in (ROOT / "README.md", ROOT / "docs" / "usage.md"):
+        found += re.findall(r"^(infercheck check [^\n]+)$", page.read_text(), re.M)
+    return found
+
+
+def test_the_docs_show_the_command() -> None:
+    commands = doc_commands()
+    assert any("mypkg.models:make_classifier" in c for c in commands) and any("torchvision:" in c for c in commands)
+
+
+STAND_IN_TORCHVISION = '''
+"""Stands in for torchvision where its build does not match the installed torch (it fails at import)."""
+import torch
+
+def _small(*, weights=None, **kwargs):
+    assert weights is None, "the shorthand asks for random weights"
+    return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+
+class models:
+    get_model_builder = staticmethod(lambda name: _small)
+    list_models = staticmethod(lambda: ["resnet18"])
+'''
+
+
+def importable(name: str) -> bool:
+    try:
+        __import__(name)
+    except Exception:  # torchvision built for another torch raises RuntimeError at import
+        return False
+    return True
+
+
+@pytest.mark.parametrize("command", sorted(set(doc_commands())))
+def test_every_documented_command_runs(command: str, project: Path, shared_cache_dir: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each `infercheck check` line of the docs, as written (torchvision and timm stand-ins where the real
+    ones cannot be imported beside this torch); its reports are the plugin's."""
+    from pytest_infercheck.cli_check import load_model
+
+    args = shlex.split(command)[2:]
+    for library, stand_in in (("torchvision", STAND_IN_TORCHVISION), ("timm", FAKE_TIMM.replace("tiny_net", "resnet18"))):
+        if args[0].startswith(library + ":") and not importable(library):
+            (project / f"{library}.py").write_text(stand_in)
+    if "--weights" in args:
+        monkeypatch.syspath_prepend(str(project))
+        for name in ("timm", "torchvision", "mypkg", "mypkg.models"):
+            monkeypatch.delitem(sys.modules, name, raising=False)
+        import torch
+
+        torch.save(load_model(args[0], None, str(project)).state_dict(), project / args[args.index("--weights") + 1])
+    args = [arg.replace("p90:30ms", "p90:10s") for arg in args]  # a loaded CI machine: the budget is shown, not met
+    report = next((arg.split("=", 1)[1] for arg in args if arg.startswith("--infer-report=")), None)
+    done = run_check(project, shared_cache_dir, *args, *([] if report else ["--infer-report=every.json"]))
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = json.loads((project / (report or "every.json")).read_text())["results"]
+    assert results and all(r["outcome"] in ("passed", "skipped") for r in results)
+    assert "infercheck summary" in done.stdout
+    for option in ("--infer-report", "--infer-html"):
+        written = [arg.split("=", 1)[1] for arg in args if arg.startswith(option + "=")]
+        assert all((project / path).is_file() for path in written)
+
+
+def test_the_command_writes_the_plugins_report_and_names_the_test(project: Path, shared_cache_dir: Path) -> None:
+    done = run_check(project, shared_cache_dir, "mypkg.models:make_classifier", "--input-shape", "1,3,16,16",
+                     "--engines", "eager-fp32,onnxruntime-fp32", "--infer-report=report.json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = json.loads((project / "report.json").read_text())["results"]
+    assert {(r["spec_id"], r["outcome"]) for r in results} == {("eager-fp32", "passed"), ("onnxruntime-fp32", "passed")}
+    assert "test_infercheck_check.py::test_mypkg_models_make_classifier" in done.stdout
+
+
+def test_a_failed_check_exits_1_with_the_plugins_failure(project: Path, shared_cache_dir: Path) -> None:
+    done = run_check(project, shared_cache_dir, "mypkg.models:zero_head", "--input-shape", "1,3,16,16",
+                     "--engines", "eager-fp32")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "reference: the eager reference cannot judge an engine" in done.stdout
+    assert "every weight of 4 is zero" in done.stdout
+
+
+def test_a_shorthand_builds_random_weights_and_loads_local_ones(project: Path, shared_cache_dir: Path) -> None:
+    import torch
+
+    (project / "timm.py").write_text(FAKE_TIMM)
+    state = {"0.weight": torch.randn(4, 3, 3, 3), "0.bias": torch.full((4,), 0.5)}
+    torch.save(state, project / "weights.pt")
+    done = run_check(project, shared_cache_dir, "timm:tiny_net", "--weights", "weights.pt", "--input-shape",
+                     "1,3,16,16", "--engines", "eager-fp32", "--infer-report=report.json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads((project / "report.json").read_text())["results"][0]["outcome"] == "passed"
+    assert "test_timm_tiny_net" in done.stdout
+
+
+@pytest.mark.parametrize("args, words", [
+    (["mypkg"], "TARGET 'mypkg': expected package.module:factory, torchvision:NAME or timm:NAME"),
+    (["mypkg.models:nothing", "--input-shape", "1,3,16,16"], "TARGET mypkg.models:nothing: cannot import it"),
+    (["timm:no_such_net", "--input-shape", "1,3,16,16"], "TARGET timm:no_such_net: timm has no model 'no_such_net'"),
+    (["mypkg.models:make_classifier", "--input-shape", "1,3,x"], "--input-shape '1,3,x': expected comma-separated"),
+    (["mypkg.models:make_classifier", "--input-shape", "1,4,16,16"], "--input-shape 1,4,16,16: the model itself fails"),
+    (["mypkg.models:make_classifier", "--input-shape", "1,3,16,16", "--engines", "onnx-fp32"],
+     "--engines 'onnx-fp32': 'onnx-fp32' is not an engine id; expected <backend>-<precision>[-cudagraph]"),
+    (["mypkg.models:make_classifier", "--input-shape", "1,3,16,16", "--infer-budget", "fast"],
+     "--infer-budget 'fast':"),
+    (["mypkg.models:make_classifier", "--input-shape", "1,3,16,16", "--weights", "missing.pt"],
+     "--weights missing.pt: no such file"),
+])
+def test_a_usage_error_exits_2_in_one_line(args: list[str], words: str, project: Path,
+                                           monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    (project / "timm.py").write_text(FAKE_TIMM)
+    monkeypatch.chdir(project)
+    monkeypatch.syspath_prepend(str(project))
+    for name in ("mypkg", "mypkg.models", "timm"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    assert main(["check", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"infercheck check: error: {words}") and err.count("\n") == 1, err
+    assert "Traceback" not in err
+
+
+def test_the_torchvision_shorthand_asks_for_no_weights_and_none_for_the_backbone() -> None:
+    from pytest_infercheck.cli_check import _torchvision_model
+
+    calls = []
+
+    def classifier(*, weights=None, progress=True, **kwargs):
+        calls.append(("classifier", weights, kwargs))
+
+    def detector(*, weights=None, weights_backbone="DEFAULT", **kwargs):
+        calls.append(("detector", weights, weights_backbone))
+
+    builders = {"resnet18": classifier, "fasterrcnn_mobilenet_v3_large_320_fpn": detector}
+
+    def get_model_builder(name):
+        if name not in builders:
+            raise ValueError(name)
+        return builders[name]
+
+    fake = SimpleNamespace(models=SimpleNamespace(get_model_builder=get_model_builder, list_models=lambda: list(builders)))
+    _torchvision_model(fake, "resnet18", "torchvision:resnet18")
+    _torchvision_model(fake, "fasterrcnn_mobilenet_v3_large_320_fpn", "torchvision:fasterrcnn_mobilenet_v3_large_320_fpn")
+    assert calls == [("classifier", None, {}), ("detector", None, None)]
+    with pytest.raises(Exception, match="torchvision has no model 'resnet1'"):
+        _torchvision_model(fake, "resnet1", "torchvision:resnet1")
