@@ -278,29 +278,33 @@ def profile_tensorrt(engine: Any, prepared: Any, *, module_of: Mapping[str, str]
 # -- dispatch -------------------------------------------------------------------------------------
 
 
-def profile_engine(engine: Any, prepared: Any, *, device: str = "cpu", module: Any = None,
+PROFILERS = ("torch", "onnxruntime", "tensorrt")  # what a BackendDescriptor's ``profiler`` may name
+
+
+def profile_engine(engine: Any, prepared: Any, *, profiler: str, device: str = "cpu", module: Any = None,
                    onnx_path: Optional[Path | str] = None, iterations: int = DEFAULT_ITERATIONS) -> ProfileTable:
-    """The table for any of the plugin's engines: picks the profiler from what the engine holds.
+    """The table for one engine, by its backend's profiler (BackendDescriptor.profiler).
 
     ``module``: the PyTorch module the engine runs (mapping for torch engines; defaults to the
-    engine's ``fn`` when that is one); ``onnx_path``: the ONNX the TensorRT engine was built from.
+    engine's ``fn``); ``onnx_path``: the ONNX the TensorRT engine was built from.
     Raises ProfileUnavailable with the reason when this engine cannot be profiled.
     """
-    if getattr(engine, "inner", None) is not None:  # a CUDA graph around an engine: profile the engine inside
-        table = profile_engine(engine.inner, prepared, device=device, module=module, onnx_path=onnx_path,
-                               iterations=iterations)
+    if getattr(engine, "inner", None) is not None:  # the plugin's CUDA graph around an engine: profile the engine inside
+        table = profile_engine(engine.inner, prepared, profiler=profiler, device=device, module=module,
+                               onnx_path=onnx_path, iterations=iterations)
         table.note = "profiled without its CUDA graph (a graph replays as one launch); the graph removes launch gaps"
         return table
-    if getattr(engine, "session", None) is not None:
+    if profiler == "onnxruntime":
         return _ort_engine_profile(engine, prepared, iterations)
-    if getattr(engine, "context", None) is not None and hasattr(engine, "engine"):
+    if profiler == "tensorrt":
         module_of = onnx_module_paths(onnx_path) if onnx_path else {}
         return profile_tensorrt(engine, prepared, module_of=module_of, iterations=iterations)
-    if hasattr(engine, "fn"):
+    if profiler == "torch":
         import torch
 
-        target = module if module is not None else engine.fn
+        target = module if module is not None else getattr(engine, "fn", None)
         target = getattr(target, "_orig_mod", target)  # torch.compile's wrapper: hooks go on the module inside
         return profile_torch(lambda: engine.run(prepared), target if isinstance(target, torch.nn.Module) else None,
                              cuda=device.startswith("cuda"), iterations=iterations)
-    raise ProfileUnavailable(f"no profiler for a {type(engine).__name__} engine")
+    raise ProfileUnavailable(f"the backend names no profiler for its {type(engine).__name__} engine"
+                             + (f" ({profiler!r} is not one of {', '.join(PROFILERS)})" if profiler else ""))

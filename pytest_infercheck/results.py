@@ -145,13 +145,21 @@ class LatencyStats:
     min_ms: float = math.nan
     mean_ms: float = math.nan
     std_ms: float = math.nan
-    p50_ms: float = math.nan
-    p90_ms: float = math.nan
-    p99_ms: float = math.nan
+    # Every percentile of stats.PERCENTILES, by name ({"p50": ..., "p90": ..., "p99": ...}); read one as
+    # ``stats.p50_ms``. A new percentile is a row in that table: every report iterates it.
+    percentiles_ms: dict[str, float] = field(default_factory=dict)
     stop_reason: str = ""  # why sampling stopped (timing.Stop): decided, max_iters, max_time, ...
     stop_unmet: str = ""  # at a cap: what the stopping rule still lacked
     budget_verdict: Optional[BudgetVerdict] = None  # the budget's statistic with its confidence bounds
     device_memory: Optional[DeviceMemory] = None  # every allocator's device memory (CUDA), with its method
+
+    def __getattr__(self, name: str) -> float:
+        """``p50_ms``, ``p90_ms``...: a percentile of stats.PERCENTILES (NaN before any sample)."""
+        from .stats import PERCENTILES
+
+        if name.endswith("_ms") and name[:-3] in PERCENTILES:
+            return self.__dict__.get("percentiles_ms", {}).get(name[:-3], math.nan)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @property
     def throughput(self) -> float:
@@ -159,12 +167,20 @@ class LatencyStats:
         return self.batch_size * 1000.0 / self.mean_ms if self.mean_ms > 0 else math.nan
 
     def statistic(self, name: str) -> float:
-        """``p50``/``p90``/``p99``/``mean``: the figure a budget or a report names."""
-        return getattr(self, f"{name}_ms")
+        """A percentile of stats.PERCENTILES (``p50``...) or ``mean``: the figure a budget or a report names."""
+        return self.mean_ms if name == "mean" else getattr(self, f"{name}_ms")
+
+    def figures(self) -> dict[str, float]:
+        """``{"p50_ms": ..., "p90_ms": ..., "p99_ms": ...}`` in the table's order: what reports list."""
+        from .stats import PERCENTILES
+
+        return {f"{name}_ms": self.statistic(name) for name in PERCENTILES}
 
     def describe(self) -> str:
-        return (f"p50 {self.p50_ms:.3f} ms, p90 {self.p90_ms:.3f} ms, p99 {self.p99_ms:.3f} ms "
-                f"over {self.count} samples ({self.timer})")
+        from .stats import PERCENTILES
+
+        figures = ", ".join(f"{name} {self.statistic(name):.3f} ms" for name in PERCENTILES)
+        return f"{figures} over {self.count} samples ({self.timer})"
 
 
 @dataclass
@@ -384,6 +400,8 @@ class CheckResult:
     def to_dict(self) -> dict[str, Any]:
         data = json_safe(self)
         if self.latency:
+            # Derived figures beside the typed ones, for readers of the JSON (jq, dashboards); ignored on reading.
+            data["latency"].update(json_safe(self.latency.figures()))
             data["latency"]["throughput"] = json_safe(self.latency.throughput)
         data["speedup"] = json_safe(self.speedup)
         return data

@@ -161,9 +161,8 @@ def summarize(samples_ms: Sequence[float], *, timer: str, batch_size: int, warmu
         stats.min_ms, stats.mean_ms = float(values.min()), float(values.mean())
         stats.std_ms = float(values.std(ddof=1)) if values.size > 1 else 0.0
         # Every percentile the plugin reports or budgets, from the one table (stats.PERCENTILES):
-        # a new one is a row there and a ``<name>_ms`` field on LatencyStats.
-        for name, q in PERCENTILES.items():
-            setattr(stats, f"{name}_ms", float(np.percentile(values, q * 100)))
+        # a new one is a row there, and every report lists it.
+        stats.percentiles_ms = {name: float(np.percentile(values, q * 100)) for name, q in PERCENTILES.items()}
     return stats
 
 

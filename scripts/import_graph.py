@@ -9,6 +9,41 @@ import sys
 from pathlib import Path
 
 PACKAGE = "pytest_infercheck"
+
+# The layers of the import contract (tests/unit/test_import_contract.py), lowest first: a module may
+# import from its own layer and those below.  Names are relative to the package.
+LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("foundation: files, codecs, locks, small pure helpers", (
+        "pytest_infercheck", "defaults", "files", "codec", "jsonsafe", "mdtext", "locks", "cache_dirs", "memo",
+        "process_exit", "failure_location", "tensors", "progress", "device_check", "gpus",
+        "cpu_threads", "cudagraphs", "data", "outputs", "model_identity", "audit.findings", "audit.onnx_graph",
+        "backends.base", "backends.trt_strongly_typed")),
+    ("measurement and the typed facts", (
+        "stats", "regression", "memory", "budget", "profiling", "max_batch", "spec", "results", "compare",
+        "timing")),
+    ("the model: inputs, copies, exports, ONNX variants, artifacts, the engine cache", (
+        "inputs", "model", "export_common", "export_torchscript", "export", "precision", "onnx_variants", "calibration",
+        "divergence", "cache")),
+    ("engines: the registry, one module per backend, the machine they run on, a model's artifacts", (
+        "backends", "artifacts", "backends.torch_engine", "backends.torch_eager", "backends.inductor", "backends.precompile",
+        "backends.aoti", "backends.onnxruntime", "backends.tensorrt_config", "backends.tensorrt",
+        "backends.tensorrt_rtx", "environment")),
+    ("settings: the option table, its parsers, the typed Settings", ("parsers", "options", "settings")),
+    ("audit", (
+        "audit", "audit.fp16_range", "audit.native_logs", "audit.onnx_stage", "audit.ort_placement", "audit.render", "audit.runner",
+        "audit.tensorrt_live", "audit.tensorrt_rtx_stage", "audit.tensorrt_static", "audit.torch_stage")),
+    ("judgement: the baseline, its comparison, the one verdict", (
+        "baseline", "baseline.key", "baseline.store", "baseline.comparison", "baseline.summary", "baseline.offline",
+        "judge", "judge.verdict")),
+    ("check: the stages", (
+        "check", "check.failure", "check.context", "check.reference", "check.prebuild", "check.build",
+        "check.accuracy", "check.latency", "check.flow")),
+    ("reports", (
+        "report", "report.table", "report.terminal", "report.markdown", "report.html", "report.junit",
+        "report.json_report", "report.saved")),
+    ("glue: pytest hooks, the session, the CLI", (
+        "session", "session_files", "xdist_groups", "plugin", "cli_common", "cli", "cli_check", "cli_saved", "__main__")),
+)
 ROOT = Path(__file__).resolve().parent.parent / PACKAGE
 
 

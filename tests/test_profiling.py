@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from fixtures.models import cnn_inputs, small_cnn
+from pytest_infercheck.backends import descriptor_of
 from pytest_infercheck.profiling import (ProfileUnavailable, make_table, ort_node_module, profile_engine,
                                          table_from_ort_trace, tensorrt_layer_module)
 
@@ -30,7 +31,7 @@ def build(backend_name: str, tmp_path, batch: int = 2):
 
 def test_eager_profile_maps_operators_to_modules(tmp_path) -> None:
     engine, prepared = build("eager", tmp_path)
-    table = profile_engine(engine, prepared, iterations=3)
+    table = profile_engine(engine, prepared, profiler=descriptor_of("eager").profiler, iterations=3)
     assert table.method.startswith("torch.profiler") and table.iterations == 3
     convolutions = [row for row in table.rows if "conv" in row.name]
     assert convolutions and {row.module for row in convolutions} >= {"features.0", "features.4"}
@@ -46,7 +47,7 @@ def test_eager_profile_maps_operators_to_modules(tmp_path) -> None:
 
 def test_onnxruntime_profile_maps_nodes_to_modules(tmp_path) -> None:
     engine, prepared = build("onnxruntime", tmp_path)
-    table = profile_engine(engine, prepared, iterations=3)
+    table = profile_engine(engine, prepared, profiler=descriptor_of("onnxruntime").profiler, iterations=3)
     assert table.method.startswith("ONNX Runtime profiler (CPUExecutionProvider)")
     assert {row.op_type for row in table.rows} & {"Conv", "FusedConv"}
     modules = {row.module for row in table.rows}
@@ -86,9 +87,9 @@ def test_tensorrt_layer_names_map_through_their_fused_nodes() -> None:
     assert tensorrt_layer_module("17", module_of) == ""
 
 
-def test_unknown_engine_is_refused_with_its_reason() -> None:
-    with pytest.raises(ProfileUnavailable, match="no profiler for a object engine"):
-        profile_engine(object(), None)
+def test_a_backend_without_a_profiler_is_refused_with_its_reason() -> None:
+    with pytest.raises(ProfileUnavailable, match="names no profiler for its object engine"):
+        profile_engine(object(), None, profiler="")
 
 
 def test_table_averages_per_inference() -> None:

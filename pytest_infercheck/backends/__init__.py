@@ -1,8 +1,10 @@
 """The backend registry: the one list everything else reads.
 
-Adding a backend is one module here (its ``DESCRIPTOR`` and its Backend class, importing its engine
-library lazily) and one line in ``MODULES``.  Reading the descriptors imports those modules, which
-import neither torch nor any engine at module level (tests/test_import.py holds them to it).
+Adding a backend is one module (its ``DESCRIPTOR`` and its Backend class, importing its engine
+library lazily): here, with one line in ``MODULES``, or in another package, named under the entry
+point group ``pytest_infercheck.backends`` (``mybackend = "mypkg.infer_backend"``, a module with a
+``DESCRIPTOR``; docs/backends.md).  Reading the descriptors imports those modules, which import
+neither torch nor any engine at module level (tests/test_import.py holds the built-in ones to it).
 """
 
 from __future__ import annotations
@@ -26,11 +28,48 @@ MODULES: tuple[str, ...] = (
 )
 
 
+ENTRY_POINT_GROUP = "pytest_infercheck.backends"
+
+
 @functools.lru_cache(maxsize=1)  # the registry is code: it cannot change while the process runs
 def descriptors() -> dict[str, "BackendDescriptor"]:
-    """Every backend's descriptor by name, in registry order."""
-    found = [importlib.import_module(module).DESCRIPTOR for module in MODULES]
-    return {descriptor.name: descriptor for descriptor in found}
+    """Every backend's descriptor by name: the built-in ones in registry order, then other packages'."""
+    found = {d.name: d for d in (importlib.import_module(module).DESCRIPTOR for module in MODULES)}
+    for descriptor in _installed_descriptors(set(found)):
+        found[descriptor.name] = descriptor
+    return found
+
+
+def _installed_descriptors(taken: set[str]) -> list["BackendDescriptor"]:
+    """Backends other packages register under ENTRY_POINT_GROUP. One that cannot be loaded, names a
+    taken backend or claims the reference role is left out with a warning naming the package: a
+    broken plugin must not stop the run nor replace a built-in backend."""
+    import warnings
+    from importlib.metadata import entry_points
+
+    from .base import BackendDescriptor
+
+    loaded = []
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        where = f"entry point {point.name} = {point.value!r} ({ENTRY_POINT_GROUP})"
+        try:
+            target = point.load()
+        except Exception as exc:  # its import failed: say so, run without it
+            warnings.warn(f"pytest-infercheck: {where} could not be loaded: {type(exc).__name__}: {exc}", stacklevel=2)
+            continue
+        descriptor = getattr(target, "DESCRIPTOR", target)
+        if not isinstance(descriptor, BackendDescriptor):
+            problem = "is neither a BackendDescriptor nor a module with a DESCRIPTOR"
+        elif descriptor.name in taken:
+            problem = f"names the backend {descriptor.name!r}, which is already registered"
+        elif descriptor.reference:
+            problem = "claims the reference role, which the built-in eager backend holds"
+        else:
+            taken.add(descriptor.name)
+            loaded.append(descriptor)
+            continue
+        warnings.warn(f"pytest-infercheck: {where} {problem}; it is left out", stacklevel=2)
+    return loaded
 
 
 def names() -> tuple[str, ...]:
@@ -42,6 +81,12 @@ def descriptor_of(name: str) -> "BackendDescriptor":
         return descriptors()[name]
     except KeyError:
         raise KeyError(f"unknown backend {name!r}; known backends: {', '.join(names())}") from None
+
+
+def reference_spec() -> EngineSpec:
+    """The engine every other is compared with, and whose timing the speedup divides by: the FP32
+    engine of the backend whose descriptor holds the reference role."""
+    return EngineSpec(next(d.name for d in descriptors().values() if d.reference), "fp32")
 
 
 def create_backend(name: str) -> "Backend":

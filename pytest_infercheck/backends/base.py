@@ -50,6 +50,12 @@ class BackendDescriptor:
     # Whether its audit target can be judged where the backend cannot run (a support table):
     # then a skipped item still says which nodes would not run.
     audit_without_library: bool = False
+    # Which profiler explains its time (profiling.PROFILERS: "torch", "onnxruntime", "tensorrt");
+    # "" when none can: a failed budget then says there is no profile.
+    profiler: str = ""
+    # The engine every other is compared with and whose FP32 timing the speedup divides by: one
+    # backend of the registry has it (eager); another package's backend never takes it over.
+    reference: bool = False
     # Why its engines cannot run keep_fp32's modules in FP32 ("" when they can, or when the backend
     # builds from a converted ONNX model, which carries them): said in the item's warnings.
     keep_fp32_gap: str = ""

@@ -26,6 +26,7 @@ DESCRIPTOR = BackendDescriptor(
     supports_cuda_graphs=True,
     audit_targets={"cpu": "onnxruntime", "cuda": "onnxruntime-cuda"},
     onnx_variants={"fp32": "fp32", "fp16": "fp16", "int8": "int8-qdq"},
+    profiler="onnxruntime",
 )
 
 

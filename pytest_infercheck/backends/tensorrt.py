@@ -49,6 +49,7 @@ DESCRIPTOR = BackendDescriptor(
     # the precision (BuildPlan.strongly_typed decides per version), Q/DQ biases as floats.
     onnx_variants={"fp32": "fp32", "fp16": "fp16", "int8": "int8-qdq-trt"},
     audit_without_library=True,  # the 10.1/10.15 support tables predict what the parser would say
+    profiler="tensorrt",
     keep_fp32_gap=("TensorRT 10 builds reduced-precision engines from the FP32 export with builder flags, and no "
                    "per-layer precision is set there; TensorRT 11 builds from the converted ONNX model, which keeps them"),
 )

@@ -36,6 +36,7 @@ DESCRIPTOR = BackendDescriptor(
     devices=("cpu", "cuda"), libraries=(*ONNX_EXPORT, *TENSORRT_RTX.distributions), install=TENSORRT_RTX.install,
     audit_targets={"cpu": "tensorrt-rtx", "cuda": "tensorrt-rtx"},
     onnx_variants={"fp32": "fp32", "fp16": "fp16", "int8": "int8-qdq-trt"},
+    profiler="tensorrt",
 )
 
 

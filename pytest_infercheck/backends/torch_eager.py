@@ -5,7 +5,8 @@ from __future__ import annotations
 from .base import BackendDescriptor, BuildRequest
 from .torch_engine import TorchBackendBase, TorchEngine, module_copy, torch_descriptor_facts, torch_dtype
 
-DESCRIPTOR = BackendDescriptor(name="eager", implementation=f"{__name__}:EagerBackend", **torch_descriptor_facts())
+DESCRIPTOR = BackendDescriptor(name="eager", implementation=f"{__name__}:EagerBackend", reference=True,
+                               **torch_descriptor_facts())
 
 
 class EagerBackend(TorchBackendBase):

@@ -75,7 +75,7 @@ class TorchBackendBase:
 def torch_descriptor_facts(libraries: tuple[str, ...] = TORCH) -> dict[str, Any]:
     """The descriptor fields the three PyTorch backends share."""
     return {"precisions": TORCH_PRECISIONS, "devices": ("cpu", "cuda"), "libraries": libraries,
-            "install": INSTALL_TORCH_CUDA}
+            "install": INSTALL_TORCH_CUDA, "profiler": "torch"}
 
 
 def module_copy(request: Any, dtype: Optional["torch.dtype"]) -> "torch.nn.Module":

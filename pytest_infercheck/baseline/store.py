@@ -60,7 +60,7 @@ class Entry:
     spec_id: str
     machine: dict[str, Any]
     accuracy: dict[str, dict[str, float]]  # output -> {max_abs, mean_abs, ...}
-    latency: Optional[dict[str, Any]]  # {timer, count, p50_ms, p90_ms, p99_ms, samples_ms}
+    latency: Optional[dict[str, Any]]  # {timer, count, p50_ms, ... (stats.PERCENTILES), samples_ms}
     model_hash: str = ""
     recorded: str = ""
     check: str = ""
@@ -234,8 +234,8 @@ def entry_from_result(result: Any) -> Optional[Entry]:
     latency = None
     if result.latency is not None and result.latency.samples_ms:
         lat = result.latency
-        latency = {"timer": lat.timer, "count": lat.count, "p50_ms": _six(lat.p50_ms), "p90_ms": _six(lat.p90_ms),
-                   "p99_ms": _six(lat.p99_ms), "samples_ms": [_six(v) for v in subsample(lat.samples_ms)]}
+        latency = {"timer": lat.timer, "count": lat.count, **{name: _six(v) for name, v in lat.figures().items()},
+                   "samples_ms": [_six(v) for v in subsample(lat.samples_ms)]}
     return Entry(nodeid=result.nodeid, spec_id=result.spec_id, machine=result.machine, accuracy=accuracy,
                  latency=latency, model_hash=result.model_hash, check=result.check_name,
                  recorded=datetime.now(timezone.utc).isoformat(timespec="seconds"))

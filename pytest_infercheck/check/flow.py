@@ -100,12 +100,14 @@ def run_stages(context: "CheckContext", settings: Any, given: CheckInputs, resul
                 context.engine_probe(engine, prepared)
         finally:
             engine.close()
-    if spec == reference.REFERENCE_SPEC and result.latency is not None:
+    from ..backends import reference_spec
+
+    if spec == reference_spec() and result.latency is not None:
         # The eager FP32 item's own timing is the reference: no second timing of the same engine.
         result.reference_latency = run.reference_latencies.put(key, result.latency)
     else:
         result.reference_latency = run.reference_latencies.get_or(
-            key, lambda: latency.reference_latency(run.backend("eager"), artifacts, device, settings,
+            key, lambda: latency.reference_latency(run.backend(reference_spec().backend), artifacts, device, settings,
                                                    context.timing_lock))
     compare_with_baseline(context, settings, result)
 
@@ -136,7 +138,8 @@ def time_engine(context: "CheckContext", backend: Any, engine: Any, request: Any
     result.latency = latency.measure(engine, prepared, mut, device, settings, context.timing_lock)
     budget = result.latency.budget_verdict = latency.budget_verdict(result.latency, settings)
     if (budget is not None and not budget.passed) or settings.profile:  # the profile explains a failed budget
-        result.profile = latency.profile(engine, prepared, mut, device, backend.onnx_model(request), result.warnings)
+        result.profile = latency.profile(engine, prepared, mut, device, backend.onnx_model(request), result.warnings,
+                                         backend.descriptor.profiler)
     if settings.max_batch_search and settings.budget is not None:
         result.max_batch = latency.search_max_batch(engine, mut, device, settings, context.timing_lock)
 

@@ -58,12 +58,14 @@ def budget_verdict(latency: Optional[LatencyStats], settings: Any) -> Optional["
 
 
 def profile(engine: "Engine", prepared: Any, mut: "ModelUnderTest", device: str, onnx_path: Any,
-            warnings: list[str]) -> Optional["ProfileTable"]:
-    """Where the time goes, per operator and PyTorch module; None (with a note) where it cannot be told."""
+            warnings: list[str], profiler: str) -> Optional["ProfileTable"]:
+    """Where the time goes, per operator and PyTorch module, by the backend's profiler; None (with a
+    note) where it cannot be told."""
     from ..profiling import ProfileUnavailable, profile_engine
 
     try:
-        return profile_engine(engine, prepared, device=device, module=mut.module, onnx_path=onnx_path)
+        return profile_engine(engine, prepared, profiler=profiler, device=device, module=mut.module,
+                              onnx_path=onnx_path)
     except ProfileUnavailable as err:
         warnings.append(f"no profile: {err}")
     except Exception as exc:  # a profile explains a failure; it must never replace it
@@ -104,9 +106,9 @@ def device_memory(tracker: Any, device: str) -> Any:
 def reference_latency(eager: Any, artifacts: Any, device: str, settings: Any, lock: Lock) -> Optional[LatencyStats]:
     """The eager FP32 engine timed under the same plan and lock as every engine, for the speedup column."""
     from ..backends.base import BuildRequest
-    from .reference import REFERENCE_SPEC
+    from ..backends import reference_spec
 
-    engine = eager.build(BuildRequest(spec=REFERENCE_SPEC, artifacts=artifacts, device=device))
+    engine = eager.build(BuildRequest(spec=reference_spec(), artifacts=artifacts, device=device))
     try:
         return measure(engine, engine.prepare(artifacts.model.inputs), artifacts.model, device, settings, lock)
     except StageFailure:

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Sequence
 
-from ..spec import EngineSpec, Stage
+from ..spec import Stage
 from .failure import StageFailure, short
 
 if TYPE_CHECKING:
@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 
 Reference = list[tuple[str, "np.ndarray"]]  # (output name, eager FP32 values), in the model's output order
 
-REFERENCE_SPEC = EngineSpec("eager", "fp32")  # the engine whose timing the speedup column divides by
 
 # Smallest normal magnitude each precision holds: a reference below it underflows in the engine.
 _SMALLEST_NORMAL = {"fp32": 1.1754944e-38, "fp16": 6.1035156e-05, "bf16": 1.1754944e-38, "int8": 1.1754944e-38}

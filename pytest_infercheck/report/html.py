@@ -146,8 +146,8 @@ def latency_table(result: CheckResult) -> str:
     if lat is None:
         return ""
     base = result.baseline.latency if result.baseline else None
-    rows = [("p50 ms", lat.p50_ms), ("p90 ms", lat.p90_ms), ("p99 ms", lat.p99_ms), ("mean ms", lat.mean_ms),
-            ("std ms", lat.std_ms), ("samples", lat.count)]
+    rows = [*((f"{name.removesuffix('_ms')} ms", value) for name, value in lat.figures().items()),
+            ("mean ms", lat.mean_ms), ("std ms", lat.std_ms), ("samples", lat.count)]
     head = "<tr><th>latency</th><th>this run</th>" + ("<th>baseline</th>" if base else "") + "</tr>"
     lines = []
     for label, value in rows:

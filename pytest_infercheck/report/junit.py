@@ -43,7 +43,9 @@ def junit_properties(result: CheckResult, *, name_check: bool = False) -> list[t
                     props.append((f"{prefix}.{output.name}.{metric}", round_figure(value)))
     if result.latency:
         lat = result.latency
-        for metric in ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "min_ms", "count", "throughput"):
+        for metric, value in lat.figures().items():
+            props.append((f"{prefix}.latency.{metric}", round_figure(value)))
+        for metric in ("mean_ms", "std_ms", "min_ms", "count", "throughput"):
             props.append((f"{prefix}.latency.{metric}", round_figure(getattr(lat, metric))))
         if lat.peak_memory_bytes is not None:
             props.append((f"{prefix}.latency.peak_memory_bytes", lat.peak_memory_bytes))

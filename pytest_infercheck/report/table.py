@@ -9,9 +9,10 @@ import textwrap
 from typing import Optional, Sequence, Union
 
 from ..results import CheckResult, check_label, several_checks
+from ..stats import PERCENTILES
 from ..backends import split_item_id
 
-COLUMNS = ("test", "engine", "device", "outcome", "max abs err", "cosine", "p50 ms", "p90 ms", "p99 ms",
+COLUMNS = ("test", "engine", "device", "outcome", "max abs err", "cosine", *(f"{name} ms" for name in PERCENTILES),
            "speedup", "build s", "cache")
 
 
@@ -66,9 +67,7 @@ def row(result: CheckResult, several: AbstractSet[str] = frozenset()) -> list[st
         outcome_cell(result),
         _fmt(worst.max_abs if worst else None, ".2e"),
         _fmt(worst.cosine if worst else None, ".6f"),
-        _fmt(latency.p50_ms if latency else None, ".3f"),
-        _fmt(latency.p90_ms if latency else None, ".3f"),
-        _fmt(latency.p99_ms if latency else None, ".3f"),
+        *(_fmt(latency.statistic(name) if latency else None, ".3f") for name in PERCENTILES),
         _fmt(speedup, ".2f") + ("x" if speedup else ""),
         _fmt(result.build_seconds, ".1f"),
         result.cache_summary,
@@ -91,7 +90,10 @@ def rows(results: Sequence[CheckResult]) -> list[list[str]]:
 # How a table wider than the terminal is made to fit, step by step until it does: a long test name is
 # cut in the middle (file and parameters stay) before a figure is left out, and the least read figures
 # go first. The reports (JSON, Markdown, HTML) keep every column.
-FIT_STEPS: tuple[Union[str, int], ...] = (48, "p90 ms", "cache", "device", "build s", 32, "p99 ms", "cosine", 24,
+# Percentiles from the one table: the middle ones go early, the tail one late; p50 always stays.
+_MIDDLE = tuple(f"{name} ms" for name in list(PERCENTILES)[1:-1])
+_TAIL = tuple(f"{name} ms" for name in list(PERCENTILES)[-1:]) if len(PERCENTILES) > 1 else ()
+FIT_STEPS: tuple[Union[str, int], ...] = (48, *_MIDDLE, "cache", "device", "build s", 32, *_TAIL, "cosine", 24,
                                           "speedup")
 
 

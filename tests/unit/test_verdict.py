@@ -45,7 +45,8 @@ def facts(**changes: object) -> CheckResult:
 
 
 def latency(samples: list[float], budget: str | None = None) -> LatencyStats:
-    stats = LatencyStats(samples_ms=samples, timer="cpu", count=len(samples), p50_ms=sorted(samples)[len(samples) // 2])
+    stats = LatencyStats(samples_ms=samples, timer="cpu", count=len(samples),
+                         percentiles_ms={"p50": sorted(samples)[len(samples) // 2]})
     if budget is not None:
         statistic, limit = budget.split(":")
         stats.budget_verdict = decide_budget(samples, Budget(statistic, float(limit)))
