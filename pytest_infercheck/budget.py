@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import enum
 import math
-from dataclasses import asdict, dataclass
-from typing import Any, Optional, Sequence
+from dataclasses import dataclass
+from typing import Optional, Sequence
 
 from . import defaults
 from .stats import PERCENTILES, interval, quantile_side_confidence
@@ -73,13 +73,6 @@ class BudgetVerdict:
         sure = f" (that side holds with {self.achieved_confidence:.1%} confidence)" if self.achieved_confidence else ""
         return (f"undecided at n={self.n}: point estimate {name} {self.estimate_ms:.4g} ms {side} {limit}{sure}; "
                 f"one-sided {self.confidence:.0%} bounds {_fmt(self.lower_ms)}..{_fmt(self.upper_ms)} ms")
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["decision"] = self.decision.value
-        data["passed"] = self.passed
-        return data
-
 
 def decide_budget(samples_ms: Sequence[float], budget: Budget, confidence: float = defaults.CONFIDENCE) -> BudgetVerdict:
     """PASS if the upper bound is within the limit, FAIL if the lower bound is over it, else UNDECIDED."""

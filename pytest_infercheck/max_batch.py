@@ -54,12 +54,6 @@ class MaxBatchResult:
         return (f"largest batch within {self.budget}: {self.batch}{capped}, {self.throughput:.4g} items/s "
                 f"(tried {tried}; ✗ = over budget or failed)")
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"budget": str(self.budget), "limit": self.limit, "batch": self.batch, "throughput": self.throughput,
-                "trials": [{"batch": t.batch, "holds": t.holds, "throughput": t.throughput, "error": t.error,
-                            "verdict": t.verdict.to_dict() if t.verdict else None} for t in self.trials]}
-
-
 def find_max_batch(run_at_batch: Callable[[int], Sequence[float]], budget: Budget, limit: int, *,
                    confidence: float = defaults.CONFIDENCE) -> MaxBatchResult:
     """Largest batch in 1..limit whose budget holds: 1, 2, 4, ... until one fails, then bisect."""

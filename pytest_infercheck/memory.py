@@ -18,8 +18,8 @@ high-water mark for all of them except torch's, whose own peak is reported besid
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
-from typing import Any, Callable, Optional
+from dataclasses import dataclass
+from typing import Callable, Optional
 
 Reader = Callable[[], Optional[int]]
 
@@ -36,10 +36,6 @@ class DeviceMemory:
     def describe(self) -> str:
         return (f"device memory ({self.method}): build +{_mib(self.build_bytes)}, after running +{_mib(self.run_bytes)}; "
                 f"torch allocator peak {_mib(self.torch_peak_bytes)}, reserved {_mib(self.torch_reserved_bytes)}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 def _mib(value: Optional[int]) -> str:
     return "-" if value is None else f"{value / 2**20:.1f} MiB"

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import tempfile
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
@@ -69,11 +69,6 @@ class ProfileTable:
         for row in self.rows:
             totals[row.module or "(unmapped)"] += row.total_ms
         return sorted(totals.items(), key=lambda item: -item[1])
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"method": self.method, "iterations": self.iterations, "total_ms": self.total_ms, "note": self.note,
-                "rows": [asdict(row) for row in self.rows]}
-
 
 def make_table(method: str, iterations: int, entries: Iterable[tuple[str, str, str, float]], note: str = "") -> ProfileTable:
     """Rows from (name, op type, module, milliseconds) entries summed over all iterations."""

@@ -18,8 +18,8 @@ docs/gate.md explains the choices and the parameters.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Mapping, Optional, Sequence
 
 if TYPE_CHECKING:  # numpy is imported where it computes: results.py reads the dataclasses at plugin import
     import numpy as np
@@ -130,12 +130,6 @@ class LatencyComparison:
                 f"allowed +{self.max_regression:.1%}; Mann-Whitney p={p_value:.2g}, "
                 f"{self.n_baseline} vs {self.n_current} samples)")
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: NaN (no verdict) becomes None, so it reads back the same on the xdist controller."""
-        return {key: None if isinstance(value, float) and not math.isfinite(value) else value
-                for key, value in asdict(self).items()}
-
-
 def compare_latency(current: Sequence[float], baseline: Sequence[float], *, max_regression: float,
                     alpha: float = ALPHA) -> LatencyComparison:
     """Regression when significantly slower *and* the median ratio exceeds ``1 + max_regression``.
@@ -180,10 +174,6 @@ class AccuracyChange:
         growth = f"x{self.current / self.baseline:.3g}" if self.baseline > 0 else "from zero"
         return (f"{self.output} {self.metric} {self.baseline:.3g} -> {self.current:.3g} ({growth}; "
                 f"allowed x{self.factor:g} above a floor of {self.floor:g})")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 def is_accuracy_regression(baseline: float, current: float, *, factor: float, floor: float) -> bool:
     """Worse than ``factor`` times the baseline and above the absolute floor (NaN/Inf always counts)."""

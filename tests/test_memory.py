@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pytest_infercheck.jsonsafe import json_safe
 from pytest_infercheck.memory import DeviceMemoryTracker, choose_reader, torch_allocator_figures
 
 
@@ -29,7 +30,7 @@ def test_deltas_over_the_level_before_the_build() -> None:
     assert (memory.build_bytes, memory.run_bytes) == (300, 800)
     assert memory.note.startswith("device-wide")
     assert "build +0.0 MiB" in memory.describe() and "reserved 1.0 MiB" in memory.describe()
-    assert memory.to_dict()["method"] == "cuda-mem-get-info"
+    assert json_safe(memory)["method"] == "cuda-mem-get-info"
 
 
 def test_a_missing_reading_stays_missing() -> None:

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from fixtures.models import cnn_inputs, small_cnn
+from pytest_infercheck.jsonsafe import json_safe
 from pytest_infercheck.backends import descriptor_of
 from pytest_infercheck.profiling import (ProfileUnavailable, make_table, ort_node_module, profile_engine,
                                          table_from_ort_trace, tensorrt_layer_module)
@@ -40,7 +41,7 @@ def test_eager_profile_maps_operators_to_modules(tmp_path) -> None:
     assert sum(row.share for row in table.rows) == pytest.approx(1.0)
     assert all(row.calls >= 1 for row in table.rows)
     assert len(table.top(3)) == 3 and "%" in table.top(1)[0]
-    json.dumps(table.to_dict())  # JSON-able for the reports
+    json.dumps(json_safe(table))  # JSON-able for the reports
     # the hooks are gone afterwards
     assert not any(m._forward_pre_hooks or m._forward_hooks for m in engine.fn.modules())
 

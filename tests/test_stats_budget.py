@@ -8,6 +8,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
+from pytest_infercheck.jsonsafe import json_safe
 from pytest_infercheck.budget import Decision, decide_budget
 from pytest_infercheck.options import parse_budget
 from pytest_infercheck.stats import (binomial_cdf, interval, mean_interval, min_samples_for_claim, normal_quantile,
@@ -94,7 +95,7 @@ def test_decisions_and_messages() -> None:
     assert close.decision is Decision.UNDECIDED and close.passed
     assert 0.0 < close.achieved_confidence < 0.95  # near the line: far from sure either way
     assert "undecided at n=700: point estimate p99" in close.describe()
-    assert close.to_dict()["decision"] == "undecided" and close.to_dict()["passed"] is True
+    assert json_safe(close)["decision"] == "undecided" and close.passed is True
 
 
 def test_side_confidence_is_exact() -> None:
