@@ -310,7 +310,7 @@ class RepairResult:
     tried: int = 0  # keep-lists built and checked
     seconds: float = 0.0
     cap_s: float = 0.0  # repair_time
-    candidates: list[str] = field(default_factory=list)  # modules the per-module comparison ranked, best first
+    candidates: list[str] = field(default_factory=list)  # modules the per-module comparisons pointed at, in order
     trials: list[RepairTrial] = field(default_factory=list)
     note: str = ""  # why there was nothing to try, or what stopped the search
 

@@ -76,6 +76,7 @@ def test_two_overflowing_modules_are_found_one_after_the_other(run_plugin, tmp_p
     repair = results_of(report)["test_two[eager-fp16]"]["repair"]
     assert [trial["keep_fp32"] for trial in repair["trials"]] == [["hot"], ["hot", "hot2"], ["hot2"]]
     assert [trial["passed"] for trial in repair["trials"]] == [False, True, False]
+    assert repair["candidates"] == ["hot", "hot2"]
 
 
 def test_under_a_tiny_cap_the_message_says_how_far_the_best_got(run_plugin, tmp_path: Path) -> None:
@@ -153,3 +154,36 @@ def test_the_answer_reads_as_a_keep_list(passed: bool) -> None:
                                "(rel err 0.0021, p50 +6%)")
     else:
         assert "the best, keep_fp32=[\"encoder.layer.3.attention\", \"pooler\"], leaves rel err 0.0021" in text
+
+
+def test_a_backend_that_cannot_honour_keep_fp32_is_not_searched() -> None:
+    """TensorRT 10 builds the same engine whatever keep_fp32 says: the repair stops at the first
+    rebuild and says why instead of trying list after list."""
+    from contextlib import nullcontext
+    from types import SimpleNamespace
+
+    from fixtures.problem_models import overflow_in_one_module, overflow_inputs
+    from pytest_infercheck.backends.base import BuildRequest
+    from pytest_infercheck.backends.tensorrt import DESCRIPTOR
+    from pytest_infercheck.check import repair
+    from pytest_infercheck.model import ModelUnderTest
+    from pytest_infercheck.results import AccuracyResult
+    from pytest_infercheck.settings import Settings
+    from pytest_infercheck.spec import EngineSpec
+
+    mut = ModelUnderTest.create(overflow_in_one_module(), overflow_inputs())
+    built: list[tuple[str, ...]] = []
+
+    def build(request: BuildRequest) -> SimpleNamespace:
+        built.append(request.keep_fp32)
+        return SimpleNamespace(close=lambda: None)
+
+    request = BuildRequest(spec=EngineSpec("tensorrt", "fp16"), device="cpu",
+                           artifacts=SimpleNamespace(model=mut, cache_states={}))  # type: ignore[arg-type]
+    job = repair.Repairing(SimpleNamespace(build_lock=nullcontext, progress=None, timing_lock=None),
+                           SimpleNamespace(descriptor=DESCRIPTOR, build=build), request, mut, [], Settings.defaults(),
+                           (None, {}), AccuracyResult(), None)  # type: ignore[arg-type]
+    found = repair.repair(job)
+    assert built == [("hot",)] and found.tried == 0 and not found.passed
+    assert found.describe().startswith("repair: no keep_fp32 list to try for tensorrt-fp16: keep_fp32 is not "
+                                       "honoured by tensorrt-fp16: TensorRT 10 builds")

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Optional
 
-from ..results import CheckResult, RepairResult
+from ..results import AccuracyResult, CheckResult, RepairResult
 from ..spec import Stage
 from . import accuracy, build, latency, prebuild, reference, repair
 from .failure import StageFailure, StageSkip, indent
@@ -102,7 +102,8 @@ def run_stages(context: "CheckContext", settings: Any, given: CheckInputs, resul
         finally:
             engine.close()
         if settings.repair_precision and result.accuracy is not None and not result.accuracy.passed:
-            result.repair = repair_precision(context, backend, request, mut, expected, settings, result)
+            result.repair = repair_precision(context, backend, request, mut, expected, settings, result.accuracy,
+                                             result)
     if spec == reference.REFERENCE_SPEC and result.latency is not None:
         # The eager FP32 item's own timing is the reference: no second timing of the same engine.
         result.reference_latency = run.reference_latencies.put(key, result.latency)
@@ -168,14 +169,14 @@ def check_outputs(backend: Any, engine: Any, request: Any, mut: Any, expected: r
 
 
 def repair_precision(context: "CheckContext", backend: Any, request: Any, mut: Any, expected: reference.Reference,
-                     settings: Any, result: CheckResult) -> Optional[RepairResult]:
+                     settings: Any, failing: AccuracyResult, result: CheckResult) -> Optional[RepairResult]:
     """The keep-list search after an accuracy failure (check/repair.py); None for an engine it does not cover."""
-    if request.spec.precision not in repair.PRECISIONS:
+    if request.spec.precision not in repair.PRECISIONS or failing.structure_error is not None:
         return None
     tolerances = accuracy.tolerances(request.spec.precision, settings, [name for name, _ in expected])
     failing_p50 = result.latency.p50_ms if result.latency is not None else None
     return repair.repair(repair.Repairing(context, backend, request, mut, expected, settings, tolerances,
-                                          result.accuracy, failing_p50))  # type: ignore[arg-type]
+                                          failing, failing_p50))
 
 
 def compare_with_baseline(context: "CheckContext", settings: Any, result: CheckResult) -> None:

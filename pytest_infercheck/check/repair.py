@@ -21,6 +21,7 @@ import math
 import time
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
+from ..precision import KEEP_FP32_GAP
 from ..results import AccuracyResult, RepairResult, RepairTrial
 from .failure import StageFailure, StageSkip, short
 
@@ -34,6 +35,10 @@ PRECISIONS = ("fp16", "bf16", "int8")
 # error starts; the jump is measured against this floor, not against a step that would hide it.
 INT8_EPSILON = 1e-3
 SHORT_TIMING = {"max_time": 0.5, "min_time": 0.05, "min_iters": 5}  # the passing engine's p50, not a benchmark
+
+
+class NotHonoured(Exception):
+    """The backend builds the same engine whatever keep_fp32 says (precision.not_honoured)."""
 
 
 @dataclasses.dataclass
@@ -59,6 +64,8 @@ def repair(job: Repairing) -> RepairResult:
                          cap_s=job.settings.repair_time)
     try:
         _search(job, found, start)
+    except NotHonoured as gap:  # every list would build the same engine: nothing to search
+        found.note, found.trials = str(gap), []
     except Exception as exc:  # the failure stands as measured; the repair says what stopped it
         found.note = f"the repair failed: {short(exc)}"
     found.seconds = time.monotonic() - start
@@ -87,8 +94,7 @@ def _search(job: Repairing, found: RepairResult, start: float) -> None:
     passing: Optional[list[str]] = None
     while within_cap():
         ranked = profile([*user, *kept])
-        if not found.candidates:
-            found.candidates = [candidate.name for candidate in ranked]
+        found.candidates += [candidate.name for candidate in ranked if candidate.name not in found.candidates]
         if not ranked:
             found.note = ("the per-module comparison finds no module where the error starts" +
                           (f" once {', '.join(kept)} are kept" if kept else ""))
@@ -108,7 +114,7 @@ def _search(job: Repairing, found: RepairResult, start: float) -> None:
         found.note = f"stopped at the cap after {len(trials)} rebuild(s)"
     found.tried = len(trials)
     best = trials[tuple(sorted(passing))] if passing is not None else (
-        min(trials.values(), key=lambda t: (t.nonfinite, _finite(t.rel_err))) if trials else None)
+        min(trials.values(), key=lambda t: (bool(t.stopped), t.nonfinite, _finite(t.rel_err))) if trials else None)
     if best is None:
         return
     found.keep_fp32, found.passed, found.rel_err, found.nonfinite = best.keep_fp32, best.passed, best.rel_err, best.nonfinite
@@ -156,6 +162,9 @@ def _trial(job: Repairing, keep: list[str]) -> RepairTrial:
         engine = _build(job, request)
     except (StageFailure, StageSkip) as failure:
         return RepairTrial(keep, False, math.nan, 0, time.monotonic() - started, stopped=str(failure).splitlines()[0])
+    if request.recipe is not None and request.recipe.not_honoured:
+        engine.close()
+        raise NotHonoured(f"{KEEP_FP32_GAP} by {request.spec.id}: {request.recipe.not_honoured}")
     try:
         prepared, outputs = build.first_run(engine, request.spec, job.mut.inputs)
         result = accuracy.compare(outputs, job.expected, *job.tolerances)
