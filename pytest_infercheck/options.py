@@ -208,6 +208,13 @@ OPTIONS: tuple[Option, ...] = (
            "normalisation and index arithmetic stay in float", "LIST", scope=Scope.TEST),
     Option("keep_fp32", None, parse_name_list, (), "PyTorch module names (model.named_modules()) that run in FP32 "
            "in FP16/BF16/INT8 engines", scope=Scope.TEST),
+    Option("repair_precision", "--infer-repair-precision", parse_bool, False,
+           "when an FP16/BF16/INT8 engine fails accuracy, search for the PyTorch modules to keep in FP32 that make "
+           "it pass: rebuilds the engine, under --infer-repair-time (docs/precision.md)", is_flag=True,
+           scope=Scope.TEST),
+    Option("repair_time", "--infer-repair-time", parse_seconds, 60.0,
+           "time cap of the precision repair per engine (seconds or 90s/500ms); checked before each rebuild after "
+           "the first", "SECONDS", scope=Scope.TEST),
     Option("allow_degenerate", None, parse_name_list, (), "outputs whose empty, all-zero, constant or underflowing "
            "reference is meant (it cannot judge an engine: the check says so otherwise)", scope=Scope.TEST),
 )

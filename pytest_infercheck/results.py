@@ -297,6 +297,62 @@ class PrecisionRecipe:
 
 
 @dataclass
+class RepairTrial:
+    """One keep-list the repair built and checked (check/repair.py): how close the engine came."""
+
+    keep_fp32: list[str]
+    passed: bool
+    rel_err: float  # the worst output's relative error against the reference
+    nonfinite: int  # NaN/Inf elements over every output where the reference is finite
+    seconds: float  # the rebuild and the accuracy check
+    p50_ms: Optional[float] = None  # a passing engine's median latency (a short plan)
+    stopped: str = ""  # why the trial could not be judged (a build or run failure), "" when it was
+
+
+@dataclass
+class RepairResult:
+    """The mixed-precision repair of an engine that failed accuracy (check/repair.py, docs/precision.md):
+    the smallest keep-list found that makes the same backend's engine pass, or how far the best got."""
+
+    engine: str  # the spec id the repair rebuilt, e.g. "onnxruntime-fp16"
+    keep_fp32: list[str]  # the passing keep-list (the user's own included), or the best one tried
+    passed: bool
+    rel_err: float  # of ``keep_fp32``'s engine (NaN when nothing was tried)
+    nonfinite: int
+    failing_rel_err: float  # the engine's own, without the repair
+    failing_nonfinite: int
+    p50_ms: Optional[float] = None  # the passing engine's median latency (a short plan)
+    p50_change: Optional[float] = None  # against the failing engine's p50: +0.06 is 6% slower
+    tried: int = 0  # keep-lists built and checked
+    seconds: float = 0.0
+    cap_s: float = 0.0  # repair_time
+    candidates: list[str] = field(default_factory=list)  # modules the per-module comparisons pointed at, in order
+    trials: list[RepairTrial] = field(default_factory=list)
+    note: str = ""  # why there was nothing to try, or what stopped the search
+
+    def describe(self) -> str:
+        """The paste-ready answer (or how far the best keep-list got), in one line."""
+        shown = "[" + ", ".join(f'"{name}"' for name in self.keep_fp32) + "]"
+        search = (f"{self.tried} keep-list(s) built in {self.seconds:.1f} s"
+                  + (f", candidates from the per-module comparison: {', '.join(self.candidates)}"
+                     if self.candidates else ""))
+        if self.passed:
+            change = "" if self.p50_change is None else f", p50 {self.p50_change:+.0%}"
+            return (f"keep_fp32={shown} makes {self.engine} pass (rel err {self.rel_err:.2g}{change}); "
+                    f"repair: {search}")
+        if not self.tried:
+            return f"repair: no keep_fp32 list to try for {self.engine}: {self.note}"
+        return (f"repair: no keep_fp32 list tried within repair_time={self.cap_s:g}s makes {self.engine} pass; the "
+                f"best, keep_fp32={shown}, leaves rel err {_figure(self.rel_err, self.nonfinite)} against "
+                f"{_figure(self.failing_rel_err, self.failing_nonfinite)} without it ({search}"
+                + (f"; {self.note}" if self.note else "") + ")")
+
+
+def _figure(rel_err: float, nonfinite: int) -> str:
+    return f"{rel_err:.3g}" + (f" ({nonfinite} NaN/Inf)" if nonfinite else "")
+
+
+@dataclass
 class DynamicBatchCheck:
     """The re-run at twice the batch that proves a dynamic batch axis is dynamic."""
 
@@ -377,6 +433,7 @@ class CheckResult:
     profile: Optional[ProfileTable] = None  # where the time goes (a failed budget, or --infer-profile)
     max_batch: Optional[MaxBatchResult] = None  # the largest batch within the budget (--infer-max-batch-search)
     baseline: Optional[BaselineComparison] = None
+    repair: Optional[RepairResult] = None  # the keep-list search after an accuracy failure (repair_precision)
 
     @property
     def passed(self) -> bool:

@@ -22,7 +22,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "stats", "regression", "memory", "budget", "profiling", "max_batch", "spec", "results", "compare",
         "timing")),
     ("the model: inputs, copies, exports, ONNX variants, artifacts, the engine cache", (
-        "inputs", "model", "export_common", "export_torchscript", "export", "precision", "onnx_variants", "calibration",
+        "inputs", "model", "export_common", "export_torchscript", "export", "precision", "module_errors", "onnx_variants", "calibration",
         "divergence", "cache")),
     ("engines: the registry, one module per backend, the machine they run on, a model's artifacts", (
         "backends", "artifacts", "backends.torch_engine", "backends.torch_eager", "backends.inductor", "backends.precompile",
@@ -37,7 +37,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "judge", "judge.verdict")),
     ("check: the stages", (
         "check", "check.failure", "check.context", "check.reference", "check.prebuild", "check.build",
-        "check.accuracy", "check.latency", "check.flow")),
+        "check.accuracy", "check.latency", "check.repair", "check.flow")),
     ("reports", (
         "report", "report.table", "report.terminal", "report.markdown", "report.html", "report.junit",
         "report.json_report", "report.saved")),

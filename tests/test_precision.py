@@ -123,7 +123,9 @@ def test_keep_fp32_fixes_an_fp16_overflow_in_eager_and_onnx(run_plugin, tmp_path
     """`hot` overflows FP16: kept in FP32 (eager: between casts; ONNX: blocked from conversion by the
     export's scope metadata) both engines pass, and the report says what was kept."""
     report = tmp_path / "report.json"
-    result = run_plugin(OVERFLOW, f"--infer-report={report}")
+    # A cache of its own: the repair tests build the same kept model in the shared one, and this test
+    # shows that keep_fp32 makes a model of its own (a miss beside the FP16 model without it).
+    result = run_plugin(OVERFLOW, f"--infer-report={report}", f"--infer-cache-dir={tmp_path / 'cache'}", cache=False)
     result.assert_outcomes(passed=2, failed=2)
     results = results_of(report)
     for backend in ("eager", "onnxruntime"):

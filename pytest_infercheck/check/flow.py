@@ -1,6 +1,7 @@
 """The check of one engine spec, as an ordered list of stages.
 
-    availability -> model -> reference -> pre-build audit -> build -> accuracy -> latency -> verdict
+    availability -> model -> reference -> pre-build audit -> build -> accuracy -> latency
+        -> (an accuracy failure, repair_precision on) the keep-list repair -> verdict
 
 Each stage is a typed function of its own module (reference.py, prebuild.py, build.py, accuracy.py,
 latency.py, verdict.py) with explicit inputs and outputs; this function only passes them on and
@@ -13,9 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Optional
 
-from ..results import CheckResult
+from ..results import AccuracyResult, CheckResult, RepairResult
 from ..spec import Stage
-from . import accuracy, build, latency, prebuild, reference
+from . import accuracy, build, latency, prebuild, reference, repair
 from .failure import StageFailure, StageSkip, indent
 
 if TYPE_CHECKING:
@@ -100,6 +101,9 @@ def run_stages(context: "CheckContext", settings: Any, given: CheckInputs, resul
                 context.engine_probe(engine, prepared)
         finally:
             engine.close()
+        if settings.repair_precision and result.accuracy is not None and not result.accuracy.passed:
+            result.repair = repair_precision(context, backend, request, mut, expected, settings, result.accuracy,
+                                             result)
     from ..backends import reference_spec
 
     if spec == reference_spec() and result.latency is not None:
@@ -165,6 +169,17 @@ def check_outputs(backend: Any, engine: Any, request: Any, mut: Any, expected: r
     if mut.dynamic_batch and not request.spec.cuda_graphs:  # a graph replays one shape by design
         result.dynamic_batch = accuracy.check_doubled_batch(engine, mut, device, settings.tf32, base, per_output)
     return prepared
+
+
+def repair_precision(context: "CheckContext", backend: Any, request: Any, mut: Any, expected: reference.Reference,
+                     settings: Any, failing: AccuracyResult, result: CheckResult) -> Optional[RepairResult]:
+    """The keep-list search after an accuracy failure (check/repair.py); None for an engine it does not cover."""
+    if request.spec.precision not in repair.PRECISIONS or failing.structure_error is not None:
+        return None
+    tolerances = accuracy.tolerances(request.spec.precision, settings, [name for name, _ in expected])
+    failing_p50 = result.latency.p50_ms if result.latency is not None else None
+    return repair.repair(repair.Repairing(context, backend, request, mut, expected, settings, tolerances,
+                                          failing, failing_p50))
 
 
 def compare_with_baseline(context: "CheckContext", settings: Any, result: CheckResult) -> None:

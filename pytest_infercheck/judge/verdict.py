@@ -136,6 +136,8 @@ def failure_message(facts: CheckResult, failures: list[Failure]) -> str:
     head = f"{facts.spec_id} on {facts.device or '?'}" + (f" ({facts.model_name})" if facts.model_name else "")
     lines = [f"infercheck {head} failed:"] + [f"  - {failure}" for failure in failures]
     lines += [f"  note: {warning}" for warning in facts.warnings]
+    if facts.repair is not None and facts.accuracy is not None and not facts.accuracy.passed:
+        lines.append(f"  => {facts.repair.describe()}")  # last: the answer to paste, or how far it got
     return "\n".join(lines)
 
 

@@ -1,0 +1,210 @@
+"""The mixed-precision repair (``repair_precision``, docs/precision.md): after a reduced-precision
+engine failed accuracy, the smallest set of PyTorch modules to keep in FP32 that makes the same
+backend's engine pass, verified and timed.
+
+1. The per-module comparison (module_errors.py) ranks the modules where the error starts.
+2. Greedy: keep the first candidate, rebuild the engine with that keep-list (the normal build path,
+   a request whose keep_fp32 is set: the cache keys include it) and check it against the same
+   reference; while it fails, compare again with the list kept and add the next module found.
+3. Shrink: drop each module whose removal still passes, earliest first.
+4. Each passing engine is timed while it is built (the normal timer, a short plan): the answer's
+   p50 against the failing engine's.
+
+``repair_time`` caps it: checked before every rebuild after the first (a rebuild that started runs
+to its end).  The outcome is a fact (results.RepairResult); the verdict says what it means.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
+
+from ..precision import KEEP_FP32_GAP
+from ..results import AccuracyResult, RepairResult, RepairTrial
+from .failure import StageFailure, StageSkip, short
+
+if TYPE_CHECKING:
+    from ..model import ModelUnderTest
+    from .context import CheckContext
+    from .reference import Reference
+
+PRECISIONS = ("fp16", "bf16", "int8")
+# Below INT8's own step (1/127): a quantized matrix product adds ~1e-2 to exact inputs, and that is where its
+# error starts; the jump is measured against this floor, not against a step that would hide it.
+INT8_EPSILON = 1e-3
+SHORT_TIMING = {"max_time": 0.5, "min_time": 0.05, "min_iters": 5}  # the passing engine's p50, not a benchmark
+
+
+class NotHonoured(Exception):
+    """The backend builds the same engine whatever keep_fp32 says (precision.not_honoured)."""
+
+
+@dataclasses.dataclass
+class Repairing:
+    """What the search needs from the failed check: the engine's backend, request and reference."""
+
+    context: "CheckContext"
+    backend: Any
+    request: Any  # the failed engine's BuildRequest: trials copy it with another keep_fp32
+    mut: "ModelUnderTest"
+    expected: "Reference"
+    settings: Any
+    tolerances: tuple[Any, Any]  # (base, per output) as the accuracy stage judged
+    failing: AccuracyResult
+    failing_p50: Optional[float]
+
+
+def repair(job: Repairing) -> RepairResult:
+    """The search; a repair that cannot run says why in its note (a diagnosis, never a second failure)."""
+    start = time.monotonic()
+    worst = _worst(job.failing)
+    found = RepairResult(job.request.spec.id, list(job.settings.keep_fp32), False, math.nan, 0, worst[0], worst[1],
+                         cap_s=job.settings.repair_time)
+    try:
+        _search(job, found, start)
+    except NotHonoured as gap:  # every list would build the same engine: nothing to search
+        found.note, found.trials = str(gap), []
+    except Exception as exc:  # the failure stands as measured; the repair says what stopped it
+        found.note = f"the repair failed: {short(exc)}"
+    found.seconds = time.monotonic() - start
+    return found
+
+
+def _search(job: Repairing, found: RepairResult, start: float) -> None:
+    user = list(job.settings.keep_fp32)
+    profile = _profiler(job)
+    if profile is None:
+        found.note = f"no per-module comparison for {job.request.spec.id} (it runs no ONNX model to compare node by node)"
+        return
+    trials: dict[tuple[str, ...], RepairTrial] = {}
+
+    def within_cap() -> bool:
+        return not trials or time.monotonic() - start < job.settings.repair_time
+
+    def trial(names: Sequence[str]) -> RepairTrial:
+        key = tuple(sorted(names))
+        if key not in trials:
+            trials[key] = _trial(job, [*user, *names])
+            found.trials.append(trials[key])
+        return trials[key]
+
+    kept: list[str] = []
+    passing: Optional[list[str]] = None
+    while within_cap():
+        ranked = profile([*user, *kept])
+        found.candidates += [candidate.name for candidate in ranked if candidate.name not in found.candidates]
+        if not ranked:
+            found.note = ("the per-module comparison finds no module where the error starts" +
+                          (f" once {', '.join(kept)} are kept" if kept else ""))
+            break
+        kept.append(ranked[0].name)
+        if trial(kept).passed:
+            passing = list(kept)
+            break
+    if passing is not None:
+        for name in list(passing[:-1]):  # the last one added made it pass: the others may be redundant
+            if not within_cap():
+                break
+            fewer = [other for other in passing if other != name]
+            if trial(fewer).passed:
+                passing = fewer
+    elif kept and not within_cap():
+        found.note = f"stopped at the cap after {len(trials)} rebuild(s)"
+    found.tried = len(trials)
+    best = trials[tuple(sorted(passing))] if passing is not None else (
+        min(trials.values(), key=lambda t: (bool(t.stopped), t.nonfinite, _finite(t.rel_err))) if trials else None)
+    if best is None:
+        return
+    found.keep_fp32, found.passed, found.rel_err, found.nonfinite = best.keep_fp32, best.passed, best.rel_err, best.nonfinite
+    if best.passed:
+        found.p50_ms = best.p50_ms
+        if found.p50_ms is not None and job.failing_p50:
+            found.p50_change = found.p50_ms / job.failing_p50 - 1
+
+
+def _profiler(job: Repairing) -> Optional[Callable[[Sequence[str]], list[Any]]]:
+    """keep-list -> the ranked candidates, by forward hooks (FP16/BF16) or the engine's ONNX model (INT8)."""
+    from ..module_errors import candidates, onnx_module_errors, torch_module_errors
+
+    precision, mut, device = job.request.spec.precision, job.mut, job.request.device
+    if precision in ("fp16", "bf16"):
+        import torch
+
+        from ..model import DTYPES
+
+        dtype = DTYPES[precision]
+        info = torch.finfo(dtype)
+        return lambda keep: candidates(torch_module_errors(mut.module, mut.inputs, dtype, device, keep),
+                                       info.max, info.eps, keep)
+    if job.backend.onnx_model(job.request) is None:
+        return None
+    from ..divergence import feeds_for
+
+    reference = job.request.artifacts.onnx_path()
+    feeds = feeds_for(reference, mut.inputs)
+
+    def ranked(keep: Sequence[str]) -> list[Any]:
+        model = job.backend.onnx_model(dataclasses.replace(job.request, keep_fp32=tuple(keep), notes=[], recipe=None))
+        return candidates(onnx_module_errors(reference, model, feeds), math.inf, INT8_EPSILON, keep)
+
+    return ranked
+
+
+def _trial(job: Repairing, keep: list[str]) -> RepairTrial:
+    """The same backend's engine rebuilt with ``keep`` in FP32, checked against the same reference."""
+    from . import accuracy, build
+
+    started = time.monotonic()
+    request = dataclasses.replace(job.request, keep_fp32=tuple(keep), notes=[], recipe=None)
+    try:
+        engine = _build(job, request)
+    except (StageFailure, StageSkip) as failure:
+        return RepairTrial(keep, False, math.nan, 0, time.monotonic() - started, stopped=str(failure).splitlines()[0])
+    if request.recipe is not None and request.recipe.not_honoured:
+        engine.close()
+        raise NotHonoured(f"{KEEP_FP32_GAP} by {request.spec.id}: {request.recipe.not_honoured}")
+    try:
+        prepared, outputs = build.first_run(engine, request.spec, job.mut.inputs)
+        result = accuracy.compare(outputs, job.expected, *job.tolerances)
+        seconds = time.monotonic() - started
+        rel_err, nonfinite = _worst(result)
+        # A passing engine is timed now, while it is built: the answer's p50 needs no rebuild.
+        p50 = _p50(job, engine, prepared) if result.passed else None
+    except StageFailure as failure:
+        return RepairTrial(keep, False, math.nan, 0, time.monotonic() - started, stopped=str(failure).splitlines()[0])
+    finally:
+        engine.close()
+    return RepairTrial(keep, result.passed, rel_err, nonfinite, seconds, p50_ms=p50)
+
+
+def _build(job: Repairing, request: Any) -> Any:
+    from . import build
+
+    with job.context.build_lock():
+        return build.build_engine(job.backend, request, deadline=build.Deadline(job.settings.build_timeout),
+                                  progress=job.context.progress, attempt=build.Attempt())
+
+
+def _p50(job: Repairing, engine: Any, prepared: Any) -> Optional[float]:
+    """A passing engine's median latency under a short plan (None when it cannot be timed)."""
+    from . import latency
+
+    settings = job.settings
+    short_plan = {name: min(getattr(settings, name), value) for name, value in SHORT_TIMING.items()}
+    try:
+        return latency.measure(engine, prepared, job.mut, job.request.device,
+                               dataclasses.replace(settings, **short_plan), job.context.timing_lock).p50_ms
+    except StageFailure:
+        return None
+
+
+def _worst(result: AccuracyResult) -> tuple[float, int]:
+    """(the largest relative error over the outputs, their NaN/Inf count)."""
+    outputs = result.outputs
+    return (max((o.rel_l2 for o in outputs), default=math.nan, key=_finite), sum(o.nonfinite for o in outputs))
+
+
+def _finite(value: float) -> float:
+    return value if not math.isnan(value) else math.inf

@@ -1,0 +1,220 @@
+"""Per-module error of a reduced-precision run against FP32, and the modules it points at.
+
+The mixed-precision repair (check/repair.py, docs/precision.md) starts here:
+
+- ``torch_module_errors``: the eager model run twice with forward hooks, in FP32 and at the reduced
+  dtype (with the modules already kept in FP32, kept), every module's floating inputs and outputs
+  compared by name;
+- ``onnx_module_errors``: the same figures from the FP32 export and a derived ONNX model (INT8 QDQ),
+  tensors matched by name and grouped by the export's module scopes;
+- ``candidates``: where the error *starts*: a module whose inputs are close and whose output is far
+  (or goes NaN/Inf), moved out to the nearest enclosing module whose FP32 output the reduced dtype
+  can hold (keeping a module in FP32 casts its output back: an output beyond FP16's range overflows
+  on the way out), innermost first.
+
+Nothing here imports torch or ONNX at module level.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional, Sequence
+
+from .precision import outermost
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+JUMP = 4.0  # an output error this many times its inputs' (and the dtype's epsilon) starts in the module
+
+
+@dataclass(frozen=True)
+class ModuleError:
+    """One module's first call: its floating inputs' and outputs' error against FP32."""
+
+    name: str
+    input_error: float  # relative L2 over its floating inputs (inf when one is NaN/Inf where FP32's is not)
+    output_error: float
+    input_nonfinite: int
+    output_nonfinite: int
+    reference_max: float  # largest |x| of its FP32 output
+
+
+@dataclass(frozen=True)
+class Candidate:
+    name: str
+    score: float  # output error over input error (inf: the output goes NaN/Inf from finite inputs)
+    why: str
+
+
+def tensor_error(pairs: Iterable[tuple["np.ndarray", "np.ndarray"]]) -> tuple[float, int, float]:
+    """(relative L2, NaN/Inf count where the reference is finite, reference |max|) over (value, reference) pairs."""
+    import numpy as np
+
+    diff = norm = peak = 0.0
+    nonfinite = 0
+    for value, reference in pairs:
+        value, reference = np.asarray(value, np.float64), np.asarray(reference, np.float64)
+        if value.shape != reference.shape or not reference.size:
+            continue
+        finite = np.isfinite(reference)
+        nonfinite += int((~np.isfinite(value) & finite).sum())
+        diff += float(np.square(np.where(finite, value - reference, 0.0)).sum())
+        norm += float(np.square(np.where(finite, reference, 0.0)).sum())
+        peak = max(peak, float(np.abs(reference[finite]).max(initial=0.0)))
+    if nonfinite:
+        return math.inf, nonfinite, peak
+    return (math.sqrt(diff / norm) if norm > 0 else math.sqrt(diff)), 0, peak
+
+
+def _floats(tree: Any) -> list["torch.Tensor"]:
+    import torch
+    from torch.utils._pytree import tree_flatten
+
+    return [leaf.detach() for leaf in tree_flatten(tree)[0] if isinstance(leaf, torch.Tensor) and leaf.is_floating_point()]
+
+
+def _record(module: "torch.nn.Module", store: dict[str, tuple[list[Any], list[Any]]]) -> list[Any]:
+    """Hooks that keep each named module's first call: (its floating inputs, its floating outputs) as numpy."""
+    pending: dict[str, list[Any]] = {}
+    handles = []
+
+    def hooks(name: str) -> tuple[Any, Any]:
+        def before(_: Any, args: Any, kwargs: Any) -> None:
+            if name not in store and name not in pending:
+                pending[name] = [t.float().cpu().numpy() for t in _floats((args, kwargs))]
+
+        def after(_: Any, __: Any, output: Any) -> None:
+            if name not in store and name in pending:
+                store[name] = (pending.pop(name), [t.float().cpu().numpy() for t in _floats(output)])
+        return before, after
+
+    for name, sub in module.named_modules():
+        if name:
+            before, after = hooks(name)
+            handles.append(sub.register_forward_pre_hook(before, with_kwargs=True))
+            handles.append(sub.register_forward_hook(after))
+    return handles
+
+
+def _run_recorded(module: "torch.nn.Module", inputs: Any) -> dict[str, tuple[list[Any], list[Any]]]:
+    import torch
+
+    store: dict[str, tuple[list[Any], list[Any]]] = {}
+    handles = _record(module, store)
+    try:
+        with torch.inference_mode():
+            inputs.call(module)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return store
+
+
+def torch_module_errors(model: "torch.nn.Module", inputs: Any, dtype: "torch.dtype", device: str,
+                        keep: Sequence[str] = ()) -> list[ModuleError]:
+    """Every named module's error at ``dtype`` (``keep`` in FP32 between casts) against FP32, in call order."""
+    from .model import model_copy
+    from .precision import keep_modules_fp32
+
+    reference = _run_recorded(model_copy(model, dtype=None, device=device), inputs.cast(dtype=None, device=device))
+    reduced_model = model_copy(model, dtype=dtype, device=device)
+    if keep:
+        keep_modules_fp32(reduced_model, keep, dtype)
+    reduced = _run_recorded(reduced_model, inputs.cast(dtype=dtype, device=device))
+    errors = []
+    for name, (ref_in, ref_out) in reference.items():
+        if name not in reduced:
+            continue
+        got_in, got_out = reduced[name]
+        in_err, in_bad, _ = tensor_error(zip(got_in, ref_in))
+        out_err, out_bad, peak = tensor_error(zip(got_out, ref_out))
+        errors.append(ModuleError(name, in_err, out_err, in_bad, out_bad, peak))
+    return errors
+
+
+def onnx_module_errors(reference_onnx: Path, candidate_onnx: Path,
+                       feeds: Mapping[str, "np.ndarray"]) -> list[ModuleError]:
+    """Every module scope of the FP32 export: the tensors entering and leaving its nodes, compared
+    between the FP32 export and ``candidate_onnx`` (a model derived from it, tensor names kept)."""
+    import onnx
+
+    from .audit.onnx_graph import module_scopes
+    from .divergence import run_all_tensors, topological
+
+    reference_model = onnx.load(str(reference_onnx))
+    reference = run_all_tensors(reference_model, feeds)
+    candidate = run_all_tensors(onnx.load(str(candidate_onnx)), feeds)
+    producer: dict[str, set[str]] = {}
+    inside: dict[str, list[Any]] = {}
+    for node in topological(reference_model.graph):
+        scopes = set(module_scopes(node))
+        for output in node.output:
+            producer[output] = scopes
+        for scope in scopes:
+            inside.setdefault(scope, []).append(node)
+    readers: dict[str, list[set[str]]] = {}  # tensor -> the scopes of every node reading it
+    for node in reference_model.graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(set(module_scopes(node)))
+    graph_outputs = {output.name for output in reference_model.graph.output}
+    errors = []
+    for scope, nodes in inside.items():
+        entering = {name for node in nodes for name in node.input if name and scope not in producer.get(name, set())}
+        leaving = {name for node in nodes for name in node.output
+                   if name in graph_outputs or any(scope not in scopes for scopes in readers.get(name, []))}
+
+        def pairs(names: set[str]) -> list[tuple[Any, Any]]:
+            return [(candidate[name], reference[name]) for name in sorted(names)
+                    if name in candidate and name in reference and reference[name].dtype.kind == "f"]
+
+        in_err, in_bad, _ = tensor_error(pairs(entering))
+        out_err, out_bad, peak = tensor_error(pairs(leaving))
+        errors.append(ModuleError(scope, in_err, out_err, in_bad, out_bad, peak))
+    return errors
+
+
+def candidates(errors: Sequence[ModuleError], dtype_max: float, epsilon: float,
+               covered: Sequence[str] = ()) -> list[Candidate]:
+    """The modules to try keeping in FP32, most promising first (see the module's docstring).
+
+    ``covered``: modules already kept (they and what is inside them are no candidates)."""
+    by_name = {error.name: error for error in errors}
+    found: dict[str, Candidate] = {}
+    for error in errors:
+        if error.output_nonfinite and not error.input_nonfinite:
+            spot = Candidate(error.name, math.inf, "its output goes NaN/Inf from finite inputs")
+        elif error.output_error >= JUMP * max(error.input_error, epsilon):
+            spot = Candidate(error.name, error.output_error / max(error.input_error, epsilon),
+                             f"relative error {_g(error.input_error)} in, {_g(error.output_error)} out")
+        else:
+            continue
+        name: Optional[str] = _holding(error.name, by_name, dtype_max)
+        if name is None or _inside(name, covered):
+            continue
+        if name not in found or found[name].score < spot.score:
+            found[name] = Candidate(name, spot.score, spot.why if name == error.name else
+                                    f"{error.name} inside it: {spot.why}; {name}'s FP32 output fits the dtype")
+    innermost = [c for c in found.values() if not any(other.startswith(c.name + ".") for other in found)]
+    return sorted(innermost, key=lambda c: (-c.score, -c.name.count("."), c.name))
+
+
+def _holding(name: str, by_name: Mapping[str, ModuleError], dtype_max: float) -> Optional[str]:
+    """``name`` or the nearest module enclosing it whose FP32 output fits the dtype and whose inputs are finite."""
+    parts = name.split(".")
+    for end in range(len(parts), 0, -1):
+        error = by_name.get(".".join(parts[:end]))
+        if error is not None and error.reference_max <= dtype_max and not error.input_nonfinite:
+            return error.name
+    return None
+
+
+def _inside(name: str, covered: Sequence[str]) -> bool:
+    return any(name == kept or name.startswith(kept + ".") for kept in outermost(covered))
+
+
+def _g(value: float) -> str:
+    return f"{value:.2g}"

@@ -1,0 +1,189 @@
+"""The mixed-precision repair (issue 24, item 4; docs/precision.md): on an accuracy failure of a
+reduced-precision engine, the keep-list that makes the same backend's engine pass, found from the
+per-module comparison, verified and timed; how far the best got under a cap; nothing without it."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import pytest
+
+from pytest_infercheck.module_errors import ModuleError, candidates
+from pytest_infercheck.results import RepairResult
+
+
+def results_of(report: Path) -> dict[str, dict]:
+    return {r["nodeid"].split("::")[1]: r for r in json.loads(report.read_text())["results"]}
+
+
+def answer_lines(result: pytest.RunResult, pattern: str) -> list[str]:
+    """The answer lines (``  => ...``) of the run's output matching ``pattern`` (a regular expression
+    in which ``*`` stands for any text: fnmatch would read ``[...]`` as a character class)."""
+    regex = re.compile(".*".join(re.escape(part) for part in pattern.split("*")) + "$")
+    return [line for line in result.stdout.lines if line.startswith("  => ") and regex.match(line)]
+
+
+ONE_HOT = '''
+import pytest
+from fixtures.problem_models import overflow_in_one_module, overflow_inputs
+
+@pytest.mark.infercheck(backends=["eager", "onnxruntime"], precisions=["fp16"], repair_precision=True)
+def test_one(infercheck):
+    infercheck(overflow_in_one_module(), overflow_inputs())
+'''
+
+
+def test_the_repair_finds_the_one_module_that_overflows(run_plugin, tmp_path: Path) -> None:
+    """eager-fp16 and onnxruntime-fp16 fail on `hot` (FP16 overflow inside it): the repair keeps
+    exactly `hot`, rebuilt engines pass, and the message ends with the answer to paste."""
+    report = tmp_path / "report.json"
+    result = run_plugin(ONE_HOT, f"--infer-report={report}")
+    result.assert_outcomes(failed=2)
+    for engine in ("eager-fp16", "onnxruntime-fp16"):
+        assert answer_lines(result, f'  => keep_fp32=["hot"] makes {engine} pass (rel err *, p50 *%); repair: '
+                            "1 keep-list(s) built in * s, candidates from the per-module comparison: hot"), engine
+    for backend in ("eager", "onnxruntime"):
+        item = results_of(report)[f"test_one[{backend}-fp16]"]
+        assert item["message"].splitlines()[-1].startswith('  => keep_fp32=["hot"] makes')
+        repair = item["repair"]
+        assert repair["keep_fp32"] == ["hot"] and repair["passed"] and repair["tried"] == 1
+        assert repair["rel_err"] < 1e-2 and repair["nonfinite"] == 0 and repair["failing_nonfinite"] > 0
+        assert repair["p50_ms"] > 0 and repair["p50_change"] is not None
+        assert repair["candidates"] == ["hot"]
+        assert item["accuracy"]["outputs"][0]["nonfinite"] > 0  # the failure stands as measured
+
+
+TWO_HOT = '''
+import pytest
+from fixtures.problem_models import overflow_in_two_modules, overflow_inputs
+
+@pytest.mark.infercheck(engines=["eager-fp16"], repair_precision=True)
+def test_two(infercheck):
+    infercheck(overflow_in_two_modules(), overflow_inputs())
+'''
+
+
+def test_two_overflowing_modules_are_found_one_after_the_other(run_plugin, tmp_path: Path) -> None:
+    """hot2's overflow shows only once hot is kept (its inputs are Inf before): the greedy search
+    compares again with hot kept, adds hot2, and the shrink step keeps both."""
+    report = tmp_path / "report.json"
+    result = run_plugin(TWO_HOT, f"--infer-report={report}")
+    result.assert_outcomes(failed=1)
+    assert answer_lines(result, '  => keep_fp32=["hot", "hot2"] makes eager-fp16 pass (rel err *'), result.stdout.str()
+    repair = results_of(report)["test_two[eager-fp16]"]["repair"]
+    assert [trial["keep_fp32"] for trial in repair["trials"]] == [["hot"], ["hot", "hot2"], ["hot2"]]
+    assert [trial["passed"] for trial in repair["trials"]] == [False, True, False]
+    assert repair["candidates"] == ["hot", "hot2"]
+
+
+def test_under_a_tiny_cap_the_message_says_how_far_the_best_got(run_plugin, tmp_path: Path) -> None:
+    report = tmp_path / "report.json"
+    result = run_plugin(TWO_HOT, "--infer-repair-time=1ms", f"--infer-report={report}")
+    result.assert_outcomes(failed=1)
+    assert answer_lines(result,
+                        "  => repair: no keep_fp32 list tried within repair_time=0.001s makes eager-fp16 pass; the "
+                        'best, keep_fp32=["hot"], leaves rel err inf (8 NaN/Inf) against inf (8 NaN/Inf) without it '
+                        "(1 keep-list(s) built in * s, candidates from the per-module comparison: hot; stopped at the "
+                        "cap after 1 rebuild(s))"), result.stdout.str()
+    repair = results_of(report)["test_two[eager-fp16]"]["repair"]
+    assert not repair["passed"] and repair["tried"] == 1 and repair["cap_s"] == 0.001
+
+
+def test_repair_off_leaves_the_message_unchanged(run_plugin, tmp_path: Path) -> None:
+    """Off (the default), nothing is rebuilt and the message is what it was; on, the same message
+    gains one last line."""
+    off = TWO_HOT.replace(", repair_precision=True", "").replace("def test_two", "def test_off")
+    report = tmp_path / "report.json"
+    run_plugin(TWO_HOT + off, f"--infer-report={report}").assert_outcomes(failed=2)
+    results = results_of(report)
+    without, repaired = results["test_off[eager-fp16]"], results["test_two[eager-fp16]"]
+    assert without["repair"] is None and without["settings"]["repair_precision"]["value"] is False
+    assert "=>" not in without["message"] and "keep_fp32" not in without["message"]
+    assert repaired["message"].splitlines()[:-1] == without["message"].splitlines()
+    assert repaired["message"].splitlines()[-1].startswith("  => ")
+
+
+def test_the_int8_repair_ranks_modules_from_the_quantized_model(run_plugin, tmp_path: Path) -> None:
+    """onnxruntime-int8 has no eager twin: its per-module comparison runs the QDQ model against the
+    FP32 export, tensors grouped by the export's module scopes."""
+    source = '''
+import pytest
+import torch
+from fixtures.models import dynamic_mlp
+
+@pytest.mark.infercheck(engines=["onnxruntime-int8"], repair_precision=True, max_rel_l2=1e-4, min_cosine=0.0,
+                        atol=1e-6, rtol=1e-6, max_mismatch=1.0)
+def test_mlp(infercheck):
+    infercheck(dynamic_mlp(), torch.randn(4, 64, generator=torch.Generator().manual_seed(0)))
+'''
+    report = tmp_path / "report.json"
+    result = run_plugin(source, f"--infer-report={report}")
+    result.assert_outcomes(failed=1)
+    repair = results_of(report)["test_mlp[onnxruntime-int8]"]["repair"]
+    assert repair["candidates"] and set(repair["candidates"]) <= {"net.0", "net.2"}, repair
+    assert repair["passed"], repair
+    assert set(repair["keep_fp32"]) <= {"net.0", "net.2"}
+    assert answer_lines(result, '  => keep_fp32=["net.*"] makes onnxruntime-int8 pass (rel err *'), result.stdout.str()
+
+
+def test_candidates_move_out_to_the_module_whose_output_fits_the_dtype() -> None:
+    """An overflow that starts in a leaf whose FP32 output is itself beyond FP16 is the parent's to
+    keep (a kept module's output is cast back); a jump in error is the innermost module's."""
+    errors = [
+        ModuleError("block.up", 1e-4, math.inf, 0, 32, 5e5),
+        ModuleError("block", 1e-4, math.inf, 0, 32, 4e3),
+        ModuleError("attn.softmax", 1e-4, 5e-2, 0, 0, 1.0),
+        ModuleError("attn", 1e-4, 5e-2, 0, 0, 3.0),
+        ModuleError("head", 5e-2, 6e-2, 0, 0, 3.0),
+    ]
+    ranked = candidates(errors, 65504.0, 1e-3)
+    assert [c.name for c in ranked] == ["block", "attn.softmax"]
+    assert [c.name for c in candidates(errors, 65504.0, 1e-3, covered=["block"])] == ["attn.softmax"]
+
+
+@pytest.mark.parametrize("passed", [True, False])
+def test_the_answer_reads_as_a_keep_list(passed: bool) -> None:
+    found = RepairResult("inductor-fp16", ["encoder.layer.3.attention", "pooler"], passed, 2.1e-3, 0, 0.3, 0,
+                         p50_change=0.06, tried=3, seconds=12.0, cap_s=60.0)
+    text = found.describe()
+    if passed:
+        assert text.startswith('keep_fp32=["encoder.layer.3.attention", "pooler"] makes inductor-fp16 pass '
+                               "(rel err 0.0021, p50 +6%)")
+    else:
+        assert "the best, keep_fp32=[\"encoder.layer.3.attention\", \"pooler\"], leaves rel err 0.0021" in text
+
+
+def test_a_backend_that_cannot_honour_keep_fp32_is_not_searched() -> None:
+    """TensorRT 10 builds the same engine whatever keep_fp32 says: the repair stops at the first
+    rebuild and says why instead of trying list after list."""
+    from contextlib import nullcontext
+    from types import SimpleNamespace
+
+    from fixtures.problem_models import overflow_in_one_module, overflow_inputs
+    from pytest_infercheck.backends.base import BuildRequest
+    from pytest_infercheck.backends.tensorrt import DESCRIPTOR
+    from pytest_infercheck.check import repair
+    from pytest_infercheck.model import ModelUnderTest
+    from pytest_infercheck.results import AccuracyResult
+    from pytest_infercheck.settings import Settings
+    from pytest_infercheck.spec import EngineSpec
+
+    mut = ModelUnderTest.create(overflow_in_one_module(), overflow_inputs())
+    built: list[tuple[str, ...]] = []
+
+    def build(request: BuildRequest) -> SimpleNamespace:
+        built.append(request.keep_fp32)
+        return SimpleNamespace(close=lambda: None)
+
+    request = BuildRequest(spec=EngineSpec("tensorrt", "fp16"), device="cpu",
+                           artifacts=SimpleNamespace(model=mut, cache_states={}))  # type: ignore[arg-type]
+    job = repair.Repairing(SimpleNamespace(build_lock=nullcontext, progress=None, timing_lock=None),
+                           SimpleNamespace(descriptor=DESCRIPTOR, build=build), request, mut, [], Settings.defaults(),
+                           (None, {}), AccuracyResult(), None)  # type: ignore[arg-type]
+    found = repair.repair(job)
+    assert built == [("hot",)] and found.tried == 0 and not found.passed
+    assert found.describe().startswith("repair: no keep_fp32 list to try for tensorrt-fp16: keep_fp32 is not "
+                                       "honoured by tensorrt-fp16: TensorRT 10 builds")
