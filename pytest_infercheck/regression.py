@@ -95,11 +95,76 @@ def median_ratio_interval(current: "Sequence[float] | np.ndarray", baseline: "Se
     return float(low), float(high)
 
 
+NOISE_Z = 3.0  # a change must exceed this many standard deviations of the run-to-run noise (one-sided 0.13%)
+MIN_HISTORY = 3  # runs in the baseline's history before their spread is trusted as the between-run noise
+HISTORY = 10  # runs an entry keeps (baseline/store.py): enough for the spread, short enough to follow the machine
+
+
+@dataclass(frozen=True)
+class RunNoise:
+    """How much one run's p50 moves from the next on this machine, when the code stays the same.
+
+    The samples of one run say how well that run's median is known; they say nothing about how far
+    the next process lands (another core, clock, allocator state, neighbour).  So the gate measures
+    that spread instead of assuming it (docs/gate.md, "Run-to-run noise"):
+
+    - ``between_runs``: the standard deviation of ln(p50) over the baseline entry's history, once it
+      holds MIN_HISTORY runs (each `baseline update` of a passing run adds one);
+    - ``within_run``: the spread of ln(block median) over consecutive blocks of each run's samples,
+      the larger of the two runs': a lower bound of the between-run spread, known from the first run;
+    - ``probe_change``: ln of the machine probe's ratio (timing.machine_probe) between the two runs.
+    """
+
+    between_runs: Optional[float] = None
+    runs: int = 0
+    within_run: float = 0.0
+    probe_change: Optional[float] = None
+    probe_spread: float = 0.0  # the larger of the two probes' own spreads (std of ln over repeats)
+
+    def machine_drift(self, allowed: float) -> float:
+        """ln of how much the machine itself moved: the probe's change when it stands out of the probe's
+        own noise and half the allowance, else 0."""
+        if self.probe_change is None:
+            return 0.0
+        threshold = max(allowed / 2, NOISE_Z * math.sqrt(2.0) * self.probe_spread)
+        return self.probe_change if abs(self.probe_change) > threshold else 0.0
+
+    @property
+    def sigma(self) -> float:
+        return max(self.between_runs or 0.0, self.within_run)
+
+    @property
+    def margin(self) -> float:
+        """ln(ratio) a change must exceed to stand out of the noise of two runs: NOISE_Z * sigma * sqrt(2)."""
+        return NOISE_Z * self.sigma * math.sqrt(2.0)
+
+
+def log_spread(values: Sequence[float]) -> Optional[float]:
+    """The sample standard deviation of ln(values) (None for fewer than two positive values)."""
+    logs = [math.log(v) for v in values if v > 0 and math.isfinite(v)]
+    if len(logs) < 2:
+        return None
+    mean = sum(logs) / len(logs)
+    return math.sqrt(sum((x - mean) ** 2 for x in logs) / (len(logs) - 1))
+
+
+def run_noise(history_p50_ms: Sequence[float], blocks_current: Sequence[float], blocks_baseline: Sequence[float],
+              probe_current: Optional[float], probe_baseline: Optional[float], *, probe_spread: float = 0.0) -> RunNoise:
+    """The noise figures of one comparison, from the entry's history, both runs' blocks and probes."""
+    between = log_spread(history_p50_ms) if len(history_p50_ms) >= MIN_HISTORY else None
+    within = max(log_spread(blocks_current) or 0.0, log_spread(blocks_baseline) or 0.0)
+    probe = (math.log(probe_current / probe_baseline)
+             if probe_current and probe_baseline and probe_current > 0 and probe_baseline > 0 else None)
+    return RunNoise(between, len(history_p50_ms), within, probe, probe_spread)
+
+
 @dataclass(frozen=True)
 class LatencyComparison:
     """This run's latency against the baseline's, and the verdict."""
 
-    verdict: str  # regression | improvement | within (the allowance, or not significant) | insufficient
+    # regression | improvement | within (the allowance, or not significant) | insufficient (too few
+    # samples) | undecided (the run-to-run noise or the machine's drift exceeds the allowance)
+    verdict: str
     baseline_p50_ms: float
     current_p50_ms: float
     ratio: float  # median(current) / median(baseline)
@@ -111,6 +176,8 @@ class LatencyComparison:
     n_baseline: int
     max_regression: float
     alpha: float = ALPHA
+    noise: RunNoise = RunNoise()
+    why_undecided: str = ""
 
     @property
     def change(self) -> float:
@@ -126,15 +193,26 @@ class LatencyComparison:
         if self.verdict == "insufficient":
             return f"{head}: too few samples for a verdict ({self.n_baseline} vs {self.n_current}, need {MIN_SAMPLES})"
         p_value = self.p_slower if self.change >= 0 else self.p_faster
-        return (f"{head} ({self.change:+.1%}, {CONFIDENCE:.0%} CI {self.ci_low - 1:+.1%}..{self.ci_high - 1:+.1%}; "
+        text = (f"{head} ({self.change:+.1%}, {CONFIDENCE:.0%} CI {self.ci_low - 1:+.1%}..{self.ci_high - 1:+.1%}; "
                 f"allowed +{self.max_regression:.1%}; Mann-Whitney p={p_value:.2g}, "
-                f"{self.n_baseline} vs {self.n_current} samples)")
+                f"{self.n_baseline} vs {self.n_current} samples; {self.noise_text()})")
+        return f"{text}: {self.why_undecided}" if self.why_undecided else text
+
+    def noise_text(self) -> str:
+        noise = self.noise
+        source = (f"between {noise.runs} runs" if noise.between_runs is not None else
+                  f"within the runs; {noise.runs} of {MIN_HISTORY} runs in the history for the between-run figure")
+        return f"run-to-run noise +-{math.exp(noise.margin) - 1:.1%} ({source})"
 
 def compare_latency(current: Sequence[float], baseline: Sequence[float], *, max_regression: float,
-                    alpha: float = ALPHA) -> LatencyComparison:
-    """Regression when significantly slower *and* the median ratio exceeds ``1 + max_regression``.
+                    alpha: float = ALPHA, noise: RunNoise = RunNoise()) -> LatencyComparison:
+    """Regression when significantly slower, *and* the median ratio exceeds ``1 + max_regression``, *and*
+    the change stands out of the run-to-run noise (``noise.margin``).
 
-    Improvement mirrors it: significantly faster and the ratio below ``1 - max_regression``.
+    Improvement mirrors it.  Undecided, rather than a verdict either way, when the machine's probe
+    moved by more than half the allowance while the latency moved by more than the allowance (the
+    machine changed, not necessarily the code), or when the noise alone exceeds the allowance (this
+    engine on this machine cannot be held to it).  docs/gate.md says why and how.
     """
     import numpy as np
 
@@ -148,14 +226,27 @@ def compare_latency(current: Sequence[float], baseline: Sequence[float], *, max_
     ratio = cur_p50 / base_p50
     test = mann_whitney_u(cur, base)
     low, high = median_ratio_interval(cur, base)
-    if test.p_greater < alpha and ratio > 1 + max_regression:
+    allowed, change, why = math.log1p(max_regression), math.log(ratio), ""
+    beyond = max(allowed, noise.margin)
+    drift = noise.machine_drift(allowed)
+    # The part of the change the machine explains: its drift, when it went the same way as the latency.
+    explained = drift if drift * change > 0 and abs(drift) <= abs(change) else (change if drift * change > 0 else 0.0)
+    if abs(change) > beyond and abs(change - explained) <= beyond:
+        verdict = "undecided"
+        why = (f"the machine's reference workload moved {math.exp(drift) - 1:+.1%} between the runs, "
+               "which may account for the change")
+    elif test.p_greater < alpha and change > beyond:
         verdict = "regression"
-    elif test.p_less < alpha and ratio < 1 - max_regression:
+    elif test.p_less < alpha and change < -beyond:
         verdict = "improvement"
+    elif noise.margin > allowed:
+        verdict = "undecided"
+        why = (f"its run-to-run noise (+-{math.exp(noise.margin) - 1:.1%}) exceeds the allowance "
+               f"(+{max_regression:.1%}): raise --infer-max-regression for it, or steady the machine")
     else:
         verdict = "within"
     return LatencyComparison(verdict, base_p50, cur_p50, ratio, low, high, test.p_greater, test.p_less,
-                             int(cur.size), int(base.size), max_regression, alpha)
+                             int(cur.size), int(base.size), max_regression, alpha, noise, why)
 
 
 @dataclass(frozen=True)

@@ -148,6 +148,13 @@ class LatencyStats:
     # Every percentile of stats.PERCENTILES, by name ({"p50": ..., "p90": ..., "p99": ...}); read one as
     # ``stats.p50_ms``. A new percentile is a row in that table: every report iterates it.
     percentiles_ms: dict[str, float] = field(default_factory=dict)
+    # Medians of consecutive blocks of the samples, in time order (timing.BLOCKS): how much the engine
+    # drifted while it was timed, the within-run part of the gate's noise (regression.RunNoise).
+    block_medians_ms: list[float] = field(default_factory=list)
+    # A fixed reference workload timed just before the engine, under the same lock (timing.machine_probe):
+    # a machine that got slower between two runs shows here, whatever the engine did.
+    probe_ms: Optional[float] = None
+    probe_spread: float = 0.0  # the probe's own spread (std of ln over its repeats): how far it moves alone
     stop_reason: str = ""  # why sampling stopped (timing.Stop): decided, max_iters, max_time, ...
     stop_unmet: str = ""  # at a cap: what the stopping rule still lacked
     budget_verdict: Optional[BudgetVerdict] = None  # the budget's statistic with its confidence bounds

@@ -163,7 +163,60 @@ def summarize(samples_ms: Sequence[float], *, timer: str, batch_size: int, warmu
         # Every percentile the plugin reports or budgets, from the one table (stats.PERCENTILES):
         # a new one is a row there, and every report lists it.
         stats.percentiles_ms = {name: float(np.percentile(values, q * 100)) for name, q in PERCENTILES.items()}
+        stats.block_medians_ms = block_medians(values)
     return stats
+
+
+BLOCKS = 5  # consecutive blocks whose medians show drift within a run
+MIN_PER_BLOCK = 4
+
+
+def block_medians(samples_ms: "Sequence[float] | np.ndarray") -> list[float]:
+    """Medians of BLOCKS consecutive blocks of the samples in time order ([] when too few samples)."""
+    values = np.asarray(samples_ms, dtype=np.float64)
+    if values.size < BLOCKS * MIN_PER_BLOCK:
+        return []
+    return [float(np.median(block)) for block in np.array_split(values, BLOCKS)]
+
+
+PROBE_REPEATS = 7
+
+
+def machine_probe(device: str) -> tuple[float, float]:
+    """Milliseconds a fixed reference workload takes here and now (the median of PROBE_REPEATS), and the
+    spread of its repeats (std of ln): how far the probe moves by itself on this machine.
+
+    On the CPU a fixed float32 matrix product loop (CPU speed, contention); on CUDA 200 tiny kernel
+    launches and a synchronise (the host's launch speed, what launch-bound engines wait on). The
+    same code on the same machine takes the same time: when it does not between two runs, the
+    machine moved, and a latency change then says nothing about the code (regression.RunNoise).
+    """
+    import torch
+
+    if device.startswith("cuda"):
+        scratch = torch.zeros(1, device=device)
+
+        def workload() -> None:
+            for _ in range(200):
+                scratch.add_(1.0)
+            torch.cuda.synchronize(device)
+    else:
+        left = torch.full((64, 64), 0.5)
+
+        def workload() -> None:
+            for _ in range(50):
+                torch.mm(left, left)
+    workload()  # warm: allocator, kernels
+    times = []
+    for _ in range(PROBE_REPEATS):
+        start = time.perf_counter()
+        workload()
+        times.append((time.perf_counter() - start) * 1000.0)
+    times.sort()
+    logs = [math.log(t) for t in times if t > 0]
+    mean = sum(logs) / len(logs)
+    spread = math.sqrt(sum((x - mean) ** 2 for x in logs) / (len(logs) - 1)) if len(logs) > 1 else 0.0
+    return times[len(times) // 2], spread
 
 
 @contextmanager

@@ -227,3 +227,40 @@ def test_accuracy_floor_keeps_tiny_errors_from_failing(record_then_run) -> None:
     result = record_then_run(SCALED_CNN, "SCALE", "1", "100000", "--infer-max-regression=100000%",
                              "--infer-accuracy-floor=1")
     result.assert_outcomes(passed=1)
+
+
+def test_a_comparison_on_too_few_samples_is_undecided_said_and_strict_fails_it(record_then_run) -> None:
+    """The issue's --infer-max-iters=4 with a model made slower: "1 compared, 0 regressed", exit 0, and
+    nothing said. Now the comparison is undecided in the table, the summary and its own section."""
+    few = ["--infer-min-iters=1", "--infer-max-iters=4", "--infer-min-time=0", "--infer-ci-width=0"]
+    result = record_then_run(SLEEPY, "SLEEP_MS", "1", "10", *few)
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([
+        "*test_sleepy*eager-fp32*passed, undecided*",
+        "undecided (1: the figures cannot tell pass from fail; --infer-baseline-strict makes them fail):",
+        "*test_sleepy[[]eager-fp32[]]: baseline latency p50 * ms -> * ms: too few samples for a verdict*",
+    ])
+    strict = record_then_run(SLEEPY, "SLEEP_MS", "1", "10", *few, "--infer-baseline-strict")
+    strict.assert_outcomes(failed=1)
+    strict.stdout.fnmatch_lines(["*undecided: baseline latency*too few samples*--infer-baseline-strict makes this a failure*"])
+
+
+def test_each_blessed_run_joins_the_entrys_history_up_to_its_bound(run_plugin, pytester: pytest.Pytester) -> None:
+    """The between-run noise is measured from the runs the baseline has seen: each update adds one."""
+    import json
+
+    from pytest_infercheck.regression import HISTORY
+
+    baseline = pytester.path / "baseline.json"
+    for _ in range(3):
+        run_plugin(SLEEPY, f"--infer-baseline={baseline}", "--infer-baseline-update", *SAMPLES).assert_outcomes(passed=1)
+    entry = json.loads(baseline.read_text())["entries"][0]
+    assert len(entry["history"]) == 3 and all(run["p50_ms"] > 0 for run in entry["history"])
+    assert entry["latency"]["probe_ms"] > 0 and len(entry["latency"]["block_medians_ms"]) == 5
+    compared = run_plugin(SLEEPY, f"--infer-baseline={baseline}", *SAMPLES)
+    compared.stdout.fnmatch_lines(["*1 compared*"])
+    data = json.loads(baseline.read_text())
+    data["entries"][0]["history"] = data["entries"][0]["history"] * 5  # 15 runs: more than an entry keeps
+    baseline.write_text(json.dumps(data))
+    run_plugin(SLEEPY, f"--infer-baseline={baseline}", "--infer-baseline-update", *SAMPLES).assert_outcomes(passed=1)
+    assert len(json.loads(baseline.read_text())["entries"][0]["history"]) == HISTORY

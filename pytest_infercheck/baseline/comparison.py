@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..regression import compare_accuracy, compare_latency
+from ..regression import compare_accuracy, compare_latency, run_noise
 from ..results import BaselineComparison, CheckResult
 from .key import EntryIdentity
 from .store import BaselineStore, subsample
@@ -37,8 +37,12 @@ def compare_with_entry(result: CheckResult, store: BaselineStore, settings: Any)
     comparison.recorded = entry.recorded
     comparison.model_changed = bool(entry.model_hash and entry.model_hash != result.model_hash)
     if result.latency is not None and entry.latency is not None:
+        noise = run_noise([run["p50_ms"] for run in entry.history], result.latency.block_medians_ms,
+                          entry.latency.get("block_medians_ms") or [], result.latency.probe_ms,
+                          entry.latency.get("probe_ms"),
+                          probe_spread=max(result.latency.probe_spread, float(entry.latency.get("probe_spread") or 0)))
         latency = compare_latency(subsample(result.latency.samples_ms), entry.samples_ms,
-                                  max_regression=settings.max_regression)
+                                  max_regression=settings.max_regression, noise=noise)
         comparison.latency = latency
         comparison.baseline_samples_ms = entry.samples_ms
         if latency.verdict == "regression":

@@ -27,6 +27,7 @@ import pytest
 
 from ..codec import DecodeError, load_json
 from ..files import directory_lock, write_atomic
+from ..regression import HISTORY
 from ..results import BaselineStatus, check_label, several_checks
 from .key import EntryIdentity, key_differences, machine_text
 
@@ -64,6 +65,9 @@ class Entry:
     model_hash: str = ""
     recorded: str = ""
     check: str = ""
+    # The last runs blessed into this slot, oldest first ({recorded, p50_ms, probe_ms, count}): their
+    # spread is the gate's between-run noise (regression.RunNoise). A changed model starts it again.
+    history: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def identity(self) -> EntryIdentity:
@@ -190,9 +194,18 @@ def _validate_entry(raw: Any, where: str) -> Entry:
     latency = raw.get("latency")
     if latency is not None:
         _validate_latency(latency, where)
+    history = raw.get("history", [])
+    if not isinstance(history, list):
+        raise _Invalid(f"{where}: \"history\" must be a list of runs")
+    for index, run in enumerate(history):
+        if not isinstance(run, dict):
+            raise _Invalid(f"{where}: history[{index}] must be an object")
+        _check_number(run.get("p50_ms"), f"{where}: history[{index}].p50_ms", positive=True)
+        if run.get("probe_ms") is not None:
+            _check_number(run["probe_ms"], f"{where}: history[{index}].probe_ms", positive=True)
     return Entry(nodeid=raw["nodeid"], spec_id=raw["spec_id"], machine=raw["machine"], accuracy=accuracy,
                  latency=latency, model_hash=str(raw.get("model_hash", "")), recorded=str(raw.get("recorded", "")),
-                 check=raw.get("check", ""))
+                 check=raw.get("check", ""), history=history[-HISTORY:])
 
 
 def _validate_latency(latency: Any, where: str) -> None:
@@ -203,6 +216,14 @@ def _validate_latency(latency: Any, where: str) -> None:
         raise _Invalid(f"{where}: latency.samples_ms must be a non-empty list of milliseconds")
     for index, value in enumerate(samples):
         _check_number(value, f"{where}: latency.samples_ms[{index}]", positive=True)
+    for name in ("block_medians_ms",):
+        blocks = latency.get(name, [])
+        if not isinstance(blocks, list):
+            raise _Invalid(f"{where}: latency.{name} must be a list of milliseconds")
+        for index, value in enumerate(blocks):
+            _check_number(value, f"{where}: latency.{name}[{index}]", positive=True)
+    if latency.get("probe_ms") is not None:
+        _check_number(latency["probe_ms"], f"{where}: latency.probe_ms", positive=True)
 
 
 def _check_number(value: Any, where: str, *, positive: bool) -> None:
@@ -235,10 +256,28 @@ def entry_from_result(result: Any) -> Optional[Entry]:
     if result.latency is not None and result.latency.samples_ms:
         lat = result.latency
         latency = {"timer": lat.timer, "count": lat.count, **{name: _six(v) for name, v in lat.figures().items()},
+                   "block_medians_ms": [_six(v) for v in lat.block_medians_ms],
+                   "probe_ms": _six(lat.probe_ms) if lat.probe_ms else None,
+                   "probe_spread": _six(lat.probe_spread),
                    "samples_ms": [_six(v) for v in subsample(lat.samples_ms)]}
+    recorded = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    history = ([{"recorded": recorded, "p50_ms": latency["p50_ms"], "probe_ms": latency["probe_ms"],
+                 "count": lat.count}] if latency is not None and latency.get("p50_ms", 0) > 0 else [])
     return Entry(nodeid=result.nodeid, spec_id=result.spec_id, machine=result.machine, accuracy=accuracy,
-                 latency=latency, model_hash=result.model_hash, check=result.check_name,
-                 recorded=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+                 latency=latency, model_hash=result.model_hash, check=result.check_name, recorded=recorded,
+                 history=history)
+
+
+def with_history(entry: Entry, previous: Optional[Entry]) -> Entry:
+    """``entry`` carrying the runs blessed before it into the same slot (at most HISTORY, oldest first).
+    A changed model starts a history of its own: its runs say nothing about the old model's noise."""
+    if previous is None or previous.model_hash != entry.model_hash:
+        return entry
+    older = previous.history or ([{"recorded": previous.recorded, "p50_ms": previous.latency.get("p50_ms"),
+                                   "probe_ms": previous.latency.get("probe_ms"), "count": previous.latency.get("count")}]
+                                 if previous.latency and previous.latency.get("p50_ms") else [])
+    entry.history = (older + entry.history)[-HISTORY:]
+    return entry
 
 
 def _six(value: float) -> float:
@@ -277,6 +316,7 @@ def update_baseline(path: Path, results: Sequence[Any]) -> UpdateSummary:
         # Re-read under the lock: another run may have written since this one started.
         current = BaselineStore.load(path).entries
         kept = [entry for entry in current if not any(entry.same_slot(new) for new in fresh)]
+        fresh = [with_history(new, next((old for old in current if old.same_slot(new)), None)) for new in fresh]
         write_entries(path, kept + fresh)
     return UpdateSummary(path, [entry.identity.describe() for entry in fresh], len(kept), not_written)
 

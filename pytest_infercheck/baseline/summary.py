@@ -40,6 +40,8 @@ def status_cell(result: CheckResult) -> str:
         return f"improved {change}"
     if latency is not None and not has_ratio:
         return "no latency verdict"
+    if latency is not None and latency.undecided:
+        return f"undecided {change}".rstrip()
     return f"{change} ok".strip()
 
 
@@ -74,9 +76,11 @@ def summary_lines(results: Sequence[CheckResult], path: Optional[str], update: O
     foreign = [(r, r.baseline) for r in results if r.baseline and r.baseline.status == BaselineStatus.OTHER_MACHINE]
     regressed = [(r, b) for r, b in compared if b.regressions]
     improved = [(r, b) for r, b in compared if b.improvements]
+    undecided = [(r, b) for r, b in compared if b.latency is not None and b.latency.undecided]
     several = several_checks(results) if several is None else several
     lines = [f"baseline {path}: {len(compared)} compared, {len(regressed)} regressed, {len(improved)} improved, "
-             f"{len(missing)} missing, {len(foreign)} not applied (other machine)"]
+             f"{len(missing)} missing, {len(foreign)} not applied (other machine)"
+             + (f", {len(undecided)} undecided" if undecided else "")]
     lines += [f"  REGRESSION {who(r, several)}: {line}" for r, b in regressed for line in b.regressions]
     lines += [f"  improved   {who(r, several)}: {line}" for r, b in improved for line in b.improvements]
     if foreign:

@@ -27,7 +27,7 @@ Lock = Callable[[str], ContextManager[Any]]
 def measure(engine: "Engine", prepared: Any, mut: "ModelUnderTest", device: str, settings: Any,
             lock: Lock) -> LatencyStats:
     """Stage LATENCY: the engine timed on prepared inputs (or host to host with time_transfers)."""
-    from ..timing import plan_from_settings, timer_for
+    from ..timing import machine_probe, plan_from_settings, timer_for
 
     timer = timer_for(device, getattr(engine, "stream", None))
     run: Callable[[], Any] = lambda: engine.run(prepared)  # noqa: E731
@@ -37,10 +37,16 @@ def measure(engine: "Engine", prepared: Any, mut: "ModelUnderTest", device: str,
         run = lambda: engine.to_numpy(engine.run(engine.prepare(mut.inputs)))  # noqa: E731
     with lock(device):
         try:
+            probe: Optional[tuple[float, float]] = machine_probe(device)  # the machine's speed now, same lock
+        except Exception:  # a probe only qualifies a comparison: without one, the gate goes without
+            probe = None
+        try:
             stats = timer.measure(run, plan_from_settings(settings), batch_size=mut.batch_size,
                                   includes_transfers=transfers)
         except Exception as exc:
             raise StageFailure(Stage.LATENCY, f"timing the engine failed: {short(exc)}", traceback.format_exc()) from None
+    if probe is not None:
+        stats.probe_ms, stats.probe_spread = probe
     stop = getattr(timer, "last_stop", None)
     if stop is not None:
         stats.stop_reason, stats.stop_unmet = stop.reason, stop.unmet or ""

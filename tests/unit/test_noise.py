@@ -1,0 +1,76 @@
+"""The gate's run-to-run noise model (regression.RunNoise, compare_latency): a change must stand out
+of the noise measured between runs, and a machine that moved makes the comparison undecided."""
+
+from __future__ import annotations
+
+import math
+import random
+
+from pytest_infercheck.regression import MIN_HISTORY, RunNoise, compare_latency, log_spread, run_noise
+
+
+def samples(p50: float, n: int = 200, jitter: float = 0.01, seed: int = 0) -> list[float]:
+    rng = random.Random(seed)
+    return [p50 * math.exp(rng.gauss(0.0, jitter)) for _ in range(n)]
+
+
+def test_a_between_process_shift_inside_the_measured_noise_is_no_regression() -> None:
+    """The issue's case: one process reads 3.15 ms, the next 5.77 ms. The samples of each run are tight
+    (Mann-Whitney p ~ 1e-75), but the history shows p50s that far apart from run to run."""
+    history = [3.15, 5.77, 4.1, 3.3, 5.2]
+    noise = run_noise(history, [], [], None, None)
+    assert noise.between_runs is not None and noise.margin > math.log(1.2)
+    found = compare_latency(samples(5.77), samples(3.15, seed=1), max_regression=0.1, noise=noise)
+    assert found.verdict == "undecided" and "exceeds the allowance" in found.why_undecided
+    assert "between 5 runs" in found.describe()
+
+
+def test_a_steady_engine_is_held_to_its_allowance() -> None:
+    """CUDA-graph engines moved < 1% between runs: a 5% slowdown is caught at a 3% allowance."""
+    steady = run_noise([1.000, 1.002, 0.999, 1.001, 1.000], [1.0, 1.001, 1.0, 0.999, 1.0], [], None, None)
+    assert steady.margin < math.log(1.03)
+    found = compare_latency(samples(1.05, jitter=0.002), samples(1.0, jitter=0.002, seed=1), max_regression=0.03,
+                            noise=steady)
+    assert found.verdict == "regression"
+    same = compare_latency(samples(1.0, jitter=0.002, seed=2), samples(1.0, jitter=0.002, seed=1),
+                           max_regression=0.03, noise=steady)
+    assert same.verdict == "within"
+
+
+def test_without_history_the_within_run_drift_is_the_floor() -> None:
+    drifting = run_noise([1.0], [1.0, 1.1, 1.25, 1.4, 1.6], [], None, None)
+    assert drifting.between_runs is None and drifting.runs == 1 and drifting.within_run > 0.1
+    found = compare_latency(samples(1.1), samples(1.0, seed=1), max_regression=0.03, noise=drifting)
+    assert found.verdict == "undecided"
+    assert f"1 of {MIN_HISTORY} runs in the history" in found.describe()
+
+
+def test_a_slower_machine_explains_a_slower_engine_and_the_comparison_is_undecided() -> None:
+    machine = RunNoise(probe_change=math.log(1.5), probe_spread=0.01)
+    found = compare_latency(samples(1.5), samples(1.0, seed=1), max_regression=0.03, noise=machine)
+    assert found.verdict == "undecided" and "reference workload moved +50.0%" in found.why_undecided
+
+
+def test_a_machine_that_got_faster_does_not_excuse_a_slower_engine() -> None:
+    faster = RunNoise(probe_change=math.log(0.5), probe_spread=0.01)
+    assert compare_latency(samples(2.0), samples(1.0, seed=1), max_regression=0.03, noise=faster).verdict == "regression"
+
+
+def test_a_slowdown_beyond_what_the_machine_explains_is_still_a_regression() -> None:
+    machine = RunNoise(probe_change=math.log(1.1), probe_spread=0.01)
+    assert compare_latency(samples(3.0), samples(1.0, seed=1), max_regression=0.03, noise=machine).verdict == "regression"
+
+
+def test_a_probe_within_its_own_noise_is_not_drift() -> None:
+    shaky = RunNoise(probe_change=math.log(1.2), probe_spread=0.1)
+    assert shaky.machine_drift(math.log(1.03)) == 0.0
+
+
+def test_too_few_samples_stay_insufficient_and_undecided() -> None:
+    found = compare_latency([5.0] * 3, [1.0] * 3, max_regression=0.03)
+    assert found.verdict == "insufficient" and found.undecided
+
+
+def test_log_spread() -> None:
+    assert log_spread([1.0]) is None
+    assert abs(log_spread([1.0, math.e]) - math.sqrt(0.5)) < 1e-12
