@@ -120,6 +120,7 @@ class RunNoise:
     within_run: float = 0.0
     probe_change: Optional[float] = None
     probe_spread: float = 0.0  # the larger of the two probes' own spreads (std of ln over repeats)
+    modelled: bool = True  # False: two sample sets judged alone (one process), no noise figure to show
 
     def machine_drift(self, allowed: float) -> float:
         """ln of how much the machine itself moved: the probe's change when it stands out of the probe's
@@ -176,7 +177,7 @@ class LatencyComparison:
     n_baseline: int
     max_regression: float
     alpha: float = ALPHA
-    noise: RunNoise = RunNoise()
+    noise: RunNoise = RunNoise(between_runs=0.0, runs=MIN_HISTORY, modelled=False)
     why_undecided: str = ""
 
     @property
@@ -193,9 +194,10 @@ class LatencyComparison:
         if self.verdict == "insufficient":
             return f"{head}: too few samples for a verdict ({self.n_baseline} vs {self.n_current}, need {MIN_SAMPLES})"
         p_value = self.p_slower if self.change >= 0 else self.p_faster
+        noise = f"; {self.noise_text()}" if self.noise.modelled else ""
         text = (f"{head} ({self.change:+.1%}, {CONFIDENCE:.0%} CI {self.ci_low - 1:+.1%}..{self.ci_high - 1:+.1%}; "
                 f"allowed +{self.max_regression:.1%}; Mann-Whitney p={p_value:.2g}, "
-                f"{self.n_baseline} vs {self.n_current} samples; {self.noise_text()})")
+                f"{self.n_baseline} vs {self.n_current} samples{noise})")
         return f"{text}: {self.why_undecided}" if self.why_undecided else text
 
     def noise_text(self) -> str:
@@ -205,14 +207,18 @@ class LatencyComparison:
         return f"run-to-run noise +-{math.exp(noise.margin) - 1:.1%} ({source})"
 
 def compare_latency(current: Sequence[float], baseline: Sequence[float], *, max_regression: float,
-                    alpha: float = ALPHA, noise: RunNoise = RunNoise()) -> LatencyComparison:
+                    alpha: float = ALPHA, noise: Optional[RunNoise] = None) -> LatencyComparison:
     """Regression when significantly slower, *and* the median ratio exceeds ``1 + max_regression``, *and*
     the change stands out of the run-to-run noise (``noise.margin``).
 
     Improvement mirrors it.  Undecided, rather than a verdict either way, when the machine's probe
     moved by more than half the allowance while the latency moved by more than the allowance (the
-    machine changed, not necessarily the code), or when the noise alone exceeds the allowance (this
-    engine on this machine cannot be held to it).  docs/gate.md says why and how.
+    machine changed, not necessarily the code), when the noise alone exceeds the allowance (this
+    engine on this machine cannot be held to it), or while the history has not measured the
+    between-run noise.  docs/gate.md says why and how.
+
+    ``noise=None`` judges the two sample sets alone, as two runs in one process are (gate_power.py);
+    the gate always passes the comparison's RunNoise.
     """
     import numpy as np
 
@@ -226,6 +232,8 @@ def compare_latency(current: Sequence[float], baseline: Sequence[float], *, max_
     ratio = cur_p50 / base_p50
     test = mann_whitney_u(cur, base)
     low, high = median_ratio_interval(cur, base)
+    if noise is None:  # one process: the samples alone, every noise figure measured as none
+        noise = RunNoise(between_runs=0.0, runs=MIN_HISTORY, modelled=False)
     allowed, change, why = math.log1p(max_regression), math.log(ratio), ""
     beyond = max(allowed, noise.margin)
     drift = noise.machine_drift(allowed)
@@ -235,6 +243,12 @@ def compare_latency(current: Sequence[float], baseline: Sequence[float], *, max_
         verdict = "undecided"
         why = (f"the machine's reference workload moved {math.exp(drift) - 1:+.1%} between the runs, "
                "which may account for the change")
+    elif abs(change) > beyond and (test.p_greater if change > 0 else test.p_less) < alpha and noise.between_runs is None:
+        # One process's median can land far from the next one's (another core, clock, neighbour) while
+        # its samples sit tight: until the history has measured that spread, a change is not a verdict.
+        verdict = "undecided"
+        why = (f"the between-run noise is not measured yet ({noise.runs} of {MIN_HISTORY} runs in the baseline's "
+               "history; each blessed run adds one), so a change between two processes cannot be told from it")
     elif test.p_greater < alpha and change > beyond:
         verdict = "regression"
     elif test.p_less < alpha and change < -beyond:

@@ -52,18 +52,30 @@ def test_a_slower_machine_explains_a_slower_engine_and_the_comparison_is_undecid
 
 
 def test_a_machine_that_got_faster_does_not_excuse_a_slower_engine() -> None:
-    faster = RunNoise(probe_change=math.log(0.5), probe_spread=0.01)
+    faster = RunNoise(between_runs=0.005, runs=3, probe_change=math.log(0.5), probe_spread=0.01)
     assert compare_latency(samples(2.0), samples(1.0, seed=1), max_regression=0.03, noise=faster).verdict == "regression"
 
 
 def test_a_slowdown_beyond_what_the_machine_explains_is_still_a_regression() -> None:
-    machine = RunNoise(probe_change=math.log(1.1), probe_spread=0.01)
+    machine = RunNoise(between_runs=0.005, runs=3, probe_change=math.log(1.1), probe_spread=0.01)
     assert compare_latency(samples(3.0), samples(1.0, seed=1), max_regression=0.03, noise=machine).verdict == "regression"
 
 
 def test_a_probe_within_its_own_noise_is_not_drift() -> None:
     shaky = RunNoise(probe_change=math.log(1.2), probe_spread=0.1)
     assert shaky.machine_drift(math.log(1.03)) == 0.0
+
+
+def test_until_the_history_measures_the_between_run_noise_a_change_is_undecided() -> None:
+    """The CPU A/A with two burners: one process read 0.67 ms, the next 0.95 ms, each run's blocks tight.
+    With one run in the history nothing measures that spread: the comparison says so instead of failing."""
+    one_run = run_noise([0.671], [0.647, 0.695, 0.678, 0.672, 0.679], [0.850, 0.909, 0.973, 0.923, 1.005],
+                        0.354, 0.354)
+    found = compare_latency(samples(0.945, seed=2), samples(0.671, seed=3), max_regression=0.03, noise=one_run)
+    assert found.verdict == "undecided" and f"1 of {MIN_HISTORY} runs" in found.why_undecided
+    measured = run_noise([0.671, 0.672, 0.670], [0.67] * 5, [0.67] * 5, 0.354, 0.354)
+    assert compare_latency(samples(0.945, seed=2), samples(0.671, seed=3), max_regression=0.03,
+                           noise=measured).verdict == "regression"
 
 
 def test_too_few_samples_stay_insufficient_and_undecided() -> None:

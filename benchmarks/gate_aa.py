@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""Cross-process A/A for the latency gate: does it stay quiet when nothing changed, and catch a slowdown?
+
+Runs benchmarks/gate_aa/test_aa_models.py (3 models the tests do not use; on CUDA 5 engines each,
+CUDA-graph and launch-bound ones) with pytest in N separate processes sharing one engine cache
+(run 1 compiles: cold; later runs load: warm), each writing --infer-report. The first --seed-runs (3)
+are blessed into a baseline, whose history then measures the between-run noise; each later run is
+gated against it as `infercheck gate` does (baseline/offline.gate_results: the one verdict), and
+blessed in turn with --bless-each (what a main branch's CI does). Injected
+slowdowns scale that run's samples (+5% on CUDA-graph engines, +10% on the others): the decision on
+real run-to-run noise, not new work inside the call (benchmarks/gate_power.py does that within one
+process).
+
+    python benchmarks/gate_aa.py --runs 9                 # CPU, quiet: 3 blessed, 6 gated
+    python benchmarks/gate_aa.py --runs 9 --burners 2     # CPU with two busy processes beside it
+    python benchmarks/gate_aa.py --runs 9                 # on the GPU machine: CUDA engines
+
+Prints one table: per engine, A/A verdicts (regressed / undecided / within), detections of the
+injected slowdowns, and the warm/cold p50 ratio (runs 2..N over run 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import multiprocessing
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+MODELS = ROOT / "benchmarks" / "gate_aa" / "test_aa_models.py"
+
+
+def burn(stop_at: float) -> None:
+    while time.time() < stop_at:
+        sum(i * i for i in range(10_000))
+
+
+def one_run(index: int, work: Path, extra: list[str]) -> Path:
+    report = work / f"run{index}.json"
+    command = [sys.executable, "-m", "pytest", str(MODELS), "-q", "-p", "no:randomly", "-p", "no:cacheprovider",
+               "-n", "0", f"--infer-cache-dir={work / 'cache'}", f"--infer-report={report}", *extra]
+    started = time.time()
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    print(f"run {index}: exit {done.returncode} in {time.time() - started:.0f} s", flush=True)
+    if not report.exists():
+        print(done.stdout[-3000:], done.stderr[-2000:])
+        raise SystemExit(f"run {index} wrote no report")
+    return report
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=9)
+    parser.add_argument("--burners", type=int, default=0, help="busy processes running beside every run")
+    parser.add_argument("--max-regression", default="3%")
+    parser.add_argument("--seed-runs", type=int, default=3,
+                        help="runs blessed into the baseline before any is gated (its history; 3 arms the noise model)")
+    parser.add_argument("--bless-each", action="store_true", help="also bless each gated run that passed")
+    parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
+    args = parser.parse_args()
+
+    from pytest_infercheck.baseline.offline import gate_results
+    from pytest_infercheck.baseline.store import BaselineStore, update_baseline
+    from pytest_infercheck.options import OPTIONS_BY_NAME
+    from pytest_infercheck.report.saved import load_report
+
+    work = args.work or Path(tempfile.mkdtemp(prefix="gate-aa-"))
+    work.mkdir(parents=True, exist_ok=True)
+    burners = [multiprocessing.Process(target=burn, args=(time.time() + 24 * 3600,), daemon=True)
+               for _ in range(args.burners)]
+    for process in burners:
+        process.start()
+    try:
+        reports = [one_run(i, work, args.pytest_args) for i in range(1, args.runs + 1)]
+    finally:
+        for process in burners:
+            process.terminate()
+    baseline = work / "baseline.json"
+    given = {"max_regression": OPTIONS_BY_NAME["max_regression"].parse(args.max_regression)}
+    first = load_report(reports[0]).results
+    for seed in reports[:args.seed_runs]:
+        update_baseline(baseline, [r for r in load_report(seed).results if r.outcome == "passed"])
+    cold = {r.nodeid: r.latency.p50_ms for r in first if r.latency is not None}
+    rows: dict[str, dict[str, list]] = {}
+    for report in reports[args.seed_runs:]:
+        results = load_report(report).results
+        for scenario in ("aa", "slowed"):
+            judged = copy.deepcopy(results)
+            for result in judged:
+                if scenario == "slowed" and result.latency is not None:
+                    factor = 1.05 if result.cuda_graphs else 1.10
+                    result.latency.samples_ms = [v * factor for v in result.latency.samples_ms]
+                    result.latency.block_medians_ms = [v * factor for v in result.latency.block_medians_ms]
+            outcome = gate_results(judged, BaselineStore.load(baseline), given, strict=False)
+            for result in outcome.judged:
+                latency = result.baseline.latency if result.baseline else None
+                verdict = latency.verdict if latency else "none"
+                row = rows.setdefault(result.nodeid, {"aa": [], "slowed": [], "warm": [], "graph": [result.cuda_graphs]})
+                row[scenario].append(verdict)
+        for result in results:
+            if result.latency is not None and result.nodeid in cold:
+                rows.setdefault(result.nodeid, {"aa": [], "slowed": [], "warm": [], "graph": [result.cuda_graphs]})
+                rows[result.nodeid]["warm"].append(result.latency.p50_ms / cold[result.nodeid])
+        if args.bless_each:
+            update_baseline(baseline, [r for r in results if r.outcome == "passed"])
+
+    print(f"\n{len(reports)} processes, {args.seed_runs} blessed first, allowance {args.max_regression}, "
+          f"bless each: {args.bless_each}, "
+          f"burners: {args.burners}; reports in {work}")
+    print(f"{'engine':58} {'A/A regr':>8} {'A/A und':>7} {'slowed caught':>13} {'slow und':>8} {'warm/cold p50':>14}")
+    totals = {"aa": 0, "aa_regr": 0, "aa_und": 0, "slow": 0, "caught": 0, "slow_und": 0}
+    for nodeid, row in sorted(rows.items()):
+        aa, slowed = row["aa"], row["slowed"]
+        regr, und = aa.count("regression"), sum(v in ("undecided", "insufficient") for v in aa)
+        caught, slow_und = slowed.count("regression"), sum(v in ("undecided", "insufficient") for v in slowed)
+        warm = row["warm"]
+        ratios = f"{min(warm):.2f}..{max(warm):.2f}" if warm else "-"
+        name = nodeid.split("::")[-1] + (" (graph)" if row["graph"][0] else "")
+        print(f"{name:58} {regr:>4}/{len(aa):<3} {und:>3}/{len(aa):<3} {caught:>7}/{len(slowed):<5} "
+              f"{slow_und:>4}/{len(slowed):<3} {ratios:>14}")
+        totals["aa"] += len(aa)
+        totals["aa_regr"] += regr
+        totals["aa_und"] += und
+        totals["slow"] += len(slowed)
+        totals["caught"] += caught
+        totals["slow_und"] += slow_und
+    print(f"\nA/A: {totals['aa_regr']} false regressions, {totals['aa_und']} undecided in {totals['aa']} comparisons; "
+          f"injected slowdown: caught {totals['caught']} of {totals['slow']}, undecided {totals['slow_und']}")
+    (work / "summary.json").write_text(json.dumps({"rows": rows, "totals": totals}, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
