@@ -246,6 +246,7 @@ def card(result: CheckResult, several: AbstractSet[str] = frozenset()) -> str:
              + _e(check_label(result, several)) + f"{badge}{gate}</h3>",
              f"<div class='note'>{_e(result.model_name or 'model not built')} on {_e(result.device or '?')}"
              + (f"; budget {_e(result.budget)}" if result.budget else "")
+             + (f"; recipe: {_e(result.recipe.describe())}" if result.recipe is not None else "")
              + (f"; build {result.build_seconds:.1f} s, cache {_e(result.cache_summary)}" if result.build_seconds is not None else "")
              + "</div>"]
     if result.outcome != "passed" and (result.failures or result.message):
