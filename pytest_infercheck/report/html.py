@@ -94,7 +94,7 @@ def _anchor(result: CheckResult) -> str:
 
 def engine_order(result: CheckResult) -> tuple[int, int, bool, str]:
     """The matrix's columns in one fixed order whatever ran first: backend as the registry lists them
-    (eager first), then precision (fp32, fp16, bf16, int8), then without before with a CUDA graph."""
+    (eager first), then precision (fp32, fp16, bf16, int8, fp8), then without before with a CUDA graph."""
     from ..backends import names
     from ..spec import PRECISIONS
 
