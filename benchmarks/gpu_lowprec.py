@@ -9,7 +9,7 @@ with TF32 off, CUDA-event timing) as inductor-fp32/fp16/bf16/int8/fp8, and then 
 side by side: verdict, rel err, p50, speedup over eager FP32, the hand recipe's p50 and rel err, and
 plugin p50 / hand p50 (the issue's goal: within 5% for int8 and fp8).
 
-    python benchmarks/gpu_lowprec.py [--models convnext,vit,mlp] [--out DIR]
+    python benchmarks/gpu_lowprec.py [--models convnext,vit,mlp] [--out DIR] [--ort] [--no-hand]
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 PLUGIN_ROWS = ("eager-fp32", "inductor-fp32", "inductor-fp16", "inductor-bf16", "inductor-int8", "inductor-fp8")
+# --ort: ONNX Runtime's engines too (the CUDA provider: onnxruntime-gpu carried by scripts/prepare_gpu_carry.sh)
+ORT_ROWS = ("onnxruntime-fp32", "onnxruntime-fp16", "onnxruntime-int8")
 
 
 def convnext(batch: int = 32) -> tuple[Any, tuple[Any, ...]]:
@@ -117,7 +119,8 @@ def hand_row(model: Any, inputs: tuple[Any, ...], precision: str) -> dict[str, A
         return {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:160]}
 
 
-def run_model(name: str, cache: Any, mode: str, device: str = "cuda") -> dict[str, Any]:
+def run_model(name: str, cache: Any, mode: str, device: str = "cuda", rows_to_run: tuple[str, ...] = PLUGIN_ROWS,
+              hand_too: bool = True) -> dict[str, Any]:
     import torch
     from gpu import check_one
 
@@ -126,13 +129,13 @@ def run_model(name: str, cache: Any, mode: str, device: str = "cuda") -> dict[st
     model, inputs = MODELS[name]()
     run = RunState()
     rows = []
-    for spec_id in PLUGIN_ROWS:
+    for spec_id in rows_to_run:
         print(f"{name} {spec_id}", flush=True)
         rows.append(check_one(spec_id, model, inputs, cache, run, mode, device))
         if device == "cuda":
             torch.cuda.empty_cache()
     hand = {}
-    for precision in ("bf16", "int8", "fp8"):
+    for precision in ("bf16", "int8", "fp8") if hand_too else ():
         print(f"{name} hand-{precision}", flush=True)
         hand[precision] = hand_row(model, inputs, precision)
         if device == "cuda":
@@ -171,6 +174,9 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--mode", default="default", help="torch.compile mode of the plugin's engines")
     parser.add_argument("--out", default=None, help="where the JSON record goes")
+    parser.add_argument("--ort", action="store_true", help="add onnxruntime-fp32/fp16/int8 rows (CUDA provider)")
+    parser.add_argument("--only-ort", action="store_true", help="eager-fp32 and the onnxruntime rows only")
+    parser.add_argument("--no-hand", action="store_true", help="skip the hand torchao recipes")
     parser.add_argument("--device", default="cuda", help="cpu: a smoke run of the plumbing (int8/fp8 skip there)")
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -181,13 +187,14 @@ def main() -> None:
         cache = EngineCache(Path(directory))
         for name in args.models.split(","):
             start = time.perf_counter()
-            results[name] = run_model(name, cache, args.mode, args.device)
+            rows = ("eager-fp32", *ORT_ROWS) if args.only_ort else PLUGIN_ROWS + (ORT_ROWS if args.ort else ())
+            results[name] = run_model(name, cache, args.mode, args.device, rows, not (args.no_hand or args.only_ort))
             results[name]["wall_s"] = time.perf_counter() - start
             print("\n".join(table({name: results[name]})), flush=True)
     print("\n" + "\n".join(table(results)))
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)
-        (Path(args.out) / "gpu-lowprec.json").write_text(json.dumps(results, indent=1, default=str))
+        (Path(args.out) / f"gpu-lowprec-{args.models.replace(',', '-')}{'-ort' if args.only_ort else ''}.json").write_text(json.dumps(results, indent=1, default=str))
 
 
 if __name__ == "__main__":

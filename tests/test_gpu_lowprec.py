@@ -25,7 +25,7 @@ HAND_RATIO = 1.25
 
 SOURCE = """
 import pytest, torch
-from tests.test_gpu_lowprec import mlp, mlp_inputs
+from fixtures.torchao_hand import mlp, mlp_inputs
 
 @pytest.mark.infercheck(engines=["inductor-bf16", "inductor-int8", "inductor-fp8"])
 def test_mlp(infercheck):
@@ -42,19 +42,9 @@ def test_mlp_static(infercheck):
 """
 
 
-def mlp() -> torch.nn.Module:
-    torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Linear(1024, 4096), torch.nn.GELU(), torch.nn.Linear(4096, 4096),
-                               torch.nn.GELU(), torch.nn.Linear(4096, 1024)).eval()
-
-
-def mlp_inputs() -> torch.Tensor:
-    return torch.randn(256, 1024, generator=torch.Generator().manual_seed(0))
-
-
 def test_torchao_engines_pass_and_keep_up_with_the_hand_recipe(run_plugin: Any, tmp_path: Path) -> None:
     pytest.importorskip("torchao")
-    from fixtures.torchao_hand import cuda_p50_ms, hand_recipe
+    from fixtures.torchao_hand import cuda_p50_ms, hand_recipe, mlp, mlp_inputs
 
     report = tmp_path / "report.json"
     result = run_plugin(SOURCE, "--infer-device=cuda", f"--infer-report={report}", "--infer-build-timeout=400",
