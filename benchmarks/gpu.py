@@ -130,9 +130,9 @@ def check_one(spec_id: str, model: Any, inputs: Any, cache: Any, run: Any, mode:
 
     from contextlib import nullcontext
 
+    from pytest_infercheck.backends import engine_spec
     from pytest_infercheck.check import CheckContext, Infercheck
     from pytest_infercheck.progress import ProgressReporter
-    from pytest_infercheck.spec import EngineSpec
 
     independent: dict[str, float] = {}
 
@@ -144,7 +144,7 @@ def check_one(spec_id: str, model: Any, inputs: Any, cache: Any, run: Any, mode:
 
     settings = {"device": device, "warmup": 10, "max_iters": 5000, "compile_mode": mode, "build_timeout": 540.0,
                 **SAMPLING[sampling]}
-    context = CheckContext(nodeid=f"benchmarks/gpu.py::{spec_id}", spec=EngineSpec.from_id(spec_id),
+    context = CheckContext(nodeid=f"benchmarks/gpu.py::{spec_id}", spec=engine_spec(spec_id),
                            layers=[("benchmark", settings)], cache=cache, run=run, record=lambda r: None,
                            timing_lock=lambda device: nullcontext(),
                            progress=ProgressReporter(lambda line: print(line, flush=True)), engine_probe=probe)

@@ -34,6 +34,7 @@ from .parsers import (
     parse_engines,
     parse_factor,
     parse_float,
+    parse_fp8_granularity,
     parse_fraction,
     parse_gpus,
     parse_max_regression,
@@ -55,7 +56,7 @@ from .spec import PRECISIONS, TextEnum
 INT8_DEFAULT_OPS = ("MatMul", "Gemm", "Conv", "ConvTranspose")
 
 # The parsers are part of this module's face: tests, docs and callers import them from here too.
-__all__ = ['Budget', 'COMPILE_MODES', 'CUDA_GRAPH_MODES', 'DEFAULT_STATISTIC', 'MAX_SEED', 'OptionError', 'STATISTICS', 'parse_backends', 'parse_bool', 'parse_budget', 'parse_compile_mode', 'parse_confidence', 'parse_cosine', 'parse_count', 'parse_cuda_graphs', 'parse_device', 'parse_duration_ms', 'parse_engines', 'parse_factor', 'parse_float', 'parse_fraction', 'parse_gpus', 'parse_max_regression', 'parse_name_list', 'parse_percent', 'parse_positive_int', 'parse_precisions', 'parse_seconds', 'parse_seed', 'parse_timeout', 'parse_trt_target', "Option", "OPTIONS", "Scope", "add_options", "parse_value", "ini_name", "INT8_DEFAULT_OPS"]
+__all__ = ['Budget', 'COMPILE_MODES', 'CUDA_GRAPH_MODES', 'DEFAULT_STATISTIC', 'MAX_SEED', 'OptionError', 'STATISTICS', 'parse_backends', 'parse_bool', 'parse_budget', 'parse_compile_mode', 'parse_confidence', 'parse_cosine', 'parse_count', 'parse_cuda_graphs', 'parse_device', 'parse_duration_ms', 'parse_engines', 'parse_factor', 'parse_float', 'parse_fp8_granularity', 'parse_fraction', 'parse_gpus', 'parse_max_regression', 'parse_name_list', 'parse_percent', 'parse_positive_int', 'parse_precisions', 'parse_seconds', 'parse_seed', 'parse_timeout', 'parse_trt_target', "Option", "OPTIONS", "Scope", "add_options", "parse_value", "ini_name", "INT8_DEFAULT_OPS"]
 
 
 class Scope(TextEnum):
@@ -208,6 +209,9 @@ OPTIONS: tuple[Option, ...] = (
            "normalisation and index arithmetic stay in float", "LIST", scope=Scope.TEST),
     Option("keep_fp32", None, parse_name_list, (), "PyTorch module names (model.named_modules()) that run in FP32 "
            "in FP16/BF16/INT8 engines", scope=Scope.TEST),
+    Option("fp8_granularity", "--infer-fp8-granularity", parse_fp8_granularity, "row",
+           "scales of the FP8 engines (inductor-fp8, aoti-fp8; torchao): row (one per row of activations "
+           "and weights) or tensor (one per tensor)", "GRANULARITY", scope=Scope.TEST),
     Option("repair_precision", "--infer-repair-precision", parse_bool, False,
            "when an FP16/BF16/INT8 engine fails accuracy, search for the PyTorch modules to keep in FP32 that make "
            "it pass: rebuilds the engine, under --infer-repair-time (docs/precision.md)", is_flag=True,

@@ -175,6 +175,14 @@ def parse_compile_mode(text: str) -> str:
     return _parse_one_choice(text, COMPILE_MODES, "torch.compile mode")
 
 
+FP8_GRANULARITIES: tuple[str, ...] = ("row", "tensor")
+
+
+def parse_fp8_granularity(text: str) -> str:
+    """``row`` or ``tensor``: the scales of torchao's FP8 engines (backends/torchao_quant.py)."""
+    return _parse_one_choice(text, FP8_GRANULARITIES, "FP8 scale granularity")
+
+
 XDIST_GROUPS: tuple[str, ...] = ("auto", "on", "off")
 
 

@@ -291,11 +291,14 @@ class PrecisionRecipe:
     keep_fp32: list[str] = field(default_factory=list)  # module names kept in FP32, as given
     kept_nodes: int = 0  # ONNX nodes those modules map to (ONNX engines), or modules kept (PyTorch ones)
     not_honoured: str = ""  # why this backend ran keep_fp32's modules at the reduced precision anyway
+    label: str = ""  # the method in a few words, in the engine cell of the item's row ("dynamic, per-row")
+    quantized_modules: int = 0  # PyTorch modules quantized (torchao engines)
 
     def describe(self) -> str:
         text = self.method
         if self.quantized_ops:
             text += f"; quantized: {', '.join(self.quantized_ops)}"
+            text += f" ({self.quantized_modules} modules)" if self.quantized_modules else ""
         if self.keep_fp32:
             kept = ", ".join(self.keep_fp32)
             text += (f"; keep_fp32 ignored ({self.not_honoured}): {kept}" if self.not_honoured else

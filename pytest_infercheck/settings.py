@@ -53,6 +53,7 @@ class Settings:
     allow_degenerate: tuple[str, ...]
     int8_ops: tuple[str, ...]  # the ONNX operator types ONNX Runtime's INT8 recipe quantizes
     keep_fp32: tuple[str, ...]  # PyTorch module names kept in FP32 in a reduced-precision engine
+    fp8_granularity: str  # "row" or "tensor": torchao's FP8 scales (backends/torchao_quant.py)
     repair_precision: bool  # on an accuracy failure, search the modules to keep in FP32 (check/repair.py)
     repair_time: float  # the repair's time cap, seconds
     allow_ops: tuple[str, ...]

@@ -27,6 +27,7 @@ class Precision(TextEnum):
     FP16 = "fp16"
     BF16 = "bf16"
     INT8 = "int8"
+    FP8 = "fp8"  # E4M3 (torchao, on GPUs of compute capability 8.9+)
 
 
 class Outcome(TextEnum):

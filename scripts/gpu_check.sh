@@ -6,11 +6,13 @@
 # probe [backtrace]: scripts/aoti_probe.py (which AOTInductor sequence crashes, and where);
 # ortprobe: scripts/ort_cuda_probe.py (the CUDA provider's FP32 error and CUDA graph timing);
 # multigpu [multigpu_compare.py args]: the GPU matrix with -n 1 and -n 2 (2+ GPUs; docs/multi-gpu.md);
+# lowprec [benchmarks/gpu_lowprec.py args]: torchao's INT8/FP8 engines, tests/test_gpu_lowprec.py then the
+#   benchmark beside the hand recipe; lowprecbench [args]: the benchmark alone (e.g. --models mlp);
 # all: smoke, tests, bench, gate.  Stages can be chained in one call: each invocation installs again (seconds).
 # Logs go under $OUT (or ./.gpu-out); a short table is printed last.
 #
 # What the machine lacks travels with the call (the `carry` argument):
-#   .whl/  Polygraphy's wheel, installed into /tmp/site;
+#   .whl/  Polygraphy's and torchao's wheels, installed into /tmp/site (scripts/prepare_gpu_carry.sh);
 #   .ort/  one part of onnxruntime-gpu (the CUDA 13 build, without its C-API library and TensorRT
 #          provider), split because the whole is over one call's 64 MiB: each call stashes its part
 #          in /tmp/ortparts, which lasts as long as the machine stays warm, and once every part named
@@ -113,6 +115,24 @@ multigpu() {
     -C "$(dirname "$out")" "$(basename "$out")"
 }
 
+lowprec() {
+  lowprec_versions
+  tests tests/test_gpu_lowprec.py
+  lowprecbench "$@"
+}
+
+lowprec_versions() {
+  python3 -c "import torch, torchao; print('torch', torch.__version__, 'torchao', torchao.__version__, torchao.__file__, \
+'cc', torch.cuda.get_device_capability(0))" 2>&1 | grep -v Warning | tail -3 | tee -a "$OUT/lowprec.log"
+}
+
+lowprecbench() {
+  [ -f "$OUT/lowprec.log" ] || lowprec_versions
+  timeout "${LOWPREC_TIMEOUT:-480}" python3 -X faulthandler benchmarks/gpu_lowprec.py --out "$OUT" "$@" 2>&1 \
+    | tee -a "$OUT/lowprec.log" | tail -30
+  echo "benchmarks/gpu_lowprec.py exit status: $?"
+}
+
 ortprobe() {
   timeout "${PROBE_TIMEOUT:-300}" python3 scripts/ort_cuda_probe.py 2>&1 | tee -a "$OUT/ort-probe.log"
 }
@@ -159,8 +179,10 @@ case "$stage" in
   bench) bench "$@" ;;
   gate) gate "$@" ;;
   multigpu) multigpu "$@" ;;
+  lowprec) lowprec "$@" ;;
+  lowprecbench) lowprecbench "$@" ;;
   all) smoke; tests; bench "$@"; gate ;;
-  *) echo "usage: $0 [smoke|tests|bench|gate|probe|ortprobe|multigpu|all] [arguments]"; exit 2 ;;
+  *) echo "usage: $0 [smoke|tests|bench|gate|probe|ortprobe|multigpu|lowprec|lowprecbench|all] [arguments]"; exit 2 ;;
 esac
 # At most 8 files come back from $OUT: pack the benchmark's own files into one.
 if [ -d "$OUT/bench" ]; then tar -czf "$OUT/bench-$(date +%H%M%S).tar.gz" -C "$OUT" bench && rm -rf "$OUT/bench"; fi

@@ -26,7 +26,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "divergence", "cache")),
     ("engines: the registry, one module per backend, the machine they run on, a model's artifacts", (
         "backends", "artifacts", "backends.torch_engine", "backends.torch_eager", "backends.inductor", "backends.precompile",
-        "backends.aoti", "backends.onnxruntime", "backends.tensorrt_config", "backends.tensorrt",
+        "backends.torchao_quant", "backends.aoti", "backends.onnxruntime", "backends.tensorrt_config", "backends.tensorrt",
         "backends.tensorrt_rtx", "environment")),
     ("settings: the option table, its parsers, the typed Settings", ("parsers", "options", "settings")),
     ("audit", (

@@ -43,8 +43,8 @@ def test_backend_and_precision_lists() -> None:
     assert parse_precisions(["FP16", "int8"]) == ("fp16", "int8")
     with pytest.raises(OptionError, match="unknown backend 'trt'; known backends: eager, inductor, aoti, onnxruntime, tensorrt"):
         parse_backends("trt")
-    with pytest.raises(OptionError, match="known precisions: fp32, fp16, bf16, int8"):
-        parse_precisions("fp8")
+    with pytest.raises(OptionError, match="known precisions: fp32, fp16, bf16, int8, fp8"):
+        parse_precisions("fp4")
 
 
 def test_cuda_graph_modes() -> None:
@@ -74,7 +74,7 @@ def test_command_line_values_are_parsed(pytester: pytest.Pytester) -> None:
 @pytest.mark.parametrize("args, fragment", [
     (["--infer-budget=fast"], "--infer-budget: 'fast'"),
     (["--infer-backends=trt"], "--infer-backends: unknown backend 'trt'; known backends: eager, inductor"),
-    (["--infer-precisions=fp8"], "--infer-precisions: unknown precision 'fp8'"),
+    (["--infer-precisions=fp4"], "--infer-precisions: unknown precision 'fp4'"),
     (["--infer-device=tpu"], "--infer-device: unknown device 'tpu'; known devices: auto, cpu, cuda"),
     # a list where one value is taken would silently drop the rest: refused, naming the option
     (["--infer-device=cpu,cuda"], "--infer-device: one device, not cpu, cuda; known devices: auto, cpu, cuda"),

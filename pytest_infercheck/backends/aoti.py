@@ -16,17 +16,21 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from ..spec import EngineSpec
+from . import torchao_quant
 from .base import BackendDescriptor, BuildError, BuildRequest
 from .torch_engine import TorchBackendBase, TorchEngine, torch_descriptor_facts, torch_dtype, use_inductor_cache
+
+if TYPE_CHECKING:
+    import torch
 
 PACKAGE_FILE = "model.pt2"
 LOAD_PROBE_TIMEOUT_S = 600
 
 DESCRIPTOR = BackendDescriptor(name="aoti", implementation=f"{__name__}:AotiBackend",
-                               **torch_descriptor_facts(("torch", "triton")))
+                               **torch_descriptor_facts(("torch", "triton"), quantized=True))
 
 
 class AotiBackend(TorchBackendBase):
@@ -55,14 +59,18 @@ class AotiBackend(TorchBackendBase):
         from ..precision import torch_recipe
 
         use_inductor_cache(request)
-        dtype = torch_dtype(request.spec.precision)
+        dtype = engine_dtype(request.spec.precision)
         # torch.export traces the kept modules' casts (forward hooks) into the package: a keep-list is its key too.
         keep: dict[str, Any] = {"keep_fp32": sorted(request.keep_fp32)} if torch_recipe(request, dtype) else {}
+        if torchao_quant.is_quantized(request.spec.precision):  # torchao's version, method, calibration
+            keep.update(torchao_quant.cache_key(request, request.fp8_granularity))
         entry = request.artifacts.derived(
             "aoti", lambda directory: compile_package(request, directory / PACKAGE_FILE),
             precision=request.spec.precision, target=device_target(request.device),
             mode=request.compile_mode, tf32=request.tf32, **keep)
         package = entry.file(PACKAGE_FILE)
+        if torchao_quant.is_quantized(request.spec.precision):  # also when the package came from the cache
+            torchao_quant.record_recipe(request, request.fp8_granularity)
         self.ensure_loads_safely(package)
         # run_single_threaded drops the package runner's own locking, which CUDA graph capture needs.
         loaded = torch._inductor.aoti_load_package(str(package), run_single_threaded=request.spec.cuda_graphs)
@@ -90,13 +98,23 @@ def compile_package(request: BuildRequest, package: Path) -> None:
     from ..model import cast_inputs
     from .torch_engine import module_copy
 
-    dtype = torch_dtype(request.spec.precision)
+    dtype = engine_dtype(request.spec.precision)
     model = request.artifacts.model
-    module = module_copy(request, dtype)
+    quantized = torchao_quant.is_quantized(request.spec.precision)
+    module = module_copy(request, dtype)  # BF16 for torchao's INT8/FP8, quantized next
+    if quantized:
+        torchao_quant.quantize(request, module, request.fp8_granularity)
     inputs = cast_inputs(model.inputs, dtype=dtype, device=request.device)
     program = export_program(module, inputs, dynamic_batch=model.dynamic_batch, device=request.device)
-    torch._inductor.aoti_compile_and_package(program, package_path=str(package),
-                                             inductor_configs=inductor_configs(request.compile_mode))
+    configs = {**inductor_configs(request.compile_mode), **(torchao_quant.INDUCTOR_OPTIONS if quantized else {})}
+    torch._inductor.aoti_compile_and_package(program, package_path=str(package), inductor_configs=configs)
+
+
+def engine_dtype(precision: str) -> "torch.dtype":
+    """The dtype the engine's inputs are cast to: BF16 for torchao's INT8/FP8 models."""
+    import torch
+
+    return torch.bfloat16 if torchao_quant.is_quantized(precision) else torch_dtype(precision)
 
 
 def load_problem(package: Path) -> Optional[str]:

@@ -59,6 +59,9 @@ class BackendDescriptor:
     # Why its engines cannot run keep_fp32's modules in FP32 ("" when they can, or when the backend
     # builds from a converted ONNX model, which carries them): said in the item's warnings.
     keep_fp32_gap: str = ""
+    # Whether its INT8 engines run without calibration data (torchao's dynamic INT8): then no batches
+    # are generated when the test gives none, and calibration= given makes the scales static.
+    int8_calibration_optional: bool = False
 
     def audit_target(self, device: str) -> Optional[str]:
         return self.audit_targets.get("cuda" if device.startswith("cuda") else "cpu")
@@ -116,6 +119,7 @@ class BuildRequest:
     # backend made the engine from them (set by the backend; precision.py).
     int8_ops: tuple[str, ...] = ()
     keep_fp32: tuple[str, ...] = ()
+    fp8_granularity: str = "row"  # torchao's FP8 scales: "row" or "tensor" (torchao_quant.py)
     recipe: Optional["PrecisionRecipe"] = None
 
     def note(self, text: str) -> None:

@@ -14,7 +14,7 @@ import warnings
 from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from . import precompile
+from . import precompile, torchao_quant
 from .base import BackendDescriptor, BuildRequest
 from .torch_engine import TorchBackendBase, TorchEngine, torch_descriptor_facts, torch_dtype, use_inductor_cache
 
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     import torch
 
 DESCRIPTOR = BackendDescriptor(name="inductor", implementation=f"{__name__}:InductorBackend",
-                               **torch_descriptor_facts(("torch", "triton")))
+                               **torch_descriptor_facts(("torch", "triton"), quantized=True))
 
 
 class InductorBackend(TorchBackendBase):
@@ -35,6 +35,8 @@ class InductorBackend(TorchBackendBase):
         from .torch_engine import module_copy
 
         use_inductor_cache(request)
+        if torchao_quant.is_quantized(request.spec.precision):
+            return _build_quantized(request)
         dtype = torch_dtype(request.spec.precision)
         module = module_copy(request, dtype)
         torch._dynamo.reset()  # another item's compiled frames must not be reused at a new dtype
@@ -57,6 +59,23 @@ class InductorBackend(TorchBackendBase):
             request.note(f"Inductor engine not precompiled, a warm rerun traces it again: {why_not}")
         _compile_in_first_call(request, engine, prepared)
         return engine
+
+
+def _build_quantized(request: BuildRequest) -> TorchEngine:
+    """torchao's INT8/FP8 model, compiled in the first call under torchao's Inductor settings.  Not
+    precompiled: a warm rerun quantizes and traces again (Inductor's FX-graph cache keeps its kernels)."""
+    import torch
+
+    from .torch_engine import module_copy
+
+    module = torchao_quant.quantize(request, module_copy(request, torch.bfloat16), request.fp8_granularity)
+    torch._dynamo.reset()
+    mode = None if request.compile_mode == "default" else request.compile_mode
+    engine = TorchEngine(torch.compile(module, mode=mode, dynamic=request.artifacts.model.dynamic_batch or None),
+                         request.device, torch.bfloat16)
+    with torchao_quant.compile_options():
+        _compile_in_first_call(request, engine, engine.prepare(request.artifacts.model.inputs))
+    return engine
 
 
 def _use_precompiled(request: BuildRequest, engine: TorchEngine, prepared: tuple[Any, ...], module: "torch.nn.Module",

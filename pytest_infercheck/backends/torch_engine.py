@@ -66,16 +66,24 @@ class TorchBackendBase:
     """What the PyTorch backends (eager, inductor, aoti) share: CUDA only when torch sees a GPU."""
 
     def unavailable_reason(self, spec: Any, device: str) -> Optional[str]:
-        return cuda_unavailable_reason(device)
+        from . import torchao_quant
+
+        return torchao_quant.unavailable_reason(spec, device) or cuda_unavailable_reason(device)
 
     def onnx_model(self, request: Any) -> None:
         return None  # they run the PyTorch module itself, not an ONNX model
 
 
-def torch_descriptor_facts(libraries: tuple[str, ...] = TORCH) -> dict[str, Any]:
-    """The descriptor fields the three PyTorch backends share."""
-    return {"precisions": TORCH_PRECISIONS, "devices": ("cpu", "cuda"), "libraries": libraries,
-            "install": INSTALL_TORCH_CUDA, "profiler": "torch"}
+def torch_descriptor_facts(libraries: tuple[str, ...] = TORCH, *, quantized: bool = False) -> dict[str, Any]:
+    """The descriptor fields the three PyTorch backends share; ``quantized``: torchao's INT8 and FP8
+    engines too (compiled backends, on CUDA: torchao_quant.py)."""
+    from .torchao_quant import TORCHAO_PRECISIONS
+
+    facts: dict[str, Any] = {"precisions": TORCH_PRECISIONS, "devices": ("cpu", "cuda"), "libraries": libraries,
+                             "install": INSTALL_TORCH_CUDA, "profiler": "torch"}
+    if quantized:
+        facts.update(precisions=TORCH_PRECISIONS + TORCHAO_PRECISIONS, int8_calibration_optional=True)
+    return facts
 
 
 def module_copy(request: Any, dtype: Optional["torch.dtype"]) -> "torch.nn.Module":

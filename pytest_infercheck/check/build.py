@@ -66,8 +66,9 @@ def build_request(spec: "EngineSpec", artifacts: "ModelArtifacts", device: str, 
 
     request = BuildRequest(spec=spec, artifacts=artifacts, device=device, compile_mode=settings.compile_mode,
                            trt_target=settings.trt_target, tf32=settings.tf32, time_transfers=settings.time_transfers,
-                           int8_ops=settings.int8_ops, keep_fp32=settings.keep_fp32)
-    if spec.precision == "int8":
+                           int8_ops=settings.int8_ops, keep_fp32=settings.keep_fp32,
+                           fp8_granularity=settings.fp8_granularity)
+    if spec.precision == "int8" and not (calibration is None and _calibration_optional(spec)):
         from ..calibration import calibration_batches, value_range
 
         model = artifacts.model
@@ -80,6 +81,13 @@ def build_request(spec: "EngineSpec", artifacts: "ModelArtifacts", device: str, 
         attempt.calibration = CalibrationInfo(len(chosen.batches), chosen.generated, value_range(chosen.batches),
                                               value_range([model.inputs]))
     return request
+
+
+def _calibration_optional(spec: "EngineSpec") -> bool:
+    """The backend's INT8 engine needs no calibration data (torchao's dynamic INT8)."""
+    from ..backends import descriptor_of
+
+    return descriptor_of(spec.backend).int8_calibration_optional
 
 
 def build_engine(backend: "Backend", request: "BuildRequest", *, deadline: Deadline, progress: Any,

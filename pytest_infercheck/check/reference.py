@@ -27,7 +27,8 @@ Reference = list[tuple[str, "np.ndarray"]]  # (output name, eager FP32 values), 
 
 
 # Smallest normal magnitude each precision holds: a reference below it underflows in the engine.
-_SMALLEST_NORMAL = {"fp32": 1.1754944e-38, "fp16": 6.1035156e-05, "bf16": 1.1754944e-38, "int8": 1.1754944e-38}
+_SMALLEST_NORMAL = {"fp32": 1.1754944e-38, "fp16": 6.1035156e-05, "bf16": 1.1754944e-38, "int8": 1.1754944e-38,
+                    "fp8": 1.1754944e-38}  # INT8/FP8 engines scale into their range and return BF16
 
 
 def model_under_test(model: Any, example_inputs: Any, *, dynamic_batch: bool) -> "ModelUnderTest":

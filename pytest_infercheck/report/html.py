@@ -94,7 +94,7 @@ def _anchor(result: CheckResult) -> str:
 
 def engine_order(result: CheckResult) -> tuple[int, int, bool, str]:
     """The matrix's columns in one fixed order whatever ran first: backend as the registry lists them
-    (eager first), then precision (fp32, fp16, bf16, int8), then without before with a CUDA graph."""
+    (eager first), then precision (fp32, fp16, bf16, int8, fp8), then without before with a CUDA graph."""
     from ..backends import names
     from ..spec import PRECISIONS
 
@@ -246,6 +246,7 @@ def card(result: CheckResult, several: AbstractSet[str] = frozenset()) -> str:
              + _e(check_label(result, several)) + f"{badge}{gate}</h3>",
              f"<div class='note'>{_e(result.model_name or 'model not built')} on {_e(result.device or '?')}"
              + (f"; budget {_e(result.budget)}" if result.budget else "")
+             + (f"; recipe: {_e(result.recipe.describe())}" if result.recipe is not None else "")
              + (f"; build {result.build_seconds:.1f} s, cache {_e(result.cache_summary)}" if result.build_seconds is not None else "")
              + "</div>"]
     if result.outcome != "passed" and (result.failures or result.message):

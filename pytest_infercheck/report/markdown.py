@@ -69,6 +69,10 @@ def _details(results: Sequence[CheckResult], baseline: Optional[str],
         for result in failed:
             reasons = [str(failure) for failure in result.failures] or [result.message or "failed"]
             lines += [f"- {_code(_item(result, several))}"] + [f"  - {_cell(line)}" for line in reasons]
+    recipes = [(r, r.recipe.describe()) for r in results if r.recipe is not None and r.recipe.label]
+    if recipes:  # how the quantized engines were made: dynamic or static scales, their granularity
+        lines += ["", "### Precision recipes", ""]
+        lines += [f"- {_code(_item(r, several))}: {_cell(text)}" for r, text in recipes]
     undecided = [(r, note) for r in results for note in r.undecided]
     if undecided:
         lines += ["", "### Undecided", "", "The figures cannot tell pass from fail; `--infer-baseline-strict` makes "

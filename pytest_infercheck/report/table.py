@@ -53,6 +53,12 @@ def undecided_lines(results: Sequence[CheckResult]) -> list[str]:
     return [f"{item_name(r.nodeid, r.spec_id)}: {note}" for r in results for note in r.undecided]
 
 
+def engine_cell(result: CheckResult) -> str:
+    """The engine id, and the method in a few words when its recipe has one (``inductor-fp8 (dynamic, per-row)``)."""
+    label = result.recipe.label if result.recipe is not None else ""
+    return f"{result.spec_id} ({label})" if label else result.spec_id
+
+
 def row(result: CheckResult, several: AbstractSet[str] = frozenset()) -> list[str]:
     """One result's cells; ``several``: the items that ran several checks, whose rows name the check."""
     worst = result.accuracy.worst() if result.accuracy is not None else None
@@ -62,7 +68,7 @@ def row(result: CheckResult, several: AbstractSet[str] = frozenset()) -> list[st
     speedup = result.speedup
     return [
         test_name(result.nodeid) + check_label(result, several),
-        result.spec_id,
+        engine_cell(result),
         result.device or "-",
         outcome_cell(result),
         _fmt(worst.max_abs if worst else None, ".2e"),

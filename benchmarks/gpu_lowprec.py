@@ -1,0 +1,201 @@
+#!/usr/bin/env python3
+"""The plugin's Inductor engines at every precision beside a hand-written torchao recipe (issue 24, item 2).
+
+Three models that are not in the tests (random weights): a ConvNeXt-ish CNN (depthwise convolutions,
+pointwise layers as nn.Linear), a ViT-small-ish stack of transformer blocks, and a wide MLP.  Each runs
+through the plugin's own check flow (benchmarks/gpu.py's check_one: build, accuracy against eager FP32
+with TF32 off, CUDA-event timing) as inductor-fp32/fp16/bf16/int8/fp8, and then the hand recipe
+(fixtures/torchao_hand.py: ``quantize_`` + ``torch.compile``, CUDA events) at bf16/int8/fp8.  Printed
+side by side: verdict, rel err, p50, speedup over eager FP32, the hand recipe's p50 and rel err, and
+plugin p50 / hand p50 (the issue's goal: within 5% for int8 and fp8).
+
+    python benchmarks/gpu_lowprec.py [--models convnext,vit,mlp] [--out DIR] [--ort] [--no-hand]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+PLUGIN_ROWS = ("eager-fp32", "inductor-fp32", "inductor-fp16", "inductor-bf16", "inductor-int8", "inductor-fp8")
+# --ort: ONNX Runtime's engines too (the CUDA provider: onnxruntime-gpu carried by scripts/prepare_gpu_carry.sh)
+ORT_ROWS = ("onnxruntime-fp32", "onnxruntime-fp16", "onnxruntime-int8")
+
+
+def convnext(batch: int = 32) -> tuple[Any, tuple[Any, ...]]:
+    import torch
+    from torch import nn
+
+    class Block(nn.Module):
+        def __init__(self, dim: int) -> None:
+            super().__init__()
+            self.dw = nn.Conv2d(dim, dim, 7, padding=3, groups=dim)
+            self.norm = nn.LayerNorm(dim)
+            self.up, self.act, self.down = nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.dw(x).permute(0, 2, 3, 1)
+            y = self.down(self.act(self.up(self.norm(y))))
+            return x + y.permute(0, 3, 1, 2)
+
+    class ConvNeXtish(nn.Module):
+        def __init__(self, dims: tuple[int, ...] = (96, 192, 384), depth: int = 2, classes: int = 1000) -> None:
+            super().__init__()
+            layers: list[nn.Module] = [nn.Conv2d(3, dims[0], 4, stride=4)]
+            for i, dim in enumerate(dims):
+                if i:
+                    layers.append(nn.Conv2d(dims[i - 1], dim, 2, stride=2))
+                layers += [Block(dim) for _ in range(depth)]
+            self.features = nn.Sequential(*layers)
+            self.head = nn.Linear(dims[-1], classes)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(self.features(x).mean((2, 3)))
+
+    torch.manual_seed(0)
+    return ConvNeXtish().eval(), (torch.randn(batch, 3, 224, 224, generator=torch.Generator().manual_seed(0)),)
+
+
+def vit(batch: int = 32, dim: int = 384, heads: int = 6, depth: int = 6, seq: int = 197) -> tuple[Any, tuple[Any, ...]]:
+    import torch
+    from torch import nn
+
+    class Block(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+            self.qkv, self.proj = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+            self.fc1, self.fc2, self.act = nn.Linear(dim, 4 * dim), nn.Linear(4 * dim, dim), nn.GELU()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            b, n, _ = x.shape
+            q, k, v = self.qkv(self.norm1(x)).reshape(b, n, 3, heads, dim // heads).permute(2, 0, 3, 1, 4)
+            attended = torch.nn.functional.scaled_dot_product_attention(q, k, v)
+            x = x + self.proj(attended.transpose(1, 2).reshape(b, n, dim))
+            return x + self.fc2(self.act(self.fc1(self.norm2(x))))
+
+    class ViTish(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.blocks = nn.Sequential(*[Block() for _ in range(depth)])
+            self.norm, self.head = nn.LayerNorm(dim), nn.Linear(dim, 1000)
+
+        def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+            return self.head(self.norm(self.blocks(tokens))[:, 0])
+
+    torch.manual_seed(0)
+    return ViTish().eval(), (torch.randn(batch, seq, dim, generator=torch.Generator().manual_seed(0)),)
+
+
+def mlp(batch: int = 512, width: int = 2048) -> tuple[Any, tuple[Any, ...]]:
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, 4 * width), nn.GELU(),
+                          nn.Linear(4 * width, width)).eval()
+    return model, (torch.randn(batch, width, generator=torch.Generator().manual_seed(0)),)
+
+
+MODELS: dict[str, Callable[[], tuple[Any, tuple[Any, ...]]]] = {"convnext": convnext, "vit": vit, "mlp": mlp}
+
+
+def hand_row(model: Any, inputs: tuple[Any, ...], precision: str) -> dict[str, Any]:
+    from fixtures.torchao_hand import cuda_p50_ms, hand_recipe, rel_err
+
+    try:
+        fn, cast = hand_recipe(model, inputs, precision)
+        return {"p50_ms": cuda_p50_ms(fn, cast), "rel_err": rel_err(fn, cast, model, inputs)}
+    except Exception as exc:  # a recipe torchao cannot make here: said in the table
+        return {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:160]}
+
+
+def run_model(name: str, cache: Any, mode: str, device: str = "cuda", rows_to_run: tuple[str, ...] = PLUGIN_ROWS,
+              hand_too: bool = True) -> dict[str, Any]:
+    import torch
+    from gpu import check_one
+
+    from pytest_infercheck.session import RunState
+
+    model, inputs = MODELS[name]()
+    run = RunState()
+    rows = []
+    for spec_id in rows_to_run:
+        print(f"{name} {spec_id}", flush=True)
+        rows.append(check_one(spec_id, model, inputs, cache, run, mode, device))
+        if device == "cuda":
+            torch.cuda.empty_cache()
+    hand = {}
+    for precision in ("bf16", "int8", "fp8") if hand_too else ():
+        print(f"{name} hand-{precision}", flush=True)
+        hand[precision] = hand_row(model, inputs, precision)
+        if device == "cuda":
+            torch.cuda.empty_cache()
+    return {"rows": rows, "hand": hand}
+
+
+def fmt(value: Any, pattern: str) -> str:
+    return "-" if value is None else format(value, pattern)
+
+
+def table(results: dict[str, Any]) -> list[str]:
+    lines = ["| model | engine | verdict | rel err | p50 ms | speedup vs eager fp32 | do_bench ms | hand p50 ms | "
+             "hand rel err | plugin / hand |", "|" + " --- |" * 10]
+    for name, model in results.items():
+        for row in model["rows"]:
+            precision = row["spec"].rsplit("-", 1)[1]
+            hand = model["hand"].get(precision, {}) if row["spec"].startswith("inductor") else {}
+            ratio = row["p50_ms"] / hand["p50_ms"] if row.get("p50_ms") and hand.get("p50_ms") else None
+            verdict = row["outcome"] if row["outcome"] == "passed" else f"{row['outcome']}: {row['message'][:80]}"
+            lines.append(f"| {name} | {row['spec']} | {verdict} | {fmt(row.get('rel_err'), '.1e')} | "
+                         f"{fmt(row.get('p50_ms'), '.3f')} | {fmt(row.get('speedup'), '.2f')}{'x' if row.get('speedup') else ''} | "
+                         f"{fmt(row.get('do_bench_ms'), '.3f')} | "
+                         f"{fmt(hand.get('p50_ms'), '.3f') if 'error' not in hand else hand['error']} | "
+                         f"{fmt(hand.get('rel_err'), '.1e')} | {fmt(ratio, '.3f')} |")
+    return lines
+
+
+def main() -> None:
+    import torch
+
+    from pytest_infercheck.cache import EngineCache
+    from pytest_infercheck.environment import gpu_info
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--mode", default="default", help="torch.compile mode of the plugin's engines")
+    parser.add_argument("--out", default=None, help="where the JSON record goes")
+    parser.add_argument("--ort", action="store_true", help="add onnxruntime-fp32/fp16/int8 rows (CUDA provider)")
+    parser.add_argument("--only-ort", action="store_true", help="eager-fp32 and the onnxruntime rows only")
+    parser.add_argument("--no-hand", action="store_true", help="skip the hand torchao recipes")
+    parser.add_argument("--device", default="cuda", help="cpu: a smoke run of the plumbing (int8/fp8 skip there)")
+    args = parser.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("benchmarks/gpu_lowprec.py needs a CUDA GPU (--device cpu: a smoke run of the plumbing)")
+    print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; torch {torch.__version__}; {gpu_info()}", flush=True)
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as directory:
+        cache = EngineCache(Path(directory))
+        for name in args.models.split(","):
+            start = time.perf_counter()
+            rows = ("eager-fp32", *ORT_ROWS) if args.only_ort else PLUGIN_ROWS + (ORT_ROWS if args.ort else ())
+            results[name] = run_model(name, cache, args.mode, args.device, rows, not (args.no_hand or args.only_ort))
+            results[name]["wall_s"] = time.perf_counter() - start
+            print("\n".join(table({name: results[name]})), flush=True)
+    print("\n" + "\n".join(table(results)))
+    if args.out:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        (Path(args.out) / f"gpu-lowprec-{args.models.replace(',', '-')}{'-ort' if args.only_ort else ''}.json").write_text(json.dumps(results, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""torchao's INT8 and FP8 engines (inductor, aoti) where they cannot run: on the CPU, without torchao,
+and FP8 below compute capability 8.9 (docs/precision.md).  tests/test_gpu_lowprec.py runs them on CUDA."""
+
+from __future__ import annotations
+
+import importlib.util
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from pytest_infercheck.backends import torchao_quant
+from pytest_infercheck.parsers import OptionError, parse_fp8_granularity
+from pytest_infercheck.spec import EngineSpec
+
+CPU_MATRIX = '''
+import pytest
+from fixtures.models import small_cnn, cnn_inputs
+
+@pytest.mark.infercheck(engines=["inductor-int8", "inductor-fp8", "aoti-int8", "aoti-fp8", "eager-fp8"])
+def test_cnn(infercheck):
+    infercheck(small_cnn(), cnn_inputs())
+'''
+
+
+def test_torchao_engines_skip_on_the_cpu_with_the_reason(run_plugin: Any) -> None:
+    result = run_plugin(CPU_MATRIX, "--infer-device=cpu", "-rs")
+    result.assert_outcomes(skipped=5)
+    result.stdout.fnmatch_lines_random([
+        "*inductor-int8: inductor-int8 needs CUDA: torchao's INT8/FP8 kernels here run on NVIDIA GPUs*",
+        "*inductor-fp8: inductor-fp8 needs CUDA: torchao's INT8/FP8 kernels here run on NVIDIA GPUs*",
+        "*aoti-int8: aoti-int8 needs CUDA*",
+        "*aoti-fp8: aoti-fp8 needs CUDA*",
+        "*eager-fp8: the eager backend has no FP8 engine (it offers fp32, fp16, bf16)*",
+    ])
+
+
+def test_without_torchao_the_reason_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torchao" else real(name, *a))
+    reason = torchao_quant.unavailable_reason(EngineSpec("inductor", "int8"), "cuda")
+    assert reason == "torchao is not installed: pip install 'pytest-infercheck[torchao]'"
+
+
+def test_fp8_below_sm89_names_the_gpu_and_its_capability(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: SimpleNamespace() if name == "torchao" else real(name, *a))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda index=None: (8, 0))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=None: "NVIDIA A100-SXM4-80GB")
+    reason = torchao_quant.unavailable_reason(EngineSpec("inductor", "fp8"), "cuda")
+    assert reason is not None
+    assert "compute capability 8.9 or newer" in reason and "NVIDIA A100-SXM4-80GB is 8.0 (sm_80)" in reason
+    assert torchao_quant.unavailable_reason(EngineSpec("inductor", "int8"), "cuda") is None  # INT8 runs there
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda index=None: (9, 0))
+    assert torchao_quant.unavailable_reason(EngineSpec("aoti", "fp8"), "cuda:0") is None
+
+
+def test_fp8_granularity_is_row_or_tensor() -> None:
+    assert parse_fp8_granularity("Tensor") == "tensor"
+    with pytest.raises(OptionError):
+        parse_fp8_granularity("block")
+
+
+def test_the_method_says_dynamic_or_static_and_the_granularity() -> None:
+    def request(precision: str, calibration: Any = None, generated: bool = False) -> Any:
+        return SimpleNamespace(spec=EngineSpec("inductor", precision), calibration=calibration,
+                               calibration_generated=generated)
+
+    assert torchao_quant.label(request("int8"), "row") == "dynamic, per-token act"
+    assert torchao_quant.label(request("int8", [1, 2], generated=True), "row") == "dynamic, per-token act"
+    static = request("int8", [1, 2, 3])
+    assert torchao_quant.label(static, "row") == "static, per-tensor act"
+    assert "from 3 calibration batches" in torchao_quant.method(static, "row")
+    assert torchao_quant.label(request("fp8"), "tensor") == "dynamic, per-tensor"
+    assert "E4M3" in torchao_quant.method(request("fp8"), "row")
