@@ -8,6 +8,7 @@
 # multigpu [multigpu_compare.py args]: the GPU matrix with -n 1 and -n 2 (2+ GPUs; docs/multi-gpu.md);
 # lowprec [benchmarks/gpu_lowprec.py args]: torchao's INT8/FP8 engines, tests/test_gpu_lowprec.py then the
 #   benchmark beside the hand recipe; lowprecbench [args]: the benchmark alone (e.g. --models mlp);
+# aa [benchmarks/gate_aa.py args]: the gate's cross-process A/A on CUDA engines;
 # all: smoke, tests, bench, gate.  Stages can be chained in one call: each invocation installs again (seconds).
 # Logs go under $OUT (or ./.gpu-out); a short table is printed last.
 #
@@ -115,6 +116,11 @@ multigpu() {
     -C "$(dirname "$out")" "$(basename "$out")"
 }
 
+aa() {  # the gate's cross-process A/A: benchmarks/gate_aa.py [args] (runs, seed runs), its table into $OUT/aa.log
+  timeout "${AA_TIMEOUT:-420}" python3 benchmarks/gate_aa.py --work /tmp/gate-aa "$@" 2>&1 | tee "$OUT/aa.log" | tail -30
+  echo "benchmarks/gate_aa.py exit status: $?"
+}
+
 lowprec() {
   lowprec_versions
   tests tests/test_gpu_lowprec.py
@@ -181,8 +187,9 @@ case "$stage" in
   multigpu) multigpu "$@" ;;
   lowprec) lowprec "$@" ;;
   lowprecbench) lowprecbench "$@" ;;
+  aa) aa "$@" ;;
   all) smoke; tests; bench "$@"; gate ;;
-  *) echo "usage: $0 [smoke|tests|bench|gate|probe|ortprobe|multigpu|lowprec|lowprecbench|all] [arguments]"; exit 2 ;;
+  *) echo "usage: $0 [smoke|tests|bench|gate|probe|ortprobe|multigpu|lowprec|lowprecbench|aa|all] [arguments]"; exit 2 ;;
 esac
 # At most 8 files come back from $OUT: pack the benchmark's own files into one.
 if [ -d "$OUT/bench" ]; then tar -czf "$OUT/bench-$(date +%H%M%S).tar.gz" -C "$OUT" bench && rm -rf "$OUT/bench"; fi
