@@ -83,3 +83,25 @@ def test_a_device_as_cache_dir_is_a_usage_error_through_pytest(tmp_path: Path) -
     assert run.returncode == 4, run.stdout + run.stderr
     assert "INTERNALERROR" not in run.stdout + run.stderr
     assert "--infer-cache-dir /dev/null: not a directory" in run.stdout + run.stderr
+
+
+def test_a_disk_that_fills_while_exporting_fails_the_item_at_a_stage_with_its_reason(tmp_path: Path) -> None:
+    """RLIMIT_FSIZE (as a full disk: EFBIG; ENOSPC alike) while the export is written into the cache: the
+    OSError escaped the pre-build export and audit as a raw traceback, outcome "failed (test)"."""
+    import resource
+
+    (tmp_path / "test_a.py").write_text(
+        "import pytest, torch\n"
+        "@pytest.mark.infercheck(engines=['onnxruntime-fp32'])\n"
+        "def test_a(infercheck):\n"
+        "    infercheck(torch.nn.Linear(8, 4), (torch.randn(2, 8),))\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]),
+                                                         os.environ.get("PYTHONPATH", "")])}
+    run = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:randomly", "-q",
+                          "--infer-warmup=1", "--infer-min-iters=5", "--infer-min-time=0.01",
+                          f"--infer-cache-dir={tmp_path / 'cache'}", "test_a.py"], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=300, env=env,
+                         preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (1024, 1024)))
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "failed (build)" in run.stdout and "File too large" in run.stdout, run.stdout
+    assert "failed (test)" not in run.stdout
