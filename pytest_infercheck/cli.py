@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence
 
 EXIT_OK, EXIT_CANNOT_RUN, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
 DTYPES = ("float32", "float16", "bfloat16", "int64", "int32", "bool")
 
 
@@ -68,6 +69,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except UsageError as err:
         print(f"infercheck {command}: error: {_one_line(str(err))}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:  # Ctrl-C (or a factory raising it): the shell's code for SIGINT, no traceback
+        print(f"infercheck {command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def _one_line(text: str) -> str:
@@ -200,8 +204,11 @@ def make_inputs(shapes: Sequence[str], dtypes: Sequence[str]) -> tuple[Any, ...]
 
 
 def _parse_shape(text: str) -> list[int]:
+    parts = [part.strip() for part in text.split(",")]
+    if "" in parts and any(parts):  # 8,,8 was read as 8,8 and 2,8, as 2,8: a typo audited as another shape
+        raise UsageError(f"--input-shape {text!r}: an empty dimension; expected comma-separated integers, e.g. 1,3,224,224")
     try:
-        shape = [int(part) for part in text.split(",") if part.strip()]
+        shape = [int(part) for part in parts if part]
     except ValueError:
         raise UsageError(f"--input-shape {text!r}: expected comma-separated integers, e.g. 1,3,224,224") from None
     if not shape or any(d <= 0 for d in shape):
@@ -358,7 +365,8 @@ def _call_factory(spec: str, what: str) -> Any:
     except ImportError as err:
         raise UsageError(f"{what} {spec}: cannot import it ({_describe(err)}); "
                          "expected package.module:callable") from None
-    except (Exception, SystemExit) as err:  # the user's module itself fails: their error, in one line
+    except BaseException as err:  # the user's module itself fails: their error, in one line
+        _reraise_interrupt(err)
         raise UsageError(f"{what} {spec}: importing {module_name} raised {_describe(err)}") from None
     if not hasattr(module, attribute):
         raise UsageError(f"{what} {spec}: cannot import it ({module_name} has no attribute {attribute!r}); "
@@ -368,8 +376,15 @@ def _call_factory(spec: str, what: str) -> Any:
         return factory
     try:
         return factory()
-    except (Exception, SystemExit) as err:
+    except BaseException as err:  # GeneratorExit, SystemExit, a BaseException of their own: one line, not a traceback
+        _reraise_interrupt(err)
         raise UsageError(f"{what} {spec}: the factory raised {_describe(err)}") from None
+
+
+def _reraise_interrupt(err: BaseException) -> None:
+    """Ctrl-C goes on to main(), which ends with exit 130; everything else the user's code raises is theirs."""
+    if isinstance(err, KeyboardInterrupt):
+        raise err
 
 
 def _split(text: str) -> list[str]:
