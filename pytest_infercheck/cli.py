@@ -294,6 +294,9 @@ def stored_size_problem(model: Any) -> Optional[str]:
     the elements its dims declare: every stage would fail reading it (numpy's "cannot reshape array"
     traceback), so the file is damaged."""
     for tensor in _tensors(model.graph):
+        if any(d < 0 for d in tensor.dims):  # a stored tensor has no unknown dims: was "CANNOT run", exit 1
+            return (f"tensor {tensor.name!r} declares negative dims {list(tensor.dims)}: the model file is damaged; "
+                    "export it again")
         sizes = _declared_and_stored(tensor)
         if sizes is not None and sizes[0] != sizes[1]:
             unit = "values" if sizes[2] == "values" else "bytes"

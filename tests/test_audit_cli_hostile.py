@@ -60,3 +60,47 @@ def test_a_shape_with_an_empty_dimension_exits_2(tmp_path: Path, shape: str) -> 
     assert run.returncode == 2, run.stdout + run.stderr
     assert run.stderr.splitlines() == [f"infercheck audit: error: --input-shape {shape!r}: an empty dimension; "
                                        "expected comma-separated integers, e.g. 1,3,224,224"]
+
+
+def _onnx_file(path: Path, kind: str) -> Path:
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    if kind == "huge-dims":  # declared 10**12 rows: lint's random data would be 58 TiB
+        x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [10**12, 8])
+        y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [10**12, 8])
+        graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y])
+    elif kind == "string-io":
+        x = helper.make_tensor_value_info("x", TensorProto.STRING, [2])
+        y = helper.make_tensor_value_info("y", TensorProto.STRING, [2])
+        graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g", [x], [y])
+    else:  # an initializer with negative dims
+        weight = numpy_helper.from_array(np.ones((8, 8), np.float32), "W")
+        weight.dims[:] = [-8, -8]
+        x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 8])
+        y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 8])
+        graph = helper.make_graph([helper.make_node("MatMul", ["x", "W"], ["y"])], "g", [x], [y], initializer=[weight])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+@pytest.mark.parametrize("kind", ["huge-dims", "string-io"])
+def test_a_model_polygraphy_lint_cannot_feed_is_a_note_not_a_traceback(tmp_path: Path, kind: str) -> None:
+    """Lint feeds random data of the declared shapes and types: numpy's 58 TiB allocation error, or its
+    dtype error for a string input, ended the audit with a traceback (exit 1)."""
+    model = _onnx_file(tmp_path / f"{kind}.onnx", kind)
+    run = audit(tmp_path, str(model), "--targets", "onnxruntime")
+    assert "Traceback" not in run.stderr, run.stderr
+    assert run.returncode in (0, 1), run.stdout + run.stderr
+    assert "Polygraphy lint could not run on this model" in run.stdout, run.stdout
+
+
+def test_an_initializer_with_negative_dims_exits_2_as_a_damaged_file(tmp_path: Path) -> None:
+    """Skipped by the stored-size check: the audit said "CANNOT run" (exit 1) instead of naming the damage."""
+    model = _onnx_file(tmp_path / "negative.onnx", "negative-dims")
+    run = audit(tmp_path, str(model), "--targets", "onnxruntime")
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert run.stderr.splitlines() == [f"infercheck audit: error: MODEL {model}: tensor 'W' declares negative dims "
+                                       "[-8, -8]: the model file is damaged; export it again"]
