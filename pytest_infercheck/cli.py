@@ -263,6 +263,8 @@ def check_onnx_file(path: str) -> None:
     if model.ir_version == 0 or not model.graph.node:
         raise UsageError(f"MODEL {path}: not an ONNX model (no IR version or no graph nodes: "
                          f"{Path(path).stat().st_size} bytes)")
+    if not model.graph.output:  # every target "can run" a graph that computes nothing: a vacuous pass
+        raise UsageError(f"MODEL {path}: the graph has no outputs, so no engine computes anything; export it again")
     problem = external_data_problem(model, Path(path).parent) or stored_size_problem(model)
     if problem:
         raise UsageError(f"MODEL {path}: {problem}")

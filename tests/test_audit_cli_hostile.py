@@ -71,6 +71,9 @@ def _onnx_file(path: Path, kind: str) -> Path:
         x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [10**12, 8])
         y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [10**12, 8])
         graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y])
+    elif kind == "no-outputs":
+        x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 8])
+        graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [])
     elif kind == "string-io":
         x = helper.make_tensor_value_info("x", TensorProto.STRING, [2])
         y = helper.make_tensor_value_info("y", TensorProto.STRING, [2])
@@ -104,3 +107,12 @@ def test_an_initializer_with_negative_dims_exits_2_as_a_damaged_file(tmp_path: P
     assert run.returncode == 2, run.stdout + run.stderr
     assert run.stderr.splitlines() == [f"infercheck audit: error: MODEL {model}: tensor 'W' declares negative dims "
                                        "[-8, -8]: the model file is damaged; export it again"]
+
+
+def test_a_graph_without_outputs_exits_2_instead_of_passing(tmp_path: Path) -> None:
+    """Every target "can run" a graph that computes nothing: exit 0, a vacuous pass."""
+    model = _onnx_file(tmp_path / "no-outputs.onnx", "no-outputs")
+    run = audit(tmp_path, str(model), "--targets", "onnxruntime")
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert run.stderr.splitlines() == [f"infercheck audit: error: MODEL {model}: the graph has no outputs, so no "
+                                       "engine computes anything; export it again"]
