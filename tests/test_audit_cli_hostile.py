@@ -100,19 +100,14 @@ def test_a_model_polygraphy_lint_cannot_feed_is_a_note_not_a_traceback(tmp_path:
     assert "Polygraphy lint could not run on this model" in run.stdout, run.stdout
 
 
-def test_an_initializer_with_negative_dims_exits_2_as_a_damaged_file(tmp_path: Path) -> None:
-    """Skipped by the stored-size check: the audit said "CANNOT run" (exit 1) instead of naming the damage."""
-    model = _onnx_file(tmp_path / "negative.onnx", "negative-dims")
+@pytest.mark.parametrize("kind, problem", [
+    # skipped by the stored-size check: the audit said "CANNOT run" (exit 1) instead of naming the damage
+    ("negative-dims", "tensor 'W' declares negative dims [-8, -8]: the model file is damaged; export it again"),
+    # every target "can run" a graph that computes nothing: exit 0, a vacuous pass
+    ("no-outputs", "the graph has no outputs, so no engine computes anything; export it again"),
+])
+def test_a_damaged_or_empty_graph_exits_2_naming_the_problem(tmp_path: Path, kind: str, problem: str) -> None:
+    model = _onnx_file(tmp_path / f"{kind}.onnx", kind)
     run = audit(tmp_path, str(model), "--targets", "onnxruntime")
     assert run.returncode == 2, run.stdout + run.stderr
-    assert run.stderr.splitlines() == [f"infercheck audit: error: MODEL {model}: tensor 'W' declares negative dims "
-                                       "[-8, -8]: the model file is damaged; export it again"]
-
-
-def test_a_graph_without_outputs_exits_2_instead_of_passing(tmp_path: Path) -> None:
-    """Every target "can run" a graph that computes nothing: exit 0, a vacuous pass."""
-    model = _onnx_file(tmp_path / "no-outputs.onnx", "no-outputs")
-    run = audit(tmp_path, str(model), "--targets", "onnxruntime")
-    assert run.returncode == 2, run.stdout + run.stderr
-    assert run.stderr.splitlines() == [f"infercheck audit: error: MODEL {model}: the graph has no outputs, so no "
-                                       "engine computes anything; export it again"]
+    assert run.stderr.splitlines() == [f"infercheck audit: error: MODEL {model}: {problem}"]
