@@ -129,6 +129,8 @@ def run_audit(args: argparse.Namespace) -> int:
 
     try:
         targets = parse_targets(args.targets)
+        if args.trt_version is not None and not args.trt_version.strip():
+            raise ValueError("an empty TensorRT version; give X.Y such as 10.15, or leave the option out")
         resolve_version(args.trt_version)
     except ValueError as err:
         raise UsageError(f"{'--trt-version' if 'TensorRT' in str(err) else '--targets'}: {err}") from None
@@ -263,6 +265,11 @@ def check_onnx_file(path: str) -> None:
     if model.ir_version == 0 or not model.graph.node:
         raise UsageError(f"MODEL {path}: not an ONNX model (no IR version or no graph nodes: "
                          f"{Path(path).stat().st_size} bytes)")
+    for value in (*model.graph.input, *model.graph.output):  # -5 rows: accepted as "can run the model"
+        dims = [d.dim_value if d.HasField("dim_value") else d.dim_param for d in value.type.tensor_type.shape.dim]
+        if any(isinstance(d, int) and d < 0 for d in dims):
+            raise UsageError(f"MODEL {path}: {value.name!r} declares a negative dimension ({dims}): the model file "
+                             "is damaged; export it again")
     if not model.graph.output:  # every target "can run" a graph that computes nothing: a vacuous pass
         raise UsageError(f"MODEL {path}: the graph has no outputs, so no engine computes anything; export it again")
     problem = external_data_problem(model, Path(path).parent) or stored_size_problem(model)

@@ -71,6 +71,10 @@ def _onnx_file(path: Path, kind: str) -> Path:
         x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [10**12, 8])
         y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [10**12, 8])
         graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y])
+    elif kind == "negative-input":
+        x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [-5, 8])
+        y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 8])
+        graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y])
     elif kind == "no-outputs":
         x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 8])
         graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [])
@@ -105,9 +109,19 @@ def test_a_model_polygraphy_lint_cannot_feed_is_a_note_not_a_traceback(tmp_path:
     ("negative-dims", "tensor 'W' declares negative dims [-8, -8]: the model file is damaged; export it again"),
     # every target "can run" a graph that computes nothing: exit 0, a vacuous pass
     ("no-outputs", "the graph has no outputs, so no engine computes anything; export it again"),
+    # an input of -5 rows: "can run the model", exit 0
+    ("negative-input", "'x' declares a negative dimension ([-5, 8]): the model file is damaged; export it again"),
 ])
 def test_a_damaged_or_empty_graph_exits_2_naming_the_problem(tmp_path: Path, kind: str, problem: str) -> None:
     model = _onnx_file(tmp_path / f"{kind}.onnx", kind)
     run = audit(tmp_path, str(model), "--targets", "onnxruntime")
     assert run.returncode == 2, run.stdout + run.stderr
     assert run.stderr.splitlines() == [f"infercheck audit: error: MODEL {model}: {problem}"]
+
+
+def test_an_empty_trt_version_exits_2(tmp_path: Path) -> None:
+    """--trt-version '' was read as "not given" (the newest table) without a word."""
+    run = audit(tmp_path, "hostile_factories:linear", "--input-shape", "2,8", "--targets", "tensorrt", "--trt-version", "")
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert run.stderr.splitlines() == ["infercheck audit: error: --trt-version: an empty TensorRT version; give X.Y "
+                                       "such as 10.15, or leave the option out"]
