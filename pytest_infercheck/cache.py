@@ -154,7 +154,7 @@ class EngineCache:
                       stale: Optional[Callable[[Path], Optional[str]]]) -> CachedEntry:
         # 0700 whatever the umask: a shard others could write is one no entry is read from (_untrusted_parent)
         final.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        with file_lock(self._lock_path(key)):
+        with self._entry_lock(key):
             problem, outdated = self._check(final, stale)  # again, under the lock: another worker may have built it
             if problem is None and outdated is None:
                 return CachedEntry(final, hit=True)
@@ -165,12 +165,26 @@ class EngineCache:
             staging = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=final.parent))
             try:
                 build(staging)
-                self._write_meta(staging, what)
+                self._write_meta(staging, what, key)
                 _drop_write_bits(staging)
                 os.replace(staging, final)
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
             return CachedEntry(final, hit=False)
+
+    @contextmanager
+    def _entry_lock(self, key: str) -> Iterator[None]:
+        """The builders' lock of ``key``; a lock path that is no regular file (a FIFO, a directory) makes
+        the entry stuck (built in a temporary directory with a warning) instead of failing the item."""
+        path = self._lock_path(key)
+        with ExitStack() as stack:
+            try:
+                stack.enter_context(file_lock(path))
+            except OSError as err:
+                if os.path.lexists(path) and not stat.S_ISREG(os.lstat(path).st_mode):
+                    raise _StuckEntry(f"its lock file {path} is not a regular file ({err.strerror or err})") from None
+                raise
+            yield
 
     def _lock_path(self, key: str) -> Path:
         """The lock a builder of ``key`` holds: beside the entry, so only a writable cache has one."""
@@ -254,9 +268,11 @@ class EngineCache:
         return existing is not None and creation_problem(existing) is None
 
     @staticmethod
-    def _write_meta(directory: Path, what: str) -> None:
+    def _write_meta(directory: Path, what: str, key: Optional[str] = None) -> None:
+        """``key``: the entry's own (its directory's name once in place), so a swapped or moved entry is known."""
         files = {p.name: file_sha256(p) for p in sorted(directory.iterdir()) if p.is_file()}
-        (directory / META).write_text(json.dumps({"what": what, "files": files}, indent=1), encoding="utf-8")
+        meta = {"what": what, "key": key or directory.name, "files": files}
+        (directory / META).write_text(json.dumps(meta, indent=1), encoding="utf-8")
 
     @staticmethod
     def _verify(directory: Path) -> Optional[str]:
@@ -275,9 +291,13 @@ class EngineCache:
         if not os.path.lexists(meta_path):
             return "no meta.json (an interrupted write)"
         try:
-            files = _listed_files(load_json(meta_path, max_bytes=META_MAX_BYTES))  # the one bounded reader
+            meta = load_json(meta_path, max_bytes=META_MAX_BYTES)  # the one bounded reader
+            files = _listed_files(meta)
         except (OSError, ValueError) as err:  # a directory or FIFO, unreadable, not UTF-8, not JSON, too deep, wrong shape
             return f"meta.json unreadable: {err}"
+        owner = meta.get("key", directory.name)  # absent: written before entries named their key
+        if owner != directory.name:  # checksums match its own files: another model's engine under this key
+            return f"it is the entry of key {str(owner)[:64]!r}, moved or swapped here"
         for name, digest in files.items():
             path = directory / name
             if path.is_symlink() or not path.is_file():

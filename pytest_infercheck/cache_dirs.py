@@ -51,7 +51,10 @@ def resolve_cache_dir(given: Optional[Union[str, os.PathLike]], pytest_cache_dir
     """
     if given:
         path = Path(os.path.abspath(os.path.expanduser(os.fspath(given))))
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError:  # a file or device (/dev/null), below a file, in /proc: check_private says so, one line
+            pass
         return path
     if pytest_cache_dir is not None:
         return Path(pytest_cache_dir)

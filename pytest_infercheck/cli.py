@@ -19,6 +19,7 @@ from typing import Any, Iterator, Optional, Sequence
 from .cli_common import EXIT_FAILED as EXIT_CANNOT_RUN
 from .cli_common import (
     DTYPES,
+    EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
     UsageError,
@@ -81,6 +82,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except UsageError as err:
         print(f"infercheck {command}: error: {_one_line(str(err))}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:  # Ctrl-C (or a factory raising it): the shell's code for SIGINT, no traceback
+        print(f"infercheck {command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def check_outputs(args: argparse.Namespace) -> None:
@@ -128,6 +132,8 @@ def run_audit(args: argparse.Namespace) -> int:
 
     try:
         targets = parse_targets(args.targets)
+        if args.trt_version is not None and not args.trt_version.strip():
+            raise ValueError("an empty TensorRT version; give X.Y such as 10.15, or leave the option out")
         resolve_version(args.trt_version)
     except ValueError as err:
         raise UsageError(f"{'--trt-version' if 'TensorRT' in str(err) else '--targets'}: {err}") from None
@@ -182,6 +188,13 @@ def check_onnx_file(path: str) -> None:
     if model.ir_version == 0 or not model.graph.node:
         raise UsageError(f"MODEL {path}: not an ONNX model (no IR version or no graph nodes: "
                          f"{Path(path).stat().st_size} bytes)")
+    for value in (*model.graph.input, *model.graph.output):  # -5 rows: accepted as "can run the model"
+        dims = [d.dim_value if d.HasField("dim_value") else d.dim_param for d in value.type.tensor_type.shape.dim]
+        if any(isinstance(d, int) and d < 0 for d in dims):
+            raise UsageError(f"MODEL {path}: {value.name!r} declares a negative dimension ({dims}): the model file "
+                             "is damaged; export it again")
+    if not model.graph.output:  # every target "can run" a graph that computes nothing: a vacuous pass
+        raise UsageError(f"MODEL {path}: the graph has no outputs, so no engine computes anything; export it again")
     problem = external_data_problem(model, Path(path).parent) or stored_size_problem(model)
     if problem:
         raise UsageError(f"MODEL {path}: {problem}")
@@ -213,6 +226,9 @@ def stored_size_problem(model: Any) -> Optional[str]:
     the elements its dims declare: every stage would fail reading it (numpy's "cannot reshape array"
     traceback), so the file is damaged."""
     for tensor in _tensors(model.graph):
+        if any(d < 0 for d in tensor.dims):  # a stored tensor has no unknown dims: was "CANNOT run", exit 1
+            return (f"tensor {tensor.name!r} declares negative dims {list(tensor.dims)}: the model file is damaged; "
+                    "export it again")
         sizes = _declared_and_stored(tensor)
         if sizes is not None and sizes[0] != sizes[1]:
             unit = "values" if sizes[2] == "values" else "bytes"

@@ -13,6 +13,7 @@ import sys
 from typing import Any, Sequence
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
 DTYPES = ("float32", "float16", "bfloat16", "int64", "int32", "bool")  # --input-dtype's choices  # EXIT_FAILED: cannot run (audit), regressed (gate), failed (check)
 
 
@@ -67,8 +68,11 @@ def make_inputs(shapes: Sequence[str], dtypes: Sequence[str]) -> tuple[Any, ...]
 
 
 def _parse_shape(text: str) -> list[int]:
+    parts = [part.strip() for part in text.split(",")]
+    if "" in parts and any(parts):  # 8,,8 was read as 8,8 and 2,8, as 2,8: a typo audited as another shape
+        raise UsageError(f"--input-shape {text!r}: an empty dimension; expected comma-separated integers, e.g. 1,3,224,224")
     try:
-        shape = [int(part) for part in text.split(",") if part.strip()]
+        shape = [int(part) for part in parts if part]
     except ValueError:
         raise UsageError(f"--input-shape {text!r}: expected comma-separated integers, e.g. 1,3,224,224") from None
     if not shape or any(d <= 0 for d in shape):
@@ -130,7 +134,8 @@ def _call_factory(spec: str, what: str) -> Any:
     except ImportError as err:
         raise UsageError(f"{what} {spec}: cannot import it ({_describe(err)}); "
                          "expected package.module:callable") from None
-    except (Exception, SystemExit) as err:  # the user's module itself fails: their error, in one line
+    except BaseException as err:  # the user's module itself fails: their error, in one line
+        _reraise_interrupt(err)
         raise UsageError(f"{what} {spec}: importing {module_name} raised {_describe(err)}") from None
     if not hasattr(module, attribute):
         raise UsageError(f"{what} {spec}: cannot import it ({module_name} has no attribute {attribute!r}); "
@@ -140,8 +145,15 @@ def _call_factory(spec: str, what: str) -> Any:
         return factory
     try:
         return factory()
-    except (Exception, SystemExit) as err:
+    except BaseException as err:  # GeneratorExit, SystemExit, a BaseException of their own: one line, not a traceback
+        _reraise_interrupt(err)
         raise UsageError(f"{what} {spec}: the factory raised {_describe(err)}") from None
+
+
+def _reraise_interrupt(err: BaseException) -> None:
+    """Ctrl-C goes on to main(), which ends with exit 130; everything else the user's code raises is theirs."""
+    if isinstance(err, KeyboardInterrupt):
+        raise err
 
 
 def _split(text: str) -> list[str]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import collections.abc
 import dataclasses
 import enum
+import functools
 import json
 import math
 import types
@@ -64,9 +65,12 @@ class JsonSyntaxError(DecodeError):
 
 
 def parse_json(text: str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
-    """Strict JSON: NaN/Infinity tokens (which Python's parser takes by default) and deep nesting refused."""
+    """Strict JSON: NaN/Infinity tokens (which Python's parser takes by default), numbers that are not
+    finite floats (``1e999`` reads as inf without any token), integers too long to read, a key given
+    twice in one object (Python keeps the last, other readers the first) and deep nesting refused."""
     try:
-        data = json.loads(text, parse_constant=_refuse_constant)
+        data = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float, parse_int=_bounded_int,
+                          object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as err:
         raise JsonSyntaxError(f"not valid JSON (line {err.lineno}, column {err.colno}: {err.msg})", err, text) from None
     except RecursionError:  # the parser recurses per level: thousands of [ end here, not in an INTERNALERROR
@@ -80,6 +84,33 @@ def parse_json(text: str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
 def _refuse_constant(name: str) -> Any:
     raise DecodeError(f"contains the token {name}, which is not JSON (pytest-infercheck writes "
                       "non-finite figures as the strings \"nan\", \"inf\", \"-inf\")")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise DecodeError(f"contains the number {text[:40]}, too large for a float (it would read as infinity)")
+    return value
+
+
+_MAX_INT_DIGITS = 100  # far past any count, size or seed the plugin writes; Python itself refuses past 4300
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > _MAX_INT_DIGITS:
+        raise DecodeError(f"contains a whole number of {len(text.lstrip('-'))} digits (at most {_MAX_INT_DIGITS}): "
+                          "not a figure pytest-infercheck writes")
+    return int(text)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        seen: set[str] = set()
+        twice = next(key for key, _ in pairs if key in seen or seen.add(key))  # type: ignore[func-returns-value]
+        raise DecodeError(f"gives the key {twice[:80]!r} twice in one object; which one counts would depend on the "
+                          "reader, so the file is refused")
+    return data
 
 
 def nesting_depth(data: Any, limit: int) -> int:
@@ -163,7 +194,7 @@ def _decode_generic(kind: Any, origin: Any, data: Any, where: str) -> Any:
 def _decode_dataclass(kind: type, data: Any, where: str) -> Any:
     if not isinstance(data, dict):
         raise _mismatch(kind, data, where)
-    hints = typing.get_type_hints(kind)
+    hints = _type_hints(kind)
     fields = [f for f in dataclasses.fields(kind) if f.init]
     for f in fields:
         if f.name not in data and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
@@ -173,6 +204,13 @@ def _decode_dataclass(kind: type, data: Any, where: str) -> Any:
         return kind(**values)
     except (TypeError, ValueError) as err:  # a __post_init__ refusing a value
         raise DecodeError(f"{where}: {err}") from None
+
+
+@functools.lru_cache(maxsize=None)
+def _type_hints(kind: type) -> dict[str, Any]:
+    """typing.get_type_hints, once per dataclass: it evaluates every annotation again on each call,
+    which made a report of 10,000 results take minutes to read."""
+    return typing.get_type_hints(kind)
 
 
 def _decode_scalar(kind: Any, data: Any, where: str) -> Any:

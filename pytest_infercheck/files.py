@@ -31,8 +31,13 @@ def file_lock(path: Path, *, shared: bool = False) -> Iterator[None]:
     make this process, perhaps root, create or open whatever file it names.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    # O_NONBLOCK: opening a FIFO planted where the lock file goes would otherwise wait for a writer
+    # forever; what is not a regular file is refused on the open descriptor (the caller falls back).
+    handle = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, 0o600)
     try:
+        mode = os.fstat(handle).st_mode
+        if not stat.S_ISREG(mode):
+            raise OSError(errno.EINVAL, f"lock file {_not_regular(mode)}", str(path))
         fcntl.flock(handle, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
         try:
             yield

@@ -169,7 +169,18 @@ def onnx_feeds(input_names: Sequence[str], inputs: Any) -> dict[str, Any]:
     from .tensors import to_numpy
 
     tensors = as_model_inputs(inputs).ordered_for(list(input_names))
-    return {name: np.ascontiguousarray(to_numpy(t)) for name, t in zip(input_names, tensors)}
+    return {name: np.ascontiguousarray(_feed_array(t, to_numpy)) for name, t in zip(input_names, tensors)}
+
+
+def _feed_array(tensor: Any, to_numpy: Any) -> Any:
+    """A feed keeps its tensor's dtype where numpy has it: to_numpy widens float16 to float32 for the
+    comparison, and a float16 input fed as float32 failed the engine (``expected: (tensor(float16))``).
+    Only bfloat16, which numpy lacks, is widened."""
+    import torch
+
+    if tensor.dtype == torch.float16:
+        return tensor.detach().cpu().numpy()
+    return to_numpy(tensor)
 
 
 def _split(value: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:

@@ -105,8 +105,19 @@ def parse_fraction(text: str | float) -> float:
     return value
 
 
+def _listed(value: Any, forms: str) -> list[Any]:
+    """A comma-separated string split, or a marker's list, tuple or set as its items; anything else
+    (None, a number, a bool, a dict, bytes) is refused: iterating it raised TypeError, which stopped the
+    collection of the whole file instead of failing the one test."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",")]
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return list(value)
+    raise OptionError(f"{_shown(value)} is a {type(value).__name__}; use {forms}")
+
+
 def _parse_choices(text: str | Iterable[str], known: Sequence[str], what: str) -> tuple[str, ...]:
-    items = [part.strip().lower() for part in text.split(",")] if isinstance(text, str) else [str(p).lower() for p in text]
+    items = [str(p).strip().lower() for p in _listed(text, f"a list or a comma-separated string of {what}s")]
     items = [item for item in items if item]
     unknown = [item for item in items if item not in known]
     if unknown:
@@ -132,7 +143,7 @@ def parse_backends(text: str | Iterable[str]) -> tuple[str, ...]:
 
 def parse_engines(value: str | Iterable[str]) -> tuple[EngineSpec, ...]:
     """Exact engine ids instead of the backends x precisions x graphs product: "onnxruntime-int8,eager-fp16"."""
-    items = [part.strip() for part in value.split(",")] if isinstance(value, str) else [str(p).strip() for p in value]
+    items = [str(p).strip() for p in _listed(value, "a list or a comma-separated string of engine ids")]
     items = [item for item in items if item]
     if not items:
         raise OptionError("no engine given; list engine ids such as onnxruntime-fp16, eager-fp32-cudagraph")
@@ -165,10 +176,18 @@ def parse_cuda_graphs(value: str | bool | Iterable[bool]) -> tuple[bool, ...]:
         if mode not in table:
             raise OptionError(f"{value!r}: use one of {', '.join(CUDA_GRAPH_MODES)}")
         return table[mode]
-    modes = tuple(dict.fromkeys(bool(v) for v in value))
+    # each entry as one value: bool("off") is True, so ["off"] tested with CUDA graphs on
+    modes = tuple(dict.fromkeys(mode for item in _listed(value, ", ".join(CUDA_GRAPH_MODES))
+                                for mode in parse_cuda_graphs(_graph_item(item))))
     if not modes:
         raise OptionError("an empty list; use off, on or both")
     return modes
+
+
+def _graph_item(item: Any) -> Any:
+    if isinstance(item, (bool, str)):
+        return item
+    raise OptionError(f"{_shown(item)} in the list is not a CUDA Graph mode; use True, False, or {', '.join(CUDA_GRAPH_MODES)}")
 
 
 def parse_compile_mode(text: str) -> str:
@@ -337,15 +356,14 @@ def parse_gpus(value: str | int | Iterable[Any]) -> Optional[tuple[int, ...]]:
     forms = "comma-separated GPU indices such as 0,1 (counted among the GPUs CUDA_VISIBLE_DEVICES shows), or all"
     if isinstance(value, str) and value.strip().lower() == "all":
         return None
-    parts = [p.strip() for p in value.split(",")] if isinstance(value, str) else (
-        [value] if isinstance(value, int) else list(value))
+    parts = [value] if isinstance(value, int) and not isinstance(value, bool) else _listed(value, forms)
     if not parts:
         raise OptionError(f"no GPU given; use {forms}")
     if any(str(part).strip() == "" for part in parts):
         raise OptionError(f"{_shown(value)} has an empty entry; use {forms}")
     indices = []
     for part in parts:
-        if not re.fullmatch(r"\d+", str(part).strip()):
+        if not re.fullmatch(r"\d{1,9}", str(part).strip()):  # 9 digits: int() refuses past 4300 with ValueError
             raise OptionError(f"{_shown(part)} is not a GPU index; use {forms}")
         if int(part) in indices:
             raise OptionError(f"GPU {int(part)} is listed twice in {_shown(value)}; list each GPU once ({forms})")

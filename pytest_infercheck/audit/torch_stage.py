@@ -79,10 +79,15 @@ def graph_break_findings(model: Any, inputs: Sequence[Any]) -> list[Finding]:
 
     from ..export import quiet_exporter, short_reason, torch_error_log
     from ..inputs import as_model_inputs
+    from ..model import model_copy
 
     try:
+        # explain runs the forward: on copies, as the export does, so a forward that changes its input or
+        # its module in place changes neither the user's tensors nor their model
+        copied = model_copy(model, dtype=None, device="cpu")
+        copied_inputs = as_model_inputs(inputs).cast(dtype=None, device="cpu")
         with quiet_exporter(), torch_error_log(), torch.no_grad():
-            explanation = as_model_inputs(inputs).call(torch._dynamo.explain(model))  # keyword inputs as keywords
+            explanation = copied_inputs.call(torch._dynamo.explain(copied))  # keyword inputs as keywords
     except Exception as exc:  # explain itself failing is not the model's problem to report as a break
         return [Finding(EXPLAIN, ALL_TARGETS, "", "", f"torch._dynamo.explain could not run: "
                         f"{one_line_reason(short_reason(exc))}", "warning")]

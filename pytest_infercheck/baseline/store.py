@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -103,7 +104,7 @@ class BaselineStore:
     def load(cls, path: Path) -> "BaselineStore":
         """Read and validate ``path``; a missing file is an empty store, a broken one a usage error."""
         path = Path(path)
-        if not path.exists():
+        if _missing(path):
             return cls(path, [], exists=False)
         return cls(path, parse_entries(path, _read(path)), exists=True)
 
@@ -123,6 +124,19 @@ class BaselineStore:
 
 class _Invalid(Exception):
     pass
+
+
+def _missing(path: Path) -> bool:
+    """Whether ``path`` names no file yet (a baseline still to be created): ENOENT only, a dangling symlink
+    included. ``Path.exists`` is False for a symlink loop or a path below a file too, and such a baseline
+    was read as empty: the gate passed everything as "no entry". Those are refused as unreadable."""
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        return True
+    except OSError as err:
+        raise _usage(path, f"cannot be read ({err.strerror or err}); give a regular file") from None
+    return False
 
 
 def _read(path: Path) -> Any:
@@ -224,6 +238,11 @@ def _validate_latency(latency: Any, where: str) -> None:
             _check_number(value, f"{where}: latency.{name}[{index}]", positive=True)
     if latency.get("probe_ms") is not None:
         _check_number(latency["probe_ms"], f"{where}: latency.probe_ms", positive=True)
+    from ..stats import PERCENTILES
+
+    for name in (f"{statistic}_ms" for statistic in PERCENTILES):  # a NaN here was written as the token NaN:
+        if name in latency:  # no later run read the file
+            _check_number(latency[name], f"{where}: latency.{name}", positive=True)
 
 
 def _check_number(value: Any, where: str, *, positive: bool) -> None:
@@ -312,12 +331,16 @@ def update_baseline(path: Path, results: Sequence[Any]) -> UpdateSummary:
         fresh = [old for old in fresh if not old.same_slot(entry)] + [entry]
     for entry in fresh:
         _refuse_unreadable(path, entry)
-    with directory_lock(path.parent):
-        # Re-read under the lock: another run may have written since this one started.
-        current = BaselineStore.load(path).entries
-        kept = [entry for entry in current if not any(entry.same_slot(new) for new in fresh)]
-        fresh = [with_history(new, next((old for old in current if old.same_slot(new)), None)) for new in fresh]
-        write_entries(path, kept + fresh)
+    try:
+        with directory_lock(path.parent):
+            # Re-read under the lock: another run may have written since this one started.
+            current = BaselineStore.load(path).entries
+            kept = [entry for entry in current if not any(entry.same_slot(new) for new in fresh)]
+            fresh = [with_history(new, next((old for old in current if old.same_slot(new)), None)) for new in fresh]
+            write_entries(path, kept + fresh)
+    except OSError as err:  # immutable, a symlink loop, a full disk: one line, exit 2 (CLI) or 4 (session)
+        raise pytest.UsageError(f"baseline file {path}: not updated: it cannot be written "
+                                f"({err.strerror or err}); nothing was written") from None
     return UpdateSummary(path, [entry.identity.describe() for entry in fresh], len(kept), not_written)
 
 

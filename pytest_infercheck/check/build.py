@@ -57,6 +57,8 @@ def export_in_time(artifacts: "ModelArtifacts", deadline: Deadline, progress: An
         return
     except BuildTimeout as err:
         raise StageFailure(Stage.EXPORT, str(err)) from None
+    except OSError:  # a full disk (ENOSPC, EFBIG) writing the export was a raw traceback at stage "test":
+        return  # the build stage meets it again and reports it as a stage failure, with its reason
 
 
 def build_request(spec: "EngineSpec", artifacts: "ModelArtifacts", device: str, settings: Any,

@@ -133,7 +133,7 @@ def audit_before_build(artifacts: "ModelArtifacts", descriptor: "BackendDescript
         return []
     try:
         findings = kept_findings(artifacts, target, device)
-    except ExportError:
+    except (ExportError, OSError):  # OSError: a full disk writing the export or the findings, as in export_in_time
         return []
     verdict = judged(findings, allow_ops=settings.allow_ops, allow_nodes=settings.allow_nodes)
     if verdict.blocking:

@@ -9,12 +9,14 @@ what is wrong and what to do, never judged.  The hash catches accidents, not for
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
 from ..codec import DecodeError, JsonSyntaxError, from_data, load_json
 from ..results import SCHEMA_VERSION, CheckResult
+from ..stats import PERCENTILES
 from .json_report import FORMAT, HASH_FIELD, content_hash, plugin_version
 
 RERUN = "re-run the tests with --infer-report=PATH to write a fresh report"
@@ -45,8 +47,11 @@ class _Contents:
     machines: Optional[list[dict[str, Any]]] = None
 
 
-def load_report(path: Path) -> SavedReport:
-    """The report at ``path``, verified; a ReportError for anything that is not an intact schema-2 report."""
+def load_report(path: Path, *, check_figures: bool = True) -> SavedReport:
+    """The report at ``path``, verified; a ReportError for anything that is not an intact schema-2 report.
+
+    ``check_figures=False`` leaves latency figures to the caller: ``baseline update`` refuses them per
+    entry, by the baseline's own rules, naming the check."""
     path = Path(path)
     data = _read_json(path)
     _check_kind(path, data)
@@ -58,11 +63,33 @@ def load_report(path: Path) -> SavedReport:
                           f"pytest wrote it (edited by hand, or altered in transfer); {RERUN}")
     try:
         contents = from_data(_Contents, data, "report")
+        for index, result in enumerate(contents.results if check_figures else ()):
+            check_latency(result.latency, f"results[{index}].latency")
     except DecodeError as err:  # a hash recomputed over wrong types: refused, never judged (or a traceback)
         raise ReportError(f"report {path}: {str(err).removeprefix('report.')}; not a report that --infer-report "
                           f"wrote; {RERUN}") from None
     return SavedReport(path, contents.plugin_version or "", contents.created or "", contents.environment or {},
                        list(contents.machines or []), contents.results)
+
+
+_STATISTICS = ("min_ms", "mean_ms", "std_ms", *(f"{name}_ms" for name in PERCENTILES))
+
+
+def check_latency(latency: Any, where: str) -> None:
+    """Figures no timer measures are refused (DecodeError naming the field): a negative, NaN or infinite
+    sample or statistic passed the gate as "faster" and crashed the HTML report's histogram. A statistic
+    is NaN only where there are no samples to compute it from (the spread also with one sample)."""
+    if latency is None:
+        return
+    for index, value in enumerate(latency.samples_ms):
+        if not math.isfinite(value) or value < 0:
+            raise DecodeError(f"{where}.samples_ms[{index}] is {value!r}, expected a finite number of milliseconds >= 0")
+    for name in _STATISTICS:
+        value = getattr(latency, name)
+        if math.isnan(value) and (not latency.samples_ms or (name == "std_ms" and len(latency.samples_ms) < 2)):
+            continue
+        if not math.isfinite(value) or value < 0:
+            raise DecodeError(f"{where}.{name} is {value!r}, expected a finite number of milliseconds >= 0")
 
 
 def _read_json(path: Path) -> Any:
