@@ -65,24 +65,22 @@ def gpu_info() -> Optional[dict[str, Any]]:
     uuid = device_uuid(index)
     if uuid:  # which physical GPU, for the report (not in the machine key: two H100s time alike)
         info["uuid"] = uuid
-    info.update(_nvml_facts(index, uuid))
+    info.update(_nvml_facts(index))
     return info
 
 
-def _nvml_facts(index: int, uuid: Optional[str] = None) -> dict[str, Any]:
-    """Driver and clocks through NVML when nvidia-ml-py is installed; nothing otherwise.
-
-    The device is found by its UUID when CUDA gives one: NVML numbers every GPU of the host and
-    ignores CUDA_VISIBLE_DEVICES, so in an xdist worker pinned to GPU 1 its CUDA device 0 is NVML's 1.
-    """
+def _nvml_facts(index: int) -> dict[str, Any]:
+    """Driver and clocks through NVML when nvidia-ml-py is installed; nothing otherwise (the device
+    found as gpus.nvml_handle finds it)."""
     try:
         import pynvml  # nvidia-ml-py
     except ImportError:
         return {}
     try:
+        from .gpus import nvml_handle
+
         pynvml.nvmlInit()
-        handle = (pynvml.nvmlDeviceGetHandleByUUID(uuid.encode()) if uuid
-                  else pynvml.nvmlDeviceGetHandleByIndex(index))
+        handle = nvml_handle(pynvml, index)
         driver = pynvml.nvmlSystemGetDriverVersion()
         return {
             "driver": driver.decode() if isinstance(driver, bytes) else driver,

@@ -217,6 +217,14 @@ def device_uuid(index: int) -> Optional[str]:
     return text if text.startswith(("GPU-", "MIG-")) else f"GPU-{text}"
 
 
+def nvml_handle(pynvml: Any, index: int) -> Any:
+    """NVML's handle of CUDA device ``index``, found by its UUID when CUDA gives one: NVML numbers every
+    GPU of the host and ignores CUDA_VISIBLE_DEVICES, so in an xdist worker pinned to GPU 1 its CUDA
+    device 0 is NVML's 1. Both NVML readers (environment.py's facts, memory.py's figure) use this."""
+    uuid = device_uuid(index)
+    return pynvml.nvmlDeviceGetHandleByUUID(uuid.encode()) if uuid else pynvml.nvmlDeviceGetHandleByIndex(index)
+
+
 def device_index(device: str) -> int:
     """``cuda:1`` -> 1; ``cuda`` -> the current device (0 unless torch was told otherwise)."""
     _, _, number = device.partition(":")

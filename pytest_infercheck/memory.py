@@ -52,8 +52,10 @@ def nvml_process_reader(index: int) -> Optional[Reader]:
     except ImportError:
         return None
     try:
+        from .gpus import nvml_handle
+
         pynvml.nvmlInit()
-        handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+        handle = nvml_handle(pynvml, index)  # by UUID: NVML's index is not CUDA's under CUDA_VISIBLE_DEVICES
     except Exception:  # no driver, no such device: the fallback decides
         return None
     pid = os.getpid()
