@@ -1,6 +1,10 @@
 """Run the newcomer trial's model repo through pytest-infercheck and print its matrix.
 
-    python benchmarks/newcomer_trial/run.py [--out DIR] [--engines LIST] [-- extra pytest args]
+    python benchmarks/newcomer_trial/run.py [--out DIR] [--engines LIST] [--group NAME] [-- extra pytest args]
+    python benchmarks/newcomer_trial/run.py --matrix-only --out DIR [--out DIR2 ...]
+
+--group runs one slice of the models (GROUPS below), so that each run fits a 10-minute command on a
+GPU machine; --matrix-only prints one matrix from the reports of earlier runs.
 
 Engines: on the CPU eager/Inductor/AOTInductor FP32 and ONNX Runtime FP32/FP16/INT8; on CUDA also
 eager and Inductor FP16/BF16 and CUDA-graph variants.  Writes DIR/report.json, DIR/report.html and
@@ -22,6 +26,14 @@ HERE = Path(__file__).resolve().parent
 CPU_ENGINES = ["eager-fp32", "inductor-fp32", "aoti-fp32", "onnxruntime-fp32", "onnxruntime-fp16", "onnxruntime-int8"]
 CUDA_EXTRA = ["eager-fp16", "eager-bf16", "inductor-fp16", "inductor-bf16",
               "eager-fp32-cudagraph", "eager-fp16-cudagraph", "inductor-fp16-cudagraph", "onnxruntime-fp16-cudagraph"]
+GROUPS = {
+    "tv-detection": "ssdlite or fcos",
+    "tv-dense": "lraspp or torchvision_classifier",
+    "timm": "test_timm",
+    "hf-encoders": "roberta or albert or electra or deberta",
+    "hf-decoders": "opt_decoder or qwen2 or bart",
+    "hf-vision-audio": "clip_vision or wav2vec2 or segformer",
+}
 # Short, quick timing: the trial is about verdicts, not figures.
 FAST = ["--infer-warmup=2", "--infer-min-iters=5", "--infer-min-time=0.05s", "--infer-max-time=0.3s"]
 
@@ -66,12 +78,18 @@ def first_line(text: str) -> str:
     return lines[0] if lines else ""
 
 
-def matrix(report: Path, junit: Path, engines: list[str]) -> list[str]:
-    results = {r["nodeid"].split("::", 1)[1]: r
-               for r in (json.loads(report.read_text())["results"] if report.exists() else [])}
+def matrix(outs: list[Path], engines: list[str]) -> list[str]:
+    results: dict[str, dict] = {}
+    outcomes: dict[str, tuple[str, str]] = {}
+    for out in outs:
+        if (out / "report.json").exists():
+            results.update((r["nodeid"].split("::", 1)[1], r) for r in json.loads((out / "report.json").read_text())["results"])
+        if (out / "junit.xml").exists():
+            outcomes.update(junit_outcomes(out / "junit.xml"))
+    engines = engines + sorted({r["spec_id"] for r in results.values()} - set(engines))  # e.g. an earlier run's
     cells: dict[str, dict[str, str]] = {}
     problems: list[str] = []
-    for name, (outcome, message) in junit_outcomes(junit).items():
+    for name, (outcome, message) in outcomes.items():
         model, engine = split_name(name, engines)
         result = results.get(name)
         stage = (result or {}).get("stage") or ""
@@ -102,24 +120,30 @@ def matrix(report: Path, junit: Path, engines: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("newcomer-trial-out"))
+    parser.add_argument("--out", type=Path, action="append",
+                        help="output folder (default newcomer-trial-out); repeat with --matrix-only")
+    parser.add_argument("--group", choices=sorted(GROUPS), action="append", help="run only these models (repeatable)")
     parser.add_argument("--engines", help="comma-separated engine ids (default: by device)")
     parser.add_argument("--matrix-only", action="store_true", help="print the matrix of an earlier run's --out")
     parser.add_argument("pytest_args", nargs="*", help="after --: passed to pytest (e.g. -k roberta)")
     args = parser.parse_args(argv)
     engines = args.engines.split(",") if args.engines else default_engines()
-    out = args.out.resolve()
+    outs = [out.resolve() for out in (args.out or [Path("newcomer-trial-out")])]
+    out = outs[0]
     report, junit = out / "report.json", out / "junit.xml"
+    select = ["-k", " or ".join(f"({GROUPS[g]})" for g in args.group)] if args.group else []
     code = 0
     if not args.matrix_only:
         out.mkdir(parents=True, exist_ok=True)
         command = [sys.executable, "-m", "pytest", str(HERE / "test_models.py"), "-c", str(HERE / "pytest.ini"),
                    "--rootdir", str(HERE), "-o", f"cache_dir={out / '.pytest_cache'}", "-p", "no:randomly",
                    f"--infer-engines={','.join(engines)}", f"--infer-report={report}", f"--infer-html={out / 'report.html'}",
-                   f"--junitxml={junit}", "-rfEs", *FAST, *args.pytest_args]
+                   f"--junitxml={junit}", "-rfEs", *FAST, *select, *args.pytest_args]
         print("$", " ".join(command), flush=True)
         code = subprocess.call(command, env=dict(os.environ))
-    print("\n".join(matrix(report, junit, engines)))
+    if args.matrix_only and not args.engines:  # the engines the reports have, whatever this machine is
+        engines = CPU_ENGINES + CUDA_EXTRA
+    print("\n".join(matrix(outs, engines)))
     return code
 
 
