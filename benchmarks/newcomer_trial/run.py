@@ -71,11 +71,22 @@ def split_name(name: str, engines: list[str]) -> tuple[str, str]:
 
 
 def first_line(text: str) -> str:
+    """The reason's first line, with the line after it when it ends in a colon (its subject follows)."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     # The plugin's message starts with "infercheck <engine> on <device> (<model>) failed:"; the reason follows.
     if len(lines) > 1 and lines[0].startswith("infercheck ") and lines[0].endswith(":"):
-        return lines[1]
+        lines = lines[1:]
+    if len(lines) > 1 and lines[0].endswith(":"):
+        return f"{lines[0]} {lines[1]}"
     return lines[0] if lines else ""
+
+
+def plugin_args() -> list[str]:
+    """``-p pytest_infercheck.plugin`` where the plugin is importable but not installed (PYTHONPATH=checkout)."""
+    from importlib.metadata import entry_points
+
+    installed = any(ep.name == "infercheck" for ep in entry_points(group="pytest11"))
+    return [] if installed else ["-p", "pytest_infercheck.plugin"]
 
 
 def matrix(outs: list[Path], engines: list[str]) -> list[str]:
@@ -136,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.matrix_only:
         out.mkdir(parents=True, exist_ok=True)
         command = [sys.executable, "-m", "pytest", str(HERE / "test_models.py"), "-c", str(HERE / "pytest.ini"),
-                   "--rootdir", str(HERE), "-o", f"cache_dir={out / '.pytest_cache'}", "-p", "no:randomly",
+                   "--rootdir", str(HERE), "-o", f"cache_dir={out / '.pytest_cache'}", "-p", "no:randomly", *plugin_args(),
                    f"--infer-engines={','.join(engines)}", f"--infer-report={report}", f"--infer-html={out / 'report.html'}",
                    f"--junitxml={junit}", "-rfEs", *FAST, *select, *args.pytest_args]
         print("$", " ".join(command), flush=True)
