@@ -88,3 +88,40 @@ def test_the_plugin_registers_no_gpu_marker_in_a_users_project(run_plugin) -> No
     result = run_plugin("def test_x():\n    pass\n", "--markers")
     assert not any(line.startswith("@pytest.mark.gpu") for line in result.outlines)
     assert any(line.startswith("@pytest.mark.infercheck") for line in result.outlines)
+
+
+def test_a_dynamic_batch_from_an_example_batch_of_one_names_torchs_specialisation(run_plugin) -> None:
+    """A Segformer example at batch 1 with dynamic_batch=True (the newcomer trial): torch.export's failure
+    kept only "Found the following conflicts ...:" without the conflict, and the ONNX engine, exported
+    with the batch fixed at 1, failed with ONNX Runtime's internal Squeeze/Reshape error alone.  Both now
+    carry torch's sentence or the cause, and what to do."""
+    result = run_plugin(
+        """
+import pytest, torch
+
+class SingleImagePath(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(8, 4)
+    def forward(self, x):
+        y = self.fc(x)
+        return y.squeeze(0) if x.shape[0] == 1 else y  # another path for one image, as many models have
+
+@pytest.mark.infercheck(engines=["aoti-fp32", "onnxruntime-fp32"], dynamic_batch=True)
+def test_model(infercheck):
+    infercheck(SingleImagePath().eval(), torch.randn(1, 8))
+""", "--infer-device=cpu")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines([
+        "infercheck aoti-fp32 on cpu (SingleImagePath) failed:",
+        "  - export: torch.export could not export SingleImagePath:",
+        "*Found the following conflicts between user-specified ranges and inferred ranges*",
+        "*0/1 specialized due to hint of 1 for dimension inputs?'x'?.shape?0?.",
+        "*(0/1 specialisation): give an example batch of 2 or more",
+    ])
+    result.stdout.fnmatch_lines([
+        "infercheck onnxruntime-fp32 on cpu (SingleImagePath) failed:",
+        "  - dynamic batch: the engine rejects batch 2 (exported at 1, likely kept there: torch's exporters treat "
+        "a dimension of size 0 or 1 as static (0/1 specialisation): give an example batch of 2 or more): *",
+    ])
+
