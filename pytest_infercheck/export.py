@@ -181,7 +181,7 @@ def _is_shape_conflict(error: ExportError) -> bool:
     """The dynamo exporter found that a dimension asked to be dynamic is static in the model."""
     cause = error.__cause__
     text = error.reason + (str(cause) if cause is not None else "")
-    return "inferred a static shape" in text or "Constraints violated" in text
+    return any(sign in text for sign in ("inferred a static shape", "Constraints violated", "0/1 specialized"))
 
 
 def onnx_from_program(program: "torch.export.ExportedProgram") -> Any:

@@ -19,6 +19,9 @@ _FILE_LINE = re.compile(r'File "([^"]+)", line (\d+), in (\S+)\n[ \t]+(\S[^\n]*)
 # The sentences that decide, most specific first.
 _DECISIVE = (
     re.compile(r"[^\n]*inferred a static shape[^\n]*"),
+    # torch.export's range conflict for a dynamic dimension whose example size is 0 or 1; the line above it
+    # ("Found the following conflicts ...:") says nothing without it.
+    re.compile(r"[^\n]*0/1 specialized due to hint of[^\n]*"),
     re.compile(r"[^\n]*Constraints violated[^\n]*(?:\n[^\n]*){0,2}"),
     re.compile(r"[^\n]*Could not (?:guard on|extract specialized integer from) data-dependent expression[^\n]*"),
     re.compile(r"[^\n]*(?:data-dependent|data dependent)[^\n]*"),

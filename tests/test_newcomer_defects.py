@@ -88,3 +88,99 @@ def test_the_plugin_registers_no_gpu_marker_in_a_users_project(run_plugin) -> No
     result = run_plugin("def test_x():\n    pass\n", "--markers")
     assert not any(line.startswith("@pytest.mark.gpu") for line in result.outlines)
     assert any(line.startswith("@pytest.mark.infercheck") for line in result.outlines)
+
+
+def test_a_dynamic_batch_from_an_example_batch_of_one_names_torchs_specialisation(run_plugin) -> None:
+    """A Segformer example at batch 1 with dynamic_batch=True (the newcomer trial): torch.export's failure
+    kept only "Found the following conflicts ...:" without the conflict, and the ONNX engine, exported
+    with the batch fixed at 1, failed with ONNX Runtime's internal Squeeze/Reshape error alone.  Both now
+    carry torch's sentence or the cause, and what to do."""
+    result = run_plugin(
+        """
+import pytest, torch
+
+class SingleImagePath(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(8, 4)
+    def forward(self, x):
+        y = self.fc(x)
+        return y.squeeze(0) if x.shape[0] == 1 else y  # another path for one image, as many models have
+
+@pytest.mark.infercheck(engines=["aoti-fp32", "onnxruntime-fp32"], dynamic_batch=True)
+def test_model(infercheck):
+    infercheck(SingleImagePath().eval(), torch.randn(1, 8))
+""", "--infer-device=cpu")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines([
+        "infercheck aoti-fp32 on cpu (SingleImagePath) failed:",
+        "  - export: torch.export could not export SingleImagePath:",
+        "*Found the following conflicts between user-specified ranges and inferred ranges*",
+        "*0/1 specialized due to hint of 1 for dimension inputs?'x'?.shape?0?.",
+        "*(0/1 specialisation): give an example batch of 2 or more",
+    ])
+    result.stdout.fnmatch_lines([
+        "infercheck onnxruntime-fp32 on cpu (SingleImagePath) failed:",
+        "  - dynamic batch: the engine rejects batch 2 (exported at 1, likely kept there: torch's exporters treat "
+        "a dimension of size 0 or 1 as static (0/1 specialisation): give an example batch of 2 or more): *",
+    ])
+
+
+def test_a_degenerate_detector_reference_says_where_the_signal_went_and_names_no_missing_layer(run_plugin) -> None:
+    """torchvision detection's transform returns an ImageList: the activation trail's hook on it raised,
+    so the degenerate-reference message of every detection model measured nothing, yet still said
+    "initialise the layer named above".  The trail now leaves such a layer out, and the remedy names a
+    layer only when the trail did."""
+    result = run_plugin(
+        """
+import pytest, torch
+
+class ImageBatch:
+    def __init__(self, tensors):
+        self.tensors = tensors
+
+class Transform(torch.nn.Module):
+    def forward(self, images):
+        return ImageBatch(torch.stack(images))
+
+class Detector(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.transform = Transform()
+        self.backbone = torch.nn.Conv2d(3, 4, 3)
+        self.head = torch.nn.Linear(4, 2)
+        torch.nn.init.zeros_(self.head.weight)
+        torch.nn.init.zeros_(self.head.bias)
+    def forward(self, images):
+        return self.head(self.backbone(self.transform(images).tensors).mean((2, 3)))
+
+class ZeroEmbedding(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = torch.nn.Embedding(10, 4)
+        torch.nn.init.zeros_(self.embed.weight)
+    def forward(self, ids):
+        return self.embed(ids)
+
+@pytest.mark.infercheck(engines=["eager-fp32"])
+def test_detector(infercheck):
+    infercheck(Detector().eval(), ([torch.randn(3, 16, 16)],))
+
+@pytest.mark.infercheck(engines=["eager-fp32"])
+def test_ids_only(infercheck):
+    infercheck(ZeroEmbedding().eval(), torch.randint(0, 10, (2, 5)))
+""", "--infer-device=cpu")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines([
+        "infercheck eager-fp32 on cpu (Detector) failed:",
+        "*output output is all zero*",
+        "*activations (RMS) measured with forward hooks fall from * at the input to 0 after head; "
+        "every weight of head is zero",
+        "      use trained weights or initialise the layer named above, pass other example inputs, *",
+    ])
+    result.stdout.fnmatch_lines([
+        "infercheck eager-fp32 on cpu (ZeroEmbedding) failed:",
+        "*output output is all zero*",
+        "*measured: output output: std 0, |x| <= 0",
+        "      use trained weights, pass other example inputs, or exempt the output on purpose with *",
+    ])

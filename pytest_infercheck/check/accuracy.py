@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Optional
 from ..results import AccuracyResult, Divergence, DynamicBatchCheck, Tolerance
 from ..settings import TOLERANCE_KEYS
 from ..spec import Stage
-from .failure import StageFailure, short
+from .failure import BATCH_OF_ONE, StageFailure, short
 from .reference import Reference, reference_outputs
 
 if TYPE_CHECKING:
@@ -58,8 +58,8 @@ def check_doubled_batch(engine: "Engine", mut: "ModelUnderTest", device: str, tf
     try:
         outputs = engine.to_numpy(engine.run(engine.prepare(doubled.inputs)))
     except Exception as exc:
-        return DynamicBatchCheck(batch, False, [f"the engine rejects batch {batch} (exported at {mut.batch_size}): "
-                                                f"{short(exc)}"])
+        exported = f"exported at {mut.batch_size}" + (f", likely kept there: {BATCH_OF_ONE}" if mut.batch_size == 1 else "")
+        return DynamicBatchCheck(batch, False, [f"the engine rejects batch {batch} ({exported}): {short(exc)}"])
     accuracy = compare(outputs, reference, base, per_output)
     problems = ([f"at batch {batch}: {accuracy.structure_error}"] if accuracy.structure_error is not None else [])
     problems += [f"at batch {batch}: {output.describe()}" for output in accuracy.outputs if not output.passed]

@@ -24,6 +24,11 @@ class StageSkip(Exception):
         self.stage = stage
 
 
+# Why an engine exported from a batch of 1 so often keeps that batch: torch specialises sizes 0 and 1.
+BATCH_OF_ONE = ("torch's exporters treat a dimension of size 0 or 1 as static (0/1 specialisation): give an "
+                "example batch of 2 or more")
+
+
 def short(exc: BaseException) -> str:
     """An exception in a few lines (the top and its root cause), for a failure message."""
     from ..export import short_reason

@@ -135,12 +135,15 @@ def judge_reference(reference: Reference, precision: str, exempt: Sequence[str] 
                     if name not in exempted and degenerate_reason(values, precision) and values.size]
         trail = measure() if measure is not None else ""
         raise StageFailure(Stage.REFERENCE, "the eager reference cannot judge an engine:\n" + "\n".join(
-            f"      {line}" for line in [*(f"output {problem}" for problem in problems), *measured, trail, _REMEDY]
+            f"      {line}" for line in [*(f"output {problem}" for problem in problems), *measured, trail,
+                                     remedy(named_layer=bool(trail))]
             if line))
 
 
-_REMEDY = ("use trained weights or initialise the layer named above, pass other example inputs, or exempt the "
-           "output on purpose with allow_degenerate=['<output>']")
+def remedy(named_layer: bool) -> str:
+    """What to do about a degenerate reference; "the layer named above" only when the trail named one."""
+    weights = "use trained weights or initialise the layer named above" if named_layer else "use trained weights"
+    return f"{weights}, pass other example inputs, or exempt the output on purpose with allow_degenerate=['<output>']"
 
 # An activation this far below the input's scale has vanished: FP16 and the comparison's tolerances lose it.
 VANISHED = 1e-3
@@ -182,7 +185,10 @@ def _activation_scales(mut: "ModelUnderTest", device: str) -> tuple[float, list[
 
     def hook(name: str, layer: Any) -> Any:
         def record(_: Any, __: Any, output: Any) -> None:
-            tensors = [t for _, t in flatten_outputs(output) if t.is_floating_point()] if name not in scales else []
+            try:  # a layer may return what has no tensors to flatten (torchvision detection's ImageList)
+                tensors = [t for _, t in flatten_outputs(output) if t.is_floating_point()] if name not in scales else []
+            except Exception:
+                return  # that layer is left out of the trail; the others still say where the signal goes
             if tensors:
                 params = list(layer.parameters())
                 zero = bool(params) and all(not p.any() for p in params)
