@@ -125,3 +125,28 @@ def test_an_empty_trt_version_exits_2(tmp_path: Path) -> None:
     assert run.returncode == 2, run.stdout + run.stderr
     assert run.stderr.splitlines() == ["infercheck audit: error: --trt-version: an empty TensorRT version; give X.Y "
                                        "such as 10.15, or leave the option out"]
+
+
+def test_inputs_that_do_not_fit_an_onnx_model_are_a_usage_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`audit model.onnx --input-shape 3,3` for a model declared [2, 8]: exit 0 with a note that the FP16 range
+    could not be checked (a silent bypass of the range check). Now one line naming the input, exit 2."""
+    import subprocess
+    import sys
+
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 8])])
+    path = tmp_path / "ok.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    for shape, fits in (("3,3", False), ("2,8,1", False), ("5,8", True)):
+        run = subprocess.run([sys.executable, "-m", "pytest_infercheck", "audit", str(path), "--targets", "onnxruntime",
+                              "--input-shape", shape], capture_output=True, text=True, timeout=300)
+        if fits:
+            assert run.returncode == 0, run.stdout + run.stderr
+            continue
+        assert run.returncode == 2, run.stdout + run.stderr
+        [line] = run.stderr.splitlines()
+        assert f"--input-shape {shape}: input 'x' of {path} is declared ['batch', 8]" in line

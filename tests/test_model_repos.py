@@ -139,6 +139,8 @@ def test_compiled(infercheck):
 
 
 def _failure_block(text: str, item: str) -> list[str]:
-    """The lines of ``item``'s failure section, between its header and the next section."""
+    """The lines of ``item``'s failure section, between its header and the next section, from the
+    message's header on (the one-line summary above it is for pytest's -rf)."""
     after_header = text.split(f" {item} _", 1)[1].partition("\n")[2]
-    return after_header.split("_____")[0].split("=====")[0].strip().splitlines()
+    lines = after_header.split("_____")[0].split("=====")[0].strip().splitlines()
+    return lines[1:] if lines and not lines[0].startswith("infercheck ") else lines

@@ -77,7 +77,9 @@ def test_model(infercheck, request):
     lock.__enter__()
     request.config.add_cleanup(lambda: lock.__exit__(None, None, None))
 """, "--infer-device=cpu", f"--infer-baseline={folder / 'baseline.json'}", "--infer-baseline-update")
-    result.stdout.fnmatch_lines([f"infercheck: could not write the baseline to {folder / 'baseline.json'}*"])
+    # One wording for the session and `infercheck baseline update` (the attack's immutable-baseline case).
+    result.stdout.fnmatch_lines([f"infercheck: baseline file {folder / 'baseline.json'}: not updated: it cannot be "
+                                 "written (*); nothing was written"])
     assert result.ret == 4  # a baseline update that blessed nothing ends the run as a usage error
     assert not (folder / "baseline.json").exists()
 
@@ -184,3 +186,22 @@ def test_ids_only(infercheck):
         "*measured: output output: std 0, |x| <= 0",
         "      use trained weights, pass other example inputs, or exempt the output on purpose with *",
     ])
+
+
+SHORT_SUMMARY = """
+import pytest, torch
+from fixtures.problem_models import overflow_in_one_module, overflow_inputs
+
+@pytest.mark.infercheck(engines=["eager-fp16"])
+def test_model(infercheck):
+    infercheck(overflow_in_one_module(), overflow_inputs())
+"""
+
+
+def test_the_short_summary_says_the_stage_and_the_reason(run_plugin) -> None:
+    """`pytest -rf` shows a failure's first line: it read "Failed: infercheck eager-fp16 on cpu (...) failed:",
+    the reason on the lines below it (the newcomer trial, defect 4)."""
+    result = run_plugin(SHORT_SUMMARY, "-rf", "-vv")  # -vv: pytest does not cut the line to 80 columns
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["FAILED test_model.py::test_model[[]eager-fp16[]] - Failed: eager-fp16 failed at "
+                                 "accuracy: output 'output' * NaN/Inf element*"])

@@ -12,7 +12,7 @@ from typing import Any, Iterable, Optional
 
 import pytest
 
-from ..judge.verdict import Thresholds, judge
+from ..judge.verdict import Thresholds, judge, summary_line
 from ..results import CheckResult, Failure
 from ..settings import CALL_KEYS, parse_layer, resolve
 from ..spec import Outcome
@@ -98,7 +98,8 @@ class Infercheck:
             # Point the skip at the test, not at this line (what pytest's own skip marker does).
             raise pytest.skip.Exception(result.message, _use_item_location=True)
         if result.failures and raise_on_failure:
-            pytest.fail(result.message, pytrace=False)
+            # The first line is what pytest's -rf short summary shows: the stage and the reason, not a header.
+            pytest.fail(f"{summary_line(result)}\n{result.message}", pytrace=False)
         return result
 
     def _check_name(self, model: Any, name: Optional[str]) -> str:

@@ -141,6 +141,21 @@ def failure_message(facts: CheckResult, failures: list[Failure]) -> str:
     return "\n".join(lines)
 
 
+SUMMARY_CHARS = 200
+
+
+def summary_line(facts: CheckResult) -> str:
+    """One line for pytest's ``-rf`` short summary, which shows a failure's first line only: the engine,
+    the stage and the start of the first reason (the full message follows it)."""
+    if not facts.failures:
+        return ""
+    first = facts.failures[0] if facts.stopped is None else facts.stopped
+    reason = " ".join(first.message.split())
+    reason = reason if len(reason) <= SUMMARY_CHARS else reason[: SUMMARY_CHARS - 1] + "…"
+    more = len(facts.failures) - 1
+    return f"{facts.spec_id} failed at {first.stage}: {reason}" + (f" (+{more} more below)" if more else "")
+
+
 def _with_test(found: Verdict, test: Optional[TestOutcome]) -> Verdict:
     """The test's own outcome after the check: an assertion that failed, a skip, an expected failure."""
     if test is None:

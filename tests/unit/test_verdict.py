@@ -158,3 +158,16 @@ def test_thresholds_are_read_back_from_recorded_settings() -> None:
 def test_non_finite_errors_fail(value: float) -> None:
     bad = facts(accuracy=AccuracyResult([replace(output(value, ("relative error nan",)))]))
     assert verdict(bad, Thresholds()).outcome == Outcome.FAILED
+
+
+def test_the_short_summary_line_names_the_stage_and_the_reason() -> None:
+    """pytest's -rf shows a failure's first line only: it read "infercheck ... failed:" and nothing else."""
+    from pytest_infercheck.judge.verdict import summary_line
+
+    bad = apply(facts(accuracy=AccuracyResult([output(0.3, ("relative error 0.3 > 0.005",))]),
+                      dynamic_batch=DynamicBatchCheck(2, False, ["at batch 2: it broke"])), verdict(facts(), Thresholds()))
+    bad = apply(bad, verdict(bad, Thresholds()))
+    line = summary_line(bad)
+    assert line.startswith("eager-fp16 failed at accuracy: output 'output' [1, 10]: relative error 0.3 > 0.005")
+    assert line.endswith("(+1 more below)") and "\n" not in line
+    assert summary_line(facts()) == ""
