@@ -64,11 +64,11 @@ def verdict(facts: CheckResult, thresholds: Thresholds, test: Optional[TestOutco
     if facts.skipped is not None:
         outcome, stage = Outcome.SKIPPED, facts.skipped.stage
         return _with_test(Verdict(outcome, stage, (), (), f"{facts.spec_id}: {facts.skipped.message}"), test)
-    undecided = tuple(undecided_figures(facts))
+    figures = undecided_figures(facts)
+    undecided = tuple(note for _, note in figures)
     failures = fact_failures(facts, thresholds)
     if thresholds.strict and not thresholds.updating:
-        failures += [Failure(Stage.REGRESSION if "baseline" in note else Stage.LATENCY,
-                             f"undecided: {note} ({STRICT_FLAG} makes this a failure)") for note in undecided]
+        failures += [Failure(stage, f"undecided: {note} ({STRICT_FLAG} makes this a failure)") for stage, note in figures]
     if facts.stopped is not None:
         failures.append(facts.stopped)
     if not failures:
@@ -119,15 +119,15 @@ def baseline_failures(facts: CheckResult, thresholds: Thresholds) -> list[Failur
     return [Failure(Stage.REGRESSION, f"{line}{suffix}") for line in comparison.regressions]
 
 
-def undecided_figures(facts: CheckResult) -> list[str]:
-    """Figures that could not tell pass from fail: what each lacked, in one line."""
+def undecided_figures(facts: CheckResult) -> list[tuple[Stage, str]]:
+    """Figures that could not tell pass from fail: the stage each belongs to, and what it lacked in one line."""
     notes = []
     budget = facts.latency.budget_verdict if facts.latency is not None else None
     if budget is not None and budget.undecided:
-        notes.append(f"budget {budget.describe()}")
+        notes.append((Stage.LATENCY, f"budget {budget.describe()}"))
     comparison = facts.baseline
     if comparison is not None and comparison.latency is not None and comparison.latency.undecided:
-        notes.append(f"baseline latency {comparison.latency.describe()}")
+        notes.append((Stage.REGRESSION, f"baseline latency {comparison.latency.describe()}"))
     return notes
 
 
