@@ -23,11 +23,11 @@ from .cli_common import (
     EXIT_OK,
     EXIT_USAGE,
     UsageError,
-    _call_factory,
-    _describe,
-    _inputs_from,
-    _one_line,
-    _split,
+    call_factory,
+    describe_error,
+    inputs_from,
+    one_line,
+    split_list,
     check_model_runs,
     make_inputs,
 )
@@ -80,7 +80,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
         return run_saved(args)
     except UsageError as err:
-        print(f"infercheck {command}: error: {_one_line(str(err))}", file=sys.stderr)
+        print(f"infercheck {command}: error: {one_line(str(err))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:  # Ctrl-C (or a factory raising it): the shell's code for SIGINT, no traceback
         print(f"infercheck {command}: interrupted", file=sys.stderr)
@@ -141,7 +141,7 @@ def run_audit(args: argparse.Namespace) -> int:
     check_onnxruntime(targets)
     model, inputs = load_model(args)
     report = audit(model, inputs, targets=targets, trt_version=args.trt_version,
-                   allow_ops=_split(args.allow_ops), allow_nodes=_split(args.allow_nodes))
+                   allow_ops=split_list(args.allow_ops), allow_nodes=split_list(args.allow_nodes))
     print(render_text(report))
     write_outputs(report, args)
     return EXIT_OK if report.passed else EXIT_CANNOT_RUN
@@ -149,42 +149,46 @@ def run_audit(args: argparse.Namespace) -> int:
 
 def load_model(args: argparse.Namespace) -> tuple[Any, Any]:
     """(an .onnx path, None) or (a torch module, its example inputs)."""
+    given = given_inputs(args)
     if args.model.endswith(".onnx"):
-        check_onnx_file(args.model)
-        if args.inputs:
-            inputs, source = _inputs_from(args.inputs), f"--inputs {args.inputs}"
-        elif args.input_shape:
-            inputs, source = make_inputs(args.input_shape, args.input_dtype), f"--input-shape {' '.join(args.input_shape)}"
-        else:
+        model = check_onnx_file(args.model)
+        if given is None:
             return args.model, None
-        check_inputs_fit_onnx(args.model, inputs, source)
-        return args.model, inputs
+        check_inputs_fit_onnx(args.model, model.graph, *given)
+        return args.model, given[0]
     if ":" not in args.model:
         raise UsageError(f"MODEL {args.model!r}: give an .onnx file or package.module:factory")
-    model = _call_factory(args.model, "MODEL")
+    module = call_factory(args.model, "MODEL")
     import torch
 
-    if not isinstance(model, torch.nn.Module):
-        raise UsageError(f"MODEL {args.model}: the factory returned a {type(model).__name__}, not a torch.nn.Module")
-    if args.inputs:
-        inputs, source = _inputs_from(args.inputs), f"--inputs {args.inputs}"
-    elif args.input_shape:
-        inputs, source = make_inputs(args.input_shape, args.input_dtype), f"--input-shape {' '.join(args.input_shape)}"
-    else:
+    if not isinstance(module, torch.nn.Module):
+        raise UsageError(f"MODEL {args.model}: the factory returned a {type(module).__name__}, not a torch.nn.Module")
+    if given is None:
         raise UsageError("a torch model needs example inputs: --input-shape 1,3,224,224 (per input) or "
                          "--inputs package.module:factory")
-    check_model_runs(model, inputs, source)
-    return model, inputs
+    check_model_runs(module, *given)
+    return module, given[0]
 
 
-def check_inputs_fit_onnx(path: str, inputs: Any, source: str) -> None:
+def given_inputs(args: argparse.Namespace) -> Optional[tuple[Any, str]]:
+    """The example inputs the command line names, and how it named them; None when it names none."""
+    if args.inputs:
+        return inputs_from(args.inputs), f"--inputs {args.inputs}"
+    if args.input_shape:
+        return make_inputs(args.input_shape, args.input_dtype), f"--input-shape {' '.join(args.input_shape)}"
+    return None
+
+
+def _declared_dims(value: Any) -> list[Any]:
+    """A graph input's or output's dims: a number, or the symbol ("?" for an unnamed unknown)."""
+    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in value.type.tensor_type.shape.dim]
+
+
+def check_inputs_fit_onnx(path: str, graph: Any, inputs: Any, source: str) -> None:
     """Example inputs the .onnx file cannot take are a usage error naming the input and its declared shape
     (they were run anyway: the FP16 range check could not run and the audit passed with a note)."""
-    import onnx
-
     from .inputs import as_model_inputs
 
-    graph = onnx.load(path, load_external_data=False).graph
     stored = {tensor.name for tensor in graph.initializer}
     declared = [value for value in graph.input if value.name not in stored]
     tensors = as_model_inputs(inputs).tensors
@@ -192,8 +196,7 @@ def check_inputs_fit_onnx(path: str, inputs: Any, source: str) -> None:
         raise UsageError(f"{source}: {len(tensors)} input(s) given, but {path} takes {len(declared)} "
                          f"({', '.join(value.name for value in declared)})")
     for value, tensor in zip(declared, tensors):
-        dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
-                for d in value.type.tensor_type.shape.dim]
+        dims = _declared_dims(value)
         shape = list(tensor.shape)
         fits = len(dims) == len(shape) and all(not isinstance(d, int) or d == 0 or d == s for d, s in zip(dims, shape))
         if not fits:
@@ -201,8 +204,9 @@ def check_inputs_fit_onnx(path: str, inputs: Any, source: str) -> None:
                              f"{shape} does not fit it")
 
 
-def check_onnx_file(path: str) -> None:
-    """A file ONNX can parse as a model with a graph; external weights are not read here (the audit does)."""
+def check_onnx_file(path: str) -> Any:
+    """A file ONNX can parse as a model with a graph (returned, its ModelProto); external weights are not
+    read here (the audit does)."""
     if not Path(path).exists():
         raise UsageError(f"MODEL {path}: no such file")
     if not Path(path).is_file():
@@ -212,13 +216,13 @@ def check_onnx_file(path: str) -> None:
     try:
         model = onnx.load(path, load_external_data=False)
     except Exception as err:  # protobuf's DecodeError, OSError, onnx's own: all mean "cannot read it"
-        raise UsageError(f"MODEL {path}: not a readable ONNX model ({_describe(err)}); "
+        raise UsageError(f"MODEL {path}: not a readable ONNX model ({describe_error(err)}); "
                          "is it truncated, or another format?") from None
     if model.ir_version == 0 or not model.graph.node:
         raise UsageError(f"MODEL {path}: not an ONNX model (no IR version or no graph nodes: "
                          f"{Path(path).stat().st_size} bytes)")
     for value in (*model.graph.input, *model.graph.output):  # -5 rows: accepted as "can run the model"
-        dims = [d.dim_value if d.HasField("dim_value") else d.dim_param for d in value.type.tensor_type.shape.dim]
+        dims = _declared_dims(value)
         if any(isinstance(d, int) and d < 0 for d in dims):
             raise UsageError(f"MODEL {path}: {value.name!r} declares a negative dimension ({dims}): the model file "
                              "is damaged; export it again")
@@ -227,6 +231,7 @@ def check_onnx_file(path: str) -> None:
     problem = external_data_problem(model, Path(path).parent) or stored_size_problem(model)
     if problem:
         raise UsageError(f"MODEL {path}: {problem}")
+    return model
 
 
 def external_data_problem(model: Any, base: Path) -> Optional[str]:

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from .cli_common import EXIT_USAGE, UsageError, _call_factory, _describe, _inputs_from, check_model_runs, make_inputs
+from .cli_common import EXIT_INTERRUPTED, EXIT_USAGE, UsageError, call_factory, describe_error, inputs_from, check_model_runs, make_inputs
 
 SHORTHANDS = ("torchvision", "timm")
 TARGET_FORMS = "package.module:factory, torchvision:NAME or timm:NAME"
@@ -76,7 +76,7 @@ class CheckTarget:
         """(the model, its example inputs); a UsageError says what is wrong with either."""
         model = load_model(self.target, self.weights, self.cwd)
         if self.inputs:
-            inputs = _inputs_from(self.inputs)
+            inputs = inputs_from(self.inputs)
         elif self.shapes:
             inputs = make_inputs(self.shapes, self.dtypes)
         else:
@@ -113,7 +113,7 @@ def load_model(target: str, weights: Optional[str], cwd: str = "") -> Any:
     if module in SHORTHANDS:
         model = _shorthand(module, name, target)
     else:
-        model = _call_factory(target, "TARGET")
+        model = call_factory(target, "TARGET")
     if not isinstance(model, torch.nn.Module):
         raise UsageError(f"TARGET {target}: it gave a {type(model).__name__}, not a torch.nn.Module; expected "
                          f"{TARGET_FORMS}")
@@ -128,10 +128,10 @@ def _shorthand(library: str, name: str, target: str) -> Any:
     try:
         lib = importlib.import_module(library)
     except ImportError as err:
-        raise UsageError(f"TARGET {target}: {library} is not installed ({_describe(err)}); pip install {library}") \
+        raise UsageError(f"TARGET {target}: {library} is not installed ({describe_error(err)}); pip install {library}") \
             from None
     except Exception as err:  # a torchvision build that does not match torch fails at import
-        raise UsageError(f"TARGET {target}: importing {library} raised {_describe(err)}; install the {library} "
+        raise UsageError(f"TARGET {target}: importing {library} raised {describe_error(err)}; install the {library} "
                          "build made for your torch") from None
     try:
         if library == "timm":
@@ -142,7 +142,7 @@ def _shorthand(library: str, name: str, target: str) -> Any:
     except UsageError:
         raise
     except Exception as err:
-        raise UsageError(f"TARGET {target}: building it raised {_describe(err)}") from None
+        raise UsageError(f"TARGET {target}: building it raised {describe_error(err)}") from None
 
 
 def _torchvision_model(torchvision: Any, name: str, target: str) -> Any:
@@ -168,7 +168,7 @@ def _load_weights(model: Any, path: Path, given: str) -> None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise UsageError(f"--weights {given}: not a state dict torch.load can read ({_describe(err)})") from None
+        raise UsageError(f"--weights {given}: not a state dict torch.load can read ({describe_error(err)})") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]  # a training checkpoint
     if not isinstance(state, dict):
@@ -176,7 +176,7 @@ def _load_weights(model: Any, path: Path, given: str) -> None:
     try:
         model.load_state_dict(state)
     except Exception as err:
-        raise UsageError(f"--weights {given}: does not fit the model ({_describe(err)})") from None
+        raise UsageError(f"--weights {given}: does not fit the model ({describe_error(err)})") from None
 
 
 def pytest_arguments(args: argparse.Namespace) -> list[str]:
@@ -229,6 +229,8 @@ def run_check(args: argparse.Namespace) -> int:
         return 0
     if code == pytest.ExitCode.USAGE_ERROR:
         return EXIT_USAGE  # pytest printed why (a broken baseline file, an unwritable report)
+    if code == pytest.ExitCode.INTERRUPTED:
+        return EXIT_INTERRUPTED  # Ctrl-C: the shell's code, as `infercheck audit` gives it
     if code != pytest.ExitCode.TESTS_FAILED:
         print(f"infercheck check: pytest ended with {pytest.ExitCode(code).name}", file=sys.stderr)
     return 1

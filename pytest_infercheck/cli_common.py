@@ -12,22 +12,22 @@ import os
 import sys
 from typing import Any, Sequence
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2  # EXIT_FAILED: cannot run (audit), regressed (gate), failed (check)
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
-DTYPES = ("float32", "float16", "bfloat16", "int64", "int32", "bool")  # --input-dtype's choices  # EXIT_FAILED: cannot run (audit), regressed (gate), failed (check)
+DTYPES = ("float32", "float16", "bfloat16", "int64", "int32", "bool")  # --input-dtype's choices
 
 
 class UsageError(Exception):
     """Something the user gave cannot be used; the message says what and the accepted forms."""
 
 
-def _one_line(text: str) -> str:
+def one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def _describe(err: BaseException) -> str:
+def describe_error(err: BaseException) -> str:
     """``ValueError: factory boom``: the exception as one short line (an import error's text can be long)."""
-    text = _one_line(str(err))
+    text = one_line(str(err))
     return f"{type(err).__name__}: {text[:300]}" if text else type(err).__name__
 
 
@@ -43,7 +43,7 @@ def check_model_runs(model: Any, inputs: Any, source: str) -> None:
         with torch.no_grad():
             as_model_inputs(inputs).call(model_copy(model, dtype=None, device="cpu"))  # a copy: the audit's model unchanged
     except Exception as err:  # whatever the model raises: its reason, in one line
-        raise UsageError(f"{source}: the model itself fails on these example inputs ({_describe(err)}); "
+        raise UsageError(f"{source}: the model itself fails on these example inputs ({describe_error(err)}); "
                          "give inputs its forward accepts") from None
 
 
@@ -63,7 +63,7 @@ def make_inputs(shapes: Sequence[str], dtypes: Sequence[str]) -> tuple[Any, ...]
             inputs.append(torch.randn(shape, generator=generator).to(dtype) if dtype.is_floating_point
                           else torch.zeros(shape, dtype=dtype))
         except (RuntimeError, MemoryError) as err:  # what the memory check could not foresee (a cgroup limit)
-            raise UsageError(f"--input-shape {text!r}: cannot allocate it ({_describe(err)})") from None
+            raise UsageError(f"--input-shape {text!r}: cannot allocate it ({describe_error(err)})") from None
     return tuple(inputs)
 
 
@@ -111,8 +111,8 @@ def _physical_memory() -> int:
         return 0
 
 
-def _inputs_from(spec: str) -> Any:
-    inputs = _call_factory(spec, "--inputs")
+def inputs_from(spec: str) -> Any:
+    inputs = call_factory(spec, "--inputs")
     from .model import as_input_tuple
 
     try:
@@ -123,7 +123,7 @@ def _inputs_from(spec: str) -> Any:
     return inputs
 
 
-def _call_factory(spec: str, what: str) -> Any:
+def call_factory(spec: str, what: str) -> Any:
     module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
         raise UsageError(f"{what} {spec!r}: expected package.module:callable")
@@ -132,11 +132,11 @@ def _call_factory(spec: str, what: str) -> Any:
     try:
         module = importlib.import_module(module_name)
     except ImportError as err:
-        raise UsageError(f"{what} {spec}: cannot import it ({_describe(err)}); "
+        raise UsageError(f"{what} {spec}: cannot import it ({describe_error(err)}); "
                          "expected package.module:callable") from None
     except BaseException as err:  # the user's module itself fails: their error, in one line
         _reraise_interrupt(err)
-        raise UsageError(f"{what} {spec}: importing {module_name} raised {_describe(err)}") from None
+        raise UsageError(f"{what} {spec}: importing {module_name} raised {describe_error(err)}") from None
     if not hasattr(module, attribute):
         raise UsageError(f"{what} {spec}: cannot import it ({module_name} has no attribute {attribute!r}); "
                          "expected package.module:callable")
@@ -147,7 +147,7 @@ def _call_factory(spec: str, what: str) -> Any:
         return factory()
     except BaseException as err:  # GeneratorExit, SystemExit, a BaseException of their own: one line, not a traceback
         _reraise_interrupt(err)
-        raise UsageError(f"{what} {spec}: the factory raised {_describe(err)}") from None
+        raise UsageError(f"{what} {spec}: the factory raised {describe_error(err)}") from None
 
 
 def _reraise_interrupt(err: BaseException) -> None:
@@ -156,6 +156,6 @@ def _reraise_interrupt(err: BaseException) -> None:
         raise err
 
 
-def _split(text: str) -> list[str]:
+def split_list(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 

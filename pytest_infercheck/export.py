@@ -8,18 +8,14 @@ the decisive line of torch's message (see failure_location.py); the full traceba
 from __future__ import annotations
 
 import contextlib
-import io
 import logging
-import re
 import traceback
-import warnings
 from dataclasses import dataclass
 from typing import Any, Iterator, Optional
 
 import torch
 
 from .export_common import ANSI_ESCAPE, TORCHSCRIPT, ExportError, quiet_exporter, quiet_torch_logs, short_reason
-from .failure_location import decisive_line, user_frame
 from .inputs import ModelInputs, as_model_inputs
 from .model import model_copy
 from .outputs import flatten_outputs

@@ -12,7 +12,7 @@ import logging
 import re
 import traceback
 import warnings
-from typing import Iterator, Optional
+from typing import Iterator
 
 from .failure_location import decisive_line, user_frame
 

@@ -51,20 +51,25 @@ class Candidate:
 
 
 def tensor_error(pairs: Iterable[tuple["np.ndarray", "np.ndarray"]]) -> tuple[float, int, float]:
-    """(relative L2, NaN/Inf count where the reference is finite, reference |max|) over (value, reference) pairs."""
+    """(relative L2, NaN/Inf count where the reference is finite, reference |max|) over (value, reference) pairs;
+    NaN figures when no pair could be compared (no float tensor, shapes that differ): such a module is not
+    "exact", it was not measured, and neither a candidate nor the module that holds one."""
     import numpy as np
 
     diff = norm = peak = 0.0
-    nonfinite = 0
+    nonfinite = compared = 0
     for value, reference in pairs:
         value, reference = np.asarray(value, np.float64), np.asarray(reference, np.float64)
         if value.shape != reference.shape or not reference.size:
             continue
+        compared += 1
         finite = np.isfinite(reference)
         nonfinite += int((~np.isfinite(value) & finite).sum())
         diff += float(np.square(np.where(finite, value - reference, 0.0)).sum())
         norm += float(np.square(np.where(finite, reference, 0.0)).sum())
         peak = max(peak, float(np.abs(reference[finite]).max(initial=0.0)))
+    if not compared:
+        return math.nan, 0, math.nan
     if nonfinite:
         return math.inf, nonfinite, peak
     return (math.sqrt(diff / norm) if norm > 0 else math.sqrt(diff)), 0, peak
@@ -185,11 +190,13 @@ def candidates(errors: Sequence[ModuleError], dtype_max: float, epsilon: float,
     by_name = {error.name: error for error in errors}
     found: dict[str, Candidate] = {}
     for error in errors:
+        # Inputs not measured (the graph's own inputs, or no float tensor among them) enter exact.
+        entering = 0.0 if math.isnan(error.input_error) else error.input_error
         if error.output_nonfinite and not error.input_nonfinite:
             spot = Candidate(error.name, math.inf, "its output goes NaN/Inf from finite inputs")
-        elif error.output_error >= JUMP * max(error.input_error, epsilon):
-            spot = Candidate(error.name, error.output_error / max(error.input_error, epsilon),
-                             f"relative error {_g(error.input_error)} in, {_g(error.output_error)} out")
+        elif error.output_error >= JUMP * max(entering, epsilon):  # a NaN output error (not measured): never
+            spot = Candidate(error.name, error.output_error / max(entering, epsilon),
+                             f"relative error {_g(entering)} in, {_g(error.output_error)} out")
         else:
             continue
         name: Optional[str] = _holding(error.name, by_name, dtype_max)

@@ -79,11 +79,12 @@ def convert_fp16(source: Path, target: Path, keep_fp32: Sequence[str] = ()) -> N
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
     model = onnx.load(str(source))
+    original = onnx_copy(model) if keep_fp32 else model  # the converter changes its argument in place
     with _quiet(), _inside(target.parent):
-        converted = convert_float_to_float16(onnx.load(str(source)), keep_io_types=True, disable_shape_infer=False,
+        converted = convert_float_to_float16(model, keep_io_types=True, disable_shape_infer=False,
                                              node_block_list=list(keep_fp32) or None)
     if keep_fp32:
-        fp32_between_kept_nodes(converted, model, set(keep_fp32))
+        fp32_between_kept_nodes(converted, original, set(keep_fp32))
     onnx.save(converted, str(target))
 
 

@@ -21,6 +21,8 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Mapping, Optional, Sequence
 
+from .stats import log_spread
+
 if TYPE_CHECKING:  # numpy is imported where it computes: results.py reads the dataclasses at plugin import
     import numpy as np
 
@@ -140,13 +142,8 @@ class RunNoise:
         return NOISE_Z * self.sigma * math.sqrt(2.0)
 
 
-def log_spread(values: Sequence[float]) -> Optional[float]:
-    """The sample standard deviation of ln(values) (None for fewer than two positive values)."""
-    logs = [math.log(v) for v in values if v > 0 and math.isfinite(v)]
-    if len(logs) < 2:
-        return None
-    mean = sum(logs) / len(logs)
-    return math.sqrt(sum((x - mean) ** 2 for x in logs) / (len(logs) - 1))
+# Two sample sets judged alone (two runs in one process: gate_power.py): no run-to-run noise to add.
+SAMPLES_ONLY = RunNoise(between_runs=0.0, runs=MIN_HISTORY, modelled=False)
 
 
 def run_noise(history_p50_ms: Sequence[float], blocks_current: Sequence[float], blocks_baseline: Sequence[float],
@@ -177,7 +174,7 @@ class LatencyComparison:
     n_baseline: int
     max_regression: float
     alpha: float = ALPHA
-    noise: RunNoise = RunNoise(between_runs=0.0, runs=MIN_HISTORY, modelled=False)
+    noise: RunNoise = SAMPLES_ONLY
     why_undecided: str = ""
 
     @property
@@ -232,13 +229,12 @@ def compare_latency(current: Sequence[float], baseline: Sequence[float], *, max_
     ratio = cur_p50 / base_p50
     test = mann_whitney_u(cur, base)
     low, high = median_ratio_interval(cur, base)
-    if noise is None:  # one process: the samples alone, every noise figure measured as none
-        noise = RunNoise(between_runs=0.0, runs=MIN_HISTORY, modelled=False)
+    noise = SAMPLES_ONLY if noise is None else noise
     allowed, change, why = math.log1p(max_regression), math.log(ratio), ""
     beyond = max(allowed, noise.margin)
     drift = noise.machine_drift(allowed)
     # The part of the change the machine explains: its drift, when it went the same way as the latency.
-    explained = drift if drift * change > 0 and abs(drift) <= abs(change) else (change if drift * change > 0 else 0.0)
+    explained = math.copysign(min(abs(drift), abs(change)), change) if drift * change > 0 else 0.0
     if abs(change) > beyond and abs(change - explained) <= beyond:
         verdict = "undecided"
         why = (f"the machine's reference workload moved {math.exp(drift) - 1:+.1%} between the runs, "

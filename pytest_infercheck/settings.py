@@ -11,7 +11,7 @@ default: a new option is a row there and a typed field here, and a unit test che
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Optional, Sequence
 
 from .options import OPTIONS, OPTIONS_BY_NAME, Budget, OptionError, Scope, ini_name, parse_value
@@ -181,8 +181,7 @@ def resolve(layers: Sequence[Layer]) -> Settings:
                 raise OptionError(f"{source}: unknown setting {name!r}")
             values[name] = value
             sources[name] = source
-    settings = Settings(**{**{option.name: option.default for option in OPTIONS}, **values},
-                        tolerances=tolerances, sources=sources)
+    settings = replace(Settings.defaults(), **values, tolerances=tolerances, sources=sources)
     contradiction = floor_over_cap(settings)
     if contradiction:
         raise SettingsConflict(contradiction)

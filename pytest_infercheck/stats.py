@@ -144,3 +144,13 @@ def min_samples_for_claim(q: float, confidence: float, overs: int = 0) -> int:
     while binomial_cdf(n, q)[n - 1 - overs] < confidence:
         n += 1
     return n
+
+
+def log_spread(values: Sequence[float]) -> Optional[float]:
+    """The sample standard deviation of ln(values), the spread of a ratio-scale figure (None for fewer
+    than two positive values): the gate's run-to-run noise and the machine probe's own both use it."""
+    logs = [math.log(v) for v in values if v > 0 and math.isfinite(v)]
+    if len(logs) < 2:
+        return None
+    mean = sum(logs) / len(logs)
+    return math.sqrt(sum((x - mean) ** 2 for x in logs) / (len(logs) - 1))

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Protocol, S
 import numpy as np
 
 from .results import LatencyStats
-from .stats import PERCENTILES
+from .stats import PERCENTILES, log_spread
 
 if TYPE_CHECKING:
     from .budget import Budget
@@ -213,10 +213,7 @@ def machine_probe(device: str) -> tuple[float, float]:
         workload()
         times.append((time.perf_counter() - start) * 1000.0)
     times.sort()
-    logs = [math.log(t) for t in times if t > 0]
-    mean = sum(logs) / len(logs)
-    spread = math.sqrt(sum((x - mean) ** 2 for x in logs) / (len(logs) - 1)) if len(logs) > 1 else 0.0
-    return times[len(times) // 2], spread
+    return times[len(times) // 2], log_spread(times) or 0.0
 
 
 @contextmanager

@@ -61,7 +61,7 @@ def without_baseline(result: CheckResult) -> CheckResult:
     """The run's verdict with no baseline comparison: what the facts say before any gate judges them
     (a result that failed only on the run's own baseline passes again; the gate compares it anew)."""
     result.baseline = None
-    return judge(result, result.test, Thresholds.recorded(result.settings))
+    return judge(result, result.test)  # under the run's own recorded thresholds
 
 
 def why_not_judged(result: CheckResult) -> Optional[str]:

@@ -230,14 +230,15 @@ def _validate_latency(latency: Any, where: str) -> None:
         raise _Invalid(f"{where}: latency.samples_ms must be a non-empty list of milliseconds")
     for index, value in enumerate(samples):
         _check_number(value, f"{where}: latency.samples_ms[{index}]", positive=True)
-    for name in ("block_medians_ms",):
-        blocks = latency.get(name, [])
-        if not isinstance(blocks, list):
-            raise _Invalid(f"{where}: latency.{name} must be a list of milliseconds")
-        for index, value in enumerate(blocks):
-            _check_number(value, f"{where}: latency.{name}[{index}]", positive=True)
+    blocks = latency.get("block_medians_ms", [])
+    if not isinstance(blocks, list):
+        raise _Invalid(f"{where}: latency.block_medians_ms must be a list of milliseconds")
+    for index, value in enumerate(blocks):
+        _check_number(value, f"{where}: latency.block_medians_ms[{index}]", positive=True)
     if latency.get("probe_ms") is not None:
         _check_number(latency["probe_ms"], f"{where}: latency.probe_ms", positive=True)
+    if latency.get("probe_spread") is not None:  # a NaN here would be written as the token NaN too
+        _check_number(latency["probe_spread"], f"{where}: latency.probe_spread", positive=False)
     from ..stats import PERCENTILES
 
     for name in (f"{statistic}_ms" for statistic in PERCENTILES):  # a NaN here was written as the token NaN:
@@ -280,11 +281,17 @@ def entry_from_result(result: Any) -> Optional[Entry]:
                    "probe_spread": _six(lat.probe_spread),
                    "samples_ms": [_six(v) for v in subsample(lat.samples_ms)]}
     recorded = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    history = ([{"recorded": recorded, "p50_ms": latency["p50_ms"], "probe_ms": latency["probe_ms"],
-                 "count": lat.count}] if latency is not None and latency.get("p50_ms", 0) > 0 else [])
     return Entry(nodeid=result.nodeid, spec_id=result.spec_id, machine=result.machine, accuracy=accuracy,
                  latency=latency, model_hash=result.model_hash, check=result.check_name, recorded=recorded,
-                 history=history)
+                 history=run_record(recorded, latency))
+
+
+def run_record(recorded: str, latency: Optional[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The one run an entry's latency figures are, as its history holds it ([] with no p50 to keep)."""
+    if not latency or not (latency.get("p50_ms") or 0) > 0:
+        return []
+    return [{"recorded": recorded, "p50_ms": latency["p50_ms"], "probe_ms": latency.get("probe_ms"),
+             "count": latency.get("count")}]
 
 
 def with_history(entry: Entry, previous: Optional[Entry]) -> Entry:
@@ -292,9 +299,7 @@ def with_history(entry: Entry, previous: Optional[Entry]) -> Entry:
     A changed model starts a history of its own: its runs say nothing about the old model's noise."""
     if previous is None or previous.model_hash != entry.model_hash:
         return entry
-    older = previous.history or ([{"recorded": previous.recorded, "p50_ms": previous.latency.get("p50_ms"),
-                                   "probe_ms": previous.latency.get("probe_ms"), "count": previous.latency.get("count")}]
-                                 if previous.latency and previous.latency.get("p50_ms") else [])
+    older = previous.history or run_record(previous.recorded, previous.latency)  # an entry from before histories
     entry.history = (older + entry.history)[-HISTORY:]
     return entry
 
@@ -369,10 +374,12 @@ def render(entries: Sequence[Entry]) -> str:
         raw = asdict(entry)
         if raw["latency"] is not None:
             placeholder = f"{token}-{index}"
-            compact[placeholder] = json.dumps(raw["latency"]["samples_ms"])
+            compact[placeholder] = json.dumps(raw["latency"]["samples_ms"], allow_nan=False)
             raw["latency"]["samples_ms"] = placeholder
         raw_entries.append(raw)
-    text = json.dumps({"schema": SCHEMA, "version": VERSION, "entries": raw_entries}, indent=1, ensure_ascii=False)
+    # allow_nan=False: a NaN the validation missed stops the write instead of making a file no run can read.
+    text = json.dumps({"schema": SCHEMA, "version": VERSION, "entries": raw_entries}, indent=1, ensure_ascii=False,
+                      allow_nan=False)
     for placeholder, samples in compact.items():
         text = text.replace(json.dumps(placeholder), samples)
     return text + "\n"

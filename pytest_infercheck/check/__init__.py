@@ -12,7 +12,7 @@ from typing import Any, Iterable, Optional
 
 import pytest
 
-from ..judge.verdict import Thresholds, judge, summary_line
+from ..judge.verdict import judge, summary_line
 from ..results import CheckResult, Failure
 from ..settings import CALL_KEYS, parse_layer, resolve
 from ..spec import Outcome
@@ -90,7 +90,7 @@ class Infercheck:
         except StageSkip as skip:
             result.skipped = Failure(skip.stage, str(skip))
         finally:
-            judge(result, thresholds=Thresholds(strict=settings.baseline_strict, updating=settings.baseline_update))
+            judge(result)  # under the thresholds its recorded settings hold, as the controller and the gate read them
             self.context.record(result)
         for note in result.warnings:
             warnings.warn(InfercheckWarning(f"{spec.id}: {note}"), stacklevel=2)

@@ -23,7 +23,7 @@ from ..environment import fingerprint
 from ..baseline.summary import not_compared_reason, status_cell
 from ..results import BaselineStatus
 from ..results import CheckResult, check_label, several_checks
-from .table import item_name, test_name
+from .table import item_name, outcome_cell, test_name
 
 OUTCOME_CLASSES = ("passed", "failed", "skipped", "xfailed", "xpassed")
 PLOT_POINTS = 500  # samples drawn per curve: enough for the shape, small enough to keep the file light
@@ -104,12 +104,6 @@ def engine_order(result: CheckResult) -> tuple[int, int, bool, str]:
             result.spec_id)
 
 
-def outcome_text(result: CheckResult) -> str:
-    """``failed (accuracy)``: a failed or skipped cell says at which stage; ``passed, undecided``."""
-    text = f"{result.outcome} ({result.stage})" if result.outcome != "passed" and result.stage else str(result.outcome)
-    return text + (", undecided" if result.undecided else "")
-
-
 def matrix(results: Sequence[CheckResult]) -> str:
     """Checks down (a test's checks each on a row of their own), engine specs across; each cell links
     to its engine's card."""
@@ -135,7 +129,7 @@ def matrix(results: Sequence[CheckResult]) -> str:
             verdict = status_cell(worst)
             warn = " class='warn'" if verdict in ("missing", "other machine") else ""  # not gated: say so
             extra = "" if verdict == "-" else f"<br><small{warn}>{_e(verdict)}</small>"
-            cells.append(f"<td class='{cell_class(worst)}'><a href='#{_anchor(worst)}'>{_e(outcome_text(worst))}</a>"
+            cells.append(f"<td class='{cell_class(worst)}'><a href='#{_anchor(worst)}'>{_e(outcome_cell(worst))}</a>"
                          f"{extra}</td>")
         body.append(f"<tr><th>{_e(model)}</th>{''.join(cells)}</tr>")
     return f"<table class='matrix'>{head}{''.join(body)}</table>"

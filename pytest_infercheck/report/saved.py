@@ -84,6 +84,12 @@ def check_latency(latency: Any, where: str) -> None:
     for index, value in enumerate(latency.samples_ms):
         if not math.isfinite(value) or value < 0:
             raise DecodeError(f"{where}.samples_ms[{index}] is {value!r}, expected a finite number of milliseconds >= 0")
+    for index, value in enumerate(latency.block_medians_ms):
+        if not math.isfinite(value) or value <= 0:
+            raise DecodeError(f"{where}.block_medians_ms[{index}] is {value!r}, expected a positive number of milliseconds")
+    for name, value in (("probe_ms", latency.probe_ms), ("probe_spread", latency.probe_spread)):
+        if value is not None and (not math.isfinite(value) or value < 0):  # the gate's noise reads them
+            raise DecodeError(f"{where}.{name} is {value!r}, expected a finite number >= 0")
     for name in _STATISTICS:
         value = getattr(latency, name)
         if math.isnan(value) and (not latency.samples_ms or (name == "std_ms" and len(latency.samples_ms) < 2)):
