@@ -35,7 +35,7 @@ def main() -> int:
 
     from fixtures.models import TinyEncoder, token_inputs
     from pytest_infercheck.audit import audit
-    from pytest_infercheck.export import export_onnx
+    from pytest_infercheck.model.export import export_onnx
     imports_s = time.perf_counter() - start
 
     torch.manual_seed(0)

@@ -37,12 +37,12 @@ def build_engine(backend: str, precision: str, cache_dir: Path):
     import torch
 
     from fixtures.models import calibration_batches, cnn_inputs, small_cnn
-    from pytest_infercheck.artifacts import ModelArtifacts
+    from pytest_infercheck.backends.artifacts import ModelArtifacts
     from pytest_infercheck.backends import create_backend
     from pytest_infercheck.backends.base import BuildRequest
-    from pytest_infercheck.cache import EngineCache
-    from pytest_infercheck.model import ModelUnderTest
-    from pytest_infercheck.spec import EngineSpec
+    from pytest_infercheck.backends.cache import EngineCache
+    from pytest_infercheck.model.under_test import ModelUnderTest
+    from pytest_infercheck.core.spec import EngineSpec
 
     torch.manual_seed(0)
     model = ModelUnderTest.create(small_cnn(), cnn_inputs())
@@ -55,7 +55,7 @@ def build_engine(backend: str, precision: str, cache_dir: Path):
 
 
 def plugin_stats(engine, prepared, batch: int, min_time: float) -> tuple[float, float]:
-    from pytest_infercheck.timing import CpuTimer, TimingPlan
+    from pytest_infercheck.measure.timing import CpuTimer, TimingPlan
 
     plan = TimingPlan(warmup=20, min_iters=100, max_iters=1_000_000, min_time=min_time)
     stats = CpuTimer().measure(lambda: engine.run(prepared), plan, batch_size=batch)

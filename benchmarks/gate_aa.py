@@ -70,7 +70,7 @@ def main() -> int:
 
     from pytest_infercheck.baseline.offline import gate_results
     from pytest_infercheck.baseline.store import BaselineStore, update_baseline
-    from pytest_infercheck.options import OPTIONS_BY_NAME
+    from pytest_infercheck.config.options import OPTIONS_BY_NAME
     from pytest_infercheck.report.saved import load_report
 
     work = args.work or Path(tempfile.mkdtemp(prefix="gate-aa-"))

@@ -39,9 +39,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pytest_infercheck.baseline.store import subsample  # noqa: E402  (after the path insert)
-from pytest_infercheck.options import parse_max_regression  # noqa: E402
-from pytest_infercheck.regression import compare_latency  # noqa: E402
-from pytest_infercheck.timing import CpuTimer, CudaEventTimer, TimingPlan, plan_from_settings  # noqa: E402
+from pytest_infercheck.config.options import parse_max_regression  # noqa: E402
+from pytest_infercheck.measure.regression import compare_latency  # noqa: E402
+from pytest_infercheck.measure.timing import CpuTimer, CudaEventTimer, TimingPlan, plan_from_settings  # noqa: E402
 
 
 
@@ -66,12 +66,12 @@ def cpu_engine_factory(batch: int) -> tuple[Callable[[float], Callable[[], Any]]
     import torch
 
     from fixtures.models import cnn_inputs, small_cnn
-    from pytest_infercheck.artifacts import ModelArtifacts
+    from pytest_infercheck.backends.artifacts import ModelArtifacts
     from pytest_infercheck.backends import create_backend
     from pytest_infercheck.backends.base import BuildRequest
-    from pytest_infercheck.cache import EngineCache
-    from pytest_infercheck.model import ModelUnderTest
-    from pytest_infercheck.spec import EngineSpec
+    from pytest_infercheck.backends.cache import EngineCache
+    from pytest_infercheck.model.under_test import ModelUnderTest
+    from pytest_infercheck.core.spec import EngineSpec
 
     torch.manual_seed(0)
     model = ModelUnderTest.create(small_cnn(), cnn_inputs(batch))
@@ -158,7 +158,7 @@ def make_plan(args: argparse.Namespace) -> TimingPlan:
         return TimingPlan(warmup=args.warmup, min_iters=args.min_iters, max_iters=5000, min_time=args.min_time)
     from types import SimpleNamespace
 
-    from pytest_infercheck.options import OPTIONS
+    from pytest_infercheck.config.options import OPTIONS
 
     defaults = {option.name: option.default for option in OPTIONS}
     if args.quick:

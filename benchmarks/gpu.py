@@ -132,7 +132,7 @@ def check_one(spec_id: str, model: Any, inputs: Any, cache: Any, run: Any, mode:
 
     from pytest_infercheck.backends import engine_spec
     from pytest_infercheck.check import CheckContext, Infercheck
-    from pytest_infercheck.progress import ProgressReporter
+    from pytest_infercheck.core.progress import ProgressReporter
 
     independent: dict[str, float] = {}
 
@@ -174,8 +174,8 @@ def check_one(spec_id: str, model: Any, inputs: Any, cache: Any, run: Any, mode:
 def worker(args: argparse.Namespace) -> None:
     import torch
 
-    from pytest_infercheck.cache import EngineCache
-    from pytest_infercheck.session import RunState
+    from pytest_infercheck.backends.cache import EngineCache
+    from pytest_infercheck.plugin.session import RunState
 
     time_stages()
     cache = EngineCache(Path(args.cache))

@@ -124,7 +124,7 @@ def run_model(name: str, cache: Any, mode: str, device: str = "cuda", rows_to_ru
     import torch
     from gpu import check_one
 
-    from pytest_infercheck.session import RunState
+    from pytest_infercheck.plugin.session import RunState
 
     model, inputs = MODELS[name]()
     run = RunState()
@@ -167,8 +167,8 @@ def table(results: dict[str, Any]) -> list[str]:
 def main() -> None:
     import torch
 
-    from pytest_infercheck.cache import EngineCache
-    from pytest_infercheck.environment import gpu_info
+    from pytest_infercheck.backends.cache import EngineCache
+    from pytest_infercheck.backends.environment import gpu_info
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=",".join(MODELS))

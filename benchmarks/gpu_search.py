@@ -50,12 +50,12 @@ def make_model(name: str, device: str) -> tuple[Any, tuple[Any, ...]]:
 
 
 def build(backend: str, precision: str, model: Any, inputs: Any, device: str, cache_dir: Path) -> Any:
-    from pytest_infercheck.artifacts import ModelArtifacts
+    from pytest_infercheck.backends.artifacts import ModelArtifacts
     from pytest_infercheck.backends import create_backend, descriptor_of
     from pytest_infercheck.backends.base import BuildRequest
-    from pytest_infercheck.cache import EngineCache
-    from pytest_infercheck.model import ModelUnderTest
-    from pytest_infercheck.spec import EngineSpec
+    from pytest_infercheck.backends.cache import EngineCache
+    from pytest_infercheck.model.under_test import ModelUnderTest
+    from pytest_infercheck.core.spec import EngineSpec
 
     mut = ModelUnderTest.create(model, inputs, dynamic_batch=True)
     spec = EngineSpec(backend, precision)
@@ -70,17 +70,17 @@ def build(backend: str, precision: str, model: Any, inputs: Any, device: str, ca
 def plan_and_timer(device: str, quick: bool) -> tuple[Any, Any]:
     from types import SimpleNamespace
 
-    from pytest_infercheck.options import OPTIONS
-    from pytest_infercheck.timing import plan_from_settings, timer_for
+    from pytest_infercheck.config.options import OPTIONS
+    from pytest_infercheck.measure.timing import plan_from_settings, timer_for
 
     settings = {option.name: option.default for option in OPTIONS} | ({"max_time": 0.2, "min_iters": 20} if quick else {})
     return plan_from_settings(SimpleNamespace(**settings)), timer_for(device)
 
 
 def max_batch(name: str, args: argparse.Namespace, cache_dir: Path) -> list[str]:
-    from pytest_infercheck.budget import decide_budget
-    from pytest_infercheck.max_batch import engine_batch_runner, find_max_batch
-    from pytest_infercheck.options import parse_budget
+    from pytest_infercheck.measure.budget import decide_budget
+    from pytest_infercheck.measure.max_batch import engine_batch_runner, find_max_batch
+    from pytest_infercheck.config.options import parse_budget
 
     budget_text, limit = TARGETS[name]
     budget, limit = parse_budget(args.budget or budget_text), args.limit or limit
@@ -126,7 +126,7 @@ def nvidia_smi_mib() -> str:
 
 
 def memory(name: str, args: argparse.Namespace, cache_dir: Path) -> list[str]:
-    from pytest_infercheck.memory import DeviceMemoryTracker, torch_allocator_figures
+    from pytest_infercheck.measure.memory import DeviceMemoryTracker, torch_allocator_figures
 
     lines = []
     model, inputs = make_model(name, args.device)

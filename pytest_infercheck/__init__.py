@@ -11,12 +11,13 @@ __version__ = "0.1.0"
 __all__ = ["CheckResult", "AccuracyResult", "LatencyStats", "Tolerance", "EngineSpec", "Budget", "__version__"]
 
 if TYPE_CHECKING:
-    from .options import Budget
-    from .results import AccuracyResult, CheckResult, LatencyStats, Tolerance
-    from .spec import EngineSpec
+    from .config.options import Budget
+    from .measure.results import AccuracyResult, CheckResult, LatencyStats, Tolerance
+    from .core.spec import EngineSpec
 
-_LAZY = {"CheckResult": "results", "AccuracyResult": "results", "LatencyStats": "results", "Tolerance": "results",
-         "EngineSpec": "spec", "Budget": "options"}
+_LAZY = {"CheckResult": "measure.results", "AccuracyResult": "measure.results", "LatencyStats": "measure.results",
+         "Tolerance": "measure.results",
+         "EngineSpec": "core.spec", "Budget": "config.options"}
 
 
 def __getattr__(name: str) -> Any:

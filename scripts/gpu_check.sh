@@ -76,7 +76,7 @@ for name in ("triton", "torchvision", "transformers", "onnxruntime", "polygraphy
         print(name, "MISSING", type(exc).__name__)
 import onnxruntime
 print("onnxruntime providers", onnxruntime.get_available_providers())
-from pytest_infercheck.environment import gpu_info
+from pytest_infercheck.backends.environment import gpu_info
 print("gpu_info", gpu_info())
 EOF
   } 2>&1 | tee -a "$OUT/smoke.log"

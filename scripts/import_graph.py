@@ -14,23 +14,31 @@ PACKAGE = "pytest_infercheck"
 # import from its own layer and those below.  Names are relative to the package.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("foundation: files, codecs, locks, small pure helpers", (
-        "pytest_infercheck", "defaults", "files", "codec", "jsonsafe", "mdtext", "locks", "cache_dirs", "memo",
-        "process_exit", "failure_location", "tensors", "progress", "device_check", "gpus",
-        "cpu_threads", "cudagraphs", "data", "outputs", "model_identity", "audit.findings", "audit.onnx_graph",
+        "pytest_infercheck", "core", "measure", "model", "config", "core.defaults", "core.files", "core.codec",
+        "core.jsonsafe", "core.mdtext", "core.locks", "core.cache_dirs", "core.memo",
+        "core.process_exit", "core.failure_location", "model.tensors", "core.progress", "core.device_check",
+        "core.gpus",
+        "core.cpu_threads", "backends.cudagraphs", "data", "model.outputs", "model.model_identity",
+        "audit.findings", "audit.onnx_graph",
         "backends.base", "backends.trt_strongly_typed")),
     ("measurement and the typed facts", (
-        "stats", "regression", "memory", "budget", "profiling", "max_batch", "spec", "results", "compare",
-        "timing")),
+        "measure.stats", "measure.regression", "measure.memory", "measure.budget", "measure.profiling",
+        "measure.max_batch", "core.spec", "measure.results", "measure.compare",
+        "measure.timing")),
     ("the model: inputs, copies, exports, ONNX variants, artifacts, the engine cache", (
-        "inputs", "model", "export_common", "export_torchscript", "export", "precision", "module_errors", "onnx_variants", "calibration",
-        "divergence", "cache")),
+        "model.inputs", "model.under_test", "model.export_common", "model.export_torchscript", "model.export",
+        "model.precision", "model.module_errors", "model.onnx_variants", "model.calibration",
+        "model.divergence", "backends.cache")),
     ("engines: the registry, one module per backend, the machine they run on, a model's artifacts", (
-        "backends", "artifacts", "backends.torch_engine", "backends.torch_eager", "backends.inductor", "backends.precompile",
-        "backends.torchao_quant", "backends.aoti", "backends.onnxruntime", "backends.tensorrt_config", "backends.tensorrt",
-        "backends.tensorrt_rtx", "environment")),
-    ("settings: the option table, its parsers, the typed Settings", ("parsers", "options", "settings")),
+        "backends", "backends.artifacts", "backends.torch_engine", "backends.torch_eager", "backends.inductor",
+        "backends.precompile",
+        "backends.torchao_quant", "backends.aoti", "backends.onnxruntime", "backends.tensorrt_config",
+        "backends.tensorrt",
+        "backends.tensorrt_rtx", "backends.environment")),
+    ("settings: the option table, its parsers, the typed Settings", ("config.parsers", "config.options", "config.settings")),
     ("audit", (
-        "audit", "audit.fp16_range", "audit.native_logs", "audit.onnx_stage", "audit.ort_placement", "audit.render", "audit.runner",
+        "audit", "audit.fp16_range", "audit.native_logs", "audit.onnx_stage", "audit.ort_placement",
+        "audit.render", "audit.runner",
         "audit.tensorrt_live", "audit.tensorrt_rtx_stage", "audit.tensorrt_static", "audit.torch_stage")),
     ("judgement: the baseline, its comparison, the one verdict", (
         "baseline", "baseline.key", "baseline.store", "baseline.comparison", "baseline.summary", "baseline.offline",
@@ -42,7 +50,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "report", "report.table", "report.terminal", "report.markdown", "report.html", "report.junit",
         "report.json_report", "report.saved")),
     ("glue: pytest hooks, the session, the CLI", (
-        "session", "session_files", "xdist_groups", "plugin", "cli_common", "cli", "cli_check", "cli_saved", "__main__")),
+        "plugin.session", "plugin.session_files", "plugin.xdist_groups", "plugin", "cli.common", "cli",
+        "cli.check", "cli.saved", "__main__")),
 )
 ROOT = Path(__file__).resolve().parent.parent / PACKAGE
 

@@ -146,7 +146,7 @@ def pytest_sessionstart(session):
             impl.function = _timed(f"{name}:{impl.plugin_name}", impl.function)
 
 try:  # the controller's own reports, apart from the wait for its workers to exit
-    import pytest_infercheck.session_files as _files
+    import pytest_infercheck.plugin.session_files as _files
     _write = _files.write_outputs
     def _timed_write(*args, **kwargs):
         start = time.time()

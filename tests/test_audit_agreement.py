@@ -16,7 +16,7 @@ from fixtures import problem_models as problems
 from fixtures.models import cnn_inputs, small_cnn
 from pytest_infercheck.audit import AuditReport, Finding, audit
 from pytest_infercheck.audit.render import render_text, rows
-from pytest_infercheck.export import DYNAMO, TORCHSCRIPT
+from pytest_infercheck.model.export import DYNAMO, TORCHSCRIPT
 
 
 def hf_models():

@@ -32,7 +32,7 @@ def test_clean_models_have_no_findings(model, inputs, tmp_path: Path) -> None:
     # The older table too, on the same export.
     import onnx
 
-    from pytest_infercheck.export import export_onnx
+    from pytest_infercheck.model.export import export_onnx
 
     path = tmp_path / "model.onnx"
     onnx.save(export_onnx(model(), (inputs(),), dynamic_batch=False), str(path))

@@ -117,8 +117,8 @@ def test_a_kept_audit_answers_only_for_the_device_it_ran_for(tmp_path, monkeypat
     machine (or asked for another device) audits again instead of answering with the old findings."""
     import pytest_infercheck.audit.tensorrt_static as static
     from fixtures.problem_models import det_inputs, det_model
-    from pytest_infercheck.artifacts import ModelArtifacts
-    from pytest_infercheck.cache import EngineCache
+    from pytest_infercheck.backends.artifacts import ModelArtifacts
+    from pytest_infercheck.backends.cache import EngineCache
     from pytest_infercheck.check.prebuild import kept_findings
     from pytest_infercheck.check.reference import model_under_test
 

@@ -87,7 +87,7 @@ def test_a_model_that_parses_can_still_fail_to_build(tmp_path: Path) -> None:
 
 
 def test_dynamic_axes_get_a_profile_for_the_build_check(tmp_path: Path) -> None:
-    from pytest_infercheck.export import export_onnx
+    from pytest_infercheck.model.export import export_onnx
     from fixtures.models import dynamic_mlp
 
     import onnx

@@ -17,7 +17,7 @@ from pytest_infercheck.audit import onnx_graph
 from pytest_infercheck.audit.onnx_stage import checker_findings
 from pytest_infercheck.audit.ort_placement import placement_findings
 from pytest_infercheck.audit.tensorrt_live import installed_version, parser_findings, tensorrt_findings
-from pytest_infercheck.export import export_onnx
+from pytest_infercheck.model.export import export_onnx
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ import pytest
 
 from pytest_infercheck.backends import MODULES, create_backend, descriptor_of, descriptors, engine_spec, names
 from pytest_infercheck.backends.base import BackendDescriptor
-from pytest_infercheck.onnx_variants import VARIANTS
-from pytest_infercheck.spec import PRECISIONS, EngineSpec
+from pytest_infercheck.model.onnx_variants import VARIANTS
+from pytest_infercheck.core.spec import PRECISIONS, EngineSpec
 
 
 def test_registry_reads_one_descriptor_per_module() -> None:

@@ -123,7 +123,7 @@ def test_a_broken_file_is_a_usage_error_naming_the_file_and_the_problem(tmp_path
 
 
 def test_a_file_over_the_size_limit_is_refused_before_it_is_read(tmp_path: Path) -> None:
-    from pytest_infercheck.codec import MAX_JSON_BYTES
+    from pytest_infercheck.core.codec import MAX_JSON_BYTES
 
     path = tmp_path / "baseline.json"
     with open(path, "wb") as sparse:  # no disk used: only the size says it is too large
@@ -262,8 +262,8 @@ def test_a_bare_number_for_max_regression_is_refused(run_plugin) -> None:
 
 
 def _result(nodeid: str, samples: list[float], outcome: str = "passed"):  # type: ignore[no-untyped-def]
-    from pytest_infercheck.results import AccuracyResult, CheckResult, OutputAccuracy, Tolerance
-    from pytest_infercheck.timing import summarize
+    from pytest_infercheck.measure.results import AccuracyResult, CheckResult, OutputAccuracy, Tolerance
+    from pytest_infercheck.measure.timing import summarize
 
     result = CheckResult(nodeid=nodeid, spec_id="eager-fp32", backend="eager", precision="fp32", cuda_graphs=False,
                          outcome=outcome, stage=None if outcome == "passed" else "accuracy")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_infercheck.cache import CacheWarning, EngineCache, cache_key
+from pytest_infercheck.backends.cache import CacheWarning, EngineCache, cache_key
 
 
 def _writer(directory: Path) -> None:

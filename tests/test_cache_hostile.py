@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_infercheck.cache import CacheWarning, EngineCache
-from pytest_infercheck.cache_dirs import check_private, resolve_cache_dir
+from pytest_infercheck.backends.cache import CacheWarning, EngineCache
+from pytest_infercheck.core.cache_dirs import check_private, resolve_cache_dir
 
 KEY_A = "ab" + "a" * 38
 KEY_B = "ab" + "b" * 38

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_infercheck.cache import CacheWarning, EngineCache
-from pytest_infercheck.cache_dirs import check_private, lock_path, point_inductor_cache, resolve_cache_dir
+from pytest_infercheck.backends.cache import CacheWarning, EngineCache
+from pytest_infercheck.core.cache_dirs import check_private, lock_path, point_inductor_cache, resolve_cache_dir
 from readonly import read_only
 
 REPO = Path(__file__).resolve().parents[1]
@@ -230,7 +230,7 @@ def test_inductor_caches_in_our_directory_even_when_dynamo_was_imported_first(tm
     # Importing torch._dynamo sets TORCHINDUCTOR_CACHE_DIR to Inductor's default (/tmp/torchinductor_<user>):
     # the plugin used to take that for the user's choice and never point Inductor at its cache.
     code = ("import os, sys, torch, torch._dynamo\nfrom pathlib import Path\n"
-            "from pytest_infercheck.cache_dirs import point_inductor_cache\n"
+            "from pytest_infercheck.core.cache_dirs import point_inductor_cache\n"
             "assert os.environ['TORCHINDUCTOR_CACHE_DIR'].endswith('torchinductor_' + os.environ['EXPECTED_USER'])\n"
             "target = Path(sys.argv[1])\n"
             "assert point_inductor_cache(target) == target\n"

@@ -103,7 +103,7 @@ def test_every_documented_command_runs(command: str, project: Path, shared_cache
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """Each `infercheck check` line of the docs, as written (torchvision and timm stand-ins where the real
     ones cannot be imported beside this torch); its reports are the plugin's."""
-    from pytest_infercheck.cli_check import load_model
+    from pytest_infercheck.cli.check import load_model
 
     args = shlex.split(command)[2:]
     for library, stand_in in (("torchvision", STAND_IN_TORCHVISION), ("timm", FAKE_TIMM.replace("tiny_net", "resnet18"))):
@@ -185,7 +185,7 @@ def test_a_usage_error_exits_2_in_one_line(args: list[str], words: str, project:
 
 
 def test_the_torchvision_shorthand_asks_for_no_weights_and_none_for_the_backbone() -> None:
-    from pytest_infercheck.cli_check import _torchvision_model
+    from pytest_infercheck.cli.check import _torchvision_model
 
     calls = []
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pytest_infercheck.compare import DEFAULT_TOLERANCES, compare_outputs, measure_output, tolerance_for
-from pytest_infercheck.results import Tolerance
+from pytest_infercheck.measure.compare import DEFAULT_TOLERANCES, compare_outputs, measure_output, tolerance_for
+from pytest_infercheck.measure.results import Tolerance
 
 TIGHT = Tolerance(atol=1e-3, rtol=0.0, max_mismatch=0.0, min_cosine=0.999)
 

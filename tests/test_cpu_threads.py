@@ -11,11 +11,11 @@ import time
 import pytest
 import torch
 
-from pytest_infercheck.cpu_threads import (COMPILE_THREADS, ThreadsError, active_threads, configure_session,
+from pytest_infercheck.core.cpu_threads import (COMPILE_THREADS, ThreadsError, active_threads, configure_session,
                                            cpu_threads, parse_threads, resolve_threads, share_compile_threads,
                                            usable_cores)
-from pytest_infercheck.locks import cpu_timing_lock, cpu_work_lock, lock_dir
-from pytest_infercheck.options import OptionError, parse_value
+from pytest_infercheck.core.locks import cpu_timing_lock, cpu_work_lock, lock_dir
+from pytest_infercheck.config.options import OptionError, parse_value
 
 
 @pytest.mark.parametrize("cores, workers, expected", [(2, 1, 1), (4, 1, 3), (16, 1, 15), (4, 2, 1), (2, 2, 1),
@@ -114,7 +114,7 @@ def test_lock_files_are_private(tmp_path) -> None:
 
 
 def test_a_cpu_timing_excludes_cpu_work_in_other_processes() -> None:
-    waiter = "from pytest_infercheck.locks import cpu_work_lock\nwith cpu_work_lock(): print('built', flush=True)"
+    waiter = "from pytest_infercheck.core.locks import cpu_work_lock\nwith cpu_work_lock(): print('built', flush=True)"
     with cpu_timing_lock():
         child = subprocess.Popen([sys.executable, "-c", waiter], stdout=subprocess.PIPE, text=True,
                                  env=_env())
@@ -125,7 +125,7 @@ def test_a_cpu_timing_excludes_cpu_work_in_other_processes() -> None:
 
 
 def test_cpu_work_of_several_processes_overlaps() -> None:
-    builder = "from pytest_infercheck.locks import cpu_work_lock\nwith cpu_work_lock(): print('built', flush=True)"
+    builder = "from pytest_infercheck.core.locks import cpu_work_lock\nwith cpu_work_lock(): print('built', flush=True)"
     with cpu_work_lock():
         out = subprocess.run([sys.executable, "-c", builder], capture_output=True, text=True, timeout=60, env=_env())
     assert out.stdout.strip() == "built"
@@ -147,7 +147,7 @@ def test_a_read_only_cache_takes_its_cpu_locks_in_the_per_user_temp_dir_and_stil
 
     cache = tmp_path / "cache"
     cache.mkdir()
-    waiter = ("import sys; from pathlib import Path\nfrom pytest_infercheck.locks import cpu_work_lock\n"
+    waiter = ("import sys; from pathlib import Path\nfrom pytest_infercheck.core.locks import cpu_work_lock\n"
               "with cpu_work_lock(Path(sys.argv[1])): print('built', flush=True)")
     with read_only(cache):
         with cpu_timing_lock(cache):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_infercheck.device_check import check_device_available
+from pytest_infercheck.core.device_check import check_device_available
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -21,7 +21,7 @@ def test_auto_and_cpu_are_always_available() -> None:
 
 def test_cuda_without_a_visible_device_says_why() -> None:
     # CUDA_VISIBLE_DEVICES="" hides every GPU from a CUDA build too, so this runs the same on a GPU machine.
-    code = ("from pytest_infercheck.device_check import check_device_available\n"
+    code = ("from pytest_infercheck.core.device_check import check_device_available\n"
             "print(check_device_available('cuda'))\n")
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": str(REPO)}
     run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)

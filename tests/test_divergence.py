@@ -10,10 +10,10 @@ import onnx
 import pytest
 
 from fixtures.problem_models import fp16_overflow_model, overflow_inputs
-from pytest_infercheck.onnx_variants import convert_fp16
-from pytest_infercheck.compare import tolerance_for
-from pytest_infercheck.divergence import feeds_for, locate_divergence, topological
-from pytest_infercheck.export import export_onnx
+from pytest_infercheck.model.onnx_variants import convert_fp16
+from pytest_infercheck.measure.compare import tolerance_for
+from pytest_infercheck.model.divergence import feeds_for, locate_divergence, topological
+from pytest_infercheck.model.export import export_onnx
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ def test_readme_names_the_two_commands_that_exist() -> None:
 
 def test_tolerance_table_in_usage_matches_the_defaults() -> None:
     """docs/usage.md's table of default tolerances is the code's (compare.DEFAULT_TOLERANCES), row by row."""
-    from pytest_infercheck.compare import DEFAULT_TOLERANCES
+    from pytest_infercheck.measure.compare import DEFAULT_TOLERANCES
 
     rows = {}
     for line in (ROOT / "docs" / "usage.md").read_text().splitlines():

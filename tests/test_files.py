@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_infercheck.files import colliding_outputs, output_problem, write_atomic, write_or_reason
+from pytest_infercheck.core.files import colliding_outputs, output_problem, write_atomic, write_or_reason
 from readonly import read_only
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,7 +52,7 @@ def test_a_symlink_is_written_through_to_its_target(tmp_path: Path) -> None:
 
 def test_text_is_utf8_under_an_ascii_locale(tmp_path: Path) -> None:
     # A CI container often has LANG unset: Python then encodes open()'s text as ASCII unless told.
-    code = ("import locale, sys; from pathlib import Path; from pytest_infercheck.files import write_atomic\n"
+    code = ("import locale, sys; from pathlib import Path; from pytest_infercheck.core.files import write_atomic\n"
             "assert locale.getpreferredencoding(False).lower() in ('ansi_x3.4-1968', 'ascii'), locale.getpreferredencoding(False)\n"
             "write_atomic(Path(sys.argv[1]), 'p90 12 \\u00b5s \\u2713 \\u6a21\\u578b')\n")
     env = {**os.environ, "LC_ALL": "C", "LANG": "C", "PYTHONCOERCECLOCALE": "0", "PYTHONUTF8": "0",
@@ -134,7 +134,7 @@ def test_a_device_is_never_replaced_by_a_file() -> None:
 def test_read_regular_file_refuses_what_is_not_a_regular_file_without_opening_it(tmp_path: Path, make,
                                                                                   kind: str) -> None:
     """A FIFO must be refused, not opened: opening one for reading waits for a writer (the gate hung)."""
-    from pytest_infercheck.files import NotReadable, read_regular_file
+    from pytest_infercheck.core.files import NotReadable, read_regular_file
 
     path = tmp_path / "input.json"
     make(path)
@@ -143,7 +143,7 @@ def test_read_regular_file_refuses_what_is_not_a_regular_file_without_opening_it
 
 
 def test_read_regular_file_bounds_the_size(tmp_path: Path) -> None:
-    from pytest_infercheck.files import NotReadable, read_regular_file
+    from pytest_infercheck.core.files import NotReadable, read_regular_file
 
     path = tmp_path / "input.json"
     path.write_bytes(b"x" * 2048)

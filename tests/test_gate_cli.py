@@ -305,7 +305,7 @@ def test_a_report_records_its_writer_its_machines_and_a_content_hash(clean_repor
     from pytest_infercheck import __version__
     from pytest_infercheck.report.json_report import content_hash
     from pytest_infercheck.report.json_report import content_hash
-    from pytest_infercheck.results import SCHEMA_VERSION
+    from pytest_infercheck.measure.results import SCHEMA_VERSION
     data = json.loads(clean_report.read_text())
     assert data["format"] == "pytest-infercheck-report" and data["schema"] == SCHEMA_VERSION
     assert data["plugin_version"] == __version__
@@ -346,7 +346,7 @@ def test_a_result_that_failed_only_its_runs_own_baseline_is_judged_again(clean_r
 
 
 def _result(source: str):  # type: ignore[no-untyped-def]
-    from pytest_infercheck.results import CheckResult
+    from pytest_infercheck.measure.results import CheckResult
 
     return CheckResult(nodeid="t.py::t[eager-fp32]", spec_id="eager-fp32", backend="eager", precision="fp32",
                        cuda_graphs=False, settings={"max_regression": {"value": 0.5, "source": source}})

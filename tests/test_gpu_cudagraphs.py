@@ -7,7 +7,7 @@ import torch
 
 from fixtures.models import small_cnn
 from pytest_infercheck.backends.torch_engine import TorchEngine
-from pytest_infercheck.cudagraphs import CudaGraphEngine, CudaGraphError, largest_difference, wrap_for_graphs
+from pytest_infercheck.backends.cudagraphs import CudaGraphEngine, CudaGraphError, largest_difference, wrap_for_graphs
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (run scripts/gpu_check.sh)")]
@@ -57,7 +57,7 @@ def test_a_host_synchronisation_cannot_be_captured() -> None:
 
 
 def test_cuda_event_timer_reports_device_time_and_peak_memory() -> None:
-    from pytest_infercheck.timing import CudaEventTimer, TimingPlan
+    from pytest_infercheck.measure.timing import CudaEventTimer, TimingPlan
 
     graphed = CudaGraphEngine(cnn_engine())
     prepared = graphed.prepare([torch.randn(4, 3, 32, 32)])
@@ -68,7 +68,7 @@ def test_cuda_event_timer_reports_device_time_and_peak_memory() -> None:
 
 
 def test_gpu_artifacts_are_keyed_by_gpu_name_and_compute_capability() -> None:
-    from pytest_infercheck.artifacts import device_target
+    from pytest_infercheck.backends.artifacts import device_target
 
     props = torch.cuda.get_device_properties(0)
     assert device_target("cuda") == f"cuda:{props.name}:sm_{props.major}{props.minor}"

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from pytest_infercheck.report.html import matrix, render_html
-from pytest_infercheck.results import CheckResult
-from pytest_infercheck.spec import Outcome, Stage
+from pytest_infercheck.measure.results import CheckResult
+from pytest_infercheck.core.spec import Outcome, Stage
 
 # In the order a run might finish them: an AOTInductor item first, eager last.
 RAN = ["aoti-fp32", "onnxruntime-int8", "onnxruntime-fp16", "inductor-bf16", "inductor-fp16-cudagraph",

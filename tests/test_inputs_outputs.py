@@ -7,10 +7,10 @@ import torch
 
 from fixtures.repo_models import (CountingModel, EncoderOutput, KeywordOnlyEncoder, ReturnsText, TokenClassifier,
                                   token_inputs)
-from pytest_infercheck.calibration import calibration_batches
-from pytest_infercheck.inputs import InputsError, ModelInputs, onnx_feeds
-from pytest_infercheck.model import ModelUnderTest
-from pytest_infercheck.outputs import (OutputError, OutputNameError, flatten_outputs, resolve_output_name,
+from pytest_infercheck.model.calibration import calibration_batches
+from pytest_infercheck.model.inputs import InputsError, ModelInputs, onnx_feeds
+from pytest_infercheck.model.under_test import ModelUnderTest
+from pytest_infercheck.model.outputs import (OutputError, OutputNameError, flatten_outputs, resolve_output_name,
                                        short_name)
 
 
@@ -126,7 +126,7 @@ def test_generated_calibration_keeps_integer_inputs_integer() -> None:
 def test_a_model_that_cannot_be_copied_says_so() -> None:
     import threading
 
-    from pytest_infercheck.model import ModelCopyError, model_copy
+    from pytest_infercheck.model.under_test import ModelCopyError, model_copy
 
     model = torch.nn.Linear(2, 2)
     model.lock = threading.Lock()

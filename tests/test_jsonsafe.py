@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pytest_infercheck.jsonsafe import MAX_ARRAY_ELEMENTS, json_safe
-from pytest_infercheck.mdtext import md_cell, md_code
-from pytest_infercheck.results import CheckResult
+from pytest_infercheck.core.jsonsafe import MAX_ARRAY_ELEMENTS, json_safe
+from pytest_infercheck.core.mdtext import md_cell, md_code
+from pytest_infercheck.measure.results import CheckResult
 
 
 class Mode(enum.Enum):

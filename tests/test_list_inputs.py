@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pytest_infercheck.calibration import calibration_batches
-from pytest_infercheck.inputs import InputsError, ModelInputs, onnx_feeds
-from pytest_infercheck.model import ModelUnderTest
+from pytest_infercheck.model.calibration import calibration_batches
+from pytest_infercheck.model.inputs import InputsError, ModelInputs, onnx_feeds
+from pytest_infercheck.model.under_test import ModelUnderTest
 
 LIST_MODELS = '''
 import pytest, torch

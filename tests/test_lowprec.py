@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from pytest_infercheck.backends import torchao_quant
-from pytest_infercheck.parsers import OptionError, parse_fp8_granularity
-from pytest_infercheck.spec import EngineSpec
+from pytest_infercheck.config.parsers import OptionError, parse_fp8_granularity
+from pytest_infercheck.core.spec import EngineSpec
 
 CPU_MATRIX = '''
 import pytest

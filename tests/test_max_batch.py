@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from fixtures.models import cnn_inputs, small_cnn
-from pytest_infercheck.jsonsafe import json_safe
-from pytest_infercheck.max_batch import engine_batch_runner, find_max_batch, inputs_at_batch
-from pytest_infercheck.options import parse_budget
-from pytest_infercheck.timing import CpuTimer, TimingPlan
+from pytest_infercheck.core.jsonsafe import json_safe
+from pytest_infercheck.measure.max_batch import engine_batch_runner, find_max_batch, inputs_at_batch
+from pytest_infercheck.config.options import parse_budget
+from pytest_infercheck.measure.timing import CpuTimer, TimingPlan
 
 
 def curve(ms_per_item: float, fixed_ms: float, calls: list[int]):
@@ -25,7 +25,7 @@ def curve(ms_per_item: float, fixed_ms: float, calls: list[int]):
 
 
 def hand_search(run_at_batch, budget, limit: int) -> int:
-    from pytest_infercheck.budget import decide_budget
+    from pytest_infercheck.measure.budget import decide_budget
 
     return max((b for b in range(1, limit + 1) if decide_budget(run_at_batch(b), budget).passed), default=0)
 
@@ -76,12 +76,12 @@ def test_inputs_at_batch() -> None:
 
 
 def real_engine(backend_name: str, tmp_path):
-    from pytest_infercheck.artifacts import ModelArtifacts
+    from pytest_infercheck.backends.artifacts import ModelArtifacts
     from pytest_infercheck.backends import create_backend
     from pytest_infercheck.backends.base import BuildRequest
-    from pytest_infercheck.cache import EngineCache
-    from pytest_infercheck.model import ModelUnderTest
-    from pytest_infercheck.spec import EngineSpec
+    from pytest_infercheck.backends.cache import EngineCache
+    from pytest_infercheck.model.under_test import ModelUnderTest
+    from pytest_infercheck.core.spec import EngineSpec
 
     torch.manual_seed(0)
     model = ModelUnderTest.create(small_cnn(), cnn_inputs(2), dynamic_batch=True)

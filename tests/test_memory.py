@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from pytest_infercheck.jsonsafe import json_safe
-from pytest_infercheck.memory import DeviceMemoryTracker, choose_reader, torch_allocator_figures
+from pytest_infercheck.core.jsonsafe import json_safe
+from pytest_infercheck.measure.memory import DeviceMemoryTracker, choose_reader, torch_allocator_figures
 
 
 def test_cpu_has_no_device_memory_figure() -> None:

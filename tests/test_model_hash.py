@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from fixtures.models import dynamic_mlp, small_cnn
-from pytest_infercheck.model import content_hash, model_identity
+from pytest_infercheck.model.under_test import content_hash, model_identity
 
 
 class Scaled(torch.nn.Module):
@@ -166,7 +166,7 @@ HASH_IN_A_NEW_PROCESS = """
 import sys, torch
 sys.path.insert(0, sys.argv[1])
 from tests.test_model_hash import _holder
-from pytest_infercheck.model import content_hash
+from pytest_infercheck.model.under_test import content_hash
 for names in ({"a", "b", "c"}, {"a", "b"}):  # a set: its order follows PYTHONHASHSEED
     print(content_hash(_holder(table={"names": names, "scale": 1.0}), (torch.zeros(1, 4),), dynamic_batch=False))
 """

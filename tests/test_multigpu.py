@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 from test_baseline import FINGERPRINT, _result
 
-from pytest_infercheck import gpus
+from pytest_infercheck.core import gpus
 from pytest_infercheck.baseline.key import EntryIdentity, machine_key
 from pytest_infercheck.baseline.store import BaselineStore, update_baseline
-from pytest_infercheck.cache_dirs import lock_path
-from pytest_infercheck.options import OptionError, parse_gpus
-from pytest_infercheck.session import LOCK_LOG, InfercheckSession, gpu_lock
+from pytest_infercheck.core.cache_dirs import lock_path
+from pytest_infercheck.config.options import OptionError, parse_gpus
+from pytest_infercheck.plugin.session import LOCK_LOG, InfercheckSession, gpu_lock
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -360,7 +360,7 @@ def test_the_comparison_reads_each_process_timeline(tmp_path: Path) -> None:
 
 
 def test_results_name_an_item_without_the_group_that_loadgroup_appends() -> None:
-    from pytest_infercheck.xdist_groups import plain_nodeid
+    from pytest_infercheck.plugin.xdist_groups import plain_nodeid
 
     assert plain_nodeid("t.py::test_a[eager-fp16]@models") == "t.py::test_a[eager-fp16]"
     assert plain_nodeid("t.py::test_a@models") == "t.py::test_a"
@@ -369,7 +369,7 @@ def test_results_name_an_item_without_the_group_that_loadgroup_appends() -> None
 
 
 def test_engine_scopes_pair_an_engine_with_its_cuda_graph_twin_and_leave_other_tests_alone() -> None:
-    from pytest_infercheck.xdist_groups import engine_scope
+    from pytest_infercheck.plugin.xdist_groups import engine_scope
 
     assert engine_scope("t.py::test_a[inductor-fp16]") == engine_scope("t.py::test_a[inductor-fp16-cudagraph]") \
         == "t.py::test_a::inductor-fp16"
@@ -387,7 +387,7 @@ def test_engine_scopes_pair_an_engine_with_its_cuda_graph_twin_and_leave_other_t
 ])
 def test_engine_scopes_keep_the_tests_own_parameters(engine: str, twin: str, scope: str) -> None:
     """A test parametrised by the user as well: each parameter set pairs its engine with its twin."""
-    from pytest_infercheck.xdist_groups import engine_scope
+    from pytest_infercheck.plugin.xdist_groups import engine_scope
 
     assert engine_scope(engine) == engine_scope(twin) == scope
     assert engine_scope(engine.replace("8", "1").replace("b-1", "b-2")) != scope
@@ -413,7 +413,7 @@ class _Config:
 ])
 def test_engine_scheduling_applies_with_load_distribution_where_chosen_or_on_several_gpus(
         monkeypatch: pytest.MonkeyPatch, dist: str, setting: str, visible: str, gpus: Any, expected: bool) -> None:
-    from pytest_infercheck.xdist_groups import wanted
+    from pytest_infercheck.plugin.xdist_groups import wanted
 
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
     assert wanted(_Config(dist), setting, gpus) is expected

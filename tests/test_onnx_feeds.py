@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from pytest_infercheck.inputs import onnx_feeds
+from pytest_infercheck.model.inputs import onnx_feeds
 
 
 @pytest.mark.parametrize("dtype, expected", [(torch.float16, np.float16), (torch.float32, np.float32),

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from pytest_infercheck.options import (
+from pytest_infercheck.config.options import (
     Budget, OptionError, parse_backends, parse_budget, parse_cosine, parse_count, parse_cuda_graphs,
     parse_duration_ms, parse_factor, parse_float, parse_fraction, parse_percent, parse_positive_int,
     parse_precisions, parse_seconds, parse_seed, parse_timeout, parse_value,

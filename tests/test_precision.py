@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from pytest_infercheck.options import INT8_DEFAULT_OPS
+from pytest_infercheck.config.options import INT8_DEFAULT_OPS
 
 
 def results_of(report: Path) -> dict[str, dict]:
@@ -174,7 +174,7 @@ def test_a_backend_that_cannot_honour_keep_fp32_says_which_and_why() -> None:
     from pytest_infercheck.backends.base import BuildRequest
     from pytest_infercheck.backends.tensorrt import DESCRIPTOR
     from pytest_infercheck.check.build import Attempt, Deadline, build_engine
-    from pytest_infercheck.spec import EngineSpec
+    from pytest_infercheck.core.spec import EngineSpec
 
     artifacts = SimpleNamespace(model=SimpleNamespace(name="Model"), cache_states={})
     request = BuildRequest(spec=EngineSpec("tensorrt", "fp16"), artifacts=artifacts, device="cuda",

@@ -250,7 +250,7 @@ def run_showing_warnings(run_plugin, cache: Path, report: Path) -> tuple[dict, s
 
 def reseal(entry: Path) -> None:
     """meta.json written again over the entry's files as they are now: their checksums match."""
-    from pytest_infercheck.cache import EngineCache
+    from pytest_infercheck.backends.cache import EngineCache
 
     (entry / "meta.json").unlink()
     EngineCache._write_meta(entry, "inductor-precompiled")

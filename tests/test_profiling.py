@@ -8,19 +8,19 @@ import pytest
 import torch
 
 from fixtures.models import cnn_inputs, small_cnn
-from pytest_infercheck.jsonsafe import json_safe
+from pytest_infercheck.core.jsonsafe import json_safe
 from pytest_infercheck.backends import descriptor_of
-from pytest_infercheck.profiling import (ProfileUnavailable, make_table, ort_node_module, profile_engine,
+from pytest_infercheck.measure.profiling import (ProfileUnavailable, make_table, ort_node_module, profile_engine,
                                          table_from_ort_trace, tensorrt_layer_module)
 
 
 def build(backend_name: str, tmp_path, batch: int = 2):
-    from pytest_infercheck.artifacts import ModelArtifacts
+    from pytest_infercheck.backends.artifacts import ModelArtifacts
     from pytest_infercheck.backends import create_backend
     from pytest_infercheck.backends.base import BuildRequest
-    from pytest_infercheck.cache import EngineCache
-    from pytest_infercheck.model import ModelUnderTest
-    from pytest_infercheck.spec import EngineSpec
+    from pytest_infercheck.backends.cache import EngineCache
+    from pytest_infercheck.model.under_test import ModelUnderTest
+    from pytest_infercheck.core.spec import EngineSpec
 
     torch.manual_seed(0)
     model = ModelUnderTest.create(small_cnn(), cnn_inputs(batch))

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from pytest_infercheck import progress
-from pytest_infercheck.progress import BuildTimeout, ProgressReporter, run_build
+from pytest_infercheck.core import progress
+from pytest_infercheck.core.progress import BuildTimeout, ProgressReporter, run_build
 
 
 def test_a_fast_build_returns_its_value_silently() -> None:

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from pytest_infercheck.regression import (
+from pytest_infercheck.measure.regression import (
     ALPHA,
     MIN_HISTORY,
     MIN_SAMPLES,
@@ -253,7 +253,7 @@ def test_each_blessed_run_joins_the_entrys_history_up_to_its_bound(run_plugin, p
     """The between-run noise is measured from the runs the baseline has seen: each update adds one."""
     import json
 
-    from pytest_infercheck.regression import HISTORY
+    from pytest_infercheck.measure.regression import HISTORY
 
     baseline = pytester.path / "baseline.json"
     for _ in range(3):

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_infercheck.module_errors import ModuleError, candidates
-from pytest_infercheck.results import RepairResult
+from pytest_infercheck.model.module_errors import ModuleError, candidates
+from pytest_infercheck.measure.results import RepairResult
 
 
 def results_of(report: Path) -> dict[str, dict]:
@@ -166,10 +166,10 @@ def test_a_backend_that_cannot_honour_keep_fp32_is_not_searched() -> None:
     from pytest_infercheck.backends.base import BuildRequest
     from pytest_infercheck.backends.tensorrt import DESCRIPTOR
     from pytest_infercheck.check import repair
-    from pytest_infercheck.model import ModelUnderTest
-    from pytest_infercheck.results import AccuracyResult
-    from pytest_infercheck.settings import Settings
-    from pytest_infercheck.spec import EngineSpec
+    from pytest_infercheck.model.under_test import ModelUnderTest
+    from pytest_infercheck.measure.results import AccuracyResult
+    from pytest_infercheck.config.settings import Settings
+    from pytest_infercheck.core.spec import EngineSpec
 
     mut = ModelUnderTest.create(overflow_in_one_module(), overflow_inputs())
     built: list[tuple[str, ...]] = []

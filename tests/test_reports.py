@@ -178,11 +178,11 @@ def test_html_report_is_self_contained_and_renders_in_chromium(regressed_run, py
 def test_a_comparison_without_a_verdict_survives_the_trip_to_the_controller_and_renders() -> None:
     """Too few samples give no ratio (NaN): it must read back from JSON and render everywhere."""
     from pytest_infercheck.baseline.summary import baseline_properties, status_cell
-    from pytest_infercheck.regression import compare_latency
+    from pytest_infercheck.measure.regression import compare_latency
     from pytest_infercheck.report.html import render_html
     from pytest_infercheck.report.markdown import render_markdown
-    from pytest_infercheck.results import BaselineComparison, BaselineStatus, CheckResult
-    from pytest_infercheck.timing import summarize
+    from pytest_infercheck.measure.results import BaselineComparison, BaselineStatus, CheckResult
+    from pytest_infercheck.measure.timing import summarize
 
     result = CheckResult(nodeid="test_x.py::test_x[eager-fp32]", spec_id="eager-fp32", backend="eager",
                          precision="fp32", cuda_graphs=False, model_name="Tiny")

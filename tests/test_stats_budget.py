@@ -8,10 +8,10 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from pytest_infercheck.jsonsafe import json_safe
-from pytest_infercheck.budget import Decision, decide_budget
-from pytest_infercheck.options import parse_budget
-from pytest_infercheck.stats import (binomial_cdf, interval, mean_interval, min_samples_for_claim, normal_quantile,
+from pytest_infercheck.core.jsonsafe import json_safe
+from pytest_infercheck.measure.budget import Decision, decide_budget
+from pytest_infercheck.config.options import parse_budget
+from pytest_infercheck.measure.stats import (binomial_cdf, interval, mean_interval, min_samples_for_claim, normal_quantile,
                                      order_statistic_ranks, percentile_interval, quantile_side_confidence)
 
 

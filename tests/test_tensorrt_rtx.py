@@ -16,17 +16,17 @@ from torch import nn
 
 pytest.importorskip("tensorrt_rtx", reason="TensorRT-RTX is not installed: pip install 'pytest-infercheck[tensorrt-rtx]'")
 
-from pytest_infercheck.artifacts import ModelArtifacts  # noqa: E402
+from pytest_infercheck.backends.artifacts import ModelArtifacts  # noqa: E402
 from pytest_infercheck.backends import tensorrt as trt_backend  # noqa: E402
 from pytest_infercheck.backends import trt_strongly_typed as st  # noqa: E402
 from pytest_infercheck.backends.base import BuildRequest, BuiltButCannotRun  # noqa: E402
 from pytest_infercheck.backends.tensorrt_config import plan_build  # noqa: E402
 from pytest_infercheck.backends.tensorrt_rtx import (DESCRIPTOR, TensorRTRtxBackend, choose_target,  # noqa: E402
                                                      run_blocker)
-from pytest_infercheck.onnx_variants import float_biases  # noqa: E402
-from pytest_infercheck.cache import EngineCache  # noqa: E402
-from pytest_infercheck.model import ModelUnderTest  # noqa: E402
-from pytest_infercheck.spec import EngineSpec  # noqa: E402
+from pytest_infercheck.model.onnx_variants import float_biases  # noqa: E402
+from pytest_infercheck.backends.cache import EngineCache  # noqa: E402
+from pytest_infercheck.model.under_test import ModelUnderTest  # noqa: E402
+from pytest_infercheck.core.spec import EngineSpec  # noqa: E402
 
 
 class TinyMLP(nn.Module):
@@ -173,7 +173,7 @@ def test_qdq_biases_become_float_with_the_same_outputs(tmp_path: Path) -> None:
     import onnxruntime
 
     request = request_for("int8", tmp_path)
-    from pytest_infercheck.onnx_variants import onnx_variant
+    from pytest_infercheck.model.onnx_variants import onnx_variant
 
     qdq = onnx_variant(request, "int8-qdq")
     # Why the int8-qdq-trt variant exists:

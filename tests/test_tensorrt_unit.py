@@ -15,7 +15,7 @@ from pytest_infercheck.backends import tensorrt as trt_backend
 from pytest_infercheck.backends.tensorrt_config import (PROFILE_MAX_BATCH, BuildPlan, UnsupportedBuild,
                                                         calibration_feeds, engine_key_parts, major_version,
                                                         plan_build, profile_shapes, torch_dtype_name)
-from pytest_infercheck.spec import EngineSpec
+from pytest_infercheck.core.spec import EngineSpec
 
 
 @pytest.mark.parametrize("version, major", [("10.13.0.35", 10), ("11.0.0", 11), (" 10 ", 10)])
@@ -140,7 +140,7 @@ def test_backend_reports_an_unsupported_precision_for_the_installed_version(monk
 
 
 def test_shared_timing_cache_lives_in_the_engine_cache_per_version_and_gpu(tmp_path: Path) -> None:
-    from pytest_infercheck.cache import EngineCache
+    from pytest_infercheck.backends.cache import EngineCache
 
     cache = EngineCache(tmp_path)
     path = trt_backend.timing_cache_path(cache, "10.13", "cuda:NVIDIA H100 80GB HBM3:sm_90")
@@ -175,20 +175,20 @@ def test_build_plan_is_frozen() -> None:
 
 @pytest.mark.parametrize("text, value", [("auto", "auto"), ("sm_89", "sm_89"), ("SM120", "sm_120"), ("8.6", "sm_86")])
 def test_trt_target_option_forms(text: str, value: str) -> None:
-    from pytest_infercheck.options import parse_trt_target
+    from pytest_infercheck.config.options import parse_trt_target
 
     assert parse_trt_target(text) == value
 
 
 def test_trt_target_option_names_the_accepted_forms() -> None:
-    from pytest_infercheck.options import OptionError, parse_trt_target
+    from pytest_infercheck.config.options import OptionError, parse_trt_target
 
     with pytest.raises(OptionError, match="'hopper' is not a compute capability; write it as sm_89, SM89 or 8.9, or auto"):
         parse_trt_target("hopper")
 
 
 def test_calibration_feeds_of_named_batches_follow_the_network_inputs_by_name() -> None:
-    from pytest_infercheck.inputs import ModelInputs
+    from pytest_infercheck.model.inputs import ModelInputs
 
     batch = ModelInputs.from_example({"ids": torch.arange(2), "images": torch.zeros(2, 3)})
     feeds = calibration_feeds([batch], ["images", "ids"])

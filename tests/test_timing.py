@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from pytest_infercheck.timing import CpuTimer, TimingPlan, summarize
+from pytest_infercheck.measure.timing import CpuTimer, TimingPlan, summarize
 
 
 def test_statistics_match_numpy() -> None:
@@ -50,8 +50,8 @@ def test_samples_are_per_iteration() -> None:
 
 # -- adaptive sampling: the plan's stopping rule ------------------------------------------------------
 
-from pytest_infercheck.options import parse_budget  # noqa: E402
-from pytest_infercheck.timing import StoppingRule, plan_from_settings  # noqa: E402
+from pytest_infercheck.config.options import parse_budget  # noqa: E402
+from pytest_infercheck.measure.timing import StoppingRule, plan_from_settings  # noqa: E402
 
 
 def busy_wait(ms: float):

@@ -36,7 +36,7 @@ def fp16_range_findings(onnx_path: Path, inputs: Sequence[Any], module_paths: Ma
     """(findings, notes): the notes say which mask constants were recognised, and so not reported."""
     import onnx
 
-    from ..divergence import feeds_for, run_all_tensors, topological
+    from ..model.divergence import feeds_for, run_all_tensors, topological
     from .onnx_graph import constants
 
     model = onnx.load(str(onnx_path))

@@ -6,7 +6,7 @@ import json
 from collections import OrderedDict
 from typing import Iterable
 
-from ..mdtext import md_cell
+from ..core.mdtext import md_cell
 from .findings import ALL_TARGETS, AuditReport, Finding
 
 COLUMNS = ("operator", "count", "nodes", "verdict", "reason")

@@ -72,7 +72,7 @@ def _fp16_range(onnx_path: Path, inputs: Optional[Any], report: AuditReport, mod
     if inputs is None:
         report.notes.append("FP16 range not checked: it needs example inputs")
         return
-    from ..model import as_input_tuple
+    from ..model.under_test import as_input_tuple
     from .fp16_range import fp16_range_findings
     from .ort_placement import onnxruntime_missing
 
@@ -139,7 +139,7 @@ def _onnx_for(model: Any, inputs: Optional[Any], dynamic_batch: bool, tmp: Path,
         return tmp / "model.onnx"
     if inputs is None:
         raise TypeError("auditing a torch module needs example inputs (a tensor or a tuple of tensors)")
-    from ..model import as_input_tuple
+    from ..model.under_test import as_input_tuple
     from .torch_stage import torch_findings
 
     with _timed(report, "torch"):

@@ -37,7 +37,7 @@ def torch_findings(model: Any, inputs: Sequence[Any], *, dynamic_batch: bool = F
     What stopped the dynamo exporter blocks only when the fallback failed too."""
     result = TorchStageResult()
     result.findings.extend(graph_break_findings(model, inputs))
-    from ..export import DYNAMO, ExportError, export_program, onnx_from_program
+    from ..model.export import DYNAMO, ExportError, export_program, onnx_from_program
 
     try:
         result.program = export_program(model, inputs, dynamic_batch=dynamic_batch)
@@ -55,7 +55,7 @@ def _after_fallback(model: Any, inputs: Sequence[Any], first: Any, dynamo: list[
                     result: TorchStageResult) -> list[Finding]:
     """The dynamo exporter's findings once the TorchScript-based exporter has been tried: warnings
     when it exported the model (into ``result``), blocking with its reason added when it did not."""
-    from ..export import TORCHSCRIPT, ExportError, prepared, torchscript_fallback
+    from ..model.export import TORCHSCRIPT, ExportError, prepared, torchscript_fallback
 
     module, cpu_inputs = prepared(model, inputs, device="cpu")
     try:
@@ -77,9 +77,9 @@ def graph_break_findings(model: Any, inputs: Sequence[Any]) -> list[Finding]:
     import torch
     import torch._dynamo
 
-    from ..export import quiet_exporter, short_reason, torch_error_log
-    from ..inputs import as_model_inputs
-    from ..model import model_copy
+    from ..model.export import quiet_exporter, short_reason, torch_error_log
+    from ..model.inputs import as_model_inputs
+    from ..model.under_test import model_copy
 
     try:
         # explain runs the forward: on copies, as the export does, so a forward that changes its input or
@@ -126,7 +126,7 @@ def failure_location(model: Any, err: Any) -> tuple[str, str]:
     frame in the traceback (failure_location.user_frame), else the model's own forward."""
     import inspect
 
-    from ..failure_location import user_frame
+    from ..core.failure_location import user_frame
 
     match = _RAISED_AT.search(err.detail or err.reason)
     if match:

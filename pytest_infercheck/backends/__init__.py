@@ -13,7 +13,7 @@ import functools
 import importlib
 from typing import TYPE_CHECKING, Optional
 
-from ..spec import PRECISIONS, EngineSpec
+from ..core.spec import PRECISIONS, EngineSpec
 
 if TYPE_CHECKING:
     from .base import Backend, BackendDescriptor

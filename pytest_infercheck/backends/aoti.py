@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
-from ..spec import EngineSpec
+from ..core.spec import EngineSpec
 from . import torchao_quant
 from .base import BackendDescriptor, BuildError, BuildRequest
 from .torch_engine import TorchBackendBase, TorchEngine, torch_descriptor_facts, torch_dtype, use_inductor_cache
@@ -55,8 +55,8 @@ class AotiBackend(TorchBackendBase):
     def build(self, request: BuildRequest) -> TorchEngine:
         import torch
 
-        from ..artifacts import device_target
-        from ..precision import torch_recipe
+        from .artifacts import device_target
+        from ..model.precision import torch_recipe
 
         use_inductor_cache(request)
         dtype = engine_dtype(request.spec.precision)
@@ -94,8 +94,8 @@ def compile_package(request: BuildRequest, package: Path) -> None:
     """torch.export of the model at the spec's dtype on the target device, compiled to ``package``."""
     import torch
 
-    from ..export import export_program
-    from ..model import cast_inputs
+    from ..model.export import export_program
+    from ..model.under_test import cast_inputs
     from .torch_engine import module_copy
 
     dtype = engine_dtype(request.spec.precision)

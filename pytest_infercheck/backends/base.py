@@ -16,9 +16,9 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
 
-    from ..artifacts import ModelArtifacts
-    from ..results import PrecisionRecipe
-    from ..spec import EngineSpec
+    from .artifacts import ModelArtifacts
+    from ..measure.results import PrecisionRecipe
+    from ..core.spec import EngineSpec
 
 # Libraries on every engine's path: torch runs the reference and the exporters.
 TORCH = ("torch",)

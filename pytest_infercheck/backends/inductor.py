@@ -31,7 +31,7 @@ class InductorBackend(TorchBackendBase):
     def build(self, request: BuildRequest) -> TorchEngine:
         import torch
 
-        from ..export import quiet_torch_logs
+        from ..model.export import quiet_torch_logs
         from .torch_engine import module_copy
 
         use_inductor_cache(request)
@@ -86,8 +86,8 @@ def _use_precompiled(request: BuildRequest, engine: TorchEngine, prepared: tuple
     the same engine (an FP16 item with and without a CUDA graph) wait and load it."""
     import torch
 
-    from ..artifacts import device_target
-    from ..cache import CacheWarning
+    from .artifacts import device_target
+    from .cache import CacheWarning
 
     if request.compile_mode == "reduce-overhead":
         # Inductor's own CUDA graphs keep state (static buffers, the graph tree) in the compiled
@@ -137,8 +137,8 @@ def _compile_in_first_call(request: BuildRequest, engine: TorchEngine, prepared:
     import torch
     from torch._dynamo.utils import counters
 
-    from ..artifacts import device_target
-    from ..export import quiet_torch_logs
+    from .artifacts import device_target
+    from ..model.export import quiet_torch_logs
 
     # Two xdist workers given the same engine would both compile it, on the same CPUs: the second
     # waits for the first and loads its result.

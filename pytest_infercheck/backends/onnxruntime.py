@@ -11,7 +11,7 @@ import functools
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
-from ..spec import EngineSpec
+from ..core.spec import EngineSpec
 from .base import ONNX_EXPORT, BackendDescriptor, BuildRequest, missing_module_reason
 
 if TYPE_CHECKING:
@@ -123,7 +123,7 @@ class OnnxRuntimeEngine:
         self.output_names = [meta.name for meta in session.get_outputs()]
 
     def prepare(self, inputs: Sequence[Any]) -> dict[str, "np.ndarray"]:
-        from ..inputs import onnx_feeds
+        from ..model.inputs import onnx_feeds
 
         return onnx_feeds(self.input_names, inputs)  # by the graph's input names: keyword inputs may come in any order
 
@@ -159,7 +159,7 @@ class OnnxRuntimeCudaEngine:
         self.static_outputs: list[Any] = []
 
     def prepare(self, inputs: Sequence[Any]) -> tuple[Any, ...]:
-        from ..inputs import as_model_inputs
+        from ..model.inputs import as_model_inputs
 
         ordered = as_model_inputs(inputs).ordered_for(self.input_names)  # in the graph's input order
         prepared = tuple(t.detach().to(self.device).contiguous() for t in ordered)
@@ -197,7 +197,7 @@ class OnnxRuntimeCudaEngine:
         return self.static_outputs
 
     def to_numpy(self, raw_outputs: list[Any]) -> list["np.ndarray"]:
-        from ..model import to_numpy
+        from ..model.under_test import to_numpy
 
         if self.stream is not None:
             self.stream.synchronize()
@@ -245,7 +245,7 @@ class OnnxRuntimeBackend:
             return OnnxRuntimeEngine(create_session(path, providers), request.device)
         import torch
 
-        from ..artifacts import device_target
+        from .artifacts import device_target
 
         stream = torch.cuda.Stream(device=request.device)
         trt_dir = None
@@ -263,7 +263,7 @@ class OnnxRuntimeBackend:
         return OnnxRuntimeCudaEngine(session, request.device, stream, request.spec.cuda_graphs)
 
     def onnx_model(self, request: BuildRequest) -> Path:
-        from ..onnx_variants import onnx_variant
+        from ..model.onnx_variants import onnx_variant
 
         return onnx_variant(request, DESCRIPTOR.onnx_variants[request.spec.precision])
 
@@ -275,7 +275,7 @@ def create_session(path: Path, providers: list[str], options_per_provider: Optio
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # errors only: the verdict carries what matters
     if not any(provider.startswith(("CUDA", "Tensorrt")) for provider in providers):
-        from ..cpu_threads import configure_session
+        from ..core.cpu_threads import configure_session
 
         configure_session(options)  # the check's CPU thread count, no spinning pool threads
     return onnxruntime.InferenceSession(str(path), sess_options=options, providers=providers,

@@ -40,12 +40,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from ..memo import Memo
+from ..core.memo import Memo
 
 if TYPE_CHECKING:
     import torch
 
-    from ..inputs import ModelInputs
+    from ..model.inputs import ModelInputs
 
 FUNCTION_FILE = "forward.precompiled"
 NOT_PRECOMPILED_FILE = "not-precompiled.txt"  # why this engine could not be precompiled
@@ -171,7 +171,7 @@ def stale_reason(directory: Path) -> Optional[str]:
 def _recorded_sources(path: Path) -> list[dict[str, str]]:
     """``SOURCES_FILE``, checked. Its checksum in meta.json can match while it does not parse (damaged
     before meta.json was written, or written by another version): that is a damaged entry."""
-    from ..cache import DamagedEntry
+    from .cache import DamagedEntry
 
     try:
         sources = json.loads(path.read_bytes().decode("utf-8"))
@@ -186,7 +186,7 @@ def _recorded_sources(path: Path) -> list[dict[str, str]]:
 
 def _check_reason_file(path: Path) -> None:
     """``NOT_PRECOMPILED_FILE``, if there, must read as text: it is shown as the reason on every run."""
-    from ..cache import DamagedEntry
+    from .cache import DamagedEntry
 
     try:
         path.read_bytes().decode("utf-8")

@@ -30,7 +30,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from ..spec import EngineSpec
+from ..core.spec import EngineSpec
 from .base import ONNX_EXPORT, BackendDescriptor, BuildRequest, missing_module_reason
 from .trt_strongly_typed import PLAN_FILE, TENSORRT, TrtLibrary
 from .tensorrt_config import (BuildPlan, UnsupportedBuild, calibration_feeds, engine_key_parts, plan_build,
@@ -97,7 +97,7 @@ class TensorRTBackend:
     @staticmethod
     def onnx_for(plan: BuildPlan, request: BuildRequest) -> Path:
         """10.x parses the FP32 export; 11.x the converted model that carries the precision in its types."""
-        from ..onnx_variants import onnx_variant
+        from ..model.onnx_variants import onnx_variant
 
         return onnx_variant(request, DESCRIPTOR.onnx_variants[plan.precision] if plan.strongly_typed else "fp32")
 
@@ -109,8 +109,8 @@ class TensorRTBackend:
 
 
 def build_engine_entry(plan: BuildPlan, request: BuildRequest, onnx_path: Path, version: str) -> Any:
-    from ..artifacts import device_target
-    from ..model import inputs_hash
+    from .artifacts import device_target
+    from ..model.under_test import inputs_hash
 
     artifacts = request.artifacts
     names = artifacts.onnx_input_names() or []
@@ -205,7 +205,7 @@ class TensorRTEngine:
         return getattr(torch, torch_dtype_name(self.engine.get_tensor_dtype(name)))
 
     def prepare(self, inputs: Sequence[Any]) -> tuple[Any, ...]:
-        from ..inputs import as_model_inputs
+        from ..model.inputs import as_model_inputs
 
         ordered = as_model_inputs(inputs).ordered_for(self.input_names)  # by name: keyword inputs in any order
         return tuple(t.detach().to(device=self.device, dtype=self._dtype(name)).contiguous()
@@ -230,7 +230,7 @@ class TensorRTEngine:
         return outputs
 
     def to_numpy(self, raw_outputs: list[Any]) -> list[Any]:
-        from ..model import to_numpy
+        from ..model.under_test import to_numpy
 
         return [to_numpy(t) for t in raw_outputs]
 

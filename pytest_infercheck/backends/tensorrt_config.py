@@ -104,8 +104,8 @@ def calibration_feeds(batches: Sequence[Sequence[Any]], input_names: Sequence[st
     Polygraphy's ``Calibrator`` takes any iterable of such dicts and checks them against the
     network's inputs; here a batch with the wrong number of tensors is refused with its index.
     """
-    from ..inputs import ModelInputs
-    from ..model import to_numpy
+    from ..model.inputs import ModelInputs
+    from ..model.under_test import to_numpy
 
     feeds = []
     for index, batch in enumerate(batches):

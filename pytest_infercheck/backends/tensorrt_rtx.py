@@ -22,7 +22,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional
 
-from ..spec import EngineSpec
+from ..core.spec import EngineSpec
 from .base import ONNX_EXPORT, BackendDescriptor, BuildRequest, BuiltButCannotRun
 from .trt_strongly_typed import (PLAN_FILE, TENSORRT_RTX, buildable_targets, deserialize, normalize_target,
                                  read_figures, write_engine)
@@ -66,14 +66,14 @@ class TensorRTRtxBackend:
         return TensorRTEngine(engine, request.device, onnx_output_names(onnx_path), trt=TENSORRT_RTX.load())
 
     def onnx_model(self, request: BuildRequest) -> Path:
-        from ..onnx_variants import onnx_variant
+        from ..model.onnx_variants import onnx_variant
 
         return onnx_variant(request, DESCRIPTOR.onnx_variants[request.spec.precision])
 
 
 def build_entry(request: BuildRequest, onnx_path: Path, target: str) -> Any:
     """The cached engine directory; the key holds the library version and the target capability."""
-    from ..model import inputs_hash
+    from ..model.under_test import inputs_hash
     from .tensorrt_config import profile_shapes
 
     artifacts = request.artifacts

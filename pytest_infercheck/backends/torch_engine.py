@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
-from ..inputs import ModelInputs, as_model_inputs
+from ..model.inputs import ModelInputs, as_model_inputs
 from .base import TORCH
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ class TorchEngine:
             return self.layout.with_tensors(prepared).call(self.fn)
 
     def to_numpy(self, raw_outputs: Any) -> list["np.ndarray"]:
-        from ..model import flatten_outputs, to_numpy
+        from ..model.under_test import flatten_outputs, to_numpy
 
         return [to_numpy(tensor) for _, tensor in flatten_outputs(raw_outputs)]
 
@@ -88,8 +88,8 @@ def torch_descriptor_facts(libraries: tuple[str, ...] = TORCH, *, quantized: boo
 
 def module_copy(request: Any, dtype: Optional["torch.dtype"]) -> "torch.nn.Module":
     """The engine's copy of the model at ``dtype`` on the request's device, keep_fp32's modules in FP32."""
-    from ..model import model_copy
-    from ..precision import keep_modules_fp32, torch_recipe
+    from ..model.under_test import model_copy
+    from ..model.precision import keep_modules_fp32, torch_recipe
 
     module = model_copy(request.artifacts.model.module, dtype=dtype, device=request.device)
     if dtype is not None and torch_recipe(request, dtype):
@@ -100,13 +100,13 @@ def module_copy(request: Any, dtype: Optional["torch.dtype"]) -> "torch.nn.Modul
 def use_inductor_cache(request: Any) -> None:
     """Inductor's and Triton's compiled kernels go into the engine cache (a temporary directory
     removed at the end with the cache off), not into the system temp dir."""
-    from ..cache_dirs import point_inductor_cache
+    from ..core.cache_dirs import point_inductor_cache
 
     point_inductor_cache(request.artifacts.cache.scratch_dir("inductor"))
 
 
 def torch_dtype(precision: str) -> "torch.dtype":
-    from ..model import DTYPES
+    from ..model.under_test import DTYPES
 
     return DTYPES[precision]
 

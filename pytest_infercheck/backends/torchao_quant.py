@@ -22,14 +22,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Iterator, Optional
 
-from ..precision import outermost
-from ..results import PrecisionRecipe
+from ..model.precision import outermost
+from ..measure.results import PrecisionRecipe
 from .base import BuildError, missing_module_reason
 
 if TYPE_CHECKING:
     import torch
 
-    from ..spec import EngineSpec
+    from ..core.spec import EngineSpec
     from .base import BuildRequest
 
 TORCHAO_PRECISIONS = ("int8", "fp8")
@@ -99,7 +99,7 @@ def cache_key(request: "BuildRequest", granularity: str) -> dict[str, Any]:
     """What an AOTInductor package of a quantized model also depends on."""
     from importlib.metadata import version
 
-    from ..model import inputs_hash
+    from ..model.under_test import inputs_hash
 
     key: dict[str, Any] = {"torchao": version("torchao"), "method": label(request, granularity)}
     if static_calibration(request):

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..regression import compare_accuracy, compare_latency, run_noise
-from ..results import BaselineComparison, CheckResult
+from ..measure.regression import compare_accuracy, compare_latency, run_noise
+from ..measure.results import BaselineComparison, CheckResult
 from .key import EntryIdentity
 from .store import BaselineStore, subsample
 

@@ -54,7 +54,7 @@ def machine_key(device: str, fingerprint: Optional[dict[str, Any]] = None, *,
                 backend: Optional[str] = None) -> dict[str, Any]:
     """The facts an entry must share with this run to be compared with it (see the module doc)."""
     if fingerprint is None:
-        from ..environment import fingerprint as current_fingerprint
+        from ..backends.environment import fingerprint as current_fingerprint
 
         fingerprint = current_fingerprint()
     kind = "cuda" if device.startswith("cuda") else device

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence
 
 from ..judge.verdict import Thresholds, judge
-from ..options import OPTIONS_BY_NAME, OptionError
-from ..results import CheckResult, several_checks
-from ..spec import Outcome, Stage
+from ..config.options import OPTIONS_BY_NAME, OptionError
+from ..measure.results import CheckResult, several_checks
+from ..core.spec import Outcome, Stage
 from .comparison import compare_with_entry
 from .store import BaselineStore
 from .summary import who, summary_lines

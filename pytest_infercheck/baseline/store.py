@@ -26,10 +26,10 @@ from typing import Any, Optional, Sequence
 
 import pytest
 
-from ..codec import DecodeError, load_json
-from ..files import directory_lock, write_atomic
-from ..regression import HISTORY
-from ..results import BaselineStatus, check_label, several_checks
+from ..core.codec import DecodeError, load_json
+from ..core.files import directory_lock, write_atomic
+from ..measure.regression import HISTORY
+from ..measure.results import BaselineStatus, check_label, several_checks
 from .key import EntryIdentity, key_differences, machine_text
 
 SCHEMA = "pytest-infercheck-baseline"
@@ -239,7 +239,7 @@ def _validate_latency(latency: Any, where: str) -> None:
         _check_number(latency["probe_ms"], f"{where}: latency.probe_ms", positive=True)
     if latency.get("probe_spread") is not None:  # a NaN here would be written as the token NaN too
         _check_number(latency["probe_spread"], f"{where}: latency.probe_spread", positive=False)
-    from ..stats import PERCENTILES
+    from ..measure.stats import PERCENTILES
 
     for name in (f"{statistic}_ms" for statistic in PERCENTILES):  # a NaN here was written as the token NaN:
         if name in latency:  # no later run read the file

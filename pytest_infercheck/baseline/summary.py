@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import AbstractSet, Any, Optional, Sequence
 
-from ..results import BaselineComparison, BaselineStatus, CheckResult, check_label, round_figure, several_checks
+from ..measure.results import BaselineComparison, BaselineStatus, CheckResult, check_label, round_figure, several_checks
 from .store import UpdateSummary
 from .comparison import regressed_kinds
 

@@ -13,9 +13,9 @@ from typing import Any, Iterable, Optional
 import pytest
 
 from ..judge.verdict import judge, summary_line
-from ..results import CheckResult, Failure
-from ..settings import CALL_KEYS, parse_layer, resolve
-from ..spec import Outcome
+from ..measure.results import CheckResult, Failure
+from ..config.settings import CALL_KEYS, parse_layer, resolve
+from ..core.spec import Outcome
 from .context import CheckContext
 from .failure import StageFailure, StageSkip
 from .flow import CheckInputs, resolve_device, run_check

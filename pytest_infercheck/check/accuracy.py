@@ -9,21 +9,21 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, Mapping, Optional
 
-from ..results import AccuracyResult, Divergence, DynamicBatchCheck, Tolerance
-from ..settings import TOLERANCE_KEYS
-from ..spec import Stage
+from ..measure.results import AccuracyResult, Divergence, DynamicBatchCheck, Tolerance
+from ..config.settings import TOLERANCE_KEYS
+from ..core.spec import Stage
 from .failure import BATCH_OF_ONE, StageFailure, short
 from .reference import Reference, reference_outputs
 
 if TYPE_CHECKING:
     from ..backends.base import Backend, BuildRequest, Engine
-    from ..model import ModelUnderTest
+    from ..model.under_test import ModelUnderTest
 
 
 def tolerances(precision: str, settings: Any, output_names: list[str]) -> tuple[Tolerance, dict[str, Tolerance]]:
     """The precision's default with the settings' overrides, and the per-output ones by full output name."""
-    from ..compare import tolerance_for
-    from ..outputs import OutputNameError, resolve_output_name
+    from ..measure.compare import tolerance_for
+    from ..model.outputs import OutputNameError, resolve_output_name
 
     base = tolerance_for(precision, **{key: getattr(settings, key) for key in TOLERANCE_KEYS})
     try:  # short names (logits) and full ones (output['logits']) alike
@@ -41,7 +41,7 @@ def asdict_tolerance(tolerance: Tolerance) -> dict[str, Any]:
 
 def compare(outputs: list[Any], reference: Reference, base: Tolerance,
             per_output: Mapping[str, Tolerance]) -> AccuracyResult:
-    from ..compare import compare_outputs
+    from ..measure.compare import compare_outputs
 
     return compare_outputs(outputs, reference, base, per_output)
 
@@ -75,8 +75,8 @@ def locate_divergence(backend: "Backend", request: "BuildRequest", tolerance: To
     """
     if request.spec.precision == "fp32":
         return None  # an FP32 engine runs the reference's own ONNX model: no intermediate to compare
-    from ..divergence import feeds_for
-    from ..divergence import locate_divergence as locate
+    from ..model.divergence import feeds_for
+    from ..model.divergence import locate_divergence as locate
 
     try:
         candidate = backend.onnx_model(request)

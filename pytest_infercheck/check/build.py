@@ -9,14 +9,14 @@ import traceback
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Optional
 
-from ..results import CalibrationInfo, ExportInfo, PrecisionRecipe
-from ..spec import Stage
+from ..measure.results import CalibrationInfo, ExportInfo, PrecisionRecipe
+from ..core.spec import Stage
 from .failure import BATCH_OF_ONE, StageFailure, StageSkip, indent, short
 
 if TYPE_CHECKING:
-    from ..artifacts import ModelArtifacts
+    from ..backends.artifacts import ModelArtifacts
     from ..backends.base import Backend, BuildRequest, Engine
-    from ..spec import EngineSpec
+    from ..core.spec import EngineSpec
 
 
 @dataclass
@@ -47,8 +47,8 @@ class Deadline:
 def export_in_time(artifacts: "ModelArtifacts", deadline: Deadline, progress: Any) -> None:
     """The ONNX export the pre-build audit reads, under the build's deadline; an export that fails is
     left for the build stage, which reports it with the exporter's reason."""
-    from ..export import ExportError
-    from ..progress import BuildTimeout, run_build
+    from ..model.export import ExportError
+    from ..core.progress import BuildTimeout, run_build
 
     try:
         run_build(artifacts.onnx_path, what=f"the ONNX export of {artifacts.model.name}",
@@ -71,7 +71,7 @@ def build_request(spec: "EngineSpec", artifacts: "ModelArtifacts", device: str, 
                            int8_ops=settings.int8_ops, keep_fp32=settings.keep_fp32,
                            fp8_granularity=settings.fp8_granularity)
     if spec.precision == "int8" and not (calibration is None and _calibration_optional(spec)):
-        from ..calibration import calibration_batches, value_range
+        from ..model.calibration import calibration_batches, value_range
 
         model = artifacts.model
         try:
@@ -96,9 +96,9 @@ def build_engine(backend: "Backend", request: "BuildRequest", *, deadline: Deadl
                  attempt: Attempt) -> "Engine":
     """Stage EXPORT/BUILD: the backend's build with progress lines and the deadline, then CUDA graphs."""
     from ..backends.base import BuiltButCannotRun
-    from ..cudagraphs import wrap_for_graphs
-    from ..export import ExportError
-    from ..progress import BuildTimeout, run_build
+    from ..backends.cudagraphs import wrap_for_graphs
+    from ..model.export import ExportError
+    from ..core.progress import BuildTimeout, run_build
 
     spec, model = request.spec, request.artifacts.model
     start = time.perf_counter()
@@ -106,7 +106,7 @@ def build_engine(backend: "Backend", request: "BuildRequest", *, deadline: Deadl
         engine = run_build(lambda: backend.build(request), what=f"{spec.id} of {model.name}",
                            timeout_s=deadline.remaining(), reporter=progress, limit_s=deadline.timeout_s)
         if request.keep_fp32 and spec.precision != "fp32" and request.recipe is None:
-            from ..precision import not_honoured
+            from ..model.precision import not_honoured
 
             not_honoured(request, backend.descriptor.keep_fp32_gap or "the backend has no way to run modules in FP32")
         return wrap_for_graphs(engine, spec.cuda_graphs)
@@ -160,7 +160,7 @@ def frozen_value_notes(frozen_values: list[str], shown: int = 3) -> list[str]:
 
 def first_run(engine: "Engine", spec: "EngineSpec", inputs: Any) -> tuple[Any, list[Any]]:
     """Stage RUN: the engine's outputs on the example inputs (and the prepared inputs, for timing)."""
-    from ..cudagraphs import CudaGraphError
+    from ..backends.cudagraphs import CudaGraphError
 
     try:
         prepared = engine.prepare(inputs)

@@ -6,9 +6,9 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, Callable, ContextManager, Optional
 
-from ..results import CheckResult
-from ..settings import Layer
-from ..spec import EngineSpec
+from ..measure.results import CheckResult
+from ..config.settings import Layer
+from ..core.spec import EngineSpec
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from ..spec import Stage
+from ..core.spec import Stage
 
 
 class StageFailure(Exception):
@@ -31,7 +31,7 @@ BATCH_OF_ONE = ("torch's exporters treat a dimension of size 0 or 1 as static (0
 
 def short(exc: BaseException) -> str:
     """An exception in a few lines (the top and its root cause), for a failure message."""
-    from ..export import short_reason
+    from ..model.export import short_reason
 
     return short_reason(exc)
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Optional
 
-from ..results import AccuracyResult, CheckResult, RepairResult
-from ..spec import Stage
+from ..measure.results import AccuracyResult, CheckResult, RepairResult
+from ..core.spec import Stage
 from . import accuracy, build, latency, prebuild, reference, repair
 from .failure import StageFailure, StageSkip, indent
 
@@ -34,7 +34,7 @@ class CheckInputs:
 
 def run_check(context: "CheckContext", settings: Any, given: CheckInputs, result: CheckResult) -> None:
     """The stages in order, on the CPU with the run's thread count (the reference and every engine alike)."""
-    from ..cpu_threads import cpu_threads, resolve_threads
+    from ..core.cpu_threads import cpu_threads, resolve_threads
 
     device = result.device = resolve_device(settings.device)
     result.model_name = type(given.model).__name__  # in the failure's header even when the inputs are refused
@@ -54,7 +54,7 @@ def run_stages(context: "CheckContext", settings: Any, given: CheckInputs, resul
     mut = reference.model_under_test(given.model, given.example_inputs, dynamic_batch=settings.dynamic_batch)
     result.model_name, result.model_hash = mut.name, mut.hash
     if settings.keep_fp32:
-        from ..precision import KeepFp32Error, check_module_names
+        from ..model.precision import KeepFp32Error, check_module_names
 
         try:
             check_module_names(mut.module, settings.keep_fp32)
@@ -154,7 +154,7 @@ def check_outputs(backend: Any, engine: Any, request: Any, mut: Any, expected: r
     try:
         prepared, outputs = build.first_run(engine, request.spec, mut.inputs)
     except StageFailure as failure:
-        from ..precision import quantized_run_hint
+        from ..model.precision import quantized_run_hint
 
         hint = quantized_run_hint(request, f"{failure}\n{failure.detail}", mut.inputs) if failure.stage == Stage.RUN \
             else None
@@ -199,7 +199,7 @@ def compare_with_baseline(context: "CheckContext", settings: Any, result: CheckR
 def gpu_facts(device: str) -> Optional[dict[str, Any]]:
     if not device.startswith("cuda"):
         return None
-    from ..environment import gpu_info
+    from ..backends.environment import gpu_info
 
     return gpu_info()
 

@@ -11,15 +11,15 @@ from __future__ import annotations
 import traceback
 from typing import TYPE_CHECKING, Any, Callable, ContextManager, Optional
 
-from ..results import LatencyStats
-from ..spec import Stage
+from ..measure.results import LatencyStats
+from ..core.spec import Stage
 from .failure import StageFailure, short
 
 if TYPE_CHECKING:
     from ..backends.base import Engine
-    from ..budget import BudgetVerdict
-    from ..model import ModelUnderTest
-    from ..profiling import ProfileTable
+    from ..measure.budget import BudgetVerdict
+    from ..model.under_test import ModelUnderTest
+    from ..measure.profiling import ProfileTable
 
 Lock = Callable[[str], ContextManager[Any]]
 
@@ -27,7 +27,7 @@ Lock = Callable[[str], ContextManager[Any]]
 def measure(engine: "Engine", prepared: Any, mut: "ModelUnderTest", device: str, settings: Any,
             lock: Lock) -> LatencyStats:
     """Stage LATENCY: the engine timed on prepared inputs (or host to host with time_transfers)."""
-    from ..timing import machine_probe, plan_from_settings, timer_for
+    from ..measure.timing import machine_probe, plan_from_settings, timer_for
 
     timer = timer_for(device, getattr(engine, "stream", None))
     run: Callable[[], Any] = lambda: engine.run(prepared)  # noqa: E731
@@ -58,7 +58,7 @@ def budget_verdict(latency: Optional[LatencyStats], settings: Any) -> Optional["
     budget = settings.budget
     if budget is None or latency is None or not latency.samples_ms:
         return None
-    from ..budget import decide_budget
+    from ..measure.budget import decide_budget
 
     return decide_budget(latency.samples_ms, budget, settings.confidence)
 
@@ -67,7 +67,7 @@ def profile(engine: "Engine", prepared: Any, mut: "ModelUnderTest", device: str,
             warnings: list[str], profiler: str) -> Optional["ProfileTable"]:
     """Where the time goes, per operator and PyTorch module, by the backend's profiler; None (with a
     note) where it cannot be told."""
-    from ..profiling import ProfileUnavailable, profile_engine
+    from ..measure.profiling import ProfileUnavailable, profile_engine
 
     try:
         return profile_engine(engine, prepared, profiler=profiler, device=device, module=mut.module,
@@ -85,8 +85,8 @@ def search_max_batch(engine: "Engine", mut: "ModelUnderTest", device: str, setti
     An engine without one (static export, CUDA graph) cannot take another batch: the search then
     records why in its first trial rather than rebuilding (that needs dynamic_batch=True).
     """
-    from ..max_batch import engine_batch_runner, find_max_batch
-    from ..timing import plan_from_settings, timer_for
+    from ..measure.max_batch import engine_batch_runner, find_max_batch
+    from ..measure.timing import plan_from_settings, timer_for
 
     timer = timer_for(device, getattr(engine, "stream", None))
     runner = engine_batch_runner(lambda batch: engine, mut.inputs, timer, plan_from_settings(settings),
@@ -97,13 +97,13 @@ def search_max_batch(engine: "Engine", mut: "ModelUnderTest", device: str, setti
 
 def device_memory_tracker(device: str) -> Any:
     """Every allocator's device memory around the build and the run (CUDA only; None on the CPU)."""
-    from ..memory import DeviceMemoryTracker
+    from ..measure.memory import DeviceMemoryTracker
 
     return DeviceMemoryTracker.start(device)
 
 
 def device_memory(tracker: Any, device: str) -> Any:
-    from ..memory import torch_allocator_figures
+    from ..measure.memory import torch_allocator_figures
 
     peak, reserved = torch_allocator_figures(device)
     return tracker.result(torch_peak_bytes=peak, torch_reserved_bytes=reserved)

@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
 from ..audit.findings import BLOCKING, Finding
-from ..spec import Stage
+from ..core.spec import Stage
 from .failure import StageFailure, StageSkip
 
 if TYPE_CHECKING:
-    from ..artifacts import ModelArtifacts
+    from ..backends.artifacts import ModelArtifacts
     from ..backends.base import BackendDescriptor
-    from ..settings import Settings
+    from ..config.settings import Settings
 
 MAX_LISTED = 10
 
@@ -91,7 +91,7 @@ FINDINGS_FILE = "findings.json"
 
 def audited_device(device: str) -> str:
     """``cpu``, or the GPU's name and compute capability; ``cuda`` alone where torch sees no GPU."""
-    from ..artifacts import device_target
+    from ..backends.artifacts import device_target
 
     try:
         return device_target(device)
@@ -126,7 +126,7 @@ def audit_before_build(artifacts: "ModelArtifacts", descriptor: "BackendDescript
     Returns [] when the backend has no audit target or the model does not export (the build stage
     reports the export failure with its own message).
     """
-    from ..export import ExportError
+    from ..model.export import ExportError
 
     target = descriptor.audit_target(device)
     if target is None:
@@ -152,7 +152,7 @@ def predicted_gaps(artifacts: "ModelArtifacts", descriptor: "BackendDescriptor",
     The item still skips (nothing was built), but a CPU-only CI run learns that the model would not
     parse, node by node, before anyone books a GPU machine.  ("", []) when nothing is predicted.
     """
-    from ..export import ExportError
+    from ..model.export import ExportError
 
     target = descriptor.audit_target(device)
     if target is None:

@@ -15,13 +15,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Sequence
 
-from ..spec import Stage
+from ..core.spec import Stage
 from .failure import StageFailure, short
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from ..model import ModelUnderTest
+    from ..model.under_test import ModelUnderTest
 
 Reference = list[tuple[str, "np.ndarray"]]  # (output name, eager FP32 values), in the model's output order
 
@@ -33,7 +33,7 @@ _SMALLEST_NORMAL = {"fp32": 1.1754944e-38, "fp16": 6.1035156e-05, "bf16": 1.1754
 
 def model_under_test(model: Any, example_inputs: Any, *, dynamic_batch: bool) -> "ModelUnderTest":
     """The user's module and example inputs, checked: a wrong type fails the item at Stage.INPUTS."""
-    from ..model import ModelUnderTest
+    from ..model.under_test import ModelUnderTest
 
     try:
         return ModelUnderTest.create(model, example_inputs, dynamic_batch=dynamic_batch)
@@ -65,8 +65,8 @@ def reference_outputs(mut: "ModelUnderTest", device: str, tf32: bool) -> Referen
 
 def eager_run(mut: "ModelUnderTest", device: str, tf32: bool) -> tuple[Reference, list[str]]:
     """One eager run on copies: its outputs and the inputs it changed in place (``ModelUnderTest.eager_run``)."""
-    from ..model import ModelCopyError, to_numpy
-    from ..outputs import OutputError
+    from ..model.under_test import ModelCopyError, to_numpy
+    from ..model.outputs import OutputError
 
     try:
         with tf32_setting(device, tf32):
@@ -120,7 +120,7 @@ def judge_reference(reference: Reference, precision: str, exempt: Sequence[str] 
     """Fail when an output cannot tell a right engine from a wrong one (see the module doc).
 
     ``measure`` (called only then) says where in the model the values were lost: ``activation_trail``."""
-    from ..outputs import OutputNameError, resolve_output_name
+    from ..model.outputs import OutputNameError, resolve_output_name
 
     names = [name for name, _ in reference]
     try:
@@ -176,8 +176,8 @@ def _activation_scales(mut: "ModelUnderTest", device: str) -> tuple[float, list[
     """(input RMS, [(module name, output RMS, all its parameters zero)] in the order they finish, output RMS)."""
     import torch
 
-    from ..model import model_copy
-    from ..outputs import flatten_outputs
+    from ..model.under_test import model_copy
+    from ..model.outputs import flatten_outputs
 
     module = model_copy(mut.module, dtype=None, device=device)
     inputs = mut.inputs.cast(dtype=None, device=device)

@@ -21,12 +21,12 @@ import math
 import time
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
-from ..precision import KEEP_FP32_GAP
-from ..results import AccuracyResult, RepairResult, RepairTrial
+from ..model.precision import KEEP_FP32_GAP
+from ..measure.results import AccuracyResult, RepairResult, RepairTrial
 from .failure import StageFailure, StageSkip, short
 
 if TYPE_CHECKING:
-    from ..model import ModelUnderTest
+    from ..model.under_test import ModelUnderTest
     from .context import CheckContext
     from .reference import Reference
 
@@ -126,13 +126,13 @@ def _search(job: Repairing, found: RepairResult, start: float) -> None:
 
 def _profiler(job: Repairing) -> Optional[Callable[[Sequence[str]], list[Any]]]:
     """keep-list -> the ranked candidates, by forward hooks (FP16/BF16) or the engine's ONNX model (INT8)."""
-    from ..module_errors import candidates, onnx_module_errors, torch_module_errors
+    from ..model.module_errors import candidates, onnx_module_errors, torch_module_errors
 
     precision, mut, device = job.request.spec.precision, job.mut, job.request.device
     if precision in ("fp16", "bf16"):
         import torch
 
-        from ..model import DTYPES
+        from ..model.under_test import DTYPES
 
         dtype = DTYPES[precision]
         info = torch.finfo(dtype)
@@ -140,7 +140,7 @@ def _profiler(job: Repairing) -> Optional[Callable[[Sequence[str]], list[Any]]]:
                                        info.max, info.eps, keep)
     if job.backend.onnx_model(job.request) is None:
         return None
-    from ..divergence import feeds_for
+    from ..model.divergence import feeds_for
 
     reference = job.request.artifacts.onnx_path()
     feeds = feeds_for(reference, mut.inputs)

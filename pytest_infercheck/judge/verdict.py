@@ -24,8 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
-from ..results import BaselineStatus, CheckResult, Failure, TestOutcome
-from ..spec import Outcome, Stage
+from ..measure.results import BaselineStatus, CheckResult, Failure, TestOutcome
+from ..core.spec import Outcome, Stage
 
 STRICT_FLAG = "--infer-baseline-strict"
 

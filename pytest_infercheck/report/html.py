@@ -19,10 +19,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from ..environment import fingerprint
+from ..backends.environment import fingerprint
 from ..baseline.summary import not_compared_reason, status_cell
-from ..results import BaselineStatus
-from ..results import CheckResult, check_label, several_checks
+from ..measure.results import BaselineStatus
+from ..measure.results import CheckResult, check_label, several_checks
 from .table import item_name, outcome_cell, test_name
 
 OUTCOME_CLASSES = ("passed", "failed", "skipped", "xfailed", "xpassed")
@@ -96,7 +96,7 @@ def engine_order(result: CheckResult) -> tuple[int, int, bool, str]:
     """The matrix's columns in one fixed order whatever ran first: backend as the registry lists them
     (eager first), then precision (fp32, fp16, bf16, int8, fp8), then without before with a CUDA graph."""
     from ..backends import names
-    from ..spec import PRECISIONS
+    from ..core.spec import PRECISIONS
 
     backends, precision = names(), str(result.precision)
     return (backends.index(result.backend) if result.backend in backends else len(backends),
@@ -302,6 +302,6 @@ def render_html(results: Sequence[CheckResult], environment: Optional[dict[str, 
 
 def write_html(path: Path, results: Sequence[CheckResult], environment: Optional[dict[str, Any]] = None) -> None:
     """``environment``: a saved report's fingerprint (``infercheck report``/``gate``); this process's by default."""
-    from ..files import write_atomic
+    from ..core.files import write_atomic
 
     write_atomic(Path(path), render_html(results, environment))

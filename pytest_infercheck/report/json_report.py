@@ -17,10 +17,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..environment import fingerprint
-from ..files import write_atomic
-from ..jsonsafe import json_safe
-from ..results import SCHEMA_VERSION, CheckResult
+from ..backends.environment import fingerprint
+from ..core.files import write_atomic
+from ..core.jsonsafe import json_safe
+from ..measure.results import SCHEMA_VERSION, CheckResult
 from .table import ordered
 
 FORMAT = "pytest-infercheck-report"

@@ -15,8 +15,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..results import CheckResult, check_label, round_figure, several_checks
-from ..spec import Outcome
+from ..measure.results import CheckResult, check_label, round_figure, several_checks
+from ..core.spec import Outcome
 
 # XML 1.0 cannot hold these characters at all, escaped or not: an error message may carry them.
 _NOT_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -94,6 +94,6 @@ def render_junit(results: Sequence[CheckResult], suite: str = "infercheck gate")
 
 
 def write_junit(path: Path, results: Sequence[CheckResult]) -> None:
-    from ..files import write_atomic
+    from ..core.files import write_atomic
 
     write_atomic(Path(path), render_junit(results))

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import AbstractSet, Optional, Sequence
 
 from ..baseline.summary import not_compared_reason, status_cell
-from ..mdtext import md_cell as _cell, md_code as _code
-from ..results import BaselineStatus, CheckResult, check_label, several_checks
+from ..core.mdtext import md_cell as _cell, md_code as _code
+from ..measure.results import BaselineStatus, CheckResult, check_label, several_checks
 from .table import COLUMNS, item_name, ordered, rows
 
 BASELINE_COLUMN = "vs baseline"
@@ -99,7 +99,7 @@ def write_markdown(results: Sequence[CheckResult], path: Optional[str], step_sum
     Returns one line per write that failed (the other one is still attempted): the session prints
     them, and the summary and the other reports are still written.
     """
-    from ..files import append_text, write_atomic, write_or_reason
+    from ..core.files import append_text, write_atomic, write_or_reason
 
     if not results:
         return []

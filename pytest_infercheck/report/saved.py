@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from ..codec import DecodeError, JsonSyntaxError, from_data, load_json
-from ..results import SCHEMA_VERSION, CheckResult
-from ..stats import PERCENTILES
+from ..core.codec import DecodeError, JsonSyntaxError, from_data, load_json
+from ..measure.results import SCHEMA_VERSION, CheckResult
+from ..measure.stats import PERCENTILES
 from .json_report import FORMAT, HASH_FIELD, content_hash, plugin_version
 
 RERUN = "re-run the tests with --infer-report=PATH to write a fresh report"

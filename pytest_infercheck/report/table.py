@@ -8,8 +8,8 @@ import math
 import textwrap
 from typing import Optional, Sequence, Union
 
-from ..results import CheckResult, check_label, several_checks
-from ..stats import PERCENTILES
+from ..measure.results import CheckResult, check_label, several_checks
+from ..measure.stats import PERCENTILES
 from ..backends import split_item_id
 
 COLUMNS = ("test", "engine", "device", "outcome", "max abs err", "cosine", *(f"{name} ms" for name in PERCENTILES),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pytest_infercheck.check.build import frozen_value_notes
-from pytest_infercheck.export import short_reason
+from pytest_infercheck.model.export import short_reason
 
 
 def test_the_same_frozen_value_is_one_note_with_its_count() -> None:

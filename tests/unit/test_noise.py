@@ -6,8 +6,8 @@ from __future__ import annotations
 import math
 import random
 
-from pytest_infercheck.regression import MIN_HISTORY, RunNoise, compare_latency, run_noise
-from pytest_infercheck.stats import log_spread
+from pytest_infercheck.measure.regression import MIN_HISTORY, RunNoise, compare_latency, run_noise
+from pytest_infercheck.measure.stats import log_spread
 
 
 def samples(p50: float, n: int = 200, jitter: float = 0.01, seed: int = 0) -> list[float]:

@@ -9,7 +9,8 @@ import types
 
 import pytest
 
-from pytest_infercheck import gpus, memory
+from pytest_infercheck.core import gpus
+from pytest_infercheck.measure import memory
 
 
 def fake_pynvml(calls: list[tuple[str, object]]) -> types.ModuleType:

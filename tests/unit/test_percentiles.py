@@ -14,18 +14,18 @@ ROOT = Path(__file__).resolve().parents[2]
 
 ADD_P95 = textwrap.dedent("""
     import json
-    import pytest_infercheck.stats as stats
+    import pytest_infercheck.measure.stats as stats
     stats.PERCENTILES.clear()
     stats.PERCENTILES.update({"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99})  # the one line, in order
 
-    from pytest_infercheck.timing import summarize
-    from pytest_infercheck.results import AccuracyResult, CheckResult
+    from pytest_infercheck.measure.timing import summarize
+    from pytest_infercheck.measure.results import AccuracyResult, CheckResult
     from pytest_infercheck.report.table import COLUMNS, FIT_STEPS, render_text
     from pytest_infercheck.report.junit import junit_properties
     from pytest_infercheck.report.html import latency_table
     from pytest_infercheck.baseline.store import entry_from_result
-    from pytest_infercheck.budget import Budget, decide_budget
-    from pytest_infercheck.parsers import parse_budget
+    from pytest_infercheck.measure.budget import Budget, decide_budget
+    from pytest_infercheck.config.parsers import parse_budget
 
     stats_ = summarize([float(i) for i in range(1, 101)], timer="cpu", batch_size=1, warmup=0)
     result = CheckResult(nodeid="t.py::t[eager-fp32]", spec_id="eager-fp32", backend="eager", precision="fp32",

@@ -6,14 +6,14 @@ from __future__ import annotations
 import dataclasses
 import typing
 
-from pytest_infercheck.options import OPTIONS
-from pytest_infercheck.settings import Settings, resolve
+from pytest_infercheck.config.options import OPTIONS
+from pytest_infercheck.config.settings import Settings, resolve
 
 EXTRA_FIELDS = {"tolerances", "sources"}  # not options: the per-output tolerances and each value's source
 
 
 def _field_types() -> dict[str, typing.Any]:
-    import pytest_infercheck.settings as module
+    import pytest_infercheck.config.settings as module
 
     return typing.get_type_hints(Settings, vars(module))
 
@@ -56,7 +56,7 @@ def test_resolving_no_layer_gives_the_table_defaults() -> None:
 
 def test_the_timing_defaults_are_the_tables() -> None:
     """TimingPlan once defaulted to min_time=1.0 and max_time=inf where the options said 0.1 and 1.0."""
-    from pytest_infercheck.timing import StoppingRule, TimingPlan
+    from pytest_infercheck.measure.timing import StoppingRule, TimingPlan
 
     plan, settings = TimingPlan(), Settings.defaults()
     assert (plan.warmup, plan.min_iters, plan.max_iters, plan.min_time, plan.max_time) == (

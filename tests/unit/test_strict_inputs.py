@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_infercheck.codec import DecodeError, parse_json
-from pytest_infercheck.options import OptionError, parse_backends, parse_cuda_graphs, parse_engines, parse_gpus, \
+from pytest_infercheck.core.codec import DecodeError, parse_json
+from pytest_infercheck.config.options import OptionError, parse_backends, parse_cuda_graphs, parse_engines, parse_gpus, \
     parse_precisions
 
 
@@ -59,8 +59,8 @@ def test_a_gpu_index_of_thousands_of_digits_is_an_option_error() -> None:
 
 
 def test_a_lock_file_that_is_a_fifo_is_refused_at_once_and_held_lock_falls_back(tmp_path: Path) -> None:
-    from pytest_infercheck.files import file_lock
-    from pytest_infercheck.locks import held_lock
+    from pytest_infercheck.core.files import file_lock
+    from pytest_infercheck.core.locks import held_lock
 
     (tmp_path / "locks").mkdir(mode=0o700)
     fifo = tmp_path / "locks" / "cpu-work.lock"

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 from pytest_infercheck.report.table import render_text
 from pytest_infercheck.report.terminal import table_width
-from pytest_infercheck.results import CheckResult
+from pytest_infercheck.measure.results import CheckResult
 
 
 def reporter(stream: object, width: int = 123) -> SimpleNamespace:

@@ -11,10 +11,10 @@ from dataclasses import replace
 
 import pytest
 
-from pytest_infercheck.budget import Budget, decide_budget
+from pytest_infercheck.measure.budget import Budget, decide_budget
 from pytest_infercheck.judge.verdict import Thresholds, apply, verdict
-from pytest_infercheck.regression import compare_latency
-from pytest_infercheck.results import (
+from pytest_infercheck.measure.regression import compare_latency
+from pytest_infercheck.measure.results import (
     AccuracyResult,
     BaselineComparison,
     BaselineStatus,
@@ -26,7 +26,7 @@ from pytest_infercheck.results import (
     TestOutcome,
     Tolerance,
 )
-from pytest_infercheck.spec import Outcome, Stage
+from pytest_infercheck.core.spec import Outcome, Stage
 
 FP16 = Tolerance(atol=1e-2, rtol=1e-2, max_mismatch=0.05, min_cosine=0.999, max_rel_l2=5e-3)
 

@@ -14,7 +14,7 @@ OWN_LIBRARIES = ("pytest-infercheck", "numpy")
 
 def fingerprint_libraries() -> tuple[str, ...]:
     """Every distribution whose version keys the engine cache and appears in the fingerprint."""
-    from .backends import descriptors
+    from . import descriptors
 
     names = [*OWN_LIBRARIES, *(lib for d in descriptors().values() for lib in d.libraries)]
     return tuple(dict.fromkeys(names))
@@ -60,7 +60,7 @@ def gpu_info() -> Optional[dict[str, Any]]:
         "memory_bytes": int(props.total_memory),
         "cuda_runtime": torch.version.cuda,
     }
-    from .gpus import device_uuid
+    from ..core.gpus import device_uuid
 
     uuid = device_uuid(index)
     if uuid:  # which physical GPU, for the report (not in the machine key: two H100s time alike)
@@ -77,7 +77,7 @@ def _nvml_facts(index: int) -> dict[str, Any]:
     except ImportError:
         return {}
     try:
-        from .gpus import nvml_handle
+        from ..core.gpus import nvml_handle
 
         pynvml.nvmlInit()
         handle = nvml_handle(pynvml, index)

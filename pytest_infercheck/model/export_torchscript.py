@@ -19,7 +19,7 @@ from typing import Any, Optional
 import torch
 
 from .export_common import TORCHSCRIPT, ExportError, quiet_exporter, short_reason
-from .failure_location import is_library
+from ..core.failure_location import is_library
 from .inputs import ModelInputs
 from .outputs import flatten_outputs
 

@@ -34,9 +34,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
-from .cache_dirs import untrusted_path, untrusted_tree
-from .codec import load_json
-from .files import creation_problem, file_lock
+from ..core.cache_dirs import untrusted_path, untrusted_tree
+from ..core.codec import load_json
+from ..core.files import creation_problem, file_lock
 
 META = "meta.json"
 META_MAX_BYTES = 2**20  # a file list and a description: far below this; more is not a meta.json the cache wrote

@@ -17,13 +17,13 @@ import os
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
-from .cli_common import EXIT_FAILED as EXIT_REGRESSED, EXIT_OK, EXIT_USAGE, UsageError
+from .common import EXIT_FAILED as EXIT_REGRESSED, EXIT_OK, EXIT_USAGE, UsageError
 
 
 def add_commands(commands: Any) -> None:
     """The three subcommands on ``infercheck``'s subparsers."""
-    from .baseline.offline import GATE_KEYS
-    from .options import OPTIONS_BY_NAME, argparse_type
+    from ..baseline.offline import GATE_KEYS
+    from ..config.options import OPTIONS_BY_NAME, argparse_type
 
     gate = commands.add_parser(
         "gate", help="judge a saved --infer-report against a baseline file (exit 1 on a regression)",
@@ -70,8 +70,8 @@ def _as_usage_error(err: Exception) -> Exception:
     """The known ways an input is unusable, as the CLI's UsageError (one line, exit 2); anything else re-raised."""
     import pytest
 
-    from .options import OptionError
-    from .report.saved import ReportError
+    from ..config.options import OptionError
+    from ..report.saved import ReportError
 
     if isinstance(err, (ReportError, OptionError, pytest.UsageError)):
         return UsageError(str(err))
@@ -79,9 +79,9 @@ def _as_usage_error(err: Exception) -> Exception:
 
 
 def run_gate(args: argparse.Namespace) -> int:
-    from .baseline.offline import GATE_KEYS, gate_lines, gate_results
-    from .baseline.store import BaselineStore
-    from .report.table import reasons, render_text
+    from ..baseline.offline import GATE_KEYS, gate_lines, gate_results
+    from ..baseline.store import BaselineStore
+    from ..report.table import reasons, render_text
 
     outputs = {"--markdown": args.markdown, "--html": args.html, "--junitxml": args.junitxml}
     check_outputs(outputs, {"REPORT.json": args.report, "--baseline": args.baseline})
@@ -101,9 +101,9 @@ def run_gate(args: argparse.Namespace) -> int:
 
 
 def run_update(args: argparse.Namespace) -> int:
-    from .baseline.offline import without_baseline
-    from .baseline.store import update_baseline
-    from .baseline.summary import update_lines
+    from ..baseline.offline import without_baseline
+    from ..baseline.store import update_baseline
+    from ..baseline.summary import update_lines
 
     check_outputs({"--baseline": args.baseline}, {"REPORT.json": args.report})
     report = load(args.report, check_figures=False)  # update_baseline refuses bad figures per entry
@@ -115,7 +115,7 @@ def run_update(args: argparse.Namespace) -> int:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from .report.table import reasons, render_text
+    from ..report.table import reasons, render_text
 
     outputs = {"--markdown": args.markdown, "--html": args.html}
     check_outputs(outputs, {"REPORT.json": args.report})
@@ -128,7 +128,7 @@ def run_report(args: argparse.Namespace) -> int:
 
 
 def load(path: str, *, check_figures: bool = True) -> Any:
-    from .report.saved import load_report
+    from ..report.saved import load_report
 
     return load_report(Path(path), check_figures=check_figures)
 
@@ -147,7 +147,7 @@ def describe_machine(machine: Mapping[str, Any]) -> str:
 
 def check_outputs(outputs: Mapping[str, Optional[str]], inputs: Mapping[str, str]) -> None:
     """Refuse an output that cannot be written, or that would overwrite another output or an input."""
-    from .files import colliding_outputs, output_problem
+    from ..core.files import colliding_outputs, output_problem
 
     for option, path in outputs.items():
         problem = output_problem(path) if path else None
@@ -161,10 +161,10 @@ def check_outputs(outputs: Mapping[str, Optional[str]], inputs: Mapping[str, str
 def write_reports(report: Any, outputs: Mapping[str, Optional[str]], *, baseline: Optional[str],
                   step_summary: Optional[str], not_compared: Sequence[tuple[Any, str]] = ()) -> None:
     """Markdown (and the job summary), HTML, JUnit XML: the session's renderers on the saved results."""
-    from .files import write_or_reason
-    from .report.html import write_html
-    from .report.junit import write_junit
-    from .report.markdown import write_markdown
+    from ..core.files import write_or_reason
+    from ..report.html import write_html
+    from ..report.junit import write_junit
+    from ..report.markdown import write_markdown
 
     results = report.results
     problems: list[Optional[str]] = list(write_markdown(results, outputs.get("--markdown"), step_summary,

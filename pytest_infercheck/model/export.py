@@ -17,7 +17,7 @@ import torch
 
 from .export_common import ANSI_ESCAPE, TORCHSCRIPT, ExportError, quiet_exporter, quiet_torch_logs, short_reason
 from .inputs import ModelInputs, as_model_inputs
-from .model import model_copy
+from .under_test import model_copy
 from .outputs import flatten_outputs
 
 DYNAMO = "torch.onnx.export (dynamo)"

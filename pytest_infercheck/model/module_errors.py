@@ -122,7 +122,7 @@ def _run_recorded(module: "torch.nn.Module", inputs: Any) -> dict[str, tuple[lis
 def torch_module_errors(model: "torch.nn.Module", inputs: Any, dtype: "torch.dtype", device: str,
                         keep: Sequence[str] = ()) -> list[ModuleError]:
     """Every named module's error at ``dtype`` (``keep`` in FP32 between casts) against FP32, in call order."""
-    from .model import model_copy
+    from .under_test import model_copy
     from .precision import keep_modules_fp32
 
     reference = _run_recorded(model_copy(model, dtype=None, device=device), inputs.cast(dtype=None, device=device))
@@ -147,7 +147,7 @@ def onnx_module_errors(reference_onnx: Path, candidate_onnx: Path,
     between the FP32 export and ``candidate_onnx`` (a model derived from it, tensor names kept)."""
     import onnx
 
-    from .audit.onnx_graph import module_scopes
+    from ..audit.onnx_graph import module_scopes
     from .divergence import run_all_tensors, topological
 
     reference_model = onnx.load(str(reference_onnx))

@@ -13,15 +13,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import AbstractSet, Any, Iterator, Optional, Sequence
 
-from .audit.findings import Finding
+from ..audit.findings import Finding
 from .budget import BudgetVerdict
-from .codec import from_data
-from .jsonsafe import json_safe
+from ..core.codec import from_data
+from ..core.jsonsafe import json_safe
 from .max_batch import MaxBatchResult
 from .memory import DeviceMemory
 from .profiling import ProfileTable
 from .regression import AccuracyChange, LatencyComparison
-from .spec import Outcome, Stage, TextEnum
+from ..core.spec import Outcome, Stage, TextEnum
 
 # Bumped when a field changes meaning or type; readers take older reports field by field.
 # 2: typed fields (failures with their stage, audit, divergence, calibration, dynamic batch,
@@ -119,7 +119,7 @@ class AccuracyResult(Mapping):
         return max(self.outputs, key=lambda o: (not o.passed, _finite(o.rel_l2)))
 
     def __getitem__(self, name: str) -> OutputAccuracy:
-        from .outputs import resolve_output_name
+        from ..model.outputs import resolve_output_name
 
         wanted = resolve_output_name(name, [output.name for output in self.outputs])  # OutputNameError: a KeyError
         return next(output for output in self.outputs if output.name == wanted)

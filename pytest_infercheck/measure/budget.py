@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
-from . import defaults
+from ..core import defaults
 from .stats import PERCENTILES, interval, quantile_side_confidence
 
 

@@ -16,25 +16,13 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence
 
-from .cli_common import EXIT_FAILED as EXIT_CANNOT_RUN
-from .cli_common import (
-    DTYPES,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_USAGE,
-    UsageError,
-    call_factory,
-    describe_error,
-    inputs_from,
-    one_line,
-    split_list,
-    check_model_runs,
-    make_inputs,
-)
+from .common import EXIT_FAILED as EXIT_CANNOT_RUN
+from .common import (DTYPES, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError, call_factory, describe_error,
+    inputs_from, one_line, split_list, check_model_runs, make_inputs)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .audit.findings import TARGETS
+    from ..audit.findings import TARGETS
 
     parser = argparse.ArgumentParser(prog="infercheck", description="pytest-infercheck command line")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -58,8 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--allow-nodes", default="", metavar="LIST", help="node names that are known, accepted gaps")
     audit.add_argument("--json", metavar="PATH", help="also write the report as JSON")
     audit.add_argument("--markdown", metavar="PATH", help="also write the report as Markdown")
-    from .cli_check import add_command
-    from .cli_saved import add_commands
+    from .check import add_command
+    from .saved import add_commands
 
     add_command(commands)  # check: the plugin's check of one model, with no test written (cli_check.py)
     add_commands(commands)  # gate, baseline update, report: saved reports (cli_saved.py)
@@ -73,10 +61,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.command == "audit":
             return run_audit(args)
         if args.command == "check":
-            from .cli_check import run_check
+            from .check import run_check
 
             return run_check(args)
-        from .cli_saved import run_saved
+        from .saved import run_saved
 
         return run_saved(args)
     except UsageError as err:
@@ -89,7 +77,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def check_outputs(args: argparse.Namespace) -> None:
     """Refuse unwritable or colliding output paths before the audit runs (it may take minutes)."""
-    from .files import colliding_outputs, output_problem
+    from ..core.files import colliding_outputs, output_problem
 
     outputs = {"--json": args.json, "--markdown": args.markdown}
     for option, path in outputs.items():
@@ -103,7 +91,7 @@ def check_outputs(args: argparse.Namespace) -> None:
 
 def check_onnxruntime(targets: Sequence[str]) -> None:
     """An ONNX Runtime target without ONNX Runtime is an audit that cannot be made, not a pass."""
-    from .audit.ort_placement import onnxruntime_missing
+    from ..audit.ort_placement import onnxruntime_missing
 
     wanted = [target for target in targets if target.startswith("onnxruntime")]
     missing = onnxruntime_missing() if wanted else None
@@ -114,8 +102,8 @@ def check_onnxruntime(targets: Sequence[str]) -> None:
 
 
 def write_outputs(report: Any, args: argparse.Namespace) -> None:
-    from .audit.render import render_json, render_markdown
-    from .files import write_atomic
+    from ..audit.render import render_json, render_markdown
+    from ..core.files import write_atomic
 
     for option, path, render in (("--json", args.json, render_json), ("--markdown", args.markdown, render_markdown)):
         if path:
@@ -126,9 +114,9 @@ def write_outputs(report: Any, args: argparse.Namespace) -> None:
 
 
 def run_audit(args: argparse.Namespace) -> int:
-    from .audit.render import render_text
-    from .audit.runner import audit, parse_targets
-    from .audit.tensorrt_static import resolve_version
+    from ..audit.render import render_text
+    from ..audit.runner import audit, parse_targets
+    from ..audit.tensorrt_static import resolve_version
 
     try:
         targets = parse_targets(args.targets)
@@ -187,7 +175,7 @@ def _declared_dims(value: Any) -> list[Any]:
 def check_inputs_fit_onnx(path: str, graph: Any, inputs: Any, source: str) -> None:
     """Example inputs the .onnx file cannot take are a usage error naming the input and its declared shape
     (they were run anyway: the FP16 range check could not run and the audit passed with a note)."""
-    from .inputs import as_model_inputs
+    from ..model.inputs import as_model_inputs
 
     stored = {tensor.name for tensor in graph.initializer}
     declared = [value for value in graph.input if value.name not in stored]

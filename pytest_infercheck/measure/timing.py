@@ -32,7 +32,7 @@ from .stats import PERCENTILES, log_spread
 if TYPE_CHECKING:
     from .budget import Budget
 
-from . import defaults
+from ..core import defaults
 
 
 @dataclass(frozen=True)

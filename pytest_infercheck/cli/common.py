@@ -36,8 +36,8 @@ def check_model_runs(model: Any, inputs: Any, source: str) -> None:
     them (a wrong shape), no target is to blame, so it is exit 2 with torch's reason, not exit 1."""
     import torch
 
-    from .inputs import as_model_inputs
-    from .model import model_copy
+    from ..model.inputs import as_model_inputs
+    from ..model.under_test import model_copy
 
     try:
         with torch.no_grad():
@@ -113,7 +113,7 @@ def _physical_memory() -> int:
 
 def inputs_from(spec: str) -> Any:
     inputs = call_factory(spec, "--inputs")
-    from .model import as_input_tuple
+    from ..model.under_test import as_input_tuple
 
     try:
         as_input_tuple(inputs)

@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
-from .results import PrecisionRecipe
+from ..measure.results import PrecisionRecipe
 
 if TYPE_CHECKING:
     import torch
@@ -88,7 +88,7 @@ def kept_nodes(fp32_onnx: Path, request: Any) -> list[str]:
         return []
     import onnx
 
-    from .audit.onnx_graph import nodes_in_modules
+    from ..audit.onnx_graph import nodes_in_modules
 
     found = nodes_in_modules(onnx.load(str(fp32_onnx), load_external_data=False), request.keep_fp32)
     for name, nodes in found.items():
@@ -165,7 +165,7 @@ def _fp32_run_error(path: Path, inputs: Any) -> Optional[str]:
 def _node_module(fp32_path: Path, node_name: str) -> str:
     import onnx
 
-    from .audit.onnx_graph import module_path
+    from ..audit.onnx_graph import module_path
 
     model = onnx.load(str(fp32_path), load_external_data=False)
     return next((module_path(node) for node in model.graph.node if node.name == node_name), "")

@@ -12,7 +12,7 @@ import argparse
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-from . import defaults
+from ..core import defaults
 from .parsers import (
     Budget,
     COMPILE_MODES,
@@ -49,7 +49,7 @@ from .parsers import (
     parse_trt_target,
     parse_xdist_groups,
 )
-from .spec import PRECISIONS, TextEnum
+from ..core.spec import PRECISIONS, TextEnum
 
 # The field's default INT8 recipe for transformers and CNNs alike: the matrix products and
 # convolutions gain from INT8; masks, LayerNorm's adds and index arithmetic lose (issue 24).
@@ -152,7 +152,7 @@ OPTIONS: tuple[Option, ...] = (
            "write the summary as Markdown to PATH (also appended to $GITHUB_STEP_SUMMARY when set)", "PATH"),
     Option("html", "--infer-html", str, None,
            "write a self-contained HTML report (matrix, latency distributions, baseline) to PATH", "PATH"),
-    # CPU timing that holds on a busy runner (pytest_infercheck/cpu_threads.py says why).
+    # CPU timing that holds on a busy runner (pytest_infercheck/core/cpu_threads.py says why).
     Option("threads", "--infer-threads", parse_threads, "auto",
            "intra-op threads for torch and ONNX Runtime while a check runs on the CPU: a number, or auto "
            "(usable physical cores / xdist workers, less one; at least 1)", "N", scope=Scope.TEST),

@@ -12,12 +12,12 @@ from typing import Any, Generator
 
 import pytest
 
-from .cpu_threads import share_compile_threads
-from .gpus import configure as configure_gpus
-from .options import OptionError, add_options
+from ..core.cpu_threads import share_compile_threads
+from ..core.gpus import configure as configure_gpus
+from ..config.options import OptionError, add_options
 from .session import FIXTURE_ON_ITEM, InfercheckSession
-from .settings import MARKER_KEYS, SettingsConflict, config_layers, parse_layer, resolve
-from .spec import EngineSpec, expand_specs
+from ..config.settings import MARKER_KEYS, SettingsConflict, config_layers, parse_layer, resolve
+from ..core.spec import EngineSpec, expand_specs
 
 SESSION = pytest.StashKey[InfercheckSession]()
 MARKER_HELP = (
@@ -120,9 +120,9 @@ def infercheck(request: pytest.FixtureRequest, infercheck_spec: Any) -> Any:
     """``infercheck(model, example_inputs, calibration=None, **settings) -> CheckResult`` for this item's engine."""
     if isinstance(infercheck_spec, MarkerError):
         pytest.fail(infercheck_spec.message, pytrace=False)
-    from .check import CheckContext, Infercheck
+    from ..check import CheckContext, Infercheck
     from .xdist_groups import plain_nodeid
-    from .progress import ProgressReporter
+    from ..core.progress import ProgressReporter
 
     session = session_of(request.config)
     layers = session.layers + [("marker", marker_layer(request.node))]
@@ -130,7 +130,7 @@ def infercheck(request: pytest.FixtureRequest, infercheck_spec: Any) -> Any:
     session.run.start_test(nodeid.split("[", 1)[0])
     import torch
 
-    from .process_exit import skip_final_collections_at_exit
+    from ..core.process_exit import skip_final_collections_at_exit
 
     skip_final_collections_at_exit()  # torch is loaded in this process now: its exit need not walk the heap
     torch.manual_seed(resolve(layers).seed)  # random weights come out the same on every run, so the cache can hit
@@ -184,7 +184,7 @@ class _Collector:
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    from .report.terminal import summary_lines, table_width
+    from ..report.terminal import summary_lines, table_width
 
     session = session_of(config)
     if not session.results:

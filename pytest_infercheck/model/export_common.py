@@ -14,7 +14,7 @@ import traceback
 import warnings
 from typing import Iterator
 
-from .failure_location import decisive_line, user_frame
+from ..core.failure_location import decisive_line, user_frame
 
 TORCHSCRIPT = "torch.onnx.export (TorchScript-based)"
 

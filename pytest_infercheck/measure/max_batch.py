@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
-from . import defaults
+from ..core import defaults
 from .budget import BudgetVerdict, decide_budget
 from .budget import Budget
 

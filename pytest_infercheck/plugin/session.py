@@ -15,10 +15,10 @@ from typing import Any, ContextManager, Iterator, Optional
 
 import pytest
 
-from .memo import Memo
-from .results import CheckResult, TestOutcome
-from .spec import Outcome
-from .settings import Layer, resolve
+from ..core.memo import Memo
+from ..measure.results import CheckResult, TestOutcome
+from ..core.spec import Outcome
+from ..config.settings import Layer, resolve
 
 RESULTS_ON_ITEM = pytest.StashKey[list]()
 FIXTURE_ON_ITEM = pytest.StashKey[Any]()  # the item's Infercheck, to tell whether the test used it
@@ -39,13 +39,13 @@ class RunState:
 
     def backend(self, name: str) -> Any:
         if name not in self.backends:
-            from .backends import create_backend
+            from ..backends import create_backend
 
             self.backends[name] = create_backend(name)
         return self.backends[name]
 
     def artifacts(self, mut: Any, cache: Any) -> Any:
-        from .artifacts import ModelArtifacts
+        from ..backends.artifacts import ModelArtifacts
 
         # A model that cannot be hashed whole never meets an entry or a failed export of another.
         return ModelArtifacts(mut, cache if mut.shared else cache.private(), self.failed_exports)
@@ -91,7 +91,7 @@ class InfercheckSession:
 
     def cache_dir(self) -> Path:
         """--infer-cache-dir, else pytest's cache dir, else a private per-user directory (never /tmp)."""
-        from .cache_dirs import resolve_cache_dir
+        from ..core.cache_dirs import resolve_cache_dir
 
         pytest_cache = self.config.cache.mkdir("infercheck") if getattr(self.config, "cache", None) else None
         return resolve_cache_dir(self.path("cache_dir"), Path(pytest_cache) if pytest_cache else None)
@@ -99,7 +99,7 @@ class InfercheckSession:
     def engine_cache(self) -> Any:
         """The engine cache, made on first use (its directory was checked at start-up)."""
         if self._cache is None:
-            from .cache import EngineCache
+            from ..backends.cache import EngineCache
 
             self._cache = EngineCache(self.cache_dir(), enabled=not self.run_settings.no_cache)
         return self._cache
@@ -113,7 +113,7 @@ class InfercheckSession:
         """The baseline store of ``--infer-baseline``, read and validated once per process; None without it."""
         path = self.path("baseline")
         if path is not None and self._baseline is None:
-            from .baseline.store import BaselineStore
+            from ..baseline.store import BaselineStore
 
             self._baseline = BaselineStore.load(path)
         return self._baseline
@@ -136,7 +136,7 @@ class InfercheckSession:
             # Written once every check of the test is known: a test with several checks names the check
             # in each property, so two checks' figures never share a name. (JUnit XML reads them from
             # the teardown report, which copies the item's.)
-            from .report.junit import junit_properties
+            from ..report.junit import junit_properties
 
             item.user_properties.extend(prop for result in results
                                         for prop in junit_properties(result, name_check=len(results) > 1))
@@ -159,16 +159,16 @@ class InfercheckSession:
         """One timed loop at a time per physical GPU, or on the CPU, across xdist workers and concurrent
         runs; a CPU timing also waits for other workers' builds to pause (locks.py)."""
         if not device.startswith("cuda"):
-            from .locks import cpu_timing_lock
+            from ..core.locks import cpu_timing_lock
 
             return cpu_timing_lock(self.cache_dir())
-        from .gpus import timing_lock_key
+        from ..core.gpus import timing_lock_key
 
         return gpu_lock(self.cache_dir(), timing_lock_key(device))
 
     def build_lock(self) -> ContextManager[None]:
         """Shared by builds (exports, compiles): they overlap each other, never a CPU timing."""
-        from .locks import cpu_work_lock
+        from ..core.locks import cpu_work_lock
 
         return cpu_work_lock(self.cache_dir())
 
@@ -180,8 +180,8 @@ LOCK_LOG = "INFERCHECK_GPU_LOCK_LOG"  # a file to which each timed loop appends 
 def gpu_lock(cache_root: Path, key: str) -> Iterator[None]:
     """An flock on a file named after the GPU (``gpus.timing_lock_key``: its UUID), in the private cache:
     other workers keep exporting and building in parallel, and only timed loops on one GPU take turns."""
-    from .cache_dirs import lock_name
-    from .locks import held_lock
+    from ..core.cache_dirs import lock_name
+    from ..core.locks import held_lock
 
     with held_lock(lock_name("gpu", key), cache_root):
         start = time.monotonic()  # CLOCK_MONOTONIC is one clock for every process of the host
@@ -195,7 +195,7 @@ def gpu_lock(cache_root: Path, key: str) -> Iterator[None]:
 def settle(result: CheckResult, report: pytest.TestReport) -> None:
     """Record pytest's outcome of the test on the result and judge it again with it (judge/verdict.py):
     the same on the worker and on the controller, where a plugin may have changed the report since."""
-    from .judge.verdict import Thresholds, judge, verdict
+    from ..judge.verdict import Thresholds, judge, verdict
 
     xfail = hasattr(report, "wasxfail")
     # A failure this check raised is the check's own; the test failed on its own only otherwise.

@@ -14,8 +14,8 @@ from typing import Any, Callable, Optional
 
 from .cache import CachedEntry, EngineCache, cache_key
 from .environment import library_versions
-from .export import DYNAMO, ExportError, export_model_onnx
-from .model import ModelUnderTest
+from ..model.export import DYNAMO, ExportError, export_model_onnx
+from ..model.under_test import ModelUnderTest
 
 ONNX_FILE = "model.onnx"
 EXPORT_FILE = "export.json"  # which exporter made model.onnx, and why the first one failed

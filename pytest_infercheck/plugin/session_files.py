@@ -18,9 +18,9 @@ if TYPE_CHECKING:
 
 def usage_problems(session: "InfercheckSession") -> list[str]:
     """What is wrong with the run's settings before any test runs: each names its option."""
-    from .cache_dirs import check_private
-    from .device_check import check_device_available
-    from .files import colliding_outputs, output_problem
+    from ..core.cache_dirs import check_private
+    from ..core.device_check import check_device_available
+    from ..core.files import colliding_outputs, output_problem
 
     outputs = {f"--infer-{name.replace('_', '-')}": session.path(name) for name in ("report", "markdown", "html",
                                                                                   "baseline")}
@@ -39,23 +39,23 @@ def write_outputs(session: "InfercheckSession") -> list[str]:
     Each write is tried whatever happened to the others; a write that fails is one line naming the
     file (returned for the terminal summary), never a traceback at session end.
     """
-    from .files import write_or_reason
+    from ..core.files import write_or_reason
 
     problems: list[Optional[str]] = []
     report, baseline, markdown, html = (session.path(name) for name in ("report", "baseline", "markdown", "html"))
     if report:
-        from .report.json_report import write_json_report
+        from ..report.json_report import write_json_report
 
         problems.append(write_or_reason("JSON report", report, lambda: write_json_report(report, session.results)))
     if baseline and session.run_settings.baseline_update:
         problems.append(update(session, baseline))
     if markdown or os.environ.get("GITHUB_STEP_SUMMARY"):
-        from .report.markdown import write_markdown
+        from ..report.markdown import write_markdown
 
         problems += write_markdown(session.results, str(markdown) if markdown else None,
                                    os.environ.get("GITHUB_STEP_SUMMARY"), baseline=session.run_settings.baseline)
     if html:
-        from .report.html import write_html
+        from ..report.html import write_html
 
         problems.append(write_or_reason("HTML report", html, lambda: write_html(html, session.results)))
     session.write_problems = [problem for problem in problems if problem]
@@ -71,8 +71,8 @@ def update(session: "InfercheckSession", path: Path) -> Optional[str]:
     """
     import pytest
 
-    from .baseline.store import update_baseline
-    from .files import write_or_reason
+    from ..baseline.store import update_baseline
+    from ..core.files import write_or_reason
 
     def write() -> None:
         session.baseline_update = update_baseline(path, session.results)

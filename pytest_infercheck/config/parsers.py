@@ -13,9 +13,9 @@ import math
 import re
 from typing import Any, Iterable, Optional, Sequence
 
-from .budget import Budget
-from .spec import DEVICES, PRECISIONS, EngineSpec
-from .stats import PERCENTILES  # light: numpy is imported where stats computes
+from ..measure.budget import Budget
+from ..core.spec import DEVICES, PRECISIONS, EngineSpec
+from ..measure.stats import PERCENTILES
 
 STATISTICS: tuple[str, ...] = (*PERCENTILES, "mean")
 # MLPerf's single-stream scenario reports the 90th percentile: a budget says "p90" unless told.
@@ -136,7 +136,7 @@ def _parse_one_choice(text: str, known: Sequence[str], what: str) -> str:
 
 
 def parse_backends(text: str | Iterable[str]) -> tuple[str, ...]:
-    from .backends import names
+    from ..backends import names
 
     return _parse_choices(text, names(), "backend")
 
@@ -147,7 +147,7 @@ def parse_engines(value: str | Iterable[str]) -> tuple[EngineSpec, ...]:
     items = [item for item in items if item]
     if not items:
         raise OptionError("no engine given; list engine ids such as onnxruntime-fp16, eager-fp32-cudagraph")
-    from .backends import engine_spec
+    from ..backends import engine_spec
 
     specs = []
     for item in items:
@@ -214,7 +214,7 @@ def parse_trt_target(text: str) -> str:
     """``auto`` or a compute capability (``sm_89``, ``SM89``, ``8.9``) -> ``auto`` / ``sm_89``."""
     if str(text).strip().lower() == "auto":
         return "auto"
-    from .backends.trt_strongly_typed import normalize_target  # no heavy import: the module imports lazily
+    from ..backends.trt_strongly_typed import normalize_target
 
     try:
         return normalize_target(text)
@@ -373,7 +373,7 @@ def parse_gpus(value: str | int | Iterable[Any]) -> Optional[tuple[int, ...]]:
 
 def parse_threads(value: Any) -> Any:
     """``auto`` or a positive integer (``--infer-threads``)."""
-    from .cpu_threads import ThreadsError, parse_threads as parse
+    from ..core.cpu_threads import ThreadsError, parse_threads as parse
 
     try:
         return parse(value)

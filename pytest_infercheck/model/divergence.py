@@ -16,7 +16,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
-from .results import Divergence, TensorError, Tolerance
+from ..measure.results import Divergence, TensorError, Tolerance
 
 
 def locate_divergence(reference_onnx: Path, candidate_onnx: Path, feeds: Mapping[str, np.ndarray],
@@ -24,7 +24,7 @@ def locate_divergence(reference_onnx: Path, candidate_onnx: Path, feeds: Mapping
     """The first node of ``candidate_onnx`` whose output leaves ``tolerance`` against ``reference_onnx``."""
     import onnx
 
-    from .audit import onnx_graph
+    from ..audit import onnx_graph
 
     reference = run_all_tensors(onnx.load(str(reference_onnx)), feeds)
     candidate_model = onnx.load(str(candidate_onnx))
@@ -99,7 +99,7 @@ def _is_float(array: Any) -> bool:
 
 
 def _failures(candidate: np.ndarray, reference: np.ndarray, tolerance: Tolerance) -> list[str]:
-    from .compare import measure_output
+    from ..measure.compare import measure_output
 
     if candidate.shape != reference.shape:
         return [f"shape {candidate.shape} vs reference {reference.shape}"]

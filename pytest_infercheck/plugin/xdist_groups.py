@@ -26,7 +26,7 @@ def engine_scope(nodeid: str) -> str:
     With the test's own parameters as well (``test_a[8-inductor-fp16-cudagraph]``, in either order),
     they stay in the scope: ``path::test[8]::inductor-fp16``, so that each parameter set's engine
     and its CUDA-graph twin go to one worker."""
-    from .backends import split_item_id
+    from ..backends import split_item_id
 
     test, spec = split_item_id(nodeid)
     if spec is None:  # another test, scheduled alone as by load
@@ -49,7 +49,7 @@ def wanted(config: Any, setting: str, gpus: Optional[Any]) -> bool:
         return False
     if setting == "on":
         return True
-    from .gpus import choose_gpus, visible_gpus
+    from ..core.gpus import choose_gpus, visible_gpus
 
     try:
         return len(choose_gpus(gpus, visible_gpus(os.environ))) >= 2

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Optional, Sequence
 
 from .options import OPTIONS, OPTIONS_BY_NAME, Budget, OptionError, Scope, ini_name, parse_value
-from .spec import EngineSpec
+from ..core.spec import EngineSpec
 
 # Which keys each source may set, read off the option table's scopes.
 MATRIX_KEYS = tuple(option.name for option in OPTIONS if option.scope == Scope.MATRIX)

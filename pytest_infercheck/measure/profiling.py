@@ -157,7 +157,7 @@ def onnx_module_paths(model_path: Path | str) -> dict[str, str]:
     """ONNX node name -> PyTorch module path, from the exporter's metadata (weights not loaded)."""
     import onnx
 
-    from .audit.onnx_graph import module_paths
+    from ..audit.onnx_graph import module_paths
 
     return module_paths(onnx.load(str(model_path), load_external_data=False))
 

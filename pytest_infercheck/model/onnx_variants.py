@@ -53,7 +53,7 @@ def onnx_variant(request: Any, variant: str) -> Path:
     if variant == "fp16":
         return artifacts.derived("onnx-fp16", lambda d: convert_fp16(fp32_path, d / FP16_FILE, kept),
                                  **keep).file(FP16_FILE)
-    from .model import inputs_hash
+    from .under_test import inputs_hash
     from .precision import int8_op_types
 
     op_types = int8_op_types(request.int8_ops)

@@ -52,7 +52,7 @@ def nvml_process_reader(index: int) -> Optional[Reader]:
     except ImportError:
         return None
     try:
-        from .gpus import nvml_handle
+        from ..core.gpus import nvml_handle
 
         pynvml.nvmlInit()
         handle = nvml_handle(pynvml, index)  # by UUID: NVML's index is not CUDA's under CUDA_VISIBLE_DEVICES

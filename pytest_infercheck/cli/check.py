@@ -23,7 +23,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from .cli_common import EXIT_INTERRUPTED, EXIT_USAGE, UsageError, call_factory, describe_error, inputs_from, check_model_runs, make_inputs
+from .common import (EXIT_INTERRUPTED, EXIT_USAGE, UsageError, call_factory, describe_error, inputs_from,
+    check_model_runs, make_inputs)
 
 SHORTHANDS = ("torchvision", "timm")
 TARGET_FORMS = "package.module:factory, torchvision:NAME or timm:NAME"
@@ -32,7 +33,7 @@ TEST_FILE = "test_infercheck_check.py"
 
 def add_command(commands: Any) -> None:
     """``infercheck check`` on the CLI's subparsers, with every plugin option passed through to pytest."""
-    from .options import COMMAND_LINE_OPTIONS
+    from ..config.options import COMMAND_LINE_OPTIONS
 
     check = commands.add_parser(
         "check", help="check a model's engines through the plugin, with no test written",
@@ -89,7 +90,7 @@ class CheckTarget:
     def source(self) -> str:
         """The generated test module."""
         return (f'"""Written by `infercheck check {self.target}`: the plugin\'s check of it, as a test would make it."""\n'
-                "from pytest_infercheck.cli_check import CheckTarget\n\n"
+                "from pytest_infercheck.cli.check import CheckTarget\n\n"
                 f"TARGET = CheckTarget(**{asdict(self)!r})\n\n\n"
                 f"def test_{test_name(self.target)}(infercheck):\n"
                 "    model, inputs = TARGET.load()\n"
@@ -181,8 +182,8 @@ def _load_weights(model: Any, path: Path, given: str) -> None:
 
 def pytest_arguments(args: argparse.Namespace) -> list[str]:
     """The plugin options given, checked with the plugin's own parsers, as pytest arguments."""
-    from .options import COMMAND_LINE_OPTIONS, OptionError
-    from .parsers import parse_engines
+    from ..config.options import COMMAND_LINE_OPTIONS, OptionError
+    from ..config.parsers import parse_engines
 
     given: list[str] = []
     if args.engines is not None:
