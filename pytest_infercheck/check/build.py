@@ -166,8 +166,10 @@ def first_run(engine: "Engine", spec: "EngineSpec", inputs: Any) -> tuple[Any, l
         prepared = engine.prepare(inputs)
         return prepared, engine.to_numpy(engine.run(prepared))
     except CudaGraphError as err:
-        head, _, rest = str(err).partition("\n")  # the reason's first line, then the model's line and the detail
-        raise StageFailure(Stage.CUDA_GRAPH, f"{spec.id}: {head}" + (f"\n{indent(rest)}" if rest else ""),
+        # The reason's first line (the item's header and pytest -rf's line name the engine already), then the
+        # model's line and the detail.
+        head, _, rest = str(err).partition("\n")
+        raise StageFailure(Stage.CUDA_GRAPH, head + (f"\n{indent(rest)}" if rest else ""),
                            traceback.format_exc()) from None
     except Exception as exc:
         raise StageFailure(Stage.RUN, f"the {spec.id} engine failed on the example inputs:\n{indent(short(exc))}",
