@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 import torch
 
@@ -54,6 +56,67 @@ def test_a_host_synchronisation_cannot_be_captured() -> None:
         graphed.prepare([torch.randn(4, 4)])
     # The failed capture leaves the device usable for the next item.
     assert float((torch.ones(2, device="cuda") * 2).sum()) == 4.0
+
+
+def line_of(function: object, code: str) -> str:
+    """``file:line`` of the line of ``function``'s source that holds ``code``."""
+    lines, start = inspect.getsourcelines(function)  # type: ignore[arg-type]
+    return f"{inspect.getsourcefile(function)}:{start + next(i for i, line in enumerate(lines) if code in line)}"  # type: ignore[arg-type]
+
+
+class ItemInForward(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * x.abs().max().item()  # a host synchronisation under capture
+
+
+class CopyFromHostInForward(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + torch.arange(x.shape[-1], dtype=x.dtype).to(x.device)  # a CPU tensor copied in under capture
+
+
+class CaughtCaptureError(torch.nn.Module):
+    """The capture's first error caught in the model, as a library's fallback might: a later call fails with
+    only 'operation failed due to a previous error during capture' (BART's form in the newcomer trial)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        try:
+            scale = float(x.abs().max())  # the first host synchronisation
+        except RuntimeError:
+            scale = 1.0
+        return x * scale
+
+
+def capture_failure(model: torch.nn.Module) -> str:
+    graphed = CudaGraphEngine(TorchEngine(model, "cuda", torch.float32))
+    with pytest.raises(CudaGraphError) as failure:
+        graphed.prepare([torch.randn(4, 4)])
+    # The probe restored torch's sync debug mode, and the caller's stream is current again.
+    assert torch.cuda.get_sync_debug_mode() == 0
+    assert torch.cuda.current_stream() == torch.cuda.default_stream()
+    return str(failure.value)
+
+
+def test_an_item_call_in_forward_is_named_at_the_models_line() -> None:
+    lines = capture_failure(ItemInForward()).splitlines()
+    assert lines[0] == "the engine cannot be captured into a CUDA graph:"
+    assert lines[1] == f"at {line_of(ItemInForward.forward, '.item()')} in forward: " \
+                       "return x * x.abs().max().item()  # a host synchronisation under capture"
+    assert any(line.startswith("the same line is the first to synchronise with the host") for line in lines)
+
+
+def test_a_copy_from_host_in_forward_is_named_at_the_models_line() -> None:
+    lines = capture_failure(CopyFromHostInForward()).splitlines()
+    assert lines[1].startswith(f"at {line_of(CopyFromHostInForward.forward, 'arange')} in forward: return x + ")
+    assert "CPU" in lines[2]  # torch's "Cannot copy between CPU and CUDA tensors during CUDA graph capture ..."
+
+
+def test_a_capture_error_caught_in_the_model_is_found_by_the_sync_debug_probe() -> None:
+    message = capture_failure(CaughtCaptureError())
+    lines = message.splitlines()
+    assert lines[1] == f"at {line_of(CaughtCaptureError.forward, 'float(')} in forward: " \
+                       "scale = float(x.abs().max())  # the first host synchronisation"
+    assert lines[2].startswith("the first call that synchronises with the host when the forward runs again")
+    assert lines[3].startswith("the capture's error: RuntimeError:"), message
 
 
 def test_cuda_event_timer_reports_device_time_and_peak_memory() -> None:

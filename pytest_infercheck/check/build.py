@@ -166,7 +166,11 @@ def first_run(engine: "Engine", spec: "EngineSpec", inputs: Any) -> tuple[Any, l
         prepared = engine.prepare(inputs)
         return prepared, engine.to_numpy(engine.run(prepared))
     except CudaGraphError as err:
-        raise StageFailure(Stage.CUDA_GRAPH, f"{spec.id}: {err}", traceback.format_exc()) from None
+        # The reason's first line (the item's header and pytest -rf's line name the engine already), then the
+        # model's line and the detail.
+        head, _, rest = str(err).partition("\n")
+        raise StageFailure(Stage.CUDA_GRAPH, head + (f"\n{indent(rest)}" if rest else ""),
+                           traceback.format_exc()) from None
     except Exception as exc:
         raise StageFailure(Stage.RUN, f"the {spec.id} engine failed on the example inputs:\n{indent(short(exc))}",
                            traceback.format_exc()) from None

@@ -11,7 +11,7 @@ import os
 import re
 import traceback
 from dataclasses import dataclass
-from typing import Iterator, Optional
+from typing import Iterator, Optional, Sequence
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # torch's own pointer at the user's line: "The following call raised this error:\n  File "...", line 7, in forward\n    code"
@@ -44,7 +44,8 @@ class UserFrame:
         return f"at {self.filename}:{self.lineno} in {self.function}{code}"
 
 
-def _chain(exc: BaseException) -> Iterator[BaseException]:
+def exception_chain(exc: BaseException) -> Iterator[BaseException]:
+    """The exception, then what it was raised from or while handling (``__cause__``, else ``__context__``)."""
     seen: set[int] = set()
     current: Optional[BaseException] = exc
     while current is not None and id(current) not in seen and len(seen) < 16:
@@ -67,6 +68,8 @@ def is_library(filename: str, strict: bool) -> bool:
     if filename.startswith("<"):
         return True
     parts = os.path.abspath(filename).split(os.sep)
+    if _generated_by_inductor(parts):
+        return True
     for index, part in enumerate(parts[:-1]):
         if part in ("site-packages", "dist-packages"):
             return strict or parts[index + 1] in _TOOLING
@@ -76,14 +79,29 @@ def is_library(filename: str, strict: bool) -> bool:
     return os.path.abspath(filename).startswith(roots)
 
 
+def _generated_by_inductor(parts: list[str]) -> bool:
+    """A file of the code Inductor generated, in its default cache directory (``torchinductor_<user>``) or in
+    ``TORCHINDUCTOR_CACHE_DIR`` (where the plugin points it): never the user's code."""
+    if any(part.startswith("torchinductor_") for part in parts[:-1]):
+        return True
+    chosen = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    return bool(chosen) and os.sep.join(parts).startswith(os.path.join(os.path.abspath(str(chosen)), ""))
+
+
 def user_frame(exc: BaseException) -> Optional[UserFrame]:
     """The frame in the user's code: the one torch's message names, else the innermost traceback frame
     outside torch, site-packages and this plugin (else outside torch and this plugin)."""
-    for error in _chain(exc):
+    for error in exception_chain(exc):
         for filename, lineno, function, source in _FILE_LINE.findall(_text(error)):
             if not is_library(filename, strict=False):
                 return UserFrame(filename, int(lineno), function, source)
-    frames = [frame for error in _chain(exc) for frame in traceback.extract_tb(error.__traceback__)]
+    return innermost_user_frame([frame for error in exception_chain(exc)
+                                 for frame in traceback.extract_tb(error.__traceback__)])
+
+
+def innermost_user_frame(frames: Sequence[traceback.FrameSummary]) -> Optional[UserFrame]:
+    """The innermost of ``frames`` (outermost first) outside torch, site-packages and this plugin (else outside
+    torch and this plugin): a traceback's, or a stack's where a warning was issued."""
     for strict in (True, False):
         inside = [f for f in frames if not is_library(f.filename, strict)]
         if inside:
@@ -94,7 +112,7 @@ def user_frame(exc: BaseException) -> Optional[UserFrame]:
 
 def decisive_line(exc: BaseException) -> Optional[str]:
     """The sentence of torch's message that says what went wrong, trimmed; None when none stands out."""
-    texts = [_text(error) for error in _chain(exc)]
+    texts = [_text(error) for error in exception_chain(exc)]
     for pattern in _DECISIVE:
         for text in texts:
             match = pattern.search(text)
