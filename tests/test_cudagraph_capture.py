@@ -17,9 +17,9 @@ from typing import Any, Callable
 
 import pytest
 
-from pytest_infercheck.cudagraphs import (PROBE, CudaGraphError, ProbeResult, capture_failure_message,
+from pytest_infercheck.backends.cudagraphs import (PROBE, CudaGraphError, ProbeResult, capture_failure_message,
                                           first_capture_error, first_synchronising_call, needs_probe)
-from pytest_infercheck.failure_location import is_library, user_frame
+from pytest_infercheck.core.failure_location import is_library, user_frame
 
 # torch's texts (CUDA's error strings after "CUDA error: ", then torch's advice lines)
 ADVICE = ("\nCUDA kernel errors might be asynchronously reported at some other API call, so the stacktrace below "
@@ -229,7 +229,7 @@ def test_the_cuda_graph_stage_indents_the_models_line_below_its_reason(fake_mode
     """check/build.first_run: the reason on the first line (pytest -rf's summary), the detail indented below."""
     from pytest_infercheck.check.build import first_run
     from pytest_infercheck.check.failure import StageFailure
-    from pytest_infercheck.spec import EngineSpec, Stage
+    from pytest_infercheck.core.spec import EngineSpec, Stage
 
     torch = fake_torch["FakeTorch"]({"to_cuda": CPU_COPY})
     message = capture_failure_message(capture(lambda: fake_model_file.CopiesFromHost().forward(1.0, torch), False))
@@ -248,7 +248,7 @@ def test_the_cuda_graph_stage_indents_the_models_line_below_its_reason(fake_mode
     assert lines[1] == f"      {at}"
     # pytest -rf's line (the newcomer trial's defect 4) reaches the model's line too
     from pytest_infercheck.judge.verdict import Thresholds, apply, summary_line, verdict
-    from pytest_infercheck.results import CheckResult, Failure
+    from pytest_infercheck.measure.results import CheckResult, Failure
 
     facts = CheckResult(nodeid="t.py::test[eager-fp32-cudagraph]", spec_id=spec.id, backend="eager", precision="fp32",
                         cuda_graphs=True, model_name="CopiesFromHost",

@@ -25,7 +25,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence, TextIO
 
-from .failure_location import UserFrame, exception_chain, innermost_user_frame, user_frame
+from ..core.failure_location import UserFrame, exception_chain, innermost_user_frame, user_frame
 
 WARMUP_CALLS = 3  # cuDNN/cuBLAS pick algorithms and allocate workspaces before capture, not during it
 
