@@ -276,3 +276,16 @@ def test_code_inductor_generated_is_never_the_users_line(tmp_path: Path, monkeyp
         namespace["forward"](namespace["call"], 1)
     frame = user_frame(raised.value)
     assert frame is not None and (frame.filename, frame.lineno) == (str(model), 2)
+
+
+def test_every_folder_of_the_plugin_is_tooling_never_the_users_line() -> None:
+    """The package's modules live in layer folders: a frame in any of them (not only failure_location's own
+    folder) is never reported as the model's line."""
+    import pytest_infercheck
+    from pytest_infercheck.check import build
+
+    package = Path(pytest_infercheck.__file__).parent
+    for path in (package / "check" / "build.py", package / "plugin" / "__init__.py", package / "core" / "files.py",
+                 Path(build.__file__)):
+        assert is_library(str(path), strict=False), path
+    assert not is_library(str(package.parent / "fixtures" / "models.py"), strict=False)

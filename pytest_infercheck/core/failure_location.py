@@ -75,7 +75,9 @@ def is_library(filename: str, strict: bool) -> bool:
             return strict or parts[index + 1] in _TOOLING
     import torch  # a source checkout of torch lives outside site-packages
 
-    roots = tuple(os.path.dirname(os.path.abspath(f)) + os.sep for f in (__file__, torch.__file__))
+    # This package's root (this module sits in its core/ folder) and torch's.
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    roots = (package + os.sep, os.path.dirname(os.path.abspath(torch.__file__)) + os.sep)
     return os.path.abspath(filename).startswith(roots)
 
 
