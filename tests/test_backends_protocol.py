@@ -7,6 +7,8 @@ import importlib
 
 import pytest
 
+from pytest_infercheck.audit.runner import TARGETS
+
 from pytest_infercheck.backends import MODULES, create_backend, descriptor_of, descriptors, engine_spec, names
 from pytest_infercheck.backends.base import BackendDescriptor
 from pytest_infercheck.model.onnx_variants import VARIANTS
@@ -29,6 +31,7 @@ def test_backend_protocol(name: str) -> None:
     assert descriptor.libraries and "torch" in descriptor.libraries  # torch runs the reference and exporters
     assert set(descriptor.onnx_variants.values()) <= set(VARIANTS)
     assert set(descriptor.audit_targets) <= {"cpu", "cuda"}
+    assert set(descriptor.audit_targets.values()) <= set(TARGETS)  # the audit's one table of targets
     backend = create_backend(name)
     assert backend.descriptor is descriptor
     assert callable(backend.build) and callable(backend.onnx_model) and callable(backend.unavailable_reason)

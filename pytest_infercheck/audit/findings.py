@@ -14,7 +14,6 @@ from typing import Any, Iterable, Optional
 BLOCKING = ("unsupported", "restricted", "unknown", "needs-plugin", "opset", "error")
 # A finding for every target: the model never reaches an engine (it does not export, or is not valid ONNX).
 ALL_TARGETS = "*"
-TARGETS: tuple[str, ...] = ("tensorrt", "tensorrt-rtx", "onnxruntime", "onnxruntime-cuda", "onnxruntime-tensorrt")
 
 
 @dataclass

@@ -6,11 +6,25 @@ import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Optional
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Iterator, Optional
 
-from .findings import TARGETS, AuditReport
+from .findings import AuditReport, Finding
 
 DEFAULT_TARGETS = ("tensorrt", "onnxruntime")
+
+
+@dataclass(frozen=True)
+class TargetAudit:
+    """What a target's stage is given: the exported file, the report it adds to, the graph's nodes."""
+
+    onnx_path: Path
+    target: str
+    report: AuditReport
+    node_ops: dict[str, str]
+    module_paths: dict[str, str]
+    requested_trt: Optional[str]
+    build: bool = True  # TensorRT-RTX: build the engine too (the plugin's pre-build audit parses only)
 
 
 def parse_targets(targets: Iterable[str] | str) -> list[str]:
@@ -57,15 +71,23 @@ def audit_onnx(onnx_path: Path, report: AuditReport, *, requested_trt: Optional[
         report.notes.extend(notes)
     for target in report.targets:
         with _timed(report, target):
-            if target == "tensorrt":
-                _tensorrt(onnx_path, report, requested_trt)
-            elif target == "tensorrt-rtx":
-                _tensorrt_rtx(onnx_path, report, module_paths)
-            else:
-                _onnxruntime(onnx_path, target, report, node_ops, module_paths)
+            TARGET_STAGES[target](TargetAudit(onnx_path, target, report, node_ops, module_paths, requested_trt))
     with _timed(report, "fp16-range"):
         _fp16_range(onnx_path, inputs, report, module_paths)
     return report
+
+
+def audit_target(onnx_path: Path, target: str, *, build: bool = True) -> list[Finding]:
+    """One target's findings on an exported file, by the same stage the audit runs (the plugin's pre-build
+    audit asks this for the target its backend's descriptor names)."""
+    from . import onnx_graph
+    from .tensorrt_static import resolve_version
+
+    model = onnx_graph.load(onnx_path)
+    report = AuditReport(model=onnx_path.name, targets=[target], trt_version=resolve_version(None))
+    TARGET_STAGES[target](TargetAudit(onnx_path, target, report, onnx_graph.node_operators(model),
+                                      onnx_graph.module_paths(model), None, build=build))
+    return report.findings
 
 
 def _fp16_range(onnx_path: Path, inputs: Optional[Any], report: AuditReport, module_paths: dict[str, str]) -> None:
@@ -88,9 +110,11 @@ def _fp16_range(onnx_path: Path, inputs: Optional[Any], report: AuditReport, mod
         report.notes.append(f"FP16 range not checked: ONNX Runtime could not run the model ({type(exc).__name__})")
 
 
-def _tensorrt(onnx_path: Path, report: AuditReport, requested: Optional[str]) -> None:
+def _tensorrt(given: TargetAudit) -> None:
     """Live parser when TensorRT imports (and is the version asked for, if any), else the table's prediction."""
     from .tensorrt_live import installed_version, live_applies, tensorrt_findings
+
+    onnx_path, report, requested = given.onnx_path, given.report, given.requested_trt
 
     report.add(tensorrt_findings(onnx_path, requested if live_applies(requested) else report.trt_version))
     installed = installed_version()
@@ -102,27 +126,41 @@ def _tensorrt(onnx_path: Path, report: AuditReport, requested: Optional[str]) ->
     report.notes.append(f"tensorrt: {why}; findings are predicted from the TensorRT {report.trt_version} table")
 
 
-def _tensorrt_rtx(onnx_path: Path, report: AuditReport, module_paths: dict[str, str]) -> None:
+def _tensorrt_rtx(given: TargetAudit) -> None:
     """TensorRT-RTX's own parser and builder (live on any machine where tensorrt_rtx is installed)."""
     from .tensorrt_rtx_stage import rtx_findings, unavailable_reason
 
     why = unavailable_reason()
     if why:
-        report.unavailable["tensorrt-rtx"] = why
+        given.report.unavailable[given.target] = why
         return
-    findings, notes = rtx_findings(onnx_path, module_paths=module_paths)
-    report.add(findings)
-    report.notes.extend(notes)
+    findings, notes = rtx_findings(given.onnx_path, module_paths=given.module_paths, build=given.build)
+    given.report.add(findings)
+    given.report.notes.extend(notes)
 
 
-def _onnxruntime(onnx_path: Path, target: str, report: AuditReport, node_ops: dict[str, str],
-                 module_paths: dict[str, str]) -> None:
+def _onnxruntime(given: TargetAudit) -> None:
+    """Where ONNX Runtime's session places each node with the target's execution providers."""
     from .ort_placement import placement_findings
 
-    findings, unavailable = placement_findings(onnx_path, target, node_ops=node_ops, module_paths=module_paths)
-    report.add(findings)
+    findings, unavailable = placement_findings(given.onnx_path, given.target, node_ops=given.node_ops,
+                                               module_paths=given.module_paths)
+    given.report.add(findings)
     if unavailable:
-        report.unavailable[target] = unavailable
+        given.report.unavailable[given.target] = unavailable
+
+
+# The one table of audit targets: a target's name and the stage that checks it, in the order reports list
+# them.  A backend names its targets in its descriptor's ``audit_targets`` (tests/test_backends_protocol.py
+# holds them to this table); a new engine library's target is one row here and its stage function.
+TARGET_STAGES: dict[str, Callable[[TargetAudit], None]] = {
+    "tensorrt": _tensorrt,
+    "tensorrt-rtx": _tensorrt_rtx,
+    "onnxruntime": _onnxruntime,
+    "onnxruntime-cuda": _onnxruntime,
+    "onnxruntime-tensorrt": _onnxruntime,
+}
+TARGETS: tuple[str, ...] = tuple(TARGET_STAGES)
 
 
 def _onnx_for(model: Any, inputs: Optional[Any], dynamic_batch: bool, tmp: Path, report: AuditReport) -> Optional[Path]:

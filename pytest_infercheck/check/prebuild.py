@@ -43,23 +43,11 @@ class PrebuildVerdict:
 
 
 def target_findings(onnx_path: Path, target: str) -> list[Finding]:
-    """What ``target``'s audit stage finds in the ONNX file (parser or support table), nothing allowed yet."""
-    if target == "tensorrt-rtx":  # the parser only: the build stage builds the engine for real
-        from ..audit.tensorrt_rtx_stage import rtx_findings
+    """What ``target``'s audit stage finds in the ONNX file (parser or support table), nothing allowed yet;
+    TensorRT-RTX's parser only: the build stage builds the engine for real."""
+    from ..audit.runner import audit_target
 
-        findings, _ = rtx_findings(onnx_path, build=False)
-        return findings
-    if target == "tensorrt":
-        from ..audit.tensorrt_live import tensorrt_findings
-
-        return tensorrt_findings(onnx_path, None)
-    from ..audit import onnx_graph
-    from ..audit.ort_placement import placement_findings
-
-    model = onnx_graph.load(onnx_path)
-    findings, _ = placement_findings(onnx_path, target, node_ops=onnx_graph.node_operators(model),
-                                     module_paths=onnx_graph.module_paths(model))
-    return findings
+    return audit_target(onnx_path, target, build=False)
 
 
 def kept_findings(artifacts: "ModelArtifacts", target: str, device: str) -> list[Finding]:

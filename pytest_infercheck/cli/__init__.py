@@ -22,7 +22,7 @@ from .common import (DTYPES, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError, 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ..audit.findings import TARGETS
+    from ..audit.runner import TARGETS
 
     parser = argparse.ArgumentParser(prog="infercheck", description="pytest-infercheck command line")
     commands = parser.add_subparsers(dest="command", required=True)
