@@ -7,22 +7,27 @@ CUDA-graph and launch-bound ones) with pytest in N separate processes sharing on
 are blessed into a baseline, whose history then measures the between-run noise; each later run is
 gated against it as `infercheck gate` does (baseline/offline.gate_results: the one verdict), and
 blessed in turn with --bless-each (what a main branch's CI does). Injected
-slowdowns scale that run's samples (+5% on CUDA-graph engines, +10% on the others): the decision on
-real run-to-run noise, not new work inside the call (benchmarks/gate_power.py does that within one
-process).
+slowdowns scale that run's samples, wall and GPU kernel time alike (+5% on CUDA-graph engines, +10% on
+the others): the decision on real run-to-run noise, not new work inside the call
+(benchmarks/gate_power.py does that within one process).  A launch-bound GPU engine (its kernels busy
+the GPU under half its wall time: kernel_time.py) is judged on its kernel time, the others on wall time,
+as the gate does (docs/gate.md, "Launch-bound engines").
 
     python benchmarks/gate_aa.py --runs 9                 # CPU, quiet: 3 blessed, 6 gated
     python benchmarks/gate_aa.py --runs 9 --burners 2     # CPU with two busy processes beside it
     python benchmarks/gate_aa.py --runs 9                 # on the GPU machine: CUDA engines
 
-Prints one table: per engine, A/A verdicts (regressed / undecided / within), detections of the
-injected slowdowns, and the warm/cold p50 ratio (runs 2..N over run 1).
+Prints one table: per engine, its GPU busy fraction (median over the runs; "-" on the CPU) and what
+the gate judged it on (wall or kernel time), A/A verdicts (regressed / undecided), what the wall-time
+judgement alone would have said of the same A/A pairs, detections of the injected slowdowns, and the
+warm/cold p50 ratio (runs 2..N over run 1).
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import multiprocessing
 import os
@@ -32,6 +37,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -54,6 +60,22 @@ def one_run(index: int, work: Path, extra: list[str]) -> Path:
         print(done.stdout[-3000:], done.stderr[-2000:])
         raise SystemExit(f"run {index} wrote no report")
     return report
+
+
+def slow_down(latency: Any, factor: float) -> None:
+    """The injected slowdown: every wall and kernel-time figure of the run scaled by ``factor``."""
+    latency.samples_ms = [v * factor for v in latency.samples_ms]
+    latency.block_medians_ms = [v * factor for v in latency.block_medians_ms]
+    kernel = latency.kernel
+    if kernel is not None:
+        latency.kernel = dataclasses.replace(kernel, samples_ms=[v * factor for v in kernel.samples_ms],
+                                             block_medians_ms=[v * factor for v in kernel.block_medians_ms],
+                                             wall_p50_ms=kernel.wall_p50_ms * factor)
+
+
+def new_row(rows: dict[str, dict[str, list]], result: Any) -> dict[str, list]:
+    return rows.setdefault(result.nodeid, {"aa": [], "slowed": [], "aa_wall": [], "slowed_wall": [], "warm": [],
+                                           "busy": [], "judged_on": [], "graph": [result.cuda_graphs]})
 
 
 def main() -> int:
@@ -97,43 +119,51 @@ def main() -> int:
             judged = copy.deepcopy(results)
             for result in judged:
                 if scenario == "slowed" and result.latency is not None:
-                    factor = 1.05 if result.cuda_graphs else 1.10
-                    result.latency.samples_ms = [v * factor for v in result.latency.samples_ms]
-                    result.latency.block_medians_ms = [v * factor for v in result.latency.block_medians_ms]
+                    slow_down(result.latency, 1.05 if result.cuda_graphs else 1.10)
             outcome = gate_results(judged, BaselineStore.load(baseline), given, strict=False)
             for result in outcome.judged:
-                latency = result.baseline.latency if result.baseline else None
-                verdict = latency.verdict if latency else "none"
-                row = rows.setdefault(result.nodeid, {"aa": [], "slowed": [], "warm": [], "graph": [result.cuda_graphs]})
-                row[scenario].append(verdict)
+                comparison = result.baseline
+                latency = comparison.judged if comparison else None
+                row = new_row(rows, result)
+                row[scenario].append(latency.verdict if latency else "none")
+                row[f"{scenario}_wall"].append(comparison.latency.verdict if comparison and comparison.latency else "none")
+                row["judged_on"].append(comparison.judged_on if comparison else "-")
+                kernel = result.latency.kernel if result.latency is not None else None
+                if scenario == "aa" and kernel is not None:
+                    row["busy"].append(kernel.busy_fraction)
         for result in results:
             if result.latency is not None and result.nodeid in cold:
-                rows.setdefault(result.nodeid, {"aa": [], "slowed": [], "warm": [], "graph": [result.cuda_graphs]})
-                rows[result.nodeid]["warm"].append(result.latency.p50_ms / cold[result.nodeid])
+                new_row(rows, result)["warm"].append(result.latency.p50_ms / cold[result.nodeid])
         if args.bless_each:
             update_baseline(baseline, [r for r in results if r.outcome == "passed"])
 
     print(f"\n{len(reports)} processes, {args.seed_runs} blessed first, allowance {args.max_regression}, "
           f"bless each: {args.bless_each}, "
           f"burners: {args.burners}; reports in {work}")
-    print(f"{'engine':58} {'A/A regr':>8} {'A/A und':>7} {'slowed caught':>13} {'slow und':>8} {'warm/cold p50':>14}")
-    totals = {"aa": 0, "aa_regr": 0, "aa_und": 0, "slow": 0, "caught": 0, "slow_und": 0}
+    print(f"{'engine':58} {'busy':>5} {'judged on':>9} {'A/A regr':>8} {'A/A und':>7} {'wall-only A/A regr':>18} "
+          f"{'slowed caught':>13} {'slow und':>8} {'warm/cold p50':>14}")
+    totals = {"aa": 0, "aa_regr": 0, "aa_und": 0, "aa_wall_regr": 0, "slow": 0, "caught": 0, "slow_und": 0}
     for nodeid, row in sorted(rows.items()):
         aa, slowed = row["aa"], row["slowed"]
         regr, und = aa.count("regression"), sum(v in ("undecided", "insufficient") for v in aa)
+        wall_regr = row["aa_wall"].count("regression")
         caught, slow_und = slowed.count("regression"), sum(v in ("undecided", "insufficient") for v in slowed)
         warm = row["warm"]
         ratios = f"{min(warm):.2f}..{max(warm):.2f}" if warm else "-"
+        busy = f"{statistics.median(row['busy']):.0%}" if row["busy"] else "-"
+        judged_on = "/".join(sorted(set(row["judged_on"]))) or "-"
         name = nodeid.split("::")[-1] + (" (graph)" if row["graph"][0] else "")
-        print(f"{name:58} {regr:>4}/{len(aa):<3} {und:>3}/{len(aa):<3} {caught:>7}/{len(slowed):<5} "
-              f"{slow_und:>4}/{len(slowed):<3} {ratios:>14}")
+        print(f"{name:58} {busy:>5} {judged_on:>9} {regr:>4}/{len(aa):<3} {und:>3}/{len(aa):<3} "
+              f"{wall_regr:>14}/{len(aa):<3} {caught:>7}/{len(slowed):<5} {slow_und:>4}/{len(slowed):<3} {ratios:>14}")
         totals["aa"] += len(aa)
         totals["aa_regr"] += regr
         totals["aa_und"] += und
+        totals["aa_wall_regr"] += wall_regr
         totals["slow"] += len(slowed)
         totals["caught"] += caught
         totals["slow_und"] += slow_und
-    print(f"\nA/A: {totals['aa_regr']} false regressions, {totals['aa_und']} undecided in {totals['aa']} comparisons; "
+    print(f"\nA/A: {totals['aa_regr']} false regressions, {totals['aa_und']} undecided in {totals['aa']} comparisons "
+          f"(wall time alone: {totals['aa_wall_regr']} false regressions); "
           f"injected slowdown: caught {totals['caught']} of {totals['slow']}, undecided {totals['slow_und']}")
     (work / "summary.json").write_text(json.dumps({"rows": rows, "totals": totals}, default=str))
     return 0

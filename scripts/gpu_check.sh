@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU proof on the lent machine (the `run` device tool), from the repo root:
 #   scripts/gpu_check.sh STAGE [arguments...]
-# smoke: environment facts; tests [pytest args]: `pytest -m gpu` (default: both GPU test files);
+# smoke: environment facts; tests [pytest args]: `pytest -m gpu` (default: the cudagraphs, engines and kernel-time GPU test files);
 # bench [benchmarks/gpu.py args]: the GPU benchmark; gate: benchmarks/gate_power.py on the GPU;
 # probe [backtrace]: scripts/aoti_probe.py (which AOTInductor sequence crashes, and where);
 # ortprobe: scripts/ort_cuda_probe.py (the CUDA provider's FP32 error and CUDA graph timing);
@@ -84,7 +84,7 @@ EOF
 
 tests() {
   local files=("$@")
-  [ ${#files[@]} -eq 0 ] && files=(tests/test_gpu_cudagraphs.py tests/test_gpu_engines.py)
+  [ ${#files[@]} -eq 0 ] && files=(tests/test_gpu_cudagraphs.py tests/test_gpu_engines.py tests/test_gpu_kernel_time.py)
   timeout "${TESTS_TIMEOUT:-420}" python3 -X faulthandler -m pytest -m gpu "${files[@]}" \
     -p no:randomly -p no:cacheprovider -v -s -rfEs --durations=12 --log-level=WARNING 2>&1 | tee -a "$OUT/gpu-tests.log"
   echo "pytest -m gpu exit status: $?" | tee -a "$OUT/gpu-tests.log"

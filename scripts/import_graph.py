@@ -23,7 +23,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "backends.base", "backends.trt_strongly_typed")),
     ("measurement and the typed facts", (
         "measure.stats", "measure.regression", "measure.memory", "measure.budget", "measure.profiling",
-        "measure.max_batch", "core.spec", "measure.results", "measure.compare",
+        "measure.max_batch", "core.spec", "measure.kernel_time", "measure.results", "measure.compare",
         "measure.timing")),
     ("the model: inputs, copies, exports, ONNX variants, artifacts, the engine cache", (
         "model.inputs", "model.under_test", "model.export_common", "model.export_torchscript", "model.export",

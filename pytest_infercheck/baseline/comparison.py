@@ -8,12 +8,14 @@ Statistics are regression.py's; this module only decides which figures to compar
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
-from ..measure.regression import compare_accuracy, compare_latency, run_noise
-from ..measure.results import BaselineComparison, CheckResult
+from ..measure.regression import LatencyComparison, compare_accuracy, compare_latency, run_noise
+from ..measure.results import BaselineComparison, CheckResult, LatencyStats
 from .key import EntryIdentity
-from .store import BaselineStore, subsample
+from .store import BaselineStore, Entry, subsample
+
+KERNEL_OPTION = "--infer-kernel-tolerance"
 
 
 def accuracy_figures(result: CheckResult) -> dict[str, dict[str, float]]:
@@ -28,7 +30,9 @@ def identity_of(result: CheckResult) -> EntryIdentity:
 
 def compare_with_entry(result: CheckResult, store: BaselineStore, settings: Any) -> BaselineComparison:
     """``result`` (its ``machine`` set) against its entry in ``store``, under ``settings``' allowances
-    (max_regression, accuracy_factor, accuracy_floor): the typed comparison, which judge/verdict.py reads."""
+    (max_regression, kernel_tolerance, accuracy_factor, accuracy_floor): the typed comparison, which
+    judge/verdict.py reads.  A launch-bound GPU engine is judged on its kernel time (``judged_on``), its
+    wall time compared as information; every other engine on its wall time (docs/gate.md)."""
     lookup = store.lookup(identity_of(result), result.machine or {})
     comparison = BaselineComparison(lookup.status, str(store.path), differences=lookup.differences)
     if lookup.entry is None:
@@ -41,18 +45,51 @@ def compare_with_entry(result: CheckResult, store: BaselineStore, settings: Any)
                           entry.latency.get("block_medians_ms") or [], result.latency.probe_ms,
                           entry.latency.get("probe_ms"),
                           probe_spread=max(result.latency.probe_spread, float(entry.latency.get("probe_spread") or 0)))
-        latency = compare_latency(subsample(result.latency.samples_ms), entry.samples_ms,
-                                  max_regression=settings.max_regression, noise=noise)
-        comparison.latency = latency
+        judged = comparison.latency = compare_latency(subsample(result.latency.samples_ms), entry.samples_ms,
+                                                      max_regression=settings.max_regression, noise=noise)
         comparison.baseline_samples_ms = entry.samples_ms
-        if latency.verdict == "regression":
-            comparison.regressions.append(f"latency {latency.describe()}")
-        elif latency.verdict == "improvement":
-            comparison.improvements.append(f"latency {latency.describe()}")
+        kernel = comparison.kernel = kernel_comparison(result.latency, entry, settings.kernel_tolerance)
+        if kernel is not None and launch_bound(result.latency, entry):
+            comparison.judged_on, judged = "kernel", kernel
+        line = f"{comparison.judged_figure} {judged.describe()}{wall_information(comparison)}"
+        if judged.verdict == "regression":
+            comparison.regressions.append(line)
+        elif judged.verdict == "improvement":
+            comparison.improvements.append(line)
     comparison.accuracy = compare_accuracy(accuracy_figures(result), entry.accuracy,
                                            factor=settings.accuracy_factor, floor=settings.accuracy_floor)
     comparison.regressions += [f"accuracy {change.describe()}" for change in comparison.accuracy if change.regressed]
     return comparison
+
+
+def kernel_comparison(latency: LatencyStats, entry: Entry, tolerance: float) -> Optional[LatencyComparison]:
+    """This run's GPU kernel time against the entry's, under its own allowance and noise (the kernel p50s
+    of the entry's history, both runs' kernel blocks; no machine probe: it times the host, not the
+    kernels); None unless both sides measured it."""
+    kernel = latency.kernel
+    recorded = (entry.latency or {}).get("kernel")
+    if kernel is None or not kernel.samples_ms or not isinstance(recorded, dict):
+        return None
+    history = [run["kernel_ms"] for run in entry.history if run.get("kernel_ms")]
+    noise = run_noise(history, kernel.block_medians_ms, recorded.get("block_medians_ms") or [], None, None)
+    return compare_latency(subsample(kernel.samples_ms), recorded["samples_ms"], max_regression=tolerance,
+                           noise=noise, option=KERNEL_OPTION)
+
+
+def launch_bound(latency: LatencyStats, entry: Entry) -> bool:
+    """Launch-bound in this run or in the entry's: either way one side's wall median carries the host's noise."""
+    recorded = (entry.latency or {}).get("kernel") or {}
+    return bool((latency.kernel is not None and latency.kernel.launch_bound) or recorded.get("launch_bound") is True)
+
+
+def wall_information(comparison: BaselineComparison) -> str:
+    """For an engine judged on kernel time, its wall time beside it, said to be information only."""
+    wall = comparison.latency
+    if comparison.judged_on != "kernel" or wall is None:
+        return ""
+    change = f" ({wall.change:+.1%})" if wall.ratio == wall.ratio else ""
+    return (f"; launch-bound, so judged on GPU kernel time ({KERNEL_OPTION}); wall p50 {wall.baseline_p50_ms:.4g} ms "
+            f"-> {wall.current_p50_ms:.4g} ms{change} is information")
 
 
 def regressed_kinds(comparison: BaselineComparison) -> list[str]:
@@ -60,7 +97,7 @@ def regressed_kinds(comparison: BaselineComparison) -> list[str]:
     kinds = []
     if any(change.regressed for change in comparison.accuracy):
         kinds.append("accuracy")
-    if comparison.latency is not None and comparison.latency.verdict == "regression":
-        kinds.append("latency")
+    if comparison.judged is not None and comparison.judged.verdict == "regression":
+        kinds.append(comparison.judged_figure)
     return kinds
 

@@ -26,7 +26,7 @@ from .comparison import compare_with_entry
 from .store import BaselineStore
 from .summary import who, summary_lines
 
-GATE_KEYS = ("max_regression", "accuracy_factor", "accuracy_floor")
+GATE_KEYS = ("max_regression", "kernel_tolerance", "accuracy_factor", "accuracy_floor")
 TEST_SOURCES = ("marker", "fixture call")  # a test's own settings: the run's options do not override them
 
 
@@ -35,6 +35,7 @@ class GateSettings:
     """The allowances comparison.compare_with_entry reads, for one result."""
 
     max_regression: float
+    kernel_tolerance: float
     accuracy_factor: float
     accuracy_floor: float
 

@@ -62,11 +62,13 @@ class Entry:
     spec_id: str
     machine: dict[str, Any]
     accuracy: dict[str, dict[str, float]]  # output -> {max_abs, mean_abs, ...}
-    latency: Optional[dict[str, Any]]  # {timer, count, p50_ms, ... (stats.PERCENTILES), samples_ms}
+    # {timer, count, p50_ms, ... (stats.PERCENTILES), samples_ms, and for a GPU engine its kernel time:
+    # kernel: {p50_ms, busy_fraction, launch_bound, block_medians_ms, samples_ms}}
+    latency: Optional[dict[str, Any]]
     model_hash: str = ""
     recorded: str = ""
     check: str = ""
-    # The last runs blessed into this slot, oldest first ({recorded, p50_ms, probe_ms, count}): their
+    # The last runs blessed into this slot, oldest first ({recorded, p50_ms, probe_ms, count, kernel_ms}): their
     # spread is the gate's between-run noise (regression.RunNoise). A changed model starts it again.
     history: list[dict[str, Any]] = field(default_factory=list)
 
@@ -215,8 +217,9 @@ def _validate_entry(raw: Any, where: str) -> Entry:
         if not isinstance(run, dict):
             raise _Invalid(f"{where}: history[{index}] must be an object")
         _check_number(run.get("p50_ms"), f"{where}: history[{index}].p50_ms", positive=True)
-        if run.get("probe_ms") is not None:
-            _check_number(run["probe_ms"], f"{where}: history[{index}].probe_ms", positive=True)
+        for name in ("probe_ms", "kernel_ms"):
+            if run.get(name) is not None:
+                _check_number(run[name], f"{where}: history[{index}].{name}", positive=True)
     return Entry(nodeid=raw["nodeid"], spec_id=raw["spec_id"], machine=raw["machine"], accuracy=accuracy,
                  latency=latency, model_hash=str(raw.get("model_hash", "")), recorded=str(raw.get("recorded", "")),
                  check=raw.get("check", ""), history=history[-HISTORY:])
@@ -225,16 +228,8 @@ def _validate_entry(raw: Any, where: str) -> Entry:
 def _validate_latency(latency: Any, where: str) -> None:
     if not isinstance(latency, dict):
         raise _Invalid(f"{where}: \"latency\" must be an object or null")
-    samples = latency.get("samples_ms")
-    if not isinstance(samples, list) or not samples:
-        raise _Invalid(f"{where}: latency.samples_ms must be a non-empty list of milliseconds")
-    for index, value in enumerate(samples):
-        _check_number(value, f"{where}: latency.samples_ms[{index}]", positive=True)
-    blocks = latency.get("block_medians_ms", [])
-    if not isinstance(blocks, list):
-        raise _Invalid(f"{where}: latency.block_medians_ms must be a list of milliseconds")
-    for index, value in enumerate(blocks):
-        _check_number(value, f"{where}: latency.block_medians_ms[{index}]", positive=True)
+    _check_numbers(latency.get("samples_ms"), f"{where}: latency.samples_ms", positive=True, empty=False)
+    _check_numbers(latency.get("block_medians_ms", []), f"{where}: latency.block_medians_ms", positive=True, empty=True)
     if latency.get("probe_ms") is not None:
         _check_number(latency["probe_ms"], f"{where}: latency.probe_ms", positive=True)
     if latency.get("probe_spread") is not None:  # a NaN here would be written as the token NaN too
@@ -244,6 +239,28 @@ def _validate_latency(latency: Any, where: str) -> None:
     for name in (f"{statistic}_ms" for statistic in PERCENTILES):  # a NaN here was written as the token NaN:
         if name in latency:  # no later run read the file
             _check_number(latency[name], f"{where}: latency.{name}", positive=True)
+    if latency.get("kernel") is not None:
+        _validate_kernel(latency["kernel"], f"{where}: latency.kernel")
+
+
+def _validate_kernel(kernel: Any, where: str) -> None:
+    """A GPU engine's kernel time (kernel_entry): samples >= 0 (an iteration may launch nothing), blocks and
+    p50 > 0, a busy fraction, a launch-bound flag."""
+    if not isinstance(kernel, dict):
+        raise _Invalid(f"{where} must be an object or null")
+    _check_numbers(kernel.get("samples_ms"), f"{where}.samples_ms", positive=False, empty=False)
+    _check_numbers(kernel.get("block_medians_ms", []), f"{where}.block_medians_ms", positive=True, empty=True)
+    _check_number(kernel.get("p50_ms"), f"{where}.p50_ms", positive=True)
+    _check_number(kernel.get("busy_fraction"), f"{where}.busy_fraction", positive=False)
+    if not isinstance(kernel.get("launch_bound"), bool):
+        raise _Invalid(f"{where}.launch_bound is {kernel.get('launch_bound')!r}, expected true or false")
+
+
+def _check_numbers(values: Any, where: str, *, positive: bool, empty: bool) -> None:
+    if not isinstance(values, list) or (not values and not empty):
+        raise _Invalid(f"{where} must be a {'' if empty else 'non-empty '}list of milliseconds")
+    for index, value in enumerate(values):
+        _check_number(value, f"{where}[{index}]", positive=positive)
 
 
 def _check_number(value: Any, where: str, *, positive: bool) -> None:
@@ -280,18 +297,36 @@ def entry_from_result(result: Any) -> Optional[Entry]:
                    "probe_ms": _six(lat.probe_ms) if lat.probe_ms else None,
                    "probe_spread": _six(lat.probe_spread),
                    "samples_ms": [_six(v) for v in subsample(lat.samples_ms)]}
+        kernel = kernel_entry(lat.kernel)
+        if kernel is not None:
+            latency["kernel"] = kernel
     recorded = datetime.now(timezone.utc).isoformat(timespec="seconds")
     return Entry(nodeid=result.nodeid, spec_id=result.spec_id, machine=result.machine, accuracy=accuracy,
                  latency=latency, model_hash=result.model_hash, check=result.check_name, recorded=recorded,
                  history=run_record(recorded, latency))
 
 
+def kernel_entry(kernel: Any) -> Optional[dict[str, Any]]:
+    """What an entry keeps of a GPU engine's kernel time (kernel_time.KernelTime): its samples, blocks and
+    label; None without a positive kernel p50 to compare with."""
+    if kernel is None or not kernel.samples_ms or not kernel.p50_ms > 0:
+        return None
+    return {"p50_ms": _six(kernel.p50_ms), "busy_fraction": _six(kernel.busy_fraction),
+            "launch_bound": bool(kernel.launch_bound), "block_medians_ms": [_six(v) for v in kernel.block_medians_ms],
+            "samples_ms": [_six(v) for v in subsample(kernel.samples_ms)]}
+
+
 def run_record(recorded: str, latency: Optional[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The one run an entry's latency figures are, as its history holds it ([] with no p50 to keep)."""
+    """The one run an entry's latency figures are, as its history holds it ([] with no p50 to keep); a GPU
+    engine's kernel p50 too (``kernel_ms``), whose spread is the kernel time's between-run noise."""
     if not latency or not (latency.get("p50_ms") or 0) > 0:
         return []
-    return [{"recorded": recorded, "p50_ms": latency["p50_ms"], "probe_ms": latency.get("probe_ms"),
-             "count": latency.get("count")}]
+    record = {"recorded": recorded, "p50_ms": latency["p50_ms"], "probe_ms": latency.get("probe_ms"),
+              "count": latency.get("count")}
+    kernel = latency.get("kernel")
+    if isinstance(kernel, dict) and (kernel.get("p50_ms") or 0) > 0:
+        record["kernel_ms"] = kernel["p50_ms"]
+    return [record]
 
 
 def with_history(entry: Entry, previous: Optional[Entry]) -> Entry:

@@ -31,9 +31,11 @@ def status_cell(result: CheckResult) -> str:
         return "missing"
     if comparison.status == BaselineStatus.OTHER_MACHINE:
         return "other machine"
-    latency = comparison.latency
+    latency = comparison.judged  # a launch-bound engine's kernel time, else its wall time
     has_ratio = latency is not None and latency.ratio == latency.ratio  # NaN: too few samples for a ratio
     change = f"{latency.ratio - 1:+.1%}" if latency is not None and has_ratio else ""
+    if comparison.judged_on == "kernel" and not comparison.regressions:  # a regression's kind names it
+        change = f"kernel {change}".rstrip()
     if comparison.regressions:
         return f"REGRESSION {' + '.join(regressed_kinds(comparison))} {change}".rstrip()
     if comparison.improvements:
@@ -53,11 +55,13 @@ def baseline_properties(result: CheckResult, prefix: Optional[str] = None) -> li
     prefix = (prefix or f"infercheck.{result.spec_id}") + ".baseline"
     props: list[tuple[str, Any]] = [(f"{prefix}.status", str(comparison.status)),
                                     (f"{prefix}.verdict", status_cell(result))]
-    latency = comparison.latency
-    if latency is not None:
-        for name in ("baseline_p50_ms", "current_p50_ms", "ratio", "ci_low", "ci_high", "p_slower", "p_faster"):
-            props.append((f"{prefix}.latency.{name}", round_figure(getattr(latency, name))))
-        props.append((f"{prefix}.latency.verdict", latency.verdict))
+    for figure, latency in (("latency", comparison.latency), ("kernel", comparison.kernel)):
+        if latency is not None:
+            for name in ("baseline_p50_ms", "current_p50_ms", "ratio", "ci_low", "ci_high", "p_slower", "p_faster"):
+                props.append((f"{prefix}.{figure}.{name}", round_figure(getattr(latency, name))))
+            props.append((f"{prefix}.{figure}.verdict", latency.verdict))
+    if comparison.kernel is not None:
+        props.append((f"{prefix}.judged_on", comparison.judged_on))
     for change in comparison.accuracy:
         props.append((f"{prefix}.{change.output}.{change.metric}", round_figure(change.baseline)))
     for line in comparison.regressions:
@@ -76,7 +80,7 @@ def summary_lines(results: Sequence[CheckResult], path: Optional[str], update: O
     foreign = [(r, r.baseline) for r in results if r.baseline and r.baseline.status == BaselineStatus.OTHER_MACHINE]
     regressed = [(r, b) for r, b in compared if b.regressions]
     improved = [(r, b) for r, b in compared if b.improvements]
-    undecided = [(r, b) for r, b in compared if b.latency is not None and b.latency.undecided]
+    undecided = [(r, b) for r, b in compared if b.judged is not None and b.judged.undecided]
     several = several_checks(results) if several is None else several
     lines = [f"baseline {path}: {len(compared)} compared, {len(regressed)} regressed, {len(improved)} improved, "
              f"{len(missing)} missing, {len(foreign)} not applied (other machine)"

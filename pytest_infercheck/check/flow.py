@@ -139,7 +139,8 @@ def time_engine(context: "CheckContext", backend: Any, engine: Any, request: Any
                 settings: Any, result: CheckResult) -> None:
     """Stage LATENCY: the timing, the budget with its confidence, and what explains or extends it."""
     device = result.device
-    result.latency = latency.measure(engine, prepared, mut, device, settings, context.timing_lock)
+    result.latency = latency.measure(engine, prepared, mut, device, settings, context.timing_lock, kernel_pass=True,
+                                     cuda_graph=context.spec.cuda_graphs, warnings=result.warnings)
     budget = result.latency.budget_verdict = latency.budget_verdict(result.latency, settings)
     if (budget is not None and not budget.passed) or settings.profile:  # the profile explains a failed budget
         result.profile = latency.profile(engine, prepared, mut, device, backend.onnx_model(request), result.warnings,

@@ -18,6 +18,7 @@ from .failure import StageFailure, short
 if TYPE_CHECKING:
     from ..backends.base import Engine
     from ..measure.budget import BudgetVerdict
+    from ..measure.kernel_time import KernelTime
     from ..model.under_test import ModelUnderTest
     from ..measure.profiling import ProfileTable
 
@@ -25,8 +26,13 @@ Lock = Callable[[str], ContextManager[Any]]
 
 
 def measure(engine: "Engine", prepared: Any, mut: "ModelUnderTest", device: str, settings: Any,
-            lock: Lock) -> LatencyStats:
-    """Stage LATENCY: the engine timed on prepared inputs (or host to host with time_transfers)."""
+            lock: Lock, *, kernel_pass: bool = False, cuda_graph: bool = False,
+            warnings: Optional[list[str]] = None) -> LatencyStats:
+    """Stage LATENCY: the engine timed on prepared inputs (or host to host with time_transfers).
+
+    ``kernel_pass`` (a CUDA engine under check): then, under the same lock, its GPU kernel time and
+    the launch-bound label (kernel_time.py); where the profiler cannot tell, a note in ``warnings``.
+    """
     from ..measure.timing import machine_probe, plan_from_settings, timer_for
 
     timer = timer_for(device, getattr(engine, "stream", None))
@@ -45,12 +51,28 @@ def measure(engine: "Engine", prepared: Any, mut: "ModelUnderTest", device: str,
                                   includes_transfers=transfers)
         except Exception as exc:
             raise StageFailure(Stage.LATENCY, f"timing the engine failed: {short(exc)}", traceback.format_exc()) from None
+        if kernel_pass and device.startswith("cuda"):
+            stats.kernel = kernel_time(run, device, getattr(engine, "stream", None), stats.p50_ms, cuda_graph,
+                                       warnings if warnings is not None else [])
     if probe is not None:
         stats.probe_ms, stats.probe_spread = probe
     stop = getattr(timer, "last_stop", None)
     if stop is not None:
         stats.stop_reason, stats.stop_unmet = stop.reason, stop.unmet or ""
     return stats
+
+
+def kernel_time(run: Callable[[], Any], device: str, stream: Any, wall_p50_ms: float, cuda_graph: bool,
+                warnings: list[str]) -> Optional["KernelTime"]:
+    """The kernel pass after the wall-time samples (kernel_time.measure_kernel_time); None, with a note,
+    where the profiler cannot measure it: the engine is then judged on wall time, as before."""
+    from ..measure.kernel_time import measure_kernel_time
+
+    try:
+        return measure_kernel_time(run, device, stream, wall_p50_ms=wall_p50_ms, cuda_graph=cuda_graph)
+    except Exception as exc:  # the kernel time qualifies the wall time; it must never replace a result
+        warnings.append(f"no GPU kernel time (the gate judges wall time): {short(exc)}")
+        return None
 
 
 def budget_verdict(latency: Optional[LatencyStats], settings: Any) -> Optional["BudgetVerdict"]:

@@ -142,6 +142,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_regression", "--infer-max-regression", parse_max_regression, defaults.MAX_REGRESSION,
            "largest median-latency slowdown allowed against the baseline, e.g. 3% (a larger one fails "
            "when it is also statistically significant)", "PERCENT", scope=Scope.TEST),
+    # A launch-bound GPU engine (kernel_time.py) is judged on its kernel time: its own allowance, since its
+    # wall time is the host's launch speed (docs/gate.md, "Launch-bound engines").
+    Option("kernel_tolerance", "--infer-kernel-tolerance", parse_max_regression, defaults.KERNEL_TOLERANCE,
+           "largest median GPU kernel-time slowdown allowed against the baseline for a launch-bound engine (its "
+           "kernels busy the GPU under half its wall time), e.g. 5%; its wall time is then reported, not judged",
+           "PERCENT", scope=Scope.TEST),
     Option("accuracy_factor", "--infer-accuracy-factor", parse_factor, 2.0,
            "fail when an error figure grew by more than this factor over the baseline's", "FACTOR",
            scope=Scope.TEST),

@@ -83,6 +83,7 @@ class Settings:
     baseline_update: bool
     baseline_strict: bool
     max_regression: float
+    kernel_tolerance: float
     accuracy_factor: float
     accuracy_floor: float
     # reports and the run

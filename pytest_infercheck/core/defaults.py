@@ -12,3 +12,4 @@ MAX_TIME_S = 1.0  # seconds of measured time after which sampling stops (with at
 CI_WIDTH = 0.01  # +-1% on p50: a third of the gate's 3% allowance
 CONFIDENCE = 0.95  # of budget decisions and of the stopping rule's intervals
 MAX_REGRESSION = 0.03  # the gate's latency allowance
+KERNEL_TOLERANCE = 0.05  # the gate's allowance on a launch-bound GPU engine's kernel time (docs/gate.md)

@@ -126,8 +126,9 @@ def undecided_figures(facts: CheckResult) -> list[tuple[Stage, str]]:
     if budget is not None and budget.undecided:
         notes.append((Stage.LATENCY, f"budget {budget.describe()}"))
     comparison = facts.baseline
-    if comparison is not None and comparison.latency is not None and comparison.latency.undecided:
-        notes.append((Stage.REGRESSION, f"baseline latency {comparison.latency.describe()}"))
+    judged = comparison.judged if comparison is not None else None  # kernel time for a launch-bound engine
+    if comparison is not None and judged is not None and judged.undecided:
+        notes.append((Stage.REGRESSION, f"baseline {comparison.judged_figure} {judged.describe()}"))
     return notes
 
 

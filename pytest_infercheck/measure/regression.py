@@ -204,7 +204,8 @@ class LatencyComparison:
         return f"run-to-run noise +-{math.exp(noise.margin) - 1:.1%} ({source})"
 
 def compare_latency(current: Sequence[float], baseline: Sequence[float], *, max_regression: float,
-                    alpha: float = ALPHA, noise: Optional[RunNoise] = None) -> LatencyComparison:
+                    alpha: float = ALPHA, noise: Optional[RunNoise] = None,
+                    option: str = "--infer-max-regression") -> LatencyComparison:
     """Regression when significantly slower, *and* the median ratio exceeds ``1 + max_regression``, *and*
     the change stands out of the run-to-run noise (``noise.margin``).
 
@@ -215,7 +216,8 @@ def compare_latency(current: Sequence[float], baseline: Sequence[float], *, max_
     between-run noise.  docs/gate.md says why and how.
 
     ``noise=None`` judges the two sample sets alone, as two runs in one process are (gate_power.py);
-    the gate always passes the comparison's RunNoise.
+    the gate always passes the comparison's RunNoise.  ``option``: the allowance's option, named when
+    the noise exceeds it (``--infer-kernel-tolerance`` for a launch-bound engine's kernel time).
     """
     import numpy as np
 
@@ -252,7 +254,7 @@ def compare_latency(current: Sequence[float], baseline: Sequence[float], *, max_
     elif noise.margin > allowed:
         verdict = "undecided"
         why = (f"its run-to-run noise (+-{math.exp(noise.margin) - 1:.1%}) exceeds the allowance "
-               f"(+{max_regression:.1%}): raise --infer-max-regression for it, or steady the machine")
+               f"(+{max_regression:.1%}): raise {option} for it, or steady the machine")
     else:
         verdict = "within"
     return LatencyComparison(verdict, base_p50, cur_p50, ratio, low, high, test.p_greater, test.p_less,

@@ -17,6 +17,7 @@ from ..audit.findings import Finding
 from .budget import BudgetVerdict
 from ..core.codec import from_data
 from ..core.jsonsafe import json_safe
+from .kernel_time import KernelTime
 from .max_batch import MaxBatchResult
 from .memory import DeviceMemory
 from .profiling import ProfileTable
@@ -28,6 +29,8 @@ from ..core.spec import Outcome, Stage, TextEnum
 #    baseline comparison, machine key) instead of the free-form "extra" dict of version 1.
 # 3: the facts the verdict is computed from (stopped, skipped, raise_on_failure, the test's outcome)
 #    and the undecided figures, so a saved report is judged again by the same function.
+# A field added with a default does not bump it (latency.kernel, baseline.kernel and judged_on): a
+# report written before it reads as one without the figure, and judges as it did.
 SCHEMA_VERSION = 3
 
 
@@ -148,7 +151,7 @@ class LatencyStats:
     # Every percentile of stats.PERCENTILES, by name ({"p50": ..., "p90": ..., "p99": ...}); read one as
     # ``stats.p50_ms``. A new percentile is a row in that table: every report iterates it.
     percentiles_ms: dict[str, float] = field(default_factory=dict)
-    # Medians of consecutive blocks of the samples, in time order (timing.BLOCKS): how much the engine
+    # Medians of consecutive blocks of the samples, in time order (stats.BLOCKS): how much the engine
     # drifted while it was timed, the within-run part of the gate's noise (regression.RunNoise).
     block_medians_ms: list[float] = field(default_factory=list)
     # A fixed reference workload timed just before the engine, under the same lock (timing.machine_probe):
@@ -159,6 +162,9 @@ class LatencyStats:
     stop_unmet: str = ""  # at a cap: what the stopping rule still lacked
     budget_verdict: Optional[BudgetVerdict] = None  # the budget's statistic with its confidence bounds
     device_memory: Optional[DeviceMemory] = None  # every allocator's device memory (CUDA), with its method
+    # GPU engines: the device-busy time per iteration, its busy fraction and the launch-bound label
+    # (kernel_time.py); None on the CPU, or where the profiler could not measure it (a warning says why).
+    kernel: Optional[KernelTime] = None
 
     def __getattr__(self, name: str) -> float:
         """``p50_ms``, ``p90_ms``...: a percentile of stats.PERCENTILES (NaN before any sample)."""
@@ -187,7 +193,8 @@ class LatencyStats:
         from .stats import PERCENTILES
 
         figures = ", ".join(f"{name} {self.statistic(name):.3f} ms" for name in PERCENTILES)
-        return f"{figures} over {self.count} samples ({self.timer})"
+        kernel = f"; {self.kernel.describe()}" if self.kernel is not None else ""
+        return f"{figures} over {self.count} samples ({self.timer}){kernel}"
 
 
 @dataclass
@@ -388,9 +395,23 @@ class BaselineComparison:
     improvements: list[str] = field(default_factory=list)
     recorded: str = ""
     model_changed: bool = False
-    latency: Optional[LatencyComparison] = None
+    latency: Optional[LatencyComparison] = None  # wall time
     baseline_samples_ms: list[float] = field(default_factory=list)  # the entry's distribution, for the HTML report
     accuracy: list[AccuracyChange] = field(default_factory=list)
+    kernel: Optional[LatencyComparison] = None  # GPU kernel time, where both sides measured it
+    # "kernel": a launch-bound engine, judged on its kernel time (wall time is information);
+    # "wall": every other engine (docs/gate.md, "Launch-bound engines").
+    judged_on: str = "wall"
+
+    @property
+    def judged(self) -> Optional[LatencyComparison]:
+        """The latency comparison the verdict reads: kernel time for a launch-bound engine, else wall time."""
+        return self.kernel if self.judged_on == "kernel" else self.latency
+
+    @property
+    def judged_figure(self) -> str:
+        """What the judged comparison is of, in the verdict's words: ``kernel time`` or ``latency`` (wall)."""
+        return "kernel time" if self.judged_on == "kernel" else "latency"
 
 
 @dataclass
@@ -470,6 +491,8 @@ class CheckResult:
             # Derived figures beside the typed ones, for readers of the JSON (jq, dashboards); ignored on reading.
             data["latency"].update(json_safe(self.latency.figures()))
             data["latency"]["throughput"] = json_safe(self.latency.throughput)
+            if self.latency.kernel is not None:
+                data["latency"]["kernel"].update(json_safe(self.latency.kernel.figures()))
         data["speedup"] = json_safe(self.speedup)
         return data
 

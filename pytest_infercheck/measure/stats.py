@@ -154,3 +154,18 @@ def log_spread(values: Sequence[float]) -> Optional[float]:
         return None
     mean = sum(logs) / len(logs)
     return math.sqrt(sum((x - mean) ** 2 for x in logs) / (len(logs) - 1))
+
+
+BLOCKS = 5  # consecutive blocks whose medians show drift within a run
+MIN_PER_BLOCK = 4
+
+
+def block_medians(samples_ms: "Sequence[float] | np.ndarray") -> list[float]:
+    """Medians of BLOCKS consecutive blocks of the samples in time order ([] when too few samples): the
+    within-run part of the gate's noise (regression.RunNoise), for wall and kernel time alike."""
+    import numpy as np
+
+    values = np.asarray(samples_ms, dtype=np.float64)
+    if values.size < BLOCKS * MIN_PER_BLOCK:
+        return []
+    return [float(np.median(block)) for block in np.array_split(values, BLOCKS)]

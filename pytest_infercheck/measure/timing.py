@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Protocol, S
 import numpy as np
 
 from .results import LatencyStats
-from .stats import PERCENTILES, log_spread
+from .stats import PERCENTILES, block_medians, log_spread
 
 if TYPE_CHECKING:
     from .budget import Budget
@@ -165,18 +165,6 @@ def summarize(samples_ms: Sequence[float], *, timer: str, batch_size: int, warmu
         stats.percentiles_ms = {name: float(np.percentile(values, q * 100)) for name, q in PERCENTILES.items()}
         stats.block_medians_ms = block_medians(values)
     return stats
-
-
-BLOCKS = 5  # consecutive blocks whose medians show drift within a run
-MIN_PER_BLOCK = 4
-
-
-def block_medians(samples_ms: "Sequence[float] | np.ndarray") -> list[float]:
-    """Medians of BLOCKS consecutive blocks of the samples in time order ([] when too few samples)."""
-    values = np.asarray(samples_ms, dtype=np.float64)
-    if values.size < BLOCKS * MIN_PER_BLOCK:
-        return []
-    return [float(np.median(block)) for block in np.array_split(values, BLOCKS)]
 
 
 PROBE_REPEATS = 7

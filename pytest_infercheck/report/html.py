@@ -153,8 +153,23 @@ def latency_table(result: CheckResult) -> str:
         elif base:
             baseline_cell = "<td></td>"
         lines.append(f"<tr><td>{label}</td><td class='num'>{_num(value, '.4g')}</td>{baseline_cell}</tr>")
+    lines += kernel_rows(result)
     speed = f"<tr><td>speedup vs eager</td><td class='num'>{_num(result.speedup, '.2f')}</td></tr>" if result.speedup else ""
-    return f"<table>{head}{''.join(lines)}{speed}</table><div class='note'>timer: {_e(lat.timer)}</div>"
+    kernel = f"<div class='note'>{_e(lat.kernel.describe())}</div>" if lat.kernel is not None else ""
+    return f"<table>{head}{''.join(lines)}{speed}</table><div class='note'>timer: {_e(lat.timer)}</div>{kernel}"
+
+
+def kernel_rows(result: CheckResult) -> list[str]:
+    """A GPU engine's kernel time beside its wall p50: the kernel p50 (and the baseline's) and the busy fraction."""
+    kernel = result.latency.kernel if result.latency is not None else None
+    if kernel is None:
+        return []
+    base = result.baseline.kernel if result.baseline else None
+    baseline_cell = (f"<td class='num'>{_num(base.baseline_p50_ms, '.4g')}</td>" if base else
+                     "<td></td>" if result.baseline and result.baseline.latency else "")
+    empty = "<td></td>" if baseline_cell else ""
+    return [f"<tr><td>kernel p50 ms</td><td class='num'>{_num(kernel.p50_ms, '.4g')}</td>{baseline_cell}</tr>",
+            f"<tr><td>GPU busy</td><td class='num'>{_num(kernel.busy_fraction * 100, '.0f')}%</td>{empty}</tr>"]
 
 
 def accuracy_table(result: CheckResult) -> str:
@@ -261,14 +276,18 @@ def baseline_notes(result: CheckResult) -> list[str]:
     parts = [f"<div class='regression'>regression: {_e(line)}</div>"
              for line in comparison.regressions if line not in failed]  # e.g. while updating: not a failure
     parts += [f"<div class='improved'>improved: {_e(line)}</div>" for line in comparison.improvements]
-    latency = comparison.latency
+    latency, figure = comparison.judged, comparison.judged_figure  # kernel time for a launch-bound engine
     if latency is not None and latency.ratio != latency.ratio:  # NaN: too few samples
-        parts.append(f"<div class='note'>vs baseline: no latency verdict ({latency.n_baseline} vs "
+        parts.append(f"<div class='note'>vs baseline: no {figure} verdict ({latency.n_baseline} vs "
                      f"{latency.n_current} samples: too few)</div>")
     elif latency is not None and not comparison.regressions and not comparison.improvements:
         parts.append(f"<div class='note'>vs baseline recorded {_e(comparison.recorded or '?')}: "
-                     f"median {latency.ratio - 1:+.1%}, {_e(latency.verdict)} "
+                     f"{figure} median {latency.ratio - 1:+.1%}, {_e(latency.verdict)} "
                      f"(allowed +{latency.max_regression:.1%} when significant)</div>")
+    wall = comparison.latency
+    if comparison.judged_on == "kernel" and wall is not None and wall.ratio == wall.ratio:
+        parts.append(f"<div class='note'>launch-bound: judged on GPU kernel time; wall median "
+                     f"{wall.ratio - 1:+.1%} ({_e(wall.verdict)} by the wall-time allowance) is information</div>")
     if comparison.status != BaselineStatus.FOUND:
         parts.append(f"<div class='note'>not compared: {_e(not_compared_reason(comparison))}</div>")
     return parts

@@ -49,6 +49,9 @@ def junit_properties(result: CheckResult, *, name_check: bool = False) -> list[t
             props.append((f"{prefix}.latency.{metric}", round_figure(getattr(lat, metric))))
         if lat.peak_memory_bytes is not None:
             props.append((f"{prefix}.latency.peak_memory_bytes", lat.peak_memory_bytes))
+        if lat.kernel is not None:  # a GPU engine's kernel time beside its wall time (kernel_time.py)
+            props += [(f"{prefix}.latency.kernel.{name}", round_figure(value))
+                      for name, value in lat.kernel.figures().items()]
     if result.speedup is not None:
         props.append((f"{prefix}.speedup_vs_eager", round_figure(result.speedup)))
     if result.build_seconds is not None:

@@ -18,7 +18,7 @@ from typing import AbstractSet, Optional, Sequence
 from ..baseline.summary import not_compared_reason, status_cell
 from ..core.mdtext import md_cell as _cell, md_code as _code
 from ..measure.results import BaselineStatus, CheckResult, check_label, several_checks
-from .table import COLUMNS, item_name, ordered, rows
+from .table import COLUMNS, KERNEL_HEADING, item_name, ordered, rows
 
 BASELINE_COLUMN = "vs baseline"
 
@@ -69,6 +69,10 @@ def _details(results: Sequence[CheckResult], baseline: Optional[str],
         for result in failed:
             reasons = [str(failure) for failure in result.failures] or [result.message or "failed"]
             lines += [f"- {_code(_item(result, several))}"] + [f"  - {_cell(line)}" for line in reasons]
+    kernels = [(r, r.latency.kernel.describe()) for r in results if r.latency is not None and r.latency.kernel]
+    if kernels:  # beside the wall p50 of the table: what the GPU was busy with, and which engines are launch-bound
+        lines += ["", "### GPU kernel time", "", _cell(KERNEL_HEADING.rstrip(":")) + ".", ""]
+        lines += [f"- {_code(_item(r, several))}: {_cell(text)}" for r, text in kernels]
     recipes = [(r, r.recipe.describe()) for r in results if r.recipe is not None and r.recipe.label]
     if recipes:  # how the quantized engines were made: dynamic or static scales, their granularity
         lines += ["", "### Precision recipes", ""]

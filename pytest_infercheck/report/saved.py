@@ -90,12 +90,29 @@ def check_latency(latency: Any, where: str) -> None:
     for name, value in (("probe_ms", latency.probe_ms), ("probe_spread", latency.probe_spread)):
         if value is not None and (not math.isfinite(value) or value < 0):  # the gate's noise reads them
             raise DecodeError(f"{where}.{name} is {value!r}, expected a finite number >= 0")
+    if latency.kernel is not None:
+        check_kernel(latency.kernel, f"{where}.kernel")
     for name in _STATISTICS:
         value = getattr(latency, name)
         if math.isnan(value) and (not latency.samples_ms or (name == "std_ms" and len(latency.samples_ms) < 2)):
             continue
         if not math.isfinite(value) or value < 0:
             raise DecodeError(f"{where}.{name} is {value!r}, expected a finite number of milliseconds >= 0")
+
+
+def check_kernel(kernel: Any, where: str) -> None:
+    """A GPU engine's kernel time (kernel_time.KernelTime): samples >= 0 (an iteration may launch nothing),
+    a positive wall p50 and blocks, a threshold in (0, 1]; the gate judges a launch-bound engine on it."""
+    for index, value in enumerate(kernel.samples_ms):
+        if not math.isfinite(value) or value < 0:
+            raise DecodeError(f"{where}.samples_ms[{index}] is {value!r}, expected a finite number of milliseconds >= 0")
+    if not kernel.samples_ms:
+        raise DecodeError(f"{where}.samples_ms is empty, expected the kernel time of each profiled iteration")
+    for name, values in (("wall_p50_ms", [kernel.wall_p50_ms]), ("block_medians_ms", kernel.block_medians_ms)):
+        if not all(math.isfinite(value) and value > 0 for value in values):
+            raise DecodeError(f"{where}.{name} is {values!r}, expected positive milliseconds")
+    if not 0 < kernel.launch_bound_below <= 1:
+        raise DecodeError(f"{where}.launch_bound_below is {kernel.launch_bound_below!r}, expected a fraction in (0, 1]")
 
 
 def _read_json(path: Path) -> Any:

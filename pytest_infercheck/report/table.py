@@ -54,9 +54,24 @@ def undecided_lines(results: Sequence[CheckResult]) -> list[str]:
 
 
 def engine_cell(result: CheckResult) -> str:
-    """The engine id, and the method in a few words when its recipe has one (``inductor-fp8 (dynamic, per-row)``)."""
-    label = result.recipe.label if result.recipe is not None else ""
+    """The engine id, the method in a few words when its recipe has one (``inductor-fp8 (dynamic, per-row)``),
+    and ``launch-bound`` for a GPU engine whose kernels keep the GPU busy under half its wall time."""
+    labels = [result.recipe.label if result.recipe is not None else ""]
+    kernel = result.latency.kernel if result.latency is not None else None
+    labels.append("launch-bound" if kernel is not None and kernel.launch_bound else "")
+    label = ", ".join(text for text in labels if text)
     return f"{result.spec_id} ({label})" if label else result.spec_id
+
+
+KERNEL_HEADING = ("GPU kernel time (device-busy time per run beside the wall p50; a launch-bound engine is judged "
+                  "on its kernel time against a baseline):")
+
+
+def kernel_lines(results: Sequence[CheckResult]) -> list[str]:
+    """One line per GPU engine whose kernel time was measured, for the terminal and Markdown reports:
+    ``test_x.py::test_y[eager-fp32]: launch-bound: kernels 0.41 ms of 3.2 ms wall, 13% busy``."""
+    return [f"{item_name(r.nodeid, r.spec_id)}: {r.latency.kernel.describe()}" for r in ordered(results)
+            if r.latency is not None and r.latency.kernel is not None]
 
 
 def row(result: CheckResult, several: AbstractSet[str] = frozenset()) -> list[str]:

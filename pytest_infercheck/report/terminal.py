@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from .table import reasons, render_text, undecided_lines
+from .table import KERNEL_HEADING, kernel_lines, reasons, render_text, undecided_lines
 
 
 def summary_lines(session: Any, width: Optional[int] = None) -> list[tuple[str, bool]]:
@@ -13,6 +13,9 @@ def summary_lines(session: Any, width: Optional[int] = None) -> list[tuple[str, 
 
     results = session.results
     lines = [(line, False) for line in render_text(results, width)]
+    kernels = kernel_lines(results)
+    if kernels:
+        lines += [("", False), (KERNEL_HEADING, False)] + [(f"  {line}", False) for line in kernels]
     skipped = reasons(results)
     if skipped:
         lines += [("", False), ("skipped engines:", False)] + [(f"  {line}", False) for line in skipped]

@@ -1,0 +1,107 @@
+"""The kernel pass on a real GPU (kernel_time.measure_kernel_time): run on a CUDA machine (`pytest -m gpu`).
+
+Skipped without CUDA (CI has none); scripts/gpu_check.sh runs them on the lent machine.  The workloads
+are launch-bound or device-bound by construction (a host sleep between kernels, or none), so the label
+is checked with wide margins, never a speed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Callable
+
+import pytest
+import torch
+
+pytestmark = [pytest.mark.gpu,
+              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (run scripts/gpu_check.sh)")]
+
+
+def timed(run: Callable[[], object], iterations: int = 10) -> float:
+    """The wall p50 of ``run`` by the plugin's CUDA-event timer."""
+    from pytest_infercheck.measure.timing import CudaEventTimer, TimingPlan
+
+    plan = TimingPlan(warmup=3, min_iters=iterations, max_iters=iterations, min_time=0.0, max_time=60.0)
+    return CudaEventTimer().measure(run, plan, batch_size=1).p50_ms
+
+
+def kernels_alone_ms(x: torch.Tensor, count: int) -> float:
+    """``count`` matrix products back to back, timed by CUDA events: the device time with no host gap."""
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    for _ in range(3):
+        torch.mm(x, x)
+    times = []
+    for _ in range(7):
+        start.record()
+        for _ in range(count):
+            torch.mm(x, x)
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    return sorted(times)[len(times) // 2]
+
+
+def test_a_host_that_holds_the_gpu_idle_makes_an_engine_launch_bound_and_its_kernel_time_excludes_the_gaps() -> None:
+    from pytest_infercheck.measure.kernel_time import measure_kernel_time
+
+    x = torch.randn(2048, 2048, device="cuda")
+
+    def run() -> None:
+        for _ in range(4):
+            torch.mm(x, x)
+            time.sleep(0.002)  # the host keeps the GPU waiting between launches
+
+    wall = timed(run)
+    kernel = measure_kernel_time(run, "cuda", None, wall_p50_ms=wall, cuda_graph=False)
+    alone = kernels_alone_ms(x, 4)
+    assert len(kernel.samples_ms) >= 5 and kernel.launch_bound and kernel.busy_fraction < 0.5
+    assert 0.7 < kernel.p50_ms / alone < 1.3, (kernel.describe(), alone)  # the four products, not the sleeps
+
+
+def test_an_engine_that_keeps_the_gpu_busy_is_not_launch_bound() -> None:
+    from pytest_infercheck.measure.kernel_time import measure_kernel_time
+
+    x = torch.randn(4096, 4096, device="cuda")
+
+    def run() -> None:
+        for _ in range(4):
+            torch.mm(x, x)
+
+    wall = timed(run)
+    kernel = measure_kernel_time(run, "cuda", None, wall_p50_ms=wall, cuda_graph=False)
+    assert not kernel.launch_bound and kernel.busy_fraction > 0.5, kernel.describe()
+    assert kernel.describe().startswith("device-bound: kernels ")
+
+
+SOURCE = """
+import pytest
+from fixtures.models import tiny_encoder, token_inputs
+
+@pytest.mark.infercheck(engines=["eager-fp32", "eager-fp32-cudagraph"])
+def test_encoder(infercheck):
+    infercheck(tiny_encoder(), token_inputs())
+"""
+
+
+def test_the_plugin_measures_kernel_time_and_gates_a_launch_bound_engine_on_it(run_plugin, tmp_path: Path) -> None:
+    """Every GPU engine carries its kernel time; a CUDA graph is never launch-bound; against a baseline of three
+    blessed runs, an engine is judged on kernel time exactly when it is launch-bound (in this run or the entry)."""
+    baseline, report = tmp_path / "base.json", tmp_path / "report.json"
+    for _ in range(3):
+        run_plugin(SOURCE, "--infer-device=cuda", f"--infer-baseline={baseline}",
+                   "--infer-baseline-update").assert_outcomes(passed=2)
+    result = run_plugin(SOURCE, "--infer-device=cuda", f"--infer-baseline={baseline}", f"--infer-report={report}",
+                        "--infer-max-regression=100000%", "--infer-kernel-tolerance=100000%")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*GPU kernel time*", "*eager-fp32-cudagraph]: CUDA graph: kernels * ms wall, *% busy"])
+    entries = json.loads(baseline.read_text())["entries"]
+    assert all(entry["latency"]["kernel"]["p50_ms"] > 0 and len(entry["history"]) == 3 for entry in entries)
+    results = {r["spec_id"]: r for r in json.loads(report.read_text())["results"]}
+    graph, eager = results["eager-fp32-cudagraph"], results["eager-fp32"]
+    assert graph["latency"]["kernel"]["label"] == "CUDA graph" and graph["baseline"]["judged_on"] == "wall"
+    recorded = {entry["spec_id"]: entry["latency"]["kernel"]["launch_bound"] for entry in entries}
+    launch_bound = eager["latency"]["kernel"]["launch_bound"] or recorded["eager-fp32"]
+    assert eager["baseline"]["judged_on"] == ("kernel" if launch_bound else "wall")
+    assert eager["baseline"]["kernel"]["n_current"] >= 5

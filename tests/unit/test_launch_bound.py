@@ -1,0 +1,325 @@
+"""Launch-bound GPU engines (kernel_time.py, baseline/comparison.py): the kernel time per iteration from the
+profiler's intervals, the busy fraction and its label, their JSON and baseline round trips, and the gate
+judging a launch-bound engine on its kernel time.
+
+No GPU here: the kernel facts are fakes built by hand (``fake_*``), and the profiler's events are fake
+kineto events (``FakeKinetoEvent``) shaped like ``prof.profiler.kineto_results.events()``.  The real
+profiler's CPU side (the iteration ranges) runs in tests/test_launch_bound_plugin.py.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Optional
+
+import pytest
+
+from pytest_infercheck.baseline.comparison import compare_with_entry
+from pytest_infercheck.baseline.offline import GateSettings, settings_for
+from pytest_infercheck.baseline.store import BaselineStore, entry_from_result, update_baseline
+from pytest_infercheck.baseline.summary import baseline_properties, status_cell
+from pytest_infercheck.core.codec import DecodeError
+from pytest_infercheck.judge.verdict import Thresholds, verdict
+from pytest_infercheck.measure.kernel_time import (
+    ITERATION_RANGE,
+    KERNEL_ITERATIONS,
+    LAUNCH_BOUND_BELOW,
+    MIN_KERNEL_ITERATIONS,
+    KernelTime,
+    busy_per_iteration,
+    kernel_iterations,
+    kernel_time_from,
+    profiler_intervals,
+    union_ns,
+)
+from pytest_infercheck.report.junit import junit_properties
+from pytest_infercheck.report.markdown import render_markdown
+from pytest_infercheck.report.saved import check_latency
+from pytest_infercheck.report.table import engine_cell, kernel_lines
+from pytest_infercheck.measure.results import AccuracyResult, CheckResult, LatencyStats
+from pytest_infercheck.core.spec import Outcome, Stage
+from pytest_infercheck.measure.timing import summarize
+
+MS = 1_000_000  # ns
+
+
+# -- the label ------------------------------------------------------------------------------------
+
+
+def fake_kernel(p50: float, wall: float, *, graph: bool = False, n: int = 25, jitter: float = 0.002,
+                seed: int = 0) -> KernelTime:
+    rng = random.Random(seed)
+    samples = [p50 * math.exp(rng.gauss(0.0, jitter)) for _ in range(n)]
+    from pytest_infercheck.measure.stats import block_medians
+
+    return KernelTime(samples_ms=samples, wall_p50_ms=wall, cuda_graph=graph, block_medians_ms=block_medians(samples))
+
+
+def test_an_engine_whose_kernels_fill_under_half_its_wall_time_is_launch_bound() -> None:
+    eager = fake_kernel(0.41, 3.2)
+    assert eager.busy_fraction == pytest.approx(0.41 / 3.2, rel=0.01) and eager.launch_bound
+    assert eager.describe() == "launch-bound: kernels 0.41 ms of 3.2 ms wall, 13% busy"
+    busy = fake_kernel(3.0, 3.2)
+    assert not busy.launch_bound and busy.describe().startswith("device-bound: kernels 3 ms of 3.2 ms wall, 94%")
+    at_the_line = KernelTime([LAUNCH_BOUND_BELOW * 2.0] * 5, 2.0)
+    assert not at_the_line.launch_bound  # below the threshold, not at it
+
+
+def test_a_cuda_graph_is_never_launch_bound_but_its_kernel_time_is_shown() -> None:
+    graph = fake_kernel(0.3, 3.0, graph=True)
+    assert graph.busy_fraction < LAUNCH_BOUND_BELOW and not graph.launch_bound
+    assert graph.describe().startswith("CUDA graph: kernels 0.3 ms of 3 ms wall, 10% busy")
+
+
+def test_the_kernel_pass_takes_25_iterations_fewer_for_a_slow_engine_never_under_5() -> None:
+    assert kernel_iterations(3.0) == KERNEL_ITERATIONS
+    assert kernel_iterations(50.0) == 10
+    assert kernel_iterations(2000.0) == MIN_KERNEL_ITERATIONS
+    assert kernel_iterations(math.nan) == KERNEL_ITERATIONS
+
+
+# -- kernel time per iteration from the profiler's intervals ----------------------------------------
+
+
+def test_union_counts_concurrent_work_once_and_gaps_never() -> None:
+    assert union_ns([(0, 10), (5, 15), (20, 30)]) == 25
+    assert union_ns([(20, 30), (0, 10), (2, 3)]) == 20
+    assert union_ns([]) == 0
+
+
+def test_each_interval_belongs_to_the_iteration_whose_window_it_starts_in() -> None:
+    ranges = [(0, 10 * MS), (12 * MS, 20 * MS)]  # the windows meet in the middle of the gap: 11 ms
+    work = [(-MS // 2, 0),  # a device clock a little early: still the first iteration's
+            (1 * MS, 2 * MS), (3 * MS, 4 * MS), (3 * MS + MS // 2, 5 * MS),  # 1 + 2 (the overlap once)
+            (10 * MS + MS // 2, 11 * MS + MS // 2),  # cut at the window's edge: 0.5
+            (11 * MS + MS // 2, 13 * MS), (13 * MS, 14 * MS)]  # the second iteration's: 1.5 + 1
+    assert busy_per_iteration(ranges, work) == pytest.approx([0.5 + 3.0 + 0.5, 2.5])
+    assert busy_per_iteration([(0, MS)], [(0, 2 * MS)]) == [2.0]  # one iteration owns everything
+    assert busy_per_iteration([], [(0, MS)]) == []
+
+
+@dataclass
+class FakeKinetoEvent:
+    """A kineto event as torch.profiler's ``kineto_results.events()`` gives it (the methods the reader calls)."""
+
+    kind: str
+    start: int
+    end: int
+    on_gpu: bool
+    label: str = "kernel"
+    with_activity_type: bool = True
+
+    def name(self) -> str:
+        return self.label
+
+    def device_type(self) -> str:
+        return "DeviceType.CUDA" if self.on_gpu else "DeviceType.CPU"
+
+    def start_ns(self) -> int:
+        return self.start
+
+    def end_ns(self) -> int:
+        return self.end
+
+    def is_user_annotation(self) -> bool:
+        return self.kind in ("user_annotation", "gpu_user_annotation")
+
+    def __getattr__(self, name: str) -> object:
+        if name == "activity_type" and self.with_activity_type:
+            return lambda: self.kind
+        raise AttributeError(name)
+
+
+def fake_trace(with_activity_type: bool = True) -> list[FakeKinetoEvent]:
+    """Two iterations of a launch-bound engine: 1 ms of kernels in a 10 ms range, with the GPU mirror of each
+    range (spanning the idle gaps) and a CPU op, which must not count."""
+    events = []
+    for start in (0, 20 * MS):
+        events += [FakeKinetoEvent("user_annotation", start, start + 10 * MS, False, ITERATION_RANGE),
+                   FakeKinetoEvent("gpu_user_annotation", start + MS, start + 9 * MS, True, ITERATION_RANGE),
+                   FakeKinetoEvent("cpu_op", start + MS, start + 2 * MS, False, "aten::mm"),
+                   FakeKinetoEvent("kernel", start + MS, start + MS + MS // 2, True),
+                   FakeKinetoEvent("gpu_memset", start + 8 * MS, start + 8 * MS + MS // 2, True, "Memset")]
+    return [replace(event, with_activity_type=with_activity_type) for event in events]
+
+
+@pytest.mark.parametrize("with_activity_type", [True, False], ids=["activity_type", "older-torch"])
+def test_the_profiler_reader_takes_kernels_and_copies_not_annotations(with_activity_type: bool) -> None:
+    ranges, work = profiler_intervals(fake_trace(with_activity_type))
+    assert ranges == [(0, 10 * MS), (20 * MS, 30 * MS)] and len(work) == 4
+    fact = kernel_time_from(ranges, work, wall_p50_ms=10.0, cuda_graph=False)
+    assert fact.samples_ms == [1.0, 1.0] and fact.busy_fraction == pytest.approx(0.1) and fact.launch_bound
+
+
+def test_a_profiler_that_saw_nothing_gives_no_figure_rather_than_zero() -> None:
+    with pytest.raises(ValueError, match="none of the"):
+        kernel_time_from([], [(0, MS)], wall_p50_ms=1.0, cuda_graph=False)
+    with pytest.raises(ValueError, match="no kernel, copy or memset"):
+        kernel_time_from([(0, MS)], [], wall_p50_ms=1.0, cuda_graph=False)
+
+
+# -- serialised: results JSON, saved reports, the baseline ------------------------------------------
+
+
+def fake_gpu_result(wall: float, kernel: Optional[float], *, graph: bool = False, seed: int = 0,
+                    n: int = 200) -> CheckResult:
+    """A passing GPU check whose wall samples sit at ``wall`` ms and kernel samples at ``kernel`` ms."""
+    rng = random.Random(seed)
+    stats = summarize([wall * math.exp(rng.gauss(0.0, 0.01)) for _ in range(n)], timer="cuda-events",
+                      batch_size=1, warmup=10)
+    if kernel is not None:
+        stats.kernel = fake_kernel(kernel, stats.p50_ms, graph=graph, seed=seed + 1000)
+    return CheckResult(nodeid="t.py::test_gpt2[eager-fp32]", spec_id="eager-fp32", backend="eager", precision="fp32",
+                       cuda_graphs=graph, device="cuda", model_name="GPT2", model_hash="h",
+                       machine={"device": "cuda", "gpu": "H200"}, accuracy=AccuracyResult([]), latency=stats)
+
+
+def test_the_kernel_fact_round_trips_through_the_results_json() -> None:
+    result = fake_gpu_result(3.2, 0.41)
+    data = json.loads(json.dumps(result.to_dict()))
+    assert data["latency"]["kernel"]["launch_bound"] is True and data["latency"]["kernel"]["busy_fraction"] < 0.2
+    back = CheckResult.from_dict(data)
+    assert back.latency is not None and back.latency.kernel == result.latency.kernel  # type: ignore[union-attr]
+    assert back.latency.kernel.launch_bound  # type: ignore[union-attr]
+
+
+def test_a_report_written_before_kernel_time_reads_as_one_without_it() -> None:
+    data = json.loads(json.dumps(fake_gpu_result(3.2, 0.41).to_dict()))
+    del data["latency"]["kernel"]
+    back = CheckResult.from_dict(data)
+    assert back.latency is not None and back.latency.kernel is None
+
+
+def test_a_saved_report_with_impossible_kernel_figures_is_refused() -> None:
+    latency = fake_gpu_result(3.2, 0.41).latency
+    assert latency is not None and latency.kernel is not None
+    check_latency(latency, "results[0].latency")
+    for bad in (replace(latency.kernel, samples_ms=[-1.0]), replace(latency.kernel, samples_ms=[]),
+                replace(latency.kernel, wall_p50_ms=math.nan), replace(latency.kernel, launch_bound_below=2.0)):
+        latency.kernel = bad
+        with pytest.raises(DecodeError, match=r"results\[0\].latency.kernel"):
+            check_latency(latency, "results[0].latency")
+
+
+def test_the_baseline_keeps_the_kernel_time_and_its_history(tmp_path: Path) -> None:
+    path = tmp_path / "base.json"
+    for seed in range(2):
+        update_baseline(path, [fake_gpu_result(3.2, 0.41, seed=seed)])
+    (entry,) = BaselineStore.load(path).entries
+    assert entry.latency is not None and entry.latency["kernel"]["launch_bound"] is True
+    assert len(entry.latency["kernel"]["samples_ms"]) == 25 and len(entry.latency["kernel"]["block_medians_ms"]) == 5
+    assert [round(run["kernel_ms"], 2) for run in entry.history] == [0.41, 0.41]
+    old = entry_from_result(fake_gpu_result(3.2, None))  # a CPU engine, or one the profiler could not measure
+    assert old is not None and old.latency is not None and "kernel" not in old.latency
+    assert "kernel_ms" not in old.history[0]
+
+
+def test_a_baseline_with_a_broken_kernel_entry_is_a_usage_error(tmp_path: Path) -> None:
+    path = tmp_path / "base.json"
+    update_baseline(path, [fake_gpu_result(3.2, 0.41)])
+    data = json.loads(path.read_text())
+    data["entries"][0]["latency"]["kernel"]["launch_bound"] = "yes"
+    path.write_text(json.dumps(data))
+    with pytest.raises(pytest.UsageError, match="latency.kernel.launch_bound is 'yes', expected true or false"):
+        BaselineStore.load(path)
+
+
+# -- the gate: a launch-bound engine judged on its kernel time -------------------------------------
+
+
+GATE = GateSettings(max_regression=0.03, kernel_tolerance=0.05, accuracy_factor=2.0, accuracy_floor=1e-5)
+
+
+def blessed(tmp_path: Path, wall: float, kernel: Optional[float], graph: bool = False) -> BaselineStore:
+    """A baseline of three blessed runs (the history that arms the noise model); each process lands its
+    wall p50 elsewhere (the host), its kernel p50 within 0.5%."""
+    path = tmp_path / "base.json"
+    for seed, host in enumerate((1.6, 1.25, 1.0)):  # the last blessed: wall p50 at `wall`
+        update_baseline(path, [fake_gpu_result(wall * host, None if kernel is None else kernel * (1 + 0.005 * seed),
+                                               graph=graph, seed=seed)])
+    return BaselineStore.load(path)
+
+
+def judged(result: CheckResult, store: BaselineStore) -> CheckResult:
+    result.baseline = compare_with_entry(result, store, GATE)
+    found = verdict(result, Thresholds())
+    result.outcome, result.failures, result.undecided = found.outcome, list(found.failures), list(found.undecided)
+    return result
+
+
+def test_a_launch_bound_engine_whose_wall_time_moved_80_percent_with_steady_kernels_passes(tmp_path: Path) -> None:
+    result = judged(fake_gpu_result(3.2 * 1.8, 0.41, seed=7), blessed(tmp_path, 3.2, 0.41))
+    comparison = result.baseline
+    assert comparison is not None and comparison.judged_on == "kernel"
+    assert comparison.kernel is not None and comparison.kernel.verdict == "within"
+    assert comparison.latency is not None and comparison.latency.change > 0.5  # reported, not judged
+    assert result.outcome == Outcome.PASSED and not comparison.regressions and not result.undecided
+    assert status_cell(result).startswith("kernel ") and status_cell(result).endswith(" ok")
+    props = dict(baseline_properties(result))
+    assert props["infercheck.eager-fp32.baseline.judged_on"] == "kernel"
+    assert props["infercheck.eager-fp32.baseline.kernel.verdict"] == "within"
+
+
+def test_a_launch_bound_engine_whose_kernels_got_10_percent_slower_regresses(tmp_path: Path) -> None:
+    result = judged(fake_gpu_result(3.2, 0.41 * 1.10, seed=7), blessed(tmp_path, 3.2, 0.41))
+    assert result.outcome == Outcome.FAILED and result.failures[0].stage == Stage.REGRESSION
+    message = result.failures[0].message
+    assert message.startswith("kernel time p50 0.41") and "allowed +5.0%" in message
+    assert "launch-bound, so judged on GPU kernel time (--infer-kernel-tolerance)" in message
+    assert status_cell(result).startswith("REGRESSION kernel time +")
+
+
+def test_an_engine_busy_on_the_gpu_keeps_the_wall_time_judgement(tmp_path: Path) -> None:
+    store = blessed(tmp_path, 3.2, 3.0)
+    steady_kernels = judged(fake_gpu_result(3.2 * 1.8, 3.0, seed=7), store)
+    assert steady_kernels.baseline is not None and steady_kernels.baseline.judged_on == "wall"
+    assert steady_kernels.baseline.kernel is not None  # compared, shown, not judged
+    # its history of wall p50s is noisy (1.6, 1.25, 1.0): the wall verdict says so, as it did before
+    assert steady_kernels.baseline.latency is not None and steady_kernels.baseline.latency.verdict == "undecided"
+    assert "baseline latency" in steady_kernels.undecided[0]
+
+
+def test_a_cuda_graph_engine_keeps_the_wall_time_judgement(tmp_path: Path) -> None:
+    result = judged(fake_gpu_result(3.2, 0.3, graph=True, seed=7), blessed(tmp_path, 3.2, 0.3, graph=True))
+    assert result.baseline is not None and result.baseline.judged_on == "wall"
+
+
+def test_without_the_baselines_kernel_time_a_launch_bound_engine_is_judged_on_wall_time(tmp_path: Path) -> None:
+    result = judged(fake_gpu_result(3.2, 0.41, seed=7), blessed(tmp_path, 3.2, None))
+    assert result.baseline is not None and result.baseline.judged_on == "wall" and result.baseline.kernel is None
+
+
+def test_the_kernel_allowance_is_an_option_the_gate_takes_like_the_others() -> None:
+    result = fake_gpu_result(3.2, 0.41)
+    assert settings_for(result, {}).kernel_tolerance == 0.05
+    assert settings_for(result, {"kernel_tolerance": 0.2}).kernel_tolerance == 0.2
+    result.settings = {"kernel_tolerance": {"value": 0.1, "source": "marker"}}
+    assert settings_for(result, {"kernel_tolerance": 0.2}).kernel_tolerance == 0.1  # a test's own wins
+
+
+# -- the reports ------------------------------------------------------------------------------------
+
+
+def test_the_reports_name_the_launch_bound_engine_beside_its_wall_p50() -> None:
+    result = fake_gpu_result(3.2, 0.41)
+    assert engine_cell(result) == "eager-fp32 (launch-bound)"
+    (line,) = kernel_lines([result])
+    assert line.endswith("eager-fp32]: launch-bound: kernels 0.41 ms of 3.2 ms wall, 13% busy")
+    assert "### GPU kernel time" in render_markdown([result])
+    props = dict(junit_properties(result))
+    assert props["infercheck.eager-fp32.latency.kernel.launch_bound"] is True
+    assert props["infercheck.eager-fp32.latency.kernel.busy_fraction"] < 0.2
+    cpu = fake_gpu_result(3.2, None)
+    assert engine_cell(cpu) == "eager-fp32" and kernel_lines([cpu]) == []
+    assert not any(".kernel." in name for name, _ in junit_properties(cpu))
+
+
+def test_latency_stats_without_kernel_time_describe_as_before() -> None:
+    stats = LatencyStats(samples_ms=[1.0], timer="cpu", count=1, percentiles_ms={"p50": 1.0, "p90": 1.0, "p99": 1.0})
+    assert stats.describe().endswith("over 1 samples (cpu)")
+    stats.kernel = fake_kernel(0.41, 3.2)
+    assert stats.describe().endswith("(cpu); launch-bound: kernels 0.41 ms of 3.2 ms wall, 13% busy")
