@@ -7,7 +7,7 @@ CheckResult, travel between xdist workers, and be written by the CLI.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional
 
 # Verdicts that mean "this target cannot run the model as it is"; the others inform.
@@ -122,7 +122,10 @@ class AuditReport:
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        """The report as JSON (the typed records' one encoder), with the verdicts derived from it beside."""
+        from ..core.jsonsafe import json_safe
+
+        data: dict[str, Any] = json_safe(self)
         data["passed"] = self.passed
         data["can_run"] = {target: self.can_run(target) for target in self.targets}
         data["not_checked"] = self.counts()[2]
@@ -130,9 +133,11 @@ class AuditReport:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "AuditReport":
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        known["findings"] = [Finding(**f) for f in data.get("findings", [])]
-        return cls(**known)
+        """A report read back (the CLI's --json), checked field by field against the annotations; the
+        derived verdicts ``to_dict`` adds are left out."""
+        from ..core.codec import from_data
+
+        return from_data(cls, {k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 
 def _short(why: str, max_chars: int = 80) -> str:

@@ -8,9 +8,12 @@ the file).  So before a result leaves its test, every value is converted:
 - numpy scalars -> the Python number (``np.float32(0.5)`` -> ``0.5``), numpy and torch arrays ->
   nested lists (up to :data:`MAX_ARRAY_ELEMENTS`; a larger one -> its shape and dtype, no data);
 - non-finite floats -> the strings ``"nan"``, ``"inf"``, ``"-inf"`` (``float()`` reads them back);
-- paths -> str; sets -> sorted lists; tuples -> lists; bytes -> text (UTF-8, undecodable bytes as
-  ``\\xNN``); enums -> their value; dates -> ISO text; dataclasses -> dicts;
+- paths -> str; sets -> sorted lists; tuples -> lists; enums -> their value; dataclasses -> dicts;
 - dict keys -> str; anything else -> its ``repr`` (a result is a record, not a pickle).
+
+That is the typed contract of the records (measure/results.py) and the plain dicts they carry (the
+machine key, the GPU's facts, the settings): nothing else is given a form of its own.  Reading back is
+``core/codec.from_data``, by the records' annotations.
 
 Nothing here imports numpy or torch: their types are recognised by duck typing.
 """
@@ -18,7 +21,6 @@ Nothing here imports numpy or torch: their types are recognised by duck typing.
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import enum
 import math
 import os
@@ -65,7 +67,7 @@ def json_safe(value: Any, _depth: int = 0) -> JsonValue:
         return _array(value, nested)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: json_safe(getattr(value, f.name), nested) for f in dataclasses.fields(value)}
-    if isinstance(value, (list, tuple)) or _iterable_container(value):
+    if isinstance(value, (list, tuple)):
         return [json_safe(v, nested) for v in value]
     return repr(value)
 
@@ -75,18 +77,8 @@ _NOT_SIMPLE = object()
 
 def _simple(value: Any) -> Any:
     """Leaf values with one obvious text or number form; ``_NOT_SIMPLE`` for containers and the rest."""
-    if isinstance(value, enum.Enum):
-        return json_safe(value.value)
     if isinstance(value, os.PathLike):
         return os.fspath(value)
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return bytes(value).decode("utf-8", errors="backslashreplace")
-    if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
-        return value.isoformat()
-    if isinstance(value, datetime.timedelta):
-        return value.total_seconds()
-    if isinstance(value, complex):
-        return [json_float(value.real), json_float(value.imag)]
     if _is_scalar(value):
         return json_safe(value.item())
     return _NOT_SIMPLE
@@ -122,8 +114,3 @@ def _array(value: Any, depth: int) -> JsonValue:
     if hasattr(value, "detach"):  # a torch tensor: on the CPU, out of autograd; bfloat16 lists as floats
         value = value.detach().cpu()
     return json_safe(value.tolist(), depth)
-
-
-def _iterable_container(value: Any) -> bool:
-    """deque, range, dict views and other sized iterables; a str-like or a mapping was handled before."""
-    return hasattr(value, "__iter__") and hasattr(value, "__len__") and not hasattr(value, "keys")
