@@ -19,8 +19,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "cpu_threads", "cudagraphs", "data", "outputs", "model_identity", "audit.findings", "audit.onnx_graph",
         "backends.base", "backends.trt_strongly_typed")),
     ("measurement and the typed facts", (
-        "stats", "regression", "memory", "budget", "profiling", "max_batch", "spec", "results", "compare",
-        "timing")),
+        "stats", "regression", "memory", "budget", "inductor_origins", "profile_events", "profiling", "max_batch",
+        "spec", "results", "compare", "timing")),
     ("the model: inputs, copies, exports, ONNX variants, artifacts, the engine cache", (
         "inputs", "model", "export_common", "export_torchscript", "export", "precision", "module_errors", "onnx_variants", "calibration",
         "divergence", "cache")),
