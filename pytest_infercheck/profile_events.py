@@ -25,10 +25,11 @@ from a real profile; the tests build fakes for the CUDA path, which cannot run h
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Optional, Sequence
 
-from .inductor_origins import GRAPH_CALL, event_key
+from .inductor_origins import (GRAPH_CALL, CallSite, GraphModules, WrapperCode, align, best_graph, best_wrapper,
+                               event_key, site_module)
 
 MODULE_RANGE = "infercheck.module::"  # prefix of the record_function ranges the hooks open
 ITERATION_RANGE = "infercheck.iteration"  # the record_function range around each profiled call
@@ -212,3 +213,37 @@ def device_entries(events: Sequence[Event], attributor: Attributor,
 def graph_call_children(events: Sequence[Event]) -> list[list[Event]]:
     """The children of each graph-call range, in time order."""
     return [[events[i] for i in event.children] for event in events if not event.device and is_graph_call(event.name)]
+
+
+def compiled_sites(events: Sequence[Event], graphs: Sequence[GraphModules], wrappers: Sequence[WrapperCode],
+                   root: str) -> tuple[dict[int, Attribution], dict[str, Attribution]]:
+    """Each graph-call child event's attribution (its call site in Inductor's wrapper, its module),
+    and Inductor's kernels by name, for a kernel no recorded launch correlates with (replayed
+    inside Inductor's own CUDA graph): from the call sites aligned here, else from the metadata
+    at the kernels' definitions in any wrapper compiled from these graphs.  ``wrappers``:
+    inductor_origins.loaded_wrappers(), oldest first."""
+    sites: dict[int, Attribution] = {}
+    kernels: dict[str, Attribution] = {}
+
+    def attribution(site: CallSite, wrapper: WrapperCode, graph: Optional[GraphModules]) -> Attribution:
+        if not site.nodes and site.kernel in wrapper.definitions:  # no comment at the call: the definition's
+            site = replace(site, nodes=wrapper.definitions[site.kernel])
+        module = site_module(site, graph) if graph is not None else None
+        return Attribution(site.label, "" if module is None else (module or root))
+
+    for children in graph_call_children(events):
+        names = [child.name for child in children]
+        wrapper = best_wrapper(names, wrappers)
+        if wrapper is None:
+            continue
+        graph = best_graph(wrapper, graphs)
+        for child, index in zip(children, align(names, wrapper.sites)):
+            if index is not None:
+                sites[child.index] = found = attribution(wrapper.sites[index], wrapper, graph)
+                if wrapper.sites[index].kernel and found.module:
+                    kernels.setdefault(wrapper.sites[index].kernel, found)
+    for wrapper in reversed(wrappers):  # the latest first
+        graph = best_graph(wrapper, graphs) if wrapper.definitions else None
+        for kernel, nodes in wrapper.definitions.items() if graph is not None else ():
+            kernels.setdefault(kernel, attribution(CallSite(kernel, "", nodes, ()), wrapper, graph))
+    return sites, kernels

@@ -224,7 +224,12 @@ def profile_torch(run: Callable[[], Any], module: Any = None, *, cuda: bool = Fa
         remove()
     events = events_.from_function_events(prof.events())
     root = type(module).__name__ if module is not None else ""
-    sites, kernels = ({}, {}) if compiled is None else _compiled_sites(events, compiled, root)
+    sites: dict[int, events_.Attribution] = {}
+    kernels: dict[str, events_.Attribution] = {}
+    if compiled is not None:
+        from .inductor_origins import loaded_wrappers
+
+        sites, kernels = events_.compiled_sites(events, compiled, loaded_wrappers(), root)
     attributor = events_.Attributor(events, root, sites)
     if cuda:
         entries = events_.device_entries(events, attributor, kernels)
@@ -238,40 +243,6 @@ def profile_torch(run: Callable[[], Any], module: Any = None, *, cuda: bool = Fa
     if compiled is not None and not compiled:
         notes.append("Dynamo's graph could not be traced again: Inductor's kernels are not mapped to modules")
     return make_table(method, iterations, entries, "; ".join(notes), wall_ms=wall_ms, gap=gap, device_clock=cuda)
-
-
-def _compiled_sites(events: Sequence[Any], graphs: Sequence[Any], root: str) -> tuple[dict[int, Any], dict[str, Any]]:
-    """Each graph-call child event's attribution (its call site in Inductor's wrapper, its module),
-    and Inductor's kernels by name, for a kernel no recorded launch correlates with (replayed
-    inside Inductor's own CUDA graph): from the call sites aligned here, else from the metadata
-    at the kernels' definitions in any wrapper compiled from this model's graphs."""
-    from . import inductor_origins as origins
-    from .profile_events import Attribution, graph_call_children
-
-    wrappers = origins.loaded_wrappers()
-    sites: dict[int, Attribution] = {}
-    kernels: dict[str, Attribution] = {}
-
-    def attribution(site: Any, graph: Any) -> Attribution:
-        module = origins.site_module(site, graph) if graph is not None else None
-        return Attribution(site.label, "" if module is None else (module or root))
-
-    for children in graph_call_children(events):
-        names = [child.name for child in children]
-        wrapper = origins.best_wrapper(names, wrappers)
-        if wrapper is None:
-            continue
-        graph = origins.best_graph(wrapper, graphs)
-        for child, index in zip(children, origins.align(names, wrapper.sites)):
-            if index is not None:
-                sites[child.index] = found = attribution(wrapper.sites[index], graph)
-                if wrapper.sites[index].kernel:
-                    kernels.setdefault(wrapper.sites[index].kernel, found)
-    for wrapper in reversed(wrappers):  # the latest first
-        graph = origins.best_graph(wrapper, graphs) if wrapper.definitions else None
-        for kernel, nodes in wrapper.definitions.items() if graph is not None else ():
-            kernels.setdefault(kernel, attribution(origins.CallSite(kernel, "", nodes, ()), graph))
-    return sites, kernels
 
 
 # -- ONNX Runtime ---------------------------------------------------------------------------------

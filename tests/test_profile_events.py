@@ -12,7 +12,7 @@ import pytest
 
 from pytest_infercheck import inductor_origins as origins
 from pytest_infercheck.profile_events import (ITERATION_RANGE, MODULE_RANGE, Attribution, Attributor, Event,
-                                              device_entries, from_function_events, host_entries, link)
+                                              compiled_sites, device_entries, from_function_events, host_entries, link)
 from pytest_infercheck.profiling import CUDA_GAP, make_table
 
 
@@ -85,28 +85,6 @@ def test_fake_host_time_counts_each_event_once_and_only_inside_the_iterations() 
     assert ("aten::cudnn_convolution", "aten::conv2d", "features.0", 0.009) in entries
     assert ("engine call (Python outside the model)", "engine call (Python outside the model)", "", 0.005) in entries
     assert ("Python in forward (outside operators)", "Python in forward (outside operators)", "Net", 0.003) in entries
-
-
-def test_fake_inductor_kernels_take_their_call_sites_module() -> None:
-    events = fake_events(
-        (ITERATION_RANGE, None, 5.0, 0, False, 1),
-        ("Torch-Compiled Region: 0/0", 0, 2.0, 0, False, 2),
-        (origins.GRAPH_CALL + " fkey ##", 1, 3.0, 0, False, 3),
-        ("triton_per_fused_native_layer_norm_0", 2, 2.0, 0, False, 4),
-        ("aten::convolution", 2, 1.0, 0, False, 5),
-        ("aten::cudnn_convolution", 4, 5.0, 0, False, 6),
-        ("triton_per_fused_native_layer_norm_0", None, 0, 7.0, True, 4),
-        ("sm90_xmma_fprop", None, 0, 30.0, True, 6),
-        ("triton_poi_fused_add_1", None, 0, 3.0, True, 0),  # replayed inside Inductor's own CUDA graph
-    )
-    sites = {3: Attribution("triton_per_fused_native_layer_norm_0", "stages.0.block.2"),
-             4: Attribution("aten::convolution", "stages.0.block.0")}
-    kernels = {"triton_poi_fused_add_1": Attribution("triton_poi_fused_add_1", "stages.0")}
-    assert device_entries(events, Attributor(events, "ConvNeXt", sites), kernels) == [
-        ("triton_per_fused_native_layer_norm_0", "triton_per_fused_native_layer_norm_0", "stages.0.block.2", 0.007),
-        ("sm90_xmma_fprop", "aten::convolution", "stages.0.block.0", 0.03),
-        ("triton_poi_fused_add_1", "triton_poi_fused_add_1", "stages.0", 0.003),
-    ]
 
 
 @dataclass
@@ -233,3 +211,38 @@ def test_common_module() -> None:
     assert origins.common_module(["features.1", "features.4"]) == "features"
     assert origins.common_module(["features.1", "classifier"]) == ""
     assert origins.common_module(["a.b.c"]) == "a.b.c"
+
+
+def test_fake_inductor_cuda_profile_maps_kernels_through_the_wrapper_and_the_dynamo_graph() -> None:
+    """The whole compiled-code path on fakes: a profile of one call of FAKE_TRITON_WRAPPER's graph on
+    CUDA, the wrapper's call sites, the Dynamo graph's modules, and the kernels' rows."""
+    events = fake_events(
+        (ITERATION_RANGE, None, 5.0, 0, False, 1),
+        ("Torch-Compiled Region: 0/0", 0, 2.0, 0, False, 2),
+        (origins.GRAPH_CALL + " fkey ##", 1, 3.0, 0, False, 3),
+        ("aten::convolution", 2, 1.0, 0, False, 4),
+        ("aten::cudnn_convolution", 3, 5.0, 0, False, 5),
+        ("aten::empty_strided", 2, 1.0, 0, False, 6),
+        ("triton_per_fused_native_layer_norm_0", 2, 2.0, 0, False, 7),
+        ("triton_poi_fused_add_mul_1", 2, 2.0, 0, False, 8),
+        ("sm90_xmma_fprop_implicit_gemm", None, 0, 40.0, True, 5),
+        ("triton_per_fused_native_layer_norm_0", None, 0, 7.0, True, 7),
+        ("triton_poi_fused_add_mul_1", None, 0, 3.0, True, 8),
+        ("triton_per_fused_native_layer_norm_0", None, 0, 6.0, True, 0),  # replayed in Inductor's own CUDA graph
+    )
+    graph = origins.GraphModules(
+        nodes={"conv2d": "features.0.0", "permute": "features.1.0.block.1", "layer_norm": "features.1.0.block.2"},
+        inputs=["features.0.0", "features.0.0", None, "features.1.0"])
+    unrelated = origins.parse_wrapper(FAKE_TRITON_WRAPPER.replace("triton_poi_fused_add_mul_1", "triton_poi_other_1"))
+    sites, kernels = compiled_sites(events, [graph], [origins.parse_wrapper(FAKE_TRITON_WRAPPER), unrelated], "ConvNeXt")
+    assert device_entries(events, Attributor(events, "ConvNeXt", sites), kernels) == [
+        ("sm90_xmma_fprop_implicit_gemm", "aten::convolution", "features.0.0", 0.04),
+        ("triton_per_fused_native_layer_norm_0", "triton_per_fused_native_layer_norm_0", "features.1.0.block", 0.007),
+        ("triton_poi_fused_add_mul_1", "triton_poi_fused_add_mul_1", "features.1.0", 0.003),  # by the parameter it reads
+        ("triton_per_fused_native_layer_norm_0", "triton_per_fused_native_layer_norm_0", "features.1.0.block", 0.006),
+    ]
+    # a kernel no launch event correlates with is found by name (here: its call site; else its definition)
+    assert kernels["triton_per_fused_native_layer_norm_0"].module == "features.1.0.block"
+    only_definitions = compiled_sites([], [graph], [origins.parse_wrapper(FAKE_TRITON_WRAPPER)], "ConvNeXt")[1]
+    assert only_definitions == {"triton_per_fused_native_layer_norm_0": Attribution(
+        "triton_per_fused_native_layer_norm_0", "features.1.0.block.2")}
