@@ -9,6 +9,8 @@
 # lowprec [benchmarks/gpu_lowprec.py args]: torchao's INT8/FP8 engines, tests/test_gpu_lowprec.py then the
 #   benchmark beside the hand recipe; lowprecbench [args]: the benchmark alone (e.g. --models mlp);
 # aa [benchmarks/gate_aa.py args]: the gate's cross-process A/A on CUDA engines;
+# profile [benchmarks/gpu_profile.py args]: do the profile's rows add up (ConvNeXt: eager fp32, inductor fp16 with
+#   and without CUDA graph), then tests/test_profiling.py's GPU tests (SmallCNN, eager and inductor fp16, +-CUDA graph);
 # all: smoke, tests, bench, gate.  Stages can be chained in one call: each invocation installs again (seconds).
 # Logs go under $OUT (or ./.gpu-out); a short table is printed last.
 #
@@ -139,6 +141,14 @@ lowprecbench() {
   echo "benchmarks/gpu_lowprec.py exit status: $?"
 }
 
+profile() {  # issue 25 item 5: rows against the measured time per iteration, modules named
+  timeout "${PROFILE_TIMEOUT:-300}" python3 -X faulthandler benchmarks/gpu_profile.py --json "$OUT/profile.json" "$@" 2>&1 \
+    | tee "$OUT/profile.log" | tail -60
+  echo "benchmarks/gpu_profile.py exit status: $?"
+  timeout 200 python3 -m pytest -m gpu tests/test_profiling.py -p no:randomly -p no:cacheprovider -q -s -rfEs \
+    2>&1 | tail -40 | tee -a "$OUT/profile.log"
+}
+
 ortprobe() {
   timeout "${PROBE_TIMEOUT:-300}" python3 scripts/ort_cuda_probe.py 2>&1 | tee -a "$OUT/ort-probe.log"
 }
@@ -188,8 +198,9 @@ case "$stage" in
   lowprec) lowprec "$@" ;;
   lowprecbench) lowprecbench "$@" ;;
   aa) aa "$@" ;;
+  profile) profile "$@" ;;
   all) smoke; tests; bench "$@"; gate ;;
-  *) echo "usage: $0 [smoke|tests|bench|gate|probe|ortprobe|multigpu|lowprec|lowprecbench|aa|all] [arguments]"; exit 2 ;;
+  *) echo "usage: $0 [smoke|tests|bench|gate|probe|ortprobe|multigpu|lowprec|lowprecbench|aa|profile|all] [arguments]"; exit 2 ;;
 esac
 # At most 8 files come back from $OUT: pack the benchmark's own files into one.
 if [ -d "$OUT/bench" ]; then tar -czf "$OUT/bench-$(date +%H%M%S).tar.gz" -C "$OUT" bench && rm -rf "$OUT/bench"; fi

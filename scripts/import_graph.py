@@ -22,7 +22,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "audit.findings", "audit.onnx_graph",
         "backends.base", "backends.trt_strongly_typed")),
     ("measurement and the typed facts", (
-        "measure.stats", "measure.regression", "measure.memory", "measure.budget", "measure.profiling",
+        "measure.stats", "measure.regression", "measure.memory", "measure.budget", "measure.inductor_origins",
+        "measure.profile_events", "measure.profiling",
         "measure.max_batch", "core.spec", "measure.kernel_time", "measure.results", "measure.compare",
         "measure.timing")),
     ("the model: inputs, copies, exports, ONNX variants, artifacts, the engine cache", (

@@ -6,6 +6,10 @@ the engine is precompiled (precompile.py): a warm rerun loads the compiled funct
 tracing the model again. Otherwise (a graph break, forward hooks, a torch without the API, the
 cache off) it is a plain ``torch.compile``, whose code Inductor's own on-disk FX-graph cache
 keeps; its hit/miss counters tell the summary whether this build reused it.
+
+On the CPU, Inductor's C++ kernels are compiled with ``cpp.enable_kernel_profile``: each opens a
+profiler range named after it, so a profile sees them one by one (profiling.py) rather than as
+one wrapper range.  Without a profiler running, the range is one check per kernel call.
 """
 
 from __future__ import annotations
@@ -51,14 +55,26 @@ class InductorBackend(TorchBackendBase):
         # Dynamo's guards include a tensor's dispatch keys, and inputs cast inside inference mode
         # would make the first checked run compile the model a second time (1.5 s for resnet50).
         prepared = engine.prepare(request.artifacts.model.inputs)
-        if request.artifacts.cache.enabled:
-            with quiet_torch_logs():  # dynamo/Inductor's structured-trace records stay out of pytest's log
-                why_not = _use_precompiled(request, engine, prepared, module, plain, mode=mode, dynamic=dynamic)
-            if why_not is None:
-                return engine
-            request.note(f"Inductor engine not precompiled, a warm rerun traces it again: {why_not}")
-        _compile_in_first_call(request, engine, prepared)
+        with kernel_profile(request.device):
+            if request.artifacts.cache.enabled:
+                with quiet_torch_logs():  # dynamo/Inductor's structured-trace records stay out of pytest's log
+                    why_not = _use_precompiled(request, engine, prepared, module, plain, mode=mode, dynamic=dynamic)
+                if why_not is None:
+                    return engine
+                request.note(f"Inductor engine not precompiled, a warm rerun traces it again: {why_not}")
+            _compile_in_first_call(request, engine, prepared)
         return engine
+
+
+def kernel_profile(device: str) -> Any:
+    """Inductor's C++ kernels (CPU) named in the profiler: each opens a RECORD_FUNCTION range."""
+    import contextlib
+
+    import torch
+
+    if device.startswith("cuda") or not hasattr(torch._inductor.config.cpp, "enable_kernel_profile"):
+        return contextlib.nullcontext()  # Triton kernels are named by their launches already
+    return torch._inductor.config.patch({"cpp.enable_kernel_profile": True})
 
 
 def _build_quantized(request: BuildRequest) -> TorchEngine:
@@ -114,7 +130,8 @@ def _use_precompiled(request: BuildRequest, engine: TorchEngine, prepared: tuple
     entry = request.artifacts.derived("inductor-precompiled", build, record=False, stale=precompile.stale_reason,
                                       precision=request.spec.precision, mode=request.compile_mode,
                                       device=device_target(request.device), tf32=request.tf32,
-                                      threads=torch.get_num_threads())
+                                      threads=torch.get_num_threads(),
+                                      **({} if request.device.startswith("cuda") else {"kernel_profile": True}))
     reason = precompile.recorded_reason(entry.path)
     if reason is not None:
         return reason

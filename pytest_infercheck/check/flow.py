@@ -144,7 +144,7 @@ def time_engine(context: "CheckContext", backend: Any, engine: Any, request: Any
     budget = result.latency.budget_verdict = latency.budget_verdict(result.latency, settings)
     if (budget is not None and not budget.passed) or settings.profile:  # the profile explains a failed budget
         result.profile = latency.profile(engine, prepared, mut, device, backend.onnx_model(request), result.warnings,
-                                         backend.descriptor.profiler)
+                                         backend.descriptor.profiler, result.latency)
     if settings.max_batch_search and settings.budget is not None:
         result.max_batch = latency.search_max_batch(engine, mut, device, settings, context.timing_lock)
 

@@ -8,6 +8,7 @@ timed, under which lock, and what the budget says about it (docs/latency.md).
 
 from __future__ import annotations
 
+import math
 import traceback
 from typing import TYPE_CHECKING, Any, Callable, ContextManager, Optional
 
@@ -86,14 +87,16 @@ def budget_verdict(latency: Optional[LatencyStats], settings: Any) -> Optional["
 
 
 def profile(engine: "Engine", prepared: Any, mut: "ModelUnderTest", device: str, onnx_path: Any,
-            warnings: list[str], profiler: str) -> Optional["ProfileTable"]:
-    """Where the time goes, per operator and PyTorch module, by the backend's profiler; None (with a
-    note) where it cannot be told."""
+            warnings: list[str], profiler: str, latency: Optional[LatencyStats] = None) -> Optional["ProfileTable"]:
+    """Where the time goes, per operator and PyTorch module, by the backend's profiler, in ms per
+    iteration against the stage's p50 (not when that p50 includes host-device copies the profile
+    does not run); None (with a note) where it cannot be told."""
     from ..measure.profiling import ProfileUnavailable, profile_engine
 
+    p50 = latency.p50_ms if latency is not None and not latency.includes_transfers else math.nan
     try:
         return profile_engine(engine, prepared, profiler=profiler, device=device, module=mut.module,
-                              onnx_path=onnx_path)
+                              onnx_path=onnx_path, measured_ms=p50 if math.isfinite(p50) else None)
     except ProfileUnavailable as err:
         warnings.append(f"no profile: {err}")
     except Exception as exc:  # a profile explains a failure; it must never replace it
