@@ -37,7 +37,7 @@ def test_eager_profile_maps_operators_to_modules(tmp_path) -> None:
     convolutions = [row for row in table.rows if "conv" in row.name]
     assert convolutions and {row.module for row in convolutions} >= {"features.0", "features.4"}
     assert any(row.module == "classifier" for row in table.rows)
-    assert table.rows == sorted(table.rows, key=lambda r: -r.total_ms)
+    assert table.rows == tuple(sorted(table.rows, key=lambda r: -r.total_ms))  # a frozen record holds tuples
     assert sum(row.share for row in table.rows) == pytest.approx(1.0)
     assert all(row.calls >= 1 for row in table.rows)
     assert len(table.top(3)) == 3 and "%" in table.top(1)[0]

@@ -8,9 +8,9 @@ Statistics are regression.py's; this module only decides which figures to compar
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
-from ..measure.regression import compare_accuracy, compare_latency, run_noise
+from ..measure.regression import LatencyComparison, compare_accuracy, compare_latency, run_noise
 from ..measure.results import BaselineComparison, CheckResult
 from .key import EntryIdentity
 from .store import BaselineStore, subsample
@@ -30,12 +30,12 @@ def compare_with_entry(result: CheckResult, store: BaselineStore, settings: Any)
     """``result`` (its ``machine`` set) against its entry in ``store``, under ``settings``' allowances
     (max_regression, accuracy_factor, accuracy_floor): the typed comparison, which judge/verdict.py reads."""
     lookup = store.lookup(identity_of(result), result.machine or {})
-    comparison = BaselineComparison(lookup.status, str(store.path), differences=lookup.differences)
     if lookup.entry is None:
-        return comparison
+        return BaselineComparison(lookup.status, str(store.path), differences=tuple(lookup.differences))
     entry = lookup.entry
-    comparison.recorded = entry.recorded
-    comparison.model_changed = bool(entry.model_hash and entry.model_hash != result.model_hash)
+    latency: Optional[LatencyComparison] = None
+    regressions: list[str] = []
+    improvements: list[str] = []
     if result.latency is not None and entry.latency is not None:
         noise = run_noise([run["p50_ms"] for run in entry.history], result.latency.block_medians_ms,
                           entry.latency.get("block_medians_ms") or [], result.latency.probe_ms,
@@ -43,16 +43,18 @@ def compare_with_entry(result: CheckResult, store: BaselineStore, settings: Any)
                           probe_spread=max(result.latency.probe_spread, float(entry.latency.get("probe_spread") or 0)))
         latency = compare_latency(subsample(result.latency.samples_ms), entry.samples_ms,
                                   max_regression=settings.max_regression, noise=noise)
-        comparison.latency = latency
-        comparison.baseline_samples_ms = entry.samples_ms
         if latency.verdict == "regression":
-            comparison.regressions.append(f"latency {latency.describe()}")
+            regressions.append(f"latency {latency.describe()}")
         elif latency.verdict == "improvement":
-            comparison.improvements.append(f"latency {latency.describe()}")
-    comparison.accuracy = compare_accuracy(accuracy_figures(result), entry.accuracy,
-                                           factor=settings.accuracy_factor, floor=settings.accuracy_floor)
-    comparison.regressions += [f"accuracy {change.describe()}" for change in comparison.accuracy if change.regressed]
-    return comparison
+            improvements.append(f"latency {latency.describe()}")
+    accuracy = compare_accuracy(accuracy_figures(result), entry.accuracy,
+                                factor=settings.accuracy_factor, floor=settings.accuracy_floor)
+    regressions += [f"accuracy {change.describe()}" for change in accuracy if change.regressed]
+    return BaselineComparison(lookup.status, str(store.path), differences=tuple(lookup.differences),
+                              regressions=tuple(regressions), improvements=tuple(improvements), recorded=entry.recorded,
+                              model_changed=bool(entry.model_hash and entry.model_hash != result.model_hash),
+                              latency=latency, accuracy=tuple(accuracy),
+                              baseline_samples_ms=tuple(entry.samples_ms) if latency is not None else ())
 
 
 def regressed_kinds(comparison: BaselineComparison) -> list[str]:

@@ -2,7 +2,7 @@
 
 The check itself is check/flow.py's ordered list of stages; this module turns its outcome into
 pytest's (a failure, a skip, or the result handed back) and records the result whatever happens, so
-the summary and reports see every check: the ``CheckResult`` is built once from the facts the
+the summary and reports see every check: the frozen ``CheckResult`` is built once from the facts the
 stages gathered (facts.py), with the stop or skip that ended them.
 """
 

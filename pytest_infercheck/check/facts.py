@@ -1,6 +1,6 @@
 """What the stages of one check found so far: the flow's local accumulator, built once into a record.
 
-The stages return their facts; check/flow.py adds
+Every record of measure/results.py is frozen.  The stages return their facts; check/flow.py adds
 each one here as it comes (``facts.add(latency=...)``, notes to ``facts.warnings``), and the
 fixture builds the ``CheckResult`` once with :meth:`Facts.result`, whether the stages ran to the
 end or one of them stopped the check (what was gathered before the stop is kept, with ``stopped``
@@ -37,6 +37,6 @@ class Facts:
         self._found.update(found)
 
     def result(self) -> CheckResult:
-        """The record of what was found so far, not judged yet: a new ``CheckResult`` on each call
+        """The record of what was found so far, not judged yet: a new frozen ``CheckResult`` on each call
         (the fixture's, once the stages end; a stage's that reads an earlier one's fact, before)."""
-        return dataclasses.replace(self._start, **self._found, warnings=list(self.warnings))
+        return dataclasses.replace(self._start, **self._found, warnings=tuple(self.warnings))

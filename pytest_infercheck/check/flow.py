@@ -6,7 +6,7 @@
 Each stage is a typed function of its own module (reference.py, prebuild.py, build.py, accuracy.py,
 latency.py, verdict.py) with explicit inputs and outputs; this function only passes them on and
 adds the facts they return to the check's ``Facts`` (facts.py), from which the fixture builds the
-CheckResult once.  A stage stops the check by raising StageFailure (the item fails at that
+frozen CheckResult once.  A stage stops the check by raising StageFailure (the item fails at that
 stage) or StageSkip (it cannot run here); check/__init__.py records either as a fact, beside the
 facts gathered before it.
 """
@@ -70,7 +70,7 @@ def run_stages(context: "CheckContext", settings: Any, given: CheckInputs, facts
     artifacts = run.artifacts(mut, context.cache)
     if why_not:  # the backend's support table still says which nodes would not run where it does
         predicted_audit, predicted = prebuild.predicted_gaps(artifacts, descriptor, device, settings)
-        facts.add(audit=predicted_audit)
+        facts.add(audit=tuple(predicted_audit))
         raise StageSkip(Stage.AVAILABILITY, why_not + predicted)
     # Keyed by the inputs' values too: a test's parameter sets, or two checks in one test, often
     # share the model and the shapes but not the values.
@@ -90,7 +90,7 @@ def run_stages(context: "CheckContext", settings: Any, given: CheckInputs, facts
     # The export made before the build (for the audit) is part of what the engine cost: "build s"
     # counts it, or ONNX engines would read as free beside an Inductor compile that traces inside.
     exported_s = artifacts.seconds.get("onnx", 0.0)
-    facts.add(audit=prebuild.audit_before_build(artifacts, descriptor, device, settings))
+    facts.add(audit=tuple(prebuild.audit_before_build(artifacts, descriptor, device, settings)))
     # Engines build and run under the reference's TF32 setting: an FP32 engine is then true FP32.
     with reference.tf32_setting(device, settings.tf32):
         memory = latency.device_memory_tracker(device)

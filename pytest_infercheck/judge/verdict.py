@@ -12,7 +12,7 @@ No stage writes an outcome or a failure line: a stage records what it measured (
 output with its tolerance, the budget's decision with its confidence, the comparison with the
 baseline, the stage that stopped the check and why), and this module alone turns those facts into
 failures, "undecided" notes, the outcome, the stage and the message.  ``apply`` returns the result
-with the verdict in it (``dataclasses.replace``: a new record), the only maker of those fields.
+with the verdict in it (``dataclasses.replace``: every record is frozen), the only maker of those fields.
 
 Undecided: the figures cannot tell pass from fail (a budget decided on its point estimate, a
 baseline comparison with too few samples or noisier than its allowance).  It is said in every
@@ -176,10 +176,10 @@ def _with_test(found: Verdict, test: Optional[TestOutcome]) -> Verdict:
 
 
 def apply(result: CheckResult, found: Verdict) -> CheckResult:
-    """The result with the verdict in it, a new record (``result`` stays as it was): the only place its
-    outcome, stage, message and failures are set."""
-    return replace(result, outcome=found.outcome, stage=found.stage, message=found.message,
-                   failures=list(found.failures), undecided=list(found.undecided), not_raised=found.not_raised)
+    """The result with the verdict in it, a new record (``result`` is frozen and stays as it was): the only
+    place its outcome, stage, message and failures are set."""
+    return replace(result, outcome=found.outcome, stage=found.stage, message=found.message, failures=found.failures,
+                   undecided=found.undecided, not_raised=found.not_raised)
 
 
 def judge(result: CheckResult, test: Optional[TestOutcome] = None,

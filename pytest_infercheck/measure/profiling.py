@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import tempfile
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
@@ -40,13 +40,13 @@ class ProfileRow:
     calls: int  # per inference
 
 
-@dataclass
+@dataclass(frozen=True)
 class ProfileTable:
     """Rows sorted by time, largest first; ``method`` names the profiler and the clock."""
 
     method: str
     iterations: int
-    rows: list[ProfileRow] = field(default_factory=list)
+    rows: tuple[ProfileRow, ...] = ()
     note: str = ""
 
     @property
@@ -81,7 +81,7 @@ def make_table(method: str, iterations: int, entries: Iterable[tuple[str, str, s
     rows = [ProfileRow(name, op_type, module, ms / iterations, ms / total, round(calls / iterations))
             for (name, op_type, module), (ms, calls) in sums.items()]
     rows.sort(key=lambda row: -row.total_ms)
-    return ProfileTable(method, iterations, rows, note)
+    return ProfileTable(method, iterations, tuple(rows), note)
 
 
 # -- PyTorch --------------------------------------------------------------------------------------
@@ -287,8 +287,8 @@ def profile_engine(engine: Any, prepared: Any, *, profiler: str, device: str = "
     if getattr(engine, "inner", None) is not None:  # the plugin's CUDA graph around an engine: profile the engine inside
         table = profile_engine(engine.inner, prepared, profiler=profiler, device=device, module=module,
                                onnx_path=onnx_path, iterations=iterations)
-        table.note = "profiled without its CUDA graph (a graph replays as one launch); the graph removes launch gaps"
-        return table
+        return replace(table, note="profiled without its CUDA graph (a graph replays as one launch); the graph "
+                                   "removes launch gaps")
     if profiler == "onnxruntime":
         return _ort_engine_profile(engine, prepared, iterations)
     if profiler == "tensorrt":

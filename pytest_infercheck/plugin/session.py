@@ -132,7 +132,7 @@ class InfercheckSession:
             return
         results = item.stash.get(RESULTS_ON_ITEM, [])
         if results:
-            # Settled records are new ones: they replace the item's.
+            # Settled records are new ones (every record is frozen): they replace the item's.
             results = item.stash[RESULTS_ON_ITEM] = [settle(result, report) for result in results]
             # Written once every check of the test is known: a test with several checks names the check
             # in each property, so two checks' figures never share a name. (JUnit XML reads them from
