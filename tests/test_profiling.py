@@ -46,6 +46,20 @@ def test_eager_profile_maps_operators_to_modules(tmp_path) -> None:
     assert not any(m._forward_pre_hooks or m._forward_hooks for m in engine.fn.modules())
 
 
+class FakeGraphWrapper:
+    """Stands in for backends/cudagraphs' wrapper (CUDA only): an engine whose ``inner`` is the real one."""
+
+    def __init__(self, inner) -> None:  # type: ignore[no-untyped-def]
+        self.inner = inner
+
+
+def test_an_engine_inside_a_graph_wrapper_is_profiled_with_a_note_saying_so(tmp_path) -> None:
+    engine, prepared = build("eager", tmp_path)
+    table = profile_engine(FakeGraphWrapper(engine), prepared, profiler="torch", iterations=2)
+    assert table.note.startswith("profiled without its CUDA graph") and table.rows and table.iterations == 2
+    assert not profile_engine(engine, prepared, profiler="torch", iterations=2).note  # the engine itself: no note
+
+
 def test_onnxruntime_profile_maps_nodes_to_modules(tmp_path) -> None:
     engine, prepared = build("onnxruntime", tmp_path)
     table = profile_engine(engine, prepared, profiler=descriptor_of("onnxruntime").profiler, iterations=3)
