@@ -46,7 +46,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "judge", "judge.verdict")),
     ("check: the stages", (
         "check", "check.failure", "check.context", "check.reference", "check.prebuild", "check.build",
-        "check.accuracy", "check.latency", "check.repair", "check.flow")),
+        "check.accuracy", "check.latency", "check.repair", "check.facts", "check.flow")),
     ("reports", (
         "report", "report.table", "report.terminal", "report.markdown", "report.html", "report.junit",
         "report.json_report", "report.saved")),

@@ -265,13 +265,12 @@ def _result(nodeid: str, samples: list[float], outcome: str = "passed"):  # type
     from pytest_infercheck.measure.results import AccuracyResult, CheckResult, OutputAccuracy, Tolerance
     from pytest_infercheck.measure.timing import summarize
 
-    result = CheckResult(nodeid=nodeid, spec_id="eager-fp32", backend="eager", precision="fp32", cuda_graphs=False,
-                         outcome=outcome, stage=None if outcome == "passed" else "accuracy")
-    result.accuracy = AccuracyResult([OutputAccuracy("output", [1], 1e-6, 1e-6, 1e-7, 1e-7, 1.0, 0, 1, [0], 0.0, 0.0, 0,
-                                                     Tolerance(1e-4, 1e-3))])
-    result.latency = summarize(samples, timer="cpu-perf_counter", batch_size=1, warmup=0)
-    result.machine = machine_key("cpu", FINGERPRINT)
-    return result
+    accuracy = AccuracyResult((OutputAccuracy("output", (1,), 1e-6, 1e-6, 1e-7, 1e-7, 1.0, 0, 1, (0,), 0.0, 0.0, 0,
+                                              Tolerance(1e-4, 1e-3)),))
+    return CheckResult(nodeid=nodeid, spec_id="eager-fp32", backend="eager", precision="fp32", cuda_graphs=False,
+                       outcome=outcome, stage=None if outcome == "passed" else "accuracy", accuracy=accuracy,
+                       latency=summarize(samples, timer="cpu-perf_counter", batch_size=1, warmup=0),
+                       machine=machine_key("cpu", FINGERPRINT))
 
 
 def test_update_writes_one_entry_per_item_and_says_why_others_were_not_written(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ def test_worst_element_is_located() -> None:
     out[1, 2, 3] = 1.5
     out[0, 0, 0] = 1.01
     acc = measure_output("y", out, ref, TIGHT)
-    assert acc.worst_index == [1, 2, 3]
+    assert acc.worst_index == (1, 2, 3)  # a frozen record holds tuples
     assert acc.worst_value == pytest.approx(1.5) and acc.worst_reference == pytest.approx(1.0)
     assert acc.mismatched == 2 and acc.total == 24
     assert acc.max_abs == pytest.approx(0.5)
@@ -108,7 +108,7 @@ def test_relative_error_bound_judges_the_output_as_a_whole() -> None:
     loose_elements = Tolerance(atol=1.0, rtol=1.0, max_mismatch=1.0, min_cosine=0.0, max_rel_l2=5e-3)
     acc = measure_output("o", noisy, ref, loose_elements)
     assert acc.rel_l2 == pytest.approx(0.01, rel=0.2)
-    assert acc.failures == [f"relative error {acc.rel_l2:.3g} > 0.005"]
+    assert acc.failures == (f"relative error {acc.rel_l2:.3g} > 0.005",)
     assert measure_output("o", noisy, ref, Tolerance(1.0, 1.0, 1.0, 0.0, max_rel_l2=2e-2)).passed
 
 

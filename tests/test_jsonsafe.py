@@ -70,8 +70,9 @@ def test_a_result_with_numpy_extras_writes_a_strict_json_report(tmp_path: Path) 
     from pytest_infercheck.report.json_report import write_json_report
 
     result = CheckResult(nodeid="t.py::test[eager-fp32]", spec_id="eager-fp32", backend="eager", precision="fp32",
-                         cuda_graphs=False, message="Fehler: Überlauf \u2713")
-    result.gpu = {"psnr": np.float64(41.5), "hist": np.arange(3), "where": Path("/tmp/x"), "bad": float("inf")}
+                         cuda_graphs=False, message="Fehler: Überlauf \u2713",
+                         gpu={"psnr": np.float64(41.5), "hist": np.arange(3), "where": Path("/tmp/x"),
+                              "bad": float("inf")})
     write_json_report(tmp_path / "r.json", [result])
     data = json.loads((tmp_path / "r.json").read_bytes().decode("utf-8"))  # strict parsers accept it too
     [written] = data["results"]

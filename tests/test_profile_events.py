@@ -61,7 +61,7 @@ def test_fake_cuda_kernels_are_counted_once_by_the_operator_and_module_that_laun
 def test_fake_cuda_table_compares_the_kernels_with_the_measured_time() -> None:
     events = fake_eager_cuda_iteration()
     table = make_table("fake", 1, device_entries(events, Attributor(events, "Net")), wall_ms=0.5, gap=CUDA_GAP)
-    table.measure_against(0.36, "latency p50, without the profiler")
+    table = table.measure_against(0.36, "latency p50, without the profiler")
     assert table.total_ms == pytest.approx(0.34) and table.gap_ms == pytest.approx(0.02)
     assert sum(row.share for row in table.rows) + table.gap_ms / table.measured_ms == pytest.approx(1.0)
     assert table.totals() == [

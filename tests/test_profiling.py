@@ -41,7 +41,7 @@ def test_eager_profile_maps_operators_to_modules(tmp_path) -> None:
     convolutions = [row for row in table.rows if "conv" in row.name]
     assert convolutions and {row.module for row in convolutions} >= {"features.0", "features.4"}
     assert any(row.module == "classifier" for row in table.rows)
-    assert table.rows == sorted(table.rows, key=lambda r: -r.total_ms)
+    assert table.rows == tuple(sorted(table.rows, key=lambda r: -r.total_ms))  # a frozen record holds tuples
     # shares are of the measured time per iteration: with the line for the rest, they make all of it
     assert sum(row.share for row in table.rows) + table.gap_ms / table.measured_ms == pytest.approx(1.0)
     assert all(row.calls >= 1 for row in table.rows)
@@ -49,6 +49,20 @@ def test_eager_profile_maps_operators_to_modules(tmp_path) -> None:
     json.dumps(json_safe(table))  # JSON-able for the reports
     # the hooks are gone afterwards
     assert not any(m._forward_pre_hooks or m._forward_hooks for m in engine.fn.modules())
+
+
+class FakeGraphWrapper:
+    """Stands in for backends/cudagraphs' wrapper (CUDA only): an engine whose ``inner`` is the real one."""
+
+    def __init__(self, inner) -> None:  # type: ignore[no-untyped-def]
+        self.inner = inner
+
+
+def test_an_engine_inside_a_graph_wrapper_is_profiled_with_a_note_saying_so(tmp_path) -> None:
+    engine, prepared = build("eager", tmp_path)
+    table = profile_engine(FakeGraphWrapper(engine), prepared, profiler="torch", iterations=2)
+    assert table.note.startswith("profiled without its CUDA graph") and table.rows and table.iterations == 2
+    assert not profile_engine(engine, prepared, profiler="torch", iterations=2).note  # the engine itself: no note
 
 
 def test_onnxruntime_profile_maps_nodes_to_modules(tmp_path) -> None:

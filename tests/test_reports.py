@@ -184,12 +184,12 @@ def test_a_comparison_without_a_verdict_survives_the_trip_to_the_controller_and_
     from pytest_infercheck.measure.results import BaselineComparison, BaselineStatus, CheckResult
     from pytest_infercheck.measure.timing import summarize
 
-    result = CheckResult(nodeid="test_x.py::test_x[eager-fp32]", spec_id="eager-fp32", backend="eager",
-                         precision="fp32", cuda_graphs=False, model_name="Tiny")
-    result.latency = summarize([1.0, 1.1, 1.2], timer="cpu-perf_counter", batch_size=1, warmup=0)
     comparison = compare_latency([1.0, 1.1, 1.2], [1.0] * 20, max_regression=0.05)
-    result.baseline = BaselineComparison(BaselineStatus.FOUND, "b.json", latency=comparison,
-                                         baseline_samples_ms=[1.0] * 20)
+    result = CheckResult(nodeid="test_x.py::test_x[eager-fp32]", spec_id="eager-fp32", backend="eager",
+                         precision="fp32", cuda_graphs=False, model_name="Tiny",
+                         latency=summarize([1.0, 1.1, 1.2], timer="cpu-perf_counter", batch_size=1, warmup=0),
+                         baseline=BaselineComparison(BaselineStatus.FOUND, "b.json", latency=comparison,
+                                                     baseline_samples_ms=(1.0,) * 20))
     data = result.to_dict()
     assert data["baseline"]["latency"]["ratio"] == "nan"  # JSON has no NaN: it travels as text
     received = CheckResult.from_dict(data)  # what the xdist controller gets

@@ -7,7 +7,7 @@ CheckResult, travel between xdist workers, and be written by the CLI.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Optional
 
 # Verdicts that mean "this target cannot run the model as it is"; the others inform.
@@ -16,7 +16,7 @@ BLOCKING = ("unsupported", "restricted", "unknown", "needs-plugin", "opset", "er
 ALL_TARGETS = "*"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Finding:
     """One thing a stage found.
 
@@ -116,9 +116,8 @@ class AuditReport:
     def allow(self, *, operators: Iterable[str] = (), nodes: Iterable[str] = ()) -> "AuditReport":
         """Mark findings on these operators or nodes as known, accepted gaps (they stop blocking)."""
         ops, names = set(operators), set(nodes)
-        for finding in self.findings:
-            if finding.operator in ops or finding.node in names:
-                finding.allowed = True
+        self.findings = [replace(finding, allowed=True) if finding.operator in ops or finding.node in names else finding
+                         for finding in self.findings]
         return self
 
     def to_dict(self) -> dict[str, Any]:

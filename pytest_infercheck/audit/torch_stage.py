@@ -98,7 +98,7 @@ def graph_break_findings(model: Any, inputs: Sequence[Any]) -> list[Finding]:
         frame = reason.user_stack[-1] if reason.user_stack else None
         where = f"{frame.filename}:{frame.lineno}" if frame else type(model).__name__
         if where in by_location:  # one row per place, with how many breaks torch.compile made there
-            by_location[where].count += 1
+            by_location[where] = replace(by_location[where], count=by_location[where].count + 1)
             continue
         code = f": `{frame.line.strip()}`" if frame is not None and frame.line else ""
         module = module_at(model, frame.filename, frame.lineno) if frame else ""

@@ -135,8 +135,8 @@ def record_recipe(request: "BuildRequest", granularity: str) -> list[str]:
         raise BuildError(f"{request.spec.id}: torchao quantizes nn.Linear layers and {type(model).__name__} has "
                          f"none{where}: there is nothing to run in {request.spec.precision.upper()} (convolutions "
                          "and other layers stay BF16)")
-    request.recipe = PrecisionRecipe(method(request, granularity), quantized_ops=["Linear"],
-                                     keep_fp32=list(request.keep_fp32),
+    request.recipe = PrecisionRecipe(method(request, granularity), quantized_ops=("Linear",),
+                                     keep_fp32=tuple(request.keep_fp32),
                                      label=label(request, granularity), quantized_modules=len(targets))
     return targets
 

@@ -34,32 +34,39 @@ def compare_with_entry(result: CheckResult, store: BaselineStore, settings: Any)
     judge/verdict.py reads.  A launch-bound GPU engine is judged on its kernel time (``judged_on``), its
     wall time compared as information; every other engine on its wall time (docs/gate.md)."""
     lookup = store.lookup(identity_of(result), result.machine or {})
-    comparison = BaselineComparison(lookup.status, str(store.path), differences=lookup.differences)
     if lookup.entry is None:
-        return comparison
+        return BaselineComparison(lookup.status, str(store.path), differences=tuple(lookup.differences))
     entry = lookup.entry
-    comparison.recorded = entry.recorded
-    comparison.model_changed = bool(entry.model_hash and entry.model_hash != result.model_hash)
+    latency: Optional[LatencyComparison] = None
+    kernel: Optional[LatencyComparison] = None
+    judged_on = "wall"
+    regressions: list[str] = []
+    improvements: list[str] = []
     if result.latency is not None and entry.latency is not None:
         noise = run_noise([run["p50_ms"] for run in entry.history], result.latency.block_medians_ms,
                           entry.latency.get("block_medians_ms") or [], result.latency.probe_ms,
                           entry.latency.get("probe_ms"),
                           probe_spread=max(result.latency.probe_spread, float(entry.latency.get("probe_spread") or 0)))
-        judged = comparison.latency = compare_latency(subsample(result.latency.samples_ms), entry.samples_ms,
-                                                      max_regression=settings.max_regression, noise=noise)
-        comparison.baseline_samples_ms = entry.samples_ms
-        kernel = comparison.kernel = kernel_comparison(result.latency, entry, settings.kernel_tolerance)
+        latency = compare_latency(subsample(result.latency.samples_ms), entry.samples_ms,
+                                  max_regression=settings.max_regression, noise=noise)
+        kernel = kernel_comparison(result.latency, entry, settings.kernel_tolerance)
         if kernel is not None and launch_bound(result.latency, entry):
-            comparison.judged_on, judged = "kernel", kernel
-        line = f"{comparison.judged_figure} {judged.describe()}{wall_information(comparison)}"
+            judged_on = "kernel"
+        judged = kernel if judged_on == "kernel" and kernel is not None else latency
+        figure = "kernel time" if judged_on == "kernel" else "latency"
+        line = f"{figure} {judged.describe()}{wall_information(latency if judged_on == 'kernel' else None)}"
         if judged.verdict == "regression":
-            comparison.regressions.append(line)
+            regressions.append(line)
         elif judged.verdict == "improvement":
-            comparison.improvements.append(line)
-    comparison.accuracy = compare_accuracy(accuracy_figures(result), entry.accuracy,
-                                           factor=settings.accuracy_factor, floor=settings.accuracy_floor)
-    comparison.regressions += [f"accuracy {change.describe()}" for change in comparison.accuracy if change.regressed]
-    return comparison
+            improvements.append(line)
+    accuracy = compare_accuracy(accuracy_figures(result), entry.accuracy,
+                                factor=settings.accuracy_factor, floor=settings.accuracy_floor)
+    regressions += [f"accuracy {change.describe()}" for change in accuracy if change.regressed]
+    return BaselineComparison(lookup.status, str(store.path), differences=tuple(lookup.differences),
+                              regressions=tuple(regressions), improvements=tuple(improvements), recorded=entry.recorded,
+                              model_changed=bool(entry.model_hash and entry.model_hash != result.model_hash),
+                              latency=latency, accuracy=tuple(accuracy), kernel=kernel, judged_on=judged_on,
+                              baseline_samples_ms=tuple(entry.samples_ms) if latency is not None else ())
 
 
 def kernel_comparison(latency: LatencyStats, entry: Entry, tolerance: float) -> Optional[LatencyComparison]:
@@ -82,10 +89,9 @@ def launch_bound(latency: LatencyStats, entry: Entry) -> bool:
     return bool((latency.kernel is not None and latency.kernel.launch_bound) or recorded.get("launch_bound") is True)
 
 
-def wall_information(comparison: BaselineComparison) -> str:
-    """For an engine judged on kernel time, its wall time beside it, said to be information only."""
-    wall = comparison.latency
-    if comparison.judged_on != "kernel" or wall is None:
+def wall_information(wall: Optional[LatencyComparison]) -> str:
+    """For an engine judged on kernel time (``wall`` given), its wall time beside it, said to be information only."""
+    if wall is None:
         return ""
     change = f" ({wall.change:+.1%})" if wall.ratio == wall.ratio else ""
     return (f"; launch-bound, so judged on GPU kernel time ({KERNEL_OPTION}); wall p50 {wall.baseline_p50_ms:.4g} ms "

@@ -15,7 +15,7 @@ failed the run.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Optional, Sequence
 
 from ..judge.verdict import Thresholds, judge
@@ -61,8 +61,7 @@ def settings_for(result: CheckResult, given: Mapping[str, Any]) -> GateSettings:
 def without_baseline(result: CheckResult) -> CheckResult:
     """The run's verdict with no baseline comparison: what the facts say before any gate judges them
     (a result that failed only on the run's own baseline passes again; the gate compares it anew)."""
-    result.baseline = None
-    return judge(result, result.test)  # under the run's own recorded thresholds
+    return judge(replace(result, baseline=None), result.test)  # under the run's own recorded thresholds
 
 
 def why_not_judged(result: CheckResult) -> Optional[str]:
@@ -88,6 +87,7 @@ class GateOutcome:
     baseline: str
     judged: list[CheckResult] = field(default_factory=list)
     not_judged: list[tuple[CheckResult, str]] = field(default_factory=list)
+    in_order: list[CheckResult] = field(default_factory=list)  # the same records, in the report's order
 
     @property
     def results(self) -> list[CheckResult]:
@@ -117,16 +117,19 @@ class GateOutcome:
 
 def gate_results(results: Sequence[CheckResult], store: BaselineStore, given: Mapping[str, Any],
                  strict: bool = False) -> GateOutcome:
-    """Judge each result against ``store``, as the session would have; the run's own verdicts for the rest."""
+    """Judge each result against ``store``, as the session would have; the run's own verdicts for the rest.
+    The records are new ones (``results`` stay as they were): the caller reports ``in_order``."""
     outcome = GateOutcome(str(store.path))
-    for result in results:
-        reason = why_not_judged(without_baseline(result))
+    for saved in results:
+        result = without_baseline(saved)  # a new record: the saved one stays as the report holds it
+        reason = why_not_judged(result)
         if reason is not None:
             outcome.not_judged.append((result, reason))
-            continue
-        result.baseline = compare_with_entry(result, store, settings_for(result, given))
-        judge(result, result.test, Thresholds(strict=strict))
-        outcome.judged.append(result)
+        else:
+            compared = replace(result, baseline=compare_with_entry(result, store, settings_for(result, given)))
+            result = judge(compared, result.test, Thresholds(strict=strict))
+            outcome.judged.append(result)
+        outcome.in_order.append(result)
     return outcome
 
 

@@ -2,7 +2,8 @@
 
 The check itself is check/flow.py's ordered list of stages; this module turns its outcome into
 pytest's (a failure, a skip, or the result handed back) and records the result whatever happens, so
-the summary and reports see every check.
+the summary and reports see every check: the frozen ``CheckResult`` is built once from the facts the
+stages gathered (facts.py), with the stop or skip that ended them.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from ..measure.results import CheckResult, Failure
 from ..config.settings import CALL_KEYS, parse_layer, resolve
 from ..core.spec import Outcome
 from .context import CheckContext
+from .facts import Facts
 from .failure import StageFailure, StageSkip
 from .flow import CheckInputs, resolve_device, run_check
 
@@ -77,20 +79,22 @@ class Infercheck:
         settings = resolve(self.context.layers + [("fixture call", parse_layer("infercheck() call", overrides,
                                                                                CALL_KEYS))])
         spec = self.context.spec
-        result = CheckResult(nodeid=self.context.nodeid, spec_id=spec.id, backend=spec.backend,
-                             precision=spec.precision, cuda_graphs=spec.cuda_graphs,
-                             check_name=self._check_name(model, name),
-                             budget=str(settings.budget) if settings.budget else None, settings=settings.describe(),
-                             raise_on_failure=bool(raise_on_failure))
-        self.results.append(result)
+        facts = Facts(CheckResult(nodeid=self.context.nodeid, spec_id=spec.id, backend=spec.backend,
+                                  precision=spec.precision, cuda_graphs=spec.cuda_graphs,
+                                  check_name=self._check_name(model, name),
+                                  budget=str(settings.budget) if settings.budget else None,
+                                  settings=settings.describe(), raise_on_failure=bool(raise_on_failure)))
         try:
-            run_check(self.context, settings, CheckInputs(model, example_inputs, calibration), result)
+            run_check(self.context, settings, CheckInputs(model, example_inputs, calibration), facts)
         except StageFailure as failure:
-            result.stopped, result.traceback = Failure(failure.stage, str(failure)), failure.detail
+            facts.add(stopped=Failure(failure.stage, str(failure)), traceback=failure.detail)
         except StageSkip as skip:
-            result.skipped = Failure(skip.stage, str(skip))
+            facts.add(skipped=Failure(skip.stage, str(skip)))
         finally:
-            judge(result)  # under the thresholds its recorded settings hold, as the controller and the gate read them
+            # Built once, from what the stages found (up to a stop), and judged under the thresholds its
+            # recorded settings hold, as the controller and the gate read them.
+            result = judge(facts.result())
+            self.results.append(result)
             self.context.record(result)
         for note in result.warnings:
             warnings.warn(InfercheckWarning(f"{spec.id}: {note}"), stacklevel=2)

@@ -54,16 +54,16 @@ def check_doubled_batch(engine: "Engine", mut: "ModelUnderTest", device: str, tf
     try:
         reference = reference_outputs(doubled, device, tf32)
     except StageFailure as failure:  # the eager model itself cannot take the doubled batch
-        return DynamicBatchCheck(batch, False, [f"the eager model fails at batch {batch}: {failure}"])
+        return DynamicBatchCheck(batch, False, (f"the eager model fails at batch {batch}: {failure}",))
     try:
         outputs = engine.to_numpy(engine.run(engine.prepare(doubled.inputs)))
     except Exception as exc:
         exported = f"exported at {mut.batch_size}" + (f", likely kept there: {BATCH_OF_ONE}" if mut.batch_size == 1 else "")
-        return DynamicBatchCheck(batch, False, [f"the engine rejects batch {batch} ({exported}): {short(exc)}"])
+        return DynamicBatchCheck(batch, False, (f"the engine rejects batch {batch} ({exported}): {short(exc)}",))
     accuracy = compare(outputs, reference, base, per_output)
     problems = ([f"at batch {batch}: {accuracy.structure_error}"] if accuracy.structure_error is not None else [])
     problems += [f"at batch {batch}: {output.describe()}" for output in accuracy.outputs if not output.passed]
-    return DynamicBatchCheck(batch, accuracy.passed, problems)
+    return DynamicBatchCheck(batch, accuracy.passed, tuple(problems))
 
 
 def locate_divergence(backend: "Backend", request: "BuildRequest", tolerance: Tolerance,

@@ -80,8 +80,8 @@ def build_request(spec: "EngineSpec", artifacts: "ModelArtifacts", device: str, 
             raise StageFailure(Stage.CALIBRATION, str(err)) from None
         request.calibration, request.calibration_generated = chosen.batches, chosen.generated
         attempt.notes.extend(chosen.notes)
-        attempt.calibration = CalibrationInfo(len(chosen.batches), chosen.generated, value_range(chosen.batches),
-                                              value_range([model.inputs]))
+        attempt.calibration = CalibrationInfo(len(chosen.batches), chosen.generated, tuple(value_range(chosen.batches)),
+                                              tuple(value_range([model.inputs])))
     return request
 
 
@@ -141,7 +141,7 @@ def export_info(artifacts: "ModelArtifacts", notes: list[str]) -> Optional[Expor
         notes.append(f"exported with {info['exporter']}: the dynamo exporter failed "
                      f"({'; '.join(line.strip() for line in first[:2])})")
     notes.extend(frozen_value_notes(info.get("frozen_values") or []))
-    return ExportInfo(str(info["exporter"]), info.get("fallback_reason"), list(info.get("frozen_values") or []))
+    return ExportInfo(str(info["exporter"]), info.get("fallback_reason"), tuple(info.get("frozen_values") or ()))
 
 
 def frozen_value_notes(frozen_values: list[str], shown: int = 3) -> list[str]:

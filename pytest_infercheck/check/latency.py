@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import traceback
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Callable, ContextManager, Optional
 
 from ..measure.results import LatencyStats
@@ -53,13 +54,13 @@ def measure(engine: "Engine", prepared: Any, mut: "ModelUnderTest", device: str,
         except Exception as exc:
             raise StageFailure(Stage.LATENCY, f"timing the engine failed: {short(exc)}", traceback.format_exc()) from None
         if kernel_pass and device.startswith("cuda"):
-            stats.kernel = kernel_time(run, device, getattr(engine, "stream", None), stats.p50_ms, cuda_graph,
-                                       warnings if warnings is not None else [])
+            stats = replace(stats, kernel=kernel_time(run, device, getattr(engine, "stream", None), stats.p50_ms,
+                                                      cuda_graph, warnings if warnings is not None else []))
     if probe is not None:
-        stats.probe_ms, stats.probe_spread = probe
+        stats = replace(stats, probe_ms=probe[0], probe_spread=probe[1])
     stop = getattr(timer, "last_stop", None)
     if stop is not None:
-        stats.stop_reason, stats.stop_unmet = stop.reason, stop.unmet or ""
+        stats = replace(stats, stop_reason=stop.reason, stop_unmet=stop.unmet or "")
     return stats
 
 

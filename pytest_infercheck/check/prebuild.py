@@ -8,7 +8,7 @@ is its descriptor's ``audit_targets``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
@@ -102,9 +102,8 @@ def support_tables_digest() -> str:
 def judged(findings: list[Finding], *, allow_ops: Iterable[str] = (), allow_nodes: Iterable[str] = ()) -> PrebuildVerdict:
     """The findings with the declared known gaps marked allowed."""
     ops, nodes = set(allow_ops), set(allow_nodes)
-    for finding in findings:
-        finding.allowed = finding.operator in ops or finding.node in nodes
-    return PrebuildVerdict(findings)
+    return PrebuildVerdict([replace(finding, allowed=finding.operator in ops or finding.node in nodes)
+                            for finding in findings])
 
 
 def audit_before_build(artifacts: "ModelArtifacts", descriptor: "BackendDescriptor", device: str,

@@ -42,6 +42,33 @@ class NotHonoured(Exception):
 
 
 @dataclasses.dataclass
+class Searched:
+    """What the search found so far, local to one repair (the record it becomes is frozen): built once
+    into a RepairResult by ``result``, also when the search stopped on an exception."""
+
+    trials: list[RepairTrial] = dataclasses.field(default_factory=list)
+    candidates: list[str] = dataclasses.field(default_factory=list)
+    note: str = ""
+    tried: int = 0
+    best: Optional[RepairTrial] = None  # the passing keep-list's trial, or the closest one
+
+    def result(self, job: "Repairing", seconds: float) -> RepairResult:
+        failing_rel_err, failing_nonfinite = _worst(job.failing)
+        best, p50_ms, p50_change = self.best, None, None
+        if best is not None and best.passed:
+            p50_ms = best.p50_ms
+            p50_change = p50_ms / job.failing_p50 - 1 if p50_ms is not None and job.failing_p50 else None
+        return RepairResult(job.request.spec.id,
+                            best.keep_fp32 if best is not None else tuple(job.settings.keep_fp32),
+                            best.passed if best is not None else False,
+                            best.rel_err if best is not None else math.nan,
+                            best.nonfinite if best is not None else 0,
+                            failing_rel_err, failing_nonfinite, p50_ms=p50_ms, p50_change=p50_change, tried=self.tried,
+                            seconds=seconds, cap_s=job.settings.repair_time, candidates=tuple(self.candidates),
+                            trials=tuple(self.trials), note=self.note)
+
+
+@dataclasses.dataclass
 class Repairing:
     """What the search needs from the failed check: the engine's backend, request and reference."""
 
@@ -59,20 +86,17 @@ class Repairing:
 def repair(job: Repairing) -> RepairResult:
     """The search; a repair that cannot run says why in its note (a diagnosis, never a second failure)."""
     start = time.monotonic()
-    worst = _worst(job.failing)
-    found = RepairResult(job.request.spec.id, list(job.settings.keep_fp32), False, math.nan, 0, worst[0], worst[1],
-                         cap_s=job.settings.repair_time)
+    found = Searched()
     try:
         _search(job, found, start)
     except NotHonoured as gap:  # every list would build the same engine: nothing to search
         found.note, found.trials = str(gap), []
     except Exception as exc:  # the failure stands as measured; the repair says what stopped it
         found.note = f"the repair failed: {short(exc)}"
-    found.seconds = time.monotonic() - start
-    return found
+    return found.result(job, time.monotonic() - start)
 
 
-def _search(job: Repairing, found: RepairResult, start: float) -> None:
+def _search(job: Repairing, found: Searched, start: float) -> None:
     user = list(job.settings.keep_fp32)
     profile = _profiler(job)
     if profile is None:
@@ -113,15 +137,8 @@ def _search(job: Repairing, found: RepairResult, start: float) -> None:
     elif kept and not within_cap():
         found.note = f"stopped at the cap after {len(trials)} rebuild(s)"
     found.tried = len(trials)
-    best = trials[tuple(sorted(passing))] if passing is not None else (
+    found.best = trials[tuple(sorted(passing))] if passing is not None else (
         min(trials.values(), key=lambda t: (bool(t.stopped), t.nonfinite, _finite(t.rel_err))) if trials else None)
-    if best is None:
-        return
-    found.keep_fp32, found.passed, found.rel_err, found.nonfinite = best.keep_fp32, best.passed, best.rel_err, best.nonfinite
-    if best.passed:
-        found.p50_ms = best.p50_ms
-        if found.p50_ms is not None and job.failing_p50:
-            found.p50_change = found.p50_ms / job.failing_p50 - 1
 
 
 def _profiler(job: Repairing) -> Optional[Callable[[Sequence[str]], list[Any]]]:
@@ -161,7 +178,8 @@ def _trial(job: Repairing, keep: list[str]) -> RepairTrial:
     try:
         engine = _build(job, request)
     except (StageFailure, StageSkip) as failure:
-        return RepairTrial(keep, False, math.nan, 0, time.monotonic() - started, stopped=str(failure).splitlines()[0])
+        return RepairTrial(tuple(keep), False, math.nan, 0, time.monotonic() - started,
+                           stopped=str(failure).splitlines()[0])
     if request.recipe is not None and request.recipe.not_honoured:
         engine.close()
         raise NotHonoured(f"{KEEP_FP32_GAP} by {request.spec.id}: {request.recipe.not_honoured}")
@@ -173,10 +191,11 @@ def _trial(job: Repairing, keep: list[str]) -> RepairTrial:
         # A passing engine is timed now, while it is built: the answer's p50 needs no rebuild.
         p50 = _p50(job, engine, prepared) if result.passed else None
     except StageFailure as failure:
-        return RepairTrial(keep, False, math.nan, 0, time.monotonic() - started, stopped=str(failure).splitlines()[0])
+        return RepairTrial(tuple(keep), False, math.nan, 0, time.monotonic() - started,
+                           stopped=str(failure).splitlines()[0])
     finally:
         engine.close()
-    return RepairTrial(keep, result.passed, rel_err, nonfinite, seconds, p50_ms=p50)
+    return RepairTrial(tuple(keep), result.passed, rel_err, nonfinite, seconds, p50_ms=p50)
 
 
 def _build(job: Repairing, request: Any) -> Any:

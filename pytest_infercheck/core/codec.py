@@ -130,7 +130,8 @@ def from_data(cls: type[T], data: Any, where: str = "") -> T:
     """The dataclass ``cls`` from ``to_data``'s output; unknown keys (a newer writer's) are ignored.
 
     Every field is checked against its annotation (a str is a str, a float a number or one of
-    ``"nan"``/``"inf"``/``"-inf"``, an enum one of its values, a list a list); a mismatch is a
+    ``"nan"``/``"inf"``/``"-inf"``, an enum one of its values, a list a list); ``tuple[X, ...]`` and
+    ``tuple[X, Y]`` read a JSON list back as a tuple (frozen records hold tuples); a mismatch is a
     DecodeError naming the field under ``where``.
     """
     return _decode(cls, data, where or cls.__name__)
@@ -177,8 +178,14 @@ def _decode_generic(kind: Any, origin: Any, data: Any, where: str) -> Any:
     if origin in (list, tuple, set, frozenset, collections.abc.Sequence, collections.abc.Set):
         if not isinstance(data, list):
             raise _mismatch(kind, data, where)
+        if origin is tuple and args and args[-1] is not Ellipsis:  # tuple[X, Y]: one item per position
+            if len(data) != len(args):
+                raise DecodeError(f"{where} has {len(data)} items, expected {len(args)}")
+            return tuple(_decode(item, value, f"{where}[{index}]")
+                         for index, (item, value) in enumerate(zip(args, data)))
         item = args[0] if args else Any
-        return [_decode(item, value, f"{where}[{index}]") for index, value in enumerate(data)]
+        items = [_decode(item, value, f"{where}[{index}]") for index, value in enumerate(data)]
+        return tuple(items) if origin is tuple else items  # tuple[X, ...]: a frozen record's sequence
     if origin in (dict, collections.abc.Mapping):
         if not isinstance(data, dict):
             raise _mismatch(kind, data, where)

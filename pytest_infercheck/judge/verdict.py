@@ -11,8 +11,8 @@
 No stage writes an outcome or a failure line: a stage records what it measured (the accuracy per
 output with its tolerance, the budget's decision with its confidence, the comparison with the
 baseline, the stage that stopped the check and why), and this module alone turns those facts into
-failures, "undecided" notes, the outcome, the stage and the message.  ``apply`` writes the verdict
-on the result, the only writer of those fields.
+failures, "undecided" notes, the outcome, the stage and the message.  ``apply`` returns the result
+with the verdict in it (``dataclasses.replace``: every record is frozen), the only maker of those fields.
 
 Undecided: the figures cannot tell pass from fail (a budget decided on its point estimate, a
 baseline comparison with too few samples or noisier than its allowance).  It is said in every
@@ -21,7 +21,7 @@ report and counted in the summary; ``--infer-baseline-strict`` makes it a failur
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping, Optional
 
 from ..measure.results import BaselineStatus, CheckResult, Failure, TestOutcome
@@ -177,13 +177,14 @@ def _with_test(found: Verdict, test: Optional[TestOutcome]) -> Verdict:
 
 
 def apply(result: CheckResult, found: Verdict) -> CheckResult:
-    """Write the verdict on the result: the only place its outcome, stage, message and failures are set."""
-    result.outcome, result.stage, result.message = found.outcome, found.stage, found.message
-    result.failures, result.undecided, result.not_raised = list(found.failures), list(found.undecided), found.not_raised
-    return result
+    """The result with the verdict in it, a new record (``result`` is frozen and stays as it was): the only
+    place its outcome, stage, message and failures are set."""
+    return replace(result, outcome=found.outcome, stage=found.stage, message=found.message, failures=found.failures,
+                   undecided=found.undecided, not_raised=found.not_raised)
 
 
 def judge(result: CheckResult, test: Optional[TestOutcome] = None,
           thresholds: Optional[Thresholds] = None) -> CheckResult:
-    """``apply(result, verdict(result, thresholds or the result's recorded ones, test))``."""
+    """``apply(result, verdict(result, thresholds or the result's recorded ones, test))``: a new record, which
+    the caller keeps where it kept ``result``."""
     return apply(result, verdict(result, thresholds or Thresholds.recorded(result.settings), test))

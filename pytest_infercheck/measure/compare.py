@@ -70,8 +70,8 @@ def compare_outputs(
     if problems:
         return AccuracyResult(structure_error="; ".join(problems))
     per_output = per_output or {}
-    outputs = [measure_output(name, out, ref, per_output.get(name, tolerance))
-               for (name, ref), out in zip(reference, engine_outputs)]
+    outputs = tuple(measure_output(name, out, ref, per_output.get(name, tolerance))
+                    for (name, ref), out in zip(reference, engine_outputs))
     return AccuracyResult(outputs=outputs)
 
 
@@ -98,7 +98,7 @@ def measure_output(name: str, engine: np.ndarray, reference: np.ndarray, toleran
     worst_flat = int(np.argmax(excess)) if total else 0
     accuracy = OutputAccuracy(
         name=name,
-        shape=list(reference.shape),
+        shape=tuple(int(n) for n in reference.shape),
         max_abs=float(diff.max()) if total else 0.0,
         max_rel=float(rel.max()) if total else 0.0,
         mean_abs=mean_abs,
@@ -106,15 +106,14 @@ def measure_output(name: str, engine: np.ndarray, reference: np.ndarray, toleran
         cosine=_cosine(out, ref),
         mismatched=mismatched,
         total=total,
-        worst_index=[int(i) for i in np.unravel_index(worst_flat, reference.shape)] if total else [],
+        worst_index=tuple(int(i) for i in np.unravel_index(worst_flat, reference.shape)) if total else (),
         worst_value=float(out[worst_flat]) if total else 0.0,
         worst_reference=float(ref[worst_flat]) if total else 0.0,
         nonfinite=nonfinite,
         tolerance=tolerance,
         top1_agreement=_top1_agreement(engine, reference),
     )
-    accuracy.failures = _failures(accuracy)
-    return accuracy
+    return replace(accuracy, failures=tuple(_failures(accuracy)))  # the failures read the figures just made
 
 
 def _relative_l2(out: np.ndarray, ref: np.ndarray) -> float:

@@ -35,7 +35,7 @@ import bisect
 import math
 import statistics
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Optional, Sequence
 
 # The one threshold: below this busy fraction an engine (without a CUDA graph) is launch-bound.
@@ -60,10 +60,10 @@ class KernelTime:
     ``launch_bound_below``: the threshold it was labelled with (LAUNCH_BOUND_BELOW when measured).
     """
 
-    samples_ms: list[float]
+    samples_ms: tuple[float, ...]
     wall_p50_ms: float
     cuda_graph: bool = False
-    block_medians_ms: list[float] = field(default_factory=list)
+    block_medians_ms: tuple[float, ...] = ()
     launch_bound_below: float = LAUNCH_BOUND_BELOW
     method: str = METHOD
 
@@ -188,8 +188,8 @@ def kernel_time_from(ranges: Sequence[tuple[int, int]], work: Iterable[tuple[int
     if not any(sample > 0 for sample in samples):
         raise ValueError(f"the profiler saw no kernel, copy or memset in {len(samples)} iterations "
                          "(is CUPTI available to this process?)")
-    return KernelTime(samples_ms=samples, wall_p50_ms=wall_p50_ms, cuda_graph=cuda_graph,
-                      block_medians_ms=block_medians(samples))
+    return KernelTime(samples_ms=tuple(samples), wall_p50_ms=wall_p50_ms, cuda_graph=cuda_graph,
+                      block_medians_ms=tuple(block_medians(samples)))
 
 
 def measure_kernel_time(run: Callable[[], Any], device: str, stream: Any, *, wall_p50_ms: float,

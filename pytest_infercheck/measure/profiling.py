@@ -50,7 +50,7 @@ class ProfileRow:
     calls: int  # per iteration
 
 
-@dataclass
+@dataclass(frozen=True)
 class ProfileTable:
     """Rows sorted by time, largest first, in ms per iteration; ``method`` names the profiler and the clock.
 
@@ -63,7 +63,7 @@ class ProfileTable:
 
     method: str
     iterations: int
-    rows: list[ProfileRow] = field(default_factory=list)
+    rows: tuple[ProfileRow, ...] = ()
     note: str = ""
     wall_ms: float = 0.0
     measured_ms: float = 0.0
@@ -84,10 +84,10 @@ class ProfileTable:
 
     def measure_against(self, measured_ms: float, measured_by: str) -> "ProfileTable":
         """Compare the rows with ``measured_ms`` per iteration: shares become shares of it."""
-        if measured_ms > 0:
-            self.measured_ms, self.measured_by = measured_ms, measured_by
-            self.rows = [replace(row, share=row.total_ms / measured_ms) for row in self.rows]
-        return self
+        if measured_ms <= 0:
+            return self
+        return replace(self, measured_ms=measured_ms, measured_by=measured_by,
+                       rows=tuple(replace(row, share=row.total_ms / measured_ms) for row in self.rows))
 
     def top(self, n: int = 5) -> list[str]:
         """Lines for a failure message: share of the measured time, ms per iteration, what, where."""
@@ -152,12 +152,11 @@ def make_table(method: str, iterations: int, entries: Iterable[tuple[str, str, s
     rows = [ProfileRow(name, op_type, module, ms / iterations, 0.0, round(calls / iterations))
             for (name, op_type, module), (ms, calls) in sums.items()]
     rows.sort(key=lambda row: -row.total_ms)
-    table = ProfileTable(method, iterations, rows, note, wall_ms=wall_ms, gap=gap, device_clock=device_clock)
+    table = ProfileTable(method, iterations, tuple(rows), note, wall_ms=wall_ms, gap=gap, device_clock=device_clock)
     total = table.total_ms
     if wall_ms > 0:
         return table.measure_against(wall_ms, "the profiled loop's wall time")
-    table.rows = [replace(row, share=row.total_ms / total if total > 0 else 0.0) for row in rows]
-    return table
+    return replace(table, rows=tuple(replace(row, share=row.total_ms / total if total > 0 else 0.0) for row in rows))
 
 
 # -- PyTorch --------------------------------------------------------------------------------------
@@ -294,7 +293,7 @@ def table_from_ort_trace(events: Sequence[Mapping[str, Any]], iterations: int, m
     wall_ms = sum(float(run.get("dur", 0)) for run in timed) / 1000.0 / len(timed) if timed else 0.0
     table = make_table(method, iterations, entries, wall_ms=wall_ms, gap=ORT_GAP)
     if wall_ms > 0:
-        table.measured_by = "ONNX Runtime's model_run, profiled"
+        return replace(table, measured_by="ONNX Runtime's model_run, profiled")
     return table
 
 
@@ -403,9 +402,9 @@ def profile_engine(engine: Any, prepared: Any, *, profiler: str, device: str = "
     if getattr(engine, "inner", None) is not None:  # the plugin's CUDA graph around an engine: profile the engine inside
         table = profile_engine(engine.inner, prepared, profiler=profiler, device=device, module=module,
                                onnx_path=onnx_path, iterations=iterations)
-        table.note = "; ".join(note for note in (
+        table = replace(table, note="; ".join(note for note in (
             "profiled without its CUDA graph (a graph replays as one launch): the rows are its kernels, "
-            "the measured time the graph's, which removes the launch gaps", table.note) if note)
+            "the measured time the graph's, which removes the launch gaps", table.note) if note))
     elif profiler == "onnxruntime":
         table = _ort_engine_profile(engine, prepared, iterations)
     elif profiler == "tensorrt":
@@ -418,9 +417,9 @@ def profile_engine(engine: Any, prepared: Any, *, profiler: str, device: str = "
                                  + (f" ({profiler!r} is not one of {', '.join(PROFILERS)})" if profiler else ""))
     if measured_ms is not None and measured_ms > 0:
         if table.device_clock:
-            table.measure_against(measured_ms, measured_by)
+            table = table.measure_against(measured_ms, measured_by)
         else:  # host times hold the profiler's cost: compared with the profiled loop, the p50 beside it
-            table.unprofiled_ms = measured_ms
+            table = replace(table, unprofiled_ms=measured_ms)
     return table
 
 

@@ -3,7 +3,13 @@
 Plain, typed dataclasses and enums with no numpy or torch inside, so a result can travel from an
 xdist worker to the controller, into the JSON report and the baseline file, and back unchanged
 (codec.py turns them into JSON-ready data and back by their field types).  Each stage of the check
-fills its own field: nothing travels as text to be split again, or in a free-form dict.
+finds its own field: nothing travels as text to be split again, or in a free-form dict.
+
+Every record is frozen and holds its sequences as tuples: a stage returns its fact, check/facts.py
+gathers them and builds the ``CheckResult`` once, and whatever judges it later (judge/verdict.apply,
+session.settle, the gate) makes a new record with ``dataclasses.replace``, never an assignment.
+(The few dict fields, ``settings``, ``cache``, ``gpu``, ``machine`` and ``percentiles_ms``, are
+plain data from their makers, and nothing writes into them after the build.)
 """
 
 from __future__ import annotations
@@ -57,12 +63,12 @@ class Tolerance:
         return text + (f" min_top1={self.min_top1:.2%}" if self.min_top1 is not None else "")
 
 
-@dataclass
+@dataclass(frozen=True)
 class OutputAccuracy:
     """How far one output of the engine is from the eager reference."""
 
     name: str
-    shape: list[int]
+    shape: tuple[int, ...]
     max_abs: float
     max_rel: float
     mean_abs: float
@@ -70,13 +76,13 @@ class OutputAccuracy:
     cosine: float
     mismatched: int
     total: int
-    worst_index: list[int]
+    worst_index: tuple[int, ...]
     worst_value: float
     worst_reference: float
     nonfinite: int
     tolerance: Tolerance
     top1_agreement: Optional[float] = None
-    failures: list[str] = field(default_factory=list)
+    failures: tuple[str, ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -97,7 +103,7 @@ class OutputAccuracy:
         return text
 
 
-@dataclass
+@dataclass(frozen=True)
 class AccuracyResult(Mapping):
     """Every output's figures, a read-only mapping from output name to its ``OutputAccuracy``.
 
@@ -105,7 +111,7 @@ class AccuracyResult(Mapping):
     (``output['logits']``) or by its short name (``logits``): outputs.resolve_output_name says how.
     """
 
-    outputs: list[OutputAccuracy] = field(default_factory=list)
+    outputs: tuple[OutputAccuracy, ...] = ()
     structure_error: Optional[str] = None
 
     @property
@@ -134,11 +140,11 @@ class AccuracyResult(Mapping):
         return len(self.outputs)
 
 
-@dataclass
+@dataclass(frozen=True)
 class LatencyStats:
     """Per-iteration latency samples (milliseconds) and their statistics."""
 
-    samples_ms: list[float]
+    samples_ms: tuple[float, ...]
     timer: str
     batch_size: int = 1
     warmup_iterations: int = 0
@@ -153,7 +159,7 @@ class LatencyStats:
     percentiles_ms: dict[str, float] = field(default_factory=dict)
     # Medians of consecutive blocks of the samples, in time order (stats.BLOCKS): how much the engine
     # drifted while it was timed, the within-run part of the gate's noise (regression.RunNoise).
-    block_medians_ms: list[float] = field(default_factory=list)
+    block_medians_ms: tuple[float, ...] = ()
     # A fixed reference workload timed just before the engine, under the same lock (timing.machine_probe):
     # a machine that got slower between two runs shows here, whatever the engine did.
     probe_ms: Optional[float] = None
@@ -197,7 +203,7 @@ class LatencyStats:
         return f"{figures} over {self.count} samples ({self.timer}){kernel}"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Failure:
     """One reason an item failed, with the stage that found it."""
 
@@ -220,7 +226,7 @@ class TestOutcome:
     reason: str = ""  # the failure's last line, or the skip's reason
 
 
-@dataclass
+@dataclass(frozen=True)
 class TensorError:
     tensor: str
     max_abs: float
@@ -229,7 +235,7 @@ class TensorError:
     reference_max: float  # largest |value| in the reference: shows a value outside FP16's range at a glance
 
 
-@dataclass
+@dataclass(frozen=True)
 class Divergence:
     """The first node of the engine's ONNX model whose output leaves tolerance (divergence.py)."""
 
@@ -237,8 +243,8 @@ class Divergence:
     operator: str
     module_path: str
     output: TensorError
-    inputs: list[TensorError] = field(default_factory=list)
-    failures: list[str] = field(default_factory=list)
+    inputs: tuple[TensorError, ...] = ()
+    failures: tuple[str, ...] = ()
     compared_nodes: int = 0
 
     def describe(self) -> str:
@@ -254,23 +260,23 @@ class Divergence:
         return text
 
 
-@dataclass
+@dataclass(frozen=True)
 class ExportInfo:
     """Which exporter made the ONNX model, why the first one failed, what a trace froze (export.py)."""
 
     exporter: str
     fallback_reason: Optional[str] = None
-    frozen_values: list[str] = field(default_factory=list)
+    frozen_values: tuple[str, ...] = ()
 
 
-@dataclass
+@dataclass(frozen=True)
 class CalibrationInfo:
     """What an INT8 engine was calibrated on (calibration.py), for the hint on an accuracy failure."""
 
     batches: int
     generated: bool
-    range: list[float] = field(default_factory=list)  # [min, max] over the calibration data's floats
-    example_range: list[float] = field(default_factory=list)  # the same over the example inputs
+    range: tuple[float, ...] = ()  # [min, max] over the calibration data's floats
+    example_range: tuple[float, ...] = ()  # the same over the example inputs
 
     def hint(self) -> str:
         """What the INT8 engine was calibrated on, and whether that looks like the inputs it got."""
@@ -288,14 +294,14 @@ class CalibrationInfo:
         return text
 
 
-@dataclass
+@dataclass(frozen=True)
 class PrecisionRecipe:
     """How a reduced-precision engine was made from the model (precision.py): the method, what it
     converted, and which modules stayed in FP32 (``keep_fp32``) and whether the backend honoured them."""
 
     method: str  # e.g. "ONNX Runtime static INT8, QDQ, symmetric, per-channel 7-bit weights"
-    quantized_ops: list[str] = field(default_factory=list)  # INT8: the ONNX operator types quantized
-    keep_fp32: list[str] = field(default_factory=list)  # module names kept in FP32, as given
+    quantized_ops: tuple[str, ...] = ()  # INT8: the ONNX operator types quantized
+    keep_fp32: tuple[str, ...] = ()  # module names kept in FP32, as given
     kept_nodes: int = 0  # ONNX nodes those modules map to (ONNX engines), or modules kept (PyTorch ones)
     not_honoured: str = ""  # why this backend ran keep_fp32's modules at the reduced precision anyway
     label: str = ""  # the method in a few words, in the engine cell of the item's row ("dynamic, per-row")
@@ -313,11 +319,11 @@ class PrecisionRecipe:
         return text
 
 
-@dataclass
+@dataclass(frozen=True)
 class RepairTrial:
     """One keep-list the repair built and checked (check/repair.py): how close the engine came."""
 
-    keep_fp32: list[str]
+    keep_fp32: tuple[str, ...]
     passed: bool
     rel_err: float  # the worst output's relative error against the reference
     nonfinite: int  # NaN/Inf elements over every output where the reference is finite
@@ -326,13 +332,13 @@ class RepairTrial:
     stopped: str = ""  # why the trial could not be judged (a build or run failure), "" when it was
 
 
-@dataclass
+@dataclass(frozen=True)
 class RepairResult:
     """The mixed-precision repair of an engine that failed accuracy (check/repair.py, docs/precision.md):
     the smallest keep-list found that makes the same backend's engine pass, or how far the best got."""
 
     engine: str  # the spec id the repair rebuilt, e.g. "onnxruntime-fp16"
-    keep_fp32: list[str]  # the passing keep-list (the user's own included), or the best one tried
+    keep_fp32: tuple[str, ...]  # the passing keep-list (the user's own included), or the best one tried
     passed: bool
     rel_err: float  # of ``keep_fp32``'s engine (NaN when nothing was tried)
     nonfinite: int
@@ -343,8 +349,8 @@ class RepairResult:
     tried: int = 0  # keep-lists built and checked
     seconds: float = 0.0
     cap_s: float = 0.0  # repair_time
-    candidates: list[str] = field(default_factory=list)  # modules the per-module comparisons pointed at, in order
-    trials: list[RepairTrial] = field(default_factory=list)
+    candidates: tuple[str, ...] = ()  # modules the per-module comparisons pointed at, in order
+    trials: tuple[RepairTrial, ...] = ()
     note: str = ""  # why there was nothing to try, or what stopped the search
 
     def describe(self) -> str:
@@ -369,13 +375,13 @@ def _figure(rel_err: float, nonfinite: int) -> str:
     return f"{rel_err:.3g}" + (f" ({nonfinite} NaN/Inf)" if nonfinite else "")
 
 
-@dataclass
+@dataclass(frozen=True)
 class DynamicBatchCheck:
     """The re-run at twice the batch that proves a dynamic batch axis is dynamic."""
 
     batch: int
     passed: bool
-    problems: list[str] = field(default_factory=list)  # what went wrong at that batch, one line each
+    problems: tuple[str, ...] = ()  # what went wrong at that batch, one line each
 
 
 class BaselineStatus(TextEnum):
@@ -384,20 +390,20 @@ class BaselineStatus(TextEnum):
     OTHER_MACHINE = "fingerprint-mismatch"
 
 
-@dataclass
+@dataclass(frozen=True)
 class BaselineComparison:
     """This item against its baseline entry (baseline/comparison.py): what was compared and found."""
 
     status: BaselineStatus
     file: str
-    differences: list[str] = field(default_factory=list)  # machine-key differences, for OTHER_MACHINE
-    regressions: list[str] = field(default_factory=list)
-    improvements: list[str] = field(default_factory=list)
+    differences: tuple[str, ...] = ()  # machine-key differences, for OTHER_MACHINE
+    regressions: tuple[str, ...] = ()
+    improvements: tuple[str, ...] = ()
     recorded: str = ""
     model_changed: bool = False
     latency: Optional[LatencyComparison] = None  # wall time
-    baseline_samples_ms: list[float] = field(default_factory=list)  # the entry's distribution, for the HTML report
-    accuracy: list[AccuracyChange] = field(default_factory=list)
+    baseline_samples_ms: tuple[float, ...] = ()  # the entry's distribution, for the HTML report
+    accuracy: tuple[AccuracyChange, ...] = ()
     kernel: Optional[LatencyComparison] = None  # GPU kernel time, where both sides measured it
     # "kernel": a launch-bound engine, judged on its kernel time (wall time is information);
     # "wall": every other engine (docs/gate.md, "Launch-bound engines").
@@ -414,7 +420,7 @@ class BaselineComparison:
         return "kernel time" if self.judged_on == "kernel" else "latency"
 
 
-@dataclass
+@dataclass(frozen=True)
 class CheckResult:
     """Everything one check found: what ran, how it went, every figure."""
 
@@ -431,8 +437,8 @@ class CheckResult:
     outcome: Outcome = Outcome.PASSED
     stage: Optional[Stage] = None  # where it stopped (the first failure's stage)
     message: str = ""
-    failures: list[Failure] = field(default_factory=list)
-    undecided: list[str] = field(default_factory=list)  # figures that could not tell pass from fail
+    failures: tuple[Failure, ...] = ()
+    undecided: tuple[str, ...] = ()  # figures that could not tell pass from fail
     # raise_on_failure=False: a failed check handed to the test's own asserts, so pytest's outcome
     # is the test's; the reports keep the check's verdict and say it was not raised.
     not_raised: bool = False
@@ -448,14 +454,14 @@ class CheckResult:
     build_seconds: Optional[float] = None
     cache: dict[str, str] = field(default_factory=dict)  # artifact -> hit | miss | off
     traceback: Optional[str] = None
-    warnings: list[str] = field(default_factory=list)
+    warnings: tuple[str, ...] = ()
     settings: dict[str, Any] = field(default_factory=dict)  # setting -> {value, source}
     reference: str = ""  # how the reference was computed (eager FP32, device, TF32)
     gpu: Optional[dict[str, Any]] = None  # environment.gpu_info() of the device it ran on
     cpu_threads: Optional[int] = None  # the intra-op threads torch and ONNX Runtime used (--infer-threads)
     export: Optional[ExportInfo] = None
     machine: Optional[dict[str, Any]] = None  # baseline/key.machine_key: what its figures are tied to
-    audit: list[Finding] = field(default_factory=list)  # the pre-build audit's findings for this backend
+    audit: tuple[Finding, ...] = ()  # the pre-build audit's findings for this backend
     divergence: Optional[Divergence] = None
     calibration: Optional[CalibrationInfo] = None
     recipe: Optional[PrecisionRecipe] = None  # how a reduced-precision engine was made (precision.py)

@@ -154,17 +154,17 @@ def summarize(samples_ms: Sequence[float], *, timer: str, batch_size: int, warmu
               peak_memory_bytes: Optional[int] = None, includes_transfers: bool = False) -> LatencyStats:
     """Statistics of the samples; percentiles by linear interpolation (numpy's default)."""
     values = np.asarray(samples_ms, dtype=np.float64)
-    stats = LatencyStats(samples_ms=[float(v) for v in values], timer=timer, batch_size=batch_size,
-                         warmup_iterations=warmup, peak_memory_bytes=peak_memory_bytes,
-                         includes_transfers=includes_transfers, count=int(values.size))
+    figures: dict[str, Any] = {}
     if values.size:
-        stats.min_ms, stats.mean_ms = float(values.min()), float(values.mean())
-        stats.std_ms = float(values.std(ddof=1)) if values.size > 1 else 0.0
-        # Every percentile the plugin reports or budgets, from the one table (stats.PERCENTILES):
-        # a new one is a row there, and every report lists it.
-        stats.percentiles_ms = {name: float(np.percentile(values, q * 100)) for name, q in PERCENTILES.items()}
-        stats.block_medians_ms = block_medians(values)
-    return stats
+        figures = dict(min_ms=float(values.min()), mean_ms=float(values.mean()),
+                       std_ms=float(values.std(ddof=1)) if values.size > 1 else 0.0,
+                       # Every percentile the plugin reports or budgets, from the one table (stats.PERCENTILES):
+                       # a new one is a row there, and every report lists it.
+                       percentiles_ms={name: float(np.percentile(values, q * 100)) for name, q in PERCENTILES.items()},
+                       block_medians_ms=tuple(block_medians(values)))
+    return LatencyStats(samples_ms=tuple(float(v) for v in values), timer=timer, batch_size=batch_size,
+                        warmup_iterations=warmup, peak_memory_bytes=peak_memory_bytes,
+                        includes_transfers=includes_transfers, count=int(values.size), **figures)
 
 
 PROBE_REPEATS = 7

@@ -38,8 +38,8 @@ def locate_divergence(reference_onnx: Path, candidate_onnx: Path, feeds: Mapping
             compared += 1
             failures = _failures(candidate[output], reference[output], tolerance)
             if failures:
-                inputs = [_error(name, candidate[name], reference[name]) for name in node.input
-                          if name in candidate and name in reference and _is_float(reference[name])]
+                inputs = tuple(_error(name, candidate[name], reference[name]) for name in node.input
+                               if name in candidate and name in reference and _is_float(reference[name]))
                 return Divergence(node.name, node.op_type, module_paths.get(node.name, ""),
                                   _error(output, candidate[output], reference[output]), inputs, failures, compared)
     return None
@@ -98,11 +98,11 @@ def _is_float(array: Any) -> bool:
     return isinstance(array, np.ndarray) and np.issubdtype(array.dtype, np.floating)
 
 
-def _failures(candidate: np.ndarray, reference: np.ndarray, tolerance: Tolerance) -> list[str]:
+def _failures(candidate: np.ndarray, reference: np.ndarray, tolerance: Tolerance) -> tuple[str, ...]:
     from ..measure.compare import measure_output
 
     if candidate.shape != reference.shape:
-        return [f"shape {candidate.shape} vs reference {reference.shape}"]
+        return (f"shape {candidate.shape} vs reference {reference.shape}",)
     return measure_output("", candidate, reference, tolerance).failures
 
 

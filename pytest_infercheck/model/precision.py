@@ -78,7 +78,7 @@ def torch_recipe(request: Any, dtype: Optional["torch.dtype"]) -> bool:
     if not request.keep_fp32 or dtype in (None, torch.float32):
         return False
     request.recipe = PrecisionRecipe(f"PyTorch {str(dtype).replace('torch.', '')} with FP32 modules between casts",
-                                     keep_fp32=list(request.keep_fp32))
+                                     keep_fp32=tuple(request.keep_fp32))
     return True
 
 
@@ -115,14 +115,14 @@ def onnx_recipe(request: Any, variant: str, kept: Sequence[str]) -> PrecisionRec
     """What the ONNX ``variant`` ("fp16" or "int8-qdq") of ``request`` was made with."""
     int8 = variant.startswith("int8")
     return PrecisionRecipe(INT8_METHOD if int8 else FP16_METHOD,
-                           quantized_ops=list(request.int8_ops) if int8 else [],
-                           keep_fp32=list(request.keep_fp32), kept_nodes=len(kept))
+                           quantized_ops=tuple(request.int8_ops) if int8 else (),
+                           keep_fp32=tuple(request.keep_fp32), kept_nodes=len(kept))
 
 
 def not_honoured(request: Any, why: str) -> None:
     """Record (and note) that this backend ran keep_fp32's modules at the reduced precision anyway."""
     request.recipe = PrecisionRecipe(f"{request.spec.backend} {request.spec.precision.upper()}",
-                                     keep_fp32=list(request.keep_fp32), not_honoured=why)
+                                     keep_fp32=tuple(request.keep_fp32), not_honoured=why)
     request.note(f"{KEEP_FP32_GAP} by {request.spec.id}: {why}; those modules ran in "
                  f"{request.spec.precision.upper()} like the rest")
 

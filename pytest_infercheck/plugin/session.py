@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ContextManager, Iterator, Optional
@@ -131,8 +132,8 @@ class InfercheckSession:
             return
         results = item.stash.get(RESULTS_ON_ITEM, [])
         if results:
-            for result in results:
-                settle(result, report)
+            # Settled records are new ones (every record is frozen): they replace the item's.
+            results = item.stash[RESULTS_ON_ITEM] = [settle(result, report) for result in results]
             # Written once every check of the test is known: a test with several checks names the check
             # in each property, so two checks' figures never share a name. (JUnit XML reads them from
             # the teardown report, which copies the item's.)
@@ -149,9 +150,8 @@ class InfercheckSession:
 
     def collect(self, report: pytest.TestReport) -> None:
         for data in getattr(report, "infercheck", None) or []:
-            result = CheckResult.from_dict(data)
-            settle(result, report)  # again on the controller: a plugin may have changed the report since
-            self.results.append(result)
+            # Settled again on the controller: a plugin may have changed the report since.
+            self.results.append(settle(CheckResult.from_dict(data), report))
 
     # -- timing lock ----------------------------------------------------------------------------
 
@@ -192,9 +192,9 @@ def gpu_lock(cache_root: Path, key: str) -> Iterator[None]:
                 handle.write(f"{key}\t{os.getpid()}\t{start:.6f}\t{time.monotonic():.6f}\n")
 
 
-def settle(result: CheckResult, report: pytest.TestReport) -> None:
-    """Record pytest's outcome of the test on the result and judge it again with it (judge/verdict.py):
-    the same on the worker and on the controller, where a plugin may have changed the report since."""
+def settle(result: CheckResult, report: pytest.TestReport) -> CheckResult:
+    """The result with pytest's outcome of the test recorded, judged again with it (judge/verdict.py): a new
+    record, the same on the worker and on the controller, where a plugin may have changed the report since."""
     from ..judge.verdict import Thresholds, judge, verdict
 
     xfail = hasattr(report, "wasxfail")
@@ -202,8 +202,8 @@ def settle(result: CheckResult, report: pytest.TestReport) -> None:
     raised = verdict(result, Thresholds.recorded(result.settings)).outcome == Outcome.FAILED and result.raise_on_failure
     own_failure = report.failed and not raised
     reason = last_line(report.longreprtext) if own_failure else skip_reason(report) if report.skipped and not xfail else ""
-    result.test = TestOutcome(failed=own_failure, skipped=report.skipped, xfail=xfail, reason=reason)
-    judge(result, result.test)
+    test = TestOutcome(failed=own_failure, skipped=report.skipped, xfail=xfail, reason=reason)
+    return judge(replace(result, test=test), test)
 
 
 def skip_reason(report: pytest.TestReport) -> str:

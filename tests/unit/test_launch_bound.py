@@ -23,7 +23,7 @@ from pytest_infercheck.baseline.offline import GateSettings, settings_for
 from pytest_infercheck.baseline.store import BaselineStore, entry_from_result, update_baseline
 from pytest_infercheck.baseline.summary import baseline_properties, status_cell
 from pytest_infercheck.core.codec import DecodeError
-from pytest_infercheck.judge.verdict import Thresholds, verdict
+from pytest_infercheck.judge.verdict import Thresholds, apply, verdict
 from pytest_infercheck.measure.kernel_time import (
     ITERATION_RANGE,
     KERNEL_ITERATIONS,
@@ -56,7 +56,8 @@ def fake_kernel(p50: float, wall: float, *, graph: bool = False, n: int = 25, ji
     samples = [p50 * math.exp(rng.gauss(0.0, jitter)) for _ in range(n)]
     from pytest_infercheck.measure.stats import block_medians
 
-    return KernelTime(samples_ms=samples, wall_p50_ms=wall, cuda_graph=graph, block_medians_ms=block_medians(samples))
+    return KernelTime(samples_ms=tuple(samples), wall_p50_ms=wall, cuda_graph=graph,
+                      block_medians_ms=tuple(block_medians(samples)))
 
 
 def test_an_engine_whose_kernels_fill_under_half_its_wall_time_is_launch_bound() -> None:
@@ -152,7 +153,7 @@ def test_the_profiler_reader_takes_kernels_and_copies_not_annotations(with_activ
     ranges, work = profiler_intervals(fake_trace(with_activity_type))
     assert ranges == [(0, 10 * MS), (20 * MS, 30 * MS)] and len(work) == 4
     fact = kernel_time_from(ranges, work, wall_p50_ms=10.0, cuda_graph=False)
-    assert fact.samples_ms == [1.0, 1.0] and fact.busy_fraction == pytest.approx(0.1) and fact.launch_bound
+    assert fact.samples_ms == (1.0, 1.0) and fact.busy_fraction == pytest.approx(0.1) and fact.launch_bound
 
 
 def test_a_profiler_that_saw_nothing_gives_no_figure_rather_than_zero() -> None:
@@ -172,7 +173,7 @@ def fake_gpu_result(wall: float, kernel: Optional[float], *, graph: bool = False
     stats = summarize([wall * math.exp(rng.gauss(0.0, 0.01)) for _ in range(n)], timer="cuda-events",
                       batch_size=1, warmup=10)
     if kernel is not None:
-        stats.kernel = fake_kernel(kernel, stats.p50_ms, graph=graph, seed=seed + 1000)
+        stats = replace(stats, kernel=fake_kernel(kernel, stats.p50_ms, graph=graph, seed=seed + 1000))
     return CheckResult(nodeid="t.py::test_gpt2[eager-fp32]", spec_id="eager-fp32", backend="eager", precision="fp32",
                        cuda_graphs=graph, device="cuda", model_name="GPT2", model_hash="h",
                        machine={"device": "cuda", "gpu": "H200"}, accuracy=AccuracyResult([]), latency=stats)
@@ -198,11 +199,10 @@ def test_a_saved_report_with_impossible_kernel_figures_is_refused() -> None:
     latency = fake_gpu_result(3.2, 0.41).latency
     assert latency is not None and latency.kernel is not None
     check_latency(latency, "results[0].latency")
-    for bad in (replace(latency.kernel, samples_ms=[-1.0]), replace(latency.kernel, samples_ms=[]),
+    for bad in (replace(latency.kernel, samples_ms=(-1.0,)), replace(latency.kernel, samples_ms=()),
                 replace(latency.kernel, wall_p50_ms=math.nan), replace(latency.kernel, launch_bound_below=2.0)):
-        latency.kernel = bad
         with pytest.raises(DecodeError, match=r"results\[0\].latency.kernel"):
-            check_latency(latency, "results[0].latency")
+            check_latency(replace(latency, kernel=bad), "results[0].latency")
 
 
 def test_the_baseline_keeps_the_kernel_time_and_its_history(tmp_path: Path) -> None:
@@ -245,10 +245,8 @@ def blessed(tmp_path: Path, wall: float, kernel: Optional[float], graph: bool = 
 
 
 def judged(result: CheckResult, store: BaselineStore) -> CheckResult:
-    result.baseline = compare_with_entry(result, store, GATE)
-    found = verdict(result, Thresholds())
-    result.outcome, result.failures, result.undecided = found.outcome, list(found.failures), list(found.undecided)
-    return result
+    compared = replace(result, baseline=compare_with_entry(result, store, GATE))
+    return apply(compared, verdict(compared, Thresholds()))
 
 
 def test_a_launch_bound_engine_whose_wall_time_moved_80_percent_with_steady_kernels_passes(tmp_path: Path) -> None:
@@ -297,7 +295,7 @@ def test_the_kernel_allowance_is_an_option_the_gate_takes_like_the_others() -> N
     result = fake_gpu_result(3.2, 0.41)
     assert settings_for(result, {}).kernel_tolerance == 0.05
     assert settings_for(result, {"kernel_tolerance": 0.2}).kernel_tolerance == 0.2
-    result.settings = {"kernel_tolerance": {"value": 0.1, "source": "marker"}}
+    result = replace(result, settings={"kernel_tolerance": {"value": 0.1, "source": "marker"}})
     assert settings_for(result, {"kernel_tolerance": 0.2}).kernel_tolerance == 0.1  # a test's own wins
 
 
@@ -319,7 +317,7 @@ def test_the_reports_name_the_launch_bound_engine_beside_its_wall_p50() -> None:
 
 
 def test_latency_stats_without_kernel_time_describe_as_before() -> None:
-    stats = LatencyStats(samples_ms=[1.0], timer="cpu", count=1, percentiles_ms={"p50": 1.0, "p90": 1.0, "p99": 1.0})
+    stats = LatencyStats(samples_ms=(1.0,), timer="cpu", count=1, percentiles_ms={"p50": 1.0, "p90": 1.0, "p99": 1.0})
     assert stats.describe().endswith("over 1 samples (cpu)")
-    stats.kernel = fake_kernel(0.41, 3.2)
+    stats = replace(stats, kernel=fake_kernel(0.41, 3.2))
     assert stats.describe().endswith("(cpu); launch-bound: kernels 0.41 ms of 3.2 ms wall, 13% busy")

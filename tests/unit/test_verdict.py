@@ -32,24 +32,22 @@ FP16 = Tolerance(atol=1e-2, rtol=1e-2, max_mismatch=0.05, min_cosine=0.999, max_
 
 
 def output(rel_l2: float = 1e-4, failures: tuple[str, ...] = ()) -> OutputAccuracy:
-    return OutputAccuracy("output", [1, 10], 1e-3, 1e-3, 1e-4, rel_l2, 0.9999, 0, 10, [0, 3], 1.0, 1.0, 0, FP16,
-                          failures=list(failures))
+    return OutputAccuracy("output", (1, 10), 1e-3, 1e-3, 1e-4, rel_l2, 0.9999, 0, 10, (0, 3), 1.0, 1.0, 0, FP16,
+                          failures=failures)
 
 
 def facts(**changes: object) -> CheckResult:
     result = CheckResult(nodeid="t.py::test[eager-fp16]", spec_id="eager-fp16", backend="eager", precision="fp16",
-                         cuda_graphs=False, model_name="Net", accuracy=AccuracyResult([output()]))
-    for name, value in changes.items():
-        setattr(result, name, value)
-    return result
+                         cuda_graphs=False, model_name="Net", accuracy=AccuracyResult((output(),)))
+    return replace(result, **changes)  # records are frozen: the facts are a new one
 
 
 def latency(samples: list[float], budget: str | None = None) -> LatencyStats:
-    stats = LatencyStats(samples_ms=samples, timer="cpu", count=len(samples),
+    stats = LatencyStats(samples_ms=tuple(samples), timer="cpu", count=len(samples),
                          percentiles_ms={"p50": sorted(samples)[len(samples) // 2]})
     if budget is not None:
         statistic, limit = budget.split(":")
-        stats.budget_verdict = decide_budget(samples, Budget(statistic, float(limit)))
+        stats = replace(stats, budget_verdict=decide_budget(samples, Budget(statistic, float(limit))))
     return stats
 
 
@@ -100,10 +98,9 @@ def test_a_budget_on_too_few_samples_is_undecided_said_and_strict_fails_it() -> 
 def comparison(current: list[float], baseline: list[float], status: BaselineStatus = BaselineStatus.FOUND,
                **changes: object) -> BaselineComparison:
     latency_change = compare_latency(current, baseline, max_regression=0.03)
-    found = BaselineComparison(status, "base.json", latency=latency_change, **changes)  # type: ignore[arg-type]
-    if latency_change.verdict == "regression":
-        found.regressions.append(f"latency {latency_change.describe()}")
-    return found
+    regressions = (f"latency {latency_change.describe()}",) if latency_change.verdict == "regression" else ()
+    return BaselineComparison(status, "base.json", latency=latency_change, regressions=regressions,
+                              **changes)  # type: ignore[arg-type]
 
 
 def test_a_regression_fails_unless_the_run_blesses_it() -> None:
