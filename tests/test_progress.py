@@ -124,7 +124,7 @@ def test_a_progress_line_never_lands_on_the_line_of_pytests_dots(run_plugin) -> 
     result = run_plugin(
         """
 import time, pytest, torch
-from pytest_infercheck import progress
+from pytest_infercheck.core import progress
 from pytest_infercheck.backends.torch_eager import EagerBackend
 
 fast_build = EagerBackend.build

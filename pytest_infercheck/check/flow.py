@@ -36,14 +36,17 @@ class CheckInputs:
 
 
 def run_check(context: "CheckContext", settings: Any, given: CheckInputs, facts: Facts) -> None:
-    """The stages in order, on the CPU with the run's thread count (the reference and every engine alike)."""
+    """The stages in order, on the CPU with the run's thread count (the reference and every engine alike),
+    torch's structured-trace records kept out of pytest's log for the whole check (Dynamo runs in builds,
+    exports and the profile's re-trace of a compiled engine alike: export_common.quiet_torch_logs)."""
     from ..core.cpu_threads import cpu_threads, resolve_threads
+    from ..model.export_common import quiet_torch_logs
 
     device = resolve_device(settings.device)
     threads = resolve_threads(settings.threads) if device == "cpu" else None
     # The model's name is in the failure's header even when the inputs are refused.
     facts.add(device=device, model_name=type(given.model).__name__, cpu_threads=threads)
-    with cpu_threads(threads):
+    with cpu_threads(threads), quiet_torch_logs():
         run_stages(context, settings, given, facts, device, threads)
 
 
