@@ -20,7 +20,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "backends.base", "backends.trt_strongly_typed")),
     ("measurement and the typed facts", (
         "stats", "regression", "memory", "budget", "profiling", "max_batch", "spec", "results", "compare",
-        "timing")),
+        "timing", "call_path")),
     ("the model: inputs, copies, exports, ONNX variants, artifacts, the engine cache", (
         "inputs", "model", "export_common", "export_torchscript", "export", "precision", "module_errors", "onnx_variants", "calibration",
         "divergence", "cache")),

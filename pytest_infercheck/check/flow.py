@@ -138,8 +138,11 @@ def build_stage(context: "CheckContext", backend: Any, artifacts: Any, deadline:
 def time_engine(context: "CheckContext", backend: Any, engine: Any, request: Any, prepared: Any, mut: Any,
                 settings: Any, result: CheckResult) -> None:
     """Stage LATENCY: the timing, the budget with its confidence, and what explains or extends it."""
+    from .. import call_path
+
     device = result.device
     result.latency = latency.measure(engine, prepared, mut, device, settings, context.timing_lock)
+    result.call_path = call_path.measure(engine, lambda: engine.run(prepared))  # the timed call's host path
     budget = result.latency.budget_verdict = latency.budget_verdict(result.latency, settings)
     if (budget is not None and not budget.passed) or settings.profile:  # the profile explains a failed budget
         result.profile = latency.profile(engine, prepared, mut, device, backend.onnx_model(request), result.warnings,
