@@ -9,6 +9,8 @@
 # lowprec [benchmarks/gpu_lowprec.py args]: torchao's INT8/FP8 engines, tests/test_gpu_lowprec.py then the
 #   benchmark beside the hand recipe; lowprecbench [args]: the benchmark alone (e.g. --models mlp);
 # aa [benchmarks/gate_aa.py args]: the gate's cross-process A/A on CUDA engines;
+# warmcold [benchmarks/warm_cold.py args]: cold vs warm p50 of the same engines in separate processes
+#   (issue 25, item 1; --unfixed: precompiled loads as before the fix);
 # all: smoke, tests, bench, gate.  Stages can be chained in one call: each invocation installs again (seconds).
 # Logs go under $OUT (or ./.gpu-out); a short table is printed last.
 #
@@ -165,6 +167,12 @@ PY
   } 2>&1 | tee "$OUT/gatecli.log" | tail -8
 }
 
+warmcold() {  # warm equals cold: benchmarks/warm_cold.py [args], its table into $OUT/warmcold.log
+  timeout "${WARMCOLD_TIMEOUT:-560}" python3 benchmarks/warm_cold.py --work /tmp/warm-cold "$@" 2>&1 \
+    | tee "$OUT/warmcold.log" | tail -16
+  echo "benchmarks/warm_cold.py exit status: $?"
+}
+
 # Latency (issue 13) on the GPU: adaptive warm/cold ratio, the gate's power, max batch and memory.
 latency() {
   BENCH_TIMEOUT="${BENCH_TIMEOUT:-330}" bench --models resnet50-b1 --sampling adaptive
@@ -188,8 +196,9 @@ case "$stage" in
   lowprec) lowprec "$@" ;;
   lowprecbench) lowprecbench "$@" ;;
   aa) aa "$@" ;;
+  warmcold) warmcold "$@" ;;
   all) smoke; tests; bench "$@"; gate ;;
-  *) echo "usage: $0 [smoke|tests|bench|gate|probe|ortprobe|multigpu|lowprec|lowprecbench|aa|all] [arguments]"; exit 2 ;;
+  *) echo "usage: $0 [smoke|tests|bench|gate|probe|ortprobe|multigpu|lowprec|lowprecbench|aa|warmcold|all] [arguments]"; exit 2 ;;
 esac
 # At most 8 files come back from $OUT: pack the benchmark's own files into one.
 if [ -d "$OUT/bench" ]; then tar -czf "$OUT/bench-$(date +%H%M%S).tar.gz" -C "$OUT" bench && rm -rf "$OUT/bench"; fi
