@@ -387,10 +387,10 @@ def test_a_saved_function_that_does_not_load_back_is_not_precompiled_cold_or_war
     cache, report = tmp_path / "cache", tmp_path / "r.json"
     real_load = torch.compiler.load_compiled_function
 
-    def refuse(stream):
+    def fake_load_that_refuses(stream):
         raise RuntimeError("compile artifacts are from another system")
 
-    monkeypatch.setattr(torch.compiler, "load_compiled_function", refuse)
+    monkeypatch.setattr(torch.compiler, "load_compiled_function", fake_load_that_refuses)
     cold = run_session(run_plugin, CNN_TEST, cache, report)
     monkeypatch.setattr(torch.compiler, "load_compiled_function", real_load)
     warm = run_session(run_plugin, CNN_TEST, cache, report)
@@ -399,5 +399,6 @@ def test_a_saved_function_that_does_not_load_back_is_not_precompiled_cold_or_war
         assert "its saved function could not be loaded back (RuntimeError: compile artifacts are from another " \
                "system)" in note
         assert item["call_path"]["kind"] == "TorchEngine > OptimizedModule"
+        assert not any("could not be loaded and run" in w for w in item["warnings"])  # no CacheWarning
     assert entry_files(cache) == {precompile.NOT_PRECOMPILED_FILE}
     assert warm["cache"]["inductor"] == "hit"
