@@ -11,6 +11,8 @@
 # aa [benchmarks/gate_aa.py args]: the gate's cross-process A/A on CUDA engines;
 # profile [benchmarks/gpu_profile.py args]: do the profile's rows add up (ConvNeXt: eager fp32, inductor fp16 with
 #   and without CUDA graph), then tests/test_profiling.py's GPU tests (SmallCNN, eager and inductor fp16, +-CUDA graph);
+# warmcold [benchmarks/warm_cold.py args]: cold vs warm p50 of the same engines in separate processes
+#   (issue 25, item 1; --unfixed: precompiled loads as before the fix);
 # all: smoke, tests, bench, gate.  Stages can be chained in one call: each invocation installs again (seconds).
 # Logs go under $OUT (or ./.gpu-out); a short table is printed last.
 #
@@ -175,6 +177,12 @@ PY
   } 2>&1 | tee "$OUT/gatecli.log" | tail -8
 }
 
+warmcold() {  # warm equals cold: benchmarks/warm_cold.py [args], its table into $OUT/warmcold.log
+  timeout "${WARMCOLD_TIMEOUT:-560}" python3 benchmarks/warm_cold.py --work /tmp/warm-cold "$@" 2>&1 \
+    | tee "$OUT/warmcold.log" | tail -16
+  echo "benchmarks/warm_cold.py exit status: $?"
+}
+
 # Latency (issue 13) on the GPU: adaptive warm/cold ratio, the gate's power, max batch and memory.
 latency() {
   BENCH_TIMEOUT="${BENCH_TIMEOUT:-330}" bench --models resnet50-b1 --sampling adaptive
@@ -199,8 +207,9 @@ case "$stage" in
   lowprecbench) lowprecbench "$@" ;;
   aa) aa "$@" ;;
   profile) profile "$@" ;;
+  warmcold) warmcold "$@" ;;
   all) smoke; tests; bench "$@"; gate ;;
-  *) echo "usage: $0 [smoke|tests|bench|gate|probe|ortprobe|multigpu|lowprec|lowprecbench|aa|profile|all] [arguments]"; exit 2 ;;
+  *) echo "usage: $0 [smoke|tests|bench|gate|probe|ortprobe|multigpu|lowprec|lowprecbench|aa|profile|warmcold|all] [arguments]"; exit 2 ;;
 esac
 # At most 8 files come back from $OUT: pack the benchmark's own files into one.
 if [ -d "$OUT/bench" ]; then tar -czf "$OUT/bench-$(date +%H%M%S).tar.gz" -C "$OUT" bench && rm -rf "$OUT/bench"; fi

@@ -25,7 +25,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "measure.stats", "measure.regression", "measure.memory", "measure.budget", "measure.inductor_origins",
         "measure.profile_events", "measure.profiling",
         "measure.max_batch", "core.spec", "measure.kernel_time", "measure.results", "measure.compare",
-        "measure.timing")),
+        "measure.timing", "measure.call_path")),
     ("the model: inputs, copies, exports, ONNX variants, artifacts, the engine cache", (
         "model.inputs", "model.under_test", "model.export_common", "model.export_torchscript", "model.export",
         "model.precision", "model.module_errors", "model.onnx_variants", "model.calibration",

@@ -7,6 +7,7 @@ uses its own cache directory: whether the first run compiles is part of what it 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,8 @@ if not hasattr(torch.compiler, "load_compiled_function"):
     pytest.skip(f"torch {torch.__version__} has no precompile API", allow_module_level=True)
 
 from torch._dynamo.utils import counters  # noqa: E402
+
+from conftest import FAST_TIMING, REPO  # noqa: E402
 
 from pytest_infercheck.backends import precompile  # noqa: E402
 
@@ -78,7 +81,8 @@ def test_engines_of_one_precompiled_function_load_it_once_per_process(
 
     monkeypatch.setattr(torch.compiler, "load_compiled_function", counted)
     cache = tmp_path / "cache"
-    for expected_loads in (0, 1):  # cold: the build's own function; warm: one load for both items
+    # cold: the saved function loaded back once (what warm runs load), for both items; warm: one load for both
+    for expected_loads in (1, 1):
         precompile.RECENT.clear()
         loads.clear()
         run_plugin(source, f"--infer-cache-dir={cache}", cache=False).assert_outcomes(passed=2)
@@ -302,3 +306,99 @@ def test_a_damaged_source_list_with_matching_checksums_is_rebuilt_with_a_warning
     assert "CacheWarning" in out and "is unusable (source-files.json is damaged" in out
     assert isinstance(json.loads(sources.read_text()), list)
     assert run_session(run_plugin, CNN_TEST, cache, report)["cache"]["inductor"] == "hit"
+
+
+WARM_COLD_TEST = '''
+import pytest, torch
+from fixtures.models import small_cnn, cnn_inputs
+
+@pytest.mark.infercheck(backends=["inductor"], precisions=["fp32"])
+def test_precompiled(infercheck):
+    infercheck(small_cnn(), cnn_inputs())
+
+@pytest.mark.infercheck(backends=["inductor"], precisions=["fp32"])
+def test_plain(infercheck):
+    model = small_cnn()
+    model.register_forward_pre_hook(lambda module, args: None)  # not precompilable: torch.compile's own path
+    infercheck(model, cnn_inputs())
+'''
+
+
+def test_a_warm_run_takes_the_cold_runs_path_to_the_same_verdict(
+        pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 25: a verdict must not depend on whether the cache was warm. Two pytest processes on
+    one engine cache: the first builds (cold), the second loads (warm). Each engine takes the same
+    host path in both (the same chain of callables, the same Python calls per call: no wrapper,
+    guard refusal or launcher the other lacks) and reaches the same verdict. The cold precompiled
+    engine runs its saved function loaded back, as the warm one does (run as compiled, it made 3
+    Python calls more per call on torch 2.13)."""
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)  # when this suite itself runs under xdist
+    # An in-process run before this test pointed Inductor at its own cache: the runs here use theirs.
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    pytester.makepyfile(test_warm_cold=WARM_COLD_TEST)
+    items = []
+    for run in ("cold", "warm"):
+        report = tmp_path / f"{run}.json"
+        pytester.runpytest_subprocess("-p", "no:xdist", "-p", "no:randomly", f"--infer-cache-dir={tmp_path / 'cache'}",
+                                      f"--infer-report={report}", *FAST_TIMING).assert_outcomes(passed=2)
+        items.append({item["nodeid"].split("::")[-1]: item for item in json.loads(report.read_text())["results"]})
+    cold, warm = items
+    assert cold.keys() == warm.keys() == {"test_precompiled[inductor-fp32]", "test_plain[inductor-fp32]"}
+    assert {item["cache"]["inductor"] for item in cold.values()} == {"miss"}
+    assert {item["cache"]["inductor"] for item in warm.values()} == {"hit"}
+    for name in cold:
+        for fact in ("outcome", "stage", "failures", "undecided", "call_path"):
+            assert cold[name][fact] == warm[name][fact], (name, fact)
+        assert cold[name]["call_path"]["python_calls"] > 0
+    assert cold["test_precompiled[inductor-fp32]"]["call_path"]["kind"] == "TorchEngine > PrecompiledForward"
+    assert cold["test_plain[inductor-fp32]"]["call_path"]["kind"] == "TorchEngine > OptimizedModule"
+    assert not any("precompiled" in w for w in cold["test_precompiled[inductor-fp32]"]["warnings"]
+                   + warm["test_precompiled[inductor-fp32]"]["warnings"])
+
+
+def test_a_saved_function_is_loaded_without_starting_inductors_compile_workers(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pool's start-up (a worker per core importing torch) would overlap the timing that follows a
+    load. A CPU-only torch never starts it (no Triton), so the setting is what is checked here, by a
+    stand-in for torch's loader; the GPU run shows the effect (benchmarks/warm_cold.py)."""
+    seen = []
+
+    def fake_load_compiled_function(stream):
+        seen.append((torch._inductor.config.compile_threads, stream.read()))
+        return object()
+
+    monkeypatch.setattr(torch.compiler, "load_compiled_function", fake_load_compiled_function)
+    precompile.RECENT.clear()
+    (tmp_path / precompile.FUNCTION_FILE).write_bytes(b"saved")
+    threads = torch._inductor.config.compile_threads
+    first, again = precompile.load(tmp_path), precompile.load(tmp_path)
+    assert seen == [(1, b"saved")] and first is again  # deserialised once, with one compile thread
+    assert torch._inductor.config.compile_threads == threads  # restored after the load
+    precompile.RECENT.clear()
+
+
+def test_a_saved_function_that_does_not_load_back_is_not_precompiled_cold_or_warm(
+        run_plugin, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fault injected (torch's loader raising in the cold run): the cold run knows what a warm run
+    would meet, keeps the reason in the cache and compiles the plain way, like the warm run after it
+    (no warning, nothing tried again), where before the cold run passed on a function no warm run
+    could load."""
+    cache, report = tmp_path / "cache", tmp_path / "r.json"
+    real_load = torch.compiler.load_compiled_function
+
+    def fake_load_that_refuses(stream):
+        raise RuntimeError("compile artifacts are from another system")
+
+    monkeypatch.setattr(torch.compiler, "load_compiled_function", fake_load_that_refuses)
+    cold = run_session(run_plugin, CNN_TEST, cache, report)
+    monkeypatch.setattr(torch.compiler, "load_compiled_function", real_load)
+    warm = run_session(run_plugin, CNN_TEST, cache, report)
+    for item in (cold, warm):
+        [note] = [w for w in item["warnings"] if "not precompiled" in w]
+        assert "its saved function could not be loaded back (RuntimeError: compile artifacts are from another " \
+               "system)" in note
+        assert item["call_path"]["kind"] == "TorchEngine > OptimizedModule"
+        assert not any("could not be loaded and run" in w for w in item["warnings"])  # no CacheWarning
+    assert entry_files(cache) == {precompile.NOT_PRECOMPILED_FILE}
+    assert warm["cache"]["inductor"] == "hit"

@@ -112,18 +112,18 @@ def _use_precompiled(request: BuildRequest, engine: TorchEngine, prepared: tuple
     reason = precompile.unsupported_reason(module)
     if reason is not None:
         return reason
-    built: dict[str, Any] = {}
 
     def build(directory: Any) -> None:
         try:
-            built["compiled"] = precompile.precompile(module, engine.layout, mode=mode, dynamic=dynamic)
-            precompile.save(built["compiled"], directory)
+            # Saved and loaded back: this engine runs the loaded function, as a warm rerun's does.
+            precompile.save(precompile.precompile(module, engine.layout, mode=mode, dynamic=dynamic), directory)
         except Exception as exc:  # a graph break, a value that does not serialise: kept, so no rerun tries again
             if precompile.transient(exc):
                 raise  # this machine's state (out of memory, a full disk), not the model's: the next run tries again
             for leftover in directory.iterdir():
                 leftover.unlink()
-            precompile.record_reason(directory, precompile.short_reason(exc))
+            precompile.record_reason(directory, str(exc) if isinstance(exc, precompile.NotLoadable)
+                                     else precompile.short_reason(exc))
 
     # Keyed by what its guards check besides the inputs (TF32, torch's thread count): an entry made
     # under other settings would be refused at every call and never replaced.
@@ -136,7 +136,7 @@ def _use_precompiled(request: BuildRequest, engine: TorchEngine, prepared: tuple
     if reason is not None:
         return reason
     try:
-        compiled = built.get("compiled") or precompile.load(entry.path)
+        compiled = precompile.load(entry.path)  # cold: the function the build loaded back (RECENT)
         engine.fn = precompile.PrecompiledForward(compiled, module, plain)
         engine.no_grad = True
         engine.run(prepared)  # kernels loaded here, not in the first timed call

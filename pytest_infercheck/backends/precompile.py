@@ -28,6 +28,17 @@ reason is kept in the cache entry so that a warm rerun does not try again. Five 
 - It never recompiles: a call its guards refuse (another batch size in the max-batch search, where
   a batch of 1 was specialised) goes to a ``torch.compile`` of the module made on first need, as
   Dynamo's own recompile would.
+
+A verdict must not depend on whether the cache was warm (issue 25), so the cold build runs what a
+warm one will: the function it saved, loaded back (``load``), not the one it compiled. The two differ
+in their wrappers (the loaded one's per-call path has a few Python calls fewer on the CPU), and only
+the loaded one proves the entry loads and runs. ``load`` also keeps Inductor's compile-worker pool
+from starting: every kernel a saved function needs is compiled already, yet the first Triton kernel
+it declares would start the pool (a process that starts one worker per core, each importing torch),
+whose start-up then shares the CPU with the timing that follows a load of a second or so. That is
+the likely cause of the issue's warm engine running slower than the cold one on the H200 without a
+CUDA graph only (it was launch-bound, the graph replay is not) and by a varying amount; it cannot
+happen on a CPU-only torch, which has no Triton and so no such pool (docs/backends.md).
 """
 
 from __future__ import annotations
@@ -105,17 +116,27 @@ def precompile(module: "torch.nn.Module", inputs: "ModelInputs", *, mode: Option
         return compiled.aot_compile((tuple(inputs.args), dict(inputs.kwargs)))
 
 
-# The last few compiled functions this process built or loaded, by their serialised bytes' hash:
-# an engine's CUDA-graph twin uses the same function (its module, holding the weights, is passed at
-# each call) without loading it again (0.7-0.8 s for resnet50 on the H200).
+# The last few compiled functions this process loaded, by their serialised bytes' hash: an engine's
+# CUDA-graph twin uses the same function (its module, holding the weights, is passed at each call)
+# without loading it again (0.7-0.8 s for resnet50 on the H200).
 RECENT = Memo(size=4)
 
 
+class NotLoadable(Exception):
+    """A function just precompiled and saved could not be loaded back: a warm run could not load it either."""
+
+
 def save(compiled: Any, directory: Path) -> None:
+    """Save ``compiled`` and the files it depends on into ``directory``, then load it back (``load``):
+    the cold engine runs the loaded function, as every warm run will. Raises ``NotLoadable`` when it
+    does not load."""
     files = source_files({source.module for source in compiled.source_info().inlined_sources})
     (directory / SOURCES_FILE).write_text(json.dumps(files, indent=0), encoding="utf-8")
-    saved = compiled.save_compiled_function(str(directory / FUNCTION_FILE))
-    RECENT.put(hashlib.sha256(saved.serialized_data).hexdigest(), compiled)
+    compiled.save_compiled_function(str(directory / FUNCTION_FILE))
+    try:
+        load(directory)
+    except Exception as exc:
+        raise NotLoadable(f"its saved function could not be loaded back ({short_reason(exc)})") from exc
 
 
 def source_files(traced_modules: set[str]) -> list[dict[str, str]]:
@@ -197,11 +218,28 @@ def _check_reason_file(path: Path) -> None:
 
 
 def load(directory: Path) -> Any:
+    """The saved function in ``directory``, deserialised once per process (``RECENT``), without
+    starting Inductor's compile workers (``without_compile_workers``)."""
     import torch
 
     data = (directory / FUNCTION_FILE).read_bytes()
-    return RECENT.get_or(hashlib.sha256(data).hexdigest(),
-                         lambda: torch.compiler.load_compiled_function(io.BytesIO(data)))
+
+    def deserialise() -> Any:
+        with without_compile_workers():
+            return torch.compiler.load_compiled_function(io.BytesIO(data))
+
+    return RECENT.get_or(hashlib.sha256(data).hexdigest(), deserialise)
+
+
+def without_compile_workers() -> Any:
+    """Inductor's settings while a saved function loads: one compile thread, so that the kernels it
+    declares are taken from what was compiled (the bundled kernels, Triton's cache) in this process
+    instead of starting the compile-worker pool, whose start-up (a worker per core importing torch)
+    would overlap the timing that follows."""
+    import torch
+
+    config = torch._inductor.config
+    return config.patch(compile_threads=1) if hasattr(config, "compile_threads") else ExitStack()
 
 
 def recorded_reason(directory: Path) -> Optional[str]:

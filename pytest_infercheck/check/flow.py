@@ -145,10 +145,13 @@ def time_engine(context: "CheckContext", backend: Any, engine: Any, request: Any
                 settings: Any, facts: Facts, device: str) -> LatencyStats:
     """Stage LATENCY: the timing (and, on CUDA, the kernel time that says whether it is launch-bound), the
     budget with its confidence, and what explains or extends it; returns the timing as recorded."""
+    from ..measure import call_path
+
     measured = latency.measure(engine, prepared, mut, device, settings, context.timing_lock, kernel_pass=True,
                                cuda_graph=context.spec.cuda_graphs, warnings=facts.warnings)
     timed = replace(measured, budget_verdict=latency.budget_verdict(measured, settings))
-    facts.add(latency=timed)
+    # the timed call's host path beside its timing (the same warm and cold: call_path.py)
+    facts.add(latency=timed, call_path=call_path.measure(engine, lambda: engine.run(prepared)))
     budget = timed.budget_verdict
     if (budget is not None and not budget.passed) or settings.profile:  # the profile explains a failed budget
         facts.add(profile=latency.profile(engine, prepared, mut, device, backend.onnx_model(request), facts.warnings,

@@ -391,6 +391,16 @@ class BaselineStatus(TextEnum):
 
 
 @dataclass(frozen=True)
+class CallPath:
+    """What one call of the engine runs on the host (call_path.py), recorded once after its timing.
+    An engine built cold and the same engine loaded from the cache must take the same path."""
+
+    kind: str  # the engine's chain of callables, e.g. "TorchEngine > PrecompiledForward"
+    python_calls: int  # Python function calls one call makes (the host work beside the kernels)
+    digest: str  # of every (file, function, count) those calls entered: equal digests, equal paths
+
+
+@dataclass(frozen=True)
 class BaselineComparison:
     """This item against its baseline entry (baseline/comparison.py): what was compared and found."""
 
@@ -471,6 +481,7 @@ class CheckResult:
     max_batch: Optional[MaxBatchResult] = None  # the largest batch within the budget (--infer-max-batch-search)
     baseline: Optional[BaselineComparison] = None
     repair: Optional[RepairResult] = None  # the keep-list search after an accuracy failure (repair_precision)
+    call_path: Optional[CallPath] = None  # what one timed call runs on the host (call_path.py)
 
     @property
     def passed(self) -> bool:

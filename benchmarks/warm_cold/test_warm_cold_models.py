@@ -1,0 +1,153 @@
+"""The engines benchmarks/warm_cold.py times cold (built in the run) and warm (loaded from the cache).
+
+Launch-bound models (host work per call dominates, where a slower warm path would show): gate_aa's
+ConvMixer and tiny decoder, an MLP, and on CUDA torchvision's ConvNeXt-tiny (issue 25's model), at
+batch 1.  Each through the precompiled Inductor engine, and the MLP also through the plain one (a
+no-op forward pre-hook makes it not precompilable: torch.compile with Inductor's FX-graph cache).
+(gate_aa's MLP is an nn.Sequential, which torch 2.13 does not precompile.)
+
+Beside the plugin's JSON report, an autouse fixture appends one JSON line per item to
+$WARM_COLD_PROBE: the CPU seconds this process's child processes spent during the item and during
+its timed loops (Inductor's compile workers starting up beside a timing show there), how many child
+processes were alive when a timing began, and whether Inductor's compile-worker pool exists.  WARM_COLD_UNFIXED=1 loads precompiled functions as before
+issue 25's fix (the pool may start): the A/B that says whether the fix is the cause.
+"""
+
+import contextlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "gate_aa"))
+from test_aa_models import ConvMixer, TinyDecoder  # noqa: E402
+
+ON_CUDA = torch.cuda.is_available()
+ENGINES = (["eager-fp16", "inductor-fp16", "inductor-fp16-cudagraph", "inductor-fp32"] if ON_CUDA
+           else ["eager-fp32", "inductor-fp32"])
+pytestmark = pytest.mark.infercheck(engines=ENGINES)
+
+if os.environ.get("WARM_COLD_UNFIXED") == "1":
+    from pytest_infercheck.backends import precompile
+
+    precompile.without_compile_workers = contextlib.nullcontext  # the load as it was: the pool may start
+
+
+def _descendants() -> tuple[int, float]:
+    """How many live descendants this process has, and their CPU seconds (user + system, with their
+    reaped children's) plus this process's reaped children's."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        times[int(entry.name)] = sum(int(value) for value in fields[11:15]) / tick  # utime stime cutime cstime
+    mine, frontier = set(), [os.getpid()]
+    while frontier:
+        parent = frontier.pop()
+        children = [pid for pid, ppid in parents.items() if ppid == parent and pid not in mine]
+        mine.update(children)
+        frontier.extend(children)
+    own = os.times()
+    return len(mine), sum(times[pid] for pid in mine) + own.children_user + own.children_system
+
+
+TIMINGS: list[dict[str, float]] = []  # per timed loop of this process: child processes beside it
+if Path("/proc/self/stat").exists():
+    from pytest_infercheck.check import latency as _latency
+
+    _real_measure = _latency.measure
+
+    def _measure_beside_children(*args, **kwargs):
+        processes, before = _descendants()
+        try:
+            return _real_measure(*args, **kwargs)
+        finally:
+            TIMINGS.append({"processes": processes, "cpu_s": _descendants()[1] - before})
+
+    _latency.measure = _measure_beside_children  # check/flow.py calls latency.measure at run time
+
+
+def _pool_state() -> str:
+    compile_module = sys.modules.get("torch._inductor.async_compile")
+    if compile_module is None:
+        return "inductor not loaded"
+    pools = len(getattr(compile_module, "_pool_set", ()))
+    ready = getattr(getattr(compile_module, "AsyncCompile", None), "_ready_future", None)
+    return f"{pools} pool(s)" + ("" if ready is None else f", ready={ready.done()}")
+
+
+@pytest.fixture(autouse=True)
+def _probe(request):
+    path = os.environ.get("WARM_COLD_PROBE")
+    if not path or not Path("/proc/self/stat").exists():
+        yield
+        return
+    before_cpu, before_pool, start, timed = _descendants()[1], _pool_state(), time.perf_counter(), len(TIMINGS)
+    yield
+    mine = TIMINGS[timed:]
+    record = {"nodeid": request.node.nodeid, "children_cpu_s": round(_descendants()[1] - before_cpu, 2),
+              "timing_children_cpu_s": round(sum(t["cpu_s"] for t in mine), 2),
+              "timing_child_processes": max((t["processes"] for t in mine), default=0),
+              "pool_before": before_pool, "pool_after": _pool_state(), "item_s": round(time.perf_counter() - start, 2)}
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record) + "\n")
+
+
+class MLP(torch.nn.Module):
+    """Linear layers with GELU at batch 1: little compute per call, so host work shows."""
+
+    def __init__(self, width: int = 256, depth: int = 4) -> None:
+        super().__init__()
+        self.layers = torch.nn.ModuleList(torch.nn.Linear(width, width) for _ in range(depth))
+        self.head = torch.nn.Linear(width, 16)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = torch.nn.functional.gelu(layer(x))
+        return self.head(x)
+
+
+class Hooked(MLP):
+    """The MLP with a no-op forward pre-hook: not precompilable, so Inductor's plain path."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_forward_pre_hook(lambda module, args: None)
+
+
+def test_convmixer(infercheck):
+    torch.manual_seed(0)
+    infercheck(ConvMixer().eval(), torch.randn(1, 3, 64, 64))
+
+
+def test_tiny_decoder(infercheck):
+    torch.manual_seed(0)
+    infercheck(TinyDecoder().eval(), torch.randint(0, 1000, (1, 32)))
+
+
+def test_mlp(infercheck):
+    torch.manual_seed(0)
+    infercheck(MLP().eval(), torch.randn(1, 256))
+
+
+def test_mlp_plain_inductor(infercheck):
+    torch.manual_seed(0)
+    infercheck(Hooked().eval(), torch.randn(1, 256))
+
+
+@pytest.mark.skipif(not ON_CUDA, reason="ConvNeXt-tiny is timed on CUDA only (minutes to compile on this CPU)")
+def test_convnext_tiny(infercheck):
+    models = pytest.importorskip("torchvision.models")
+    torch.manual_seed(0)
+    infercheck(models.convnext_tiny(weights=None).eval(), torch.randn(1, 3, 224, 224))
