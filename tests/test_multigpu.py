@@ -7,6 +7,8 @@ torch is CPU-only here, so a pinned CUDA_VISIBLE_DEVICES changes nothing else in
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import fcntl
 import json
 import os
@@ -282,8 +284,8 @@ def test_items_from_workers_on_different_gpus_keep_their_own_machine_keys(pytest
                                                                           tmp_path: Path) -> None:
     a100 = {**FINGERPRINT, "gpu": {**FINGERPRINT["gpu"], "name": "NVIDIA A100-SXM4-80GB", "compute_capability": "8.0"}}
     on_gw0, on_gw1 = _result("t.py::t[eager-fp32]", [1.0] * 5), _result("t.py::u[eager-fp32]", [2.0] * 5)
-    on_gw0.device = on_gw1.device = "cuda"
-    on_gw0.machine, on_gw1.machine = machine_key("cuda", FINGERPRINT), machine_key("cuda", a100)
+    on_gw0 = replace(on_gw0, device="cuda", machine=machine_key("cuda", FINGERPRINT))  # records are frozen
+    on_gw1 = replace(on_gw1, device="cuda", machine=machine_key("cuda", a100))
     session = InfercheckSession(pytestconfig, [])
     for result in (on_gw0, on_gw1):  # the way xdist carries a report from a worker to the controller
         report = pytest.TestReport(result.nodeid, ("t.py", 1, "t"), {}, "passed", None, "call")
