@@ -43,17 +43,39 @@ def test_the_same_call_takes_the_same_path_and_another_wrapper_shows() -> None:
 
 
 def test_measuring_leaves_an_installed_profiler_in_place() -> None:
+    """Another profiler owns the hook: no path is measured, the call is not made, the profiler stays."""
     events = []
+    calls = []
 
     def fake_profiler(frame, event, arg):
         events.append(event)
 
     sys.setprofile(fake_profiler)
     try:
-        call_path.measure(one_layer, lambda: one_layer(1))
+        assert call_path.measure(one_layer, lambda: calls.append(1)) is None and not calls
         assert sys.getprofile() is fake_profiler
     finally:
         sys.setprofile(None)
+
+
+def test_a_check_run_under_cprofile_passes_and_cprofile_keeps_profiling(run_plugin) -> None:
+    """cProfile installs its hook from C: sys.setprofile cannot put it back (TypeError: 'Profile' object is
+    not callable), so a check run under cProfile (python -m cProfile -m pytest) must leave the hook alone."""
+    result = run_plugin("""
+import cProfile, sys, pytest, torch
+
+@pytest.mark.infercheck(engines=["eager-fp32"])
+def test_profiled(infercheck):
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        found = infercheck(torch.nn.Linear(8, 8), torch.randn(2, 8))
+        assert sys.getprofile() is profiler
+    finally:
+        profiler.disable()
+    assert found.call_path is None
+""")
+    result.assert_outcomes(passed=1)
 
 
 def test_the_kind_names_the_chain_of_callables() -> None:

@@ -15,7 +15,7 @@ import json
 import os
 import sys
 from collections import Counter
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from .results import CallPath
 
@@ -31,8 +31,12 @@ def engine_kind(engine: Any) -> str:
     return " > ".join(names)
 
 
-def measure(engine: Any, call: Callable[[], Any]) -> CallPath:
-    """Run ``call`` (one call of ``engine``) once, counting the Python functions it enters."""
+def measure(engine: Any, call: Callable[[], Any]) -> Optional[CallPath]:
+    """Run ``call`` (one call of ``engine``) once, counting the Python functions it enters; None, without
+    calling it, while another profiler holds the hook (cProfile, yappi, a debugger's): the hook is one per
+    thread, and a profiler installed from C (cProfile's) could not be put back from Python."""
+    if sys.getprofile() is not None:
+        return None
     counts: Counter[tuple[str, str]] = Counter()
 
     def profile(frame: Any, event: str, _arg: Any) -> None:
@@ -40,12 +44,11 @@ def measure(engine: Any, call: Callable[[], Any]) -> CallPath:
             code = frame.f_code
             counts[(os.path.basename(code.co_filename), code.co_name)] += 1
 
-    previous = sys.getprofile()
     sys.setprofile(profile)
     try:
         call()
     finally:
-        sys.setprofile(previous)
+        sys.setprofile(None)
     rows = sorted([file, function, count] for (file, function), count in counts.items())
     digest = hashlib.sha256(json.dumps(rows).encode()).hexdigest()[:16]
     return CallPath(kind=engine_kind(engine), python_calls=sum(counts.values()), digest=digest)
