@@ -146,22 +146,23 @@ def main() -> int:
           f"{'slowed caught':>13} {'slow und':>8} {'warm/cold p50':>14}")
     totals = {"aa": 0, "aa_regr": 0, "aa_und": 0, "aa_wall_regr": 0, "slow": 0, "caught": 0, "slow_und": 0}
     for nodeid, row in sorted(rows.items()):
-        aa, slowed = row["aa"], row["slowed"]
+        aa, slow_verdicts = row["aa"], row["slowed"]
         regr, und = aa.count("regression"), sum(v in ("undecided", "insufficient") for v in aa)
         wall_regr = row["aa_wall"].count("regression")
-        caught, slow_und = slowed.count("regression"), sum(v in ("undecided", "insufficient") for v in slowed)
+        caught = slow_verdicts.count("regression")
+        slow_und = sum(v in ("undecided", "insufficient") for v in slow_verdicts)
         warm = row["warm"]
         ratios = f"{min(warm):.2f}..{max(warm):.2f}" if warm else "-"
         busy = f"{statistics.median(row['busy']):.0%}" if row["busy"] else "-"
         judged_on = "/".join(sorted(set(row["judged_on"]))) or "-"
         name = nodeid.split("::")[-1] + (" (graph)" if row["graph"][0] else "")
         print(f"{name:58} {busy:>5} {judged_on:>9} {regr:>4}/{len(aa):<3} {und:>3}/{len(aa):<3} "
-              f"{wall_regr:>14}/{len(aa):<3} {caught:>7}/{len(slowed):<5} {slow_und:>4}/{len(slowed):<3} {ratios:>14}")
+              f"{wall_regr:>14}/{len(aa):<3} {caught:>7}/{len(slow_verdicts):<5} {slow_und:>4}/{len(slow_verdicts):<3} {ratios:>14}")
         totals["aa"] += len(aa)
         totals["aa_regr"] += regr
         totals["aa_und"] += und
         totals["aa_wall_regr"] += wall_regr
-        totals["slow"] += len(slowed)
+        totals["slow"] += len(slow_verdicts)
         totals["caught"] += caught
         totals["slow_und"] += slow_und
     print(f"\nA/A: {totals['aa_regr']} false regressions, {totals['aa_und']} undecided in {totals['aa']} comparisons "
