@@ -102,6 +102,8 @@ def main() -> int:
 
     work = args.work or Path(tempfile.mkdtemp(prefix="gate-aa-"))
     work.mkdir(parents=True, exist_ok=True)
+    if any(work.iterdir()):  # a cache left there would make the "cold" run warm
+        raise SystemExit(f"--work {work} is not empty: give an empty or new directory (its first run must be cold)")
     burners = [multiprocessing.Process(target=burn, args=(time.time() + 24 * 3600,), daemon=True)
                for _ in range(args.burners)]
     for process in burners:

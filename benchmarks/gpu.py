@@ -84,7 +84,7 @@ def do_bench_median(engine: Any, prepared: Any) -> float:
 # microseconds a call, outside any timed loop).  What no stage covers is "other".
 STAGE_TIMERS = {
     "model": ("pytest_infercheck.check.reference", "model_under_test"),
-    "reference": ("pytest_infercheck.check.reference", "reference_outputs"),
+    "reference": ("pytest_infercheck.check.reference", "eager_reference"),
     "export": ("pytest_infercheck.check.build", "export_in_time"),
     "audit": ("pytest_infercheck.check.prebuild", "audit_before_build"),
     "predicted": ("pytest_infercheck.check.prebuild", "predicted_gaps"),

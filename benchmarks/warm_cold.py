@@ -82,6 +82,8 @@ def control_of(nodeid: str, rows: dict[str, Any]) -> Any:
 def runs(args: argparse.Namespace) -> int:
     work = args.work or Path(tempfile.mkdtemp(prefix="warm-cold-"))
     work.mkdir(parents=True, exist_ok=True)
+    if any(work.iterdir()):  # a cache left there would make the "cold" run warm
+        raise SystemExit(f"--work {work} is not empty: give an empty or new directory (its first run must be cold)")
     cold: list[dict[str, Any]] = []
     warm: list[list[dict[str, Any]]] = []
     for pair in range(1, args.pairs + 1):

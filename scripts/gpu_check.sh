@@ -121,7 +121,7 @@ multigpu() {
 }
 
 aa() {  # the gate's cross-process A/A: benchmarks/gate_aa.py [args] (runs, seed runs), its table into $OUT/aa.log
-  timeout "${AA_TIMEOUT:-420}" python3 benchmarks/gate_aa.py --work /tmp/gate-aa "$@" 2>&1 | tee "$OUT/aa.log" | tail -30
+  timeout "${AA_TIMEOUT:-420}" python3 benchmarks/gate_aa.py --work "$(mktemp -d /tmp/gate-aa-XXXX)" "$@" 2>&1 | tee "$OUT/aa.log" | tail -30
   echo "benchmarks/gate_aa.py exit status: $?"
 }
 
@@ -178,7 +178,7 @@ PY
 }
 
 warmcold() {  # warm equals cold: benchmarks/warm_cold.py [args], its table into $OUT/warmcold.log
-  timeout "${WARMCOLD_TIMEOUT:-560}" python3 benchmarks/warm_cold.py --work /tmp/warm-cold "$@" 2>&1 \
+  timeout "${WARMCOLD_TIMEOUT:-560}" python3 benchmarks/warm_cold.py --work "$(mktemp -d /tmp/warm-cold-XXXX)" "$@" 2>&1 \
     | tee "$OUT/warmcold.log" | tail -16
   echo "benchmarks/warm_cold.py exit status: $?"
 }

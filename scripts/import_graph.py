@@ -14,7 +14,7 @@ PACKAGE = "pytest_infercheck"
 # import from its own layer and those below.  Names are relative to the package.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("foundation: files, codecs, locks, small pure helpers", (
-        "pytest_infercheck", "core", "measure", "model", "config", "core.defaults", "core.files", "core.codec",
+        "pytest_infercheck", "core", "measure", "model", "config", "core.defaults", "core.spec", "core.files", "core.codec",
         "core.jsonsafe", "core.mdtext", "core.locks", "core.cache_dirs", "core.memo",
         "core.process_exit", "core.failure_location", "model.tensors", "core.progress", "core.device_check",
         "core.gpus",
@@ -24,7 +24,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("measurement and the typed facts", (
         "measure.stats", "measure.regression", "measure.memory", "measure.budget", "measure.inductor_origins",
         "measure.profile_events", "measure.profiling",
-        "measure.max_batch", "core.spec", "measure.kernel_time", "measure.results", "measure.compare",
+        "measure.max_batch", "measure.kernel_time", "measure.results", "measure.compare",
         "measure.timing", "measure.call_path")),
     ("the model: inputs, copies, exports, ONNX variants, artifacts, the engine cache", (
         "model.inputs", "model.under_test", "model.export_common", "model.export_torchscript", "model.export",

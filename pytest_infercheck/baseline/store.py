@@ -244,12 +244,12 @@ def _validate_latency(latency: Any, where: str) -> None:
 
 
 def _validate_kernel(kernel: Any, where: str) -> None:
-    """A GPU engine's kernel time (kernel_entry): samples >= 0 (an iteration may launch nothing), blocks and
+    """A GPU engine's kernel time (kernel_entry): samples and blocks >= 0 (iterations may launch nothing),
     p50 > 0, a busy fraction, a launch-bound flag."""
     if not isinstance(kernel, dict):
         raise _Invalid(f"{where} must be an object or null")
     _check_numbers(kernel.get("samples_ms"), f"{where}.samples_ms", positive=False, empty=False)
-    _check_numbers(kernel.get("block_medians_ms", []), f"{where}.block_medians_ms", positive=True, empty=True)
+    _check_numbers(kernel.get("block_medians_ms", []), f"{where}.block_medians_ms", positive=False, empty=True)
     _check_number(kernel.get("p50_ms"), f"{where}.p50_ms", positive=True)
     _check_number(kernel.get("busy_fraction"), f"{where}.busy_fraction", positive=False)
     if not isinstance(kernel.get("launch_bound"), bool):

@@ -205,6 +205,22 @@ def test_a_saved_report_with_impossible_kernel_figures_is_refused() -> None:
             check_latency(replace(latency, kernel=bad), "results[0].latency")
 
 
+def test_iterations_without_device_work_give_a_zero_block_the_report_and_baseline_accept(tmp_path: Path) -> None:
+    """A launch-bound engine may launch nothing for several iterations in a row: its first block's median is
+    0, a valid figure (samples may be 0 too), which neither the saved report nor the baseline may refuse."""
+    ranges = [(i * 20 * MS, i * 20 * MS + 10 * MS) for i in range(25)]
+    work = [(start + MS, start + 2 * MS) for start, _ in ranges[5:]]  # the first 5 iterations: no device work
+    kernel = kernel_time_from(ranges, work, wall_p50_ms=10.0, cuda_graph=False)
+    assert kernel.block_medians_ms[0] == 0.0 and kernel.samples_ms[0] == 0.0
+    result = fake_gpu_result(10.0, 0.1)
+    assert result.latency is not None
+    result = replace(result, latency=replace(result.latency, kernel=kernel))
+    check_latency(result.latency, "results[0].latency")  # what load_report checks of a saved report
+    update_baseline(tmp_path / "base.json", [result])
+    (entry,) = BaselineStore.load(tmp_path / "base.json").entries
+    assert entry.latency is not None and entry.latency["kernel"]["block_medians_ms"][0] == 0.0
+
+
 def test_the_baseline_keeps_the_kernel_time_and_its_history(tmp_path: Path) -> None:
     path = tmp_path / "base.json"
     for seed in range(2):
