@@ -42,3 +42,26 @@ def test_tolerance_table_in_usage_matches_the_defaults() -> None:
         mismatch_value = float(mismatch.rstrip("%")) / 100 if mismatch.endswith("%") else float(mismatch)
         assert (float(rel_l2), float(cosine), float(atol), float(rtol), mismatch_value) == (
             tolerance.max_rel_l2, tolerance.min_cosine, tolerance.atol, tolerance.rtol, tolerance.max_mismatch), precision
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor of a heading: lower case, punctuation dropped (but - and _), spaces to -."""
+    import re
+
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_every_link_to_a_section_of_a_page_finds_its_heading() -> None:
+    """A heading that names a file changes its anchor when the file moves (the layer folders did that)."""
+    import re
+
+    pages = {path.name: path for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]}
+    anchors = {name: {_slug(line.lstrip("#")) for line in path.read_text().splitlines() if line.startswith("#")}
+               for name, path in pages.items()}
+    broken = []
+    for name, path in pages.items():
+        for target, anchor in re.findall(r"\]\((?:docs/)?([\w.-]*\.md)?#([\w-]+)\)", path.read_text()):
+            page = target or name
+            if page in anchors and anchor not in anchors[page]:
+                broken.append(f"{name}: {page}#{anchor}")
+    assert not broken, broken
