@@ -268,3 +268,18 @@ def test_each_blessed_run_joins_the_entrys_history_up_to_its_bound(run_plugin, p
     baseline.write_text(json.dumps(data))
     run_plugin(SLEEPY, f"--infer-baseline={baseline}", "--infer-baseline-update", *SAMPLES).assert_outcomes(passed=1)
     assert len(json.loads(baseline.read_text())["entries"][0]["history"]) == HISTORY
+
+
+def test_gate_strict_says_which_comparison_was_undecided(record_then_run, pytester: pytest.Pytester,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """`infercheck gate --strict` on a run whose comparison is undecided: the FAILED line says why, not only
+    "1 not compared (--strict)"."""
+    from pytest_infercheck.cli import main
+
+    few = ["--infer-min-iters=1", "--infer-max-iters=4", "--infer-min-time=0", "--infer-ci-width=0"]
+    report = pytester.path / "report.json"
+    record_then_run(SLEEPY, "SLEEP_MS", "1", "1", *few, f"--infer-report={report}").assert_outcomes(passed=1)
+    capsys.readouterr()
+    assert main(["gate", str(report), "--baseline", str(pytester.path / "baseline.json"), "--strict"]) == 1
+    out = capsys.readouterr().out
+    assert "FAILED" in out and "undecided: baseline latency" in out and "too few samples" in out, out

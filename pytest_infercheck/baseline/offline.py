@@ -140,8 +140,9 @@ def gate_lines(outcome: GateOutcome) -> list[str]:
     if outcome.not_judged:
         lines.append(f"  not compared ({len(outcome.not_judged)}: nothing measured to compare in the run):")
         lines += [f"    {who(result, several)}: {why}" for result, why in outcome.not_judged]
+    # What --strict failed beyond the regressions summary_lines lists: no entry, or an undecided comparison.
     lines += [f"  FAILED {who(r, several)}: {failure}" for r in outcome.gate_failures for failure in r.failures
-              if failure.stage == Stage.BASELINE]
+              if failure.stage == Stage.BASELINE or failure.message.startswith("undecided:")]
     return lines + [verdict_line(outcome)]
 
 
