@@ -35,7 +35,6 @@ class InductorBackend(TorchBackendBase):
     def build(self, request: BuildRequest) -> TorchEngine:
         import torch
 
-        from ..model.export import quiet_torch_logs
         from .torch_engine import module_copy
 
         use_inductor_cache(request)
@@ -56,9 +55,8 @@ class InductorBackend(TorchBackendBase):
         # would make the first checked run compile the model a second time (1.5 s for resnet50).
         prepared = engine.prepare(request.artifacts.model.inputs)
         with kernel_profile(request.device):
-            if request.artifacts.cache.enabled:
-                with quiet_torch_logs():  # dynamo/Inductor's structured-trace records stay out of pytest's log
-                    why_not = _use_precompiled(request, engine, prepared, module, plain, mode=mode, dynamic=dynamic)
+            if request.artifacts.cache.enabled:  # (check/flow.run_check keeps torch's trace records out of the log)
+                why_not = _use_precompiled(request, engine, prepared, module, plain, mode=mode, dynamic=dynamic)
                 if why_not is None:
                     return engine
                 request.note(f"Inductor engine not precompiled, a warm rerun traces it again: {why_not}")
@@ -155,7 +153,6 @@ def _compile_in_first_call(request: BuildRequest, engine: TorchEngine, prepared:
     from torch._dynamo.utils import counters
 
     from .artifacts import device_target
-    from ..model.export import quiet_torch_logs
 
     # Two xdist workers given the same engine would both compile it, on the same CPUs: the second
     # waits for the first and loads its result.
@@ -163,7 +160,6 @@ def _compile_in_first_call(request: BuildRequest, engine: TorchEngine, prepared:
                                         device=device_target(request.device))
     with ExitStack() as stack:
         stack.enter_context(request.artifacts.cache.compile_lock(same_engine))
-        stack.enter_context(quiet_torch_logs())
         if not request.artifacts.cache.enabled:
             stack.enter_context(torch._inductor.config.patch(force_disable_caches=True))
         hits_before = counters["inductor"]["fxgraph_cache_hit"]

@@ -15,7 +15,7 @@ from typing import Any, Iterator, Optional
 
 import torch
 
-from .export_common import ANSI_ESCAPE, TORCHSCRIPT, ExportError, quiet_exporter, quiet_torch_logs, short_reason
+from .export_common import ANSI_ESCAPE, TORCHSCRIPT, ExportError, quiet_exporter, short_reason
 from .inputs import ModelInputs, as_model_inputs
 from .under_test import model_copy
 from .outputs import flatten_outputs
