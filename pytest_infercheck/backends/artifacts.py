@@ -91,9 +91,13 @@ class ModelArtifacts:
 
 def _read_export_info(path: Path) -> dict[str, Any]:
     """An entry made before export.json existed was made by the dynamo exporter."""
+    from ..core.codec import load_json
+
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
+        data = load_json(path)
+        if not isinstance(data, dict):
+            raise ValueError("not an object")
+    except ValueError:  # codec.DecodeError: missing, unreadable, not JSON
         return {"exporter": DYNAMO, "fallback_reason": None, "frozen_values": []}
     return {"exporter": str(data.get("exporter") or DYNAMO), "fallback_reason": data.get("fallback_reason"),
             "frozen_values": list(data.get("frozen_values") or [])}

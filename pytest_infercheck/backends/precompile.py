@@ -192,15 +192,16 @@ def stale_reason(directory: Path) -> Optional[str]:
 def _recorded_sources(path: Path) -> list[dict[str, str]]:
     """``SOURCES_FILE``, checked. Its checksum in meta.json can match while it does not parse (damaged
     before meta.json was written, or written by another version): that is a damaged entry."""
+    from ..core.codec import load_json
     from .cache import DamagedEntry
 
     try:
-        sources = json.loads(path.read_bytes().decode("utf-8"))
+        sources = load_json(path)
         if not isinstance(sources, list) or not all(
                 isinstance(source, dict) and isinstance(source.get("path"), str) and source["path"]
                 and isinstance(source.get("sha256"), str) for source in sources):
             raise ValueError("expected a list of {path, sha256} records")
-    except (OSError, ValueError) as err:  # unreadable, not UTF-8, not JSON, another shape
+    except ValueError as err:  # codec.DecodeError (unreadable, not UTF-8, not JSON), or another shape
         raise DamagedEntry(f"{path.name} is damaged: {err}") from None
     return sources
 

@@ -293,7 +293,9 @@ def write_engine(library: TrtLibrary, onnx_path: Path, directory: Path, *, targe
 
 
 def read_figures(directory: Path) -> BuildFigures:
-    return BuildFigures(**json.loads((Path(directory) / FIGURES_FILE).read_text()))
+    from ..core.codec import from_data, load_json
+
+    return from_data(BuildFigures, load_json(Path(directory) / FIGURES_FILE), FIGURES_FILE)
 
 
 def deserialize(library: TrtLibrary, data: bytes) -> Any:

@@ -71,7 +71,9 @@ def kept_findings(artifacts: "ModelArtifacts", target: str, device: str) -> list
 
     entry = artifacts.derived(f"audit-{target}", build, record=False, tables=support_tables_digest(),
                               device=audited_device(device))
-    return [Finding(**data) for data in json.loads(entry.file(FINDINGS_FILE).read_text())]
+    from ..core.codec import from_data, load_json
+
+    return from_data(list[Finding], load_json(entry.file(FINDINGS_FILE)), FINDINGS_FILE)
 
 
 FINDINGS_FILE = "findings.json"
