@@ -137,6 +137,23 @@ def test_the_command_writes_the_plugins_report_and_names_the_test(project: Path,
     assert "test_infercheck_check.py::test_mypkg_models_make_classifier" in done.stdout
 
 
+def test_the_model_is_built_once_and_the_check_is_of_the_model_validated(project: Path, shared_cache_dir: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command loads the model to validate it before pytest runs: the generated test checks that same
+    model (a random-weight model built twice would be two models), not a second build."""
+    (project / "mypkg" / "counted.py").write_text(
+        "import os, torch\n"
+        "def model():\n"
+        "    with open(os.environ['BUILDS_FILE'], 'a') as f:\n"
+        "        f.write('built\\n')\n"
+        "    return torch.nn.Linear(6, 3)\n")
+    builds = project / "builds.txt"
+    monkeypatch.setenv("BUILDS_FILE", str(builds))
+    done = run_check(project, shared_cache_dir, "mypkg.counted:model", "--input-shape", "2,6", "--engines", "eager-fp32")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert builds.read_text().splitlines() == ["built"]
+
+
 def test_a_failed_check_exits_1_with_the_plugins_failure(project: Path, shared_cache_dir: Path) -> None:
     done = run_check(project, shared_cache_dir, "mypkg.models:zero_head", "--input-shape", "1,3,16,16",
                      "--engines", "eager-fp32")

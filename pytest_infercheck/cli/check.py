@@ -19,9 +19,10 @@ import os
 import re
 import sys
 import tempfile
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 from .common import (EXIT_INTERRUPTED, EXIT_USAGE, UsageError, call_factory, describe_error, inputs_from,
     check_model_runs, make_inputs)
@@ -61,6 +62,12 @@ def add_command(commands: Any) -> None:
                                 help=argparse.SUPPRESS)
 
 
+# run_check's loaded and validated (model, inputs), by target, for the generated test that pytest.main runs in
+# this same process: the model is built once (a torchvision or timm model with random weights is built in
+# seconds, and a second build would be a different random model from the one validated).
+_LOADED: dict[str, tuple[Any, Any]] = {}
+
+
 @dataclass
 class CheckTarget:
     """What to build and feed: the generated test module holds one and calls ``load``."""
@@ -73,8 +80,15 @@ class CheckTarget:
     input_list: bool = False
     cwd: str = ""  # where the user ran the command: factories and relative paths resolve there
 
+    def key(self) -> str:
+        return repr(asdict(self))
+
     def load(self) -> tuple[Any, Any]:
-        """(the model, its example inputs); a UsageError says what is wrong with either."""
+        """(the model, its example inputs); a UsageError says what is wrong with either.  The pair run_check
+        loaded already, when it runs this in the same process."""
+        loaded = _LOADED.pop(self.key(), None)
+        if loaded is not None:
+            return loaded
         model = load_model(self.target, self.weights, self.cwd)
         if self.inputs:
             inputs = inputs_from(self.inputs)
@@ -209,6 +223,15 @@ def pytest_arguments(args: argparse.Namespace) -> list[str]:
     return given
 
 
+@contextmanager
+def _forgotten(key: str) -> Iterator[None]:
+    """Whatever happens in the pytest run (collection error, Ctrl-C), the loaded model is not kept."""
+    try:
+        yield
+    finally:
+        _LOADED.pop(key, None)
+
+
 def run_check(args: argparse.Namespace) -> int:
     """Check the arguments, then run pytest on the generated module; pytest's outcome as 0/1/2."""
     import pytest
@@ -219,7 +242,8 @@ def run_check(args: argparse.Namespace) -> int:
     model, inputs = target.load()
     check_model_runs(model, inputs, f"--inputs {args.inputs}" if args.inputs else
                      f"--input-shape {' '.join(args.input_shape)}")
-    with tempfile.TemporaryDirectory(prefix="infercheck-check-") as directory:
+    _LOADED[target.key()] = (model, inputs)
+    with tempfile.TemporaryDirectory(prefix="infercheck-check-") as directory, _forgotten(target.key()):
         folder = Path(directory)
         (folder / TEST_FILE).write_text(target.source(), encoding="utf-8")
         (folder / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")  # the user's ini and addopts stay out
