@@ -8,7 +8,7 @@ are blessed into a baseline, whose history then measures the between-run noise; 
 gated against it as `infercheck gate` does (baseline/offline.gate_results: the one verdict), and
 blessed in turn with --bless-each (what a main branch's CI does). Injected
 slowdowns scale that run's samples, wall and GPU kernel time alike (+5% on CUDA-graph engines, +10% on
-the others): the decision on real run-to-run noise, not new work inside the call
+launch-bound ones, a sparse CUDA graph labelled launch-bound among them, and on CPU engines): the decision on real run-to-run noise, not new work inside the call
 (benchmarks/gate_power.py does that within one process).  A launch-bound GPU engine (its kernels busy
 the GPU under half its wall time: kernel_time.py) is judged on its kernel time, the others on wall time,
 as the gate does (docs/gate.md, "Launch-bound engines").
@@ -19,8 +19,11 @@ as the gate does (docs/gate.md, "Launch-bound engines").
 
 Prints one table: per engine, its GPU busy fraction (median over the runs; "-" on the CPU) and what
 the gate judged it on (wall or kernel time), A/A verdicts (regressed / undecided), what the wall-time
-judgement alone would have said of the same A/A pairs, detections of the injected slowdowns, and the
-warm/cold p50 ratio (runs 2..N over run 1).
+judgement alone would have said of the same A/A pairs, detections of the injected slowdowns, and
+warm against cold on the figure the gate judges (kernel p50 for a launch-bound engine, else wall p50):
+the cold run 1 over the median of the warm runs 2..N, beside the warm runs' own spread around that
+median (the noise between processes that no cache state explains); "yes" when the cold run lies
+within that spread or within the allowance.
 """
 
 from __future__ import annotations
@@ -49,12 +52,12 @@ def burn(stop_at: float) -> None:
 
 
 def slowed(result: Any) -> Any:
-    """The result with the injected slowdown (+5% on CUDA-graph engines, +10% on the others): every wall and
-    kernel-time figure of the run scaled, in a new record, as every record is frozen."""
+    """The result with the injected slowdown (+5% on CUDA-graph engines that are not launch-bound, +10% on the
+    others): every wall and kernel-time figure of the run scaled, in a new record, as every record is frozen."""
     latency = result.latency
     if latency is None:
         return result
-    factor = 1.05 if result.cuda_graphs else 1.10
+    factor = injected(result)
     kernel = latency.kernel
     if kernel is not None:
         kernel = dataclasses.replace(kernel, samples_ms=tuple(v * factor for v in kernel.samples_ms),
@@ -63,6 +66,19 @@ def slowed(result: Any) -> Any:
     return dataclasses.replace(result, latency=dataclasses.replace(
         latency, samples_ms=tuple(v * factor for v in latency.samples_ms),
         block_medians_ms=tuple(v * factor for v in latency.block_medians_ms), kernel=kernel))
+
+
+def injected(result: Any) -> float:
+    """The slowdown this engine gets: +5% where the wall time is the kernels' (a dense CUDA graph), +10% on a
+    launch-bound engine (judged on its kernels, under --infer-kernel-tolerance) and on CPU engines."""
+    kernel = result.latency.kernel if result.latency is not None else None
+    return 1.05 if result.cuda_graphs and not (kernel is not None and kernel.launch_bound) else 1.10
+
+
+def judged_figure(result: Any) -> float:
+    """The p50 the gate judges: the kernel p50 of a launch-bound engine, else the wall p50."""
+    kernel = result.latency.kernel
+    return kernel.p50_ms if kernel is not None and kernel.launch_bound else result.latency.p50_ms
 
 
 def one_run(index: int, work: Path, extra: list[str]) -> Path:
@@ -79,8 +95,9 @@ def one_run(index: int, work: Path, extra: list[str]) -> Path:
 
 
 def new_row(rows: dict[str, dict[str, list]], result: Any) -> dict[str, list]:
-    return rows.setdefault(result.nodeid, {"aa": [], "slowed": [], "aa_wall": [], "slowed_wall": [], "warm": [],
-                                           "busy": [], "judged_on": [], "graph": [result.cuda_graphs]})
+    return rows.setdefault(result.nodeid, {"aa": [], "slowed": [], "aa_wall": [], "slowed_wall": [],
+                                           "busy": [], "judged_on": [], "graph": [result.cuda_graphs],
+                                           "injected": [], "figures": []})
 
 
 def main() -> int:
@@ -115,11 +132,13 @@ def main() -> int:
             process.terminate()
     baseline = work / "baseline.json"
     given = {"max_regression": OPTIONS_BY_NAME["max_regression"].parse(args.max_regression)}
-    first = load_report(reports[0]).results
     for seed in reports[:args.seed_runs]:
         update_baseline(baseline, [r for r in load_report(seed).results if r.outcome == "passed"])
-    cold = {r.nodeid: r.latency.p50_ms for r in first if r.latency is not None}
     rows: dict[str, dict[str, list]] = {}
+    for report in reports:  # the judged figure of every run, run 1 (cold) first
+        for result in load_report(report).results:
+            if result.latency is not None:
+                new_row(rows, result)["figures"].append(judged_figure(result))
     for report in reports[args.seed_runs:]:
         results = load_report(report).results
         for scenario in ("aa", "slowed"):
@@ -135,9 +154,8 @@ def main() -> int:
                 kernel = result.latency.kernel if result.latency is not None else None
                 if scenario == "aa" and kernel is not None:
                     row["busy"].append(kernel.busy_fraction)
-        for result in results:
-            if result.latency is not None and result.nodeid in cold:
-                new_row(rows, result)["warm"].append(result.latency.p50_ms / cold[result.nodeid])
+                if scenario == "slowed":
+                    row["injected"].append(injected(result))
         if args.bless_each:
             update_baseline(baseline, [r for r in results if r.outcome == "passed"])
 
@@ -145,21 +163,26 @@ def main() -> int:
           f"bless each: {args.bless_each}, "
           f"burners: {args.burners}; reports in {work}")
     print(f"{'engine':58} {'busy':>5} {'judged on':>9} {'A/A regr':>8} {'A/A und':>7} {'wall-only A/A regr':>18} "
-          f"{'slowed caught':>13} {'slow und':>8} {'warm/cold p50':>14}")
-    totals = {"aa": 0, "aa_regr": 0, "aa_und": 0, "aa_wall_regr": 0, "slow": 0, "caught": 0, "slow_und": 0}
+          f"{'injected':>8} {'slowed caught':>13} {'slow und':>8} {'cold/warm':>9} {'warm spread':>12} {'cold within':>11}")
+    allowance = given["max_regression"]
+    totals = {"aa": 0, "aa_regr": 0, "aa_und": 0, "aa_wall_regr": 0, "slow": 0, "caught": 0, "slow_und": 0,
+              "engines": 0, "cold_within": 0}
     for nodeid, row in sorted(rows.items()):
         aa, slow_verdicts = row["aa"], row["slowed"]
         regr, und = aa.count("regression"), sum(v in ("undecided", "insufficient") for v in aa)
         wall_regr = row["aa_wall"].count("regression")
         caught = slow_verdicts.count("regression")
         slow_und = sum(v in ("undecided", "insufficient") for v in slow_verdicts)
-        warm = row["warm"]
-        ratios = f"{min(warm):.2f}..{max(warm):.2f}" if warm else "-"
+        cold_within, cold_ratio, spread = warm_against_cold(row["figures"], allowance)
+        totals["engines"] += 1
+        totals["cold_within"] += cold_within
+        injected_by = "/".join(sorted({f"+{f - 1:.0%}" for f in row["injected"]})) or "-"
         busy = f"{statistics.median(row['busy']):.0%}" if row["busy"] else "-"
         judged_on = "/".join(sorted(set(row["judged_on"]))) or "-"
         name = nodeid.split("::")[-1] + (" (graph)" if row["graph"][0] else "")
         print(f"{name:58} {busy:>5} {judged_on:>9} {regr:>4}/{len(aa):<3} {und:>3}/{len(aa):<3} "
-              f"{wall_regr:>14}/{len(aa):<3} {caught:>7}/{len(slow_verdicts):<5} {slow_und:>4}/{len(slow_verdicts):<3} {ratios:>14}")
+              f"{wall_regr:>14}/{len(aa):<3} {injected_by:>8} {caught:>7}/{len(slow_verdicts):<5} {slow_und:>4}/{len(slow_verdicts):<3} "
+              f"{cold_ratio:>9} {spread:>12} {'yes' if cold_within else 'NO':>11}")
         totals["aa"] += len(aa)
         totals["aa_regr"] += regr
         totals["aa_und"] += und
@@ -169,9 +192,23 @@ def main() -> int:
         totals["slow_und"] += slow_und
     print(f"\nA/A: {totals['aa_regr']} false regressions, {totals['aa_und']} undecided in {totals['aa']} comparisons "
           f"(wall time alone: {totals['aa_wall_regr']} false regressions); "
-          f"injected slowdown: caught {totals['caught']} of {totals['slow']}, undecided {totals['slow_und']}")
+          f"injected slowdown: caught {totals['caught']} of {totals['slow']}, undecided {totals['slow_und']}; "
+          f"cold within the warm runs' spread: {totals['cold_within']} of {totals['engines']} engines")
     (work / "summary.json").write_text(json.dumps({"rows": rows, "totals": totals}, default=str))
     return 0
+
+
+def warm_against_cold(figures: list[float], allowance: float) -> tuple[bool, str, str]:
+    """(cold within noise, "cold/warm", "warm spread") from the judged figure of run 1 (cold) and runs 2..N
+    (warm): the cold run over the warm runs' median, and the warm runs' own range around that median."""
+    if len(figures) < 3:
+        return True, "-", "-"
+    cold, warm = figures[0], figures[1:]
+    middle = statistics.median(warm)
+    low, high = min(warm) / middle, max(warm) / middle
+    ratio = cold / middle
+    within = low <= ratio <= high or abs(ratio - 1.0) <= allowance
+    return within, f"{ratio:.3f}", f"{low:.3f}..{high:.3f}"
 
 
 if __name__ == "__main__":
