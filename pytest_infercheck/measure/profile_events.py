@@ -25,6 +25,7 @@ from a real profile; the tests build fakes for the CUDA path, which cannot run h
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Optional, Sequence
 
@@ -93,11 +94,27 @@ def _counted(event: Any) -> bool:
 
 def _correlation(event: Any, device: bool) -> int:
     """A device event's launcher id; a CPU operator's own id, which its kernels link to (a CPU event
-    that links to another, the CUDA runtime's launch call, is no launcher: 0)."""
-    linked = int(getattr(event, "linked_correlation_id", 0) or 0)
+    that links to another, the CUDA runtime's launch call, is no launcher: 0).
+
+    Where torch's FunctionEvent does not keep ``linked_correlation_id`` (torch builds that drop it after
+    linking kernels to operators: on the H100's torch 2.11 every CUDA row of eager ConvNeXt came out
+    without a module), CUPTI's own correlation links instead: a kernel's ``id`` is the id of the
+    runtime call that launched it (``cudaLaunchKernel``, ``cuLaunchKernelEx``, ``cudaMemcpyAsync``, ...),
+    which torch nests under the operator that made it, so the attribution walks up from that call."""
+    own = int(getattr(event, "id", 0) or 0)
+    if not hasattr(event, "linked_correlation_id"):
+        if device:
+            return own
+        return own if _RUNTIME_CALL.match(event.name) else 0
+    linked = int(event.linked_correlation_id or 0)
     if device:
         return linked
-    return 0 if linked else int(getattr(event, "id", 0) or 0)
+    return 0 if linked else own
+
+
+# The CUDA runtime's and driver's calls (cudaLaunchKernel, cudaLaunchKernelExC, cuLaunchKernel, cudaGraphLaunch,
+# cudaMemcpyAsync, cudaMemsetAsync, ...): CPU events that share CUPTI's correlation id with the device work.
+_RUNTIME_CALL = re.compile(r"^cu(da)?[A-Z]")
 
 
 def _device_type(event: Any) -> str:
