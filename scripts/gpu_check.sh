@@ -18,7 +18,7 @@
 #
 # What the machine lacks travels with the call (the `carry` argument):
 #   .whl/  Polygraphy's and torchao's wheels, installed into /tmp/site (scripts/prepare_gpu_carry.sh);
-#   .ort/  one part of onnxruntime-gpu (the CUDA 13 build, without its C-API library and TensorRT
+#   .ortN/ (or .ort/) one part of onnxruntime-gpu (the CUDA 13 build, without its C-API library and TensorRT
 #          provider), split because the whole is over one call's 64 MiB: each call stashes its part
 #          in /tmp/ortparts, which lasts as long as the machine stays warm, and once every part named
 #          in .ort/SHA256SUMS is there and checks out, it is unpacked into /tmp/site-ort, ahead of
@@ -45,7 +45,9 @@ install() {
 
 install_onnxruntime_gpu() {
   mkdir -p /tmp/ortparts
-  if [ -f .ort/SHA256SUMS ]; then cp .ort/* /tmp/ortparts/; fi
+  for carried in .ort .ort[0-9]*; do  # the part(s) this call carries (scripts/prepare_gpu_carry.sh)
+    if [ -f "$carried/SHA256SUMS" ]; then cp "$carried"/* /tmp/ortparts/; fi
+  done
   if [ ! -d /tmp/site-ort/onnxruntime ] && [ -f /tmp/ortparts/SHA256SUMS ]; then
     # SHA256SUMS: "<sha256> <archive>" on its first line, then "part <file>" for each part in order.
     local digest archive parts missing=0
