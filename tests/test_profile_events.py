@@ -157,6 +157,14 @@ def test_without_the_linked_id_a_kernel_links_through_its_runtime_call_to_the_op
     assert device_entries(events, Attributor(events, "Net")) == [
         ("conv2d_c1_k1_nhwc", "aten::conv2d", "features.0", 0.025), ("Memcpy HtoD", "", "", 0.002)]
 
+    # the same profile from a torch whose FunctionEvent has the field, left 0 on every device event
+    zeroed = [FakeFunctionEvent(e.name, e.start, e.end, device=e.device, id=e.id, self_cpu_time_total=e.self_cpu_time_total)
+              for e in (module, op, clash, launch, kernel, copy)]
+    for fake, parent in zip(zeroed[1:4], (zeroed[0], zeroed[0], zeroed[1])):
+        fake.cpu_parent = parent
+    events = from_function_events(zeroed)
+    assert device_entries(events, Attributor(events, "Net"))[0] == ("conv2d_c1_k1_nhwc", "aten::conv2d", "features.0", 0.025)
+
 
 FAKE_TRITON_WRAPPER = '''
 # kernel path: /tmp/torchinductor/ab/cab.py

@@ -68,6 +68,7 @@ def from_function_events(function_events: Iterable[Any]) -> list[Event]:
     """torch's FunctionEvents (``prof.events()``) as Events, in time order."""
     items = sorted((e for e in function_events if _counted(e)), key=lambda e: (e.time_range.start, -e.time_range.end))
     index_of = {id(e): i for i, e in enumerate(items)}
+    linked_ids = any(getattr(e, "linked_correlation_id", 0) for e in items if _device_type(e) != "CPU")
     events = []
     for i, e in enumerate(items):
         device = _device_type(e) != "CPU"
@@ -77,7 +78,7 @@ def from_function_events(function_events: Iterable[Any]) -> list[Event]:
             self_us=0.0 if device else float(e.self_cpu_time_total),
             duration_us=float(e.time_range.end - e.time_range.start) if device else 0.0,
             device=device,
-            correlation=_correlation(e, device)))
+            correlation=_correlation(e, device, linked_ids)))
     return link(events)
 
 
@@ -92,21 +93,23 @@ def _counted(event: Any) -> bool:
     return not getattr(event, "is_user_annotation", False) and getattr(event, "activity_type", None) not in _NOT_DEVICE_WORK
 
 
-def _correlation(event: Any, device: bool) -> int:
-    """A device event's launcher id; a CPU operator's own id, which its kernels link to (a CPU event
-    that links to another, the CUDA runtime's launch call, is no launcher: 0).
+def _correlation(event: Any, device: bool, linked_ids: bool) -> int:
+    """A device event's launcher id; a launcher's own id, which its device events link to.
 
-    Where torch's FunctionEvent does not keep ``linked_correlation_id`` (torch builds that drop it after
-    linking kernels to operators: on the H100's torch 2.11 every CUDA row of eager ConvNeXt came out
-    without a module), CUPTI's own correlation links instead: a kernel's ``id`` is the id of the
-    runtime call that launched it (``cudaLaunchKernel``, ``cuLaunchKernelEx``, ``cudaMemcpyAsync``, ...),
-    which torch nests under the operator that made it, so the attribution walks up from that call."""
+    ``linked_ids``: the profile's device events carry ``linked_correlation_id``, the id of the CPU
+    operator that launched them; a CPU event linked to another (the CUDA runtime's launch call) is
+    then no launcher (0).  Where they do not (a FunctionEvent without the field, or every one 0: on the
+    H100's torch 2.11 every CUDA row of eager ConvNeXt came out without an operator or a module),
+    CUPTI's own correlation links instead: a device event's ``id`` is the id of the runtime call that
+    launched it (``cudaLaunchKernel``, ``cuLaunchKernelEx``, ``cudaMemcpyAsync``, ...), which torch
+    nests under the operator that made it, so the attribution walks up from that call; other CPU
+    events are then no launchers (their ids are another counter's and may collide)."""
     own = int(getattr(event, "id", 0) or 0)
-    if not hasattr(event, "linked_correlation_id"):
+    if not linked_ids:
         if device:
             return own
         return own if _RUNTIME_CALL.match(event.name) else 0
-    linked = int(event.linked_correlation_id or 0)
+    linked = int(getattr(event, "linked_correlation_id", 0) or 0)
     if device:
         return linked
     return 0 if linked else own
