@@ -48,7 +48,7 @@ Run = subprocess.CompletedProcess  # returncode, stdout, stderr (text), as subpr
 
 
 def in_subprocess(*args: Arg, cwd: Optional[Path] = None, entry: str = "module", prelude: str = "",
-                  pythonpath: Sequence[Path] = (), timeout: float = 300) -> "Run[str]":
+                  pythonpath: Sequence[Path] = (), timeout: float = 600) -> "Run[str]":
     """``infercheck ARGS`` as a new process: ``entry`` "console-script" (the installed ``infercheck``,
     ``python -m`` where it is not installed), "module" (``python -m pytest_infercheck``), or, given a
     ``prelude`` (Python run first), ``python -c PRELUDE + sys.exit(main())``. REPO and ``pythonpath``
@@ -65,15 +65,17 @@ def in_subprocess(*args: Arg, cwd: Optional[Path] = None, entry: str = "module",
                           timeout=timeout)
 
 
-def in_process(*args: Arg, cwd: Optional[Path] = None, main: Optional[Callable[[list[str]], object]] = None) -> "Run[str]":
+def in_process(*args: Arg, cwd: Optional[Path] = None, pythonpath: Sequence[Path] = (),
+               main: Optional[Callable[[list[str]], object]] = None) -> "Run[str]":
     """``infercheck ARGS`` run by ``pytest_infercheck.cli.main`` (or ``main``) in this process, from ``cwd``
-    (default: where the suite runs): its exit status, stdout and stderr, as ``in_subprocess`` gives them."""
+    (default: where the suite runs), ``pythonpath`` importable: its exit status, stdout and stderr, as
+    ``in_subprocess`` gives them."""
     if main is None:
         from pytest_infercheck.cli import main
 
     argv = [str(arg) for arg in args]
     with ExitStack() as stack:
-        stack.enter_context(_process_state(argv, cwd))
+        stack.enter_context(_process_state(argv, cwd, pythonpath))
         streams = stack.enter_context(_captured())
         stack.enter_context(_logging_to_captured_streams(streams.before))
         stack.enter_context(_warnings_as_python_prints_them())
@@ -155,29 +157,41 @@ def _warnings_as_python_prints_them() -> Iterator[None]:
 
 
 @contextmanager
-def _process_state(argv: list[str], cwd: Optional[Path]) -> Iterator[None]:
-    """sys.argv, the working directory, the environment (no CI job summary), sys.path and sys.modules as
-    a new process would have them, all put back afterwards."""
-    modules = _pytester.SysModulesSnapshot()  # conftest.py's: keeps torch & co. imported in the run
+def fresh_imports(pythonpath: Sequence[Path] = ()) -> Iterator[None]:
+    """Imports as a new process makes them, ``pythonpath`` first on sys.path: the users' modules earlier
+    runs or tests imported are set aside; sys.path and sys.modules are put back afterwards (less the
+    libraries conftest.py keeps imported: importing torch & co. twice in one process crashes)."""
+    modules = _pytester.SysModulesSnapshot()  # conftest.py's, keeping those libraries
     paths = _pytester.SysPathsSnapshot()
-    environment, directory, sys_argv = dict(os.environ), os.getcwd(), sys.argv
     for name in _users_modules():
         del sys.modules[name]  # an earlier run's mypkg, timm stand-in, factories...: another folder's
     importlib.invalidate_caches()  # files written since a folder was last looked at are found
+    sys.path[:0] = [str(folder) for folder in pythonpath]
+    try:
+        yield
+    finally:
+        paths.restore()
+        modules.restore()
+
+
+@contextmanager
+def _process_state(argv: list[str], cwd: Optional[Path], pythonpath: Sequence[Path]) -> Iterator[None]:
+    """sys.argv, the working directory, the environment (no CI job summary) and the imports as a new
+    process would have them, all put back afterwards."""
+    environment, directory, sys_argv = dict(os.environ), os.getcwd(), sys.argv
     os.environ.pop(SUMMARY_ENV, None)
     sys.argv = ["infercheck", *argv]
     try:
-        if cwd is not None:
-            os.chdir(cwd)
-        yield
+        with fresh_imports(pythonpath):
+            if cwd is not None:
+                os.chdir(cwd)
+            yield
     finally:
         sys.argv = sys_argv
         os.chdir(directory)
         for name in set(os.environ) - set(environment):
             del os.environ[name]
         os.environ.update(environment)
-        paths.restore()
-        modules.restore()
 
 
 def _users_modules() -> list[str]:
