@@ -1,5 +1,9 @@
-"""`infercheck gate`, `baseline update` and `report` as a CI job runs them: real subprocesses on reports
-that real pytest runs of the plugin wrote (the GPU job's side, here on the CPU).
+"""`infercheck gate`, `baseline update` and `report` as a CI job runs them, on reports that real pytest
+runs of the plugin wrote in subprocesses (the GPU job's side, here on the CPU).
+
+Each command runs as a real `python -m pytest_infercheck` process in a few tests (blessing then gating,
+`report`, the gate without torch, a FIFO that would block); the others run the CLI's ``main`` in this
+process (cli_runner.py), without an interpreter start-up each.
 
 Regressions are made by editing the *baseline* (samples 100x faster, error figures near zero), never
 by timing: the report's own figures stay what the run measured, and a 100x shift is far beyond any
@@ -18,7 +22,8 @@ from typing import Callable
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from cli_runner import REPO, Run, in_process, in_subprocess
+
 FAST_TIMING = ["--infer-warmup=2", "--infer-min-iters=5", "--infer-min-time=0.01", "--infer-max-iters=200",
                "--infer-max-time=0.05"]
 CLEAN = """
@@ -65,11 +70,11 @@ def failing_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_report(tmp_path_factory.mktemp("failing"), FAILING)
 
 
-def infercheck(*args: object) -> subprocess.CompletedProcess:
-    run = subprocess.run([sys.executable, "-m", "pytest_infercheck", *map(str, args)], capture_output=True, text=True,
-                         timeout=300, env=_env())
-    assert "Traceback" not in run.stderr, run.stderr
-    return run
+def infercheck(*args: object, run: Callable[..., "Run[str]"] = in_process) -> "Run[str]":
+    """``infercheck ARGS`` (in this process, by default); never a traceback."""
+    done = run(*args)
+    assert "Traceback" not in done.stderr, done.stderr
+    return done
 
 
 def blessed(report: Path, tmp_path: Path) -> Path:
@@ -99,14 +104,15 @@ def faster(entry: dict) -> None:
 
 
 def test_bless_then_gate_passes_and_writes_every_report(clean_report: Path, tmp_path: Path) -> None:
+    """Real processes, as the CI job runs the two commands."""
     baseline = tmp_path / "ci" / "baseline.json"
-    update = infercheck("baseline", "update", clean_report, "--baseline", baseline)
+    update = infercheck("baseline", "update", clean_report, "--baseline", baseline, run=in_subprocess)
     assert update.returncode == 0, update.stderr
     assert "baseline updated: 2 entries written, 0 kept, 1 not written" in update.stdout
     assert "not written: test_model.py::test_cnn[eager-int8]: skipped" in update.stdout
     out = tmp_path / "out"
     gate = infercheck("gate", clean_report, "--baseline", baseline, "--markdown", out / "gate.md",
-                      "--html", out / "gate.html", "--junitxml", out / "junit.xml")
+                      "--html", out / "gate.html", "--junitxml", out / "junit.xml", run=in_subprocess)
     assert gate.returncode == 0, gate.stdout + gate.stderr
     assert f"baseline {baseline}: 2 compared, 0 regressed, 0 improved, 0 missing, 0 not applied" in gate.stdout
     assert "test_model.py::test_cnn[eager-int8]: skipped in the run: " in gate.stdout  # said, not compared
@@ -270,7 +276,9 @@ def test_a_result_that_failed_in_the_run_fails_the_gate_and_is_not_blessed(faili
 
 
 def test_report_renders_a_saved_report(clean_report: Path, tmp_path: Path) -> None:
-    run = infercheck("report", clean_report, "--markdown", tmp_path / "r.md", "--html", tmp_path / "r.html")
+    """A real process."""
+    run = infercheck("report", clean_report, "--markdown", tmp_path / "r.md", "--html", tmp_path / "r.html",
+                     run=in_subprocess)
     assert run.returncode == 0, run.stderr
     assert [line.split()[:2] for line in run.stdout.splitlines() if "passed" in line] == [
         ["test_model.py::test_cnn", "eager-fp32"], ["test_model.py::test_cnn", "onnxruntime-fp32"]]
@@ -318,13 +326,11 @@ def test_the_gate_needs_neither_torch_nor_an_inference_engine(clean_report: Path
     """The CPU job that gates a GPU report can skip torch's download (docs/gate.md)."""
     blocked = "import sys\nfor name in ('torch', 'onnx', 'onnxruntime', 'onnxscript', 'polygraphy', 'tensorrt'):\n" \
               "    sys.modules[name] = None  # any import of them raises ImportError\n"
-    code = blocked + "from pytest_infercheck.cli import main\nsys.exit(main())"
     baseline = tmp_path / "baseline.json"
     for args in (["baseline", "update", clean_report, "--baseline", baseline],
                  ["gate", clean_report, "--baseline", baseline, "--markdown", tmp_path / "g.md",
                   "--junitxml", tmp_path / "j.xml"]):
-        run = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
-                             timeout=300, env=_env())
+        run = in_subprocess(*args, prelude=blocked)  # a new process, where nothing imported them yet
         assert run.returncode == 0, run.stdout + run.stderr
     assert "2 compared, 0 regressed" in run.stdout
 
@@ -479,7 +485,8 @@ def test_a_baseline_that_is_a_fifo_is_refused_instead_of_waiting_for_a_writer(cl
                                                                              tmp_path: Path) -> None:
     fifo = tmp_path / "baseline.json"
     os.mkfifo(fifo)
-    gate = infercheck("gate", clean_report, "--baseline", fifo)  # opening it for reading blocked forever
+    # opening it for reading blocked forever: a real process, which the timeout ends
+    gate = infercheck("gate", clean_report, "--baseline", fifo, run=in_subprocess)
     assert gate.returncode == 2, gate.stdout + gate.stderr
     assert gate.stderr == (f"infercheck gate: error: baseline file {fifo}: is a FIFO (named pipe), not a regular file; "
                            "give a regular file, or delete it and run with --infer-baseline-update\n")
