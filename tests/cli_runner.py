@@ -59,10 +59,15 @@ def in_subprocess(*args: Arg, cwd: Optional[Path] = None, entry: str = "module",
         command = [str(CONSOLE_SCRIPT)]
     else:
         command = [sys.executable, "-m", "pytest_infercheck"]
+    return subprocess.run([*command, *map(str, args)], cwd=cwd, env=subprocess_env(pythonpath), capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def subprocess_env(pythonpath: Sequence[Path] = ()) -> dict[str, str]:
+    """This process's environment for a child: REPO and ``pythonpath`` importable, no CI job summary."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([*map(str, (REPO, *pythonpath)), os.environ.get("PYTHONPATH", "")])}
     env.pop(SUMMARY_ENV, None)
-    return subprocess.run([*command, *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    return env
 
 
 def in_process(*args: Arg, cwd: Optional[Path] = None, pythonpath: Sequence[Path] = (),

@@ -14,60 +14,16 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Callable
 
 import pytest
 
-from cli_runner import REPO, Run, in_process, in_subprocess
+from cli_runner import Run, in_process, in_subprocess
+from saved_reports import CLEAN, write_report
 
-FAST_TIMING = ["--infer-warmup=2", "--infer-min-iters=5", "--infer-min-time=0.01", "--infer-max-iters=200",
-               "--infer-max-time=0.05"]
-CLEAN = """
-import pytest
-from fixtures.models import small_cnn, cnn_inputs
-
-@pytest.mark.infercheck(engines=["eager-fp32", "onnxruntime-fp32", "eager-int8"])
-def test_cnn(infercheck):
-    infercheck(small_cnn(), cnn_inputs())
-"""
-# An engine that fails its own check in the run: ONNX Runtime is not bit-exact with eager on this CNN.
-FAILING = CLEAN + """
-@pytest.mark.infercheck(backends=["onnxruntime"], atol=0, rtol=0)
-def test_exact(infercheck):
-    infercheck(small_cnn(), cnn_inputs())
-"""
-
-
-def _env() -> dict[str, str]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    env.pop("GITHUB_STEP_SUMMARY", None)  # the suite's own job summary is not these runs'
-    return env
-
-
-def write_report(directory: Path, source: str, *args: str) -> Path:
-    """A pytest run of the plugin in a subprocess, as the GPU job runs it; the JSON report it wrote."""
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "test_model.py").write_text(source)
-    report = directory / "report.json"
-    run = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:randomly", "-q",
-                          *FAST_TIMING, f"--infer-cache-dir={directory / 'cache'}", f"--infer-report={report}", *args],
-                         cwd=directory, capture_output=True, text=True, timeout=600, env=_env())
-    assert report.exists(), run.stdout + run.stderr
-    return report
-
-
-@pytest.fixture(scope="module")
-def clean_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_report(tmp_path_factory.mktemp("clean"), CLEAN)
-
-
-@pytest.fixture(scope="module")
-def failing_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_report(tmp_path_factory.mktemp("failing"), FAILING)
+# clean_report and failing_report (conftest.py): saved_reports.CLEAN's and FAILING's reports, one run each.
 
 
 def infercheck(*args: object, run: Callable[..., "Run[str]"] = in_process) -> "Run[str]":
@@ -526,15 +482,30 @@ def test_model_that_raises_before_its_check(infercheck):
 COLLECTION_ERROR = "import no_such_module_anywhere\n"
 
 
+@pytest.fixture(scope="module")
+def report_of(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """``report_of(source)``: write_report's report of ``source``, one run per source in this module."""
+    written: dict[str, Path] = {}
+
+    def report(source: str) -> Path:
+        if source not in written:
+            written[source] = write_report(tmp_path_factory.mktemp("run"), source)
+        return written[source]
+
+    return report
+
+
 @pytest.mark.parametrize("source, why", [
     (COLLECTION_ERROR, "gate FAILED: nothing to judge: the report has no result"),
     (NOTHING_MEASURED, "gate FAILED: nothing to judge: the report has no result"),
 ])
 @pytest.mark.parametrize("strict", [False, True])
-def test_a_report_with_nothing_to_judge_fails_the_gate(tmp_path: Path, source: str, why: str, strict: bool) -> None:
+def test_a_report_with_nothing_to_judge_fails_the_gate(tmp_path: Path, source: str, why: str, strict: bool,
+                                                       report_of: Callable[[str], Path]) -> None:
     """A run that errored in collection, or whose tests failed before any check, wrote a report with no
-    result: a gate that passed it would have compared nothing."""
-    report = write_report(tmp_path / "run", source)
+    result: a gate that passed it would have compared nothing. (The strict and the lenient gate read
+    the same report.)"""
+    report = report_of(source)
     baseline = tmp_path / "baseline.json"  # none yet: every result would be "not compared", never a pass
     gate = infercheck("gate", report, "--baseline", baseline, *(["--strict"] if strict else []))
     assert gate.returncode == 1, gate.stdout + gate.stderr
