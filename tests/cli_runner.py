@@ -48,7 +48,7 @@ Run = subprocess.CompletedProcess  # returncode, stdout, stderr (text), as subpr
 
 
 def in_subprocess(*args: Arg, cwd: Optional[Path] = None, entry: str = "module", prelude: str = "",
-                  pythonpath: Sequence[Path] = (), timeout: float = 600) -> "Run[str]":
+                  pythonpath: Sequence[Path] = (), timeout: float = 300) -> "Run[str]":
     """``infercheck ARGS`` as a new process: ``entry`` "console-script" (the installed ``infercheck``,
     ``python -m`` where it is not installed), "module" (``python -m pytest_infercheck``), or, given a
     ``prelude`` (Python run first), ``python -c PRELUDE + sys.exit(main())``. REPO and ``pythonpath``
