@@ -64,18 +64,38 @@ FAST_TIMING = ["--infer-warmup=2", "--infer-min-iters=5", "--infer-min-time=0.01
                "--infer-max-time=0.05"]  # the stopping rule stays on, capped: a loaded CPU never meets +-1%
 
 
+def _suite_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The suite's temporary folder: under xdist every worker has its own basetemp, and this is their
+    common parent, shared by the workers."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if base.name.startswith("popen-gw") else base
+
+
 @pytest.fixture(scope="session")
 def shared_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One engine cache for the whole suite, so each fixture model is exported once.
 
-    Under xdist every worker has its own basetemp; their common parent is shared, and the cache
-    is safe for concurrent writers (flock + atomic rename), so the workers share one cache.
+    The cache is safe for concurrent writers (flock + atomic rename), so xdist's workers share one cache.
     """
-    base = tmp_path_factory.getbasetemp()
-    root = base.parent if base.name.startswith("popen-gw") else base
-    path = root / "infercheck-shared-cache"
+    path = _suite_root(tmp_path_factory) / "infercheck-shared-cache"
     path.mkdir(exist_ok=True)
     return path
+
+
+@pytest.fixture(scope="session")
+def clean_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The report of saved_reports.CLEAN's run (every engine passed or skipped), written once for the suite."""
+    from saved_reports import CLEAN, shared_report
+
+    return shared_report(_suite_root(tmp_path_factory) / "saved-reports", "clean", CLEAN)
+
+
+@pytest.fixture(scope="session")
+def failing_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The report of saved_reports.FAILING's run (an engine failed its check), written once for the suite."""
+    from saved_reports import FAILING, shared_report
+
+    return shared_report(_suite_root(tmp_path_factory) / "saved-reports", "failing", FAILING)
 
 
 @pytest.fixture

@@ -1,16 +1,18 @@
 """`infercheck audit` inputs from the second hostile attack on issue 23: factories raising what is not an
-Exception, and shapes with an empty dimension."""
+Exception, and shapes with an empty dimension.
+
+Ctrl-C's exit status is a real process's (`python -m pytest_infercheck`); the other runs are the CLI's
+``main`` in this process (cli_runner.py)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from cli_runner import Run, in_process, in_subprocess
+
 MODULE = """
 import torch
 
@@ -31,11 +33,9 @@ def linear():
 """
 
 
-def audit(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+def audit(tmp_path: Path, *args: str, run: Callable[..., "Run[str]"] = in_process) -> "Run[str]":
     (tmp_path / "hostile_factories.py").write_text(MODULE)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run([sys.executable, "-m", "pytest_infercheck", "audit", *args], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=300, env=env)
+    return run("audit", *args, cwd=tmp_path)
 
 
 @pytest.mark.parametrize("factory, named", [("generator_exit", "GeneratorExit: bye"), ("own_base_exception", "Stop: their own")])
@@ -48,7 +48,9 @@ def test_a_factory_raising_a_base_exception_exits_2_with_one_line(tmp_path: Path
 
 
 def test_ctrl_c_in_a_factory_exits_130_without_a_traceback(tmp_path: Path) -> None:
-    run = audit(tmp_path, "hostile_factories:interrupted", "--input-shape", "2,8", "--targets", "onnxruntime")
+    """A real process: the status it exits with, and nothing more on stderr from the interpreter."""
+    run = audit(tmp_path, "hostile_factories:interrupted", "--input-shape", "2,8", "--targets", "onnxruntime",
+                run=in_subprocess)
     assert run.returncode == 130, run.stdout + run.stderr
     assert run.stderr.splitlines() == ["infercheck audit: interrupted"]
 
@@ -130,9 +132,6 @@ def test_an_empty_trt_version_exits_2(tmp_path: Path) -> None:
 def test_inputs_that_do_not_fit_an_onnx_model_are_a_usage_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """`audit model.onnx --input-shape 3,3` for a model declared [2, 8]: exit 0 with a note that the FP16 range
     could not be checked (a silent bypass of the range check). Now one line naming the input, exit 2."""
-    import subprocess
-    import sys
-
     import onnx
     from onnx import TensorProto, helper
 
@@ -142,8 +141,7 @@ def test_inputs_that_do_not_fit_an_onnx_model_are_a_usage_error(tmp_path) -> Non
     path = tmp_path / "ok.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
     for shape, fits in (("3,3", False), ("2,8,1", False), ("5,8", True)):
-        run = subprocess.run([sys.executable, "-m", "pytest_infercheck", "audit", str(path), "--targets", "onnxruntime",
-                              "--input-shape", shape], capture_output=True, text=True, timeout=300)
+        run = in_process("audit", str(path), "--targets", "onnxruntime", "--input-shape", shape)
         if fits:
             assert run.returncode == 0, run.stdout + run.stderr
             continue

@@ -1,20 +1,22 @@
 """`infercheck check TARGET`: the plugin's check of one model with no test written, its exit status
-(0 passed/skipped, 1 a check failed, 2 a usage error in one line), its reports, its shorthands."""
+(0 passed/skipped, 1 a check failed, 2 a usage error in one line), its reports, its shorthands.
+
+A failed check's exit 1 is a real `python -m pytest_infercheck` process; the other runs are the CLI's
+``main`` in this process (cli_runner.py), as a real one runs pytest: without an interpreter and torch
+start-up each."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
-import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Callable
 
 import pytest
 
-from pytest_infercheck.cli import main
+from cli_runner import Run, fresh_imports, in_process, in_subprocess
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["--infer-warmup=2", "--infer-min-iters=5", "--infer-min-time=0.01", "--infer-max-time=0.05"]
@@ -55,12 +57,10 @@ def project(tmp_path: Path, shared_cache_dir: Path) -> Path:
     return tmp_path
 
 
-def run_check(project: Path, shared_cache_dir: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(project)])}
-    env.pop("GITHUB_STEP_SUMMARY", None)
-    return subprocess.run([sys.executable, "-m", "pytest_infercheck", "check", *args, *FAST,
-                           f"--infer-cache-dir={shared_cache_dir}"], cwd=project, env=env, capture_output=True,
-                          text=True, timeout=600)
+def run_check(project: Path, shared_cache_dir: Path, *args: str,
+              run: Callable[..., "Run[str]"] = in_process) -> "Run[str]":
+    """`infercheck check ARGS` from the project's folder, the project importable (in this process, by default)."""
+    return run("check", *args, *FAST, f"--infer-cache-dir={shared_cache_dir}", cwd=project, pythonpath=[project])
 
 
 def doc_commands() -> list[str]:
@@ -99,8 +99,7 @@ def importable(name: str) -> bool:
 
 
 @pytest.mark.parametrize("command", sorted(set(doc_commands())))
-def test_every_documented_command_runs(command: str, project: Path, shared_cache_dir: Path,
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_documented_command_runs(command: str, project: Path, shared_cache_dir: Path) -> None:
     """Each `infercheck check` line of the docs, as written (torchvision and timm stand-ins where the real
     ones cannot be imported beside this torch); its reports are the plugin's."""
     from pytest_infercheck.cli.check import load_model
@@ -110,12 +109,10 @@ def test_every_documented_command_runs(command: str, project: Path, shared_cache
         if args[0].startswith(library + ":") and not importable(library):
             (project / f"{library}.py").write_text(stand_in)
     if "--weights" in args:
-        monkeypatch.syspath_prepend(str(project))
-        for name in ("timm", "torchvision", "mypkg", "mypkg.models"):
-            monkeypatch.delitem(sys.modules, name, raising=False)
         import torch
 
-        torch.save(load_model(args[0], None, str(project)).state_dict(), project / args[args.index("--weights") + 1])
+        with fresh_imports([project]):  # this project's stand-ins and mypkg, none left imported after
+            torch.save(load_model(args[0], None, str(project)).state_dict(), project / args[args.index("--weights") + 1])
     args = [arg.replace("p90:30ms", "p90:10s") for arg in args]  # a loaded CI machine: the budget is shown, not met
     report = next((arg.split("=", 1)[1] for arg in args if arg.startswith("--infer-report=")), None)
     done = run_check(project, shared_cache_dir, *args, *([] if report else ["--infer-report=every.json"]))
@@ -155,8 +152,9 @@ def test_the_model_is_built_once_and_the_check_is_of_the_model_validated(project
 
 
 def test_a_failed_check_exits_1_with_the_plugins_failure(project: Path, shared_cache_dir: Path) -> None:
+    """A real process: `python -m pytest_infercheck check` runs pytest and exits with its verdict."""
     done = run_check(project, shared_cache_dir, "mypkg.models:zero_head", "--input-shape", "1,3,16,16",
-                     "--engines", "eager-fp32")
+                     "--engines", "eager-fp32", run=in_subprocess)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "reference: the eager reference cannot judge an engine" in done.stdout
     assert "every weight of 4 is zero" in done.stdout
@@ -188,15 +186,11 @@ def test_a_shorthand_builds_random_weights_and_loads_local_ones(project: Path, s
     (["mypkg.models:make_classifier", "--input-shape", "1,3,16,16", "--weights", "missing.pt"],
      "--weights missing.pt: no such file"),
 ])
-def test_a_usage_error_exits_2_in_one_line(args: list[str], words: str, project: Path,
-                                           monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+def test_a_usage_error_exits_2_in_one_line(args: list[str], words: str, project: Path) -> None:
     (project / "timm.py").write_text(FAKE_TIMM)
-    monkeypatch.chdir(project)
-    monkeypatch.syspath_prepend(str(project))
-    for name in ("mypkg", "mypkg.models", "timm"):
-        monkeypatch.delitem(sys.modules, name, raising=False)
-    assert main(["check", *args]) == 2
-    err = capsys.readouterr().err
+    run = in_process("check", *args, cwd=project, pythonpath=[project])
+    assert run.returncode == 2
+    err = run.stderr
     assert err.startswith(f"infercheck check: error: {words}") and err.count("\n") == 1, err
     assert "Traceback" not in err
 

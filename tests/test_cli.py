@@ -1,31 +1,32 @@
-"""`infercheck audit` as a user runs it: a real subprocess, exit codes, files written."""
+"""`infercheck audit` as a user runs it: exit codes, stdout and stderr, files written.
+
+The installed console script runs as a real process once (and `python -m pytest_infercheck` in
+test_audit_cli_hostile.py); the other runs are the same ``main`` in this process (cli_runner.py), without
+an interpreter and torch start-up each. A library missing from the environment is a real process too.
+"""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from cli_runner import REPO, Run, in_process, in_subprocess
 from fixtures.problem_models import custom_domain_onnx, dynamic_axes_reduce_onnx
 
-REPO = Path(__file__).resolve().parents[1]
-CONSOLE_SCRIPT = Path(sys.executable).parent / "infercheck"
 
-
-def infercheck(*args: str, module: bool = False) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "pytest_infercheck"] if module or not CONSOLE_SCRIPT.exists() else [str(CONSOLE_SCRIPT)]
-    return subprocess.run([*command, *args], cwd=REPO, capture_output=True, text=True, timeout=300)
+def infercheck(*args: str) -> "Run[str]":
+    return in_process(*args, cwd=REPO)
 
 
 def test_model_a_target_cannot_run_exits_1_and_writes_reports(tmp_path: Path) -> None:
+    """The installed ``infercheck`` console script, as a real process."""
     model = custom_domain_onnx(tmp_path / "custom.onnx")
     out = tmp_path / "out"
-    run = infercheck("audit", str(model), "--targets", "tensorrt,onnxruntime", "--trt-version", "10.1",
-                     "--json", str(out / "audit.json"), "--markdown", str(out / "audit.md"))
+    run = in_subprocess("audit", str(model), "--targets", "tensorrt,onnxruntime", "--trt-version", "10.1",
+                     "--json", str(out / "audit.json"), "--markdown", str(out / "audit.md"),
+                        cwd=REPO, entry="console-script")
     assert run.returncode == 1, run.stderr
     assert "tensorrt: CANNOT run the model" in run.stdout and "fancy" in run.stdout
     data = json.loads((out / "audit.json").read_text())
@@ -38,7 +39,7 @@ def test_model_a_target_cannot_run_exits_1_and_writes_reports(tmp_path: Path) ->
 
 def test_torch_model_with_inputs_factory_and_allow_list_exits_0() -> None:
     run = infercheck("audit", "fixtures.problem_models:det_model", "--inputs", "fixtures.problem_models:det_inputs",
-                     "--targets", "tensorrt,onnxruntime", "--allow-ops", "Det", module=True)
+                     "--targets", "tensorrt,onnxruntime", "--allow-ops", "Det")
     assert run.returncode == 0, run.stdout + run.stderr  # the one gap is declared known
     assert "every target can run it" in run.stdout
     assert "n0 [head]" in run.stdout and "unsupported (allowed)" in run.stdout
@@ -91,12 +92,9 @@ USER_MODULES = {
 }
 
 
-def infercheck_in(cwd: Path, *args: str, python_prelude: str = "") -> subprocess.CompletedProcess:
+def infercheck_in(cwd: Path, *args: str) -> "Run[str]":
     """The command line run from ``cwd`` (a user's project directory, importable like pytest's rootdir)."""
-    code = f"{python_prelude}import sys\nfrom pytest_infercheck.cli import main\nsys.exit(main())"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300, env=env)
+    return in_process(*args, cwd=cwd)
 
 
 @pytest.fixture
@@ -167,12 +165,13 @@ def test_unwritable_output_directory_exits_2_before_the_audit(project: Path) -> 
 
 
 # Stand-in for "the base package alone": Python's own marker for a module that is not installed
-# (sys.modules[name] = None makes `import onnxruntime` raise ModuleNotFoundError), set before the CLI runs.
+# (sys.modules[name] = None makes `import onnxruntime` raise ModuleNotFoundError), set before the CLI runs:
+# a new process, where nothing has imported ONNX Runtime yet.
 WITHOUT_ONNXRUNTIME = "import sys\nsys.modules['onnxruntime'] = None\n"
 
 
 def test_without_onnxruntime_an_onnxruntime_target_says_what_to_install(project: Path) -> None:
-    run = infercheck_in(project, "audit", "model.onnx", python_prelude=WITHOUT_ONNXRUNTIME)
+    run = in_subprocess("audit", "model.onnx", cwd=project, prelude=WITHOUT_ONNXRUNTIME)
     assert run.returncode == 2, run.stdout + run.stderr
     assert run.stderr == ("infercheck audit: error: --targets onnxruntime: ONNX Runtime is not installed: pip install "
                           "'pytest-infercheck[onnxruntime]' (or 'pytest-infercheck[onnxruntime-gpu]' for the CUDA "
@@ -180,7 +179,7 @@ def test_without_onnxruntime_an_onnxruntime_target_says_what_to_install(project:
 
 
 def test_without_onnxruntime_the_tensorrt_prediction_still_runs(project: Path) -> None:
-    run = infercheck_in(project, "audit", "model.onnx", "--targets", "tensorrt", python_prelude=WITHOUT_ONNXRUNTIME)
+    run = in_subprocess("audit", "model.onnx", "--targets", "tensorrt", cwd=project, prelude=WITHOUT_ONNXRUNTIME)
     assert run.returncode == 1, run.stdout + run.stderr  # the custom operator needs a TensorRT plugin
     assert "tensorrt: CANNOT run the model" in run.stdout and "Traceback" not in run.stderr
     assert "Polygraphy lint skipped: ONNX Runtime is not installed: pip install 'pytest-infercheck[onnxruntime]'" in run.stdout

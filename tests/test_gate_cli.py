@@ -1,5 +1,9 @@
-"""`infercheck gate`, `baseline update` and `report` as a CI job runs them: real subprocesses on reports
-that real pytest runs of the plugin wrote (the GPU job's side, here on the CPU).
+"""`infercheck gate`, `baseline update` and `report` as a CI job runs them, on reports that real pytest
+runs of the plugin wrote in subprocesses (the GPU job's side, here on the CPU).
+
+Each command runs as a real `python -m pytest_infercheck` process in a few tests (blessing then gating,
+`report`, the gate without torch, a FIFO that would block); the others run the CLI's ``main`` in this
+process (cli_runner.py), without an interpreter start-up each.
 
 Regressions are made by editing the *baseline* (samples 100x faster, error figures near zero), never
 by timing: the report's own figures stay what the run measured, and a 100x shift is far beyond any
@@ -10,66 +14,23 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Callable
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-FAST_TIMING = ["--infer-warmup=2", "--infer-min-iters=5", "--infer-min-time=0.01", "--infer-max-iters=200",
-               "--infer-max-time=0.05"]
-CLEAN = """
-import pytest
-from fixtures.models import small_cnn, cnn_inputs
+from cli_runner import Run, in_process, in_subprocess
+from saved_reports import CLEAN, write_report
 
-@pytest.mark.infercheck(engines=["eager-fp32", "onnxruntime-fp32", "eager-int8"])
-def test_cnn(infercheck):
-    infercheck(small_cnn(), cnn_inputs())
-"""
-# An engine that fails its own check in the run: ONNX Runtime is not bit-exact with eager on this CNN.
-FAILING = CLEAN + """
-@pytest.mark.infercheck(backends=["onnxruntime"], atol=0, rtol=0)
-def test_exact(infercheck):
-    infercheck(small_cnn(), cnn_inputs())
-"""
+# clean_report and failing_report (conftest.py): saved_reports.CLEAN's and FAILING's reports, one run each.
 
 
-def _env() -> dict[str, str]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    env.pop("GITHUB_STEP_SUMMARY", None)  # the suite's own job summary is not these runs'
-    return env
-
-
-def write_report(directory: Path, source: str, *args: str) -> Path:
-    """A pytest run of the plugin in a subprocess, as the GPU job runs it; the JSON report it wrote."""
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "test_model.py").write_text(source)
-    report = directory / "report.json"
-    run = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:randomly", "-q",
-                          *FAST_TIMING, f"--infer-cache-dir={directory / 'cache'}", f"--infer-report={report}", *args],
-                         cwd=directory, capture_output=True, text=True, timeout=600, env=_env())
-    assert report.exists(), run.stdout + run.stderr
-    return report
-
-
-@pytest.fixture(scope="module")
-def clean_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_report(tmp_path_factory.mktemp("clean"), CLEAN)
-
-
-@pytest.fixture(scope="module")
-def failing_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_report(tmp_path_factory.mktemp("failing"), FAILING)
-
-
-def infercheck(*args: object) -> subprocess.CompletedProcess:
-    run = subprocess.run([sys.executable, "-m", "pytest_infercheck", *map(str, args)], capture_output=True, text=True,
-                         timeout=300, env=_env())
-    assert "Traceback" not in run.stderr, run.stderr
-    return run
+def infercheck(*args: object, run: Callable[..., "Run[str]"] = in_process) -> "Run[str]":
+    """``infercheck ARGS`` (in this process, by default); never a traceback."""
+    done = run(*args)
+    assert "Traceback" not in done.stderr, done.stderr
+    return done
 
 
 def blessed(report: Path, tmp_path: Path) -> Path:
@@ -99,14 +60,15 @@ def faster(entry: dict) -> None:
 
 
 def test_bless_then_gate_passes_and_writes_every_report(clean_report: Path, tmp_path: Path) -> None:
+    """Real processes, as the CI job runs the two commands."""
     baseline = tmp_path / "ci" / "baseline.json"
-    update = infercheck("baseline", "update", clean_report, "--baseline", baseline)
+    update = infercheck("baseline", "update", clean_report, "--baseline", baseline, run=in_subprocess)
     assert update.returncode == 0, update.stderr
     assert "baseline updated: 2 entries written, 0 kept, 1 not written" in update.stdout
     assert "not written: test_model.py::test_cnn[eager-int8]: skipped" in update.stdout
     out = tmp_path / "out"
     gate = infercheck("gate", clean_report, "--baseline", baseline, "--markdown", out / "gate.md",
-                      "--html", out / "gate.html", "--junitxml", out / "junit.xml")
+                      "--html", out / "gate.html", "--junitxml", out / "junit.xml", run=in_subprocess)
     assert gate.returncode == 0, gate.stdout + gate.stderr
     assert f"baseline {baseline}: 2 compared, 0 regressed, 0 improved, 0 missing, 0 not applied" in gate.stdout
     assert "test_model.py::test_cnn[eager-int8]: skipped in the run: " in gate.stdout  # said, not compared
@@ -270,7 +232,9 @@ def test_a_result_that_failed_in_the_run_fails_the_gate_and_is_not_blessed(faili
 
 
 def test_report_renders_a_saved_report(clean_report: Path, tmp_path: Path) -> None:
-    run = infercheck("report", clean_report, "--markdown", tmp_path / "r.md", "--html", tmp_path / "r.html")
+    """A real process."""
+    run = infercheck("report", clean_report, "--markdown", tmp_path / "r.md", "--html", tmp_path / "r.html",
+                     run=in_subprocess)
     assert run.returncode == 0, run.stderr
     assert [line.split()[:2] for line in run.stdout.splitlines() if "passed" in line] == [
         ["test_model.py::test_cnn", "eager-fp32"], ["test_model.py::test_cnn", "onnxruntime-fp32"]]
@@ -318,13 +282,11 @@ def test_the_gate_needs_neither_torch_nor_an_inference_engine(clean_report: Path
     """The CPU job that gates a GPU report can skip torch's download (docs/gate.md)."""
     blocked = "import sys\nfor name in ('torch', 'onnx', 'onnxruntime', 'onnxscript', 'polygraphy', 'tensorrt'):\n" \
               "    sys.modules[name] = None  # any import of them raises ImportError\n"
-    code = blocked + "from pytest_infercheck.cli import main\nsys.exit(main())"
     baseline = tmp_path / "baseline.json"
     for args in (["baseline", "update", clean_report, "--baseline", baseline],
                  ["gate", clean_report, "--baseline", baseline, "--markdown", tmp_path / "g.md",
                   "--junitxml", tmp_path / "j.xml"]):
-        run = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
-                             timeout=300, env=_env())
+        run = in_subprocess(*args, prelude=blocked)  # a new process, where nothing imported them yet
         assert run.returncode == 0, run.stdout + run.stderr
     assert "2 compared, 0 regressed" in run.stdout
 
@@ -479,7 +441,8 @@ def test_a_baseline_that_is_a_fifo_is_refused_instead_of_waiting_for_a_writer(cl
                                                                              tmp_path: Path) -> None:
     fifo = tmp_path / "baseline.json"
     os.mkfifo(fifo)
-    gate = infercheck("gate", clean_report, "--baseline", fifo)  # opening it for reading blocked forever
+    # opening it for reading blocked forever: a real process, which the timeout ends
+    gate = infercheck("gate", clean_report, "--baseline", fifo, run=in_subprocess)
     assert gate.returncode == 2, gate.stdout + gate.stderr
     assert gate.stderr == (f"infercheck gate: error: baseline file {fifo}: is a FIFO (named pipe), not a regular file; "
                            "give a regular file, or delete it and run with --infer-baseline-update\n")
@@ -519,15 +482,30 @@ def test_model_that_raises_before_its_check(infercheck):
 COLLECTION_ERROR = "import no_such_module_anywhere\n"
 
 
+@pytest.fixture(scope="module")
+def report_of(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """``report_of(source)``: write_report's report of ``source``, one run per source in this module."""
+    written: dict[str, Path] = {}
+
+    def report(source: str) -> Path:
+        if source not in written:
+            written[source] = write_report(tmp_path_factory.mktemp("run"), source)
+        return written[source]
+
+    return report
+
+
 @pytest.mark.parametrize("source, why", [
     (COLLECTION_ERROR, "gate FAILED: nothing to judge: the report has no result"),
     (NOTHING_MEASURED, "gate FAILED: nothing to judge: the report has no result"),
 ])
 @pytest.mark.parametrize("strict", [False, True])
-def test_a_report_with_nothing_to_judge_fails_the_gate(tmp_path: Path, source: str, why: str, strict: bool) -> None:
+def test_a_report_with_nothing_to_judge_fails_the_gate(tmp_path: Path, source: str, why: str, strict: bool,
+                                                       report_of: Callable[[str], Path]) -> None:
     """A run that errored in collection, or whose tests failed before any check, wrote a report with no
-    result: a gate that passed it would have compared nothing."""
-    report = write_report(tmp_path / "run", source)
+    result: a gate that passed it would have compared nothing. (The strict and the lenient gate read
+    the same report.)"""
+    report = report_of(source)
     baseline = tmp_path / "baseline.json"  # none yet: every result would be "not compared", never a pass
     gate = infercheck("gate", report, "--baseline", baseline, *(["--strict"] if strict else []))
     assert gate.returncode == 1, gate.stdout + gate.stderr

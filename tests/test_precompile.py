@@ -1,14 +1,19 @@
 """Inductor engines precompiled into the engine cache: a warm rerun loads them without Dynamo.
 
 Real torch.compile/aot_compile builds on the CPU, through real pytest runs of the plugin. Each test
-uses its own cache directory: whether the first run compiles is part of what it checks.
+uses its own cache directory: whether the first run compiles is part of what it checks. The tests that
+start from the small CNN's cold build get a copy of one cold session's cache (``cold_cnn``), built once
+per module by whichever of them runs first.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
+import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -58,11 +63,33 @@ def entry_files(cache: Path) -> set[str]:
     return {p.name for p in cache.rglob("*") if p.name in (precompile.FUNCTION_FILE, precompile.NOT_PRECOMPILED_FILE)}
 
 
-def test_a_warm_rerun_loads_the_precompiled_engine_and_traces_nothing(run_plugin, tmp_path: Path) -> None:
-    cold, warm = run_twice(run_plugin, CNN_TEST, tmp_path / "cache", tmp_path / "r.json")
+@pytest.fixture(scope="module")
+def _cold_cnn_build() -> dict[str, Any]:
+    return {}  # filled by the first cold_cnn of the module
+
+
+@pytest.fixture
+def cold_cnn(run_plugin, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory,
+             _cold_cnn_build: dict[str, Any]) -> tuple[Path, dict]:
+    """(tmp_path / "cache", item): an engine cache holding what a cold CNN_TEST session built, and that
+    session's report item. The session runs once per module, into a cache of its own; each test gets a
+    copy of that cache to change as it likes (the same files a cold session of its own would leave)."""
+    if not _cold_cnn_build:
+        built = tmp_path_factory.mktemp("cold-cnn")
+        _cold_cnn_build["item"] = run_session(run_plugin, CNN_TEST, built / "cache", built / "r.json")
+        _cold_cnn_build["cache"] = built / "cache"
+    cache = tmp_path / "cache"
+    shutil.copytree(_cold_cnn_build["cache"], cache, symlinks=True)
+    return cache, copy.deepcopy(_cold_cnn_build["item"])
+
+
+def test_a_warm_rerun_loads_the_precompiled_engine_and_traces_nothing(run_plugin, tmp_path: Path,
+                                                                      cold_cnn: tuple[Path, dict]) -> None:
+    cache, cold = cold_cnn
+    warm = run_session(run_plugin, CNN_TEST, cache, tmp_path / "r.json")
     assert cold["cache"]["inductor"] == "miss" and cold["traced_graphs"] == 1
     assert warm["cache"]["inductor"] == "hit" and warm["traced_graphs"] == 0  # no Dynamo trace at all
-    assert entry_files(tmp_path / "cache") == {precompile.FUNCTION_FILE}
+    assert entry_files(cache) == {precompile.FUNCTION_FILE}
     assert max_abs(warm) == max_abs(cold)  # the same compiled code
     assert not any("precompiled" in w for w in warm["warnings"])
 
@@ -199,11 +226,10 @@ def test_compiled(infercheck):
 
 
 def test_a_precompiled_function_that_cannot_be_loaded_is_compiled_again_with_a_warning(
-        run_plugin, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        run_plugin, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cold_cnn: tuple[Path, dict]) -> None:
     """Fault injected (a loader that raises, standing in for a torch that refuses a foreign entry):
     the item still passes, compiled the plain way, and the summary's warning says why."""
-    cache, report = tmp_path / "cache", tmp_path / "r.json"
-    run_plugin(CNN_TEST, f"--infer-cache-dir={cache}", cache=False).assert_outcomes(passed=1)
+    (cache, _), report = cold_cnn, tmp_path / "r.json"
 
     def refuse(directory: Path) -> None:
         raise RuntimeError("compile artifacts are from another system\nsecond line")
@@ -265,7 +291,8 @@ def precompiled_entry(cache: Path) -> Path:
     return function.parent
 
 
-def test_a_precompiled_entry_planted_by_another_user_is_never_unpickled(run_plugin, tmp_path: Path) -> None:
+def test_a_precompiled_entry_planted_by_another_user_is_never_unpickled(run_plugin, tmp_path: Path,
+                                                                        cold_cnn: tuple[Path, dict]) -> None:
     """Issue 23: another user planted a precompiled entry (a pickle) and root's next run executed it.
     Planted for real: a pickle that creates a file when unpickled, with matching checksums, owned by
     uid 12345. The entry is set aside and compiled again; the pickle never runs."""
@@ -274,8 +301,7 @@ def test_a_precompiled_entry_planted_by_another_user_is_never_unpickled(run_plug
 
     if os.geteuid() != 0:
         pytest.skip("planting another user's file needs root (chown)")
-    cache, report = tmp_path / "cache", tmp_path / "r.json"
-    run_session(run_plugin, CNN_TEST, cache, report)
+    (cache, _), report = cold_cnn, tmp_path / "r.json"
     entry, marker = precompiled_entry(cache), tmp_path / "the-planted-pickle-ran"
 
     class Payload:
@@ -293,11 +319,10 @@ def test_a_precompiled_entry_planted_by_another_user_is_never_unpickled(run_plug
 
 @pytest.mark.parametrize("damage", ["{not json", '{"path": "x"}', '[{"module": "m"}]', b"\xff\xfe"])
 def test_a_damaged_source_list_with_matching_checksums_is_rebuilt_with_a_warning(
-        run_plugin, tmp_path: Path, damage) -> None:
+        run_plugin, tmp_path: Path, damage, cold_cnn: tuple[Path, dict]) -> None:
     """source-files.json damaged before meta.json recorded its checksum failed the item on every run
     until deleted by hand: now the entry is unusable, rebuilt with a CacheWarning, and hit after."""
-    cache, report = tmp_path / "cache", tmp_path / "r.json"
-    run_session(run_plugin, CNN_TEST, cache, report)
+    (cache, _), report = cold_cnn, tmp_path / "r.json"
     sources = precompiled_entry(cache) / precompile.SOURCES_FILE
     sources.write_bytes(damage if isinstance(damage, bytes) else damage.encode())
     reseal(sources.parent)

@@ -17,12 +17,9 @@ from typing import Any, Callable
 
 import pytest
 
-from test_gate_cli import CLEAN, _refused_by_every_command, blessed, infercheck, rehashed, write_report
+from test_gate_cli import _refused_by_every_command, blessed, infercheck, rehashed
 
-
-@pytest.fixture(scope="module")
-def clean_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_report(tmp_path_factory.mktemp("clean"), CLEAN)
+# clean_report (conftest.py): saved_reports.CLEAN's report, as in test_gate_cli.py.
 
 
 @pytest.mark.parametrize("edit, message", [
