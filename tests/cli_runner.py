@@ -200,14 +200,17 @@ def _process_state(argv: list[str], cwd: Optional[Path], pythonpath: Sequence[Pa
 
 
 def _users_modules() -> list[str]:
-    """Modules imported from files under the temporary directory, where the tests write users' projects."""
+    """Modules imported from files under the temporary directory, where the tests write users' projects,
+    never this checkout's own (CI clones it under the temporary directory: dropping pytest_infercheck's
+    modules there gave every later run a second ModelInputs class, which the first copy's checks refused)."""
     temp = tuple({os.path.join(folder, "") for folder in (tempfile.gettempdir(), os.path.realpath(tempfile.gettempdir()))})
+    checkout = tuple({os.path.join(str(folder), "") for folder in (REPO, Path(os.path.abspath(REPO)))})
     found = []
     for name, module in list(sys.modules.items()):
         try:
             places = [getattr(module, "__file__", None), *(getattr(module, "__path__", None) or [])]
         except Exception:  # noqa: BLE001 - a lazy module whose attribute lookup raises: not a user's file
             continue
-        if any(isinstance(place, str) and place.startswith(temp) for place in places):
+        if any(isinstance(place, str) and place.startswith(temp) and not place.startswith(checkout) for place in places):
             found.append(name)
     return found
