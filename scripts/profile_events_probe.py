@@ -41,6 +41,6 @@ print("device events", sum(1 for e in mine if e.device), "with a launcher",
       sum(1 for e in mine if e.device and any(c.correlation == e.correlation and not c.device for c in mine)))
 with torch.inference_mode():
     table = profile_torch(lambda: model(x), model, cuda=True, iterations=5)
-print("module share", table.module_share() if callable(getattr(table, "module_share", None)) else getattr(table, "module_share", None))
+print(f"rows with a module: {table.mapped_share():.1%} of the rows' time")
 for row in table.rows[:8]:
     print(row)
