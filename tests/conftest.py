@@ -83,19 +83,19 @@ def shared_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def clean_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def clean_report(tmp_path_factory: pytest.TempPathFactory, shared_cache_dir: Path) -> Path:
     """The report of saved_reports.CLEAN's run (every engine passed or skipped), written once for the suite."""
     from saved_reports import CLEAN, shared_report
 
-    return shared_report(_suite_root(tmp_path_factory) / "saved-reports", "clean", CLEAN)
+    return shared_report(_suite_root(tmp_path_factory) / "saved-reports", "clean", CLEAN, cache=shared_cache_dir)
 
 
 @pytest.fixture(scope="session")
-def failing_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def failing_report(tmp_path_factory: pytest.TempPathFactory, shared_cache_dir: Path) -> Path:
     """The report of saved_reports.FAILING's run (an engine failed its check), written once for the suite."""
     from saved_reports import FAILING, shared_report
 
-    return shared_report(_suite_root(tmp_path_factory) / "saved-reports", "failing", FAILING)
+    return shared_report(_suite_root(tmp_path_factory) / "saved-reports", "failing", FAILING, cache=shared_cache_dir)
 
 
 @pytest.fixture
