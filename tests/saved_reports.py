@@ -4,9 +4,9 @@ of `infercheck gate`, `baseline update` and `report` (test_gate_cli.py, test_sav
 The clean and the failing report are only read by the tests that take them, so the suite writes each once
 (conftest.py's session fixtures), shared by xdist's workers under a lock: each test module of each worker
 wrote its own before, 6-7 s a run. Their runs, and the gate tests' own runs of CLEAN, build their engines
-in the suite's shared engine cache (``cache=``), as a GPU job keeps its cache between runs: the small
-CNN's ONNX export and ONNX Runtime engine are then built once for the suite, not once a run (7 s a cold
-run, 3 s a warm one).
+in the engine cache of the worker that runs them (``cache=``, conftest's shared_cache_dir), as a GPU job
+keeps its cache between runs: the small CNN's ONNX export and ONNX Runtime engine are then built once
+there, not once a run (7 s a cold run, 3 s a warm one).
 """
 
 from __future__ import annotations
