@@ -4,6 +4,7 @@ kept out of the terminal, and one test that audits and checks the same models an
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -26,12 +27,42 @@ def hf_models():
     return hf_models
 
 
+def agreement_model(name: str) -> tuple:
+    """(make, inputs) of one of the models the audit and the plugin both judge (AGREEMENT_MODELS' table)."""
+    if name == "cnn":
+        return small_cnn, cnn_inputs
+    if name == "untranslatable":
+        return problems.untranslatable_model, problems.vector_inputs
+    hf = hf_models()
+    return {"bert": (hf.bert, hf.text_inputs), "t5_fallback": (hf.t5_encoder, hf.text_inputs)}[name]
+
+
+@pytest.fixture(scope="module")
+def _audits() -> dict[str, AuditReport]:
+    return {}  # filled by the first test of the module (of this process) to ask for each model
+
+
+@pytest.fixture
+def audited(_audits: dict[str, AuditReport]):
+    """``audited(name)``: ``audit(make(), inputs(), targets=["onnxruntime"])`` of one of the agreement models,
+    made after ``torch.manual_seed(0)`` as the plugin's run makes it. Each model is audited once per module
+    (the T5 fallback, BERT, the CNN and the untranslatable model were audited twice or three times, 8 s),
+    and each test gets a copy of its own."""
+
+    def get(name: str) -> AuditReport:
+        if name not in _audits:
+            make, inputs = agreement_model(name)
+            torch.manual_seed(0)
+            _audits[name] = audit(make(), inputs(), targets=["onnxruntime"])
+        return copy.deepcopy(_audits[name])
+
+    return get
+
+
 # -- 1. the exporter fallback, with its findings located ----------------------------------------------
 
-def test_a_model_the_dynamo_exporter_fails_is_audited_through_the_torchscript_fallback() -> None:
-    hf = hf_models()
-    torch.manual_seed(0)
-    report = audit(hf.t5_encoder(), hf.text_inputs(), targets=["onnxruntime"])
+def test_a_model_the_dynamo_exporter_fails_is_audited_through_the_torchscript_fallback(audited) -> None:
+    report = audited("t5_fallback")
     assert report.exporter == TORCHSCRIPT and report.node_count > 0
     assert report.can_run("onnxruntime") and report.passed  # was "CANNOT run": only the dynamo exporter was tried
     (dynamo,) = [f for f in report.findings if f.stage in ("torch-export", "onnx-export")]
@@ -40,13 +71,13 @@ def test_a_model_the_dynamo_exporter_fails_is_audited_through_the_torchscript_fa
     assert f"exported by {TORCHSCRIPT}" in render_text(report).splitlines()[0]
 
 
-def test_a_clean_model_says_the_dynamo_exporter_made_it() -> None:
-    report = audit(small_cnn(), cnn_inputs(), targets=["onnxruntime"])
+def test_a_clean_model_says_the_dynamo_exporter_made_it(audited) -> None:
+    report = audited("cnn")
     assert report.exporter == DYNAMO and report.findings == []
 
 
-def test_when_both_exporters_fail_the_finding_blocks_and_says_both() -> None:
-    report = audit(problems.untranslatable_model(), problems.vector_inputs(), targets=["onnxruntime"])
+def test_when_both_exporters_fail_the_finding_blocks_and_says_both(audited) -> None:
+    report = audited("untranslatable")
     (finding,) = report.blocking()
     assert finding.node == "cummax" and finding.module_path == "running"
     assert "the TorchScript-based exporter (fallback) failed too" in finding.reason
@@ -102,12 +133,11 @@ def test_error_rows_without_a_node_are_one_row_each_located() -> None:
     assert [(r[1], r[2]) for r in rows(findings)] == [("2", "a.py:1"), ("1", "b.py:2")]
 
 
-def test_every_export_error_finding_has_a_location() -> None:
+def test_every_export_error_finding_has_a_location(audited) -> None:
     from fixtures.models import data_dependent_branch
 
-    for model, inputs in [(data_dependent_branch(), torch.randn(2, 8)),
-                          (problems.untranslatable_model(), problems.vector_inputs())]:
-        report = audit(model, inputs, targets=["onnxruntime"])
+    for report in [audit(data_dependent_branch(), torch.randn(2, 8), targets=["onnxruntime"]),
+                   audited("untranslatable")]:
         assert report.blocking() and all(f.node for f in report.blocking())
 
 
@@ -154,10 +184,8 @@ def test_real_overflow_beside_a_mask_is_still_reported() -> None:
     assert finding.operator == "Mul" and "65504" in finding.reason
 
 
-def test_bert_mask_is_recognised() -> None:
-    hf = hf_models()
-    torch.manual_seed(0)
-    report = audit(hf.bert(), hf.text_inputs(), targets=["onnxruntime"])
+def test_bert_mask_is_recognised(audited) -> None:
+    report = audited("bert")
     assert [f for f in report.findings if f.stage == "fp16-range"] == [] and report.passed
 
 
@@ -255,19 +283,12 @@ def test_model(infercheck, name):
 """
 
 
-def test_the_audit_and_the_plugin_agree_on_onnxruntime(run_plugin, tmp_path: Path) -> None:
-    hf = hf_models()
-    from fixtures.models import cnn_inputs as cnn_in
-
+def test_the_audit_and_the_plugin_agree_on_onnxruntime(run_plugin, tmp_path: Path, audited) -> None:
+    hf_models()
     report_path = tmp_path / "report.json"
     result = run_plugin(AGREEMENT_MODELS, f"--infer-report={report_path}")
     outcomes = {r["nodeid"].split("[")[-1].split("-")[-1].rstrip("]"): r for r in json.loads(report_path.read_text())["results"]}
     plugin_ran = {name: r["outcome"] == "passed" for name, r in outcomes.items()}
-    models = {"cnn": (small_cnn, cnn_in), "untranslatable": (problems.untranslatable_model, problems.vector_inputs),
-              "bert": (hf.bert, hf.text_inputs), "t5_fallback": (hf.t5_encoder, hf.text_inputs)}
-    audited = {}
-    for name, (make, inputs) in models.items():
-        torch.manual_seed(0)
-        audited[name] = audit(make(), inputs(), targets=["onnxruntime"]).can_run("onnxruntime")
-    assert audited == plugin_ran, result.stdout.str()[-3000:]
-    assert audited == {"cnn": True, "untranslatable": False, "bert": True, "t5_fallback": True}
+    can_run = {name: audited(name).can_run("onnxruntime") for name in ("cnn", "untranslatable", "bert", "t5_fallback")}
+    assert can_run == plugin_ran, result.stdout.str()[-3000:]
+    assert can_run == {"cnn": True, "untranslatable": False, "bert": True, "t5_fallback": True}

@@ -291,11 +291,12 @@ def test_the_gate_needs_neither_torch_nor_an_inference_engine(clean_report: Path
     assert "2 compared, 0 regressed" in run.stdout
 
 
-def test_a_result_that_failed_only_its_runs_own_baseline_is_judged_again(clean_report: Path, tmp_path: Path) -> None:
+def test_a_result_that_failed_only_its_runs_own_baseline_is_judged_again(clean_report: Path, tmp_path: Path,
+                                                                         shared_cache_dir: Path) -> None:
     """The run gated itself against a baseline 100x faster; the gate's baseline replaces that verdict."""
     fast = blessed(clean_report, tmp_path / "fast")
     edit_entries(fast, faster)
-    report = write_report(tmp_path / "run", CLEAN, f"--infer-baseline={fast}")
+    report = write_report(tmp_path / "run", CLEAN, f"--infer-baseline={fast}", cache=shared_cache_dir)
     in_run = [r for r in json.loads(report.read_text())["results"] if r["outcome"] == "failed"]
     assert len(in_run) == 2 and {r["stage"] for r in in_run} == {"regression"}
     baseline = blessed(clean_report, tmp_path / "fair")

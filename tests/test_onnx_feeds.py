@@ -20,8 +20,10 @@ def test_feeds_keep_the_inputs_dtype(dtype: torch.dtype, expected: type) -> None
     assert feeds["x"].dtype == expected
 
 
-def test_a_float16_input_model_runs_on_onnxruntime(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile("""
+def test_a_float16_input_model_runs_on_onnxruntime(run_plugin, pytester: pytest.Pytester) -> None:
+    """In this process (conftest's run_plugin), as the plugin's other end-to-end runs are: a pytest
+    subprocess for this one check cost 5 s of start-up, torch's import and a cold export."""
+    result = run_plugin("""
         import pytest, torch
 
         class Widen(torch.nn.Module):
@@ -35,8 +37,6 @@ def test_a_float16_input_model_runs_on_onnxruntime(pytester: pytest.Pytester) ->
         @pytest.mark.infercheck(engines=["onnxruntime-fp32"])
         def test_half_input(infercheck):
             infercheck(Widen(), (torch.randn(2, 4).half(),))
-    """)
-    result = pytester.runpytest_subprocess("-p", "no:randomly", "--infer-warmup=1", "--infer-min-iters=5",
-                                           "--infer-min-time=0.01", "--infer-max-time=0.05",
-                                           f"--infer-cache-dir={pytester.path / 'cache'}")
+    """, "--infer-warmup=1", "--infer-min-iters=5", "--infer-min-time=0.01", "--infer-max-time=0.05",
+                        f"--infer-cache-dir={pytester.path / 'cache'}", cache=False, timing=False)
     result.assert_outcomes(passed=1)
