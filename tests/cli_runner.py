@@ -204,7 +204,7 @@ def _users_modules() -> list[str]:
     never this checkout's own (CI clones it under the temporary directory: dropping pytest_infercheck's
     modules there gave every later run a second ModelInputs class, which the first copy's checks refused)."""
     temp = tuple({os.path.join(folder, "") for folder in (tempfile.gettempdir(), os.path.realpath(tempfile.gettempdir()))})
-    checkout = tuple({os.path.join(str(folder), "") for folder in (REPO, Path(os.path.abspath(REPO)))})
+    checkout = tuple({os.path.join(str(folder), "") for folder in (REPO, Path(__file__).absolute().parents[1])})
     found = []
     for name, module in list(sys.modules.items()):
         try:
