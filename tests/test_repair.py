@@ -56,6 +56,34 @@ def test_the_repair_finds_the_one_module_that_overflows(run_plugin, tmp_path: Pa
         assert item["accuracy"]["outputs"][0]["nonfinite"] > 0  # the failure stands as measured
 
 
+POSITIONS = '''
+import pytest
+from fixtures.problem_models import positions_in_low_precision, token_ids
+
+@pytest.mark.infercheck(engines=["eager-bf16", "onnxruntime-fp16"], repair_precision=True)
+def test_positions(infercheck):
+    infercheck(positions_in_low_precision(), token_ids(1024))
+'''
+
+
+def test_the_repair_finds_a_real_numerical_cause_it_was_not_built_around(run_plugin, tmp_path: Path) -> None:
+    """Nothing overflows here: a sinusoidal positional encoding computed in the activations' dtype is wrong
+    in BF16 (positions past 256 not whole numbers) and in FP16 (angles of hundreds of radians rounded by
+    0.25 rad), and the error spreads through every later layer.  The per-module comparison finds where
+    it starts (the error jumps at `positions`, whose input is exact), the verified list is that module,
+    and the rebuilt engines' errors are those of the precision."""
+    report = tmp_path / "report.json"
+    result = run_plugin(POSITIONS, f"--infer-report={report}")
+    result.assert_outcomes(failed=2)
+    for engine in ("eager-bf16", "onnxruntime-fp16"):
+        assert answer_lines(result, f'  => keep_fp32=["positions"] makes {engine} pass (rel err *'), engine
+    items = results_of(report)
+    for engine, bound in (("eager-bf16", 3e-2), ("onnxruntime-fp16", 5e-3)):
+        repair = items[f"test_positions[{engine}]"]["repair"]
+        assert repair["keep_fp32"] == ["positions"] and repair["passed"] and repair["candidates"][0] == "positions"
+        assert repair["failing_rel_err"] > bound > repair["rel_err"], repair  # failed the precision's bound, now within
+
+
 TWO_HOT = '''
 import pytest
 from fixtures.problem_models import overflow_in_two_modules, overflow_inputs
