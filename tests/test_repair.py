@@ -157,6 +157,40 @@ def test_mlp(infercheck):
     assert answer_lines(result, '  => keep_fp32=["net.*"] makes onnxruntime-int8 pass (rel err *'), result.stdout.str()
 
 
+def test_torchaos_int8_copy_ranks_the_layer_an_outlier_feature_ruins() -> None:
+    """inductor-int8 and aoti-int8 are torchao's: the repair compares the engine's own quantized copy (BF16,
+    nn.Linear layers INT8 with per-token activation scales) with FP32 by forward hooks.  On a model with one
+    outlier feature (LLM.int8's), the error starts in the layer that reads it, and keeping that layer in FP32
+    brings the output back.  Real torchao on the CPU's eager kernels; the GPU run is tests/test_gpu_lowprec.py."""
+    pytest.importorskip("torchao")
+    import torch
+
+    from fixtures.problem_models import outlier_feature_model, outlier_inputs
+    from pytest_infercheck.backends.torchao_quant import config
+    from pytest_infercheck.check.repair import INT8_EPSILON
+    from pytest_infercheck.model.inputs import as_model_inputs
+    from pytest_infercheck.model.module_errors import torch_module_errors
+    from pytest_infercheck.model.precision import keep_modules_fp32
+    from pytest_infercheck.model.under_test import model_copy
+    from torchao.quantization import quantize_
+
+    model, inputs = outlier_feature_model(), as_model_inputs(outlier_inputs())
+
+    def quantized(keep: list[str]) -> torch.nn.Module:
+        copy = model_copy(model, dtype=torch.bfloat16, device="cpu")
+        keep_modules_fp32(copy, keep, torch.bfloat16)
+        linear = {name for name, sub in copy.named_modules() if isinstance(sub, torch.nn.Linear) and name not in keep}
+        quantize_(copy, config("int8"), filter_fn=lambda _, name: name in linear)
+        return copy
+
+    errors = torch_module_errors(model, inputs, torch.bfloat16, "cpu", (), quantized([]))
+    assert [c.name for c in candidates(errors, math.inf, INT8_EPSILON)][:1] == ["mixer"], errors
+    head = {e.name: e for e in errors}["head"]
+    kept = {e.name: e for e in torch_module_errors(model, inputs, torch.bfloat16, "cpu", ["mixer"],
+                                                   quantized(["mixer"]))}["head"]
+    assert head.output_error > 0.3 and kept.output_error < head.output_error / 10, (head, kept)
+
+
 def test_candidates_move_out_to_the_module_whose_output_fits_the_dtype() -> None:
     """An overflow that starts in a leaf whose FP32 output is itself beyond FP16 is the parent's to
     keep (a kept module's output is cast back); a jump in error is the innermost module's."""

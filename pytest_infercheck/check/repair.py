@@ -2,7 +2,9 @@
 engine failed accuracy, the smallest set of PyTorch modules to keep in FP32 that makes the same
 backend's engine pass, verified and timed.
 
-1. The per-module comparison (module_errors.py) ranks the modules where the error starts.
+1. The per-module comparison (module_errors.py) ranks the modules where the error starts: forward
+   hooks on the eager model at the engine's dtype (FP16/BF16) or on torchao's quantized copy (the
+   PyTorch backends' INT8/FP8), or the engine's ONNX model against the FP32 export (ONNX INT8).
 2. Greedy: keep the first candidate, rebuild the engine with that keep-list (the normal build path,
    a request whose keep_fp32 is set: the cache keys include it) and check it against the same
    reference; while it fails, compare again with the list kept and add the next module found.
@@ -30,10 +32,11 @@ if TYPE_CHECKING:
     from .context import CheckContext
     from .reference import Reference
 
-PRECISIONS = ("fp16", "bf16", "int8")
+PRECISIONS = ("fp16", "bf16", "int8", "fp8")
 # Below INT8's own step (1/127): a quantized matrix product adds ~1e-2 to exact inputs, and that is where its
 # error starts; the jump is measured against this floor, not against a step that would hide it.
 INT8_EPSILON = 1e-3
+TORCHAO_BACKENDS = ("inductor", "aoti")  # their INT8/FP8 engines are torchao's (backends/torchao_quant.py)
 SHORT_TIMING = {"max_time": 0.5, "min_time": 0.05, "min_iters": 5}  # the passing engine's p50, not a benchmark
 
 
@@ -142,10 +145,27 @@ def _search(job: Repairing, found: Searched, start: float) -> None:
 
 
 def _profiler(job: Repairing) -> Optional[Callable[[Sequence[str]], list[Any]]]:
-    """keep-list -> the ranked candidates, by forward hooks (FP16/BF16) or the engine's ONNX model (INT8)."""
+    """keep-list -> the ranked candidates, by forward hooks (FP16/BF16; torchao's INT8/FP8 copy) or the
+    engine's ONNX model (INT8 of ONNX Runtime and TensorRT)."""
+    from ..backends import torchao_quant
     from ..model.module_errors import candidates, onnx_module_errors, torch_module_errors
 
     precision, mut, device = job.request.spec.precision, job.mut, job.request.device
+    if torchao_quant.is_quantized(precision) and job.request.spec.backend in TORCHAO_BACKENDS:
+        import torch
+
+        from ..backends.torch_engine import module_copy
+
+        def quantized(keep: Sequence[str]) -> list[Any]:
+            # The engine's own copy before compilation: BF16, keep in FP32, the other nn.Linear layers quantized
+            # by the same method (dynamic or static scales, FP8 granularity) as the engine that failed.
+            request = dataclasses.replace(job.request, keep_fp32=tuple(keep), notes=[], recipe=None)
+            copy = torchao_quant.quantize(request, module_copy(request, torch.bfloat16), request.fp8_granularity)
+            # A kept module's output is cast back to BF16, whose range is FP32's: no output is too large to keep.
+            return candidates(torch_module_errors(mut.module, mut.inputs, torch.bfloat16, device, keep, copy),
+                              math.inf, INT8_EPSILON, keep)
+
+        return quantized
     if precision in ("fp16", "bf16"):
         import torch
 

@@ -214,12 +214,12 @@ OPTIONS: tuple[Option, ...] = (
            "ONNX operator types the INT8 recipe quantizes (all: every type the quantizer handles); masks, "
            "normalisation and index arithmetic stay in float", "LIST", scope=Scope.TEST),
     Option("keep_fp32", None, parse_name_list, (), "PyTorch module names (model.named_modules()) that run in FP32 "
-           "in FP16/BF16/INT8 engines", scope=Scope.TEST),
+           "in FP16/BF16/INT8/FP8 engines", scope=Scope.TEST),
     Option("fp8_granularity", "--infer-fp8-granularity", parse_fp8_granularity, "row",
            "scales of the FP8 engines (inductor-fp8, aoti-fp8; torchao): row (one per row of activations "
            "and weights) or tensor (one per tensor)", "GRANULARITY", scope=Scope.TEST),
     Option("repair_precision", "--infer-repair-precision", parse_bool, False,
-           "when an FP16/BF16/INT8 engine fails accuracy, search for the PyTorch modules to keep in FP32 that make "
+           "when an FP16/BF16/INT8/FP8 engine fails accuracy, search for the PyTorch modules to keep in FP32 that make "
            "it pass: rebuilds the engine, under --infer-repair-time (docs/precision.md)", is_flag=True,
            scope=Scope.TEST),
     Option("repair_time", "--infer-repair-time", parse_seconds, 60.0,

@@ -4,7 +4,8 @@ The mixed-precision repair (check/repair.py, docs/precision.md) starts here:
 
 - ``torch_module_errors``: the eager model run twice with forward hooks, in FP32 and at the reduced
   dtype (with the modules already kept in FP32, kept), every module's floating inputs and outputs
-  compared by name;
+  compared by name; for torchao's INT8/FP8 engines the reduced run is the engine's quantized copy
+  before compilation (BF16, quantized ``nn.Linear`` weights);
 - ``onnx_module_errors``: the same figures from the FP32 export and a derived ONNX model (INT8 QDQ),
   tensors matched by name and grouped by the export's module scopes;
 - ``candidates``: where the error *starts*: a module whose inputs are close and whose output is far
@@ -120,15 +121,19 @@ def _run_recorded(module: "torch.nn.Module", inputs: Any) -> dict[str, tuple[lis
 
 
 def torch_module_errors(model: "torch.nn.Module", inputs: Any, dtype: "torch.dtype", device: str,
-                        keep: Sequence[str] = ()) -> list[ModuleError]:
-    """Every named module's error at ``dtype`` (``keep`` in FP32 between casts) against FP32, in call order."""
+                        keep: Sequence[str] = (), reduced_model: Optional["torch.nn.Module"] = None) -> list[ModuleError]:
+    """Every named module's error at ``dtype`` (``keep`` in FP32 between casts) against FP32, in call order.
+
+    ``reduced_model``: the reduced-precision copy when it is more than the cast (torchao's INT8/FP8 copy: BF16 with
+    its ``nn.Linear`` weights quantized, ``keep`` already in FP32); it keeps the model's module names."""
     from .under_test import model_copy
     from .precision import keep_modules_fp32
 
     reference = _run_recorded(model_copy(model, dtype=None, device=device), inputs.cast(dtype=None, device=device))
-    reduced_model = model_copy(model, dtype=dtype, device=device)
-    if keep:
-        keep_modules_fp32(reduced_model, keep, dtype)
+    if reduced_model is None:
+        reduced_model = model_copy(model, dtype=dtype, device=device)
+        if keep:
+            keep_modules_fp32(reduced_model, keep, dtype)
     reduced = _run_recorded(reduced_model, inputs.cast(dtype=dtype, device=device))
     errors = []
     for name, (ref_in, ref_out) in reference.items():
