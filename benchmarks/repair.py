@@ -15,7 +15,7 @@ where: the repair finds it from the per-module comparison and proves the answer 
 
 Each length is one pytest process (``repair_precision=True``) writing --infer-report; one row per engine:
 the failing engine's rel err, the keep-list, the repaired engine's rel err, its p50 against the failing
-engine's, how many lists were built and the search's seconds.
+engine's (both under the repair's short plan), how many lists were built and the search's seconds.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def table(rows: list[dict]) -> list[str]:
         if row["outcome"] == "skipped":
             lines.append(f"| {row['length']} | {row['spec_id']} | skipped: {row['message'][:80]} |" + " |" * 6)
             continue
-        built_p50 = (row.get("latency") or {}).get("p50_ms")
+        built_p50 = repair.get("failing_p50_ms")  # the same short plan as the repaired engine's (check/repair.py)
         keep = repair.get("keep_fp32")
         lines.append("| " + " | ".join([
             str(row["length"]), row["spec_id"], row["outcome"] + (f" ({row['stage']})" if row.get("stage") else ""),

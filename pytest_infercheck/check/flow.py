@@ -108,10 +108,15 @@ def run_stages(context: "CheckContext", settings: Any, given: CheckInputs, facts
                 facts.add(latency=timed)
             if context.engine_probe is not None:
                 context.engine_probe(engine, prepared)
+            # The repaired engine is timed under a short plan: the failing one is too, before it goes, so the
+            # answer's p50 change compares like with like (not a full timing with a half-second one).
+            repairing = settings.repair_precision and not found.passed and request.spec.precision in repair.PRECISIONS
+            failing_p50 = repair.short_p50(engine, prepared, mut, device, settings, context.timing_lock) \
+                if repairing else None
         finally:
             engine.close()
-        if settings.repair_precision and not found.passed:
-            facts.add(repair=repair_precision(context, backend, request, mut, expected, settings, found, timed))
+        if repairing:
+            facts.add(repair=repair_precision(context, backend, request, mut, expected, settings, found, failing_p50))
     from ..backends import reference_spec
 
     if spec == reference_spec():
@@ -187,12 +192,12 @@ def check_outputs(backend: Any, engine: Any, request: Any, mut: Any, expected: r
 
 
 def repair_precision(context: "CheckContext", backend: Any, request: Any, mut: Any, expected: reference.Reference,
-                     settings: Any, failing: AccuracyResult, timed: LatencyStats) -> Optional[RepairResult]:
-    """The keep-list search after an accuracy failure (check/repair.py); None for an engine it does not cover."""
+                     settings: Any, failing: AccuracyResult, failing_p50: Optional[float]) -> Optional[RepairResult]:
+    """The keep-list search after an accuracy failure (check/repair.py); None for an engine it does not cover.
+    ``failing_p50``: the failing engine's p50 under the repair's short plan (repair.short_p50)."""
     if request.spec.precision not in repair.PRECISIONS or failing.structure_error is not None:
         return None
     tolerances = accuracy.tolerances(request.spec.precision, settings, [name for name, _ in expected])
-    failing_p50 = timed.p50_ms
     return repair.repair(repair.Repairing(context, backend, request, mut, expected, settings, tolerances,
                                           failing, failing_p50))
 

@@ -10,7 +10,7 @@ backend's engine pass, verified and timed.
    reference; while it fails, compare again with the list kept and add the next module found.
 3. Shrink: drop each module whose removal still passes, earliest first.
 4. Each passing engine is timed while it is built (the normal timer, a short plan): the answer's
-   p50 against the failing engine's.
+   p50 against the failing engine's under the same plan (timed before it was closed: short_p50).
 
 ``repair_time`` caps it: checked before every rebuild after the first (a rebuild that started runs
 to its end).  The outcome is a fact (results.RepairResult); the verdict says what it means.
@@ -66,7 +66,8 @@ class Searched:
                             best.passed if best is not None else False,
                             best.rel_err if best is not None else math.nan,
                             best.nonfinite if best is not None else 0,
-                            failing_rel_err, failing_nonfinite, p50_ms=p50_ms, p50_change=p50_change, tried=self.tried,
+                            failing_rel_err, failing_nonfinite, p50_ms=p50_ms, p50_change=p50_change,
+                            failing_p50_ms=job.failing_p50, tried=self.tried,
                             seconds=seconds, cap_s=job.settings.repair_time, candidates=tuple(self.candidates),
                             trials=tuple(self.trials), note=self.note)
 
@@ -83,7 +84,7 @@ class Repairing:
     settings: Any
     tolerances: tuple[Any, Any]  # (base, per output) as the accuracy stage judged
     failing: AccuracyResult
-    failing_p50: Optional[float]
+    failing_p50: Optional[float]  # under the short plan its trials are timed with (short_p50)
 
 
 def repair(job: Repairing) -> RepairResult:
@@ -209,7 +210,8 @@ def _trial(job: Repairing, keep: list[str]) -> RepairTrial:
         seconds = time.monotonic() - started
         rel_err, nonfinite = _worst(result)
         # A passing engine is timed now, while it is built: the answer's p50 needs no rebuild.
-        p50 = _p50(job, engine, prepared) if result.passed else None
+        p50 = short_p50(engine, prepared, job.mut, job.request.device, job.settings, job.context.timing_lock) \
+            if result.passed else None
     except StageFailure as failure:
         return RepairTrial(tuple(keep), False, math.nan, 0, time.monotonic() - started,
                            stopped=str(failure).splitlines()[0])
@@ -226,15 +228,17 @@ def _build(job: Repairing, request: Any) -> Any:
                                   progress=job.context.progress, attempt=build.Attempt())
 
 
-def _p50(job: Repairing, engine: Any, prepared: Any) -> Optional[float]:
-    """A passing engine's median latency under a short plan (None when it cannot be timed)."""
+def short_p50(engine: Any, prepared: Any, mut: "ModelUnderTest", device: str, settings: Any,
+              timing_lock: Any) -> Optional[float]:
+    """An engine's median latency under the repair's short plan (None when it cannot be timed): the
+    failing engine's before it is closed, and each passing keep-list's, so the answer's change compares
+    the same plan."""
     from . import latency
 
-    settings = job.settings
     short_plan = {name: min(getattr(settings, name), value) for name, value in SHORT_TIMING.items()}
     try:
-        return latency.measure(engine, prepared, job.mut, job.request.device,
-                               dataclasses.replace(settings, **short_plan), job.context.timing_lock).p50_ms
+        return latency.measure(engine, prepared, mut, device, dataclasses.replace(settings, **short_plan),
+                               timing_lock).p50_ms
     except StageFailure:
         return None
 

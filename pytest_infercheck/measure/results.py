@@ -345,7 +345,8 @@ class RepairResult:
     failing_rel_err: float  # the engine's own, without the repair
     failing_nonfinite: int
     p50_ms: Optional[float] = None  # the passing engine's median latency (a short plan)
-    p50_change: Optional[float] = None  # against the failing engine's p50: +0.06 is 6% slower
+    p50_change: Optional[float] = None  # against failing_p50_ms: +0.06 is 6% slower
+    failing_p50_ms: Optional[float] = None  # the failing engine's median latency under the same short plan
     tried: int = 0  # keep-lists built and checked
     seconds: float = 0.0
     cap_s: float = 0.0  # repair_time
