@@ -11,6 +11,7 @@
 # aa [benchmarks/gate_aa.py args]: the gate's cross-process A/A on CUDA engines;
 # profile [benchmarks/gpu_profile.py args]: do the profile's rows add up (ConvNeXt: eager fp32, inductor fp16 with
 #   and without CUDA graph), then tests/test_profiling.py's GPU tests (SmallCNN, eager and inductor fp16, +-CUDA graph);
+# gapprobe [scripts/lowprec_gap_probe.py args]: why the plugin's ViT INT8/FP8 engine trails the hand recipe;
 # repair [benchmarks/repair.py args]: the mixed-precision repair on the GPU's engines (issue 24, item 4);
 # warmcold [benchmarks/warm_cold.py args]: cold vs warm p50 of the same engines in separate processes
 #   (issue 25, item 1; --unfixed: precompiled loads as before the fix);
@@ -146,6 +147,12 @@ lowprecbench() {
   echo "benchmarks/gpu_lowprec.py exit status: $?"
 }
 
+gapprobe() {  # issue 24 item 2: the plugin's torchao engine against the hand recipe, one difference at a time
+  timeout "${GAPPROBE_TIMEOUT:-300}" python3 scripts/lowprec_gap_probe.py "$@" 2>&1 | grep -v -i "warn" \
+    | tee "$OUT/gapprobe.log" | tail -14
+  echo "scripts/lowprec_gap_probe.py exit status: $?"
+}
+
 repair() {  # issue 24 item 4: a real numerical failure, the keep-list found and verified, on CUDA's engines
   timeout "${REPAIR_TIMEOUT:-300}" python3 benchmarks/repair.py --device cuda --out "$OUT/repair" "$@" 2>&1 \
     | tee "$OUT/repair.log" | tail -14
@@ -218,8 +225,9 @@ case "$stage" in
   profile) profile "$@" ;;
   warmcold) warmcold "$@" ;;
   repair) repair "$@" ;;
+  gapprobe) gapprobe "$@" ;;
   all) smoke; tests; bench "$@"; gate ;;
-  *) echo "usage: $0 [smoke|tests|bench|gate|probe|ortprobe|multigpu|lowprec|lowprecbench|aa|profile|warmcold|repair|all] [arguments]"; exit 2 ;;
+  *) echo "usage: $0 [smoke|tests|bench|gate|probe|ortprobe|multigpu|lowprec|lowprecbench|aa|profile|warmcold|repair|gapprobe|all] [arguments]"; exit 2 ;;
 esac
 # At most 8 files come back from $OUT: pack the benchmark's own files into one.
 if [ -d "$OUT/bench" ]; then tar -czf "$OUT/bench-$(date +%H%M%S).tar.gz" -C "$OUT" bench && rm -rf "$OUT/bench"; fi

@@ -1,0 +1,171 @@
+#!/usr/bin/env python3
+"""Why the plugin's INT8/FP8 Inductor engine of the ViT-ish stack is slower than the hand recipe (a probe).
+
+On the H100 (2026-12-07, docs/benchmarks.md) benchmarks/gpu_lowprec.py gave, for its ViT-ish model, the
+plugin's inductor-int8 p50 3.69 ms against the hand recipe's 2.50 ms (fp8: 3.43 against 2.39), with the
+same rel err; on the MLP the two were within 20%.  On the CPU the plugin's quantized ViT compiles to one
+graph, no break, no recompile.  This probe separates the candidates in one process, each timed by the same
+timer (fixtures/torchao_hand.py's cuda_p50_ms) and by Triton's do_bench:
+
+  plugin engine        the plugin's own engine (check flow, grabbed by its engine_probe hook)
+  plugin module, hand  that engine's quantized module, compiled again the hand recipe's way
+                       (torchao's process-wide Inductor settings and TF32 matmul precision "high")
+  hand                 the hand recipe (quantize_ with torchao's defaults, torch.compile)
+  hand module, plugin  the hand recipe's quantized module compiled the plugin's way (the options patched
+                       for this compile only, TF32 off as the plugin's engines are built)
+  hand, TF32 off       the hand recipe with matmul TF32 off while it compiles and runs
+
+and prints the Dynamo graphs and recompiles each compile made.  Where "plugin module, hand" is fast,
+the compile settings explain the gap; where it stays slow, the quantized module differs.
+
+    python scripts/lowprec_gap_probe.py [--model vit] [--precision int8] [--device cuda]
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+
+@contextlib.contextmanager
+def tf32(allow: bool) -> Iterator[None]:
+    import torch
+
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = allow
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+@contextlib.contextmanager
+def torchao_global_settings() -> Iterator[None]:
+    """torchao's recommended_inductor_config_setter, as quantize_'s default turns it on, restored after."""
+    import torch
+    from torchao.quantization.utils import recommended_inductor_config_setter
+
+    saved_config, saved_matmul = torch._inductor.config.save_config(), torch.get_float32_matmul_precision()
+    try:
+        recommended_inductor_config_setter()
+        yield
+    finally:
+        torch._inductor.config.load_config(saved_config)
+        torch.set_float32_matmul_precision(saved_matmul)
+
+
+def compiled(module: Any, inputs: tuple[Any, ...], settings: Any) -> tuple[Callable[..., Any], dict[str, int]]:
+    """``module`` compiled in its first call under ``settings``; the Dynamo counters that compile moved."""
+    import torch
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    before = {"graphs": counters["stats"]["unique_graphs"], "recompiles": sum(counters["recompiles"].values()),
+              "breaks": sum(counters["graph_break"].values())}
+    fn = torch.compile(module)
+    with settings, torch.inference_mode():
+        fn(*inputs)
+    after = {"graphs": counters["stats"]["unique_graphs"], "recompiles": sum(counters["recompiles"].values()),
+             "breaks": sum(counters["graph_break"].values())}
+    return fn, {key: after[key] - before[key] for key in before}
+
+
+def timings(fn: Callable[..., Any], inputs: tuple[Any, ...], device: str) -> tuple[float, float]:
+    """(cuda_p50_ms, do_bench ms) of ``fn(*inputs)`` under inference mode; perf_counter medians on the CPU."""
+    import statistics
+    import time
+
+    import torch
+
+    if device != "cuda":
+        with torch.inference_mode():
+            times = []
+            for _ in range(30):
+                start = time.perf_counter()
+                fn(*inputs)
+                times.append((time.perf_counter() - start) * 1e3)
+        return statistics.median(times), float("nan")
+    from triton.testing import do_bench
+
+    from fixtures.torchao_hand import cuda_p50_ms
+
+    with torch.inference_mode():
+        bench = float(do_bench(lambda: fn(*inputs), return_mode="median"))
+    return cuda_p50_ms(fn, inputs), bench
+
+
+def main() -> None:
+    import torch
+
+    from gpu import check_one
+    from gpu_lowprec import MODELS
+
+    from fixtures.torchao_hand import hand_recipe
+    from pytest_infercheck.backends import torchao_quant
+    from pytest_infercheck.backends.cache import EngineCache
+    from pytest_infercheck.plugin.session import RunState
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="vit", choices=sorted(MODELS))
+    parser.add_argument("--precision", default="int8", choices=("int8", "fp8"))
+    parser.add_argument("--device", default="cuda")
+    args = parser.parse_args()
+    model, inputs = MODELS[args.model]()
+    rows: list[tuple[str, float, float, dict[str, int], str]] = []
+
+    grabbed: dict[str, Any] = {}
+    import gpu
+
+    original_probe_hook = gpu.do_bench_median
+
+    def keep_engine(engine: Any, prepared: Any) -> float:  # check_one's engine_probe calls this on CUDA
+        grabbed["engine"], grabbed["prepared"] = engine, prepared
+        grabbed["p50"] = timings(engine.fn, tuple(prepared), args.device)
+        grabbed["module"] = getattr(engine.fn, "_orig_mod", None)
+        return original_probe_hook(engine, prepared) if args.device == "cuda" else float("nan")
+
+    gpu.do_bench_median = keep_engine
+    with tempfile.TemporaryDirectory() as directory:
+        row = check_one(f"inductor-{args.precision}", model, inputs, EngineCache(Path(directory)), RunState(),
+                        "default", args.device)
+    gpu.do_bench_median = original_probe_hook
+    print(f"plugin check: {row.get('outcome')} p50 {row.get('p50_ms')} ms, rel err {row.get('rel_err')}; "
+          f"{row.get('message', '')[:200]}", flush=True)
+    if "engine" in grabbed:
+        p50, bench = grabbed["p50"]
+        rows.append(("plugin engine", p50, bench, {}, "the plugin's compiled function, its own first compile"))
+        module = grabbed["module"]
+        if module is not None:
+            fn, moved = compiled(module, tuple(grabbed["prepared"]), torchao_global_settings())
+            rows.append(("plugin module, hand", *timings(fn, tuple(grabbed["prepared"]), args.device), moved,
+                         "compiled again under torchao's process-wide settings"))
+        grabbed["engine"].close()
+
+    fn, cast = hand_recipe(model, inputs, args.precision)
+    rows.append(("hand", *timings(fn, cast, args.device), {}, "fixtures/torchao_hand.py"))
+    hand_module = getattr(fn, "_orig_mod", None)
+    if hand_module is not None:
+        with tf32(False):
+            again, moved = compiled(hand_module, cast, torchao_quant.compile_options())
+            rows.append(("hand module, plugin", *timings(again, cast, args.device), moved,
+                         "options patched for the compile only, TF32 off"))
+    with tf32(False):
+        fn, cast = hand_recipe(model, inputs, args.precision)
+        rows.append(("hand, TF32 off", *timings(fn, cast, args.device), {}, "compiled and run with TF32 off"))
+
+    print(f"\n{args.model} {args.precision} on {args.device}, torch {torch.__version__}")
+    print(f"{'variant':22} {'p50 ms':>9} {'do_bench':>9}  dynamo (graphs/recompiles/breaks)  note")
+    for name, p50, bench, moved, note in rows:
+        counts = "/".join(str(moved.get(key, "-")) for key in ("graphs", "recompiles", "breaks"))
+        print(f"{name:22} {p50:9.3f} {bench:9.3f}  {counts:>33}  {note}")
+
+
+if __name__ == "__main__":
+    main()
