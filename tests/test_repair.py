@@ -51,7 +51,6 @@ def test_the_repair_finds_the_one_module_that_overflows(run_plugin, tmp_path: Pa
         repair = item["repair"]
         assert repair["keep_fp32"] == ["hot"] and repair["passed"] and repair["tried"] == 1
         assert repair["rel_err"] < 1e-2 and repair["nonfinite"] == 0 and repair["failing_nonfinite"] > 0
-        # The change is against the failing engine timed under the same short plan, not its full timing.
         assert repair["p50_ms"] > 0 and repair["failing_p50_ms"] > 0
         assert repair["p50_change"] == pytest.approx(repair["p50_ms"] / repair["failing_p50_ms"] - 1)
         assert repair["candidates"] == ["hot"]
@@ -84,6 +83,30 @@ def test_the_repair_finds_a_real_numerical_cause_it_was_not_built_around(run_plu
         repair = items[f"test_positions[{engine}]"]["repair"]
         assert repair["keep_fp32"] == ["positions"] and repair["passed"] and repair["candidates"][0] == "positions"
         assert repair["failing_rel_err"] > bound > repair["rel_err"], repair  # failed the precision's bound, now within
+
+
+def test_the_p50_change_compares_two_timings_under_the_same_short_plan(run_plugin, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The failing engine is timed under the repair's short plan before it is closed, and the answer's
+    change is against that timing, not against the item's full one."""
+    from pytest_infercheck.check import repair as repair_module
+
+    timed: list[float] = []
+    original = repair_module.short_p50
+
+    def recording(*args):
+        timed.append(original(*args))
+        return timed[-1]
+
+    monkeypatch.setattr(repair_module, "short_p50", recording)
+    report = tmp_path / "report.json"
+    run_plugin(ONE_HOT.replace('backends=["eager", "onnxruntime"], precisions=["fp16"]', 'engines=["eager-fp16"]'),
+               f"--infer-report={report}", "--infer-max-time=2s", timing=False).assert_outcomes(failed=1)
+    item = results_of(report)["test_one[eager-fp16]"]
+    assert len(timed) == 2
+    failing, repaired = timed  # the failing engine first, then the passing keep-list's
+    assert item["repair"]["failing_p50_ms"] == failing and item["repair"]["p50_ms"] == repaired
+    assert item["latency"]["p50_ms"] != failing  # the item's own figure is its full timing, kept apart
 
 
 TWO_HOT = '''
@@ -159,38 +182,67 @@ def test_mlp(infercheck):
     assert answer_lines(result, '  => keep_fp32=["net.*"] makes onnxruntime-int8 pass (rel err *'), result.stdout.str()
 
 
-def test_torchaos_int8_copy_ranks_the_layer_an_outlier_feature_ruins() -> None:
-    """inductor-int8 and aoti-int8 are torchao's: the repair compares the engine's own quantized copy (BF16,
-    nn.Linear layers INT8 with per-token activation scales) with FP32 by forward hooks.  On a model with one
-    outlier feature (LLM.int8's), the error starts in the layer that reads it, and keeping that layer in FP32
-    brings the output back.  Real torchao on the CPU's eager kernels; the GPU run is tests/test_gpu_lowprec.py."""
+@pytest.mark.parametrize("static", [False, True], ids=["dynamic", "static"])
+def test_torchaos_int8_copy_ranks_the_layer_an_outlier_feature_ruins(tmp_path: Path, static: bool) -> None:
+    """inductor-int8 and aoti-int8 are torchao's: the repair's per-module comparison (repair._profiler) runs
+    the engine's own quantized copy (BF16, nn.Linear layers INT8, dynamic per-token or static calibrated
+    activation scales) against FP32 by forward hooks.  On a model with one outlier feature (LLM.int8's), the
+    error starts in the layer that reads it; kept, the output comes back.  Real torchao on the CPU's eager
+    kernels (the plugin itself builds these engines on CUDA only; the GPU run is tests/test_gpu_lowprec.py)."""
     pytest.importorskip("torchao")
+    import copy
+    import types
+
     import torch
 
     from fixtures.problem_models import outlier_feature_model, outlier_inputs
-    from pytest_infercheck.backends.torchao_quant import config
-    from pytest_infercheck.check.repair import INT8_EPSILON
-    from pytest_infercheck.model.inputs import as_model_inputs
+    from pytest_infercheck.backends.artifacts import ModelArtifacts
+    from pytest_infercheck.backends.base import BuildRequest
+    from pytest_infercheck.backends.cache import EngineCache
+    from pytest_infercheck.backends.inductor import InductorBackend
+    from pytest_infercheck.backends.torchao_quant import quantized_copy
+    from pytest_infercheck.check import repair
+    from pytest_infercheck.check.reference import model_under_test
+    from pytest_infercheck.core.spec import EngineSpec
     from pytest_infercheck.model.module_errors import torch_module_errors
-    from pytest_infercheck.model.precision import keep_modules_fp32
-    from pytest_infercheck.model.under_test import model_copy
-    from torchao.quantization import quantize_
 
-    model, inputs = outlier_feature_model(), as_model_inputs(outlier_inputs())
+    model = outlier_feature_model()
+    before = copy.deepcopy(model.state_dict())
+    mut = model_under_test(model, outlier_inputs(), dynamic_batch=False)
+    request = BuildRequest(EngineSpec("inductor", "int8"), ModelArtifacts(mut, EngineCache(tmp_path)), "cpu",
+                           calibration=[mut.inputs] if static else None)
+    # _profiler reads the failed engine's request, the model and the backend of the search's job record.
+    ranked = repair._profiler(types.SimpleNamespace(request=request, mut=mut, backend=InductorBackend()))
+    assert ranked is not None
+    assert [c.name for c in ranked([])][:1] == ["mixer"]
+    assert "mixer" not in [c.name for c in ranked(["mixer"])]
 
-    def quantized(keep: list[str]) -> torch.nn.Module:
-        copy = model_copy(model, dtype=torch.bfloat16, device="cpu")
-        keep_modules_fp32(copy, keep, torch.bfloat16)
-        linear = {name for name, sub in copy.named_modules() if isinstance(sub, torch.nn.Linear) and name not in keep}
-        quantize_(copy, config("int8"), filter_fn=lambda _, name: name in linear)
-        return copy
+    def head_error(keep: list[str]) -> float:
+        quantized = quantized_copy(repair._with_keep(request, keep))
+        return {e.name: e for e in torch_module_errors(model, mut.inputs, torch.bfloat16, "cpu", keep,
+                                                       quantized)}["head"].output_error
 
-    errors = torch_module_errors(model, inputs, torch.bfloat16, "cpu", (), quantized([]))
-    assert [c.name for c in candidates(errors, math.inf, INT8_EPSILON)][:1] == ["mixer"], errors
-    head = {e.name: e for e in errors}["head"]
-    kept = {e.name: e for e in torch_module_errors(model, inputs, torch.bfloat16, "cpu", ["mixer"],
-                                                   quantized(["mixer"]))}["head"]
-    assert head.output_error > 0.3 and kept.output_error < head.output_error / 10, (head, kept)
+    without, kept = head_error([]), head_error(["mixer"])
+    assert without > 0.3 and kept < without / 10, (without, kept)
+    after = model.state_dict()  # the user's model: same weights, no hooks left
+    assert all(torch.equal(before[name], after[name]) for name in before)
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+
+
+def test_an_fp8_jump_is_measured_against_one_products_own_error() -> None:
+    """FP8 E4M3 leaves a few percent on every quantized layer: the first one is no cause (its error is
+    FP8's own, from exact inputs), the layer where the error jumps past that is."""
+    from pytest_infercheck.check.repair import FP8_EPSILON, INT8_EPSILON
+
+    errors = [
+        ModuleError("embed", math.nan, 0.04, 0, 0, 3.0),  # exact inputs, FP8's own error
+        ModuleError("block.attn", 0.04, 0.05, 0, 0, 3.0),
+        ModuleError("block.mixer", 0.05, 0.6, 0, 0, 3.0),  # the jump
+        ModuleError("head", 0.6, 0.62, 0, 0, 3.0),
+    ]
+    assert [c.name for c in candidates(errors, math.inf, FP8_EPSILON)] == ["block.mixer"]
+    # Against INT8's floor the first layer would rank first and cost a rebuild before the real cause.
+    assert [c.name for c in candidates(errors, math.inf, INT8_EPSILON)][0] == "embed"
 
 
 def test_candidates_move_out_to_the_module_whose_output_fits_the_dtype() -> None:
@@ -251,3 +303,22 @@ def test_a_backend_that_cannot_honour_keep_fp32_is_not_searched() -> None:
     assert built == [("hot",)] and found.tried == 0 and not found.passed
     assert found.describe().startswith("repair: no keep_fp32 list to try for tensorrt-fp16: keep_fp32 is not "
                                        "honoured by tensorrt-fp16: TensorRT 10 builds")
+
+
+def test_the_repair_applies_to_reduced_precisions_with_paired_outputs() -> None:
+    """What repair.applies lets through is also what the flow times before closing the failing engine:
+    FP32 has no precision to keep, and outputs that could not be paired are no precision problem."""
+    import types
+
+    from pytest_infercheck.check.repair import applies
+    from pytest_infercheck.core.spec import EngineSpec
+    from pytest_infercheck.measure.results import AccuracyResult
+
+    def request(engine: str) -> types.SimpleNamespace:
+        backend, precision = engine.split("-")
+        return types.SimpleNamespace(spec=EngineSpec(backend, precision))
+
+    paired, unpaired = AccuracyResult(), AccuracyResult(structure_error="the engine returned 2 outputs, the model 1")
+    assert [applies(request(e), paired) for e in ("eager-fp16", "onnxruntime-int8", "inductor-fp8", "eager-fp32")] \
+        == [True, True, True, False]
+    assert not applies(request("eager-fp16"), unpaired)

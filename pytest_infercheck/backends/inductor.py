@@ -80,9 +80,7 @@ def _build_quantized(request: BuildRequest) -> TorchEngine:
     precompiled: a warm rerun quantizes and traces again (Inductor's FX-graph cache keeps its kernels)."""
     import torch
 
-    from .torch_engine import module_copy
-
-    module = torchao_quant.quantize(request, module_copy(request, torch.bfloat16), request.fp8_granularity)
+    module = torchao_quant.quantized_copy(request)
     torch._dynamo.reset()
     mode = None if request.compile_mode == "default" else request.compile_mode
     engine = TorchEngine(torch.compile(module, mode=mode, dynamic=request.artifacts.model.dynamic_batch or None),

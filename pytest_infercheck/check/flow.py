@@ -100,6 +100,7 @@ def run_stages(context: "CheckContext", settings: Any, given: CheckInputs, facts
         engine, request = build_stage(context, backend, artifacts, deadline, settings, given, facts, device, exported_s)
         if memory is not None:
             memory.mark_build()
+        repairing = False
         try:
             prepared, found = check_outputs(backend, engine, request, mut, expected, device, settings, facts)
             timed = time_engine(context, backend, engine, request, prepared, mut, settings, facts, device)
@@ -110,7 +111,7 @@ def run_stages(context: "CheckContext", settings: Any, given: CheckInputs, facts
                 context.engine_probe(engine, prepared)
             # The repaired engine is timed under a short plan: the failing one is too, before it goes, so the
             # answer's p50 change compares like with like (not a full timing with a half-second one).
-            repairing = settings.repair_precision and not found.passed and request.spec.precision in repair.PRECISIONS
+            repairing = settings.repair_precision and not found.passed and repair.applies(request, found)
             failing_p50 = repair.short_p50(engine, prepared, mut, device, settings, context.timing_lock) \
                 if repairing else None
         finally:
@@ -192,11 +193,9 @@ def check_outputs(backend: Any, engine: Any, request: Any, mut: Any, expected: r
 
 
 def repair_precision(context: "CheckContext", backend: Any, request: Any, mut: Any, expected: reference.Reference,
-                     settings: Any, failing: AccuracyResult, failing_p50: Optional[float]) -> Optional[RepairResult]:
-    """The keep-list search after an accuracy failure (check/repair.py); None for an engine it does not cover.
+                     settings: Any, failing: AccuracyResult, failing_p50: Optional[float]) -> RepairResult:
+    """The keep-list search after an accuracy failure that repair.applies to (check/repair.py).
     ``failing_p50``: the failing engine's p50 under the repair's short plan (repair.short_p50)."""
-    if request.spec.precision not in repair.PRECISIONS or failing.structure_error is not None:
-        return None
     tolerances = accuracy.tolerances(request.spec.precision, settings, [name for name, _ in expected])
     return repair.repair(repair.Repairing(context, backend, request, mut, expected, settings, tolerances,
                                           failing, failing_p50))

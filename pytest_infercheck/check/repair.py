@@ -36,8 +36,18 @@ PRECISIONS = ("fp16", "bf16", "int8", "fp8")
 # Below INT8's own step (1/127): a quantized matrix product adds ~1e-2 to exact inputs, and that is where its
 # error starts; the jump is measured against this floor, not against a step that would hide it.
 INT8_EPSILON = 1e-3
-TORCHAO_BACKENDS = ("inductor", "aoti")  # their INT8/FP8 engines are torchao's (backends/torchao_quant.py)
+# FP8 E4M3 (3-bit mantissa, unit roundoff 2^-4) leaves about 3% on one matrix product of exact inputs (the H100's
+# ViT-ish stack: 0.025 over six blocks): against INT8's floor every first quantized layer would jump 30-60x and
+# rank above a real cause further on.  A jump is measured against one product's own error instead.
+FP8_EPSILON = 2.0 ** -5
+QUANTIZED_EPSILON = {"int8": INT8_EPSILON, "fp8": FP8_EPSILON}
 SHORT_TIMING = {"max_time": 0.5, "min_time": 0.05, "min_iters": 5}  # the passing engine's p50, not a benchmark
+
+
+def applies(request: Any, failing: AccuracyResult) -> bool:
+    """Whether the search runs for this engine's accuracy failure: a reduced precision it covers, outputs
+    of the reference's structure (a missing or extra output is no precision to keep)."""
+    return request.spec.precision in PRECISIONS and failing.structure_error is None
 
 
 class NotHonoured(Exception):
@@ -149,22 +159,20 @@ def _profiler(job: Repairing) -> Optional[Callable[[Sequence[str]], list[Any]]]:
     """keep-list -> the ranked candidates, by forward hooks (FP16/BF16; torchao's INT8/FP8 copy) or the
     engine's ONNX model (INT8 of ONNX Runtime and TensorRT)."""
     from ..backends import torchao_quant
+    from ..backends.torch_engine import TorchBackendBase
     from ..model.module_errors import candidates, onnx_module_errors, torch_module_errors
 
     precision, mut, device = job.request.spec.precision, job.mut, job.request.device
-    if torchao_quant.is_quantized(precision) and job.request.spec.backend in TORCHAO_BACKENDS:
+    if torchao_quant.is_quantized(precision) and isinstance(job.backend, TorchBackendBase):
         import torch
 
-        from ..backends.torch_engine import module_copy
-
         def quantized(keep: Sequence[str]) -> list[Any]:
-            # The engine's own copy before compilation: BF16, keep in FP32, the other nn.Linear layers quantized
-            # by the same method (dynamic or static scales, FP8 granularity) as the engine that failed.
-            request = dataclasses.replace(job.request, keep_fp32=tuple(keep), notes=[], recipe=None)
-            copy = torchao_quant.quantize(request, module_copy(request, torch.bfloat16), request.fp8_granularity)
+            # The engine's own copy before compilation (BF16, keep in FP32, the other nn.Linear layers quantized by
+            # the same method: dynamic or static scales, FP8 granularity) as the engine that failed.
+            copy = torchao_quant.quantized_copy(_with_keep(job.request, keep))
             # A kept module's output is cast back to BF16, whose range is FP32's: no output is too large to keep.
             return candidates(torch_module_errors(mut.module, mut.inputs, torch.bfloat16, device, keep, copy),
-                              math.inf, INT8_EPSILON, keep)
+                              math.inf, QUANTIZED_EPSILON[precision], keep)
 
         return quantized
     if precision in ("fp16", "bf16"):
@@ -184,8 +192,8 @@ def _profiler(job: Repairing) -> Optional[Callable[[Sequence[str]], list[Any]]]:
     feeds = feeds_for(reference, mut.inputs)
 
     def ranked(keep: Sequence[str]) -> list[Any]:
-        model = job.backend.onnx_model(dataclasses.replace(job.request, keep_fp32=tuple(keep), notes=[], recipe=None))
-        return candidates(onnx_module_errors(reference, model, feeds), math.inf, INT8_EPSILON, keep)
+        model = job.backend.onnx_model(_with_keep(job.request, keep))
+        return candidates(onnx_module_errors(reference, model, feeds), math.inf, QUANTIZED_EPSILON[precision], keep)
 
     return ranked
 
@@ -195,7 +203,7 @@ def _trial(job: Repairing, keep: list[str]) -> RepairTrial:
     from . import accuracy, build
 
     started = time.monotonic()
-    request = dataclasses.replace(job.request, keep_fp32=tuple(keep), notes=[], recipe=None)
+    request = _with_keep(job.request, keep)
     try:
         engine = _build(job, request)
     except (StageFailure, StageSkip) as failure:
@@ -218,6 +226,11 @@ def _trial(job: Repairing, keep: list[str]) -> RepairTrial:
     finally:
         engine.close()
     return RepairTrial(tuple(keep), result.passed, rel_err, nonfinite, seconds, p50_ms=p50)
+
+
+def _with_keep(request: Any, keep: Sequence[str]) -> Any:
+    """The failed engine's request with another keep-list (its notes and recipe are the new build's own)."""
+    return dataclasses.replace(request, keep_fp32=tuple(keep), notes=[], recipe=None)
 
 
 def _build(job: Repairing, request: Any) -> Any:
