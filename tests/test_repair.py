@@ -200,7 +200,7 @@ def test_torchaos_int8_copy_ranks_the_layer_an_outlier_feature_ruins(tmp_path: P
     from pytest_infercheck.backends.base import BuildRequest
     from pytest_infercheck.backends.cache import EngineCache
     from pytest_infercheck.backends.inductor import InductorBackend
-    from pytest_infercheck.backends.torchao_quant import quantized_copy
+    from pytest_infercheck.backends.torch_engine import quantized_copy
     from pytest_infercheck.check import repair
     from pytest_infercheck.check.reference import model_under_test
     from pytest_infercheck.core.spec import EngineSpec

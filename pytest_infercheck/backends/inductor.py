@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from . import precompile, torchao_quant
 from .base import BackendDescriptor, BuildRequest
-from .torch_engine import TorchBackendBase, TorchEngine, torch_descriptor_facts, torch_dtype, use_inductor_cache
+from .torch_engine import (TorchBackendBase, TorchEngine, quantized_copy, torch_descriptor_facts, torch_dtype,
+                           use_inductor_cache)
 
 if TYPE_CHECKING:
     import torch
@@ -80,7 +81,7 @@ def _build_quantized(request: BuildRequest) -> TorchEngine:
     precompiled: a warm rerun quantizes and traces again (Inductor's FX-graph cache keeps its kernels)."""
     import torch
 
-    module = torchao_quant.quantized_copy(request)
+    module = quantized_copy(request)
     torch._dynamo.reset()
     mode = None if request.compile_mode == "default" else request.compile_mode
     engine = TorchEngine(torch.compile(module, mode=mode, dynamic=request.artifacts.model.dynamic_batch or None),

@@ -97,6 +97,17 @@ def module_copy(request: Any, dtype: Optional["torch.dtype"]) -> "torch.nn.Modul
     return module
 
 
+def quantized_copy(request: Any) -> "torch.nn.Module":
+    """A torchao INT8/FP8 engine's model before compilation: the BF16 copy (keep_fp32's modules in FP32)
+    quantized by ``request``'s method (torchao_quant.quantize); what inductor-int8/fp8 compile and what the
+    repair compares with FP32."""
+    import torch
+
+    from . import torchao_quant
+
+    return torchao_quant.quantize(request, module_copy(request, torch.bfloat16), request.fp8_granularity)
+
+
 def use_inductor_cache(request: Any) -> None:
     """Inductor's and Triton's compiled kernels go into the engine cache (a temporary directory
     removed at the end with the cache off), not into the system temp dir."""

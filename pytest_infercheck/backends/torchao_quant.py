@@ -122,16 +122,6 @@ def quantize(request: "BuildRequest", module: "torch.nn.Module", granularity: st
     return module
 
 
-def quantized_copy(request: "BuildRequest") -> "torch.nn.Module":
-    """The engine's model before compilation: a BF16 copy (keep_fp32's modules in FP32), quantized by
-    ``request``'s method; what inductor-int8/fp8 compile and the repair compares with FP32."""
-    import torch
-
-    from .torch_engine import module_copy
-
-    return quantize(request, module_copy(request, torch.bfloat16), request.fp8_granularity)
-
-
 def record_recipe(request: "BuildRequest", granularity: str) -> list[str]:
     """Set ``request.recipe`` (also for an engine loaded from the cache); the layers to quantize."""
     import torch

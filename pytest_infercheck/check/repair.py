@@ -159,7 +159,7 @@ def _profiler(job: Repairing) -> Optional[Callable[[Sequence[str]], list[Any]]]:
     """keep-list -> the ranked candidates, by forward hooks (FP16/BF16; torchao's INT8/FP8 copy) or the
     engine's ONNX model (INT8 of ONNX Runtime and TensorRT)."""
     from ..backends import torchao_quant
-    from ..backends.torch_engine import TorchBackendBase
+    from ..backends.torch_engine import TorchBackendBase, quantized_copy
     from ..model.module_errors import candidates, onnx_module_errors, torch_module_errors
 
     precision, mut, device = job.request.spec.precision, job.mut, job.request.device
@@ -169,7 +169,7 @@ def _profiler(job: Repairing) -> Optional[Callable[[Sequence[str]], list[Any]]]:
         def quantized(keep: Sequence[str]) -> list[Any]:
             # The engine's own copy before compilation (BF16, keep in FP32, the other nn.Linear layers quantized by
             # the same method: dynamic or static scales, FP8 granularity) as the engine that failed.
-            copy = torchao_quant.quantized_copy(_with_keep(job.request, keep))
+            copy = quantized_copy(_with_keep(job.request, keep))
             # A kept module's output is cast back to BF16, whose range is FP32's: no output is too large to keep.
             return candidates(torch_module_errors(mut.module, mut.inputs, torch.bfloat16, device, keep, copy),
                               math.inf, QUANTIZED_EPSILON[precision], keep)
