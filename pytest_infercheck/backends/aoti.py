@@ -107,7 +107,14 @@ def compile_package(request: BuildRequest, package: Path) -> None:
     inputs = cast_inputs(model.inputs, dtype=dtype, device=request.device)
     program = export_program(module, inputs, dynamic_batch=model.dynamic_batch, device=request.device)
     configs = {**inductor_configs(request.compile_mode), **(torchao_quant.INDUCTOR_OPTIONS if quantized else {})}
-    torch._inductor.aoti_compile_and_package(program, package_path=str(package), inductor_configs=configs)
+    # aoti_compile_and_package leaves its device metadata in torch._inductor.config.aot_inductor for the rest of
+    # the process, and Inductor's FX-graph cache key includes the config: an Inductor engine compiled after it
+    # would be keyed differently from the same engine in a run without AOTInductor, and never found warm.
+    saved = torch._inductor.config.save_config()
+    try:
+        torch._inductor.aoti_compile_and_package(program, package_path=str(package), inductor_configs=configs)
+    finally:
+        torch._inductor.config.load_config(saved)
 
 
 def engine_dtype(precision: str) -> "torch.dtype":
