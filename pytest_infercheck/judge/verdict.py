@@ -91,7 +91,10 @@ def fact_failures(facts: CheckResult, thresholds: Thresholds) -> list[Failure]:
             if facts.divergence is not None:
                 failures.append(Failure(Stage.ACCURACY, facts.divergence.describe()))
             if facts.calibration is not None:
-                failures.append(Failure(Stage.CALIBRATION, facts.calibration.hint()))
+                # A calibration stage failure only where its data looks unlike the inputs; else it is context
+                # of the accuracy failure (what the scales were fitted on), as the divergence line is.
+                suspect = facts.calibration.range_ratio is not None
+                failures.append(Failure(Stage.CALIBRATION if suspect else Stage.ACCURACY, facts.calibration.hint()))
     if facts.dynamic_batch is not None:
         failures += [Failure(Stage.DYNAMIC_BATCH, problem) for problem in facts.dynamic_batch.problems]
     budget = facts.latency.budget_verdict if facts.latency is not None else None

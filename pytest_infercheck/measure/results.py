@@ -287,11 +287,22 @@ class CalibrationInfo:
             return text
         text += (f" spanning [{calib[0]:.3g}, {calib[1]:.3g}]; the example inputs span "
                  f"[{example[0]:.3g}, {example[1]:.3g}]")
-        calib_width, example_width = calib[1] - calib[0], example[1] - example[0]
-        if example_width > 0 and calib_width > 0 and not 0.25 <= calib_width / example_width <= 4:
-            text += (f" -- a {calib_width / example_width:.3g}x different range: the quantization scales fit data "
+        if self.range_ratio is not None:
+            text += (f" -- a {self.range_ratio:.3g}x different range: the quantization scales fit data "
                      "unlike what the model sees; calibrate on representative inputs")
         return text
+
+    @property
+    def range_ratio(self) -> Optional[float]:
+        """Calibration range width over the example inputs', when it is more than 4x off either way (the
+        calibration data is then a suspect of the failure); None when it is alike or unknown."""
+        calib, example = self.range, self.example_range
+        if not calib or not example:
+            return None
+        calib_width, example_width = calib[1] - calib[0], example[1] - example[0]
+        if example_width > 0 and calib_width > 0 and not 0.25 <= calib_width / example_width <= 4:
+            return calib_width / example_width
+        return None
 
 
 @dataclass(frozen=True)

@@ -168,3 +168,22 @@ def test_the_short_summary_line_names_the_stage_and_the_reason() -> None:
     assert line.startswith("eager-fp16 failed at accuracy: output 'output' [1, 10]: relative error 0.3 > 0.005")
     assert line.endswith("(+1 more below)") and "\n" not in line
     assert summary_line(facts()) == ""
+
+
+@pytest.mark.parametrize("calibrated_on, stage", [((-4.4, 4.1), Stage.ACCURACY), ((-400.0, 410.0), Stage.CALIBRATION)],
+                         ids=["alike", "100x-wider"])
+def test_the_calibration_line_is_a_calibration_failure_only_where_its_data_looks_unlike_the_inputs(
+        calibrated_on: tuple[float, float], stage: Stage) -> None:
+    """An INT8 accuracy failure says what the engine was calibrated on.  Where that data spans the example's
+    range, the line is context of the accuracy failure (nothing failed at calibration); 4x off either way,
+    calibration is the suspect and the line is its failure."""
+    from pytest_infercheck.measure.results import CalibrationInfo
+
+    bad = facts(precision="int8", spec_id="onnxruntime-int8",
+                accuracy=AccuracyResult([output(0.3, ("relative error 0.3 > 0.1",))]),
+                calibration=CalibrationInfo(8, True, calibrated_on, (-4.1, 4.1)))
+    found = verdict(bad, Thresholds())
+    assert found.outcome == Outcome.FAILED and found.stage == Stage.ACCURACY
+    line = found.failures[-1]
+    assert line.stage == stage and line.message.startswith("the INT8 engine was calibrated on 8 generated batch(es)")
+    assert ("x different range" in line.message) == (stage == Stage.CALIBRATION)
