@@ -264,6 +264,32 @@ def test_calibrated_on_the_wrong_range(infercheck):
     ])
 
 
+def test_calibration_batches_of_another_shape_fail_at_calibration_naming_the_shapes(run_plugin, tmp_path) -> None:
+    """ONNX Runtime calibrates the export, whose shapes the example fixes: a batch of other images sizes is
+    the calibration data's fault, said at `calibration` with both shapes, not ONNX Runtime's raw error at
+    `build`.  With dynamic_batch=True another batch size is fine; torchao's static INT8 calibrates the eager
+    module and is not held to it."""
+    source = '''
+import pytest, torch
+from fixtures.models import small_cnn, cnn_inputs, dynamic_mlp
+
+@pytest.mark.infercheck(engines=["onnxruntime-int8"])
+def test_other_size(infercheck):
+    infercheck(small_cnn(), cnn_inputs(), calibration=[torch.randn(4, 3, 48, 48) for _ in range(2)])
+
+@pytest.mark.infercheck(engines=["onnxruntime-int8"], dynamic_batch=True)
+def test_other_batch(infercheck):
+    infercheck(dynamic_mlp(), torch.randn(2, 64), calibration=[torch.randn(8, 64) for _ in range(2)])
+'''
+    report = tmp_path / "report.json"
+    result = run_plugin(source, f"--infer-report={report}")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*onnxruntime-int8 failed at calibration: calibration batch 0: 'images' is [[]4, 3, 48, 48], "
+                                 "the example input is [[]4, 3, 32, 32]*"])
+    failed = [r for r in json.loads(report.read_text())["results"] if r["outcome"] == "failed"][0]
+    assert failed["stage"] == "calibration" and "shaped like the example inputs" in failed["message"]
+
+
 def test_dynamic_batch_engine_accepts_another_batch(run_plugin) -> None:
     source = '''
 import pytest, torch

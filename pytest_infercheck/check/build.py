@@ -71,13 +71,20 @@ def build_request(spec: "EngineSpec", artifacts: "ModelArtifacts", device: str, 
                            int8_ops=settings.int8_ops, keep_fp32=settings.keep_fp32,
                            fp8_granularity=settings.fp8_granularity)
     if spec.precision == "int8" and not (calibration is None and _calibration_optional(spec)):
-        from ..model.calibration import calibration_batches, value_range
+        from ..backends import descriptor_of
+        from ..model.calibration import calibration_batches, shape_mismatch, value_range
 
         model = artifacts.model
         try:
             chosen = calibration_batches(calibration, model.inputs, model.module)
         except ValueError as err:
             raise StageFailure(Stage.CALIBRATION, str(err)) from None
+        # Backends that calibrate the ONNX export (its shapes fixed) need batches of the example's shapes;
+        # torchao's static INT8 calibrates the eager module, which takes any.
+        mismatch = shape_mismatch(chosen.batches, model.inputs, model.dynamic_batch) \
+            if "int8" in descriptor_of(spec.backend).onnx_variants else None
+        if mismatch is not None:
+            raise StageFailure(Stage.CALIBRATION, mismatch)
         request.calibration, request.calibration_generated = chosen.batches, chosen.generated
         attempt.notes.extend(chosen.notes)
         attempt.calibration = CalibrationInfo(len(chosen.batches), chosen.generated, tuple(value_range(chosen.batches)),
