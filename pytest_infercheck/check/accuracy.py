@@ -63,6 +63,9 @@ def check_doubled_batch(engine: "Engine", mut: "ModelUnderTest", device: str, tf
     accuracy = compare(outputs, reference, base, per_output)
     problems = ([f"at batch {batch}: {accuracy.structure_error}"] if accuracy.structure_error is not None else [])
     problems += [f"at batch {batch}: {output.describe()}" for output in accuracy.outputs if not output.passed]
+    if problems and mut.batch_size == 1:  # traced from one example: a branch on the batch size took its path
+        problems.append(f"exported from a batch of 1, where the trace follows the forward's path for one example "
+                        f"(a branch on the batch size, a squeeze of it): {BATCH_OF_ONE}")
     return DynamicBatchCheck(batch, accuracy.passed, tuple(problems))
 
 

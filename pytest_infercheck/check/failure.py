@@ -25,8 +25,8 @@ class StageSkip(Exception):
 
 
 # Why an engine exported from a batch of 1 so often keeps that batch: torch specialises sizes 0 and 1.
-BATCH_OF_ONE = ("torch's exporters treat a dimension of size 0 or 1 as static (0/1 specialisation): give an "
-                "example batch of 2 or more")
+BATCH_OF_ONE = ("a dimension of size 0 or 1 is special to torch's tracers (0/1 specialisation): give an example "
+                "batch of 2 or more")
 
 
 def short(exc: BaseException) -> str:
