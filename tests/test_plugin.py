@@ -290,6 +290,28 @@ def test_other_batch(infercheck):
     assert failed["stage"] == "calibration" and "shaped like the example inputs" in failed["message"]
 
 
+def test_a_per_output_tolerance_that_fails_an_output_is_recorded_and_localised(run_plugin, tmp_path) -> None:
+    """tolerances= tighter than the precision's default fails an FP16 output: the report's settings say
+    which bound and where it came from, and the first divergent node is found under that bound (the
+    precision's default would find none: a newcomer's YOLOS failure had no divergence line)."""
+    source = '''
+import pytest, torch
+from fixtures.models import dynamic_mlp
+
+@pytest.mark.infercheck(engines=["onnxruntime-fp16"], tolerances={"output": {"max_rel_l2": 1e-7}})
+def test_tight(infercheck):
+    infercheck(dynamic_mlp(), torch.randn(4, 64, generator=torch.Generator().manual_seed(0)))
+'''
+    report = tmp_path / "report.json"
+    result = run_plugin(source, f"--infer-report={report}")
+    result.assert_outcomes(failed=1)
+    item = json.loads(report.read_text())["results"][0]
+    assert item["settings"]["tolerances"] == {"value": {"output": {"max_rel_l2": 1e-7}}, "source": "marker"}
+    assert item["accuracy"]["outputs"][0]["tolerance"]["max_rel_l2"] == 1e-7
+    assert item["divergence"] is not None, item["message"]
+    result.stdout.fnmatch_lines(["  - accuracy: first divergent node: *"])
+
+
 def test_dynamic_batch_engine_accepts_another_batch(run_plugin) -> None:
     source = '''
 import pytest, torch

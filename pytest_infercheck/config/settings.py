@@ -111,6 +111,10 @@ class Settings:
             elif isinstance(value, tuple):
                 value = [str(v) if not isinstance(v, (bool, int, float, str)) else v for v in value]
             described[option.name] = {"value": value, "source": self.sources.get(option.name, "default")}
+        # Per-output tolerances are no option of the table (a marker or call key only): listed too, with the
+        # layer(s) that set them, so a report says where a bound that failed an output came from.
+        described["tolerances"] = {"value": {output: dict(fields_) for output, fields_ in self.tolerances.items()},
+                                   "source": self.sources.get("tolerances", "default")}
         return described
 
 
@@ -177,6 +181,9 @@ def resolve(layers: Sequence[Layer]) -> Settings:
             if name == "tolerances":
                 for output, fields_ in value.items():
                     tolerances.setdefault(output, {}).update(fields_)
+                if value:
+                    given = sources.get("tolerances", "").split(", ") if "tolerances" in sources else []
+                    sources["tolerances"] = ", ".join(dict.fromkeys([*given, source]))
                 continue
             if name not in OPTIONS_BY_NAME:
                 raise OptionError(f"{source}: unknown setting {name!r}")
