@@ -439,3 +439,19 @@ def test_a_saved_function_that_does_not_load_back_is_not_precompiled_cold_or_war
         assert not any("could not be loaded and run" in w for w in item["warnings"])  # no CacheWarning
     assert entry_files(cache) == {precompile.NOT_PRECOMPILED_FILE}
     assert warm["cache"]["inductor"] == "hit"
+
+
+def test_a_function_that_does_not_load_back_is_explained_without_torchs_advice_to_its_caller() -> None:
+    """torch's "Please load AOT compiled function with f_globals=..." is advice to the code calling
+    load_compiled_function (the plugin), shown to a newcomer as if it were theirs: the reason keeps torch's
+    finding (the missing references) and says what it means."""
+    from pytest_infercheck.backends.precompile import loading_reason
+
+    error = RuntimeError("Missing required external references: ['___module_collections_140126601676816_c3', "
+                         "'BaseModelOutput']. Please load AOT compiled function with `f_globals=<enclosing global "
+                         "scope>`")
+    reason = loading_reason(error)
+    assert "f_globals" not in reason and "Please load" not in reason
+    assert reason.startswith("RuntimeError: Missing required external references: ['___module_collections_")
+    assert reason.endswith("which torch's precompile does not restore (a torch limit, not the model's)")
+    assert loading_reason(ValueError("unpickling stack underflow")) == "ValueError: unpickling stack underflow"

@@ -46,6 +46,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,7 +137,22 @@ def save(compiled: Any, directory: Path) -> None:
     try:
         load(directory)
     except Exception as exc:
-        raise NotLoadable(f"its saved function could not be loaded back ({short_reason(exc)})") from exc
+        raise NotLoadable(f"its saved function could not be loaded back ({loading_reason(exc)})") from exc
+
+
+# torch's advice when a saved function refers to globals of the tracing process: meant for the caller of
+# load_compiled_function (this module), not for the user, and not enough here (Dynamo's own generated globals,
+# named after object ids of the tracing process, are among them).
+F_GLOBALS_ADVICE = re.compile(r"\.?\s*Please load AOT compiled function with `f_globals=[^`]*`\.?")
+
+
+def loading_reason(exc: BaseException) -> str:
+    """Why a saved function did not load, in the user's terms."""
+    reason = F_GLOBALS_ADVICE.sub("", short_reason(exc))
+    if reason != short_reason(exc):
+        reason += (": the traced forward refers to objects of the process that traced it, which torch's "
+                   "precompile does not restore (a torch limit, not the model's)")
+    return reason
 
 
 def source_files(traced_modules: set[str]) -> list[dict[str, str]]:
