@@ -100,8 +100,8 @@ def export_program(module: torch.nn.Module, inputs: Any, *, dynamic_batch: bool,
 def size_oblivious(dynamic_batch: bool) -> Any:
     """A dynamic batch traced as torch.onnx's exporter traces it (backed_size_oblivious): an example batch of
     1 no longer fixes the batch through an incidental broadcast (``x + self.pos`` with ``pos`` of batch 1,
-    as ViT's position embeddings).  A forward that branches on ``batch == 1`` is traced on its other path;
-    the item's check at the example's batch and at twice it is what shows that (docs/models.md)."""
+    as ViT's position embeddings).  A forward that branches on ``batch == 1`` is traced on the branch the
+    example takes, with no guard: the item's check at twice the batch is what shows that (docs/models.md)."""
     config = getattr(torch.fx.experimental, "_config", None)
     if not dynamic_batch or config is None or not hasattr(config, "backed_size_oblivious"):
         return contextlib.nullcontext()
