@@ -115,14 +115,13 @@ def test_model(infercheck):
     infercheck(SingleImagePath().eval(), torch.randn(1, 8))
 """, "--infer-device=cpu")
     result.assert_outcomes(failed=2)
-    # torch.export traces a dynamic batch size-obliviously (as torch.onnx does): the branch for one image is
-    # traced as taken, and the check at twice the batch shows it, saying why.
     result.stdout.fnmatch_lines([
         "infercheck aoti-fp32 on cpu (SingleImagePath) failed:",
-        "  - dynamic batch: at batch 2: output 'output': engine shape (4,) vs reference shape (2, 4)",
-        "  - dynamic batch: exported from a batch of 1, where the trace follows the forward's path for one example "
-        "(a branch on the batch size, a squeeze of it): a dimension of size 0 or 1 is special to torch's tracers "
-        "(0/1 specialisation): give an example batch of 2 or more",
+        "  - export: torch.export could not export SingleImagePath:",
+        "*Found the following conflicts between user-specified ranges and inferred ranges*",
+        "*0/1 specialized due to hint of 1 for dimension inputs?'x'?.shape?0?.",
+        "*torch.export fixes a dynamic batch traced from an example batch of 1 where an operation broadcasts or "
+        "branches on it*: give an example batch of 2 or more",
     ])
     result.stdout.fnmatch_lines([
         "infercheck onnxruntime-fp32 on cpu (SingleImagePath) failed:",
@@ -131,29 +130,39 @@ def test_model(infercheck):
     ])
 
 
-def test_a_dynamic_batch_from_an_example_batch_of_one_exports_through_an_incidental_broadcast(run_plugin) -> None:
+def test_a_vit_at_batch_one_fails_aoti_at_export_saying_why_onnx_did_not(run_plugin) -> None:
     """A ViT at batch 1 with dynamic_batch=True (the second newcomer trial): `embeddings + position_embeddings`,
-    whose second term has batch 1, made torch.export fix the batch ("0/1 specialized"), so aoti-fp32 failed at
-    export while the same test's ONNX engines (torch.onnx traces size-obliviously) passed.  torch.export now
-    traces a dynamic batch the same way; the engine passes at batch 1 and at 2."""
+    whose second term has batch 1, makes torch.export fix the batch ("0/1 specialized") while the same test's
+    ONNX engine (torch.onnx traces size-obliviously) exports and passes at batch 1 and 2.  Exporting
+    size-obliviously for AOTInductor too was tried: its compile of that program ran batch 2 with wrong
+    values, so aoti-fp32 fails at export, and says why the ONNX engine did not."""
     result = run_plugin(
         """
 import pytest, torch
 
-class PositionEmbeddings(torch.nn.Module):
+class TinyViT(torch.nn.Module):
     def __init__(self):
         super().__init__()
+        self.cls = torch.nn.Parameter(torch.randn(1, 1, 8))
         self.position = torch.nn.Parameter(torch.randn(1, 5, 8))
-        self.fc = torch.nn.Linear(8, 4)
+        self.qkv, self.head = torch.nn.Linear(8, 24), torch.nn.Linear(8, 4)
     def forward(self, x):
-        return self.fc(x + self.position)
+        b = x.shape[0]
+        tokens = torch.cat([self.cls.expand(b, -1, -1), x], 1) + self.position
+        q, k, v = self.qkv(tokens).view(b, 5, 3, 2, 4).permute(2, 0, 3, 1, 4)
+        attended = torch.nn.functional.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, 5, 8)
+        return self.head(attended[:, 0])
 
 @pytest.mark.infercheck(engines=["aoti-fp32", "onnxruntime-fp32"], dynamic_batch=True)
 def test_model(infercheck):
-    result = infercheck(PositionEmbeddings().eval(), torch.randn(1, 5, 8))
-    assert (result.dynamic_batch.batch, result.dynamic_batch.passed) == (2, True)
+    result = infercheck(TinyViT().eval(), torch.randn(1, 4, 8), raise_on_failure=False)
+    if result.spec_id == "onnxruntime-fp32":
+        assert result.passed and (result.dynamic_batch.batch, result.dynamic_batch.passed) == (2, True)
+    else:
+        assert not result.passed and result.stage == "export", result.message
 """, "--infer-device=cpu")
     result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*aoti-fp32*export*"])
 
 
 def test_a_degenerate_detector_reference_says_where_the_signal_went_and_names_no_missing_layer(run_plugin) -> None:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Optional
 
 from ..measure.results import CalibrationInfo, ExportInfo, PrecisionRecipe
 from ..core.spec import Stage
-from .failure import BATCH_OF_ONE, StageFailure, StageSkip, indent, short
+from .failure import BATCH_OF_ONE, EXPORT_BATCH_OF_ONE, StageFailure, StageSkip, indent, short
 
 if TYPE_CHECKING:
     from ..backends.artifacts import ModelArtifacts
@@ -118,7 +118,7 @@ def build_engine(backend: "Backend", request: "BuildRequest", *, deadline: Deadl
             not_honoured(request, backend.descriptor.keep_fp32_gap or "the backend has no way to run modules in FP32")
         return wrap_for_graphs(engine, spec.cuda_graphs)
     except ExportError as err:
-        hint = f"\n      {BATCH_OF_ONE}" if "0/1 specialized" in err.reason else ""
+        hint = f"\n      {EXPORT_BATCH_OF_ONE}: {BATCH_OF_ONE}" if "0/1 specialized" in err.reason else ""
         raise StageFailure(Stage.EXPORT, f"{err.exporter} could not export {model.name}:\n{indent(err.reason)}{hint}",
                            err.detail) from None
     except StageFailure:

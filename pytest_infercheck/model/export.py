@@ -86,7 +86,7 @@ def export_program(module: torch.nn.Module, inputs: Any, *, dynamic_batch: bool,
     """torch.export of an eval-mode copy on ``device``."""
     module, inputs = prepared(module, inputs, device=device)
     try:
-        with quiet_exporter(), torch_error_log() as logged, size_oblivious(dynamic_batch):
+        with quiet_exporter(), torch_error_log() as logged:
             return torch.export.export(module, inputs.args, kwargs=inputs.kwargs or None,
                                        dynamic_shapes=dynamic_shapes_for(module, inputs, dynamic_batch))
     except Exception as exc:  # the exporter raises many types; all mean "cannot export"
@@ -95,17 +95,6 @@ def export_program(module: torch.nn.Module, inputs: Any, *, dynamic_batch: bool,
         log = "".join(f"\ntorch's log: {line}" for line in logged)
         raise ExportError("torch.export", reason + "".join(f"\n  torch logged: {m}" for m in missing),
                           traceback.format_exc() + log) from exc
-
-
-def size_oblivious(dynamic_batch: bool) -> Any:
-    """A dynamic batch traced as torch.onnx's exporter traces it (backed_size_oblivious): an example batch of
-    1 no longer fixes the batch through an incidental broadcast (``x + self.pos`` with ``pos`` of batch 1,
-    as ViT's position embeddings).  A forward that branches on ``batch == 1`` is traced on the branch the
-    example takes, with no guard: the item's check at twice the batch is what shows that (docs/models.md)."""
-    config = getattr(torch.fx.experimental, "_config", None)
-    if not dynamic_batch or config is None or not hasattr(config, "backed_size_oblivious"):
-        return contextlib.nullcontext()
-    return config.patch(backed_size_oblivious=True)
 
 
 @contextlib.contextmanager
