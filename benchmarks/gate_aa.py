@@ -220,7 +220,7 @@ def warm_against_cold(figures: list[float], allowance: float) -> tuple[bool, str
     middle = statistics.median(warm)
     low, high = min(warm) / middle, max(warm) / middle
     ratio = cold / middle
-    within = low <= ratio <= high or abs(ratio - 1.0) <= allowance
+    within = inside(figures) or abs(ratio - 1.0) <= allowance
     return within, f"{ratio:.3f}", f"{low:.3f}..{high:.3f}"
 
 

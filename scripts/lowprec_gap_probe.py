@@ -34,18 +34,6 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 @contextlib.contextmanager
-def tf32(allow: bool) -> Iterator[None]:
-    import torch
-
-    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = allow
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
-
-
-@contextlib.contextmanager
 def torchao_global_settings() -> Iterator[None]:
     """torchao's recommended_inductor_config_setter, as quantize_'s default turns it on, restored after."""
     import torch
@@ -65,32 +53,21 @@ def compiled(module: Any, inputs: tuple[Any, ...], settings: Any) -> tuple[Calla
     import torch
     from torch._dynamo.utils import counters
 
+    def count() -> dict[str, int]:
+        return {"graphs": counters["stats"]["unique_graphs"], "recompiles": sum(counters["recompiles"].values()),
+                "breaks": sum(counters["graph_break"].values())}
+
     torch._dynamo.reset()
-    before = {"graphs": counters["stats"]["unique_graphs"], "recompiles": sum(counters["recompiles"].values()),
-              "breaks": sum(counters["graph_break"].values())}
+    before = count()
     fn = torch.compile(module)
     with settings, torch.inference_mode():
         fn(*inputs)
-    after = {"graphs": counters["stats"]["unique_graphs"], "recompiles": sum(counters["recompiles"].values()),
-             "breaks": sum(counters["graph_break"].values())}
-    return fn, {key: after[key] - before[key] for key in before}
+    return fn, {key: value - before[key] for key, value in count().items()}
 
 
-def timings(fn: Callable[..., Any], inputs: tuple[Any, ...], device: str) -> tuple[float, float]:
-    """(cuda_p50_ms, do_bench ms) of ``fn(*inputs)`` under inference mode; perf_counter medians on the CPU."""
-    import statistics
-    import time
-
+def timings(fn: Callable[..., Any], inputs: tuple[Any, ...]) -> tuple[float, float]:
+    """(cuda_p50_ms, do_bench ms) of ``fn(*inputs)`` under inference mode."""
     import torch
-
-    if device != "cuda":
-        with torch.inference_mode():
-            times = []
-            for _ in range(30):
-                start = time.perf_counter()
-                fn(*inputs)
-                times.append((time.perf_counter() - start) * 1e3)
-        return statistics.median(times), float("nan")
     from triton.testing import do_bench
 
     from fixtures.torchao_hand import cuda_p50_ms
@@ -109,14 +86,14 @@ def main() -> None:
     from fixtures.torchao_hand import hand_recipe
     from pytest_infercheck.backends import torchao_quant
     from pytest_infercheck.backends.cache import EngineCache
+    from pytest_infercheck.check.reference import tf32_setting
     from pytest_infercheck.plugin.session import RunState
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="vit", choices=sorted(MODELS))
     parser.add_argument("--precision", default="int8", choices=("int8", "fp8"))
     args = parser.parse_args()
-    args.device = "cuda"  # the hand recipe and the plugin's torchao engines run on CUDA only
-    if not torch.cuda.is_available():
+    if not torch.cuda.is_available():  # the hand recipe and the plugin's torchao engines run on CUDA only
         raise SystemExit("scripts/lowprec_gap_probe.py needs a CUDA GPU")
     model, inputs = MODELS[args.model]()
     rows: list[tuple[str, float, float, dict[str, int], str]] = []
@@ -128,7 +105,7 @@ def main() -> None:
 
     def keep_engine(engine: Any, prepared: Any) -> float:  # check_one's engine_probe calls this on CUDA
         grabbed["engine"], grabbed["prepared"] = engine, prepared
-        grabbed["p50"] = timings(engine.fn, tuple(prepared), args.device)
+        grabbed["p50"] = timings(engine.fn, tuple(prepared))
         grabbed["module"] = getattr(engine.fn, "_orig_mod", None)
         return original_probe_hook(engine, prepared)
 
@@ -136,7 +113,7 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as directory:
             row = check_one(f"inductor-{args.precision}", model, inputs, EngineCache(Path(directory)), RunState(),
-                            "default", args.device)
+                            "default", "cuda")
     finally:
         gpu.do_bench_median = original_probe_hook
     print(f"plugin check: {row.get('outcome')} p50 {row.get('p50_ms')} ms, rel err {row.get('rel_err')}; "
@@ -147,20 +124,20 @@ def main() -> None:
         module = grabbed["module"]
         if module is not None:
             fn, moved = compiled(module, tuple(grabbed["prepared"]), torchao_global_settings())
-            rows.append(("plugin module, hand", *timings(fn, tuple(grabbed["prepared"]), args.device), moved,
+            rows.append(("plugin module, hand", *timings(fn, tuple(grabbed["prepared"])), moved,
                          "compiled again under torchao's process-wide settings"))
         grabbed["engine"].close()
 
     fn, cast = hand_recipe(model, inputs, args.precision)
-    rows.append(("hand", *timings(fn, cast, args.device), {}, "fixtures/torchao_hand.py"))
+    rows.append(("hand", *timings(fn, cast), {}, "fixtures/torchao_hand.py"))
     hand_module = getattr(fn, "_orig_mod", None)
     if hand_module is not None:
-        with tf32(False):
+        with tf32_setting("cuda", False):
             again, moved = compiled(hand_module, cast, torchao_quant.compile_options())
-            rows.append(("hand module, plugin", *timings(again, cast, args.device), moved,
+            rows.append(("hand module, plugin", *timings(again, cast), moved,
                          "options patched for the compile only, TF32 off"))
 
-    print(f"\n{args.model} {args.precision} on {args.device}, torch {torch.__version__}")
+    print(f"\n{args.model} {args.precision} on cuda, torch {torch.__version__}")
     print(f"{'variant':22} {'p50 ms':>9} {'do_bench':>9}  dynamo (graphs/recompiles/breaks)  note")
     for name, p50, bench, moved, note in rows:
         counts = "/".join(str(moved.get(key, "-")) for key in ("graphs", "recompiles", "breaks"))

@@ -104,6 +104,16 @@ def failing_report(tmp_path_factory: pytest.TempPathFactory, shared_cache_dir: P
 
 
 @pytest.fixture
+def separate_processes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """For ``pytester.runpytest_subprocess`` runs, as a user's separate pytest processes are: they import this
+    checkout, are no xdist workers of this suite, and keep their own Inductor cache (an in-process run before
+    the test pointed Inductor at its own)."""
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+
+
+@pytest.fixture
 def run_plugin(pytester: pytest.Pytester, shared_cache_dir: Path, monkeypatch: pytest.MonkeyPatch):
     """``run_plugin(source, *args)``: write a test file and run pytest on it in-process with the plugin."""
     pytester.syspathinsert(REPO)

@@ -62,20 +62,16 @@ def test_b_compiled(infercheck):
 
 
 def test_an_aoti_package_leaves_inductors_config_as_it_found_it(pytester: pytest.Pytester, tmp_path: Path,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+                                                                separate_processes: None) -> None:
     """torch's aoti_compile_and_package sets torch._inductor.config.aot_inductor.metadata for the rest of the
     process, and Inductor's FX-graph cache key includes the config: an Inductor engine compiled after an
     AOTInductor item was not found again by a later process that ran it alone (a newcomer's warm rerun
     rebuilt for 107 s).  The config is put back after each package; the rerun hits.  Separate processes,
     as the rerun is: in one process the leaked config would match itself."""
     import json
-    import os
 
-    from conftest import FAST_TIMING, REPO
+    from conftest import FAST_TIMING
 
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
-    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)  # when this suite itself runs under xdist
-    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)  # the runs here use their own cache
     pytester.makepyfile(test_model=AOTI_THEN_INDUCTOR)
     reports = []
     for run, selection in (("first", ()), ("rerun", ("-k", "test_b"))):

@@ -28,7 +28,7 @@ if not hasattr(torch.compiler, "load_compiled_function"):
 
 from torch._dynamo.utils import counters  # noqa: E402
 
-from conftest import FAST_TIMING, REPO  # noqa: E402
+from conftest import FAST_TIMING  # noqa: E402
 
 from pytest_infercheck.backends import precompile  # noqa: E402
 
@@ -362,17 +362,13 @@ def test_plain(infercheck):
 
 
 def test_a_warm_run_takes_the_cold_runs_path_to_the_same_verdict(
-        pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        pytester: pytest.Pytester, tmp_path: Path, separate_processes: None) -> None:
     """Issue 25: a verdict must not depend on whether the cache was warm. Two pytest processes on
     one engine cache: the first builds (cold), the second loads (warm). Each engine takes the same
     host path in both (the same chain of callables, the same Python calls per call: no wrapper,
     guard refusal or launcher the other lacks) and reaches the same verdict. The cold precompiled
     engine runs its saved function loaded back, as the warm one does (run as compiled, it made 3
     Python calls more per call on torch 2.13)."""
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
-    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)  # when this suite itself runs under xdist
-    # An in-process run before this test pointed Inductor at its own cache: the runs here use theirs.
-    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
     pytester.makepyfile(test_warm_cold=WARM_COLD_TEST)
     items = []
     for run in ("cold", "warm"):

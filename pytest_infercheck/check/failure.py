@@ -28,8 +28,9 @@ class StageSkip(Exception):
 BATCH_OF_ONE = ("a dimension of size 0 or 1 is special to torch's tracers (0/1 specialisation): give an example "
                 "batch of 2 or more")
 # torch.export (AOTInductor, the audit) keeps such a batch static where torch.onnx traces it size-obliviously, so
-# the same test's ONNX engines may export; the plugin does not export size-obliviously for AOTInductor, whose
-# compile of such a program ran a ViT's batch of 2 with wrong values (2026-12-07, torch 2.13).
+# the same test's ONNX engines may export.  The plugin does not export size-obliviously for AOTInductor: tried on
+# torch 2.13 (2026-12-07), a ViT's package returned one row for a batch of two, and a tiny ViT's, compiled under
+# the same setting, gave wrong values at batch 2 (the exported program itself was right).
 EXPORT_BATCH_OF_ONE = ("torch.export fixes a dynamic batch traced from an example batch of 1 where an operation "
                        "broadcasts or branches on it (torch.onnx's exporter traces it size-obliviously, so the "
                        "ONNX engines of the same test may export)")

@@ -176,19 +176,20 @@ def resolve(layers: Sequence[Layer]) -> Settings:
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     tolerances: dict[str, dict[str, Any]] = {}
+    tolerance_layers: list[str] = []  # per-output tolerances merge, so every layer that gave some is their source
     for source, layer in layers:
         for name, value in layer.items():
             if name == "tolerances":
                 for output, fields_ in value.items():
                     tolerances.setdefault(output, {}).update(fields_)
-                if value:
-                    given = sources.get("tolerances", "").split(", ") if "tolerances" in sources else []
-                    sources["tolerances"] = ", ".join(dict.fromkeys([*given, source]))
+                tolerance_layers += [source] if value else []
                 continue
             if name not in OPTIONS_BY_NAME:
                 raise OptionError(f"{source}: unknown setting {name!r}")
             values[name] = value
             sources[name] = source
+    if tolerance_layers:
+        sources["tolerances"] = ", ".join(dict.fromkeys(tolerance_layers))
     settings = replace(Settings.defaults(), **values, tolerances=tolerances, sources=sources)
     contradiction = floor_over_cap(settings)
     if contradiction:

@@ -94,13 +94,13 @@ def shape_mismatch(batches: Sequence[ModelInputs], example: ModelInputs, dynamic
     An ONNX export fixes every dimension of the example inputs (the batch too, unless dynamic_batch), and
     the INT8 calibrator runs that graph on each batch: a batch of another shape would otherwise fail
     inside the quantizer as an ONNX Runtime error about the model."""
+    free = 1 if dynamic_batch else 0  # leading dimensions that may differ
+    fixed = "every dimension but the batch (dynamic_batch=True)" if dynamic_batch else \
+        "every dimension, the batch too (dynamic_batch=False)"
     for index, batch in enumerate(batches):
         for (name, tensor), reference in zip(batch.named(), example.tensors):
             got, want = list(tensor.shape), list(reference.shape)
-            free = 1 if dynamic_batch else 0  # leading dimensions that may differ
             if len(got) != len(want) or got[free:] != want[free:]:
-                fixed = "every dimension but the batch (dynamic_batch=True)" if dynamic_batch else \
-                    "every dimension, the batch too (dynamic_batch=False)"
                 return (f"calibration batch {index}: {name!r} is {got}, the example input is {want}; the INT8 "
                         f"engine calibrates the exported model, which fixes {fixed}: give calibration batches "
                         "shaped like the example inputs")

@@ -62,3 +62,13 @@ def test_the_timing_defaults_are_the_tables() -> None:
     assert (plan.warmup, plan.min_iters, plan.max_iters, plan.min_time, plan.max_time) == (
         settings.warmup, settings.min_iters, settings.max_iters, settings.min_time, settings.max_time)
     assert (StoppingRule().ci_width, StoppingRule().confidence) == (settings.ci_width, settings.confidence)
+
+
+def test_per_output_tolerances_are_described_with_every_layer_that_gave_some() -> None:
+    """tolerances= merge per output across the marker and the call: the report says both set them."""
+    settings = resolve([("marker", {"tolerances": {"logits": {"atol": 1e-2}}}), ("command line", {"warmup": 3}),
+                        ("fixture call", {"tolerances": {"logits": {"rtol": 1e-3}, "pooler": {"atol": 1.0}}})])
+    described = settings.describe()["tolerances"]
+    assert described == {"value": {"logits": {"atol": 1e-2, "rtol": 1e-3}, "pooler": {"atol": 1.0}},
+                         "source": "marker, fixture call"}
+    assert resolve([]).describe()["tolerances"] == {"value": {}, "source": "default"}
