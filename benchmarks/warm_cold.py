@@ -15,7 +15,10 @@ p50, warm/cold (median, and its range over the pairs), the control's range (the 
 engine, which no cache touches: its warm/cold ratios are the noise between processes), whether the
 median lies within it, whether every run took the same host path (the report's call_path), and the
 CPU seconds child processes spent during its timed loops, cold/warm (Inductor's compile workers
-starting up beside a timing show there; the per-run JSON lines have more).
+starting up beside a timing show there; the per-run JSON lines have more), and on CUDA the warm/cold
+ratio of GPU kernel time per iteration and the SM clock during the timed loops, cold/warm (nvidia-smi,
+read only): where the wall time moves with the kernels at the same clock, the kernels differ; with the
+clock, the GPU did.
 
 --calls: one MLP at batch 1 (host overhead dominates; --device cuda: host time per call, without a
 sync), per-call time (perf_counter, interleaved rounds, right after the load) of eager, plain
@@ -48,7 +51,8 @@ def one_run(work: Path, cache: Path, name: str, extra: list[str], unfixed: bool)
     command = [sys.executable, "-m", "pytest", str(MODELS), "-q", "-p", "no:randomly", "-p", "no:cacheprovider",
                "-n", "0", f"--infer-cache-dir={cache}", f"--infer-report={report}", *extra]
     started = time.time()
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env)
+    with GpuClockLog(work / f"{name}.smi.csv") as clocks:
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env)
     print(f"{name}: exit {done.returncode} in {time.time() - started:.0f} s", flush=True)
     if not report.exists():
         print(done.stdout[-3000:], done.stderr[-2000:])
@@ -60,16 +64,73 @@ def one_run(work: Path, cache: Path, name: str, extra: list[str], unfixed: bool)
             probes[record["nodeid"].split("::")[-1]] = record
     rows = {}
     for result in json.loads(report.read_text())["results"]:
+        latency = result.get("latency") or {}
+        item_probe = probes.get(result["nodeid"].split("::")[-1], {})
         rows[result["nodeid"]] = {"outcome": result["outcome"], "cache": result.get("cache") or {},
-                                  "p50_ms": (result.get("latency") or {}).get("p50_ms"),
-                                  "path": result.get("call_path"), "probe": probes.get(result["nodeid"].split("::")[-1], {})}
+                                  "p50_ms": latency.get("p50_ms"),
+                                  "kernel_p50_ms": (latency.get("kernel") or {}).get("p50_ms"),
+                                  "sm_clock_mhz": clocks.mean_over(item_probe.get("timed_windows", [])),
+                                  "path": result.get("call_path"), "probe": item_probe}
     return rows
+
+
+class GpuClockLog:
+    """nvidia-smi's SM clock every 100 ms while one run lasts (where nvidia-smi exists), so that a cold
+    run's figures can be told apart from a GPU that ran at another clock: ``mean_over`` the item's timed
+    windows (the probe's wall-clock times).  Reads the clock only: the machine's settings stay as they are."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.process, self.samples = path, None, []
+
+    def __enter__(self) -> "GpuClockLog":
+        import shutil
+
+        if shutil.which("nvidia-smi"):
+            self.handle = open(self.path, "w", encoding="utf-8")
+            self.process = subprocess.Popen(["nvidia-smi", "--query-gpu=timestamp,clocks.sm", "--format=csv,noheader,nounits",
+                                             "-lms", "100"], stdout=self.handle, stderr=subprocess.DEVNULL)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is None:
+            return
+        self.process.terminate()
+        self.process.wait()
+        self.handle.close()
+        import datetime
+
+        for line in self.path.read_text().splitlines():
+            try:
+                stamp, mhz = (part.strip() for part in line.split(","))
+                when = datetime.datetime.strptime(stamp, "%Y/%m/%d %H:%M:%S.%f").timestamp()
+                self.samples.append((when, float(mhz)))
+            except ValueError:
+                continue
+
+    def mean_over(self, windows: list[list[float]]) -> Any:
+        inside = [mhz for when, mhz in self.samples if any(start <= when <= end for start, end in windows)]
+        return round(statistics.mean(inside)) if inside else None
 
 
 def pair_ratios(cold: list[dict[str, Any]], warm: list[list[dict[str, Any]]], nodeid: str) -> list[float]:
     """Each warm run's p50 over its own cold run's."""
     return [w[nodeid]["p50_ms"] / run[nodeid]["p50_ms"] for run, pair in zip(cold, warm) for w in pair
             if w[nodeid]["p50_ms"] and run[nodeid]["p50_ms"]]
+
+
+def kernel_ratio(cold: list[dict[str, Any]], warm: list[list[dict[str, Any]]], nodeid: str) -> str:
+    """The median of warm/cold GPU kernel time per iteration (the report's latency.kernel): where the wall
+    ratio moves and this one does not, the host moved; where both move alike, the kernels or the clock did."""
+    ratios = [w[nodeid]["kernel_p50_ms"] / run[nodeid]["kernel_p50_ms"] for run, pair in zip(cold, warm) for w in pair
+              if w[nodeid].get("kernel_p50_ms") and run[nodeid].get("kernel_p50_ms")]
+    return f"{statistics.median(ratios):.3f}" if ratios else "-"
+
+
+def clock_pair(cold: list[dict[str, Any]], warm: list[list[dict[str, Any]]], nodeid: str) -> str:
+    """The median SM clock during the item's timed loops, cold/warm (nvidia-smi, every 100 ms)."""
+    cold_mhz = [run[nodeid]["sm_clock_mhz"] for run in cold if run[nodeid].get("sm_clock_mhz")]
+    warm_mhz = [w[nodeid]["sm_clock_mhz"] for pair in warm for w in pair if w[nodeid].get("sm_clock_mhz")]
+    return f"{statistics.median(cold_mhz):.0f}/{statistics.median(warm_mhz):.0f}" if cold_mhz and warm_mhz else "-"
 
 
 def control_of(nodeid: str, rows: dict[str, Any]) -> Any:
@@ -100,7 +161,7 @@ def runs(args: argparse.Namespace) -> int:
 
 def table(cold: list[dict[str, Any]], warm: list[list[dict[str, Any]]]) -> None:
     print(f"{'engine':46} {'cold p50':>9} {'warm p50':>9} {'warm/cold':>9} {'range':>11} {'control range':>13} "
-          f"{'within':>6} {'same path':>9} {'children CPU s in timing':>24}")
+          f"{'within':>6} {'same path':>9} {'children CPU s in timing':>24} {'kernel w/c':>10} {'SM MHz c/w':>11}")
     verdicts = []
     for nodeid, first in cold[0].items():
         if first["p50_ms"] is None:
@@ -126,7 +187,8 @@ def table(cold: list[dict[str, Any]], warm: list[list[dict[str, Any]]]) -> None:
         print(f"{name:46} {statistics.median(run[nodeid]['p50_ms'] for run in cold):9.4f} "
               f"{statistics.median(w[nodeid]['p50_ms'] for pair in warm for w in pair):9.4f} {ratio:9.3f} "
               f"{min(ratios):5.2f}-{max(ratios):<5.2f} {noise:>13} {within:>6} "
-              f"{'yes' if len(paths) == 1 else 'NO':>9} {child_cold:10.1f}/{child_warm:<10.1f}")
+              f"{'yes' if len(paths) == 1 else 'NO':>9} {child_cold:10.1f}/{child_warm:<10.1f} "
+              f"{kernel_ratio(cold, warm, nodeid):>10} {clock_pair(cold, warm, nodeid):>11}")
     print(f"\nwarm/cold within the control's range: {sum(verdicts)} of {len(verdicts)} cached engines")
 
 
