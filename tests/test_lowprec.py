@@ -78,3 +78,20 @@ def test_the_method_says_dynamic_or_static_and_the_granularity() -> None:
     assert "from 3 calibration batches" in torchao_quant.method(static, "row")
     assert torchao_quant.label(request("fp8"), "tensor") == "dynamic, per-tensor"
     assert "E4M3" in torchao_quant.method(request("fp8"), "row")
+
+
+def test_the_recipe_leaves_multihead_attentions_out_proj_as_torchao_does() -> None:
+    """nn.MultiheadAttention reads out_proj's weight outside the Linear's forward; torchao's default filter
+    skips it, and the plugin's recipe quantizes the layers a hand-written quantize_ would."""
+    torch = pytest.importorskip("torch")
+
+    class Block(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.attn = torch.nn.MultiheadAttention(16, 2, batch_first=True)
+            self.fc = torch.nn.Linear(16, 16)
+
+    request = SimpleNamespace(spec=EngineSpec("inductor", "int8"), calibration=None, calibration_generated=False,
+                              keep_fp32=[], artifacts=SimpleNamespace(model=SimpleNamespace(module=Block())))
+    assert torchao_quant.record_recipe(request, "row") == ["fc"]
+    assert request.recipe.quantized_modules == 1

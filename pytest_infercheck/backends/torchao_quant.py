@@ -126,10 +126,16 @@ def record_recipe(request: "BuildRequest", granularity: str) -> list[str]:
     """Set ``request.recipe`` (also for an engine loaded from the cache); the layers to quantize."""
     import torch
 
+    attention_out = torch.nn.modules.linear.NonDynamicallyQuantizableLinear
     model = request.artifacts.model.module
     kept = outermost(request.keep_fp32)
+    # nn.MultiheadAttention's out_proj is a NonDynamicallyQuantizableLinear: the attention's fused paths
+    # read its weight as a plain tensor, outside the Linear's forward.  torchao's own default filter
+    # (quant_api._is_linear) leaves it out for that reason, and so does this recipe: the engine quantizes
+    # the layers a hand-written quantize_ would.
     targets = [name for name, sub in model.named_modules()
-               if isinstance(sub, torch.nn.Linear) and not any(name == k or name.startswith(k + ".") for k in kept)]
+               if isinstance(sub, torch.nn.Linear) and not isinstance(sub, attention_out)
+               and not any(name == k or name.startswith(k + ".") for k in kept)]
     if not targets:
         where = " outside keep_fp32's modules" if kept else ""
         raise BuildError(f"{request.spec.id}: torchao quantizes nn.Linear layers and {type(model).__name__} has "
