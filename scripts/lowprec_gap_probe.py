@@ -14,7 +14,8 @@ timer (fixtures/torchao_hand.py's cuda_p50_ms) and by Triton's do_bench:
   hand module, plugin  the hand recipe's quantized module compiled the plugin's way (the options patched
                        for this compile only, TF32 off as the plugin's engines are built)
 
-and prints the Dynamo graphs and recompiles each compile made.  Where "plugin module, hand" is fast,
+and prints the Dynamo graphs and recompiles each compile made, and each variant's host time per call
+(the time one call takes to return with the GPU idle): level with its p50, it waits on the host.  Where "plugin module, hand" is fast,
 the compile settings explain the gap; where it stays slow, the quantized module differs.
 
     python scripts/lowprec_gap_probe.py [--model vit] [--precision int8]      # CUDA only
@@ -65,16 +66,28 @@ def compiled(module: Any, inputs: tuple[Any, ...], settings: Any) -> tuple[Calla
     return fn, {key: value - before[key] for key, value in count().items()}
 
 
-def timings(fn: Callable[..., Any], inputs: tuple[Any, ...]) -> tuple[float, float]:
-    """(cuda_p50_ms, do_bench ms) of ``fn(*inputs)`` under inference mode."""
+def timings(fn: Callable[..., Any], inputs: tuple[Any, ...]) -> tuple[float, float, float]:
+    """(cuda_p50_ms, do_bench ms, host ms per call) of ``fn(*inputs)`` under inference mode.  The host
+    figure is the median time one call takes to return, the GPU idle before it: where it is level with
+    the p50, the engine waits on its host work (Python, dispatch, launches), not on its kernels."""
+    import statistics
+    import time
+
     import torch
     from triton.testing import do_bench
 
     from fixtures.torchao_hand import cuda_p50_ms
 
+    host = []
     with torch.inference_mode():
         bench = float(do_bench(lambda: fn(*inputs), return_mode="median"))
-    return cuda_p50_ms(fn, inputs), bench
+        for _ in range(50):
+            torch.cuda.synchronize()
+            start = time.perf_counter()
+            fn(*inputs)
+            host.append((time.perf_counter() - start) * 1000.0)
+        torch.cuda.synchronize()
+    return cuda_p50_ms(fn, inputs), bench, statistics.median(host)
 
 
 def main() -> None:
@@ -96,7 +109,7 @@ def main() -> None:
     if not torch.cuda.is_available():  # the hand recipe and the plugin's torchao engines run on CUDA only
         raise SystemExit("scripts/lowprec_gap_probe.py needs a CUDA GPU")
     model, inputs = MODELS[args.model]()
-    rows: list[tuple[str, float, float, dict[str, int], str]] = []
+    rows: list[tuple[str, float, float, float, dict[str, int], str]] = []
 
     grabbed: dict[str, Any] = {}
     import gpu
@@ -119,8 +132,7 @@ def main() -> None:
     print(f"plugin check: {row.get('outcome')} p50 {row.get('p50_ms')} ms, rel err {row.get('rel_err')}; "
           f"{row.get('message', '')[:200]}", flush=True)
     if "engine" in grabbed:
-        p50, bench = grabbed["p50"]
-        rows.append(("plugin engine", p50, bench, {}, "the plugin's compiled function, its own first compile"))
+        rows.append(("plugin engine", *grabbed["p50"], {}, "the plugin's compiled function, its own first compile"))
         module = grabbed["module"]
         if module is not None:
             fn, moved = compiled(module, tuple(grabbed["prepared"]), torchao_global_settings())
@@ -138,10 +150,10 @@ def main() -> None:
                          "options patched for the compile only, TF32 off"))
 
     print(f"\n{args.model} {args.precision} on cuda, torch {torch.__version__}")
-    print(f"{'variant':22} {'p50 ms':>9} {'do_bench':>9}  dynamo (graphs/recompiles/breaks)  note")
-    for name, p50, bench, moved, note in rows:
+    print(f"{'variant':22} {'p50 ms':>9} {'do_bench':>9} {'host ms':>8}  dynamo (graphs/recompiles/breaks)  note")
+    for name, p50, bench, host, moved, note in rows:
         counts = "/".join(str(moved.get(key, "-")) for key in ("graphs", "recompiles", "breaks"))
-        print(f"{name:22} {p50:9.3f} {bench:9.3f}  {counts:>33}  {note}")
+        print(f"{name:22} {p50:9.3f} {bench:9.3f} {host:8.3f}  {counts:>33}  {note}")
 
 
 if __name__ == "__main__":
