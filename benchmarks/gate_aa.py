@@ -24,7 +24,9 @@ warm against cold on the figure the gate judges (kernel p50 for a launch-bound e
 the cold run 1 over the median of the warm runs 2..N, beside the warm runs' own spread around that
 median (the noise between processes that no cache state explains); "yes" when the cold run lies
 within that spread or within the allowance.  The same ratio and spread on wall p50 follow: a warm load's
-host cost (issue 25's precompiled engine) shows only there when the gate judges kernel time.
+host cost (issue 25's precompiled engine) shows only there when the gate judges kernel time.  Last,
+the cold/warm ratio of GPU kernel time per iteration: where a wall-judged CUDA graph's cold run differs
+and its kernels' does not, the difference is the host's (the replay, the wait), not the kernels'.
 """
 
 from __future__ import annotations
@@ -97,7 +99,7 @@ def one_run(index: int, work: Path, extra: list[str]) -> Path:
 
 def new_row(rows: dict[str, dict[str, list]], result: Any) -> dict[str, list]:
     return rows.setdefault(result.nodeid, {"aa": [], "slowed": [], "aa_wall": [], "slowed_wall": [],
-                                           "busy": [], "judged_on": [], "graph": [result.cuda_graphs],
+                                           "busy": [], "judged_on": [], "graph": [result.cuda_graphs], "kernel": [],
                                            "injected": [], "figures": [], "wall": []})
 
 
@@ -142,6 +144,8 @@ def main() -> int:
                 row = new_row(rows, result)
                 row["figures"].append(judged_figure(result))
                 row["wall"].append(result.latency.p50_ms)  # the wall p50 too: a warm load's host cost shows only there
+                if result.latency.kernel is not None:  # and the kernels': a cold/warm gap there is not the host's
+                    row["kernel"].append(result.latency.kernel.p50_ms)
     for report in reports[args.seed_runs:]:
         results = load_report(report).results
         for scenario in ("aa", "slowed"):
@@ -167,7 +171,7 @@ def main() -> int:
           f"burners: {args.burners}; reports in {work}")
     print(f"{'engine':58} {'busy':>5} {'judged on':>9} {'A/A regr':>8} {'A/A und':>7} {'wall-only A/A regr':>18} "
           f"{'injected':>8} {'slowed caught':>13} {'slow und':>8} {'cold/warm':>9} {'warm spread':>12} {'cold within':>11} "
-          f"{'wall cold/warm':>14} {'wall spread':>12}")
+          f"{'wall cold/warm':>14} {'wall spread':>12} {'kernel cold/warm':>16}")
     allowance = given["max_regression"]
     totals = {"aa": 0, "aa_regr": 0, "aa_und": 0, "aa_wall_regr": 0, "slow": 0, "caught": 0, "slow_und": 0,
               "engines": 0, "cold_within": 0, "cold_inside": 0, "wall_inside": 0}
@@ -179,6 +183,7 @@ def main() -> int:
         slow_und = sum(v in ("undecided", "insufficient") for v in slow_verdicts)
         cold_within, cold_ratio, spread = warm_against_cold(row["figures"], allowance)
         _, wall_ratio, wall_spread = warm_against_cold(row["wall"], allowance)
+        kernel_ratio = warm_against_cold(row["kernel"], allowance)[1] if len(row["kernel"]) == len(row["wall"]) else "-"
         totals["engines"] += 1
         totals["cold_within"] += cold_within
         totals["cold_inside"] += inside(row["figures"])
@@ -189,7 +194,8 @@ def main() -> int:
         name = nodeid.split("::")[-1] + (" (graph)" if row["graph"][0] else "")
         print(f"{name:58} {busy:>5} {judged_on:>9} {regr:>4}/{len(aa):<3} {und:>3}/{len(aa):<3} "
               f"{wall_regr:>14}/{len(aa):<3} {injected_by:>8} {caught:>7}/{len(slow_verdicts):<5} {slow_und:>4}/{len(slow_verdicts):<3} "
-              f"{cold_ratio:>9} {spread:>12} {'yes' if cold_within else 'NO':>11} {wall_ratio:>14} {wall_spread:>12}")
+              f"{cold_ratio:>9} {spread:>12} {'yes' if cold_within else 'NO':>11} {wall_ratio:>14} {wall_spread:>12} "
+              f"{kernel_ratio:>16}")
         totals["aa"] += len(aa)
         totals["aa_regr"] += regr
         totals["aa_und"] += und
