@@ -190,6 +190,31 @@ def table(cold: list[dict[str, Any]], warm: list[list[dict[str, Any]]]) -> None:
               f"{'yes' if len(paths) == 1 else 'NO':>9} {child_cold:10.1f}/{child_warm:<10.1f} "
               f"{kernel_ratio(cold, warm, nodeid):>10} {clock_pair(cold, warm, nodeid):>11}")
     print(f"\nwarm/cold within the control's range: {sum(verdicts)} of {len(verdicts)} cached engines")
+    differences(cold[0], warm[0][0])
+
+
+def differences(cold: dict[str, Any], warm: dict[str, Any]) -> None:
+    """For the first cold and warm run: per engine, the host functions whose call counts differ in one
+    call (where the digests differ), and the Triton kernels whose launcher or config differ
+    (WARM_COLD_KERNELS=1: every kernel alive after the item, by name)."""
+    for nodeid, first in cold.items():
+        other = warm.get(nodeid)
+        if other is None:
+            continue
+        rows_cold, rows_warm = first["probe"].get("path_rows", {}), other["probe"].get("path_rows", {})
+        changed = {key: (rows_cold.get(key, 0), rows_warm.get(key, 0)) for key in {*rows_cold, *rows_warm}
+                   if rows_cold.get(key, 0) != rows_warm.get(key, 0)}
+        if changed:
+            shown = ", ".join(f"{key} {c}->{w}" for key, (c, w) in sorted(changed.items())[:12])
+            print(f"{nodeid.split('::')[-1]}: host calls cold->warm: {shown}")
+        kernels_cold, kernels_warm = first["probe"].get("kernels", {}), other["probe"].get("kernels", {})
+        both = sorted(set(kernels_cold) & set(kernels_warm))
+        differ = [name for name in both if kernels_cold[name] != kernels_warm[name]]
+        if kernels_cold or kernels_warm:
+            print(f"{nodeid.split('::')[-1]}: kernels {len(kernels_cold)} cold, {len(kernels_warm)} warm, "
+                  f"{len(both)} by the same name, {len(differ)} of them launched differently")
+            for name in differ[:6]:
+                print(f"    {name}: cold {kernels_cold[name]} | warm {kernels_warm[name]}")
 
 
 # --- calls: the per-call host cost of the compiled functions themselves ---

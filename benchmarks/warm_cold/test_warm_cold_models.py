@@ -63,6 +63,7 @@ def _descendants() -> tuple[int, float]:
 
 
 TIMINGS: list[dict[str, float]] = []  # per timed loop of this process: child processes beside it
+PATHS: list[dict[str, int]] = []  # per timed item: the Python functions one call entered, with counts
 if Path("/proc/self/stat").exists():
     from pytest_infercheck.check import latency as _latency
 
@@ -78,6 +79,49 @@ if Path("/proc/self/stat").exists():
                             "window": [started, time.time()]})
 
     _latency.measure = _measure_beside_children  # check/flow.py calls latency.measure at run time
+
+    from pytest_infercheck.measure import call_path as _call_path
+
+    _real_path = _call_path.measure
+
+    def _path_with_rows(engine, call):
+        """call_path.measure, after one more call counted by function, so that two runs whose digests
+        differ can say which functions did (the plugin keeps only the digest)."""
+        counts: dict[str, int] = {}
+
+        def profile(frame, event, _arg):
+            if event == "call":
+                key = f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_code.co_name}"
+                counts[key] = counts.get(key, 0) + 1
+
+        if sys.getprofile() is None:
+            sys.setprofile(profile)
+            try:
+                call()
+            finally:
+                sys.setprofile(None)
+        PATHS.append(counts)
+        return _real_path(engine, call)
+
+    _call_path.measure = _path_with_rows
+
+
+def _kernels() -> dict[str, str]:
+    """Every Inductor Triton kernel alive in this process: its launcher's class and the config it runs
+    (after any autotuning), by kernel name; on CUDA only (empty elsewhere)."""
+    module = sys.modules.get("torch._inductor.runtime.triton_heuristics")
+    if module is None or not ON_CUDA:
+        return {}
+    import gc
+
+    found = {}
+    for obj in gc.get_objects():
+        if isinstance(obj, module.CachingAutotuner):
+            name = getattr(getattr(obj, "fn", None), "__name__", None) or str(obj.inductor_meta.get("kernel_name"))
+            launchers = getattr(obj, "launchers", None) or []
+            found[name] = (f"{len(obj.configs)} configs; " + "; ".join(
+                f"{type(launcher).__name__} {getattr(launcher, 'config', '?')}" for launcher in launchers))
+    return found
 
 
 def _pool_state() -> str:
@@ -96,12 +140,15 @@ def _probe(request):
         yield
         return
     before_cpu, before_pool, start, timed = _descendants()[1], _pool_state(), time.perf_counter(), len(TIMINGS)
+    paths_before = len(PATHS)
     yield
     mine = TIMINGS[timed:]
     record = {"nodeid": request.node.nodeid, "children_cpu_s": round(_descendants()[1] - before_cpu, 2),
               "timing_children_cpu_s": round(sum(t["cpu_s"] for t in mine), 2),
               "timing_child_processes": max((t["processes"] for t in mine), default=0),
               "timed_windows": [t["window"] for t in mine],
+              "path_rows": PATHS[-1] if len(PATHS) > paths_before else {},
+              "kernels": _kernels() if os.environ.get("WARM_COLD_KERNELS") == "1" else {},
               "pool_before": before_pool, "pool_after": _pool_state(), "item_s": round(time.perf_counter() - start, 2)}
     with open(path, "a", encoding="utf-8") as handle:
         handle.write(json.dumps(record) + "\n")
