@@ -106,21 +106,36 @@ if Path("/proc/self/stat").exists():
     _call_path.measure = _path_with_rows
 
 
+def _is_autotuner(obj, module) -> bool:
+    try:
+        return isinstance(obj, module.CachingAutotuner)
+    except Exception:  # noqa: BLE001 - a proxy that raises on __class__
+        return False
+
+
 def _kernels() -> dict[str, str]:
     """Every Inductor Triton kernel alive in this process: its launcher's class and the config it runs
-    (after any autotuning), by kernel name; on CUDA only (empty elsewhere)."""
+    (after any autotuning), by kernel name; on CUDA only (empty elsewhere).  Defensive throughout: some
+    objects gc holds raise on isinstance (proxies), and autotuner fields move between torch releases."""
     module = sys.modules.get("torch._inductor.runtime.triton_heuristics")
     if module is None or not ON_CUDA:
         return {}
     import gc
+    import warnings
 
     found = {}
-    for obj in gc.get_objects():
-        if isinstance(obj, module.CachingAutotuner):
-            name = getattr(getattr(obj, "fn", None), "__name__", None) or str(obj.inductor_meta.get("kernel_name"))
-            launchers = getattr(obj, "launchers", None) or []
-            found[name] = (f"{len(obj.configs)} configs; " + "; ".join(
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # isinstance on deprecated objects warns (an error under pytest's filters)
+        objects = [obj for obj in gc.get_objects() if _is_autotuner(obj, module)]
+    for obj in objects:
+        try:
+            meta = getattr(obj, "inductor_meta", None) or {}
+            name = str(meta.get("kernel_name") or getattr(getattr(obj, "fn", None), "__name__", "?"))
+            launchers = list(getattr(obj, "launchers", None) or [])
+            found[name] = (f"{len(getattr(obj, 'configs', None) or [])} configs; " + "; ".join(
                 f"{type(launcher).__name__} {getattr(launcher, 'config', '?')}" for launcher in launchers))
+        except Exception as exc:  # noqa: BLE001 - a probe: one odd object must not fail the item
+            found.setdefault("<unreadable>", f"{type(exc).__name__}: {exc}"[:200])
     return found
 
 
