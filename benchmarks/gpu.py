@@ -162,6 +162,8 @@ def check_one(spec_id: str, model: Any, inputs: Any, cache: Any, run: Any, mode:
     if result.latency:
         row.update(p50_ms=result.latency.p50_ms, p99_ms=result.latency.p99_ms, count=result.latency.count,
                    peak_mib=(result.latency.peak_memory_bytes or 0) / 2**20)
+        if result.latency.kernel is not None:  # GPU kernel time per iteration, and whether the host bounds it
+            row.update(kernel_ms=result.latency.kernel.p50_ms, launch_bound=result.latency.kernel.launch_bound)
     if result.accuracy is not None and result.accuracy.outputs:  # (an AccuracyResult is falsy when it failed)
         row["rel_err"] = max(output.rel_l2 for output in result.accuracy.outputs)
     if result.gpu:

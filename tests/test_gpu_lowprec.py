@@ -2,10 +2,12 @@
 
 An MLP large enough for its matrix products to dominate runs through inductor-int8 (dynamic, and
 static from calibration=), inductor-fp8 (per-row and per-tensor) and inductor-bf16; each passes
-accuracy at its precision's default tolerance and records its method.  The plugin's p50 is printed
-beside the same model's hand-written torchao recipe (quantize_ + torch.compile, CUDA events:
-fixtures/torchao_hand.py), and must stay within HAND_RATIO of it.  Skipped without CUDA; the FP8
-items skip below compute capability 8.9 and everything skips without torchao.
+accuracy at its precision's default tolerance and records its method, and its error against eager
+FP32 matches the same model's hand-written torchao recipe's (quantize_ + torch.compile:
+fixtures/torchao_hand.py): the same quantization, not merely a passing one.  The two p50s are printed
+side by side; the latency claim is benchmarks/gpu_lowprec.py's (a test checks behaviour, not timing:
+at this size the engines are host-bound and their wall p50 moves between processes).  Skipped without
+CUDA; the FP8 items skip below compute capability 8.9 and everything skips without torchao.
 """
 
 from __future__ import annotations
@@ -31,8 +33,8 @@ def torchao_imported_before_the_runs() -> None:
     import torchao.quantization  # noqa: F401
 
 
-# The issue's goal is 5%; a test on a shared machine allows more before it calls a recipe wrong.
-HAND_RATIO = 1.25
+# The same config on the same BF16 model: the errors differ only by how each compile fused the rest.
+SAME_ERROR_WITHIN = 0.25
 
 SOURCE = """
 import pytest, torch
@@ -53,9 +55,9 @@ def test_mlp_static(infercheck):
 """
 
 
-def test_torchao_engines_pass_and_keep_up_with_the_hand_recipe(run_plugin: Any, tmp_path: Path) -> None:
+def test_torchao_engines_pass_and_quantize_as_the_hand_recipe_does(run_plugin: Any, tmp_path: Path) -> None:
     pytest.importorskip("torchao")
-    from fixtures.torchao_hand import cuda_p50_ms, hand_recipe, mlp, mlp_inputs
+    from fixtures.torchao_hand import cuda_p50_ms, hand_recipe, mlp, mlp_inputs, rel_err
 
     report = tmp_path / "report.json"
     result = run_plugin(SOURCE, "--infer-device=cuda", f"--infer-report={report}", "--infer-build-timeout=400",
@@ -80,14 +82,14 @@ def test_torchao_engines_pass_and_keep_up_with_the_hand_recipe(run_plugin: Any, 
             continue  # no hand recipe: torchao's static INT8 needs the same per-layer scales by hand
         granularity = "tensor" if test == "test_mlp_per_tensor" else "row"
         fn, inputs = hand_recipe(mlp(), (mlp_inputs(),), precision, granularity)
-        hand = cuda_p50_ms(fn, inputs)
-        plugin = item["latency"]["p50_ms"]
-        rows.append((test, spec_id, plugin, hand, plugin / hand, item["accuracy"]["outputs"][0]["rel_l2"]))
-    print("\n test | engine | plugin p50 ms | hand p50 ms | plugin/hand | rel err")
-    for test, spec_id, plugin, hand, ratio, err in rows:
-        print(f" {test} | {spec_id} | {plugin:.4f} | {hand:.4f} | {ratio:.3f} | {err:.2e}")
-    slow = [row for row in rows if row[4] > HAND_RATIO]
-    assert not slow, f"the plugin's engine is over {HAND_RATIO}x the hand recipe's p50: {slow}"
+        hand, plugin = cuda_p50_ms(fn, inputs), item["latency"]["p50_ms"]
+        err, hand_err = item["accuracy"]["outputs"][0]["rel_l2"], rel_err(fn, inputs, mlp(), (mlp_inputs(),))
+        rows.append((test, spec_id, plugin, hand, plugin / hand, err, hand_err))
+    print("\n test | engine | plugin p50 ms | hand p50 ms | plugin/hand | rel err | hand rel err")
+    for test, spec_id, plugin, hand, ratio, err, hand_err in rows:
+        print(f" {test} | {spec_id} | {plugin:.4f} | {hand:.4f} | {ratio:.3f} | {err:.2e} | {hand_err:.2e}")
+    apart = [row for row in rows if abs(row[5] - row[6]) > SAME_ERROR_WITHIN * row[6]]
+    assert not apart, f"the plugin's engine errs unlike the hand recipe at the same precision: {apart}"
 
 
 OUTLIER = """
