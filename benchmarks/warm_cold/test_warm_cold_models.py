@@ -131,6 +131,8 @@ def _kernels() -> dict[str, str]:
         try:
             meta = getattr(obj, "inductor_meta", None) or {}
             name = str(meta.get("kernel_name") or getattr(getattr(obj, "fn", None), "__name__", "?"))
+            source = getattr(obj, "filename", None)  # the generated module's file: names repeat across graphs
+            name += f" @{os.path.basename(source)}" if source else ""
             launchers = list(getattr(obj, "launchers", None) or [])
             found[name] = (f"{len(getattr(obj, 'configs', None) or [])} configs; " + "; ".join(
                 f"{type(launcher).__name__} {getattr(launcher, 'config', '?')}" for launcher in launchers))
