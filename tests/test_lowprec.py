@@ -95,3 +95,20 @@ def test_the_recipe_leaves_multihead_attentions_out_proj_as_torchao_does() -> No
                               keep_fp32=[], artifacts=SimpleNamespace(model=SimpleNamespace(module=Block())))
     assert torchao_quant.record_recipe(request, "row") == ["fc"]
     assert request.recipe.quantized_modules == 1
+
+
+def test_the_cache_key_of_a_quantized_package_holds_the_layers_it_quantizes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An AOTInductor package built when the recipe chose other layers (another keep_fp32, or before
+    out_proj was left out) must not load under the new choice."""
+    torch = pytest.importorskip("torch")
+    import importlib.metadata
+
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "0.17.0")  # torchao need not be installed
+
+    def request(keep: list[str]) -> Any:
+        model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 2))
+        return SimpleNamespace(spec=EngineSpec("aoti", "int8"), calibration=None, calibration_generated=False,
+                               keep_fp32=keep, artifacts=SimpleNamespace(model=SimpleNamespace(module=model)))
+
+    everything, kept = torchao_quant.cache_key(request([]), "row"), torchao_quant.cache_key(request(["1"]), "row")
+    assert everything["layers"] != kept["layers"] and everything["method"] == kept["method"]

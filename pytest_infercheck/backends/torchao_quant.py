@@ -20,6 +20,7 @@ Nothing here imports torch or torchao at module level.
 
 from __future__ import annotations
 
+import hashlib
 from typing import TYPE_CHECKING, Any, Iterator, Optional
 
 from ..model.precision import outermost
@@ -101,7 +102,10 @@ def cache_key(request: "BuildRequest", granularity: str) -> dict[str, Any]:
 
     from ..model.under_test import inputs_hash
 
-    key: dict[str, Any] = {"torchao": version("torchao"), "method": label(request, granularity)}
+    # The layers quantized too: which ones is the recipe's choice (keep_fp32, out_proj), and a package
+    # built when the choice was another must not load under the new one.
+    layers = hashlib.sha256("\n".join(quantized_layers(request)).encode()).hexdigest()[:16]
+    key: dict[str, Any] = {"torchao": version("torchao"), "method": label(request, granularity), "layers": layers}
     if static_calibration(request):
         key["calibration"] = inputs_hash(request.calibration)
     return key
@@ -122,25 +126,30 @@ def quantize(request: "BuildRequest", module: "torch.nn.Module", granularity: st
     return module
 
 
-def record_recipe(request: "BuildRequest", granularity: str) -> list[str]:
-    """Set ``request.recipe`` (also for an engine loaded from the cache); the layers to quantize."""
+def quantized_layers(request: "BuildRequest") -> list[str]:
+    """The names of the model's layers the recipe quantizes: its ``nn.Linear`` layers outside keep_fp32's
+    modules, but for nn.MultiheadAttention's ``out_proj``.  That one is a NonDynamicallyQuantizableLinear,
+    which torchao's own default filter (quant_api._is_linear) leaves out; so does this recipe, so that
+    the engine quantizes the layers a hand-written ``quantize_`` would."""
     import torch
 
     attention_out = torch.nn.modules.linear.NonDynamicallyQuantizableLinear
+    kept = outermost(request.keep_fp32)
+    return [name for name, sub in request.artifacts.model.module.named_modules()
+            if isinstance(sub, torch.nn.Linear) and not isinstance(sub, attention_out)
+            and not any(name == k or name.startswith(k + ".") for k in kept)]
+
+
+def record_recipe(request: "BuildRequest", granularity: str) -> list[str]:
+    """Set ``request.recipe`` (also for an engine loaded from the cache); the layers to quantize."""
     model = request.artifacts.model.module
     kept = outermost(request.keep_fp32)
-    # nn.MultiheadAttention's out_proj is a NonDynamicallyQuantizableLinear: the attention's fused paths
-    # read its weight as a plain tensor, outside the Linear's forward.  torchao's own default filter
-    # (quant_api._is_linear) leaves it out for that reason, and so does this recipe: the engine quantizes
-    # the layers a hand-written quantize_ would.
-    targets = [name for name, sub in model.named_modules()
-               if isinstance(sub, torch.nn.Linear) and not isinstance(sub, attention_out)
-               and not any(name == k or name.startswith(k + ".") for k in kept)]
+    targets = quantized_layers(request)
     if not targets:
         where = " outside keep_fp32's modules" if kept else ""
-        raise BuildError(f"{request.spec.id}: torchao quantizes nn.Linear layers and {type(model).__name__} has "
-                         f"none{where}: there is nothing to run in {request.spec.precision.upper()} (convolutions "
-                         "and other layers stay BF16)")
+        raise BuildError(f"{request.spec.id}: torchao quantizes nn.Linear layers (not nn.MultiheadAttention's "
+                         f"out_proj) and {type(model).__name__} has none{where}: there is nothing to run in "
+                         f"{request.spec.precision.upper()} (convolutions and other layers stay BF16)")
     request.recipe = PrecisionRecipe(method(request, granularity), quantized_ops=("Linear",),
                                      keep_fp32=tuple(request.keep_fp32),
                                      label=label(request, granularity), quantized_modules=len(targets))
