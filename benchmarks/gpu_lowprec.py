@@ -8,11 +8,11 @@ with TF32 off, CUDA-event timing) as inductor-fp32/fp16/bf16/int8/fp8, and then 
 (fixtures/torchao_hand.py: ``quantize_`` + ``torch.compile``, CUDA events) at bf16/int8/fp8.  Printed
 side by side: verdict, rel err, p50, speedup over eager FP32, the hand recipe's p50 and rel err, and
 plugin p50 / hand p50 (the issue's goal: within 5% for int8 and fp8), then both GPU kernel times per
-iteration (the plugin's kernel pass, kernel_time.py, on each) and their ratio.  Why both: on the H100 the
-ViT-ish INT8 engines took longer to issue a call on the host than to run it on the GPU (every variant of
-scripts/lowprec_gap_probe.py, 2026-12-07), so their wall p50 is the host's, and the plugin/hand ratio of
-wall p50 swung from 1.48 (noon) to 0.82 (afternoon) between processes; the kernels are what the recipe
-decides.  The kernel columns were added after the last GPU run and have not run on a GPU yet.
+iteration (the plugin's kernel pass, kernel_time.py, on each) and their ratio.  Why both: on the H100
+the ViT-ish INT8 engine's plugin/hand ratio of wall p50 read 1.48 in this benchmark and 0.73 in
+scripts/lowprec_gap_probe.py's process the same afternoon (2026-12-07), with the same quantization;
+the kernels are what the recipe decides.  The kernel columns were added after the last GPU run and
+have not run on a GPU yet.
 
     python benchmarks/gpu_lowprec.py [--models convnext,vit,mlp] [--out DIR] [--ort] [--no-hand]
 """

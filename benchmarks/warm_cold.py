@@ -87,7 +87,10 @@ class GpuClockLog:
 
         if shutil.which("nvidia-smi"):
             self.handle = open(self.path, "w", encoding="utf-8")
-            self.process = subprocess.Popen(["nvidia-smi", "--query-gpu=timestamp,clocks.sm", "--format=csv,noheader,nounits",
+            # The GPU the runs use: the first of CUDA_VISIBLE_DEVICES when it names an index, else 0.
+            first = os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0].strip()
+            self.process = subprocess.Popen(["nvidia-smi", "-i", first if first.isdigit() else "0",
+                                             "--query-gpu=timestamp,clocks.sm", "--format=csv,noheader,nounits",
                                              "-lms", "100"], stdout=self.handle, stderr=subprocess.DEVNULL)
         return self
 
@@ -171,7 +174,7 @@ def table(cold: list[dict[str, Any]], warm: list[list[dict[str, Any]]]) -> None:
         control = control_of(nodeid, cold[0])
         control_ratios = pair_ratios(cold, warm, control) if control else []
         ratio = statistics.median(ratios)
-        if control is None or control == nodeid:
+        if control is None or control == nodeid or "[eager-" in nodeid:  # no cache touches an eager engine
             within, noise = "ctrl", "-"
         else:
             within = "yes" if min(control_ratios) <= ratio <= max(control_ratios) else "NO"

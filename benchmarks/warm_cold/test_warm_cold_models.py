@@ -86,7 +86,8 @@ if Path("/proc/self/stat").exists():
 
     def _path_with_rows(engine, call):
         """call_path.measure, after one more call counted by function, so that two runs whose digests
-        differ can say which functions did (the plugin keeps only the digest)."""
+        differ can say which functions did (the plugin keeps only the digest).  The counted call is the
+        one before the digest's: the same engine in the same state, a call apart."""
         counts: dict[str, int] = {}
 
         def profile(frame, event, _arg):
@@ -134,8 +135,13 @@ def _kernels() -> dict[str, str]:
             source = getattr(obj, "filename", None)  # the generated module's file: names repeat across graphs
             name += f" @{os.path.basename(source)}" if source else ""
             launchers = list(getattr(obj, "launchers", None) or [])
-            found[name] = (f"{len(getattr(obj, 'configs', None) or [])} configs; " + "; ".join(
+            # Inductor clears `configs` once compiled and cuts `launchers` to the best after autotuning:
+            # the compiled variants and the time spent autotuning say whether a choice was made here.
+            variants = len(getattr(obj, "compile_results", None) or [])
+            tuned_ns = getattr(obj, "autotune_time_taken_ns", None)
+            text = (f"{variants} compiled; autotuned {tuned_ns} ns; " + "; ".join(
                 f"{type(launcher).__name__} {getattr(launcher, 'config', '?')}" for launcher in launchers))
+            found[name] = f"{found[name]} || {text}" if name in found else text  # several objects, one kernel
         except Exception as exc:  # noqa: BLE001 - a probe: one odd object must not fail the item
             found.setdefault("<unreadable>", f"{type(exc).__name__}: {exc}"[:200])
     return found
