@@ -15,8 +15,10 @@ timer (fixtures/torchao_hand.py's cuda_p50_ms) and by Triton's do_bench:
                        for this compile only, TF32 off as the plugin's engines are built)
 
 and prints the Dynamo graphs and recompiles each compile made, and each variant's host time per call
-(the time one call takes to return with the GPU idle): level with its p50, it waits on the host.  Where "plugin module, hand" is fast,
-the compile settings explain the gap; where it stays slow, the quantized module differs.
+(the time one call takes to return, right after a synchronise): close to its p50, host work matters at
+that size (a hint, not a proof: the synchronise can lengthen the call after it; kernel time settles
+it).  Where "plugin module, hand" is fast, the compile settings explain the gap; where it stays slow,
+the quantized module differs.
 
     python scripts/lowprec_gap_probe.py [--model vit] [--precision int8]      # CUDA only
 """
@@ -68,8 +70,8 @@ def compiled(module: Any, inputs: tuple[Any, ...], settings: Any) -> tuple[Calla
 
 def timings(fn: Callable[..., Any], inputs: tuple[Any, ...]) -> tuple[float, float, float]:
     """(cuda_p50_ms, do_bench ms, host ms per call) of ``fn(*inputs)`` under inference mode.  The host
-    figure is the median time one call takes to return, the GPU idle before it: where it is level with
-    the p50, the engine waits on its host work (Python, dispatch, launches), not on its kernels."""
+    figure is the median time one call takes to return right after a synchronise (the GPU idle): close
+    to the p50, the host's work (Python, dispatch, launches) weighs at this size."""
     import statistics
     import time
 

@@ -81,8 +81,8 @@ def test_the_method_says_dynamic_or_static_and_the_granularity() -> None:
 
 
 def test_the_recipe_leaves_multihead_attentions_out_proj_as_torchao_does() -> None:
-    """nn.MultiheadAttention reads out_proj's weight outside the Linear's forward; torchao's default filter
-    skips it, and the plugin's recipe quantizes the layers a hand-written quantize_ would."""
+    """PyTorch marks nn.MultiheadAttention's out_proj NonDynamicallyQuantizableLinear and torchao's default
+    filter skips it; the plugin's recipe quantizes the layers a hand-written quantize_ would."""
     torch = pytest.importorskip("torch")
 
     class Block(torch.nn.Module):
