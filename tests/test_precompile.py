@@ -390,6 +390,33 @@ def test_a_warm_run_takes_the_cold_runs_path_to_the_same_verdict(
                    + warm["test_precompiled[inductor-fp32]"]["warnings"])
 
 
+def test_a_loaded_function_whose_guards_refuse_the_run_is_said_and_replaced(
+        run_plugin, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cold_mlp: tuple[Path, dict]) -> None:
+    """Fault injected (guards that refuse every call, standing in for a global torch setting they check
+    that differs from the saved one): before, every timed call quietly took the fallback's path, another
+    engine than the cold run timed; now the warm item says so and runs torch.compile's own engine."""
+    (cache, _), report = cold_mlp, tmp_path / "r.json"
+    real_load = precompile.load
+
+    class Refusing:
+        def __init__(self, compiled: Any) -> None:
+            self.compiled = compiled
+
+        def disable_guard_check(self) -> None:
+            self.compiled.disable_guard_check()
+
+        def guard_check(self, *args: Any, **kwargs: Any) -> bool:
+            return False
+
+    monkeypatch.setattr(precompile, "load", lambda directory: Refusing(real_load(directory)))
+    result = run_plugin(MLP_TEST, f"--infer-cache-dir={cache}", f"--infer-report={report}", cache=False)
+    result.assert_outcomes(passed=1)
+    [item] = json.loads(report.read_text())["results"]
+    [note] = [w for w in item["warnings"] if "not precompiled" in w]
+    assert "guards refused this run's call" in note and "torch.compile's own engine" in note
+    assert item["call_path"]["kind"] == "TorchEngine > OptimizedModule"
+
+
 def test_a_saved_function_is_loaded_without_starting_inductors_compile_workers(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The pool's start-up (a worker per core importing torch) would overlap the timing that follows a

@@ -134,7 +134,8 @@ def _use_precompiled(request: BuildRequest, engine: TorchEngine, prepared: tuple
         return reason
     try:
         compiled = precompile.load(entry.path)  # cold: the function the build loaded back (RECENT)
-        engine.fn = precompile.PrecompiledForward(compiled, module, plain)
+        forward = precompile.PrecompiledForward(compiled, module, plain)
+        engine.fn = forward
         engine.no_grad = True
         engine.run(prepared)  # kernels loaded here, not in the first timed call
     except Exception as exc:  # a corrupt or foreign entry is a slower build, never a failed item
@@ -142,6 +143,13 @@ def _use_precompiled(request: BuildRequest, engine: TorchEngine, prepared: tuple
         warnings.warn(CacheWarning(f"precompiled Inductor engine at {entry.path} could not be loaded and run "
                                    f"({precompile.short_reason(exc)}); compiling it again"))
         return f"its precompiled function could not be loaded and run ({precompile.short_reason(exc)})"
+    if forward.refused:
+        # Its guards refused this run's own call (a global setting they check differs from the one it
+        # was saved under): every timed call would quietly take the fallback's path, another engine than
+        # the cold run timed.  Said, and the engine is the plain compile it would have run anyway.
+        engine.fn, engine.no_grad = plain, False
+        return ("its precompiled function's guards refused this run's call (a setting they check, such as "
+                "a global torch flag, differs from when it was saved), so it runs torch.compile's own engine")
     request.artifacts.cache_states["inductor"] = "hit" if entry.hit else "miss"
     return None
 

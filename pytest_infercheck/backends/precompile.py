@@ -90,6 +90,7 @@ class PrecompiledForward:
     compiled: Any  # torch._dynamo.aot_compile.AOTCompiledFunction
     module: "torch.nn.Module"
     fallback: Callable[..., Any]
+    refused: int = 0  # calls the guards sent to the fallback (another host path: inductor.py says so)
 
     def __post_init__(self) -> None:
         self.compiled.disable_guard_check()  # checked here instead, where a refusal has somewhere to go
@@ -97,6 +98,7 @@ class PrecompiledForward:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self.compiled.guard_check(self.module, *args, **kwargs):
             return self.compiled(self.module, *args, **kwargs)
+        self.refused += 1
         return self.fallback(*args, **kwargs)
 
 
