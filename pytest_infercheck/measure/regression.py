@@ -255,6 +255,10 @@ def compare_latency(current: Sequence[float], baseline: Sequence[float], *, max_
         verdict = "undecided"
         why = (f"its run-to-run noise (+-{math.exp(noise.margin) - 1:.1%}) exceeds the allowance "
                f"(+{max_regression:.1%}): raise {option} for it, or steady the machine")
+        if noise.between_runs is not None and noise.between_runs >= noise.within_run and noise.runs < HISTORY:
+            # A spread from a few runs is rough (one odd run weighs a third of three): more runs say more.
+            why += (f"; {noise.runs} of the {HISTORY} runs the baseline keeps measured it, and each blessed "
+                    "run measures it better")
     else:
         verdict = "within"
     return LatencyComparison(verdict, base_p50, cur_p50, ratio, low, high, test.p_greater, test.p_less,

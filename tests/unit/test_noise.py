@@ -24,6 +24,10 @@ def test_a_between_process_shift_inside_the_measured_noise_is_no_regression() ->
     found = compare_latency(samples(5.77), samples(3.15, seed=1), max_regression=0.1, noise=noise)
     assert found.verdict == "undecided" and "exceeds the allowance" in found.why_undecided
     assert "between 5 runs" in found.describe()
+    assert "5 of the 10 runs the baseline keeps measured it, and each blessed run measures it better" in found.why_undecided
+    full = run_noise(history * 2, [], [], None, None)  # a full history: nothing more to gain from blessing
+    assert "each blessed run" not in compare_latency(samples(5.77), samples(3.15, seed=1), max_regression=0.1,
+                                                      noise=full).why_undecided
 
 
 def test_a_steady_engine_is_held_to_its_allowance() -> None:
