@@ -115,17 +115,17 @@ class GpuClockLog:
         return round(statistics.mean(inside)) if inside else None
 
 
-def pair_ratios(cold: list[dict[str, Any]], warm: list[list[dict[str, Any]]], nodeid: str) -> list[float]:
-    """Each warm run's p50 over its own cold run's."""
-    return [w[nodeid]["p50_ms"] / run[nodeid]["p50_ms"] for run, pair in zip(cold, warm) for w in pair
-            if w[nodeid]["p50_ms"] and run[nodeid]["p50_ms"]]
+def pair_ratios(cold: list[dict[str, Any]], warm: list[list[dict[str, Any]]], nodeid: str,
+                figure: str = "p50_ms") -> list[float]:
+    """Each warm run's ``figure`` (wall p50, or kernel_p50_ms) over its own cold run's."""
+    return [w[nodeid][figure] / run[nodeid][figure] for run, pair in zip(cold, warm) for w in pair
+            if w[nodeid].get(figure) and run[nodeid].get(figure)]
 
 
 def kernel_ratio(cold: list[dict[str, Any]], warm: list[list[dict[str, Any]]], nodeid: str) -> str:
     """The median of warm/cold GPU kernel time per iteration (the report's latency.kernel): where the wall
     ratio moves and this one does not, the host moved; where both move alike, the kernels or the clock did."""
-    ratios = [w[nodeid]["kernel_p50_ms"] / run[nodeid]["kernel_p50_ms"] for run, pair in zip(cold, warm) for w in pair
-              if w[nodeid].get("kernel_p50_ms") and run[nodeid].get("kernel_p50_ms")]
+    ratios = pair_ratios(cold, warm, nodeid, "kernel_p50_ms")
     return f"{statistics.median(ratios):.3f}" if ratios else "-"
 
 

@@ -85,23 +85,11 @@ if Path("/proc/self/stat").exists():
     _real_path = _call_path.measure
 
     def _path_with_rows(engine, call):
-        """call_path.measure, after one more call counted by function, so that two runs whose digests
-        differ can say which functions did (the plugin keeps only the digest).  The counted call is the
-        one before the digest's: the same engine in the same state, a call apart."""
-        counts: dict[str, int] = {}
-
-        def profile(frame, event, _arg):
-            if event == "call":
-                key = f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_code.co_name}"
-                counts[key] = counts.get(key, 0) + 1
-
-        if sys.getprofile() is None:
-            sys.setprofile(profile)
-            try:
-                call()
-            finally:
-                sys.setprofile(None)
-        PATHS.append(counts)
+        """call_path.measure, after one more call counted by function (call_path.python_calls), so that two
+        runs whose digests differ can say which functions did (the plugin keeps only the digest).  The
+        counted call is the one before the digest's: the same engine in the same state, a call apart."""
+        counts = _call_path.python_calls(call) or {}
+        PATHS.append({f"{file}:{function}": count for (file, function), count in counts.items()})
         return _real_path(engine, call)
 
     _call_path.measure = _path_with_rows

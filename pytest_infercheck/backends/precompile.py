@@ -150,8 +150,9 @@ F_GLOBALS_ADVICE = re.compile(r"\.?\s*Please load AOT compiled function with `f_
 
 def loading_reason(exc: BaseException) -> str:
     """Why a saved function did not load, in the user's terms."""
-    reason = F_GLOBALS_ADVICE.sub("", short_reason(exc))
-    if reason != short_reason(exc):
+    said = short_reason(exc)
+    reason = F_GLOBALS_ADVICE.sub("", said)
+    if reason != said:
         reason += (": the traced forward refers to objects of the process that traced it, which torch's "
                    "precompile does not restore (a torch limit, not the model's)")
     return reason

@@ -20,7 +20,6 @@ Nothing here imports torch or torchao at module level.
 
 from __future__ import annotations
 
-import hashlib
 from typing import TYPE_CHECKING, Any, Iterator, Optional
 
 from ..model.precision import outermost
@@ -103,9 +102,9 @@ def cache_key(request: "BuildRequest", granularity: str) -> dict[str, Any]:
     from ..model.under_test import inputs_hash
 
     # The layers quantized too: which ones is the recipe's choice (keep_fp32, out_proj), and a package
-    # built when the choice was another must not load under the new one.
-    layers = hashlib.sha256("\n".join(quantized_layers(request)).encode()).hexdigest()[:16]
-    key: dict[str, Any] = {"torchao": version("torchao"), "method": label(request, granularity), "layers": layers}
+    # built when the choice was another must not load under the new one (cache.cache_key hashes the list).
+    key: dict[str, Any] = {"torchao": version("torchao"), "method": label(request, granularity),
+                           "layers": quantized_layers(request)}
     if static_calibration(request):
         key["calibration"] = inputs_hash(request.calibration)
     return key
@@ -143,10 +142,9 @@ def quantized_layers(request: "BuildRequest") -> list[str]:
 def record_recipe(request: "BuildRequest", granularity: str) -> list[str]:
     """Set ``request.recipe`` (also for an engine loaded from the cache); the layers to quantize."""
     model = request.artifacts.model.module
-    kept = outermost(request.keep_fp32)
     targets = quantized_layers(request)
     if not targets:
-        where = " outside keep_fp32's modules" if kept else ""
+        where = " outside keep_fp32's modules" if request.keep_fp32 else ""
         raise BuildError(f"{request.spec.id}: torchao quantizes nn.Linear layers (not nn.MultiheadAttention's "
                          f"out_proj) and {type(model).__name__} has none{where}: there is nothing to run in "
                          f"{request.spec.precision.upper()} (convolutions and other layers stay BF16)")

@@ -35,6 +35,17 @@ def measure(engine: Any, call: Callable[[], Any]) -> Optional[CallPath]:
     """Run ``call`` (one call of ``engine``) once, counting the Python functions it enters; None, without
     calling it, while another profiler holds the hook (cProfile, yappi, a debugger's): the hook is one per
     thread, and a profiler installed from C (cProfile's) could not be put back from Python."""
+    counts = python_calls(call)
+    if counts is None:
+        return None
+    rows = sorted([file, function, count] for (file, function), count in counts.items())
+    digest = hashlib.sha256(json.dumps(rows).encode()).hexdigest()[:16]
+    return CallPath(kind=engine_kind(engine), python_calls=sum(counts.values()), digest=digest)
+
+
+def python_calls(call: Callable[[], Any]) -> Optional["Counter[tuple[str, str]]"]:
+    """The Python functions one ``call`` enters, as (file name, function) -> count; None, without calling
+    it, while another profiler holds this thread's hook."""
     if sys.getprofile() is not None:
         return None
     counts: Counter[tuple[str, str]] = Counter()
@@ -49,6 +60,4 @@ def measure(engine: Any, call: Callable[[], Any]) -> Optional[CallPath]:
         call()
     finally:
         sys.setprofile(None)
-    rows = sorted([file, function, count] for (file, function), count in counts.items())
-    digest = hashlib.sha256(json.dumps(rows).encode()).hexdigest()[:16]
-    return CallPath(kind=engine_kind(engine), python_calls=sum(counts.values()), digest=digest)
+    return counts
