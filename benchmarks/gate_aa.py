@@ -100,7 +100,7 @@ def one_run(index: int, work: Path, extra: list[str]) -> Path:
 def new_row(rows: dict[str, dict[str, list]], result: Any) -> dict[str, list]:
     return rows.setdefault(result.nodeid, {"aa": [], "slowed": [], "aa_wall": [], "slowed_wall": [],
                                            "busy": [], "judged_on": [], "graph": [result.cuda_graphs], "kernel": [],
-                                           "injected": [], "figures": [], "wall": []})
+                                           "injected": [], "figures": [], "wall": [], "probe": [], "why": []})
 
 
 def main() -> int:
@@ -146,6 +146,7 @@ def main() -> int:
                 row["wall"].append(result.latency.p50_ms)  # the wall p50 too: a warm load's host cost shows only there
                 if result.latency.kernel is not None:  # and the kernels': a cold/warm gap there is not the host's
                     row["kernel"].append(result.latency.kernel.p50_ms)
+                row["probe"].append(result.latency.probe_ms)
     for report in reports[args.seed_runs:]:
         results = load_report(report).results
         for scenario in ("aa", "slowed"):
@@ -156,6 +157,8 @@ def main() -> int:
                 latency = comparison.judged if comparison else None
                 row = new_row(rows, result)
                 row[scenario].append(latency.verdict if latency else "none")
+                if latency is not None and latency.why_undecided:
+                    row["why"].append(f"{scenario} run {reports.index(report) + 1}: {latency.why_undecided}")
                 row[f"{scenario}_wall"].append(comparison.latency.verdict if comparison and comparison.latency else "none")
                 row["judged_on"].append(comparison.judged_on if comparison else "-")
                 kernel = result.latency.kernel if result.latency is not None else None
@@ -208,8 +211,35 @@ def main() -> int:
           f"injected slowdown: caught {totals['caught']} of {totals['slow']}, undecided {totals['slow_und']}; "
           f"cold within the warm runs' spread or the allowance: {totals['cold_within']} of {totals['engines']} engines "
           f"(inside the warm runs' range: {totals['cold_inside']} on the judged figure, {totals['wall_inside']} on wall p50)")
+    print_runs(rows)
     (work / "summary.json").write_text(json.dumps({"rows": rows, "totals": totals}, default=str))
     return 0
+
+
+def print_runs(rows: dict[str, dict[str, list]]) -> None:
+    """Per engine that was undecided or missed a slowdown: every run's judged figure over run 1's, its wall and
+    kernel p50 and the machine probe, and why the gate could not decide (the first reason of each kind), so
+    that a log kept from the GPU machine says which run moved and whether the machine moved with it."""
+    shown = False
+    for nodeid, row in sorted(rows.items()):
+        if not (row["why"] or row["slowed"].count("regression") < len(row["slowed"])):
+            continue
+        if not shown:
+            print("\nper run (1 = cold; judged figure / run 1's, wall p50 ms, kernel p50 ms, probe ms):")
+            shown = True
+        first = row["figures"][0]
+        runs = []
+        for index, figure in enumerate(row["figures"]):
+            kernel = row["kernel"][index] if len(row["kernel"]) == len(row["figures"]) else None
+            probe = row["probe"][index] if index < len(row["probe"]) else None
+            runs.append(f"{index + 1}: {figure / first:.3f} {row['wall'][index]:.4g}"
+                        + (f" k{kernel:.4g}" if kernel else "") + (f" p{probe:.3g}" if probe else ""))
+        print(f"  {nodeid.split('::')[-1]}: " + "; ".join(runs))
+        reasons: dict[str, str] = {}
+        for why in row["why"]:
+            reasons.setdefault(why.split(": ", 1)[1].split(" (")[0][:60], why)
+        for why in reasons.values():
+            print(f"    undecided, {why}")
 
 
 def inside(figures: list[float]) -> bool:
