@@ -14,7 +14,11 @@ timer (fixtures/torchao_hand.py's cuda_p50_ms) and by Triton's do_bench:
   hand module, plugin  the hand recipe's quantized module compiled the plugin's way (the options patched
                        for this compile only, TF32 off as the plugin's engines are built)
 
-and prints the Dynamo graphs and recompiles each compile made, and each variant's host time per call
+and prints the Dynamo graphs and recompiles each compile made (and any recompile its timed calls made:
+torchao's settings are restored before timing, and Dynamo's global-state guards may then compile again),
+each variant's GPU kernel time per iteration (the plugin's own kernel pass; the figure the host does not
+move), its kernels' count per call, and, last, the kernels whose time per call differs most between the
+plugin's engine and the hand recipe (torch.profiler's device time by kernel name), and each variant's host time per call
 (the time one call takes to return, right after a synchronise): close to its p50, host work matters at
 that size (a hint, not a proof: the synchronise can lengthen the call after it; kernel time settles
 it).  Where "plugin module, hand" is fast, the compile settings explain the gap; where it stays slow,
@@ -68,18 +72,26 @@ def compiled(module: Any, inputs: tuple[Any, ...], settings: Any) -> tuple[Calla
     return fn, {key: value - before[key] for key, value in count().items()}
 
 
-def timings(fn: Callable[..., Any], inputs: tuple[Any, ...]) -> tuple[float, float, float]:
-    """(cuda_p50_ms, do_bench ms, host ms per call) of ``fn(*inputs)`` under inference mode.  The host
-    figure is the median time one call takes to return right after a synchronise (the GPU idle): close
-    to the p50, the host's work (Python, dispatch, launches) weighs at this size."""
+PROFILED_CALLS = 20
+
+
+def timings(fn: Callable[..., Any], inputs: tuple[Any, ...]) -> tuple[float, float, float, float, int]:
+    """(cuda_p50_ms, do_bench ms, host ms per call, kernel ms per call, recompiles) of ``fn(*inputs)``
+    under inference mode.  The host figure is the median time one call takes to return right after a
+    synchronise (the GPU idle): close to the p50, the host's work (Python, dispatch, launches) weighs at
+    this size.  The kernel figure is the plugin's kernel pass (measure/kernel_time.py), as
+    benchmarks/gpu_lowprec.py reads it; recompiles: those the timed calls themselves made."""
     import statistics
     import time
 
     import torch
+    from torch._dynamo.utils import counters
     from triton.testing import do_bench
 
     from fixtures.torchao_hand import cuda_p50_ms
+    from pytest_infercheck.measure.kernel_time import measure_kernel_time
 
+    before = sum(counters["recompiles"].values())
     host = []
     with torch.inference_mode():
         bench = float(do_bench(lambda: fn(*inputs), return_mode="median"))
@@ -89,7 +101,45 @@ def timings(fn: Callable[..., Any], inputs: tuple[Any, ...]) -> tuple[float, flo
             fn(*inputs)
             host.append((time.perf_counter() - start) * 1000.0)
         torch.cuda.synchronize()
-    return cuda_p50_ms(fn, inputs), bench, statistics.median(host)
+    p50 = cuda_p50_ms(fn, inputs)
+    with torch.inference_mode():
+        kernel = measure_kernel_time(lambda: fn(*inputs), "cuda", None, wall_p50_ms=p50, cuda_graph=False).p50_ms
+    return p50, bench, statistics.median(host), kernel, sum(counters["recompiles"].values()) - before
+
+
+def kernels_by_name(fn: Callable[..., Any], inputs: tuple[Any, ...]) -> dict[str, tuple[float, float]]:
+    """{kernel name: (device ms per call, launches per call)} over PROFILED_CALLS calls (torch.profiler)."""
+    import torch
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+
+    with torch.inference_mode():
+        fn(*inputs)
+        torch.cuda.synchronize()
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            for _ in range(PROFILED_CALLS):
+                fn(*inputs)
+            torch.cuda.synchronize()
+    table: dict[str, tuple[float, float]] = {}
+    for event in prof.key_averages():
+        if event.device_type == DeviceType.CUDA:
+            total_us = getattr(event, "self_device_time_total", None) or getattr(event, "self_cuda_time_total", 0.0)
+            table[event.key] = (total_us / 1000.0 / PROFILED_CALLS, event.count / PROFILED_CALLS)
+    return table
+
+
+def print_kernel_differences(plugin: dict[str, tuple[float, float]], hand: dict[str, tuple[float, float]],
+                             top: int = 12) -> None:
+    """The kernels whose time per call differs most between the plugin's engine and the hand recipe."""
+    print(f"\nkernels per call: plugin {sum(c for _, c in plugin.values()):.0f} launches, "
+          f"{sum(t for t, _ in plugin.values()):.3f} ms; hand {sum(c for _, c in hand.values()):.0f} launches, "
+          f"{sum(t for t, _ in hand.values()):.3f} ms")
+    names = sorted(set(plugin) | set(hand),
+                   key=lambda n: -abs(plugin.get(n, (0.0, 0.0))[0] - hand.get(n, (0.0, 0.0))[0]))
+    print(f"{'plugin ms':>10} {'hand ms':>9} {'plugin n':>9} {'hand n':>7}  kernel (largest differences first)")
+    for name in names[:top]:
+        mine, theirs = plugin.get(name, (0.0, 0.0)), hand.get(name, (0.0, 0.0))
+        print(f"{mine[0]:10.4f} {theirs[0]:9.4f} {mine[1]:9.1f} {theirs[1]:7.1f}  {name[:110]}")
 
 
 def main() -> None:
@@ -111,7 +161,8 @@ def main() -> None:
     if not torch.cuda.is_available():  # the hand recipe and the plugin's torchao engines run on CUDA only
         raise SystemExit("scripts/lowprec_gap_probe.py needs a CUDA GPU")
     model, inputs = MODELS[args.model]()
-    rows: list[tuple[str, float, float, float, dict[str, int], str]] = []
+    rows: list[tuple[str, float, float, float, float, int, dict[str, int], str]] = []
+    kernel_tables: dict[str, dict[str, tuple[float, float]]] = {}
 
     grabbed: dict[str, Any] = {}
     import gpu
@@ -121,6 +172,7 @@ def main() -> None:
     def keep_engine(engine: Any, prepared: Any) -> float:  # check_one's engine_probe calls this on CUDA
         grabbed["engine"], grabbed["prepared"] = engine, prepared
         grabbed["p50"] = timings(engine.fn, tuple(prepared))
+        kernel_tables["plugin"] = kernels_by_name(engine.fn, tuple(prepared))
         grabbed["module"] = getattr(engine.fn, "_orig_mod", None)
         return original_probe_hook(engine, prepared)
 
@@ -144,6 +196,7 @@ def main() -> None:
 
     fn, cast = hand_recipe(model, inputs, args.precision)
     rows.append(("hand", *timings(fn, cast), {}, "fixtures/torchao_hand.py"))
+    kernel_tables["hand"] = kernels_by_name(fn, cast)
     hand_module = getattr(fn, "_orig_mod", None)
     if hand_module is not None:
         with tf32_setting("cuda", False):
@@ -152,10 +205,13 @@ def main() -> None:
                          "options patched for the compile only, TF32 off"))
 
     print(f"\n{args.model} {args.precision} on cuda, torch {torch.__version__}")
-    print(f"{'variant':22} {'p50 ms':>9} {'do_bench':>9} {'host ms':>8}  dynamo (graphs/recompiles/breaks)  note")
-    for name, p50, bench, host, moved, note in rows:
+    print(f"{'variant':22} {'p50 ms':>9} {'do_bench':>9} {'host ms':>8} {'kernel ms':>9} "
+          f"{'recompiled timing':>17}  dynamo (graphs/recompiles/breaks)  note")
+    for name, p50, bench, host, kernel, recompiled, moved, note in rows:
         counts = "/".join(str(moved.get(key, "-")) for key in ("graphs", "recompiles", "breaks"))
-        print(f"{name:22} {p50:9.3f} {bench:9.3f} {host:8.3f}  {counts:>33}  {note}")
+        print(f"{name:22} {p50:9.3f} {bench:9.3f} {host:8.3f} {kernel:9.3f} {recompiled:>17}  {counts:>33}  {note}")
+    if len(kernel_tables) == 2:
+        print_kernel_differences(kernel_tables["plugin"], kernel_tables["hand"])
 
 
 if __name__ == "__main__":
