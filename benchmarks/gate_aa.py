@@ -100,7 +100,7 @@ def one_run(index: int, work: Path, extra: list[str]) -> Path:
 def new_row(rows: dict[str, dict[str, list]], result: Any) -> dict[str, list]:
     return rows.setdefault(result.nodeid, {"aa": [], "slowed": [], "aa_wall": [], "slowed_wall": [],
                                            "busy": [], "judged_on": [], "graph": [result.cuda_graphs], "kernel": [],
-                                           "injected": [], "figures": [], "wall": [], "probe": [], "why": []})
+                                           "injected": [], "figures": [], "wall": [], "probe": [], "gpu_probe": [], "why": []})
 
 
 def main() -> int:
@@ -147,6 +147,8 @@ def main() -> int:
                 if result.latency.kernel is not None:  # and the kernels': a cold/warm gap there is not the host's
                     row["kernel"].append(result.latency.kernel.p50_ms)
                 row["probe"].append(result.latency.probe_ms)
+                kernel_fact = result.latency.kernel
+                row["gpu_probe"].append(kernel_fact.device_probe_ms if kernel_fact is not None else None)
     for report in reports[args.seed_runs:]:
         results = load_report(report).results
         for scenario in ("aa", "slowed"):
@@ -218,22 +220,25 @@ def main() -> int:
 
 def print_runs(rows: dict[str, dict[str, list]]) -> None:
     """Per engine that was undecided or missed a slowdown: every run's judged figure over run 1's, its wall and
-    kernel p50 and the machine probe, and why the gate could not decide (the first reason of each kind), so
+    kernel p50, the machine probe and the GPU probe, and why the gate could not decide (the first reason of each kind), so
     that a log kept from the GPU machine says which run moved and whether the machine moved with it."""
     shown = False
     for nodeid, row in sorted(rows.items()):
         if not (row["why"] or row["slowed"].count("regression") < len(row["slowed"])):
             continue
         if not shown:
-            print("\nper run (1 = cold; judged figure / run 1's, wall p50 ms, kernel p50 ms, probe ms):")
+            print("\nper run (1 = cold; judged figure / run 1's, wall p50 ms, k: kernel p50 ms, p: machine probe ms, "
+                  "g: GPU probe ms):")
             shown = True
         first = row["figures"][0]
         runs = []
         for index, figure in enumerate(row["figures"]):
             kernel = row["kernel"][index] if len(row["kernel"]) == len(row["figures"]) else None
             probe = row["probe"][index] if index < len(row["probe"]) else None
+            gpu_probe = row["gpu_probe"][index] if index < len(row["gpu_probe"]) else None
             runs.append(f"{index + 1}: {figure / first:.3f} {row['wall'][index]:.4g}"
-                        + (f" k{kernel:.4g}" if kernel else "") + (f" p{probe:.3g}" if probe else ""))
+                        + (f" k{kernel:.4g}" if kernel else "") + (f" p{probe:.3g}" if probe else "")
+                        + (f" g{gpu_probe:.4g}" if gpu_probe else ""))
         print(f"  {nodeid.split('::')[-1]}: " + "; ".join(runs))
         reasons: dict[str, str] = {}
         for why in row["why"]:

@@ -63,13 +63,14 @@ class Entry:
     machine: dict[str, Any]
     accuracy: dict[str, dict[str, float]]  # output -> {max_abs, mean_abs, ...}
     # {timer, count, p50_ms, ... (stats.PERCENTILES), samples_ms, and for a GPU engine its kernel time:
-    # kernel: {p50_ms, busy_fraction, launch_bound, block_medians_ms, samples_ms}}
+    # kernel: {p50_ms, busy_fraction, launch_bound, block_medians_ms, samples_ms, device_probe_ms, ...}}
     latency: Optional[dict[str, Any]]
     model_hash: str = ""
     recorded: str = ""
     check: str = ""
-    # The last runs blessed into this slot, oldest first ({recorded, p50_ms, probe_ms, count, kernel_ms}): their
-    # spread is the gate's between-run noise (regression.RunNoise). A changed model starts it again.
+    # The last runs blessed into this slot, oldest first ({recorded, p50_ms, probe_ms, count, kernel_ms,
+    # device_probe_ms}): their spread is the gate's between-run noise (regression.RunNoise). A changed
+    # model starts it again.
     history: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -217,7 +218,7 @@ def _validate_entry(raw: Any, where: str) -> Entry:
         if not isinstance(run, dict):
             raise _Invalid(f"{where}: history[{index}] must be an object")
         _check_number(run.get("p50_ms"), f"{where}: history[{index}].p50_ms", positive=True)
-        for name in ("probe_ms", "kernel_ms"):
+        for name in ("probe_ms", "kernel_ms", "device_probe_ms"):
             if run.get(name) is not None:
                 _check_number(run[name], f"{where}: history[{index}].{name}", positive=True)
     return Entry(nodeid=raw["nodeid"], spec_id=raw["spec_id"], machine=raw["machine"], accuracy=accuracy,
@@ -254,6 +255,10 @@ def _validate_kernel(kernel: Any, where: str) -> None:
     _check_number(kernel.get("busy_fraction"), f"{where}.busy_fraction", positive=False)
     if not isinstance(kernel.get("launch_bound"), bool):
         raise _Invalid(f"{where}.launch_bound is {kernel.get('launch_bound')!r}, expected true or false")
+    if kernel.get("device_probe_ms") is not None:
+        _check_number(kernel["device_probe_ms"], f"{where}.device_probe_ms", positive=True)
+    if kernel.get("device_probe_spread") is not None:
+        _check_number(kernel["device_probe_spread"], f"{where}.device_probe_spread", positive=False)
 
 
 def _check_numbers(values: Any, where: str, *, positive: bool, empty: bool) -> None:
@@ -313,7 +318,9 @@ def kernel_entry(kernel: Any) -> Optional[dict[str, Any]]:
         return None
     return {"p50_ms": _six(kernel.p50_ms), "busy_fraction": _six(kernel.busy_fraction),
             "launch_bound": bool(kernel.launch_bound), "block_medians_ms": [_six(v) for v in kernel.block_medians_ms],
-            "samples_ms": [_six(v) for v in subsample(kernel.samples_ms)]}
+            "samples_ms": [_six(v) for v in subsample(kernel.samples_ms)],
+            "device_probe_ms": _six(kernel.device_probe_ms) if kernel.device_probe_ms else None,
+            "device_probe_spread": _six(kernel.device_probe_spread)}
 
 
 def run_record(recorded: str, latency: Optional[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -326,6 +333,8 @@ def run_record(recorded: str, latency: Optional[dict[str, Any]]) -> list[dict[st
     kernel = latency.get("kernel")
     if isinstance(kernel, dict) and (kernel.get("p50_ms") or 0) > 0:
         record["kernel_ms"] = kernel["p50_ms"]
+        if kernel.get("device_probe_ms"):
+            record["device_probe_ms"] = kernel["device_probe_ms"]
     return [record]
 
 

@@ -35,7 +35,7 @@ def measure(engine: "Engine", prepared: Any, mut: "ModelUnderTest", device: str,
     ``kernel_pass`` (a CUDA engine under check): then, under the same lock, its GPU kernel time and
     the launch-bound label (kernel_time.py); where the profiler cannot tell, a note in ``warnings``.
     """
-    from ..measure.timing import machine_probe, plan_from_settings, timer_for
+    from ..measure.timing import device_probe, machine_probe, plan_from_settings, timer_for
 
     timer = timer_for(device, getattr(engine, "stream", None))
     run: Callable[[], Any] = lambda: engine.run(prepared)  # noqa: E731
@@ -48,14 +48,23 @@ def measure(engine: "Engine", prepared: Any, mut: "ModelUnderTest", device: str,
             probe: Optional[tuple[float, float]] = machine_probe(device)  # the machine's speed now, same lock
         except Exception:  # a probe only qualifies a comparison: without one, the gate goes without
             probe = None
+        gpu_probe: Optional[tuple[float, float]] = None
+        if kernel_pass and device.startswith("cuda"):
+            try:  # the device's own speed, for the figures that are the device's (kernel time, a CUDA graph)
+                gpu_probe = device_probe(device)
+            except Exception:
+                gpu_probe = None
         try:
             stats = timer.measure(run, plan_from_settings(settings), batch_size=mut.batch_size,
                                   includes_transfers=transfers)
         except Exception as exc:
             raise StageFailure(Stage.LATENCY, f"timing the engine failed: {short(exc)}", traceback.format_exc()) from None
         if kernel_pass and device.startswith("cuda"):
-            stats = replace(stats, kernel=kernel_time(run, device, getattr(engine, "stream", None), stats.p50_ms,
-                                                      cuda_graph, warnings if warnings is not None else []))
+            kernel = kernel_time(run, device, getattr(engine, "stream", None), stats.p50_ms, cuda_graph,
+                                 warnings if warnings is not None else [])
+            if kernel is not None and gpu_probe is not None:
+                kernel = replace(kernel, device_probe_ms=gpu_probe[0], device_probe_spread=gpu_probe[1])
+            stats = replace(stats, kernel=kernel)
     if probe is not None:
         stats = replace(stats, probe_ms=probe[0], probe_spread=probe[1])
     stop = getattr(timer, "last_stop", None)

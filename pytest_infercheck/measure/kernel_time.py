@@ -26,6 +26,10 @@ measures the kernels:
   2026-12-07).  So the same threshold labels a graph engine launch-bound (``CUDA graph,
   launch-bound``), and the gate judges it on its kernels, which the replay runs unchanged.
 - **CPU engines** have no kernel time: nothing is measured and nothing is labelled.
+- **The GPU's own speed** (``device_probe_ms``): the host's machine probe times launches, which a
+  CUDA graph and the kernel time do not wait on; so a fixed device workload (timing.device_probe) is
+  timed beside them, and the gate reads a change of it between two runs as the device moving, not
+  the engine (regression.RunNoise.machine_drift).
 
 Pure logic here (intervals, the label) runs anywhere; ``measure_kernel_time`` needs CUDA and imports
 torch inside.  Nothing at module level imports torch or numpy (results.py reads ``KernelTime`` at
@@ -69,6 +73,10 @@ class KernelTime:
     block_medians_ms: tuple[float, ...] = ()
     launch_bound_below: float = LAUNCH_BOUND_BELOW
     method: str = METHOD
+    # A fixed device workload timed by CUDA events just before the engine (timing.device_probe): the
+    # GPU's own speed now (clock, power, a neighbour on the device), which the host probe does not see.
+    device_probe_ms: Optional[float] = None
+    device_probe_spread: float = 0.0  # std of ln over its repeats: how far it moves by itself
 
     @property
     def p50_ms(self) -> float:

@@ -97,6 +97,8 @@ def median_ratio_interval(current: "Sequence[float] | np.ndarray", baseline: "Se
     return float(low), float(high)
 
 
+HOST_PROBE = "the machine's reference workload"  # timing.machine_probe: CPU speed, or the host's launches
+DEVICE_PROBE = "the GPU's reference workload"  # timing.device_probe: the device's own speed
 NOISE_Z = 3.0  # a change must exceed this many standard deviations of the run-to-run noise (one-sided 0.13%)
 MIN_HISTORY = 3  # runs in the baseline's history before their spread is trusted as the between-run noise
 HISTORY = 10  # runs an entry keeps (baseline/store.py): enough for the spread, short enough to follow the machine
@@ -114,7 +116,9 @@ class RunNoise:
       holds MIN_HISTORY runs (each `baseline update` of a passing run adds one);
     - ``within_run``: the spread of ln(block median) over consecutive blocks of each run's samples,
       the larger of the two runs': a lower bound of the between-run spread, known from the first run;
-    - ``probe_change``: ln of the machine probe's ratio (timing.machine_probe) between the two runs.
+    - ``probe_change``: ln of the probe's ratio between the two runs: the machine probe
+      (timing.machine_probe) for a figure the host sets, the GPU's (timing.device_probe) for one the
+      device sets (a CUDA graph's wall time, any kernel time).
     """
 
     between_runs: Optional[float] = None
@@ -123,6 +127,7 @@ class RunNoise:
     probe_change: Optional[float] = None
     probe_spread: float = 0.0  # the larger of the two probes' own spreads (std of ln over repeats)
     modelled: bool = True  # False: two sample sets judged alone (one process), no noise figure to show
+    probe_what: str = HOST_PROBE  # which reference workload the probe figures are (said when it moved)
 
     def machine_drift(self, allowed: float) -> float:
         """ln of how much the machine itself moved: the probe's change when it stands out of the probe's
@@ -147,13 +152,15 @@ SAMPLES_ONLY = RunNoise(between_runs=0.0, runs=MIN_HISTORY, modelled=False)
 
 
 def run_noise(history_p50_ms: Sequence[float], blocks_current: Sequence[float], blocks_baseline: Sequence[float],
-              probe_current: Optional[float], probe_baseline: Optional[float], *, probe_spread: float = 0.0) -> RunNoise:
-    """The noise figures of one comparison, from the entry's history, both runs' blocks and probes."""
+              probe_current: Optional[float], probe_baseline: Optional[float], *, probe_spread: float = 0.0,
+              probe_what: str = HOST_PROBE) -> RunNoise:
+    """The noise figures of one comparison, from the entry's history, both runs' blocks and probes
+    (``probe_what``: which reference workload they timed)."""
     between = log_spread(history_p50_ms) if len(history_p50_ms) >= MIN_HISTORY else None
     within = max(log_spread(blocks_current) or 0.0, log_spread(blocks_baseline) or 0.0)
     probe = (math.log(probe_current / probe_baseline)
              if probe_current and probe_baseline and probe_current > 0 and probe_baseline > 0 else None)
-    return RunNoise(between, len(history_p50_ms), within, probe, probe_spread)
+    return RunNoise(between, len(history_p50_ms), within, probe, probe_spread, probe_what=probe_what)
 
 
 @dataclass(frozen=True)
@@ -239,7 +246,7 @@ def compare_latency(current: Sequence[float], baseline: Sequence[float], *, max_
     explained = math.copysign(min(abs(drift), abs(change)), change) if drift * change > 0 else 0.0
     if abs(change) > beyond and abs(change - explained) <= beyond:
         verdict = "undecided"
-        why = (f"the machine's reference workload moved {math.exp(drift) - 1:+.1%} between the runs, "
+        why = (f"{noise.probe_what} moved {math.exp(drift) - 1:+.1%} between the runs, "
                "which may account for the change")
     elif abs(change) > beyond and (test.p_greater if change > 0 else test.p_less) < alpha and noise.between_runs is None:
         # One process's median can land far from the next one's (another core, clock, neighbour) while

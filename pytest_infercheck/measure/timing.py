@@ -204,6 +204,46 @@ def machine_probe(device: str) -> tuple[float, float]:
     return times[len(times) // 2], log_spread(times) or 0.0
 
 
+DEVICE_PROBE_MATMULS = 16  # 2048x2048 FP16 products per repeat: about 0.3-0.5 ms on an H100, each kernel
+DEVICE_PROBE_SIDE = 2048  # ~25 us, well above a launch, so the probe times the device and not the host
+DEVICE_PROBE_COPY_BYTES = 32 << 20  # and one 32 MiB copy: the memory's speed too
+
+
+def device_probe(device: str) -> tuple[float, float]:  # pragma: no cover - needs CUDA (never run on this machine)
+    """Milliseconds a fixed device workload takes on ``device`` (CUDA) here and now, by CUDA events (the
+    median of PROBE_REPEATS), and the spread of its repeats (std of ln).  Matrix products long enough
+    that the GPU, not the host, sets their time, then a copy: a GPU that runs slower between two runs
+    (clock, power cap, another process on the device) shows here while the host probe stays put.
+    Its tensors (about 60 MiB) are freed before the engine is timed."""
+    import torch
+
+    side = DEVICE_PROBE_SIDE
+    with torch.cuda.device(device):
+        left = torch.full((side, side), 1.0 / side, dtype=torch.float16, device=device)
+        product = torch.empty_like(left)
+        source = torch.zeros(DEVICE_PROBE_COPY_BYTES // 4, dtype=torch.float32, device=device)
+        target = torch.empty_like(source)
+
+        def workload() -> None:
+            for _ in range(DEVICE_PROBE_MATMULS):
+                torch.mm(left, left, out=product)
+            target.copy_(source)
+
+        workload()  # warm: cuBLAS handle and kernel choice
+        torch.cuda.synchronize(device)
+        times = []
+        for _ in range(PROBE_REPEATS):
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            workload()
+            end.record()
+            end.synchronize()
+            times.append(float(start.elapsed_time(end)))
+        del left, product, source, target
+    times.sort()
+    return times[len(times) // 2], log_spread(times) or 0.0
+
+
 @contextmanager
 def _no_gc() -> Iterator[None]:
     """Keep the garbage collector out of the samples, as timeit does."""

@@ -344,3 +344,86 @@ def test_latency_stats_without_kernel_time_describe_as_before() -> None:
     assert stats.describe().endswith("over 1 samples (cpu)")
     stats = replace(stats, kernel=fake_kernel(0.41, 3.2))
     assert stats.describe().endswith("(cpu); launch-bound: kernels 0.41 ms of 3.2 ms wall, 13% busy")
+
+
+# -- the GPU's own speed: a device probe beside the figures the device sets --------------------------
+
+
+def with_probes(result: CheckResult, *, device_probe: Optional[float], host_probe: Optional[float] = 0.35,
+                spread: float = 0.002) -> CheckResult:
+    """``result`` with the GPU's probe (timing.device_probe, on its kernel fact) and the host's (machine_probe)."""
+    latency = result.latency
+    assert latency is not None and latency.kernel is not None
+    kernel = replace(latency.kernel, device_probe_ms=device_probe, device_probe_spread=spread)
+    return replace(result, latency=replace(latency, kernel=kernel, probe_ms=host_probe, probe_spread=spread))
+
+
+def steady_history(tmp_path: Path, wall: float, kernel: float, *, graph: bool, device_probe: float) -> BaselineStore:
+    """Three blessed runs within 0.4% of each other, wall and kernels alike, each with both probes."""
+    path = tmp_path / "base.json"
+    for seed in range(3):
+        drift = 1 + 0.002 * seed
+        run = fake_gpu_result(wall * drift, kernel * drift, graph=graph, seed=seed)
+        update_baseline(path, [with_probes(run, device_probe=device_probe)])
+    return BaselineStore.load(path)
+
+
+def test_the_gpu_probe_rides_on_the_kernel_fact_into_reports_and_the_baselines_history(tmp_path: Path) -> None:
+    result = with_probes(fake_gpu_result(0.57, 0.55, graph=True), device_probe=0.42)
+    back = CheckResult.from_dict(json.loads(json.dumps(result.to_dict())))
+    assert back.latency is not None and back.latency.kernel is not None
+    assert back.latency.kernel.device_probe_ms == 0.42 and back.latency.kernel.device_probe_spread == 0.002
+    update_baseline(tmp_path / "base.json", [result])
+    (entry,) = BaselineStore.load(tmp_path / "base.json").entries
+    assert entry.latency is not None and entry.latency["kernel"]["device_probe_ms"] == 0.42
+    assert entry.history[0]["device_probe_ms"] == 0.42
+    older = json.loads(json.dumps(fake_gpu_result(0.57, 0.55, graph=True).to_dict()))  # written before the probe
+    del older["latency"]["kernel"]["device_probe_ms"], older["latency"]["kernel"]["device_probe_spread"]
+    old = CheckResult.from_dict(older)
+    assert old.latency is not None and old.latency.kernel is not None and old.latency.kernel.device_probe_ms is None
+
+
+def test_impossible_gpu_probe_figures_are_refused_in_a_report_and_in_a_baseline(tmp_path: Path) -> None:
+    result = with_probes(fake_gpu_result(0.57, 0.55, graph=True), device_probe=0.42)
+    assert result.latency is not None and result.latency.kernel is not None
+    for bad in (replace(result.latency.kernel, device_probe_ms=math.nan),
+                replace(result.latency.kernel, device_probe_spread=-1.0)):
+        with pytest.raises(DecodeError, match=r"results\[0\].latency.kernel.device_probe"):
+            check_latency(replace(result.latency, kernel=bad), "results[0].latency")
+    path = tmp_path / "base.json"
+    update_baseline(path, [result])
+    data = json.loads(path.read_text())
+    data["entries"][0]["latency"]["kernel"]["device_probe_ms"] = -0.4
+    path.write_text(json.dumps(data))
+    with pytest.raises(pytest.UsageError, match="latency.kernel.device_probe_ms"):
+        BaselineStore.load(path)
+
+
+def test_a_dense_cuda_graph_that_slowed_with_the_gpus_probe_is_undecided_and_says_the_gpu_moved(
+        tmp_path: Path) -> None:
+    """A CUDA graph's wall time is the device's: when the GPU's own probe moved as much as the engine (a clock
+    or power cap, another process on the device), the gate cannot blame the code, and says which probe moved."""
+    store = steady_history(tmp_path, 0.57, 0.55, graph=True, device_probe=0.42)
+    slower_gpu = judged(with_probes(fake_gpu_result(0.57 * 1.2, 0.55 * 1.2, graph=True, seed=7), device_probe=0.42 * 1.2),
+                        store)
+    comparison = slower_gpu.baseline
+    assert comparison is not None and comparison.judged_on == "wall" and comparison.latency is not None
+    assert comparison.latency.verdict == "undecided"
+    assert "the GPU's reference workload moved +20.0% between the runs" in comparison.latency.why_undecided
+    assert slower_gpu.outcome == Outcome.PASSED and slower_gpu.undecided
+    # The same slowdown with the GPU's probe steady is the engine's: a regression, whatever the host's
+    # launch probe did (it times the host, which a CUDA graph's replay does not wait on).
+    for host_probe in (0.35, 0.35 * 1.2):
+        code = judged(with_probes(fake_gpu_result(0.57 * 1.2, 0.55 * 1.2, graph=True, seed=7), device_probe=0.42,
+                                  host_probe=host_probe), store)
+        assert code.outcome == Outcome.FAILED and code.failures[0].stage == Stage.REGRESSION, host_probe
+
+
+def test_a_launch_bound_engines_kernel_time_reads_the_gpus_probe_too(tmp_path: Path) -> None:
+    store = steady_history(tmp_path, 3.2, 0.41, graph=False, device_probe=0.42)
+    moved = judged(with_probes(fake_gpu_result(3.2, 0.41 * 1.1, seed=7), device_probe=0.42 * 1.1), store)
+    assert moved.baseline is not None and moved.baseline.judged_on == "kernel" and moved.baseline.kernel is not None
+    assert moved.baseline.kernel.verdict == "undecided" and "GPU's reference workload" in moved.baseline.kernel.why_undecided
+    steady = judged(with_probes(fake_gpu_result(3.2, 0.41 * 1.1, seed=7), device_probe=0.42), store)
+    assert steady.outcome == Outcome.FAILED and steady.baseline is not None and steady.baseline.kernel is not None
+    assert steady.baseline.kernel.verdict == "regression"
