@@ -112,3 +112,38 @@ def test_the_cache_key_of_a_quantized_package_holds_the_layers_it_quantizes(monk
 
     everything, kept = torchao_quant.cache_key(request([]), "row"), torchao_quant.cache_key(request(["1"]), "row")
     assert everything["layers"] != kept["layers"] and everything["method"] == kept["method"]
+
+
+def test_a_compiled_function_compiles_again_when_tf32_is_switched_after_its_compile() -> None:
+    """Why the hand recipe is compiled and timed under one setting (fixtures/torchao_hand.py): Dynamo guards
+    the TF32 switch, so a function compiled under torchao's TF32 "high" and called after it was restored
+    compiles a new graph, under whatever Inductor options are set then.  The H100's ViT-ish INT8 "hand
+    recipe" ran such a recompile, under Inductor's defaults, until 2026-12-07 evening."""
+    torch = pytest.importorskip("torch")
+    from torch._dynamo.utils import counters
+
+    saved = torch.get_float32_matmul_precision()
+    model, example = torch.nn.Linear(8, 8).eval(), torch.randn(2, 8)
+    torch._dynamo.reset()
+    try:
+        torch.set_float32_matmul_precision("high")
+        compiled = torch.compile(model, backend="eager")
+        with torch.inference_mode():
+            compiled(example)
+            graphs = counters["stats"]["unique_graphs"]
+            compiled(example)
+            assert counters["stats"]["unique_graphs"] == graphs  # same setting: the same graph
+            torch.set_float32_matmul_precision("highest")
+            compiled(example)
+        assert counters["stats"]["unique_graphs"] == graphs + 1  # switched: compiled again
+    finally:
+        torch.set_float32_matmul_precision(saved)
+        torch._dynamo.reset()
+
+
+def test_the_hand_recipe_refuses_to_be_made_outside_torchaos_settings() -> None:
+    pytest.importorskip("torch")
+    from fixtures.torchao_hand import hand_recipe
+
+    with pytest.raises(RuntimeError, match=r"inside torchao_process_settings\(\), and so does its timing"):
+        hand_recipe(object(), (), "int8")  # type: ignore[arg-type]
