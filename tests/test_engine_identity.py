@@ -208,3 +208,40 @@ def test_an_empty_or_random_reference_fails_at_stage_reference(run_plugin) -> No
         for engine in engines:
             assert re.search(rf"test_model.py::{test} +{engine} +cpu +failed \(reference\)", text), (test, engine)
     assert re.search(r"test_model.py::test_noise_meant +eager-fp32 +cpu +failed \(accuracy\)", text)
+
+
+def test_an_entry_built_by_other_plugin_code_is_built_again(run_plugin, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The plugin's version alone keyed its entries: two commits of one version (an editable install, a
+    branch under test) shared exports and engines the other commit's code had made."""
+    from pytest_infercheck.backends import artifacts
+
+    cache = f"--infer-cache-dir={tmp_path / 'cache'}"
+    row = r"test_model.py::test_model +onnxruntime-fp32 +cpu +passed .* {state}$"
+    source = HELPER.format(body=EXPORTABLE)
+    run_plugin(source, cache, cache=False).stdout.re_match_lines([row.format(state="miss")])
+    run_plugin(source, cache, cache=False).stdout.re_match_lines([row.format(state="hit")])
+    monkeypatch.setattr(artifacts, "engine_code_digest", lambda: "0123456789abcdef")  # another commit's code
+    other = run_plugin(source, cache, cache=False)
+    other.assert_outcomes(passed=1)
+    other.stdout.re_match_lines([row.format(state="miss")])
+
+
+def test_the_code_digest_covers_the_code_that_makes_engines_and_nothing_else(tmp_path: Path) -> None:
+    import shutil
+
+    from pytest_infercheck.backends.environment import code_digest, engine_code_files
+
+    package = Path(__file__).resolve().parents[1] / "pytest_infercheck"
+    names = {path.relative_to(package).as_posix() for path in engine_code_files(package)}
+    assert {"backends/inductor.py", "backends/onnxruntime.py", "model/export.py", "model/precision.py",
+            "core/spec.py"} <= names
+    assert not any(name.startswith(("report/", "judge/", "baseline/")) for name in names)
+    copy = tmp_path / "pytest_infercheck"
+    shutil.copytree(package, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    before = code_digest(copy)
+    assert before == code_digest(package)
+    (copy / "report" / "table.py").write_text((copy / "report" / "table.py").read_text() + "\n# a comment\n")
+    assert code_digest(copy) == before  # a report's code does not make engines
+    (copy / "model" / "export.py").write_text((copy / "model" / "export.py").read_text() + "\n# a comment\n")
+    assert code_digest(copy) != before

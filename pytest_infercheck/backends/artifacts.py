@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from .cache import CachedEntry, EngineCache, cache_key
-from .environment import library_versions
+from .environment import engine_code_digest, library_versions
 from ..model.export import DYNAMO, ExportError, export_model_onnx
 from ..model.under_test import ModelUnderTest
 
@@ -39,8 +39,10 @@ class ModelArtifacts:
         self.export_info: dict[str, Any] = {}
 
     def key(self, kind: str, **parts: Any) -> str:
-        """A cache key for an artifact of this model: content hash, kind, parts, library versions."""
-        return cache_key(kind=kind, model=self.model.engine_key, versions=library_versions(), **parts)
+        """A cache key for an artifact of this model: content hash, kind, parts, library versions and the
+        plugin's own engine-making code (environment.engine_code_digest)."""
+        return cache_key(kind=kind, model=self.model.engine_key, versions=library_versions(),
+                         plugin_code=engine_code_digest(), **parts)
 
     def derived(self, kind: str, build: Callable[[Path], None], *, record: bool = True,
                 stale: Optional[Callable[[Path], Optional[str]]] = None, **key_parts: Any) -> CachedEntry:

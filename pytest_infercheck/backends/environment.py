@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import platform
 import sys
 from importlib import metadata
+from pathlib import Path
 from typing import Any, Optional
 
 # Beside every backend's own libraries (its descriptor's ``libraries``): the plugin and numpy.
@@ -30,6 +32,39 @@ def library_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     return versions
+
+
+# The plugin's own code that makes an engine: the backends and the model stages (export, precision
+# recipes, calibration, inputs).  Its version alone does not say the code: two commits of one version
+# (an editable install, a branch under test) would share entries one of them may not have built alike.
+ENGINE_CODE = ("backends", "model", "core/spec.py")
+
+
+@functools.lru_cache(maxsize=None)  # the plugin's files do not change under a running process
+def engine_code_digest() -> str:
+    """The digest of this plugin's engine-making code: part of the engine cache key, so that an entry
+    built by other plugin code is not loaded (about 30 files, read once per process)."""
+    return code_digest(Path(__file__).resolve().parents[1])
+
+
+def code_digest(package: Path) -> str:
+    """SHA-256 (first 16 hex digits) of ``package``'s ENGINE_CODE files, names and contents, in path order
+    ("unreadable" where they cannot be read, as in a zipped install: the version then stands alone)."""
+    digest = hashlib.sha256()
+    try:
+        for path in engine_code_files(package):
+            digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    except OSError:
+        return "unreadable"
+    return digest.hexdigest()[:16]
+
+
+def engine_code_files(package: Path) -> list[Path]:
+    files: list[Path] = []
+    for part in ENGINE_CODE:
+        target = package / part
+        files.extend(sorted(target.rglob("*.py")) if target.is_dir() else [target])
+    return sorted(files)
 
 
 @functools.lru_cache(maxsize=None)
