@@ -224,8 +224,8 @@ def print_runs(rows: dict[str, dict[str, list]]) -> None:
     that a log kept from the GPU machine says which run moved and whether the machine moved with it."""
     shown = False
     for nodeid, row in sorted(rows.items()):
-        if not (row["why"] or row["slowed"].count("regression") < len(row["slowed"])):
-            continue
+        if not row["figures"] or not (row["why"] or row["slowed"].count("regression") < len(row["slowed"])):
+            continue  # no latency in any run (nothing to show), or decided every time
         if not shown:
             print("\nper run (1 = cold; judged figure / run 1's, wall p50 ms, k: kernel p50 ms, p: machine probe ms, "
                   "g: GPU probe ms):")

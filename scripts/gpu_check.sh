@@ -129,8 +129,9 @@ aa() {  # the gate's cross-process A/A: benchmarks/gate_aa.py [args] (runs, seed
   work="$(mktemp -d /tmp/gate-aa-XXXX)"
   timeout "${AA_TIMEOUT:-420}" python3 benchmarks/gate_aa.py --work "$work" "$@" 2>&1 | tee "$OUT/aa.log" | tail -45
   echo "benchmarks/gate_aa.py exit status: $?"
-  # The reports and the summary come back too: a run that moved can be read again after the machine is gone.
-  mkdir -p "$OUT/aa" && cp "$work"/*.json "$OUT/aa/" 2>/dev/null
+  # The reports and the summary come back too, packed in one file (at most 8 come back from $OUT): a run
+  # that moved can be read again after the machine is gone.
+  tar -czf "$OUT/aa-$(date +%H%M%S).tar.gz" --exclude=cache -C "$work" .
 }
 
 lowprec() {

@@ -147,3 +147,55 @@ def test_the_hand_recipe_refuses_to_be_made_outside_torchaos_settings() -> None:
 
     with pytest.raises(RuntimeError, match=r"inside torchao_process_settings\(\), and so does its timing"):
         hand_recipe(object(), (), "int8")  # type: ignore[arg-type]
+
+
+def test_torchaos_settings_hold_through_the_block_and_are_restored_after_it_even_on_an_error(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hand recipe is compiled and timed inside torchao_process_settings(): its settings stay on for the
+    whole block (a function compiled and called inside compiles once), and every one is restored after,
+    error or not, so the plugin's engines timed later in the process see their own."""
+    import sys
+    import types
+
+    torch = pytest.importorskip("torch")
+
+    def recommended_inductor_config_setter() -> None:  # torchao 0.17's (quantization/utils.py), torchao not needed
+        torch._inductor.config.coordinate_descent_tuning = True
+        torch._inductor.config.coordinate_descent_check_all_directions = True
+        torch._inductor.config.force_fuse_int_mm_with_mul = True
+        torch._inductor.config.fx_graph_cache = True
+        torch._inductor.config.triton.unique_kernel_names = True
+        torch.set_float32_matmul_precision("high")
+
+    utils = types.ModuleType("torchao.quantization.utils")
+    utils.recommended_inductor_config_setter = recommended_inductor_config_setter  # type: ignore[attr-defined]
+    for name, module in (("torchao", types.ModuleType("torchao")),
+                         ("torchao.quantization", types.ModuleType("torchao.quantization")),
+                         ("torchao.quantization.utils", utils)):
+        monkeypatch.setitem(sys.modules, name, module)
+    from torch._dynamo.utils import counters
+
+    from fixtures.torchao_hand import torchao_process_settings
+
+    def state() -> tuple[object, ...]:
+        config = torch._inductor.config
+        return (torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32, config.coordinate_descent_tuning,
+                config.coordinate_descent_check_all_directions, config.force_fuse_int_mm_with_mul)
+
+    before = state()
+    torch._dynamo.reset()
+    with torchao_process_settings():
+        assert state()[0] == "high" and state()[2:] == (True, True, True)
+        compiled = torch.compile(torch.nn.Linear(8, 8).eval(), backend="eager")
+        with torch.inference_mode():
+            compiled(torch.randn(2, 8))
+            graphs = counters["stats"]["unique_graphs"]
+            for _ in range(3):  # the timed calls
+                compiled(torch.randn(2, 8))
+        assert counters["stats"]["unique_graphs"] == graphs
+    assert state() == before
+    with pytest.raises(ValueError, match="inside"):
+        with torchao_process_settings():
+            raise ValueError("inside")
+    assert state() == before
+    torch._dynamo.reset()

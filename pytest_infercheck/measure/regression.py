@@ -97,8 +97,6 @@ def median_ratio_interval(current: "Sequence[float] | np.ndarray", baseline: "Se
     return float(low), float(high)
 
 
-HOST_PROBE = "the machine's reference workload"  # timing.machine_probe: CPU speed, or the host's launches
-DEVICE_PROBE = "the GPU's reference workload"  # timing.device_probe: the device's own speed
 NOISE_Z = 3.0  # a change must exceed this many standard deviations of the run-to-run noise (one-sided 0.13%)
 MIN_HISTORY = 3  # runs in the baseline's history before their spread is trusted as the between-run noise
 HISTORY = 10  # runs an entry keeps (baseline/store.py): enough for the spread, short enough to follow the machine
@@ -116,9 +114,7 @@ class RunNoise:
       holds MIN_HISTORY runs (each `baseline update` of a passing run adds one);
     - ``within_run``: the spread of ln(block median) over consecutive blocks of each run's samples,
       the larger of the two runs': a lower bound of the between-run spread, known from the first run;
-    - ``probe_change``: ln of the probe's ratio between the two runs: the machine probe
-      (timing.machine_probe) for a figure the host sets, the GPU's (timing.device_probe) for one the
-      device sets (a CUDA graph's wall time, any kernel time).
+    - ``probe_change``: ln of the machine probe's ratio (timing.machine_probe) between the two runs.
     """
 
     between_runs: Optional[float] = None
@@ -127,7 +123,9 @@ class RunNoise:
     probe_change: Optional[float] = None
     probe_spread: float = 0.0  # the larger of the two probes' own spreads (std of ln over repeats)
     modelled: bool = True  # False: two sample sets judged alone (one process), no noise figure to show
-    probe_what: str = HOST_PROBE  # which reference workload the probe figures are (said when it moved)
+    # ln of the GPU probe's ratio between the two runs (timing.device_probe), where both timed it: shown
+    # beside the verdict, not part of it until its own spread between processes has been measured on a GPU.
+    gpu_probe_change: Optional[float] = None
 
     def machine_drift(self, allowed: float) -> float:
         """ln of how much the machine itself moved: the probe's change when it stands out of the probe's
@@ -153,14 +151,15 @@ SAMPLES_ONLY = RunNoise(between_runs=0.0, runs=MIN_HISTORY, modelled=False)
 
 def run_noise(history_p50_ms: Sequence[float], blocks_current: Sequence[float], blocks_baseline: Sequence[float],
               probe_current: Optional[float], probe_baseline: Optional[float], *, probe_spread: float = 0.0,
-              probe_what: str = HOST_PROBE) -> RunNoise:
+              gpu_probes: Optional[tuple[float, float]] = None) -> RunNoise:
     """The noise figures of one comparison, from the entry's history, both runs' blocks and probes
-    (``probe_what``: which reference workload they timed)."""
+    (``gpu_probes``: this run's and the baseline's GPU probe ms, shown beside the verdict)."""
     between = log_spread(history_p50_ms) if len(history_p50_ms) >= MIN_HISTORY else None
     within = max(log_spread(blocks_current) or 0.0, log_spread(blocks_baseline) or 0.0)
     probe = (math.log(probe_current / probe_baseline)
              if probe_current and probe_baseline and probe_current > 0 and probe_baseline > 0 else None)
-    return RunNoise(between, len(history_p50_ms), within, probe, probe_spread, probe_what=probe_what)
+    gpu = math.log(gpu_probes[0] / gpu_probes[1]) if gpu_probes and gpu_probes[0] > 0 and gpu_probes[1] > 0 else None
+    return RunNoise(between, len(history_p50_ms), within, probe, probe_spread, gpu_probe_change=gpu)
 
 
 @dataclass(frozen=True)
@@ -208,7 +207,9 @@ class LatencyComparison:
         noise = self.noise
         source = (f"between {noise.runs} runs" if noise.between_runs is not None else
                   f"within the runs; {noise.runs} of {MIN_HISTORY} runs in the history for the between-run figure")
-        return f"run-to-run noise +-{math.exp(noise.margin) - 1:.1%} ({source})"
+        gpu = (f"; the GPU's reference workload {math.exp(noise.gpu_probe_change) - 1:+.1%} between the runs "
+               "(recorded, not part of the verdict)" if noise.gpu_probe_change is not None else "")
+        return f"run-to-run noise +-{math.exp(noise.margin) - 1:.1%} ({source}){gpu}"
 
 def compare_latency(current: Sequence[float], baseline: Sequence[float], *, max_regression: float,
                     alpha: float = ALPHA, noise: Optional[RunNoise] = None,
@@ -246,7 +247,7 @@ def compare_latency(current: Sequence[float], baseline: Sequence[float], *, max_
     explained = math.copysign(min(abs(drift), abs(change)), change) if drift * change > 0 else 0.0
     if abs(change) > beyond and abs(change - explained) <= beyond:
         verdict = "undecided"
-        why = (f"{noise.probe_what} moved {math.exp(drift) - 1:+.1%} between the runs, "
+        why = (f"the machine's reference workload moved {math.exp(drift) - 1:+.1%} between the runs, "
                "which may account for the change")
     elif abs(change) > beyond and (test.p_greater if change > 0 else test.p_less) < alpha and noise.between_runs is None:
         # One process's median can land far from the next one's (another core, clock, neighbour) while

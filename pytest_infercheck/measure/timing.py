@@ -204,16 +204,19 @@ def machine_probe(device: str) -> tuple[float, float]:
     return times[len(times) // 2], log_spread(times) or 0.0
 
 
-DEVICE_PROBE_MATMULS = 16  # 2048x2048 FP16 products per repeat: about 0.3-0.5 ms on an H100, each kernel
-DEVICE_PROBE_SIDE = 2048  # ~25 us, well above a launch, so the probe times the device and not the host
-DEVICE_PROBE_COPY_BYTES = 32 << 20  # and one 32 MiB copy: the memory's speed too
+DEVICE_PROBE_MATMULS = 16  # 2048x2048 FP16 products per repeat: an estimated 0.3-0.5 ms on an H100, each
+DEVICE_PROBE_SIDE = 2048  # kernel ~25 us, well above a launch, so the probe times the device and not the host
+DEVICE_PROBE_COPY_BYTES = 32 << 20  # and one 32 MiB copy (about a tenth of the probe's time)
+DEVICE_PROBE_WARMUP_S = 0.1  # of the workload before the repeats: the GPU's clock ramps up under load
 
 
 def device_probe(device: str) -> tuple[float, float]:  # pragma: no cover - needs CUDA (never run on this machine)
     """Milliseconds a fixed device workload takes on ``device`` (CUDA) here and now, by CUDA events (the
-    median of PROBE_REPEATS), and the spread of its repeats (std of ln).  Matrix products long enough
-    that the GPU, not the host, sets their time, then a copy: a GPU that runs slower between two runs
-    (clock, power cap, another process on the device) shows here while the host probe stays put.
+    median of PROBE_REPEATS, after DEVICE_PROBE_WARMUP_S of the same work, so that a clock still ramping
+    up from idle is not read as a slow device), and the spread of its repeats (std of ln).  Matrix
+    products on seeded random data (constant data draws less power, and would show a power cap less)
+    long enough that the GPU, not the host, sets their time, then a copy: a GPU that runs slower between
+    two runs (clock, power cap, another process on the device) shows here while the host probe stays put.
 
     Its tensors (about 80 MiB) go back to the device before the engine is timed (``empty_cache``): cached
     in torch's allocator they would count in the engine's device memory figures, which are read after
@@ -222,9 +225,10 @@ def device_probe(device: str) -> tuple[float, float]:  # pragma: no cover - need
 
     side = DEVICE_PROBE_SIDE
     with torch.cuda.device(device):
-        left = torch.full((side, side), 1.0 / side, dtype=torch.float16, device=device)
+        generator = torch.Generator(device=device).manual_seed(0)
+        left = torch.randn((side, side), generator=generator, device=device, dtype=torch.float16) / side ** 0.5
         product = torch.empty_like(left)
-        source = torch.zeros(DEVICE_PROBE_COPY_BYTES // 4, dtype=torch.float32, device=device)
+        source = torch.randn(DEVICE_PROBE_COPY_BYTES // 4, generator=generator, device=device)
         target = torch.empty_like(source)
 
         def workload() -> None:
@@ -232,8 +236,10 @@ def device_probe(device: str) -> tuple[float, float]:  # pragma: no cover - need
                 torch.mm(left, left, out=product)
             target.copy_(source)
 
-        workload()  # warm: cuBLAS handle and kernel choice
-        torch.cuda.synchronize(device)
+        warm_until = time.perf_counter() + DEVICE_PROBE_WARMUP_S
+        while time.perf_counter() < warm_until:  # also cuBLAS's handle and kernel choice
+            workload()
+            torch.cuda.synchronize(device)
         times = []
         for _ in range(PROBE_REPEATS):
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)

@@ -113,10 +113,10 @@ def check_kernel(kernel: Any, where: str) -> None:
     # A block's median may be 0, like a sample: iterations in a row may launch no device work.
     if not all(math.isfinite(value) and value >= 0 for value in kernel.block_medians_ms):
         raise DecodeError(f"{where}.block_medians_ms is {list(kernel.block_medians_ms)!r}, expected milliseconds >= 0")
-    for name in ("device_probe_ms", "device_probe_spread"):  # the gate's noise reads them
-        value = getattr(kernel, name)
-        if value is not None and (not math.isfinite(value) or value < 0):
-            raise DecodeError(f"{where}.{name} is {value!r}, expected a finite number >= 0")
+    if kernel.device_probe_ms is not None and not (math.isfinite(kernel.device_probe_ms) and kernel.device_probe_ms > 0):
+        raise DecodeError(f"{where}.device_probe_ms is {kernel.device_probe_ms!r}, expected positive milliseconds")
+    if not (math.isfinite(kernel.device_probe_spread) and kernel.device_probe_spread >= 0):
+        raise DecodeError(f"{where}.device_probe_spread is {kernel.device_probe_spread!r}, expected a finite number >= 0")
     if not 0 < kernel.launch_bound_below <= 1:
         raise DecodeError(f"{where}.launch_bound_below is {kernel.launch_bound_below!r}, expected a fraction in (0, 1]")
 

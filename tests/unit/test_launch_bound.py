@@ -399,31 +399,27 @@ def test_impossible_gpu_probe_figures_are_refused_in_a_report_and_in_a_baseline(
         BaselineStore.load(path)
 
 
-def test_a_dense_cuda_graph_that_slowed_with_the_gpus_probe_is_undecided_and_says_the_gpu_moved(
-        tmp_path: Path) -> None:
-    """A CUDA graph's wall time is the device's: when the GPU's own probe moved as much as the engine (a clock
-    or power cap, another process on the device), the gate cannot blame the code, and says which probe moved."""
+def test_the_gpus_probe_is_shown_beside_the_verdict_and_does_not_change_it(tmp_path: Path) -> None:
+    """How far the GPU's probe moves between processes by itself has not been measured on a GPU: until it
+    is, its change is shown in the comparison (a slowdown the device explains reads as such) and the
+    verdict stays the engine's figures' alone, as before the probe."""
     store = steady_history(tmp_path, 0.57, 0.55, graph=True, device_probe=0.42)
-    slower_gpu = judged(with_probes(fake_gpu_result(0.57 * 1.2, 0.55 * 1.2, graph=True, seed=7), device_probe=0.42 * 1.2),
+    for gpu in (0.42 * 1.2, 0.42):
+        slower = judged(with_probes(fake_gpu_result(0.57 * 1.2, 0.55 * 1.2, graph=True, seed=7), device_probe=gpu),
                         store)
-    comparison = slower_gpu.baseline
-    assert comparison is not None and comparison.judged_on == "wall" and comparison.latency is not None
-    assert comparison.latency.verdict == "undecided"
-    assert "the GPU's reference workload moved +20.0% between the runs" in comparison.latency.why_undecided
-    assert slower_gpu.outcome == Outcome.PASSED and slower_gpu.undecided
-    # The same slowdown with the GPU's probe steady is the engine's: a regression, whatever the host's
-    # launch probe did (it times the host, which a CUDA graph's replay does not wait on).
-    for host_probe in (0.35, 0.35 * 1.2):
-        code = judged(with_probes(fake_gpu_result(0.57 * 1.2, 0.55 * 1.2, graph=True, seed=7), device_probe=0.42,
-                                  host_probe=host_probe), store)
-        assert code.outcome == Outcome.FAILED and code.failures[0].stage == Stage.REGRESSION, host_probe
+        comparison = slower.baseline
+        assert comparison is not None and comparison.judged_on == "wall" and comparison.latency is not None
+        assert comparison.latency.verdict == "regression" and slower.outcome == Outcome.FAILED
+        shown = f"the GPU's reference workload {gpu / 0.42 - 1:+.1%} between the runs (recorded, not part of the verdict)"
+        assert shown in slower.failures[0].message
 
 
-def test_a_launch_bound_engines_kernel_time_reads_the_gpus_probe_too(tmp_path: Path) -> None:
+def test_a_launch_bound_engines_kernel_comparison_shows_the_gpus_probe_too(tmp_path: Path) -> None:
     store = steady_history(tmp_path, 3.2, 0.41, graph=False, device_probe=0.42)
     moved = judged(with_probes(fake_gpu_result(3.2, 0.41 * 1.1, seed=7), device_probe=0.42 * 1.1), store)
     assert moved.baseline is not None and moved.baseline.judged_on == "kernel" and moved.baseline.kernel is not None
-    assert moved.baseline.kernel.verdict == "undecided" and "GPU's reference workload" in moved.baseline.kernel.why_undecided
-    steady = judged(with_probes(fake_gpu_result(3.2, 0.41 * 1.1, seed=7), device_probe=0.42), store)
-    assert steady.outcome == Outcome.FAILED and steady.baseline is not None and steady.baseline.kernel is not None
-    assert steady.baseline.kernel.verdict == "regression"
+    assert moved.baseline.kernel.verdict == "regression"
+    assert "the GPU's reference workload +10.0% between the runs" in moved.failures[0].message
+    unprobed = judged(fake_gpu_result(3.2, 0.41 * 1.1, seed=7), store)  # a report from before the probe
+    assert unprobed.baseline is not None and unprobed.baseline.kernel is not None
+    assert unprobed.baseline.kernel.verdict == "regression" and "GPU's reference workload" not in unprobed.failures[0].message
