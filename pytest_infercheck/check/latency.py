@@ -50,7 +50,7 @@ def measure(engine: "Engine", prepared: Any, mut: "ModelUnderTest", device: str,
             probe = None
         gpu_probe: Optional[tuple[float, float]] = None
         if kernel_pass and device.startswith("cuda"):
-            try:  # the device's own speed, for the figures that are the device's (kernel time, a CUDA graph)
+            try:  # the device's own speed, recorded beside the figures the device sets (kernel time, a CUDA graph)
                 gpu_probe = device_probe(device)
             except Exception:
                 gpu_probe = None

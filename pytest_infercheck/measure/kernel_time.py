@@ -28,8 +28,8 @@ measures the kernels:
 - **CPU engines** have no kernel time: nothing is measured and nothing is labelled.
 - **The GPU's own speed** (``device_probe_ms``): the host's machine probe times launches, which a
   CUDA graph and the kernel time do not wait on; so a fixed device workload (timing.device_probe) is
-  timed beside them, and the gate reads a change of it between two runs as the device moving, not
-  the engine (regression.RunNoise.machine_drift).
+  timed beside them and its change between two runs shown beside the gate's verdict
+  (regression.RunNoise.gpu_probe_change): recorded, not yet part of the verdict (docs/gate.md).
 
 Pure logic here (intervals, the label) runs anywhere; ``measure_kernel_time`` needs CUDA and imports
 torch inside.  Nothing at module level imports torch or numpy (results.py reads ``KernelTime`` at
