@@ -13,8 +13,8 @@ the ViT-ish INT8 engine's plugin/hand ratio of wall p50 read 1.48 in this benchm
 scripts/lowprec_gap_probe.py's process the same afternoon (2026-12-07), with the same quantization;
 the kernels are what the recipe decides.  The kernel columns first ran on 2026-12-07 evening (the
 ViT-ish INT8 kernels +9.7%, every other engine within 2%); in that run the hand recipe was still timed
-after its settings were restored, so it ran a recompile under Inductor's defaults (fixtures/torchao_hand.py
-says why); it is now compiled and timed under torchao's settings (not yet run on a GPU).
+after its settings were restored, so it most likely ran a recompile under Inductor's defaults
+(fixtures/torchao_hand.py says why); it is now compiled and timed under torchao's settings (not yet run on a GPU).
 
     python benchmarks/gpu_lowprec.py [--models convnext,vit,mlp] [--out DIR] [--ort] [--no-hand]
 """
