@@ -328,3 +328,41 @@ def test_the_sessions_update_refuses_samples_no_later_run_could_read(pytester: p
                                  "is -1.0, expected a positive number; every later run would refuse the file, so "
                                  "nothing was written"])
     assert not baseline_file.exists() and "Traceback" not in result.stdout.str()
+
+
+RENAMED = """
+import pytest, torch
+from fixtures.models import small_cnn, cnn_inputs
+
+class Named(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.inner = small_cnn()
+
+    def forward(self, x):
+        out = self.inner(x)
+        return {NAMES}
+
+@pytest.mark.infercheck(backends=["eager"])
+def test_cnn(infercheck):
+    infercheck(Named(), cnn_inputs(), name="cnn")
+"""
+
+
+def test_an_output_renamed_since_the_blessing_is_undecided_not_a_quiet_pass(run_plugin, baseline_file: Path) -> None:
+    """Before, the accuracy comparison skipped an output the entry had no figure for: a model whose output was
+    renamed (or restructured) passed the gate with its accuracy compared to nothing."""
+    blessed = run_plugin(RENAMED.replace("{NAMES}", '{"output": out}'), f"--infer-baseline={baseline_file}",
+                         "--infer-baseline-update")
+    blessed.assert_outcomes(passed=1)
+    renamed = RENAMED.replace("{NAMES}", '{"logits": out * 1000.0}')  # renamed, and its values far off
+    lenient = run_plugin(renamed, f"--infer-baseline={baseline_file}", LENIENT)
+    lenient.assert_outcomes(passed=1)
+    lenient.stdout.fnmatch_lines(["*baseline accuracy: output(s) output[[]'logits'[]] have no figure in the baseline "
+                                  "and the baseline's output[[]'output'[]] no output in this run: not compared*"])
+    strict = run_plugin(renamed, f"--infer-baseline={baseline_file}", LENIENT, "--infer-baseline-strict")
+    strict.assert_outcomes(failed=1)
+    strict.stdout.fnmatch_lines(["*undecided: baseline accuracy: output(s) output[[]'logits'[]] have no figure*"])
+    same = run_plugin(RENAMED.replace("{NAMES}", '{"output": out}'), f"--infer-baseline={baseline_file}", LENIENT)
+    same.assert_outcomes(passed=1)
+    assert "baseline accuracy:" not in same.stdout.str()

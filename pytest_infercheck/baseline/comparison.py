@@ -60,14 +60,34 @@ def compare_with_entry(result: CheckResult, store: BaselineStore, settings: Any)
             regressions.append(line)
         elif judged.verdict == "improvement":
             improvements.append(line)
-    accuracy = compare_accuracy(accuracy_figures(result), entry.accuracy,
+    figures = accuracy_figures(result)
+    accuracy = compare_accuracy(figures, entry.accuracy,
                                 factor=settings.accuracy_factor, floor=settings.accuracy_floor)
     regressions += [f"accuracy {change.describe()}" for change in accuracy if change.regressed]
     return BaselineComparison(lookup.status, str(store.path), differences=tuple(lookup.differences),
                               regressions=tuple(regressions), improvements=tuple(improvements), recorded=entry.recorded,
                               model_changed=bool(entry.model_hash and entry.model_hash != result.model_hash),
                               latency=latency, accuracy=tuple(accuracy), kernel=kernel, judged_on=judged_on,
-                              baseline_samples_ms=tuple(entry.samples_ms) if latency is not None else ())
+                              baseline_samples_ms=tuple(entry.samples_ms) if latency is not None else (),
+                              accuracy_unmatched=unmatched_outputs(figures, entry.accuracy))
+
+
+def unmatched_outputs(current: dict[str, Any], recorded: dict[str, Any]) -> str:
+    """What the accuracy comparison could not pair, in one line ("" when every output was compared): an
+    output renamed or added since the blessing has no figure to be held to, and passing it quietly would
+    be a pass that compared nothing."""
+    if not current or not recorded:  # no accuracy on one side: nothing to pair (not compared, said elsewhere)
+        return ""
+    new, gone = sorted(set(current) - set(recorded)), sorted(set(recorded) - set(current))
+    if not new and not gone:
+        return ""
+    parts = []
+    if new:
+        parts.append(f"output(s) {', '.join(new)} have no figure in the baseline")
+    if gone:
+        parts.append(f"the baseline's {', '.join(gone)} no output in this run")
+    return (" and ".join(parts) + ": not compared (outputs renamed or changed since the run was blessed?); "
+            "bless this run once the change is intended (--infer-baseline-update, or infercheck baseline update)")
 
 
 def kernel_comparison(latency: LatencyStats, entry: Entry, tolerance: float) -> Optional[LatencyComparison]:

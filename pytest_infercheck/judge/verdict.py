@@ -132,6 +132,8 @@ def undecided_figures(facts: CheckResult) -> list[tuple[Stage, str]]:
     judged = comparison.judged if comparison is not None else None  # kernel time for a launch-bound engine
     if comparison is not None and judged is not None and judged.undecided:
         notes.append((Stage.REGRESSION, f"baseline {comparison.judged_figure} {judged.describe()}"))
+    if comparison is not None and comparison.accuracy_unmatched:
+        notes.append((Stage.REGRESSION, f"baseline accuracy: {comparison.accuracy_unmatched}"))
     return notes
 
 

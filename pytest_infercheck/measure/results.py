@@ -430,6 +430,9 @@ class BaselineComparison:
     # "kernel": a launch-bound engine, judged on its kernel time (wall time is information);
     # "wall": every other engine (docs/gate.md, "Launch-bound engines").
     judged_on: str = "wall"
+    # Outputs the accuracy comparison could not pair with the entry's (renamed, added, gone), in one line:
+    # an undecided figure, not a quiet pass ("" when every output was compared).
+    accuracy_unmatched: str = ""
 
     @property
     def judged(self) -> Optional[LatencyComparison]:
