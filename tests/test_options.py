@@ -82,6 +82,13 @@ def test_command_line_values_are_parsed(pytester: pytest.Pytester) -> None:
                                                     "max-autotune*"),
     (["--infer-xdist-groups=on,off"], "--infer-xdist-groups: one xdist grouping, not on, off*"),
     (["--infer-min-iters=many"], "--infer-min-iters: 'many' is not a whole number"),
+    # ONNX Runtime's quantizer reads an empty list as every type: the engine quantized everything while its
+    # recipe said nothing (found by an attacker's session); an unknown type failed every INT8 item at build.
+    (["--infer-int8-ops="], "--infer-int8-ops: '' names no operator type; use ONNX operator types such as "
+                            "MatMul,Gemm,Conv,ConvTranspose (the default), or all"),
+    (["--infer-int8-ops=,"], "--infer-int8-ops: ',' names no operator type*"),
+    (["--infer-int8-ops=MatMul,bogus"], "--infer-int8-ops: 'bogus' is no operator type ONNX Runtime's QDQ "
+                                        "quantizer handles; it handles *Conv*MatMul*"),
 ])
 def test_bad_option_is_a_usage_error(pytester: pytest.Pytester, args: list[str], fragment: str) -> None:
     result = pytester.runpytest(*args)
@@ -227,3 +234,14 @@ def test_fine(infercheck):
     result.stdout.fnmatch_lines([
         "*test_model.py:4: @pytest.mark.infercheck: min_time=2.0 (marker) is above --infer-max-time=*",
         "*min_iters=20 (fixture call) is above max_iters=10 (fixture call)*"])
+
+
+def test_int8_ops_in_a_marker_or_call_name_at_least_one_type() -> None:
+    from pytest_infercheck.config.parsers import OptionError, parse_int8_ops
+
+    assert parse_int8_ops(["MatMul", " Gemm "]) == ("MatMul", "Gemm")
+    assert parse_int8_ops("all") == ("all",)
+    assert parse_int8_ops({"MatMul": 1}) == ("MatMul",)  # a dict gives its keys, as any iterable of names
+    for empty in ([], "", " , ", [""]):
+        with pytest.raises(OptionError, match="names no operator type"):
+            parse_int8_ops(empty)

@@ -348,6 +348,33 @@ def parse_name_list(value: str | Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(item for item in items if item))
 
 
+INT8_OPS_FORMS = "ONNX operator types such as MatMul,Gemm,Conv,ConvTranspose (the default), or all"
+
+
+def parse_int8_ops(value: str | Iterable[str]) -> tuple[str, ...]:
+    """int8_ops: operator types (a list or "MatMul,Gemm"), or ``all``.  None at all is refused: ONNX Runtime's
+    quantizer reads an empty list as every type, so the engine would quantize everything while its recipe
+    said nothing.  Where onnxruntime is installed, a type its QDQ quantizer does not handle is refused
+    here too, rather than at every INT8 item's build."""
+    ops = parse_name_list(value)
+    if not ops:
+        raise OptionError(f"{_shown(value)} names no operator type; use {INT8_OPS_FORMS}")
+    if ops == ("all",):
+        return ops
+    import importlib.util
+
+    if importlib.util.find_spec("onnxruntime") is not None:
+        try:
+            from onnxruntime.quantization.registry import QDQRegistry
+        except Exception:  # a broken install: the build says so, item by item
+            return ops
+        unknown = [op for op in ops if op not in QDQRegistry]
+        if unknown:
+            raise OptionError(f"{', '.join(map(repr, unknown))} is no operator type ONNX Runtime's QDQ quantizer "
+                              f"handles; it handles {', '.join(sorted(QDQRegistry))} (or 'all' for every one)")
+    return ops
+
+
 def parse_gpus(value: str | int | Iterable[Any]) -> Optional[tuple[int, ...]]:
     """``"0,1"`` -> (0, 1): the GPUs xdist workers are pinned to, as indices into the visible ones; ``all``: None.
 
