@@ -363,6 +363,17 @@ def test_an_output_renamed_since_the_blessing_is_undecided_not_a_quiet_pass(run_
     strict = run_plugin(renamed, f"--infer-baseline={baseline_file}", LENIENT, "--infer-baseline-strict")
     strict.assert_outcomes(failed=1)
     strict.stdout.fnmatch_lines(["*undecided: baseline accuracy: output(s) output[[]'logits'[]] have no figure*"])
+    # The gate on a saved report names the undecided item and why, as the session does.
+    from cli_runner import in_process
+
+    report = baseline_file.parent / "renamed.json"
+    run_plugin(renamed, f"--infer-report={report}").assert_outcomes(passed=1)
+    gate = in_process("gate", report, "--baseline", baseline_file, "--max-regression", "100000%")
+    assert gate.returncode == 0, gate.stdout + gate.stderr
+    assert "  undecided (1: the figures cannot tell pass from fail; --strict makes them fail):" in gate.stdout
+    assert ("    test_model.py::test_cnn[eager-fp32]: baseline accuracy: output(s) output['logits'] have no figure "
+            "in the baseline") in gate.stdout
+    assert gate.stdout.rstrip().endswith("gate passed: nothing regressed (1 of 1 results compared with an entry)")
     same = run_plugin(RENAMED.replace("{NAMES}", '{"output": out}'), f"--infer-baseline={baseline_file}", LENIENT)
     same.assert_outcomes(passed=1)
     assert "baseline accuracy:" not in same.stdout.str()

@@ -22,6 +22,7 @@ import pytest
 
 from cli_runner import Run, in_process, in_subprocess
 from saved_reports import CLEAN, write_report
+from pytest_infercheck.baseline.store import write_entries
 
 # clean_report and failing_report (conftest.py): saved_reports.CLEAN's and FAILING's reports, one run each.
 
@@ -72,7 +73,7 @@ def test_bless_then_gate_passes_and_writes_every_report(clean_report: Path, tmp_
     assert gate.returncode == 0, gate.stdout + gate.stderr
     assert f"baseline {baseline}: 2 compared, 0 regressed, 0 improved, 0 missing, 0 not applied" in gate.stdout
     assert "test_model.py::test_cnn[eager-int8]: skipped in the run: " in gate.stdout  # said, not compared
-    assert gate.stdout.rstrip().endswith("gate passed: nothing regressed (2 results judged)")
+    assert gate.stdout.rstrip().endswith("gate passed: nothing regressed (2 of 3 results compared with an entry)")
     markdown = (out / "gate.md").read_text()
     assert "| vs baseline |" in markdown and "REGRESSION" not in markdown
     assert "`test_model.py::test_cnn[eager-int8]`: skipped in the run" in markdown
@@ -140,16 +141,17 @@ def test_an_entry_of_another_machine_is_not_applied_and_the_output_says_so(clean
     assert strict.returncode == 1 and strict.stdout.rstrip().endswith("gate FAILED: 2 not compared (--strict)")
 
 
-def test_a_missing_baseline_file_leaves_every_result_missing(clean_report: Path, tmp_path: Path) -> None:
+def test_a_missing_baseline_file_is_a_usage_error_not_a_green_gate(clean_report: Path, tmp_path: Path) -> None:
+    """Before, a path that did not exist was an empty baseline and the gate passed ("0 compared ... 2 missing"):
+    a typo in CI's path passed every later gate while comparing nothing (found by a newcomer trial)."""
     baseline = tmp_path / "absent.json"
-    gate = infercheck("gate", clean_report, "--baseline", baseline)
-    assert gate.returncode == 0, gate.stdout + gate.stderr
-    assert f"baseline {baseline} does not exist" in gate.stdout
-    assert "0 compared, 0 regressed, 0 improved, 2 missing, 0 not applied" in gate.stdout
+    for extra in ((), ("--strict",)):
+        gate = infercheck("gate", clean_report, "--baseline", baseline, *extra)
+        assert gate.returncode == 2, gate.stdout + gate.stderr
+        assert gate.stderr.strip() == (f"infercheck gate: error: --baseline {baseline} does not exist: there is nothing to "
+                                       f"gate against; check the path, or make it once from a run you trust: "
+                                       f"infercheck baseline update REPORT.json --baseline {baseline}")
     assert not baseline.exists()  # the gate never writes the baseline
-    strict = infercheck("gate", clean_report, "--baseline", baseline, "--strict")
-    assert strict.returncode == 1 and strict.stdout.rstrip().endswith("gate FAILED: 2 not compared (--strict)")
-    assert f"FAILED test_model.py::test_cnn[eager-fp32]: baseline: no entry for this item in {baseline}" in strict.stdout
 
 
 def _edited(data: dict) -> None:
@@ -212,6 +214,7 @@ def test_a_report_cut_anywhere_reads_as_cut_short_and_other_damage_does_not() ->
 def test_the_hash_is_over_the_content_not_the_layout(clean_report: Path, tmp_path: Path) -> None:
     relaid = tmp_path / "report.json"
     relaid.write_text(json.dumps(json.loads(clean_report.read_text()), indent=4, sort_keys=True))
+    write_entries(tmp_path / "b.json", [])  # an empty baseline: every result missing, the gate passes
     assert infercheck("gate", relaid, "--baseline", tmp_path / "b.json").returncode == 0
 
 
@@ -359,7 +362,7 @@ def test_a_failure_its_test_took_follows_the_run_in_the_gate(tmp_path: Path) -> 
     assert gate.returncode == 0, gate.stdout + gate.stderr
     assert ("test_model.py::test_two_checks[eager-fp32] (twos): failed in the run, not raised: its test took the "
             "verdict (raise_on_failure=False) (latency:") in gate.stdout
-    assert gate.stdout.rstrip().endswith("gate passed: nothing regressed (1 results judged)")
+    assert gate.stdout.rstrip().endswith("gate passed: nothing regressed (1 of 2 results compared with an entry)")
     cases = {case.get("name"): case for case in ET.parse(junit).getroot().iter("testcase")}
     assert set(cases) == {"test_two_checks[eager-fp32] (ones)", "test_two_checks[eager-fp32] (twos)"}
     assert cases["test_two_checks[eager-fp32] (twos)"].find("failure") is None
@@ -507,7 +510,8 @@ def test_a_report_with_nothing_to_judge_fails_the_gate(tmp_path: Path, source: s
     result: a gate that passed it would have compared nothing. (The strict and the lenient gate read
     the same report.)"""
     report = report_of(source)
-    baseline = tmp_path / "baseline.json"  # none yet: every result would be "not compared", never a pass
+    baseline = tmp_path / "baseline.json"
+    write_entries(baseline, [])  # empty: every result would be "not compared", never a pass
     gate = infercheck("gate", report, "--baseline", baseline, *(["--strict"] if strict else []))
     assert gate.returncode == 1, gate.stdout + gate.stderr
     assert gate.stdout.rstrip().endswith(why), gate.stdout

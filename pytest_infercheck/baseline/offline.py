@@ -20,7 +20,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 from ..judge.verdict import Thresholds, judge
 from ..config.options import OPTIONS_BY_NAME, OptionError
-from ..measure.results import CheckResult, several_checks
+from ..measure.results import BaselineStatus, CheckResult, several_checks
 from ..core.spec import Outcome, Stage
 from .comparison import compare_with_entry
 from .store import BaselineStore
@@ -143,6 +143,12 @@ def gate_lines(outcome: GateOutcome) -> list[str]:
     # What --strict failed beyond the regressions summary_lines lists: no entry, or an undecided comparison.
     lines += [f"  FAILED {who(r, several)}: {failure}" for r in outcome.gate_failures for failure in r.failures
               if failure.stage == Stage.BASELINE or failure.message.startswith("undecided:")]
+    # Undecided figures that passed (without --strict): each named with why, as the session lists them.
+    passed_undecided = [r for r in outcome.judged if r.undecided and not r.failures]
+    if passed_undecided:
+        lines.append(f"  undecided ({len(passed_undecided)}: the figures cannot tell pass from fail; --strict makes "
+                     "them fail):")
+        lines += [f"    {who(r, several)}: {note}" for r in passed_undecided for note in r.undecided]
     return lines + [verdict_line(outcome)]
 
 
@@ -150,7 +156,8 @@ def verdict_line(outcome: GateOutcome) -> str:
     regressed = [r for r in outcome.judged if r.baseline and r.baseline.regressions]
     strict = [r for r in outcome.gate_failures if r not in regressed]
     if outcome.passed:
-        return f"gate passed: nothing regressed ({len(outcome.judged)} results judged)"
+        compared = sum(1 for r in outcome.judged if r.baseline and r.baseline.status == BaselineStatus.FOUND)
+        return f"gate passed: nothing regressed ({compared} of {len(outcome.results)} results compared with an entry)"
     parts = [f"{len(regressed)} regressed"] if regressed else []
     parts += [f"{len(strict)} not compared (--strict)"] if strict else []
     parts += [f"{len(outcome.failed_in_run)} failed in the run"] if outcome.failed_in_run else []

@@ -80,7 +80,7 @@ def summary_lines(results: Sequence[CheckResult], path: Optional[str], update: O
     foreign = [(r, r.baseline) for r in results if r.baseline and r.baseline.status == BaselineStatus.OTHER_MACHINE]
     regressed = [(r, b) for r, b in compared if b.regressions]
     improved = [(r, b) for r, b in compared if b.improvements]
-    undecided = [(r, b) for r, b in compared if b.judged is not None and b.judged.undecided]
+    undecided = [(r, b) for r, b in compared if (b.judged is not None and b.judged.undecided) or b.accuracy_unmatched]
     several = several_checks(results) if several is None else several
     lines = [f"baseline {path}: {len(compared)} compared, {len(regressed)} regressed, {len(improved)} improved, "
              f"{len(missing)} missing, {len(foreign)} not applied (other machine)"

@@ -31,7 +31,7 @@ def add_commands(commands: Any) -> None:
         description="Compare every result of REPORT.json with its entry in BASELINE.json, as the pytest session "
                     "would have: same statistics, same machine-key rule (an entry of another machine is not applied).")
     gate.add_argument("report", metavar="REPORT.json", help="a JSON report written by pytest --infer-report=PATH")
-    gate.add_argument("--baseline", required=True, metavar="BASELINE.json", help="the baseline file (may not exist yet)")
+    gate.add_argument("--baseline", required=True, metavar="BASELINE.json", help="the baseline file (it must exist: `infercheck baseline update` makes it)")
     for name in GATE_KEYS:
         option = OPTIONS_BY_NAME[name]
         gate.add_argument("--" + name.replace("_", "-"), dest=name, type=argparse_type(option), metavar=option.metavar,
@@ -88,13 +88,14 @@ def run_gate(args: argparse.Namespace) -> int:
     check_outputs(outputs, {"REPORT.json": args.report, "--baseline": args.baseline})
     report = load(args.report)
     store = BaselineStore.load(Path(args.baseline))
+    if not store.exists:  # a typo in CI's path would otherwise pass every later gate, comparing nothing
+        raise UsageError(f"--baseline {args.baseline} does not exist: there is nothing to gate against; check the "
+                         f"path, or make it once from a run you trust: infercheck baseline update REPORT.json "
+                         f"--baseline {args.baseline}")
     given = {name: getattr(args, name) for name in GATE_KEYS if getattr(args, name) is not None}
     outcome = gate_results(report.results, store, given, strict=args.strict)
     report = dataclasses.replace(report, results=outcome.in_order)  # the gate's records, which every report shows
     print(header("gate", report) + f" against {args.baseline}")
-    if not store.exists:
-        print(f"baseline {args.baseline} does not exist: no result has an entry "
-              "(`infercheck baseline update` or pytest --infer-baseline-update creates it)")
     print("\n".join(render_text(report.results) + reasons(report.results)))
     print("\n".join(gate_lines(outcome)))
     write_reports(report, outputs, baseline=args.baseline, step_summary=os.environ.get("GITHUB_STEP_SUMMARY"),
