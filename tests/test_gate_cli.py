@@ -500,8 +500,8 @@ def report_of(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]
 
 
 @pytest.mark.parametrize("source, why", [
-    (COLLECTION_ERROR, "gate FAILED: nothing to judge: the report has no result"),
-    (NOTHING_MEASURED, "gate FAILED: nothing to judge: the report has no result"),
+    (COLLECTION_ERROR, "gate FAILED: 1 failed in the run before any check"),
+    (NOTHING_MEASURED, "gate FAILED: 1 failed in the run before any check"),
 ])
 @pytest.mark.parametrize("strict", [False, True])
 def test_a_report_with_nothing_to_judge_fails_the_gate(tmp_path: Path, source: str, why: str, strict: bool,
@@ -515,3 +515,43 @@ def test_a_report_with_nothing_to_judge_fails_the_gate(tmp_path: Path, source: s
     gate = infercheck("gate", report, "--baseline", baseline, *(["--strict"] if strict else []))
     assert gate.returncode == 1, gate.stdout + gate.stderr
     assert gate.stdout.rstrip().endswith(why), gate.stdout
+    failed = ("    test_model.py (collection): ModuleNotFoundError: No module named 'no_such_module_anywhere'"
+              if source == COLLECTION_ERROR else
+              "    test_model.py::test_model_that_raises_before_its_check[eager-fp32] (call): RuntimeError: the model "
+              "could not be built")
+    assert failed in gate.stdout.splitlines(), gate.stdout
+
+
+def test_a_test_that_failed_before_its_check_fails_the_gate_beside_passing_ones(tmp_path: Path) -> None:
+    """Before, the report held only the checks' results: a run where one model's test raised before calling
+    infercheck (its import or forward broke on the GPU runner) and another passed gave a green gate
+    (found by a newcomer trial).  A failing test that does not use the fixture is not the gate's business."""
+    report = write_report(tmp_path / "run", MIXED)
+    saved = json.loads(report.read_text())
+    assert saved["failed_before_check"] == [{"nodeid": "test_model.py::test_broken_model[eager-fp32]", "when": "call",
+                                             "message": "RuntimeError: the forward broke"}]
+    baseline = tmp_path / "baseline.json"
+    assert infercheck("baseline", "update", report, "--baseline", baseline).returncode == 0
+    gate = infercheck("gate", report, "--baseline", baseline, "--max-regression", "100000%")
+    assert gate.returncode == 1, gate.stdout + gate.stderr
+    assert ("    test_model.py::test_broken_model[eager-fp32] (call): RuntimeError: the forward broke"
+            in gate.stdout.splitlines())
+    assert gate.stdout.rstrip().endswith("gate FAILED: 1 failed in the run before any check")
+    assert "test_unrelated" not in gate.stdout
+
+
+MIXED = """
+import pytest
+from fixtures.models import small_cnn, cnn_inputs
+
+def test_unrelated():
+    assert 1 == 2
+
+@pytest.mark.infercheck(backends=["eager"], precisions=["fp32"])
+def test_fine_model(infercheck):
+    infercheck(small_cnn(), cnn_inputs())
+
+@pytest.mark.infercheck(backends=["eager"], precisions=["fp32"])
+def test_broken_model(infercheck):
+    raise RuntimeError("the forward broke")
+"""

@@ -88,6 +88,9 @@ class GateOutcome:
     judged: list[CheckResult] = field(default_factory=list)
     not_judged: list[tuple[CheckResult, str]] = field(default_factory=list)
     in_order: list[CheckResult] = field(default_factory=list)  # the same records, in the report's order
+    # Tests of the fixture that failed before any check, and collection errors (saved.FailedBeforeCheck):
+    # the run's own failures, which no result shows, so they fail the gate as failed checks do.
+    failed_before_check: list[Any] = field(default_factory=list)
 
     @property
     def results(self) -> list[CheckResult]:
@@ -112,14 +115,16 @@ class GateOutcome:
 
     @property
     def passed(self) -> bool:
-        return not self.gate_failures and not self.failed_in_run and not self.nothing_to_judge
+        return (not self.gate_failures and not self.failed_in_run and not self.nothing_to_judge
+                and not self.failed_before_check)
 
 
 def gate_results(results: Sequence[CheckResult], store: BaselineStore, given: Mapping[str, Any],
-                 strict: bool = False) -> GateOutcome:
+                 strict: bool = False, failed_before_check: Sequence[Any] = ()) -> GateOutcome:
     """Judge each result against ``store``, as the session would have; the run's own verdicts for the rest.
-    The records are new ones (``results`` stay as they were): the caller reports ``in_order``."""
-    outcome = GateOutcome(str(store.path))
+    The records are new ones (``results`` stay as they were): the caller reports ``in_order``.
+    ``failed_before_check``: the report's tests that failed before any check (they fail the gate)."""
+    outcome = GateOutcome(str(store.path), failed_before_check=list(failed_before_check))
     for saved in results:
         result = without_baseline(saved)  # a new record: the saved one stays as the report holds it
         reason = why_not_judged(result)
@@ -137,6 +142,10 @@ def gate_lines(outcome: GateOutcome) -> list[str]:
     """The terminal's account: the session's baseline summary, then what could not be compared, then the verdict."""
     several = several_checks(outcome.results)
     lines = summary_lines(outcome.judged, outcome.baseline, None, several)
+    if outcome.failed_before_check:
+        lines.append(f"  failed in the run before any check ({len(outcome.failed_before_check)}: no result, "
+                     "so nothing of it was measured or compared):")
+        lines += [f"    {failed.nodeid} ({failed.when}): {failed.message}" for failed in outcome.failed_before_check]
     if outcome.not_judged:
         lines.append(f"  not compared ({len(outcome.not_judged)}: nothing measured to compare in the run):")
         lines += [f"    {who(result, several)}: {why}" for result, why in outcome.not_judged]
@@ -161,7 +170,9 @@ def verdict_line(outcome: GateOutcome) -> str:
     parts = [f"{len(regressed)} regressed"] if regressed else []
     parts += [f"{len(strict)} not compared (--strict)"] if strict else []
     parts += [f"{len(outcome.failed_in_run)} failed in the run"] if outcome.failed_in_run else []
-    if outcome.nothing_to_judge:
+    if outcome.failed_before_check:
+        parts.append(f"{len(outcome.failed_before_check)} failed in the run before any check")
+    if outcome.nothing_to_judge and not outcome.failed_before_check:
         parts.append("nothing to judge: the report has no result" if not outcome.results else
                      f"nothing to judge: none of its {len(outcome.results)} results measured anything to compare")
     return "gate FAILED: " + ", ".join(parts)

@@ -93,7 +93,8 @@ def run_gate(args: argparse.Namespace) -> int:
                          f"path, or make it once from a run you trust: infercheck baseline update REPORT.json "
                          f"--baseline {args.baseline}")
     given = {name: getattr(args, name) for name in GATE_KEYS if getattr(args, name) is not None}
-    outcome = gate_results(report.results, store, given, strict=args.strict)
+    outcome = gate_results(report.results, store, given, strict=args.strict,
+                           failed_before_check=report.failed_before_check)
     report = dataclasses.replace(report, results=outcome.in_order)  # the gate's records, which every report shows
     print(header("gate", report) + f" against {args.baseline}")
     print("\n".join(render_text(report.results) + reasons(report.results)))

@@ -182,6 +182,9 @@ class _Collector:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.session.collect(report)
 
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        self.session.collection_failed(report)
+
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     from ..report.terminal import summary_lines, table_width

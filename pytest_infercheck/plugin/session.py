@@ -71,6 +71,10 @@ class InfercheckSession:
         self.baseline_update: Any = None  # UpdateSummary once the controller has written the file
         self.write_problems: list[str] = []  # report writes that failed at session end, one line each
         self.baseline_refused = False  # --infer-baseline-update wrote nothing: the run ends as a usage error
+        # Tests of the infercheck fixture that failed before any check made a result, and collection errors
+        # ({nodeid, when, message}): the JSON report keeps them, so a gate on it does not pass a model
+        # whose import or forward broke before its check.
+        self.failed_before_check: list[dict[str, str]] = []
 
     @property
     def is_worker(self) -> bool:
@@ -127,7 +131,11 @@ class InfercheckSession:
 
     def attach(self, item: pytest.Item, report: pytest.TestReport) -> None:
         """Put the item's results, settled by its outcome, on its call report, and their figures in its
-        JUnit properties; a test that never called the fixture fails here."""
+        JUnit properties; a test that never called the fixture fails here.  A test of the fixture that
+        failed (setup or call) before any check made a result is marked on its report, for the JSON report."""
+        if report.failed and report.when in ("setup", "call") and not item.stash.get(RESULTS_ON_ITEM, []) \
+                and "infercheck" in getattr(item, "fixturenames", ()):
+            report.infercheck_failed = failed_entry(item.nodeid, report.when, report)  # type: ignore[attr-defined]
         if report.when != "call":
             return
         results = item.stash.get(RESULTS_ON_ITEM, [])
@@ -152,6 +160,13 @@ class InfercheckSession:
         for data in getattr(report, "infercheck", None) or []:
             # Settled again on the controller: a plugin may have changed the report since.
             self.results.append(settle(CheckResult.from_dict(data), report))
+        failed = getattr(report, "infercheck_failed", None)
+        if isinstance(failed, dict):
+            self.failed_before_check.append(failed)
+
+    def collection_failed(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            self.failed_before_check.append(failed_entry(report.nodeid or ".", "collection", report))
 
     # -- timing lock ----------------------------------------------------------------------------
 
@@ -171,6 +186,16 @@ class InfercheckSession:
         from ..core.locks import cpu_work_lock
 
         return cpu_work_lock(self.cache_dir())
+
+
+def failed_entry(nodeid: str, when: str, report: Any) -> dict[str, str]:
+    """{nodeid, when, message}: a failure before any check, its message the last line of pytest's account
+    (the exception: ``ModuleNotFoundError: No module named 'x'``), at most 300 characters."""
+    text = str(getattr(report, "longreprtext", "") or getattr(report, "longrepr", "") or "")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    message = next((line.lstrip("E").strip() for line in reversed(lines) if line.startswith("E ")),
+                   lines[-1] if lines else "")
+    return {"nodeid": nodeid, "when": when, "message": message[:300]}
 
 
 LOCK_LOG = "INFERCHECK_GPU_LOCK_LOG"  # a file to which each timed loop appends "key pid start end" (docs/multi-gpu.md)

@@ -46,7 +46,8 @@ def write_outputs(session: "InfercheckSession") -> list[str]:
     if report:
         from ..report.json_report import write_json_report
 
-        problems.append(write_or_reason("JSON report", report, lambda: write_json_report(report, session.results)))
+        problems.append(write_or_reason("JSON report", report, lambda: write_json_report(report, session.results,
+                                                                                  session.failed_before_check)))
     if baseline and session.run_settings.baseline_update:
         problems.append(update(session, baseline))
     if markdown or os.environ.get("GITHUB_STEP_SUMMARY"):

@@ -42,8 +42,9 @@ def machine_keys(results: Sequence[CheckResult]) -> list[dict[str, Any]]:
     return [keys[text] for text in sorted(keys)]
 
 
-def report_data(results: Sequence[CheckResult]) -> dict[str, Any]:
-    """The report as JSON-ready data, its content hash included."""
+def report_data(results: Sequence[CheckResult], failed_before_check: Sequence[dict[str, str]] = ()) -> dict[str, Any]:
+    """The report as JSON-ready data, its content hash included; ``failed_before_check``: tests of the fixture
+    that failed before any check made a result, and collection errors ({nodeid, when, message})."""
     counts: dict[str, int] = {}
     for result in results:
         counts[str(result.outcome)] = counts.get(str(result.outcome), 0) + 1
@@ -57,6 +58,7 @@ def report_data(results: Sequence[CheckResult]) -> dict[str, Any]:
         "counts": counts,
         "undecided": sum(1 for result in results if result.undecided),  # passed or failed, the figures could not decide
         "results": [result.to_dict() for result in ordered(results)],
+        "failed_before_check": [dict(entry) for entry in failed_before_check],
     })
     data[HASH_FIELD] = content_hash(data)
     return data
@@ -73,6 +75,8 @@ def content_hash(data: dict[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def write_json_report(path: Path, results: Sequence[CheckResult]) -> None:
+def write_json_report(path: Path, results: Sequence[CheckResult],
+                      failed_before_check: Sequence[dict[str, str]] = ()) -> None:
     """Strict JSON (no NaN or Infinity tokens), UTF-8: whatever a result carries is made JSON-safe first."""
-    write_atomic(path, json.dumps(report_data(results), indent=1, allow_nan=False, ensure_ascii=False))
+    write_atomic(path, json.dumps(report_data(results, failed_before_check), indent=1, allow_nan=False,
+                                  ensure_ascii=False))

@@ -34,6 +34,17 @@ class SavedReport:
     environment: dict[str, Any]
     machines: list[dict[str, Any]]
     results: list[CheckResult] = field(default_factory=list)
+    # Tests of the fixture that failed before any check, and collection errors (json_report.report_data)
+    failed_before_check: list["FailedBeforeCheck"] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class FailedBeforeCheck:
+    """A test of the infercheck fixture that failed before any check made a result, or a collection error."""
+
+    nodeid: str
+    when: str  # setup | call | collection
+    message: str = ""
 
 
 @dataclass
@@ -45,6 +56,7 @@ class _Contents:
     created: Optional[str] = ""
     environment: Optional[dict[str, Any]] = None
     machines: Optional[list[dict[str, Any]]] = None
+    failed_before_check: Optional[list[FailedBeforeCheck]] = None  # reports written before it: none recorded
 
 
 def load_report(path: Path, *, check_figures: bool = True) -> SavedReport:
@@ -69,7 +81,7 @@ def load_report(path: Path, *, check_figures: bool = True) -> SavedReport:
         raise ReportError(f"report {path}: {str(err).removeprefix('report.')}; not a report that --infer-report "
                           f"wrote; {RERUN}") from None
     return SavedReport(path, contents.plugin_version or "", contents.created or "", contents.environment or {},
-                       list(contents.machines or []), contents.results)
+                       list(contents.machines or []), contents.results, list(contents.failed_before_check or []))
 
 
 _STATISTICS = ("min_ms", "mean_ms", "std_ms", *(f"{name}_ms" for name in PERCENTILES))
