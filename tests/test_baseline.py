@@ -287,6 +287,12 @@ def test_update_writes_one_entry_per_item_and_says_why_others_were_not_written(t
     assert summary.written == ["t.py::t[eager-fp32]"] and summary.kept == 0
     assert summary.not_written == ["t.py::t[skipped]: skipped",
                                    "t.py::t[failed]: failed (accuracy); a failing engine is not written into the baseline"]
+    # Blessed, four samples left every later comparison of the entry "too few samples" (a newcomer trial).
+    short = update_baseline(path, [_result("t.py::t[eager-fp32]", [3.0] * 4)])
+    assert short.written == [] and short.not_written == [
+        "t.py::t[eager-fp32]: only 4 latency sample(s), and a comparison needs 5 on each side: rerun with more "
+        "iterations (--infer-max-iters, --infer-min-time) to bless it"]
+    assert BaselineStore.load(path).entries[0].samples_ms == [2.0] * 5  # the entry blessed before stays
 
 
 def test_a_baseline_nested_thousands_deep_is_a_usage_error_not_an_internal_error(run_plugin, baseline_file: Path) -> None:

@@ -242,7 +242,9 @@ def test_a_comparison_on_too_few_samples_is_undecided_said_and_strict_fails_it(r
     result.stdout.fnmatch_lines([
         "*test_sleepy*eager-fp32*passed, undecided*",
         "undecided (1: the figures cannot tell pass from fail; --infer-baseline-strict makes them fail):",
-        "*test_sleepy[[]eager-fp32[]]: baseline latency p50 * ms -> * ms: too few samples for a verdict*",
+        "*test_sleepy[[]eager-fp32[]]: baseline latency p50 * ms -> * ms: too few samples for a verdict (* in the "
+        "baseline vs * in this run; this run's under the 5 a comparison needs; run with more (--infer-max-iters, "
+        "--infer-min-time))",
     ])
     strict = record_then_run(SLEEPY, "SLEEP_MS", "1", "10", *few, "--infer-baseline-strict")
     strict.assert_outcomes(failed=1)

@@ -361,6 +361,13 @@ def why_not_written(result: Any) -> Optional[str]:
         return f"did not finish its check (stopped at {result.stage or 'an earlier stage'})"
     if result.outcome != "passed":
         return f"failed ({result.stage or 'test'}); a failing engine is not written into the baseline"
+    from ..measure.regression import MIN_SAMPLES
+
+    samples = len(result.latency.samples_ms) if result.latency is not None else None
+    if samples is not None and samples < MIN_SAMPLES:
+        # Blessed, it would leave every later comparison of this entry without a latency verdict.
+        return (f"only {samples} latency sample(s), and a comparison needs {MIN_SAMPLES} on each side: "
+                "rerun with more iterations (--infer-max-iters, --infer-min-time) to bless it")
     return None
 
 

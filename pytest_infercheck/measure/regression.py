@@ -195,7 +195,12 @@ class LatencyComparison:
     def describe(self) -> str:
         head = f"p50 {self.baseline_p50_ms:.4g} ms -> {self.current_p50_ms:.4g} ms"
         if self.verdict == "insufficient":
-            return f"{head}: too few samples for a verdict ({self.n_baseline} vs {self.n_current}, need {MIN_SAMPLES})"
+            short = [side for side, n in (("the baseline's", self.n_baseline), ("this run's", self.n_current))
+                     if n < MIN_SAMPLES]
+            fix = ("; bless a run with more (--infer-max-iters, --infer-min-time)" if self.n_baseline < MIN_SAMPLES
+                   else "; run with more (--infer-max-iters, --infer-min-time)")
+            return (f"{head}: too few samples for a verdict ({self.n_baseline} in the baseline vs {self.n_current} "
+                    f"in this run; {' and '.join(short)} under the {MIN_SAMPLES} a comparison needs{fix})")
         p_value = self.p_slower if self.change >= 0 else self.p_faster
         noise = f"; {self.noise_text()}" if self.noise.modelled else ""
         text = (f"{head} ({self.change:+.1%}, {CONFIDENCE:.0%} CI {self.ci_low - 1:+.1%}..{self.ci_high - 1:+.1%}; "
