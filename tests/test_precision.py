@@ -68,9 +68,45 @@ def test_int8_recipe_is_part_of_the_cache_key(run_plugin, tmp_path: Path) -> Non
 
 def test_an_unknown_int8_operator_type_names_the_option(run_plugin) -> None:
     result = run_plugin(CNN_INT8.replace('engines=["onnxruntime-int8"]', 'engines=["onnxruntime-int8"], int8_ops=["Matmul"]'))
-    result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*int8_ops: 'Matmul' is no operator type ONNX Runtime's QDQ quantizer handles; "
-                                 "it handles *MatMul*"])
+    result.assert_outcomes(errors=1)  # the marker's own error, at its line (was: every INT8 item failing at build)
+    result.stdout.fnmatch_lines(["*test_model.py:*: @pytest.mark.infercheck int8_ops: 'Matmul' is no operator type "
+                                 "ONNX Runtime's QDQ quantizer handles; it handles *MatMul*"])
+
+
+def test_an_int8_recipe_that_quantizes_nothing_fails_the_build_naming_the_models_operator_types(run_plugin) -> None:
+    """Before, int8_ops naming no operator type of the model (Conv on a CNN's Linear head is not it: here a
+    Linear-only MLP), or keep_fp32 covering every quantizable module, built an "INT8" engine without one
+    QuantizeLinear node: it ran FP32, passed as INT8, and nothing said so (found by an attacker's session)."""
+    source = """
+import pytest, torch
+
+class Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = torch.nn.Linear(16, 16), torch.nn.Linear(16, 4)
+
+    def forward(self, x):
+        return self.b(torch.relu(self.a(x)))
+
+@pytest.mark.infercheck(engines=["onnxruntime-int8"], int8_ops=["Conv"])
+def test_conv_only(infercheck):
+    torch.manual_seed(0)
+    infercheck(Net().eval(), torch.randn(4, 16))
+
+@pytest.mark.infercheck(engines=["onnxruntime-int8"], keep_fp32=["a", "b"])
+def test_all_kept(infercheck):
+    torch.manual_seed(0)
+    infercheck(Net().eval(), torch.randn(4, 16))
+"""
+    result = run_plugin(source)
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines([
+        "*NothingQuantized: the INT8 recipe quantized nothing: no operator of int8_ops=[[]'Conv'[]] occurs in the model "
+        "(its operator types: Gemm, Relu), so the engine would run in FP32 and pass as INT8; choose int8_ops among "
+        "its types, or keep fewer modules in FP32"])
+    result.stdout.fnmatch_lines(["*quantized nothing: no operator of int8_ops=* occurs in the model outside the 2 "
+                                 "node(s) of keep_fp32's modules*"])
+    result.stdout.re_match_lines([r"test_model.py::test_conv_only +onnxruntime-int8 +cpu +failed \(build\)"])
 
 
 def test_a_run_failure_after_quantization_says_so_and_how_to_exclude(run_plugin) -> None:
@@ -139,24 +175,27 @@ def test_keep_fp32_fixes_an_fp16_overflow_in_eager_and_onnx(run_plugin, tmp_path
 
 
 def test_keep_fp32_excludes_modules_from_int8_quantization(run_plugin, tmp_path: Path) -> None:
-    """Kept modules are not quantized: keeping every Linear leaves an INT8 model that matches FP32."""
+    """Kept modules are not quantized: keeping one of the two Linears leaves half the quantization error;
+    keeping both leaves nothing to quantize, which is refused (an FP32 engine would pass as INT8)."""
     source = '''
 import pytest
 from fixtures.models import dynamic_mlp
 import torch
 
 @pytest.mark.infercheck(engines=["onnxruntime-int8"])
-@pytest.mark.parametrize("keep", [[], ["net.0", "net.2"]], ids=["none", "all"])
+@pytest.mark.parametrize("keep", [[], ["net.2"], ["net.0", "net.2"]], ids=["none", "last", "all"])
 def test_mlp(infercheck, keep):
     infercheck(dynamic_mlp(), torch.randn(4, 64, generator=torch.Generator().manual_seed(0)), keep_fp32=keep)
 '''
     report = tmp_path / "report.json"
-    run_plugin(source, f"--infer-report={report}").assert_outcomes(passed=2)
+    run_plugin(source, f"--infer-report={report}").assert_outcomes(passed=2, failed=1)
     results = results_of(report)
-    quantized, kept = results["test_mlp[onnxruntime-int8-none]"], results["test_mlp[onnxruntime-int8-all]"]
-    assert kept["recipe"]["keep_fp32"] == ["net.0", "net.2"] and kept["recipe"]["kept_nodes"] >= 2
+    quantized, kept = results["test_mlp[onnxruntime-int8-none]"], results["test_mlp[onnxruntime-int8-last]"]
+    assert kept["recipe"]["keep_fp32"] == ["net.2"] and kept["recipe"]["kept_nodes"] >= 1
     assert quantized["accuracy"]["outputs"][0]["rel_l2"] > 1e-4
-    assert kept["accuracy"]["outputs"][0]["rel_l2"] < 1e-6
+    assert kept["accuracy"]["outputs"][0]["rel_l2"] < quantized["accuracy"]["outputs"][0]["rel_l2"]
+    everything = results["test_mlp[onnxruntime-int8-all]"]
+    assert everything["outcome"] == "failed" and "the INT8 recipe quantized nothing" in everything["message"]
 
 
 def test_an_unknown_module_in_keep_fp32_is_a_usage_error(run_plugin) -> None:
@@ -201,3 +240,42 @@ def test_module_scopes_of_both_exporters() -> None:
     assert module_scopes(traced) == ["encoder", "encoder.block.0", "encoder.block.0.attn", "encoder.block.0.attn.q"]
     assert module_scopes(dynamo) == ["encoder", "encoder.attn"]
     assert module_scopes(onnx.NodeProto(name="Identity_3")) == []
+
+
+def test_a_container_or_a_tied_module_in_keep_fp32_fails_at_the_model_naming_the_fix(run_plugin) -> None:
+    """Before, a ModuleList named in keep_fp32 had its weights cast to FP32 while its hooks never ran (it has no
+    forward of its own): eager and Inductor FP16 failed in the user's code with a dtype error, ONNX kept nothing
+    and said the exporter had folded it away; a module tying its weight to one outside the list (GPT-2's
+    lm_head and wte) failed the same way (found by an attacker's session)."""
+    source = """
+import pytest, torch
+
+class Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layers = torch.nn.ModuleList([torch.nn.Linear(8, 8), torch.nn.Linear(8, 8)])
+        self.embed = torch.nn.Embedding(10, 8)
+        self.head = torch.nn.Linear(8, 10, bias=False)
+        self.head.weight = self.embed.weight  # tied
+
+    def forward(self, ids):
+        x = self.embed(ids)
+        for layer in self.layers:
+            x = torch.relu(layer(x))
+        return self.head(x)
+
+@pytest.mark.infercheck(engines=["eager-fp16", "onnxruntime-fp16"])
+@pytest.mark.parametrize("keep", [["layers"], ["head"], ["layers.0", "head", "embed"]], ids=["list", "tied", "fine"])
+def test_net(infercheck, keep):
+    torch.manual_seed(0)
+    infercheck(Net().eval(), torch.randint(0, 10, (2, 5)), keep_fp32=keep)
+"""
+    result = run_plugin(source)
+    result.assert_outcomes(failed=4, passed=2)
+    result.stdout.fnmatch_lines(["*keep_fp32: 'layers' is a ModuleList, which has no forward of its own (its children "
+                                 "run, not it), so it cannot be kept in FP32 as one module: name its children instead: "
+                                 "'layers.0', 'layers.1'*"])
+    result.stdout.fnmatch_lines(["*keep_fp32: 'head' shares a parameter with 'embed.weight' (tied weights), which is "
+                                 "not kept: a parameter has one dtype, so keep both modules in FP32 "
+                                 "(keep_fp32=[[]'head', 'embed'[]]) or neither*"])
+    result.stdout.re_match_lines([r"test_model.py::test_net\[list\] +eager-fp16 +cpu +failed \(model\)"])

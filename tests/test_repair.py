@@ -161,13 +161,15 @@ def test_repair_off_leaves_the_message_unchanged(run_plugin, tmp_path: Path) -> 
 
 def test_the_int8_repair_ranks_modules_from_the_quantized_model(run_plugin, tmp_path: Path) -> None:
     """onnxruntime-int8 has no eager twin: its per-module comparison runs the QDQ model against the
-    FP32 export, tensors grouped by the export's module scopes."""
+    FP32 export, tensors grouped by the export's module scopes.  The bound (rel err 0.0175: the INT8 MLP
+    errs 0.022, 0.013 with net.0 kept, 0.015 with net.2) asks for one kept Linear: keeping both quantizes
+    nothing, which is no INT8 engine (refused at build), so the answer must leave one quantized."""
     source = '''
 import pytest
 import torch
 from fixtures.models import dynamic_mlp
 
-@pytest.mark.infercheck(engines=["onnxruntime-int8"], repair_precision=True, max_rel_l2=1e-4, min_cosine=0.0,
+@pytest.mark.infercheck(engines=["onnxruntime-int8"], repair_precision=True, max_rel_l2=0.0175, min_cosine=0.0,
                         atol=1e-6, rtol=1e-6, max_mismatch=1.0)
 def test_mlp(infercheck):
     infercheck(dynamic_mlp(), torch.randn(4, 64, generator=torch.Generator().manual_seed(0)))
@@ -178,7 +180,7 @@ def test_mlp(infercheck):
     repair = results_of(report)["test_mlp[onnxruntime-int8]"]["repair"]
     assert repair["candidates"] and set(repair["candidates"]) <= {"net.0", "net.2"}, repair
     assert repair["passed"], repair
-    assert set(repair["keep_fp32"]) <= {"net.0", "net.2"}
+    assert len(repair["keep_fp32"]) == 1 and set(repair["keep_fp32"]) <= {"net.0", "net.2"}, repair
     assert answer_lines(result, '  => keep_fp32=["net.*"] makes onnxruntime-int8 pass (rel err *'), result.stdout.str()
 
 

@@ -192,7 +192,12 @@ def _profiler(job: Repairing) -> Optional[Callable[[Sequence[str]], list[Any]]]:
     feeds = feeds_for(reference, mut.inputs)
 
     def ranked(keep: Sequence[str]) -> list[Any]:
-        model = job.backend.onnx_model(_with_keep(job.request, keep))
+        from ..model.onnx_variants import NothingQuantized
+
+        try:
+            model = job.backend.onnx_model(_with_keep(job.request, keep))
+        except NothingQuantized:  # ``keep`` covers every quantized operator: nothing is left to rank
+            return []
         return candidates(onnx_module_errors(reference, model, feeds), math.inf, QUANTIZED_EPSILON[precision], keep)
 
     return ranked

@@ -176,6 +176,28 @@ def quantize_qdq(source: Path, target: Path, input_names: list[str], batches: li
                         reduce_range=True, op_types_to_quantize=list(op_types) if op_types is not None else None,
                         nodes_to_exclude=list(exclude) or None,
                         extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
+    refuse_unquantized(source, target, op_types, exclude)
+
+
+class NothingQuantized(ValueError):
+    """An INT8 recipe that left no operator quantized (refuse_unquantized)."""
+
+
+def refuse_unquantized(source: Path, target: Path, op_types: Optional[Sequence[str]], exclude: Sequence[str]) -> None:
+    """NothingQuantized when the quantized model holds no QuantizeLinear/DequantizeLinear node: none of the
+    chosen operator types occurs outside the excluded nodes, and an "INT8" engine would run in FP32,
+    passing as INT8 with nothing said."""
+    import onnx
+
+    if any(node.op_type in ("QuantizeLinear", "DequantizeLinear") for node in onnx.load(str(target)).graph.node):
+        return
+    model = onnx.load(str(source), load_external_data=False)
+    present = sorted({node.op_type for node in model.graph.node})
+    chosen = "every type the quantizer handles" if op_types is None else f"int8_ops={list(op_types)}"
+    kept = f" outside the {len(exclude)} node(s) of keep_fp32's modules" if exclude else ""
+    raise NothingQuantized(f"the INT8 recipe quantized nothing: no operator of {chosen} occurs in the model{kept} "
+                     f"(its operator types: {', '.join(present)}), so the engine would run in FP32 and pass as "
+                     "INT8; choose int8_ops among its types, or keep fewer modules in FP32")
 
 
 @contextlib.contextmanager

@@ -47,6 +47,39 @@ def check_module_names(module: Any, names: Sequence[str]) -> None:
                         f"of model.named_modules(): {shown or '(it has no submodules)'}")
 
 
+def check_keepable(module: Any, names: Sequence[str]) -> None:
+    """Raise KeepFp32Error where a named module cannot be kept in FP32 on its own (after check_module_names):
+
+    - a container with no forward of its own (nn.ModuleList, nn.ModuleDict, nn.Sequential's cousins that
+      are only held): its children run, never it, so the casts around its forward would never run while
+      its weights were FP32 (a dtype error in the user's code, or, in an ONNX export, no node of it);
+    - a module sharing a parameter with a module outside every kept one (tied weights: GPT-2's lm_head and
+      wte): a parameter has one dtype, so the other module would get FP32 weights in a half-precision run.
+    """
+    import torch
+
+    kept = outermost(names)
+    for name in kept:
+        sub = module.get_submodule(name)
+        if type(sub).forward is torch.nn.Module.forward or isinstance(sub, (torch.nn.ModuleList, torch.nn.ModuleDict)):
+            children = [f"{name}.{child}" for child, _ in sub.named_children()]
+            shown = ", ".join(repr(c) for c in children[:6]) + (", ..." if len(children) > 6 else "")
+            raise KeepFp32Error(f"keep_fp32: {name!r} is a {type(sub).__name__}, which has no forward of its own (its "
+                                f"children run, not it), so it cannot be kept in FP32 as one module: name its "
+                                f"children instead{': ' + shown if shown else ''}")
+    inside = {id(p) for name in kept for p in module.get_submodule(name).parameters()}
+    for owner, sub in module.named_modules():
+        if any(owner == k or owner.startswith(k + ".") for k in kept):
+            continue
+        for pname, param in sub.named_parameters(recurse=False):
+            if id(param) in inside:
+                holder = next(k for k in kept if any(p is param for p in module.get_submodule(k).parameters()))
+                where = f"{owner}.{pname}" if owner else pname
+                raise KeepFp32Error(f"keep_fp32: {holder!r} shares a parameter with {where!r} (tied weights), which "
+                                    f"is not kept: a parameter has one dtype, so keep both modules in FP32 "
+                                    f"(keep_fp32=[{holder!r}, {owner!r}]) or neither")
+
+
 def outermost(names: Sequence[str]) -> list[str]:
     """The names without those inside another one given (``encoder`` covers ``encoder.layer.0``)."""
     return [name for name in names if not any(name.startswith(other + ".") for other in names if other != name)]
