@@ -117,6 +117,36 @@ def test_dict_calibration_batches_ignore_keys_the_forward_does_not_take() -> Non
         calibration_batches([{"input_ids": torch.ones(2, 6, dtype=torch.long)}], example, model)
 
 
+def test_calibration_a_careless_user_gives_is_refused_naming_calibration_and_the_fix() -> None:
+    """Each was a raw TypeError or RuntimeError (an item "failed (test)"), a batch "is a str" the user never
+    passed, ONNX Runtime's error at build, or a range of (nan, nan) that passed (an attacker's session)."""
+    model = TokenClassifier()
+    example = ModelInputs.from_example(token_inputs(), model)
+    refused = {
+        5: "calibration= is a int; give an iterable of batches: a list, a generator or a DataLoader",
+        "token_inputs": "calibration= is one dict, not an iterable of batches: a list, a generator or a DataLoader "
+                        "(one batch: calibration=[batch])",
+        "tensor": "calibration= is one Tensor, not an iterable",
+        "float mask": "calibration batch 0: 'attention_mask' is float32, the example input is int64; the INT8 engine "
+                      "is calibrated on the export of the example inputs: give batches of the same dtypes",
+        "empty": "calibration batch 0: 'input_ids' has no element ([0, 6]): there is nothing to calibrate on",
+    }
+    given = {5: 5, "token_inputs": token_inputs(), "tensor": torch.ones(2, 6, dtype=torch.long),
+             "float mask": [{**token_inputs(), "attention_mask": token_inputs()["attention_mask"].float()}],
+             "empty": [{"input_ids": torch.ones(0, 6, dtype=torch.long),
+                        "attention_mask": torch.ones(0, 6, dtype=torch.long)}]}
+    for case, message in refused.items():
+        with pytest.raises(ValueError) as raised:
+            calibration_batches(given[case], example, model)
+        assert str(raised.value).startswith(message), (case, str(raised.value))
+    cnn = ModelInputs.from_example(torch.randn(2, 8))
+    for bad in (float("nan"), float("inf")):
+        poisoned = torch.randn(2, 8)
+        poisoned[0, 3] = bad
+        with pytest.raises(ValueError, match=r"calibration batch 1: 'input_0' holds 1 NaN/Inf value\(s\)"):
+            calibration_batches([torch.randn(2, 8), poisoned], cnn)
+
+
 def test_generated_calibration_keeps_integer_inputs_integer() -> None:
     example = ModelInputs.from_example(token_inputs(), TokenClassifier())
     calib = calibration_batches(None, example)

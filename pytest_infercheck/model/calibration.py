@@ -30,15 +30,26 @@ def calibration_batches(calibration: Optional[Iterable[Any]], example_inputs: An
     not have (``labels``) are ignored, and a note says which.
     """
     import torch
+    from collections.abc import Mapping
 
     example = as_model_inputs(example_inputs)
     if calibration is None:
         generator = torch.Generator().manual_seed(0)
         return CalibrationSet([example.with_tensors([_like(t, generator) for t in example])
                                for _ in range(CALIBRATION_BATCHES_GENERATED)], True)
+    forms = "an iterable of batches: a list, a generator or a DataLoader"
+    if isinstance(calibration, (Mapping, torch.Tensor)):
+        # Iterated, a dict gives its keys and a tensor its rows: neither is what one batch given alone meant.
+        raise ValueError(f"calibration= is one {type(calibration).__name__}, not {forms} (one batch: "
+                         "calibration=[batch])")
+    try:
+        iterator = iter(calibration)
+    except TypeError:
+        raise ValueError(f"calibration= is a {type(calibration).__name__}; give {forms}") from None
     batches, ignored = [], set()
-    for index, batch in enumerate(calibration):
+    for index, batch in enumerate(iterator):
         converted, dropped = _in_layout(batch, example, index)
+        _check_values(converted, example, index)
         batches.append(converted)
         ignored.update(dropped)
     if not batches:
@@ -86,6 +97,25 @@ def _in_layout(batch: Any, example: ModelInputs, index: int) -> tuple[ModelInput
         return example.with_tensors(tensors), ignored
     except InputsError as err:
         raise ValueError(f"{where}: {err}") from None
+
+
+def _check_values(batch: ModelInputs, example: ModelInputs, index: int) -> None:
+    """A ValueError for a batch no calibration can use: a tensor of another dtype than the example's (the
+    export takes the example's), an empty one, or one holding NaN/Inf (its range would be meaningless)."""
+    import torch
+
+    for (name, tensor), reference in zip(batch.named(), example.tensors):
+        where = f"calibration batch {index}: {name!r}"
+        if tensor.dtype != reference.dtype:
+            raise ValueError(f"{where} is {str(tensor.dtype).replace('torch.', '')}, the example input is "
+                             f"{str(reference.dtype).replace('torch.', '')}; the INT8 engine is calibrated on the "
+                             "export of the example inputs: give batches of the same dtypes")
+        if tensor.numel() == 0:
+            raise ValueError(f"{where} has no element ({list(tensor.shape)}): there is nothing to calibrate on")
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise ValueError(f"{where} holds {bad} NaN/Inf value(s): the ranges calibration measures would be "
+                             "meaningless; give finite data")
 
 
 def shape_mismatch(batches: Sequence[ModelInputs], example: ModelInputs, dynamic_batch: bool) -> Optional[str]:
