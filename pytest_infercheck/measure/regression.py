@@ -209,12 +209,19 @@ class LatencyComparison:
         return f"{text}: {self.why_undecided}" if self.why_undecided else text
 
     def noise_text(self) -> str:
+        """``noise margin +-4.9% (3·√2·σ; σ 1.15% from the p50s of 3 blessed runs)``: the margin a change must
+        clear, and where its σ came from (the larger of the history's spread and the runs' own drift)."""
         noise = self.noise
-        source = (f"between {noise.runs} runs" if noise.between_runs is not None else
-                  f"within the runs; {noise.runs} of {MIN_HISTORY} runs in the history for the between-run figure")
+        if noise.between_runs is not None and noise.between_runs >= noise.within_run:
+            source = f"the p50s of {noise.runs} blessed runs"
+        elif noise.between_runs is not None:
+            source = f"the drift between blocks within the runs, above the spread of {noise.runs} blessed runs' p50s"
+        else:
+            source = (f"the drift between blocks within the runs; {noise.runs} of {MIN_HISTORY} blessed runs in the "
+                      "history for the between-run figure")
         gpu = (f"; the GPU's reference workload {math.exp(noise.gpu_probe_change) - 1:+.1%} between the runs "
                "(recorded, not part of the verdict)" if noise.gpu_probe_change is not None else "")
-        return f"run-to-run noise +-{math.exp(noise.margin) - 1:.1%} ({source}){gpu}"
+        return f"noise margin +-{math.exp(noise.margin) - 1:.1%} (3·√2·σ; σ {noise.sigma:.2%} from {source}){gpu}"
 
 def compare_latency(current: Sequence[float], baseline: Sequence[float], *, max_regression: float,
                     alpha: float = ALPHA, noise: Optional[RunNoise] = None,
@@ -266,7 +273,7 @@ def compare_latency(current: Sequence[float], baseline: Sequence[float], *, max_
         verdict = "improvement"
     elif noise.margin > allowed:
         verdict = "undecided"
-        why = (f"its run-to-run noise (+-{math.exp(noise.margin) - 1:.1%}) exceeds the allowance "
+        why = (f"its noise margin (+-{math.exp(noise.margin) - 1:.1%}) exceeds the allowance "
                f"(+{max_regression:.1%}): raise {option} for it, or steady the machine")
         if noise.between_runs is not None and noise.between_runs >= noise.within_run and noise.runs < HISTORY:
             # A spread from a few runs is rough (one odd run weighs a third of three): more runs say more.

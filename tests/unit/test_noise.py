@@ -23,7 +23,7 @@ def test_a_between_process_shift_inside_the_measured_noise_is_no_regression() ->
     assert noise.between_runs is not None and noise.margin > math.log(1.2)
     found = compare_latency(samples(5.77), samples(3.15, seed=1), max_regression=0.1, noise=noise)
     assert found.verdict == "undecided" and "exceeds the allowance" in found.why_undecided
-    assert "between 5 runs" in found.describe()
+    assert "noise margin +-" in found.describe() and "from the p50s of 5 blessed runs)" in found.describe()
     assert "5 of the 10 runs the baseline keeps measured it, and each blessed run measures it better" in found.why_undecided
     full = run_noise(history * 2, [], [], None, None)  # a full history: nothing more to gain from blessing
     assert "each blessed run" not in compare_latency(samples(5.77), samples(3.15, seed=1), max_regression=0.1,
@@ -47,7 +47,7 @@ def test_without_history_the_within_run_drift_is_the_floor() -> None:
     assert drifting.between_runs is None and drifting.runs == 1 and drifting.within_run > 0.1
     found = compare_latency(samples(1.1), samples(1.0, seed=1), max_regression=0.03, noise=drifting)
     assert found.verdict == "undecided"
-    assert f"1 of {MIN_HISTORY} runs in the history" in found.describe()
+    assert f"from the drift between blocks within the runs; 1 of {MIN_HISTORY} blessed runs in the history" in found.describe()
 
 
 def test_a_slower_machine_explains_a_slower_engine_and_the_comparison_is_undecided() -> None:
