@@ -285,3 +285,6 @@ def test_gate_strict_says_which_comparison_was_undecided(record_then_run, pytest
     assert main(["gate", str(report), "--baseline", str(pytester.path / "baseline.json"), "--strict"]) == 1
     out = capsys.readouterr().out
     assert "FAILED" in out and "undecided: baseline latency" in out and "too few samples" in out, out
+    # Counted as what it is (it was compared, and undecided), and its row does not read "regression".
+    assert out.rstrip().endswith("gate FAILED: 1 undecided (--strict)"), out
+    assert "failed (regression)" not in out and "failed (baseline)" in out, out

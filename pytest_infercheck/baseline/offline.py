@@ -167,8 +167,11 @@ def verdict_line(outcome: GateOutcome) -> str:
     if outcome.passed:
         compared = sum(1 for r in outcome.judged if r.baseline and r.baseline.status == BaselineStatus.FOUND)
         return f"gate passed: nothing regressed ({compared} of {len(outcome.results)} results compared with an entry)"
+    undecided = [r for r in strict if any(f.message.startswith("undecided:") for f in r.failures)]
+    no_entry = [r for r in strict if r not in undecided]
     parts = [f"{len(regressed)} regressed"] if regressed else []
-    parts += [f"{len(strict)} not compared (--strict)"] if strict else []
+    parts += [f"{len(undecided)} undecided (--strict)"] if undecided else []
+    parts += [f"{len(no_entry)} not compared (--strict)"] if no_entry else []
     parts += [f"{len(outcome.failed_in_run)} failed in the run"] if outcome.failed_in_run else []
     if outcome.failed_before_check:
         parts.append(f"{len(outcome.failed_before_check)} failed in the run before any check")

@@ -37,7 +37,8 @@ def add_commands(commands: Any) -> None:
         gate.add_argument("--" + name.replace("_", "-"), dest=name, type=argparse_type(option), metavar=option.metavar,
                           help=option.help.replace("%", "%%") + " (default: the value the run recorded; a test's "
                           "marker or infercheck() call still wins)")
-    gate.add_argument("--strict", action="store_true", help="fail results that have no baseline entry for their machine")
+    gate.add_argument("--strict", action="store_true", help="fail results that have no baseline entry for their machine, and those whose comparison is "
+                      "undecided")
     _add_outputs(gate, junit=True)
     update = commands.add_parser("baseline", help="bless a saved report into the baseline file").add_subparsers(
         dest="action", required=True, metavar="update").add_parser(

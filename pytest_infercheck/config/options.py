@@ -137,7 +137,8 @@ OPTIONS: tuple[Option, ...] = (
            "write the items that ran into the baseline file (others are kept); regressions do not fail",
            is_flag=True),
     Option("baseline_strict", "--infer-baseline-strict", parse_bool, False,
-           "fail items that have no baseline entry for this machine", is_flag=True),
+           "fail items that have no baseline entry for this machine, and those whose comparison is undecided",
+           is_flag=True),
     # 3%, not 5%: a slowdown equal to the allowance is caught half the time, and the H100's run-to-run
     # spread (~1.6%) leaves room to catch +5% reliably at 3% (docs/gate.md, docs/benchmarks.md).
     Option("max_regression", "--infer-max-regression", parse_max_regression, defaults.MAX_REGRESSION,

@@ -130,10 +130,12 @@ def undecided_figures(facts: CheckResult) -> list[tuple[Stage, str]]:
         notes.append((Stage.LATENCY, f"budget {budget.describe()}"))
     comparison = facts.baseline
     judged = comparison.judged if comparison is not None else None  # kernel time for a launch-bound engine
+    # Stage BASELINE, not REGRESSION: under --infer-baseline-strict an undecided comparison fails, and its
+    # item must not read "failed (regression)" when nothing regressed (a faster run was shown so).
     if comparison is not None and judged is not None and judged.undecided:
-        notes.append((Stage.REGRESSION, f"baseline {comparison.judged_figure} {judged.describe()}"))
+        notes.append((Stage.BASELINE, f"baseline {comparison.judged_figure} {judged.describe()}"))
     if comparison is not None and comparison.accuracy_unmatched:
-        notes.append((Stage.REGRESSION, f"baseline accuracy: {comparison.accuracy_unmatched}"))
+        notes.append((Stage.BASELINE, f"baseline accuracy: {comparison.accuracy_unmatched}"))
     return notes
 
 
