@@ -245,3 +245,15 @@ def test_int8_ops_in_a_marker_or_call_name_at_least_one_type() -> None:
     for empty in ([], "", " , ", [""]):
         with pytest.raises(OptionError, match="names no operator type"):
             parse_int8_ops(empty)
+
+
+def test_keep_fp32_refuses_an_empty_module_name_rather_than_dropping_it() -> None:
+    """keep_fp32=[""] (or ",") meant the root, the whole model: it was dropped without a word and the item
+    passed with an empty keep-list recorded (an attacker's session)."""
+    from pytest_infercheck.config.parsers import OptionError, parse_keep_fp32
+
+    assert parse_keep_fp32(["encoder.layer.3", " pooler "]) == ("encoder.layer.3", "pooler")
+    assert parse_keep_fp32("encoder, pooler,") == ("encoder", "pooler") and parse_keep_fp32([]) == ()
+    for empty in ([""], [" "], ",", ["net.0", ""]):
+        with pytest.raises(OptionError, match="holds an empty module name: the root module cannot be kept in FP32"):
+            parse_keep_fp32(empty)

@@ -38,6 +38,7 @@ from .parsers import (
     parse_fraction,
     parse_gpus,
     parse_int8_ops,
+    parse_keep_fp32,
     parse_max_regression,
     parse_name_list,
     parse_percent,
@@ -57,7 +58,7 @@ from ..core.spec import PRECISIONS, TextEnum
 INT8_DEFAULT_OPS = ("MatMul", "Gemm", "Conv", "ConvTranspose")
 
 # The parsers are part of this module's face: tests, docs and callers import them from here too.
-__all__ = ['Budget', 'COMPILE_MODES', 'CUDA_GRAPH_MODES', 'DEFAULT_STATISTIC', 'MAX_SEED', 'OptionError', 'STATISTICS', 'parse_backends', 'parse_bool', 'parse_budget', 'parse_compile_mode', 'parse_confidence', 'parse_cosine', 'parse_count', 'parse_cuda_graphs', 'parse_device', 'parse_duration_ms', 'parse_engines', 'parse_factor', 'parse_float', 'parse_fp8_granularity', 'parse_fraction', 'parse_gpus', 'parse_int8_ops', 'parse_max_regression', 'parse_name_list', 'parse_percent', 'parse_positive_int', 'parse_precisions', 'parse_seconds', 'parse_seed', 'parse_timeout', 'parse_trt_target', "Option", "OPTIONS", "Scope", "add_options", "parse_value", "ini_name", "INT8_DEFAULT_OPS"]
+__all__ = ['Budget', 'COMPILE_MODES', 'CUDA_GRAPH_MODES', 'DEFAULT_STATISTIC', 'MAX_SEED', 'OptionError', 'STATISTICS', 'parse_backends', 'parse_bool', 'parse_budget', 'parse_compile_mode', 'parse_confidence', 'parse_cosine', 'parse_count', 'parse_cuda_graphs', 'parse_device', 'parse_duration_ms', 'parse_engines', 'parse_factor', 'parse_float', 'parse_fp8_granularity', 'parse_fraction', 'parse_gpus', 'parse_int8_ops', 'parse_keep_fp32', 'parse_max_regression', 'parse_name_list', 'parse_percent', 'parse_positive_int', 'parse_precisions', 'parse_seconds', 'parse_seed', 'parse_timeout', 'parse_trt_target', "Option", "OPTIONS", "Scope", "add_options", "parse_value", "ini_name", "INT8_DEFAULT_OPS"]
 
 
 class Scope(TextEnum):
@@ -215,7 +216,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("int8_ops", "--infer-int8-ops", parse_int8_ops, INT8_DEFAULT_OPS,
            "ONNX operator types the INT8 recipe quantizes (all: every type the quantizer handles); masks, "
            "normalisation and index arithmetic stay in float", "LIST", scope=Scope.TEST),
-    Option("keep_fp32", None, parse_name_list, (), "PyTorch module names (model.named_modules()) that run in FP32 "
+    Option("keep_fp32", None, parse_keep_fp32, (), "PyTorch module names (model.named_modules()) that run in FP32 "
            "in FP16/BF16/INT8/FP8 engines", scope=Scope.TEST),
     Option("fp8_granularity", "--infer-fp8-granularity", parse_fp8_granularity, "row",
            "scales of the FP8 engines (inductor-fp8, aoti-fp8; torchao): row (one per row of activations "
