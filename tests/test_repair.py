@@ -274,6 +274,25 @@ def test_the_answer_reads_as_a_keep_list(passed: bool) -> None:
         assert "the best, keep_fp32=[\"encoder.layer.3.attention\", \"pooler\"], leaves rel err 0.0021" in text
 
 
+def test_a_repair_whose_rebuilds_all_stopped_says_what_stopped_them_not_a_best_list() -> None:
+    """Every rebuild past --infer-build-timeout: the answer named a "best" list never measured (rel err nan) and
+    a wrong reason, and not the timeout (an attacker's session)."""
+    from pytest_infercheck.measure.results import RepairTrial
+
+    timeout = "build: building eager-fp16 took longer than --infer-build-timeout=1s"
+    trials = (RepairTrial(("hot",), False, math.nan, 0, 1.5, stopped=timeout),
+              RepairTrial(("hot", "hot2"), False, math.nan, 0, 1.5, stopped=timeout))
+    found = RepairResult("eager-fp16", ("hot", "hot2"), False, math.nan, 0, math.inf, 8, tried=2, seconds=3.0,
+                         cap_s=60.0, candidates=("hot", "hot2"), trials=trials)
+    assert found.describe() == ("repair: none of the 2 keep_fp32 list(s) built for eager-fp16 could be judged: "
+                                f"{timeout} (2 keep-list(s) built in 3.0 s, candidates from the per-module "
+                                "comparison: hot, hot2)")
+    one = RepairResult("eager-fp16", ("hot",), False, 0.2, 0, math.inf, 8, tried=2, seconds=3.0, cap_s=60.0,
+                       trials=(RepairTrial(("hot",), False, 0.2, 0, 1.0), trials[1]))
+    assert f"the best, keep_fp32=[\"hot\"], leaves rel err 0.2" in one.describe()
+    assert f"; 1 of them could not be judged: {timeout})" in one.describe()
+
+
 def test_a_backend_that_cannot_honour_keep_fp32_is_not_searched() -> None:
     """TensorRT 10 builds the same engine whatever keep_fp32 says: the repair stops at the first
     rebuild and says why instead of trying list after list."""

@@ -377,9 +377,15 @@ class RepairResult:
                     f"repair: {search}")
         if not self.tried:
             return f"repair: no keep_fp32 list to try for {self.engine}: {self.note}"
+        stopped = [trial for trial in self.trials if trial.stopped]
+        if stopped and len(stopped) == len(self.trials):
+            # No list was judged: there is no "best", and what stopped them is the answer.
+            return (f"repair: none of the {len(stopped)} keep_fp32 list(s) built for {self.engine} could be judged: "
+                    f"{stopped[0].stopped} ({search}" + (f"; {self.note}" if self.note else "") + ")")
         return (f"repair: no keep_fp32 list tried within repair_time={self.cap_s:g}s makes {self.engine} pass; the "
                 f"best, keep_fp32={shown}, leaves rel err {_figure(self.rel_err, self.nonfinite)} against "
                 f"{_figure(self.failing_rel_err, self.failing_nonfinite)} without it ({search}"
+                + (f"; {len(stopped)} of them could not be judged: {stopped[0].stopped}" if stopped else "")
                 + (f"; {self.note}" if self.note else "") + ")")
 
 
