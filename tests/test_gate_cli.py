@@ -512,9 +512,16 @@ def test_a_report_with_nothing_to_judge_fails_the_gate(tmp_path: Path, source: s
     report = report_of(source)
     baseline = tmp_path / "baseline.json"
     write_entries(baseline, [])  # empty: every result would be "not compared", never a pass
-    gate = infercheck("gate", report, "--baseline", baseline, *(["--strict"] if strict else []))
+    markdown, junit = tmp_path / "gate.md", tmp_path / "gate.xml"
+    gate = infercheck("gate", report, "--baseline", baseline, "--markdown", markdown, "--junitxml", junit,
+                      *(["--strict"] if strict else []))
     assert gate.returncode == 1, gate.stdout + gate.stderr
     assert gate.stdout.rstrip().endswith(why), gate.stdout
+    # The pull request's comment and the JUnit file say it too (were: no Markdown, and "0 tests, 0 failures").
+    text = markdown.read_text()
+    assert f"**{why}**" in text and "failed in the run before any check" in text, text
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert suite is not None and suite.get("failures") == "1" and suite.get("tests") == "1"
     failed = ("    test_model.py (collection): ModuleNotFoundError: No module named 'no_such_module_anywhere'"
               if source == COLLECTION_ERROR else
               "    test_model.py::test_model_that_raises_before_its_check[eager-fp32] (call): RuntimeError: the model "

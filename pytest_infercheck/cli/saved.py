@@ -81,8 +81,9 @@ def _as_usage_error(err: Exception) -> Exception:
 
 
 def run_gate(args: argparse.Namespace) -> int:
-    from ..baseline.offline import GATE_KEYS, gate_lines, gate_results
+    from ..baseline.offline import GATE_KEYS, gate_lines, gate_results, verdict_line
     from ..baseline.store import BaselineStore
+    from ..core.mdtext import md_cell, md_code
     from ..report.table import reasons, render_text
 
     outputs = {"--markdown": args.markdown, "--html": args.html, "--junitxml": args.junitxml}
@@ -100,8 +101,11 @@ def run_gate(args: argparse.Namespace) -> int:
     print(header("gate", report) + f" against {args.baseline}")
     print("\n".join(render_text(report.results) + reasons(report.results)))
     print("\n".join(gate_lines(outcome)))
+    verdict = [] if outcome.passed else [f"**{md_cell(verdict_line(outcome))}**"]
+    verdict += [f"- {md_code(failed.nodeid)} failed in the run before any check ({md_cell(failed.when)}): "
+                f"{md_cell(failed.message)}" for failed in outcome.failed_before_check]
     write_reports(report, outputs, baseline=args.baseline, step_summary=os.environ.get("GITHUB_STEP_SUMMARY"),
-                  not_compared=outcome.not_judged)
+                  not_compared=outcome.not_judged, verdict=verdict, failed_before_check=outcome.failed_before_check)
     return EXIT_OK if outcome.passed else EXIT_REGRESSED
 
 
@@ -164,7 +168,8 @@ def check_outputs(outputs: Mapping[str, Optional[str]], inputs: Mapping[str, str
 
 
 def write_reports(report: Any, outputs: Mapping[str, Optional[str]], *, baseline: Optional[str],
-                  step_summary: Optional[str], not_compared: Sequence[tuple[Any, str]] = ()) -> None:
+                  step_summary: Optional[str], not_compared: Sequence[tuple[Any, str]] = (),
+                  verdict: Sequence[str] = (), failed_before_check: Sequence[Any] = ()) -> None:
     """Markdown (and the job summary), HTML, JUnit XML: the session's renderers on the saved results."""
     from ..core.files import write_or_reason
     from ..report.html import write_html
@@ -173,12 +178,13 @@ def write_reports(report: Any, outputs: Mapping[str, Optional[str]], *, baseline
 
     results = report.results
     problems: list[Optional[str]] = list(write_markdown(results, outputs.get("--markdown"), step_summary,
-                                                        baseline=baseline, not_compared=not_compared))
+                                                        baseline=baseline, not_compared=not_compared, verdict=verdict))
     html, junit = outputs.get("--html"), outputs.get("--junitxml")
     if html:
         problems.append(write_or_reason("HTML report", html, lambda: write_html(Path(html), results, report.environment)))
     if junit:
-        problems.append(write_or_reason("JUnit XML", junit, lambda: write_junit(Path(junit), results)))
+        problems.append(write_or_reason("JUnit XML", junit, lambda: write_junit(Path(junit), results,
+                                                                                 failed_before_check)))
     found = [problem for problem in problems if problem]
     if found:
         raise UsageError("; ".join(found))

@@ -84,11 +84,24 @@ def junit_case(result: CheckResult, several: AbstractSet[str] = frozenset()) -> 
     return case
 
 
-def render_junit(results: Sequence[CheckResult], suite: str = "infercheck gate") -> str:
+def failed_case(nodeid: str, when: str, message: str) -> ET.Element:
+    """A test that failed before any check (saved.FailedBeforeCheck), as a failing case: the gate fails on it,
+    and a JUnit file of "0 tests, 0 failures" would read green beside a red job."""
+    module, _, name = nodeid.partition("::")
+    case = ET.Element("testcase", classname=_text(module.removesuffix(".py").replace("/", ".")),
+                      name=_text(name or module))
+    failure = ET.SubElement(case, "failure", message=_text(f"failed before any check ({when}): {message}"))
+    failure.text = _text(f"failed in the run before any check ({when}): {message}")
+    return case
+
+
+def render_junit(results: Sequence[CheckResult], suite: str = "infercheck gate",
+                 failed_before_check: Sequence[Any] = ()) -> str:
     several = several_checks(results)
     cases = [junit_case(result, several) for result in results]
+    cases += [failed_case(f.nodeid, f.when, f.message) for f in failed_before_check]
     root = ET.Element("testsuites")
-    failures = sum(1 for r in results if r.outcome == Outcome.FAILED and not r.not_raised)
+    failures = sum(1 for r in results if r.outcome == Outcome.FAILED and not r.not_raised) + len(failed_before_check)
     skipped = sum(1 for r in results if r.outcome == Outcome.SKIPPED)
     suite_element = ET.SubElement(root, "testsuite", name=suite, tests=str(len(cases)), failures=str(failures),
                                   errors="0", skipped=str(skipped))
@@ -96,7 +109,7 @@ def render_junit(results: Sequence[CheckResult], suite: str = "infercheck gate")
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
-def write_junit(path: Path, results: Sequence[CheckResult]) -> None:
+def write_junit(path: Path, results: Sequence[CheckResult], failed_before_check: Sequence[Any] = ()) -> None:
     from ..core.files import write_atomic
 
-    write_atomic(Path(path), render_junit(results))
+    write_atomic(Path(path), render_junit(results, failed_before_check=failed_before_check))

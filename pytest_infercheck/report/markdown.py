@@ -97,17 +97,22 @@ def _details(results: Sequence[CheckResult], baseline: Optional[str],
 
 
 def write_markdown(results: Sequence[CheckResult], path: Optional[str], step_summary: Optional[str], *,
-                   baseline: Optional[str] = None, not_compared: Sequence[tuple[CheckResult, str]] = ()) -> list[str]:
-    """Write ``path`` (replaced) and append to ``step_summary`` (GitHub's job summary file) when given.
+                   baseline: Optional[str] = None, not_compared: Sequence[tuple[CheckResult, str]] = (),
+                   verdict: Sequence[str] = ()) -> list[str]:
+    """Write ``path`` (replaced) and append to ``step_summary`` (GitHub's job summary file) when given;
+    ``verdict``: lines the gate adds (its failed verdict, the tests that failed before any check), which
+    are written even when the report has no result, so a pull request's comment says why the job failed.
 
     Returns one line per write that failed (the other one is still attempted): the session prints
     them, and the summary and the other reports are still written.
     """
     from ..core.files import append_text, write_atomic, write_or_reason
 
-    if not results:
+    if not results and not verdict:
         return []
-    text = render_markdown(results, baseline=baseline, not_compared=not_compared)
+    text = render_markdown(results, baseline=baseline, not_compared=not_compared) if results else "## infercheck gate"
+    if verdict:
+        text += "\n\n" + "\n".join(verdict)
     problems = []
     if path:
         problems.append(write_or_reason("Markdown report", path, lambda: write_atomic(Path(path), text)))
