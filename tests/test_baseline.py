@@ -365,7 +365,7 @@ def test_an_output_renamed_since_the_blessing_is_undecided_not_a_quiet_pass(run_
     lenient = run_plugin(renamed, f"--infer-baseline={baseline_file}", LENIENT)
     lenient.assert_outcomes(passed=1)
     lenient.stdout.fnmatch_lines(["*baseline accuracy: output(s) output[[]'logits'[]] have no figure in the baseline "
-                                  "and the baseline's output[[]'output'[]] no output in this run: not compared*"])
+                                  "and the baseline's output[[]'output'[]] has no output in this run: not compared*"])
     strict = run_plugin(renamed, f"--infer-baseline={baseline_file}", LENIENT, "--infer-baseline-strict")
     strict.assert_outcomes(failed=1)
     strict.stdout.fnmatch_lines(["*undecided: baseline accuracy: output(s) output[[]'logits'[]] have no figure*"])

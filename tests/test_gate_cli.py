@@ -535,15 +535,20 @@ def test_a_test_that_failed_before_its_check_fails_the_gate_beside_passing_ones(
     (found by a newcomer trial).  A failing test that does not use the fixture is not the gate's business."""
     report = write_report(tmp_path / "run", MIXED)
     saved = json.loads(report.read_text())
-    assert saved["failed_before_check"] == [{"nodeid": "test_model.py::test_broken_model[eager-fp32]", "when": "call",
-                                             "message": "RuntimeError: the forward broke"}]
+    assert saved["failed_before_check"] == [
+        {"nodeid": "test_model.py::test_broken_model[eager-fp32]", "when": "call",
+         "message": "RuntimeError: the forward broke"},
+        {"nodeid": "test_model.py::test_forgot_the_call[eager-fp32]", "when": "call",
+         "message": "test_model.py::test_forgot_the_call[eager-fp32]: the test requested the infercheck fixture but "
+                    "never called infercheck(model, example_inputs) (nor infercheck.audit(...)), so no engine was "
+                    "checked"}]
     baseline = tmp_path / "baseline.json"
     assert infercheck("baseline", "update", report, "--baseline", baseline).returncode == 0
     gate = infercheck("gate", report, "--baseline", baseline, "--max-regression", "100000%")
     assert gate.returncode == 1, gate.stdout + gate.stderr
     assert ("    test_model.py::test_broken_model[eager-fp32] (call): RuntimeError: the forward broke"
             in gate.stdout.splitlines())
-    assert gate.stdout.rstrip().endswith("gate FAILED: 1 failed in the run before any check")
+    assert gate.stdout.rstrip().endswith("gate FAILED: 2 failed in the run before any check")
     assert "test_unrelated" not in gate.stdout
 
 
@@ -561,4 +566,8 @@ def test_fine_model(infercheck):
 @pytest.mark.infercheck(backends=["eager"], precisions=["fp32"])
 def test_broken_model(infercheck):
     raise RuntimeError("the forward broke")
+
+@pytest.mark.infercheck(backends=["eager"], precisions=["fp32"])
+def test_forgot_the_call(infercheck):
+    pass
 """

@@ -7,7 +7,7 @@ import torch
 
 from fixtures.repo_models import (CountingModel, EncoderOutput, KeywordOnlyEncoder, ReturnsText, TokenClassifier,
                                   token_inputs)
-from pytest_infercheck.model.calibration import calibration_batches
+from pytest_infercheck.model.calibration import calibration_batches, dtype_mismatch
 from pytest_infercheck.model.inputs import InputsError, ModelInputs, onnx_feeds
 from pytest_infercheck.model.under_test import ModelUnderTest
 from pytest_infercheck.model.outputs import (OutputError, OutputNameError, flatten_outputs, resolve_output_name,
@@ -127,24 +127,36 @@ def test_calibration_a_careless_user_gives_is_refused_naming_calibration_and_the
         "token_inputs": "calibration= is one dict, not an iterable of batches: a list, a generator or a DataLoader "
                         "(one batch: calibration=[batch])",
         "tensor": "calibration= is one Tensor, not an iterable",
-        "float mask": "calibration batch 0: 'attention_mask' is float32, the example input is int64; the INT8 engine "
-                      "is calibrated on the export of the example inputs: give batches of the same dtypes",
         "empty": "calibration batch 0: 'input_ids' has no element ([0, 6]): there is nothing to calibrate on",
     }
     given = {5: 5, "token_inputs": token_inputs(), "tensor": torch.ones(2, 6, dtype=torch.long),
-             "float mask": [{**token_inputs(), "attention_mask": token_inputs()["attention_mask"].float()}],
              "empty": [{"input_ids": torch.ones(0, 6, dtype=torch.long),
                         "attention_mask": torch.ones(0, 6, dtype=torch.long)}]}
     for case, message in refused.items():
         with pytest.raises(ValueError) as raised:
             calibration_batches(given[case], example, model)
         assert str(raised.value).startswith(message), (case, str(raised.value))
+    # The export takes the example's dtypes (ONNX-calibrated backends check it; torchao's static INT8 takes any).
+    float_mask = calibration_batches([{**token_inputs(), "attention_mask": token_inputs()["attention_mask"].float()}],
+                                     example, model)
+    assert dtype_mismatch(float_mask.batches, example) == (
+        "calibration batch 0: 'attention_mask' is float32, the example input is int64; the INT8 engine calibrates "
+        "the exported model, which takes the example's dtypes: give batches of the same dtypes")
+    assert dtype_mismatch(calibration_batches([token_inputs()], example, model).batches, example) is None
     cnn = ModelInputs.from_example(torch.randn(2, 8))
     for bad in (float("nan"), float("inf")):
         poisoned = torch.randn(2, 8)
         poisoned[0, 3] = bad
         with pytest.raises(ValueError, match=r"calibration batch 1: 'input_0' holds 1 NaN/Inf value\(s\)"):
             calibration_batches([torch.randn(2, 8), poisoned], cnn)
+    # An additive mask's -inf is data where the example input holds it too (nn.Transformer's causal mask).
+    mask = torch.nn.Transformer.generate_square_subsequent_mask(4)
+    masked = ModelInputs.from_example(mask)
+    assert len(calibration_batches([mask.clone()], masked).batches) == 1
+    nan_mask = mask.clone()
+    nan_mask[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="holds 1 NaN/Inf value"):
+        calibration_batches([nan_mask], masked)
 
 
 def test_generated_calibration_keeps_integer_inputs_integer() -> None:

@@ -280,13 +280,19 @@ def test_other_size(infercheck):
 @pytest.mark.infercheck(engines=["onnxruntime-int8"], dynamic_batch=True)
 def test_other_batch(infercheck):
     infercheck(dynamic_mlp(), torch.randn(2, 64), calibration=[torch.randn(8, 64) for _ in range(2)])
+
+@pytest.mark.infercheck(engines=["onnxruntime-int8"])
+def test_other_dtype(infercheck):
+    infercheck(dynamic_mlp(), torch.randn(2, 64), calibration=[torch.randn(2, 64, dtype=torch.float64)])
 '''
     report = tmp_path / "report.json"
     result = run_plugin(source, f"--infer-report={report}")
-    result.assert_outcomes(passed=1, failed=1)
+    result.assert_outcomes(passed=1, failed=2)
+    result.stdout.fnmatch_lines(["*onnxruntime-int8 failed at calibration: calibration batch 0: 'features' is float64, "
+                                 "the example input is float32; the INT8 engine calibrates the exported model*"])
     result.stdout.fnmatch_lines(["*onnxruntime-int8 failed at calibration: calibration batch 0: 'images' is [[]4, 3, 48, 48], "
                                  "the example input is [[]4, 3, 32, 32]*"])
-    failed = [r for r in json.loads(report.read_text())["results"] if r["outcome"] == "failed"][0]
+    failed = [r for r in json.loads(report.read_text())["results"] if r["outcome"] == "failed" and "other_size" in r["nodeid"]][0]
     assert failed["stage"] == "calibration" and "shaped like the example inputs" in failed["message"]
 
 

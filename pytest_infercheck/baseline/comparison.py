@@ -85,7 +85,7 @@ def unmatched_outputs(current: dict[str, Any], recorded: dict[str, Any]) -> str:
     if new:
         parts.append(f"output(s) {', '.join(new)} have no figure in the baseline")
     if gone:
-        parts.append(f"the baseline's {', '.join(gone)} no output in this run")
+        parts.append(f"the baseline's {', '.join(gone)} {'have' if len(gone) > 1 else 'has'} no output in this run")
     return (" and ".join(parts) + ": not compared (outputs renamed or changed since the run was blessed?); "
             "bless this run once the change is intended (--infer-baseline-update, or infercheck baseline update)")
 

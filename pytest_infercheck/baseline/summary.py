@@ -42,7 +42,7 @@ def status_cell(result: CheckResult) -> str:
         return f"improved {change}"
     if latency is not None and not has_ratio:
         return "no latency verdict"
-    if latency is not None and latency.undecided:
+    if (latency is not None and latency.undecided) or comparison.accuracy_unmatched:
         return f"undecided {change}".rstrip()
     return f"{change} ok".strip()
 

@@ -72,7 +72,7 @@ def build_request(spec: "EngineSpec", artifacts: "ModelArtifacts", device: str, 
                            fp8_granularity=settings.fp8_granularity)
     if spec.precision == "int8" and not (calibration is None and _calibration_optional(spec)):
         from ..backends import descriptor_of
-        from ..model.calibration import calibration_batches, shape_mismatch, value_range
+        from ..model.calibration import calibration_batches, dtype_mismatch, shape_mismatch, value_range
 
         model = artifacts.model
         try:
@@ -81,8 +81,9 @@ def build_request(spec: "EngineSpec", artifacts: "ModelArtifacts", device: str, 
             raise StageFailure(Stage.CALIBRATION, str(err)) from None
         # Backends that calibrate the ONNX export (its shapes fixed) need batches of the example's shapes;
         # torchao's static INT8 calibrates the eager module, which takes any.
-        mismatch = shape_mismatch(chosen.batches, model.inputs, model.dynamic_batch) \
-            if "int8" in descriptor_of(spec.backend).onnx_variants else None
+        onnx_calibrated = "int8" in descriptor_of(spec.backend).onnx_variants
+        mismatch = (shape_mismatch(chosen.batches, model.inputs, model.dynamic_batch)
+                    or dtype_mismatch(chosen.batches, model.inputs)) if onnx_calibrated else None
         if mismatch is not None:
             raise StageFailure(Stage.CALIBRATION, mismatch)
         request.calibration, request.calibration_generated = chosen.batches, chosen.generated

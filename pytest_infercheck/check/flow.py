@@ -62,11 +62,13 @@ def run_stages(context: "CheckContext", settings: Any, given: CheckInputs, facts
     mut = reference.model_under_test(given.model, given.example_inputs, dynamic_batch=settings.dynamic_batch)
     facts.add(model_name=mut.name, model_hash=mut.hash)
     if settings.keep_fp32:
-        from ..model.precision import KeepFp32Error, check_keepable, check_module_names
+        from ..model.precision import TORCH_BACKENDS, KeepFp32Error, check_keepable, check_module_names
 
         try:
             check_module_names(mut.module, settings.keep_fp32)
-            check_keepable(mut.module, settings.keep_fp32)
+            # PyTorch engines below FP32 cast the model's parameters (tied ones too); the others do not.
+            check_keepable(mut.module, settings.keep_fp32,
+                           casts_parameters=spec.backend in TORCH_BACKENDS and spec.precision != "fp32")
         except KeepFp32Error as err:
             raise StageFailure(Stage.MODEL, str(err)) from None
     if note := mut.identity_note():

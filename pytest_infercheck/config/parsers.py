@@ -351,9 +351,11 @@ def parse_name_list(value: str | Iterable[str]) -> tuple[str, ...]:
 def parse_keep_fp32(value: str | Iterable[str]) -> tuple[str, ...]:
     """keep_fp32: module names (a list, or "encoder.layer.3,pooler").  An empty name is refused, not dropped:
     it would mean the root module, the whole model in FP32, which is the fp32 engine, not a keep-list."""
+    if not isinstance(value, str) and isinstance(value, Iterable):
+        value = list(value)  # a generator or a set, read once
     names = parse_name_list(value)
-    listed = [str(part).strip() for part in value] if not isinstance(value, str) and isinstance(value, Iterable) else []
-    if (not names and str(value).strip() not in ("", "()", "[]")) or any(part == "" for part in listed):
+    listed = [str(part).strip() for part in value] if isinstance(value, list) else []
+    if any(part == "" for part in listed) or (isinstance(value, str) and not names and value.strip()):
         raise OptionError(f"{_shown(value)} holds an empty module name: the root module cannot be kept in FP32 (the "
                           "whole model in FP32 is the fp32 engine); name submodules as model.named_modules() does, "
                           "e.g. ['encoder.layer.3', 'pooler']")

@@ -71,7 +71,7 @@ class BudgetVerdict:
                     f"{self.estimate_ms:.4g} ms, over by {self.estimate_ms / self.limit_ms - 1:.1%})")
         side = "<=" if self.passed else ">"
         needed = samples_to_bound(self.statistic, self.confidence)
-        if needed is not None and self.n < needed:
+        if needed is not None and self.n < needed and self.upper_ms is None and self.passed:
             # Too few samples to bound this percentile at all: the figure that helps is how many it takes
             # (a p99 at 95% needs 299), not the side's confidence, which reads as doubt about a point
             # estimate far inside the budget.

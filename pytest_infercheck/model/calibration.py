@@ -100,22 +100,36 @@ def _in_layout(batch: Any, example: ModelInputs, index: int) -> tuple[ModelInput
 
 
 def _check_values(batch: ModelInputs, example: ModelInputs, index: int) -> None:
-    """A ValueError for a batch no calibration can use: a tensor of another dtype than the example's (the
-    export takes the example's), an empty one, or one holding NaN/Inf (its range would be meaningless)."""
+    """A ValueError for a batch no calibration can use: an empty tensor, NaN in it, or Inf where the example
+    input holds none (its range would be meaningless; an additive mask's -inf, which the example has too,
+    is data)."""
     import torch
 
     for (name, tensor), reference in zip(batch.named(), example.tensors):
         where = f"calibration batch {index}: {name!r}"
-        if tensor.dtype != reference.dtype:
-            raise ValueError(f"{where} is {str(tensor.dtype).replace('torch.', '')}, the example input is "
-                             f"{str(reference.dtype).replace('torch.', '')}; the INT8 engine is calibrated on the "
-                             "export of the example inputs: give batches of the same dtypes")
         if tensor.numel() == 0:
             raise ValueError(f"{where} has no element ({list(tensor.shape)}): there is nothing to calibrate on")
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            bad = int((~torch.isfinite(tensor)).sum())
-            raise ValueError(f"{where} holds {bad} NaN/Inf value(s): the ranges calibration measures would be "
-                             "meaningless; give finite data")
+        if not tensor.is_floating_point():
+            continue
+        nans = int(torch.isnan(tensor).sum())
+        infs = int(torch.isinf(tensor).sum()) if not reference.is_floating_point() or \
+            bool(torch.isfinite(reference).all()) else 0
+        if nans or infs:
+            raise ValueError(f"{where} holds {nans + infs} NaN/Inf value(s): the ranges calibration measures would "
+                             "be meaningless; give finite data")
+
+
+def dtype_mismatch(batches: Sequence[ModelInputs], example: ModelInputs) -> Optional[str]:
+    """Why ``batches`` cannot calibrate an export of ``example`` (a tensor of another dtype), or None: the
+    exported graph takes the example's dtypes, and a batch of others fails inside the quantizer as an
+    ONNX Runtime error about the model.  (torchao's static INT8 calibrates the module, which takes any.)"""
+    for index, batch in enumerate(batches):
+        for (name, tensor), reference in zip(batch.named(), example.tensors):
+            if tensor.dtype != reference.dtype:
+                return (f"calibration batch {index}: {name!r} is {str(tensor.dtype).replace('torch.', '')}, the "
+                        f"example input is {str(reference.dtype).replace('torch.', '')}; the INT8 engine calibrates "
+                        "the exported model, which takes the example's dtypes: give batches of the same dtypes")
+    return None
 
 
 def shape_mismatch(batches: Sequence[ModelInputs], example: ModelInputs, dynamic_batch: bool) -> Optional[str]:

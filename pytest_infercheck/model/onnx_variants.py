@@ -189,7 +189,8 @@ def refuse_unquantized(source: Path, target: Path, op_types: Optional[Sequence[s
     passing as INT8 with nothing said."""
     import onnx
 
-    if any(node.op_type in ("QuantizeLinear", "DequantizeLinear") for node in onnx.load(str(target)).graph.node):
+    quantized = onnx.load(str(target), load_external_data=False)  # the nodes are what is asked, not the weights
+    if any(node.op_type in ("QuantizeLinear", "DequantizeLinear") for node in quantized.graph.node):
         return
     model = onnx.load(str(source), load_external_data=False)
     present = sorted({node.op_type for node in model.graph.node})

@@ -26,6 +26,7 @@ INT8_METHOD = "ONNX Runtime static INT8 (QDQ, symmetric, per-channel 7-bit weigh
 FP16_METHOD = "ONNX float16 conversion (inputs and outputs kept FP32)"
 ALL_OPS = "all"  # int8_ops=all: every operator type ONNX Runtime's QDQ quantizer handles
 KEEP_FP32_GAP = "keep_fp32 is not honoured"
+TORCH_BACKENDS = ("eager", "inductor", "aoti")  # engines of the PyTorch module itself (torch_engine.module_copy)
 
 
 class KeepFp32Error(ValueError):
@@ -47,29 +48,37 @@ def check_module_names(module: Any, names: Sequence[str]) -> None:
                         f"of model.named_modules(): {shown or '(it has no submodules)'}")
 
 
-def check_keepable(module: Any, names: Sequence[str]) -> None:
+def check_keepable(module: Any, names: Sequence[str], *, casts_parameters: bool) -> None:
     """Raise KeepFp32Error where a named module cannot be kept in FP32 on its own (after check_module_names):
 
-    - a container with no forward of its own (nn.ModuleList, nn.ModuleDict, nn.Sequential's cousins that
-      are only held): its children run, never it, so the casts around its forward would never run while
-      its weights were FP32 (a dtype error in the user's code, or, in an ONNX export, no node of it);
-    - a module sharing a parameter with a module outside every kept one (tied weights: GPT-2's lm_head and
+    - a container with no forward of its own (nn.ModuleList, nn.ModuleDict; a subclass with its own forward,
+      such as torchvision's IntermediateLayerGetter, is kept): its children run, never it, so the casts
+      around its forward would never run while its weights were FP32 (a dtype error in the user's code, or,
+      in an ONNX export, no node of it);
+    - where the engine casts the model's parameters (``casts_parameters``: a PyTorch engine below FP32), a
+      module sharing a parameter with a module outside every kept one (tied weights: GPT-2's lm_head and
       wte): a parameter has one dtype, so the other module would get FP32 weights in a half-precision run.
+      ONNX engines convert the export's tensors and TensorRT builds from it: tied weights are no matter there.
     """
     import torch
 
     kept = outermost(names)
     for name in kept:
         sub = module.get_submodule(name)
-        if type(sub).forward is torch.nn.Module.forward or isinstance(sub, (torch.nn.ModuleList, torch.nn.ModuleDict)):
+        if type(sub).forward is torch.nn.Module.forward:
             children = [f"{name}.{child}" for child, _ in sub.named_children()]
             shown = ", ".join(repr(c) for c in children[:6]) + (", ..." if len(children) > 6 else "")
             raise KeepFp32Error(f"keep_fp32: {name!r} is a {type(sub).__name__}, which has no forward of its own (its "
                                 f"children run, not it), so it cannot be kept in FP32 as one module: name its "
                                 f"children instead{': ' + shown if shown else ''}")
+    if not casts_parameters:
+        return
     inside = {id(p) for name in kept for p in module.get_submodule(name).parameters()}
+    # By identity: a module registered under two names (an alias outside the kept subtree of one inside it)
+    # is inside, whichever name named_modules() lists it under.
+    kept_modules = {id(m) for name in kept for m in module.get_submodule(name).modules()}
     for owner, sub in module.named_modules():
-        if any(owner == k or owner.startswith(k + ".") for k in kept):
+        if any(owner == k or owner.startswith(k + ".") for k in kept) or id(sub) in kept_modules:
             continue
         for pname, param in sub.named_parameters(recurse=False):
             if id(param) in inside:
@@ -95,8 +104,13 @@ def keep_modules_fp32(module: "torch.nn.Module", names: Sequence[str], dtype: "t
         return lambda value: value.to(to) if isinstance(value, torch.Tensor) and value.is_floating_point() else value
 
     to_fp32, to_dtype = caster(torch.float32), caster(dtype)
-    for name in outermost(names):
+    kept = outermost(names)
+    for name in kept:
         sub = module.get_submodule(name)
+        # A module registered under two names, one inside another kept module: hooked there already (its
+        # own casts back to ``dtype`` would run inside the FP32 region).
+        if any(other != name and any(m is sub for m in module.get_submodule(other).modules()) for other in kept):
+            continue
         sub.float()
         sub.register_forward_pre_hook(lambda _, args, kwargs: (tree_map(to_fp32, args), tree_map(to_fp32, kwargs)),
                                       with_kwargs=True)

@@ -133,9 +133,14 @@ class InfercheckSession:
         """Put the item's results, settled by its outcome, on its call report, and their figures in its
         JUnit properties; a test that never called the fixture fails here.  A test of the fixture that
         failed (setup or call) before any check made a result is marked on its report, for the JSON report."""
-        if report.failed and report.when in ("setup", "call") and not item.stash.get(RESULTS_ON_ITEM, []) \
-                and "infercheck" in getattr(item, "fixturenames", ()):
-            report.infercheck_failed = failed_entry(item.nodeid, report.when, report)  # type: ignore[attr-defined]
+        try:
+            self._attach(item, report)
+        finally:  # after _attach: its "never called the fixture" failure is one too
+            if report.failed and report.when in ("setup", "call") and not item.stash.get(RESULTS_ON_ITEM, []) \
+                    and "infercheck" in getattr(item, "fixturenames", ()):
+                report.infercheck_failed = failed_entry(item.nodeid, report.when, report)  # type: ignore[attr-defined]
+
+    def _attach(self, item: pytest.Item, report: pytest.TestReport) -> None:
         if report.when != "call":
             return
         results = item.stash.get(RESULTS_ON_ITEM, [])
@@ -161,8 +166,10 @@ class InfercheckSession:
             # Settled again on the controller: a plugin may have changed the report since.
             self.results.append(settle(CheckResult.from_dict(data), report))
         failed = getattr(report, "infercheck_failed", None)
-        if isinstance(failed, dict):
+        if isinstance(failed, dict) and report.failed:  # a rerun's first attempt is "rerun", not failed
             self.failed_before_check.append(failed)
+        elif report.failed and report.when == "???":  # xdist: the worker crashed (a segfault, an OOM kill)
+            self.failed_before_check.append(failed_entry(report.nodeid, "worker crashed", report))
 
     def collection_failed(self, report: pytest.CollectReport) -> None:
         if report.failed:
@@ -191,11 +198,13 @@ class InfercheckSession:
 def failed_entry(nodeid: str, when: str, report: Any) -> dict[str, str]:
     """{nodeid, when, message}: a failure before any check, its message the last line of pytest's account
     (the exception: ``ModuleNotFoundError: No module named 'x'``), at most 300 characters."""
-    text = str(getattr(report, "longreprtext", "") or getattr(report, "longrepr", "") or "")
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    message = next((line.lstrip("E").strip() for line in reversed(lines) if line.startswith("E ")),
-                   lines[-1] if lines else "")
-    return {"nodeid": nodeid, "when": when, "message": message[:300]}
+    crash = getattr(getattr(report, "longrepr", None), "reprcrash", None)
+    message = str(getattr(crash, "message", "") or "")  # "RuntimeError: ...", every line of its message
+    if not message:
+        text = str(getattr(report, "longreprtext", "") or getattr(report, "longrepr", "") or "")
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        message = next((line.lstrip("E").strip() for line in lines if line.startswith("E ")), lines[-1] if lines else "")
+    return {"nodeid": nodeid, "when": when, "message": " ".join(message.split())[:300]}
 
 
 LOCK_LOG = "INFERCHECK_GPU_LOCK_LOG"  # a file to which each timed loop appends "key pid start end" (docs/multi-gpu.md)
