@@ -289,7 +289,7 @@ def test_update_writes_one_entry_per_item_and_says_why_others_were_not_written(t
                                    "t.py::t[failed]: failed (accuracy); a failing engine is not written into the baseline"]
     # Blessed, four samples left every later comparison of the entry "too few samples" (a newcomer trial).
     short = update_baseline(path, [_result("t.py::t[eager-fp32]", [3.0] * 4)])
-    assert short.written == [] and short.not_written == [
+    assert short.written == [] and short.too_few_samples == 1 and short.not_written == [
         "t.py::t[eager-fp32]: only 4 latency sample(s), and a comparison needs 5 on each side: rerun with more "
         "iterations (--infer-max-iters, --infer-min-time) to bless it"]
     assert BaselineStore.load(path).entries[0].samples_ms == [2.0] * 5  # the entry blessed before stays
@@ -383,3 +383,21 @@ def test_an_output_renamed_since_the_blessing_is_undecided_not_a_quiet_pass(run_
     same = run_plugin(RENAMED.replace("{NAMES}", '{"output": out}'), f"--infer-baseline={baseline_file}", LENIENT)
     same.assert_outcomes(passed=1)
     assert "baseline accuracy:" not in same.stdout.str()
+
+
+def test_a_blessing_whose_runs_had_too_few_samples_fails_rather_than_blessing_nothing(run_plugin,
+                                                                                      baseline_file: Path) -> None:
+    """A bless job run with --infer-max-iters=4 wrote nothing and stayed green (a review): the session's update
+    and `infercheck baseline update` end as usage errors, the reason in the summary."""
+    few = ("--infer-min-iters=1", "--infer-max-iters=4", "--infer-min-time=0", "--infer-ci-width=0")
+    report = baseline_file.parent / "few.json"
+    result = run_plugin(TWO_ENGINES, f"--infer-baseline={baseline_file}", "--infer-baseline-update",
+                        f"--infer-report={report}", *few, timing=False)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stdout.fnmatch_lines(["*baseline: 2 passing result(s) not blessed, with fewer latency samples than a "
+                                 "comparison needs*"])
+    assert not baseline_file.exists() or entries_of(baseline_file) == []
+    from cli_runner import in_process
+
+    cli = in_process("baseline", "update", report, "--baseline", baseline_file)
+    assert cli.returncode == 2 and "2 passing result(s) not blessed" in cli.stderr, cli.stdout + cli.stderr

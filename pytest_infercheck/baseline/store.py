@@ -285,6 +285,9 @@ class UpdateSummary:
     written: list[str]  # the entries added or replaced, as "nodeid (check)"
     kept: int  # entries of other checks or machines left as they were
     not_written: list[str]  # "nodeid: why"
+    # Of them, passing results with fewer latency samples than a comparison needs: a blessing asked for
+    # and not made, so the session and `baseline update` end as usage errors (the job must not pass).
+    too_few_samples: int = 0
 
 
 def entry_from_result(result: Any) -> Optional[Entry]:
@@ -361,11 +364,16 @@ def why_not_written(result: Any) -> Optional[str]:
         return f"did not finish its check (stopped at {result.stage or 'an earlier stage'})"
     if result.outcome != "passed":
         return f"failed ({result.stage or 'test'}); a failing engine is not written into the baseline"
+    return too_few_samples(result)
+
+
+def too_few_samples(result: Any) -> Optional[str]:
+    """Why a result's latency cannot be blessed (fewer samples than a comparison needs), or None.
+    Blessed, it would leave every later comparison of its entry without a latency verdict."""
     from ..measure.regression import MIN_SAMPLES
 
     samples = len(result.latency.samples_ms) if result.latency is not None else None
     if samples is not None and samples < MIN_SAMPLES:
-        # Blessed, it would leave every later comparison of this entry without a latency verdict.
         return (f"only {samples} latency sample(s), and a comparison needs {MIN_SAMPLES} on each side: "
                 "rerun with more iterations (--infer-max-iters, --infer-min-time) to bless it")
     return None
@@ -377,6 +385,8 @@ def update_baseline(path: Path, results: Sequence[Any]) -> UpdateSummary:
     fresh: list[Entry] = []
     not_written = []
     several = several_checks(results)
+    too_few = sum(1 for result in results if why_not_written(result) is not None and
+                  result.outcome == "passed" and too_few_samples(result) is not None)
     for result in results:
         reason = why_not_written(result)
         entry = entry_from_result(result) if reason is None else None
@@ -397,7 +407,7 @@ def update_baseline(path: Path, results: Sequence[Any]) -> UpdateSummary:
     except OSError as err:  # immutable, a symlink loop, a full disk: one line, exit 2 (CLI) or 4 (session)
         raise pytest.UsageError(f"baseline file {path}: not updated: it cannot be written "
                                 f"({err.strerror or err}); nothing was written") from None
-    return UpdateSummary(path, [entry.identity.describe() for entry in fresh], len(kept), not_written)
+    return UpdateSummary(path, [entry.identity.describe() for entry in fresh], len(kept), not_written, too_few)
 
 
 def _refuse_unreadable(path: Path, entry: Entry) -> None:

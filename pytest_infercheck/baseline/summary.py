@@ -97,6 +97,12 @@ def summary_lines(results: Sequence[CheckResult], path: Optional[str], update: O
     return lines + (update_lines(update) if update is not None else [])
 
 
+def too_few_line(count: int) -> str:
+    """Why a blessing fails when passing results had too few latency samples to be blessed."""
+    return (f"baseline: {count} passing result(s) not blessed, with fewer latency samples than a comparison needs "
+            "(see 'not written'): rerun the blessing with more iterations (--infer-max-iters, --infer-min-time)")
+
+
 def update_lines(update: UpdateSummary) -> list[str]:
     """What an update wrote, kept and refused (the session's summary and ``infercheck baseline update``)."""
     return [f"baseline updated: {len(update.written)} entries written, {update.kept} kept, "

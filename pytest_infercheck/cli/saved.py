@@ -119,7 +119,12 @@ def run_update(args: argparse.Namespace) -> int:
     # blessing accepts a regression against the run's own baseline: that is what it is for
     report = dataclasses.replace(report, results=[without_baseline(result) for result in report.results])
     print(header("baseline update", report))
-    print("\n".join(update_lines(update_baseline(Path(args.baseline), report.results))))
+    summary = update_baseline(Path(args.baseline), report.results)
+    print("\n".join(update_lines(summary)))
+    if summary.too_few_samples:  # a blessing asked for and not made: the job must not pass
+        from ..baseline.summary import too_few_line
+
+        raise UsageError(too_few_line(summary.too_few_samples))
     return EXIT_OK
 
 

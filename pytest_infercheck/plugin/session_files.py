@@ -73,6 +73,7 @@ def update(session: "InfercheckSession", path: Path) -> Optional[str]:
     import pytest
 
     from ..baseline.store import update_baseline
+    from ..baseline.summary import too_few_line
     from ..core.files import write_or_reason
 
     def write() -> None:
@@ -82,5 +83,7 @@ def update(session: "InfercheckSession", path: Path) -> Optional[str]:
         problem = write_or_reason("baseline", path, write)
     except pytest.UsageError as err:
         problem = f"infercheck: {err}"
+    if problem is None and session.baseline_update is not None and session.baseline_update.too_few_samples:
+        problem = f"infercheck: {too_few_line(session.baseline_update.too_few_samples)}"
     session.baseline_refused = problem is not None
     return problem
