@@ -184,6 +184,8 @@ def test_latency_regression_fails_the_item_with_old_and_new_figures(record_then_
     result.stdout.fnmatch_lines([
         "*eager-fp32 on cpu*failed:",
         "*regression: latency p50 * ms -> * ms (+*%, 98% CI *; allowed +3.0%; Mann-Whitney p=*",
+        "  if the change is intended, bless this run: --infer-baseline-update (or infercheck baseline update "
+        "REPORT.json --baseline FILE on a saved report)",
         "*1 compared, 1 regressed, 0 improved, 0 missing*",
         "*REGRESSION*test_sleepy[[]eager-fp32[]]*",
     ])

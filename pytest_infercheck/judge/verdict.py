@@ -143,6 +143,10 @@ def failure_message(facts: CheckResult, failures: list[Failure]) -> str:
     """What fell short, by how much: the first line names the item, one line (or block) per failure."""
     head = f"{facts.spec_id} on {facts.device or '?'}" + (f" ({facts.model_name})" if facts.model_name else "")
     lines = [f"infercheck {head} failed:"] + [f"  - {failure}" for failure in failures]
+    if any(failure.stage == Stage.REGRESSION for failure in failures):
+        # The other half of a regression's answer: a change that was meant is blessed, not waved through.
+        lines.append("  if the change is intended, bless this run: --infer-baseline-update (or infercheck baseline "
+                     "update REPORT.json --baseline FILE on a saved report)")
     lines += [f"  note: {warning}" for warning in facts.warnings]
     if facts.repair is not None and facts.accuracy is not None and not facts.accuracy.passed:
         lines.append(f"  => {facts.repair.describe()}")  # last: the answer to paste, or how far it got
