@@ -196,8 +196,9 @@ class InfercheckSession:
 
 
 def failed_entry(nodeid: str, when: str, report: Any) -> dict[str, str]:
-    """{nodeid, when, message}: a failure before any check, its message the last line of pytest's account
-    (the exception: ``ModuleNotFoundError: No module named 'x'``), at most 300 characters."""
+    """{nodeid, when, message}: a failure before any check, its message pytest's crash line (the exception:
+    ``RuntimeError: the forward broke``; a collection error's first ``E`` line, ``ModuleNotFoundError: No
+    module named 'x'``), on one line, at most 300 characters."""
     crash = getattr(getattr(report, "longrepr", None), "reprcrash", None)
     message = str(getattr(crash, "message", "") or "")  # "RuntimeError: ...", every line of its message
     if not message:
