@@ -184,6 +184,26 @@ def test_mlp(infercheck):
     assert answer_lines(result, '  => keep_fp32=["net.*"] makes onnxruntime-int8 pass (rel err *'), result.stdout.str()
 
 
+def test_an_int8_repair_that_would_keep_everything_says_nothing_is_left_quantized(run_plugin, tmp_path: Path) -> None:
+    """The INT8 MLP's error against a bound no quantized Linear meets (1e-4): the only list that passes keeps
+    both, which quantizes nothing (refused at build): the answer says so, not that no module was found."""
+    source = '''
+import pytest
+import torch
+from fixtures.models import dynamic_mlp
+
+@pytest.mark.infercheck(engines=["onnxruntime-int8"], repair_precision=True, max_rel_l2=1e-4, min_cosine=0.0,
+                        atol=1e-6, rtol=1e-6, max_mismatch=1.0)
+def test_mlp(infercheck):
+    infercheck(dynamic_mlp(), torch.randn(4, 64, generator=torch.Generator().manual_seed(0)))
+'''
+    report = tmp_path / "report.json"
+    run_plugin(source, f"--infer-report={report}").assert_outcomes(failed=1)
+    repair = results_of(report)["test_mlp[onnxruntime-int8]"]["repair"]
+    assert not repair["passed"], repair
+    assert "leaves nothing quantized: no keep-list short of every quantized module makes it pass" in repair["note"]
+
+
 @pytest.mark.parametrize("static", [False, True], ids=["dynamic", "static"])
 def test_torchaos_int8_copy_ranks_the_layer_an_outlier_feature_ruins(tmp_path: Path, static: bool) -> None:
     """inductor-int8 and aoti-int8 are torchao's: the repair's per-module comparison (repair._profiler) runs

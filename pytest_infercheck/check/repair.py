@@ -130,8 +130,15 @@ def _search(job: Repairing, found: Searched, start: float) -> None:
 
     kept: list[str] = []
     passing: Optional[list[str]] = None
+    from ..model.onnx_variants import NothingQuantized
+
     while within_cap():
-        ranked = profile([*user, *kept])
+        try:
+            ranked = profile([*user, *kept])
+        except NothingQuantized:  # the list covers every quantized operator: what is left is no INT8 engine
+            found.note = (f"keeping {', '.join([*user, *kept])} leaves nothing quantized: no keep-list short of "
+                          "every quantized module makes it pass (an engine with nothing quantized is no INT8 engine)")
+            break
         found.candidates += [candidate.name for candidate in ranked if candidate.name not in found.candidates]
         if not ranked:
             found.note = ("the per-module comparison finds no module where the error starts" +
@@ -192,12 +199,8 @@ def _profiler(job: Repairing) -> Optional[Callable[[Sequence[str]], list[Any]]]:
     feeds = feeds_for(reference, mut.inputs)
 
     def ranked(keep: Sequence[str]) -> list[Any]:
-        from ..model.onnx_variants import NothingQuantized
-
-        try:
-            model = job.backend.onnx_model(_with_keep(job.request, keep))
-        except NothingQuantized:  # ``keep`` covers every quantized operator: nothing is left to rank
-            return []
+        # NothingQuantized (``keep`` covers every quantized operator) goes to the search, which says so.
+        model = job.backend.onnx_model(_with_keep(job.request, keep))
         return candidates(onnx_module_errors(reference, model, feeds), math.inf, QUANTIZED_EPSILON[precision], keep)
 
     return ranked
