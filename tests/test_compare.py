@@ -120,3 +120,25 @@ def test_fp16_defaults_accept_a_realistic_fp16_engine_and_reject_a_broken_one() 
     fp16 = DEFAULT_TOLERANCES["fp16"]
     assert measure_output("logits", fp16_like, ref, fp16).passed
     assert not measure_output("logits", ref * 1.03, ref, fp16).passed
+
+
+def test_an_integer_output_is_compared_exactly_by_the_share_of_elements_that_differ() -> None:
+    """Class indices were judged by cosine and relative error ("cosine similarity 0.870302" on an argmax, and a
+    repair that "fixed" it; an attacker's session): an index 7 for 6 is as wrong as 0 for 6."""
+    reference = np.array([5, 5, 6, 6] * 25, dtype=np.int64)
+    one_off = reference.copy()
+    one_off[3] = 7  # 1 of 100 differs
+    fp16, fp32 = DEFAULT_TOLERANCES["fp16"], DEFAULT_TOLERANCES["fp32"]
+    within = measure_output("labels", one_off, reference, fp16)
+    assert within.exact and within.passed and within.mismatched == 1  # 1% within fp16's 5%
+    strict = measure_output("labels", one_off, reference, fp32)
+    assert strict.failures == ("1/100 elements (1.00%) differ from the reference (an integer output, compared "
+                               "exactly; allowed 0.00%)",)
+    assert strict.worst_index == (3,) and strict.worst_value == 7.0 and "relative error" not in strict.describe()
+    many = reference.copy()
+    many[:10] = 0
+    failed = measure_output("labels", many, reference, fp16)
+    assert len(failed.failures) == 1 and "10/100 elements (10.00%) differ" in failed.failures[0]
+    assert not any("cosine" in failure for failure in failed.failures)
+    mask = measure_output("mask", np.array([True, False]), np.array([True, False]), fp32)
+    assert mask.exact and mask.passed

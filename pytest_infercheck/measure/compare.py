@@ -94,6 +94,9 @@ def measure_output(name: str, engine: np.ndarray, reference: np.ndarray, toleran
         allowed = tolerance.atol + tolerance.rtol * np.abs(ref)
         excess = diff - allowed
         mean_abs = float(diff.mean()) if total else 0.0  # inf when an element is inf: that is the truth
+    exact = not np.issubdtype(np.asarray(reference).dtype, np.floating)
+    if exact:  # an integer or bool output: an element is right or wrong, whatever the distance
+        excess = (out != ref).astype(np.float64)
     mismatched = int(np.count_nonzero(excess > 0))
     worst_flat = int(np.argmax(excess)) if total else 0
     accuracy = OutputAccuracy(
@@ -112,6 +115,7 @@ def measure_output(name: str, engine: np.ndarray, reference: np.ndarray, toleran
         nonfinite=nonfinite,
         tolerance=tolerance,
         top1_agreement=_top1_agreement(engine, reference),
+        exact=exact,
     )
     return replace(accuracy, failures=tuple(_failures(accuracy)))  # the failures read the figures just made
 
@@ -145,6 +149,13 @@ def _top1_agreement(engine: np.ndarray, reference: np.ndarray) -> Optional[float
 def _failures(acc: OutputAccuracy) -> list[str]:
     tol = acc.tolerance
     failures = []
+    if acc.exact:
+        # Class indices, counts, masks: cosine and relative error of indices say nothing (index 7 for 6 is
+        # "closer" than 0 for 6); the share of elements that differ is the figure.
+        if acc.mismatch_ratio > tol.max_mismatch:
+            failures.append(f"{acc.mismatched}/{acc.total} elements ({acc.mismatch_ratio:.2%}) differ from the "
+                            f"reference (an integer output, compared exactly; allowed {tol.max_mismatch:.2%})")
+        return failures
     if acc.nonfinite:
         failures.append(f"the engine produced {acc.nonfinite} NaN/Inf element(s) where the reference is finite")
     if acc.mismatch_ratio > tol.max_mismatch:

@@ -83,6 +83,9 @@ class OutputAccuracy:
     tolerance: Tolerance
     top1_agreement: Optional[float] = None
     failures: tuple[str, ...] = ()
+    # An integer or bool output (class indices, counts, masks): compared element by element, exactly; its
+    # cosine and relative error, meaningless on indices, are figures only (compare._failures).
+    exact: bool = False
 
     @property
     def passed(self) -> bool:
@@ -98,7 +101,7 @@ class OutputAccuracy:
         text = (f"output {self.name!r} {list(self.shape)}: " + "; ".join(self.failures) +
                 f"; worst element [{index}]: engine {self.worst_value:.6g} vs reference {self.worst_reference:.6g} "
                 f"(abs err {abs(self.worst_value - self.worst_reference):.4g})")
-        if not any(failure.startswith("relative error") for failure in self.failures):
+        if not self.exact and not any(failure.startswith("relative error") for failure in self.failures):
             text += f"; relative error {self.rel_l2:.3g}"  # the whole-output figure, when not already named
         return text
 
