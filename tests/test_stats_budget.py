@@ -121,9 +121,7 @@ def test_a_percentile_too_few_samples_can_bound_says_how_many_it_takes() -> None
     """--infer-max-iters=4 --infer-budget=p99:50ms on a 0.06 ms engine read "point estimate p99 0.05852 ms <= 50
     ms (that side holds with 3.9% confidence)": as doubt about a figure 850x inside the budget (a newcomer
     trial). A 95% bound on a p99 needs 299 samples; the message says that and which options give more."""
-    from pytest_infercheck.measure.budget import samples_to_bound
-
-    assert (samples_to_bound("p99", 0.95), samples_to_bound("p90", 0.95), samples_to_bound("p50", 0.95)) == (299, 29, 5)
+    assert (min_samples_for_claim(0.99, 0.95), min_samples_for_claim(0.90, 0.95)) == (299, 29)
     few = decide_budget([0.058, 0.059, 0.057, 0.06], parse_budget("p99:50ms"))
     assert few.decision is Decision.UNDECIDED
     assert few.describe() == ("undecided at n=4: a 95% bound on the p99 needs at least 299 samples; point estimate "

@@ -20,7 +20,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 from ..judge.verdict import Thresholds, judge
 from ..config.options import OPTIONS_BY_NAME, OptionError
-from ..measure.results import BaselineStatus, CheckResult, several_checks
+from ..measure.results import BaselineStatus, CheckResult, FailedBeforeCheck, several_checks
 from ..core.spec import Outcome, Stage
 from .comparison import compare_with_entry
 from .store import BaselineStore
@@ -88,9 +88,8 @@ class GateOutcome:
     judged: list[CheckResult] = field(default_factory=list)
     not_judged: list[tuple[CheckResult, str]] = field(default_factory=list)
     in_order: list[CheckResult] = field(default_factory=list)  # the same records, in the report's order
-    # Tests of the fixture that failed before any check, and collection errors (saved.FailedBeforeCheck):
-    # the run's own failures, which no result shows, so they fail the gate as failed checks do.
-    failed_before_check: list[Any] = field(default_factory=list)
+    # The run's own failures that no result shows: they fail the gate as failed checks do.
+    failed_before_check: list[FailedBeforeCheck] = field(default_factory=list)
 
     @property
     def results(self) -> list[CheckResult]:
@@ -120,7 +119,7 @@ class GateOutcome:
 
 
 def gate_results(results: Sequence[CheckResult], store: BaselineStore, given: Mapping[str, Any],
-                 strict: bool = False, failed_before_check: Sequence[Any] = ()) -> GateOutcome:
+                 strict: bool = False, failed_before_check: Sequence[FailedBeforeCheck] = ()) -> GateOutcome:
     """Judge each result against ``store``, as the session would have; the run's own verdicts for the rest.
     The records are new ones (``results`` stay as they were): the caller reports ``in_order``.
     ``failed_before_check``: the report's tests that failed before any check (they fail the gate)."""
@@ -145,7 +144,7 @@ def gate_lines(outcome: GateOutcome) -> list[str]:
     if outcome.failed_before_check:
         lines.append(f"  failed in the run before any check ({len(outcome.failed_before_check)}: no result, "
                      "so nothing of it was measured or compared):")
-        lines += [f"    {failed.nodeid} ({failed.when}): {failed.message}" for failed in outcome.failed_before_check]
+        lines += [f"    {failed.describe()}" for failed in outcome.failed_before_check]
     if outcome.not_judged:
         lines.append(f"  not compared ({len(outcome.not_judged)}: nothing measured to compare in the run):")
         lines += [f"    {who(result, several)}: {why}" for result, why in outcome.not_judged]

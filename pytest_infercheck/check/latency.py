@@ -48,8 +48,9 @@ def measure(engine: "Engine", prepared: Any, mut: "ModelUnderTest", device: str,
             probe: Optional[tuple[float, float]] = machine_probe(device)  # the machine's speed now, same lock
         except Exception:  # a probe only qualifies a comparison: without one, the gate goes without
             probe = None
+        on_gpu = kernel_pass and device.startswith("cuda")
         gpu_probe: Optional[tuple[float, float]] = None
-        if kernel_pass and device.startswith("cuda"):
+        if on_gpu:
             try:  # the device's own speed, recorded beside the figures the device sets (kernel time, a CUDA graph)
                 gpu_probe = device_probe(device)
             except Exception:
@@ -59,7 +60,7 @@ def measure(engine: "Engine", prepared: Any, mut: "ModelUnderTest", device: str,
                                   includes_transfers=transfers)
         except Exception as exc:
             raise StageFailure(Stage.LATENCY, f"timing the engine failed: {short(exc)}", traceback.format_exc()) from None
-        if kernel_pass and device.startswith("cuda"):
+        if on_gpu:
             kernel = kernel_time(run, device, getattr(engine, "stream", None), stats.p50_ms, cuda_graph,
                                  warnings if warnings is not None else [])
             if kernel is not None and gpu_probe is not None:

@@ -354,8 +354,9 @@ def parse_keep_fp32(value: str | Iterable[str]) -> tuple[str, ...]:
     if not isinstance(value, str) and isinstance(value, Iterable):
         value = list(value)  # a generator or a set, read once
     names = parse_name_list(value)
-    listed = [str(part).strip() for part in value] if isinstance(value, list) else []
-    if any(part == "" for part in listed) or (isinstance(value, str) and not names and value.strip()):
+    # A listed "" or " ", or a string of nothing but commas: the root, not "no list" ("" and [] are that).
+    empty = any(not str(part).strip() for part in value) if isinstance(value, list) else value.strip() and not names
+    if empty:
         raise OptionError(f"{_shown(value)} holds an empty module name: the root module cannot be kept in FP32 (the "
                           "whole model in FP32 is the fp32 engine); name submodules as model.named_modules() does, "
                           "e.g. ['encoder.layer.3', 'pooler']")
@@ -373,19 +374,17 @@ def parse_int8_ops(value: str | Iterable[str]) -> tuple[str, ...]:
     ops = parse_name_list(value)
     if not ops:
         raise OptionError(f"{_shown(value)} names no operator type; use {INT8_OPS_FORMS}")
-    if ops == ("all",):
-        return ops
     import importlib.util
 
     if importlib.util.find_spec("onnxruntime") is not None:
+        from ..model.precision import unknown_int8_ops
+
         try:
-            from onnxruntime.quantization.registry import QDQRegistry
+            problem = unknown_int8_ops(ops)
         except Exception:  # a broken install: the build says so, item by item
             return ops
-        unknown = [op for op in ops if op not in QDQRegistry]
-        if unknown:
-            raise OptionError(f"{', '.join(map(repr, unknown))} is no operator type ONNX Runtime's QDQ quantizer "
-                              f"handles; it handles {', '.join(sorted(QDQRegistry))} (or 'all' for every one)")
+        if problem:
+            raise OptionError(problem)
     return ops
 
 

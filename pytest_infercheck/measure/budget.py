@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 from ..core import defaults
-from .stats import PERCENTILES, interval, quantile_side_confidence
+from .stats import PERCENTILES, interval, min_samples_for_claim, quantile_side_confidence
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,8 @@ class BudgetVerdict:
             return (f"{name} > {limit} with {self.confidence:.0%} confidence (n={self.n}; estimate "
                     f"{self.estimate_ms:.4g} ms, over by {self.estimate_ms / self.limit_ms - 1:.1%})")
         side = "<=" if self.passed else ">"
-        needed = samples_to_bound(self.statistic, self.confidence)
+        needed = (min_samples_for_claim(PERCENTILES[self.statistic], self.confidence)
+                  if self.statistic in PERCENTILES else None)
         if needed is not None and self.n < needed and self.upper_ms is None and self.passed:
             # Too few samples to bound this percentile at all: the figure that helps is how many it takes
             # (a p99 at 95% needs 299), not the side's confidence, which reads as doubt about a point
@@ -82,14 +83,6 @@ class BudgetVerdict:
         return (f"undecided at n={self.n}: point estimate {name} {self.estimate_ms:.4g} ms {side} {limit}{sure}; "
                 f"one-sided {self.confidence:.0%} bounds {_fmt(self.lower_ms)}..{_fmt(self.upper_ms)} ms")
 
-
-def samples_to_bound(statistic: str, confidence: float) -> Optional[int]:
-    """The fewest samples whose largest bounds percentile ``statistic`` from above at ``confidence`` (the
-    order statistic's rule: 1 - q**n >= confidence); None for the mean."""
-    if statistic not in PERCENTILES:
-        return None
-    q = PERCENTILES[statistic]
-    return max(1, math.ceil(math.log(1.0 - confidence) / math.log(q)))
 
 def decide_budget(samples_ms: Sequence[float], budget: Budget, confidence: float = defaults.CONFIDENCE) -> BudgetVerdict:
     """PASS if the upper bound is within the limit, FAIL if the lower bound is over it, else UNDECIDED."""

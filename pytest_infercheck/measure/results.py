@@ -41,6 +41,20 @@ SCHEMA_VERSION = 3
 
 
 @dataclass(frozen=True)
+class FailedBeforeCheck:
+    """A test of the infercheck fixture that failed before any check made a result, a test file that failed
+    to collect, or an xdist worker that crashed (plugin/session.py): no CheckResult shows it, so the JSON
+    report keeps it and ``infercheck gate`` fails on it."""
+
+    nodeid: str
+    when: str  # setup | call | collection | worker crashed
+    message: str = ""
+
+    def describe(self) -> str:
+        return f"{self.nodeid} ({self.when}): {self.message}"
+
+
+@dataclass(frozen=True)
 class Tolerance:
     """When an engine's output counts as matching the reference.
 

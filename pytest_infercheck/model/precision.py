@@ -62,9 +62,8 @@ def check_keepable(module: Any, names: Sequence[str], *, casts_parameters: bool)
     """
     import torch
 
-    kept = outermost(names)
-    for name in kept:
-        sub = module.get_submodule(name)
+    roots = kept_roots(module, names)
+    for name, sub in roots:
         if type(sub).forward is torch.nn.Module.forward:
             children = [f"{name}.{child}" for child, _ in sub.named_children()]
             shown = ", ".join(repr(c) for c in children[:6]) + (", ..." if len(children) > 6 else "")
@@ -73,20 +72,32 @@ def check_keepable(module: Any, names: Sequence[str], *, casts_parameters: bool)
                                 f"children instead{': ' + shown if shown else ''}")
     if not casts_parameters:
         return
-    inside = {id(p) for name in kept for p in module.get_submodule(name).parameters()}
+    holders = {id(param): name for name, sub in roots for param in sub.parameters()}
     # By identity: a module registered under two names (an alias outside the kept subtree of one inside it)
     # is inside, whichever name named_modules() lists it under.
-    kept_modules = {id(m) for name in kept for m in module.get_submodule(name).modules()}
+    kept_modules = {id(m) for _, sub in roots for m in sub.modules()}
     for owner, sub in module.named_modules():
-        if any(owner == k or owner.startswith(k + ".") for k in kept) or id(sub) in kept_modules:
+        if id(sub) in kept_modules:
             continue
         for pname, param in sub.named_parameters(recurse=False):
-            if id(param) in inside:
-                holder = next(k for k in kept if any(p is param for p in module.get_submodule(k).parameters()))
+            if id(param) in holders:
+                holder = holders[id(param)]
                 where = f"{owner}.{pname}" if owner else pname
                 raise KeepFp32Error(f"keep_fp32: {holder!r} shares a parameter with {where!r} (tied weights), which "
                                     f"is not kept: a parameter has one dtype, so keep both modules in FP32 "
                                     f"(keep_fp32=[{holder!r}, {owner!r}]) or neither")
+
+
+def kept_roots(module: Any, names: Sequence[str]) -> list[tuple[str, Any]]:
+    """(name, module) of each kept module not inside another kept one, by identity: ``outermost`` by name,
+    and a module registered under a second name inside another kept module (an alias) left out too."""
+    roots: list[tuple[str, Any]] = []
+    for name in outermost(names):
+        sub = module.get_submodule(name)
+        if any(any(m is sub for m in held.modules()) for _, held in roots):
+            continue  # inside a root already (or the same module under another name)
+        roots = [(kept, held) for kept, held in roots if not any(m is held for m in sub.modules())] + [(name, sub)]
+    return roots
 
 
 def outermost(names: Sequence[str]) -> list[str]:
@@ -104,13 +115,9 @@ def keep_modules_fp32(module: "torch.nn.Module", names: Sequence[str], dtype: "t
         return lambda value: value.to(to) if isinstance(value, torch.Tensor) and value.is_floating_point() else value
 
     to_fp32, to_dtype = caster(torch.float32), caster(dtype)
-    kept = outermost(names)
-    for name in kept:
-        sub = module.get_submodule(name)
-        # A module registered under two names, one inside another kept module: hooked there already (its
-        # own casts back to ``dtype`` would run inside the FP32 region).
-        if any(other != name and any(m is sub for m in module.get_submodule(other).modules()) for other in kept):
-            continue
+    # An alias inside another kept module is hooked there already: its own casts back to ``dtype`` would
+    # run inside the FP32 region (kept_roots leaves it out).
+    for _, sub in kept_roots(module, names):
         sub.float()
         sub.register_forward_pre_hook(lambda _, args, kwargs: (tree_map(to_fp32, args), tree_map(to_fp32, kwargs)),
                                       with_kwargs=True)
@@ -145,16 +152,25 @@ def kept_nodes(fp32_onnx: Path, request: Any) -> list[str]:
     return sorted({node for nodes in found.values() for node in nodes})
 
 
-def int8_op_types(ops: Sequence[str]) -> Optional[list[str]]:
-    """int8_ops as quantize_static's op_types_to_quantize (None: all); unknown types are a ValueError."""
+def unknown_int8_ops(ops: Sequence[str]) -> Optional[str]:
+    """Why ``ops`` holds a type ONNX Runtime's QDQ quantizer does not handle, or None (``all`` is every type).
+    The one check of int8_ops: the option's parser (config/parsers.parse_int8_ops) and the build ask."""
     from onnxruntime.quantization.registry import QDQRegistry
 
+    unknown = [op for op in ops if op != ALL_OPS and op not in QDQRegistry]
+    if not unknown:
+        return None
+    return (f"{', '.join(map(repr, unknown))} is no operator type ONNX Runtime's QDQ quantizer handles; it handles "
+            f"{', '.join(sorted(QDQRegistry))} (or 'all' for every one)")
+
+
+def int8_op_types(ops: Sequence[str]) -> Optional[list[str]]:
+    """int8_ops as quantize_static's op_types_to_quantize (None: all); unknown types are a ValueError."""
     if tuple(ops) == (ALL_OPS,):
         return None
-    unknown = [op for op in ops if op not in QDQRegistry]
-    if unknown:
-        raise ValueError(f"int8_ops: {', '.join(map(repr, unknown))} is no operator type ONNX Runtime's QDQ quantizer "
-                         f"handles; it handles {', '.join(sorted(QDQRegistry))} (or {ALL_OPS!r} for every one)")
+    problem = unknown_int8_ops(ops)
+    if problem:
+        raise ValueError(f"int8_ops: {problem}")
     return list(ops)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ContextManager, Iterator, Optional
@@ -17,7 +17,7 @@ from typing import Any, ContextManager, Iterator, Optional
 import pytest
 
 from ..core.memo import Memo
-from ..measure.results import CheckResult, TestOutcome
+from ..measure.results import CheckResult, FailedBeforeCheck, TestOutcome
 from ..core.spec import Outcome
 from ..config.settings import Layer, resolve
 
@@ -74,7 +74,7 @@ class InfercheckSession:
         # Tests of the infercheck fixture that failed before any check made a result, and collection errors
         # ({nodeid, when, message}): the JSON report keeps them, so a gate on it does not pass a model
         # whose import or forward broke before its check.
-        self.failed_before_check: list[dict[str, str]] = []
+        self.failed_before_check: list[FailedBeforeCheck] = []
 
     @property
     def is_worker(self) -> bool:
@@ -138,7 +138,9 @@ class InfercheckSession:
         finally:  # after _attach: its "never called the fixture" failure is one too
             if report.failed and report.when in ("setup", "call") and not item.stash.get(RESULTS_ON_ITEM, []) \
                     and "infercheck" in getattr(item, "fixturenames", ()):
-                report.infercheck_failed = failed_entry(item.nodeid, report.when, report)  # type: ignore[attr-defined]
+                # Plain data on the report: it travels to the xdist controller like report.infercheck.
+                report.infercheck_failed = asdict(  # type: ignore[attr-defined]
+                    failed_entry(item.nodeid, report.when, report))
 
     def _attach(self, item: pytest.Item, report: pytest.TestReport) -> None:
         if report.when != "call":
@@ -167,7 +169,7 @@ class InfercheckSession:
             self.results.append(settle(CheckResult.from_dict(data), report))
         failed = getattr(report, "infercheck_failed", None)
         if isinstance(failed, dict) and report.failed:  # a rerun's first attempt is "rerun", not failed
-            self.failed_before_check.append(failed)
+            self.failed_before_check.append(FailedBeforeCheck(**failed))
         elif report.failed and report.when == "???":  # xdist: the worker crashed (a segfault, an OOM kill)
             self.failed_before_check.append(failed_entry(report.nodeid, "worker crashed", report))
 
@@ -195,8 +197,8 @@ class InfercheckSession:
         return cpu_work_lock(self.cache_dir())
 
 
-def failed_entry(nodeid: str, when: str, report: Any) -> dict[str, str]:
-    """{nodeid, when, message}: a failure before any check, its message pytest's crash line (the exception:
+def failed_entry(nodeid: str, when: str, report: Any) -> FailedBeforeCheck:
+    """A failure before any check, its message pytest's crash line (the exception:
     ``RuntimeError: the forward broke``; a collection error's first ``E`` line, ``ModuleNotFoundError: No
     module named 'x'``), on one line, at most 300 characters."""
     crash = getattr(getattr(report, "longrepr", None), "reprcrash", None)
@@ -205,7 +207,7 @@ def failed_entry(nodeid: str, when: str, report: Any) -> dict[str, str]:
         text = str(getattr(report, "longreprtext", "") or getattr(report, "longrepr", "") or "")
         lines = [line.strip() for line in text.splitlines() if line.strip()]
         message = next((line.lstrip("E").strip() for line in lines if line.startswith("E ")), lines[-1] if lines else "")
-    return {"nodeid": nodeid, "when": when, "message": " ".join(message.split())[:300]}
+    return FailedBeforeCheck(nodeid, when, " ".join(message.split())[:300])
 
 
 LOCK_LOG = "INFERCHECK_GPU_LOCK_LOG"  # a file to which each timed loop appends "key pid start end" (docs/multi-gpu.md)

@@ -11,6 +11,7 @@ can recompute it.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from datetime import datetime, timezone
@@ -20,7 +21,7 @@ from typing import Any, Sequence
 from ..backends.environment import fingerprint
 from ..core.files import write_atomic
 from ..core.jsonsafe import json_safe
-from ..measure.results import SCHEMA_VERSION, CheckResult
+from ..measure.results import SCHEMA_VERSION, CheckResult, FailedBeforeCheck
 from .table import ordered
 
 FORMAT = "pytest-infercheck-report"
@@ -42,9 +43,9 @@ def machine_keys(results: Sequence[CheckResult]) -> list[dict[str, Any]]:
     return [keys[text] for text in sorted(keys)]
 
 
-def report_data(results: Sequence[CheckResult], failed_before_check: Sequence[dict[str, str]] = ()) -> dict[str, Any]:
-    """The report as JSON-ready data, its content hash included; ``failed_before_check``: tests of the fixture
-    that failed before any check made a result, and collection errors ({nodeid, when, message})."""
+def report_data(results: Sequence[CheckResult], failed_before_check: Sequence[FailedBeforeCheck] = ()) -> dict[str, Any]:
+    """The report as JSON-ready data, its content hash included (``failed_before_check``: what failed in the
+    run with no result to show it)."""
     counts: dict[str, int] = {}
     for result in results:
         counts[str(result.outcome)] = counts.get(str(result.outcome), 0) + 1
@@ -58,7 +59,7 @@ def report_data(results: Sequence[CheckResult], failed_before_check: Sequence[di
         "counts": counts,
         "undecided": sum(1 for result in results if result.undecided),  # passed or failed, the figures could not decide
         "results": [result.to_dict() for result in ordered(results)],
-        "failed_before_check": [dict(entry) for entry in failed_before_check],
+        "failed_before_check": [dataclasses.asdict(failed) for failed in failed_before_check],
     })
     data[HASH_FIELD] = content_hash(data)
     return data
@@ -76,7 +77,7 @@ def content_hash(data: dict[str, Any]) -> str:
 
 
 def write_json_report(path: Path, results: Sequence[CheckResult],
-                      failed_before_check: Sequence[dict[str, str]] = ()) -> None:
+                      failed_before_check: Sequence[FailedBeforeCheck] = ()) -> None:
     """Strict JSON (no NaN or Infinity tokens), UTF-8: whatever a result carries is made JSON-safe first."""
     write_atomic(path, json.dumps(report_data(results, failed_before_check), indent=1, allow_nan=False,
                                   ensure_ascii=False))

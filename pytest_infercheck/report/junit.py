@@ -15,7 +15,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..measure.results import CheckResult, check_label, round_figure, several_checks
+from ..measure.results import CheckResult, FailedBeforeCheck, check_label, round_figure, several_checks
 from ..core.spec import Outcome
 
 # XML 1.0 cannot hold these characters at all, escaped or not: an error message may carry them.
@@ -84,22 +84,22 @@ def junit_case(result: CheckResult, several: AbstractSet[str] = frozenset()) -> 
     return case
 
 
-def failed_case(nodeid: str, when: str, message: str) -> ET.Element:
-    """A test that failed before any check (saved.FailedBeforeCheck), as a failing case: the gate fails on it,
-    and a JUnit file of "0 tests, 0 failures" would read green beside a red job."""
-    module, _, name = nodeid.partition("::")
+def failed_case(failed: FailedBeforeCheck) -> ET.Element:
+    """A test that failed before any check, as a failing case: the gate fails on it, and a JUnit file of
+    "0 tests, 0 failures" would read green beside a red job."""
+    module, _, name = failed.nodeid.partition("::")
     case = ET.Element("testcase", classname=_text(module.removesuffix(".py").replace("/", ".")),
                       name=_text(name or module))
-    failure = ET.SubElement(case, "failure", message=_text(f"failed before any check ({when}): {message}"))
-    failure.text = _text(f"failed in the run before any check ({when}): {message}")
+    text = f"failed in the run before any check ({failed.when}): {failed.message}"
+    ET.SubElement(case, "failure", message=_text(text)).text = _text(text)
     return case
 
 
 def render_junit(results: Sequence[CheckResult], suite: str = "infercheck gate",
-                 failed_before_check: Sequence[Any] = ()) -> str:
+                 failed_before_check: Sequence[FailedBeforeCheck] = ()) -> str:
     several = several_checks(results)
     cases = [junit_case(result, several) for result in results]
-    cases += [failed_case(f.nodeid, f.when, f.message) for f in failed_before_check]
+    cases += [failed_case(failed) for failed in failed_before_check]
     root = ET.Element("testsuites")
     failures = sum(1 for r in results if r.outcome == Outcome.FAILED and not r.not_raised) + len(failed_before_check)
     skipped = sum(1 for r in results if r.outcome == Outcome.SKIPPED)
@@ -109,7 +109,7 @@ def render_junit(results: Sequence[CheckResult], suite: str = "infercheck gate",
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
-def write_junit(path: Path, results: Sequence[CheckResult], failed_before_check: Sequence[Any] = ()) -> None:
+def write_junit(path: Path, results: Sequence[CheckResult], failed_before_check: Sequence[FailedBeforeCheck] = ()) -> None:
     from ..core.files import write_atomic
 
     write_atomic(Path(path), render_junit(results, failed_before_check=failed_before_check))

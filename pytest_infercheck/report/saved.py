@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ..core.codec import DecodeError, JsonSyntaxError, from_data, load_json
-from ..measure.results import SCHEMA_VERSION, CheckResult
+from ..measure.results import SCHEMA_VERSION, CheckResult, FailedBeforeCheck
 from ..measure.stats import PERCENTILES
 from .json_report import FORMAT, HASH_FIELD, content_hash, plugin_version
 
@@ -34,17 +34,7 @@ class SavedReport:
     environment: dict[str, Any]
     machines: list[dict[str, Any]]
     results: list[CheckResult] = field(default_factory=list)
-    # Tests of the fixture that failed before any check, and collection errors (json_report.report_data)
-    failed_before_check: list["FailedBeforeCheck"] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class FailedBeforeCheck:
-    """A test of the infercheck fixture that failed before any check made a result, or a collection error."""
-
-    nodeid: str
-    when: str  # setup | call | collection
-    message: str = ""
+    failed_before_check: list[FailedBeforeCheck] = field(default_factory=list)
 
 
 @dataclass
