@@ -76,16 +76,17 @@ def check_keepable(module: Any, names: Sequence[str], *, casts_parameters: bool)
     # By identity: a module registered under two names (an alias outside the kept subtree of one inside it)
     # is inside, whichever name named_modules() lists it under.
     kept_modules = {id(m) for _, sub in roots for m in sub.modules()}
-    for owner, sub in module.named_modules():
-        if id(sub) in kept_modules:
-            continue
-        for pname, param in sub.named_parameters(recurse=False):
-            if id(param) in holders:
-                holder = holders[id(param)]
-                where = f"{owner}.{pname}" if owner else pname
-                raise KeepFp32Error(f"keep_fp32: {holder!r} shares a parameter with {where!r} (tied weights), which "
-                                    f"is not kept: a parameter has one dtype, so keep both modules in FP32 "
-                                    f"(keep_fp32=[{holder!r}, {owner!r}]) or neither")
+    # Every tie at once, and the list that keeps them all: one message, not one per retry (BERT's MLM head ties
+    # its decoder's weight to the word embeddings and its bias to the head's own).
+    ties = [(holders[id(param)], f"{owner}.{pname}" if owner else pname, owner)
+            for owner, sub in module.named_modules() if id(sub) not in kept_modules
+            for pname, param in sub.named_parameters(recurse=False) if id(param) in holders]
+    if ties:
+        shown = "; ".join(f"{holder!r} with {where!r}" for holder, where, _ in ties)
+        complete = outermost(list(dict.fromkeys([*(name for name, _ in roots), *(owner for _, _, owner in ties)])))
+        raise KeepFp32Error(f"keep_fp32: tied weights shared with modules that are not kept ({shown}): a parameter "
+                            f"has one dtype, so keep those modules in FP32 too (keep_fp32={complete!r}) or none "
+                            "of them")
 
 
 def kept_roots(module: Any, names: Sequence[str]) -> list[tuple[str, Any]]:
