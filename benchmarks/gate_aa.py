@@ -16,6 +16,7 @@ as the gate does (docs/gate.md, "Launch-bound engines").
     python benchmarks/gate_aa.py --runs 9                 # CPU, quiet: 3 blessed, 6 gated
     python benchmarks/gate_aa.py --runs 9 --burners 2     # CPU with two busy processes beside it
     python benchmarks/gate_aa.py --runs 9                 # on the GPU machine: CUDA engines
+    python benchmarks/gate_aa.py --reports DIR --seed-runs 3   # judge a former call's reports again, here
 
 Prints one table: per engine, its GPU busy fraction (median over the runs; "-" on the CPU) and what
 the gate judged it on (wall or kernel time), A/A verdicts (regressed / undecided), what the wall-time
@@ -97,6 +98,14 @@ def one_run(index: int, work: Path, extra: list[str]) -> Path:
     return report
 
 
+def kept_reports(folder: Path) -> list[Path]:
+    """run1.json, run2.json, ... of a former call, in run order (run 1 the cold one)."""
+    found = sorted(folder.glob("run*.json"), key=lambda path: int(path.stem[3:]) if path.stem[3:].isdigit() else 0)
+    if len(found) < 2:
+        raise SystemExit(f"--reports {folder}: no run1.json, run2.json, ... there")
+    return found
+
+
 def new_row(rows: dict[str, dict[str, list]], result: Any) -> dict[str, list]:
     return rows.setdefault(result.nodeid, {"aa": [], "slowed": [], "aa_wall": [], "slowed_wall": [],
                                            "busy": [], "judged_on": [], "graph": [result.cuda_graphs], "kernel": [],
@@ -112,6 +121,10 @@ def main() -> int:
                         help="runs blessed into the baseline before any is gated (its history; 3 arms the noise model)")
     parser.add_argument("--bless-each", action="store_true", help="also bless each gated run that passed")
     parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument("--reports", type=Path, default=None,
+                        help="judge the run*.json reports a former call left in this folder (the tarball "
+                             "`scripts/gpu_check.sh aa` brings back, unpacked) instead of running pytest: "
+                             "the same table, on the same GPU processes, under this checkout's gate")
     parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
     args = parser.parse_args()
 
@@ -120,19 +133,23 @@ def main() -> int:
     from pytest_infercheck.config.options import OPTIONS_BY_NAME
     from pytest_infercheck.report.saved import load_report
 
-    work = args.work or Path(tempfile.mkdtemp(prefix="gate-aa-"))
-    work.mkdir(parents=True, exist_ok=True)
-    if any(work.iterdir()):  # a cache left there would make the "cold" run warm
-        raise SystemExit(f"--work {work} is not empty: give an empty or new directory (its first run must be cold)")
-    burners = [multiprocessing.Process(target=burn, args=(time.time() + 24 * 3600,), daemon=True)
-               for _ in range(args.burners)]
-    for process in burners:
-        process.start()
-    try:
-        reports = [one_run(i, work, args.pytest_args) for i in range(1, args.runs + 1)]
-    finally:
+    if args.reports is not None:
+        reports = kept_reports(args.reports)
+        work = Path(tempfile.mkdtemp(prefix="gate-aa-judged-"))  # the baseline made here; the kept files stay as they are
+    else:
+        work = args.work or Path(tempfile.mkdtemp(prefix="gate-aa-"))
+        work.mkdir(parents=True, exist_ok=True)
+        if any(work.iterdir()):  # a cache left there would make the "cold" run warm
+            raise SystemExit(f"--work {work} is not empty: give an empty or new directory (its first run must be cold)")
+        burners = [multiprocessing.Process(target=burn, args=(time.time() + 24 * 3600,), daemon=True)
+                   for _ in range(args.burners)]
         for process in burners:
-            process.terminate()
+            process.start()
+        try:
+            reports = [one_run(i, work, args.pytest_args) for i in range(1, args.runs + 1)]
+        finally:
+            for process in burners:
+                process.terminate()
     baseline = work / "baseline.json"
     given = {"max_regression": OPTIONS_BY_NAME["max_regression"].parse(args.max_regression)}
     for seed in reports[:args.seed_runs]:

@@ -186,6 +186,7 @@ def test_latency_regression_fails_the_item_with_old_and_new_figures(record_then_
         "*regression: latency p50 * ms -> * ms (+*%, 98% CI *; allowed +3.0%; Mann-Whitney p=*",
         "  if the change is intended, bless this run: --infer-baseline-update (or infercheck baseline update "
         "REPORT.json --baseline FILE on a saved report)",
+        "  at test_model.py:6 in test_sleepy: infercheck(sleepy(), torch.randn(2, 4))",  # the user's line
         "*1 compared, 1 regressed, 0 improved, 0 missing*",
         "*REGRESSION*test_sleepy[[]eager-fp32[]]*",
     ])

@@ -8,6 +8,9 @@ stages gathered (facts.py), with the stop or skip that ended them.
 
 from __future__ import annotations
 
+import linecache
+import os
+import sys
 import warnings
 from typing import Any, Iterable, Optional
 
@@ -15,6 +18,7 @@ import pytest
 
 from ..judge.verdict import judge, summary_line
 from ..measure.results import CheckResult, Failure
+from ..config.parsers import OptionError
 from ..config.settings import CALL_KEYS, parse_layer, resolve
 from ..core.spec import Outcome
 from .context import CheckContext
@@ -76,8 +80,18 @@ class Infercheck:
 
     def __call__(self, model: Any, example_inputs: Any, *, calibration: Optional[Iterable[Any]] = None,
                  name: Optional[str] = None, raise_on_failure: bool = True, **overrides: Any) -> CheckResult:
-        settings = resolve(self.context.layers + [("fixture call", parse_layer("infercheck() call", overrides,
-                                                                               CALL_KEYS))])
+        caller = calling_line(sys._getframe(1))
+        try:
+            settings = resolve(self.context.layers + [("fixture call", parse_layer("infercheck() call", overrides,
+                                                                                   CALL_KEYS))])
+        except OptionError as err:
+            usage = str(err)
+        else:
+            usage = ""
+        if usage:  # raised outside the except block, so pytest does not print the parser's error twice
+            # A usage error in the test's own call or marker: the option and its accepted forms, at the
+            # user's line, not a traceback through the plugin's parsers.
+            pytest.fail(f"{usage}\n  {caller}", pytrace=False)
         spec = self.context.spec
         facts = Facts(CheckResult(nodeid=self.context.nodeid, spec_id=spec.id, backend=spec.backend,
                                   precision=spec.precision, cuda_graphs=spec.cuda_graphs,
@@ -103,7 +117,7 @@ class Infercheck:
             raise pytest.skip.Exception(result.message, _use_item_location=True)
         if result.failures and raise_on_failure:
             # The first line is what pytest's -rf short summary shows: the stage and the reason, not a header.
-            pytest.fail(f"{summary_line(result)}\n{result.message}", pytrace=False)
+            pytest.fail(f"{summary_line(result)}\n{result.message}\n  {caller}", pytrace=False)
         return result
 
     def _check_name(self, model: Any, name: Optional[str]) -> str:
@@ -111,3 +125,18 @@ class Infercheck:
         base = str(name) if name else type(model).__name__
         taken = sum(1 for result in self.results if result.check_name.split("#", 1)[0] == base)
         return base if taken == 0 else f"{base}#{taken + 1}"
+
+
+def calling_line(frame: Any) -> str:
+    """``at test_models.py:16 in test_resnet: infercheck(model, x)``: the user's line that made the check,
+    which a failure raised without pytest's traceback (pytrace=False, to keep the plugin's frames out)
+    must name itself."""
+    path = frame.f_code.co_filename
+    try:
+        shown = os.path.relpath(path)
+    except ValueError:  # another drive (Windows)
+        shown = path
+    if shown.startswith(".." + os.sep):
+        shown = path
+    code = linecache.getline(path, frame.f_lineno).strip()
+    return f"at {shown}:{frame.f_lineno} in {frame.f_code.co_name}" + (f": {code}" if code else "")
