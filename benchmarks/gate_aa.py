@@ -10,8 +10,10 @@ blessed in turn with --bless-each (what a main branch's CI does). Injected
 slowdowns scale that run's samples, wall and GPU kernel time alike (+5% on CUDA-graph engines, +10% on
 launch-bound ones, a sparse CUDA graph labelled launch-bound among them, and on CPU engines): the decision on real run-to-run noise, not new work inside the call
 (benchmarks/gate_power.py does that within one process).  A launch-bound GPU engine (its kernels busy
-the GPU under half its wall time: kernel_time.py) is judged on its kernel time, the others on wall time,
-as the gate does (docs/gate.md, "Launch-bound engines").
+the GPU under half its wall time: kernel_time.py) is judged on its kernel time, the others on wall time
+corroborated by their kernel time (a wall change the kernels do not share is undecided; a slowdown the
+noisy wall cannot decide is decided by the kernels), as the gate does (docs/gate.md, "Launch-bound
+engines" and "Dense GPU engines").
 
     python benchmarks/gate_aa.py --runs 9                 # CPU, quiet: 3 blessed, 6 gated
     python benchmarks/gate_aa.py --runs 9 --burners 2     # CPU with two busy processes beside it

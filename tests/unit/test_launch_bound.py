@@ -423,3 +423,59 @@ def test_a_launch_bound_engines_kernel_comparison_shows_the_gpus_probe_too(tmp_p
     unprobed = judged(fake_gpu_result(3.2, 0.41 * 1.1, seed=7), store)  # a report from before the probe
     assert unprobed.baseline is not None and unprobed.baseline.kernel is not None
     assert unprobed.baseline.kernel.verdict == "regression" and "GPU's reference workload" not in unprobed.failures[0].message
+
+
+# -- a dense engine's wall verdict, corroborated by its kernels (baseline/comparison.corroborate) -------
+
+
+def odd_process_history(tmp_path: Path, wall: float, kernel: float) -> BaselineStore:
+    """Three blessed runs of a dense CUDA graph whose second process ran 26% slower on wall time with its
+    kernels unchanged (what one H100 process of eight did to an Inductor CUDA graph, 2026-12-07)."""
+    path = tmp_path / "base.json"
+    for seed, host in enumerate((1.0, 1.26, 1.002)):
+        update_baseline(path, [fake_gpu_result(wall * host, kernel * (1 + 0.001 * seed), graph=True, seed=seed)])
+    return BaselineStore.load(path)
+
+
+def test_a_dense_graph_whose_wall_moved_and_kernels_did_not_is_undecided_not_a_regression(tmp_path: Path) -> None:
+    store = steady_history(tmp_path, 0.102, 0.093, graph=True, device_probe=0.42)
+    odd = judged(fake_gpu_result(0.102 * 1.26, 0.093, graph=True, seed=7), store)
+    comparison = odd.baseline
+    assert comparison is not None and comparison.judged_on == "wall" and comparison.latency is not None
+    assert comparison.kernel is not None and comparison.kernel.verdict == "within"
+    assert comparison.latency.verdict == "undecided" and not comparison.regressions
+    assert odd.outcome == Outcome.PASSED and odd.undecided  # said, and --infer-baseline-strict fails it
+    assert "its GPU kernel time did not move" in odd.undecided[0] and "(+25." in odd.undecided[0]
+
+
+def test_a_dense_graph_whose_wall_and_kernels_both_slowed_regresses_on_wall_time(tmp_path: Path) -> None:
+    store = steady_history(tmp_path, 0.102, 0.093, graph=True, device_probe=0.42)
+    slower = judged(fake_gpu_result(0.102 * 1.2, 0.093 * 1.2, graph=True, seed=7), store)
+    assert slower.baseline is not None and slower.baseline.judged_on == "wall"
+    assert slower.outcome == Outcome.FAILED and slower.failures[0].stage == Stage.REGRESSION
+    assert slower.failures[0].message.startswith("latency p50 ") and "its GPU kernel time moved too (+19." in (
+        slower.failures[0].message)
+
+
+def test_where_the_wall_history_is_too_noisy_a_dense_graphs_slower_kernels_decide(tmp_path: Path) -> None:
+    store = odd_process_history(tmp_path, 0.102, 0.093)
+    slower = judged(fake_gpu_result(0.102 * 1.05, 0.093 * 1.05, graph=True, seed=7), store)
+    comparison = slower.baseline
+    assert comparison is not None and comparison.latency is not None and comparison.latency.verdict == "undecided"
+    assert comparison.judged_on == "kernel" and comparison.kernel is not None
+    assert comparison.kernel.verdict == "regression" and comparison.kernel.max_regression == 0.03  # the wall's allowance
+    message = slower.failures[0].message
+    assert slower.outcome == Outcome.FAILED and message.startswith("kernel time p50 0.09")
+    assert "its wall time could not decide (its noise margin" in message and "so its GPU kernel time decided" in message
+    same = judged(fake_gpu_result(0.102, 0.093, graph=True, seed=8), store)  # nothing changed: still undecided
+    assert same.outcome == Outcome.PASSED and same.undecided and same.baseline is not None
+    assert same.baseline.judged_on == "wall"
+
+
+def test_faster_kernels_do_not_decide_a_dense_graphs_undecided_wall(tmp_path: Path) -> None:
+    """Not the mirror: when the kernels get faster, the host may set the pace, so the wall need not follow."""
+    store = odd_process_history(tmp_path, 0.102, 0.093)
+    faster = judged(fake_gpu_result(0.102 * 0.95, 0.093 * 0.9, graph=True, seed=7), store)
+    assert faster.baseline is not None and faster.baseline.judged_on == "wall"
+    assert faster.baseline.kernel is not None and faster.baseline.kernel.verdict == "improvement"
+    assert faster.undecided and not faster.baseline.improvements
