@@ -192,7 +192,7 @@ def main() -> int:
 
     print(f"\n{len(reports)} processes, {args.seed_runs} blessed first, allowance {args.max_regression}, "
           f"bless each: {args.bless_each}, "
-          f"burners: {args.burners}; reports in {work}")
+          f"burners: {args.burners}; reports in {args.reports or work}")
     print(f"{'engine':58} {'busy':>5} {'judged on':>9} {'A/A regr':>8} {'A/A und':>7} {'wall-only A/A regr':>18} "
           f"{'injected':>8} {'slowed caught':>13} {'slow und':>8} {'cold/warm':>9} {'warm spread':>12} {'cold within':>11} "
           f"{'wall cold/warm':>14} {'wall spread':>12} {'kernel cold/warm':>16}")
