@@ -48,8 +48,7 @@ def compare_with_entry(result: CheckResult, store: BaselineStore, settings: Any)
         noise = run_noise([run["p50_ms"] for run in entry.history], result.latency.block_medians_ms,
                           entry.latency.get("block_medians_ms") or [], result.latency.probe_ms,
                           entry.latency.get("probe_ms"),
-                          probe_spread=max(result.latency.probe_spread, float(entry.latency.get("probe_spread") or 0)),
-                          gpu_probes=device_probes(result.latency, entry))
+                          probe_spread=max(result.latency.probe_spread, float(entry.latency.get("probe_spread") or 0)))
         latency = compare_latency(subsample(result.latency.samples_ms), entry.samples_ms,
                                   max_regression=settings.max_regression, noise=noise)
         if launch_bound(result.latency, entry):
@@ -102,15 +101,15 @@ def kernel_comparison(latency: LatencyStats, entry: Entry, tolerance: float,
                       option: str = KERNEL_OPTION) -> Optional[LatencyComparison]:
     """This run's GPU kernel time against the entry's, under ``tolerance`` (named by ``option`` when the
     noise exceeds it) and its own noise (the kernel p50s of the entry's history, both runs' kernel blocks;
-    no machine probe: it times the host, not the kernels; the GPU's probe shown beside it); None unless
-    both sides measured it."""
+    no machine probe: it times the host, not the kernels; nor the GPU's probe, which moved 8 times more
+    than the kernels between H100 processes and not with them: docs/gate.md); None unless both sides
+    measured it."""
     kernel = latency.kernel
     recorded = (entry.latency or {}).get("kernel")
     if kernel is None or not kernel.samples_ms or not isinstance(recorded, dict):
         return None
     history = [run["kernel_ms"] for run in entry.history if run.get("kernel_ms")]
-    noise = run_noise(history, kernel.block_medians_ms, recorded.get("block_medians_ms") or [], None, None,
-                      gpu_probes=device_probes(latency, entry))
+    noise = run_noise(history, kernel.block_medians_ms, recorded.get("block_medians_ms") or [], None, None)
     return compare_latency(subsample(kernel.samples_ms), recorded["samples_ms"], max_regression=tolerance,
                            noise=noise, option=option)
 
@@ -156,17 +155,6 @@ def corroborate(wall: LatencyComparison,
                 f"kernels' time, so its GPU kernel time decided; wall p50 {wall.baseline_p50_ms:.4g} ms -> "
                 f"{wall.current_p50_ms:.4g} ms ({wall.change:+.1%})")
     return wall, "wall", ""
-
-
-def device_probes(latency: LatencyStats, entry: Entry) -> Optional[tuple[float, float]]:
-    """(this run's GPU probe ms, the entry's) where both runs timed the GPU's reference workload
-    (timing.device_probe), else None.  Shown beside the verdict, not part of it: how far the probe
-    itself moves between processes has not been measured on a GPU yet (docs/gate.md)."""
-    kernel = latency.kernel
-    recorded = (entry.latency or {}).get("kernel") or {}
-    if kernel is None or not kernel.device_probe_ms or not recorded.get("device_probe_ms"):
-        return None
-    return kernel.device_probe_ms, float(recorded["device_probe_ms"])
 
 
 def launch_bound(latency: LatencyStats, entry: Entry) -> bool:

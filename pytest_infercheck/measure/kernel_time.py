@@ -28,8 +28,9 @@ measures the kernels:
 - **CPU engines** have no kernel time: nothing is measured and nothing is labelled.
 - **The GPU's own speed** (``device_probe_ms``): the host's machine probe times launches, which a
   CUDA graph and the kernel time do not wait on; so a fixed device workload (timing.device_probe) is
-  timed beside them and its change between two runs shown beside the gate's verdict
-  (regression.RunNoise.gpu_probe_change): recorded, not yet part of the verdict (docs/gate.md).
+  timed beside them and recorded (reports, the baseline's history).  It is neither judged nor shown
+  beside the verdict: on the H100 (2026-12-07) it moved about 5.5% between processes and engines, 8
+  times the kernels' own 0.7%, and not with them (docs/gate.md).
 
 Pure logic here (intervals, the label) runs anywhere; ``measure_kernel_time`` needs CUDA and imports
 torch inside.  Nothing at module level imports torch or numpy (results.py reads ``KernelTime`` at

@@ -123,9 +123,6 @@ class RunNoise:
     probe_change: Optional[float] = None
     probe_spread: float = 0.0  # the larger of the two probes' own spreads (std of ln over repeats)
     modelled: bool = True  # False: two sample sets judged alone (one process), no noise figure to show
-    # ln of the GPU probe's ratio between the two runs (timing.device_probe), where both timed it: shown
-    # beside the verdict, not part of it until its own spread between processes has been measured on a GPU.
-    gpu_probe_change: Optional[float] = None
 
     def machine_drift(self, allowed: float) -> float:
         """ln of how much the machine itself moved: the probe's change when it stands out of the probe's
@@ -150,16 +147,13 @@ SAMPLES_ONLY = RunNoise(between_runs=0.0, runs=MIN_HISTORY, modelled=False)
 
 
 def run_noise(history_p50_ms: Sequence[float], blocks_current: Sequence[float], blocks_baseline: Sequence[float],
-              probe_current: Optional[float], probe_baseline: Optional[float], *, probe_spread: float = 0.0,
-              gpu_probes: Optional[tuple[float, float]] = None) -> RunNoise:
-    """The noise figures of one comparison, from the entry's history, both runs' blocks and probes
-    (``gpu_probes``: this run's and the baseline's GPU probe ms, shown beside the verdict)."""
+              probe_current: Optional[float], probe_baseline: Optional[float], *, probe_spread: float = 0.0) -> RunNoise:
+    """The noise figures of one comparison, from the entry's history, both runs' blocks and probes."""
     between = log_spread(history_p50_ms) if len(history_p50_ms) >= MIN_HISTORY else None
     within = max(log_spread(blocks_current) or 0.0, log_spread(blocks_baseline) or 0.0)
     probe = (math.log(probe_current / probe_baseline)
              if probe_current and probe_baseline and probe_current > 0 and probe_baseline > 0 else None)
-    gpu = math.log(gpu_probes[0] / gpu_probes[1]) if gpu_probes and gpu_probes[0] > 0 and gpu_probes[1] > 0 else None
-    return RunNoise(between, len(history_p50_ms), within, probe, probe_spread, gpu_probe_change=gpu)
+    return RunNoise(between, len(history_p50_ms), within, probe, probe_spread)
 
 
 @dataclass(frozen=True)
@@ -219,9 +213,7 @@ class LatencyComparison:
         else:
             source = (f"the drift between blocks within the runs; {noise.runs} of {MIN_HISTORY} blessed runs in the "
                       "history for the between-run figure")
-        gpu = (f"; the GPU's reference workload {math.exp(noise.gpu_probe_change) - 1:+.1%} between the runs "
-               "(recorded, not part of the verdict)" if noise.gpu_probe_change is not None else "")
-        return f"noise margin +-{math.exp(noise.margin) - 1:.1%} (3·√2·σ; σ {noise.sigma:.2%} from {source}){gpu}"
+        return f"noise margin +-{math.exp(noise.margin) - 1:.1%} (3·√2·σ; σ {noise.sigma:.2%} from {source})"
 
 def compare_latency(current: Sequence[float], baseline: Sequence[float], *, max_regression: float,
                     alpha: float = ALPHA, noise: Optional[RunNoise] = None,

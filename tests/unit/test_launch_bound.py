@@ -399,30 +399,24 @@ def test_impossible_gpu_probe_figures_are_refused_in_a_report_and_in_a_baseline(
         BaselineStore.load(path)
 
 
-def test_the_gpus_probe_is_shown_beside_the_verdict_and_does_not_change_it(tmp_path: Path) -> None:
-    """How far the GPU's probe moves between processes by itself has not been measured on a GPU: until it
-    is, its change is shown in the comparison (a slowdown the device explains reads as such) and the
-    verdict stays the engine's figures' alone, as before the probe."""
-    store = steady_history(tmp_path, 0.57, 0.55, graph=True, device_probe=0.42)
-    for gpu in (0.42 * 1.2, 0.42):
-        slower = judged(with_probes(fake_gpu_result(0.57 * 1.2, 0.55 * 1.2, graph=True, seed=7), device_probe=gpu),
-                        store)
-        comparison = slower.baseline
-        assert comparison is not None and comparison.judged_on == "wall" and comparison.latency is not None
-        assert comparison.latency.verdict == "regression" and slower.outcome == Outcome.FAILED
-        shown = f"the GPU's reference workload {gpu / 0.42 - 1:+.1%} between the runs (recorded, not part of the verdict)"
-        assert shown in slower.failures[0].message
-
-
-def test_a_launch_bound_engines_kernel_comparison_shows_the_gpus_probe_too(tmp_path: Path) -> None:
-    store = steady_history(tmp_path, 3.2, 0.41, graph=False, device_probe=0.42)
-    moved = judged(with_probes(fake_gpu_result(3.2, 0.41 * 1.1, seed=7), device_probe=0.42 * 1.1), store)
-    assert moved.baseline is not None and moved.baseline.judged_on == "kernel" and moved.baseline.kernel is not None
-    assert moved.baseline.kernel.verdict == "regression"
-    assert "the GPU's reference workload +10.0% between the runs" in moved.failures[0].message
-    unprobed = judged(fake_gpu_result(3.2, 0.41 * 1.1, seed=7), store)  # a report from before the probe
-    assert unprobed.baseline is not None and unprobed.baseline.kernel is not None
-    assert unprobed.baseline.kernel.verdict == "regression" and "GPU's reference workload" not in unprobed.failures[0].message
+def test_the_gpus_probe_is_recorded_and_neither_changes_nor_joins_the_verdict(tmp_path: Path) -> None:
+    """On the H100 (2026-12-07, 8 processes x 15 engines) the GPU's probe moved about 5.5% between processes
+    and engines, 8 times the kernels' 0.7%, and not with them (correlation -0.2): a figure that moves by
+    itself is not shown beside a verdict as if it explained it.  It stays in the facts and the history."""
+    for graph, wall, kernel, factor in ((True, 0.57, 0.55, 1.2), (False, 3.2, 0.41, 1.1)):
+        path = tmp_path / f"graph-{graph}"
+        path.mkdir()
+        store = steady_history(path, wall, kernel, graph=graph, device_probe=0.42)
+        for gpu in (0.42 * factor, 0.42, 0.42 / factor):
+            slower = judged(with_probes(fake_gpu_result(wall * (factor if graph else 1.0), kernel * factor, graph=graph,
+                                                        seed=7), device_probe=gpu), store)
+            comparison = slower.baseline
+            assert comparison is not None and comparison.judged is not None
+            assert comparison.judged.verdict == "regression" and slower.outcome == Outcome.FAILED
+            assert comparison.judged_on == ("wall" if graph else "kernel")
+            assert "reference workload" not in slower.failures[0].message.replace("machine's reference workload", "")
+        (entry,) = store.entries
+        assert [run["device_probe_ms"] for run in entry.history] == [0.42] * 3
 
 
 # -- a dense engine's wall verdict, corroborated by its kernels (baseline/comparison.corroborate) -------
