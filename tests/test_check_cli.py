@@ -158,6 +158,8 @@ def test_a_failed_check_exits_1_with_the_plugins_failure(project: Path, shared_c
     assert done.returncode == 1, done.stdout + done.stderr
     assert "reference: the eager reference cannot judge an engine" in done.stdout
     assert "every weight of 4 is zero" in done.stdout
+    # The generated test module is the CLI's, deleted after the run: its lines are not the user's to read.
+    assert not re.search(r"test_infercheck_check\.py:\d", done.stdout)
 
 
 def test_a_shorthand_builds_random_weights_and_loads_local_ones(project: Path, shared_cache_dir: Path) -> None:

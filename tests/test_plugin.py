@@ -244,6 +244,29 @@ def test_x(infercheck):
     assert "settings.py" not in out and "parsers.py" not in out and "During handling" not in out
 
 
+def test_a_check_made_through_a_helper_names_the_tests_line_and_the_helpers(run_plugin, pytester) -> None:
+    pytester.makeconftest('''
+import torch
+
+def check_mlp(infercheck, model):
+    return infercheck(model, torch.randn(2, 64), budget="soon")
+''')
+    source = '''
+import pytest
+from conftest import check_mlp
+from fixtures.models import dynamic_mlp
+
+@pytest.mark.infercheck(backends=["eager"])
+def test_x(infercheck):
+    check_mlp(infercheck, dynamic_mlp())
+'''
+    result = run_plugin(source)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*infercheck() call budget: 'soon'*",
+                                 "  at test_model.py:7 in test_x: check_mlp(infercheck, dynamic_mlp())",
+                                 "  (infercheck called at conftest.py:4 in check_mlp: return infercheck(*"])
+
+
 def test_int8_calibration_matters(run_plugin) -> None:
     source = '''
 import pytest

@@ -8,7 +8,7 @@ Statistics are regression.py's; this module only decides which figures to compar
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Optional
 
 from ..measure.regression import LatencyComparison, compare_accuracy, compare_latency, run_noise
@@ -34,14 +34,16 @@ def compare_with_entry(result: CheckResult, store: BaselineStore, settings: Any)
     """``result`` (its ``machine`` set) against its entry in ``store``, under ``settings``' allowances
     (max_regression, kernel_tolerance, accuracy_factor, accuracy_floor): the typed comparison, which
     judge/verdict.py reads.  A launch-bound GPU engine is judged on its kernel time (``judged_on``), its
-    wall time compared as information; every other engine on its wall time (docs/gate.md)."""
+    wall time compared as information; another GPU engine with kernel figures on its wall time read with
+    its kernel time (``corroborate``); every other engine on its wall time alone (docs/gate.md)."""
     lookup = store.lookup(identity_of(result), result.machine or {})
     if lookup.entry is None:
         return BaselineComparison(lookup.status, str(store.path), differences=tuple(lookup.differences))
     entry = lookup.entry
     latency: Optional[LatencyComparison] = None
     kernel: Optional[LatencyComparison] = None
-    judged_on = "wall"
+    judged_on, corroboration = "wall", ""
+    wall_judged: Optional[LatencyComparison] = None
     regressions: list[str] = []
     improvements: list[str] = []
     if result.latency is not None and entry.latency is not None:
@@ -59,8 +61,12 @@ def compare_with_entry(result: CheckResult, store: BaselineStore, settings: Any)
             # A dense GPU engine's wall time is its kernels' time plus the host's share: its kernels, held
             # to the same allowance, say which of the two moved (corroborate, below).
             kernel = kernel_comparison(result.latency, entry, settings.max_regression, option=WALL_OPTION)
-            latency, judged_on, extra = corroborate(latency, kernel)
-        judged = kernel if judged_on == "kernel" and kernel is not None else latency
+            extra = ""
+            if kernel is not None:
+                read = corroborate(latency, kernel)
+                judged_on, corroboration, wall_judged, extra = (read.judged_on, read.corroboration,
+                                                                read.wall_judged, read.text)
+        judged = kernel if judged_on == "kernel" and kernel is not None else (wall_judged or latency)
         figure = "kernel time" if judged_on == "kernel" else "latency"
         line = f"{figure} {judged.describe()}{extra}"
         if judged.verdict == "regression":
@@ -75,6 +81,7 @@ def compare_with_entry(result: CheckResult, store: BaselineStore, settings: Any)
                               regressions=tuple(regressions), improvements=tuple(improvements), recorded=entry.recorded,
                               model_changed=bool(entry.model_hash and entry.model_hash != result.model_hash),
                               latency=latency, accuracy=tuple(accuracy), kernel=kernel, judged_on=judged_on,
+                              corroboration=corroboration, wall_judged=wall_judged,
                               baseline_samples_ms=tuple(entry.samples_ms) if latency is not None else (),
                               accuracy_unmatched=unmatched_outputs(figures, entry.accuracy))
 
@@ -115,13 +122,29 @@ def kernel_comparison(latency: LatencyStats, entry: Entry, tolerance: float,
 
 
 DECIDED = ("regression", "improvement")
+OPPOSITE = {"regression": "improvement", "improvement": "regression"}
+
+# What a dense GPU engine's kernel time said of its wall verdict (BaselineComparison.corroboration).
+KERNELS_AGREE = "kernels moved too"  # the wall's verdict stands, its kernels moved the same way
+HOST_ONLY = "kernels did not move"  # the wall moved, its kernels did not or went the other way: undecided
+KERNELS_DECIDED = "kernels decided"  # the wall could not decide, its kernels regressed: judged on them
+# "" otherwise: the wall's verdict as it is (within; undecided with kernels that regressed not; decided with
+# kernels that could not tell)
 
 
-def corroborate(wall: LatencyComparison,
-                kernel: Optional[LatencyComparison]) -> tuple[LatencyComparison, str, str]:
-    """(the wall comparison as judged, what the verdict reads: "wall" or "kernel", the text after it) for a
-    GPU engine that is not launch-bound (a dense CUDA graph, a device-bound engine), given its kernel-time
-    comparison under the same allowance (None where either side lacks kernel figures: the wall alone).
+@dataclass(frozen=True)
+class Corroborated:
+    """corroborate's answer: what the verdict reads and why (BaselineComparison's fields of the same names)."""
+
+    judged_on: str  # "wall" or "kernel"
+    corroboration: str  # one of the three above, or ""
+    wall_judged: Optional[LatencyComparison] = None  # the wall comparison with its verdict changed, if it was
+    text: str = ""  # after the judged figure's line
+
+
+def corroborate(wall: LatencyComparison, kernel: LatencyComparison) -> Corroborated:
+    """A GPU engine that is not launch-bound (a dense CUDA graph, a device-bound engine): its wall verdict
+    read with its kernel-time comparison under the same allowance.
 
     Its wall time is the kernels' time plus what the host adds (the replay's bookkeeping, gaps the
     host leaves), and the host's share is what moves most between processes with the code unchanged: on
@@ -130,33 +153,32 @@ def corroborate(wall: LatencyComparison,
     history spreads too wide to judge a 5% step (docs/gate.md).  The kernels move too, less: 2% between
     some processes, which their own history measures.  So:
 
-    - wall and kernels both moved the same way beyond the allowance: the wall's verdict, corroborated;
-    - the wall moved and the kernels did not (they are decided "within"): undecided, as the change is
-      the host's share, which another process's host speed explains as well as a slower host path;
+    - wall and kernels moved the same way beyond the allowance: the wall's verdict, corroborated;
+    - the wall moved and the kernels did not, or went the other way: undecided, as the change is in the
+      host's share, which another process's host speed explains as well as a slower host path;
     - the wall cannot decide (its noise exceeds the allowance) and the kernels are significantly slower
       beyond the allowance and their own noise: a regression, judged on kernel time, as a dense engine's
       wall time cannot shed its kernels' time (not the mirror: faster kernels need not make a faster
       wall, the host may then set the pace);
-    - otherwise (kernels undecided, or no kernel figures): the wall's verdict, as before.
+    - otherwise (the kernels' comparison undecided or too short): the wall's verdict, as before.
     """
-    if kernel is None:
-        return wall, "wall", ""
     if wall.verdict in DECIDED and kernel.verdict == wall.verdict:
-        return wall, "wall", f"; its GPU kernel time moved too ({kernel.change:+.1%})"
-    if wall.verdict in DECIDED and kernel.verdict == "within":
-        why = (f"its GPU kernel time did not move (p50 {kernel.baseline_p50_ms:.4g} ms -> {kernel.current_p50_ms:.4g} ms, "
-               f"{kernel.change:+.1%}, within the allowance and noise), so the change is in what the host adds to "
-               "the kernels: another process's host speed explains it as well as a slower host path (a budget on "
-               "wall time still judges it)")
-        return replace(wall, verdict="undecided", why_undecided=why), "wall", ""
+        return Corroborated("wall", KERNELS_AGREE, text=f"; its GPU kernel time moved too ({kernel.change:+.1%})")
+    if wall.verdict in DECIDED and kernel.verdict in ("within", OPPOSITE[wall.verdict]):
+        moved = ("did not move" if kernel.verdict == "within" else
+                 f"moved the other way ({kernel.verdict}: significant and beyond the allowance)")
+        why = (f"its GPU kernel time {moved} (p50 {kernel.baseline_p50_ms:.4g} ms -> {kernel.current_p50_ms:.4g} ms, "
+               f"{kernel.change:+.1%}), so the change is in what the host adds to the kernels: another process's "
+               "host speed explains it as well as a changed host path (a budget on wall time still judges it)")
+        return Corroborated("wall", HOST_ONLY, wall_judged=replace(wall, verdict="undecided", why_undecided=why))
     if wall.verdict == "undecided" and kernel.verdict == "regression":
         # The wall's reason, its first clause: the advice after it is for a wall verdict no longer asked for.
         reason = (wall.why_undecided or "undecided").split(": raise ")[0].split("; ")[0]
-        return (wall, "kernel",
-                f"; its wall time could not decide ({reason}), and a dense GPU engine's wall time holds its "
-                f"kernels' time, so its GPU kernel time decided; wall p50 {wall.baseline_p50_ms:.4g} ms -> "
-                f"{wall.current_p50_ms:.4g} ms ({wall.change:+.1%})")
-    return wall, "wall", ""
+        return Corroborated("kernel", KERNELS_DECIDED,
+                            text=f"; its wall time could not decide ({reason}), and a dense GPU engine's wall time "
+                                 f"holds its kernels' time, so its GPU kernel time decided; wall p50 "
+                                 f"{wall.baseline_p50_ms:.4g} ms -> {wall.current_p50_ms:.4g} ms ({wall.change:+.1%})")
+    return Corroborated("wall", "")
 
 
 def launch_bound(latency: LatencyStats, entry: Entry) -> bool:

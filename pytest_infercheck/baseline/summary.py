@@ -31,7 +31,7 @@ def status_cell(result: CheckResult) -> str:
         return "missing"
     if comparison.status == BaselineStatus.OTHER_MACHINE:
         return "other machine"
-    latency = comparison.judged  # a launch-bound engine's kernel time, else its wall time
+    latency = comparison.judged  # kernel time where judged on it, else the wall time as judged
     has_ratio = latency is not None and latency.ratio == latency.ratio  # NaN: too few samples for a ratio
     change = f"{latency.ratio - 1:+.1%}" if latency is not None and has_ratio else ""
     if comparison.judged_on == "kernel" and not comparison.regressions:  # a regression's kind names it
@@ -62,6 +62,8 @@ def baseline_properties(result: CheckResult, prefix: Optional[str] = None) -> li
             props.append((f"{prefix}.{figure}.verdict", latency.verdict))
     if comparison.kernel is not None:
         props.append((f"{prefix}.judged_on", comparison.judged_on))
+    if comparison.corroboration:  # a dense GPU engine's wall verdict as its kernels read it (docs/gate.md)
+        props.append((f"{prefix}.corroboration", comparison.corroboration))
     for change in comparison.accuracy:
         props.append((f"{prefix}.{change.output}.{change.metric}", round_figure(change.baseline)))
     for line in comparison.regressions:

@@ -80,7 +80,7 @@ class Infercheck:
 
     def __call__(self, model: Any, example_inputs: Any, *, calibration: Optional[Iterable[Any]] = None,
                  name: Optional[str] = None, raise_on_failure: bool = True, **overrides: Any) -> CheckResult:
-        caller = calling_line(sys._getframe(1))
+        caller = sys._getframe(1)  # named in a failure's message (where_called), formatted only then
         try:
             settings = resolve(self.context.layers + [("fixture call", parse_layer("infercheck() call", overrides,
                                                                                    CALL_KEYS))])
@@ -91,7 +91,7 @@ class Infercheck:
         if usage:  # raised outside the except block, so pytest does not print the parser's error twice
             # A usage error in the test's own call or marker: the option and its accepted forms, at the
             # user's line, not a traceback through the plugin's parsers.
-            pytest.fail(f"{usage}\n  {caller}", pytrace=False)
+            pytest.fail(f"{usage}{where_called(caller, self.context.nodeid)}", pytrace=False)
         spec = self.context.spec
         facts = Facts(CheckResult(nodeid=self.context.nodeid, spec_id=spec.id, backend=spec.backend,
                                   precision=spec.precision, cuda_graphs=spec.cuda_graphs,
@@ -117,7 +117,8 @@ class Infercheck:
             raise pytest.skip.Exception(result.message, _use_item_location=True)
         if result.failures and raise_on_failure:
             # The first line is what pytest's -rf short summary shows: the stage and the reason, not a header.
-            pytest.fail(f"{summary_line(result)}\n{result.message}\n  {caller}", pytrace=False)
+            pytest.fail(f"{summary_line(result)}\n{result.message}{where_called(caller, self.context.nodeid)}",
+                        pytrace=False)
         return result
 
     def _check_name(self, model: Any, name: Optional[str]) -> str:
@@ -127,16 +128,39 @@ class Infercheck:
         return base if taken == 0 else f"{base}#{taken + 1}"
 
 
-def calling_line(frame: Any) -> str:
-    """``at test_models.py:16 in test_resnet: infercheck(model, x)``: the user's line that made the check,
+def where_called(frame: Any, nodeid: str) -> str:
+    """``\n  at test_models.py:16 in test_resnet: infercheck(model, x)``: the user's line that made the check,
     which a failure raised without pytest's traceback (pytrace=False, to keep the plugin's frames out)
-    must name itself."""
+    must name itself.  Called through a helper (a conftest function), the test's own line first and the
+    helper's after it.  "" for the test module ``infercheck check`` writes (the CLI names its target), or
+    where the frames cannot be read: a message is never lost to its location."""
+    try:
+        if frame.f_globals.get("__infercheck_generated__"):
+            return ""
+        test_file = nodeid.split("::", 1)[0].replace("/", os.sep)
+        outer = frame
+        while outer is not None and not _is_file(outer.f_code.co_filename, test_file):
+            outer = outer.f_back
+        if outer is None or outer is frame:
+            return f"\n  at {_line_of(frame)}"
+        return f"\n  at {_line_of(outer)}\n  (infercheck called at {_line_of(frame)})"
+    except Exception:  # noqa: BLE001 - a location is a courtesy; the failure itself must go out
+        return ""
+
+
+def _is_file(filename: str, test_file: str) -> bool:
+    path = os.path.abspath(filename)
+    return bool(test_file) and (path == os.path.abspath(test_file) or path.endswith(os.sep + test_file))
+
+
+def _line_of(frame: Any) -> str:
+    """``test_models.py:16 in test_resnet: infercheck(model, x)`` (relative to the working directory where it can be)."""
     path = frame.f_code.co_filename
     try:
         shown = os.path.relpath(path)
-    except ValueError:  # another drive (Windows)
-        shown = path
-    if shown.startswith(".." + os.sep):
+        if shown.startswith(".." + os.sep):
+            shown = path
+    except (ValueError, OSError):  # another drive (Windows), or the working directory is gone
         shown = path
     code = linecache.getline(path, frame.f_lineno).strip()
-    return f"at {shown}:{frame.f_lineno} in {frame.f_code.co_name}" + (f": {code}" if code else "")
+    return f"{shown}:{frame.f_lineno} in {frame.f_code.co_name}" + (f": {code}" if code else "")

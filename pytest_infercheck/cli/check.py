@@ -105,6 +105,7 @@ class CheckTarget:
         """The generated test module."""
         return (f'"""Written by `infercheck check {self.target}`: the plugin\'s check of it, as a test would make it."""\n'
                 "from pytest_infercheck.cli.check import CheckTarget\n\n"
+                "__infercheck_generated__ = True  # failures name the target, not this file's lines\n"
                 f"TARGET = CheckTarget(**{asdict(self)!r})\n\n\n"
                 f"def test_{test_name(self.target)}(infercheck):\n"
                 "    model, inputs = TARGET.load()\n"

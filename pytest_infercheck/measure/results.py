@@ -35,8 +35,8 @@ from ..core.spec import Outcome, Stage, TextEnum
 #    baseline comparison, machine key) instead of the free-form "extra" dict of version 1.
 # 3: the facts the verdict is computed from (stopped, skipped, raise_on_failure, the test's outcome)
 #    and the undecided figures, so a saved report is judged again by the same function.
-# A field added with a default does not bump it (latency.kernel, baseline.kernel and judged_on): a
-# report written before it reads as one without the figure, and judges as it did.
+# A field added with a default does not bump it (latency.kernel, baseline.kernel, judged_on, corroboration,
+# wall_judged): a report written before it reads as one without the figure, and judges as it did.
 SCHEMA_VERSION = 3
 
 
@@ -450,17 +450,28 @@ class BaselineComparison:
     baseline_samples_ms: tuple[float, ...] = ()  # the entry's distribution, for the HTML report
     accuracy: tuple[AccuracyChange, ...] = ()
     kernel: Optional[LatencyComparison] = None  # GPU kernel time, where both sides measured it
-    # "kernel": a launch-bound engine, judged on its kernel time (wall time is information);
-    # "wall": every other engine (docs/gate.md, "Launch-bound engines").
+    # "kernel": a launch-bound engine, judged on its kernel time (wall time is information), or a dense
+    # GPU engine whose wall time could not decide and whose kernels did (corroboration "kernels decided");
+    # "wall": every other engine (docs/gate.md, "Launch-bound engines", "Dense GPU engines").
     judged_on: str = "wall"
+    # A dense GPU engine's wall verdict read with its kernel time (baseline/comparison.corroborate): "" where
+    # it does not apply or changed nothing, else "kernels moved too", "kernels did not move" (the wall's
+    # verdict turned undecided) or "kernels decided" (the wall could not; judged on kernel time).
+    corroboration: str = ""
+    # The wall comparison as judged, where its kernels changed its verdict (the wall moved and the kernels
+    # did not: undecided); ``latency`` keeps the wall time's own verdict.
+    wall_judged: Optional[LatencyComparison] = None
     # Outputs the accuracy comparison could not pair with the entry's (renamed, added, gone), in one line:
     # an undecided figure, not a quiet pass ("" when every output was compared).
     accuracy_unmatched: str = ""
 
     @property
     def judged(self) -> Optional[LatencyComparison]:
-        """The latency comparison the verdict reads: kernel time for a launch-bound engine, else wall time."""
-        return self.kernel if self.judged_on == "kernel" else self.latency
+        """The latency comparison the verdict reads: kernel time where judged on it, else the wall time as
+        judged (``wall_judged``, where the kernels changed its verdict, else ``latency``)."""
+        if self.judged_on == "kernel":
+            return self.kernel
+        return self.wall_judged if self.wall_judged is not None else self.latency
 
     @property
     def judged_figure(self) -> str:

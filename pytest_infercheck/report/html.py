@@ -286,8 +286,14 @@ def baseline_notes(result: CheckResult) -> list[str]:
                      f"(allowed +{latency.max_regression:.1%} when significant)</div>")
     wall = comparison.latency
     if comparison.judged_on == "kernel" and wall is not None and wall.ratio == wall.ratio:
-        parts.append(f"<div class='note'>launch-bound: judged on GPU kernel time; wall median "
-                     f"{wall.ratio - 1:+.1%} ({_e(wall.verdict)} by the wall-time allowance) is information</div>")
+        why = ("dense GPU engine whose wall time could not decide: judged on GPU kernel time"
+               if comparison.corroboration == "kernels decided" else "launch-bound: judged on GPU kernel time")
+        parts.append(f"<div class='note'>{why}; wall median {wall.ratio - 1:+.1%} ({_e(wall.verdict)} by the "
+                     "wall-time allowance) is information</div>")
+    elif comparison.corroboration == "kernels did not move" and wall is not None and comparison.kernel is not None:
+        parts.append(f"<div class='note'>wall median {wall.ratio - 1:+.1%} ({_e(wall.verdict)} by the wall-time "
+                     f"allowance), GPU kernel time {comparison.kernel.ratio - 1:+.1%} ({_e(comparison.kernel.verdict)}): "
+                     "the host's share moved, so undecided</div>")
     if comparison.status != BaselineStatus.FOUND:
         parts.append(f"<div class='note'>not compared: {_e(not_compared_reason(comparison))}</div>")
     return parts

@@ -63,8 +63,8 @@ def engine_cell(result: CheckResult) -> str:
     return f"{result.spec_id} ({label})" if label else result.spec_id
 
 
-KERNEL_HEADING = ("GPU kernel time (device-busy time per run beside the wall p50; a launch-bound engine is judged "
-                  "on its kernel time against a baseline):")
+KERNEL_HEADING = ("GPU kernel time (device-busy time per run beside the wall p50; against a baseline a launch-bound "
+                  "engine is judged on its kernel time, and a dense one's wall time is read with it):")
 
 
 def kernel_lines(results: Sequence[CheckResult]) -> list[str]:

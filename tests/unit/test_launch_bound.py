@@ -437,9 +437,27 @@ def test_a_dense_graph_whose_wall_moved_and_kernels_did_not_is_undecided_not_a_r
     comparison = odd.baseline
     assert comparison is not None and comparison.judged_on == "wall" and comparison.latency is not None
     assert comparison.kernel is not None and comparison.kernel.verdict == "within"
-    assert comparison.latency.verdict == "undecided" and not comparison.regressions
+    # The wall time's own verdict is kept (reports show it); the verdict reads it with the kernels.
+    assert comparison.latency.verdict == "regression" and comparison.corroboration == "kernels did not move"
+    assert comparison.judged is not None and comparison.judged.verdict == "undecided" and not comparison.regressions
     assert odd.outcome == Outcome.PASSED and odd.undecided  # said, and --infer-baseline-strict fails it
     assert "its GPU kernel time did not move" in odd.undecided[0] and "(+25." in odd.undecided[0]
+    assert status_cell(odd).startswith("undecided +25.")
+
+
+def test_a_dense_graphs_wall_and_kernels_moving_opposite_ways_is_undecided_either_way(tmp_path: Path) -> None:
+    """The review's case: the wall 20% slower while the kernels got 10% faster is the host's change even more
+    clearly than with steady kernels; and a faster wall with slower kernels is no improvement to report."""
+    store = steady_history(tmp_path, 0.102, 0.093, graph=True, device_probe=0.42)
+    for wall, kernel in ((1.2, 0.9), (0.8, 1.1)):
+        moved = judged(fake_gpu_result(0.102 * wall, 0.093 * kernel, graph=True, seed=7), store)
+        comparison = moved.baseline
+        assert comparison is not None and comparison.latency is not None and comparison.kernel is not None
+        assert comparison.latency.verdict == ("regression" if wall > 1 else "improvement")
+        assert comparison.kernel.verdict == ("improvement" if wall > 1 else "regression")
+        assert comparison.judged is not None and comparison.judged.verdict == "undecided"
+        assert not comparison.regressions and not comparison.improvements and moved.outcome == Outcome.PASSED
+        assert "its GPU kernel time moved the other way" in moved.undecided[0]
 
 
 def test_a_dense_graph_whose_wall_and_kernels_both_slowed_regresses_on_wall_time(tmp_path: Path) -> None:
@@ -457,6 +475,7 @@ def test_where_the_wall_history_is_too_noisy_a_dense_graphs_slower_kernels_decid
     comparison = slower.baseline
     assert comparison is not None and comparison.latency is not None and comparison.latency.verdict == "undecided"
     assert comparison.judged_on == "kernel" and comparison.kernel is not None
+    assert comparison.corroboration == "kernels decided"
     assert comparison.kernel.verdict == "regression" and comparison.kernel.max_regression == 0.03  # the wall's allowance
     message = slower.failures[0].message
     assert slower.outcome == Outcome.FAILED and message.startswith("kernel time p50 0.09")
@@ -473,3 +492,24 @@ def test_faster_kernels_do_not_decide_a_dense_graphs_undecided_wall(tmp_path: Pa
     assert faster.baseline is not None and faster.baseline.judged_on == "wall"
     assert faster.baseline.kernel is not None and faster.baseline.kernel.verdict == "improvement"
     assert faster.undecided and not faster.baseline.improvements
+
+
+def test_the_reports_say_why_a_dense_graph_was_judged_as_it_was(tmp_path: Path) -> None:
+    from pytest_infercheck.report.html import baseline_notes
+
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    decided = judged(fake_gpu_result(0.102 * 1.05, 0.093 * 1.05, graph=True, seed=7),
+                     odd_process_history(tmp_path / "a", 0.102, 0.093))
+    notes = " ".join(baseline_notes(decided))
+    assert "dense GPU engine whose wall time could not decide: judged on GPU kernel time" in notes
+    assert "launch-bound" not in notes  # it is 91% busy: not what the launch-bound note says
+    props = dict(baseline_properties(decided))
+    assert props["infercheck.eager-fp32.baseline.corroboration"] == "kernels decided"
+    assert props["infercheck.eager-fp32.baseline.judged_on"] == "kernel"
+    host = judged(fake_gpu_result(0.102 * 1.26, 0.093, graph=True, seed=7),
+                  steady_history(tmp_path / "b", 0.102, 0.093, graph=True, device_probe=0.42))
+    notes = " ".join(baseline_notes(host))
+    assert "the host's share moved, so undecided" in notes and "GPU kernel time -" in notes
+    props = dict(baseline_properties(host))
+    assert props["infercheck.eager-fp32.baseline.latency.verdict"] == "regression"  # the wall's own verdict
+    assert props["infercheck.eager-fp32.baseline.verdict"].startswith("undecided")  # what the gate made of it
