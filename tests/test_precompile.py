@@ -106,6 +106,28 @@ def test_a_warm_rerun_loads_the_precompiled_engine_and_traces_nothing(run_plugin
     assert not any("precompiled" in w for w in warm["warnings"])
 
 
+SEQUENTIAL_TEST = '''
+import pytest, torch
+
+@pytest.mark.infercheck(backends=["inductor"], precisions=["fp32"])
+def test_compiled(infercheck):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.GELU(), torch.nn.Linear(32, 8)).eval()
+    infercheck(model, torch.randn(4, 64))
+'''
+
+
+def test_a_top_level_sequential_is_precompiled_and_a_warm_rerun_loads_it(run_plugin, tmp_path: Path) -> None:
+    """torch could not save the bound forward of an nn.Sequential (the instance was baked into the
+    function): every warm rerun traced again, with a warning. The model is now an argument."""
+    cache = tmp_path / "cache"
+    cold, warm = run_twice(run_plugin, SEQUENTIAL_TEST, cache, tmp_path / "r.json")
+    assert entry_files(cache) == {precompile.FUNCTION_FILE}
+    assert not any("precompiled" in w for w in cold["warnings"] + warm["warnings"])
+    assert warm["cache"]["inductor"] == "hit" and warm["traced_graphs"] == 0
+    assert max_abs(warm) == max_abs(cold)
+
+
 def test_engines_of_one_precompiled_function_load_it_once_per_process(
         run_plugin, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """An engine and its CUDA-graph twin (here: two tests of one model, on the CPU) share one

@@ -113,7 +113,7 @@ def _use_precompiled(request: BuildRequest, engine: TorchEngine, prepared: tuple
     def build(directory: Any) -> None:
         try:
             # Saved and loaded back: this engine runs the loaded function, as a warm rerun's does.
-            precompile.save(precompile.precompile(module, engine.layout, mode=mode, dynamic=dynamic), directory)
+            precompile.precompile_and_save(module, engine.layout, directory, mode=mode, dynamic=dynamic)
         except Exception as exc:  # a graph break, a value that does not serialise: kept, so no rerun tries again
             if precompile.transient(exc):
                 raise  # this machine's state (out of memory, a full disk), not the model's: the next run tries again

@@ -12,8 +12,11 @@ without them, or where this torch lacks the API, the build traces and compiles a
 reason is kept in the cache entry so that a warm rerun does not try again. Five differences from
 ``torch.compile(module)`` are handled here rather than left to surprise:
 
-- The precompiled function is ``module.forward``: the top-level module's own forward hooks would
-  not run, so a module with such hooks is not precompiled.
+- The precompiled function is ``module.forward`` (``forward_of``, with the module an argument, where
+  torch bakes the instance into the bound method: a top-level ``nn.Sequential``): the top-level
+  module's own forward hooks would not run, so a module with such hooks is not precompiled.
+  A model whose class is defined inside a function cannot be saved (torch guards on its type by name)
+  and is compiled as before, with torch's reason kept.
 - Its guards record the grad mode it was traced in; inference mode also changes the dispatch keys
   Dynamo guards on, so it is traced and run under ``torch.no_grad`` (``TorchEngine.no_grad``).
 - Its guards do not see the code or the globals the forward reaches outside the model's classes
@@ -103,9 +106,10 @@ class PrecompiledForward:
 
 
 def precompile(module: "torch.nn.Module", inputs: "ModelInputs", *, mode: Optional[str],
-               dynamic: Optional[bool]) -> Any:
+               dynamic: Optional[bool], module_as_argument: bool = False) -> Any:
     """Trace and compile ``module.forward`` on ``inputs`` (prepared as the engine's runs are) under
-    ``torch.no_grad``: the AOTCompiledFunction, or an exception saying why not (a graph break...)."""
+    ``torch.no_grad``: the AOTCompiledFunction, or an exception saying why not (a graph break...).
+    ``module_as_argument``: through ``forward_of`` (for a module torch bakes into the bound method)."""
     import torch
 
     with ExitStack() as stack:
@@ -115,8 +119,40 @@ def precompile(module: "torch.nn.Module", inputs: "ModelInputs", *, mode: Option
             # (a restart torch.compile handles and aot_compile does not): float scalars stay constants.
             stack.enter_context(torch._dynamo.config.patch(specialize_float=True))
         stack.enter_context(torch.no_grad())
-        compiled: Any = torch.compile(module.forward, fullgraph=True, mode=mode, dynamic=dynamic)
+        if module_as_argument:
+            compiled: Any = torch.compile(forward_of, fullgraph=True, mode=mode, dynamic=dynamic)
+            return compiled.aot_compile(((module, *inputs.args), dict(inputs.kwargs)))
+        compiled = torch.compile(module.forward, fullgraph=True, mode=mode, dynamic=dynamic)
         return compiled.aot_compile((tuple(inputs.args), dict(inputs.kwargs)))
+
+
+def precompile_and_save(module: "torch.nn.Module", inputs: "ModelInputs", directory: Path, *, mode: Optional[str],
+                        dynamic: Optional[bool]) -> None:
+    """``precompile`` then ``save``; where torch baked the module instance into the bound forward and
+    cannot save it (a top-level ``nn.Sequential``), again with the module an argument (``forward_of``)."""
+    try:
+        save(precompile(module, inputs, mode=mode, dynamic=dynamic), directory)
+    except ModuleBakedIn:
+        save(precompile(module, inputs, mode=mode, dynamic=dynamic, module_as_argument=True), directory)
+
+
+def forward_of(module: "torch.nn.Module", *args: Any, **kwargs: Any) -> Any:
+    """``module``'s own forward, the module an argument of the compiled function rather than a value
+    baked into it.  Precompiling the bound ``module.forward`` works for a model of the user's own class
+    (Dynamo takes ``self`` as an input) but not for torch's built-in containers: for a top-level
+    ``nn.Sequential`` Dynamo bakes the instance in, and torch cannot save it ("Failed to serialize the
+    following objects: [Sequential(...)]"), so every warm rerun traced again (seen on the H100 and on
+    the CPU, 2026-12-07).  Through this function the model is an argument, saved by its structure's
+    guards and called with the engine's own copy (``PrecompiledForward``).  Only where the bound forward
+    cannot be saved: the traced frames' globals are then this module's, and a global the model's own
+    code reads (an imported helper module) would not be found when a new process loads it; the load
+    then fails and the engine compiles again, as it did.  Not ``module(...)``: the top-level module's
+    hooks would be traced into the function; a hooked module is not precompiled."""
+    return type(module).forward(module, *args, **kwargs)
+
+
+class ModuleBakedIn(Exception):
+    """torch refused to save a compiled function because a module instance is baked into it."""
 
 
 # The last few compiled functions this process loaded, by their serialised bytes' hash: an engine's
@@ -135,7 +171,13 @@ def save(compiled: Any, directory: Path) -> None:
     does not load."""
     files = source_files({source.module for source in compiled.source_info().inlined_sources})
     (directory / SOURCES_FILE).write_text(json.dumps(files, indent=0), encoding="utf-8")
-    compiled.save_compiled_function(str(directory / FUNCTION_FILE))
+    try:
+        compiled.save_compiled_function(str(directory / FUNCTION_FILE))
+    except RuntimeError as exc:
+        # torch's pickler refuses exactly the nn.Module instances it meets (AOTCompilePickler.persistent_id)
+        if "Failed to serialize the following objects" in str(exc):
+            raise ModuleBakedIn(str(exc)) from exc
+        raise
     try:
         load(directory)
     except Exception as exc:
