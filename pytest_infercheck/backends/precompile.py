@@ -143,11 +143,12 @@ def forward_of(module: "torch.nn.Module", *args: Any, **kwargs: Any) -> Any:
     ``nn.Sequential`` Dynamo bakes the instance in, and torch cannot save it ("Failed to serialize the
     following objects: [Sequential(...)]"), so every warm rerun traced again (seen on the H100 and on
     the CPU, 2026-12-07).  Through this function the model is an argument, saved by its structure's
-    guards and called with the engine's own copy (``PrecompiledForward``).  Only where the bound forward
-    cannot be saved: the traced frames' globals are then this module's, and a global the model's own
-    code reads (an imported helper module) would not be found when a new process loads it; the load
-    then fails and the engine compiles again, as it did.  Not ``module(...)``: the top-level module's
-    hooks would be traced into the function; a hooked module is not precompiled."""
+    guards and called with the engine's own copy (``PrecompiledForward``).  Used only where the bound
+    forward cannot be saved, so every model that precompiled before keeps the function it had.  Checked
+    on the CPU: a Sequential of a user block reading ``F.gelu`` and a module constant loads and runs
+    in a new process with eager's result, and editing the constant outdates the entry (``stale_reason``).
+    Not ``module(...)``: the top-level module's hooks would be traced into the function; a hooked
+    module is not precompiled."""
     return type(module).forward(module, *args, **kwargs)
 
 
