@@ -380,6 +380,23 @@ def test_plain(infercheck):
     model = small_cnn()
     model.register_forward_pre_hook(lambda module, args: None)  # not precompilable: torch.compile's own path
     infercheck(model, cnn_inputs())
+
+import torch.nn.functional as F
+SCALE = 2.0
+
+class Block(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(16, 16)
+
+    def forward(self, x):
+        return F.gelu(self.linear(x)) * SCALE
+
+@pytest.mark.infercheck(backends=["inductor"], precisions=["fp32"])
+def test_sequential(infercheck):
+    # torch bakes a top-level Sequential into its bound forward: precompiled with the module an argument
+    torch.manual_seed(0)
+    infercheck(torch.nn.Sequential(Block(), torch.nn.Linear(16, 4)).eval(), torch.randn(2, 16))
 '''
 
 
@@ -396,10 +413,11 @@ def test_a_warm_run_takes_the_cold_runs_path_to_the_same_verdict(
     for run in ("cold", "warm"):
         report = tmp_path / f"{run}.json"
         pytester.runpytest_subprocess("-p", "no:xdist", "-p", "no:randomly", f"--infer-cache-dir={tmp_path / 'cache'}",
-                                      f"--infer-report={report}", *FAST_TIMING).assert_outcomes(passed=2)
+                                      f"--infer-report={report}", *FAST_TIMING).assert_outcomes(passed=3)
         items.append({item["nodeid"].split("::")[-1]: item for item in json.loads(report.read_text())["results"]})
     cold, warm = items
-    assert cold.keys() == warm.keys() == {"test_precompiled[inductor-fp32]", "test_plain[inductor-fp32]"}
+    assert cold.keys() == warm.keys() == {"test_precompiled[inductor-fp32]", "test_plain[inductor-fp32]",
+                                          "test_sequential[inductor-fp32]"}
     assert {item["cache"]["inductor"] for item in cold.values()} == {"miss"}
     assert {item["cache"]["inductor"] for item in warm.values()} == {"hit"}
     for name in cold:
@@ -408,8 +426,9 @@ def test_a_warm_run_takes_the_cold_runs_path_to_the_same_verdict(
         assert cold[name]["call_path"]["python_calls"] > 0
     assert cold["test_precompiled[inductor-fp32]"]["call_path"]["kind"] == "TorchEngine > PrecompiledForward"
     assert cold["test_plain[inductor-fp32]"]["call_path"]["kind"] == "TorchEngine > OptimizedModule"
-    assert not any("precompiled" in w for w in cold["test_precompiled[inductor-fp32]"]["warnings"]
-                   + warm["test_precompiled[inductor-fp32]"]["warnings"])
+    for name in ("test_precompiled[inductor-fp32]", "test_sequential[inductor-fp32]"):
+        assert cold[name]["call_path"]["kind"] == "TorchEngine > PrecompiledForward"
+        assert not any("precompiled" in w for w in cold[name]["warnings"] + warm[name]["warnings"])
 
 
 def test_a_loaded_function_whose_guards_refuse_the_run_is_said_and_replaced(
