@@ -533,7 +533,12 @@ def test_a_test_that_failed_before_its_check_fails_the_gate_beside_passing_ones(
     """Before, the report held only the checks' results: a run where one model's test raised before calling
     infercheck (its import or forward broke on the GPU runner) and another passed gave a green gate
     (found by a newcomer trial).  A failing test that does not use the fixture is not the gate's business."""
-    report = write_report(tmp_path / "run", MIXED)
+    run = tmp_path / "run"
+    report = write_report(run, MIXED, f"--infer-markdown={run / 'run.md'}", f"--infer-html={run / 'run.html'}")
+    # The run's own Markdown and HTML say it too: their tables and cards show only the checks' results.
+    for page in ("run.md", "run.html"):
+        text = (run / page).read_text()
+        assert "test_broken_model[eager-fp32]" in text and "before any check" in text, page
     saved = json.loads(report.read_text())
     assert saved["failed_before_check"] == [
         {"nodeid": "test_model.py::test_broken_model[eager-fp32]", "when": "call",
@@ -544,10 +549,14 @@ def test_a_test_that_failed_before_its_check_fails_the_gate_beside_passing_ones(
                     "checked"}]
     baseline = tmp_path / "baseline.json"
     assert infercheck("baseline", "update", report, "--baseline", baseline).returncode == 0
-    gate = infercheck("gate", report, "--baseline", baseline, "--max-regression", "100000%")
+    html = tmp_path / "gate.html"
+    gate = infercheck("gate", report, "--baseline", baseline, "--max-regression", "100000%", "--html", html)
     assert gate.returncode == 1, gate.stdout + gate.stderr
     assert ("    test_model.py::test_broken_model[eager-fp32] (call): RuntimeError: the forward broke"
             in gate.stdout.splitlines())
+    page = html.read_text()
+    assert "2 failed before any check" in page and "Failed before any check (2)" in page
+    assert "test_model.py::test_forgot_the_call[eager-fp32] (call)" in page
     assert gate.stdout.rstrip().endswith("gate FAILED: 2 failed in the run before any check")
     assert "test_unrelated" not in gate.stdout
 

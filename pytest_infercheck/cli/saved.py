@@ -83,7 +83,8 @@ def _as_usage_error(err: Exception) -> Exception:
 def run_gate(args: argparse.Namespace) -> int:
     from ..baseline.offline import GATE_KEYS, gate_lines, gate_results, verdict_line
     from ..baseline.store import BaselineStore
-    from ..core.mdtext import md_cell, md_code
+    from ..core.mdtext import md_cell
+    from ..report.markdown import failed_before_check_lines
     from ..report.table import reasons, render_text
 
     outputs = {"--markdown": args.markdown, "--html": args.html, "--junitxml": args.junitxml}
@@ -102,8 +103,7 @@ def run_gate(args: argparse.Namespace) -> int:
     print("\n".join(render_text(report.results) + reasons(report.results)))
     print("\n".join(gate_lines(outcome)))
     verdict = [] if outcome.passed else [f"**{md_cell(verdict_line(outcome))}**"]
-    verdict += [f"- {md_code(failed.nodeid)} failed in the run before any check ({md_cell(failed.when)}): "
-                f"{md_cell(failed.message)}" for failed in outcome.failed_before_check]
+    verdict += failed_before_check_lines(outcome.failed_before_check)
     write_reports(report, outputs, baseline=args.baseline, step_summary=os.environ.get("GITHUB_STEP_SUMMARY"),
                   not_compared=outcome.not_judged, verdict=verdict, failed_before_check=outcome.failed_before_check)
     return EXIT_OK if outcome.passed else EXIT_REGRESSED
@@ -186,7 +186,8 @@ def write_reports(report: Any, outputs: Mapping[str, Optional[str]], *, baseline
                                                         baseline=baseline, not_compared=not_compared, verdict=verdict))
     html, junit = outputs.get("--html"), outputs.get("--junitxml")
     if html:
-        problems.append(write_or_reason("HTML report", html, lambda: write_html(Path(html), results, report.environment)))
+        problems.append(write_or_reason("HTML report", html, lambda: write_html(Path(html), results, report.environment,
+                                                                                 failed_before_check)))
     if junit:
         problems.append(write_or_reason("JUnit XML", junit, lambda: write_junit(Path(junit), results,
                                                                                  failed_before_check)))

@@ -53,12 +53,16 @@ def write_outputs(session: "InfercheckSession") -> list[str]:
     if markdown or os.environ.get("GITHUB_STEP_SUMMARY"):
         from ..report.markdown import write_markdown
 
+        from ..report.markdown import failed_before_check_lines
+
         problems += write_markdown(session.results, str(markdown) if markdown else None,
-                                   os.environ.get("GITHUB_STEP_SUMMARY"), baseline=session.run_settings.baseline)
+                                   os.environ.get("GITHUB_STEP_SUMMARY"), baseline=session.run_settings.baseline,
+                                   verdict=failed_before_check_lines(session.failed_before_check))
     if html:
         from ..report.html import write_html
 
-        problems.append(write_or_reason("HTML report", html, lambda: write_html(html, session.results)))
+        problems.append(write_or_reason("HTML report", html, lambda: write_html(html, session.results, None,
+                                                                                  session.failed_before_check)))
     session.write_problems = [problem for problem in problems if problem]
     return session.write_problems
 

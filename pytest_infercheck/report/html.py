@@ -22,7 +22,7 @@ from typing import Any, Optional, Sequence
 from ..backends.environment import fingerprint
 from ..baseline.summary import not_compared_reason, status_cell
 from ..measure.results import BaselineStatus
-from ..measure.results import CheckResult, check_label, several_checks
+from ..measure.results import CheckResult, FailedBeforeCheck, check_label, several_checks
 from .table import item_name, outcome_cell, test_name
 
 OUTCOME_CLASSES = ("passed", "failed", "skipped", "xfailed", "xpassed")
@@ -310,14 +310,23 @@ def environment_table(results: Sequence[CheckResult], env: Optional[dict[str, An
     return "<table>" + "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in rows) + "</table>"
 
 
-def render_html(results: Sequence[CheckResult], environment: Optional[dict[str, Any]] = None) -> str:
+def render_html(results: Sequence[CheckResult], environment: Optional[dict[str, Any]] = None,
+                failed_before_check: Sequence[FailedBeforeCheck] = ()) -> str:
+    """``failed_before_check``: the run's tests that failed before any check made a result (no card shows
+    them, and a page of green cards must not read as a green run)."""
     from .markdown import headline
 
     ordered = sorted(results, key=lambda r: (r.nodeid, r.spec_id))
     several = several_checks(ordered)
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     title = f"infercheck: {headline(ordered).replace('**', '')}"
+    if failed_before_check:
+        title += f", {len(failed_before_check)} failed before any check"
+    failed = ([f"<h2>Failed before any check ({len(failed_before_check)})</h2><ul>"]
+              + [f"<li class='regression'>{_e(item.nodeid)} ({_e(item.when)}): {_e(item.message)}</li>"
+                 for item in failed_before_check] + ["</ul>"] if failed_before_check else [])
     body = [f"<h1>{_e(title)}</h1><div class='note'>{_e(created)} UTC, {len(ordered)} engine checks</div>",
+            *failed,
             "<h2>Models x engines</h2>", matrix(ordered),
             "<h2>Engines</h2>", *(card(result, several) for result in ordered),
             "<h2>Environment</h2>", environment_table(ordered, environment)]
@@ -325,8 +334,9 @@ def render_html(results: Sequence[CheckResult], environment: Optional[dict[str, 
             f"<title>{_e(title)}</title><style>{CSS}</style></head><body>{''.join(body)}</body></html>\n")
 
 
-def write_html(path: Path, results: Sequence[CheckResult], environment: Optional[dict[str, Any]] = None) -> None:
+def write_html(path: Path, results: Sequence[CheckResult], environment: Optional[dict[str, Any]] = None,
+               failed_before_check: Sequence[FailedBeforeCheck] = ()) -> None:
     """``environment``: a saved report's fingerprint (``infercheck report``/``gate``); this process's by default."""
     from ..core.files import write_atomic
 
-    write_atomic(Path(path), render_html(results, environment))
+    write_atomic(Path(path), render_html(results, environment, failed_before_check))

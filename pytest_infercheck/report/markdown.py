@@ -17,7 +17,7 @@ from typing import AbstractSet, Optional, Sequence
 
 from ..baseline.summary import not_compared_reason, status_cell
 from ..core.mdtext import md_cell as _cell, md_code as _code
-from ..measure.results import BaselineStatus, CheckResult, check_label, several_checks
+from ..measure.results import BaselineStatus, CheckResult, FailedBeforeCheck, check_label, several_checks
 from .table import COLUMNS, KERNEL_HEADING, item_name, ordered, rows
 
 BASELINE_COLUMN = "vs baseline"
@@ -94,6 +94,12 @@ def _details(results: Sequence[CheckResult], baseline: Optional[str],
         lines += ["", f"### Not compared with the baseline ({_code(baseline)})", ""]
         lines += [f"- {_code(_item(r, several))}: {_cell(why)}" for r, why in skipped_gate]
     return lines
+
+
+def failed_before_check_lines(failed_before_check: Sequence[FailedBeforeCheck]) -> list[str]:
+    """One Markdown line per test that failed before any check made a result (no table row shows it)."""
+    return [f"- {_code(failed.nodeid)} failed in the run before any check ({_cell(failed.when)}): "
+            f"{_cell(failed.message)}" for failed in failed_before_check]
 
 
 def write_markdown(results: Sequence[CheckResult], path: Optional[str], step_summary: Optional[str], *,
