@@ -54,6 +54,7 @@ def calibration_batches(calibration: Optional[Iterable[Any]], example_inputs: An
         ignored.update(dropped)
     if not batches:
         raise ValueError("calibration= was given but yielded no batches")
+    _check_spread(batches, example)
     notes = []
     if ignored:
         accepted = forward_parameters(module) if module is not None else None
@@ -117,6 +118,27 @@ def _check_values(batch: ModelInputs, example: ModelInputs, index: int) -> None:
         if nans or infs:
             raise ValueError(f"{where} holds {nans + infs} NaN/Inf value(s): the ranges calibration measures would "
                              "be meaningless; give finite data")
+
+
+def _check_spread(batches: Sequence[ModelInputs], example: ModelInputs) -> None:
+    """A ValueError for a floating input that holds one value in every batch (placeholders: torch.zeros,
+    torch.ones) while the example input varies: a static INT8 scale measured on it fits that one value, and
+    the engine then clips or crushes every real input (an attacker's session: calibration on zeros passed
+    its build).  An input constant in the example too (a fixed mask) is data, and is left alone."""
+    import torch
+
+    for position, (name, reference) in enumerate(example.named()):
+        if not reference.is_floating_point() or reference.numel() < 2:
+            continue
+        values = [batch.tensors[position] for batch in batches]
+        if not all(t.is_floating_point() for t in values):
+            continue
+        low = min(float(t.min()) for t in values)
+        high = max(float(t.max()) for t in values)
+        if low == high and float(reference.min()) != float(reference.max()):
+            raise ValueError(f"calibration input {name!r} is {low:g} everywhere in all {len(batches)} batch(es), where "
+                             "the example input varies: the ranges calibration measures would fit that one value "
+                             "(placeholder data?); give batches like the data the model will see")
 
 
 def dtype_mismatch(batches: Sequence[ModelInputs], example: ModelInputs) -> Optional[str]:
