@@ -311,10 +311,16 @@ def test_other_batch(infercheck):
 @pytest.mark.infercheck(engines=["onnxruntime-int8"])
 def test_other_dtype(infercheck):
     infercheck(dynamic_mlp(), torch.randn(2, 64), calibration=[torch.randn(2, 64, dtype=torch.float64)])
+
+@pytest.mark.infercheck(engines=["onnxruntime-int8"])
+def test_placeholder(infercheck):
+    infercheck(dynamic_mlp(), torch.randn(2, 64), calibration=[torch.zeros(2, 64) for _ in range(4)])
 '''
     report = tmp_path / "report.json"
     result = run_plugin(source, f"--infer-report={report}")
-    result.assert_outcomes(passed=1, failed=2)
+    result.assert_outcomes(passed=1, failed=3)
+    result.stdout.fnmatch_lines(["*onnxruntime-int8 failed at calibration: calibration input 'features' is 0 "
+                                 "everywhere in all 4 batch(es), where the example input varies*"])
     result.stdout.fnmatch_lines(["*onnxruntime-int8 failed at calibration: calibration batch 0: 'features' is float64, "
                                  "the example input is float32; the INT8 engine calibrates the exported model*"])
     result.stdout.fnmatch_lines(["*onnxruntime-int8 failed at calibration: calibration batch 0: 'images' is [[]4, 3, 48, 48], "
