@@ -294,6 +294,16 @@ def test_the_answer_reads_as_a_keep_list(passed: bool) -> None:
         assert "the best, keep_fp32=[\"encoder.layer.3.attention\", \"pooler\"], leaves rel err 0.0021" in text
 
 
+def test_a_keep_list_names_each_module_once_and_none_inside_another() -> None:
+    """The user's keep_fp32 and the search's finds join in one list: the user's ``encoder.layer.3`` beside a
+    found ``encoder`` read as two modules to keep, one inside the other (an attacker's session)."""
+    from pytest_infercheck.check.repair import keep_list
+
+    assert keep_list(["encoder.layer.3", "hot", "encoder", "hot", "hot2"]) == ["hot", "encoder", "hot2"]
+    assert keep_list(["pooler", "encoder.layer.30", "encoder.layer.3"]) == ["pooler", "encoder.layer.30",
+                                                                           "encoder.layer.3"]  # prefixes by dots
+
+
 def test_a_repair_whose_rebuilds_all_stopped_says_what_stopped_them_not_a_best_list() -> None:
     """Every rebuild past --infer-build-timeout: the answer named a "best" list never measured (rel err nan) and
     a wrong reason, and not the timeout (an attacker's session)."""

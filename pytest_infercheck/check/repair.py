@@ -23,7 +23,7 @@ import math
 import time
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
-from ..model.precision import KEEP_FP32_GAP
+from ..model.precision import KEEP_FP32_GAP, outermost
 from ..measure.results import AccuracyResult, RepairResult, RepairTrial
 from .failure import StageFailure, StageSkip, short
 
@@ -122,9 +122,10 @@ def _search(job: Repairing, found: Searched, start: float) -> None:
         return not trials or time.monotonic() - start < job.settings.repair_time
 
     def trial(names: Sequence[str]) -> RepairTrial:
-        key = tuple(sorted(names))
+        keep = keep_list([*user, *names])
+        key = tuple(sorted(keep))
         if key not in trials:
-            trials[key] = _trial(job, [*user, *names])
+            trials[key] = _trial(job, keep)
             found.trials.append(trials[key])
         return trials[key]
 
@@ -158,7 +159,7 @@ def _search(job: Repairing, found: Searched, start: float) -> None:
     elif kept and not within_cap():
         found.note = f"stopped at the cap after {len(trials)} rebuild(s)"
     found.tried = len(trials)
-    found.best = trials[tuple(sorted(passing))] if passing is not None else (
+    found.best = trials[tuple(sorted(keep_list([*user, *passing])))] if passing is not None else (
         min(trials.values(), key=lambda t: (bool(t.stopped), t.nonfinite, _finite(t.rel_err))) if trials else None)
 
 
@@ -204,6 +205,12 @@ def _profiler(job: Repairing) -> Optional[Callable[[Sequence[str]], list[Any]]]:
         return candidates(onnx_module_errors(reference, model, feeds), math.inf, QUANTIZED_EPSILON[precision], keep)
 
     return ranked
+
+
+def keep_list(names: Sequence[str]) -> list[str]:
+    """The names once each, without those inside another one (the user's ``encoder.layer.3`` and a found
+    ``encoder``: ``encoder`` alone), in order: the list a trial builds and the answer shows."""
+    return outermost(list(dict.fromkeys(names)))
 
 
 def _trial(job: Repairing, keep: list[str]) -> RepairTrial:
