@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -157,13 +159,16 @@ def test_calibration_a_careless_user_gives_is_refused_naming_calibration_and_the
     nan_mask[0, 0] = float("nan")
     with pytest.raises(ValueError, match="holds 1 NaN/Inf value"):
         calibration_batches([nan_mask], masked)
-    # Placeholder batches (zeros, ones) where the example varies: the scales would fit one value.
+    # Placeholder batches (zeros, ones) where the example varies: the scales would fit one value. Said, not
+    # refused: a padding mask is all ones in full-length batches and varies in the example, and is right.
     for placeholder in (torch.zeros, torch.ones):
-        with pytest.raises(ValueError, match=r"calibration input 'input_0' is [01] everywhere in all 3 batch\(es\)"):
-            calibration_batches([placeholder(2, 8) for _ in range(3)], cnn)
-    assert len(calibration_batches([torch.zeros(2, 8), torch.randn(2, 8)], cnn).batches) == 2  # varies over batches
-    constant = ModelInputs.from_example(torch.ones(2, 8))  # constant in the example too: data, left alone
-    assert len(calibration_batches([torch.ones(2, 8)], constant).batches) == 1
+        noted = calibration_batches([placeholder(2, 8) for _ in range(3)], cnn)
+        assert len(noted.batches) == 3 and len(noted.notes) == 1
+        assert re.match(r"calibration input 'input_0' is [01] everywhere in all 3 batch\(es\), where the example "
+                        r"input varies", noted.notes[0]), noted.notes
+    assert not calibration_batches([torch.zeros(2, 8), torch.randn(2, 8)], cnn).notes  # varies over batches
+    constant = ModelInputs.from_example(torch.ones(2, 8))  # constant in the example too: nothing to say
+    assert not calibration_batches([torch.ones(2, 8)], constant).notes
 
 
 def test_generated_calibration_keeps_integer_inputs_integer() -> None:

@@ -267,6 +267,29 @@ def test_x(infercheck):
                                  "  (infercheck called at conftest.py:4 in check_mlp: return infercheck(*"])
 
 
+def test_a_helper_in_the_test_file_and_a_loop_still_say_which_test_line_and_which_check(run_plugin) -> None:
+    """Found by an attacker's session: a helper defined in the test file itself hid the test's line (the first
+    frame in the file was the helper's), and checks made in a loop shared one header (the model's class)."""
+    source = '''
+import pytest, torch
+from fixtures.models import dynamic_mlp
+
+def check(infercheck, model, name):
+    return infercheck(model, torch.randn(2, 64), name=name, budget="1us")
+
+@pytest.mark.infercheck(backends=["eager"])
+def test_x(infercheck):
+    for index in range(2):
+        check(infercheck, dynamic_mlp(), f"mlp{index}")
+'''
+    result = run_plugin(source, "--infer-min-iters=5", "--infer-max-iters=20")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["infercheck eager-fp32 on cpu (mlp0: DynamicBatchMLP) failed:", "*",
+                                 "  at test_model.py:10 in test_x: check(infercheck, dynamic_mlp(), f\"mlp{index}\")",
+                                 "  (infercheck called at test_model.py:5 in check: return infercheck(*"],
+                                consecutive=False)
+
+
 def test_int8_calibration_matters(run_plugin) -> None:
     source = '''
 import pytest
@@ -314,13 +337,13 @@ def test_other_dtype(infercheck):
 
 @pytest.mark.infercheck(engines=["onnxruntime-int8"])
 def test_placeholder(infercheck):
-    infercheck(dynamic_mlp(), torch.randn(2, 64), calibration=[torch.zeros(2, 64) for _ in range(4)])
+    result = infercheck(dynamic_mlp(), torch.randn(2, 64), calibration=[torch.zeros(2, 64) for _ in range(4)],
+                        raise_on_failure=False)
+    assert any("calibration input 'features' is 0 everywhere in all 4 batch(es)" in note for note in result.warnings)
 '''
     report = tmp_path / "report.json"
     result = run_plugin(source, f"--infer-report={report}")
-    result.assert_outcomes(passed=1, failed=3)
-    result.stdout.fnmatch_lines(["*onnxruntime-int8 failed at calibration: calibration input 'features' is 0 "
-                                 "everywhere in all 4 batch(es), where the example input varies*"])
+    result.assert_outcomes(passed=2, failed=2)
     result.stdout.fnmatch_lines(["*onnxruntime-int8 failed at calibration: calibration batch 0: 'features' is float64, "
                                  "the example input is float32; the INT8 engine calibrates the exported model*"])
     result.stdout.fnmatch_lines(["*onnxruntime-int8 failed at calibration: calibration batch 0: 'images' is [[]4, 3, 48, 48], "

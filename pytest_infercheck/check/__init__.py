@@ -137,20 +137,36 @@ def where_called(frame: Any, nodeid: str) -> str:
     try:
         if frame.f_globals.get("__infercheck_generated__"):
             return ""
-        test_file = nodeid.split("::", 1)[0].replace("/", os.sep)
-        outer = frame
-        while outer is not None and not _is_file(outer.f_code.co_filename, test_file):
-            outer = outer.f_back
-        if outer is None or outer is frame:
+        test = frame_of_test(frame, nodeid)
+        if test is None or test is frame:
             return f"\n  at {_line_of(frame)}"
-        return f"\n  at {_line_of(outer)}\n  (infercheck called at {_line_of(frame)})"
+        return f"\n  at {_line_of(test)}\n  (infercheck called at {_line_of(frame)})"
     except Exception:  # noqa: BLE001 - a location is a courtesy; the failure itself must go out
         return ""
 
 
+def frame_of_test(frame: Any, nodeid: str) -> Any:
+    """The test function's own frame among ``frame`` and its callers: the one running the function the
+    node id names (``test_x`` of ``dir/test_m.py::TestC::test_x[eager-fp32]``), in the test's file where the
+    node id says which (a file outside the rootdir has none); else the outermost frame in that file; else None."""
+    parts = nodeid.split("::")
+    test_file = parts[0].replace("/", os.sep) if len(parts) > 1 else ""
+    function = parts[-1].split("[", 1)[0]
+    in_file = None
+    outer = frame
+    while outer is not None:
+        here = not test_file or _is_file(outer.f_code.co_filename, test_file)
+        if here and outer.f_code.co_name == function:
+            return outer
+        if here and test_file:
+            in_file = outer
+        outer = outer.f_back
+    return in_file
+
+
 def _is_file(filename: str, test_file: str) -> bool:
     path = os.path.abspath(filename)
-    return bool(test_file) and (path == os.path.abspath(test_file) or path.endswith(os.sep + test_file))
+    return path == os.path.abspath(test_file) or path.endswith(os.sep + test_file)
 
 
 def _line_of(frame: Any) -> str:

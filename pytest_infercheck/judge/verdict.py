@@ -139,9 +139,19 @@ def undecided_figures(facts: CheckResult) -> list[tuple[Stage, str]]:
     return notes
 
 
+def checked(facts: CheckResult) -> str:
+    """Which check failed, in its header: the model's class (``SmallCNN``), its repeat in the test
+    (``SmallCNN#2``) or the name the test gave (``m1: Sequential``), so that checks made in a loop, which
+    share one calling line, are told apart."""
+    name, model = facts.check_name, facts.model_name
+    if not name or name.split("#", 1)[0] == model:
+        return name or model
+    return f"{name}: {model}" if model else name
+
+
 def failure_message(facts: CheckResult, failures: list[Failure]) -> str:
     """What fell short, by how much: the first line names the item, one line (or block) per failure."""
-    head = f"{facts.spec_id} on {facts.device or '?'}" + (f" ({facts.model_name})" if facts.model_name else "")
+    head = f"{facts.spec_id} on {facts.device or '?'}" + (f" ({checked(facts)})" if checked(facts) else "")
     lines = [f"infercheck {head} failed:"] + [f"  - {failure}" for failure in failures]
     if any(failure.stage == Stage.REGRESSION for failure in failures):
         # The other half of a regression's answer: a change that was meant is blessed, not waved through.

@@ -54,8 +54,7 @@ def calibration_batches(calibration: Optional[Iterable[Any]], example_inputs: An
         ignored.update(dropped)
     if not batches:
         raise ValueError("calibration= was given but yielded no batches")
-    _check_spread(batches, example)
-    notes = []
+    notes = [note for note in [one_value_note(batches, example)] if note]
     if ignored:
         accepted = forward_parameters(module) if module is not None else None
         why = "the forward does not take them" if accepted is not None and not ignored & accepted else \
@@ -120,13 +119,12 @@ def _check_values(batch: ModelInputs, example: ModelInputs, index: int) -> None:
                              "be meaningless; give finite data")
 
 
-def _check_spread(batches: Sequence[ModelInputs], example: ModelInputs) -> None:
-    """A ValueError for a floating input that holds one value in every batch (placeholders: torch.zeros,
-    torch.ones) while the example input varies: a static INT8 scale measured on it fits that one value, and
-    the engine then clips or crushes every real input (an attacker's session: calibration on zeros passed
-    its build).  An input constant in the example too (a fixed mask) is data, and is left alone."""
-    import torch
-
+def one_value_note(batches: Sequence[ModelInputs], example: ModelInputs) -> Optional[str]:
+    """A note (the item's warnings) for a floating input that holds one value in every batch while the example
+    input varies: placeholders (torch.zeros, torch.ones) give a scale that fits that one value, and the engine
+    then clips or crushes every real input (an attacker's session: calibration on zeros passed its build).
+    Not a refusal: a padding mask is all ones in full-length batches and varies in the example, and such
+    calibration is right (a second attacker's session: refused, it would have passed at cosine 0.9994)."""
     for position, (name, reference) in enumerate(example.named()):
         if not reference.is_floating_point() or reference.numel() < 2:
             continue
@@ -136,9 +134,11 @@ def _check_spread(batches: Sequence[ModelInputs], example: ModelInputs) -> None:
         low = min(float(t.min()) for t in values)
         high = max(float(t.max()) for t in values)
         if low == high and float(reference.min()) != float(reference.max()):
-            raise ValueError(f"calibration input {name!r} is {low:g} everywhere in all {len(batches)} batch(es), where "
-                             "the example input varies: the ranges calibration measures would fit that one value "
-                             "(placeholder data?); give batches like the data the model will see")
+            return (f"calibration input {name!r} is {low:g} everywhere in all {len(batches)} batch(es), where the "
+                    "example input varies: the ranges calibrated on it fit that one value (right for a mask that "
+                    "full-length data leaves at one value; placeholder data otherwise: give batches like the data the "
+                    "model will see)")
+    return None
 
 
 def dtype_mismatch(batches: Sequence[ModelInputs], example: ModelInputs) -> Optional[str]:

@@ -57,7 +57,7 @@ def write_outputs(session: "InfercheckSession") -> list[str]:
 
         problems += write_markdown(session.results, str(markdown) if markdown else None,
                                    os.environ.get("GITHUB_STEP_SUMMARY"), baseline=session.run_settings.baseline,
-                                   verdict=failed_before_check_lines(session.failed_before_check))
+                                   verdict=failed_before_check_lines(session.failed_before_check, heading=True))
     if html:
         from ..report.html import write_html
 

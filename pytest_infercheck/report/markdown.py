@@ -31,7 +31,7 @@ def headline(results: Sequence[CheckResult]) -> str:
         counts[result.outcome] = counts.get(result.outcome, 0) + 1
     regressed = sum(1 for r in results if r.baseline and r.baseline.regressions)
     undecided = sum(1 for r in results if r.undecided)
-    text = ", ".join(f"{count} {outcome}" for outcome, count in sorted(counts.items()))
+    text = ", ".join(f"{count} {outcome}" for outcome, count in sorted(counts.items())) or "no check"
     return (f"{text}" + (f", **{regressed} regressed**" if regressed else "")
             + (f", **{undecided} undecided**" if undecided else ""))
 
@@ -96,10 +96,14 @@ def _details(results: Sequence[CheckResult], baseline: Optional[str],
     return lines
 
 
-def failed_before_check_lines(failed_before_check: Sequence[FailedBeforeCheck]) -> list[str]:
-    """One Markdown line per test that failed before any check made a result (no table row shows it)."""
-    return [f"- {_code(failed.nodeid)} failed in the run before any check ({_cell(failed.when)}): "
-            f"{_cell(failed.message)}" for failed in failed_before_check]
+def failed_before_check_lines(failed_before_check: Sequence[FailedBeforeCheck], *, heading: bool = False) -> list[str]:
+    """One Markdown line per test that failed before any check made a result (no table row shows it);
+    ``heading``: under a bold line of their own (the session's report, where no gate verdict heads them)."""
+    lines = [f"- {_code(failed.nodeid)} failed in the run before any check ({_cell(failed.when)}): "
+             f"{_cell(failed.message)}" for failed in failed_before_check]
+    if heading and lines:
+        lines.insert(0, f"**FAILED: {len(lines)} test(s) failed before any check** (no row above shows them)")
+    return lines
 
 
 def write_markdown(results: Sequence[CheckResult], path: Optional[str], step_summary: Optional[str], *,
@@ -116,7 +120,7 @@ def write_markdown(results: Sequence[CheckResult], path: Optional[str], step_sum
 
     if not results and not verdict:
         return []
-    text = render_markdown(results, baseline=baseline, not_compared=not_compared) if results else "## infercheck gate"
+    text = render_markdown(results, baseline=baseline, not_compared=not_compared) if results else "## infercheck: no check"
     if verdict:
         text += "\n\n" + "\n".join(verdict)
     problems = []
