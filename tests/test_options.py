@@ -32,6 +32,15 @@ def test_bad_budgets_name_the_accepted_forms(text: str) -> None:
         parse_budget(text)
 
 
+def test_a_bad_budget_is_quoted_once_and_whole_only_where_it_differs_from_its_duration() -> None:
+    with pytest.raises(OptionError) as raised:
+        parse_budget("fast")
+    assert str(raised.value).startswith("'fast' is not a duration; use a number with a unit")  # was "'fast': 'fast' ..."
+    with pytest.raises(OptionError) as raised:
+        parse_budget("p99:fast")
+    assert str(raised.value).startswith("'p99:fast': 'fast' is not a duration")
+
+
 def test_duration_units() -> None:
     assert parse_duration_ms("1.5s") == 1500.0
     assert parse_seconds("500ms") == 0.5

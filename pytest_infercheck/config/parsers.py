@@ -84,7 +84,9 @@ def parse_budget(text: str | Budget) -> Budget:
     try:
         return Budget(statistic, parse_duration_ms(duration))
     except OptionError as err:
-        raise OptionError(f"{text!r}: {err}; forms: 30ms, p99:30ms, mean:2.5ms, p50:1s") from None
+        # The duration's own message quotes it: name the whole value only where it differs (p99:fast).
+        given = "" if duration.strip() == str(text).strip() else f"{text!r}: "
+        raise OptionError(f"{given}{err}; forms: 30ms, p99:30ms, mean:2.5ms, p50:1s") from None
 
 
 def parse_percent(text: str | float) -> float:
