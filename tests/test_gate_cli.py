@@ -561,6 +561,18 @@ def test_a_test_that_failed_before_its_check_fails_the_gate_beside_passing_ones(
     assert "test_unrelated" not in gate.stdout
 
 
+def test_under_xdist_the_tests_that_failed_before_any_check_are_listed_in_the_tests_order(tmp_path: Path) -> None:
+    """Two workers report in whatever order they finish: the report (and the Markdown and HTML made from it)
+    lists the failures in the tests' order, so one run's files do not differ from the next's (an attacker's
+    session saw them shuffled)."""
+    source = "import pytest\n" + "".join(
+        f"@pytest.mark.infercheck(backends=['eager'], precisions=['fp32'])\ndef test_broken_{name}(infercheck):\n"
+        f"    raise RuntimeError('{name} broke')\n\n" for name in ("d", "a", "c", "b"))
+    report = write_report(tmp_path / "run", source, "-n", "2")
+    listed = [failed["nodeid"] for failed in json.loads(report.read_text())["failed_before_check"]]
+    assert listed == sorted(listed) and len(listed) == 4, listed
+
+
 MIXED = """
 import pytest
 from fixtures.models import small_cnn, cnn_inputs

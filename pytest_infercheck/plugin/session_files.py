@@ -43,11 +43,13 @@ def write_outputs(session: "InfercheckSession") -> list[str]:
 
     problems: list[Optional[str]] = []
     report, baseline, markdown, html = (session.path(name) for name in ("report", "baseline", "markdown", "html"))
+    # In the tests' order, not the order xdist's workers reported them: the same run writes the same files.
+    failed_before_check = sorted(session.failed_before_check, key=lambda failed: (failed.nodeid, failed.when))
     if report:
         from ..report.json_report import write_json_report
 
         problems.append(write_or_reason("JSON report", report, lambda: write_json_report(report, session.results,
-                                                                                  session.failed_before_check)))
+                                                                                  failed_before_check)))
     if baseline and session.run_settings.baseline_update:
         problems.append(update(session, baseline))
     if markdown or os.environ.get("GITHUB_STEP_SUMMARY"):
@@ -57,12 +59,12 @@ def write_outputs(session: "InfercheckSession") -> list[str]:
 
         problems += write_markdown(session.results, str(markdown) if markdown else None,
                                    os.environ.get("GITHUB_STEP_SUMMARY"), baseline=session.run_settings.baseline,
-                                   verdict=failed_before_check_lines(session.failed_before_check, heading=True))
+                                   verdict=failed_before_check_lines(failed_before_check, heading=True))
     if html:
         from ..report.html import write_html
 
         problems.append(write_or_reason("HTML report", html, lambda: write_html(html, session.results, None,
-                                                                                  session.failed_before_check)))
+                                                                                  failed_before_check)))
     session.write_problems = [problem for problem in problems if problem]
     return session.write_problems
 
