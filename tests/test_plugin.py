@@ -244,6 +244,25 @@ def test_x(infercheck):
     assert "settings.py" not in out and "parsers.py" not in out and "During handling" not in out
 
 
+def test_a_call_split_over_lines_is_shown_whole(run_plugin) -> None:
+    source = '''
+import pytest, torch
+from fixtures.models import dynamic_mlp
+
+@pytest.mark.infercheck(backends=["eager"])
+def test_x(infercheck):
+    result = infercheck(
+        dynamic_mlp(),
+        torch.randn(2, 64),
+        budget="soon",
+    )
+'''
+    result = run_plugin(source)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(['  at test_model.py:6 in test_x: result = infercheck(dynamic_mlp(), torch.randn(2, 64), '
+                                 'budget="soon",)'])
+
+
 def test_a_check_made_through_a_helper_names_the_tests_line_and_the_helpers(run_plugin, pytester) -> None:
     pytester.makeconftest('''
 import torch

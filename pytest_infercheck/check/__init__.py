@@ -178,5 +178,23 @@ def _line_of(frame: Any) -> str:
             shown = path
     except (ValueError, OSError):  # another drive (Windows), or the working directory is gone
         shown = path
-    code = linecache.getline(path, frame.f_lineno).strip()
+    code = _statement(frame, path)
     return f"{shown}:{frame.f_lineno} in {frame.f_code.co_name}" + (f": {code}" if code else "")
+
+
+MAX_STATEMENT = 200  # characters of a call split over several lines, joined into one
+
+
+def _statement(frame: Any, path: str) -> str:
+    """The source of the call the frame is in, all its lines joined (a call split over several lines read
+    ``result = infercheck(``), shortened to MAX_STATEMENT characters."""
+    first = last = frame.f_lineno
+    try:  # the instruction's span (Python 3.11+): the whole call expression
+        start, end = list(frame.f_code.co_positions())[frame.f_lasti // 2][:2]
+        if start and end and start <= frame.f_lineno <= end and end - start < 50:
+            first, last = start, end
+    except (AttributeError, IndexError, TypeError, ValueError):
+        pass
+    text = " ".join(linecache.getline(path, line).strip() for line in range(first, last + 1)).strip()
+    text = text.replace("( ", "(").replace(" )", ")").replace("[ ", "[").replace(" ]", "]")
+    return text if len(text) <= MAX_STATEMENT else text[: MAX_STATEMENT - 1] + "…"
