@@ -297,7 +297,7 @@ def test_the_answer_reads_as_a_keep_list(passed: bool) -> None:
 def test_a_keep_list_names_each_module_once_and_none_inside_another() -> None:
     """The user's keep_fp32 and the search's finds join in one list: the user's ``encoder.layer.3`` beside a
     found ``encoder`` read as two modules to keep, one inside the other (an attacker's session)."""
-    from pytest_infercheck.check.repair import keep_list
+    from pytest_infercheck.model.precision import keep_list
 
     assert keep_list(["encoder.layer.3", "hot", "encoder", "hot", "hot2"]) == ["hot", "encoder", "hot2"]
     assert keep_list(["pooler", "encoder.layer.30", "encoder.layer.3"]) == ["pooler", "encoder.layer.30",

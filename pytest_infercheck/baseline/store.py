@@ -385,10 +385,10 @@ def update_baseline(path: Path, results: Sequence[Any]) -> UpdateSummary:
     fresh: list[Entry] = []
     not_written = []
     several = several_checks(results)
-    too_few = sum(1 for result in results if why_not_written(result) is not None and
-                  result.outcome == "passed" and too_few_samples(result) is not None)
+    too_few = 0
     for result in results:
         reason = why_not_written(result)
+        too_few += reason is not None and result.outcome == "passed" and reason == too_few_samples(result)
         entry = entry_from_result(result) if reason is None else None
         if entry is None:
             not_written.append(f"{result.nodeid}{check_label(result, several)}: {reason or 'no figures to record'}")

@@ -8,8 +8,6 @@ stages gathered (facts.py), with the stop or skip that ended them.
 
 from __future__ import annotations
 
-import linecache
-import os
 import sys
 import warnings
 from typing import Any, Iterable, Optional
@@ -19,6 +17,7 @@ import pytest
 from ..judge.verdict import judge, summary_line
 from ..measure.results import CheckResult, Failure
 from ..config.parsers import OptionError
+from ..core.failure_location import where_called
 from ..config.settings import CALL_KEYS, parse_layer, resolve
 from ..core.spec import Outcome
 from .context import CheckContext
@@ -127,74 +126,3 @@ class Infercheck:
         taken = sum(1 for result in self.results if result.check_name.split("#", 1)[0] == base)
         return base if taken == 0 else f"{base}#{taken + 1}"
 
-
-def where_called(frame: Any, nodeid: str) -> str:
-    """``\n  at test_models.py:16 in test_resnet: infercheck(model, x)``: the user's line that made the check,
-    which a failure raised without pytest's traceback (pytrace=False, to keep the plugin's frames out)
-    must name itself.  Called through a helper (a conftest function), the test's own line first and the
-    helper's after it.  "" for the test module ``infercheck check`` writes (the CLI names its target), or
-    where the frames cannot be read: a message is never lost to its location."""
-    try:
-        if frame.f_globals.get("__infercheck_generated__"):
-            return ""
-        test = frame_of_test(frame, nodeid)
-        if test is None or test is frame:
-            return f"\n  at {_line_of(frame)}"
-        return f"\n  at {_line_of(test)}\n  (infercheck called at {_line_of(frame)})"
-    except Exception:  # noqa: BLE001 - a location is a courtesy; the failure itself must go out
-        return ""
-
-
-def frame_of_test(frame: Any, nodeid: str) -> Any:
-    """The test function's own frame among ``frame`` and its callers: the one running the function the
-    node id names (``test_x`` of ``dir/test_m.py::TestC::test_x[eager-fp32]``), in the test's file where the
-    node id says which (a file outside the rootdir has none); else the outermost frame in that file; else None."""
-    parts = nodeid.split("::")
-    test_file = parts[0].replace("/", os.sep) if len(parts) > 1 else ""
-    function = parts[-1].split("[", 1)[0]
-    in_file = None
-    outer = frame
-    while outer is not None:
-        here = not test_file or _is_file(outer.f_code.co_filename, test_file)
-        if here and outer.f_code.co_name == function:
-            return outer
-        if here and test_file:
-            in_file = outer
-        outer = outer.f_back
-    return in_file
-
-
-def _is_file(filename: str, test_file: str) -> bool:
-    path = os.path.abspath(filename)
-    return path == os.path.abspath(test_file) or path.endswith(os.sep + test_file)
-
-
-def _line_of(frame: Any) -> str:
-    """``test_models.py:16 in test_resnet: infercheck(model, x)`` (relative to the working directory where it can be)."""
-    path = frame.f_code.co_filename
-    try:
-        shown = os.path.relpath(path)
-        if shown.startswith(".." + os.sep):
-            shown = path
-    except (ValueError, OSError):  # another drive (Windows), or the working directory is gone
-        shown = path
-    code = _statement(frame, path)
-    return f"{shown}:{frame.f_lineno} in {frame.f_code.co_name}" + (f": {code}" if code else "")
-
-
-MAX_STATEMENT = 200  # characters of a call split over several lines, joined into one
-
-
-def _statement(frame: Any, path: str) -> str:
-    """The source of the call the frame is in, all its lines joined (a call split over several lines read
-    ``result = infercheck(``), shortened to MAX_STATEMENT characters."""
-    first = last = frame.f_lineno
-    try:  # the instruction's span (Python 3.11+): the whole call expression
-        start, end = list(frame.f_code.co_positions())[frame.f_lasti // 2][:2]
-        if start and end and start <= frame.f_lineno <= end and end - start < 50:
-            first, last = start, end
-    except (AttributeError, IndexError, TypeError, ValueError):
-        pass
-    text = " ".join(linecache.getline(path, line).strip() for line in range(first, last + 1)).strip()
-    text = text.replace("( ", "(").replace(" )", ")").replace("[ ", "[").replace(" ]", "]")
-    return text if len(text) <= MAX_STATEMENT else text[: MAX_STATEMENT - 1] + "…"

@@ -23,7 +23,7 @@ import math
 import time
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
-from ..model.precision import KEEP_FP32_GAP, outermost
+from ..model.precision import KEEP_FP32_GAP, keep_list
 from ..measure.results import AccuracyResult, RepairResult, RepairTrial
 from .failure import StageFailure, StageSkip, short
 
@@ -205,12 +205,6 @@ def _profiler(job: Repairing) -> Optional[Callable[[Sequence[str]], list[Any]]]:
         return candidates(onnx_module_errors(reference, model, feeds), math.inf, QUANTIZED_EPSILON[precision], keep)
 
     return ranked
-
-
-def keep_list(names: Sequence[str]) -> list[str]:
-    """The names once each, without those inside another one (the user's ``encoder.layer.3`` and a found
-    ``encoder``: ``encoder`` alone), in order: the list a trial builds and the answer shows."""
-    return outermost(list(dict.fromkeys(names)))
 
 
 def _trial(job: Repairing, keep: list[str]) -> RepairTrial:

@@ -1,4 +1,5 @@
-"""Where a trace or export failure happened in the user's code, and torch's decisive line about it.
+"""Where a trace or export failure happened in the user's code, and torch's decisive line about it; and
+where a failing check was made (``where_called``: the test's line, and a helper's).
 
 torch's exporters fail deep inside torch; what the user needs is the line of their forward that
 caused it (``if y.sum() > 0:``) and the one sentence of torch's message that says what went wrong
@@ -7,11 +8,12 @@ caused it (``if y.sum() > 0:``) and the one sentence of torch's message that say
 
 from __future__ import annotations
 
+import linecache
 import os
 import re
 import traceback
 from dataclasses import dataclass
-from typing import Iterator, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # torch's own pointer at the user's line: "The following call raised this error:\n  File "...", line 7, in forward\n    code"
@@ -123,3 +125,79 @@ def decisive_line(exc: BaseException) -> Optional[str]:
                 line = _CLASS_PREFIX.sub("", line)  # torch's "<class '...'>: " summary form of the same line
                 return line if len(line) <= MAX_DECISIVE_CHARS else line[: MAX_DECISIVE_CHARS - 3] + "..."
     return None
+
+
+# -- where a check was made: the failure pytest raises without its traceback names the line itself --------
+
+
+def where_called(frame: Any, nodeid: str) -> str:
+    """``\n  at test_models.py:16 in test_resnet: infercheck(model, x)``: the user's line that made the check
+    (``frame``, the infercheck() call's caller), which a failure raised without pytest's traceback
+    (pytrace=False, to keep the plugin's frames out) must name itself.  Called through a helper (a conftest
+    function, one in the test file), the test's own line first and the helper's after it.  "" for the test
+    module ``infercheck check`` writes (the CLI names its target), or where the frames cannot be read: a
+    message is never lost to its location."""
+    try:
+        if frame.f_globals.get("__infercheck_generated__"):
+            return ""
+        test = frame_of_test(frame, nodeid)
+        if test is None or test is frame:
+            return f"\n  {_user_frame_of(frame).describe()}"
+        return f"\n  {_user_frame_of(test).describe()}\n  (infercheck called {_user_frame_of(frame).describe()})"
+    except Exception:  # noqa: BLE001 - a location is a courtesy; the failure itself must go out
+        return ""
+
+
+def frame_of_test(frame: Any, nodeid: str) -> Any:
+    """The test function's own frame among ``frame`` and its callers: the one running the function the
+    node id names (``test_x`` of ``dir/test_m.py::TestC::test_x[eager-fp32]``), in the test's file where the
+    node id says which (a file outside the rootdir has none); else the outermost frame in that file; else None."""
+    parts = nodeid.split("::")
+    test_file = parts[0].replace("/", os.sep) if len(parts) > 1 else ""
+    function = parts[-1].split("[", 1)[0]
+    in_file = None
+    outer = frame
+    while outer is not None:
+        here = not test_file or _is_file(outer.f_code.co_filename, test_file)
+        if here and outer.f_code.co_name == function:
+            return outer
+        if here and test_file:
+            in_file = outer
+        outer = outer.f_back
+    return in_file
+
+
+def _is_file(filename: str, test_file: str) -> bool:
+    path = os.path.abspath(filename)
+    return path == os.path.abspath(test_file) or path.endswith(os.sep + test_file)
+
+
+def _user_frame_of(frame: Any) -> UserFrame:
+    """A live frame as a UserFrame: its file relative to the working directory where it can be, and its
+    whole statement."""
+    path = frame.f_code.co_filename
+    try:
+        shown = os.path.relpath(path)
+        if shown.startswith(".." + os.sep):
+            shown = path
+    except (ValueError, OSError):  # another drive (Windows), or the working directory is gone
+        shown = path
+    return UserFrame(shown, frame.f_lineno, frame.f_code.co_name, _statement(frame, path))
+
+
+MAX_STATEMENT = 200  # characters of a call split over several lines, joined into one
+
+
+def _statement(frame: Any, path: str) -> str:
+    """The source of the call the frame is in, all its lines joined (a call split over several lines read
+    ``result = infercheck(``), shortened to MAX_STATEMENT characters."""
+    first = last = frame.f_lineno
+    try:  # the instruction's span (Python 3.11+): the whole call expression
+        start, end = list(frame.f_code.co_positions())[frame.f_lasti // 2][:2]
+        if start and end and start <= frame.f_lineno <= end and end - start < 50:
+            first, last = start, end
+    except (AttributeError, IndexError, TypeError, ValueError):
+        pass
+    text = " ".join(linecache.getline(path, line).strip() for line in range(first, last + 1)).strip()
+    text = text.replace("( ", "(").replace(" )", ")").replace("[ ", "[").replace(" ]", "]")
+    return text if len(text) <= MAX_STATEMENT else text[: MAX_STATEMENT - 1] + "…"

@@ -83,7 +83,7 @@ def check_keepable(module: Any, names: Sequence[str], *, casts_parameters: bool)
             for pname, param in sub.named_parameters(recurse=False) if id(param) in holders]
     if ties:
         shown = "; ".join(f"{holder!r} with {where!r}" for holder, where, _ in ties)
-        complete = outermost(list(dict.fromkeys([*(name for name, _ in roots), *(owner for _, _, owner in ties)])))
+        complete = keep_list([*(name for name, _ in roots), *(owner for _, _, owner in ties)])
         raise KeepFp32Error(f"keep_fp32: tied weights shared with modules that are not kept ({shown}): a parameter "
                             f"has one dtype, so keep those modules in FP32 too (keep_fp32={complete!r}) or none "
                             "of them")
@@ -99,6 +99,12 @@ def kept_roots(module: Any, names: Sequence[str]) -> list[tuple[str, Any]]:
             continue  # inside a root already (or the same module under another name)
         roots = [(kept, held) for kept, held in roots if not any(m is held for m in sub.modules())] + [(name, sub)]
     return roots
+
+
+def keep_list(names: Sequence[str]) -> list[str]:
+    """The names once each, without those inside another one (the user's ``encoder.layer.3`` and a found
+    ``encoder``: ``encoder`` alone), in order: a keep-list as a trial builds it and a message shows it."""
+    return outermost(list(dict.fromkeys(names)))
 
 
 def outermost(names: Sequence[str]) -> list[str]:
