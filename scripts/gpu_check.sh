@@ -12,6 +12,7 @@
 # profile [benchmarks/gpu_profile.py args]: do the profile's rows add up (ConvNeXt: eager fp32, inductor fp16 with
 #   and without CUDA graph), then tests/test_profiling.py's GPU tests (SmallCNN, eager and inductor fp16, +-CUDA graph);
 # gapprobe [scripts/lowprec_gap_probe.py args]: why the plugin's ViT INT8/FP8 engine trails the hand recipe;
+# ramp: scripts/clock_ramp_probe.py (how long the GPU takes to settle after idle; the timer's warm-up, before/after);
 # repair [benchmarks/repair.py args]: the mixed-precision repair on the GPU's engines (issue 24, item 4);
 # warmcold [benchmarks/warm_cold.py args]: cold vs warm p50 of the same engines in separate processes
 #   (issue 25, item 1; --unfixed: precompiled loads as before the fix);
@@ -172,6 +173,11 @@ profile() {  # issue 25 item 5: rows against the measured time per iteration, mo
     2>&1 | tail -40 | tee -a "$OUT/profile.log"
 }
 
+ramp() {  # issue 25: does the timer's warm-up outlast the GPU's clock ramp (the dense graphs' within-run drift)
+  timeout "${RAMP_TIMEOUT:-120}" python3 scripts/clock_ramp_probe.py 2>&1 | tee "$OUT/ramp.log" | tail -40
+  echo "scripts/clock_ramp_probe.py exit status: $?"
+}
+
 ortprobe() {
   timeout "${PROBE_TIMEOUT:-300}" python3 scripts/ort_cuda_probe.py 2>&1 | tee -a "$OUT/ort-probe.log"
 }
@@ -220,6 +226,7 @@ case "$stage" in
   smoke) smoke ;;
   probe) probe "$@" ;;
   ortprobe) ortprobe ;;
+  ramp) ramp ;;
   tests) tests "$@" ;;
   bench) bench "$@" ;;
   gate) gate "$@" ;;
@@ -232,7 +239,7 @@ case "$stage" in
   repair) repair "$@" ;;
   gapprobe) gapprobe "$@" ;;
   all) smoke; tests; bench "$@"; gate ;;
-  *) echo "usage: $0 [smoke|tests|bench|gate|probe|ortprobe|multigpu|lowprec|lowprecbench|aa|profile|warmcold|repair|gapprobe|all] [arguments]"; exit 2 ;;
+  *) echo "usage: $0 [smoke|tests|bench|gate|probe|ortprobe|multigpu|lowprec|lowprecbench|aa|profile|warmcold|repair|gapprobe|ramp|all] [arguments]"; exit 2 ;;
 esac
 # At most 8 files come back from $OUT: pack the benchmark's own files into one.
 if [ -d "$OUT/bench" ]; then tar -czf "$OUT/bench-$(date +%H%M%S).tar.gz" -C "$OUT" bench && rm -rf "$OUT/bench"; fi

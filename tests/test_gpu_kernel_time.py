@@ -108,3 +108,30 @@ def test_the_plugin_measures_kernel_time_and_gates_a_launch_bound_engine_on_it(r
     assert graph["latency"]["kernel"]["label"] == ("CUDA graph, launch-bound" if graph["latency"]["kernel"]["launch_bound"]
                                                    else "CUDA graph")
     assert eager["baseline"]["kernel"]["n_current"] >= 5
+
+
+def test_the_warm_up_runs_the_engine_for_its_settle_time_before_sampling_and_none_with_warmup_0():
+    """A GPU's clock rises from idle over hundreds of milliseconds: the timer's warm-up lasts settle_s of the
+    engine's own work (then until stable), where a rule on a few rounds of a 0.1 ms call was met within
+    milliseconds; ``warmup=0`` means none, as the option says."""
+    from pytest_infercheck.measure.timing import CudaEventTimer, TimingPlan
+
+    x = torch.randn(256, 256, device="cuda")
+    calls: list[float] = []
+
+    def run() -> None:
+        calls.append(time.perf_counter())
+        torch.mm(x, x)
+
+    plan = TimingPlan(warmup=3, min_iters=20, max_iters=20, min_time=0.0, max_time=60.0)
+    started = time.perf_counter()
+    stats = CudaEventTimer(settle_s=0.3).measure(run, plan, batch_size=1)
+    sampling_began = calls[-stats.count]  # the first timed call: the warm-up's calls came before it
+    assert stats.count == 20
+    assert sampling_began - started >= 0.3, f"sampling began {sampling_began - started:.3f} s after the start"
+    assert len(calls) > 20 + 3, "the warm-up ran only its fixed iterations"
+
+    calls.clear()
+    stats = CudaEventTimer(settle_s=0.3).measure(run, TimingPlan(warmup=0, min_iters=20, max_iters=20,
+                                                               min_time=0.0, max_time=60.0), batch_size=1)
+    assert len(calls) == stats.count == 20

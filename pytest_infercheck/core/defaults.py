@@ -5,6 +5,9 @@ Why these values: docs/latency.md (sampling) and docs/gate.md (allowances).
 """
 
 WARMUP = 10  # iterations run and discarded before timing
+# On CUDA, warm-up lasts at least this many seconds of the engine's own work, then until stable: a GPU's
+# clock rises from idle over hundreds of milliseconds (measure/timing.CudaEventTimer says what it cost).
+CUDA_SETTLE_S = 0.5
 MIN_ITERS = 50
 MAX_ITERS = 5000
 MIN_TIME_S = 0.1  # seconds of measured time before sampling may stop

@@ -204,6 +204,8 @@ def machine_probe(device: str) -> tuple[float, float]:
     return times[len(times) // 2], log_spread(times) or 0.0
 
 
+SETTLE_ROUND_S = 0.01  # a warm-up round's length once the engine's time per call is known
+
 DEVICE_PROBE_MATMULS = 16  # 2048x2048 FP16 products per repeat: an estimated 0.3-0.5 ms on an H100, each
 DEVICE_PROBE_SIDE = 2048  # kernel ~25 us, well above a launch, so the probe times the device and not the host
 DEVICE_PROBE_COPY_BYTES = 32 << 20  # and one 32 MiB copy (about a tenth of the probe's time)
@@ -300,16 +302,20 @@ class CudaEventTimer:
     """Device time per call from CUDA events recorded on the engine's stream.
 
     Events for all iterations are recorded first and read after one synchronisation, so reading
-    a timing never stalls the launch queue.  Warm-up runs in rounds until the median of a round
-    moves by less than 2% from the previous round (or ``4 * warmup`` rounds), because clocks and
-    allocator caches settle over the first few hundred milliseconds.
+    a timing never stalls the launch queue.  Warm-up runs in rounds for at least ``settle_s`` seconds
+    of the engine's own work (defaults.CUDA_SETTLE_S), then until the median of a round moves by less
+    than 2% from the previous round (or ``4 * warmup`` rounds): a GPU's clock comes up from idle over
+    hundreds of milliseconds, and a rule on a few rounds of a 0.1 ms CUDA graph was met within
+    milliseconds, so the samples' first blocks ran on a clock still rising (the H100 A/A of 2026-12-07,
+    docs/benchmarks.md: the blocks of one run fell 2-4%).  ``warmup=0`` times from the first call.
     """
 
     name = "cuda-events"
     last_stop: Optional[Stop] = None
 
-    def __init__(self, stream: Any = None) -> None:
+    def __init__(self, stream: Any = None, *, settle_s: float = defaults.CUDA_SETTLE_S) -> None:
         self.stream = stream
+        self.settle_s = settle_s
 
     def measure(self, run: Callable[[], Any], plan: TimingPlan, *, batch_size: int,
                 includes_transfers: bool = False) -> LatencyStats:
@@ -363,13 +369,19 @@ class CudaEventTimer:
 
         if plan.warmup == 0:
             return
+        settled_at = time.perf_counter() + self.settle_s
         previous: Optional[float] = None
+        rounds, iterations = 0, max(plan.warmup, 5)
         with torch.cuda.stream(stream):
-            for _ in range(4 * max(plan.warmup, 1)):
-                median = float(np.median(self._timed_round(run, stream, max(plan.warmup, 5))))
-                if previous is not None and abs(median - previous) <= 0.02 * previous:
+            while True:
+                median = float(np.median(self._timed_round(run, stream, iterations)))
+                rounds += 1
+                stable = previous is not None and abs(median - previous) <= 0.02 * previous
+                if time.perf_counter() >= settled_at and (stable or rounds >= 4 * max(plan.warmup, 1)):
                     return
                 previous = median
+                # Rounds of about SETTLE_ROUND_S each while the clock comes up: few synchronisations.
+                iterations = max(plan.warmup, 5, min(int(SETTLE_ROUND_S / max(median / 1000.0, 1e-6)), 2000))
 
 
 def timer_for(device: str, stream: Any = None) -> Timer:
