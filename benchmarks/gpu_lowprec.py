@@ -16,7 +16,10 @@ ViT-ish INT8 kernels +9.7%, every other engine within 2%); in that run the hand 
 after its settings were restored, so it most likely ran a recompile under Inductor's defaults
 (fixtures/torchao_hand.py says why); it is now compiled and timed under torchao's settings (not yet run on a GPU).
 
-    python benchmarks/gpu_lowprec.py [--models convnext,vit,mlp] [--out DIR] [--ort] [--no-hand]
+    python benchmarks/gpu_lowprec.py [--models convnext,vit,mlp] [--precisions int8,fp8] [--out DIR] [--ort] [--no-hand]
+
+Each row is printed as it ends ("row done: ..."), its hand recipe right after it, so a call cut off keeps
+what it finished.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 PLUGIN_ROWS = ("eager-fp32", "inductor-fp32", "inductor-fp16", "inductor-bf16", "inductor-int8", "inductor-fp8")
 # --ort: ONNX Runtime's engines too (the CUDA provider: onnxruntime-gpu carried by scripts/prepare_gpu_carry.sh)
 ORT_ROWS = ("onnxruntime-fp32", "onnxruntime-fp16", "onnxruntime-int8")
+HAND_PRECISIONS = ("bf16", "int8", "fp8")  # the hand recipe's (fixtures/torchao_hand.py)
 
 
 def convnext(batch: int = 32) -> tuple[Any, tuple[Any, ...]]:
@@ -146,6 +150,9 @@ def hand_kernel_ms(fn: Any, cast: tuple[Any, ...], p50_ms: float) -> Any:
 
 def run_model(name: str, cache: Any, mode: str, device: str = "cuda", rows_to_run: tuple[str, ...] = PLUGIN_ROWS,
               hand_too: bool = True) -> dict[str, Any]:
+    """Each engine through the plugin, then at once the hand recipe of its precision, each printed as it ends:
+    a call cut off at its time limit keeps every row it finished (the ConvNeXt-ish INT8 compile alone took
+    321 s on the H100, and the row was lost when the FP8 one ran out of the call's time)."""
     import torch
     from gpu import check_one
 
@@ -153,19 +160,30 @@ def run_model(name: str, cache: Any, mode: str, device: str = "cuda", rows_to_ru
 
     model, inputs = MODELS[name]()
     run = RunState()
-    rows = []
+    rows: list[dict[str, Any]] = []
+    hand: dict[str, Any] = {}
     for spec_id in rows_to_run:
         print(f"{name} {spec_id}", flush=True)
         rows.append(check_one(spec_id, model, inputs, cache, run, mode, device))
         if device == "cuda":
             torch.cuda.empty_cache()
-    hand = {}
-    for precision in ("bf16", "int8", "fp8") if hand_too else ():
-        print(f"{name} hand-{precision}", flush=True)
-        hand[precision] = hand_row(model, inputs, precision)
-        if device == "cuda":
-            torch.cuda.empty_cache()
+        precision = spec_id.rsplit("-", 1)[1]
+        if hand_too and spec_id.startswith("inductor") and precision in HAND_PRECISIONS:
+            print(f"{name} hand-{precision}", flush=True)
+            hand[precision] = hand_row(model, inputs, precision)
+            if device == "cuda":
+                torch.cuda.empty_cache()
+        print("row done: " + table({name: {"rows": rows[-1:], "hand": hand}})[-1], flush=True)
     return {"rows": rows, "hand": hand}
+
+
+def selected(rows: tuple[str, ...], precisions: str) -> tuple[str, ...]:
+    """``rows`` at the precisions named (comma-separated; "all": every one), eager FP32 always first: the
+    speedup's reference."""
+    if precisions == "all":
+        return rows
+    wanted = set(precisions.split(","))
+    return ("eager-fp32", *(row for row in rows if row != "eager-fp32" and row.rsplit("-", 1)[1] in wanted))
 
 
 def fmt(value: Any, pattern: str) -> str:
@@ -206,6 +224,9 @@ def main() -> None:
     parser.add_argument("--ort", action="store_true", help="add onnxruntime-fp32/fp16/int8 rows (CUDA provider)")
     parser.add_argument("--only-ort", action="store_true", help="eager-fp32 and the onnxruntime rows only")
     parser.add_argument("--no-hand", action="store_true", help="skip the hand torchao recipes")
+    parser.add_argument("--precisions", default="all",
+                        help="comma-separated precisions to run (eager FP32 always runs), e.g. int8: one call each "
+                             "where compiles are long")
     parser.add_argument("--device", default="cuda", help="cpu: a smoke run of the plumbing (int8/fp8 skip there)")
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -217,13 +238,16 @@ def main() -> None:
         for name in args.models.split(","):
             start = time.perf_counter()
             rows = ("eager-fp32", *ORT_ROWS) if args.only_ort else PLUGIN_ROWS + (ORT_ROWS if args.ort else ())
+            rows = selected(rows, args.precisions)
             results[name] = run_model(name, cache, args.mode, args.device, rows, not (args.no_hand or args.only_ort))
             results[name]["wall_s"] = time.perf_counter() - start
             print("\n".join(table({name: results[name]})), flush=True)
     print("\n" + "\n".join(table(results)))
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)
-        (Path(args.out) / f"gpu-lowprec-{args.models.replace(',', '-')}{'-ort' if args.only_ort else ''}.json").write_text(json.dumps(results, indent=1, default=str))
+        name = (f"gpu-lowprec-{args.models.replace(',', '-')}{'-ort' if args.only_ort else ''}"
+                f"{'' if args.precisions == 'all' else '-' + args.precisions.replace(',', '-')}.json")
+        (Path(args.out) / name).write_text(json.dumps(results, indent=1, default=str))
 
 
 if __name__ == "__main__":
