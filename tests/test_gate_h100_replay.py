@@ -11,6 +11,11 @@ What must hold on these real between-process figures: no false regression; every
 caught or said to be undecided, never passed; and the dense CUDA graphs whose wall time could not
 decide caught by their kernels (baseline/comparison.corroborate), which the wall-time rule alone
 caught in none of these comparisons.
+
+A second call (2026-12-07, 21:29 UTC, another H100), after the timer's warm-up began to last 0.5 s
+(defaults.CUDA_SETTLE_S): tests/reference/h100-aa-2026-12-07-settled, the same engines and reduction
+(scripts/keep_aa_reports.py). There the dense graphs' wall blocks are flat within each run, so their wall
+time decides a +5% slowdown on its own: the last tests hold the gate to that.
 """
 
 from __future__ import annotations
@@ -48,13 +53,17 @@ def slowed(report: Path, out: Path, factor: float) -> Path:
     return out
 
 
-@pytest.fixture(scope="module")
-def baseline(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("h100") / "baseline.json"
+def blessed(runs: Path, path: Path) -> Path:
+    """A baseline of ``runs``' BLESSED reports, blessed in order with the CLI."""
     for run in BLESSED:
-        done = in_process("baseline", "update", RUNS / f"run{run}.json", "--baseline", path)
+        done = in_process("baseline", "update", runs / f"run{run}.json", "--baseline", path)
         assert done.returncode == 0, done.stderr
     return path
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return blessed(RUNS, tmp_path_factory.mktemp("h100") / "baseline.json")
 
 
 def gate(report: Path, baseline: Path, tmp_path: Path) -> dict:
@@ -107,3 +116,34 @@ def test_a_slowdown_is_caught_or_undecided_never_passed(run: int, baseline: Path
             # +10%: beyond the launch-bound graphs' 5% kernel allowance too, judged on their kernels.
             for engine in ("test_mlp[eager-fp16-cudagraph]", "test_mlp[inductor-fp16-cudagraph]"):
                 assert "launch-bound, so judged on GPU kernel time" in regressed[engine], out
+
+
+SETTLED = Path(__file__).parent / "reference" / "h100-aa-2026-12-07-settled"
+DENSE = ("test_convmixer[eager-fp16-cudagraph]", "test_convmixer[inductor-fp16-cudagraph]",
+         "test_tiny_decoder[eager-fp16-cudagraph]", "test_tiny_decoder[inductor-fp16-cudagraph]")
+
+
+@pytest.fixture(scope="module")
+def settled_baseline(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return blessed(SETTLED, tmp_path_factory.mktemp("h100-settled") / "baseline.json")
+
+
+def test_settled_runs_raise_no_regression_and_their_dense_graphs_catch_five_percent(settled_baseline: Path,
+                                                                                   tmp_path: Path) -> None:
+    caught = 0
+    for run in GATED:
+        judged = gate(SETTLED / f"run{run}.json", settled_baseline, tmp_path)
+        assert judged["returncode"] == 0 and "REGRESSION" not in judged["stdout"], judged["stdout"]
+        out = gate(slowed(SETTLED / f"run{run}.json", tmp_path / "slowed.json", 1.05), settled_baseline,
+                   tmp_path)["stdout"]
+        regressed, undecided = named(out, "REGRESSION"), named(out, ": baseline ")
+        # Never passed quietly: each dense graph slowed 5% (over its 3% allowance) is caught or undecided.
+        assert set(DENSE) <= set(regressed) | set(undecided), out
+        caught += sum(engine in regressed for engine in DENSE)
+        # The tiny decoder's graphs, whose wall blocks fell 2-4% within each run before the warm-up lasted
+        # long enough (and whose kernels ran at two levels between processes), are decided by their wall time.
+        for engine in ("test_tiny_decoder[eager-fp16-cudagraph]", "test_tiny_decoder[inductor-fp16-cudagraph]"):
+            assert engine in regressed and "so its GPU kernel time decided" not in regressed[engine], out
+    # 19 of 20 in this call (docs/benchmarks.md): the one left undecided is ConvMixer's Inductor graph in the
+    # process whose kernels ran 2.2% faster than the blessed runs', leaving the +5% at +2.7% on them.
+    assert caught >= 19, f"{caught} of {len(GATED) * len(DENSE)} dense-graph slowdowns caught"
