@@ -204,8 +204,6 @@ def machine_probe(device: str) -> tuple[float, float]:
     return times[len(times) // 2], log_spread(times) or 0.0
 
 
-SETTLE_ROUND_S = 0.01  # a warm-up round's length once the engine's time per call is known
-
 DEVICE_PROBE_MATMULS = 16  # 2048x2048 FP16 products per repeat: an estimated 0.3-0.5 ms on an H100, each
 DEVICE_PROBE_SIDE = 2048  # kernel ~25 us, well above a launch, so the probe times the device and not the host
 DEVICE_PROBE_COPY_BYTES = 32 << 20  # and one 32 MiB copy (about a tenth of the probe's time)
@@ -296,6 +294,9 @@ class CpuTimer:
         self.last_stop = _final(plan, stop, samples)
         return summarize(samples, timer=self.name, batch_size=batch_size, warmup=plan.warmup,
                          includes_transfers=includes_transfers)
+
+
+SETTLE_ROUND_S = 0.01  # a CUDA warm-up round's length once the engine's time per call is known
 
 
 class CudaEventTimer:
