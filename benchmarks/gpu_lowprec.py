@@ -16,7 +16,8 @@ ViT-ish INT8 kernels +9.7%, every other engine within 2%); in that run the hand 
 after its settings were restored, so it most likely ran a recompile under Inductor's defaults
 (fixtures/torchao_hand.py says why); it is now compiled and timed under torchao's settings (not yet run on a GPU).
 
-    python benchmarks/gpu_lowprec.py [--models convnext,vit,mlp] [--precisions int8,fp8] [--out DIR] [--ort] [--no-hand]
+    python benchmarks/gpu_lowprec.py [--models convnext,vit,mlp] [--precisions int8,fp8] [--cache DIR] [--out DIR]
+                                     [--ort] [--no-hand]
 
 Each row is printed as it ends ("row done: ..."), its hand recipe right after it, so a call cut off keeps
 what it finished.
@@ -25,6 +26,7 @@ what it finished.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import tempfile
@@ -224,6 +226,10 @@ def main() -> None:
     parser.add_argument("--ort", action="store_true", help="add onnxruntime-fp32/fp16/int8 rows (CUDA provider)")
     parser.add_argument("--only-ort", action="store_true", help="eager-fp32 and the onnxruntime rows only")
     parser.add_argument("--no-hand", action="store_true", help="skip the hand torchao recipes")
+    parser.add_argument("--cache", type=Path, default=None,
+                        help="the engine cache (with Inductor's and Triton's kernels, and their tuning) in DIR, kept: "
+                             "a second call on the same warm machine reuses a compile that ran out of the first's time "
+                             "(default: a temporary directory)")
     parser.add_argument("--precisions", default="all",
                         help="comma-separated precisions to run (eager FP32 always runs), e.g. int8: one call each "
                              "where compiles are long")
@@ -233,8 +239,9 @@ def main() -> None:
         raise SystemExit("benchmarks/gpu_lowprec.py needs a CUDA GPU (--device cpu: a smoke run of the plumbing)")
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; torch {torch.__version__}; {gpu_info()}", flush=True)
     results: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory() as directory:
-        cache = EngineCache(Path(directory))
+    with contextlib.ExitStack() as stack:
+        directory = args.cache or Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        cache = EngineCache(directory)
         for name in args.models.split(","):
             start = time.perf_counter()
             rows = ("eager-fp32", *ORT_ROWS) if args.only_ort else PLUGIN_ROWS + (ORT_ROWS if args.ort else ())

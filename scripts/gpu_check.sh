@@ -7,7 +7,8 @@
 # ortprobe: scripts/ort_cuda_probe.py (the CUDA provider's FP32 error and CUDA graph timing);
 # multigpu [multigpu_compare.py args]: the GPU matrix with -n 1 and -n 2 (2+ GPUs; docs/multi-gpu.md);
 # lowprec [benchmarks/gpu_lowprec.py args]: torchao's INT8/FP8 engines, tests/test_gpu_lowprec.py then the
-#   benchmark beside the hand recipe; lowprecbench [args]: the benchmark alone (e.g. --models mlp);
+#   benchmark beside the hand recipe; lowprecbench [args]: the benchmark alone (e.g. --models mlp; a long compile:
+#   --models convnext --precisions int8 --cache /tmp/lowprec, and the same again in the next call if it ran out);
 # aa [benchmarks/gate_aa.py args]: the gate's cross-process A/A on CUDA engines;
 # profile [benchmarks/gpu_profile.py args]: do the profile's rows add up (ConvNeXt: eager fp32, inductor fp16 with
 #   and without CUDA graph), then tests/test_profiling.py's GPU tests (SmallCNN, eager and inductor fp16, +-CUDA graph);
