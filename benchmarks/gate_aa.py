@@ -19,6 +19,7 @@ engines" and "Dense GPU engines").
     python benchmarks/gate_aa.py --runs 9 --burners 2     # CPU with two busy processes beside it
     python benchmarks/gate_aa.py --runs 9                 # on the GPU machine: CUDA engines
     python benchmarks/gate_aa.py --reports DIR --seed-runs 3   # judge a former call's reports again, here
+    python benchmarks/gate_aa.py --reports DIR --rotations     # ... once per rotation of the blessed runs
 
 Prints one table: per engine, its GPU busy fraction (median over the runs; "-" on the CPU) and what
 the gate judged it on (wall or kernel time), A/A verdicts (regressed / undecided), what the wall-time
@@ -114,47 +115,15 @@ def new_row(rows: dict[str, dict[str, list]], result: Any) -> dict[str, list]:
                                            "injected": [], "figures": [], "wall": [], "probe": [], "gpu_probe": [], "why": []})
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=9)
-    parser.add_argument("--burners", type=int, default=0, help="busy processes running beside every run")
-    parser.add_argument("--max-regression", default="3%")
-    parser.add_argument("--seed-runs", type=int, default=3,
-                        help="runs blessed into the baseline before any is gated (its history; 3 arms the noise model)")
-    parser.add_argument("--bless-each", action="store_true", help="also bless each gated run that passed")
-    parser.add_argument("--work", type=Path, default=None)
-    parser.add_argument("--reports", type=Path, default=None,
-                        help="judge the run*.json reports a former call left in this folder (the tarball "
-                             "`scripts/gpu_check.sh aa` brings back, unpacked) instead of running pytest: "
-                             "the same table, on the same GPU processes, under this checkout's gate")
-    parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
-    args = parser.parse_args()
-
+def judge(reports: list[Path], seed_runs: int, bless_each: bool, given: dict[str, Any],
+          baseline: Path) -> dict[str, dict[str, list]]:
+    """Bless the first ``seed_runs`` reports into ``baseline``, then gate each later one as measured (A/A) and
+    with the injected slowdown, as `infercheck gate` does: the verdicts and figures per engine, by node id."""
     from pytest_infercheck.baseline.offline import gate_results
     from pytest_infercheck.baseline.store import BaselineStore, update_baseline
-    from pytest_infercheck.config.options import OPTIONS_BY_NAME
     from pytest_infercheck.report.saved import load_report
 
-    if args.reports is not None:
-        reports = kept_reports(args.reports)
-        work = Path(tempfile.mkdtemp(prefix="gate-aa-judged-"))  # the baseline made here; the kept files stay as they are
-    else:
-        work = args.work or Path(tempfile.mkdtemp(prefix="gate-aa-"))
-        work.mkdir(parents=True, exist_ok=True)
-        if any(work.iterdir()):  # a cache left there would make the "cold" run warm
-            raise SystemExit(f"--work {work} is not empty: give an empty or new directory (its first run must be cold)")
-        burners = [multiprocessing.Process(target=burn, args=(time.time() + 24 * 3600,), daemon=True)
-                   for _ in range(args.burners)]
-        for process in burners:
-            process.start()
-        try:
-            reports = [one_run(i, work, args.pytest_args) for i in range(1, args.runs + 1)]
-        finally:
-            for process in burners:
-                process.terminate()
-    baseline = work / "baseline.json"
-    given = {"max_regression": OPTIONS_BY_NAME["max_regression"].parse(args.max_regression)}
-    for seed in reports[:args.seed_runs]:
+    for seed in reports[:seed_runs]:
         update_baseline(baseline, [r for r in load_report(seed).results if r.outcome == "passed"])
     rows: dict[str, dict[str, list]] = {}
     for report in reports:  # the judged figure of every run, run 1 (cold) first
@@ -168,7 +137,7 @@ def main() -> int:
                 row["probe"].append(result.latency.probe_ms)
                 kernel_fact = result.latency.kernel
                 row["gpu_probe"].append(kernel_fact.device_probe_ms if kernel_fact is not None else None)
-    for report in reports[args.seed_runs:]:
+    for report in reports[seed_runs:]:
         results = load_report(report).results
         for scenario in ("aa", "slowed"):
             judged = [slowed(result) if scenario == "slowed" else result for result in results]
@@ -187,8 +156,78 @@ def main() -> int:
                     row["busy"].append(kernel.busy_fraction)
                 if scenario == "slowed":
                     row["injected"].append(injected(result))
-        if args.bless_each:
+        if bless_each:
             update_baseline(baseline, [r for r in results if r.outcome == "passed"])
+    return rows
+
+
+def print_rotations(reports: list[Path], seed_runs: int, bless_each: bool, given: dict[str, Any], work: Path) -> int:
+    """The same processes judged with each cyclic rotation of their order (runs k, k+1, ... blessed first): whether
+    the detection and the false-alarm rate hold whichever runs happened to be blessed, not only the first ones."""
+    print(f"{len(reports)} rotations of {len(reports)} processes, {seed_runs} blessed first, bless each: {bless_each}")
+    print(f"{'blessed':>12} {'A/A false':>10} {'A/A und':>8} {'dense +5% caught':>17} {'others +10% caught':>19}")
+    sums = [0, 0, 0, 0, 0, 0]
+    for shift in range(len(reports)):
+        order = reports[shift:] + reports[:shift]
+        rows = judge(order, seed_runs, bless_each, given, work / f"baseline-rotation{shift + 1}.json")
+        aa = [v for row in rows.values() for v in row["aa"]]
+        slowed = [(v, f) for row in rows.values() for v, f in zip(row["slowed"], row["injected"])]
+        dense = [v for v, f in slowed if f < 1.075]
+        others = [v for v, f in slowed if f >= 1.075]
+        figures = (aa.count("regression"), sum(v in ("undecided", "insufficient") for v in aa),
+                   dense.count("regression"), others.count("regression"))
+        blessed = ",".join(path.stem[3:] for path in order[:seed_runs])
+        print(f"{blessed:>12} {figures[0]:>6}/{len(aa):<3} {figures[1]:>4}/{len(aa):<3} {figures[2]:>13}/{len(dense):<3} "
+              f"{figures[3]:>15}/{len(others):<3}")
+        for i, value in enumerate((*figures, len(dense), len(others))):
+            sums[i] += value
+    print(f"\nall rotations: A/A false regressions {sums[0]}, undecided {sums[1]}; dense CUDA graphs +5% caught "
+          f"{sums[2]} of {sums[4]} ({sums[2] / max(sums[4], 1):.1%}); the others +10% caught {sums[3]} of {sums[5]}")
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=9)
+    parser.add_argument("--burners", type=int, default=0, help="busy processes running beside every run")
+    parser.add_argument("--max-regression", default="3%")
+    parser.add_argument("--seed-runs", type=int, default=3,
+                        help="runs blessed into the baseline before any is gated (its history; 3 arms the noise model)")
+    parser.add_argument("--bless-each", action="store_true", help="also bless each gated run that passed")
+    parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument("--reports", type=Path, default=None,
+                        help="judge the run*.json reports a former call left in this folder (the tarball "
+                             "`scripts/gpu_check.sh aa` brings back, unpacked) instead of running pytest: "
+                             "the same table, on the same GPU processes, under this checkout's gate")
+    parser.add_argument("--rotations", action="store_true",
+                        help="judge the runs once per cyclic rotation of their order (each run blessed in turn): "
+                             "does the table hold whichever runs were blessed")
+    parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
+    args = parser.parse_args()
+
+    from pytest_infercheck.config.options import OPTIONS_BY_NAME
+
+    if args.reports is not None:
+        reports = kept_reports(args.reports)
+        work = Path(tempfile.mkdtemp(prefix="gate-aa-judged-"))  # the baseline made here; the kept files stay as they are
+    else:
+        work = args.work or Path(tempfile.mkdtemp(prefix="gate-aa-"))
+        work.mkdir(parents=True, exist_ok=True)
+        if any(work.iterdir()):  # a cache left there would make the "cold" run warm
+            raise SystemExit(f"--work {work} is not empty: give an empty or new directory (its first run must be cold)")
+        burners = [multiprocessing.Process(target=burn, args=(time.time() + 24 * 3600,), daemon=True)
+                   for _ in range(args.burners)]
+        for process in burners:
+            process.start()
+        try:
+            reports = [one_run(i, work, args.pytest_args) for i in range(1, args.runs + 1)]
+        finally:
+            for process in burners:
+                process.terminate()
+    given = {"max_regression": OPTIONS_BY_NAME["max_regression"].parse(args.max_regression)}
+    if args.rotations:
+        return print_rotations(reports, args.seed_runs, args.bless_each, given, work)
+    rows = judge(reports, args.seed_runs, args.bless_each, given, work / "baseline.json")
 
     print(f"\n{len(reports)} processes, {args.seed_runs} blessed first, allowance {args.max_regression}, "
           f"bless each: {args.bless_each}, "
