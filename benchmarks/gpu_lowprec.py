@@ -17,7 +17,7 @@ after its settings were restored, so it most likely ran a recompile under Induct
 (fixtures/torchao_hand.py says why); it is now compiled and timed under torchao's settings (not yet run on a GPU).
 
     python benchmarks/gpu_lowprec.py [--models convnext,vit,mlp] [--precisions int8,fp8] [--cache DIR] [--out DIR]
-                                     [--ort] [--no-hand]
+                                     [--ort] [--no-hand] [--cuda-graphs]
 
 Each row is printed as it ends ("row done: ..."), its hand recipe right after it, so a call cut off keeps
 what it finished.
@@ -42,6 +42,10 @@ PLUGIN_ROWS = ("eager-fp32", "inductor-fp32", "inductor-fp16", "inductor-bf16", 
 # --ort: ONNX Runtime's engines too (the CUDA provider: onnxruntime-gpu carried by scripts/prepare_gpu_carry.sh)
 ORT_ROWS = ("onnxruntime-fp32", "onnxruntime-fp16", "onnxruntime-int8")
 HAND_PRECISIONS = ("bf16", "int8", "fp8")  # the hand recipe's (fixtures/torchao_hand.py)
+# --cuda-graphs: the same engines replayed from a CUDA graph, beside the hand recipe captured the same way. The
+# INT8/FP8 engines of these models are launch-bound (14-44% busy on the H100), so their wall p50 is the host's
+# time per call, which moved 0.63-1.24x between processes in the A/A; from a graph the wall is the kernels' time.
+GRAPH_ROWS = ("inductor-bf16-cudagraph", "inductor-int8-cudagraph", "inductor-fp8-cudagraph")
 
 
 def convnext(batch: int = 32) -> tuple[Any, tuple[Any, ...]]:
@@ -122,20 +126,23 @@ def mlp(batch: int = 512, width: int = 2048) -> tuple[Any, tuple[Any, ...]]:
 MODELS: dict[str, Callable[[], tuple[Any, tuple[Any, ...]]]] = {"convnext": convnext, "vit": vit, "mlp": mlp}
 
 
-def hand_row(model: Any, inputs: tuple[Any, ...], precision: str) -> dict[str, Any]:
-    from fixtures.torchao_hand import cuda_p50_ms, hand_recipe, rel_err, torchao_process_settings
+def hand_row(model: Any, inputs: tuple[Any, ...], precision: str, cuda_graph: bool = False) -> dict[str, Any]:
+    """The hand recipe at ``precision``: p50, kernel time and rel err; ``cuda_graph``: its compiled function
+    replayed from a CUDA graph, beside the plugin's ``-cudagraph`` row (not yet run on a GPU)."""
+    from fixtures.torchao_hand import cuda_p50_ms, graphed, hand_recipe, rel_err, torchao_process_settings
 
     try:
         with torchao_process_settings():  # compiled and timed as a user's process runs it
             fn, cast = hand_recipe(model, inputs, precision)
-            p50 = cuda_p50_ms(fn, cast)
-            return {"p50_ms": p50, "kernel_ms": hand_kernel_ms(fn, cast, p50),
+            timed = graphed(fn, cast) if cuda_graph else fn
+            p50 = cuda_p50_ms(timed, cast)
+            return {"p50_ms": p50, "kernel_ms": hand_kernel_ms(timed, cast, p50, cuda_graph),
                     "rel_err": rel_err(fn, cast, model, inputs)}
     except Exception as exc:  # a recipe torchao cannot make here: said in the table
         return {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:160]}
 
 
-def hand_kernel_ms(fn: Any, cast: tuple[Any, ...], p50_ms: float) -> Any:
+def hand_kernel_ms(fn: Any, cast: tuple[Any, ...], p50_ms: float, cuda_graph: bool = False) -> Any:
     """The hand recipe's GPU kernel time per iteration, by the plugin's own kernel pass (kernel_time.py),
     so that the two are compared on the same figure; None where the profiler cannot measure it."""
     import torch
@@ -144,7 +151,8 @@ def hand_kernel_ms(fn: Any, cast: tuple[Any, ...], p50_ms: float) -> Any:
 
     try:
         with torch.inference_mode():
-            return measure_kernel_time(lambda: fn(*cast), "cuda", None, wall_p50_ms=p50_ms, cuda_graph=False).p50_ms
+            return measure_kernel_time(lambda: fn(*cast), "cuda", None, wall_p50_ms=p50_ms,
+                                       cuda_graph=cuda_graph).p50_ms
     except Exception as exc:  # noqa: BLE001 - a figure missing from the table, said there
         print(f"hand recipe kernel time not measured: {type(exc).__name__}: {exc}"[:200], flush=True)
         return None
@@ -169,14 +177,21 @@ def run_model(name: str, cache: Any, mode: str, device: str = "cuda", rows_to_ru
         rows.append(check_one(spec_id, model, inputs, cache, run, mode, device))
         if device == "cuda":
             torch.cuda.empty_cache()
-        precision = spec_id.rsplit("-", 1)[1]
+        precision, hand_key = hand_of(spec_id)
         if hand_too and spec_id.startswith("inductor") and precision in HAND_PRECISIONS:
-            print(f"{name} hand-{precision}", flush=True)
-            hand[precision] = hand_row(model, inputs, precision)
+            print(f"{name} hand-{hand_key}", flush=True)
+            hand[hand_key] = hand_row(model, inputs, precision, cuda_graph=hand_key.endswith("-cudagraph"))
             if device == "cuda":
                 torch.cuda.empty_cache()
         print("row done: " + table({name: {"rows": rows[-1:], "hand": hand}})[-1], flush=True)
     return {"rows": rows, "hand": hand}
+
+
+def hand_of(spec_id: str) -> tuple[str, str]:
+    """(precision, the key of the hand recipe's row beside it): ``inductor-int8`` -> (int8, int8),
+    ``inductor-int8-cudagraph`` -> (int8, int8-cudagraph)."""
+    parts = spec_id.split("-")
+    return parts[1], "-".join(parts[1:])
 
 
 def selected(rows: tuple[str, ...], precisions: str) -> tuple[str, ...]:
@@ -185,7 +200,7 @@ def selected(rows: tuple[str, ...], precisions: str) -> tuple[str, ...]:
     if precisions == "all":
         return rows
     wanted = set(precisions.split(","))
-    return ("eager-fp32", *(row for row in rows if row != "eager-fp32" and row.rsplit("-", 1)[1] in wanted))
+    return ("eager-fp32", *(row for row in rows if row != "eager-fp32" and hand_of(row)[0] in wanted))
 
 
 def fmt(value: Any, pattern: str) -> str:
@@ -198,8 +213,7 @@ def table(results: dict[str, Any]) -> list[str]:
              "|" + " --- |" * 13]
     for name, model in results.items():
         for row in model["rows"]:
-            precision = row["spec"].rsplit("-", 1)[1]
-            hand = model["hand"].get(precision, {}) if row["spec"].startswith("inductor") else {}
+            hand = model["hand"].get(hand_of(row["spec"])[1], {}) if row["spec"].startswith("inductor") else {}
             ratio = row["p50_ms"] / hand["p50_ms"] if row.get("p50_ms") and hand.get("p50_ms") else None
             kernels = row["kernel_ms"] / hand["kernel_ms"] if row.get("kernel_ms") and hand.get("kernel_ms") else None
             kernel = f"{fmt(row.get('kernel_ms'), '.3f')}{' (launch-bound)' if row.get('launch_bound') else ''}"
@@ -233,6 +247,9 @@ def main() -> None:
     parser.add_argument("--precisions", default="all",
                         help="comma-separated precisions to run (eager FP32 always runs), e.g. int8: one call each "
                              "where compiles are long")
+    parser.add_argument("--cuda-graphs", action="store_true",
+                        help="add inductor-bf16/int8/fp8-cudagraph rows, each beside the hand recipe replayed from a "
+                             "CUDA graph (not yet run on a GPU)")
     parser.add_argument("--device", default="cuda", help="cpu: a smoke run of the plumbing (int8/fp8 skip there)")
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -245,7 +262,7 @@ def main() -> None:
         for name in args.models.split(","):
             start = time.perf_counter()
             rows = ("eager-fp32", *ORT_ROWS) if args.only_ort else PLUGIN_ROWS + (ORT_ROWS if args.ort else ())
-            rows = selected(rows, args.precisions)
+            rows = selected(rows + (GRAPH_ROWS if args.cuda_graphs else ()), args.precisions)
             results[name] = run_model(name, cache, args.mode, args.device, rows, not (args.no_hand or args.only_ort))
             results[name]["wall_s"] = time.perf_counter() - start
             print("\n".join(table({name: results[name]})), flush=True)
