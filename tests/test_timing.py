@@ -125,3 +125,52 @@ def test_plan_from_settings() -> None:
     assert plan.rule == StoppingRule(ci_width=0.02, confidence=0.99, budget=parse_budget("p99:5ms"))
     Settings.ci_width = 0.0
     assert plan_from_settings(Settings()).rule is None  # fixed floors, as before
+
+
+class _FakeDevice:
+    """Stands in for the CUDA events of CudaEventTimer's warm-up (no GPU here): each round "takes"
+    ``iterations x ms`` on a clock this test owns, and reports the next round median of ``medians``."""
+
+    def __init__(self, medians: "list[float]") -> None:
+        self.medians = medians
+        self.now = 0.0
+        self.rounds: list[tuple[float, int]] = []  # (clock at the round's end, iterations)
+
+    def timed_round(self, run: object, stream: object, iterations: int) -> list[float]:
+        ms = self.medians[min(len(self.rounds), len(self.medians) - 1)]
+        self.now += iterations * ms / 1000.0
+        self.rounds.append((self.now, iterations))
+        return [ms] * iterations
+
+
+def settle_with(monkeypatch: pytest.MonkeyPatch, device: _FakeDevice, plan: TimingPlan, settle_s: float) -> None:
+    from pytest_infercheck.measure import timing
+
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: device.now)
+    timer = timing.CudaEventTimer(settle_s=settle_s)
+    monkeypatch.setattr(timer, "_timed_round", device.timed_round)
+    timer._settle(lambda: None, plan, None)
+
+
+def test_cuda_warm_up_runs_for_its_settle_time_then_until_two_rounds_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Steady 0.1 ms calls: before, the rule was met by the second round of 10 (2 ms in); now the engine runs
+    # 0.5 s first, in rounds of about 10 ms, and stops at the first round after it.
+    device = _FakeDevice([0.1])
+    settle_with(monkeypatch, device, TimingPlan(warmup=10), settle_s=0.5)
+    assert 0.5 <= device.now < 0.5 + 0.02
+    assert [n for _, n in device.rounds[:2]] == [10, 100]  # then ~SETTLE_ROUND_S per round
+
+
+def test_cuda_warm_up_rule_counts_its_cap_after_the_settle_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Rounds that never agree within 2% (alternating 0.10 / 0.12 ms): the rule's cap (4 x warmup rounds)
+    # counts from the end of the settle time, where 50 rounds of 10 ms had used it up before it.
+    device = _FakeDevice([0.10, 0.12] * 200)
+    settle_with(monkeypatch, device, TimingPlan(warmup=10), settle_s=0.5)
+    assert sum(end >= 0.5 for end, _ in device.rounds) == 40
+    assert device.now > 0.5 + 0.3
+
+
+def test_cuda_warm_up_with_warmup_0_runs_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    device = _FakeDevice([0.1])
+    settle_with(monkeypatch, device, TimingPlan(warmup=0), settle_s=0.5)
+    assert device.rounds == [] and device.now == 0.0

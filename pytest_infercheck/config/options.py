@@ -102,8 +102,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("device", "--infer-device", parse_device, "auto",
            "where engines run: auto (cuda when available), cpu or cuda", "DEVICE", scope=Scope.TEST),
     Option("warmup", "--infer-warmup", parse_count, defaults.WARMUP,
-           f"untimed iterations before sampling, 0 for none (on the GPU, more for at least {defaults.CUDA_SETTLE_S:g} s "
-           "and until timings settle)", "N", scope=Scope.TEST),
+           f"untimed iterations before sampling, 0 for none (on the GPU, the engine runs for at least "
+           f"{defaults.CUDA_SETTLE_S:g} s and until timings settle)", "N", scope=Scope.TEST),
     Option("min_iters", "--infer-min-iters", parse_positive_int, defaults.MIN_ITERS, "fewest timed iterations", "N",
            scope=Scope.TEST),
     Option("max_iters", "--infer-max-iters", parse_positive_int, defaults.MAX_ITERS, "most timed iterations", "N",

@@ -5,8 +5,8 @@ Why these values: docs/latency.md (sampling) and docs/gate.md (allowances).
 """
 
 WARMUP = 10  # iterations run and discarded before timing
-# On CUDA, warm-up lasts at least this many seconds of the engine's own work, then until stable: a GPU's
-# clock rises from idle over hundreds of milliseconds (measure/timing.CudaEventTimer says what it cost).
+# On CUDA, warm-up runs the engine for at least this many seconds, then until stable: after idle, and after
+# the GPU probe's matrix products, its timings settle over hundreds of milliseconds (measure/timing.CudaEventTimer).
 CUDA_SETTLE_S = 0.5
 MIN_ITERS = 50
 MAX_ITERS = 5000
