@@ -15,7 +15,7 @@ caught in none of these comparisons.
 A second call (2026-12-07, 21:29 UTC, another H100), after the timer's warm-up began to last 0.5 s
 (defaults.CUDA_SETTLE_S): tests/reference/h100-aa-2026-12-07-settled, the same engines and reduction
 (scripts/keep_aa_reports.py). There the dense graphs' wall blocks are flat within each run, so their wall
-time decides a +5% slowdown on its own: the last tests hold the gate to that.
+time decides a +5% slowdown on its own: the last test holds the gate to that.
 """
 
 from __future__ import annotations
