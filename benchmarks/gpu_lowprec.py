@@ -32,7 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -126,14 +126,20 @@ def mlp(batch: int = 512, width: int = 2048) -> tuple[Any, tuple[Any, ...]]:
 MODELS: dict[str, Callable[[], tuple[Any, tuple[Any, ...]]]] = {"convnext": convnext, "vit": vit, "mlp": mlp}
 
 
-def hand_row(model: Any, inputs: tuple[Any, ...], precision: str, cuda_graph: bool = False) -> dict[str, Any]:
+def hand_row(model: Any, inputs: tuple[Any, ...], precision: str, cuda_graph: bool = False,
+             recipes: Optional[dict[str, Any]] = None) -> dict[str, Any]:
     """The hand recipe at ``precision``: p50, kernel time and rel err; ``cuda_graph``: its compiled function
-    replayed from a CUDA graph, beside the plugin's ``-cudagraph`` row (not yet run on a GPU)."""
+    replayed from a CUDA graph, beside the plugin's ``-cudagraph`` row (not yet run on a GPU).  ``recipes``
+    keeps each precision's compiled recipe for the model, so the graphed row does not compile it again (the
+    ConvNeXt-ish INT8 compile took minutes); it is called under the same settings it was compiled under."""
     from fixtures.torchao_hand import cuda_p50_ms, graphed, hand_recipe, rel_err, torchao_process_settings
 
+    recipes = {} if recipes is None else recipes
     try:
         with torchao_process_settings():  # compiled and timed as a user's process runs it
-            fn, cast = hand_recipe(model, inputs, precision)
+            if precision not in recipes:
+                recipes[precision] = hand_recipe(model, inputs, precision)
+            fn, cast = recipes[precision]
             timed = graphed(fn, cast) if cuda_graph else fn
             p50 = cuda_p50_ms(timed, cast)
             return {"p50_ms": p50, "kernel_ms": hand_kernel_ms(timed, cast, p50, cuda_graph),
@@ -172,15 +178,18 @@ def run_model(name: str, cache: Any, mode: str, device: str = "cuda", rows_to_ru
     run = RunState()
     rows: list[dict[str, Any]] = []
     hand: dict[str, Any] = {}
+    recipes: dict[str, Any] = {}  # precision -> the hand recipe compiled for this model (hand_row)
     for spec_id in rows_to_run:
         print(f"{name} {spec_id}", flush=True)
         rows.append(check_one(spec_id, model, inputs, cache, run, mode, device))
         if device == "cuda":
             torch.cuda.empty_cache()
         precision, hand_key = hand_of(spec_id)
-        if hand_too and spec_id.startswith("inductor") and precision in HAND_PRECISIONS:
+        ran = rows[-1]["outcome"] != "skipped"  # a device that cannot run the engine cannot run the recipe either
+        if hand_too and ran and spec_id.startswith("inductor") and precision in HAND_PRECISIONS:
             print(f"{name} hand-{hand_key}", flush=True)
-            hand[hand_key] = hand_row(model, inputs, precision, cuda_graph=hand_key.endswith("-cudagraph"))
+            hand[hand_key] = hand_row(model, inputs, precision, cuda_graph=hand_key.endswith("-cudagraph"),
+                                      recipes=recipes)
             if device == "cuda":
                 torch.cuda.empty_cache()
         print("row done: " + table({name: {"rows": rows[-1:], "hand": hand}})[-1], flush=True)
