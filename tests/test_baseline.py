@@ -227,6 +227,79 @@ def test_an_entry_from_another_machine_is_not_applied_and_the_summary_says_so(ru
     strict.stdout.fnmatch_lines(["*recorded on another machine or software stack (torch 1.0.0 -> *), so it was not applied*"])
 
 
+def test_the_gate_takes_an_allowance_the_run_recorded_as_recorded(run_plugin, baseline_file: Path,
+                                                                    tmp_path: Path) -> None:
+    """A run with --infer-max-regression=100000% records the fraction 1000.0; read back through the option's
+    parser, that bare number "would mean 100000%" and was refused: the gate of a valid run ended in exit 2."""
+    from cli_runner import in_process
+
+    report = tmp_path / "report.json"
+    run_plugin(TWO_ENGINES, f"--infer-baseline={baseline_file}", "--infer-baseline-update", LENIENT,
+               f"--infer-report={report}").assert_outcomes(passed=2)
+    gated = in_process("gate", report, "--baseline", baseline_file)
+    assert gated.returncode == 0, gated.stdout + gated.stderr
+    assert "2 compared, 0 regressed" in gated.stdout
+
+
+def an_upgrade(baseline_file: Path, *, onnxruntime_max_abs: float) -> None:
+    """The blessed entries as an older torch would have written them on this machine: torch "1.0.0" in
+    their key, and the ONNX Runtime engine's recorded error ``onnxruntime_max_abs`` (the upgrade's change)."""
+    data = json.loads(baseline_file.read_text())
+    for entry in data["entries"]:
+        entry["machine"]["libraries"]["torch"] = "1.0.0"
+        if entry["spec_id"] == "onnxruntime-fp32":
+            entry["accuracy"]["output"] = {"max_abs": onnxruntime_max_abs, "mean_abs": onnxruntime_max_abs}
+    baseline_file.write_text(json.dumps(data))
+
+
+def test_across_versions_an_upgrade_is_gated_against_the_old_versions_entries(run_plugin, baseline_file: Path,
+                                                                              tmp_path: Path) -> None:
+    run_plugin(TWO_ENGINES, f"--infer-baseline={baseline_file}", "--infer-baseline-update").assert_outcomes(passed=2)
+    # The old torch's ONNX Runtime engine was exact, the new one errs by ~1e-7: with no floor, a regression.
+    an_upgrade(baseline_file, onnxruntime_max_abs=1e-12)
+    before = baseline_file.read_bytes()
+    report, markdown, html = tmp_path / "report.json", tmp_path / "gate.md", tmp_path / "gate.html"
+    upgraded = run_plugin(TWO_ENGINES, f"--infer-baseline={baseline_file}", "--infer-baseline-across-versions",
+                          "--infer-accuracy-floor=0", LENIENT, f"--infer-report={report}",
+                          f"--infer-markdown={markdown}", f"--infer-html={html}")
+    upgraded.assert_outcomes(passed=1, failed=1)
+    upgraded.stdout.fnmatch_lines([
+        "*2 compared, 1 regressed, 0 improved, 0 missing, 0 not applied (other machine)*",
+        "*across versions: 2 compared with an entry of other library versions on this machine:",
+        "*test_model.py::test_cnn[[]eager-fp32[]]: torch 1.0.0 -> *",
+        "*REGRESSION *onnxruntime-fp32*: accuracy output max_abs 1e-12 -> * (compared across torch 1.0.0 -> *)",
+    ])
+    assert baseline_file.read_bytes() == before  # comparing never writes
+    assert "### Compared across library versions" in markdown.read_text()
+    assert "compared with an entry of other library versions: torch 1.0.0 -&gt; " in html.read_text()
+    # Without the option the same entries are another software stack's: not applied, as before.
+    plain = run_plugin(TWO_ENGINES, f"--infer-baseline={baseline_file}", "--infer-accuracy-floor=0", LENIENT)
+    plain.assert_outcomes(passed=2)
+    plain.stdout.fnmatch_lines(["*0 compared, * 2 not applied (other machine)"])
+
+    # The CLI gate on the saved report: the same verdict with --across-versions, none without it.
+    from cli_runner import in_process
+
+    gated = in_process("gate", report, "--baseline", baseline_file, "--across-versions", "--accuracy-floor", "0")
+    assert gated.returncode == 1, gated.stdout + gated.stderr
+    assert "(compared across torch 1.0.0 -> " in gated.stdout and "across versions: 2 compared" in gated.stdout
+    assert in_process("gate", report, "--baseline", baseline_file, "--accuracy-floor", "0").returncode == 0
+
+
+def test_across_versions_never_applies_another_machines_entry(run_plugin, baseline_file: Path) -> None:
+    run_plugin(TWO_ENGINES, f"--infer-baseline={baseline_file}", "--infer-baseline-update").assert_outcomes(passed=2)
+    an_upgrade(baseline_file, onnxruntime_max_abs=1e-12)
+    data = json.loads(baseline_file.read_text())
+    for entry in data["entries"]:
+        entry["machine"]["cpu"] = "another CPU"  # other hardware too: its figures say nothing of this machine's
+    baseline_file.write_text(json.dumps(data))
+    result = run_plugin(TWO_ENGINES, f"--infer-baseline={baseline_file}", "--infer-baseline-across-versions",
+                        "--infer-accuracy-floor=0", LENIENT)
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*0 compared, * 2 not applied (other machine)",
+                                 "*test_model.py::test_cnn[[]eager-fp32[]]: cpu another CPU -> *; torch 1.0.0 -> *"])
+
+
 def test_a_corrupted_file_is_a_usage_error_and_is_left_alone(run_plugin, baseline_file: Path) -> None:
     baseline_file.parent.mkdir(parents=True)
     baseline_file.write_text('{"schema": "pytest-infercheck-baseline", "version": 1, "entries": [}')

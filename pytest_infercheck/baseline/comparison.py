@@ -30,13 +30,16 @@ def identity_of(result: CheckResult) -> EntryIdentity:
     return EntryIdentity(result.nodeid, result.check_name, result.spec_id)
 
 
-def compare_with_entry(result: CheckResult, store: BaselineStore, settings: Any) -> BaselineComparison:
+def compare_with_entry(result: CheckResult, store: BaselineStore, settings: Any, *,
+                       across_versions: bool = False) -> BaselineComparison:
     """``result`` (its ``machine`` set) against its entry in ``store``, under ``settings``' allowances
     (max_regression, kernel_tolerance, accuracy_factor, accuracy_floor): the typed comparison, which
     judge/verdict.py reads.  A launch-bound GPU engine is judged on its kernel time (``judged_on``), its
     wall time compared as information; another GPU engine with kernel figures on its wall time read with
-    its kernel time (``corroborate``); every other engine on its wall time alone (docs/gate.md)."""
-    lookup = store.lookup(identity_of(result), result.machine or {})
+    its kernel time (``corroborate``); every other engine on its wall time alone (docs/gate.md).
+    ``across_versions`` (--infer-baseline-across-versions): an entry of other library versions on the same
+    hardware is compared too, and each regression or improvement names the versions it was compared across."""
+    lookup = store.lookup(identity_of(result), result.machine or {}, across_versions=across_versions)
     if lookup.entry is None:
         return BaselineComparison(lookup.status, str(store.path), differences=tuple(lookup.differences))
     entry = lookup.entry
@@ -77,6 +80,10 @@ def compare_with_entry(result: CheckResult, store: BaselineStore, settings: Any)
     accuracy = compare_accuracy(figures, entry.accuracy,
                                 factor=settings.accuracy_factor, floor=settings.accuracy_floor)
     regressions += [f"accuracy {change.describe()}" for change in accuracy if change.regressed]
+    if lookup.differences:  # an entry of other library versions: each finding says against which
+        across = f" (compared across {'; '.join(lookup.differences)})"
+        regressions = [line + across for line in regressions]
+        improvements = [line + across for line in improvements]
     return BaselineComparison(lookup.status, str(store.path), differences=tuple(lookup.differences),
                               regressions=tuple(regressions), improvements=tuple(improvements), recorded=entry.recorded,
                               model_changed=bool(entry.model_hash and entry.model_hash != result.model_hash),

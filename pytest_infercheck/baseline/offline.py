@@ -48,6 +48,10 @@ def settings_for(result: CheckResult, given: Mapping[str, Any]) -> GateSettings:
         recorded = result.settings.get(name) or {}
         if name in given and recorded.get("source", "default") not in TEST_SOURCES:
             values[name] = given[name]
+        elif isinstance(recorded.get("value"), (int, float)) and not isinstance(recorded["value"], bool):
+            # The run parsed it already: a fraction (0.03), which the option's parser would read as a
+            # user's bare number (1000.0 "would mean 100000%") and refuse, failing the gate of a valid run.
+            values[name] = float(recorded["value"])
         elif recorded.get("value") is not None:
             try:
                 values[name] = option.parse(recorded["value"])
@@ -119,10 +123,12 @@ class GateOutcome:
 
 
 def gate_results(results: Sequence[CheckResult], store: BaselineStore, given: Mapping[str, Any],
-                 strict: bool = False, failed_before_check: Sequence[FailedBeforeCheck] = ()) -> GateOutcome:
+                 strict: bool = False, failed_before_check: Sequence[FailedBeforeCheck] = (),
+                 across_versions: bool = False) -> GateOutcome:
     """Judge each result against ``store``, as the session would have; the run's own verdicts for the rest.
     The records are new ones (``results`` stay as they were): the caller reports ``in_order``.
-    ``failed_before_check``: the report's tests that failed before any check (they fail the gate)."""
+    ``failed_before_check``: the report's tests that failed before any check (they fail the gate).
+    ``across_versions``: entries of other library versions on the same hardware are compared too."""
     outcome = GateOutcome(str(store.path), failed_before_check=list(failed_before_check))
     for saved in results:
         result = without_baseline(saved)  # a new record: the saved one stays as the report holds it
@@ -130,7 +136,8 @@ def gate_results(results: Sequence[CheckResult], store: BaselineStore, given: Ma
         if reason is not None:
             outcome.not_judged.append((result, reason))
         else:
-            compared = replace(result, baseline=compare_with_entry(result, store, settings_for(result, given)))
+            compared = replace(result, baseline=compare_with_entry(result, store, settings_for(result, given),
+                                                                   across_versions=across_versions))
             result = judge(compared, result.test, Thresholds(strict=strict))
             outcome.judged.append(result)
         outcome.in_order.append(result)

@@ -111,15 +111,27 @@ class BaselineStore:
             return cls(path, [], exists=False)
         return cls(path, parse_entries(path, _read(path)), exists=True)
 
-    def lookup(self, identity: EntryIdentity, machine: dict[str, Any]) -> Lookup:
+    def lookup(self, identity: EntryIdentity, machine: dict[str, Any], *, across_versions: bool = False) -> Lookup:
+        """The entry of ``identity`` recorded on ``machine``; with ``across_versions``, failing that, the one
+        recorded on the same hardware under other library versions (found, with the versions that differ)."""
         candidates = [entry for entry in self.entries if entry.identity.matches(identity)]
         for entry in candidates:
             if machine_text(entry.machine) == machine_text(machine):
                 return Lookup(BaselineStatus.FOUND, entry)
         if not candidates:
             return Lookup(BaselineStatus.MISSING)
-        closest = min(candidates, key=lambda entry: len(key_differences(entry.machine, machine)))
-        return Lookup(BaselineStatus.OTHER_MACHINE, differences=key_differences(closest.machine, machine))
+        by_closeness = sorted(candidates, key=lambda entry: len(key_differences(entry.machine, machine)))
+        if across_versions:
+            hardware = machine_text(without_libraries(machine))
+            same = [entry for entry in by_closeness if machine_text(without_libraries(entry.machine)) == hardware]
+            if same:
+                return Lookup(BaselineStatus.FOUND, same[0], differences=key_differences(same[0].machine, machine))
+        return Lookup(BaselineStatus.OTHER_MACHINE, differences=key_differences(by_closeness[0].machine, machine))
+
+
+def without_libraries(machine: dict[str, Any]) -> dict[str, Any]:
+    """A machine key's hardware and device facts: what two entries must share to be compared across versions."""
+    return {name: value for name, value in machine.items() if name != "libraries"}
 
 
 # -- reading and validating -----------------------------------------------------------------------

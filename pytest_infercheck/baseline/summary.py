@@ -87,6 +87,10 @@ def summary_lines(results: Sequence[CheckResult], path: Optional[str], update: O
     lines = [f"baseline {path}: {len(compared)} compared, {len(regressed)} regressed, {len(improved)} improved, "
              f"{len(missing)} missing, {len(foreign)} not applied (other machine)"
              + (f", {len(undecided)} undecided" if undecided else "")]
+    across = [(r, b) for r, b in compared if b.differences]
+    if across:  # --infer-baseline-across-versions: which entries were another version's
+        lines.append(f"  across versions: {len(across)} compared with an entry of other library versions on this machine:")
+        lines += [f"    {who(r, several)}: {'; '.join(b.differences)}" for r, b in across]
     lines += [f"  REGRESSION {who(r, several)}: {line}" for r, b in regressed for line in b.regressions]
     lines += [f"  improved   {who(r, several)}: {line}" for r, b in improved for line in b.improvements]
     if foreign:

@@ -218,7 +218,8 @@ def compare_with_baseline(context: "CheckContext", settings: Any, facts: Facts, 
         return
     from ..baseline.comparison import compare_with_entry
 
-    facts.add(baseline=compare_with_entry(facts.result(), store, settings))
+    facts.add(baseline=compare_with_entry(facts.result(), store, settings,
+                                          across_versions=settings.baseline_across_versions))
 
 
 def gpu_facts(device: str) -> Optional[dict[str, Any]]:

@@ -39,6 +39,8 @@ def add_commands(commands: Any) -> None:
                           "marker or infercheck() call still wins)")
     gate.add_argument("--strict", action="store_true", help="fail results that have no baseline entry for their machine, and those whose comparison is "
                       "undecided")
+    gate.add_argument("--across-versions", action="store_true",
+                      help=OPTIONS_BY_NAME["baseline_across_versions"].help + " (as --infer-baseline-across-versions)")
     _add_outputs(gate, junit=True)
     update = commands.add_parser("baseline", help="bless a saved report into the baseline file").add_subparsers(
         dest="action", required=True, metavar="update").add_parser(
@@ -97,7 +99,7 @@ def run_gate(args: argparse.Namespace) -> int:
                          f"--baseline {args.baseline}")
     given = {name: getattr(args, name) for name in GATE_KEYS if getattr(args, name) is not None}
     outcome = gate_results(report.results, store, given, strict=args.strict,
-                           failed_before_check=report.failed_before_check)
+                           failed_before_check=report.failed_before_check, across_versions=args.across_versions)
     report = dataclasses.replace(report, results=outcome.in_order)  # the gate's records, which every report shows
     print(header("gate", report) + f" against {args.baseline}")
     print("\n".join(render_text(report.results) + reasons(report.results)))

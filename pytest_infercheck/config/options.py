@@ -140,6 +140,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("baseline_strict", "--infer-baseline-strict", parse_bool, False,
            "fail items that have no baseline entry for this machine, and those whose comparison is undecided",
            is_flag=True),
+    # An upgrade's pull request: the entries of the old library versions, on this same machine, are the
+    # figures to hold the new versions to (docs/gate.md, "Across library versions").
+    Option("baseline_across_versions", "--infer-baseline-across-versions", parse_bool, False,
+           "compare with entries recorded under other versions of the engine's libraries (torch, onnxruntime, "
+           "triton, ...) when this machine has none for these versions: an upgrade gated like any change",
+           is_flag=True),
     # 3%, not 5%: a slowdown equal to the allowance is caught half the time, and the H100's run-to-run
     # spread (~1.6%) leaves room to catch +5% reliably at 3% (docs/gate.md, docs/benchmarks.md).
     Option("max_regression", "--infer-max-regression", parse_max_regression, defaults.MAX_REGRESSION,

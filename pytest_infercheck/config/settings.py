@@ -82,6 +82,7 @@ class Settings:
     baseline: Optional[str]
     baseline_update: bool
     baseline_strict: bool
+    baseline_across_versions: bool
     max_regression: float
     kernel_tolerance: float
     accuracy_factor: float

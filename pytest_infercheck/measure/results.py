@@ -441,7 +441,9 @@ class BaselineComparison:
 
     status: BaselineStatus
     file: str
-    differences: tuple[str, ...] = ()  # machine-key differences, for OTHER_MACHINE
+    # Machine-key differences: why an OTHER_MACHINE entry was not applied, or the library versions a FOUND
+    # entry was compared across (--infer-baseline-across-versions); () for an entry of this very key.
+    differences: tuple[str, ...] = ()
     regressions: tuple[str, ...] = ()
     improvements: tuple[str, ...] = ()
     recorded: str = ""

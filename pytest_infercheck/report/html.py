@@ -296,6 +296,9 @@ def baseline_notes(result: CheckResult) -> list[str]:
                      "the host's share moved, so undecided</div>")
     if comparison.status != BaselineStatus.FOUND:
         parts.append(f"<div class='note'>not compared: {_e(not_compared_reason(comparison))}</div>")
+    elif comparison.differences:
+        parts.append(f"<div class='note'>compared with an entry of other library versions: "
+                     f"{_e('; '.join(comparison.differences))}</div>")
     return parts
 
 

@@ -88,6 +88,11 @@ def _details(results: Sequence[CheckResult], baseline: Optional[str],
     if improved:
         lines += ["", "### Improvements", ""]
         lines += [f"- {_code(_item(r, several))}: {_cell(line)}" for r, b in improved for line in b.improvements]
+    across = [(r, r.baseline) for r in results
+              if r.baseline and r.baseline.status == BaselineStatus.FOUND and r.baseline.differences]
+    if across:
+        lines += ["", "### Compared across library versions", ""]
+        lines += [f"- {_code(_item(r, several))}: {_cell('; '.join(b.differences))}" for r, b in across]
     skipped_gate = [(r, not_compared_reason(r.baseline)) for r in results
                     if r.baseline and r.baseline.status != BaselineStatus.FOUND] + list(not_compared)
     if skipped_gate:
