@@ -259,9 +259,10 @@ def test_across_versions_an_upgrade_is_gated_against_the_old_versions_entries(ru
     an_upgrade(baseline_file, onnxruntime_max_abs=1e-12)
     before = baseline_file.read_bytes()
     report, markdown, html = tmp_path / "report.json", tmp_path / "gate.md", tmp_path / "gate.html"
+    junit = tmp_path / "junit.xml"
     upgraded = run_plugin(TWO_ENGINES, f"--infer-baseline={baseline_file}", "--infer-baseline-across-versions",
                           "--infer-accuracy-floor=0", LENIENT, f"--infer-report={report}",
-                          f"--infer-markdown={markdown}", f"--infer-html={html}")
+                          f"--infer-markdown={markdown}", f"--infer-html={html}", f"--junitxml={junit}")
     upgraded.assert_outcomes(passed=1, failed=1)
     upgraded.stdout.fnmatch_lines([
         "*2 compared, 1 regressed, 0 improved, 0 missing, 0 not applied (other machine)*",
@@ -272,6 +273,7 @@ def test_across_versions_an_upgrade_is_gated_against_the_old_versions_entries(ru
     assert baseline_file.read_bytes() == before  # comparing never writes
     assert "### Compared across library versions" in markdown.read_text()
     assert "compared with an entry of other library versions: torch 1.0.0 -&gt; " in html.read_text()
+    assert 'name="infercheck.onnxruntime-fp32.baseline.across_versions" value="torch 1.0.0 -&gt; ' in junit.read_text()
     # Without the option the same entries are another software stack's: not applied, as before.
     plain = run_plugin(TWO_ENGINES, f"--infer-baseline={baseline_file}", "--infer-accuracy-floor=0", LENIENT)
     plain.assert_outcomes(passed=2)

@@ -55,6 +55,8 @@ def baseline_properties(result: CheckResult, prefix: Optional[str] = None) -> li
     prefix = (prefix or f"infercheck.{result.spec_id}") + ".baseline"
     props: list[tuple[str, Any]] = [(f"{prefix}.status", str(comparison.status)),
                                     (f"{prefix}.verdict", status_cell(result))]
+    if comparison.status == BaselineStatus.FOUND and comparison.differences:  # --infer-baseline-across-versions
+        props.append((f"{prefix}.across_versions", "; ".join(comparison.differences)))
     for figure, latency in (("latency", comparison.latency), ("kernel", comparison.kernel)):
         if latency is not None:
             for name in ("baseline_p50_ms", "current_p50_ms", "ratio", "ci_low", "ci_high", "p_slower", "p_faster"):
