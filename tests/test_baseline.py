@@ -75,6 +75,27 @@ def test_written_file_reads_back_and_keeps_number_lists_on_one_line(tmp_path: Pa
     assert store.lookup(EntryIdentity("test_b.py::test_b", "", "onnxruntime-fp32"), other).status == "missing"
 
 
+def test_across_versions_picks_the_closest_then_latest_entry_of_this_hardware() -> None:
+    import dataclasses
+
+    identity = EntryIdentity("test_a.py::test_a[onnxruntime-fp32]", "", "onnxruntime-fp32")
+    older = dataclasses.replace(_entry(torch="2.11.0"), recorded="2026-01-10T10:00:00+00:00")
+    newer = dataclasses.replace(_entry(torch="2.12.0"), recorded="2026-06-10T10:00:00+00:00")
+    elsewhere = dataclasses.replace(_entry(torch="2.12.0"), recorded="2026-11-10T10:00:00+00:00",
+                                    machine={**_entry(torch="2.12.0").machine, "cpu": "another CPU"})
+    store = BaselineStore(Path("b.json"), [newer, elsewhere, older], exists=True)
+    upgraded = machine_key("cpu", {**FINGERPRINT, "libraries": {"torch": "2.13.0"}})
+    found = store.lookup(identity, upgraded, across_versions=True)
+    # Both old versions are one fact apart: the latest blessed is the one an upgrade replaces (in any order).
+    assert found.status == "found" and found.entry is newer and found.differences == ["torch 2.12.0 -> 2.13.0"]
+    store = BaselineStore(Path("b.json"), [older, elsewhere, newer], exists=True)
+    assert store.lookup(identity, upgraded, across_versions=True).entry is newer
+    # Without the option, or with only other hardware's entries, nothing is applied.
+    assert store.lookup(identity, upgraded).status == "fingerprint-mismatch"
+    alone = BaselineStore(Path("b.json"), [elsewhere], exists=True).lookup(identity, upgraded, across_versions=True)
+    assert alone.status == "fingerprint-mismatch" and any(d.startswith("cpu ") for d in alone.differences)
+
+
 def test_a_missing_file_is_an_empty_store(tmp_path: Path) -> None:
     store = BaselineStore.load(tmp_path / "absent.json")
     assert store.entries == [] and not store.exists

@@ -120,13 +120,17 @@ class BaselineStore:
                 return Lookup(BaselineStatus.FOUND, entry)
         if not candidates:
             return Lookup(BaselineStatus.MISSING)
-        by_closeness = sorted(candidates, key=lambda entry: len(key_differences(entry.machine, machine)))
         if across_versions:
             hardware = machine_text(without_libraries(machine))
-            same = [entry for entry in by_closeness if machine_text(without_libraries(entry.machine)) == hardware]
+            same = [entry for entry in candidates if machine_text(without_libraries(entry.machine)) == hardware]
             if same:
-                return Lookup(BaselineStatus.FOUND, same[0], differences=key_differences(same[0].machine, machine))
-        return Lookup(BaselineStatus.OTHER_MACHINE, differences=key_differences(by_closeness[0].machine, machine))
+                # The fewest versions apart, then the latest blessed (ISO times sort as text; min keeps the
+                # first of equals): an upgrade is held to the figures it replaces, not an older release's.
+                latest_first = sorted(same, key=lambda entry: entry.recorded, reverse=True)
+                chosen = min(latest_first, key=lambda entry: len(key_differences(entry.machine, machine)))
+                return Lookup(BaselineStatus.FOUND, chosen, differences=key_differences(chosen.machine, machine))
+        closest = min(candidates, key=lambda entry: len(key_differences(entry.machine, machine)))
+        return Lookup(BaselineStatus.OTHER_MACHINE, differences=key_differences(closest.machine, machine))
 
 
 def without_libraries(machine: dict[str, Any]) -> dict[str, Any]:
