@@ -75,7 +75,7 @@ def test_written_file_reads_back_and_keeps_number_lists_on_one_line(tmp_path: Pa
     assert store.lookup(EntryIdentity("test_b.py::test_b", "", "onnxruntime-fp32"), other).status == "missing"
 
 
-def test_across_versions_picks_the_closest_then_latest_entry_of_this_hardware() -> None:
+def test_across_versions_picks_the_latest_blessed_entry_of_this_hardware() -> None:
     import dataclasses
 
     identity = EntryIdentity("test_a.py::test_a[onnxruntime-fp32]", "", "onnxruntime-fp32")
@@ -86,7 +86,7 @@ def test_across_versions_picks_the_closest_then_latest_entry_of_this_hardware() 
     store = BaselineStore(Path("b.json"), [newer, elsewhere, older], exists=True)
     upgraded = machine_key("cpu", {**FINGERPRINT, "libraries": {"torch": "2.13.0"}})
     found = store.lookup(identity, upgraded, across_versions=True)
-    # Both old versions are one fact apart: the latest blessed is the one an upgrade replaces (in any order).
+    # The latest blessed is the one an upgrade replaces, in whatever order the file holds them.
     assert found.status == "found" and found.entry is newer and found.differences == ["torch 2.12.0 -> 2.13.0"]
     store = BaselineStore(Path("b.json"), [older, elsewhere, newer], exists=True)
     assert store.lookup(identity, upgraded, across_versions=True).entry is newer
@@ -94,6 +94,10 @@ def test_across_versions_picks_the_closest_then_latest_entry_of_this_hardware() 
     assert store.lookup(identity, upgraded).status == "fingerprint-mismatch"
     alone = BaselineStore(Path("b.json"), [elsewhere], exists=True).lookup(identity, upgraded, across_versions=True)
     assert alone.status == "fingerprint-mismatch" and any(d.startswith("cpu ") for d in alone.differences)
+    # A key without its libraries' versions (an old or hand-made file) is not "another version": not applied.
+    unversioned = dataclasses.replace(newer, machine={**newer.machine, "libraries": {}})
+    lookup = BaselineStore(Path("b.json"), [unversioned], exists=True).lookup(identity, upgraded, across_versions=True)
+    assert lookup.status == "fingerprint-mismatch"
 
 
 def test_a_missing_file_is_an_empty_store(tmp_path: Path) -> None:
@@ -296,17 +300,22 @@ def test_across_versions_an_upgrade_is_gated_against_the_old_versions_entries(ru
     assert "compared with an entry of other library versions: torch 1.0.0 -&gt; " in html.read_text()
     assert 'name="infercheck.onnxruntime-fp32.baseline.across_versions" value="torch 1.0.0 -&gt; ' in junit.read_text()
     # Without the option the same entries are another software stack's: not applied, as before.
-    plain = run_plugin(TWO_ENGINES, f"--infer-baseline={baseline_file}", "--infer-accuracy-floor=0", LENIENT)
+    plain_report = tmp_path / "plain.json"
+    plain = run_plugin(TWO_ENGINES, f"--infer-baseline={baseline_file}", "--infer-accuracy-floor=0", LENIENT,
+                       f"--infer-report={plain_report}")
     plain.assert_outcomes(passed=2)
     plain.stdout.fnmatch_lines(["*0 compared, * 2 not applied (other machine)"])
 
-    # The CLI gate on the saved report: the same verdict with --across-versions, none without it.
+    # The CLI gate: across versions where the run was (its recorded setting: a gate job apart from the run
+    # keeps it) or where --across-versions asks; not applied otherwise.
     from cli_runner import in_process
 
-    gated = in_process("gate", report, "--baseline", baseline_file, "--across-versions", "--accuracy-floor", "0")
-    assert gated.returncode == 1, gated.stdout + gated.stderr
-    assert "(compared across torch 1.0.0 -> " in gated.stdout and "across versions: 2 compared" in gated.stdout
-    assert in_process("gate", report, "--baseline", baseline_file, "--accuracy-floor", "0").returncode == 0
+    for gated in (in_process("gate", report, "--baseline", baseline_file),
+                  in_process("gate", plain_report, "--baseline", baseline_file, "--across-versions")):
+        assert gated.returncode == 1, gated.stdout + gated.stderr
+        assert "(compared across torch 1.0.0 -> " in gated.stdout and "across versions: 2 compared" in gated.stdout
+    not_across = in_process("gate", plain_report, "--baseline", baseline_file)
+    assert not_across.returncode == 0 and "2 not applied (other machine)" in not_across.stdout
 
 
 def test_across_versions_never_applies_another_machines_entry(run_plugin, baseline_file: Path) -> None:

@@ -109,3 +109,27 @@ def test_a_baseline_that_cannot_be_replaced_is_one_line_and_exit_2(clean_report:
     [line] = run.stderr.splitlines()
     assert f"baseline file {baseline}: not updated: it cannot be written" in line, line
     assert baseline.read_bytes() == before
+
+
+@pytest.mark.parametrize("setting, value, source, message", [
+    # A recorded percentage is a fraction (the 100000% of a valid run is 1000.0, taken as recorded); one below
+    # zero was passed through and crashed in log1p (traceback, exit 1: read by CI as "regressed").
+    ("max_regression", -1, "command line", "must not be negative"),
+    ("kernel_tolerance", -0.5, "default", "must not be negative"),
+    # A test's own (marker) values are not overridden by the gate's options: a factor under 1 failed an
+    # unchanged engine ("x1; allowed x0.5").
+    ("accuracy_factor", 0.5, "marker", "must be at least 1"),
+    ("accuracy_floor", -1, "marker", "must not be negative"),
+])
+def test_a_recorded_setting_no_run_records_is_refused_with_exit_2(clean_report: Path, tmp_path: Path, setting: str,
+                                                                  value: float, source: str, message: str) -> None:
+    baseline = blessed(clean_report, tmp_path)
+    data = json.loads(clean_report.read_text())
+    for result in data["results"]:
+        result["settings"][setting] = {"value": value, "source": source}
+    bad = tmp_path / "report.json"
+    bad.write_text(rehashed(data))
+    run = infercheck("gate", bad, "--baseline", baseline)
+    assert run.returncode == 2, run.stdout + run.stderr
+    [line] = run.stderr.splitlines()
+    assert f"recorded setting {setting}: " in line and message in line, line

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Optional
 
 from ..measure.regression import LatencyComparison, compare_accuracy, compare_latency, run_noise
-from ..measure.results import BaselineComparison, CheckResult, LatencyStats
+from ..measure.results import BaselineComparison, CheckResult, LatencyStats, compared_across
 from .key import EntryIdentity
 from .store import BaselineStore, Entry, subsample
 
@@ -80,12 +80,10 @@ def compare_with_entry(result: CheckResult, store: BaselineStore, settings: Any,
     accuracy = compare_accuracy(figures, entry.accuracy,
                                 factor=settings.accuracy_factor, floor=settings.accuracy_floor)
     regressions += [f"accuracy {change.describe()}" for change in accuracy if change.regressed]
-    if lookup.differences:  # an entry of other library versions: each finding says against which
-        across = f" (compared across {'; '.join(lookup.differences)})"
-        regressions = [line + across for line in regressions]
-        improvements = [line + across for line in improvements]
+    across = compared_across(lookup.differences)  # found under other library versions: each finding says so
     return BaselineComparison(lookup.status, str(store.path), differences=tuple(lookup.differences),
-                              regressions=tuple(regressions), improvements=tuple(improvements), recorded=entry.recorded,
+                              regressions=tuple(line + across for line in regressions),
+                              improvements=tuple(line + across for line in improvements), recorded=entry.recorded,
                               model_changed=bool(entry.model_hash and entry.model_hash != result.model_hash),
                               latency=latency, accuracy=tuple(accuracy), kernel=kernel, judged_on=judged_on,
                               corroboration=corroboration, wall_judged=wall_judged,

@@ -20,6 +20,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 from ..judge.verdict import Thresholds, judge
 from ..config.options import OPTIONS_BY_NAME, OptionError
+from ..config.parsers import parse_max_regression, parse_percent
 from ..measure.results import BaselineStatus, CheckResult, FailedBeforeCheck, several_checks
 from ..core.spec import Outcome, Stage
 from .comparison import compare_with_entry
@@ -40,6 +41,23 @@ class GateSettings:
     accuracy_floor: float
 
 
+def recorded_value(option: Any, value: Any) -> Any:
+    """A setting's value as the run recorded it, checked by the option's parser.  A percentage is recorded
+    as the fraction the run parsed (100000% as 1000.0), which the parser's guard against a user's bare
+    number above 1 ("5" meant as 5%) would refuse, failing the gate of a valid run: a recorded number is
+    checked as a fraction instead (finite, not negative), every other check of the parser kept."""
+    if option.parse is parse_max_regression and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return parse_percent(value)
+    return option.parse(value)
+
+
+def recorded_across_versions(result: CheckResult) -> bool:
+    """Whether the run compared this result across library versions: the gate of a job apart from the run's
+    does the same, as it keeps the run's allowances (an upgrade's gating must not vanish between jobs)."""
+    recorded = (result.settings.get("baseline_across_versions") or {}).get("value")
+    return recorded is True
+
+
 def settings_for(result: CheckResult, given: Mapping[str, Any]) -> GateSettings:
     """The result's recorded thresholds, with ``given`` (the gate's options) over the run-level ones."""
     values: dict[str, Any] = {}
@@ -48,13 +66,9 @@ def settings_for(result: CheckResult, given: Mapping[str, Any]) -> GateSettings:
         recorded = result.settings.get(name) or {}
         if name in given and recorded.get("source", "default") not in TEST_SOURCES:
             values[name] = given[name]
-        elif isinstance(recorded.get("value"), (int, float)) and not isinstance(recorded["value"], bool):
-            # The run parsed it already: a fraction (0.03), which the option's parser would read as a
-            # user's bare number (1000.0 "would mean 100000%") and refuse, failing the gate of a valid run.
-            values[name] = float(recorded["value"])
         elif recorded.get("value") is not None:
             try:
-                values[name] = option.parse(recorded["value"])
+                values[name] = recorded_value(option, recorded["value"])
             except OptionError as err:
                 raise OptionError(f"{result.nodeid}: recorded setting {name}: {err}") from None
         else:
@@ -128,7 +142,8 @@ def gate_results(results: Sequence[CheckResult], store: BaselineStore, given: Ma
     """Judge each result against ``store``, as the session would have; the run's own verdicts for the rest.
     The records are new ones (``results`` stay as they were): the caller reports ``in_order``.
     ``failed_before_check``: the report's tests that failed before any check (they fail the gate).
-    ``across_versions``: entries of other library versions on the same hardware are compared too."""
+    ``across_versions``: entries of other library versions on the same hardware are compared too, as they
+    are for a result whose run asked for it (its recorded --infer-baseline-across-versions)."""
     outcome = GateOutcome(str(store.path), failed_before_check=list(failed_before_check))
     for saved in results:
         result = without_baseline(saved)  # a new record: the saved one stays as the report holds it
@@ -136,8 +151,9 @@ def gate_results(results: Sequence[CheckResult], store: BaselineStore, given: Ma
         if reason is not None:
             outcome.not_judged.append((result, reason))
         else:
+            across = across_versions or recorded_across_versions(result)
             compared = replace(result, baseline=compare_with_entry(result, store, settings_for(result, given),
-                                                                   across_versions=across_versions))
+                                                                   across_versions=across))
             result = judge(compared, result.test, Thresholds(strict=strict))
             outcome.judged.append(result)
         outcome.in_order.append(result)

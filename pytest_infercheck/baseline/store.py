@@ -120,17 +120,23 @@ class BaselineStore:
                 return Lookup(BaselineStatus.FOUND, entry)
         if not candidates:
             return Lookup(BaselineStatus.MISSING)
-        if across_versions:
+        if across_versions and knows_versions(machine):
             hardware = machine_text(without_libraries(machine))
-            same = [entry for entry in candidates if machine_text(without_libraries(entry.machine)) == hardware]
+            same = [entry for entry in candidates
+                    if knows_versions(entry.machine) and machine_text(without_libraries(entry.machine)) == hardware]
             if same:
-                # The fewest versions apart, then the latest blessed (ISO times sort as text; min keeps the
-                # first of equals): an upgrade is held to the figures it replaces, not an older release's.
-                latest_first = sorted(same, key=lambda entry: entry.recorded, reverse=True)
-                chosen = min(latest_first, key=lambda entry: len(key_differences(entry.machine, machine)))
+                # The latest blessed (ISO times sort as text), whatever the file's order: an upgrade is held
+                # to the figures it replaces, not to an older release's.
+                chosen = max(same, key=lambda entry: entry.recorded)
                 return Lookup(BaselineStatus.FOUND, chosen, differences=key_differences(chosen.machine, machine))
         closest = min(candidates, key=lambda entry: len(key_differences(entry.machine, machine)))
         return Lookup(BaselineStatus.OTHER_MACHINE, differences=key_differences(closest.machine, machine))
+
+
+def knows_versions(machine: dict[str, Any]) -> bool:
+    """A key that names its libraries' versions: only between two of them is "across versions" a comparison
+    (a side without them would read ``torch 2.12.0 -> absent``)."""
+    return isinstance(machine.get("libraries"), dict) and bool(machine["libraries"])
 
 
 def without_libraries(machine: dict[str, Any]) -> dict[str, Any]:

@@ -133,9 +133,9 @@ def undecided_figures(facts: CheckResult) -> list[tuple[Stage, str]]:
     # Stage BASELINE, not REGRESSION: under --infer-baseline-strict an undecided comparison fails, and its
     # item must not read "failed (regression)" when nothing regressed (a faster run was shown so).
     if comparison is not None and judged is not None and judged.undecided:
-        notes.append((Stage.BASELINE, f"baseline {comparison.judged_figure} {judged.describe()}"))
+        notes.append((Stage.BASELINE, f"baseline {comparison.judged_figure} {judged.describe()}{comparison.across}"))
     if comparison is not None and comparison.accuracy_unmatched:
-        notes.append((Stage.BASELINE, f"baseline accuracy: {comparison.accuracy_unmatched}"))
+        notes.append((Stage.BASELINE, f"baseline accuracy: {comparison.accuracy_unmatched}{comparison.across}"))
     return notes
 
 

@@ -435,6 +435,11 @@ class CallPath:
     digest: str  # of every (file, function, count) those calls entered: equal digests, equal paths
 
 
+def compared_across(differences: Sequence[str]) -> str:
+    """`` (compared across torch 2.12.0 -> 2.13.0)`` for a found entry's library differences, "" for none."""
+    return f" (compared across {'; '.join(differences)})" if differences else ""
+
+
 @dataclass(frozen=True)
 class BaselineComparison:
     """This item against its baseline entry (baseline/comparison.py): what was compared and found."""
@@ -466,6 +471,12 @@ class BaselineComparison:
     # Outputs the accuracy comparison could not pair with the entry's (renamed, added, gone), in one line:
     # an undecided figure, not a quiet pass ("" when every output was compared).
     accuracy_unmatched: str = ""
+
+    @property
+    def across(self) -> str:
+        """`` (compared across torch 2.12.0 -> 2.13.0)`` for an entry of other library versions
+        (--infer-baseline-across-versions), else "": said after every finding and undecided figure."""
+        return compared_across(self.differences) if self.status == BaselineStatus.FOUND else ""
 
     @property
     def judged(self) -> Optional[LatencyComparison]:

@@ -116,6 +116,17 @@ def test_a_comparison_with_too_few_samples_is_undecided_never_a_silent_pass() ->
     assert verdict(few, Thresholds(strict=True)).outcome == Outcome.FAILED
 
 
+def test_an_undecided_figure_says_what_library_versions_it_was_compared_across() -> None:
+    # --infer-baseline-across-versions: an upgrade's undecided figure names the versions, as its findings do.
+    few = facts(baseline=comparison([50.0] * 3, [1.0] * 3, differences=("torch 2.12.0 -> 2.13.0",)))
+    found = verdict(few, Thresholds(strict=True))
+    assert found.undecided[0].endswith("(compared across torch 2.12.0 -> 2.13.0)")
+    assert "(compared across torch 2.12.0 -> 2.13.0)" in found.message
+    other = facts(baseline=BaselineComparison(BaselineStatus.OTHER_MACHINE, "base.json",
+                                              differences=("torch 2.12.0 -> 2.13.0",)))
+    assert other.baseline is not None and other.baseline.across == ""  # not applied: nothing was compared
+
+
 def test_no_entry_fails_only_under_strict() -> None:
     missing = facts(baseline=BaselineComparison(BaselineStatus.MISSING, "base.json"))
     assert verdict(missing, Thresholds()).outcome == Outcome.PASSED
