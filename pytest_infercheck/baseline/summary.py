@@ -37,7 +37,10 @@ def status_cell(result: CheckResult) -> str:
     if comparison.judged_on == "kernel" and not comparison.regressions:  # a regression's kind names it
         change = f"kernel {change}".rstrip()
     if comparison.regressions:
-        return f"REGRESSION {' + '.join(regressed_kinds(comparison))} {change}".rstrip()
+        kinds = regressed_kinds(comparison)
+        # The change shown is the latency's: beside an accuracy regression alone it read as the error's.
+        shown = "" if kinds == ["accuracy"] else change
+        return f"REGRESSION {' + '.join(kinds)} {shown}".rstrip()
     if comparison.improvements:
         return f"improved {change}"
     if latency is not None and not has_ratio:

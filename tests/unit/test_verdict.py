@@ -198,3 +198,15 @@ def test_the_calibration_line_is_a_calibration_failure_only_where_its_data_looks
     line = found.failures[-1]
     assert line.stage == stage and line.message.startswith("the INT8 engine was calibrated on 8 generated batch(es)")
     assert ("x different range" in line.message) == (stage == Stage.CALIBRATION)
+
+
+def test_the_table_cell_of_an_accuracy_regression_alone_shows_no_latency_change() -> None:
+    # The cell's percentage is the latency's: beside an accuracy regression alone it read as the error's
+    # ("REGRESSION accuracy -41.2%", an attacker's session).
+    from pytest_infercheck.baseline.summary import status_cell
+    from pytest_infercheck.measure.regression import AccuracyChange
+
+    grew = AccuracyChange("logits", "max_abs", 1e-6, 1e-3, True, 2.0, 1e-5)
+    faster = replace(comparison([1.0 + i * 1e-3 for i in range(100)], [1.7 + i * 1e-3 for i in range(100)]),
+                     accuracy=(grew,), regressions=(f"accuracy {grew.describe()}",))
+    assert status_cell(facts(baseline=faster)) == "REGRESSION accuracy"
