@@ -174,8 +174,10 @@ def gate_lines(outcome: GateOutcome) -> list[str]:
     # What --strict failed beyond the regressions summary_lines lists: no entry, or an undecided comparison.
     lines += [f"  FAILED {who(r, several)}: {failure}" for r in outcome.gate_failures for failure in r.failures
               if failure.stage == Stage.BASELINE or failure.message.startswith("undecided:")]
-    # Undecided figures that passed (without --strict): each named with why, as the session lists them.
-    passed_undecided = [r for r in outcome.judged if r.undecided and not r.failures]
+    # Undecided figures not already failed by --strict (listed above): each named with why, as the session lists
+    # them, those of an item that failed for another reason too (the summary's count includes them).
+    passed_undecided = [r for r in outcome.judged
+                        if r.undecided and not any(f.message.startswith("undecided:") for f in r.failures)]
     if passed_undecided:
         lines.append(f"  undecided ({len(passed_undecided)}: the figures cannot tell pass from fail; --strict makes "
                      "them fail):")

@@ -210,3 +210,16 @@ def test_the_table_cell_of_an_accuracy_regression_alone_shows_no_latency_change(
     faster = replace(comparison([1.0 + i * 1e-3 for i in range(100)], [1.7 + i * 1e-3 for i in range(100)]),
                      accuracy=(grew,), regressions=(f"accuracy {grew.describe()}",))
     assert status_cell(facts(baseline=faster)) == "REGRESSION accuracy"
+
+
+def test_the_gate_lists_an_undecided_figure_of_an_item_that_failed_for_another_reason() -> None:
+    # The summary counted it ("2 undecided") while the list named only the passing one ("undecided (1: ...").
+    from pytest_infercheck.baseline.offline import GateOutcome, gate_lines
+    from pytest_infercheck.measure.results import Failure
+
+    few = comparison([50.0] * 3, [1.0] * 3)
+    passing = replace(facts(baseline=few), nodeid="test_a.py::test_a[x]", undecided=("baseline latency few",))
+    failing = replace(facts(baseline=few), nodeid="test_b.py::test_b[x]", undecided=("baseline latency few",),
+                      failures=(Failure(Stage.ACCURACY, "output 'y' off"),))
+    text = "\n".join(gate_lines(GateOutcome("base.json", judged=[passing, failing])))
+    assert "undecided (2: " in text and "test_b.py::test_b[x]: baseline latency few" in text, text
