@@ -42,6 +42,16 @@ def test_key_differences_name_each_fact_that_changed() -> None:
     assert key_differences(old, new) == ["gpu.name NVIDIA H100 80GB HBM3 -> NVIDIA H200", "torch 2.13.0 -> 2.14.0"]
 
 
+def test_key_differences_are_never_empty_for_keys_that_differ() -> None:
+    # Hand-made keys (an attacker's session): values that print alike, and a layout that flattens alike,
+    # were "other machine" with no difference named ("cpus 2 -> 2", or nothing at all).
+    key = machine_key("cpu", FINGERPRINT)
+    assert key_differences({**key, "cpus": "2"}, {**key, "cpus": 2}) == ["cpus '2' -> 2"]
+    [layout] = key_differences({**key, "gpu": {}}, key)
+    assert layout.startswith("the key's layout ") and '"gpu": {}' in layout
+    assert key_differences(key, json.loads(json.dumps(key))) == []
+
+
 def test_subsample_is_deterministic_bounded_and_keeps_the_extremes() -> None:
     samples = [float((i * 7919) % 10007) + 1 for i in range(5000)]
     picked = subsample(samples)

@@ -90,13 +90,18 @@ def usable_cpus() -> int:
 
 
 def key_differences(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """``["torch 2.12.0 -> 2.13.0", "cpu 'A' -> 'B'"]``: what differs, flattened, for a message."""
+    """``["torch 2.12.0 -> 2.13.0", "cpu 'A' -> 'B'"]``: what differs, flattened, for a message.  Never empty
+    for two keys that differ: values that print alike are shown by their repr (``cpus '2' -> 2``), and keys
+    that differ only in their layout (``gpu: {}`` against no ``gpu``) say so."""
     flat_old, flat_new = _flatten(stored), _flatten(current)
     lines = []
     for name in sorted(set(flat_old) | set(flat_new)):
         old, new = flat_old.get(name, "absent"), flat_new.get(name, "absent")
         if old != new:
-            lines.append(f"{name} {old} -> {new}")
+            alike = str(old) == str(new)
+            lines.append(f"{name} {old!r} -> {new!r}" if alike else f"{name} {old} -> {new}")
+    if not lines and machine_text(stored) != machine_text(current):
+        lines.append(f"the key's layout {machine_text(stored)} -> {machine_text(current)}")
     return lines
 
 
