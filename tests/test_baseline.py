@@ -228,6 +228,29 @@ def test_update_replaces_only_the_items_that_ran_and_keeps_the_rest(run_plugin, 
     assert [p.name for p in baseline_file.parent.iterdir()] == ["baseline.json"]  # no temp or lock file beside it
 
 
+def test_entries_no_result_matched_are_said_not_failed(run_plugin, baseline_file: Path, tmp_path: Path) -> None:
+    """A test renamed after its blessing lost its gate without a word: its old entries are now named."""
+    run_plugin(TWO_ENGINES, f"--infer-baseline={baseline_file}", "--infer-baseline-update").assert_outcomes(passed=2)
+    report = tmp_path / "report.json"
+    renamed = run_plugin(TWO_ENGINES.replace("def test_cnn(", "def test_cnn_renamed("),
+                         f"--infer-baseline={baseline_file}", f"--infer-report={report}", LENIENT)
+    renamed.assert_outcomes(passed=2)
+    renamed.stdout.fnmatch_lines([
+        "*0 compared, 0 regressed, 0 improved, 2 missing*",
+        "*no result for 2 entries of this machine (a test not selected, or renamed or deleted since it was blessed; "
+        "kept in the file): test_model.py::test_cnn[[]eager-fp32[]], test_model.py::test_cnn[[]onnxruntime-fp32[]]",
+    ])
+    from cli_runner import in_process
+
+    gated = in_process("gate", report, "--baseline", baseline_file)
+    assert gated.returncode == 0 and "no result for 2 entries of this machine" in gated.stdout, gated.stdout
+    # A run that selects one engine names the other's entry; one that matches every entry says nothing.
+    selected = run_plugin(TWO_ENGINES, f"--infer-baseline={baseline_file}", "-k", "eager", LENIENT)
+    selected.stdout.fnmatch_lines(["*no result for 1 entry of this machine *: test_model.py::test_cnn[[]onnxruntime-fp32[]]"])
+    whole = run_plugin(TWO_ENGINES, f"--infer-baseline={baseline_file}", LENIENT)
+    assert "no result for" not in whole.stdout.str()
+
+
 def test_missing_entries_are_reported_and_strict_makes_them_failures(run_plugin, baseline_file: Path) -> None:
     lenient = run_plugin(TWO_ENGINES, f"--infer-baseline={baseline_file}")
     lenient.assert_outcomes(passed=2)

@@ -24,8 +24,8 @@ from ..config.parsers import parse_max_regression, parse_percent
 from ..measure.results import BaselineStatus, CheckResult, FailedBeforeCheck, several_checks
 from ..core.spec import Outcome, Stage
 from .comparison import compare_with_entry
-from .store import BaselineStore
-from .summary import who, summary_lines
+from .store import BaselineStore, Entry
+from .summary import summary_lines, unmatched_entries, who
 
 GATE_KEYS = ("max_regression", "kernel_tolerance", "accuracy_factor", "accuracy_floor")
 TEST_SOURCES = ("marker", "fixture call")  # a test's own settings: the run's options do not override them
@@ -108,6 +108,8 @@ class GateOutcome:
     in_order: list[CheckResult] = field(default_factory=list)  # the same records, in the report's order
     # The run's own failures that no result shows: they fail the gate as failed checks do.
     failed_before_check: list[FailedBeforeCheck] = field(default_factory=list)
+    # Entries of the report's machines that no result matched (summary.unmatched_entries): said, never failed.
+    unmatched: list[Entry] = field(default_factory=list)
 
     @property
     def results(self) -> list[CheckResult]:
@@ -157,13 +159,14 @@ def gate_results(results: Sequence[CheckResult], store: BaselineStore, given: Ma
             result = judge(compared, result.test, Thresholds(strict=strict))
             outcome.judged.append(result)
         outcome.in_order.append(result)
+    outcome.unmatched = unmatched_entries(store, results)
     return outcome
 
 
 def gate_lines(outcome: GateOutcome) -> list[str]:
     """The terminal's account: the session's baseline summary, then what could not be compared, then the verdict."""
     several = several_checks(outcome.results)
-    lines = summary_lines(outcome.judged, outcome.baseline, None, several)
+    lines = summary_lines(outcome.judged, outcome.baseline, None, several, unmatched=outcome.unmatched)
     if outcome.failed_before_check:
         lines.append(f"  failed in the run before any check ({len(outcome.failed_before_check)}: no result, "
                      "so nothing of it was measured or compared):")

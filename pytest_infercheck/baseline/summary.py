@@ -9,8 +9,9 @@ from __future__ import annotations
 from typing import AbstractSet, Any, Optional, Sequence
 
 from ..measure.results import BaselineComparison, BaselineStatus, CheckResult, check_label, round_figure, several_checks
-from .store import UpdateSummary
-from .comparison import regressed_kinds
+from .key import machine_text
+from .store import BaselineStore, Entry, UpdateSummary, without_libraries
+from .comparison import identity_of, regressed_kinds
 
 UPDATE_HINT = "run with --infer-baseline-update to record it"
 
@@ -76,10 +77,26 @@ def baseline_properties(result: CheckResult, prefix: Optional[str] = None) -> li
     return props
 
 
+UNMATCHED_SHOWN = 5  # entries named in the "no result" line; the rest are counted
+
+
+def unmatched_entries(store: Optional[BaselineStore], results: Sequence[CheckResult]) -> list[Entry]:
+    """The entries of this run's machines that no result of the run matches: a test renamed or deleted since
+    it was blessed, whose gate is gone without a word, or one this run did not select (``-k``, a shard)."""
+    if store is None or not store.entries:
+        return []
+    # This machine: its hardware and device, whatever the libraries of each engine's key.
+    machines = {machine_text(without_libraries(result.machine)) for result in results if result.machine}
+    identities = [identity_of(result) for result in results]
+    return [entry for entry in store.entries if machine_text(without_libraries(entry.machine)) in machines
+            and not any(entry.identity.matches(identity) for identity in identities)]
+
+
 def summary_lines(results: Sequence[CheckResult], path: Optional[str], update: Optional[UpdateSummary],
-                  several: Optional[AbstractSet[str]] = None) -> list[str]:
+                  several: Optional[AbstractSet[str]] = None, unmatched: Sequence[Entry] = ()) -> list[str]:
     """The terminal summary's baseline section: counts, then every item that needs a reader's eye;
-    ``several``: the items that ran several checks (default: as ``results`` show)."""
+    ``several``: the items that ran several checks (default: as ``results`` show); ``unmatched``: the
+    entries of this machine no result matched (unmatched_entries), said, never failed."""
     if not path:
         return []
     compared = [(r, r.baseline) for r in results if r.baseline and r.baseline.status == BaselineStatus.FOUND]
@@ -105,6 +122,17 @@ def summary_lines(results: Sequence[CheckResult], path: Optional[str], update: O
     if missing and update is None:  # while updating, the missing entries are being written
         lines.append(f"  missing (no entry; {UPDATE_HINT}):")
         lines += [f"    {who(r, several)}" for r in missing]
+    if unmatched:
+        # The check's name only where the test has several (as ``who`` shows a result's).
+        checks: dict[tuple[str, str], int] = {}
+        for entry in unmatched:
+            checks[(entry.nodeid, entry.spec_id)] = checks.get((entry.nodeid, entry.spec_id), 0) + 1
+        named = [entry.nodeid + (f" ({entry.check})" if entry.check and checks[(entry.nodeid, entry.spec_id)] > 1
+                                 else "") for entry in unmatched]
+        more = f" and {len(named) - UNMATCHED_SHOWN} more" if len(named) > UNMATCHED_SHOWN else ""
+        lines.append(f"  no result for {len(named)} entr{'y' if len(named) == 1 else 'ies'} of this machine (a test "
+                     f"not selected, or renamed or deleted since it was blessed; kept in the file): "
+                     f"{', '.join(named[:UNMATCHED_SHOWN])}{more}")
     return lines + (update_lines(update) if update is not None else [])
 
 
