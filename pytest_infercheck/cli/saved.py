@@ -107,7 +107,8 @@ def run_gate(args: argparse.Namespace) -> int:
     verdict = [] if outcome.passed else [f"**{md_cell(verdict_line(outcome))}**"]
     verdict += failed_before_check_lines(outcome.failed_before_check)
     write_reports(report, outputs, baseline=args.baseline, step_summary=os.environ.get("GITHUB_STEP_SUMMARY"),
-                  not_compared=outcome.not_judged, verdict=verdict, failed_before_check=outcome.failed_before_check)
+                  not_compared=outcome.not_judged, verdict=verdict, failed_before_check=outcome.failed_before_check,
+                  unmatched=outcome.unmatched)
     return EXIT_OK if outcome.passed else EXIT_REGRESSED
 
 
@@ -176,7 +177,8 @@ def check_outputs(outputs: Mapping[str, Optional[str]], inputs: Mapping[str, str
 
 def write_reports(report: Any, outputs: Mapping[str, Optional[str]], *, baseline: Optional[str],
                   step_summary: Optional[str], not_compared: Sequence[tuple[Any, str]] = (),
-                  verdict: Sequence[str] = (), failed_before_check: Sequence[Any] = ()) -> None:
+                  verdict: Sequence[str] = (), failed_before_check: Sequence[Any] = (),
+                  unmatched: Sequence[Any] = ()) -> None:
     """Markdown (and the job summary), HTML, JUnit XML: the session's renderers on the saved results."""
     from ..core.files import write_or_reason
     from ..report.html import write_html
@@ -185,7 +187,8 @@ def write_reports(report: Any, outputs: Mapping[str, Optional[str]], *, baseline
 
     results = report.results
     problems: list[Optional[str]] = list(write_markdown(results, outputs.get("--markdown"), step_summary,
-                                                        baseline=baseline, not_compared=not_compared, verdict=verdict))
+                                                        baseline=baseline, not_compared=not_compared, verdict=verdict,
+                                                        unmatched=unmatched))
     html, junit = outputs.get("--html"), outputs.get("--junitxml")
     if html:
         problems.append(write_or_reason("HTML report", html, lambda: write_html(Path(html), results, report.environment,

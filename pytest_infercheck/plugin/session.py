@@ -123,6 +123,17 @@ class InfercheckSession:
             self._baseline = BaselineStore.load(path)
         return self._baseline
 
+    def unmatched_entries(self) -> list[Any]:
+        """The baseline's entries of this machine that no result of the run matched (baseline/summary.py), for
+        the summary and the Markdown report; none where the file cannot be read (said where it was compared)."""
+        from ..baseline.summary import unmatched_entries
+
+        try:
+            store = self.baseline() if self.run_settings.baseline else None
+        except pytest.UsageError:
+            return []
+        return unmatched_entries(store, self.results)
+
     # -- recording ------------------------------------------------------------------------------
 
     def record(self, item: pytest.Item, result: CheckResult) -> None:

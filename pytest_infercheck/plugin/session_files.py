@@ -59,7 +59,8 @@ def write_outputs(session: "InfercheckSession") -> list[str]:
 
         problems += write_markdown(session.results, str(markdown) if markdown else None,
                                    os.environ.get("GITHUB_STEP_SUMMARY"), baseline=session.run_settings.baseline,
-                                   verdict=failed_before_check_lines(failed_before_check, heading=True))
+                                   verdict=failed_before_check_lines(failed_before_check, heading=True),
+                                   unmatched=session.unmatched_entries())
     if html:
         from ..report.html import write_html
 

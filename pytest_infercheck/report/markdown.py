@@ -13,7 +13,7 @@ raw HTML in Markdown (and in ``$GITHUB_STEP_SUMMARY``): every piece of text goes
 from __future__ import annotations
 
 from pathlib import Path
-from typing import AbstractSet, Optional, Sequence
+from typing import AbstractSet, Any, Optional, Sequence
 
 from ..baseline.summary import not_compared_reason, status_cell
 from ..core.mdtext import md_cell as _cell, md_code as _code
@@ -21,6 +21,7 @@ from ..measure.results import BaselineStatus, CheckResult, FailedBeforeCheck, ch
 from .table import COLUMNS, KERNEL_HEADING, item_name, ordered, rows
 
 BASELINE_COLUMN = "vs baseline"
+UNMATCHED_LISTED = 20  # baseline entries no result matched, listed in the report before a count
 
 
 
@@ -37,8 +38,9 @@ def headline(results: Sequence[CheckResult]) -> str:
 
 
 def render_markdown(results: Sequence[CheckResult], *, baseline: Optional[str] = None,
-                    not_compared: Sequence[tuple[CheckResult, str]] = ()) -> str:
-    """The table and its details; ``not_compared``: results the gate could not judge, with why (cli_saved)."""
+                    not_compared: Sequence[tuple[CheckResult, str]] = (), unmatched: Sequence[Any] = ()) -> str:
+    """The table and its details; ``not_compared``: results the gate could not judge, with why (cli_saved);
+    ``unmatched``: the baseline's entries of this machine no result matched (baseline/summary.unmatched_entries)."""
     in_order = ordered(results)
     with_baseline = baseline is not None
     header = list(COLUMNS) + ([BASELINE_COLUMN] if with_baseline else [])
@@ -50,7 +52,7 @@ def render_markdown(results: Sequence[CheckResult], *, baseline: Optional[str] =
         regressed = bool(result.baseline and result.baseline.regressions)
         shown = [f"**{_cell(c)}**" if regressed and i in (1, 3, len(cells) - 1) else _cell(c) for i, c in enumerate(cells)]
         lines.append("| " + " | ".join(shown) + " |")
-    lines += _details(in_order, baseline, not_compared)
+    lines += _details(in_order, baseline, not_compared, unmatched)
     return "\n".join(lines) + "\n"
 
 
@@ -60,7 +62,7 @@ def _item(result: CheckResult, several: AbstractSet[str]) -> str:
 
 
 def _details(results: Sequence[CheckResult], baseline: Optional[str],
-             not_compared: Sequence[tuple[CheckResult, str]] = ()) -> list[str]:
+             not_compared: Sequence[tuple[CheckResult, str]] = (), unmatched: Sequence[Any] = ()) -> list[str]:
     lines: list[str] = []
     several = several_checks(results)
     failed = [r for r in results if r.outcome == "failed"]
@@ -98,6 +100,15 @@ def _details(results: Sequence[CheckResult], baseline: Optional[str],
     if skipped_gate:
         lines += ["", f"### Not compared with the baseline ({_code(baseline)})", ""]
         lines += [f"- {_code(_item(r, several))}: {_cell(why)}" for r, why in skipped_gate]
+    if unmatched:
+        shown = unmatched[:UNMATCHED_LISTED]
+        lines += ["", f"### No result for {len(unmatched)} baseline entr{'y' if len(unmatched) == 1 else 'ies'} "
+                      "of this machine", "",
+                  "A test not selected in this run, or renamed or deleted since it was blessed (its gate is gone "
+                  "until it is blessed under its new name); kept in the file.", ""]
+        lines += [f"- {_code(entry.nodeid)}" + (f" ({_cell(entry.check)})" if entry.check else "") for entry in shown]
+        if len(unmatched) > len(shown):
+            lines.append(f"- and {len(unmatched) - len(shown)} more")
     return lines
 
 
@@ -113,7 +124,7 @@ def failed_before_check_lines(failed_before_check: Sequence[FailedBeforeCheck], 
 
 def write_markdown(results: Sequence[CheckResult], path: Optional[str], step_summary: Optional[str], *,
                    baseline: Optional[str] = None, not_compared: Sequence[tuple[CheckResult, str]] = (),
-                   verdict: Sequence[str] = ()) -> list[str]:
+                   verdict: Sequence[str] = (), unmatched: Sequence[Any] = ()) -> list[str]:
     """Write ``path`` (replaced) and append to ``step_summary`` (GitHub's job summary file) when given;
     ``verdict``: lines the gate adds (its failed verdict, the tests that failed before any check), which
     are written even when the report has no result, so a pull request's comment says why the job failed.
@@ -125,7 +136,8 @@ def write_markdown(results: Sequence[CheckResult], path: Optional[str], step_sum
 
     if not results and not verdict:
         return []
-    text = render_markdown(results, baseline=baseline, not_compared=not_compared) if results else "## infercheck: no check"
+    text = (render_markdown(results, baseline=baseline, not_compared=not_compared, unmatched=unmatched) if results
+            else "## infercheck: no check")
     if verdict:
         text += "\n\n" + "\n".join(verdict)
     problems = []

@@ -24,16 +24,8 @@ def summary_lines(session: Any, width: Optional[int] = None) -> list[tuple[str, 
         lines += [("", False), (f"undecided ({len(undecided)}: the figures cannot tell pass from fail; "
                                 "--infer-baseline-strict makes them fail):", True)]
         lines += [(f"  {line}", False) for line in undecided]
-    import pytest
-
-    from ..baseline.summary import unmatched_entries
-
-    try:  # read for the "no result" line: a file that cannot be read was said where it was compared
-        store = session.baseline() if session.run_settings.baseline else None
-    except pytest.UsageError:
-        store = None
     gate = baseline_lines(results, session.run_settings.baseline, session.baseline_update,
-                          unmatched=unmatched_entries(store, results))
+                          unmatched=session.unmatched_entries())
     if gate:
         lines.append(("", False))
         lines += [(line, line.lstrip().startswith(("REGRESSION", "FINGERPRINT"))) for line in gate]
