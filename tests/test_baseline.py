@@ -231,10 +231,10 @@ def test_update_replaces_only_the_items_that_ran_and_keeps_the_rest(run_plugin, 
 def test_entries_no_result_matched_are_said_not_failed(run_plugin, baseline_file: Path, tmp_path: Path) -> None:
     """A test renamed after its blessing lost its gate without a word: its old entries are now named."""
     run_plugin(TWO_ENGINES, f"--infer-baseline={baseline_file}", "--infer-baseline-update").assert_outcomes(passed=2)
-    report, markdown = tmp_path / "report.json", tmp_path / "summary.md"
+    report, markdown, html = tmp_path / "report.json", tmp_path / "summary.md", tmp_path / "report.html"
     renamed = run_plugin(TWO_ENGINES.replace("def test_cnn(", "def test_cnn_renamed("),
                          f"--infer-baseline={baseline_file}", f"--infer-report={report}", LENIENT,
-                         f"--infer-markdown={markdown}")
+                         f"--infer-markdown={markdown}", f"--infer-html={html}")
     renamed.assert_outcomes(passed=2)
     renamed.stdout.fnmatch_lines([
         "*0 compared, 0 regressed, 0 improved, 2 missing*",
@@ -244,6 +244,7 @@ def test_entries_no_result_matched_are_said_not_failed(run_plugin, baseline_file
     text = markdown.read_text()  # the pull request's comment and the job summary say it too
     assert "### No result for 2 baseline entries of this machine" in text
     assert "- `test_model.py::test_cnn[eager-fp32]`" in text
+    assert "<h2>No result for 2 baseline entries of this machine</h2>" in html.read_text()
     from cli_runner import in_process
 
     gate_md = tmp_path / "gate.md"

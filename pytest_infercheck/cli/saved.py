@@ -192,7 +192,7 @@ def write_reports(report: Any, outputs: Mapping[str, Optional[str]], *, baseline
     html, junit = outputs.get("--html"), outputs.get("--junitxml")
     if html:
         problems.append(write_or_reason("HTML report", html, lambda: write_html(Path(html), results, report.environment,
-                                                                                 failed_before_check)))
+                                                                                 failed_before_check, unmatched)))
     if junit:
         problems.append(write_or_reason("JUnit XML", junit, lambda: write_junit(Path(junit), results,
                                                                                  failed_before_check)))

@@ -65,7 +65,8 @@ def write_outputs(session: "InfercheckSession") -> list[str]:
         from ..report.html import write_html
 
         problems.append(write_or_reason("HTML report", html, lambda: write_html(html, session.results, None,
-                                                                                  failed_before_check)))
+                                                                                  failed_before_check,
+                                                                                  session.unmatched_entries())))
     session.write_problems = [problem for problem in problems if problem]
     return session.write_problems
 

@@ -314,9 +314,10 @@ def environment_table(results: Sequence[CheckResult], env: Optional[dict[str, An
 
 
 def render_html(results: Sequence[CheckResult], environment: Optional[dict[str, Any]] = None,
-                failed_before_check: Sequence[FailedBeforeCheck] = ()) -> str:
+                failed_before_check: Sequence[FailedBeforeCheck] = (), unmatched: Sequence[Any] = ()) -> str:
     """``failed_before_check``: the run's tests that failed before any check made a result (no card shows
-    them, and a page of green cards must not read as a green run)."""
+    them, and a page of green cards must not read as a green run); ``unmatched``: the baseline's entries of
+    this machine that no result matched (baseline/summary.unmatched_entries), listed after the cards."""
     from .markdown import headline
 
     ordered = sorted(results, key=lambda r: (r.nodeid, r.spec_id))
@@ -332,14 +333,27 @@ def render_html(results: Sequence[CheckResult], environment: Optional[dict[str, 
             *failed,
             "<h2>Models x engines</h2>", matrix(ordered),
             "<h2>Engines</h2>", *(card(result, several) for result in ordered),
+            *unmatched_section(unmatched),
             "<h2>Environment</h2>", environment_table(ordered, environment)]
     return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
             f"<title>{_e(title)}</title><style>{CSS}</style></head><body>{''.join(body)}</body></html>\n")
 
 
+def unmatched_section(unmatched: Sequence[Any]) -> list[str]:
+    """The baseline entries no result matched: a test not selected, or renamed or deleted since its blessing."""
+    if not unmatched:
+        return []
+    items = [f"<li>{_e(entry.nodeid)}" + (f" ({_e(entry.check)})" if entry.check else "") + "</li>"
+             for entry in unmatched]
+    return [f"<h2>No result for {len(unmatched)} baseline entr{'y' if len(unmatched) == 1 else 'ies'} of this "
+            "machine</h2><div class='note'>A test not selected in this run, or renamed or deleted since it was "
+            "blessed (its gate is gone until it is blessed under its new name); kept in the file.</div><ul>",
+            *items, "</ul>"]
+
+
 def write_html(path: Path, results: Sequence[CheckResult], environment: Optional[dict[str, Any]] = None,
-               failed_before_check: Sequence[FailedBeforeCheck] = ()) -> None:
+               failed_before_check: Sequence[FailedBeforeCheck] = (), unmatched: Sequence[Any] = ()) -> None:
     """``environment``: a saved report's fingerprint (``infercheck report``/``gate``); this process's by default."""
     from ..core.files import write_atomic
 
-    write_atomic(Path(path), render_html(results, environment, failed_before_check))
+    write_atomic(Path(path), render_html(results, environment, failed_before_check, unmatched))
