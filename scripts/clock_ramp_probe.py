@@ -39,20 +39,12 @@ def aa_models() -> Any:
 
 
 def graphed(model: Any, example: Any) -> Callable[[], None]:
-    import torch
+    """``model`` in FP16 on CUDA, captured in a CUDA graph (fixtures/torchao_hand.graphed): its replay."""
+    from fixtures.torchao_hand import graphed as captured
 
     model = model.half().cuda().eval()
     x = example.cuda() if not example.is_floating_point() else example.half().cuda()
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.no_grad(), torch.cuda.stream(stream):
-        for _ in range(3):
-            model(x)
-    torch.cuda.current_stream().wait_stream(stream)
-    graph = torch.cuda.CUDAGraph()
-    with torch.no_grad(), torch.cuda.graph(graph):
-        model(x)
-    return graph.replay
+    return captured(model, (x,))
 
 
 def clock() -> Callable[[], str]:

@@ -238,8 +238,9 @@ def test_entries_no_result_matched_are_said_not_failed(run_plugin, baseline_file
     renamed.assert_outcomes(passed=2)
     renamed.stdout.fnmatch_lines([
         "*0 compared, 0 regressed, 0 improved, 2 missing*",
-        "*no result for 2 entries of this machine (a test not selected, or renamed or deleted since it was blessed; "
-        "kept in the file): test_model.py::test_cnn[[]eager-fp32[]], test_model.py::test_cnn[[]onnxruntime-fp32[]]",
+        "*no result for 2 baseline entries of this machine (a test not selected in this run, or renamed or deleted "
+        "since it was blessed (its gate is gone until it is blessed again); kept in the file): "
+        "test_model.py::test_cnn[[]eager-fp32[]], test_model.py::test_cnn[[]onnxruntime-fp32[]]",
     ])
     text = markdown.read_text()  # the pull request's comment and the job summary say it too
     assert "### No result for 2 baseline entries of this machine" in text
@@ -249,11 +250,11 @@ def test_entries_no_result_matched_are_said_not_failed(run_plugin, baseline_file
 
     gate_md = tmp_path / "gate.md"
     gated = in_process("gate", report, "--baseline", baseline_file, "--markdown", gate_md)
-    assert gated.returncode == 0 and "no result for 2 entries of this machine" in gated.stdout, gated.stdout
+    assert gated.returncode == 0 and "no result for 2 baseline entries of this machine" in gated.stdout, gated.stdout
     assert "### No result for 2 baseline entries of this machine" in gate_md.read_text()
     # A run that selects one engine names the other's entry; one that matches every entry says nothing.
     selected = run_plugin(TWO_ENGINES, f"--infer-baseline={baseline_file}", "-k", "eager", LENIENT)
-    selected.stdout.fnmatch_lines(["*no result for 1 entry of this machine *: test_model.py::test_cnn[[]onnxruntime-fp32[]]"])
+    selected.stdout.fnmatch_lines(["*no result for 1 baseline entry of this machine *: test_model.py::test_cnn[[]onnxruntime-fp32[]]"])
     whole = run_plugin(TWO_ENGINES, f"--infer-baseline={baseline_file}", LENIENT)
     assert "no result for" not in whole.stdout.str()
 

@@ -77,7 +77,24 @@ def baseline_properties(result: CheckResult, prefix: Optional[str] = None) -> li
     return props
 
 
-UNMATCHED_SHOWN = 5  # entries named in the "no result" line; the rest are counted
+UNMATCHED_SHOWN = 5  # entries named in the terminal's "no result" line; the rest are counted
+UNMATCHED_WHY = ("a test not selected in this run, or renamed or deleted since it was blessed (its gate is gone "
+                 "until it is blessed again); kept in the file")
+
+
+def unmatched_heading(count: int) -> str:
+    """``no result for 2 baseline entries of this machine``: the terminal's line, the reports' heading."""
+    return f"no result for {count} baseline entr{'y' if count == 1 else 'ies'} of this machine"
+
+
+def entry_names(entries: Sequence[Entry]) -> list[str]:
+    """Each entry as its test's node id, and its check's name where the test has several (as ``who`` shows
+    a result's)."""
+    per_test: dict[tuple[str, str], int] = {}
+    for entry in entries:
+        per_test[(entry.nodeid, entry.spec_id)] = per_test.get((entry.nodeid, entry.spec_id), 0) + 1
+    return [entry.nodeid + (f" ({entry.check})" if entry.check and per_test[(entry.nodeid, entry.spec_id)] > 1 else "")
+            for entry in entries]
 
 
 def unmatched_entries(store: Optional[BaselineStore], results: Sequence[CheckResult]) -> list[Entry]:
@@ -123,16 +140,9 @@ def summary_lines(results: Sequence[CheckResult], path: Optional[str], update: O
         lines.append(f"  missing (no entry; {UPDATE_HINT}):")
         lines += [f"    {who(r, several)}" for r in missing]
     if unmatched:
-        # The check's name only where the test has several (as ``who`` shows a result's).
-        checks: dict[tuple[str, str], int] = {}
-        for entry in unmatched:
-            checks[(entry.nodeid, entry.spec_id)] = checks.get((entry.nodeid, entry.spec_id), 0) + 1
-        named = [entry.nodeid + (f" ({entry.check})" if entry.check and checks[(entry.nodeid, entry.spec_id)] > 1
-                                 else "") for entry in unmatched]
+        named = entry_names(unmatched)
         more = f" and {len(named) - UNMATCHED_SHOWN} more" if len(named) > UNMATCHED_SHOWN else ""
-        lines.append(f"  no result for {len(named)} entr{'y' if len(named) == 1 else 'ies'} of this machine (a test "
-                     f"not selected, or renamed or deleted since it was blessed; kept in the file): "
-                     f"{', '.join(named[:UNMATCHED_SHOWN])}{more}")
+        lines.append(f"  {unmatched_heading(len(named))} ({UNMATCHED_WHY}): {', '.join(named[:UNMATCHED_SHOWN])}{more}")
     return lines + (update_lines(update) if update is not None else [])
 
 

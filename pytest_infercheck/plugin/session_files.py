@@ -52,21 +52,19 @@ def write_outputs(session: "InfercheckSession") -> list[str]:
                                                                                   failed_before_check)))
     if baseline and session.run_settings.baseline_update:
         problems.append(update(session, baseline))
+    unmatched = session.unmatched_entries()  # [] without a baseline; read once for both reports
     if markdown or os.environ.get("GITHUB_STEP_SUMMARY"):
-        from ..report.markdown import write_markdown
-
-        from ..report.markdown import failed_before_check_lines
+        from ..report.markdown import failed_before_check_lines, write_markdown
 
         problems += write_markdown(session.results, str(markdown) if markdown else None,
                                    os.environ.get("GITHUB_STEP_SUMMARY"), baseline=session.run_settings.baseline,
                                    verdict=failed_before_check_lines(failed_before_check, heading=True),
-                                   unmatched=session.unmatched_entries())
+                                   unmatched=unmatched)
     if html:
         from ..report.html import write_html
 
         problems.append(write_or_reason("HTML report", html, lambda: write_html(html, session.results, None,
-                                                                                  failed_before_check,
-                                                                                  session.unmatched_entries())))
+                                                                                  failed_before_check, unmatched)))
     session.write_problems = [problem for problem in problems if problem]
     return session.write_problems
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from ..backends.environment import fingerprint
-from ..baseline.summary import not_compared_reason, status_cell
+from ..baseline.summary import UNMATCHED_WHY, entry_names, not_compared_reason, status_cell, unmatched_heading
 from ..measure.results import BaselineStatus
 from ..measure.results import CheckResult, FailedBeforeCheck, check_label, several_checks
 from .table import item_name, outcome_cell, test_name
@@ -343,12 +343,9 @@ def unmatched_section(unmatched: Sequence[Any]) -> list[str]:
     """The baseline entries no result matched: a test not selected, or renamed or deleted since its blessing."""
     if not unmatched:
         return []
-    items = [f"<li>{_e(entry.nodeid)}" + (f" ({_e(entry.check)})" if entry.check else "") + "</li>"
-             for entry in unmatched]
-    return [f"<h2>No result for {len(unmatched)} baseline entr{'y' if len(unmatched) == 1 else 'ies'} of this "
-            "machine</h2><div class='note'>A test not selected in this run, or renamed or deleted since it was "
-            "blessed (its gate is gone until it is blessed under its new name); kept in the file.</div><ul>",
-            *items, "</ul>"]
+    return [f"<h2>{_e(unmatched_heading(len(unmatched)).capitalize())}</h2>"
+            f"<div class='note'>{_e(UNMATCHED_WHY.capitalize())}.</div><ul>",
+            *(f"<li>{_e(name)}</li>" for name in entry_names(unmatched)), "</ul>"]
 
 
 def write_html(path: Path, results: Sequence[CheckResult], environment: Optional[dict[str, Any]] = None,

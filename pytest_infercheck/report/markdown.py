@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import AbstractSet, Any, Optional, Sequence
 
-from ..baseline.summary import not_compared_reason, status_cell
+from ..baseline.summary import UNMATCHED_WHY, entry_names, not_compared_reason, status_cell, unmatched_heading
 from ..core.mdtext import md_cell as _cell, md_code as _code
 from ..measure.results import BaselineStatus, CheckResult, FailedBeforeCheck, check_label, several_checks
 from .table import COLUMNS, KERNEL_HEADING, item_name, ordered, rows
@@ -101,14 +101,11 @@ def _details(results: Sequence[CheckResult], baseline: Optional[str],
         lines += ["", f"### Not compared with the baseline ({_code(baseline)})", ""]
         lines += [f"- {_code(_item(r, several))}: {_cell(why)}" for r, why in skipped_gate]
     if unmatched:
-        shown = unmatched[:UNMATCHED_LISTED]
-        lines += ["", f"### No result for {len(unmatched)} baseline entr{'y' if len(unmatched) == 1 else 'ies'} "
-                      "of this machine", "",
-                  "A test not selected in this run, or renamed or deleted since it was blessed (its gate is gone "
-                  "until it is blessed under its new name); kept in the file.", ""]
-        lines += [f"- {_code(entry.nodeid)}" + (f" ({_cell(entry.check)})" if entry.check else "") for entry in shown]
-        if len(unmatched) > len(shown):
-            lines.append(f"- and {len(unmatched) - len(shown)} more")
+        named = entry_names(unmatched)
+        lines += ["", f"### {unmatched_heading(len(named)).capitalize()}", "", f"{UNMATCHED_WHY.capitalize()}.", ""]
+        lines += [f"- {_code(name)}" for name in named[:UNMATCHED_LISTED]]
+        if len(named) > UNMATCHED_LISTED:
+            lines.append(f"- and {len(named) - UNMATCHED_LISTED} more")
     return lines
 
 
