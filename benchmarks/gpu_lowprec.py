@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """The plugin's Inductor engines at every precision beside a hand-written torchao recipe (issue 24, item 2).
 
-Three models that are not in the tests (random weights): a ConvNeXt-ish CNN (depthwise convolutions,
-pointwise layers as nn.Linear), a ViT-small-ish stack of transformer blocks, and a wide MLP.  Each runs
+Four models that are not in the tests (random weights): a ConvNeXt-ish CNN (depthwise convolutions,
+pointwise layers as nn.Linear), a ViT-small-ish stack of transformer blocks, a wide MLP, and a GPT-2-shaped
+causal decoder fed token ids (``--models decoder``: added when the ConvNeXt-ish INT8 compile took 321 s).  Each runs
 through the plugin's own check flow (benchmarks/gpu.py's check_one: build, accuracy against eager FP32
 with TF32 off, CUDA-event timing) as inductor-fp32/fp16/bf16/int8/fp8, and then the hand recipe
 (fixtures/torchao_hand.py: ``quantize_`` + ``torch.compile``, CUDA events) at bf16/int8/fp8.  Printed
@@ -16,7 +17,7 @@ ViT-ish INT8 kernels +9.7%, every other engine within 2%); in that run the hand 
 after its settings were restored, so it most likely ran a recompile under Inductor's defaults
 (fixtures/torchao_hand.py says why); it is now compiled and timed under torchao's settings (not yet run on a GPU).
 
-    python benchmarks/gpu_lowprec.py [--models convnext,vit,mlp] [--precisions int8,fp8] [--cache DIR] [--out DIR]
+    python benchmarks/gpu_lowprec.py [--models convnext,vit,mlp,decoder] [--precisions int8,fp8] [--cache DIR] [--out DIR]
                                      [--ort] [--no-hand] [--cuda-graphs]
 
 Each row is printed as it ends ("row done: ..."), its hand recipe right after it, so a call cut off keeps
@@ -113,6 +114,44 @@ def vit(batch: int = 32, dim: int = 384, heads: int = 6, depth: int = 6, seq: in
     return ViTish().eval(), (torch.randn(batch, seq, dim, generator=torch.Generator().manual_seed(0)),)
 
 
+def decoder(batch: int = 16, seq: int = 256, dim: int = 512, heads: int = 8, depth: int = 6,
+            vocab: int = 8192) -> tuple[Any, tuple[Any, ...]]:
+    """A GPT-2-shaped causal decoder fed token ids (an integer input the precisions leave alone): embedding,
+    pre-norm blocks with causal attention, logits at every position from a head tied to the embedding."""
+    import torch
+    from torch import nn
+
+    class Block(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.ln1, self.ln2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+            self.attn_in, self.attn_out = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+            self.fc, self.proj, self.act = nn.Linear(dim, 4 * dim), nn.Linear(4 * dim, dim), nn.GELU(approximate="tanh")
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            b, n, _ = x.shape
+            q, k, v = self.attn_in(self.ln1(x)).reshape(b, n, 3, heads, dim // heads).permute(2, 0, 3, 1, 4)
+            attended = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+            x = x + self.attn_out(attended.transpose(1, 2).reshape(b, n, dim))
+            return x + self.proj(self.act(self.fc(self.ln2(x))))
+
+    class Decoder(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.tokens, self.positions = nn.Embedding(vocab, dim), nn.Embedding(seq, dim)
+            self.blocks = nn.Sequential(*[Block() for _ in range(depth)])
+            self.ln_f = nn.LayerNorm(dim)
+            self.lm_head = nn.Linear(dim, vocab, bias=False)
+            self.lm_head.weight = self.tokens.weight
+
+        def forward(self, ids: torch.Tensor) -> torch.Tensor:
+            x = self.tokens(ids) + self.positions(torch.arange(ids.shape[1], device=ids.device))
+            return self.lm_head(self.ln_f(self.blocks(x)))
+
+    torch.manual_seed(0)
+    return Decoder().eval(), (torch.randint(0, vocab, (batch, seq), generator=torch.Generator().manual_seed(0)),)
+
+
 def mlp(batch: int = 512, width: int = 2048) -> tuple[Any, tuple[Any, ...]]:
     import torch
     from torch import nn
@@ -123,7 +162,8 @@ def mlp(batch: int = 512, width: int = 2048) -> tuple[Any, tuple[Any, ...]]:
     return model, (torch.randn(batch, width, generator=torch.Generator().manual_seed(0)),)
 
 
-MODELS: dict[str, Callable[[], tuple[Any, tuple[Any, ...]]]] = {"convnext": convnext, "vit": vit, "mlp": mlp}
+MODELS: dict[str, Callable[[], tuple[Any, tuple[Any, ...]]]] = {"convnext": convnext, "vit": vit, "mlp": mlp,
+                                                                 "decoder": decoder}
 
 
 def hand_row(model: Any, inputs: tuple[Any, ...], precision: str, cuda_graph: bool = False,
@@ -243,7 +283,7 @@ def main() -> None:
     from pytest_infercheck.backends.environment import gpu_info
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--models", default="convnext,vit,mlp")
     parser.add_argument("--mode", default="default", help="torch.compile mode of the plugin's engines")
     parser.add_argument("--out", default=None, help="where the JSON record goes")
     parser.add_argument("--ort", action="store_true", help="add onnxruntime-fp32/fp16/int8 rows (CUDA provider)")
