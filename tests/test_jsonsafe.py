@@ -92,6 +92,13 @@ def test_md_cell_makes_html_links_and_pipes_inert() -> None:
                     "[click]\\(javascript:x) a\\|b next")
 
 
+def test_md_cell_keeps_emphasis_and_code_characters_literal() -> None:
+    # A module path, a product of shapes and a quoted name from an error message render as written, not as
+    # bold, italics, code or strikethrough; an underscore inside a word (snake_case) needs no escape.
+    assert md_cell("model.__init__ failed: 2*3*4 != `x` ~1%") == "model.\\_\\_init\\_\\_ failed: 2\\*3\\*4 != \\`x\\` \\~1%"
+    assert md_cell("keep_fp32 _private trailing_") == "keep_fp32 \\_private trailing\\_"
+
+
 def test_md_code_fences_backticks() -> None:
     assert md_code("test_x[a]") == "`test_x[a]`"
     assert md_code("a ` b") == "``a ` b``"

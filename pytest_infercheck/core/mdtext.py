@@ -3,7 +3,9 @@
 GitHub renders raw HTML in Markdown files and in ``$GITHUB_STEP_SUMMARY``, and turns ``[x](url)``
 and ``![x](url)`` into links and remotely loaded images.  :func:`md_cell` makes text one line with
 ``<``, ``>`` and ``&`` as entities, link targets broken (``](`` -> ``]\\(``) and ``|`` escaped (a
-table row ends at a bare one); it renders as the original characters.  :func:`md_code` puts text
+table row ends at a bare one), and the characters of emphasis, code spans and strikethrough (``*``,
+backticks, ``~``, and ``_`` where it is not inside a word: ``__init__`` would turn bold, ``keep_fp32``
+does not) escaped with a backslash; it renders as the original characters.  :func:`md_code` puts text
 in an inline code span, where nothing is interpreted, fenced by more backticks than it contains.
 """
 
@@ -12,8 +14,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "|": "\\|", "\\": "\\\\", "](": "]\\("}
-_SPECIAL = re.compile(r"\]\(|[&<>|\\]")
+_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "|": "\\|", "\\": "\\\\", "](": "]\\(",
+            "*": "\\*", "`": "\\`", "~": "\\~", "_": "\\_"}
+# An underscore between two letters or digits is never emphasis (GitHub's Markdown): left as it is, so that
+# snake_case names stay readable in the raw file.
+_SPECIAL = re.compile(r"\]\(|[&<>|\\*`~]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
 _LINE_BREAKS = re.compile(r"[\r\n\u2028\u2029]+")
 
 
