@@ -79,16 +79,39 @@ def compare_with_entry(result: CheckResult, store: BaselineStore, settings: Any,
     figures = accuracy_figures(result)
     accuracy = compare_accuracy(figures, entry.accuracy,
                                 factor=settings.accuracy_factor, floor=settings.accuracy_floor)
-    regressions += [f"accuracy {change.describe()}" for change in accuracy if change.regressed]
+    model_changed = bool(entry.model_hash and entry.model_hash != result.model_hash)
+    inputs_changed = bool(entry.inputs_hash and result.inputs_hash and entry.inputs_hash != result.inputs_hash)
+    worse = [f"accuracy {change.describe()}" for change in accuracy if change.regressed]
+    other_model = ""
+    if (model_changed or inputs_changed) and worse:
+        other_model = other_model_accuracy(worse, model_changed, inputs_changed)
+    else:
+        regressions += worse
     across = compared_across(lookup.differences)  # found under other library versions: each finding says so
     return BaselineComparison(lookup.status, str(store.path), differences=tuple(lookup.differences),
                               regressions=tuple(line + across for line in regressions),
                               improvements=tuple(line + across for line in improvements), recorded=entry.recorded,
-                              model_changed=bool(entry.model_hash and entry.model_hash != result.model_hash),
+                              model_changed=model_changed, accuracy_other_model=other_model,
                               latency=latency, accuracy=tuple(accuracy), kernel=kernel, judged_on=judged_on,
                               corroboration=corroboration, wall_judged=wall_judged,
                               baseline_samples_ms=tuple(entry.samples_ms) if latency is not None else (),
                               accuracy_unmatched=unmatched_outputs(figures, entry.accuracy))
+
+
+def other_model_accuracy(worse: list[str], model_changed: bool, inputs_changed: bool) -> str:
+    """The error figures that grew, when the model (its content hash) or the example inputs' values differ
+    from the blessed entry's: an undecided figure in one line.  The error of an FP16 or INT8 engine is a
+    property of the weights it runs and the inputs it is fed: another model's or other inputs' figures
+    cannot tell whether this engine got worse (they moved 2-3x between processes with the same code on a
+    model built with random weights at import).  The common cause is random weights or inputs made outside
+    the test body (at import, in a module-level fixture), which the plugin's seed of the test body does not
+    reach.  Latency is still judged: the same shapes run the same kernels."""
+    what = " and ".join(part for part, changed in (("the model (its weights, buffers or structure)", model_changed),
+                                                   ("the example inputs' values", inputs_changed)) if changed)
+    return ("; ".join(worse) + f": not judged: {what} differ from the blessed run's, so the error figures belong to "
+            "another model or other inputs; random weights or inputs made outside the test body differ in every "
+            "process: seed them (torch.manual_seed) or make them inside the test; bless this run once the change "
+            "is intended")
 
 
 def unmatched_outputs(current: dict[str, Any], recorded: dict[str, Any]) -> str:

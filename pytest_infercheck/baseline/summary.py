@@ -46,7 +46,7 @@ def status_cell(result: CheckResult) -> str:
         return f"improved {change}"
     if latency is not None and not has_ratio:
         return "no latency verdict"
-    if (latency is not None and latency.undecided) or comparison.accuracy_unmatched:
+    if (latency is not None and latency.undecided) or comparison.accuracy_undecided:
         return f"undecided {change}".rstrip()
     return f"{change} ok".strip()
 
@@ -121,7 +121,7 @@ def summary_lines(results: Sequence[CheckResult], path: Optional[str], update: O
     foreign = [(r, r.baseline) for r in results if r.baseline and r.baseline.status == BaselineStatus.OTHER_MACHINE]
     regressed = [(r, b) for r, b in compared if b.regressions]
     improved = [(r, b) for r, b in compared if b.improvements]
-    undecided = [(r, b) for r, b in compared if (b.judged is not None and b.judged.undecided) or b.accuracy_unmatched]
+    undecided = [(r, b) for r, b in compared if (b.judged is not None and b.judged.undecided) or b.accuracy_undecided]
     several = several_checks(results) if several is None else several
     lines = [f"baseline {path}: {len(compared)} compared, {len(regressed)} regressed, {len(improved)} improved, "
              f"{len(missing)} missing, {len(foreign)} not applied (other machine)"

@@ -60,7 +60,7 @@ def run_stages(context: "CheckContext", settings: Any, given: CheckInputs, facts
     if why_not and not descriptor.audit_without_library:  # nothing to learn from the model here
         raise StageSkip(Stage.AVAILABILITY, why_not)
     mut = reference.model_under_test(given.model, given.example_inputs, dynamic_batch=settings.dynamic_batch)
-    facts.add(model_name=mut.name, model_hash=mut.hash)
+    facts.add(model_name=mut.name, model_hash=mut.hash, inputs_hash=mut.inputs_hash)
     if settings.keep_fp32:
         from ..model.precision import TORCH_BACKENDS, KeepFp32Error, check_keepable, check_module_names
 

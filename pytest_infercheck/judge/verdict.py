@@ -134,8 +134,8 @@ def undecided_figures(facts: CheckResult) -> list[tuple[Stage, str]]:
     # item must not read "failed (regression)" when nothing regressed (a faster run was shown so).
     if comparison is not None and judged is not None and judged.undecided:
         notes.append((Stage.BASELINE, f"baseline {comparison.judged_figure} {judged.describe()}{comparison.across}"))
-    if comparison is not None and comparison.accuracy_unmatched:
-        notes.append((Stage.BASELINE, f"baseline accuracy: {comparison.accuracy_unmatched}{comparison.across}"))
+    if comparison is not None and comparison.accuracy_undecided:
+        notes.append((Stage.BASELINE, f"baseline accuracy: {comparison.accuracy_undecided}{comparison.across}"))
     return notes
 
 

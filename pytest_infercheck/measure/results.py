@@ -471,6 +471,14 @@ class BaselineComparison:
     # Outputs the accuracy comparison could not pair with the entry's (renamed, added, gone), in one line:
     # an undecided figure, not a quiet pass ("" when every output was compared).
     accuracy_unmatched: str = ""
+    # Accuracy figures that grew beyond the allowance while the model's content hash differs from the entry's
+    # (baseline/comparison.other_model_accuracy): undecided, as another model's error says nothing of this one.
+    accuracy_other_model: str = ""
+
+    @property
+    def accuracy_undecided(self) -> str:
+        """Every accuracy figure the comparison could not judge, in one line ("" when all were judged)."""
+        return "; ".join(text for text in (self.accuracy_unmatched, self.accuracy_other_model) if text)
 
     @property
     def across(self) -> str:
@@ -505,6 +513,9 @@ class CheckResult:
     device: str = "cpu"
     model_name: str = ""
     model_hash: str = ""
+    # The example inputs' values (model_hash holds their names, shapes and dtypes only, as engines do not
+    # depend on values): an error figure depends on both, so the gate compares accuracy only where both match.
+    inputs_hash: str = ""
     # -- the verdict (judge/verdict.py computes it from the facts below; judge.verdict.apply writes it)
     outcome: Outcome = Outcome.PASSED
     stage: Optional[Stage] = None  # where it stopped (the first failure's stage)

@@ -109,6 +109,7 @@ class ModelUnderTest:
     _identity: Optional[Identity] = field(default=None, repr=False)
     _engine_key: Optional[str] = field(default=None, repr=False)
     _reference_key: Optional[str] = field(default=None, repr=False)
+    _inputs_hash: Optional[str] = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.inputs = as_model_inputs(self.inputs)  # a plain tuple of tensors is positional inputs
@@ -160,8 +161,15 @@ class ModelUnderTest:
         of one model on equally shaped inputs share engines; their references must not be shared.
         """
         if self._reference_key is None:  # the inputs' names are in ``hash`` already; values by position
-            self._reference_key = f"{self.engine_key}:{inputs_hash([self.inputs.tensors])}"
+            self._reference_key = f"{self.engine_key}:{self.inputs_hash}"
         return self._reference_key
+
+    @property
+    def inputs_hash(self) -> str:
+        """The example inputs' values, by position (their names, shapes and dtypes are in ``hash``)."""
+        if self._inputs_hash is None:
+            self._inputs_hash = inputs_hash([self.inputs.tensors])
+        return self._inputs_hash
 
     @property
     def batch_size(self) -> int:
