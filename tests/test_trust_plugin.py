@@ -75,6 +75,31 @@ def test_a_reference_that_cannot_judge_an_engine_fails_at_its_own_stage(run_plug
     result.stdout.re_match_lines([r"test_model.py::test_zero_head +onnxruntime-fp32 +cpu +failed \(reference\)"])
 
 
+NAN_INPUT = '''
+import pytest, torch
+
+@pytest.mark.infercheck(engines=["eager-fp32"])
+def test_nan_input(infercheck):
+    x = torch.randn(2, 16)
+    x[1, 3] = float("nan")
+    infercheck(torch.nn.Sequential(torch.nn.Linear(16, 8), torch.nn.ReLU(), torch.nn.Linear(8, 4)).eval(), x)
+'''
+
+
+def test_a_nan_in_the_example_inputs_is_named_not_blamed_on_the_model(run_plugin) -> None:
+    """The reference's NaN came from the inputs: the message names the input and where, and advises on the
+    inputs, not on weights or a layer (a newcomer was told to "use trained weights")."""
+    result = run_plugin(NAN_INPUT)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "*output output has 4 NaN/Inf value(s) of 8 in the eager reference itself: they come before any engine runs",
+        "*example input 'input' holds 1 NaN/Inf value(s) of 32 (first at [[]1, 3[]]): the reference is computed from them",
+        "*pass finite example inputs (torch.nan_to_num, *",
+    ])
+    out = result.stdout.str()
+    assert "trained weights" not in out and "activations (RMS)" not in out
+
+
 VANISHING = '''
 import pytest, torch
 

@@ -87,7 +87,8 @@ def run_stages(context: "CheckContext", settings: Any, given: CheckInputs, facts
     expected = eager.outputs
     facts.warnings.extend(eager.notes)
     reference.judge_reference(expected, spec.precision, settings.allow_degenerate,
-                              measure=lambda: reference.activation_trail(mut, device))
+                              measure=lambda: reference.activation_trail(mut, device),
+                              inputs=lambda: reference.nonfinite_inputs(mut))
     facts.add(reference=reference.describe_reference(device, settings.tf32), gpu=gpu_facts(device))
     deadline = build.Deadline(settings.build_timeout)  # covers the export, conversions, calibration, build
     if descriptor.audit_target(device):

@@ -116,10 +116,13 @@ def run_difference(first: "np.ndarray", second: "np.ndarray") -> Optional[str]:
 
 
 def judge_reference(reference: Reference, precision: str, exempt: Sequence[str] = (),
-                    measure: Optional[Callable[[], str]] = None) -> None:
+                    measure: Optional[Callable[[], str]] = None,
+                    inputs: Optional[Callable[[], str]] = None) -> None:
     """Fail when an output cannot tell a right engine from a wrong one (see the module doc).
 
-    ``measure`` (called only then) says where in the model the values were lost: ``activation_trail``."""
+    ``measure`` (called only then) says where in the model the values were lost: ``activation_trail``;
+    ``inputs`` (called first, only then) names example inputs that hold NaN/Inf (``nonfinite_inputs``):
+    where they do, they are the cause, and the trail through the model is not measured."""
     from ..model.outputs import OutputNameError, resolve_output_name
 
     names = [name for name, _ in reference]
@@ -133,11 +136,33 @@ def judge_reference(reference: Reference, precision: str, exempt: Sequence[str] 
     if problems:
         measured = [f"measured: {describe_spread(name, values)}" for name, values in reference
                     if name not in exempted and degenerate_reason(values, precision) and values.size]
-        trail = measure() if measure is not None else ""
+        bad_inputs = inputs() if inputs is not None else ""
+        trail = measure() if measure is not None and not bad_inputs else ""
+        advice = (INPUTS_REMEDY if bad_inputs else remedy(named_layer=bool(trail)))
         raise StageFailure(Stage.REFERENCE, "the eager reference cannot judge an engine:\n" + "\n".join(
-            f"      {line}" for line in [*(f"output {problem}" for problem in problems), *measured, trail,
-                                     remedy(named_layer=bool(trail))]
+            f"      {line}" for line in [*(f"output {problem}" for problem in problems), *measured, bad_inputs, trail,
+                                     advice]
             if line))
+
+
+INPUTS_REMEDY = ("pass finite example inputs (torch.nan_to_num, or the data the model is fed in production), or "
+                 "exempt the output on purpose with allow_degenerate=['<output>']")
+
+
+def nonfinite_inputs(mut: "ModelUnderTest") -> str:
+    """The example inputs that hold NaN/Inf, in one line ("" when every floating input is finite), e.g.
+    ``example input 'x' holds 1 NaN/Inf value(s) of 32 (first at [0, 0])``: a reference computed from them
+    is not finite either, and the model is not the one to blame."""
+    import torch
+
+    found = []
+    for name, tensor in zip(mut.inputs.names, mut.inputs.tensors):
+        if isinstance(tensor, torch.Tensor) and (tensor.is_floating_point() or tensor.is_complex()):
+            bad = ~torch.isfinite(tensor.detach())
+            if bool(bad.any()):
+                first = [int(i) for i in bad.nonzero()[0]]
+                found.append(f"'{name}' holds {int(bad.sum())} NaN/Inf value(s) of {tensor.numel()} (first at {first})")
+    return f"example input {'; '.join(found)}: the reference is computed from them" if found else ""
 
 
 def remedy(named_layer: bool) -> str:
@@ -247,8 +272,8 @@ def degenerate_reason(values: "np.ndarray", precision: str) -> Optional[str]:
     finite = np.isfinite(values)
     if not finite.all():
         bad = int((~finite).sum())
-        return (f"has {bad} NaN/Inf value(s) of {values.size} in the eager reference itself: the model "
-                "produces them before any engine runs")
+        return (f"has {bad} NaN/Inf value(s) of {values.size} in the eager reference itself: they come before any "
+                "engine runs")
     largest = float(np.abs(values).max())
     low, high = float(values.min()), float(values.max())
     if largest == 0.0:
