@@ -79,7 +79,8 @@ def test_a_clean_model_says_the_dynamo_exporter_made_it(audited) -> None:
 def test_when_both_exporters_fail_the_finding_blocks_and_says_both(audited) -> None:
     report = audited("untranslatable")
     (finding,) = report.blocking()
-    assert finding.node == "cummax" and finding.module_path == "running"
+    # located at the user's line (the FX node's stack trace), in its module
+    assert finding.node.endswith("problem_models.py:74 in forward") and finding.module_path == "running"
     assert "the TorchScript-based exporter (fallback) failed too" in finding.reason
     assert report.exporter == "" and not report.can_run("onnxruntime")
 

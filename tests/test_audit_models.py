@@ -80,7 +80,9 @@ def test_reduce_with_runtime_axes(tmp_path: Path) -> None:
 
 def test_operator_the_exporter_cannot_translate() -> None:
     report = audit(problems.untranslatable_model(), problems.vector_inputs(), targets=TARGETS)
-    assert blocking(report) == [("onnx-export", "*", "aten.cummax", "cummax", "running")]
+    ((stage, target, operator, node, module),) = blocking(report)
+    assert (stage, target, operator, module) == ("onnx-export", "*", "aten.cummax", "running")
+    assert node.endswith("problem_models.py:74 in forward")  # the user's line, not the FX node's name
     assert not report.can_run("tensorrt") and not report.can_run("onnxruntime")
     assert any("did not export" in note for note in report.notes)
 

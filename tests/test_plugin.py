@@ -137,6 +137,25 @@ def test_fine(infercheck):
     assert "Traceback (most recent call last)" in failed[0]["traceback"]
 
 
+def test_an_operator_no_exporter_translates_is_named_at_the_users_line_and_module(run_plugin) -> None:
+    """Both exporters name aten.cummax and no line of the model: the item says where the model uses it."""
+    result = run_plugin('''
+import pytest, torch
+from fixtures.problem_models import untranslatable_model
+
+@pytest.mark.infercheck(engines=["onnxruntime-fp32"])
+def test_cummax(infercheck):
+    infercheck(untranslatable_model(), torch.randn(2, 8))
+''')
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "  - export: torch.onnx.export (dynamo) could not export UntranslatableModel:",
+        "*No ONNX function found for <OpOverload(op='aten.cummax'*",
+        "      aten.cummax.default is used at *problem_models.py:74 in forward (in module 'running')",
+        "  at test_model.py:6 in test_cummax: infercheck(untranslatable_model(), torch.randn(2, 8))",
+    ])
+
+
 def test_json_report_has_every_figure_samples_and_environment(run_plugin, tmp_path: Path) -> None:
     report = tmp_path / "out" / "report.json"
     result = run_plugin(CNN_MATRIX, "-k", "onnxruntime-fp32 or eager-int8", f"--infer-report={report}")

@@ -19,7 +19,6 @@ EXPORT = "torch-export"
 ONNX_EXPORT = "onnx-export"
 _DATA_DEPENDENT = ("GuardOnDataDependentSymNode", "data-dependent", "Could not guard on data-dependent")
 _RAISED_AT = re.compile(r'The following call raised this error:\s*File "(?P<file>[^"]+)", line (?P<line>\d+), in \w+\s*\n\s*(?P<code>[^\n]*)')
-_NO_TRANSLATION = re.compile(r"No ONNX function found for <OpOverload\(op='(?P<op>[\w.]+)', overload='(?P<overload>\w+)'\)>")
 
 
 @dataclass
@@ -151,34 +150,21 @@ def one_line_reason(reason: str, max_chars: int = 600) -> str:
 
 
 def untranslatable_findings(model: Any, program: Any, err: Any) -> list[Finding]:
-    """The FX nodes using the operator the ONNX exporter has no translation for."""
-    match = _NO_TRANSLATION.search(err.detail or "") or _NO_TRANSLATION.search(err.reason)
-    if not match:
+    """The FX nodes using the operator the ONNX exporter has no translation for: each at the user's source
+    line (the node's stack trace) and in its module ("(root)": the model's own forward)."""
+    from ..model.export import op_sites, untranslated_op
+
+    target_name = untranslated_op(err)
+    if target_name is None:
         where, module = failure_location(model, err)
         return [Finding(ONNX_EXPORT, ALL_TARGETS, "", where, f"torch.onnx.export failed: {one_line_reason(err.reason)}",
                         "error", module_path=module)]
-    target_name = f"{match['op']}.{match['overload']}"
-    findings = []
-    for node in program.graph.nodes:
-        if node.op == "call_function" and _target_name(node.target) == target_name:
-            findings.append(Finding(ONNX_EXPORT, ALL_TARGETS, match["op"], node.name,
-                                    f"the ONNX exporter has no translation for {target_name}",
-                                    "error", module_path=_fx_module_path(node)))
-    return findings or [Finding(ONNX_EXPORT, ALL_TARGETS, match["op"], type(model).__name__,
-                                f"the ONNX exporter has no translation for {target_name}", "error",
+    operator = target_name.rsplit(".", 1)[0]
+    reason = f"the ONNX exporter has no translation for {target_name}"
+    findings = [Finding(ONNX_EXPORT, ALL_TARGETS, operator, site.location or site.node, reason, "error",
+                        module_path=site.module_path or "(root)") for site in op_sites(program, target_name)]
+    return findings or [Finding(ONNX_EXPORT, ALL_TARGETS, operator, type(model).__name__, reason, "error",
                                 module_path="(root)")]
-
-
-def _target_name(target: Any) -> str:
-    return str(target)  # an OpOverload prints as aten.cummax.default
-
-
-def _fx_module_path(node: Any) -> str:
-    stack = node.meta.get("nn_module_stack") or {}
-    if not stack:
-        return ""
-    path, _ = list(stack.values())[-1]
-    return str(path)
 
 
 def module_at(model: Any, filename: str, lineno: int) -> str:

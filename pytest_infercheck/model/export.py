@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import re
 import traceback
 from dataclasses import dataclass
 from typing import Any, Iterator, Optional
@@ -21,6 +23,8 @@ from .under_test import model_copy
 from .outputs import flatten_outputs
 
 DYNAMO = "torch.onnx.export (dynamo)"
+# The dynamo exporter's words for an operator it has no ONNX translation for.
+NO_TRANSLATION = re.compile(r"No ONNX function found for <OpOverload\(op='(?P<op>[\w.]+)', overload='(?P<overload>\w+)'\)>")
 @dataclass(frozen=True)
 class OnnxExport:
     """An ONNX model, the exporter that made it, and why the first exporter failed (when it did)."""
@@ -145,7 +149,83 @@ def export_model_onnx(module: torch.nn.Module, inputs: Any, *, dynamic_batch: bo
         return OnnxExport(_to_onnx(module, inputs.args, kwargs=inputs.kwargs or None,
                                    dynamic_shapes=dynamic_shapes_for(module, inputs, dynamic_batch), **extra), DYNAMO)
     except ExportError as first:
-        return torchscript_fallback(module, inputs, first, dynamic_batch=dynamic_batch, opset=opset)
+        try:
+            return torchscript_fallback(module, inputs, first, dynamic_batch=dynamic_batch, opset=opset)
+        except ExportError as failed:
+            raise with_op_sites(failed, first, module, inputs, dynamic_batch) from failed.__cause__
+
+
+@dataclass(frozen=True)
+class OpSite:
+    """Where the model uses an operator: the FX node, the module it ran in ("" for the model's own forward)
+    and the user's source line (``model.py:9 in forward``; "" where torch kept no stack)."""
+
+    node: str
+    module_path: str
+    location: str
+
+    def describe(self) -> str:
+        module = f"in module '{self.module_path}'" if self.module_path else "in the model's own forward"
+        return f"{self.location} ({module})" if self.location else module
+
+
+def untranslated_op(err: ExportError) -> Optional[str]:
+    """``aten.cummax.default``: the operator the dynamo exporter had no ONNX translation for, else None."""
+    match = NO_TRANSLATION.search(err.detail or "") or NO_TRANSLATION.search(err.reason)
+    return f"{match['op']}.{match['overload']}" if match else None
+
+
+def op_sites(program: "torch.export.ExportedProgram", target: str) -> list[OpSite]:
+    """Every call of ``target`` (``aten.cummax.default``) in ``program``: node, module path, user's line."""
+    sites = []
+    for node in program.graph.nodes:
+        if node.op == "call_function" and str(node.target) == target:
+            stack = node.meta.get("nn_module_stack") or {}
+            module_path = str(list(stack.values())[-1][0]) if stack else ""
+            sites.append(OpSite(node.name, module_path, _user_line(node.meta.get("stack_trace") or "")))
+    return sites
+
+
+def _user_line(stack_trace: str) -> str:
+    """The innermost frame of an FX node's ``stack_trace`` in the user's code: ``model.py:9 in forward``."""
+    from ..core.failure_location import _FILE_LINE, is_library
+
+    frames = [frame for frame in _FILE_LINE.findall(stack_trace) if not is_library(frame[0], strict=False)]
+    if not frames:
+        return ""
+    filename, lineno, function, _ = frames[-1]
+    try:
+        shown = os.path.relpath(filename)
+    except ValueError:  # another drive (Windows)
+        shown = filename
+    return f"{filename if shown.startswith('..') else shown}:{lineno} in {function}"
+
+
+MAX_SITES = 5  # the places an operator's failure names before a count
+
+
+def with_op_sites(failed: ExportError, first: ExportError, module: torch.nn.Module, inputs: ModelInputs,
+                  dynamic_batch: bool) -> ExportError:
+    """``failed`` with where the model uses the operator the dynamo exporter could not translate (``first``
+    names it): torch.export of the same copy (the exporter's own first step, which succeeded) finds its nodes.
+    The exporters' messages name the operator and no line of the user's code; the same ``failed`` when the
+    operator is not named or the program cannot be made again."""
+    target = untranslated_op(first)
+    if target is None:
+        return failed
+    try:
+        with quiet_exporter():
+            program = torch.export.export(module, inputs.args, kwargs=inputs.kwargs or None,
+                                          dynamic_shapes=dynamic_shapes_for(module, inputs, dynamic_batch))
+        sites = op_sites(program, target)
+    except Exception:  # a diagnosis, never a second failure
+        return failed
+    if not sites:
+        return failed
+    listed = "; ".join(site.describe() for site in sites[:MAX_SITES])
+    more = f" and {len(sites) - MAX_SITES} more" if len(sites) > MAX_SITES else ""
+    reason = f"{failed.reason}\n{target} is used at {listed}{more}"
+    return ExportError(failed.exporter, reason, failed.detail)
 
 
 def prepared(module: torch.nn.Module, inputs: Any, *, device: str) -> tuple[torch.nn.Module, ModelInputs]:
