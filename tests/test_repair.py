@@ -57,6 +57,38 @@ def test_the_repair_finds_the_one_module_that_overflows(run_plugin, tmp_path: Pa
         assert item["accuracy"]["outputs"][0]["nonfinite"] > 0  # the failure stands as measured
 
 
+ROOT_CODE = '''
+import pytest, torch
+
+class HotSoftmax(torch.nn.Module):
+    """exp of large logits in the model's own forward: FP16 overflows there, in no submodule."""
+    def __init__(self):
+        super().__init__()
+        self.proj = torch.nn.Linear(16, 8)
+    def forward(self, x):
+        z = self.proj(x) * 20.0
+        e = torch.exp(z - z.mean(-1, keepdim=True))
+        return e / e.sum(-1, keepdim=True)
+
+@pytest.mark.infercheck(engines=["eager-fp16"], repair_precision=True)
+def test_root(infercheck):
+    torch.manual_seed(0)
+    infercheck(HotSoftmax().eval(), torch.randn(4, 16))
+'''
+
+
+def test_an_error_that_starts_in_the_models_own_forward_is_said_to_and_what_to_do(run_plugin, tmp_path: Path) -> None:
+    """No submodule starts it: the note says it starts in code outside them (HotSoftmax.forward itself) and that
+    keep_fp32 keeps modules only, instead of only "finds no module where the error starts"."""
+    report = tmp_path / "report.json"
+    result = run_plugin(ROOT_CODE, f"--infer-report={report}")
+    result.assert_outcomes(failed=1)
+    note = results_of(report)["test_root[eager-fp16]"]["repair"]["note"]
+    assert "it starts in code outside them: in HotSoftmax.forward itself" in note, note
+    assert "move that code (a softmax, an exp, a large sum) into a submodule of its own" in note
+    assert "HotSoftmax.forward itself" in result.stdout.str()
+
+
 POSITIONS = '''
 import pytest
 from fixtures.problem_models import positions_in_low_precision, token_ids

@@ -143,7 +143,7 @@ def _search(job: Repairing, found: Searched, start: float) -> None:
         found.candidates += [candidate.name for candidate in ranked if candidate.name not in found.candidates]
         if not ranked:
             found.note = ("the per-module comparison finds no module where the error starts" +
-                          (f" once {', '.join(kept)} are kept" if kept else ""))
+                          (f" once {', '.join(kept)} are kept" if kept else "") + outside_modules(job.mut))
             break
         kept.append(ranked[0].name)
         if trial(kept).passed:
@@ -161,6 +161,16 @@ def _search(job: Repairing, found: Searched, start: float) -> None:
     found.tried = len(trials)
     found.best = trials[tuple(sorted(keep_list([*user, *passing])))] if passing is not None else (
         min(trials.values(), key=lambda t: (bool(t.stopped), t.nonfinite, _finite(t.rel_err))) if trials else None)
+
+
+def outside_modules(mut: "ModelUnderTest") -> str:
+    """Where an error no submodule starts comes from, and what to do: code outside every submodule (the
+    model's own forward, or a parent's forward between its children), which keep_fp32 cannot name."""
+    owner = type(mut.module).__name__
+    return (": no submodule keep_fp32 could keep starts it (none departs from FP32 by more than its inputs did "
+            "with an FP32 output the precision can hold), so it starts in code outside them: in "
+            f"{owner}.forward itself, or in a parent's forward between its children; keep_fp32 keeps modules only: "
+            "move that code (a softmax, an exp, a large sum) into a submodule of its own to keep it in FP32")
 
 
 def _profiler(job: Repairing) -> Optional[Callable[[Sequence[str]], list[Any]]]:
