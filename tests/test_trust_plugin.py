@@ -207,6 +207,35 @@ def test_every_check_keeps_its_own_baseline_entry_and_ids_stay_verbatim(run_plug
     result.stdout.fnmatch_lines(["baseline *ci/baseline.json: * 0 regressed, 0 improved, * missing*"])
 
 
+SECOND_CHECK_FAILS = '''
+import pytest, torch
+from fixtures.models import small_cnn, cnn_inputs, dynamic_mlp
+
+@pytest.mark.infercheck(engines=["eager-fp32"])
+def test_two(infercheck):
+    infercheck(small_cnn(), cnn_inputs())
+    infercheck(dynamic_mlp(), torch.randn(2, 64), budget="p50:1us")
+
+@pytest.mark.infercheck(engines=["eager-fp32"])
+def test_own_assert(infercheck):
+    infercheck(dynamic_mlp(), torch.randn(2, 64))
+    assert False, "the user's own check"
+'''
+
+
+def test_a_passing_check_keeps_its_outcome_when_a_later_check_of_its_test_fails(run_plugin, tmp_path: Path) -> None:
+    """The test failed because its second check raised: the first check passed and reads so (it read
+    "failed (test)"); a test failing on its own assertion after a passing check still marks the check."""
+    report = tmp_path / "report.json"
+    result = run_plugin(SECOND_CHECK_FAILS, f"--infer-report={report}")
+    result.assert_outcomes(failed=2)
+    outcomes = {(r["nodeid"].split("::")[1], r["check_name"]): (r["outcome"], r["stage"])
+                for r in json.loads(report.read_text())["results"]}
+    assert outcomes == {("test_two[eager-fp32]", "SmallCNN"): ("passed", None),
+                        ("test_two[eager-fp32]", "DynamicBatchMLP"): ("failed", "latency"),
+                        ("test_own_assert[eager-fp32]", "DynamicBatchMLP"): ("failed", "test")}
+
+
 def test_output_paths_are_checked_before_any_test_runs(run_plugin, tmp_path: Path) -> None:
     same = tmp_path / "figures.json"
     result = run_plugin(TWO_MODELS, f"--infer-report={same}", f"--infer-baseline={same}")

@@ -12,7 +12,7 @@ import time
 from dataclasses import asdict, replace
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ContextManager, Iterator, Optional
+from typing import Any, ContextManager, Iterator, Optional, Sequence
 
 import pytest
 
@@ -159,7 +159,7 @@ class InfercheckSession:
         results = item.stash.get(RESULTS_ON_ITEM, [])
         if results:
             # Settled records are new ones (every record is frozen): they replace the item's.
-            results = item.stash[RESULTS_ON_ITEM] = [settle(result, report) for result in results]
+            results = item.stash[RESULTS_ON_ITEM] = settle(results, report)
             # Written once every check of the test is known: a test with several checks names the check
             # in each property, so two checks' figures never share a name. (JUnit XML reads them from
             # the teardown report, which copies the item's.)
@@ -175,9 +175,9 @@ class InfercheckSession:
                                "infercheck(model, example_inputs) (nor infercheck.audit(...)), so no engine was checked")
 
     def collect(self, report: pytest.TestReport) -> None:
-        for data in getattr(report, "infercheck", None) or []:
-            # Settled again on the controller: a plugin may have changed the report since.
-            self.results.append(settle(CheckResult.from_dict(data), report))
+        # Settled again on the controller: a plugin may have changed the report since.
+        self.results += settle([CheckResult.from_dict(data) for data in getattr(report, "infercheck", None) or []],
+                               report)
         failed = getattr(report, "infercheck_failed", None)
         if isinstance(failed, dict) and report.failed:  # a rerun's first attempt is "rerun", not failed
             self.failed_before_check.append(FailedBeforeCheck(**failed))
@@ -240,18 +240,22 @@ def gpu_lock(cache_root: Path, key: str) -> Iterator[None]:
                 handle.write(f"{key}\t{os.getpid()}\t{start:.6f}\t{time.monotonic():.6f}\n")
 
 
-def settle(result: CheckResult, report: pytest.TestReport) -> CheckResult:
-    """The result with pytest's outcome of the test recorded, judged again with it (judge/verdict.py): a new
-    record, the same on the worker and on the controller, where a plugin may have changed the report since."""
+def settle(results: Sequence[CheckResult], report: pytest.TestReport) -> list[CheckResult]:
+    """The test's results with pytest's outcome of the test recorded, each judged again with it
+    (judge/verdict.py): new records, the same on the worker and on the controller, where a plugin may have
+    changed the report since."""
     from ..judge.verdict import Thresholds, judge, verdict
 
     xfail = hasattr(report, "wasxfail")
-    # A failure this check raised is the check's own; the test failed on its own only otherwise.
-    raised = verdict(result, Thresholds.recorded(result.settings)).outcome == Outcome.FAILED and result.raise_on_failure
+    # A failure a check raised is that check's: the test stopped there, so it did not fail on its own, and the
+    # checks before it keep their outcomes (a passing first check of two read "failed (test)" when the second
+    # one failed).
+    raised = any(verdict(result, Thresholds.recorded(result.settings)).outcome == Outcome.FAILED
+                 and result.raise_on_failure for result in results)
     own_failure = report.failed and not raised
     reason = last_line(report.longreprtext) if own_failure else skip_reason(report) if report.skipped and not xfail else ""
     test = TestOutcome(failed=own_failure, skipped=report.skipped, xfail=xfail, reason=reason)
-    return judge(replace(result, test=test), test)
+    return [judge(replace(result, test=test), test) for result in results]
 
 
 def skip_reason(report: pytest.TestReport) -> str:
