@@ -99,6 +99,10 @@ def test_md_cell_keeps_emphasis_and_code_characters_literal() -> None:
     assert md_cell("keep_fp32 _private trailing_") == "keep_fp32 \\_private trailing\\_"
 
 
+def test_md_cell_joins_an_indented_multi_line_message_with_single_spaces() -> None:
+    assert md_cell("Branchy:\n      at model.py:9 in forward\n  reason") == "Branchy: at model.py:9 in forward reason"
+
+
 def test_md_code_fences_backticks() -> None:
     assert md_code("test_x[a]") == "`test_x[a]`"
     assert md_code("a ` b") == "``a ` b``"

@@ -102,7 +102,8 @@ def graph_break_findings(model: Any, inputs: Sequence[Any]) -> list[Finding]:
         code = f": `{frame.line.strip()}`" if frame is not None and frame.line else ""
         module = module_at(model, frame.filename, frame.lineno) if frame else ""
         by_location[where] = Finding(EXPLAIN, ALL_TARGETS, "", where,
-                                     f"graph break ({reason.reason}){code}; torch.compile splits the graph here",
+                                     f"graph break ({graph_break_reason(reason.reason)}){code}; torch.compile "
+                                     "splits the graph here",
                                      "warning", module_path=module)
     return list(by_location.values())
 
@@ -138,6 +139,18 @@ def failure_location(model: Any, err: Any) -> tuple[str, str]:
         except (OSError, TypeError):
             return type(model).__name__, "(root)"
     return f"{filename}:{lineno}", module_at(model, filename, lineno)
+
+
+# Lines of torch's graph-break explanation for torch's own developers, or a link: not for the audit's row.
+_BREAK_NOISE = ("Developer debug context", "For more details about this graph break", "https://", "http://")
+
+
+def graph_break_reason(reason: str, max_chars: int = 400) -> str:
+    """torch's graph-break reason on one line: since torch 2.8 it is several (the break, ``Explanation:``,
+    ``Hint:``, developer context, a link), which broke the audit's table into loose lines."""
+    lines = [line.strip() for line in reason.splitlines() if line.strip()]
+    text = " ".join(line for line in lines if not line.startswith(_BREAK_NOISE))
+    return text if len(text) <= max_chars else text[: max_chars - 3] + "..."
 
 
 def one_line_reason(reason: str, max_chars: int = 600) -> str:

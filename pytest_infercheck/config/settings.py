@@ -165,8 +165,17 @@ def _parse_tolerances(source: str, value: Any) -> dict[str, dict[str, Any]]:
         raise OptionError(f"{source} tolerances: expected {{output name: {{atol: ..., rtol: ...}}}}, got {value!r}")
     parsed = {}
     for output, fields_ in value.items():
-        if not isinstance(fields_, Mapping) or set(fields_) - set(TOLERANCE_KEYS):
+        if not isinstance(fields_, Mapping):
             raise OptionError(f"{source} tolerances[{output!r}]: expected a dict with keys from "
+                              f"{', '.join(TOLERANCE_KEYS)}, got {fields_!r}")
+        unknown = sorted(map(str, set(fields_) - set(TOLERANCE_KEYS)))
+        if unknown:
+            import difflib
+
+            named = "; ".join(f"{key!r}" + (f" (did you mean {close[0]!r}?)"
+                                            if (close := difflib.get_close_matches(key, TOLERANCE_KEYS, n=1)) else "")
+                              for key in unknown)
+            raise OptionError(f"{source} tolerances[{output!r}]: unknown key {named}; the keys are "
                               f"{', '.join(TOLERANCE_KEYS)}")
         parsed[str(output)] = {k: parse_value(k, v, f"{source} tolerances[{output!r}]") for k, v in fields_.items()}
     return parsed

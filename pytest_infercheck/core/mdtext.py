@@ -19,7 +19,8 @@ _ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "|": "\\|", "\\": "\\\\", "]
 # An underscore between two letters or digits is never emphasis (GitHub's Markdown): left as it is, so that
 # snake_case names stay readable in the raw file.
 _SPECIAL = re.compile(r"\]\(|[&<>|\\*`~]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
-_LINE_BREAKS = re.compile(r"[\r\n\u2028\u2029]+")
+# A line break and the indentation around it: a multi-line message reads as one sentence, not as runs of spaces.
+_LINE_BREAKS = re.compile(r"[ \t]*[\r\n\u2028\u2029]+[ \t]*")
 
 
 def md_cell(text: Any) -> str:

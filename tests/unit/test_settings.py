@@ -72,3 +72,15 @@ def test_per_output_tolerances_are_described_with_every_layer_that_gave_some() -
     assert described == {"value": {"logits": {"atol": 1e-2, "rtol": 1e-3}, "pooler": {"atol": 1.0}},
                          "source": "marker, fixture call"}
     assert resolve([]).describe()["tolerances"] == {"value": {}, "source": "default"}
+
+
+def test_an_unknown_tolerance_key_is_named_with_the_closest_one() -> None:
+    import pytest
+
+    from pytest_infercheck.config.options import OptionError
+    from pytest_infercheck.config.settings import parse_layer
+
+    with pytest.raises(OptionError) as raised:
+        parse_layer("marker", {"tolerances": {"aux.1": {"atoll": 1e-3, "rtol": 1e-2}}}, ["tolerances"])
+    assert str(raised.value) == ("marker tolerances['aux.1']: unknown key 'atoll' (did you mean 'atol'?); the keys "
+                                 "are atol, rtol, max_mismatch, min_cosine, max_rel_l2")
