@@ -115,7 +115,7 @@ def test_a_model_that_cannot_be_hashed_is_built_afresh_and_says_why(run_plugin, 
         result.assert_outcomes(passed=2)
         result.stdout.fnmatch_lines_random([
             "*not cached and not shared with other checks: Graph.adjacency (a torch.sparse_coo torch.float32 "
-            "tensor (RuntimeError)) cannot be hashed*every engine is built afresh*",
+            "tensor (RuntimeError)) cannot be hashed, so its engines are built afresh in every run*",
             *(f"test_model.py::test_graph[[]{weight}[]]*onnxruntime-fp32*passed*off" for weight in ("1.0", "2.0"))])
     assert not any((tmp_path / "cache").rglob("model.onnx"))
 
@@ -245,3 +245,22 @@ def test_the_code_digest_covers_the_code_that_makes_engines_and_nothing_else(tmp
     assert code_digest(copy) == before  # a report's code does not make engines
     (copy / "model" / "export.py").write_text((copy / "model" / "export.py").read_text() + "\n# a comment\n")
     assert code_digest(copy) != before
+
+
+SCRIPTED = '''
+import pytest, torch
+
+@pytest.mark.infercheck(engines=["eager-fp32"])
+def test_scripted(infercheck):
+    infercheck(torch.jit.script(torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.ReLU()).eval()), torch.randn(2, 8))
+'''
+
+
+def test_a_scripted_model_is_said_in_one_sentence_not_a_dozen_internals(run_plugin) -> None:
+    """A TorchScript module's note named twelve compiled internals (over 1,000 characters)."""
+    result = run_plugin(SCRIPTED, "-p", "no:xdist", "-W", "always::UserWarning")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*not cached and not shared with other checks: a TorchScript module "
+                                 "(RecursiveScriptModule, from torch.jit.script or trace) cannot be hashed by content, "
+                                 "so its engines are built afresh in every run*"])
+    assert "_concrete_type" not in result.stdout.str()

@@ -98,6 +98,9 @@ def inputs_hash(batches: Optional[Sequence[Sequence[torch.Tensor]]]) -> str:
     return digest.hexdigest()[:32]
 
 
+UNHASHABLE_NAMED = 3  # attributes an identity note names before a count
+
+
 @dataclass
 class ModelUnderTest:
     """The user's model and example inputs, with the facts every stage needs."""
@@ -148,10 +151,18 @@ class ModelUnderTest:
         return self._engine_key
 
     def identity_note(self) -> Optional[str]:
+        """Why this model's engines are neither cached nor shared (None when they are): what cannot be hashed,
+        the first few named (a scripted model lists a dozen compiled internals), and what follows from it."""
         if self.shared:
             return None
-        return (f"not cached and not shared with other checks: {'; '.join(self.identity.unhashable)} cannot be "
-                "hashed, so an engine of another model could be taken for this one's; every engine is built afresh")
+        why = "so its engines are built afresh in every run (a cached engine could belong to another model)"
+        if isinstance(self.module, torch.jit.ScriptModule):
+            return (f"not cached and not shared with other checks: a TorchScript module "
+                    f"({type(self.module).__name__}, from torch.jit.script or trace) cannot be hashed by content, {why}")
+        unhashable = self.identity.unhashable
+        named = "; ".join(unhashable[:UNHASHABLE_NAMED])
+        more = f" and {len(unhashable) - UNHASHABLE_NAMED} more" if len(unhashable) > UNHASHABLE_NAMED else ""
+        return f"not cached and not shared with other checks: {named}{more} cannot be hashed, {why}"
 
     @property
     def reference_key(self) -> str:
