@@ -331,7 +331,19 @@ def transient(exc: BaseException) -> bool:
     return False
 
 
+# torch's words for a precompile limit, and what they mean to the user (said after them).
+KNOWN_LIMITS = {
+    "ID_MATCH guard cannot be serialized": (
+        "the traced forward checks an object by its identity (an ID_MATCH guard: a module, a function or a "
+        "config object it reads, as transformers models do), which torch's precompile cannot save; a torch "
+        "limit, not the model's: the engine is the same, only a warm rerun compiles it again"),
+}
+
+
 def short_reason(exc: BaseException) -> str:
-    """The first line of a compile error: Dynamo's graph-break messages run to dozens of lines."""
+    """The first line of a compile error: Dynamo's graph-break messages run to dozens of lines; for a known
+    precompile limit (KNOWN_LIMITS), what it means."""
     text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".strip().rstrip(":")
+    said = f"{type(exc).__name__}: {text[0] if text else ''}".strip().rstrip(":")
+    meaning = next((meaning for words, meaning in KNOWN_LIMITS.items() if words in said), None)
+    return f"{said.rstrip('.')}: {meaning}" if meaning else said

@@ -32,3 +32,16 @@ def test_torchs_advice_about_a_call_the_user_never_made_is_dropped() -> None:
     reason = short_reason(error)
     assert "Could not guard on data-dependent expression Eq(u0, 1)" in reason
     assert "draft_export" not in reason and "torch.export.export" not in reason
+
+
+def test_a_known_precompile_limit_says_what_it_means() -> None:
+    from pytest_infercheck.backends.precompile import short_reason as precompile_reason
+
+    class PackageError(Exception):  # torch._dynamo.package's name, raised for the guard it cannot save
+        pass
+
+    said = precompile_reason(PackageError("ID_MATCH guard cannot be serialized.\n(guard detail)"))
+    assert said.startswith("PackageError: ID_MATCH guard cannot be serialized: the traced forward checks an object "
+                           "by its identity")
+    assert "a torch limit, not the model's" in said
+    assert precompile_reason(RuntimeError("first line\nsecond")) == "RuntimeError: first line"
