@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from typing import Callable
 import time
 
 import pytest
@@ -145,3 +146,34 @@ def test_slow(infercheck, monkeypatch):
     result.assert_outcomes(passed=2)
     progress_lines = [line for line in result.outlines if "infercheck: built" in line or "infercheck: building" in line]
     assert progress_lines and all(line.startswith("infercheck: ") for line in progress_lines), result.outlines
+
+
+def swallowing_build(swallow: int, seconds: float) -> Callable[[], str]:
+    """A build that loses its first ``swallow`` BuildTimeouts, as Python loses one raised while it runs a
+    weakref callback or a __del__ (an unraisable exception), and works on for ``seconds``."""
+    def build() -> str:
+        lost, end = 0, time.monotonic() + seconds
+        while time.monotonic() < end:
+            try:
+                time.sleep(0.02)
+            except BuildTimeout:
+                lost += 1
+                if lost > swallow:
+                    raise
+        return "engine"
+    return build
+
+
+def test_a_timeout_python_swallowed_is_raised_again_at_the_next_tick_with_its_own_stage() -> None:
+    """Seen in CI: the export's timeout was raised inside a weakref callback and lost; the export ran on and
+    the build stage failed in its place ("building onnxruntime-fp32 ... gave up after 0 s")."""
+    reporter = ProgressReporter()
+    with pytest.raises(BuildTimeout, match="building the ONNX export of M took longer than --infer-build-timeout=0.2s"):
+        run_build(swallowing_build(1, 5.0), what="the ONNX export of M", timeout_s=0.2, reporter=reporter)
+    assert [line for line in reporter.lines if "gave up" in line] == ["infercheck: building the ONNX export of M: "
+                                                                      "gave up after 0 s"]
+
+
+def test_a_build_that_lost_every_timeout_and_finished_still_ran_too_long() -> None:
+    with pytest.raises(BuildTimeout, match="building x took longer than"):
+        run_build(swallowing_build(1000, 0.5), what="x", timeout_s=0.2)

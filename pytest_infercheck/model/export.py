@@ -25,6 +25,8 @@ from .outputs import flatten_outputs
 DYNAMO = "torch.onnx.export (dynamo)"
 # The dynamo exporter's words for an operator it has no ONNX translation for.
 NO_TRANSLATION = re.compile(r"No ONNX function found for <OpOverload\(op='(?P<op>[\w.]+)', overload='(?P<overload>\w+)'\)>")
+
+
 @dataclass(frozen=True)
 class OnnxExport:
     """An ONNX model, the exporter that made it, and why the first exporter failed (when it did)."""
