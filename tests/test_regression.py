@@ -271,12 +271,33 @@ def test_cnn(infercheck):
 """
 
 
+OTHER_CALIBRATION = """
+import os
+import pytest, torch
+from fixtures.models import small_cnn, cnn_inputs
+
+@pytest.mark.infercheck(engines=["onnxruntime-int8"])
+def test_cnn(infercheck):
+    scale = float(os.environ["CALIB_SCALE"])
+    calibration = [torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(i)) * scale for i in range(4)]
+    infercheck(small_cnn(), cnn_inputs(), calibration=calibration)
+"""
+
+
+def test_int8_accuracy_on_other_calibration_data_is_undecided(record_then_run) -> None:
+    """The same model and example inputs, calibrated on data 6x wider: its INT8 scales (and error) differ."""
+    result = record_then_run(OTHER_CALIBRATION, "CALIB_SCALE", "1", "6", "--infer-max-regression=100000%")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*not judged: the example inputs' (or calibration data's) values differ*"])
+    assert "REGRESSION" not in result.stdout.str()
+
+
 def test_accuracy_on_other_input_values_is_undecided(record_then_run) -> None:
     """Inputs made at import with an unseeded generator differ in every process; the model hash holds their
     shapes only, so the inputs' values are compared on their own."""
     result = record_then_run(UNSEEDED_INPUTS, "INPUT_SEED", "1", "1000", "--infer-max-regression=100000%")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["*not judged: the example inputs' values differ from the blessed run's*"])
+    result.stdout.fnmatch_lines(["*not judged: the example inputs' (or calibration data's) values differ from the blessed run's*"])
     assert "REGRESSION" not in result.stdout.str()
 
 

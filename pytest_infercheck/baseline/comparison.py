@@ -107,7 +107,8 @@ def other_model_accuracy(worse: list[str], model_changed: bool, inputs_changed: 
     the test body (at import, in a module-level fixture), which the plugin's seed of the test body does not
     reach.  Latency is still judged: the same shapes run the same kernels."""
     what = " and ".join(part for part, changed in (("the model (its weights, buffers or structure)", model_changed),
-                                                   ("the example inputs' values", inputs_changed)) if changed)
+                                                   ("the example inputs' (or calibration data's) values",
+                                                    inputs_changed)) if changed)
     return ("; ".join(worse) + f": not judged: {what} differ from the blessed run's, so the error figures belong to "
             "another model or other inputs; random weights or inputs made outside the test body differ in every "
             "process: seed them (torch.manual_seed) or make them inside the test; bless this run once the change "

@@ -141,6 +141,10 @@ def build_stage(context: "CheckContext", backend: Any, artifacts: Any, deadline:
     attempt = build.Attempt()
     try:
         request = build.build_request(context.spec, artifacts, device, settings, given.calibration, attempt)
+        if request.calibration:  # an INT8 engine's error depends on its calibration data as on its inputs
+            from ..model.under_test import inputs_hash
+
+            facts.add(inputs_hash=inputs_hash([artifacts.model.inputs.tensors, *request.calibration]))
         with context.build_lock():  # builds of several workers overlap, never a CPU timing
             engine = build.build_engine(backend, request, deadline=deadline, progress=context.progress,
                                         attempt=attempt)

@@ -513,8 +513,9 @@ class CheckResult:
     device: str = "cpu"
     model_name: str = ""
     model_hash: str = ""
-    # The example inputs' values (model_hash holds their names, shapes and dtypes only, as engines do not
-    # depend on values): an error figure depends on both, so the gate compares accuracy only where both match.
+    # The example inputs' values, and an INT8 engine's calibration data (model_hash holds the inputs' names,
+    # shapes and dtypes only, as engines do not depend on values): an error figure depends on them and on the
+    # model, so the gate compares accuracy only where both hashes match.
     inputs_hash: str = ""
     # -- the verdict (judge/verdict.py computes it from the facts below; judge.verdict.apply writes it)
     outcome: Outcome = Outcome.PASSED

@@ -53,7 +53,7 @@ def test_a_grown_error_of_other_weights_is_undecided_and_says_why(tmp_path: Path
 def test_a_grown_error_on_other_input_values_is_undecided(tmp_path: Path) -> None:
     judged = gated(tmp_path, result(1e-3, inputs="a"), result(5e-3, inputs="b"))
     assert judged.baseline is not None and not judged.baseline.regressions
-    assert "the example inputs' values differ" in judged.baseline.accuracy_undecided
+    assert "the example inputs' (or calibration data's) values differ" in judged.baseline.accuracy_undecided
 
 
 def test_an_entry_blessed_before_inputs_were_hashed_still_judges_accuracy(tmp_path: Path) -> None:
