@@ -180,3 +180,25 @@ def test_the_hash_is_the_same_in_every_process() -> None:
     assert len(runs) == 1  # each model hashes alike under both seeds
     three, two = runs.pop().split()
     assert three != two  # and the set's content counts
+
+
+def test_the_state_hash_follows_the_weights_alone() -> None:
+    """Identity.state: the tensor values only. The gate reads a changed state as another model's error
+    figures and a change of code alone as a change to judge (baseline/comparison.py)."""
+    class Scaled(torch.nn.Module):
+        def __init__(self, inner: torch.nn.Module, scale: float) -> None:
+            super().__init__()
+            self.inner, self.scale = inner, scale
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.inner(x) * self.scale
+
+    x = torch.randn(2, 64)
+    torch.manual_seed(0)
+    base = dynamic_mlp()
+    same = model_identity(Scaled(base, 1.0), x, dynamic_batch=False)
+    other_code = model_identity(Scaled(base, 2.0), x, dynamic_batch=False)
+    torch.manual_seed(1)
+    other_weights = model_identity(Scaled(dynamic_mlp(), 1.0), x, dynamic_batch=False)
+    assert same.state and same.state == other_code.state and same.digest != other_code.digest
+    assert other_weights.state != same.state and other_weights.digest != same.digest

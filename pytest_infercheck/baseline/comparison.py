@@ -80,11 +80,14 @@ def compare_with_entry(result: CheckResult, store: BaselineStore, settings: Any,
     accuracy = compare_accuracy(figures, entry.accuracy,
                                 factor=settings.accuracy_factor, floor=settings.accuracy_floor)
     model_changed = bool(entry.model_hash and entry.model_hash != result.model_hash)
+    # A change of code alone (a refactored forward, a library upgrade) is what the accuracy gate is for, and is
+    # judged; other weights or other inputs make the figures another model's (other_model_accuracy).
+    weights_changed = bool(entry.state_hash and result.state_hash and entry.state_hash != result.state_hash)
     inputs_changed = bool(entry.inputs_hash and result.inputs_hash and entry.inputs_hash != result.inputs_hash)
     worse = [f"accuracy {change.describe()}" for change in accuracy if change.regressed]
     other_model = ""
-    if (model_changed or inputs_changed) and worse:
-        other_model = other_model_accuracy(worse, model_changed, inputs_changed)
+    if (weights_changed or inputs_changed) and worse:
+        other_model = other_model_accuracy(worse, weights_changed, inputs_changed)
     else:
         regressions += worse
     across = compared_across(lookup.differences)  # found under other library versions: each finding says so
@@ -98,15 +101,15 @@ def compare_with_entry(result: CheckResult, store: BaselineStore, settings: Any,
                               accuracy_unmatched=unmatched_outputs(figures, entry.accuracy))
 
 
-def other_model_accuracy(worse: list[str], model_changed: bool, inputs_changed: bool) -> str:
-    """The error figures that grew, when the model (its content hash) or the example inputs' values differ
-    from the blessed entry's: an undecided figure in one line.  The error of an FP16 or INT8 engine is a
+def other_model_accuracy(worse: list[str], weights_changed: bool, inputs_changed: bool) -> str:
+    """The error figures that grew, when the model's weights (its tensor values) or the example inputs' values
+    differ from the blessed entry's: an undecided figure in one line.  The error of an FP16 or INT8 engine is a
     property of the weights it runs and the inputs it is fed: another model's or other inputs' figures
     cannot tell whether this engine got worse (they moved 2-3x between processes with the same code on a
     model built with random weights at import).  The common cause is random weights or inputs made outside
     the test body (at import, in a module-level fixture), which the plugin's seed of the test body does not
     reach.  Latency is still judged: the same shapes run the same kernels."""
-    what = " and ".join(part for part, changed in (("the model (its weights, buffers or structure)", model_changed),
+    what = " and ".join(part for part, changed in (("the model's weights (its parameters and buffers)", weights_changed),
                                                    ("the example inputs' (or calibration data's) values",
                                                     inputs_changed)) if changed)
     return ("; ".join(worse) + f": not judged: {what} differ from the blessed run's, so the error figures belong to "

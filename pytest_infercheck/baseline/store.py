@@ -68,6 +68,7 @@ class Entry:
     model_hash: str = ""
     recorded: str = ""
     inputs_hash: str = ""  # the example inputs' values (CheckResult.inputs_hash); "" in entries before it
+    state_hash: str = ""  # the model's tensor values (CheckResult.state_hash); "" in entries before it
     check: str = ""
     # The last runs blessed into this slot, oldest first ({recorded, p50_ms, probe_ms, count, kernel_ms,
     # device_probe_ms}): their spread is the gate's between-run noise (regression.RunNoise). A changed
@@ -246,7 +247,8 @@ def _validate_entry(raw: Any, where: str) -> Entry:
                 _check_number(run[name], f"{where}: history[{index}].{name}", positive=True)
     return Entry(nodeid=raw["nodeid"], spec_id=raw["spec_id"], machine=raw["machine"], accuracy=accuracy,
                  latency=latency, model_hash=str(raw.get("model_hash", "")), recorded=str(raw.get("recorded", "")),
-                 check=raw.get("check", ""), history=history[-HISTORY:], inputs_hash=str(raw.get("inputs_hash", "")))
+                 check=raw.get("check", ""), history=history[-HISTORY:], inputs_hash=str(raw.get("inputs_hash", "")),
+                 state_hash=str(raw.get("state_hash", "")))
 
 
 def _validate_latency(latency: Any, where: str) -> None:
@@ -334,6 +336,7 @@ def entry_from_result(result: Any) -> Optional[Entry]:
     recorded = datetime.now(timezone.utc).isoformat(timespec="seconds")
     return Entry(nodeid=result.nodeid, spec_id=result.spec_id, machine=result.machine, accuracy=accuracy,
                  latency=latency, model_hash=result.model_hash, inputs_hash=result.inputs_hash,
+                 state_hash=result.state_hash,
                  check=result.check_name, recorded=recorded,
                  history=run_record(recorded, latency))
 

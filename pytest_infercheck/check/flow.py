@@ -13,6 +13,7 @@ facts gathered before it.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Iterable, Optional
 
@@ -60,7 +61,7 @@ def run_stages(context: "CheckContext", settings: Any, given: CheckInputs, facts
     if why_not and not descriptor.audit_without_library:  # nothing to learn from the model here
         raise StageSkip(Stage.AVAILABILITY, why_not)
     mut = reference.model_under_test(given.model, given.example_inputs, dynamic_batch=settings.dynamic_batch)
-    facts.add(model_name=mut.name, model_hash=mut.hash, inputs_hash=mut.inputs_hash)
+    facts.add(model_name=mut.name, model_hash=mut.hash, inputs_hash=mut.inputs_hash, state_hash=mut.identity.state)
     if settings.keep_fp32:
         from ..model.precision import TORCH_BACKENDS, KeepFp32Error, check_keepable, check_module_names
 
@@ -144,7 +145,8 @@ def build_stage(context: "CheckContext", backend: Any, artifacts: Any, deadline:
         if request.calibration:  # an INT8 engine's error depends on its calibration data as on its inputs
             from ..model.under_test import inputs_hash
 
-            facts.add(inputs_hash=inputs_hash([artifacts.model.inputs.tensors, *request.calibration]))
+            combined = f"{artifacts.model.inputs_hash}:{inputs_hash(request.calibration)}"
+            facts.add(inputs_hash=hashlib.sha256(combined.encode()).hexdigest()[:32])
         with context.build_lock():  # builds of several workers overlap, never a CPU timing
             engine = build.build_engine(backend, request, deadline=deadline, progress=context.progress,
                                         attempt=attempt)

@@ -517,6 +517,9 @@ class CheckResult:
     # shapes and dtypes only, as engines do not depend on values): an error figure depends on them and on the
     # model, so the gate compares accuracy only where both hashes match.
     inputs_hash: str = ""
+    # The model's tensor and array values alone (model_identity.Identity.state): where it differs from the
+    # blessed entry's, its error figures are another model's; a change of code alone is judged.
+    state_hash: str = ""
     # -- the verdict (judge/verdict.py computes it from the facts below; judge.verdict.apply writes it)
     outcome: Outcome = Outcome.PASSED
     stage: Optional[Stage] = None  # where it stopped (the first failure's stage)

@@ -46,6 +46,10 @@ _TORCH_VALUES = (torch.dtype, torch.device, torch.layout, torch.memory_format)
 class Identity:
     digest: str
     unhashable: list[str] = field(default_factory=list)  # "Model.lock (a _thread.lock)": not hashed
+    # The values alone (every tensor and array the model holds, by where it is held): what an engine's error
+    # depends on beside the code. The gate reads a changed state as another model's error figures, and a
+    # change of code alone as a change to judge (baseline/comparison.py).
+    state: str = ""
 
 
 def is_library(module_name: Any) -> bool:
@@ -86,6 +90,7 @@ class Hasher:
 
     def __init__(self, module_paths: dict[int, str]) -> None:
         self.digest = hashlib.sha256()
+        self.state = hashlib.sha256()  # tensor and array values only (Identity.state)
         self.module_paths = module_paths  # id(submodule) -> its path: a reference, not a second copy
         self.seen: dict[int, int] = {}
         self.alive: list[Any] = []  # keeps every seen object alive, so no id is reused meanwhile
@@ -154,6 +159,8 @@ class Hasher:
             return
         self.write(f"tensor:{tensor.dtype}:{tuple(tensor.shape)}")
         self.digest.update(data)
+        self.state.update(f"{where}:{tensor.dtype}:{tuple(tensor.shape)}".encode("utf-8", "surrogatepass") + b"\0")
+        self.state.update(data)
 
     def instance(self, value: Any, where: str, strict: bool) -> None:
         """An object: a module outside the tree, or an object of the user's own class, by its class and state."""
@@ -162,7 +169,10 @@ class Hasher:
 
         if isinstance(value, np.ndarray) and value.dtype != object:
             self.write(f"ndarray:{value.dtype}:{value.shape}")
-            self.digest.update(np.ascontiguousarray(value).tobytes())
+            data = np.ascontiguousarray(value).tobytes()
+            self.digest.update(data)
+            self.state.update(f"{where}:{value.dtype}:{value.shape}".encode("utf-8", "surrogatepass") + b"\0")
+            self.state.update(data)
             return
         if is_library(cls.__module__) and not isinstance(value, torch.nn.Module):
             self.reduced(value, where, strict)

@@ -75,7 +75,7 @@ def model_identity(model: torch.nn.Module, inputs: Sequence[torch.Tensor], *, dy
     for name, tensor in as_model_inputs(inputs).named():
         hasher.write(f"in:{name}:{tensor.dtype}:{tuple(tensor.shape)}")
     hasher.write(f"dynamic_batch={dynamic_batch}")
-    return Identity(hasher.digest.hexdigest()[:32], hasher.unhashable)
+    return Identity(hasher.digest.hexdigest()[:32], hasher.unhashable, hasher.state.hexdigest()[:32])
 
 
 def _same_values(first: torch.Tensor, second: torch.Tensor) -> bool:

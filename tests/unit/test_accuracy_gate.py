@@ -1,4 +1,5 @@
-"""The gate's accuracy comparison: an error figure is judged only against the same model on the same inputs.
+"""The gate's accuracy comparison: an error figure is judged only against the same weights on the same inputs;
+a change of code alone is judged.
 
 Pure logic on fabricated results (no engine runs here); tests/test_regression.py runs the same through
 pytest with real engines: a recipe change that regresses, another model and other inputs that are undecided."""
@@ -18,12 +19,13 @@ from pytest_infercheck.measure.results import AccuracyResult, CheckResult, Outco
 GATE = GateSettings(max_regression=0.03, kernel_tolerance=0.05, accuracy_factor=2.0, accuracy_floor=1e-5)
 
 
-def result(max_abs: float, *, model: str = "m", inputs: str = "i") -> CheckResult:
+def result(max_abs: float, *, model: str = "m", state: str = "s", inputs: str = "i") -> CheckResult:
     output = OutputAccuracy(name="output", shape=(2, 4), max_abs=max_abs, max_rel=0.0, mean_abs=max_abs / 3,
                             rel_l2=0.0, cosine=1.0, mismatched=0, total=8, worst_index=(0, 0), worst_value=0.0,
                             worst_reference=0.0, nonfinite=0, tolerance=Tolerance(atol=0.1, rtol=0.1))
     return CheckResult(nodeid="t.py::test_cnn[eager-fp16]", spec_id="eager-fp16", backend="eager", precision="fp16",
-                       cuda_graphs=False, device="cpu", model_name="CNN", model_hash=model, inputs_hash=inputs,
+                       cuda_graphs=False, device="cpu", model_name="CNN", model_hash=model, state_hash=state,
+                       inputs_hash=inputs,
                        machine={"device": "cpu", "cpu": "x", "cpus": 2}, accuracy=AccuracyResult([output]))
 
 
@@ -42,12 +44,19 @@ def test_a_grown_error_of_the_same_model_on_the_same_inputs_regresses(tmp_path: 
 
 
 def test_a_grown_error_of_other_weights_is_undecided_and_says_why(tmp_path: Path) -> None:
-    judged = gated(tmp_path, result(1e-3, model="m1"), result(5e-3, model="m2"))
+    judged = gated(tmp_path, result(1e-3, model="m1", state="s1"), result(5e-3, model="m2", state="s2"))
     assert judged.outcome == Outcome.PASSED and judged.baseline is not None and not judged.baseline.regressions
-    assert "not judged: the model (its weights, buffers or structure) differ" in judged.baseline.accuracy_undecided
+    assert "not judged: the model's weights (its parameters and buffers) differ" in judged.baseline.accuracy_undecided
     assert judged.undecided and status_cell(judged).startswith("undecided")
     strict = apply(judged, verdict(judged, Thresholds(strict=True)))
     assert strict.outcome == Outcome.FAILED
+
+
+def test_a_grown_error_after_a_change_of_code_alone_regresses_and_says_the_model_changed(tmp_path: Path) -> None:
+    judged = gated(tmp_path, result(1e-3, model="m1"), result(5e-3, model="m2"))  # the same weights
+    assert judged.outcome == Outcome.FAILED and judged.baseline is not None and judged.baseline.model_changed
+    assert not judged.baseline.accuracy_undecided
+    assert judged.failures[0].message.endswith("(the model changed since the baseline was recorded)")
 
 
 def test_a_grown_error_on_other_input_values_is_undecided(tmp_path: Path) -> None:
@@ -56,12 +65,12 @@ def test_a_grown_error_on_other_input_values_is_undecided(tmp_path: Path) -> Non
     assert "the example inputs' (or calibration data's) values differ" in judged.baseline.accuracy_undecided
 
 
-def test_an_entry_blessed_before_inputs_were_hashed_still_judges_accuracy(tmp_path: Path) -> None:
-    judged = gated(tmp_path, result(1e-3, inputs=""), result(5e-3, inputs="b"))
+def test_an_entry_blessed_before_inputs_and_weights_were_hashed_still_judges_accuracy(tmp_path: Path) -> None:
+    judged = gated(tmp_path, result(1e-3, inputs="", state=""), result(5e-3, inputs="b", state="t"))
     assert judged.baseline is not None and judged.baseline.regressions
 
 
-def test_another_model_whose_error_did_not_grow_passes_without_a_note(tmp_path: Path) -> None:
-    judged = gated(tmp_path, result(1e-3, model="m1"), result(1.1e-3, model="m2"))
+def test_other_weights_whose_error_did_not_grow_pass_without_a_note(tmp_path: Path) -> None:
+    judged = gated(tmp_path, result(1e-3, state="s1"), result(1.1e-3, state="s2"))
     assert judged.outcome == Outcome.PASSED and judged.baseline is not None
     assert not judged.baseline.accuracy_undecided and not judged.undecided
