@@ -93,11 +93,47 @@ def test_a_nan_in_the_example_inputs_is_named_not_blamed_on_the_model(run_plugin
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([
         "*output output has 4 NaN/Inf value(s) of 8 in the eager reference itself: they come before any engine runs",
-        "*example input 'input' holds 1 NaN/Inf value(s) of 32 (first at [[]1, 3[]]): the reference is computed from them",
+        "*example input 'input' holds 1 NaN of 32 (first at [[]1, 3[]]): the reference is computed from them",
         "*pass finite example inputs (torch.nan_to_num, *",
     ])
     out = result.stdout.str()
     assert "trained weights" not in out and "activations (RMS)" not in out
+
+
+MASKED_ZERO_HEAD = '''
+import pytest, torch
+
+class MaskedZeroHead(torch.nn.Module):
+    """A -Inf additive mask (on purpose) and a head of zero weights (the real fault): the output is NaN."""
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(8, 4)
+        torch.nn.init.zeros_(self.lin.weight)
+        torch.nn.init.zeros_(self.lin.bias)
+    def forward(self, x, mask):
+        return self.lin(x) * (x + mask).sum(-1, keepdim=True)
+
+@pytest.mark.infercheck(engines=["eager-fp32"])
+def test_masked(infercheck):
+    mask = torch.zeros(2, 8)
+    mask[:, 6:] = float("-inf")
+    infercheck(MaskedZeroHead().eval(), (torch.randn(2, 8), mask))
+'''
+
+
+def test_an_inf_mask_is_a_possible_cause_beside_the_trail_not_the_verdict(run_plugin) -> None:
+    """An Inf in the inputs is often meant (an additive attention mask): it is named as a possible cause, and
+    the trail still says where the signal went (a reviewer saw "pass finite example inputs" hide "every
+    weight of lin is zero")."""
+    result = run_plugin(MASKED_ZERO_HEAD)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "*example input 'mask' holds 4 Inf of 16 (first at [[]0, 6[]]): a possible cause, unless the model handles "
+        "them (an additive attention mask holds -Inf on purpose)",
+        "*every weight of lin is zero*",
+        "*use trained weights or initialise the layer named above*",
+    ])
+    assert "pass finite example inputs" not in result.stdout.str()
 
 
 VANISHING = '''
@@ -220,6 +256,13 @@ def test_two(infercheck):
 def test_own_assert(infercheck):
     infercheck(dynamic_mlp(), torch.randn(2, 64))
     assert False, "the user's own check"
+
+@pytest.mark.infercheck(engines=["eager-fp32"])
+def test_caught(infercheck):
+    infercheck(small_cnn(), cnn_inputs())
+    with pytest.raises(pytest.fail.Exception):
+        infercheck(dynamic_mlp(), torch.randn(2, 64), budget="p50:1us")
+    assert False, "the user's own check, after catching the check's failure"
 '''
 
 
@@ -227,13 +270,17 @@ def test_a_passing_check_keeps_its_outcome_when_a_later_check_of_its_test_fails(
     """The test failed because its second check raised: the first check passed and reads so (it read
     "failed (test)"); a test failing on its own assertion after a passing check still marks the check."""
     report = tmp_path / "report.json"
-    result = run_plugin(SECOND_CHECK_FAILS, f"--infer-report={report}")
-    result.assert_outcomes(failed=2)
-    outcomes = {(r["nodeid"].split("::")[1], r["check_name"]): (r["outcome"], r["stage"])
-                for r in json.loads(report.read_text())["results"]}
-    assert outcomes == {("test_two[eager-fp32]", "SmallCNN"): ("passed", None),
-                        ("test_two[eager-fp32]", "DynamicBatchMLP"): ("failed", "latency"),
-                        ("test_own_assert[eager-fp32]", "DynamicBatchMLP"): ("failed", "test")}
+    for workers in (("-p", "no:xdist"), ("-n", "2")):  # settled on the worker and again on the controller
+        result = run_plugin(SECOND_CHECK_FAILS, f"--infer-report={report}", *workers)
+        result.assert_outcomes(failed=3)
+        outcomes = {(r["nodeid"].split("::")[1], r["check_name"]): (r["outcome"], r["stage"])
+                    for r in json.loads(report.read_text())["results"]}
+        assert outcomes == {("test_two[eager-fp32]", "SmallCNN"): ("passed", None),
+                            ("test_two[eager-fp32]", "DynamicBatchMLP"): ("failed", "latency"),
+                            ("test_own_assert[eager-fp32]", "DynamicBatchMLP"): ("failed", "test"),
+                            # the check's raise was caught, and the test failed on its own assertion after it
+                            ("test_caught[eager-fp32]", "SmallCNN"): ("failed", "test"),
+                            ("test_caught[eager-fp32]", "DynamicBatchMLP"): ("failed", "latency")}, workers
 
 
 def test_output_paths_are_checked_before_any_test_runs(run_plugin, tmp_path: Path) -> None:

@@ -117,12 +117,15 @@ def run_difference(first: "np.ndarray", second: "np.ndarray") -> Optional[str]:
 
 def judge_reference(reference: Reference, precision: str, exempt: Sequence[str] = (),
                     measure: Optional[Callable[[], str]] = None,
-                    inputs: Optional[Callable[[], str]] = None) -> None:
+                    inputs: Optional[Callable[[], "NonfiniteInputs"]] = None) -> None:
     """Fail when an output cannot tell a right engine from a wrong one (see the module doc).
 
     ``measure`` (called only then) says where in the model the values were lost: ``activation_trail``;
-    ``inputs`` (called first, only then) names example inputs that hold NaN/Inf (``nonfinite_inputs``):
-    where they do, they are the cause, and the trail through the model is not measured."""
+    ``inputs`` (called only when an output is not finite) names example inputs that hold NaN or Inf
+    (``nonfinite_inputs``): a NaN there is the cause (and leaves no trail to measure), an Inf a possible
+    one (an additive attention mask holds -Inf on purpose), said beside the trail."""
+    import numpy as np
+
     from ..model.outputs import OutputNameError, resolve_output_name
 
     names = [name for name, _ in reference]
@@ -131,16 +134,19 @@ def judge_reference(reference: Reference, precision: str, exempt: Sequence[str] 
     except OutputNameError as err:
         raise StageFailure(Stage.REFERENCE, f"allow_degenerate: {err}") from None
     # (A model that returns no tensor at all failed earlier, at stage outputs: outputs.flatten_outputs.)
-    problems = [f"{name} {problem}" for name, values in reference if name not in exempted
+    judged = [(name, values) for name, values in reference if name not in exempted]
+    problems = [f"{name} {problem}" for name, values in judged
                 for problem in [degenerate_reason(values, precision)] if problem]
     if problems:
-        measured = [f"measured: {describe_spread(name, values)}" for name, values in reference
-                    if name not in exempted and degenerate_reason(values, precision) and values.size]
-        bad_inputs = inputs() if inputs is not None else ""
-        trail = measure() if measure is not None and not bad_inputs else ""
-        advice = (INPUTS_REMEDY if bad_inputs else remedy(named_layer=bool(trail)))
+        measured = [f"measured: {describe_spread(name, values)}" for name, values in judged
+                    if degenerate_reason(values, precision) and values.size]
+        nonfinite = any(np.issubdtype(values.dtype, np.floating) and not np.isfinite(values).all()
+                        for _, values in judged)
+        bad = inputs() if inputs is not None and nonfinite else NonfiniteInputs()
+        trail = measure() if measure is not None and not bad.nan else ""
+        advice = INPUTS_REMEDY if bad.nan else remedy(named_layer=bool(trail))
         raise StageFailure(Stage.REFERENCE, "the eager reference cannot judge an engine:\n" + "\n".join(
-            f"      {line}" for line in [*(f"output {problem}" for problem in problems), *measured, bad_inputs, trail,
+            f"      {line}" for line in [*(f"output {problem}" for problem in problems), *measured, bad.text, trail,
                                      advice]
             if line))
 
@@ -149,20 +155,35 @@ INPUTS_REMEDY = ("pass finite example inputs (torch.nan_to_num, or the data the 
                  "exempt the output on purpose with allow_degenerate=['<output>']")
 
 
-def nonfinite_inputs(mut: "ModelUnderTest") -> str:
-    """The example inputs that hold NaN/Inf, in one line ("" when every floating input is finite), e.g.
-    ``example input 'x' holds 1 NaN/Inf value(s) of 32 (first at [0, 0])``: a reference computed from them
-    is not finite either, and the model is not the one to blame."""
+@dataclass(frozen=True)
+class NonfiniteInputs:
+    """What ``nonfinite_inputs`` found: one line ("" for none), and whether a NaN is among them."""
+
+    text: str = ""
+    nan: bool = False
+
+
+def nonfinite_inputs(mut: "ModelUnderTest") -> NonfiniteInputs:
+    """The example inputs that hold NaN or Inf, e.g. ``example input 'x' holds 1 NaN (first at [1, 3])``. A NaN
+    is the cause of a reference that is not finite (the model is not the one to blame); an Inf is a possible one
+    (an additive attention mask holds -Inf on purpose, and a model that handles it gives finite outputs)."""
     import torch
 
-    found = []
+    found, nan = [], False
     for name, tensor in zip(mut.inputs.names, mut.inputs.tensors):
-        if isinstance(tensor, torch.Tensor) and (tensor.is_floating_point() or tensor.is_complex()):
-            bad = ~torch.isfinite(tensor.detach())
+        if not (isinstance(tensor, torch.Tensor) and (tensor.is_floating_point() or tensor.is_complex())):
+            continue
+        values = tensor.detach()
+        for kind, bad in (("NaN", torch.isnan(values)), ("Inf", torch.isinf(values))):
             if bool(bad.any()):
                 first = [int(i) for i in bad.nonzero()[0]]
-                found.append(f"'{name}' holds {int(bad.sum())} NaN/Inf value(s) of {tensor.numel()} (first at {first})")
-    return f"example input {'; '.join(found)}: the reference is computed from them" if found else ""
+                found.append(f"'{name}' holds {int(bad.sum())} {kind} of {values.numel()} (first at {first})")
+                nan = nan or kind == "NaN"
+    if not found:
+        return NonfiniteInputs()
+    cause = ("the reference is computed from them" if nan else
+             "a possible cause, unless the model handles them (an additive attention mask holds -Inf on purpose)")
+    return NonfiniteInputs(f"example input {'; '.join(found)}: {cause}", nan)
 
 
 def remedy(named_layer: bool) -> str:

@@ -143,7 +143,8 @@ def _search(job: Repairing, found: Searched, start: float) -> None:
         found.candidates += [candidate.name for candidate in ranked if candidate.name not in found.candidates]
         if not ranked:
             found.note = ("the per-module comparison finds no module where the error starts" +
-                          (f" once {', '.join(kept)} are kept" if kept else "") + outside_modules(job.mut))
+                          (f" once {', '.join(kept)} are kept" if kept else "") +
+                          outside_modules(job.mut, job.request.spec.precision))
             break
         kept.append(ranked[0].name)
         if trial(kept).passed:
@@ -163,14 +164,22 @@ def _search(job: Repairing, found: Searched, start: float) -> None:
         min(trials.values(), key=lambda t: (bool(t.stopped), t.nonfinite, _finite(t.rel_err))) if trials else None)
 
 
-def outside_modules(mut: "ModelUnderTest") -> str:
+def outside_modules(mut: "ModelUnderTest", precision: str) -> str:
     """Where an error no submodule starts comes from, and what to do: code outside every submodule (the
-    model's own forward, or a parent's forward between its children), which keep_fp32 cannot name."""
+    model's own forward, or a parent's forward between its children), which keep_fp32 cannot name. What
+    such code is differs: at FP16/BF16 an overflow or a lost digit (an exp, a softmax, a large sum), at
+    INT8/FP8 a matrix product written as a call (F.linear, x @ w) that the quantization reached."""
     owner = type(mut.module).__name__
-    return (": no submodule keep_fp32 could keep starts it (none departs from FP32 by more than its inputs did "
-            "with an FP32 output the precision can hold), so it starts in code outside them: in "
+    if precision in ("int8", "fp8"):
+        culprit = ("a matrix product written as a call there (F.linear, x @ w, torch.matmul), quantized with the "
+                   "modules; move it into a submodule (an nn.Linear) of its own to keep it out of the quantization")
+        gauge = "none departs from the unquantized model's output by more than its inputs did"
+    else:
+        culprit = ("move that code (a softmax, an exp, a large sum) into a submodule of its own to keep it in FP32")
+        gauge = "none departs from FP32 by more than its inputs did with an FP32 output the precision can hold"
+    return (f": no submodule keep_fp32 could keep starts it ({gauge}), so it starts in code outside them: in "
             f"{owner}.forward itself, or in a parent's forward between its children; keep_fp32 keeps modules only: "
-            "move that code (a softmax, an exp, a large sum) into a submodule of its own to keep it in FP32")
+            f"{culprit}")
 
 
 def _profiler(job: Repairing) -> Optional[Callable[[Sequence[str]], list[Any]]]:
