@@ -17,6 +17,7 @@ paused for the build's duration and restored afterwards.
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -99,11 +100,14 @@ def run_build(build: Callable[[], T], *, what: str, timeout_s: Optional[float],
             # The timer keeps ticking: Python swallows an exception raised while it runs a weakref callback or a
             # __del__ (an "unraisable" warning), and the build then ran on past its deadline until the next
             # stage's check failed with that stage's name (seen in CI). Until the raise reaches run_build,
-            # whose finally stops the timer, every tick raises it again.
+            # whose finally stops the timer, a tick raises it again, unless the timeout is being unwound now
+            # (the interrupted frame is in a finally or __exit__ handling it): cleanup runs to its end.
             if not state["gave_up"]:
                 state["gave_up"] = True
                 reporter.report(f"infercheck: building {what}: gave up after {elapsed:.0f} s")
-            raise BuildTimeout(too_long)
+            if not isinstance(sys.exc_info()[1], BuildTimeout):
+                raise BuildTimeout(too_long)
+            return
         if elapsed >= state["next_report"]:
             reporter.report(f"infercheck: building {what} ... {elapsed:.0f} s")
             state["next_report"] += REPORT_EVERY_S
@@ -113,6 +117,12 @@ def run_build(build: Callable[[], T], *, what: str, timeout_s: Optional[float],
     previous_timer = signal.setitimer(signal.ITIMER_REAL, tick, tick)
     try:
         value = build()
+    except BuildTimeout:
+        raise
+    except Exception as exc:
+        if state["gave_up"]:  # the build wrapped the timeout in an error of its own: the timeout is the cause
+            raise BuildTimeout(too_long) from exc
+        raise
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous_handler)
