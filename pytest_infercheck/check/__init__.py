@@ -45,6 +45,9 @@ class Infercheck:
     def __init__(self, context: CheckContext) -> None:
         self.context = context
         self.results: list[CheckResult] = []
+        # The failures this fixture raised: the test's failure is a check's only when it is one of these
+        # (a test may catch a check's raise and then fail on its own assertion).
+        self.raised: list[BaseException] = []
         self.audited = False
 
     @property
@@ -116,8 +119,12 @@ class Infercheck:
             raise pytest.skip.Exception(result.message, _use_item_location=True)
         if result.failures and raise_on_failure:
             # The first line is what pytest's -rf short summary shows: the stage and the reason, not a header.
-            pytest.fail(f"{summary_line(result)}\n{result.message}{where_called(caller, self.context.nodeid)}",
-                        pytrace=False)
+            try:
+                pytest.fail(f"{summary_line(result)}\n{result.message}{where_called(caller, self.context.nodeid)}",
+                            pytrace=False)
+            except BaseException as raised:  # pytest.fail's Failed: kept to tell the test's own failure from it
+                self.raised.append(raised)
+                raise
         return result
 
     def _check_name(self, model: Any, name: Optional[str]) -> str:

@@ -140,12 +140,12 @@ class InfercheckSession:
         """Keep the result on the item: it goes out on the call report (``attach``)."""
         item.stash.setdefault(RESULTS_ON_ITEM, []).append(result)
 
-    def attach(self, item: pytest.Item, report: pytest.TestReport) -> None:
+    def attach(self, item: pytest.Item, report: pytest.TestReport, call: Optional[pytest.CallInfo] = None) -> None:
         """Put the item's results, settled by its outcome, on its call report, and their figures in its
         JUnit properties; a test that never called the fixture fails here.  A test of the fixture that
         failed (setup or call) before any check made a result is marked on its report, for the JSON report."""
         try:
-            self._attach(item, report)
+            self._attach(item, report, call)
         finally:  # after _attach: its "never called the fixture" failure is one too
             if report.failed and report.when in ("setup", "call") and not item.stash.get(RESULTS_ON_ITEM, []) \
                     and "infercheck" in getattr(item, "fixturenames", ()):
@@ -153,11 +153,17 @@ class InfercheckSession:
                 report.infercheck_failed = asdict(  # type: ignore[attr-defined]
                     failed_entry(item.nodeid, report.when, report))
 
-    def _attach(self, item: pytest.Item, report: pytest.TestReport) -> None:
+    def _attach(self, item: pytest.Item, report: pytest.TestReport, call: Optional[pytest.CallInfo] = None) -> None:
         if report.when != "call":
             return
         results = item.stash.get(RESULTS_ON_ITEM, [])
         if results:
+            # Whether the test's failure is the one a check raised (plain data: it travels to the xdist
+            # controller with the report, and settles the results the same way there).
+            excinfo = getattr(call, "excinfo", None)
+            raised = getattr(item.stash.get(FIXTURE_ON_ITEM, None), "raised", [])
+            report.infercheck_raised = bool(  # type: ignore[attr-defined]
+                excinfo is not None and any(excinfo.value is failure for failure in raised))
             # Settled records are new ones (every record is frozen): they replace the item's.
             results = item.stash[RESULTS_ON_ITEM] = settle(results, report)
             # Written once every check of the test is known: a test with several checks names the check
@@ -249,9 +255,12 @@ def settle(results: Sequence[CheckResult], report: pytest.TestReport) -> list[Ch
     xfail = hasattr(report, "wasxfail")
     # A failure a check raised is that check's: the test stopped there, so it did not fail on its own, and the
     # checks before it keep their outcomes (a passing first check of two read "failed (test)" when the second
-    # one failed).
-    raised = any(verdict(result, Thresholds.recorded(result.settings)).outcome == Outcome.FAILED
-                 and result.raise_on_failure for result in results)
+    # one failed). _attach marks the report with whether the test's exception is the one a check raised; a
+    # report without the mark (a plugin's, written before it) is read from the verdicts.
+    raised = getattr(report, "infercheck_raised", None)
+    if raised is None:
+        raised = any(verdict(result, Thresholds.recorded(result.settings)).outcome == Outcome.FAILED
+                     and result.raise_on_failure for result in results)
     own_failure = report.failed and not raised
     reason = last_line(report.longreprtext) if own_failure else skip_reason(report) if report.skipped and not xfail else ""
     test = TestOutcome(failed=own_failure, skipped=report.skipped, xfail=xfail, reason=reason)
