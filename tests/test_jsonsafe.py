@@ -93,10 +93,12 @@ def test_md_cell_makes_html_links_and_pipes_inert() -> None:
 
 
 def test_md_cell_keeps_emphasis_and_code_characters_literal() -> None:
-    # A module path, a product of shapes and a quoted name from an error message render as written, not as
-    # bold, italics, code or strikethrough; an underscore inside a word (snake_case) needs no escape.
-    assert md_cell("model.__init__ failed: 2*3*4 != `x` ~1%") == "model.\\_\\_init\\_\\_ failed: 2\\*3\\*4 != \\`x\\` \\~1%"
+    # A module path and a product of shapes from an error message render as written, not as bold, italics or
+    # strikethrough; an underscore inside a word (snake_case) needs no escape; code quoted in backticks stays code.
+    assert md_cell("model.__init__ failed: 2*3*4 != `x` ~1%") == "model.\\_\\_init\\_\\_ failed: 2\\*3\\*4 != `x` \\~1%"
     assert md_cell("keep_fp32 _private trailing_") == "keep_fp32 \\_private trailing\\_"
+    # inside a code span nothing is interpreted: only a pipe is escaped (GitHub's tables would end the cell)
+    assert md_cell("see `m.__init__(a|b) <x>` and <y>") == "see `m.__init__(a\\|b) <x>` and &lt;y&gt;"
 
 
 def test_md_cell_joins_an_indented_multi_line_message_with_single_spaces() -> None:
