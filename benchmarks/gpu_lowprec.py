@@ -3,7 +3,8 @@
 
 Four models that are not in the tests (random weights): a ConvNeXt-ish CNN (depthwise convolutions,
 pointwise layers as nn.Linear), a ViT-small-ish stack of transformer blocks, a wide MLP, and a GPT-2-shaped
-causal decoder fed token ids (``--models decoder``: added when the ConvNeXt-ish INT8 compile took 321 s).  Each runs
+causal decoder fed token ids (``--models decoder``: added when the ConvNeXt-ish INT8 compile took 321 s, as a
+Linear-heavy model whose compiles should be shorter; not yet run on a GPU, smoke-run on the CPU only).  Each runs
 through the plugin's own check flow (benchmarks/gpu.py's check_one: build, accuracy against eager FP32
 with TF32 off, CUDA-event timing) as inductor-fp32/fp16/bf16/int8/fp8, and then the hand recipe
 (fixtures/torchao_hand.py: ``quantize_`` + ``torch.compile``, CUDA events) at bf16/int8/fp8.  Printed
