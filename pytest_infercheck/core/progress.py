@@ -91,8 +91,8 @@ def run_build(build: Callable[[], T], *, what: str, timeout_s: Optional[float],
         return build()
     start = time.monotonic()
     state = {"next_report": FIRST_REPORT_S, "gave_up": False}
-    too_long = (f"building {what} took longer than --infer-build-timeout={limit_s or timeout_s or 0:g}s; raise the option "
-                "(or mark the test with build_timeout=...) if the build is expected to be this slow")
+    too_long = (f"building {what} took longer than --infer-build-timeout={limit_s or timeout_s or 0:g}s; raise "
+                "the option (or mark the test with build_timeout=...) if the build is expected to be this slow")
 
     def on_alarm(signum: int, frame: Any) -> None:
         elapsed = time.monotonic() - start
