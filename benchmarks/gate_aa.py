@@ -17,6 +17,7 @@ engines" and "Dense GPU engines").
 
     python benchmarks/gate_aa.py --runs 9                 # CPU, quiet: 3 blessed, 6 gated
     python benchmarks/gate_aa.py --runs 9 --burners 2     # CPU with two busy processes beside it
+    python benchmarks/gate_aa.py --runs 9 --burners 2 --bursty   # ... that come and go, beside the gated runs
     python benchmarks/gate_aa.py --runs 9                 # on the GPU machine: CUDA engines
     python benchmarks/gate_aa.py --reports DIR --seed-runs 3   # judge a former call's reports again, here
     python benchmarks/gate_aa.py --reports DIR --rotations     # ... once per rotation of the blessed runs
@@ -53,9 +54,18 @@ sys.path.insert(0, str(ROOT))
 MODELS = ROOT / "benchmarks" / "gate_aa" / "test_aa_models.py"
 
 
-def burn(stop_at: float) -> None:
+def burn(stop_at: float, bursty: bool = False, seed: int = 0) -> None:
+    """Keep a core busy until ``stop_at``; ``bursty``: busy for 0.1-0.6 s, idle for 0.1-0.6 s, at random, a
+    neighbour whose load comes and goes around one engine's samples (0.1-1 s)."""
+    import random
+
+    rng = random.Random(seed)
     while time.time() < stop_at:
-        sum(i * i for i in range(10_000))
+        busy_until = time.time() + (rng.uniform(0.1, 0.6) if bursty else 3600.0)
+        while time.time() < min(busy_until, stop_at):
+            sum(i * i for i in range(10_000))
+        if bursty:
+            time.sleep(rng.uniform(0.1, 0.6))
 
 
 def slowed(result: Any) -> Any:
@@ -190,6 +200,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=9)
     parser.add_argument("--burners", type=int, default=0, help="busy processes running beside every run")
+    parser.add_argument("--bursty", action="store_true",
+                        help="the burners come and go (busy, then idle, 0.1-0.6 s each, at random) and start after "
+                             "the blessed runs: quiet blessings, gated runs beside a bursty neighbour")
     parser.add_argument("--max-regression", default="3%")
     parser.add_argument("--seed-runs", type=int, default=3,
                         help="runs blessed into the baseline before any is gated (its history; 3 arms the noise model)")
@@ -215,15 +228,19 @@ def main() -> int:
         work.mkdir(parents=True, exist_ok=True)
         if any(work.iterdir()):  # a cache left there would make the "cold" run warm
             raise SystemExit(f"--work {work} is not empty: give an empty or new directory (its first run must be cold)")
-        burners = [multiprocessing.Process(target=burn, args=(time.time() + 24 * 3600,), daemon=True)
-                   for _ in range(args.burners)]
-        for process in burners:
-            process.start()
+        burners = [multiprocessing.Process(target=burn, args=(time.time() + 24 * 3600, args.bursty, index), daemon=True)
+                   for index in range(args.burners)]
+        reports = []
         try:
-            reports = [one_run(i, work, args.pytest_args) for i in range(1, args.runs + 1)]
+            for i in range(1, args.runs + 1):
+                if i == (args.seed_runs + 1 if args.bursty else 1):
+                    for process in burners:
+                        process.start()
+                reports.append(one_run(i, work, args.pytest_args))
         finally:
             for process in burners:
-                process.terminate()
+                if process.is_alive():
+                    process.terminate()
     given = {"max_regression": OPTIONS_BY_NAME["max_regression"].parse(args.max_regression)}
     if args.rotations:
         return print_rotations(reports, args.seed_runs, args.bless_each, given, work)
@@ -231,7 +248,8 @@ def main() -> int:
 
     print(f"\n{len(reports)} processes, {args.seed_runs} blessed first, allowance {args.max_regression}, "
           f"bless each: {args.bless_each}, "
-          f"burners: {args.burners}; reports in {args.reports or work}")
+          f"burners: {args.burners}{' (bursty, after the blessed runs)' if args.bursty else ''}; "
+          f"reports in {args.reports or work}")
     print(f"{'engine':58} {'busy':>5} {'judged on':>9} {'A/A regr':>8} {'A/A und':>7} {'wall-only A/A regr':>18} "
           f"{'injected':>8} {'slowed caught':>13} {'slow und':>8} {'cold/warm':>9} {'warm spread':>12} {'cold within':>11} "
           f"{'wall cold/warm':>14} {'wall spread':>12} {'kernel cold/warm':>16}")

@@ -258,6 +258,8 @@ def _validate_latency(latency: Any, where: str) -> None:
     _check_numbers(latency.get("block_medians_ms", []), f"{where}: latency.block_medians_ms", positive=True, empty=True)
     if latency.get("probe_ms") is not None:
         _check_number(latency["probe_ms"], f"{where}: latency.probe_ms", positive=True)
+    if latency.get("probe_after_ms") is not None:
+        _check_number(latency["probe_after_ms"], f"{where}: latency.probe_after_ms", positive=True)
     if latency.get("probe_spread") is not None:  # a NaN here would be written as the token NaN too
         _check_number(latency["probe_spread"], f"{where}: latency.probe_spread", positive=False)
     from ..measure.stats import PERCENTILES
@@ -329,6 +331,7 @@ def entry_from_result(result: Any) -> Optional[Entry]:
                    "block_medians_ms": [_six(v) for v in lat.block_medians_ms],
                    "probe_ms": _six(lat.probe_ms) if lat.probe_ms else None,
                    "probe_spread": _six(lat.probe_spread),
+                   "probe_after_ms": _six(lat.probe_after_ms) if lat.probe_after_ms else None,
                    "samples_ms": [_six(v) for v in subsample(lat.samples_ms)]}
         kernel = kernel_entry(lat.kernel)
         if kernel is not None:

@@ -60,6 +60,10 @@ def measure(engine: "Engine", prepared: Any, mut: "ModelUnderTest", device: str,
                                   includes_transfers=transfers)
         except Exception as exc:
             raise StageFailure(Stage.LATENCY, f"timing the engine failed: {short(exc)}", traceback.format_exc()) from None
+        try:  # again, after the samples: load that came and went around them shows in one of the two
+            after: Optional[float] = machine_probe(device)[0] if probe is not None else None
+        except Exception:
+            after = None
         if on_gpu:
             kernel = kernel_time(run, device, getattr(engine, "stream", None), stats.p50_ms, cuda_graph,
                                  warnings if warnings is not None else [])
@@ -67,7 +71,7 @@ def measure(engine: "Engine", prepared: Any, mut: "ModelUnderTest", device: str,
                 kernel = replace(kernel, device_probe_ms=gpu_probe[0], device_probe_spread=gpu_probe[1])
             stats = replace(stats, kernel=kernel)
     if probe is not None:
-        stats = replace(stats, probe_ms=probe[0], probe_spread=probe[1])
+        stats = replace(stats, probe_ms=probe[0], probe_spread=probe[1], probe_after_ms=after)
     stop = getattr(timer, "last_stop", None)
     if stop is not None:
         stats = replace(stats, stop_reason=stop.reason, stop_unmet=stop.unmet or "")

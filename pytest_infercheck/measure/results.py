@@ -181,6 +181,9 @@ class LatencyStats:
     # a machine that got slower between two runs shows here, whatever the engine did.
     probe_ms: Optional[float] = None
     probe_spread: float = 0.0  # the probe's own spread (std of ln over its repeats): how far it moves alone
+    # The same probe right after the samples: a burst of load that covered the samples (0.1-1 s) but not the
+    # probe before them read the engine +40-69% with the probe unmoved (a CPU A/A beside a bursty neighbour).
+    probe_after_ms: Optional[float] = None
     stop_reason: str = ""  # why sampling stopped (timing.Stop): decided, max_iters, max_time, ...
     stop_unmet: str = ""  # at a cap: what the stopping rule still lacked
     budget_verdict: Optional[BudgetVerdict] = None  # the budget's statistic with its confidence bounds

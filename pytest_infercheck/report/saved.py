@@ -89,7 +89,8 @@ def check_latency(latency: Any, where: str) -> None:
     for index, value in enumerate(latency.block_medians_ms):
         if not math.isfinite(value) or value <= 0:
             raise DecodeError(f"{where}.block_medians_ms[{index}] is {value!r}, expected a positive number of milliseconds")
-    for name, value in (("probe_ms", latency.probe_ms), ("probe_spread", latency.probe_spread)):
+    for name, value in (("probe_ms", latency.probe_ms), ("probe_spread", latency.probe_spread),
+                        ("probe_after_ms", latency.probe_after_ms)):
         if value is not None and (not math.isfinite(value) or value < 0):  # the gate's noise reads them
             raise DecodeError(f"{where}.{name} is {value!r}, expected a finite number >= 0")
     if latency.kernel is not None:

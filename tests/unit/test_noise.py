@@ -91,3 +91,26 @@ def test_too_few_samples_stay_insufficient_and_undecided() -> None:
 def test_log_spread() -> None:
     assert log_spread([1.0]) is None
     assert abs(log_spread([1.0, math.e]) - math.sqrt(0.5)) < 1e-12
+
+
+# -- a bursty neighbour on the CPU (the figures of a 2-core A/A beside one: docs/gate.md) --------------------
+
+
+def test_the_probe_after_the_samples_sees_load_the_probe_before_missed() -> None:
+    noise = run_noise([1.0, 1.0, 1.0], [1.0] * 5, [1.0] * 5, 0.354, 0.354, probe_after=0.4975)
+    assert noise.probe_change == math.log(0.4975 / 0.354)
+    assert run_noise([1.0] * 3, [1.0] * 5, [1.0] * 5, 0.50, 0.354, probe_after=0.36).probe_change == math.log(0.5 / 0.354)
+
+
+def test_on_the_cpu_an_engine_moving_up_to_three_times_the_probe_is_undecided() -> None:
+    """Probe +41%, engine +117% (seen: engines moved 1.7-2.3x the probe's change under the same load): once its
+    own size the drift explains too little and the A/A failed; three times its size it explains it."""
+    drift = math.log(1.41)
+    once = RunNoise(between_runs=0.005, runs=3, probe_change=drift, probe_spread=0.003)
+    cpu = RunNoise(between_runs=0.005, runs=3, probe_change=drift, probe_spread=0.003, amplification=3.0)
+    current, blessed = samples(0.0538), samples(0.0248, seed=1)
+    assert compare_latency(current, blessed, max_regression=0.25, noise=once).verdict == "regression"
+    found = compare_latency(current, blessed, max_regression=0.25, noise=cpu)
+    assert found.verdict == "undecided" and "up to 3x as much as the probe" in found.why_undecided
+    # a slowdown far beyond three times the machine's drift is still a regression
+    assert compare_latency(samples(0.0248 * 6), blessed, max_regression=0.25, noise=cpu).verdict == "regression"
