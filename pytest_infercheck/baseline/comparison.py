@@ -101,7 +101,8 @@ def compare_with_entry(result: CheckResult, store: BaselineStore, settings: Any,
 
 def machine_noise(latency: LatencyStats, entry: Entry, *, on_cpu: bool) -> Any:
     """The comparison's noise figures (regression.RunNoise). On the CPU the machine's drift is read as a
-    bursty neighbour taught (a CPU A/A beside one failed 6 of 144 comparisons at +40% to +117%): the probe
+    bursty neighbour taught (a CPU A/A beside one failed 2 of 72 comparisons at +40% and +69%, and 6 of 144
+    with the second probe and the steadier spread alone; docs/benchmarks.md): the probe
     after the samples too, the blessed runs' median probe, the steadier run's probe spread as the probe's
     own noise, and an engine moving up to CONTENTION_AMPLIFICATION times the probe. On CUDA (the host's
     launch probe) as it ran in the H100 A/As: the probe before the samples against the entry's, the larger

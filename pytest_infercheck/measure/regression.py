@@ -265,10 +265,12 @@ def compare_latency(current: Sequence[float], baseline: Sequence[float], *, max_
                  if drift * change > 0 else 0.0)
     if abs(change) > beyond and abs(change - explained) <= beyond:
         verdict = "undecided"
-        why = (f"the machine's reference workload moved {math.exp(drift) - 1:+.1%} between the runs (timed before "
-               "and after this run's samples), which may account for the change"
-               + (" (under load an engine here moves up to "
-                  f"{noise.amplification:g}x as much as the probe)" if noise.amplification > 1 else ""))
+        amplified = noise.amplification > 1  # the CPU's reading: both probes, an engine moving more than the probe
+        why = (f"the machine's reference workload moved {math.exp(drift) - 1:+.1%} between the runs"
+               + (" (timed before and after this run's samples)" if amplified else "")
+               + ", which may account for the change"
+               + (f" (under load an engine here moves up to {noise.amplification:g}x as much as the probe)"
+                  if amplified else ""))
     elif abs(change) > beyond and (test.p_greater if change > 0 else test.p_less) < alpha and noise.between_runs is None:
         # One process's median can land far from the next one's (another core, clock, neighbour) while
         # its samples sit tight: until the history has measured that spread, a change is not a verdict.

@@ -181,8 +181,8 @@ class LatencyStats:
     # a machine that got slower between two runs shows here, whatever the engine did.
     probe_ms: Optional[float] = None
     probe_spread: float = 0.0  # the probe's own spread (std of ln over its repeats): how far it moves alone
-    # The same probe right after the samples: a burst of load that covered the samples (0.1-1 s) but not the
-    # probe before them read the engine +40-69% with the probe unmoved (a CPU A/A beside a bursty neighbour).
+    # The same probe right after the samples: load that came or went around the samples (0.1-1 s) shows in
+    # one of the two (the CPU gate reads the larger move: baseline/comparison.machine_noise).
     probe_after_ms: Optional[float] = None
     stop_reason: str = ""  # why sampling stopped (timing.Stop): decided, max_iters, max_time, ...
     stop_unmet: str = ""  # at a cap: what the stopping rule still lacked
