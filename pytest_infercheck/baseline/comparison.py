@@ -107,15 +107,16 @@ def machine_noise(latency: LatencyStats, entry: Entry, *, on_cpu: bool) -> Any:
     own noise, and an engine moving up to CONTENTION_AMPLIFICATION times the probe. On CUDA (the host's
     launch probe) as it ran in the H100 A/As: the probe before the samples against the entry's, the larger
     spread, once its size."""
-    history = [run["p50_ms"] for run in entry.history]
     recorded = entry.latency or {}
-    if not on_cpu:
-        return run_noise(history, latency.block_medians_ms, recorded.get("block_medians_ms") or [], latency.probe_ms,
-                         recorded.get("probe_ms"),
-                         probe_spread=max(latency.probe_spread, float(recorded.get("probe_spread") or 0)))
-    return run_noise(history, latency.block_medians_ms, recorded.get("block_medians_ms") or [], latency.probe_ms,
-                     blessed_probe(entry), probe_spread=steadier(latency.probe_spread, recorded.get("probe_spread")),
-                     probe_after=latency.probe_after_ms, amplification=CONTENTION_AMPLIFICATION)
+    if on_cpu:
+        blessed, spread = blessed_probe(entry), steadier(latency.probe_spread, recorded.get("probe_spread"))
+        after, amplification = latency.probe_after_ms, CONTENTION_AMPLIFICATION
+    else:
+        blessed, spread = recorded.get("probe_ms"), max(latency.probe_spread, float(recorded.get("probe_spread") or 0))
+        after, amplification = None, 1.0
+    return run_noise([run["p50_ms"] for run in entry.history], latency.block_medians_ms,
+                     recorded.get("block_medians_ms") or [], latency.probe_ms, blessed, probe_spread=spread,
+                     probe_after=after, amplification=amplification)
 
 
 def blessed_probe(entry: Entry) -> Optional[float]:

@@ -119,12 +119,10 @@ class Infercheck:
             raise pytest.skip.Exception(result.message, _use_item_location=True)
         if result.failures and raise_on_failure:
             # The first line is what pytest's -rf short summary shows: the stage and the reason, not a header.
-            try:
-                pytest.fail(f"{summary_line(result)}\n{result.message}{where_called(caller, self.context.nodeid)}",
-                            pytrace=False)
-            except BaseException as raised:  # pytest.fail's Failed: kept to tell the test's own failure from it
-                self.raised.append(raised)
-                raise
+            failed = pytest.fail.Exception(
+                f"{summary_line(result)}\n{result.message}{where_called(caller, self.context.nodeid)}", pytrace=False)
+            self.raised.append(failed)  # kept to tell the test's own failure from this one (plugin/session.settle)
+            raise failed
         return result
 
     def _check_name(self, model: Any, name: Optional[str]) -> str:

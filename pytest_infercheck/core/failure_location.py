@@ -172,17 +172,30 @@ def _is_file(filename: str, test_file: str) -> bool:
     return path == os.path.abspath(test_file) or path.endswith(os.sep + test_file)
 
 
+def shown_path(path: str) -> str:
+    """``path`` relative to the working directory where it is below it, else as it is."""
+    try:
+        shown = os.path.relpath(path)
+    except (ValueError, OSError):  # another drive (Windows), or the working directory is gone
+        return path
+    return path if shown.startswith(".." + os.sep) else shown
+
+
+def innermost_user_frame_in(text: str) -> Optional[UserFrame]:
+    """The innermost ``File "...", line N, in f`` frame of a printed stack (an FX node's ``stack_trace``)
+    outside torch and this plugin, its file as ``shown_path`` gives it; None when there is none."""
+    frames = [frame for frame in _FILE_LINE.findall(text) if not is_library(frame[0], strict=False)]
+    if not frames:
+        return None
+    filename, lineno, function, source = frames[-1]
+    return UserFrame(shown_path(filename), int(lineno), function, source)
+
+
 def _user_frame_of(frame: Any) -> UserFrame:
     """A live frame as a UserFrame: its file relative to the working directory where it can be, and its
     whole statement."""
     path = frame.f_code.co_filename
-    try:
-        shown = os.path.relpath(path)
-        if shown.startswith(".." + os.sep):
-            shown = path
-    except (ValueError, OSError):  # another drive (Windows), or the working directory is gone
-        shown = path
-    return UserFrame(shown, frame.f_lineno, frame.f_code.co_name, _statement(frame, path))
+    return UserFrame(shown_path(path), frame.f_lineno, frame.f_code.co_name, _statement(frame, path))
 
 
 MAX_STATEMENT = 200  # characters of a call split over several lines, joined into one

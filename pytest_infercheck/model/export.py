@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import re
 import traceback
 from dataclasses import dataclass
@@ -179,28 +178,17 @@ def untranslated_op(err: ExportError) -> Optional[str]:
 
 def op_sites(program: "torch.export.ExportedProgram", target: str) -> list[OpSite]:
     """Every call of ``target`` (``aten.cummax.default``) in ``program``: node, module path, user's line."""
+    from ..core.failure_location import innermost_user_frame_in
+
     sites = []
     for node in program.graph.nodes:
         if node.op == "call_function" and str(node.target) == target:
             stack = node.meta.get("nn_module_stack") or {}
             module_path = str(list(stack.values())[-1][0]) if stack else ""
-            sites.append(OpSite(node.name, module_path, _user_line(node.meta.get("stack_trace") or "")))
+            frame = innermost_user_frame_in(node.meta.get("stack_trace") or "")
+            sites.append(OpSite(node.name, module_path,
+                                f"{frame.filename}:{frame.lineno} in {frame.function}" if frame else ""))
     return sites
-
-
-def _user_line(stack_trace: str) -> str:
-    """The innermost frame of an FX node's ``stack_trace`` in the user's code: ``model.py:9 in forward``."""
-    from ..core.failure_location import _FILE_LINE, is_library
-
-    frames = [frame for frame in _FILE_LINE.findall(stack_trace) if not is_library(frame[0], strict=False)]
-    if not frames:
-        return ""
-    filename, lineno, function, _ = frames[-1]
-    try:
-        shown = os.path.relpath(filename)
-    except ValueError:  # another drive (Windows)
-        shown = filename
-    return f"{filename if shown.startswith('..') else shown}:{lineno} in {function}"
 
 
 MAX_SITES = 5  # the places an operator's failure names before a count
