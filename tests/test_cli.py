@@ -122,7 +122,7 @@ def project(tmp_path: Path) -> Path:
     (["audit", "factories:broken", "--input-shape", "1,4"],
      "MODEL factories:broken: the factory raised ValueError: checkpoint not found"),
     (["audit", "model.onnx", "--inputs", "factories:number"],
-     "--inputs factories:number: the factory returned a int; expected a tensor or a tuple of tensors"),
+     "--inputs factories:number: the factory returned a int; expected a tensor, a tuple of tensors, a dict of keyword tensors (a tokenizer's output) or an (args, kwargs) pair"),
     (["audit", "model.onnx", "--inputs", "factories:broken"], "--inputs factories:broken: the factory raised ValueError"),
     (["audit", "model.onnx", "--json", "out"], "--json out is a directory; give a file path"),
     (["audit", "model.onnx", "--markdown", "model.onnx/report.md"], "--markdown model.onnx/report.md: "),

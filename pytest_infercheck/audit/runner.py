@@ -176,7 +176,7 @@ def _onnx_for(model: Any, inputs: Optional[Any], dynamic_batch: bool, tmp: Path,
         onnx.save(model, str(tmp / "model.onnx"))
         return tmp / "model.onnx"
     if inputs is None:
-        raise TypeError("auditing a torch module needs example inputs (a tensor or a tuple of tensors)")
+        raise TypeError("auditing a torch module needs example inputs (a tensor, a tuple of tensors or a dict of keyword tensors)")
     from ..model.under_test import as_input_tuple
     from .torch_stage import torch_findings
 

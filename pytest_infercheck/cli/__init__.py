@@ -36,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--input-dtype", action="append", default=[], metavar="DTYPE",
                        help=f"dtype of each input, in order ({', '.join(DTYPES)}; default float32)")
     audit.add_argument("--inputs", metavar="package.module:factory",
-                       help="a callable returning the example inputs (a tensor or a tuple of tensors)")
+                       help="a callable returning the example inputs (a tensor, a tuple of tensors, a dict of keyword "
+                            "tensors or an (args, kwargs) pair)")
     audit.add_argument("--targets", default="tensorrt,onnxruntime", metavar="LIST",
                        help=f"comma-separated targets ({', '.join(TARGETS)}); default tensorrt,onnxruntime")
     audit.add_argument("--trt-version", metavar="X.Y",

@@ -111,6 +111,10 @@ def _physical_memory() -> int:
         return 0
 
 
+# What an --inputs factory may return: the forms the plugin's infercheck() takes (model/inputs.py).
+INPUT_FORMS = "a tensor, a tuple of tensors, a dict of keyword tensors (a tokenizer's output) or an (args, kwargs) pair"
+
+
 def inputs_from(spec: str) -> Any:
     inputs = call_factory(spec, "--inputs")
     from ..model.under_test import as_input_tuple
@@ -119,7 +123,7 @@ def inputs_from(spec: str) -> Any:
         as_input_tuple(inputs)
     except TypeError as err:
         detail = str(err) if isinstance(inputs, (tuple, list)) else f"the factory returned a {type(inputs).__name__}"
-        raise UsageError(f"--inputs {spec}: {detail}; expected a tensor or a tuple of tensors") from None
+        raise UsageError(f"--inputs {spec}: {detail}; expected {INPUT_FORMS}") from None
     return inputs
 
 
