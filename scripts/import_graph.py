@@ -16,7 +16,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("foundation: files, codecs, locks, small pure helpers", (
         "pytest_infercheck", "core", "measure", "model", "config", "core.defaults", "core.spec", "core.files", "core.codec",
         "core.jsonsafe", "core.mdtext", "core.locks", "core.cache_dirs", "core.memo",
-        "core.process_exit", "core.failure_location", "model.tensors", "core.progress", "core.device_check",
+        "core.process_exit", "core.failure_location", "core.warning_filters", "model.tensors", "core.progress", "core.device_check",
         "core.gpus",
         "core.cpu_threads", "backends.cudagraphs", "data", "model.outputs", "model.model_identity",
         "audit.findings", "audit.onnx_graph",

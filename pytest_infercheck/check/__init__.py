@@ -112,9 +112,8 @@ class Infercheck:
             result = judge(facts.result())
             self.results.append(result)
             self.context.record(result)
-        for note in result.warnings:
-            warnings.warn(InfercheckWarning(f"{spec.id}: {note}"), stacklevel=2)
-        if result.outcome == Outcome.SKIPPED:
+        raised_note = self._warn(result, spec.id)
+        if result.outcome == Outcome.SKIPPED and not raised_note:
             # Point the skip at the test, not at this line (what pytest's own skip marker does).
             raise pytest.skip.Exception(result.message, _use_item_location=True)
         if result.failures and raise_on_failure:
@@ -123,7 +122,26 @@ class Infercheck:
                 f"{summary_line(result)}\n{result.message}{where_called(caller, self.context.nodeid)}", pytrace=False)
             self.raised.append(failed)  # kept to tell the test's own failure from this one (plugin/session.settle)
             raise failed
+        if raised_note:
+            # The run's filters (-W error, filterwarnings = error) raised the check's own note: fail at the
+            # user's line with what the note says and how to keep it a warning, not a traceback through here.
+            pytest.fail(f"{spec.id}: the check {result.outcome.value}, and its note was raised as an error by this "
+                        f"run's warning filters (-W error or filterwarnings = error):\n  {raised_note}\n  "
+                        "act on the note, or keep the plugin's notes warnings: filterwarnings = "
+                        f"[\"default::{InfercheckWarning.__module__}.InfercheckWarning\"]"
+                        f"{where_called(caller, self.context.nodeid)}", pytrace=False)
         return result
+
+    @staticmethod
+    def _warn(result: CheckResult, spec_id: str) -> str:
+        """Issue the check's notes as InfercheckWarnings at the test's line; the first note the run's warning
+        filters raised as an error ("" when none was), after which the rest are not issued."""
+        for note in result.warnings:
+            try:
+                warnings.warn(InfercheckWarning(f"{spec_id}: {note}"), stacklevel=3)
+            except InfercheckWarning:
+                return note
+        return ""
 
     def _check_name(self, model: Any, name: Optional[str]) -> str:
         """The model's class (or ``name=``), with ``#2``, ``#3``... when the test repeats it."""

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Optional
 
 from ..measure.results import AccuracyResult, LatencyStats, RepairResult
 from ..core.spec import Stage
+from ..core.warning_filters import toolchain_warnings_shown
 from . import accuracy, build, latency, prebuild, reference, repair
 from .facts import Facts
 from .failure import StageFailure, StageSkip, indent
@@ -91,48 +92,53 @@ def run_stages(context: "CheckContext", settings: Any, given: CheckInputs, facts
                               measure=lambda: reference.activation_trail(mut, device),
                               inputs=lambda: reference.nonfinite_inputs(mut))
     facts.add(reference=reference.describe_reference(device, settings.tf32), gpu=gpu_facts(device))
-    deadline = build.Deadline(settings.build_timeout)  # covers the export, conversions, calibration, build
-    if descriptor.audit_target(device):
-        with context.build_lock():  # an export is CPU work like a build: never beside another worker's timing
-            build.export_in_time(artifacts, deadline, context.progress)
-    # The export made before the build (for the audit) is part of what the engine cost: "build s"
-    # counts it, or ONNX engines would read as free beside an Inductor compile that traces inside.
-    exported_s = artifacts.seconds.get("onnx", 0.0)
-    facts.add(audit=tuple(prebuild.audit_before_build(artifacts, descriptor, device, settings)))
-    # Engines build and run under the reference's TF32 setting: an FP32 engine is then true FP32.
-    with reference.tf32_setting(device, settings.tf32):
-        memory = latency.device_memory_tracker(device)
-        engine, request = build_stage(context, backend, artifacts, deadline, settings, given, facts, device, exported_s)
-        if memory is not None:
-            memory.mark_build()
-        repairing = False
-        try:
-            prepared, found = check_outputs(backend, engine, request, mut, expected, device, settings, facts)
-            timed = time_engine(context, backend, engine, request, prepared, mut, settings, facts, device)
+    # From here on the toolchain runs (exporters, compilers, ONNX Runtime): a warning about its own internals
+    # is shown, not raised by an `error` filter (core/warning_filters.py); the reference above keeps the run's.
+    with toolchain_warnings_shown():
+        deadline = build.Deadline(settings.build_timeout)  # covers the export, conversions, calibration, build
+        if descriptor.audit_target(device):
+            with context.build_lock():  # an export is CPU work like a build: never beside another worker's timing
+                build.export_in_time(artifacts, deadline, context.progress)
+        # The export made before the build (for the audit) is part of what the engine cost: "build s"
+        # counts it, or ONNX engines would read as free beside an Inductor compile that traces inside.
+        exported_s = artifacts.seconds.get("onnx", 0.0)
+        facts.add(audit=tuple(prebuild.audit_before_build(artifacts, descriptor, device, settings)))
+        # Engines build and run under the reference's TF32 setting: an FP32 engine is then true FP32.
+        with reference.tf32_setting(device, settings.tf32):
+            memory = latency.device_memory_tracker(device)
+            engine, request = build_stage(context, backend, artifacts, deadline, settings, given, facts, device,
+                                          exported_s)
             if memory is not None:
-                timed = replace(timed, device_memory=latency.device_memory(memory, device))
-                facts.add(latency=timed)
-            if context.engine_probe is not None:
-                context.engine_probe(engine, prepared)
-            # The repaired engine is timed under a short plan: the failing one is too, before it goes, so the
-            # answer's p50 change compares like with like (not a full timing with a half-second one).
-            repairing = settings.repair_precision and not found.passed and repair.applies(request, found)
-            failing_p50 = repair.short_p50(engine, prepared, mut, device, settings, context.timing_lock) \
-                if repairing else None
-        finally:
-            engine.close()
-        if repairing:
-            facts.add(repair=repair_precision(context, backend, request, mut, expected, settings, found, failing_p50))
-    from ..backends import reference_spec
+                memory.mark_build()
+            repairing = False
+            try:
+                prepared, found = check_outputs(backend, engine, request, mut, expected, device, settings, facts)
+                timed = time_engine(context, backend, engine, request, prepared, mut, settings, facts, device)
+                if memory is not None:
+                    timed = replace(timed, device_memory=latency.device_memory(memory, device))
+                    facts.add(latency=timed)
+                if context.engine_probe is not None:
+                    context.engine_probe(engine, prepared)
+                # The repaired engine is timed under a short plan: the failing one is too, before it goes, so the
+                # answer's p50 change compares like with like (not a full timing with a half-second one).
+                repairing = settings.repair_precision and not found.passed and repair.applies(request, found)
+                failing_p50 = repair.short_p50(engine, prepared, mut, device, settings, context.timing_lock) \
+                    if repairing else None
+            finally:
+                engine.close()
+            if repairing:
+                facts.add(repair=repair_precision(context, backend, request, mut, expected, settings, found,
+                                                  failing_p50))
+        from ..backends import reference_spec
 
-    if spec == reference_spec():
-        # The eager FP32 item's own timing is the reference: no second timing of the same engine.
-        facts.add(reference_latency=run.reference_latencies.put(key, timed))
-    else:
-        facts.add(reference_latency=run.reference_latencies.get_or(
-            key, lambda: latency.reference_latency(run.backend(reference_spec().backend), artifacts, device, settings,
-                                                   context.timing_lock)))
-    compare_with_baseline(context, settings, facts, device)
+        if spec == reference_spec():
+            # The eager FP32 item's own timing is the reference: no second timing of the same engine.
+            facts.add(reference_latency=run.reference_latencies.put(key, timed))
+        else:
+            facts.add(reference_latency=run.reference_latencies.get_or(
+                key, lambda: latency.reference_latency(run.backend(reference_spec().backend), artifacts, device,
+                                                       settings, context.timing_lock)))
+        compare_with_baseline(context, settings, facts, device)
 
 
 def build_stage(context: "CheckContext", backend: Any, artifacts: Any, deadline: Any, settings: Any,

@@ -56,6 +56,28 @@ def exception_chain(exc: BaseException) -> Iterator[BaseException]:
         current = current.__cause__ or current.__context__
 
 
+def warning_raised_as_error(exc: BaseException) -> Optional[str]:
+    """A note when ``exc`` or its cause is a warning that the run's warning filters raised as an error.
+
+    The plugin's export, build and timing stages show such warnings rather than raise them
+    (core/warning_filters.py); the model's own forward, run for the reference, keeps the run's filters,
+    and a warning it issues under ``-W error`` stops the check: the failure says it was a warning.
+    """
+    for error in exception_chain(exc):
+        if not isinstance(error, Warning):
+            continue
+        tb = error.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        # The innermost Python frame called warnings.warn (a C function).  Not necessarily the module a
+        # filter matches: warn(stacklevel=2) names the caller's, so no filter entry is suggested.
+        module = str(tb.tb_frame.f_globals.get("__name__", "")) if tb is not None else ""
+        issued = f", issued in {module}" if module else ""
+        return (f"(a {type(error).__name__}{issued}, raised as an error by this run's warning filters: -W error "
+                "or filterwarnings = error)")
+    return None
+
+
 def _text(exc: BaseException) -> str:
     return _ANSI.sub("", str(exc))
 
@@ -63,6 +85,10 @@ def _text(exc: BaseException) -> str:
 # Packages whose frames are never the user's code, even when a model lives in site-packages (transformers).
 _TOOLING = ("torch", "onnx", "onnxscript", "onnxruntime", "numpy", "_pytest", "pluggy", "pytest_infercheck",
             "functorch", "sympy")
+
+
+# The standard library's folder (os.py's; in a virtual environment sysconfig's "platstdlib" is the venv's lib/).
+_STDLIB = (os.path.join(os.path.dirname(os.path.abspath(os.__file__)), ""),)
 
 
 def is_library(filename: str, strict: bool) -> bool:
@@ -77,9 +103,10 @@ def is_library(filename: str, strict: bool) -> bool:
             return strict or parts[index + 1] in _TOOLING
     import torch  # a source checkout of torch lives outside site-packages
 
-    # This package's root (this module sits in its core/ folder) and torch's.
+    # This package's root (this module sits in its core/ folder), torch's, and Python's standard library
+    # (copyreg's __newobj__ where a deep copy raised is nobody's model code).
     package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    roots = (package + os.sep, os.path.dirname(os.path.abspath(torch.__file__)) + os.sep)
+    roots = (package + os.sep, os.path.dirname(os.path.abspath(torch.__file__)) + os.sep, *_STDLIB)
     return os.path.abspath(filename).startswith(roots)
 
 

@@ -14,7 +14,7 @@ import traceback
 import warnings
 from typing import Iterator
 
-from ..core.failure_location import decisive_line, user_frame
+from ..core.failure_location import decisive_line, user_frame, warning_raised_as_error
 
 TORCHSCRIPT = "torch.onnx.export (TorchScript-based)"
 
@@ -62,7 +62,9 @@ def short_reason(exc: BaseException, max_lines: int = 4, max_chars: int = 900) -
     frame = user_frame(exc)
     if frame is not None:
         text = f"{frame.describe()}\n{text}"
-    return text if len(text) <= max_chars else text[: max_chars - 3] + "..."
+    text = text if len(text) <= max_chars else text[: max_chars - 3] + "..."
+    raised_warning = warning_raised_as_error(exc)
+    return f"{text}\n  {raised_warning}" if raised_warning else text
 
 
 def _chain_summary(exc: BaseException, max_lines: int) -> str:
