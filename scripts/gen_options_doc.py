@@ -39,6 +39,12 @@ budget of every test that does not declare its own, and a test's `budget="p99:5m
 budget. Each resolved value keeps its source: `result.settings["budget"]` is
 `{"value": "p90:30ms", "source": "command line"}`, and the JSON report lists them for every item.
 
+Markers merge the same way: a module's `pytestmark = pytest.mark.infercheck(budget="30ms")`, a class's
+marker and the test's own all apply, the nearest overriding key by key (per-output `tolerances` merge
+per output), so a module-wide budget holds for a test that names its own engines. Two markers on one
+test (or one class) that set the same key to different values are a marker error naming the key and
+both values.
+
 The marker accepts: {marker_keys}. The call accepts the same except the engine matrix
 (`backends`, `precisions`, `cuda_graphs`, `engines`), which is fixed at collection.
 

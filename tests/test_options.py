@@ -266,3 +266,49 @@ def test_keep_fp32_refuses_an_empty_module_name_rather_than_dropping_it() -> Non
     for empty in ([""], [" "], ",", ["net.0", ""]):
         with pytest.raises(OptionError, match="holds an empty module name: the root module cannot be kept in FP32"):
             parse_keep_fp32(empty)
+
+
+def test_markers_of_the_module_the_class_and_the_test_merge_the_nearest_winning(run_plugin) -> None:
+    """A module's ``pytestmark`` was dropped whenever the test had a marker of its own (pytest's closest marker
+    alone was read): its impossible budget never applied, and the item passed."""
+    result = run_plugin("""
+import pytest, torch
+
+pytestmark = pytest.mark.infercheck(budget="p50:500s", tolerances={"output": {"atol": 1e-3}}, warmup=3)
+
+@pytest.mark.infercheck(budget="p90:900s", tolerances={"output": {"rtol": 1e-2}})
+class TestModels:
+    @pytest.mark.infercheck(engines=["eager-fp32"], warmup=4)
+    def test_linear(self, infercheck):
+        result = infercheck(torch.nn.Linear(8, 4).eval(), torch.randn(2, 8))
+        settings = result.settings
+        assert settings["budget"] == {"value": "p90:900000ms", "source": "marker"}  # the class's over the module's
+        assert settings["warmup"] == {"value": 4, "source": "marker"}  # the test's over the module's
+        assert settings["tolerances"]["value"] == {"output": {"atol": 1e-3, "rtol": 1e-2}}  # merged per output
+
+@pytest.mark.infercheck(engines=["eager-fp32"])
+def test_module_level(infercheck):
+    result = infercheck(torch.nn.Linear(8, 4).eval(), torch.randn(2, 8))
+    assert result.settings["budget"] == {"value": "p50:500000ms", "source": "marker"}
+""", "--infer-device=cpu")
+    result.assert_outcomes(passed=2)
+
+
+def test_two_markers_on_one_test_that_disagree_are_a_marker_error(run_plugin) -> None:
+    """Stacked markers on one test: one of them was silently dropped (only onnxruntime-fp32 ran)."""
+    result = run_plugin("""
+import pytest, torch
+
+@pytest.mark.infercheck(engines=["eager-fp32"])
+@pytest.mark.infercheck(engines=["onnxruntime-fp32"])
+def test_two(infercheck):
+    infercheck(torch.nn.Linear(8, 4).eval(), torch.randn(2, 8))
+
+@pytest.mark.infercheck(engines=["eager-fp32"])
+@pytest.mark.infercheck(warmup=3)
+def test_complementary(infercheck):
+    assert infercheck(torch.nn.Linear(8, 4).eval(), torch.randn(2, 8)).settings["warmup"]["value"] == 3
+""", "--infer-device=cpu")
+    result.assert_outcomes(passed=1, errors=1)
+    assert ("test_model.py:3: @pytest.mark.infercheck: two markers on one test (test_two) set engines to different "
+            "values (['eager-fp32'] and ['onnxruntime-fp32']); give each key once") in result.stdout.str()

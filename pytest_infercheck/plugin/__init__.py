@@ -16,7 +16,7 @@ from ..core.cpu_threads import share_compile_threads
 from ..core.gpus import configure as configure_gpus
 from ..config.options import OptionError, add_options
 from .session import FIXTURE_ON_ITEM, InfercheckSession
-from ..config.settings import MARKER_KEYS, SettingsConflict, config_layers, parse_layer, resolve
+from ..config.settings import MARKER_KEYS, Layer, SettingsConflict, config_layers, parse_layer, resolve
 from ..core.spec import EngineSpec, expand_specs
 
 SESSION = pytest.StashKey[InfercheckSession]()
@@ -72,15 +72,33 @@ class MarkerError:
         return "invalid-marker"
 
 
-def marker_layer(node: Any) -> dict[str, Any]:
-    """The infercheck marker's settings, parsed; a mistake is an OptionError naming the key."""
-    marker = node.get_closest_marker("infercheck")
-    if marker is None:
-        return {}
-    if marker.args:
-        raise OptionError(f": takes keyword arguments only, got {len(marker.args)} positional "
-                          f"({', '.join(map(repr, marker.args))}); e.g. infercheck(backends=['onnxruntime'])")
-    return parse_layer("", marker.kwargs, MARKER_KEYS)
+def marker_layers(node: Any) -> list[Layer]:
+    """Every infercheck marker on ``node`` as settings layers, farthest first (a module's ``pytestmark``, then
+    a class's, then the test's own), so a nearer marker overrides key by key and per-output tolerances merge,
+    as the command line overrides the ini file.  A mistake is an OptionError naming the key; two markers at
+    one level that set one key differently are one too (which was meant cannot be told)."""
+    found = list(node.iter_markers_with_node("infercheck"))  # nearest first
+    layers: list[Layer] = []
+    by_level: dict[int, dict[str, Any]] = {}  # parsed values per marked node, and as written (for the message)
+    written: dict[int, dict[str, Any]] = {}
+    for owner, marker in reversed(found):
+        if marker.args:
+            raise OptionError(f": takes keyword arguments only, got {len(marker.args)} positional "
+                              f"({', '.join(map(repr, marker.args))}); e.g. infercheck(backends=['onnxruntime'])")
+        layer = parse_layer("", marker.kwargs, MARKER_KEYS)
+        level = by_level.setdefault(id(owner), {})
+        clash = sorted(name for name in layer if name in level and level[name] != layer[name])
+        if clash:
+            where = ("module" if isinstance(owner, pytest.Module) else "class" if isinstance(owner, pytest.Class)
+                     else "test")
+            before = written[id(owner)]
+            raise OptionError(f": two markers on one {where} ({owner.name}) set {', '.join(clash)} to different values "
+                              f"({'; '.join(f'{before[n]!r} and {marker.kwargs[n]!r}' for n in clash)}); give each "
+                              "key once (markers of the module, the class and the test merge, the nearest winning)")
+        level.update(layer)
+        written.setdefault(id(owner), {}).update(marker.kwargs)
+        layers.append(("marker", layer))
+    return layers
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -89,8 +107,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     session = session_of(metafunc.config)
     try:
-        marker = marker_layer(metafunc.definition)
-        settings = resolve(session.layers + [("marker", marker)])  # all of it: a floor above a cap fails here too
+        # All of it: a floor above a cap fails here too.
+        settings = resolve(session.layers + marker_layers(metafunc.definition))
     except OptionError as err:
         # That test alone fails, at its own line; every other test runs.
         where = _location(metafunc.function)
@@ -125,7 +143,7 @@ def infercheck(request: pytest.FixtureRequest, infercheck_spec: Any) -> Any:
     from ..core.progress import ProgressReporter
 
     session = session_of(request.config)
-    layers = session.layers + [("marker", marker_layer(request.node))]
+    layers = session.layers + marker_layers(request.node)
     nodeid = plain_nodeid(request.node.nodeid)
     session.run.start_test(nodeid.split("[", 1)[0])
     import torch
