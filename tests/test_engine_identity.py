@@ -264,3 +264,45 @@ def test_a_scripted_model_is_said_in_one_sentence_not_a_dozen_internals(run_plug
                                  "(RecursiveScriptModule, from torch.jit.script or trace) cannot be hashed by content, "
                                  "so its engines are built afresh in every run*"])
     assert "_concrete_type" not in result.stdout.str()
+
+
+HALF_MODEL = """
+import json
+import pytest, torch
+
+def make(dtype):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.ReLU(), torch.nn.Linear(32, 4)).eval().to(dtype)
+    model.register_buffer("scale64", torch.ones(4, dtype=torch.float64))  # a float64 buffer stays float64
+    return model
+
+@pytest.mark.infercheck(engines=["eager-fp32", "eager-fp16", "onnxruntime-fp32"])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half(infercheck, dtype):
+    model = make(dtype)
+    x = torch.randn(8, 16).to(dtype)
+    before = {name: t.clone() for name, t in model.state_dict().items()}
+    result = infercheck(model, x)
+    # The user's model and input keep their dtype and values.
+    assert x.dtype == dtype and all(p.dtype == dtype for p in model.parameters())
+    assert model.scale64.dtype == torch.float64
+    assert all(torch.equal(before[name], t) for name, t in model.state_dict().items())
+    print("ERR", result.spec_id, str(dtype), result.accuracy["output"].max_abs)
+"""
+
+
+def test_a_half_precision_model_is_checked_from_its_fp32_form(run_plugin) -> None:
+    """A model.half() was its own reference: eager-fp16 passed with error 0 (compared with itself) and the FP32
+    engines failed for FP16's rounding (newcomer trial 3)."""
+    result = run_plugin(HALF_MODEL, "--infer-device=cpu", "-s")
+    result.assert_outcomes(passed=6)
+    errors = {(spec, dtype): float(err) for spec, dtype, err in
+              re.findall(r"ERR (\S+) (\S+) (\S+)", result.stdout.str())}
+    for dtype in ("torch.float16", "torch.bfloat16"):
+        assert errors[("eager-fp32", dtype)] == 0.0  # the reference is the eager model in FP32
+        assert errors[("eager-fp16", dtype)] > 0.0  # FP16's own rounding, against FP32: something was compared
+        assert errors[("onnxruntime-fp32", dtype)] < 1e-5  # an FP32 engine is FP32
+    out = result.stdout.str()
+    assert ("checked from the model's FP32 form: parameters and buffers in float16 (4 tensors); input 'input' in "
+            "float16 widened to float32") in out
+    assert "parameters and buffers in bfloat16 (4 tensors); input 'input' in bfloat16 widened" in out

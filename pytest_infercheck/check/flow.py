@@ -73,8 +73,9 @@ def run_stages(context: "CheckContext", settings: Any, given: CheckInputs, facts
                            casts_parameters=spec.backend in TORCH_BACKENDS and spec.precision != "fp32")
         except KeepFp32Error as err:
             raise StageFailure(Stage.MODEL, str(err)) from None
-    if note := mut.identity_note():
-        facts.warnings.append(note)
+    for note in (mut.identity_note(), mut.widened_note()):
+        if note:
+            facts.warnings.append(note)
     artifacts = run.artifacts(mut, context.cache)
     if why_not:  # the backend's support table still says which nodes would not run where it does
         predicted_audit, predicted = prebuild.predicted_gaps(artifacts, descriptor, device, settings)

@@ -121,6 +121,13 @@ class ModelInputs(Sequence):
         """Floating tensors to ``dtype`` (integer ids and masks keep theirs), all to ``device``."""
         return self.with_tensors([_cast(t, dtype, device) for t in self.tensors])
 
+    def widened(self, dtypes: Sequence[Any]) -> "ModelInputs":
+        """A copy with the floating tensors of ``dtypes`` (FP16, BF16) in float32."""
+        import torch
+
+        return self.with_tensors([t.detach().to(dtype=torch.float32, copy=True) if t.dtype in dtypes
+                                  else t.detach().clone() for t in self.tensors])
+
     def copy(self) -> "ModelInputs":
         """The same inputs in tensors of their own."""
         return self.with_tensors([t.detach().clone() for t in self.tensors])

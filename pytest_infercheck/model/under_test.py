@@ -34,6 +34,44 @@ def cast_inputs(inputs: Any, *, dtype: Optional[torch.dtype], device: str) -> Mo
     return as_model_inputs(inputs).cast(dtype=dtype, device=device)
 
 
+LOW_PRECISION_FLOATS = (torch.float16, torch.bfloat16)
+
+
+def _plain(tensor: torch.Tensor) -> bool:
+    """A plain tensor or parameter: a subclass (a quantized weight, a DTensor) keeps its own dtype rules."""
+    return type(tensor) in (torch.Tensor, torch.nn.Parameter)
+
+
+def low_precision_parts(module: torch.nn.Module, inputs: ModelInputs) -> tuple[str, ...]:
+    """What of ``module`` and ``inputs`` is in FP16/BF16 (plain tensors only), described; () when nothing."""
+    if isinstance(module, torch.jit.ScriptModule):  # its graph fixes its dtypes: checked as it is, inputs too
+        return ()
+    parts = []
+    tensors = [t for t in (*module.parameters(), *module.buffers()) if _plain(t)]
+    for dtype in LOW_PRECISION_FLOATS:
+        count = sum(1 for t in tensors if t.dtype == dtype)
+        if count:
+            parts.append(f"parameters and buffers in {str(dtype).removeprefix('torch.')} ({count} tensors)")
+    for name, tensor in inputs.named():
+        if tensor.dtype in LOW_PRECISION_FLOATS:
+            parts.append(f"input {name!r} in {str(tensor.dtype).removeprefix('torch.')}")
+    return tuple(parts)
+
+
+def fp32_form(model: torch.nn.Module) -> torch.nn.Module:
+    """A copy of ``model`` whose FP16/BF16 parameters and buffers are float32; float64 and integer ones, and
+    tensor subclasses, as they were."""
+    module = model_copy(model, dtype=None, device=str(_device_of(model)))
+    module._apply(lambda t: t.float() if _plain(t) and t.dtype in LOW_PRECISION_FLOATS else t)
+    return module
+
+
+def _device_of(model: torch.nn.Module) -> torch.device:
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
 class ModelCopyError(TypeError):
     """The model cannot be deep-copied, and the check only ever runs copies."""
 
@@ -113,6 +151,8 @@ class ModelUnderTest:
     _engine_key: Optional[str] = field(default=None, repr=False)
     _reference_key: Optional[str] = field(default=None, repr=False)
     _inputs_hash: Optional[str] = field(default=None, repr=False)
+    # What create() widened to FP32 ("parameters and buffers in float16 (4 tensors)", "input 'x' in float16").
+    widened: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self.inputs = as_model_inputs(self.inputs)  # a plain tuple of tensors is positional inputs
@@ -124,8 +164,15 @@ class ModelUnderTest:
         inputs = ModelInputs.from_example(example_inputs, module)
         if dynamic_batch and inputs.nested:
             raise InputsError(dynamic_batch_refusal(inputs))
+        # A model or inputs in FP16/BF16 are checked from their FP32 form: the reference is the eager model in
+        # FP32, and an FP32 engine is FP32 (was: the reference ran in the model's FP16, so eager-fp16 was
+        # compared with itself and passed with no error, and the FP32 engines failed for FP16's rounding).
+        widened = low_precision_parts(module, inputs)
+        if widened:
+            module = fp32_form(module)
         # A copy of the user's tensors: no stage, exporter or engine is ever handed the user's own.
-        return cls(module, inputs.copy(), dynamic_batch, type(module).__name__)
+        return cls(module, inputs.widened(LOW_PRECISION_FLOATS) if widened else inputs.copy(), dynamic_batch,
+                   type(module).__name__, widened=widened)
 
     @property
     def identity(self) -> Identity:
@@ -163,6 +210,13 @@ class ModelUnderTest:
         named = "; ".join(unhashable[:UNHASHABLE_NAMED])
         more = f" and {len(unhashable) - UNHASHABLE_NAMED} more" if len(unhashable) > UNHASHABLE_NAMED else ""
         return f"not cached and not shared with other checks: {named}{more} cannot be hashed, {why}"
+
+    def widened_note(self) -> Optional[str]:
+        """What was widened to FP32 before the check (None when nothing was)."""
+        if not self.widened:
+            return None
+        return (f"checked from the model's FP32 form: {'; '.join(self.widened)} widened to float32, so the reference "
+                "is the eager model in FP32 and each engine casts from it to its own precision")
 
     @property
     def reference_key(self) -> str:
