@@ -169,8 +169,9 @@ def test_under_a_tiny_cap_the_message_says_how_far_the_best_got(run_plugin, tmp_
     result = run_plugin(TWO_HOT, "--infer-repair-time=1ms", f"--infer-report={report}")
     result.assert_outcomes(failed=1)
     assert answer_lines(result,
-                        "  => repair: no keep_fp32 list tried within repair_time=0.001s makes eager-fp16 pass; the "
-                        'best, keep_fp32=["hot"], leaves rel err inf (8 NaN/Inf) against inf (8 NaN/Inf) without it '
+                        "  => repair: no keep_fp32 list tried within repair_time=0.001s makes eager-fp16 pass; none "
+                        'improves on keeping nothing: the closest, keep_fp32=["hot"], leaves rel err inf (8 NaN/Inf) '
+                        "against inf (8 NaN/Inf) without it "
                         "(1 keep-list(s) built in * s, candidates from the per-module comparison: hot; stopped at the "
                         "cap after 1 rebuild(s))"), result.stdout.str()
     repair = results_of(report)["test_two[eager-fp16]"]["repair"]
@@ -405,3 +406,44 @@ def test_the_repair_applies_to_reduced_precisions_with_paired_outputs() -> None:
     assert [applies(request(e), paired) for e in ("eager-fp16", "onnxruntime-int8", "inductor-fp8", "eager-fp32")] \
         == [True, True, True, False]
     assert not applies(request("eager-fp16"), unpaired)
+
+
+AMPLIFIED = '''
+import pytest
+from fixtures.problem_models import amplifying_attention, attention_inputs
+
+@pytest.mark.infercheck(engines=["onnxruntime-fp16"], repair_precision=True)
+def test_attention(infercheck):
+    infercheck(amplifying_attention(), attention_inputs())
+'''
+
+
+def test_the_repair_keeps_what_feeds_a_module_that_amplifies_its_inputs_rounding(run_plugin, tmp_path: Path) -> None:
+    """The error shows in `scores`, and keeping it alone does not pass: the search then keeps the modules that
+    computed its inputs (q, k) and minimises. Was: "starts in code outside them: in AmplifyingAttention.forward
+    itself", about a model with no code outside its modules (newcomer trial 3). The answer, pasted, passes."""
+    pytest.importorskip("onnxruntime")
+    report = tmp_path / "report.json"
+    result = run_plugin(AMPLIFIED, f"--infer-report={report}")
+    result.assert_outcomes(failed=1)
+    repair = results_of(report)["test_attention[onnxruntime-fp16]"]["repair"]
+    assert repair["passed"] and repair["candidates"][0] == "scores", repair
+    assert repair["keep_fp32"] and set(repair["keep_fp32"]) <= {"scores", "q", "k"}, repair
+    assert set(repair["keep_fp32"]) & {"q", "k"}, repair  # a module that feeds scores
+    assert ["scores"] in [trial["keep_fp32"] for trial in repair["trials"]]  # tried first, alone, and failed
+    kept = "[" + ", ".join(f'"{name}"' for name in repair["keep_fp32"]) + "]"
+    assert answer_lines(result, f"  => keep_fp32={kept} makes onnxruntime-fp16 pass (rel err *")
+    pasted = run_plugin(AMPLIFIED.replace("repair_precision=True", f"keep_fp32={kept}"))
+    pasted.assert_outcomes(passed=1)
+
+
+def test_a_closest_list_no_better_than_none_is_not_called_the_best() -> None:
+    """Keeping `scores` in eager FP16 made the error 2.6x worse and was offered as "the best" (newcomer trial 3)."""
+    worse = RepairResult("eager-fp16", ("scores",), False, 0.0202, 0, 0.00786, 0, tried=2, seconds=0.1, cap_s=60.0)
+    assert ('none improves on keeping nothing: the closest, keep_fp32=["scores"], leaves rel err 0.0202 against '
+            "0.00786 without it") in worse.describe()
+    assert "the best" not in worse.describe()
+    fewer_nans = RepairResult("eager-fp16", ("hot",), False, math.inf, 2, math.inf, 8, tried=1, seconds=0.1,
+                              cap_s=60.0)
+    assert "the best, keep_fp32=[\"hot\"], leaves rel err inf (2 NaN/Inf) against inf (8 NaN/Inf)" in \
+        fewer_nans.describe()

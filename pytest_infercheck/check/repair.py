@@ -141,9 +141,21 @@ def _search(job: Repairing, found: Searched, start: float) -> None:
                           "every quantized module makes it pass (an engine with nothing quantized is no INT8 engine)")
             break
         found.candidates += [candidate.name for candidate in ranked if candidate.name not in found.candidates]
+        if not ranked and kept:
+            # Keeping the module where the error showed did not make it pass, and nothing else stands out: the
+            # rounding of what feeds it, which it amplifies, is left. Keep the modules that computed its inputs.
+            feeding = [name for name in _feeding(job, kept) if name not in kept and name not in user]
+            if feeding and within_cap() and trial([*kept, *feeding]).passed:
+                passing = [*kept, *feeding]
+                break
+            found.note = (f"the per-module comparison finds no module where the error starts once {', '.join(kept)} "
+                          "are kept: what is left reaches them through their inputs" +
+                          (f" (computed by {', '.join(feeding)}, kept as well without passing)" if feeding else "") +
+                          " or starts in code outside the modules (a softmax, an exp, a large sum written in a "
+                          "forward)")
+            break
         if not ranked:
             found.note = ("the per-module comparison finds no module where the error starts" +
-                          (f" once {', '.join(kept)} are kept" if kept else "") +
                           outside_modules(job.mut, job.request.spec.precision))
             break
         kept.append(ranked[0].name)
@@ -162,6 +174,18 @@ def _search(job: Repairing, found: Searched, start: float) -> None:
     found.tried = len(trials)
     found.best = trials[tuple(sorted(keep_list([*user, *passing])))] if passing is not None else (
         min(trials.values(), key=lambda t: (bool(t.stopped), t.nonfinite, _finite(t.rel_err))) if trials else None)
+
+
+def _feeding(job: Repairing, kept: Sequence[str]) -> list[str]:
+    """The modules that computed the inputs of ``kept`` in an FP32 eager run (module_errors.module_producers);
+    [] where the run cannot say (a diagnosis, never a second failure)."""
+    from ..model.module_errors import module_producers
+
+    try:
+        producers = module_producers(job.mut.module, job.mut.inputs, job.request.device)
+    except Exception:
+        return []
+    return list(dict.fromkeys(name for module in kept for name in producers.get(module, ())))
 
 
 def outside_modules(mut: "ModelUnderTest", precision: str) -> str:

@@ -402,11 +402,20 @@ class RepairResult:
             # No list was judged: there is no "best", and what stopped them is the answer.
             return (f"repair: none of the {len(stopped)} keep_fp32 list(s) built for {self.engine} could be judged: "
                     f"{stopped[0].stopped} ({search}" + (f"; {self.note}" if self.note else "") + ")")
-        return (f"repair: no keep_fp32 list tried within repair_time={self.cap_s:g}s makes {self.engine} pass; the "
-                f"best, keep_fp32={shown}, leaves rel err {_figure(self.rel_err, self.nonfinite)} against "
+        # A list no closer than keeping nothing is no "best": saying so keeps it from being pasted.
+        helped = (self.nonfinite, _finite_or_inf(self.rel_err)) < (self.failing_nonfinite,
+                                                                   _finite_or_inf(self.failing_rel_err))
+        closest = (f"the best, keep_fp32={shown}, leaves" if helped else
+                   f"none improves on keeping nothing: the closest, keep_fp32={shown}, leaves")
+        return (f"repair: no keep_fp32 list tried within repair_time={self.cap_s:g}s makes {self.engine} pass; "
+                f"{closest} rel err {_figure(self.rel_err, self.nonfinite)} against "
                 f"{_figure(self.failing_rel_err, self.failing_nonfinite)} without it ({search}"
                 + (f"; {len(stopped)} of them could not be judged: {stopped[0].stopped}" if stopped else "")
                 + (f"; {self.note}" if self.note else "") + ")")
+
+
+def _finite_or_inf(value: float) -> float:
+    return value if math.isfinite(value) else math.inf
 
 
 def _figure(rel_err: float, nonfinite: int) -> str:

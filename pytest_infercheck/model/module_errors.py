@@ -106,6 +106,52 @@ def _record(module: "torch.nn.Module", store: dict[str, tuple[list[Any], list[An
     return handles
 
 
+def module_producers(model: "torch.nn.Module", inputs: Any, device: str) -> dict[str, tuple[str, ...]]:
+    """For each named module, the named modules that computed its floating inputs, in an FP32 eager run: the
+    first module to return each tensor (or the storage a view of it shares), the innermost where a parent
+    returns its child's.  What feeds a module that was kept in FP32 and did not make the engine pass: its
+    inputs' own rounding, which it amplifies (an attention score's q and k), is the next thing to keep."""
+    import torch
+    from torch.utils._pytree import tree_flatten
+
+    from .under_test import model_copy
+
+    made: dict[int, str] = {}  # data_ptr -> the module that returned it first
+    alive: list[Any] = []  # every returned tensor is held, so no storage is freed and reused during the run
+    producers: dict[str, tuple[str, ...]] = {}
+
+    def leaves(tree: Any) -> list[Any]:
+        return [leaf for leaf in tree_flatten(tree)[0]
+                if isinstance(leaf, torch.Tensor) and leaf.is_floating_point() and leaf.numel()]
+
+    def hooks(name: str) -> tuple[Any, Any]:
+        def before(_: Any, args: Any, kwargs: Any) -> None:
+            if name not in producers:
+                found = [made[t.data_ptr()] for t in leaves((args, kwargs)) if t.data_ptr() in made]
+                producers[name] = tuple(dict.fromkeys(found))
+
+        def after(_: Any, __: Any, output: Any) -> None:
+            for tensor in leaves(output):
+                alive.append(tensor)
+                made.setdefault(tensor.data_ptr(), name)
+        return before, after
+
+    module = model_copy(model, dtype=None, device=device)
+    handles = []
+    for name, sub in module.named_modules():
+        if name:
+            before, after = hooks(name)
+            handles.append(sub.register_forward_pre_hook(before, with_kwargs=True))
+            handles.append(sub.register_forward_hook(after))
+    try:
+        with torch.inference_mode():
+            inputs.cast(dtype=None, device=device).call(module)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return producers
+
+
 def _run_recorded(module: "torch.nn.Module", inputs: Any) -> dict[str, tuple[list[Any], list[Any]]]:
     import torch
 
