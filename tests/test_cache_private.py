@@ -397,3 +397,25 @@ def test_a_read_only_fully_populated_cache_serves_a_real_run(run_plugin, tmp_pat
         warm, out = onnx_session(run_plugin, cache, report)
     assert set(warm["cache"].values()) == {"hit"} and "PermissionError" not in out
     assert list(cache.rglob("*.lock")) == []  # nothing was written into it
+
+
+def test_a_cache_directory_that_cannot_be_created_says_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A parent the user may not write: the message said "cannot use it (No such file or directory)", the stat's
+    error after the swallowed mkdir's. Root passes permission checks (this suite runs as root), so mkdir's own
+    refusal stands in for the parent's mode: a fake of the one call, named as such."""
+    from pytest_infercheck.core.cache_dirs import check_private, resolve_cache_dir
+
+    parent = tmp_path / "read-only-parent"
+    parent.mkdir()
+
+    def refused(self: Path, *args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied", str(parent / "cache"))
+
+    monkeypatch.setattr(Path, "mkdir", refused)
+    path = resolve_cache_dir(str(parent / "cache"), None)
+    assert check_private(path) == f"--infer-cache-dir {parent / 'cache'}: cannot create it (Permission denied)"
+    monkeypatch.undo()
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    below_a_file = resolve_cache_dir(str(blocked / "cache"), None)  # real: a file where a folder must be
+    assert check_private(below_a_file) == (f"--infer-cache-dir {blocked / 'cache'}: cannot create it (Not a directory)")

@@ -76,6 +76,13 @@ def check_private(path: Path) -> Optional[str]:
     try:
         own = real.stat()
     except OSError as err:
+        if not os.path.lexists(real):  # resolve_cache_dir could not create it: say why, not "no such file"
+            try:
+                real.mkdir(mode=0o700, parents=True, exist_ok=True)
+            except OSError as made:
+                where = f": {made.filename}" if made.filename and str(made.filename) != str(real) else ""
+                return f"{OPTION} {path}: cannot create it ({made.strerror or made}{where})"
+            return check_private(path)
         return f"{OPTION} {path}: cannot use it ({err.strerror or err})"
     if not stat.S_ISDIR(own.st_mode):
         return f"{OPTION} {path}: not a directory"
