@@ -60,9 +60,13 @@ def test_a_host_synchronisation_cannot_be_captured() -> None:
 
 
 def line_of(function: object, code: str) -> str:
-    """``file:line`` of the line of ``function``'s source that holds ``code``."""
+    """``file:line`` of the line of ``function``'s source that holds ``code``, the file as failures show it
+    (relative to the working directory where it is below it)."""
+    from pytest_infercheck.core.failure_location import shown_path
+
     lines, start = inspect.getsourcelines(function)  # type: ignore[arg-type]
-    return f"{inspect.getsourcefile(function)}:{start + next(i for i, line in enumerate(lines) if code in line)}"  # type: ignore[arg-type]
+    file = shown_path(str(inspect.getsourcefile(function)))  # type: ignore[arg-type]
+    return f"{file}:{start + next(i for i, line in enumerate(lines) if code in line)}"
 
 
 class ItemInForward(torch.nn.Module):

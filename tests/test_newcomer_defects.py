@@ -242,3 +242,34 @@ def test_the_short_summary_says_the_stage_and_the_reason(run_plugin) -> None:
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["FAILED test_model.py::test_model[[]eager-fp16[]] - Failed: eager-fp16 failed at "
                                  "accuracy: output 'output' * NaN/Inf element*"])
+
+
+def test_a_forward_that_fails_on_its_second_call_says_when(run_plugin) -> None:
+    """Newcomer trial 3: "timing the engine failed: at /abs/path:114 in forward: ..." with the error on a line of
+    its own outside the bullet list."""
+    result = run_plugin("""
+import pytest, torch
+
+class RaiseSecond(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(16, 4)
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        if self.calls >= 2:
+            raise RuntimeError(f"boom on call {self.calls}")
+        return self.linear(x)
+
+@pytest.mark.infercheck(engines=["eager-fp32"])
+def test_raise_second(infercheck):
+    infercheck(RaiseSecond().eval(), torch.randn(8, 16))
+""", "--infer-device=cpu")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "  - latency: the engine failed in a timed call, after its first calls passed the accuracy check:",
+        '      at test_model.py:12 in forward: raise RuntimeError(f"boom on call {self.calls}")',
+        "      RuntimeError: boom on call 2",
+        "  at test_model.py:17 in test_raise_second: infercheck(RaiseSecond().eval(), torch.randn(8, 16))",
+    ])

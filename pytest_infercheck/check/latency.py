@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, ContextManager, Optional
 
 from ..measure.results import LatencyStats
 from ..core.spec import Stage
-from .failure import StageFailure, short
+from .failure import StageFailure, indent, short
 
 if TYPE_CHECKING:
     from ..backends.base import Engine
@@ -59,7 +59,10 @@ def measure(engine: "Engine", prepared: Any, mut: "ModelUnderTest", device: str,
             stats = timer.measure(run, plan_from_settings(settings), batch_size=mut.batch_size,
                                   includes_transfers=transfers)
         except Exception as exc:
-            raise StageFailure(Stage.LATENCY, f"timing the engine failed: {short(exc)}", traceback.format_exc()) from None
+            # The engine passed its accuracy run: a failure here came in a later call (a forward that raises on
+            # its second call, a resource that runs out), which is what the first line says.
+            raise StageFailure(Stage.LATENCY, "the engine failed in a timed call, after its first calls passed the "
+                               f"accuracy check:\n{indent(short(exc))}", traceback.format_exc()) from None
         try:  # again, after the samples: load that came and went around them shows in one of the two
             after: Optional[float] = machine_probe(device)[0] if probe is not None else None
         except Exception:

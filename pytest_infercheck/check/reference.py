@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Sequence
 
 from ..core.spec import Stage
-from .failure import StageFailure, short
+from .failure import StageFailure, indent, short
 
 if TYPE_CHECKING:
     import numpy as np
@@ -77,7 +77,7 @@ def eager_run(mut: "ModelUnderTest", device: str, tf32: bool) -> tuple[Reference
     except ModelCopyError as err:
         raise StageFailure(Stage.MODEL, str(err)) from None
     except Exception as exc:
-        raise StageFailure(Stage.REFERENCE, f"the eager model itself failed: {short(exc)}",
+        raise StageFailure(Stage.REFERENCE, f"the eager model itself failed:\n{indent(short(exc))}",
                            traceback.format_exc()) from None
 
 

@@ -43,7 +43,7 @@ class UserFrame:
 
     def describe(self) -> str:
         code = f": {self.source.strip()}" if self.source.strip() else ""
-        return f"at {self.filename}:{self.lineno} in {self.function}{code}"
+        return f"at {shown_path(self.filename)}:{self.lineno} in {self.function}{code}"
 
 
 def exception_chain(exc: BaseException) -> Iterator[BaseException]:
