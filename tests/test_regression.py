@@ -248,6 +248,9 @@ def test_accuracy_regression_fails_within_tolerance_and_shows_old_and_new(record
         "*regression: accuracy output max_abs * -> * (x*; allowed x2 above a floor of 1e-05) "
         "(the model changed since the baseline was recorded)",
     ])
+    # The baseline block of the terminal summary says it too (it did not: newcomer trial 3).
+    result.stdout.fnmatch_lines(["  REGRESSION test_model.py::test_cnn*: accuracy output max_abs * -> * "
+                                 "(the model changed since the baseline was recorded)"])
     assert "accuracy: " not in result.stdout.str()  # the tolerance check itself passed
 
 

@@ -72,7 +72,7 @@ def baseline_properties(result: CheckResult, prefix: Optional[str] = None) -> li
         props.append((f"{prefix}.corroboration", comparison.corroboration))
     for change in comparison.accuracy:
         props.append((f"{prefix}.{change.output}.{change.metric}", round_figure(change.baseline)))
-    for line in comparison.regressions:
+    for line in comparison.regression_lines:
         props.append((f"{prefix}.regression", line))
     return props
 
@@ -130,7 +130,7 @@ def summary_lines(results: Sequence[CheckResult], path: Optional[str], update: O
     if across:  # --infer-baseline-across-versions: which entries were another version's
         lines.append(f"  across versions: {len(across)} compared with an entry of other library versions on this machine:")
         lines += [f"    {who(r, several)}: {'; '.join(b.differences)}" for r, b in across]
-    lines += [f"  REGRESSION {who(r, several)}: {line}" for r, b in regressed for line in b.regressions]
+    lines += [f"  REGRESSION {who(r, several)}: {line}" for r, b in regressed for line in b.regression_lines]
     lines += [f"  improved   {who(r, several)}: {line}" for r, b in improved for line in b.improvements]
     if foreign:
         lines.append(f"  FINGERPRINT DIFFERS: {len(foreign)} entr{'y was' if len(foreign) == 1 else 'ies were'} "

@@ -118,8 +118,7 @@ def baseline_failures(facts: CheckResult, thresholds: Thresholds) -> list[Failur
         from ..baseline.summary import not_compared_reason
 
         return [Failure(Stage.BASELINE, f"{not_compared_reason(comparison)} ({STRICT_FLAG} makes this a failure)")]
-    suffix = " (the model changed since the baseline was recorded)" if comparison.model_changed else ""
-    return [Failure(Stage.REGRESSION, f"{line}{suffix}") for line in comparison.regressions]
+    return [Failure(Stage.REGRESSION, line) for line in comparison.regression_lines]
 
 
 def undecided_figures(facts: CheckResult) -> list[tuple[Stage, str]]:

@@ -488,6 +488,13 @@ class BaselineComparison:
     accuracy_other_model: str = ""
 
     @property
+    def regression_lines(self) -> tuple[str, ...]:
+        """``regressions`` as every report says them: with the model's change where its content differs from the
+        entry's (a regression of changed code, not of the same model on a slower day)."""
+        suffix = " (the model changed since the baseline was recorded)" if self.model_changed else ""
+        return tuple(f"{line}{suffix}" for line in self.regressions)
+
+    @property
     def accuracy_undecided(self) -> str:
         """Every accuracy figure the comparison could not judge, in one line ("" when all were judged)."""
         return "; ".join(text for text in (self.accuracy_unmatched, self.accuracy_other_model) if text)

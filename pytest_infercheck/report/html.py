@@ -274,7 +274,7 @@ def baseline_notes(result: CheckResult) -> list[str]:
         return []
     failed = "\n".join(map(str, result.failures))
     parts = [f"<div class='regression'>regression: {_e(line)}</div>"
-             for line in comparison.regressions if line not in failed]  # e.g. while updating: not a failure
+             for line in comparison.regression_lines if line not in failed]  # e.g. while updating: not a failure
     parts += [f"<div class='improved'>improved: {_e(line)}</div>" for line in comparison.improvements]
     latency, figure = comparison.judged, comparison.judged_figure  # kernel time for a launch-bound engine
     if latency is not None and latency.ratio != latency.ratio:  # NaN: too few samples
