@@ -57,6 +57,10 @@ def _walk(value: Any, path: str, named: list[tuple[str, Any]]) -> None:
     elif isinstance(value, Mapping):
         for key, item in value.items():
             _walk(item, f"{path}[{key!r}]", named)
+    elif isinstance(value, tuple) and isinstance(getattr(type(value), "_fields", None), tuple):
+        # A namedtuple is named by its fields, as a dict or a dataclass is (its values stay in their order).
+        for name, item in zip(getattr(type(value), "_fields"), value):
+            _walk(item, f"{path}[{name!r}]", named)
     elif isinstance(value, (tuple, list)):
         for index, item in enumerate(value):
             _walk(item, f"{path}[{index}]", named)
