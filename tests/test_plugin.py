@@ -265,6 +265,22 @@ def test_x(infercheck):
     assert "settings.py" not in out and "parsers.py" not in out and "During handling" not in out
 
 
+def test_the_engine_matrix_in_the_call_says_where_it_belongs(run_plugin) -> None:
+    """Newcomer trial 3: backends= in the infercheck() call read "unknown setting(s) backends", a key the
+    marker takes."""
+    result = run_plugin('''
+import pytest, torch
+from fixtures.models import dynamic_mlp
+@pytest.mark.infercheck(backends=["eager"])
+def test_x(infercheck):
+    infercheck(dynamic_mlp(), torch.randn(2, 64), backends=["onnxruntime"])
+''')
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*infercheck() call: backends cannot be given here: the engines a test checks are "
+                                 "its items, fixed at collection, before the test runs; give them in the marker, "
+                                 "@pytest.mark.infercheck(backends=*), or on the command line*"])
+
+
 def test_a_call_split_over_lines_is_shown_whole(run_plugin) -> None:
     source = '''
 import pytest, torch

@@ -144,6 +144,11 @@ def config_layers(config: Any) -> list[Layer]:
 def parse_layer(source: str, given: Mapping[str, Any], allowed: Sequence[str]) -> dict[str, Any]:
     """Validate a marker's or a call's keywords with the same parsers as the command line."""
     unknown = sorted(set(given) - set(allowed))
+    matrix = [name for name in unknown if name in MATRIX_KEYS]
+    if matrix:  # the engine matrix in the infercheck() call: known, but decided before the test runs
+        raise OptionError(f"{source}: {', '.join(matrix)} cannot be given here: the engines a test checks are its "
+                          "items, fixed at collection, before the test runs; give them in the marker, "
+                          f"@pytest.mark.infercheck({matrix[0]}=[...]), or on the command line")
     if unknown:
         raise OptionError(f"{source}: unknown setting(s) {', '.join(unknown)}; accepted: {', '.join(allowed)}")
     parsed = {}

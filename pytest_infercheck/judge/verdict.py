@@ -79,6 +79,11 @@ def verdict(facts: CheckResult, thresholds: Thresholds, test: Optional[TestOutco
     return _with_test(found, test)
 
 
+NONDETERMINISTIC_ALLOWED = ("the reference ran once (allow_nondeterministic=True): if the forward's outputs change "
+                            "from call to call (random ops, dropout in training mode), no engine can match them, "
+                            "eager-fp32 included")
+
+
 def fact_failures(facts: CheckResult, thresholds: Thresholds) -> list[Failure]:
     """Every failure the recorded figures hold, in the order of the stages that measured them."""
     failures: list[Failure] = []
@@ -95,6 +100,9 @@ def fact_failures(facts: CheckResult, thresholds: Thresholds) -> list[Failure]:
                 # of the accuracy failure (what the scales were fitted on), as the divergence line is.
                 suspect = facts.calibration.range_ratio is not None
                 failures.append(Failure(Stage.CALIBRATION if suspect else Stage.ACCURACY, facts.calibration.hint()))
+            if (facts.settings.get("allow_nondeterministic") or {}).get("value"):
+                # The reference ran once, so nothing showed whether the forward itself moves between calls.
+                failures.append(Failure(Stage.ACCURACY, NONDETERMINISTIC_ALLOWED))
     if facts.dynamic_batch is not None:
         failures += [Failure(Stage.DYNAMIC_BATCH, problem) for problem in facts.dynamic_batch.problems]
     budget = facts.latency.budget_verdict if facts.latency is not None else None
