@@ -290,13 +290,16 @@ def test_half(infercheck, dtype):
     assert model.scale64.dtype == torch.float64
     assert all(torch.equal(before[name], t) for name, t in model.state_dict().items())
     print("ERR", result.spec_id, str(dtype), result.accuracy["output"].max_abs)
+    kind = str(dtype).removeprefix("torch.")
+    # Said on the result (and in a failure's notes), not as a warning: a strict filter must not fail it.
+    assert result.widened == (f"parameters and buffers in {kind} (4 tensors)", f"input 'input' in {kind}")
 """
 
 
 def test_a_half_precision_model_is_checked_from_its_fp32_form(run_plugin) -> None:
     """A model.half() was its own reference: eager-fp16 passed with error 0 (compared with itself) and the FP32
     engines failed for FP16's rounding (newcomer trial 3)."""
-    result = run_plugin(HALF_MODEL, "--infer-device=cpu", "-s")
+    result = run_plugin(HALF_MODEL, "--infer-device=cpu", "-s", "-W", "error")
     result.assert_outcomes(passed=6)
     errors = {(spec, dtype): float(err) for spec, dtype, err in
               re.findall(r"ERR (\S+) (\S+) (\S+)", result.stdout.str())}
@@ -304,7 +307,64 @@ def test_a_half_precision_model_is_checked_from_its_fp32_form(run_plugin) -> Non
         assert errors[("eager-fp32", dtype)] == 0.0  # the reference is the eager model in FP32
         assert errors[("eager-fp16", dtype)] > 0.0  # FP16's own rounding, against FP32: something was compared
         assert errors[("onnxruntime-fp32", dtype)] < 1e-5  # an FP32 engine is FP32
+    assert "checked from the model's FP32 form" not in result.stdout.str()  # no warning of it
+
+
+HALF_EDGES = """
+import pytest, torch
+
+class CastsItself(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(8, 4)
+    def forward(self, x):
+        return self.linear(x.to(torch.float16))  # runs only at FP16: its FP32 form fails
+
+@pytest.mark.infercheck(engines=["onnxruntime-int8"])
+def test_half_calibration(infercheck):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(16, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4)).eval().half()
+    batches = [torch.randn(4, 16).half() for _ in range(4)]
+    infercheck(model, torch.randn(4, 16).half(), calibration=batches)
+
+@pytest.mark.infercheck(engines=["eager-fp16"])
+def test_casts_itself(infercheck):
+    torch.manual_seed(0)
+    result = infercheck(CastsItself().eval().half(), torch.randn(2, 8).half())
+    assert result.widened == ()
+
+@pytest.mark.infercheck(engines=["eager-fp32"])
+def test_exported_module(infercheck):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.ReLU()).eval()
+    x = torch.randn(2, 8)
+    infercheck(torch.export.export(model, (x,)).module(), x)
+"""
+
+
+def test_half_models_calibrated_casting_or_exported_are_checked(run_plugin) -> None:
+    """The review of the FP32 form: FP16 calibration batches beside widened example inputs failed at calibration
+    (dtypes differ); a forward that casts to FP16 itself failed on FP32 weights; under -W error, deep-copying a
+    torch.export'ed module raised torch's own FutureWarning, and its FakeTensor metadata made it unhashable."""
+    pytest.importorskip("onnxruntime")
+    result = run_plugin(HALF_EDGES, "--infer-device=cpu", "-W", "error", "-W",
+                        "default::pytest_infercheck.check.InfercheckWarning")
+    result.assert_outcomes(passed=3)
     out = result.stdout.str()
-    assert ("checked from the model's FP32 form: parameters and buffers in float16 (4 tensors); input 'input' in "
-            "float16 widened to float32") in out
-    assert "parameters and buffers in bfloat16 (4 tensors); input 'input' in bfloat16 widened" in out
+    assert ("checked as given, not from the model's FP32 form: widened to float32 (parameters and buffers in "
+            "float16 (2 tensors); input 'x' in float16), its forward failed (RuntimeError: mat1 and mat2 must have "
+            "the same dtype") in out
+    assert "cannot be hashed" not in out
+
+
+def test_a_tensor_subclass_input_keeps_its_dtype() -> None:
+    import torch
+
+    from pytest_infercheck.model.inputs import ModelInputs
+
+    class Marked(torch.Tensor):
+        pass
+
+    inputs = ModelInputs.from_example((torch.ones(2).half(), torch.ones(2).half().as_subclass(Marked)))
+    widened = inputs.widened((torch.float16, torch.bfloat16))
+    assert [t.dtype for t in widened.tensors] == [torch.float32, torch.float16]

@@ -4,6 +4,7 @@ and the engine's first run on the example inputs.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -79,6 +80,11 @@ def build_request(spec: "EngineSpec", artifacts: "ModelArtifacts", device: str, 
             chosen = calibration_batches(calibration, model.inputs, model.module)
         except ValueError as err:
             raise StageFailure(Stage.CALIBRATION, str(err)) from None
+        if model.widened:  # the example inputs were checked in their FP32 form (ModelUnderTest.create): so are these
+            from ..model.under_test import LOW_PRECISION_FLOATS
+
+            chosen = dataclasses.replace(chosen, batches=[batch.widened(LOW_PRECISION_FLOATS)
+                                                          for batch in chosen.batches])
         # Backends that calibrate the ONNX export (its shapes fixed) need batches of the example's shapes;
         # torchao's static INT8 calibrates the eager module, which takes any.
         onnx_calibrated = "int8" in descriptor_of(spec.backend).onnx_variants

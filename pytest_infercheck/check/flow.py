@@ -61,8 +61,10 @@ def run_stages(context: "CheckContext", settings: Any, given: CheckInputs, facts
     why_not = descriptor.unavailable_reason(spec, device) or backend.unavailable_reason(spec, device)
     if why_not and not descriptor.audit_without_library:  # nothing to learn from the model here
         raise StageSkip(Stage.AVAILABILITY, why_not)
-    mut = reference.model_under_test(given.model, given.example_inputs, dynamic_batch=settings.dynamic_batch)
-    facts.add(model_name=mut.name, model_hash=mut.hash, inputs_hash=mut.inputs_hash, state_hash=mut.identity.state)
+    mut = reference.model_under_test(given.model, given.example_inputs, dynamic_batch=settings.dynamic_batch,
+                                     device=device, notes=facts.warnings)
+    facts.add(model_name=mut.name, model_hash=mut.hash, inputs_hash=mut.inputs_hash, state_hash=mut.identity.state,
+              widened=mut.widened)
     if settings.keep_fp32:
         from ..model.precision import TORCH_BACKENDS, KeepFp32Error, check_keepable, check_module_names
 
@@ -73,12 +75,12 @@ def run_stages(context: "CheckContext", settings: Any, given: CheckInputs, facts
                            casts_parameters=spec.backend in TORCH_BACKENDS and spec.precision != "fp32")
         except KeepFp32Error as err:
             raise StageFailure(Stage.MODEL, str(err)) from None
-    for note in (mut.identity_note(), mut.widened_note()):
-        if note:
-            facts.warnings.append(note)
+    if note := mut.identity_note():
+        facts.warnings.append(note)
     artifacts = run.artifacts(mut, context.cache)
     if why_not:  # the backend's support table still says which nodes would not run where it does
-        predicted_audit, predicted = prebuild.predicted_gaps(artifacts, descriptor, device, settings)
+        with toolchain_warnings_shown():  # the audit's export: the toolchain's warnings, as in the stages below
+            predicted_audit, predicted = prebuild.predicted_gaps(artifacts, descriptor, device, settings)
         facts.add(audit=tuple(predicted_audit))
         raise StageSkip(Stage.AVAILABILITY, why_not + predicted)
     # Keyed by the inputs' values too: a test's parameter sets, or two checks in one test, often

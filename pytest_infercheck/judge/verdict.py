@@ -100,8 +100,9 @@ def fact_failures(facts: CheckResult, thresholds: Thresholds) -> list[Failure]:
                 # of the accuracy failure (what the scales were fitted on), as the divergence line is.
                 suspect = facts.calibration.range_ratio is not None
                 failures.append(Failure(Stage.CALIBRATION if suspect else Stage.ACCURACY, facts.calibration.hint()))
-            if (facts.settings.get("allow_nondeterministic") or {}).get("value"):
-                # The reference ran once, so nothing showed whether the forward itself moves between calls.
+            if facts.precision == "fp32" and (facts.settings.get("allow_nondeterministic") or {}).get("value"):
+                # The reference ran once, so nothing showed whether the forward itself moves between calls: an FP32
+                # engine failing is what that looks like (a reduced precision fails for its rounding as well).
                 failures.append(Failure(Stage.ACCURACY, NONDETERMINISTIC_ALLOWED))
     if facts.dynamic_batch is not None:
         failures += [Failure(Stage.DYNAMIC_BATCH, problem) for problem in facts.dynamic_batch.problems]
@@ -165,9 +166,16 @@ def failure_message(facts: CheckResult, failures: list[Failure]) -> str:
         lines.append("  if the change is intended, bless this run: --infer-baseline-update (or infercheck baseline "
                      "update REPORT.json --baseline FILE on a saved report)")
     lines += [f"  note: {warning}" for warning in facts.warnings]
+    if facts.widened:  # information, not a warning: a strict warnings filter must not fail every half model
+        lines.append(f"  note: {widened_note(facts.widened)}")
     if facts.repair is not None and facts.accuracy is not None and not facts.accuracy.passed:
         lines.append(f"  => {facts.repair.describe()}")  # last: the answer to paste, or how far it got
     return "\n".join(lines)
+
+
+def widened_note(widened: tuple[str, ...]) -> str:
+    return (f"checked from the model's FP32 form: {'; '.join(widened)} widened to float32, so the reference is the "
+            "eager model in FP32 and each engine casts from it to its own precision")
 
 
 SUMMARY_CHARS = 200

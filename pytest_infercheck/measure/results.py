@@ -563,6 +563,9 @@ class CheckResult:
     warnings: tuple[str, ...] = ()
     settings: dict[str, Any] = field(default_factory=dict)  # setting -> {value, source}
     reference: str = ""  # how the reference was computed (eager FP32, device, TF32)
+    # What of an FP16/BF16 model and its inputs was widened to float32 before the check (the model's FP32 form,
+    # model/under_test.py), e.g. "parameters and buffers in float16 (4 tensors)"; () when nothing was.
+    widened: tuple[str, ...] = ()
     gpu: Optional[dict[str, Any]] = None  # environment.gpu_info() of the device it ran on
     cpu_threads: Optional[int] = None  # the intra-op threads torch and ONNX Runtime used (--infer-threads)
     export: Optional[ExportInfo] = None

@@ -122,10 +122,11 @@ class ModelInputs(Sequence):
         return self.with_tensors([_cast(t, dtype, device) for t in self.tensors])
 
     def widened(self, dtypes: Sequence[Any]) -> "ModelInputs":
-        """A copy with the floating tensors of ``dtypes`` (FP16, BF16) in float32."""
+        """A copy with the plain floating tensors of ``dtypes`` (FP16, BF16) in float32 (a tensor subclass keeps its
+        own dtype rules: as it is)."""
         import torch
 
-        return self.with_tensors([t.detach().to(dtype=torch.float32, copy=True) if t.dtype in dtypes
+        return self.with_tensors([t.detach().to(dtype=torch.float32, copy=True) if t.dtype in dtypes and plain(t)
                                   else t.detach().clone() for t in self.tensors])
 
     def copy(self) -> "ModelInputs":
@@ -282,6 +283,13 @@ def forward_parameters(module: Any) -> Optional[set[str]]:
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
         return None
     return {p.name for p in params if p.kind is not inspect.Parameter.VAR_POSITIONAL}
+
+
+def plain(tensor: Any) -> bool:
+    """A plain tensor or parameter: a subclass (a quantized weight, a DTensor) keeps its own dtype rules."""
+    import torch
+
+    return type(tensor) in (torch.Tensor, torch.nn.Parameter)
 
 
 def _cast(tensor: Any, dtype: Any, device: str) -> Any:

@@ -76,6 +76,17 @@ def tensor_bytes(tensor: torch.Tensor) -> Any:
     return tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy()
 
 
+def _without_values(tensor: torch.Tensor) -> bool:
+    """A meta tensor, or a FakeTensor (torch.export's and Dynamo's shape-only stand-ins)."""
+    if tensor.is_meta:
+        return True
+    try:
+        from torch._subclasses.fake_tensor import FakeTensor
+    except ImportError:  # a torch without it has no fake tensors to meet
+        return False
+    return isinstance(tensor, FakeTensor)
+
+
 def _type_name(value: Any) -> str:
     cls = value if isinstance(value, type) else type(value)
     return f"{cls.__module__}.{cls.__qualname__}"
@@ -152,6 +163,12 @@ class Hasher:
             self.digest, self.seen = outer, seen
 
     def tensor(self, tensor: torch.Tensor, where: str, strict: bool) -> None:
+        if _without_values(tensor):
+            # A fake or meta tensor holds no values: its dtype, shape and strides are all there is to it (the
+            # ``meta['val']`` of every node of a torch.export'ed GraphModule made such a module unhashable).
+            self.write(f"tensor without values:{type(tensor).__name__}:{tensor.dtype}:{tuple(tensor.shape)}:"
+                       f"{tuple(tensor.stride()) if tensor.layout == torch.strided else tensor.layout}")
+            return
         try:
             data = tensor_bytes(tensor)
         except Exception as exc:  # sparse, meta, nested: no plain bytes stand for the values

@@ -14,7 +14,8 @@ from typing import Any, Optional, Sequence
 
 import torch
 
-from .inputs import InputsError, ModelInputs, as_model_inputs, dynamic_batch_refusal
+from ..core.warning_filters import toolchain_warnings_shown
+from .inputs import InputsError, ModelInputs, as_model_inputs, dynamic_batch_refusal, plain
 from .tensors import to_numpy
 from .model_identity import Hasher, Identity, module_identity, tensor_bytes
 from .outputs import flatten_outputs
@@ -37,23 +38,18 @@ def cast_inputs(inputs: Any, *, dtype: Optional[torch.dtype], device: str) -> Mo
 LOW_PRECISION_FLOATS = (torch.float16, torch.bfloat16)
 
 
-def _plain(tensor: torch.Tensor) -> bool:
-    """A plain tensor or parameter: a subclass (a quantized weight, a DTensor) keeps its own dtype rules."""
-    return type(tensor) in (torch.Tensor, torch.nn.Parameter)
-
-
 def low_precision_parts(module: torch.nn.Module, inputs: ModelInputs) -> tuple[str, ...]:
     """What of ``module`` and ``inputs`` is in FP16/BF16 (plain tensors only), described; () when nothing."""
     if isinstance(module, torch.jit.ScriptModule):  # its graph fixes its dtypes: checked as it is, inputs too
         return ()
     parts = []
-    tensors = [t for t in (*module.parameters(), *module.buffers()) if _plain(t)]
+    tensors = [t for t in (*module.parameters(), *module.buffers()) if plain(t)]
     for dtype in LOW_PRECISION_FLOATS:
         count = sum(1 for t in tensors if t.dtype == dtype)
         if count:
             parts.append(f"parameters and buffers in {str(dtype).removeprefix('torch.')} ({count} tensors)")
     for name, tensor in inputs.named():
-        if tensor.dtype in LOW_PRECISION_FLOATS:
+        if tensor.dtype in LOW_PRECISION_FLOATS and plain(tensor):
             parts.append(f"input {name!r} in {str(tensor.dtype).removeprefix('torch.')}")
     return tuple(parts)
 
@@ -62,7 +58,7 @@ def fp32_form(model: torch.nn.Module) -> torch.nn.Module:
     """A copy of ``model`` whose FP16/BF16 parameters and buffers are float32; float64 and integer ones, and
     tensor subclasses, as they were."""
     module = model_copy(model, dtype=None, device=str(_device_of(model)))
-    module._apply(lambda t: t.float() if _plain(t) and t.dtype in LOW_PRECISION_FLOATS else t)
+    module._apply(lambda t: t.float() if plain(t) and t.dtype in LOW_PRECISION_FLOATS else t)
     return module
 
 
@@ -84,7 +80,10 @@ def model_copy(model: torch.nn.Module, *, dtype: Optional[torch.dtype], device: 
     check as before it, and every stage starts from the same state.
     """
     try:
-        clone = copy.deepcopy(model).eval()
+        # torch's own warnings while copying (a FutureWarning from its pytree code for an exported module) are
+        # shown, not raised by a strict filter: the copy is the plugin's doing, not the model's.
+        with toolchain_warnings_shown():
+            clone = copy.deepcopy(model).eval()
     except Exception as exc:  # a lock, an open file, a C handle held by the module
         raise ModelCopyError(f"infercheck works on a deep copy of {type(model).__name__} (so the check never changes "
                              f"it), and copy.deepcopy failed: {type(exc).__name__}: {exc}; make the module "
@@ -158,7 +157,8 @@ class ModelUnderTest:
         self.inputs = as_model_inputs(self.inputs)  # a plain tuple of tensors is positional inputs
 
     @classmethod
-    def create(cls, module: torch.nn.Module, example_inputs: Any, *, dynamic_batch: bool = False) -> "ModelUnderTest":
+    def create(cls, module: torch.nn.Module, example_inputs: Any, *, dynamic_batch: bool = False,
+               widen: bool = True) -> "ModelUnderTest":
         if not isinstance(module, torch.nn.Module):
             raise TypeError(f"infercheck checks a torch.nn.Module; got {type(module).__name__}")
         inputs = ModelInputs.from_example(example_inputs, module)
@@ -167,7 +167,7 @@ class ModelUnderTest:
         # A model or inputs in FP16/BF16 are checked from their FP32 form: the reference is the eager model in
         # FP32, and an FP32 engine is FP32 (was: the reference ran in the model's FP16, so eager-fp16 was
         # compared with itself and passed with no error, and the FP32 engines failed for FP16's rounding).
-        widened = low_precision_parts(module, inputs)
+        widened = low_precision_parts(module, inputs) if widen else ()
         if widened:
             module = fp32_form(module)
         # A copy of the user's tensors: no stage, exporter or engine is ever handed the user's own.
@@ -210,13 +210,6 @@ class ModelUnderTest:
         named = "; ".join(unhashable[:UNHASHABLE_NAMED])
         more = f" and {len(unhashable) - UNHASHABLE_NAMED} more" if len(unhashable) > UNHASHABLE_NAMED else ""
         return f"not cached and not shared with other checks: {named}{more} cannot be hashed, {why}"
-
-    def widened_note(self) -> Optional[str]:
-        """What was widened to FP32 before the check (None when nothing was)."""
-        if not self.widened:
-            return None
-        return (f"checked from the model's FP32 form: {'; '.join(self.widened)} widened to float32, so the reference "
-                "is the eager model in FP32 and each engine casts from it to its own precision")
 
     @property
     def reference_key(self) -> str:

@@ -223,3 +223,21 @@ def test_the_gate_lists_an_undecided_figure_of_an_item_that_failed_for_another_r
                       failures=(Failure(Stage.ACCURACY, "output 'y' off"),))
     text = "\n".join(gate_lines(GateOutcome("base.json", judged=[passing, failing])))
     assert "undecided (2: " in text and "test_b.py::test_b[x]: baseline latency few" in text, text
+
+
+def test_a_widened_model_says_so_in_its_failure_not_as_a_warning() -> None:
+    off = AccuracyResult((output(rel_l2=0.5, failures=("relative error 0.5 > 0.005",)),))
+    failing = facts(accuracy=off, widened=("parameters and buffers in float16 (4 tensors)",))
+    found = verdict(failing, Thresholds())
+    assert found.outcome == Outcome.FAILED
+    assert ("  note: checked from the model's FP32 form: parameters and buffers in float16 (4 tensors) widened to "
+            "float32") in found.message
+    assert failing.warnings == ()
+
+
+@pytest.mark.parametrize("precision, said", [("fp32", True), ("fp16", False)])
+def test_the_allowed_nondeterminism_is_named_where_an_fp32_engine_fails(precision: str, said: bool) -> None:
+    off = AccuracyResult((output(rel_l2=0.5, failures=("relative error 0.5 > 0.005",)),))
+    failing = facts(precision=precision, accuracy=off,
+                    settings={"allow_nondeterministic": {"value": True, "source": "marker"}})
+    assert ("the reference ran once (allow_nondeterministic=True)" in verdict(failing, Thresholds()).message) is said
