@@ -41,9 +41,13 @@ budget. Each resolved value keeps its source: `result.settings["budget"]` is
 
 Markers merge the same way: a module's `pytestmark = pytest.mark.infercheck(budget="30ms")`, a class's
 marker and the test's own all apply, the nearest overriding key by key (per-output `tolerances` merge
-per output), so a module-wide budget holds for a test that names its own engines. Two markers on one
-test (or one class) that set the same key to different values are a marker error naming the key and
-both values.
+per output), so a module-wide budget holds for a test that names its own engines; a derived class's
+marker wins over its base's, and a `pytest.param(..., marks=pytest.mark.infercheck(...))` over the test's
+(except the engine matrix, which is decided before the parameter sets: refused there). The engine matrix
+is one setting spelt two ways: a layer that gives `engines` replaces the `backends`/`precisions`/
+`cuda_graphs` of farther layers and the other way round, so a marker's `backends` beat `--infer-engines`.
+Two markers stacked on one test that set the same key to different values are a marker error naming
+the key and both values.
 
 The marker accepts: {marker_keys}. The call accepts the same except the engine matrix
 (`backends`, `precisions`, `cuda_graphs`, `engines`), which is fixed at collection.

@@ -310,5 +310,64 @@ def test_complementary(infercheck):
     assert infercheck(torch.nn.Linear(8, 4).eval(), torch.randn(2, 8)).settings["warmup"]["value"] == 3
 """, "--infer-device=cpu")
     result.assert_outcomes(passed=1, errors=1)
-    assert ("test_model.py:3: @pytest.mark.infercheck: two markers on one test (test_two) set engines to different "
-            "values (['eager-fp32'] and ['onnxruntime-fp32']); give each key once") in result.stdout.str()
+    assert ("test_model.py:3: @pytest.mark.infercheck: two markers stacked on test_two set engines to different "
+            "values (['onnxruntime-fp32'] and ['eager-fp32']); give each key once") in result.stdout.str()
+
+
+def test_a_derived_class_a_parameter_set_and_the_engine_spelling_follow_the_nearest_marker(run_plugin) -> None:
+    """The review of the marker merge: a derived class's marker clashed with its base's; a pytest.param's marker
+    clashed with the test's, in a traceback; a module's engines= beat the test's own backends/precisions."""
+    result = run_plugin(NEAREST, "--infer-device=cpu", "--co", "-q")
+    out = result.stdout.str()
+    assert "test_model.py::test_own_spelling[eager-bf16]" in out and "test_own_spelling[eager-fp32]" not in out
+    result = run_plugin(NEAREST, "--infer-device=cpu")
+    result.assert_outcomes(passed=4, errors=1)
+    assert ("@pytest.mark.infercheck: a pytest.param(marks=...) marker cannot set engines: the engines are the "
+            "test's items") in result.stdout.str()
+    assert "Traceback" not in result.stdout.str()
+
+
+NEAREST = """
+import pytest, torch
+
+pytestmark = pytest.mark.infercheck(engines=["eager-fp32"])
+
+@pytest.mark.infercheck(warmup=3)
+class Base:
+    pass
+
+@pytest.mark.infercheck(warmup=4)
+class TestDerived(Base):
+    def test_derived(self, infercheck):
+        assert infercheck(torch.nn.Linear(4, 2).eval(), torch.randn(2, 4)).settings["warmup"]["value"] == 4
+
+@pytest.mark.infercheck(warmup=2)
+@pytest.mark.parametrize("n, warmup", [(1, 2), pytest.param(2, 5, marks=pytest.mark.infercheck(warmup=5))])
+def test_param(infercheck, n, warmup):
+    assert infercheck(torch.nn.Linear(4, 2).eval(), torch.randn(2, 4)).settings["warmup"]["value"] == warmup
+
+@pytest.mark.parametrize("n", [pytest.param(2, marks=pytest.mark.infercheck(engines=["onnxruntime-fp32"]))])
+def test_param_engines(infercheck, n):
+    infercheck(torch.nn.Linear(4, 2).eval(), torch.randn(2, 4))
+
+@pytest.mark.infercheck(backends=["eager"], precisions=["bf16"])
+def test_own_spelling(infercheck):
+    infercheck(torch.nn.Linear(4, 2).eval(), torch.randn(2, 4))
+"""
+
+
+def test_the_command_lines_engines_yield_to_a_markers_backends(run_plugin) -> None:
+    """--infer-engines on the command line overrode a marker's backends (newcomer trial 4): command line < marker."""
+    result = run_plugin("""
+import pytest, torch
+
+@pytest.mark.infercheck(backends=["eager"], precisions=["fp32"])
+def test_marked(infercheck):
+    pass
+
+def test_unmarked(infercheck):
+    pass
+""", "--infer-engines=eager-bf16", "--co", "-q")
+    out = result.stdout.str()
+    assert "test_model.py::test_marked[eager-fp32]" in out and "test_marked[eager-bf16]" not in out
+    assert "test_model.py::test_unmarked[eager-bf16]" in out

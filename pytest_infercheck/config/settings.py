@@ -22,6 +22,7 @@ MATRIX_KEYS = tuple(option.name for option in OPTIONS if option.scope == Scope.M
 TEST_KEYS = tuple(option.name for option in OPTIONS if option.scope == Scope.TEST)
 CALL_KEYS = TEST_KEYS + ("tolerances",)
 MARKER_KEYS = MATRIX_KEYS + CALL_KEYS
+MATRIX_SPELLING = ("backends", "precisions", "cuda_graphs")  # the matrix keys other than ``engines``
 
 Layer = tuple[str, Mapping[str, Any]]
 
@@ -193,6 +194,16 @@ def resolve(layers: Sequence[Layer]) -> Settings:
     tolerances: dict[str, dict[str, Any]] = {}
     tolerance_layers: list[str] = []  # per-output tolerances merge, so every layer that gave some is their source
     for source, layer in layers:
+        # The engine matrix is one setting spelt two ways: ``engines`` or backends x precisions x cuda_graphs.
+        # A layer that spells it one way drops the other spelling of farther layers, so the nearest layer that
+        # names engines decides them (a marker's backends beat --infer-engines, a test's engines a module's).
+        if "engines" in layer:
+            for name in MATRIX_SPELLING:
+                values.pop(name, None)
+                sources.pop(name, None)
+        elif any(name in layer for name in MATRIX_SPELLING):
+            values.pop("engines", None)
+            sources.pop("engines", None)
         for name, value in layer.items():
             if name == "tolerances":
                 for output, fields_ in value.items():

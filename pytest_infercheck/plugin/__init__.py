@@ -16,7 +16,7 @@ from ..core.cpu_threads import share_compile_threads
 from ..core.gpus import configure as configure_gpus
 from ..config.options import OptionError, add_options
 from .session import FIXTURE_ON_ITEM, InfercheckSession
-from ..config.settings import MARKER_KEYS, Layer, SettingsConflict, config_layers, parse_layer, resolve
+from ..config.settings import MARKER_KEYS, MATRIX_KEYS, Layer, SettingsConflict, config_layers, parse_layer, resolve
 from ..core.spec import EngineSpec, expand_specs
 
 SESSION = pytest.StashKey[InfercheckSession]()
@@ -74,31 +74,54 @@ class MarkerError:
 
 def marker_layers(node: Any) -> list[Layer]:
     """Every infercheck marker on ``node`` as settings layers, farthest first (a module's ``pytestmark``, then
-    a class's, then the test's own), so a nearer marker overrides key by key and per-output tolerances merge,
-    as the command line overrides the ini file.  A mistake is an OptionError naming the key; two markers at
-    one level that set one key differently are one too (which was meant cannot be told)."""
-    found = list(node.iter_markers_with_node("infercheck"))  # nearest first
+    a class's, base classes before derived ones, then the test's own, then a ``pytest.param(marks=...)``'s),
+    so a nearer marker overrides key by key and per-output tolerances merge, as the command line overrides
+    the ini file.  A mistake is an OptionError naming the key; two markers stacked on the test itself that
+    set one key differently are one too (which was meant cannot be told).  A parameter set's marker may not
+    set the engine matrix: the engines are the test's items, decided before its parameter sets are."""
+    levels: list[tuple[Any, list[Any]]] = []  # (marked node, its markers in pytest's order), nearest first
+    for owner, marker in node.iter_markers_with_node("infercheck"):
+        if levels and levels[-1][0] is owner:
+            levels[-1][1].append(marker)
+        else:
+            levels.append((owner, [marker]))
+    callspec = getattr(node, "callspec", None)
+    from_param = [mark for mark in getattr(callspec, "marks", ()) if mark.name == "infercheck"]
     layers: list[Layer] = []
-    by_level: dict[int, dict[str, Any]] = {}  # parsed values per marked node, and as written (for the message)
-    written: dict[int, dict[str, Any]] = {}
-    for owner, marker in reversed(found):
-        if marker.args:
-            raise OptionError(f": takes keyword arguments only, got {len(marker.args)} positional "
-                              f"({', '.join(map(repr, marker.args))}); e.g. infercheck(backends=['onnxruntime'])")
-        layer = parse_layer("", marker.kwargs, MARKER_KEYS)
-        level = by_level.setdefault(id(owner), {})
-        clash = sorted(name for name in layer if name in level and level[name] != layer[name])
-        if clash:
-            where = ("module" if isinstance(owner, pytest.Module) else "class" if isinstance(owner, pytest.Class)
-                     else "test")
-            before = written[id(owner)]
-            raise OptionError(f": two markers on one {where} ({owner.name}) set {', '.join(clash)} to different values "
-                              f"({'; '.join(f'{before[n]!r} and {marker.kwargs[n]!r}' for n in clash)}); give each "
-                              "key once (markers of the module, the class and the test merge, the nearest winning)")
-        level.update(layer)
-        written.setdefault(id(owner), {}).update(marker.kwargs)
-        layers.append(("marker", layer))
+    for owner, markers in reversed(levels):
+        own = [marker for marker in markers if not any(marker is mark for mark in from_param)]
+        param = [marker for marker in markers if any(marker is mark for mark in from_param)]
+        # A class level lists its bases' markers first (pytest walks the MRO), so a derived class's wins.
+        stacked = isinstance(owner, pytest.Function) and len(own) > 1  # the collection's definition is one too
+        seen: dict[str, tuple[Any, Any]] = {}  # key -> (parsed, as written) on the test itself
+        for marker in own:
+            layer = _marker_layer(marker)
+            if stacked:
+                clash = sorted(name for name in layer if name != "tolerances" and name in seen
+                               and seen[name][0] != layer[name])
+                if clash:
+                    values = "; ".join(f"{seen[n][1]!r} and {marker.kwargs[n]!r}" for n in clash)
+                    raise OptionError(f": two markers stacked on {owner.name} set {', '.join(clash)} to different "
+                                      f"values ({values}); give each key once (markers of the module, the class and "
+                                      "the test merge, the nearest winning)")
+                seen.update((name, (value, marker.kwargs[name])) for name, value in layer.items())
+            layers.append(("marker", layer))
+        for marker in param:
+            layer = _marker_layer(marker)
+            matrix = sorted(name for name in layer if name in MATRIX_KEYS)
+            if matrix:
+                raise OptionError(f": a pytest.param(marks=...) marker cannot set {', '.join(matrix)}: the engines "
+                                  "are the test's items, decided before its parameter sets; give them in the "
+                                  "test's own marker")
+            layers.append(("marker", layer))
     return layers
+
+
+def _marker_layer(marker: Any) -> dict[str, Any]:
+    if marker.args:
+        raise OptionError(f": takes keyword arguments only, got {len(marker.args)} positional "
+                          f"({', '.join(map(repr, marker.args))}); e.g. infercheck(backends=['onnxruntime'])")
+    return parse_layer("", marker.kwargs, MARKER_KEYS)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -143,7 +166,11 @@ def infercheck(request: pytest.FixtureRequest, infercheck_spec: Any) -> Any:
     from ..core.progress import ProgressReporter
 
     session = session_of(request.config)
-    layers = session.layers + marker_layers(request.node)
+    try:
+        layers = session.layers + marker_layers(request.node)
+    except OptionError as err:  # a parameter set's marker (the collection saw the test's own): at the test's line
+        where = _location(request.function)
+        pytest.fail(f"{where}: @pytest.mark.infercheck{err}", pytrace=False)
     nodeid = plain_nodeid(request.node.nodeid)
     session.run.start_test(nodeid.split("[", 1)[0])
     import torch
