@@ -447,3 +447,31 @@ def test_a_closest_list_no_better_than_none_is_not_called_the_best() -> None:
                               cap_s=60.0)
     assert "the best, keep_fp32=[\"hot\"], leaves rel err inf (2 NaN/Inf) against inf (8 NaN/Inf)" in \
         fewer_nans.describe()
+
+
+def test_the_modules_that_feed_a_module_are_found_through_views_and_past_pass_throughs() -> None:
+    """A view at an offset (q, k, v = qkv(x).chunk(3, -1)) was not traced to qkv, and an eval-mode Dropout that
+    hands its input back was named as that tensor's producer (the review)."""
+    import torch
+    from torch import nn
+
+    from pytest_infercheck.model.inputs import ModelInputs
+    from pytest_infercheck.model.module_errors import module_producers
+
+    class Scores(nn.Module):
+        def forward(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+            return torch.softmax(q @ k.transpose(-1, -2), -1)
+
+    class Fused(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.qkv, self.scores, self.drop, self.tail = nn.Linear(8, 24), Scores(), nn.Dropout(0.1), nn.Linear(8, 8)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = self.drop(x)  # eval mode: x itself
+            q, k, v = self.qkv(x).chunk(3, -1)
+            return self.scores(k, v) @ q + self.tail(x)
+
+    model = Fused().eval()
+    found = module_producers(model, ModelInputs.from_example((torch.randn(2, 4, 8),), model), "cpu")
+    assert found == {"drop": (), "qkv": (), "scores": ("qkv",), "tail": ()}

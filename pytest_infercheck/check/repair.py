@@ -163,7 +163,9 @@ def _search(job: Repairing, found: Searched, start: float) -> None:
             passing = list(kept)
             break
     if passing is not None:
-        for name in list(passing[:-1]):  # the last one added made it pass: the others may be redundant
+        # The one module added last made it pass, so the others may be redundant; where several were added together
+        # (the modules that feed a kept one), any of them may be.
+        for name in list(passing if len(passing) > len(kept) else passing[:-1]):
             if not within_cap():
                 break
             fewer = [other for other in passing if other != name]

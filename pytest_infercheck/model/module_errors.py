@@ -116,24 +116,32 @@ def module_producers(model: "torch.nn.Module", inputs: Any, device: str) -> dict
 
     from .under_test import model_copy
 
-    made: dict[int, str] = {}  # data_ptr -> the module that returned it first
+    made: dict[int, str] = {}  # storage address -> the module that returned it first
     alive: list[Any] = []  # every returned tensor is held, so no storage is freed and reused during the run
     producers: dict[str, tuple[str, ...]] = {}
+    taken: dict[str, set[int]] = {}  # the storages each module was called with (what it may hand back)
 
     def leaves(tree: Any) -> list[Any]:
         return [leaf for leaf in tree_flatten(tree)[0]
                 if isinstance(leaf, torch.Tensor) and leaf.is_floating_point() and leaf.numel()]
 
+    def storage(tensor: Any) -> int:
+        # A view's storage is its base's (q, k, v = qkv(x).chunk(3, -1)): the storage, not the view's address.
+        return int(tensor.untyped_storage().data_ptr())
+
     def hooks(name: str) -> tuple[Any, Any]:
         def before(_: Any, args: Any, kwargs: Any) -> None:
+            inputs = {storage(t) for t in leaves((args, kwargs))}
+            taken[name] = inputs
             if name not in producers:
-                found = [made[t.data_ptr()] for t in leaves((args, kwargs)) if t.data_ptr() in made]
-                producers[name] = tuple(dict.fromkeys(found))
+                producers[name] = tuple(dict.fromkeys(made[address] for address in inputs if address in made))
 
         def after(_: Any, __: Any, output: Any) -> None:
             for tensor in leaves(output):
                 alive.append(tensor)
-                made.setdefault(tensor.data_ptr(), name)
+                address = storage(tensor)
+                if address not in taken.get(name, ()):  # handed back (an eval-mode Dropout, an Identity): not made
+                    made.setdefault(address, name)
         return before, after
 
     module = model_copy(model, dtype=None, device=device)
