@@ -30,7 +30,8 @@ class BatchTrial:
 
     @property
     def holds(self) -> bool:
-        return self.verdict is not None and self.verdict.passed
+        # Undecided counts by its point estimate here: the search needs a side, and says which batches it tried.
+        return self.verdict is not None and self.verdict.passed and self.verdict.estimate_within
 
     def describe(self) -> str:
         if self.verdict is None:

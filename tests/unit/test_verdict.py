@@ -95,6 +95,18 @@ def test_a_budget_on_too_few_samples_is_undecided_said_and_strict_fails_it() -> 
     assert strict.outcome == Outcome.FAILED and "--infer-baseline-strict" in strict.message
 
 
+def test_a_budget_whose_point_estimate_is_just_over_is_undecided_not_failed() -> None:
+    """Issue 25: undecided is never a false failure, a budget decided on its point estimate included (a p99 at 61%
+    confidence over its budget failed the item: newcomer trial 4)."""
+    samples = [1.0 + i * 1e-3 for i in range(200)]  # p50 1.1 ms, a few samples around it
+    near = facts(latency=latency(samples, "p50:1.095"))
+    assert near.latency.budget_verdict.undecided and not near.latency.budget_verdict.estimate_within
+    found = verdict(near, Thresholds())
+    assert found.outcome == Outcome.PASSED and len(found.undecided) == 1
+    assert "point estimate p50 1.099 ms > 1.095 ms (that side holds with 69.0% confidence)" in found.undecided[0]
+    assert verdict(near, Thresholds(strict=True)).outcome == Outcome.FAILED
+
+
 def comparison(current: list[float], baseline: list[float], status: BaselineStatus = BaselineStatus.FOUND,
                **changes: object) -> BaselineComparison:
     latency_change = compare_latency(current, baseline, max_regression=0.03)
