@@ -270,7 +270,7 @@ def test_missing_entries_are_reported_and_strict_makes_them_failures(run_plugin,
     strict = run_plugin(TWO_ENGINES, f"--infer-baseline={baseline_file}", "--infer-baseline-strict")
     strict.assert_outcomes(failed=2)
     strict.stdout.fnmatch_lines(["*baseline: no entry for this item in *baseline.json; run with "
-                                 "--infer-baseline-update to record it (--infer-baseline-strict makes this a failure)"])
+                                 "--infer-baseline-update to record it (--infer-baseline-strict (infercheck gate --strict) makes this a failure)"])
 
 
 def test_an_entry_from_another_machine_is_not_applied_and_the_summary_says_so(run_plugin, baseline_file: Path) -> None:
@@ -398,7 +398,7 @@ def test_ini_twins_configure_the_gate(pytester: pytest.Pytester, run_plugin, bas
                      "infer_max_regression = 1000%\n")
     result = run_plugin(TWO_ENGINES)
     result.assert_outcomes(failed=2)
-    result.stdout.fnmatch_lines(["*--infer-baseline-strict makes this a failure*"])
+    result.stdout.fnmatch_lines(["*--infer-baseline-strict (infercheck gate --strict) makes this a failure*"])
 
 
 def test_a_bare_number_for_max_regression_is_refused(run_plugin) -> None:

@@ -592,3 +592,38 @@ def test_broken_model(infercheck):
 def test_forgot_the_call(infercheck):
     pass
 """
+
+
+def test_a_run_that_selected_nothing_leaves_no_stale_page_and_blesses_nothing(tmp_path: Path) -> None:
+    """Newcomer trial 4: a run with no result left an earlier --infer-markdown file in place (a pull request's
+    comment then showed the previous run's results); `infercheck report --markdown` did the same; the gate's
+    JUnit file said "0 failures" beside its exit 1; and `baseline update` wrote an empty baseline."""
+    run = tmp_path / "run"
+    run.mkdir()
+    stale = run / "infercheck.md"
+    stale.write_text("OLD REPORT: 5 passed\n")
+    report = write_report(run, CLEAN, "-k", "no_test_is_called_this", f"--infer-markdown={stale}")
+    assert json.loads(report.read_text())["results"] == []
+    assert stale.read_text().startswith("## infercheck: no check\n\nNo infercheck item ran"), stale.read_text()
+    # The job summary, shared with every step of the job, gets nothing from a run that checked nothing.
+    from pytest_infercheck.report.markdown import write_markdown
+
+    summary = tmp_path / "summary.md"
+    summary.write_text("earlier step\n")
+    assert write_markdown([], str(tmp_path / "page.md"), str(summary)) == []
+    assert summary.read_text() == "earlier step\n" and (tmp_path / "page.md").exists()
+    again = tmp_path / "again.md"
+    again.write_text("OLD\n")
+    assert infercheck("report", report, "--markdown", again).returncode == 0
+    assert again.read_text().startswith("## infercheck: no check")
+    baseline = tmp_path / "baseline.json"
+    write_entries(baseline, [])
+    junit = tmp_path / "gate.xml"
+    gate = infercheck("gate", report, "--baseline", baseline, "--junitxml", junit)
+    assert gate.returncode == 1 and gate.stdout.rstrip().endswith("nothing to judge: the report has no result")
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert suite is not None and suite.get("failures") == "1" and suite.get("tests") == "1"
+    blessed = tmp_path / "blessed.json"
+    bless = infercheck("baseline", "update", report, "--baseline", blessed)
+    assert bless.returncode == 1 and "nothing to bless: the report has no result" in bless.stdout
+    assert not blessed.exists()

@@ -353,14 +353,14 @@ def test_a_comparison_on_too_few_samples_is_undecided_said_and_strict_fails_it(r
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines([
         "*test_sleepy*eager-fp32*passed, undecided*",
-        "undecided (1: the figures cannot tell pass from fail; --infer-baseline-strict makes them fail):",
+        "undecided (1: the figures cannot tell pass from fail; --infer-baseline-strict (infercheck gate --strict) makes them fail):",
         "*test_sleepy[[]eager-fp32[]]: baseline latency p50 * ms -> * ms: too few samples for a verdict (* in the "
         "baseline vs * in this run; this run's under the 5 a comparison needs; run with more (--infer-max-iters, "
         "--infer-min-time))",
     ])
     strict = record_then_run(SLEEPY, "SLEEP_MS", "1", "10", *few, "--infer-baseline-strict")
     strict.assert_outcomes(failed=1)
-    strict.stdout.fnmatch_lines(["*undecided: baseline latency*too few samples*--infer-baseline-strict makes this a failure*"])
+    strict.stdout.fnmatch_lines(["*undecided: baseline latency*too few samples*--infer-baseline-strict (infercheck gate --strict) makes this a failure*"])
 
 
 def test_each_blessed_run_joins_the_entrys_history_up_to_its_bound(run_plugin, pytester: pytest.Pytester) -> None:

@@ -5,8 +5,8 @@ on it, blesses it into the baseline, or renders it (docs/gate.md).  Every verdic
 baseline/verdict.judge's and every report the session's renderer, so a saved report is judged and
 shown exactly as the run that measured it would have.
 
-Exit status: 0 nothing regressed (or: done), 1 something regressed or failed in the run, or nothing to judge (``gate``
-only), 2 a usage error: a bad option, a report that is not an intact schema-2 report (truncated,
+Exit status: 0 nothing regressed (or: done), 1 something regressed or failed in the run, or nothing to judge
+(``gate``; ``baseline update``: nothing to bless), 2 a usage error: a bad option, a report that is not an intact schema-2 report (truncated,
 edited, another schema), a broken baseline file, an output that cannot be written.
 """
 
@@ -108,7 +108,7 @@ def run_gate(args: argparse.Namespace) -> int:
     verdict += failed_before_check_lines(outcome.failed_before_check)
     write_reports(report, outputs, baseline=args.baseline, step_summary=os.environ.get("GITHUB_STEP_SUMMARY"),
                   not_compared=outcome.not_judged, verdict=verdict, failed_before_check=outcome.failed_before_check,
-                  unmatched=outcome.unmatched)
+                  unmatched=outcome.unmatched, gate_failed="" if outcome.passed else verdict_line(outcome))
     return EXIT_OK if outcome.passed else EXIT_REGRESSED
 
 
@@ -122,6 +122,9 @@ def run_update(args: argparse.Namespace) -> int:
     # blessing accepts a regression against the run's own baseline: that is what it is for
     report = dataclasses.replace(report, results=[without_baseline(result) for result in report.results])
     print(header("baseline update", report))
+    if not report.results:  # a run that checked nothing: an empty entry list blessed would gate nothing later
+        print(f"baseline update FAILED: nothing to bless: the report has no result; {args.baseline} is not written")
+        return EXIT_REGRESSED
     summary = update_baseline(Path(args.baseline), report.results)
     print("\n".join(update_lines(summary)))
     if summary.too_few_samples:  # a blessing asked for and not made: the job must not pass
@@ -178,7 +181,7 @@ def check_outputs(outputs: Mapping[str, Optional[str]], inputs: Mapping[str, str
 def write_reports(report: Any, outputs: Mapping[str, Optional[str]], *, baseline: Optional[str],
                   step_summary: Optional[str], not_compared: Sequence[tuple[Any, str]] = (),
                   verdict: Sequence[str] = (), failed_before_check: Sequence[Any] = (),
-                  unmatched: Sequence[Any] = ()) -> None:
+                  unmatched: Sequence[Any] = (), gate_failed: str = "") -> None:
     """Markdown (and the job summary), HTML, JUnit XML: the session's renderers on the saved results."""
     from ..core.files import write_or_reason
     from ..report.html import write_html
@@ -195,7 +198,7 @@ def write_reports(report: Any, outputs: Mapping[str, Optional[str]], *, baseline
                                                                                  failed_before_check, unmatched)))
     if junit:
         problems.append(write_or_reason("JUnit XML", junit, lambda: write_junit(Path(junit), results,
-                                                                                 failed_before_check)))
+                                                                                 failed_before_check, gate_failed)))
     found = [problem for problem in problems if problem]
     if found:
         raise UsageError("; ".join(found))

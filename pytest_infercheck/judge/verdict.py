@@ -27,7 +27,8 @@ from typing import Any, Mapping, Optional
 from ..measure.results import BaselineStatus, CheckResult, Failure, TestOutcome
 from ..core.spec import Outcome, Stage
 
-STRICT_FLAG = "--infer-baseline-strict"
+# Named in the session and in `infercheck gate` alike, so each says the flag its reader has.
+STRICT_FLAG = "--infer-baseline-strict (infercheck gate --strict)"
 
 
 @dataclass(frozen=True)

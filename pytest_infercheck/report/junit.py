@@ -96,12 +96,19 @@ def failed_case(failed: FailedBeforeCheck) -> ET.Element:
 
 
 def render_junit(results: Sequence[CheckResult], suite: str = "infercheck gate",
-                 failed_before_check: Sequence[FailedBeforeCheck] = ()) -> str:
+                 failed_before_check: Sequence[FailedBeforeCheck] = (), gate_failed: str = "") -> str:
+    """``gate_failed``: the gate's failed verdict, a case of its own where no other case fails (a report with
+    nothing to judge), so the file never reads "0 failures" beside a failed job."""
     several = several_checks(results)
     cases = [junit_case(result, several) for result in results]
     cases += [failed_case(failed) for failed in failed_before_check]
-    root = ET.Element("testsuites")
     failures = sum(1 for r in results if r.outcome == Outcome.FAILED and not r.not_raised) + len(failed_before_check)
+    if gate_failed and not failures:
+        case = ET.Element("testcase", classname="infercheck", name="gate")
+        ET.SubElement(case, "failure", message=gate_failed).text = gate_failed
+        cases.append(case)
+        failures = 1
+    root = ET.Element("testsuites")
     skipped = sum(1 for r in results if r.outcome == Outcome.SKIPPED)
     suite_element = ET.SubElement(root, "testsuite", name=suite, tests=str(len(cases)), failures=str(failures),
                                   errors="0", skipped=str(skipped))
@@ -109,7 +116,8 @@ def render_junit(results: Sequence[CheckResult], suite: str = "infercheck gate",
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
-def write_junit(path: Path, results: Sequence[CheckResult], failed_before_check: Sequence[FailedBeforeCheck] = ()) -> None:
+def write_junit(path: Path, results: Sequence[CheckResult], failed_before_check: Sequence[FailedBeforeCheck] = (),
+                gate_failed: str = "") -> None:
     from ..core.files import write_atomic
 
-    write_atomic(Path(path), render_junit(results, failed_before_check=failed_before_check))
+    write_atomic(Path(path), render_junit(results, failed_before_check=failed_before_check, gate_failed=gate_failed))

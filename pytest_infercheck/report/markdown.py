@@ -81,8 +81,8 @@ def _details(results: Sequence[CheckResult], baseline: Optional[str],
         lines += [f"- {_code(_item(r, several))}: {_cell(text)}" for r, text in recipes]
     undecided = [(r, note) for r in results for note in r.undecided]
     if undecided:
-        lines += ["", "### Undecided", "", "The figures cannot tell pass from fail; `--infer-baseline-strict` makes "
-                  "these fail.", ""]
+        lines += ["", "### Undecided", "", "The figures cannot tell pass from fail; `--infer-baseline-strict` "
+                  "(`infercheck gate --strict`) makes these fail.", ""]
         lines += [f"- {_code(_item(r, several))}: {_cell(note)}" for r, note in undecided]
     if baseline is None:
         return lines
@@ -119,6 +119,9 @@ def failed_before_check_lines(failed_before_check: Sequence[FailedBeforeCheck], 
     return lines
 
 
+NO_CHECK = "No infercheck item ran (none selected, or every test failed or skipped before its check)."
+
+
 def write_markdown(results: Sequence[CheckResult], path: Optional[str], step_summary: Optional[str], *,
                    baseline: Optional[str] = None, not_compared: Sequence[tuple[CheckResult, str]] = (),
                    verdict: Sequence[str] = (), unmatched: Sequence[Any] = ()) -> list[str]:
@@ -131,16 +134,16 @@ def write_markdown(results: Sequence[CheckResult], path: Optional[str], step_sum
     """
     from ..core.files import append_text, write_atomic, write_or_reason
 
-    if not results and not verdict:
-        return []
+    # With nothing to say, the file asked for is still replaced (a pull request comment built from it must not
+    # show an earlier run's results); the job summary, shared with every other step, is left alone.
     text = (render_markdown(results, baseline=baseline, not_compared=not_compared, unmatched=unmatched) if results
-            else "## infercheck: no check")
+            else f"## infercheck: no check\n\n{NO_CHECK}")
     if verdict:
         text += "\n\n" + "\n".join(verdict)
     problems = []
     if path:
         problems.append(write_or_reason("Markdown report", path, lambda: write_atomic(Path(path), text)))
-    if step_summary:
+    if step_summary and (results or verdict):
         problems.append(write_or_reason("job summary ($GITHUB_STEP_SUMMARY)", step_summary,
                                         lambda: append_text(step_summary, text + "\n")))
     return [problem for problem in problems if problem]

@@ -22,7 +22,7 @@ def summary_lines(session: Any, width: Optional[int] = None) -> list[tuple[str, 
     undecided = undecided_lines(results)
     if undecided:  # neither a pass nor a failure: said, so that green never hides it (--infer-baseline-strict fails it)
         lines += [("", False), (f"undecided ({len(undecided)}: the figures cannot tell pass from fail; "
-                                "--infer-baseline-strict makes them fail):", True)]
+                                "--infer-baseline-strict (infercheck gate --strict) makes them fail):", True)]
         lines += [(f"  {line}", False) for line in undecided]
     gate = baseline_lines(results, session.run_settings.baseline, session.baseline_update,
                           unmatched=session.unmatched_entries())
