@@ -148,3 +148,10 @@ def test_inputs_that_do_not_fit_an_onnx_model_are_a_usage_error(tmp_path) -> Non
         assert run.returncode == 2, run.stdout + run.stderr
         [line] = run.stderr.splitlines()
         assert f"--input-shape {shape}: input 'x' of {path} is declared ['batch', 8]" in line
+    # The element type too (newcomer trial 4: `--input-dtype int64` for a float input ran, exit 0, with the FP16
+    # range check skipped for ONNX Runtime's InvalidArgument).
+    run = in_process("audit", str(path), "--targets", "onnxruntime", "--input-shape", "5,8", "--input-dtype", "int64")
+    assert run.returncode == 2, run.stdout + run.stderr
+    [line] = run.stderr.splitlines()
+    assert line.endswith(f"--input-shape 5,8: input 'x' of {path} is declared float32; the input given is int64 "
+                         "(--input-dtype float32, in the inputs' order)"), line

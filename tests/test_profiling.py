@@ -99,6 +99,7 @@ def test_ort_renamed_nodes_map_back() -> None:
     module_of = {"node_relu_1": "features.6", "node_linear": "classifier"}
     assert ort_node_module("relu_1_nchwc", module_of) == "features.6"
     assert ort_node_module("node_linear", module_of) == "classifier"
+    assert ort_node_module("fused node_linear", module_of) == "classifier"  # a FusedGemm (newcomer trial 4)
     assert ort_node_module("ReorderOutput", module_of) == ""
 
 

@@ -191,6 +191,25 @@ def check_inputs_fit_onnx(path: str, graph: Any, inputs: Any, source: str) -> No
         if not fits:
             raise UsageError(f"{source}: input {value.name!r} of {path} is declared {dims}; a tensor of shape "
                              f"{shape} does not fit it")
+        declared_type = _onnx_element_type(value.type.tensor_type.elem_type)
+        given_type = str(tensor.dtype).removeprefix("torch.")
+        if declared_type is not None and declared_type != given_type:
+            raise UsageError(f"{source}: input {value.name!r} of {path} is declared {declared_type}; the input given "
+                             f"is {given_type} (--input-dtype {declared_type}, in the inputs' order)")
+
+
+def _onnx_element_type(elem_type: int) -> Optional[str]:
+    """An ONNX element type as torch names it (float32, int64, ...); None for one torch has no name for."""
+    import onnx
+
+    if elem_type == onnx.TensorProto.BFLOAT16:  # numpy has no bfloat16
+        return "bfloat16"
+    try:
+        import numpy as np
+
+        return str(np.dtype(onnx.helper.tensor_dtype_to_np_dtype(elem_type)).name)  # float32, int64, bool: torch's too
+    except Exception:  # undefined, float8 (no numpy dtype), a type newer than this code
+        return None
 
 
 def check_onnx_file(path: str) -> Any:

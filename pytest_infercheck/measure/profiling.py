@@ -263,9 +263,10 @@ _ORT_SUFFIXES = ("_nchwc", "_fusion", "_fused")
 
 
 def ort_node_module(node: str, module_of: Mapping[str, str]) -> str:
-    """ORT's optimizer renames what it rewrites ("relu_1_nchwc" for the Conv+ReLU holding "node_relu_1"):
-    try the name, then without the optimizer's suffix, then with the exporter's "node_" prefix."""
-    stem = node
+    """ORT's optimizer renames what it rewrites ("relu_1_nchwc" for the Conv+ReLU holding "node_relu_1", "fused
+    node_linear" for a FusedGemm): try the name, then without the optimizer's prefix and suffix, then with the
+    exporter's "node_" prefix."""
+    stem = node.removeprefix("fused ")  # a FusedGemm of Gemm+ReLU is "fused node_linear", named after its first node
     for suffix in _ORT_SUFFIXES:
         stem = stem[: -len(suffix)] if stem.endswith(suffix) else stem
     for candidate in (node, stem, "node_" + stem):
