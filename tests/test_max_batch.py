@@ -121,3 +121,34 @@ def test_real_engine_search(backend: str, tmp_path) -> None:
     if backend == "inductor":  # batch 1 ran through the fallback torch.compile, which traced it
         assert counters["stats"]["unique_graphs"] > graphs_before
     engine.close()
+
+
+def test_a_search_that_cannot_run_is_said_and_shown(run_plugin) -> None:
+    """Newcomer trial 4: without a budget the search did nothing and said nothing; on an engine exported for the
+    example's batch it said "no batch meets" the budget that batch 2 met; a search's answer was in no report a
+    person reads (the JSON only)."""
+    result = run_plugin("""
+import pytest, torch
+from fixtures.models import dynamic_mlp
+
+@pytest.mark.infercheck(engines=["onnxruntime-fp32"], max_batch_search=8)
+def test_no_budget(infercheck):
+    assert infercheck(dynamic_mlp(), torch.randn(2, 64)).max_batch is None
+
+@pytest.mark.infercheck(engines=["onnxruntime-fp32"], budget="p90:1000ms", max_batch_search=8)
+def test_static(infercheck):
+    infercheck(dynamic_mlp(), torch.randn(2, 64))
+
+@pytest.mark.infercheck(engines=["onnxruntime-fp32"], budget="p90:1000ms", max_batch_search=4, dynamic_batch=True)
+def test_dynamic(infercheck):
+    assert infercheck(dynamic_mlp(), torch.randn(2, 64)).max_batch.batch == 4
+""", "--infer-device=cpu")
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines([
+        "*max_batch_search=8 searched nothing: it finds the largest batch within a latency budget, and none is set*",
+        "*max_batch_search stopped at batch 1, which the engine could not run (*): the engine was exported for the "
+        "example's batch; give dynamic_batch=True to search other batches",
+        "largest batch within the budget (--infer-max-batch-search):",
+        "  test_model.py::test_dynamic[[]onnxruntime-fp32[]]: largest batch within p90:1000ms: 4 (the search limit)*",
+        "  test_model.py::test_static[[]onnxruntime-fp32[]]: searched nothing within p90:1000ms: batch 1: did not run*",
+    ])

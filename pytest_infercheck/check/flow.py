@@ -181,8 +181,18 @@ def time_engine(context: "CheckContext", backend: Any, engine: Any, request: Any
     if (budget is not None and not budget.passed) or settings.profile:  # the profile explains a failed budget
         facts.add(profile=latency.profile(engine, prepared, mut, device, backend.onnx_model(request), facts.warnings,
                                           backend.descriptor.profiler, timed))
-    if settings.max_batch_search and settings.budget is not None:
-        facts.add(max_batch=latency.search_max_batch(engine, mut, device, settings, context.timing_lock))
+    if settings.max_batch_search and settings.budget is None:
+        facts.warnings.append(f"max_batch_search={settings.max_batch_search} searched nothing: it finds the largest "
+                              "batch within a latency budget, and none is set (budget= or --infer-budget)")
+    elif settings.max_batch_search:
+        found = latency.search_max_batch(engine, mut, device, settings, context.timing_lock)
+        facts.add(max_batch=found)
+        stopped = next((trial for trial in found.trials if trial.verdict is None), None)
+        if stopped is not None:  # a batch the engine could not take: a static export, a CUDA graph
+            hint = "" if mut.dynamic_batch else ": the engine was exported for the example's batch; give " \
+                "dynamic_batch=True to search other batches"
+            facts.warnings.append(f"max_batch_search stopped at batch {stopped.batch}, which the engine could not run "
+                                  f"({stopped.error}){hint}")
     return timed
 
 

@@ -49,6 +49,8 @@ class MaxBatchResult:
 
     def describe(self) -> str:
         tried = ", ".join(f"{t.batch}{'' if t.holds else '✗'}" for t in self.trials)
+        if self.batch is None and self.trials and self.trials[0].verdict is None:  # not a budget missed: no run
+            return f"searched nothing within {self.budget}: {self.trials[0].describe()}"
         if self.batch is None:
             return f"no batch meets {self.budget} (tried {tried}): {self.trials[0].describe() if self.trials else ''}"
         capped = " (the search limit)" if self.batch == self.limit else ""

@@ -75,6 +75,10 @@ def _details(results: Sequence[CheckResult], baseline: Optional[str],
     if kernels:  # beside the wall p50 of the table: what the GPU was busy with, and which engines are launch-bound
         lines += ["", "### GPU kernel time", "", _cell(KERNEL_HEADING.rstrip(":")) + ".", ""]
         lines += [f"- {_code(_item(r, several))}: {_cell(text)}" for r, text in kernels]
+    batches = [(r, r.max_batch.describe()) for r in results if r.max_batch is not None]
+    if batches:
+        lines += ["", "### Largest batch within the budget", ""]
+        lines += [f"- {_code(_item(r, several))}: {_cell(text)}" for r, text in batches]
     recipes = [(r, r.recipe.describe()) for r in results if r.recipe is not None and r.recipe.label]
     if recipes:  # how the quantized engines were made: dynamic or static scales, their granularity
         lines += ["", "### Precision recipes", ""]

@@ -74,6 +74,16 @@ def kernel_lines(results: Sequence[CheckResult]) -> list[str]:
             if r.latency is not None and r.latency.kernel is not None]
 
 
+BATCH_HEADING = "largest batch within the budget (--infer-max-batch-search):"
+
+
+def max_batch_lines(results: Sequence[CheckResult]) -> list[str]:
+    """One line per item whose largest-batch search ran: ``test_x.py::test_y[onnxruntime-fp32]: largest batch
+    within p90:1ms: 32, 41210 items/s (tried 1, 2, 4, ...)``."""
+    return [f"{item_name(r.nodeid, r.spec_id)}: {r.max_batch.describe()}" for r in ordered(results)
+            if r.max_batch is not None]
+
+
 def row(result: CheckResult, several: AbstractSet[str] = frozenset()) -> list[str]:
     """One result's cells; ``several``: the items that ran several checks, whose rows name the check."""
     worst = result.accuracy.worst() if result.accuracy is not None else None

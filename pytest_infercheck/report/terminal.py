@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from .table import KERNEL_HEADING, kernel_lines, reasons, render_text, undecided_lines
+from .table import BATCH_HEADING, KERNEL_HEADING, kernel_lines, max_batch_lines, reasons, render_text, undecided_lines
 
 
 def summary_lines(session: Any, width: Optional[int] = None) -> list[tuple[str, bool]]:
@@ -16,6 +16,9 @@ def summary_lines(session: Any, width: Optional[int] = None) -> list[tuple[str, 
     kernels = kernel_lines(results)
     if kernels:
         lines += [("", False), (KERNEL_HEADING, False)] + [(f"  {line}", False) for line in kernels]
+    batches = max_batch_lines(results)
+    if batches:
+        lines += [("", False), (BATCH_HEADING, False)] + [(f"  {line}", False) for line in batches]
     skipped = reasons(results)
     if skipped:
         lines += [("", False), ("skipped engines:", False)] + [(f"  {line}", False) for line in skipped]
