@@ -127,11 +127,17 @@ def test_every_documented_command_runs(command: str, project: Path, shared_cache
 
 def test_the_command_writes_the_plugins_report_and_names_the_test(project: Path, shared_cache_dir: Path) -> None:
     done = run_check(project, shared_cache_dir, "mypkg.models:make_classifier", "--input-shape", "1,3,16,16",
-                     "--engines", "eager-fp32,onnxruntime-fp32", "--infer-report=report.json")
+                     "--engines", "eager-fp32,onnxruntime-fp32", "--infer-report=report.json",
+                     "--junitxml", "junit.xml")
     assert done.returncode == 0, done.stdout + done.stderr
     results = json.loads((project / "report.json").read_text())["results"]
     assert {(r["spec_id"], r["outcome"]) for r in results} == {("eager-fp32", "passed"), ("onnxruntime-fp32", "passed")}
     assert "test_infercheck_check.py::test_mypkg_models_make_classifier" in done.stdout
+    # pytest's JUnit file, for a CI's test reports (newcomer trial 4: the option was refused)
+    import xml.etree.ElementTree as ET
+
+    suite = ET.parse(project / "junit.xml").getroot().find("testsuite")
+    assert suite is not None and suite.get("tests") == "2" and suite.get("failures") == "0"
 
 
 def test_the_model_is_built_once_and_the_check_is_of_the_model_validated(project: Path, shared_cache_dir: Path,

@@ -53,6 +53,7 @@ def add_command(commands: Any) -> None:
     check.add_argument("--engines", metavar="LIST", help="comma-separated engine ids, e.g. eager-fp32,onnxruntime-fp32 "
                        "(default: the plugin's --infer-backends x --infer-precisions)")
     check.add_argument("--weights", metavar="PATH", help="a local state dict (torch.save) to load into the model")
+    check.add_argument("--junitxml", metavar="PATH", help="also write pytest's JUnit XML of the run (CI test reports)")
     plugin = check.add_argument_group("plugin options, passed to pytest as given (see docs/options.md)")
     for option in COMMAND_LINE_OPTIONS:
         if option.is_flag:
@@ -221,6 +222,13 @@ def pytest_arguments(args: argparse.Namespace) -> list[str]:
         except OptionError as err:
             raise UsageError(f"{option.flag} {value!r}: {err}") from None
         given.append(f"{option.flag}={value}")
+    if args.junitxml:
+        from ..core.files import output_problem
+
+        problem = output_problem(args.junitxml)
+        if problem:
+            raise UsageError(f"--junitxml {problem}")
+        given.append(f"--junitxml={os.path.abspath(args.junitxml)}")
     return given
 
 
