@@ -48,8 +48,24 @@ def run_check(context: "CheckContext", settings: Any, given: CheckInputs, facts:
     threads = resolve_threads(settings.threads) if device == "cpu" else None
     # The model's name is in the failure's header even when the inputs are refused.
     facts.add(device=device, model_name=type(given.model).__name__, cpu_threads=threads)
+    facts.warnings.extend(setting_notes(settings, device, threads))
     with cpu_threads(threads), quiet_torch_logs():
         run_stages(context, settings, given, facts, device, threads)
+
+
+def setting_notes(settings: Any, device: str, threads: Optional[int]) -> list[str]:
+    """Settings that mean nothing, or something else, on this device: said, not silently accepted."""
+    import os
+
+    notes = []
+    if settings.time_transfers and device == "cpu":
+        notes.append("time_transfers adds the host-device copies to a GPU engine's timing; on the CPU there are "
+                     "none, so it changes nothing here")
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if threads is not None and threads > available:
+        notes.append(f"threads={threads} is more than the {available} CPU(s) this process may use: the threads "
+                     "contend for them, and every figure (the eager reference's too) includes it")
+    return notes
 
 
 def run_stages(context: "CheckContext", settings: Any, given: CheckInputs, facts: Facts, device: str,

@@ -130,7 +130,8 @@ OPTIONS: tuple[Option, ...] = (
            "fail an engine whose build takes longer than this (seconds or 10s/500ms; off for no deadline)",
            "SECONDS", scope=Scope.TEST),
     Option("time_transfers", "--infer-time-transfers", parse_bool, False,
-           "include host-to-device and device-to-host copies in GPU timings", is_flag=True, scope=Scope.TEST),
+           "include host-to-device and device-to-host copies in GPU timings (on the CPU: none, a note says so)",
+           is_flag=True, scope=Scope.TEST),
     # The CI gate (docs/gate.md): baseline file, regression thresholds, Markdown and HTML reports.
     Option("baseline", "--infer-baseline", str, None,
            "compare every item with its entry in this baseline file (JSON)", "PATH"),
@@ -170,7 +171,8 @@ OPTIONS: tuple[Option, ...] = (
     # CPU timing that holds on a busy runner (pytest_infercheck/core/cpu_threads.py says why).
     Option("threads", "--infer-threads", parse_threads, "auto",
            "intra-op threads for torch and ONNX Runtime while a check runs on the CPU: a number, or auto "
-           "(usable physical cores / xdist workers, less one; at least 1)", "N", scope=Scope.TEST),
+           "(usable physical cores / xdist workers, less one; at least 1); more than the usable CPUs: a note",
+           "N", scope=Scope.TEST),
     Option("trt_target", "--infer-trt-target", parse_trt_target, "auto",
            "compute capability TensorRT-RTX engines are built for (sm_89, 8.9...); auto: the running GPU's "
            "when TensorRT-RTX supports it, else sm_89", "CAPABILITY",
