@@ -81,7 +81,8 @@ def test_written_file_reads_back_and_keeps_number_lists_on_one_line(tmp_path: Pa
     assert found.status == "found" and found.entry.samples_ms == [1.0, 2.0, 3.0]
     other = machine_key("cpu", {**FINGERPRINT, "libraries": {"torch": "9.9"}})
     mismatch = store.lookup(EntryIdentity(entries[0].nodeid, "", "onnxruntime-fp32"), other)
-    assert mismatch.status == "fingerprint-mismatch" and mismatch.differences == ["torch 2.12.0 -> 9.9"]
+    assert mismatch.status == "fingerprint-mismatch" and mismatch.differences[0] == "torch 2.12.0 -> 9.9"
+    assert "--infer-baseline-across-versions" in mismatch.differences[1]  # only versions differ: how to compare
     assert store.lookup(EntryIdentity("test_b.py::test_b", "", "onnxruntime-fp32"), other).status == "missing"
 
 
@@ -102,6 +103,13 @@ def test_across_versions_picks_the_latest_blessed_entry_of_this_hardware() -> No
     assert store.lookup(identity, upgraded, across_versions=True).entry is newer
     # Without the option, or with only other hardware's entries, nothing is applied.
     assert store.lookup(identity, upgraded).status == "fingerprint-mismatch"
+    # ... and the message is about this hardware's entry, with the option that compares across versions, even
+    # where another machine's entry differs in as few fields and comes first (newcomer trial 4: "cpus 1 -> 2").
+    fewer_cpus = dataclasses.replace(_entry(torch="2.13.0"), machine={**_entry(torch="2.13.0").machine, "cpus": 1})
+    said = BaselineStore(Path("b.json"), [fewer_cpus, newer], exists=True).lookup(identity, upgraded)
+    assert said.status == "fingerprint-mismatch" and said.differences[0] == "torch 2.12.0 -> 2.13.0", said.differences
+    assert said.differences[1].startswith("the same hardware under other library versions: "
+                                          "--infer-baseline-across-versions (infercheck gate --across-versions)")
     alone = BaselineStore(Path("b.json"), [elsewhere], exists=True).lookup(identity, upgraded, across_versions=True)
     assert alone.status == "fingerprint-mismatch" and any(d.startswith("cpu ") for d in alone.differences)
     # A key without its libraries' versions (an old or hand-made file) is not "another version": not applied.

@@ -131,8 +131,20 @@ class BaselineStore:
                 # to the figures it replaces, not to an older release's.
                 chosen = max(same, key=lambda entry: entry.recorded)
                 return Lookup(BaselineStatus.FOUND, chosen, differences=key_differences(chosen.machine, machine))
-        closest = min(candidates, key=lambda entry: len(key_differences(entry.machine, machine)))
-        return Lookup(BaselineStatus.OTHER_MACHINE, differences=key_differences(closest.machine, machine))
+        # Said against the closest entry: the same hardware first (then only versions differ, and the way to compare
+        # is named), else the fewest differences.
+        hardware = machine_text(without_libraries(machine))
+        closest = min(candidates, key=lambda entry: (machine_text(without_libraries(entry.machine)) != hardware,
+                                                     len(key_differences(entry.machine, machine))))
+        differences = list(key_differences(closest.machine, machine))
+        if (machine_text(without_libraries(closest.machine)) == hardware and not across_versions
+                and knows_versions(closest.machine) and knows_versions(machine)):
+            differences.append(ACROSS_HINT)
+        return Lookup(BaselineStatus.OTHER_MACHINE, differences=differences)
+
+
+ACROSS_HINT = ("the same hardware under other library versions: --infer-baseline-across-versions (infercheck gate "
+               "--across-versions) compares with it")
 
 
 def knows_versions(machine: dict[str, Any]) -> bool:
