@@ -28,7 +28,11 @@ from typing import Any, Iterator
 def toolchain_warnings_shown() -> Iterator[None]:
     """Within the block, the run's filters with each ``error`` action made ``default``; restored after."""
     with warnings.catch_warnings():
-        current: list[Any] = list(warnings.filters)  # (action, message, category, module, lineno)
+        # (action, message, category, module, lineno).  Python 3.14's context-aware warnings keep the active list
+        # per context, read by warnings._get_filters (resetwarnings and filterwarnings act on it); before 3.14 it is
+        # warnings.filters.  3.14 itself has not run here (the project's machines have 3.11 and 3.12).
+        active = getattr(warnings, "_get_filters", None)
+        current: list[Any] = list(active() if callable(active) else warnings.filters)
         if any(entry[0] == "error" for entry in current):
             try:
                 demoted = [("default" if action == "error" else action, _pattern(message), category,
