@@ -31,8 +31,8 @@ _SMALLEST_NORMAL = {"fp32": 1.1754944e-38, "fp16": 6.1035156e-05, "bf16": 1.1754
                     "fp8": 1.1754944e-38}  # INT8/FP8 engines scale into their range and return BF16
 
 
-def model_under_test(model: Any, example_inputs: Any, *, dynamic_batch: bool, device: str,
-                     notes: list[str]) -> "ModelUnderTest":
+def model_under_test(model: Any, example_inputs: Any, *, dynamic_batch: bool, device: str = "cpu",
+                     notes: Optional[list[str]] = None) -> "ModelUnderTest":
     """The user's module and example inputs, checked: a wrong type fails the item at Stage.INPUTS.
 
     An FP16/BF16 model is checked from its FP32 form (ModelUnderTest.create) where that form runs: a forward
@@ -47,6 +47,7 @@ def model_under_test(model: Any, example_inputs: Any, *, dynamic_batch: bool, de
         try:
             mut.eager_run(device)
         except Exception as exc:
+            notes = [] if notes is None else notes
             notes.append(f"checked as given, not from the model's FP32 form: widened to float32 "
                          f"({'; '.join(mut.widened)}), its forward failed ({short(exc).splitlines()[-1].strip()}), "
                          "so the reference runs at the model's own dtype and an engine at that dtype is compared "
