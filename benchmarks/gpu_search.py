@@ -105,7 +105,8 @@ def max_batch(name: str, args: argparse.Namespace, cache_dir: Path) -> list[str]
         fails = fails + 1 if scan[b].decision.value == "fail" else 0
         if fails >= 4:
             break
-    hand = max((b for b, verdict in scan.items() if verdict.passed), default=None)
+    # "holds" as the search reads it (measure/max_batch.BatchTrial.holds): undecided by the estimate's side
+    hand = max((b for b, verdict in scan.items() if verdict.passed and verdict.estimate_within), default=None)
     scan_s = time.perf_counter() - start
     engine.close()
     return [f"{name} eager {args.precision} on {args.device}, {budget}, limit {limit}:",
