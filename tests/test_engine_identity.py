@@ -4,6 +4,7 @@ tensors are never changed; a reference that is empty or differs between two runs
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -41,6 +42,45 @@ def test_an_edited_helper_method_is_a_new_model_for_a_warm_cache(run_plugin, tmp
     edited.assert_outcomes(failed=1)
     edited.stdout.fnmatch_lines(["*export: torch.onnx.export (dynamo) could not export Model*"])
     edited.stdout.re_match_lines([r"test_model.py::test_model +onnxruntime-fp32 +cpu +failed \(export\)"])
+
+
+SUBMODULE = '''
+import json
+import pytest, torch
+
+class Head(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(8, 4)
+
+    def forward(self, h):
+        return self.linear(h * {scale})
+
+class Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.head = Head()  # the parent names its submodule's class: the class is reached as a global first
+
+    def forward(self, x):
+        return self.head(x)
+
+@pytest.mark.infercheck(engines=["onnxruntime-fp32"])
+def test_net(infercheck):
+    torch.manual_seed(0)
+    infercheck(Net().eval(), torch.randn(2, 8))
+'''
+
+
+def test_an_edited_submodule_is_a_new_model_for_a_warm_cache(run_plugin, tmp_path: Path) -> None:
+    """Newcomer trial 5: a submodule class that its parent names in __init__ had none of its methods in the key
+    (the class was marked seen as a global before its attributes were hashed): after an edit of Head.forward the
+    next run loaded the old engine (`hit`) and failed it against the new reference, rel err 0.349."""
+    cache = f"--infer-cache-dir={tmp_path / 'cache'}"
+    report = tmp_path / "report.json"
+    run_plugin(SUBMODULE.format(scale="2.0"), cache, cache=False).assert_outcomes(passed=1)
+    edited = run_plugin(SUBMODULE.format(scale="3.0"), cache, f"--infer-report={report}", cache=False)
+    edited.assert_outcomes(passed=1)
+    assert json.loads(report.read_text())["results"][0]["cache"]["onnx"] == "miss"
 
 
 PAIRS = '''

@@ -104,6 +104,10 @@ class Hasher:
         self.state = hashlib.sha256()  # tensor and array values only (Identity.state)
         self.module_paths = module_paths  # id(submodule) -> its path: a reference, not a second copy
         self.seen: dict[int, int] = {}
+        # The user's classes whose attributes are in the hash (or being hashed: a method naming its own class). Apart
+        # from ``seen``: a class reached first as a value (a global a parent's __init__ names) is "seen" before its
+        # attributes are hashed, and reading "seen" as "hashed" left every such submodule class's code out of the key.
+        self.classes: dict[int, int] = {}
         self.alive: list[Any] = []  # keeps every seen object alive, so no id is reused meanwhile
         self.unhashable: list[str] = []
 
@@ -154,13 +158,13 @@ class Hasher:
 
     def sub_digest(self, value: Any, where: str, strict: bool) -> str:
         """The hash of one set element alone: elements are sorted by it, as set order is not stable."""
-        outer, seen = self.digest, dict(self.seen)
+        outer, seen, classes = self.digest, dict(self.seen), dict(self.classes)
         self.digest = hashlib.sha256()
         try:
             self.value(value, where, strict)
             return self.digest.hexdigest()
         finally:
-            self.digest, self.seen = outer, seen
+            self.digest, self.seen, self.classes = outer, seen, classes
 
     def tensor(self, tensor: torch.Tensor, where: str, strict: bool) -> None:
         if _without_values(tensor):
@@ -299,8 +303,13 @@ class Hasher:
         """A class by name; the user's own classes in its MRO also by every attribute (methods by code)."""
         self.write(f"class:{_type_name(cls)}")
         for base in cls.__mro__:
-            if is_library(base.__module__) or not self.first_visit(base):
+            if is_library(base.__module__):
                 continue
+            if id(base) in self.classes:
+                self.write(f"class-ref:{self.classes[id(base)]}")
+                continue
+            self.classes[id(base)] = len(self.classes)
+            self.alive.append(base)
             self.write(f"base:{_type_name(base)}")
             for name, attribute in sorted(vars(base).items()):
                 if name in ("__dict__", "__weakref__", "__doc__", "__module__", "__qualname__", "__annotations__"):
