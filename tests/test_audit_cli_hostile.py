@@ -155,3 +155,13 @@ def test_inputs_that_do_not_fit_an_onnx_model_are_a_usage_error(tmp_path) -> Non
     [line] = run.stderr.splitlines()
     assert line.endswith(f"--input-shape 5,8: input 'x' of {path} is declared float32; the input given is int64 "
                          "(--input-dtype float32, in the inputs' order)"), line
+    # Without --input-dtype, the inputs take the types the file declares: a uint8 image input is audited as uint8
+    # (the review: the type check above refused it, and --input-dtype had no uint8).
+    u8 = helper.make_graph([helper.make_node("Cast", ["x"], ["y"], to=TensorProto.FLOAT)], "g",
+                           [helper.make_tensor_value_info("x", TensorProto.UINT8, [2, 8])],
+                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 8])])
+    u8_path = tmp_path / "u8.onnx"
+    onnx.save(helper.make_model(u8, opset_imports=[helper.make_opsetid("", 17)]), u8_path)
+    run = in_process("audit", str(u8_path), "--targets", "onnxruntime", "--input-shape", "2,8")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "not checked" not in run.stdout and "could not run" not in run.stdout, run.stdout

@@ -81,8 +81,8 @@ def test_written_file_reads_back_and_keeps_number_lists_on_one_line(tmp_path: Pa
     assert found.status == "found" and found.entry.samples_ms == [1.0, 2.0, 3.0]
     other = machine_key("cpu", {**FINGERPRINT, "libraries": {"torch": "9.9"}})
     mismatch = store.lookup(EntryIdentity(entries[0].nodeid, "", "onnxruntime-fp32"), other)
-    assert mismatch.status == "fingerprint-mismatch" and mismatch.differences[0] == "torch 2.12.0 -> 9.9"
-    assert "--infer-baseline-across-versions" in mismatch.differences[1]  # only versions differ: how to compare
+    assert mismatch.status == "fingerprint-mismatch" and mismatch.differences == ["torch 2.12.0 -> 9.9"]
+    assert mismatch.versions_only  # only versions differ: the summary names --across-versions
     assert store.lookup(EntryIdentity("test_b.py::test_b", "", "onnxruntime-fp32"), other).status == "missing"
 
 
@@ -107,9 +107,8 @@ def test_across_versions_picks_the_latest_blessed_entry_of_this_hardware() -> No
     # where another machine's entry differs in as few fields and comes first (newcomer trial 4: "cpus 1 -> 2").
     fewer_cpus = dataclasses.replace(_entry(torch="2.13.0"), machine={**_entry(torch="2.13.0").machine, "cpus": 1})
     said = BaselineStore(Path("b.json"), [fewer_cpus, newer], exists=True).lookup(identity, upgraded)
-    assert said.status == "fingerprint-mismatch" and said.differences[0] == "torch 2.12.0 -> 2.13.0", said.differences
-    assert said.differences[1].startswith("the same hardware under other library versions: "
-                                          "--infer-baseline-across-versions (infercheck gate --across-versions)")
+    assert said.status == "fingerprint-mismatch" and said.differences == ["torch 2.12.0 -> 2.13.0"] and said.versions_only
+    assert not store.lookup(identity, upgraded, across_versions=True).versions_only
     alone = BaselineStore(Path("b.json"), [elsewhere], exists=True).lookup(identity, upgraded, across_versions=True)
     assert alone.status == "fingerprint-mismatch" and any(d.startswith("cpu ") for d in alone.differences)
     # A key without its libraries' versions (an old or hand-made file) is not "another version": not applied.
@@ -294,7 +293,8 @@ def test_an_entry_from_another_machine_is_not_applied_and_the_summary_says_so(ru
     result.stdout.fnmatch_lines([
         "*0 compared, 0 regressed, 0 improved, 0 missing, 2 not applied (other machine)",
         "*FINGERPRINT DIFFERS: 2 entries were recorded on another machine or software stack and NOT applied:",
-        "*test_model.py::test_cnn[[]eager-fp32[]]: torch 1.0.0 -> *",
+        "*test_model.py::test_cnn[[]eager-fp32[]]: torch 1.0.0 -> *; the same hardware under other library versions: "
+        "--infer-baseline-across-versions (infercheck gate --across-versions) compares with it",
     ])
     strict = run_plugin(TWO_ENGINES, f"--infer-baseline={baseline_file}", "--infer-baseline-strict")
     strict.assert_outcomes(failed=2)
@@ -398,7 +398,17 @@ def test_a_failing_engine_is_not_written_into_the_baseline(run_plugin, baseline_
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*0 entries written, 0 kept, 1 not written*",
                                  "*not written: test_model.py::test_cnn[[]onnxruntime-fp32[]]: failed (accuracy)*"])
-    assert entries_of(baseline_file) == []
+    assert not baseline_file.exists()  # nothing to bless: not even an empty file, which would gate nothing
+
+
+def test_a_blessing_run_whose_checks_all_skipped_blesses_nothing_and_says_so(run_plugin, baseline_file: Path) -> None:
+    """A GPU job's blessing that ran on a CPU runner: every check skipped, the run green, an empty baseline file
+    written (the review). Now nothing is written and the run fails as a blessing that blessed nothing."""
+    source = TWO_ENGINES.replace('backends=["eager", "onnxruntime"]', 'backends=["tensorrt"]')
+    result = run_plugin(source, f"--infer-baseline={baseline_file}", "--infer-baseline-update")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stdout.fnmatch_lines(["*nothing blessed: none of the 1 checks passed with figures to record*"])
+    assert not baseline_file.exists()
 
 
 def test_ini_twins_configure_the_gate(pytester: pytest.Pytester, run_plugin, baseline_file: Path) -> None:

@@ -627,3 +627,17 @@ def test_a_run_that_selected_nothing_leaves_no_stale_page_and_blesses_nothing(tm
     bless = infercheck("baseline", "update", report, "--baseline", blessed)
     assert bless.returncode == 1 and "nothing to bless: the report has no result" in bless.stdout
     assert not blessed.exists()
+
+
+def test_blessing_a_report_whose_checks_all_skipped_writes_nothing(tmp_path: Path) -> None:
+    """A GPU job's report from a CPU runner: every check skipped; `baseline update` wrote an empty baseline and
+    exited 0 (the review)."""
+    report = write_report(tmp_path / "run", CLEAN.replace('engines=["eager-fp32", "onnxruntime-fp32", "eager-int8"]',
+                                                          'engines=["tensorrt-fp32", "eager-int8"]'))
+    results = json.loads(report.read_text())["results"]
+    assert results and all(r["outcome"] == "skipped" for r in results), [r["outcome"] for r in results]
+    blessed = tmp_path / "blessed.json"
+    bless = infercheck("baseline", "update", report, "--baseline", blessed)
+    assert bless.returncode == 1, bless.stdout + bless.stderr
+    assert f"nothing to bless: none of the report's {len(results)} results passed with figures to record" in bless.stdout
+    assert not blessed.exists()

@@ -42,7 +42,8 @@ def compare_with_entry(result: CheckResult, store: BaselineStore, settings: Any,
     hardware is compared too, and each regression or improvement names the versions it was compared across."""
     lookup = store.lookup(identity_of(result), result.machine or {}, across_versions=across_versions)
     if lookup.entry is None:
-        return BaselineComparison(lookup.status, str(store.path), differences=tuple(lookup.differences))
+        return BaselineComparison(lookup.status, str(store.path), differences=tuple(lookup.differences),
+                                  versions_only=lookup.versions_only)
     entry = lookup.entry
     latency: Optional[LatencyComparison] = None
     kernel: Optional[LatencyComparison] = None

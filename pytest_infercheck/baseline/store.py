@@ -95,6 +95,8 @@ class Lookup:
     status: BaselineStatus
     entry: Optional[Entry] = None
     differences: list[str] = field(default_factory=list)
+    # Not applied, and only library versions differ (the same hardware): --across-versions would compare it.
+    versions_only: bool = False
 
 
 class BaselineStore:
@@ -136,15 +138,10 @@ class BaselineStore:
         hardware = machine_text(without_libraries(machine))
         closest = min(candidates, key=lambda entry: (machine_text(without_libraries(entry.machine)) != hardware,
                                                      len(key_differences(entry.machine, machine))))
-        differences = list(key_differences(closest.machine, machine))
-        if (machine_text(without_libraries(closest.machine)) == hardware and not across_versions
-                and knows_versions(closest.machine) and knows_versions(machine)):
-            differences.append(ACROSS_HINT)
-        return Lookup(BaselineStatus.OTHER_MACHINE, differences=differences)
-
-
-ACROSS_HINT = ("the same hardware under other library versions: --infer-baseline-across-versions (infercheck gate "
-               "--across-versions) compares with it")
+        versions_only = (machine_text(without_libraries(closest.machine)) == hardware and not across_versions
+                         and knows_versions(closest.machine) and knows_versions(machine))
+        return Lookup(BaselineStatus.OTHER_MACHINE, differences=key_differences(closest.machine, machine),
+                      versions_only=versions_only)
 
 
 def knows_versions(machine: dict[str, Any]) -> bool:
@@ -439,6 +436,8 @@ def update_baseline(path: Path, results: Sequence[Any]) -> UpdateSummary:
         fresh = [old for old in fresh if not old.same_slot(entry)] + [entry]
     for entry in fresh:
         _refuse_unreadable(path, entry)
+    if not fresh:  # nothing to bless: the file is not created, nor rewritten (the caller says so and fails)
+        return UpdateSummary(path, [], len(BaselineStore.load(path).entries), not_written, too_few)
     try:
         with directory_lock(path.parent):
             # Re-read under the lock: another run may have written since this one started.

@@ -16,10 +16,20 @@ from .comparison import identity_of, regressed_kinds
 UPDATE_HINT = "run with --infer-baseline-update to record it"
 
 
+ACROSS_HINT = ("the same hardware under other library versions: --infer-baseline-across-versions (infercheck gate "
+               "--across-versions) compares with it")
+
+
+def what_differs(comparison: BaselineComparison) -> str:
+    """The machine-key differences of an entry not applied, and the option that applies it where only versions
+    differ."""
+    return "; ".join([*comparison.differences, *([ACROSS_HINT] if comparison.versions_only else [])])
+
+
 def not_compared_reason(comparison: BaselineComparison) -> str:
     if comparison.status == BaselineStatus.OTHER_MACHINE:
         return (f"the entry in {comparison.file} was recorded on another machine or software stack "
-                f"({'; '.join(comparison.differences)}), so it was not applied")
+                f"({what_differs(comparison)}), so it was not applied")
     return f"no entry for this item in {comparison.file}; {UPDATE_HINT}"
 
 
@@ -135,7 +145,7 @@ def summary_lines(results: Sequence[CheckResult], path: Optional[str], update: O
     if foreign:
         lines.append(f"  FINGERPRINT DIFFERS: {len(foreign)} entr{'y was' if len(foreign) == 1 else 'ies were'} "
                      f"recorded on another machine or software stack and NOT applied:")
-        lines += [f"    {who(r, several)}: {'; '.join(b.differences)}" for r, b in foreign]
+        lines += [f"    {who(r, several)}: {what_differs(b)}" for r, b in foreign]
     if missing and update is None:  # while updating, the missing entries are being written
         lines.append(f"  missing (no entry; {UPDATE_HINT}):")
         lines += [f"    {who(r, several)}" for r in missing]

@@ -17,7 +17,7 @@ from ..measure.results import CheckResult
 
 # What judge/verdict.apply makes from the facts; no stage records them.
 VERDICT_FIELDS = frozenset({"outcome", "stage", "message", "failures", "undecided", "not_raised"})
-FACT_FIELDS = frozenset(f.name for f in dataclasses.fields(CheckResult)) - VERDICT_FIELDS - {"warnings"}
+FACT_FIELDS = frozenset(f.name for f in dataclasses.fields(CheckResult)) - VERDICT_FIELDS - {"warnings", "notes"}
 
 
 class Facts:
@@ -27,6 +27,7 @@ class Facts:
         self._start = start  # what was known before the stages ran: the item, its spec and settings
         self._found: dict[str, Any] = {}
         self.warnings: list[str] = list(start.warnings)  # notes, appended by the stages as they find them
+        self.notes: list[str] = list(start.notes)  # information on the settings, never issued as a warning
 
     def add(self, **found: Any) -> None:
         """Record facts by their ``CheckResult`` field names (a later value of a field replaces the earlier)."""
@@ -39,4 +40,4 @@ class Facts:
     def result(self) -> CheckResult:
         """The record of what was found so far, not judged yet: a new frozen ``CheckResult`` on each call
         (the fixture's, once the stages end; a stage's that reads an earlier one's fact, before)."""
-        return dataclasses.replace(self._start, **self._found, warnings=tuple(self.warnings))
+        return dataclasses.replace(self._start, **self._found, warnings=tuple(self.warnings), notes=tuple(self.notes))

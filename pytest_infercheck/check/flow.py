@@ -48,23 +48,26 @@ def run_check(context: "CheckContext", settings: Any, given: CheckInputs, facts:
     threads = resolve_threads(settings.threads) if device == "cpu" else None
     # The model's name is in the failure's header even when the inputs are refused.
     facts.add(device=device, model_name=type(given.model).__name__, cpu_threads=threads)
-    facts.warnings.extend(setting_notes(settings, device, threads))
+    facts.notes.extend(setting_notes(settings, device, threads))
     with cpu_threads(threads), quiet_torch_logs():
         run_stages(context, settings, given, facts, device, threads)
 
 
 def setting_notes(settings: Any, device: str, threads: Optional[int]) -> list[str]:
-    """Settings that mean nothing, or something else, on this device: said, not silently accepted."""
-    import os
-
+    """Settings that mean nothing, or something else, on this device: said (as information, not warnings: a
+    run-wide setting must not fail every check under a strict warnings filter), not silently accepted."""
     notes = []
     if settings.time_transfers and device == "cpu":
         notes.append("time_transfers adds the host-device copies to a GPU engine's timing; on the CPU there are "
                      "none, so it changes nothing here")
-    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    if threads is not None and threads > available:
-        notes.append(f"threads={threads} is more than the {available} CPU(s) this process may use: the threads "
-                     "contend for them, and every figure (the eager reference's too) includes it")
+    from ..core.cpu_threads import usable_cpus, xdist_workers
+
+    available, workers = usable_cpus(), xdist_workers()
+    if threads is not None and threads * workers > available:
+        each = f" in each of {workers} xdist workers" if workers > 1 else ""
+        notes.append(f"threads={threads}{each} is more than the {available} CPU(s) this process may use (its "
+                     "affinity and cgroup quota): the threads contend for them, and every figure (the eager "
+                     "reference's too) includes it")
     return notes
 
 
@@ -194,11 +197,12 @@ def time_engine(context: "CheckContext", backend: Any, engine: Any, request: Any
     # the timed call's host path beside its timing (the same warm and cold: call_path.py)
     facts.add(latency=timed, call_path=call_path.measure(engine, lambda: engine.run(prepared)))
     budget = timed.budget_verdict
-    if (budget is not None and not budget.passed) or settings.profile:  # the profile explains a failed budget
+    # The profile explains a budget not decided within (failed, or undecided, which --infer-baseline-strict fails).
+    if (budget is not None and budget.decision.value != "pass") or settings.profile:
         facts.add(profile=latency.profile(engine, prepared, mut, device, backend.onnx_model(request), facts.warnings,
                                           backend.descriptor.profiler, timed))
     if settings.max_batch_search and settings.budget is None:
-        facts.warnings.append(f"max_batch_search={settings.max_batch_search} searched nothing: it finds the largest "
+        facts.notes.append(f"max_batch_search={settings.max_batch_search} searched nothing: it finds the largest "
                               "batch within a latency budget, and none is set (budget= or --infer-budget)")
     elif settings.max_batch_search:
         found = latency.search_max_batch(engine, mut, device, settings, context.timing_lock)
@@ -207,7 +211,7 @@ def time_engine(context: "CheckContext", backend: Any, engine: Any, request: Any
         if stopped is not None:  # a batch the engine could not take: a static export, a CUDA graph
             hint = "" if mut.dynamic_batch else ": the engine was exported for the example's batch; give " \
                 "dynamic_batch=True to search other batches"
-            facts.warnings.append(f"max_batch_search stopped at batch {stopped.batch}, which the engine could not run "
+            facts.notes.append(f"max_batch_search stopped at batch {stopped.batch}, which the engine could not run "
                                   f"({stopped.error}){hint}")
     return timed
 

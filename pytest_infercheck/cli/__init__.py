@@ -34,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--input-shape", action="append", default=[], metavar="D0,D1,...",
                        help="shape of one input (repeat for several inputs), e.g. 1,3,224,224")
     audit.add_argument("--input-dtype", action="append", default=[], metavar="DTYPE",
-                       help=f"dtype of each input, in order ({', '.join(DTYPES)}; default float32)")
+                       help=f"dtype of each input, in order ({', '.join(DTYPES)}; default: the types an .onnx "
+                            "file declares, else float32)")
     audit.add_argument("--inputs", metavar="package.module:factory",
                        help="a callable returning the example inputs (a tensor, a tuple of tensors, a dict of keyword "
                             "tensors or an (args, kwargs) pair)")
@@ -138,13 +139,16 @@ def run_audit(args: argparse.Namespace) -> int:
 
 def load_model(args: argparse.Namespace) -> tuple[Any, Any]:
     """(an .onnx path, None) or (a torch module, its example inputs)."""
-    given = given_inputs(args)
     if args.model.endswith(".onnx"):
         model = check_onnx_file(args.model)
+        if args.input_shape and not args.input_dtype and not args.inputs:  # the file says its inputs' types
+            args.input_dtype = declared_dtypes(model.graph)
+        given = given_inputs(args)
         if given is None:
             return args.model, None
         check_inputs_fit_onnx(args.model, model.graph, *given)
         return args.model, given[0]
+    given = given_inputs(args)
     if ":" not in args.model:
         raise UsageError(f"MODEL {args.model!r}: give an .onnx file or package.module:factory")
     module = call_factory(args.model, "MODEL")
@@ -173,6 +177,14 @@ def _declared_dims(value: Any) -> list[Any]:
     return [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in value.type.tensor_type.shape.dim]
 
 
+def declared_dtypes(graph: Any) -> list[str]:
+    """The element types an .onnx file declares for its inputs, as --input-dtype names them (float32 where it
+    declares one --input-dtype cannot give: the fit check then names it)."""
+    stored = {tensor.name for tensor in graph.initializer}
+    named = [_onnx_element_type(value.type.tensor_type.elem_type) for value in graph.input if value.name not in stored]
+    return [name if name in DTYPES else "float32" for name in named]
+
+
 def check_inputs_fit_onnx(path: str, graph: Any, inputs: Any, source: str) -> None:
     """Example inputs the .onnx file cannot take are a usage error naming the input and its declared shape
     (they were run anyway: the FP16 range check could not run and the audit passed with a note)."""
@@ -194,8 +206,10 @@ def check_inputs_fit_onnx(path: str, graph: Any, inputs: Any, source: str) -> No
         declared_type = _onnx_element_type(value.type.tensor_type.elem_type)
         given_type = str(tensor.dtype).removeprefix("torch.")
         if declared_type is not None and declared_type != given_type:
+            how = (f"--input-dtype {declared_type}, in the inputs' order" if declared_type in DTYPES else
+                   "--input-dtype cannot give it: give the inputs with --inputs package.module:factory")
             raise UsageError(f"{source}: input {value.name!r} of {path} is declared {declared_type}; the input given "
-                             f"is {given_type} (--input-dtype {declared_type}, in the inputs' order)")
+                             f"is {given_type} ({how})")
 
 
 def _onnx_element_type(elem_type: int) -> Optional[str]:

@@ -14,7 +14,8 @@ from typing import Any, Sequence
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2  # EXIT_FAILED: cannot run (audit), regressed (gate), failed (check)
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
-DTYPES = ("float32", "float16", "bfloat16", "int64", "int32", "bool")  # --input-dtype's choices
+# --input-dtype's choices (torch's names): an .onnx file's declared types, where no --input-dtype is given, too.
+DTYPES = ("float32", "float16", "bfloat16", "float64", "int64", "int32", "int16", "int8", "uint8", "bool")
 
 
 class UsageError(Exception):

@@ -131,6 +131,10 @@ def run_update(args: argparse.Namespace) -> int:
         from ..baseline.summary import too_few_line
 
         raise UsageError(too_few_line(summary.too_few_samples))
+    if not summary.written:  # every result skipped or failed (a GPU job that ran on a CPU runner)
+        print(f"baseline update FAILED: nothing to bless: none of the report's {len(report.results)} results passed "
+              f"with figures to record; {args.baseline} is not written")
+        return EXIT_REGRESSED
     return EXIT_OK
 
 

@@ -74,6 +74,13 @@ def _cgroup_quota() -> Optional[int]:
     return max(1, math.ceil(int(quota) / int(period)))
 
 
+def usable_cpus() -> int:
+    """Logical CPUs this process may run on: its affinity, under a cgroup quota (hyper-threads each count)."""
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    quota = _cgroup_quota()
+    return min(available, quota) if quota else available
+
+
 def xdist_workers() -> int:
     return max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1))
 

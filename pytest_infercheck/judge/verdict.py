@@ -169,6 +169,7 @@ def failure_message(facts: CheckResult, failures: list[Failure]) -> str:
     lines += [f"  note: {warning}" for warning in facts.warnings]
     if facts.widened:  # information, not a warning: a strict warnings filter must not fail every half model
         lines.append(f"  note: {widened_note(facts.widened)}")
+    lines += [f"  note: {note}" for note in facts.notes]
     if facts.repair is not None and facts.accuracy is not None and not facts.accuracy.passed:
         lines.append(f"  => {facts.repair.describe()}")  # last: the answer to paste, or how far it got
     return "\n".join(lines)

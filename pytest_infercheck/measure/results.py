@@ -461,6 +461,8 @@ class BaselineComparison:
     # Machine-key differences: why an OTHER_MACHINE entry was not applied, or the library versions a FOUND
     # entry was compared across (--infer-baseline-across-versions); () for an entry of this very key.
     differences: tuple[str, ...] = ()
+    # OTHER_MACHINE, and only library versions differ: --infer-baseline-across-versions would compare with it.
+    versions_only: bool = False
     regressions: tuple[str, ...] = ()
     improvements: tuple[str, ...] = ()
     recorded: str = ""
@@ -561,6 +563,9 @@ class CheckResult:
     cache: dict[str, str] = field(default_factory=dict)  # artifact -> hit | miss | off
     traceback: Optional[str] = None
     warnings: tuple[str, ...] = ()
+    # Information about this check's settings, not a warning (a strict warnings filter must not fail a check for a
+    # run-wide setting that means nothing here): in a failure's notes, the terminal's "notes" and the reports.
+    notes: tuple[str, ...] = ()
     settings: dict[str, Any] = field(default_factory=dict)  # setting -> {value, source}
     reference: str = ""  # how the reference was computed (eager FP32, device, TF32)
     # What of an FP16/BF16 model and its inputs was widened to float32 before the check (the model's FP32 form,

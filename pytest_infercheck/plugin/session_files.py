@@ -91,5 +91,11 @@ def update(session: "InfercheckSession", path: Path) -> Optional[str]:
         problem = f"infercheck: {err}"
     if problem is None and session.baseline_update is not None and session.baseline_update.too_few_samples:
         problem = f"infercheck: {too_few_line(session.baseline_update.too_few_samples)}"
+    elif problem is None and session.baseline_update is not None and session.results \
+            and not session.baseline_update.written and not any(r.outcome == "failed" for r in session.results):
+        # Every check skipped (a GPU job on a CPU runner): the run is green, and nothing was blessed. A failed check
+        # fails the run already.
+        problem = (f"infercheck: baseline file {path}: nothing blessed: none of the {len(session.results)} checks "
+                   "passed with figures to record (see 'not written' above); the file is not written")
     session.baseline_refused = problem is not None
     return problem

@@ -74,6 +74,20 @@ def kernel_lines(results: Sequence[CheckResult]) -> list[str]:
             if r.latency is not None and r.latency.kernel is not None]
 
 
+NOTES_HEADING = "notes (on the settings; information, not warnings):"
+
+
+def note_lines(results: Sequence[CheckResult]) -> list[str]:
+    """Each distinct note once, with the item it is about, or how many items it is about (a run-wide setting
+    gives every item the same note)."""
+    by_note: dict[str, list[str]] = {}
+    for result in ordered(results):
+        for note in result.notes:
+            by_note.setdefault(note, []).append(item_name(result.nodeid, result.spec_id))
+    return [f"{items[0]}: {note}" if len(items) == 1 else f"{note} ({len(items)} items, e.g. {items[0]})"
+            for note, items in by_note.items()]
+
+
 BATCH_HEADING = "largest batch within the budget (--infer-max-batch-search):"
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from .table import BATCH_HEADING, KERNEL_HEADING, kernel_lines, max_batch_lines, reasons, render_text, undecided_lines
+from .table import (BATCH_HEADING, KERNEL_HEADING, NOTES_HEADING, kernel_lines, max_batch_lines, note_lines, reasons,
+                    render_text, undecided_lines)
 
 
 def summary_lines(session: Any, width: Optional[int] = None) -> list[tuple[str, bool]]:
@@ -16,6 +17,9 @@ def summary_lines(session: Any, width: Optional[int] = None) -> list[tuple[str, 
     kernels = kernel_lines(results)
     if kernels:
         lines += [("", False), (KERNEL_HEADING, False)] + [(f"  {line}", False) for line in kernels]
+    notes = note_lines(results)
+    if notes:
+        lines += [("", False), (NOTES_HEADING, False)] + [(f"  {line}", False) for line in notes]
     batches = max_batch_lines(results)
     if batches:
         lines += [("", False), (BATCH_HEADING, False)] + [(f"  {line}", False) for line in batches]
