@@ -193,6 +193,8 @@ def test_a_shorthand_builds_random_weights_and_loads_local_ones(project: Path, s
      "--infer-budget 'fast':"),
     (["mypkg.models:make_classifier", "--input-shape", "1,3,16,16", "--weights", "missing.pt"],
      "--weights missing.pt: no such file"),
+    (["mypkg.models:make_classifier", "--input-shape", "1,3,16,16", "--junitxml", "r.json", "--infer-report=r.json"],
+     "--junitxml and --infer-report both name"),
 ])
 def test_a_usage_error_exits_2_in_one_line(args: list[str], words: str, project: Path) -> None:
     (project / "timm.py").write_text(FAKE_TIMM)

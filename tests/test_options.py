@@ -98,6 +98,8 @@ def test_command_line_values_are_parsed(pytester: pytest.Pytester) -> None:
     (["--infer-int8-ops=,"], "--infer-int8-ops: ',' names no operator type*"),
     (["--infer-int8-ops=MatMul,bogus"], "--infer-int8-ops: 'bogus' is no operator type ONNX Runtime's QDQ "
                                         "quantizer handles; it handles *Conv*MatMul*"),
+    (["--infer-engines=eager-fp32", "--infer-backends=eager"], "--infer-engines and --infer-backends spell the same "
+                                                                "engine matrix two ways in the command line*"),
 ])
 def test_bad_option_is_a_usage_error(pytester: pytest.Pytester, args: list[str], fragment: str) -> None:
     result = pytester.runpytest(*args)
@@ -371,3 +373,18 @@ def test_unmarked(infercheck):
     out = result.stdout.str()
     assert "test_model.py::test_marked[eager-fp32]" in out and "test_marked[eager-bf16]" not in out
     assert "test_model.py::test_unmarked[eager-bf16]" in out
+
+
+def test_one_marker_giving_both_spellings_of_the_engine_matrix_is_refused(run_plugin) -> None:
+    """engines= beside backends= in one marker: backends was silently ignored (the second review)."""
+    result = run_plugin("""
+import pytest, torch
+
+@pytest.mark.infercheck(engines=["eager-fp32"], backends=["onnxruntime"])
+def test_both(infercheck):
+    pass
+""")
+    result.assert_outcomes(errors=1)
+    assert ("test_model.py:3: @pytest.mark.infercheck: engines and backends spell the same engine matrix two ways in "
+            "the marker: give engines (e.g. onnxruntime-fp16,eager-fp32), or backends and precisions, not both"
+            ) in result.stdout.str()

@@ -55,7 +55,7 @@ def test_no_bound_where_the_samples_cannot_give_one() -> None:
     assert order_statistic_ranks(10, 0.99, 0.95) == (None, None) or order_statistic_ranks(10, 0.99, 0.95)[1] is None
     verdict = decide_budget([1.0] * 10, parse_budget("p99:30ms"))
     assert verdict.decision is Decision.UNDECIDED and verdict.upper_ms is None
-    assert verdict.passed  # the point estimate is within the budget
+    assert verdict.passed and verdict.estimate_within  # not decided over, and the estimate is within
     assert "undecided at n=10" in verdict.describe()
 
 

@@ -223,11 +223,17 @@ def pytest_arguments(args: argparse.Namespace) -> list[str]:
             raise UsageError(f"{option.flag} {value!r}: {err}") from None
         given.append(f"{option.flag}={value}")
     if args.junitxml:
-        from ..core.files import output_problem
+        from ..core.files import colliding_outputs, output_problem
 
         problem = output_problem(args.junitxml)
         if problem:
             raise UsageError(f"--junitxml {problem}")
+        outputs: dict[str, Any] = {"--junitxml": args.junitxml}
+        outputs.update({str(option.flag): getattr(args, f"infer_{option.name}") for option in COMMAND_LINE_OPTIONS
+                        if option.metavar == "PATH" and getattr(args, f"infer_{option.name}", None)})
+        collision = colliding_outputs(outputs)
+        if collision:
+            raise UsageError(collision)
         given.append(f"--junitxml={os.path.abspath(args.junitxml)}")
     return given
 

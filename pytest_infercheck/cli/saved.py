@@ -37,8 +37,8 @@ def add_commands(commands: Any) -> None:
         gate.add_argument("--" + name.replace("_", "-"), dest=name, type=argparse_type(option), metavar=option.metavar,
                           help=option.help.replace("%", "%%") + " (default: the value the run recorded; a test's "
                           "marker or infercheck() call still wins)")
-    gate.add_argument("--strict", action="store_true", help="fail results that have no baseline entry for their machine, and those whose comparison is "
-                      "undecided")
+    gate.add_argument("--strict", action="store_true", help="fail results that have no baseline entry for their machine, and every undecided "
+                      "figure (a comparison or a budget that cannot tell pass from fail)")
     gate.add_argument("--across-versions", action="store_true",
                       help=OPTIONS_BY_NAME["baseline_across_versions"].help + " (as --infer-baseline-across-versions)")
     _add_outputs(gate, junit=True)

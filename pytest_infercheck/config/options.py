@@ -139,7 +139,8 @@ OPTIONS: tuple[Option, ...] = (
            "write the items that ran into the baseline file (others are kept); regressions do not fail",
            is_flag=True),
     Option("baseline_strict", "--infer-baseline-strict", parse_bool, False,
-           "fail items that have no baseline entry for this machine, and those whose comparison is undecided",
+           "fail items that have no baseline entry for this machine, and every undecided figure (a comparison "
+           "or a budget that cannot tell pass from fail)",
            is_flag=True),
     # An upgrade's pull request: the entries of the old library versions, on this same machine, are the
     # figures to hold the new versions to (docs/gate.md, "Across library versions").

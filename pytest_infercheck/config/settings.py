@@ -197,6 +197,15 @@ def resolve(layers: Sequence[Layer]) -> Settings:
         # The engine matrix is one setting spelt two ways: ``engines`` or backends x precisions x cuda_graphs.
         # A layer that spells it one way drops the other spelling of farther layers, so the nearest layer that
         # names engines decides them (a marker's backends beat --infer-engines, a test's engines a module's).
+        both = [name for name in MATRIX_SPELLING if name in layer]
+        if "engines" in layer and both:  # one source, both spellings: which was meant cannot be told
+            def spelt(name: str) -> str:  # as the source spells it: a marker's key, the command line's flag
+                return name if source in ("marker", "fixture call") else str(OPTIONS_BY_NAME[name].flag or name)
+
+            raise SettingsConflict(f"{spelt('engines')} and {', '.join(map(spelt, both))} spell the same engine matrix "
+                                   f"two ways in the {source}: give {spelt('engines')} (e.g. "
+                                   f"onnxruntime-fp16,eager-fp32), or {spelt('backends')} and {spelt('precisions')}, "
+                                   "not both")
         if "engines" in layer:
             for name in MATRIX_SPELLING:
                 values.pop(name, None)

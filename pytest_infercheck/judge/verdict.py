@@ -14,8 +14,8 @@ baseline, the stage that stopped the check and why), and this module alone turns
 failures, "undecided" notes, the outcome, the stage and the message.  ``apply`` returns the result
 with the verdict in it (``dataclasses.replace``: every record is frozen), the only maker of those fields.
 
-Undecided: the figures cannot tell pass from fail (a budget decided on its point estimate, a
-baseline comparison with too few samples or noisier than its allowance).  It is said in every
+Undecided: the figures cannot tell pass from fail (a budget whose confidence bounds straddle it when
+sampling stopped, a baseline comparison with too few samples or noisier than its allowance).  It is said in every
 report and counted in the summary; ``--infer-baseline-strict`` makes it a failure.
 """
 

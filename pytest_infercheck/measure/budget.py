@@ -53,7 +53,8 @@ class BudgetVerdict:
 
     @property
     def undecided(self) -> bool:
-        """Sampling stopped before the bounds fell on one side: the verdict rests on the point estimate."""
+        """Sampling stopped before the bounds fell on one side: neither a pass nor a failure (the point estimate's
+        side is said, and --infer-baseline-strict fails it)."""
         return self.decision is Decision.UNDECIDED
 
     @property
