@@ -388,3 +388,16 @@ def test_both(infercheck):
     assert ("test_model.py:3: @pytest.mark.infercheck: engines and backends spell the same engine matrix two ways in "
             "the marker: give engines (e.g. onnxruntime-fp16,eager-fp32), or backends and precisions, not both"
             ) in result.stdout.str()
+
+
+def test_int8_ops_take_every_type_that_all_quantizes() -> None:
+    """int8_ops=["Softmax"] (or Add, Mul, Concat, Sigmoid) was refused while int8_ops=all quantized those types
+    (quantize_static reads both of ONNX Runtime's registries; newcomer trial 5)."""
+    from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
+
+    from pytest_infercheck.model.precision import int8_op_types, unknown_int8_ops
+
+    for op in ("Softmax", "Add", "Mul", "Concat", "Sigmoid", "MatMul"):
+        assert unknown_int8_ops([op]) is None and int8_op_types([op]) == [op]
+    assert set(QLinearOpsRegistry) - set(QDQRegistry) >= {"Softmax", "Add", "Mul"}  # the types that were refused
+    assert "'Bogus' is no operator type" in (unknown_int8_ops(["Bogus"]) or "")

@@ -475,3 +475,15 @@ def test_the_modules_that_feed_a_module_are_found_through_views_and_past_pass_th
     model = Fused().eval()
     found = module_producers(model, ModelInputs.from_example((torch.randn(2, 4, 8),), model), "cpu")
     assert found == {"drop": (), "qkv": (), "scores": ("qkv",), "tail": ()}
+
+
+def test_a_stopped_rebuild_is_said_with_its_reason_not_its_heading() -> None:
+    """"1 of them could not be judged: the onnxruntime backend could not build onnxruntime-int8:;" said nothing:
+    the reason was on the next line (newcomer trial 5)."""
+    from pytest_infercheck.check.repair import _reason_line
+
+    text = "the onnxruntime backend could not build onnxruntime-int8:\n      NothingQuantized: the INT8 recipe ..."
+    assert _reason_line(text) == ("the onnxruntime backend could not build onnxruntime-int8: NothingQuantized: the "
+                                  "INT8 recipe ...")
+    assert _reason_line("build: took longer than --infer-build-timeout=1s\n(detail)") == \
+        "build: took longer than --infer-build-timeout=1s"

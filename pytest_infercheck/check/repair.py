@@ -178,6 +178,15 @@ def _search(job: Repairing, found: Searched, start: float) -> None:
         min(trials.values(), key=lambda t: (bool(t.stopped), t.nonfinite, _finite(t.rel_err))) if trials else None)
 
 
+def _reason_line(text: str) -> str:
+    """A stage failure in one line: its first, and the reason under it where the first ends in a colon ("the
+    onnxruntime backend could not build onnxruntime-int8:" said nothing alone)."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        return text
+    return f"{lines[0]} {lines[1]}" if lines[0].endswith(":") and len(lines) > 1 else lines[0]
+
+
 def _feeding(job: Repairing, kept: Sequence[str]) -> list[str]:
     """The modules that computed the inputs of ``kept`` in an FP32 eager run (module_errors.module_producers);
     [] where the run cannot say (a diagnosis, never a second failure)."""
@@ -262,7 +271,7 @@ def _trial(job: Repairing, keep: list[str]) -> RepairTrial:
         engine = _build(job, request)
     except (StageFailure, StageSkip) as failure:
         return RepairTrial(tuple(keep), False, math.nan, 0, time.monotonic() - started,
-                           stopped=str(failure).splitlines()[0])
+                           stopped=_reason_line(str(failure)))
     if request.recipe is not None and request.recipe.not_honoured:
         engine.close()
         raise NotHonoured(f"{KEEP_FP32_GAP} by {request.spec.id}: {request.recipe.not_honoured}")
@@ -276,7 +285,7 @@ def _trial(job: Repairing, keep: list[str]) -> RepairTrial:
             if result.passed else None
     except StageFailure as failure:
         return RepairTrial(tuple(keep), False, math.nan, 0, time.monotonic() - started,
-                           stopped=str(failure).splitlines()[0])
+                           stopped=_reason_line(str(failure)))
     finally:
         engine.close()
     return RepairTrial(tuple(keep), result.passed, rel_err, nonfinite, seconds, p50_ms=p50)

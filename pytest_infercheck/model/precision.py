@@ -162,13 +162,17 @@ def kept_nodes(fp32_onnx: Path, request: Any) -> list[str]:
 def unknown_int8_ops(ops: Sequence[str]) -> Optional[str]:
     """Why ``ops`` holds a type ONNX Runtime's QDQ quantizer does not handle, or None (``all`` is every type).
     The one check of int8_ops: the option's parser (config/parsers.parse_int8_ops) and the build ask."""
-    from onnxruntime.quantization.registry import QDQRegistry
+    from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
 
-    unknown = [op for op in ops if op != ALL_OPS and op not in QDQRegistry]
+    # What quantize_static quantizes with op_types_to_quantize=None ('all'): both registries, a type of the QLinear
+    # one in QDQ format through the generic QDQ operator (Softmax, Add, Mul, Concat were refused here and quantized
+    # by 'all').
+    handled = set(QDQRegistry) | set(QLinearOpsRegistry)
+    unknown = [op for op in ops if op != ALL_OPS and op not in handled]
     if not unknown:
         return None
     return (f"{', '.join(map(repr, unknown))} is no operator type ONNX Runtime's QDQ quantizer handles; it handles "
-            f"{', '.join(sorted(QDQRegistry))} (or 'all' for every one)")
+            f"{', '.join(sorted(handled))} (or 'all' for every one)")
 
 
 def int8_op_types(ops: Sequence[str]) -> Optional[list[str]]:
