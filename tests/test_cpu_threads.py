@@ -188,7 +188,7 @@ def test_n(infercheck):
 """, "--infer-device=cpu", "-W", "error")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines([
-        "notes (on the settings; information, not warnings):",
+        "notes (information, not warnings):",
         "  test_model.py::test_n[[]eager-fp32[]]: time_transfers adds the host-device copies to a GPU engine's "
         "timing; on the CPU there are none*",
         f"  test_model.py::test_n[[]eager-fp32[]]: threads={available + 1} is more than the {available} CPU(s) this "

@@ -78,3 +78,18 @@ def test_overflow(infercheck):
     (item,) = [r for r in data["results"] if r["spec_id"] == "onnxruntime-fp16"]
     assert item["divergence"]["module_path"] == "amplify"
     assert item["divergence"]["output"]["nonfinite"] > 0
+
+
+def test_a_mask_fill_that_saturates_in_fp16_is_not_a_divergence() -> None:
+    """A padded attention mask holds float32's lowest value; in FP16 it becomes -65504 or -inf, which a softmax
+    reads the same: the mask's Where was the "first divergent node" of every padded decoder (newcomer trial 5)."""
+    import numpy as np
+
+    from pytest_infercheck.model.divergence import _failures
+
+    tolerance = tolerance_for("fp16")
+    reference = np.array([np.finfo(np.float32).min, 0.5, 1.0], dtype=np.float32)
+    for fill in (-65504.0, -np.inf):
+        assert _failures(np.array([fill, 0.5, 1.0], dtype=np.float32), reference, tolerance) == ()
+    assert _failures(np.array([-65504.0, 0.9, 1.0], dtype=np.float32), reference, tolerance)  # the rest still counts
+    assert _failures(np.array([0.0, 0.5, 1.0], dtype=np.float32), reference, tolerance)  # an unmasked position

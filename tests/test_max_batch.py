@@ -147,7 +147,7 @@ def test_dynamic(infercheck):
 """, "--infer-device=cpu")
     result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines([
-        "notes (on the settings; information, not warnings):",
+        "notes (information, not warnings):",
         "*max_batch_search=8 searched nothing: it finds the largest batch within a latency budget, and none is set*",
         "*max_batch_search stopped at batch 1, which the engine could not run (*): the engine was exported for the "
         "example's batch; give dynamic_batch=True to search other batches",

@@ -49,6 +49,11 @@ def run_check(context: "CheckContext", settings: Any, given: CheckInputs, facts:
     # The model's name is in the failure's header even when the inputs are refused.
     facts.add(device=device, model_name=type(given.model).__name__, cpu_threads=threads)
     facts.notes.extend(setting_notes(settings, device, threads))
+    if context.spec.backend == "onnxruntime" and context.spec.precision == "fp16" and device == "cpu":
+        # A green here is weaker than it reads (newcomer trial 5: a sum of squares off by 59% in eager FP16 passed).
+        facts.notes.append("on the CPU, ONNX Runtime runs many FP16 kernels in FP32 behind casts: a pass here does "
+                           "not show that FP16's range holds where the kernels are FP16 (a GPU); eager-fp16 or the "
+                           "audit's FP16 range check shows where values leave it")
     with cpu_threads(threads), quiet_torch_logs():
         run_stages(context, settings, given, facts, device, threads)
 

@@ -563,8 +563,9 @@ class CheckResult:
     cache: dict[str, str] = field(default_factory=dict)  # artifact -> hit | miss | off
     traceback: Optional[str] = None
     warnings: tuple[str, ...] = ()
-    # Information about this check's settings, not a warning (a strict warnings filter must not fail a check for a
-    # run-wide setting that means nothing here): in a failure's notes, the terminal's "notes" and the reports.
+    # Information about this check (its settings, what its engine's pass shows), not a warning (a strict warnings
+    # filter must not fail a check for a run-wide setting that means nothing here): in a failure's notes, the
+    # terminal's "notes" section and the JSON report.
     notes: tuple[str, ...] = ()
     settings: dict[str, Any] = field(default_factory=dict)  # setting -> {value, source}
     reference: str = ""  # how the reference was computed (eager FP32, device, TF32)

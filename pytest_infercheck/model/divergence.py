@@ -98,11 +98,21 @@ def _is_float(array: Any) -> bool:
     return isinstance(array, np.ndarray) and np.issubdtype(array.dtype, np.floating)
 
 
+# An attention mask's fill: float32's lowest (torch.finfo(torch.float32).min, what transformers writes) or -inf, and
+# what it becomes in FP16 (-65504, or -inf): a softmax reads either as zero weight, so the two are the same value.
+MASK_FILL = -1e37
+FP16_MASK_FILL = -6.0e4
+
+
 def _failures(candidate: np.ndarray, reference: np.ndarray, tolerance: Tolerance) -> tuple[str, ...]:
     from ..measure.compare import measure_output
 
     if candidate.shape != reference.shape:
         return (f"shape {candidate.shape} vs reference {reference.shape}",)
+    with np.errstate(invalid="ignore"):
+        masked = (reference <= MASK_FILL) & (candidate <= FP16_MASK_FILL)
+    if masked.any():  # a padded mask's Where/Add was the "first divergent node" of every decoder (newcomer trial 5)
+        candidate = np.where(masked, reference, candidate)
     return measure_output("", candidate, reference, tolerance).failures
 
 

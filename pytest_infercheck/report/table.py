@@ -74,7 +74,7 @@ def kernel_lines(results: Sequence[CheckResult]) -> list[str]:
             if r.latency is not None and r.latency.kernel is not None]
 
 
-NOTES_HEADING = "notes (on the settings; information, not warnings):"
+NOTES_HEADING = "notes (information, not warnings):"
 
 
 def note_lines(results: Sequence[CheckResult]) -> list[str]:
