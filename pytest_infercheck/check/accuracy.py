@@ -46,6 +46,39 @@ def compare(outputs: list[Any], reference: Reference, base: Tolerance,
     return compare_outputs(outputs, reference, base, per_output)
 
 
+def masked_positions_note(outputs: list[Any], reference: Reference, found: AccuracyResult, inputs: Any) -> str:
+    """Where every failing output is within tolerance once the positions the example's attention mask masks out
+    are left aside, the note that says so ("" otherwise).  Those positions (a left-padded sequence's pad rows)
+    hold values no consumer reads, and eager attention and an export fill them differently: a failure there is
+    the padding's, not the engine's (newcomer trial 5: a Qwen2 export's whole error lay in three pad rows)."""
+    import numpy as np
+
+    from ..measure.compare import measure_output
+
+    masks = [(name, t.detach().cpu().numpy()) for name, t in inputs.named()
+             if name.split(".")[-1].endswith("attention_mask") and t.dim() == 2]
+    if len(masks) != 1 or found.structure_error is not None:
+        return ""
+    name, mask = masks[0]
+    padded = mask == 0
+    if not padded.any():
+        return ""
+    by_name = dict(reference)
+    failing = [(index, output) for index, output in enumerate(found.outputs) if not output.passed]
+    if not failing:
+        return ""
+    for index, output in failing:
+        got, expected = np.asarray(outputs[index]), np.asarray(by_name[output.name])
+        if got.shape != expected.shape or expected.shape[:2] != mask.shape:
+            return ""
+        spread = padded.reshape(padded.shape + (1,) * (expected.ndim - 2))
+        if measure_output(output.name, np.where(spread, expected, got), expected, output.tolerance).failures:
+            return ""
+    return (f"every element out of tolerance lies at a position {name} masks out ({int(padded.sum())} of "
+            f"{padded.size} positions): padding, whose values nothing reads and which eager attention and the engine "
+            "fill differently; the unmasked positions are within tolerance")
+
+
 def check_doubled_batch(engine: "Engine", mut: "ModelUnderTest", device: str, tf32: bool, base: Tolerance,
                         per_output: Mapping[str, Tolerance]) -> DynamicBatchCheck:
     """A dynamic batch axis must really be dynamic: run at twice the batch and compare again."""

@@ -240,6 +240,9 @@ def check_outputs(backend: Any, engine: Any, request: Any, mut: Any, expected: r
     found = accuracy.compare(outputs, expected, base, per_output)
     facts.add(accuracy=found)
     if not found.passed:
+        padded = accuracy.masked_positions_note(outputs, expected, found, mut.inputs)
+        if padded:
+            facts.notes.append(padded)
         # Localised under the bound the first failing output was held to: a per-output tolerance tighter than
         # the precision's default (tolerances=) failed it, and the default would find no node beyond it.
         bound = next((output.tolerance for output in found.outputs if not output.passed), base)
