@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Optional, Sequence
 
 from .precision import outermost
 
@@ -83,12 +83,34 @@ def _floats(tree: Any) -> list["torch.Tensor"]:
     return [leaf.detach() for leaf in tree_flatten(tree)[0] if isinstance(leaf, torch.Tensor) and leaf.is_floating_point()]
 
 
-def _record(module: "torch.nn.Module", store: dict[str, tuple[list[Any], list[Any]]]) -> list[Any]:
-    """Hooks that keep each named module's first call: (its floating inputs, its floating outputs) as numpy."""
-    pending: dict[str, list[Any]] = {}
-    handles = []
+Hooks = Callable[[str], tuple[Callable[..., None], Callable[..., None]]]
 
-    def hooks(name: str) -> tuple[Any, Any]:
+
+def _run_hooked(module: "torch.nn.Module", inputs: Any, hooks: Hooks) -> None:
+    """One inference run of ``module`` on ``inputs`` with ``hooks(name)``'s (before, after) pair on each named
+    submodule: a pre-hook taking (module, args, kwargs) and a forward hook taking (module, args, output)."""
+    import torch
+
+    handles = []
+    for name, sub in module.named_modules():
+        if name:
+            before, after = hooks(name)
+            handles.append(sub.register_forward_pre_hook(before, with_kwargs=True))
+            handles.append(sub.register_forward_hook(after))
+    try:
+        with torch.inference_mode():
+            inputs.call(module)
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _run_recorded(module: "torch.nn.Module", inputs: Any) -> dict[str, tuple[list[Any], list[Any]]]:
+    """Each named module's first call: (its floating inputs, its floating outputs) as numpy."""
+    store: dict[str, tuple[list[Any], list[Any]]] = {}
+    pending: dict[str, list[Any]] = {}
+
+    def hooks(name: str) -> tuple[Callable[..., None], Callable[..., None]]:
         def before(_: Any, args: Any, kwargs: Any) -> None:
             if name not in store and name not in pending:
                 pending[name] = [t.float().cpu().numpy() for t in _floats((args, kwargs))]
@@ -98,12 +120,8 @@ def _record(module: "torch.nn.Module", store: dict[str, tuple[list[Any], list[An
                 store[name] = (pending.pop(name), [t.float().cpu().numpy() for t in _floats(output)])
         return before, after
 
-    for name, sub in module.named_modules():
-        if name:
-            before, after = hooks(name)
-            handles.append(sub.register_forward_pre_hook(before, with_kwargs=True))
-            handles.append(sub.register_forward_hook(after))
-    return handles
+    _run_hooked(module, inputs, hooks)
+    return store
 
 
 def module_producers(model: "torch.nn.Module", inputs: Any, device: str) -> dict[str, tuple[str, ...]]:
@@ -111,9 +129,6 @@ def module_producers(model: "torch.nn.Module", inputs: Any, device: str) -> dict
     first module to return each tensor (or the storage a view of it shares), the innermost where a parent
     returns its child's.  What feeds a module that was kept in FP32 and did not make the engine pass: its
     inputs' own rounding, which it amplifies (an attention score's q and k), is the next thing to keep."""
-    import torch
-    from torch.utils._pytree import tree_flatten
-
     from .under_test import model_copy
 
     made: dict[int, str] = {}  # storage address -> the module that returned it first
@@ -121,57 +136,25 @@ def module_producers(model: "torch.nn.Module", inputs: Any, device: str) -> dict
     producers: dict[str, tuple[str, ...]] = {}
     taken: dict[str, set[int]] = {}  # the storages each module was called with (what it may hand back)
 
-    def leaves(tree: Any) -> list[Any]:
-        return [leaf for leaf in tree_flatten(tree)[0]
-                if isinstance(leaf, torch.Tensor) and leaf.is_floating_point() and leaf.numel()]
-
-    def storage(tensor: Any) -> int:
+    def storages(tree: Any) -> list[tuple[Any, int]]:
         # A view's storage is its base's (q, k, v = qkv(x).chunk(3, -1)): the storage, not the view's address.
-        return int(tensor.untyped_storage().data_ptr())
+        return [(t, int(t.untyped_storage().data_ptr())) for t in _floats(tree) if t.numel()]
 
-    def hooks(name: str) -> tuple[Any, Any]:
+    def hooks(name: str) -> tuple[Callable[..., None], Callable[..., None]]:
         def before(_: Any, args: Any, kwargs: Any) -> None:
-            inputs = {storage(t) for t in leaves((args, kwargs))}
-            taken[name] = inputs
+            taken[name] = {address for _, address in storages((args, kwargs))}
             if name not in producers:
-                producers[name] = tuple(dict.fromkeys(made[address] for address in inputs if address in made))
+                producers[name] = tuple(dict.fromkeys(made[a] for a in taken[name] if a in made))
 
         def after(_: Any, __: Any, output: Any) -> None:
-            for tensor in leaves(output):
+            for tensor, address in storages(output):
                 alive.append(tensor)
-                address = storage(tensor)
                 if address not in taken.get(name, ()):  # handed back (an eval-mode Dropout, an Identity): not made
                     made.setdefault(address, name)
         return before, after
 
-    module = model_copy(model, dtype=None, device=device)
-    handles = []
-    for name, sub in module.named_modules():
-        if name:
-            before, after = hooks(name)
-            handles.append(sub.register_forward_pre_hook(before, with_kwargs=True))
-            handles.append(sub.register_forward_hook(after))
-    try:
-        with torch.inference_mode():
-            inputs.cast(dtype=None, device=device).call(module)
-    finally:
-        for handle in handles:
-            handle.remove()
+    _run_hooked(model_copy(model, dtype=None, device=device), inputs.cast(dtype=None, device=device), hooks)
     return producers
-
-
-def _run_recorded(module: "torch.nn.Module", inputs: Any) -> dict[str, tuple[list[Any], list[Any]]]:
-    import torch
-
-    store: dict[str, tuple[list[Any], list[Any]]] = {}
-    handles = _record(module, store)
-    try:
-        with torch.inference_mode():
-            inputs.call(module)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return store
 
 
 def torch_module_errors(model: "torch.nn.Module", inputs: Any, dtype: "torch.dtype", device: str,
