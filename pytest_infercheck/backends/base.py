@@ -62,6 +62,12 @@ class BackendDescriptor:
     # Whether its INT8 engines run without calibration data (torchao's dynamic INT8): then no batches
     # are generated when the test gives none, and calibration= given makes the scales static.
     int8_calibration_optional: bool = False
+    # What a pass of its engines does not show at a precision on a device kind ("fp16 on cpu": ONNX Runtime's CPU
+    # runs many FP16 kernels in FP32): said in the item's notes (information, not a warning).
+    pass_caveats: Mapping[str, str] = field(default_factory=dict)
+
+    def pass_caveat(self, precision: str, device: str) -> str:
+        return self.pass_caveats.get(f"{precision} on {'cuda' if device.startswith('cuda') else 'cpu'}", "")
 
     def audit_target(self, device: str) -> Optional[str]:
         return self.audit_targets.get("cuda" if device.startswith("cuda") else "cpu")

@@ -27,6 +27,10 @@ DESCRIPTOR = BackendDescriptor(
     audit_targets={"cpu": "onnxruntime", "cuda": "onnxruntime-cuda"},
     onnx_variants={"fp32": "fp32", "fp16": "fp16", "int8": "int8-qdq"},
     profiler="onnxruntime",
+    # A green here is weaker than it reads (newcomer trial 5: a sum of squares off by 59% in eager FP16 passed).
+    pass_caveats={"fp16 on cpu": "on the CPU, ONNX Runtime runs many FP16 kernels in FP32 behind casts: a pass here "
+                                 "does not show that FP16's range holds where the kernels are FP16 (a GPU); "
+                                 "eager-fp16 or the audit's FP16 range check shows where values leave it"},
 )
 
 

@@ -49,11 +49,10 @@ def run_check(context: "CheckContext", settings: Any, given: CheckInputs, facts:
     # The model's name is in the failure's header even when the inputs are refused.
     facts.add(device=device, model_name=type(given.model).__name__, cpu_threads=threads)
     facts.notes.extend(setting_notes(settings, device, threads))
-    if context.spec.backend == "onnxruntime" and context.spec.precision == "fp16" and device == "cpu":
-        # A green here is weaker than it reads (newcomer trial 5: a sum of squares off by 59% in eager FP16 passed).
-        facts.notes.append("on the CPU, ONNX Runtime runs many FP16 kernels in FP32 behind casts: a pass here does "
-                           "not show that FP16's range holds where the kernels are FP16 (a GPU); eager-fp16 or the "
-                           "audit's FP16 range check shows where values leave it")
+    from ..backends import descriptor_of
+
+    if caveat := descriptor_of(context.spec.backend).pass_caveat(context.spec.precision, device):
+        facts.notes.append(caveat)
     with cpu_threads(threads), quiet_torch_logs():
         run_stages(context, settings, given, facts, device, threads)
 
@@ -61,12 +60,12 @@ def run_check(context: "CheckContext", settings: Any, given: CheckInputs, facts:
 def setting_notes(settings: Any, device: str, threads: Optional[int]) -> list[str]:
     """Settings that mean nothing, or something else, on this device: said (as information, not warnings: a
     run-wide setting must not fail every check under a strict warnings filter), not silently accepted."""
+    from ..core.cpu_threads import usable_cpus, xdist_workers
+
     notes = []
     if settings.time_transfers and device == "cpu":
         notes.append("time_transfers adds the host-device copies to a GPU engine's timing; on the CPU there are "
                      "none, so it changes nothing here")
-    from ..core.cpu_threads import usable_cpus, xdist_workers
-
     available, workers = usable_cpus(), xdist_workers()
     if threads is not None and threads * workers > available:
         each = f" in each of {workers} xdist workers" if workers > 1 else ""

@@ -141,9 +141,10 @@ def load_model(args: argparse.Namespace) -> tuple[Any, Any]:
     """(an .onnx path, None) or (a torch module, its example inputs)."""
     if args.model.endswith(".onnx"):
         model = check_onnx_file(args.model)
-        if args.input_shape and not args.input_dtype and not args.inputs:  # the file says its inputs' types
-            args.input_dtype = declared_dtypes(model.graph)
-        given = given_inputs(args)
+        # Without --input-dtype, the file says its inputs' types (as many as shapes given: else the fit check says so).
+        declared = declared_dtypes(model.graph)
+        given = given_inputs(args, dtypes=args.input_dtype or (declared if len(declared) == len(args.input_shape)
+                                                               else []))
         if given is None:
             return args.model, None
         check_inputs_fit_onnx(args.model, model.graph, *given)
@@ -163,12 +164,14 @@ def load_model(args: argparse.Namespace) -> tuple[Any, Any]:
     return module, given[0]
 
 
-def given_inputs(args: argparse.Namespace) -> Optional[tuple[Any, str]]:
-    """The example inputs the command line names, and how it named them; None when it names none."""
+def given_inputs(args: argparse.Namespace, dtypes: Optional[Sequence[str]] = None) -> Optional[tuple[Any, str]]:
+    """The example inputs the command line names, and how it named them; None when it names none. ``dtypes``:
+    the inputs' dtypes where not --input-dtype's (an .onnx file's declared ones)."""
     if args.inputs:
         return inputs_from(args.inputs), f"--inputs {args.inputs}"
     if args.input_shape:
-        return make_inputs(args.input_shape, args.input_dtype), f"--input-shape {' '.join(args.input_shape)}"
+        return (make_inputs(args.input_shape, args.input_dtype if dtypes is None else dtypes),
+                f"--input-shape {' '.join(args.input_shape)}")
     return None
 
 

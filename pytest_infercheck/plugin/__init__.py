@@ -85,12 +85,11 @@ def marker_layers(node: Any) -> list[Layer]:
             levels[-1][1].append(marker)
         else:
             levels.append((owner, [marker]))
-    callspec = getattr(node, "callspec", None)
-    from_param = [mark for mark in getattr(callspec, "marks", ()) if mark.name == "infercheck"]
+    from_param = {id(mark) for mark in getattr(getattr(node, "callspec", None), "marks", ())}
     layers: list[Layer] = []
     for owner, markers in reversed(levels):
-        own = [marker for marker in markers if not any(marker is mark for mark in from_param)]
-        param = [marker for marker in markers if any(marker is mark for mark in from_param)]
+        own = [marker for marker in markers if id(marker) not in from_param]
+        param = [marker for marker in markers if id(marker) in from_param]
         # A class level lists its bases' markers first (pytest walks the MRO), so a derived class's wins.
         stacked = isinstance(owner, pytest.Function) and len(own) > 1  # the collection's definition is one too
         seen: dict[str, tuple[Any, Any]] = {}  # key -> (parsed, as written) on the test itself
